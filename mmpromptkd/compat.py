@@ -1,0 +1,1 @@
+"""Compatibility patches for the pinned OpenMMLab stack (filled below)."""

@@ -1,0 +1,56 @@
+"""Registries of mmpromptkd.
+
+Every registry is a child of the matching mmpretrain registry and has the
+scope ``mmpromptkd``. A config in our scope can therefore build any mmpretrain
+or mmengine component by its bare name (``type='VisionTransformer'``), and an
+mmpretrain config can build ours as ``type='mmpromptkd.PromptKDDistiller'``
+once ``mmpromptkd`` is imported (``custom_imports``).
+"""
+from mmengine.registry import Registry
+from mmpretrain import registry as mmpretrain_registry
+
+__all__ = [
+    'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
+    'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+    'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
+    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'BATCH_AUGMENTS', 'TASK_UTILS',
+    'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS'
+]
+
+
+def _child(name: str, parent: Registry) -> Registry:
+    """Create a child registry of ``parent`` in the ``mmpromptkd`` scope.
+
+    Importing the package registers every component, so the package itself
+    is the only location to import.
+    """
+    return Registry(
+        name, parent=parent, scope='mmpromptkd', locations=['mmpromptkd'])
+
+
+RUNNERS = _child('runner', mmpretrain_registry.RUNNERS)
+RUNNER_CONSTRUCTORS = _child('runner constructor',
+                             mmpretrain_registry.RUNNER_CONSTRUCTORS)
+LOOPS = _child('loop', mmpretrain_registry.LOOPS)
+HOOKS = _child('hook', mmpretrain_registry.HOOKS)
+LOG_PROCESSORS = _child('log processor', mmpretrain_registry.LOG_PROCESSORS)
+OPTIMIZERS = _child('optimizer', mmpretrain_registry.OPTIMIZERS)
+OPTIM_WRAPPERS = _child('optim wrapper', mmpretrain_registry.OPTIM_WRAPPERS)
+OPTIM_WRAPPER_CONSTRUCTORS = _child(
+    'optimizer wrapper constructor',
+    mmpretrain_registry.OPTIM_WRAPPER_CONSTRUCTORS)
+PARAM_SCHEDULERS = _child('parameter scheduler',
+                          mmpretrain_registry.PARAM_SCHEDULERS)
+DATASETS = _child('dataset', mmpretrain_registry.DATASETS)
+DATA_SAMPLERS = _child('data sampler', mmpretrain_registry.DATA_SAMPLERS)
+TRANSFORMS = _child('transform', mmpretrain_registry.TRANSFORMS)
+MODELS = _child('model', mmpretrain_registry.MODELS)
+MODEL_WRAPPERS = _child('model wrapper', mmpretrain_registry.MODEL_WRAPPERS)
+WEIGHT_INITIALIZERS = _child('weight initializer',
+                             mmpretrain_registry.WEIGHT_INITIALIZERS)
+BATCH_AUGMENTS = _child('batch augment', mmpretrain_registry.BATCH_AUGMENTS)
+TASK_UTILS = _child('task util', mmpretrain_registry.TASK_UTILS)
+METRICS = _child('metric', mmpretrain_registry.METRICS)
+EVALUATORS = _child('evaluator', mmpretrain_registry.EVALUATORS)
+VISUALIZERS = _child('visualizer', mmpretrain_registry.VISUALIZERS)
+VISBACKENDS = _child('vis_backend', mmpretrain_registry.VISBACKENDS)
