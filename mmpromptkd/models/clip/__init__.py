@@ -1,1 +1,8 @@
-__all__ = []
+from .clip_builder import (PRECISIONS, build_clip, infer_openai_clip_config,
+                           load_state_dict_strictly)
+from .prompted_clip import PromptedCLIP
+
+__all__ = [
+    'PRECISIONS', 'PromptedCLIP', 'build_clip', 'infer_openai_clip_config',
+    'load_state_dict_strictly'
+]

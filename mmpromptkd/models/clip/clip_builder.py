@@ -1,0 +1,292 @@
+"""Build an unmodified open_clip ``CLIP`` from any supported weight source.
+
+One ``clip=dict(...)`` describes where the model comes from; exactly one of
+these forms is accepted:
+
+* ``dict(model_name='ViT-B-16', pretrained='openai')``: an open_clip model
+  name with a pretrained tag. The weights are read from the open_clip / Hugging
+  Face cache; nothing is downloaded.
+* ``dict(openai_file='ViT-B-16.pt')``: an OpenAI CLIP file, TorchScript
+  archive or plain state dict. The architecture is inferred from the weights
+  and QuickGELU is always used, as the OpenAI weights were trained with it.
+* ``dict(model_name='ViT-B-16', checkpoint='x.pth', quick_gelu=False)``: an
+  open_clip model config by name plus a local checkpoint file.
+* ``dict(model_cfg=dict(embed_dim=..., vision_cfg=..., text_cfg=...),
+  quick_gelu=True, checkpoint=None)``: a model config dict, with random
+  weights unless a checkpoint is given (tiny models for tests and demos).
+
+Every form also takes ``precision`` in ``{'fp32', 'fp16', 'bf16'}``.
+Loading is safe (see :mod:`mmpromptkd.utils.checkpoint_io`) and strict: a
+missing, unexpected or mis-shaped key is an error that names it.
+"""
+import copy
+import os.path as osp
+import re
+from typing import Dict, Optional
+
+import open_clip
+import torch
+from torch import nn
+
+from mmpromptkd.utils import load_checkpoint_file
+
+__all__ = [
+    'build_clip', 'infer_openai_clip_config', 'load_state_dict_strictly',
+    'PRECISIONS'
+]
+
+PRECISIONS = {
+    'fp32': torch.float32,
+    'fp16': torch.float16,
+    'bf16': torch.bfloat16,
+}
+
+# Tensors stored in OpenAI CLIP files that are not model parameters.
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+# OpenAI CLIP sizes every attention head to 64 channels.
+_OPENAI_HEAD_WIDTH = 64
+
+
+def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
+    indices = {int(m.group(1)) for k in state_dict if (m := pattern.match(k))}
+    return len(indices)
+
+
+def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
+                             source: str = 'state dict') -> dict:
+    """Infer the open_clip config of a ViT CLIP from its OpenAI weights.
+
+    Attention heads are not stored in the weights; OpenAI CLIP always uses
+    heads of width 64, so ``heads = width // 64``.
+
+    Args:
+        state_dict (dict[str, Tensor]): OpenAI-format CLIP weights.
+        source (str): Name of the weights for error messages.
+
+    Returns:
+        dict: ``embed_dim``, ``vision_cfg`` and ``text_cfg`` for
+        ``open_clip.CLIP``.
+    """
+    required = ('visual.conv1.weight', 'visual.positional_embedding',
+                'visual.proj', 'text_projection', 'positional_embedding',
+                'token_embedding.weight', 'ln_final.weight')
+    missing = [k for k in required if k not in state_dict]
+    if missing:
+        hint = (' (ResNet CLIP models are not supported; use a ViT CLIP)'
+                if 'visual.layer1.0.conv1.weight' in state_dict else '')
+        raise ValueError(f'{source}: not an OpenAI ViT CLIP state dict, '
+                         f'missing keys {missing}{hint}')
+    width, _, patch_size, _ = state_dict['visual.conv1.weight'].shape
+    num_pos = state_dict['visual.positional_embedding'].shape[0]
+    grid = round((num_pos - 1)**0.5)
+    if grid * grid + 1 != num_pos:
+        raise ValueError(f'{source}: visual.positional_embedding has {num_pos} '
+                         'rows, expected grid * grid + 1')
+    text_width = state_dict['ln_final.weight'].shape[0]
+    mlp_hidden = state_dict['visual.transformer.resblocks.0.mlp.c_fc.weight']
+    text_mlp_hidden = state_dict['transformer.resblocks.0.mlp.c_fc.weight']
+    for name, w in (('visual width', width), ('text width', text_width)):
+        if w % _OPENAI_HEAD_WIDTH:
+            raise ValueError(
+                f'{source}: {name} {w} is not a multiple of the OpenAI head '
+                f'width {_OPENAI_HEAD_WIDTH}; give the model as model_cfg')
+    return dict(
+        embed_dim=state_dict['text_projection'].shape[1],
+        vision_cfg=dict(
+            image_size=grid * patch_size,
+            patch_size=patch_size,
+            width=width,
+            layers=_count_blocks(state_dict, 'visual.transformer.resblocks.'),
+            head_width=_OPENAI_HEAD_WIDTH,
+            mlp_ratio=mlp_hidden.shape[0] / width),
+        text_cfg=dict(
+            context_length=state_dict['positional_embedding'].shape[0],
+            vocab_size=state_dict['token_embedding.weight'].shape[0],
+            width=text_width,
+            heads=text_width // _OPENAI_HEAD_WIDTH,
+            layers=_count_blocks(state_dict, 'transformer.resblocks.'),
+            mlp_ratio=text_mlp_hidden.shape[0] / text_width))
+
+
+def load_state_dict_strictly(module: nn.Module,
+                             state_dict: Dict[str, torch.Tensor],
+                             source: str) -> None:
+    """Load ``state_dict`` into ``module``; any mismatch is an error.
+
+    Unlike ``nn.Module.load_state_dict`` the error lists every missing,
+    unexpected and mis-shaped key together with the file it came from.
+
+    Args:
+        module (nn.Module): Target module.
+        state_dict (dict[str, Tensor]): Weights to load.
+        source (str): Where the weights come from, for the error message.
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = [
+        f'{k}: got {tuple(state_dict[k].shape)}, '
+        f'expected {tuple(expected[k].shape)}' for k in expected
+        if k in state_dict and state_dict[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f'missing keys {missing}')
+    if unexpected:
+        problems.append(f'unexpected keys {unexpected}')
+    if wrong_shape:
+        problems.append('shape mismatch ' + '; '.join(wrong_shape))
+    if problems:
+        raise ValueError(f'cannot load {source}: ' + ', '.join(problems))
+    module.load_state_dict(state_dict, strict=True)
+
+
+def _extract_state_dict(obj, source: str) -> Dict[str, torch.Tensor]:
+    """Return the tensor dict of a checkpoint, unwrapping common containers."""
+    if isinstance(obj, dict):
+        for key in ('state_dict', 'model'):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(
+            isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f'{source}: expected a state dict of tensors')
+    if obj and all(k.startswith('module.') for k in obj):
+        obj = {k[len('module.'):]: v for k, v in obj.items()}
+    return obj
+
+
+def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'clip.{arg}: file not found: {path}')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return _extract_state_dict(load_checkpoint_file(path), path)
+
+
+def _cached_pretrained_file(model_name: str, tag: str,
+                            cache_dir: Optional[str]) -> str:
+    """Find the weights of an open_clip pretrained tag in local caches."""
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        tags = [t for m, t in open_clip.list_pretrained() if m == model_name]
+        raise ValueError(f'clip.pretrained: unknown tag "{tag}" for '
+                         f'{model_name}; known tags: {tags}')
+    candidates = []
+    if cfg.get('hf_hub'):
+        from huggingface_hub import try_to_load_from_cache
+        # 'org/repo/' means the default file names, 'org/repo/file' one file.
+        repo_id, filename = cfg['hf_hub'].rsplit('/', 1)
+        names = [filename] if filename else [
+            'open_clip_model.safetensors', 'open_clip_pytorch_model.bin'
+        ]
+        for name in names:
+            found = try_to_load_from_cache(
+                repo_id, name, cache_dir=cache_dir)
+            if isinstance(found, str):
+                return found
+            candidates.append(f'Hugging Face cache: {repo_id}/{name}')
+    if cfg.get('url'):
+        root = cache_dir or osp.expanduser('~/.cache/clip')
+        local = osp.join(root, osp.basename(cfg['url']))
+        if osp.isfile(local):
+            return local
+        candidates.append(local)
+    raise FileNotFoundError(
+        f'clip: weights of {model_name} / {tag} are not in the local cache '
+        f'and nothing is downloaded at run time. Place the file at one of: '
+        f'{candidates}, or pass the file directly with '
+        'clip=dict(openai_file=...) or clip=dict(model_name=..., '
+        'checkpoint=...).')
+
+
+def _model_config(model_name: str) -> dict:
+    cfg = open_clip.get_model_config(model_name)
+    if cfg is None:
+        raise ValueError(f'clip.model_name: unknown open_clip model '
+                         f'"{model_name}"; known ViT models include '
+                         f'{[m for m in open_clip.list_models() if "ViT" in m][:20]}')
+    return copy.deepcopy(cfg)
+
+
+def build_clip(cfg: dict) -> nn.Module:
+    """Build an open_clip ``CLIP`` in eval mode from a weight source.
+
+    Args:
+        cfg (dict): The weight source, see the module docstring.
+
+    Returns:
+        nn.Module: An ``open_clip.CLIP`` with the requested precision.
+    """
+    cfg = dict(cfg)
+    precision = cfg.pop('precision', 'fp32')
+    if precision not in PRECISIONS:
+        raise ValueError(f'clip.precision: expected one of '
+                         f'{list(PRECISIONS)}, got "{precision}"')
+    cache_dir = cfg.pop('cache_dir', None)
+    sources = [k for k in ('openai_file', 'model_cfg', 'model_name')
+               if k in cfg]
+    if len(sources) != 1:
+        raise ValueError(
+            'clip: give exactly one of openai_file, model_cfg or model_name '
+            f'(with pretrained or checkpoint), got keys {sorted(cfg)}')
+    source = sources[0]
+    state_dict = None
+    weights_name = None
+    if source == 'openai_file':
+        allowed = {'openai_file'}
+        weights_name = cfg['openai_file']
+        state_dict = _read_weights(weights_name, 'openai_file')
+        model_cfg = infer_openai_clip_config(state_dict, weights_name)
+        quick_gelu = True
+    elif source == 'model_cfg':
+        allowed = {'model_cfg', 'quick_gelu', 'checkpoint'}
+        model_cfg = copy.deepcopy(dict(cfg['model_cfg']))
+        quick_gelu = cfg.get('quick_gelu', False)
+    else:
+        allowed = {'model_name', 'pretrained', 'checkpoint', 'quick_gelu'}
+        name = cfg['model_name']
+        model_cfg = _model_config(name)
+        quick_gelu = model_cfg.pop('quick_gelu', False)
+        if ('pretrained' in cfg) == ('checkpoint' in cfg):
+            raise ValueError(f'clip: model_name "{name}" needs exactly one '
+                             'of pretrained (a tag) or checkpoint (a file)')
+        if 'pretrained' in cfg:
+            weights_name = _cached_pretrained_file(name, cfg['pretrained'],
+                                                   cache_dir)
+            tag_cfg = open_clip.get_pretrained_cfg(name, cfg['pretrained'])
+            # Weights trained with QuickGELU must run with it.
+            quick_gelu = quick_gelu or tag_cfg.get('quick_gelu', False)
+            state_dict = _read_weights(weights_name, 'pretrained')
+        quick_gelu = cfg.get('quick_gelu', quick_gelu)
+    unknown = set(cfg) - allowed
+    if unknown:
+        raise ValueError(f'clip: unexpected keys {sorted(unknown)} for the '
+                         f'{source} source; allowed: {sorted(allowed)}')
+    if cfg.get('checkpoint') is not None:
+        weights_name = cfg['checkpoint']
+        state_dict = _read_weights(weights_name, 'checkpoint')
+
+    for key in ('custom_text', 'multimodal_cfg'):
+        if model_cfg.get(key):
+            raise ValueError(f'clip: model configs with {key} are not '
+                             'supported; use a plain CLIP ViT model')
+    model = open_clip.CLIP(
+        embed_dim=model_cfg['embed_dim'],
+        vision_cfg=model_cfg['vision_cfg'],
+        text_cfg=model_cfg['text_cfg'],
+        quick_gelu=quick_gelu)
+    if state_dict is not None:
+        state_dict = {
+            k: v
+            for k, v in state_dict.items() if k not in _OPENAI_EXTRA_KEYS
+        }
+        state_dict = {
+            k: v.to(model.state_dict()[k].dtype)
+            if k in model.state_dict() else v
+            for k, v in state_dict.items()
+        }
+        load_state_dict_strictly(model, state_dict, weights_name)
+    return model.to(PRECISIONS[precision]).eval()

@@ -1,0 +1,363 @@
+"""CLIP with deep vision and text prompts (IVLP) over open_clip."""
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from open_clip.tokenizer import SimpleTokenizer
+from torch import nn
+from torch.utils.checkpoint import checkpoint as grad_checkpoint
+
+from mmpromptkd.registry import MODELS
+from mmpromptkd.utils import load_checkpoint_file
+from .clip_builder import build_clip
+
+
+@MODELS.register_module()
+class PromptedCLIP(BaseModule):
+    """A frozen open_clip CLIP with learnable deep prompts.
+
+    Vision tower: ``vision_prompt_length`` tokens are appended after the
+    class and patch tokens (without positional embedding) before ``ln_pre``;
+    blocks ``1 .. vision_prompt_depth - 1`` replace them with their own
+    prompt. Text tower: the ``text_prompt_length`` context tokens after the
+    start token are learnable (initialised from ``ctx_init``) and get
+    positional embeddings; blocks ``1 .. text_prompt_depth - 1`` replace them
+    with their own prompt. A depth of 0 means no prompt: the tower is exactly
+    the plain CLIP tower. All CLIP weights are frozen.
+
+    Args:
+        clip (dict): Weight source of the CLIP, see
+            :func:`mmpromptkd.models.clip.build_clip`.
+        vision_prompt_depth (int): Number of vision blocks with a prompt
+            (0 <= depth <= blocks). Defaults to 0.
+        vision_prompt_length (int): Vision prompt tokens. Defaults to 4.
+        text_prompt_depth (int): Number of text blocks with a prompt.
+            Defaults to 0.
+        text_prompt_length (int): Learnable context tokens. Defaults to 4.
+        ctx_init (str): Text that initialises the context and prefixes every
+            class name (``"{ctx_init} {name}."``). When it has fewer tokens
+            than ``text_prompt_length`` the context starts random and the
+            prefix is ``"X"`` repeated. Defaults to 'a photo of a'.
+        prompt_init_std (float): Std of the normal init of random prompts.
+            Defaults to 0.02.
+        round_prompts_to_fp16 (bool): Round prompts through fp16 on every
+            forward, as the reference implementation does, for bit-level
+            comparisons. Defaults to False.
+        grad_checkpointing (bool): Recompute block activations in the
+            backward pass to save memory. Defaults to False.
+        checkpoint (str, optional): A checkpoint of this class (e.g. made by
+            ``tools/model_converters/promptsrc_teacher_to_mmpromptkd.py``):
+            all of its prompt parameters are loaded, and any ``clip.*`` keys
+            it holds replace the corresponding CLIP weights. Defaults to None.
+        init_cfg (dict, optional): Unused; CLIP weights come from ``clip``.
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 vision_prompt_depth: int = 0,
+                 vision_prompt_length: int = 4,
+                 text_prompt_depth: int = 0,
+                 text_prompt_length: int = 4,
+                 ctx_init: str = 'a photo of a',
+                 prompt_init_std: float = 0.02,
+                 round_prompts_to_fp16: bool = False,
+                 grad_checkpointing: bool = False,
+                 checkpoint: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.clip = build_clip(clip)
+        self.clip.requires_grad_(False)
+        self._check_supported()
+        num_vision_blocks = len(self.clip.visual.transformer.resblocks)
+        num_text_blocks = len(self.clip.transformer.resblocks)
+        _check_depth('vision_prompt_depth', vision_prompt_depth,
+                     num_vision_blocks)
+        _check_depth('text_prompt_depth', text_prompt_depth, num_text_blocks)
+        for name, length in (('vision_prompt_length', vision_prompt_length),
+                             ('text_prompt_length', text_prompt_length)):
+            if length < 1:
+                raise ValueError(f'{name} must be >= 1, got {length}')
+        if text_prompt_depth and (text_prompt_length + 3 >
+                                  self.clip.context_length):
+            raise ValueError(
+                f'text_prompt_length={text_prompt_length} does not fit the '
+                f'context length {self.clip.context_length} (start token, '
+                'context, at least one name token and the end token)')
+
+        self.vision_prompt_depth = vision_prompt_depth
+        self.vision_prompt_length = vision_prompt_length
+        self.text_prompt_depth = text_prompt_depth
+        self.text_prompt_length = text_prompt_length
+        self.round_prompts_to_fp16 = round_prompts_to_fp16
+        self.grad_checkpointing = grad_checkpointing
+        self.tokenizer = SimpleTokenizer(
+            context_length=self.clip.context_length)
+        self._text_cache: Optional[Tuple[tuple, torch.Tensor,
+                                         torch.Tensor]] = None
+
+        def normal(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.randn(*shape) * prompt_init_std)
+
+        width = self.clip.visual.conv1.out_channels
+        if vision_prompt_depth:
+            self.vision_ctx = normal(vision_prompt_length, width)
+            self.vision_deep_prompts = nn.ParameterList([
+                normal(vision_prompt_length, width)
+                for _ in range(vision_prompt_depth - 1)
+            ])
+        text_width = self.clip.ln_final.weight.shape[0]
+        self.prompt_prefix = ctx_init.replace('_', ' ').strip()
+        if text_prompt_depth:
+            init_ids = self.tokenizer.encode(self.prompt_prefix)
+            if len(init_ids) >= text_prompt_length:
+                ids = torch.tensor(init_ids[:text_prompt_length])
+                with torch.no_grad():
+                    init = self.clip.token_embedding(
+                        ids.to(self.clip.token_embedding.weight.device))
+                self.text_ctx = nn.Parameter(init.float().clone())
+                # The context replaces the first tokens of the prefix.
+                if len(init_ids) > text_prompt_length:
+                    MMLogger.get_current_instance().warning(
+                        f'ctx_init "{ctx_init}" has {len(init_ids)} tokens; '
+                        f'only the first {text_prompt_length} are learnable')
+            else:
+                self.text_ctx = normal(text_prompt_length, text_width)
+                self.prompt_prefix = ' '.join(['X'] * text_prompt_length)
+            self.text_deep_prompts = nn.ParameterList([
+                normal(text_prompt_length, text_width)
+                for _ in range(text_prompt_depth - 1)
+            ])
+        if checkpoint is not None:
+            self.load_prompt_checkpoint(checkpoint)
+
+    def _check_supported(self) -> None:
+        visual = self.clip.visual
+        if not hasattr(visual, 'conv1') or not hasattr(visual, 'transformer'):
+            raise ValueError('PromptedCLIP needs a ViT image tower')
+        if (visual.attn_pool is not None or visual.pool_type != 'tok'
+                or visual.final_ln_after_pool):
+            raise ValueError('PromptedCLIP needs class-token pooling in the '
+                             'image tower (pool_type="tok", no attn_pool)')
+        if self.clip.text_pool_type != 'argmax':
+            raise ValueError('PromptedCLIP needs end-token (argmax) pooling '
+                             'in the text tower')
+
+    def train(self, mode: bool = True) -> 'PromptedCLIP':
+        """Set the mode; the frozen CLIP always stays in eval mode."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    # ------------------------------------------------------------------ #
+    # Properties read by the other components.
+    @property
+    def embed_dim(self) -> int:
+        """int: Dimension of the image and text features."""
+        return self.clip.visual.output_dim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """torch.dtype: Activation dtype of the CLIP weights."""
+        return self.clip.visual.conv1.weight.dtype
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """Tensor: ``exp(logit_scale)``, the factor of cosine logits."""
+        return self.clip.logit_scale.exp()
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        """tuple[int, int]: Input resolution of the image tower."""
+        return tuple(self.clip.visual.image_size)
+
+    # ------------------------------------------------------------------ #
+    def _prompt(self, prompt: torch.Tensor, like: torch.Tensor,
+                batch: int) -> torch.Tensor:
+        if self.round_prompts_to_fp16:
+            prompt = prompt.half()
+        return prompt.to(like.dtype).unsqueeze(0).expand(batch, -1, -1)
+
+    def _run_block(self, block: nn.Module, x: torch.Tensor,
+                   attn_mask: Optional[torch.Tensor],
+                   batch_first: bool) -> torch.Tensor:
+        """Run one residual block on a batch-first sequence."""
+        if not batch_first:
+            x = x.transpose(0, 1)
+        if self.grad_checkpointing and self.training and \
+                torch.is_grad_enabled():
+            x = grad_checkpoint(
+                block, x, None, None, attn_mask, use_reentrant=False)
+        else:
+            x = block(x, attn_mask=attn_mask)
+        return x if batch_first else x.transpose(0, 1)
+
+    def encode_image(self,
+                     images: torch.Tensor,
+                     normalize: bool = False,
+                     attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Encode an image batch.
+
+        Args:
+            images (Tensor): Images of shape (B, 3, H, W).
+            normalize (bool): L2-normalise the features. Defaults to False.
+            attn_mask (Tensor, optional): Additive attention mask over the
+                whole token sequence (class, patches, prompts), used to study
+                the prompts' effect. Defaults to None.
+
+        Returns:
+            Tensor: Features of shape (B, embed_dim).
+        """
+        visual = self.clip.visual
+        x = visual.conv1(images.to(self.dtype))
+        x = x.flatten(2).transpose(1, 2)
+        batch = x.shape[0]
+        cls_token = visual.class_embedding.to(x.dtype).expand(batch, 1, -1)
+        x = torch.cat([cls_token, x], dim=1)
+        x = x + visual.positional_embedding.to(x.dtype)
+        n_v = self.vision_prompt_length
+        if self.vision_prompt_depth:
+            x = torch.cat([x, self._prompt(self.vision_ctx, x, batch)], dim=1)
+        x = visual.ln_pre(x)
+        batch_first = visual.transformer.batch_first
+        for i, block in enumerate(visual.transformer.resblocks):
+            if 1 <= i < self.vision_prompt_depth:
+                prompt = self._prompt(self.vision_deep_prompts[i - 1], x,
+                                      batch)
+                x = torch.cat([x[:, :-n_v], prompt], dim=1)
+            x = self._run_block(block, x, attn_mask, batch_first)
+        x = visual.ln_post(x[:, 0]) @ visual.proj
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def tokenize(self, class_names: Sequence[str]) -> torch.Tensor:
+        """Tokenise ``"{prefix} {name}."`` for every class name.
+
+        Args:
+            class_names (Sequence[str]): Class names; ``_`` becomes a space.
+
+        Returns:
+            Tensor: Token ids of shape (C, context_length).
+        """
+        prompts = []
+        for name in class_names:
+            text = f'{self.prompt_prefix} {name.replace("_", " ")}.'.strip()
+            if len(self.tokenizer.encode(text)) + 2 > \
+                    self.clip.context_length:
+                raise ValueError(
+                    f'class name "{name}": prompt "{text}" is longer than '
+                    f'the context length {self.clip.context_length}')
+            prompts.append(text)
+        return self.tokenizer(prompts)
+
+    def _token_embeddings(
+            self,
+            class_names: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and their (frozen) embeddings, cached per class list."""
+        key = (tuple(class_names), self.clip.token_embedding.weight.device)
+        if self._text_cache is None or self._text_cache[0] != key:
+            tokens = self.tokenize(class_names).to(key[1])
+            with torch.no_grad():
+                embeddings = self.clip.token_embedding(tokens)
+            self._text_cache = (key, tokens, embeddings)
+        return self._text_cache[1], self._text_cache[2]
+
+    def encode_text(self,
+                    class_names: Sequence[str],
+                    normalize: bool = False) -> torch.Tensor:
+        """Encode class names through the prompted text tower.
+
+        Args:
+            class_names (Sequence[str]): Class names.
+            normalize (bool): L2-normalise the features. Defaults to False.
+
+        Returns:
+            Tensor: Features of shape (C, embed_dim).
+        """
+        tokens, x = self._token_embeddings(class_names)
+        x = x.to(self.clip.transformer.get_cast_dtype())
+        num = x.shape[0]
+        n_t = self.text_prompt_length
+        if self.text_prompt_depth:
+            ctx = self._prompt(self.text_ctx, x, num)
+            x = torch.cat([x[:, :1], ctx, x[:, 1 + n_t:]], dim=1)
+        x = x + self.clip.positional_embedding.to(x.dtype)
+        batch_first = self.clip.transformer.batch_first
+        for i, block in enumerate(self.clip.transformer.resblocks):
+            if 1 <= i < self.text_prompt_depth:
+                prompt = self._prompt(self.text_deep_prompts[i - 1], x, num)
+                x = torch.cat([x[:, :1], prompt, x[:, 1 + n_t:]], dim=1)
+            x = self._run_block(block, x, self.clip.attn_mask, batch_first)
+        x = self.clip.ln_final(x)
+        x = x[torch.arange(num, device=x.device), tokens.argmax(dim=-1)]
+        projection = self.clip.text_projection
+        x = projection(x) if isinstance(projection, nn.Linear) \
+            else x @ projection
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def forward(self, images: torch.Tensor,
+                class_names: Sequence[str]) -> torch.Tensor:
+        """Cosine logits of images against class names.
+
+        Args:
+            images (Tensor): Images of shape (B, 3, H, W).
+            class_names (Sequence[str]): Class names.
+
+        Returns:
+            Tensor: ``exp(logit_scale) * image @ text.T`` of shape (B, C).
+        """
+        image = self.encode_image(images, normalize=True)
+        text = self.encode_text(class_names, normalize=True)
+        return self.logit_scale * image @ text.t()
+
+    # ------------------------------------------------------------------ #
+    def prompt_parameters(self) -> Dict[str, nn.Parameter]:
+        """Dict of the learnable prompt parameters by name."""
+        return {
+            name: param
+            for name, param in self.named_parameters()
+            if not name.startswith('clip.')
+        }
+
+    def load_prompt_checkpoint(self, path: str) -> None:
+        """Load prompts (and optionally CLIP weights) from a checkpoint.
+
+        Every prompt parameter of this model must be in the file; ``clip.*``
+        keys in the file replace CLIP weights; anything else is an error.
+
+        Args:
+            path (str): Checkpoint file, a state dict of this class, possibly
+                under a ``state_dict`` key.
+        """
+        obj = load_checkpoint_file(path)
+        state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+        if not isinstance(state, dict):
+            raise ValueError(f'{path}: expected a state dict of PromptedCLIP')
+        expected = self.state_dict()
+        prompt_keys = set(self.prompt_parameters())
+        missing = sorted(prompt_keys - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = [
+            f'{k}: got {tuple(v.shape)}, expected {tuple(expected[k].shape)}'
+            for k, v in state.items()
+            if k in expected and v.shape != expected[k].shape
+        ]
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f'{path} does not fit this PromptedCLIP '
+                f'(vision depth {self.vision_prompt_depth}, text depth '
+                f'{self.text_prompt_depth}): missing prompt keys {missing}, '
+                f'unexpected keys {unexpected}, shape mismatch {wrong}')
+        with torch.no_grad():
+            for key, value in state.items():
+                expected[key].copy_(value)
+        num_clip = sum(k.startswith('clip.') for k in state)
+        MMLogger.get_current_instance().info(
+            f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '
+            f'{len(expected) - len(prompt_keys)} CLIP tensors from {path}')
+
+
+def _check_depth(name: str, depth: int, num_blocks: int) -> None:
+    if not 0 <= depth <= num_blocks:
+        raise ValueError(f'{name}={depth} must be between 0 and the number '
+                         f'of transformer blocks ({num_blocks})')
