@@ -1,1 +1,3 @@
-__all__ = []
+from .base_novel_accuracy import BaseNovelAccuracy
+
+__all__ = ['BaseNovelAccuracy']

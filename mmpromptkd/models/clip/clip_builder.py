@@ -41,8 +41,14 @@ PRECISIONS = {
     'bf16': torch.bfloat16,
 }
 
-# Tensors stored in OpenAI CLIP files that are not model parameters.
+# Tensors stored in OpenAI CLIP files that are not model parameters: three
+# scalars, and causal attention masks, which TorchScript archives may keep as
+# attributes (open_clip rebuilds them).
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+
+def _is_extra_key(key: str) -> bool:
+    return key in _OPENAI_EXTRA_KEYS or key.split('.')[-1] == 'attn_mask'
 # OpenAI CLIP sizes every attention head to 64 channels.
 _OPENAI_HEAD_WIDTH = 64
 
@@ -279,14 +285,10 @@ def build_clip(cfg: dict) -> nn.Module:
         text_cfg=model_cfg['text_cfg'],
         quick_gelu=quick_gelu)
     if state_dict is not None:
+        expected = model.state_dict()
         state_dict = {
-            k: v
-            for k, v in state_dict.items() if k not in _OPENAI_EXTRA_KEYS
-        }
-        state_dict = {
-            k: v.to(model.state_dict()[k].dtype)
-            if k in model.state_dict() else v
-            for k, v in state_dict.items()
+            k: v.to(expected[k].dtype) if k in expected else v
+            for k, v in state_dict.items() if not _is_extra_key(k)
         }
         load_state_dict_strictly(model, state_dict, weights_name)
     return model.to(PRECISIONS[precision]).eval()

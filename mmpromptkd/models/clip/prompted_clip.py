@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils import load_checkpoint_file
+from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
 from .clip_builder import build_clip
 
 
@@ -47,6 +47,9 @@ class PromptedCLIP(BaseModule):
             comparisons. Defaults to False.
         grad_checkpointing (bool): Recompute block activations in the
             backward pass to save memory. Defaults to False.
+        text_tower (bool): Keep the text tower. An image-only model (e.g. a
+            PromptKD student, which uses the teacher's stored text features)
+            drops it after loading to save memory. Defaults to True.
         checkpoint (str, optional): A checkpoint of this class (e.g. made by
             ``tools/model_converters/promptsrc_teacher_to_mmpromptkd.py``):
             all of its prompt parameters are loaded, and any ``clip.*`` keys
@@ -64,6 +67,7 @@ class PromptedCLIP(BaseModule):
                  prompt_init_std: float = 0.02,
                  round_prompts_to_fp16: bool = False,
                  grad_checkpointing: bool = False,
+                 text_tower: bool = True,
                  checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -129,6 +133,15 @@ class PromptedCLIP(BaseModule):
                 normal(text_prompt_length, text_width)
                 for _ in range(text_prompt_depth - 1)
             ])
+        self.has_text_tower = text_tower
+        if not text_tower:
+            if text_prompt_depth:
+                raise ValueError('text_prompt_depth must be 0 when '
+                                 'text_tower=False')
+            for name in ('transformer', 'token_embedding',
+                         'positional_embedding', 'ln_final',
+                         'text_projection', 'attn_mask'):
+                delattr(self.clip, name)
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
 
@@ -140,7 +153,7 @@ class PromptedCLIP(BaseModule):
                 or visual.final_ln_after_pool):
             raise ValueError('PromptedCLIP needs class-token pooling in the '
                              'image tower (pool_type="tok", no attn_pool)')
-        if self.clip.text_pool_type != 'argmax':
+        if getattr(self.clip, 'text_pool_type', 'argmax') != 'argmax':
             raise ValueError('PromptedCLIP needs end-token (argmax) pooling '
                              'in the text tower')
 
@@ -274,6 +287,9 @@ class PromptedCLIP(BaseModule):
         Returns:
             Tensor: Features of shape (C, embed_dim).
         """
+        if not self.has_text_tower:
+            raise RuntimeError('this PromptedCLIP was built with '
+                               'text_tower=False and cannot encode text')
         tokens, x = self._token_embeddings(class_names)
         x = x.to(self.clip.transformer.get_cast_dtype())
         num = x.shape[0]
@@ -329,6 +345,11 @@ class PromptedCLIP(BaseModule):
             path (str): Checkpoint file, a state dict of this class, possibly
                 under a ``state_dict`` key.
         """
+        if is_torchscript_archive(path):
+            raise ValueError(
+                f'{path} is a TorchScript archive (a CLIP weight file?), not '
+                'a PromptedCLIP checkpoint; give CLIP weights as '
+                'clip=dict(openai_file=...)')
         obj = load_checkpoint_file(path)
         state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
         if not isinstance(state, dict):

@@ -1,1 +1,3 @@
-__all__ = []
+from .kl_logit_loss import KLLogitLoss
+
+__all__ = ['KLLogitLoss']

@@ -1,1 +1,3 @@
-__all__ = []
+from .projector import FeatureProjector
+
+__all__ = ['FeatureProjector']

@@ -1,0 +1,715 @@
+"""A deterministic synthetic image domain in CoOp format ("synthetic shapes").
+
+Every class is a composition ``"<colour> <pattern> <shape>"`` such as
+``"red striped circle"``. The class list for a given number of classes is
+chosen so that the base half (the first ``ceil(n / 2)`` labels) and the novel
+half use exactly the same colours, patterns and shapes: novel classes are new
+*combinations* of attributes that were all seen on base classes.
+
+Images are rendered with numpy and Pillow only. Each image is drawn from its
+own random generator, seeded by ``(seed, domain, split, class attributes,
+index)``, so the output is byte-identical for the same arguments whatever the
+generation order, and the images of a class do not depend on ``num_classes``.
+
+Two domains exist:
+
+* ``'target'``: the domain the CoOp dataset is written in (near-grey,
+  gently shaded backgrounds, medium-sized shapes, light noise).
+* ``'pretrain'``: a shifted domain for contrastive pre-training of tiny CLIP
+  models (tinted, blotchy backgrounds, wider size range, stronger noise),
+  paired with captions from several templates by :func:`iter_caption_pairs`.
+
+See ``docs/synthetic_shapes.md`` for the folder layout and the full design.
+"""
+import functools
+import itertools
+import json
+import math
+import os
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple, Union
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = [
+    'COLOURS', 'COLOUR_RGB', 'PATTERNS', 'SHAPES', 'CAPTION_TEMPLATES',
+    'DOMAINS', 'SPLITS', 'MIN_CLASSES', 'MAX_CLASSES', 'IMAGE_DIR',
+    'SPLIT_FILE', 'CLASSNAMES_FILE', 'MARKER_FILE', 'FORMAT_VERSION',
+    'all_class_names', 'list_class_names', 'split_base_novel',
+    'parse_class_name', 'class_folder', 'render_image', 'make_caption',
+    'iter_caption_pairs', 'generate_caption_pairs', 'generate_coop_dataset'
+]
+
+# Saturated colours only: backgrounds are low-saturation, so a shape's colour
+# never blends into the background and stays the discriminative cue.
+COLOUR_RGB: Dict[str, Tuple[int, int, int]] = {
+    'red': (215, 35, 35),
+    'green': (35, 165, 55),
+    'blue': (35, 75, 215),
+    'yellow': (235, 210, 30),
+    'purple': (135, 45, 180),
+    'orange': (245, 130, 20),
+    'pink': (245, 120, 185),
+    'brown': (130, 80, 30),
+}
+COLOURS: Tuple[str, ...] = tuple(COLOUR_RGB)
+PATTERNS: Tuple[str, ...] = ('plain', 'striped', 'dotted', 'checkered')
+# No diamond/rhombus: under free rotation it would be a square.
+SHAPES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'star', 'cross',
+                           'heart')
+
+# Every template holds the full class name, so a caption maps back to its
+# class. The article stays "a" (also before "orange") to match the
+# "a photo of a {}." prompt used downstream.
+CAPTION_TEMPLATES: Tuple[str, ...] = (
+    'a photo of a {}.',
+    'a {} on a noisy background.',
+    'an image showing a {}.',
+    'a low resolution picture of a {}.',
+    'a drawing of a {}.',
+    'there is a {} in this image.',
+    'a rendering of a {}.',
+    'a {} in the picture.',
+)
+
+DOMAINS: Tuple[str, ...] = ('target', 'pretrain')
+SPLITS: Tuple[str, ...] = ('train', 'val', 'test')
+# Caption pairs get their own stream so they never repeat CoOp images.
+_CAPTION_STREAM = 3
+
+# Smallest count where both halves can share all attributes with distinct
+# classes (two novel classes are needed to use two values of anything).
+MIN_CLASSES = 4
+MAX_CLASSES = len(COLOURS) * len(PATTERNS) * len(SHAPES)
+
+IMAGE_DIR = 'images'
+SPLIT_FILE = 'split_shapes.json'
+CLASSNAMES_FILE = 'classnames.txt'
+MARKER_FILE = 'generator.json'
+# Bump whenever rendering or class selection changes, so that directories
+# written by an older generator are not silently mixed with new output.
+FORMAT_VERSION = 1
+_GENERATOR_ID = 'mmpromptkd.datasets.synthetic_shapes'
+
+# Fixed, independent of the image seed: the class list is part of the
+# benchmark definition, not of a run.
+_CLASS_ORDER_SEED = 20240601
+
+# Per-domain appearance. Sizes are the shape's bounding diameter as a
+# fraction of the image side.
+_DOMAIN_STYLE = {
+    'target': dict(size_range=(0.45, 0.75), noise_range=(2.0, 7.0)),
+    'pretrain': dict(size_range=(0.30, 0.90), noise_range=(8.0, 18.0)),
+}
+
+Combo = Tuple[int, int, int]
+
+
+# --------------------------------------------------------------------------
+# Class list
+# --------------------------------------------------------------------------
+def _combo_name(combo: Combo) -> str:
+    return f'{COLOURS[combo[0]]} {PATTERNS[combo[1]]} {SHAPES[combo[2]]}'
+
+
+def _all_combos() -> List[Combo]:
+    return list(
+        itertools.product(
+            range(len(COLOURS)), range(len(PATTERNS)), range(len(SHAPES))))
+
+
+def all_class_names() -> List[str]:
+    """All ``MAX_CLASSES`` attribute combinations in canonical order.
+
+    Returns:
+        list[str]: Names ``"<colour> <pattern> <shape>"``, colour-major.
+    """
+    return [_combo_name(c) for c in _all_combos()]
+
+
+def _check_num_classes(num_classes: int) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(
+            f'num_classes must be an int, got {type(num_classes).__name__}')
+    if not MIN_CLASSES <= num_classes <= MAX_CLASSES:
+        raise ValueError(
+            f'num_classes must be in [{MIN_CLASSES}, {MAX_CLASSES}] '
+            f'({len(COLOURS)} colours x {len(PATTERNS)} patterns x '
+            f'{len(SHAPES)} shapes), got {num_classes}')
+
+
+@functools.lru_cache(maxsize=None)
+def _select_combos(num_classes: int) -> Tuple[Combo, ...]:
+    """Choose the classes: base half first, then the novel half.
+
+    Each attribute uses its first ``min(#values, n_novel)`` values, so both
+    halves are big enough to contain every used value. Classes are picked
+    greedily, alternating between the halves; a candidate scores first by
+    how many attribute values it adds that are still missing in its half,
+    then by how rarely its values are already used there (balance), then by
+    a fixed pseudo-random rank (ties).
+    """
+    _check_num_classes(num_classes)
+    n_base = math.ceil(num_classes / 2)
+    n_novel = num_classes - n_base
+    sizes = (len(COLOURS), len(PATTERNS), len(SHAPES))
+    used = [min(s, n_novel) for s in sizes]
+    candidates = list(itertools.product(*(range(k) for k in used)))
+    rank_order = np.random.default_rng(_CLASS_ORDER_SEED).permutation(
+        len(candidates))
+    rank = {candidates[i]: r for r, i in enumerate(rank_order)}
+
+    targets = (n_base, n_novel)
+    picks: Tuple[List[Combo], List[Combo]] = ([], [])
+    usage = [[np.zeros(k, dtype=np.int64) for k in used] for _ in targets]
+    taken = set()
+    while any(len(p) < t for p, t in zip(picks, targets)):
+        for half, target in enumerate(targets):
+            if len(picks[half]) >= target:
+                continue
+            counts = usage[half]
+
+            def score(c: Combo, counts=counts) -> Tuple[int, int, int]:
+                new = sum(int(counts[a][c[a]] == 0) for a in range(3))
+                load = sum(int(counts[a][c[a]]) for a in range(3))
+                return (-new, load, rank[c])
+
+            best = min((c for c in candidates if c not in taken), key=score)
+            taken.add(best)
+            picks[half].append(best)
+            for a in range(3):
+                counts[a][best[a]] += 1
+
+    # The coverage property is the point of the benchmark: never hand out a
+    # class list that breaks it.
+    for a in range(3):
+        base_vals = {c[a] for c in picks[0]}
+        novel_vals = {c[a] for c in picks[1]}
+        if base_vals != novel_vals or len(base_vals) != used[a]:
+            raise RuntimeError(
+                f'class selection for num_classes={num_classes} failed to '
+                'share every attribute between base and novel classes')
+    return tuple(picks[0] + picks[1])
+
+
+def list_class_names(num_classes: int = 40) -> List[str]:
+    """Class names of a dataset with ``num_classes`` classes, by label.
+
+    Nothing is written. The list depends on ``num_classes`` only (not on the
+    image seed); labels ``0 .. ceil(n/2) - 1`` are base classes.
+
+    Args:
+        num_classes (int): Number of classes, in
+            ``[MIN_CLASSES, MAX_CLASSES]``. Defaults to 40.
+
+    Returns:
+        list[str]: ``"<colour> <pattern> <shape>"`` names; index = label.
+    """
+    return [_combo_name(c) for c in _select_combos(num_classes)]
+
+
+def split_base_novel(num_classes: int = 40) -> Tuple[List[str], List[str]]:
+    """Base and novel class names (first ``ceil(n/2)`` labels are base).
+
+    Args:
+        num_classes (int): Number of classes. Defaults to 40.
+
+    Returns:
+        tuple[list[str], list[str]]: Base names, novel names.
+    """
+    names = list_class_names(num_classes)
+    n_base = math.ceil(num_classes / 2)
+    return names[:n_base], names[n_base:]
+
+
+def parse_class_name(name: str) -> Tuple[str, str, str]:
+    """Split a class name (spaces or underscores) into its attributes.
+
+    Args:
+        name (str): E.g. ``"red striped circle"`` or ``"red_striped_circle"``.
+
+    Returns:
+        tuple[str, str, str]: ``(colour, pattern, shape)``.
+
+    Raises:
+        ValueError: If the name is not a valid combination.
+    """
+    parts = name.replace('_', ' ').split()
+    if (len(parts) != 3 or parts[0] not in COLOUR_RGB
+            or parts[1] not in PATTERNS or parts[2] not in SHAPES):
+        raise ValueError(
+            f'{name!r} is not "<colour> <pattern> <shape>" with colour in '
+            f'{COLOURS}, pattern in {PATTERNS}, shape in {SHAPES}')
+    return parts[0], parts[1], parts[2]
+
+
+def class_folder(name: str) -> str:
+    """Folder name of a class under ``images/`` (spaces -> underscores).
+
+    Args:
+        name (str): Class name such as ``"red striped circle"``.
+
+    Returns:
+        str: E.g. ``"red_striped_circle"``.
+    """
+    return '_'.join(parse_class_name(name))
+
+
+def _name_to_combo(name: str) -> Combo:
+    colour, pattern, shape = parse_class_name(name)
+    return (COLOURS.index(colour), PATTERNS.index(pattern),
+            SHAPES.index(shape))
+
+
+# --------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------
+def _unit_outline(shape: str) -> np.ndarray:
+    """Polygon of a shape centred at 0, extent about [-1, 1], (K, 2)."""
+    if shape == 'circle':
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        return np.stack([np.cos(t), np.sin(t)], 1)
+    if shape == 'square':
+        # Side 1.6: visually about as large as the circle.
+        return np.array([[-.8, -.8], [.8, -.8], [.8, .8], [-.8, .8]])
+    if shape == 'triangle':
+        t = np.deg2rad([-90, 30, 150])
+        pts = np.stack([np.cos(t), np.sin(t)], 1)
+        # Centre the bounding box, not the centroid, so it fits the image.
+        return pts - np.array([0, 0.25])
+    if shape == 'star':
+        t = np.deg2rad(np.arange(10) * 36 - 90)
+        r = np.where(np.arange(10) % 2 == 0, 1.0, 0.42)
+        return np.stack([r * np.cos(t), r * np.sin(t)], 1)
+    if shape == 'cross':
+        w = 0.32
+        return np.array([[-w, -1], [w, -1], [w, -w], [1, -w], [1, w], [w, w],
+                         [w, 1], [-w, 1], [-w, w], [-1, w], [-1, -w],
+                         [-w, -w]])
+    if shape == 'heart':
+        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        x = 16 * np.sin(t)**3
+        y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) -
+              np.cos(4 * t))
+        pts = np.stack([x, y], 1)
+        pts -= (pts.max(0) + pts.min(0)) / 2
+        return pts / np.abs(pts).max()
+    raise ValueError(f'unknown shape {shape!r}')
+
+
+_OUTLINES = {s: _unit_outline(s) for s in SHAPES}
+
+
+def _supersampling(image_size: int) -> int:
+    # Draw at >= ~128 px and box-filter down: anti-aliased edges and
+    # patterns at small sizes without slowing large ones much.
+    return max(2, min(4, math.ceil(128 / image_size)))
+
+
+def _pattern_mask(pattern: str, u: np.ndarray, v: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Where the secondary colour goes; u, v in shape-radius units."""
+    if pattern == 'plain':
+        return np.zeros(u.shape, dtype=bool)
+    if pattern == 'striped':
+        period = rng.uniform(0.55, 0.75)
+        phase = rng.uniform(0, period)
+        return np.mod(u + phase, period) < period / 2
+    if pattern == 'checkered':
+        cell = rng.uniform(0.42, 0.55)
+        pu, pv = rng.uniform(0, cell, 2)
+        return (np.floor((u + pu) / cell) + np.floor(
+            (v + pv) / cell)) % 2 == 1
+    if pattern == 'dotted':
+        period = rng.uniform(0.55, 0.7)
+        radius = 0.3 * period
+        pu, pv = rng.uniform(0, period, 2)
+        du = np.mod(u + pu, period) - period / 2
+        dv = np.mod(v + pv, period) - period / 2
+        return du * du + dv * dv < radius * radius
+    raise ValueError(f'unknown pattern {pattern!r}')
+
+
+def _background(domain: str, size: int, rng: np.random.Generator,
+                avoid: np.ndarray) -> np.ndarray:
+    """Float (size, size, 3) background at render resolution."""
+    # Re-draw a few times if the background is too close to the shape
+    # colour; the draws come from the per-image generator, so this stays
+    # deterministic.
+    for _ in range(8):
+        if domain == 'target':
+            # Near-grey with a slight tint and a gentle linear shading.
+            base = rng.uniform(70, 190) + rng.normal(0, 8, 3)
+            angle = rng.uniform(0, 2 * np.pi)
+            amp = rng.uniform(0, 25)
+            ramp = np.linspace(-0.5, 0.5, size)
+            grad = (np.cos(angle) * ramp[None, :] +
+                    np.sin(angle) * ramp[:, None]) * amp
+            bg = base[None, None, :] + grad[:, :, None]
+            refs = [base]
+        else:
+            # Two tinted colours mixed by a blotchy low-frequency field.
+            grey = rng.uniform(50, 200, 2)
+            tints = rng.normal(0, 35, (2, 3))
+            c0, c1 = grey[0] + tints[0], grey[1] + tints[1]
+            coarse = rng.uniform(0, 1, (4, 4)).astype(np.float32)
+            field = np.asarray(
+                Image.fromarray(coarse).resize(
+                    (size, size), Image.Resampling.BILINEAR),
+                dtype=np.float64)[:, :, None]
+            bg = c0 * (1 - field) + c1 * field
+            refs = [c0, c1]
+        if min(np.linalg.norm(np.clip(r, 0, 255) - avoid) for r in refs) > 70:
+            break
+    return np.clip(bg, 0, 255)
+
+
+def _render(combo: Combo, image_size: int, domain: str,
+            rng: np.random.Generator) -> Image.Image:
+    colour, pattern, shape = (COLOURS[combo[0]], PATTERNS[combo[1]],
+                              SHAPES[combo[2]])
+    style = _DOMAIN_STYLE[domain]
+    ss = _supersampling(image_size)
+    big = image_size * ss
+
+    # Slight colour jitter: brightness gain plus per-channel offset.
+    fill = np.array(COLOUR_RGB[colour], dtype=np.float64)
+    fill = np.clip(fill * rng.uniform(0.88, 1.12) + rng.normal(0, 10, 3), 0,
+                   255)
+    # Pattern's second colour: a light tint or a dark shade of the fill.
+    if rng.random() < 0.5:
+        second = fill + (255 - fill) * rng.uniform(0.65, 0.8)
+    else:
+        second = fill * rng.uniform(0.25, 0.4)
+
+    # The background is smooth, so it is drawn at output resolution; only
+    # the shape and its pattern need supersampling.
+    bg = _background(domain, image_size, rng, fill)
+
+    diameter = rng.uniform(*style['size_range']) * big
+    radius = diameter / 2
+    # Keep the whole shape inside the image.
+    lo, hi = radius, big - radius
+    cx, cy = rng.uniform(lo, hi, 2) if hi > lo else (big / 2, big / 2)
+    theta = rng.uniform(0, 2 * np.pi)
+    cos, sin = np.cos(theta), np.sin(theta)
+
+    pts = _OUTLINES[shape] * radius
+    pts = pts @ np.array([[cos, sin], [-sin, cos]]) + np.array([cx, cy])
+    # Work on the shape's bounding box only, snapped to whole output pixels.
+    x0, y0 = (np.maximum(np.floor(pts.min(0)), 0) // ss * ss).astype(int)
+    x1, y1 = (np.minimum(-(-np.ceil(pts.max(0) + 1) // ss) * ss,
+                         big)).astype(int)
+    mask_img = Image.new('L', (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(mask_img).polygon(
+        (pts - np.array([x0, y0])).ravel().tolist(), fill=255)
+    mask = np.asarray(mask_img, dtype=np.float32)[:, :, None] / 255.0
+
+    # Pattern in the shape's own frame, so it rotates and scales with it.
+    dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx)[None, :]
+    dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy)[:, None]
+    u = (dx * cos + dy * sin) / radius
+    v = (-dx * sin + dy * cos) / radius
+    sec = _pattern_mask(pattern, u, v, rng)[:, :, None]
+    paint = np.where(sec, second, fill).astype(np.float32) * mask
+
+    # Box filter down to the output size (mask coverage and paint), then
+    # blend over the background.
+    h, w = (y1 - y0) // ss, (x1 - x0) // ss
+    cover = mask.reshape(h, ss, w, ss, 1).mean(axis=(1, 3))
+    paint = paint.reshape(h, ss, w, ss, 3).mean(axis=(1, 3))
+    img = bg
+    box = img[y0 // ss:y0 // ss + h, x0 // ss:x0 // ss + w]
+    box[...] = box * (1 - cover) + paint
+    sigma = rng.uniform(*style['noise_range'])
+    img = img + rng.normal(0, sigma, img.shape)
+    return Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+
+
+def _check_image_size(image_size: int) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int):
+        raise TypeError(
+            f'image_size must be an int, got {type(image_size).__name__}')
+    if not 16 <= image_size <= 1024:
+        raise ValueError(f'image_size must be in [16, 1024], got {image_size}')
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f'seed must be a non-negative int, got {seed!r}')
+
+
+def _check_domain(domain: str) -> None:
+    if domain not in DOMAINS:
+        raise ValueError(f'domain must be one of {DOMAINS}, got {domain!r}')
+
+
+def _image_rng(seed: int, domain: str, stream: int, combo: Combo,
+               index: int) -> np.random.Generator:
+    # Attributes (not the label) enter the seed: a class keeps its images
+    # whatever num_classes is, and generation order never matters.
+    return np.random.default_rng(
+        [seed, DOMAINS.index(domain), stream, *combo, index])
+
+
+def render_image(class_name: str,
+                 image_size: int = 32,
+                 seed: int = 0,
+                 split: str = 'train',
+                 index: int = 0,
+                 domain: str = 'target') -> Image.Image:
+    """Render one image, exactly as the dataset generator would.
+
+    Args:
+        class_name (str): ``"<colour> <pattern> <shape>"``.
+        image_size (int): Side in pixels, in ``[16, 1024]``. Defaults to 32.
+        seed (int): Non-negative global seed. Defaults to 0.
+        split (str): ``'train'``, ``'val'`` or ``'test'``. Defaults to
+            ``'train'``.
+        index (int): Index of the image within its class and split.
+            Defaults to 0.
+        domain (str): ``'target'`` or ``'pretrain'``. Defaults to
+            ``'target'``.
+
+    Returns:
+        PIL.Image.Image: RGB image of size ``image_size x image_size``.
+    """
+    _check_image_size(image_size)
+    _check_seed(seed)
+    _check_domain(domain)
+    if split not in SPLITS:
+        raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    if index < 0:
+        raise ValueError(f'index must be non-negative, got {index}')
+    combo = _name_to_combo(class_name)
+    rng = _image_rng(seed, domain, SPLITS.index(split), combo, index)
+    return _render(combo, image_size, domain, rng)
+
+
+# --------------------------------------------------------------------------
+# Captions (pre-training domain)
+# --------------------------------------------------------------------------
+def make_caption(class_name: str,
+                 template: Union[int, np.random.Generator, None] = None
+                 ) -> str:
+    """Caption of a class from one of :data:`CAPTION_TEMPLATES`.
+
+    Args:
+        class_name (str): ``"<colour> <pattern> <shape>"``.
+        template (int | np.random.Generator | None): Template index, a
+            generator to draw one from, or None for the first template
+            ("a photo of a {}."). Defaults to None.
+
+    Returns:
+        str: The caption.
+    """
+    parse_class_name(class_name)
+    if template is None:
+        idx = 0
+    elif isinstance(template, np.random.Generator):
+        idx = int(template.integers(len(CAPTION_TEMPLATES)))
+    else:
+        idx = int(template)
+    return CAPTION_TEMPLATES[idx].format(class_name)
+
+
+def iter_caption_pairs(n: int,
+                       image_size: int = 32,
+                       seed: int = 0) -> Iterator[Tuple[Image.Image, str]]:
+    """Lazily yield ``n`` (image, caption) pairs in the pre-training domain.
+
+    The items walk through all ``MAX_CLASSES`` attribute combinations in a
+    seed-dependent order, so any ``n >= MAX_CLASSES`` covers every
+    combination (each ``ceil(n / MAX_CLASSES)`` or fewer times); a smaller
+    ``n`` gives ``n`` distinct combinations. Images come from the shifted
+    ``'pretrain'`` domain and from a stream of their own, so they never
+    coincide with images of a CoOp dataset in either domain.
+
+    Args:
+        n (int): Number of pairs, positive.
+        image_size (int): Side in pixels. Defaults to 32.
+        seed (int): Non-negative seed. Defaults to 0.
+
+    Yields:
+        tuple[PIL.Image.Image, str]: An image and its caption.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f'n must be a positive int, got {n!r}')
+    _check_image_size(image_size)
+    _check_seed(seed)
+    combos = _all_combos()
+    order = np.random.default_rng([seed, _CAPTION_STREAM]).permutation(
+        len(combos))
+    for i in range(n):
+        combo = combos[order[i % len(combos)]]
+        rng = _image_rng(seed, 'pretrain', _CAPTION_STREAM, combo,
+                         i // len(combos))
+        image = _render(combo, image_size, 'pretrain', rng)
+        yield image, make_caption(_combo_name(combo), rng)
+
+
+def generate_caption_pairs(n: int,
+                           image_size: int = 32,
+                           seed: int = 0) -> List[Tuple[Image.Image, str]]:
+    """``n`` (image, caption) pairs in the pre-training domain, as a list.
+
+    See :func:`iter_caption_pairs`; prefer it for large ``n``.
+
+    Args:
+        n (int): Number of pairs, positive.
+        image_size (int): Side in pixels. Defaults to 32.
+        seed (int): Non-negative seed. Defaults to 0.
+
+    Returns:
+        list[tuple[PIL.Image.Image, str]]: Images and captions.
+    """
+    return list(iter_caption_pairs(n, image_size, seed))
+
+
+# --------------------------------------------------------------------------
+# CoOp dataset writer
+# --------------------------------------------------------------------------
+def _write_text_atomic(path: Path, text: str) -> None:
+    # Readers never see a half-written split or marker file.
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text, encoding='utf-8')
+    os.replace(tmp, path)
+
+
+def _claim_out_dir(out: Path, marker: Dict) -> None:
+    """Refuse foreign or differently generated directories, then mark."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'{out} exists and is not a directory')
+    marker_path = out / MARKER_FILE
+    if out.is_dir() and any(out.iterdir()):
+        if not marker_path.is_file():
+            raise FileExistsError(
+                f'refusing to write into {out}: the directory is not empty '
+                f'and has no {MARKER_FILE}, so it was not produced by this '
+                'generator; choose an empty or new directory')
+        try:
+            previous = json.loads(marker_path.read_text(encoding='utf-8'))
+        except ValueError as e:
+            raise FileExistsError(
+                f'refusing to write into {out}: {marker_path} is not valid '
+                'JSON') from e
+        if not isinstance(previous, dict) or (
+                previous.get('generator') != marker['generator']
+                or previous.get('format_version') != FORMAT_VERSION):
+            raise FileExistsError(
+                f'refusing to write into {out}: {marker_path} does not come '
+                f'from this generator version (format {FORMAT_VERSION}); '
+                'delete the directory or choose another one')
+        if previous != marker:
+            raise FileExistsError(
+                f'refusing to write into {out}: it was generated with '
+                f'different settings ({previous.get("arguments")} vs '
+                f'{marker["arguments"]}); delete it or choose another '
+                'directory')
+    out.mkdir(parents=True, exist_ok=True)
+    # Written first: an interrupted run can be resumed by re-running with
+    # the same arguments. The split file, written last, marks completion.
+    _write_text_atomic(marker_path, json.dumps(marker, indent=2) + '\n')
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f'{name} must be a positive int, got {value!r}')
+
+
+def generate_coop_dataset(out_dir: Union[str, os.PathLike],
+                          num_classes: int = 40,
+                          train_per_class: int = 16,
+                          val_per_class: int = 4,
+                          test_per_class: int = 10,
+                          image_size: int = 32,
+                          seed: int = 0,
+                          domain: str = 'target') -> Dict:
+    """Write a synthetic-shapes dataset in CoOp format.
+
+    Layout::
+
+        out_dir/
+          generator.json            arguments + format version (ownership)
+          classnames.txt            "<folder> <class name>" per label
+          split_shapes.json         {"train"|"val"|"test": [[relpath, label,
+                                     classname], ...]}
+          images/<folder>/<split>_<index>.png
+
+    ``relpath`` is relative to ``out_dir/images``. Re-running with the same
+    arguments into the same directory rewrites identical bytes.
+
+    Args:
+        out_dir (str | os.PathLike): Output directory; must be missing,
+            empty, or produced earlier by this function with identical
+            arguments.
+        num_classes (int): Number of classes. Defaults to 40.
+        train_per_class (int): Train images per class. Defaults to 16.
+        val_per_class (int): Validation images per class. Defaults to 4.
+        test_per_class (int): Test images per class. Defaults to 10.
+        image_size (int): Image side in pixels. Defaults to 32.
+        seed (int): Non-negative image seed (the class list does not
+            depend on it). Defaults to 0.
+        domain (str): ``'target'`` or the shifted ``'pretrain'``.
+            Defaults to ``'target'``.
+
+    Returns:
+        dict: ``out_dir`` (str), ``class_names`` (list[str]), ``num_base``
+        (int) and ``counts`` (dict of split -> number of images).
+
+    Raises:
+        ValueError: On invalid arguments.
+        FileExistsError: If ``out_dir`` is non-empty and was not produced
+            by this generator with the same arguments.
+    """
+    _check_num_classes(num_classes)
+    per_split = dict(
+        train=train_per_class, val=val_per_class, test=test_per_class)
+    for split, count in per_split.items():
+        _check_count(f'{split}_per_class', count)
+    _check_image_size(image_size)
+    _check_seed(seed)
+    _check_domain(domain)
+
+    combos = _select_combos(num_classes)
+    names = [_combo_name(c) for c in combos]
+    folders = [class_folder(n) for n in names]
+
+    out = Path(out_dir)
+    marker = dict(
+        generator=_GENERATOR_ID,
+        format_version=FORMAT_VERSION,
+        arguments=dict(
+            num_classes=num_classes,
+            train_per_class=train_per_class,
+            val_per_class=val_per_class,
+            test_per_class=test_per_class,
+            image_size=image_size,
+            seed=seed,
+            domain=domain))
+    _claim_out_dir(out, marker)
+
+    image_root = out / IMAGE_DIR
+    split_data: Dict[str, List[list]] = {s: [] for s in SPLITS}
+    for label, (combo, name, folder) in enumerate(zip(combos, names,
+                                                      folders)):
+        (image_root / folder).mkdir(parents=True, exist_ok=True)
+        for stream, split in enumerate(SPLITS):
+            for index in range(per_split[split]):
+                rng = _image_rng(seed, domain, stream, combo, index)
+                image = _render(combo, image_size, domain, rng)
+                rel = f'{folder}/{split}_{index:04d}.png'
+                image.save(image_root / rel, format='PNG')
+                split_data[split].append([rel, label, name])
+
+    _write_text_atomic(
+        out / CLASSNAMES_FILE,
+        ''.join(f'{f} {n}\n' for f, n in zip(folders, names)))
+    _write_text_atomic(out / SPLIT_FILE, json.dumps(split_data))
+    return dict(
+        out_dir=str(out),
+        class_names=names,
+        num_base=math.ceil(num_classes / 2),
+        counts={s: len(v) for s, v in split_data.items()})
+

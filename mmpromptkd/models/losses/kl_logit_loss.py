@@ -1,0 +1,125 @@
+"""Temperature-scaled KL divergence between teacher and student logits."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmpromptkd.registry import MODELS
+
+_REDUCTIONS = ('mean', 'batchmean', 'sum')
+
+
+def _kl_elementwise(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """Elementwise ``p * (log p - log q)`` with ``0 * log 0 = 0``.
+
+    Both arguments are log-probabilities, so no ``log`` of an underflowed
+    probability is ever taken. Entries where ``p`` is exactly zero are masked
+    out, because ``0 * (-inf)`` would give NaN when a logit is ``-inf``.
+    """
+    p = log_p.exp()
+    # Mask the log-ratio (not the product) so that no ``0 * inf`` appears in
+    # the backward pass either.
+    log_ratio = torch.where(p > 0, log_p - log_q, torch.zeros_like(log_p))
+    return p * log_ratio
+
+
+@MODELS.register_module()
+class KLLogitLoss(nn.Module):
+    r"""KL divergence from the teacher's to the student's class distribution.
+
+    With :math:`p_T = \mathrm{softmax}(z_T / \tau)` and
+    :math:`p_S = \mathrm{softmax}(z_S / \tau)` over the last dimension,
+
+    .. math::
+
+        L = w \, \tau^2 \, \frac{1}{D}
+            \sum_{b, c} p_T^{(b,c)}
+            \left(\log p_T^{(b,c)} - \log p_S^{(b,c)}\right)
+
+    where :math:`D` depends on ``reduction``: ``'mean'`` divides by the number
+    of logits :math:`B \cdot C` (the PromptKD reference does this, which is why
+    its published loss weights are as large as 1000 and 200),
+    ``'batchmean'`` divides by :math:`B` (the textbook KL per sample) and
+    ``'sum'`` does not divide.
+
+    The teacher logits are detached: gradients reach the student only. Both
+    log-distributions come from ``log_softmax``, so the loss stays finite for
+    logits of any magnitude, and a class with zero teacher probability
+    contributes exactly zero. The computation runs in at least float32 so that
+    half-precision logits do not lose the small probabilities.
+
+    Args:
+        tau (float): Softmax temperature, must be positive. Defaults to 1.0.
+        loss_weight (float): Weight :math:`w` of the loss. Defaults to 1.0.
+        reduction (str): One of ``'mean'`` (divide by ``B * C``),
+            ``'batchmean'`` (divide by ``B``) or ``'sum'``.
+            Defaults to ``'mean'``.
+        symmetric (bool): If True, also compute the reverse divergence
+            :math:`KL(p_S \| p_T)` with the same reduction and return the
+            average of the two directions, :math:`(KL(p_T \| p_S) +
+            KL(p_S \| p_T)) / 2`, before applying ``loss_weight * tau ** 2``.
+            Averaging (rather than summing) keeps the loss on the scale of
+            the one-directional loss, so the same ``loss_weight`` applies.
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 tau: float = 1.0,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean',
+                 symmetric: bool = False) -> None:
+        super().__init__()
+        if not tau > 0:
+            raise ValueError(f'tau must be a positive number, got {tau!r}.')
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f'reduction must be one of {_REDUCTIONS}, '
+                             f'got {reduction!r}.')
+        self.tau = float(tau)
+        self.loss_weight = float(loss_weight)
+        self.reduction = reduction
+        self.symmetric = bool(symmetric)
+
+    def _reduce(self, kl: Tensor) -> Tensor:
+        """Reduce an elementwise ``(B, C)`` divergence to a scalar."""
+        total = kl.sum()
+        if self.reduction == 'sum':
+            return total
+        # An empty batch gives a zero loss rather than 0 / 0.
+        denom = kl.numel() if self.reduction == 'mean' else kl.shape[0]
+        return total / max(denom, 1)
+
+    def forward(self, student_logits: Tensor,
+                teacher_logits: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student_logits (Tensor): Student logits of shape ``(B, C)``.
+            teacher_logits (Tensor): Teacher logits of shape ``(B, C)``;
+                treated as constants.
+
+        Returns:
+            Tensor: The weighted scalar loss.
+        """
+        if student_logits.dim() != 2:
+            raise ValueError('student_logits must have shape (B, C), got '
+                             f'{tuple(student_logits.shape)}.')
+        if teacher_logits.shape != student_logits.shape:
+            raise ValueError(
+                'teacher_logits must have the same shape as student_logits '
+                f'{tuple(student_logits.shape)}, got '
+                f'{tuple(teacher_logits.shape)}.')
+
+        dtype = torch.promote_types(student_logits.dtype, torch.float32)
+        log_p_s = F.log_softmax(student_logits.to(dtype) / self.tau, dim=-1)
+        log_p_t = F.log_softmax(
+            teacher_logits.detach().to(dtype) / self.tau, dim=-1)
+
+        loss = self._reduce(_kl_elementwise(log_p_t, log_p_s))
+        if self.symmetric:
+            reverse = self._reduce(_kl_elementwise(log_p_s, log_p_t))
+            loss = (loss + reverse) / 2
+        return loss * (self.loss_weight * self.tau**2)
+
+    def extra_repr(self) -> str:
+        return (f'tau={self.tau}, loss_weight={self.loss_weight}, '
+                f'reduction={self.reduction!r}, symmetric={self.symmetric}')

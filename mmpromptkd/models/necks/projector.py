@@ -1,0 +1,209 @@
+"""Student-to-teacher feature projector with globally synchronised BN."""
+from typing import List, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch import Tensor
+
+from mmpromptkd.registry import MODELS
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over all processes of the default group.
+
+    The backward pass sums the incoming gradients over processes as well:
+    every process's loss depends on the global sum, so the gradient of the
+    summed loss with respect to a local contribution is the sum of all
+    processes' upstream gradients. This is the same rule as
+    ``torch.distributed.nn.functional.all_reduce``; a private copy is used
+    because that function is deprecated in recent torch releases and emits a
+    warning on every call, i.e. on every training step here.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:  # type: ignore[override]
+        tensor = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return _AllReduceSum.apply(grad)
+
+
+def _dist_world_size() -> int:
+    """World size of the default group, 1 when not running distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+class _GlobalBatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` whose training statistics cover the global batch.
+
+    Outside distributed training, or in eval mode, or with
+    ``sync_stats=False``, this is exactly :class:`torch.nn.BatchNorm1d`.
+    Otherwise the batch mean and the biased batch variance used for
+    normalisation are computed over the rows of all processes with a
+    differentiable all-reduce, and the running statistics are updated with
+    the global mean and the unbiased global variance, as BN does for a single
+    batch. Unlike :class:`torch.nn.SyncBatchNorm` this works with CPU tensors
+    (gloo backend) and with batches of different sizes per process, including
+    empty ones.
+
+    Parameter and buffer names are those of ``nn.BatchNorm1d``.
+
+    Args:
+        num_features (int): Number of channels ``C``.
+        sync_stats (bool): Whether to synchronise the training statistics
+            across processes. Defaults to True.
+        **kwargs: Further arguments of :class:`torch.nn.BatchNorm1d`.
+    """
+
+    def __init__(self, num_features: int, sync_stats: bool = True,
+                 **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        self.sync_stats = sync_stats
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not (self.sync_stats and self.training
+                and _dist_world_size() > 1):
+            return super().forward(input)
+        return self._forward_global(input)
+
+    def _forward_global(self, x: Tensor) -> Tensor:
+        """Training forward with statistics over all processes."""
+        self._check_input_dim(x)
+        # Reduce over every dimension except the channel dimension 1.
+        dims: List[int] = [0] + list(range(2, x.dim()))
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        xf = x.float()  # statistics in float32, as torch's BN kernels do
+        local_count = x.numel() // max(x.shape[1], 1)
+
+        # One collective for the sums and the row count together.
+        packed = torch.cat([
+            xf.sum(dims),
+            xf.new_full((1, ), float(local_count)),
+        ])
+        packed = _AllReduceSum.apply(packed)
+        global_sum, count = packed[:-1], packed[-1].detach()
+        n = int(count.item())
+        if n <= 1:
+            raise ValueError('Expected more than 1 value per channel over '
+                             f'the global batch when training, got {n}.')
+        mean = global_sum / n
+        # Two-pass variance: sum of squared deviations from the global mean,
+        # numerically safer than E[x^2] - E[x]^2.
+        centred = xf - mean.view(shape)
+        sq_sum = _AllReduceSum.apply((centred * centred).sum(dims))
+        var = sq_sum / n  # biased, used for normalisation
+
+        if self.track_running_stats and self.running_mean is not None:
+            self._update_running_stats(mean.detach(), var.detach(), n)
+
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(x.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: Tensor, var: Tensor,
+                              n: int) -> None:
+        """Update running statistics like ``nn.BatchNorm1d`` does."""
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # cumulative moving average
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = self.momentum
+        unbiased = (var * (n / (n - 1))).to(self.running_var.dtype)
+        mean = mean.to(self.running_mean.dtype)
+        self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+        self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+
+
+@MODELS.register_module()
+class FeatureProjector(nn.Module):
+    """MLP that maps student features into the teacher's feature space.
+
+    ``Linear(in, hidden) -> BatchNorm1d(hidden) -> ReLU -> Linear(hidden,
+    out)``, applied to features of shape ``(B, in_channels)``.
+
+    The submodules are named ``fc1``, ``bn`` and ``fc2``. The official
+    PromptKD checkpoints store the same layers as 1x1 convolutions under
+    ``VPT_image_trans.conv1.0`` (-> ``fc1``, weight reshaped from
+    ``(hidden, in, 1, 1)`` to ``(hidden, in)``), ``VPT_image_trans.conv1.1``
+    (-> ``bn``) and ``VPT_image_trans.conv1.3`` (-> ``fc2``); the checkpoint
+    converter relies on these names. ``bn`` has exactly the parameters and
+    buffers of ``nn.BatchNorm1d`` (``weight``, ``bias``, ``running_mean``,
+    ``running_var``, ``num_batches_tracked``).
+
+    Args:
+        in_channels (int): Dimension of the input (student) features.
+        out_channels (int): Dimension of the output (teacher) features.
+        hidden_channels (int, optional): Width of the hidden layer.
+            Defaults to None, meaning ``out_channels``.
+        sync_stats (bool): In distributed training (more than one process),
+            compute the BatchNorm batch statistics over the global batch of
+            all processes, so that training on N processes with batch B each
+            normalises like one process with batch N * B. It has no effect in
+            a single process or in eval mode, where the layer is exactly
+            ``nn.BatchNorm1d``. Defaults to True.
+        bn_eps (float): ``eps`` of the BatchNorm. Defaults to 1e-5.
+        bn_momentum (float, optional): ``momentum`` of the BatchNorm.
+            Defaults to 0.1.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 hidden_channels: Optional[int] = None,
+                 sync_stats: bool = True,
+                 bn_eps: float = 1e-5,
+                 bn_momentum: Optional[float] = 0.1) -> None:
+        super().__init__()
+        if hidden_channels is None:
+            hidden_channels = out_channels
+        for name, value in (('in_channels', in_channels),
+                            ('out_channels', out_channels),
+                            ('hidden_channels', hidden_channels)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f'{name} must be a positive int, got {value!r}.')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.hidden_channels = hidden_channels
+        self.fc1 = nn.Linear(in_channels, hidden_channels)
+        self.bn = _GlobalBatchNorm1d(
+            hidden_channels,
+            sync_stats=sync_stats,
+            eps=bn_eps,
+            momentum=bn_momentum)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(hidden_channels, out_channels)
+
+    @property
+    def sync_stats(self) -> bool:
+        """bool: Whether BN statistics are synchronised across processes."""
+        return self.bn.sync_stats
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Project features.
+
+        Args:
+            x (Tensor): Features of shape ``(B, in_channels)``.
+
+        Returns:
+            Tensor: Projected features of shape ``(B, out_channels)``.
+        """
+        if x.dim() != 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'Expected input of shape (B, {self.in_channels}), got '
+                f'{tuple(x.shape)}.')
+        return self.fc2(self.relu(self.bn(self.fc1(x))))
+
+    def extra_repr(self) -> str:
+        return (f'in_channels={self.in_channels}, '
+                f'hidden_channels={self.hidden_channels}, '
+                f'out_channels={self.out_channels}, '
+                f'sync_stats={self.sync_stats}')

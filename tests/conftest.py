@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny CLIP configs (no weights are ever downloaded)."""
+import copy
+
+import pytest
+import torch
+
+# Widths are multiples of 64 so that the OpenAI weight layout (heads of
+# width 64) can describe the same model.
+TINY_CLIP = dict(
+    embed_dim=32,
+    vision_cfg=dict(
+        image_size=32, patch_size=8, width=64, layers=3, head_width=32),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=64, heads=2, layers=3))
+
+TINY_CLIP_LARGE = dict(
+    embed_dim=48,
+    vision_cfg=dict(
+        image_size=32, patch_size=8, width=64, layers=4, head_width=32),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=64, heads=2, layers=4))
+
+
+@pytest.fixture
+def tiny_clip_cfg():
+    """A weight source for a tiny random CLIP with QuickGELU."""
+    return dict(model_cfg=copy.deepcopy(TINY_CLIP), quick_gelu=True)
+
+
+@pytest.fixture
+def tiny_large_clip_cfg():
+    """A slightly larger tiny CLIP, used as a teacher."""
+    return dict(model_cfg=copy.deepcopy(TINY_CLIP_LARGE), quick_gelu=True)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,140 @@
+"""Write the synthetic-shapes dataset (CoOp format) to a directory.
+
+Example::
+
+    python tools/misc/generate_shapes_dataset.py data/synthetic_shapes \\
+        --num-classes 40 --train-per-class 16 --val-per-class 4 \\
+        --test-per-class 10 --image-size 32 --seed 0
+
+See ``docs/synthetic_shapes.md`` for the layout and the design.
+"""
+import argparse
+import importlib.util
+import os.path as osp
+import sys
+import time
+from types import ModuleType
+from typing import List, Optional
+
+# Run from a source checkout without installing the package.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+_MODULE = 'mmpromptkd.datasets.synthetic_shapes'
+
+
+def _load_generator() -> ModuleType:
+    """The generator module, without importing the whole package.
+
+    It needs only numpy and Pillow, while ``import mmpromptkd`` pulls in
+    torch and the OpenMMLab stack (seconds, and more that can fail), so the
+    source file is loaded on its own when the checkout has it.
+    """
+    if _MODULE in sys.modules:
+        return sys.modules[_MODULE]
+    path = osp.join(_REPO_ROOT, *_MODULE.split('.')) + '.py'
+    if not osp.isfile(path):
+        return importlib.import_module(_MODULE)
+    spec = importlib.util.spec_from_file_location('_synthetic_shapes', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+synthetic_shapes = _load_generator()
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse command-line arguments.
+
+    Args:
+        argv (list[str], optional): Arguments without the program name;
+            None reads ``sys.argv``. Defaults to None.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Generate the deterministic synthetic-shapes dataset '
+        '(images/ + split_shapes.json + classnames.txt, CoOp format).')
+    parser.add_argument(
+        'out_dir',
+        help='output directory; must be missing, empty, or written earlier '
+        'by this tool with the same arguments')
+    parser.add_argument(
+        '--num-classes',
+        type=int,
+        default=40,
+        help=f'number of classes, {synthetic_shapes.MIN_CLASSES}..'
+        f'{synthetic_shapes.MAX_CLASSES} (default: 40)')
+    parser.add_argument(
+        '--train-per-class', type=int, default=16, help='(default: 16)')
+    parser.add_argument(
+        '--val-per-class', type=int, default=4, help='(default: 4)')
+    parser.add_argument(
+        '--test-per-class', type=int, default=10, help='(default: 10)')
+    parser.add_argument(
+        '--image-size', type=int, default=32, help='(default: 32)')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='image seed; the class list does not depend on it (default: 0)')
+    parser.add_argument(
+        '--domain',
+        choices=synthetic_shapes.DOMAINS,
+        default='target',
+        help="'pretrain' writes the shifted pre-training domain instead "
+        '(default: target)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Generate the dataset and print a summary.
+
+    Args:
+        argv (list[str], optional): Arguments without the program name.
+            Defaults to None.
+
+    Returns:
+        int: Exit status (0 on success, 1 on a refused or invalid request).
+    """
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        summary = synthetic_shapes.generate_coop_dataset(
+            args.out_dir,
+            num_classes=args.num_classes,
+            train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class,
+            test_per_class=args.test_per_class,
+            image_size=args.image_size,
+            seed=args.seed,
+            domain=args.domain)
+    except (ValueError, TypeError, FileExistsError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - start
+
+    names = summary['class_names']
+    n_base = summary['num_base']
+    counts = summary['counts']
+    out = summary['out_dir']
+    print(f'wrote {sum(counts.values())} images of {len(names)} classes '
+          f'({n_base} base, {len(names) - n_base} novel) to {out} '
+          f'in {elapsed:.1f} s')
+    print('  ' + ', '.join(f'{split}: {n}' for split, n in counts.items()))
+    print(f'  {osp.join(out, synthetic_shapes.IMAGE_DIR)}/<class>/'
+          '<split>_<index>.png')
+    for name in (synthetic_shapes.SPLIT_FILE,
+                 synthetic_shapes.CLASSNAMES_FILE,
+                 synthetic_shapes.MARKER_FILE):
+        print(f'  {osp.join(out, name)}')
+    print('  base: ' + ', '.join(names[:n_base]))
+    print('  novel: ' + ', '.join(names[n_base:]))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Convert released PromptSRC/PromptKD checkpoints for mmpromptkd.
+
+Teacher (``teacher_model/<Dataset>/VLPromptLearner/model-best.pth.tar``)::
+
+    python tools/model_converters/promptkd_official_to_mmpromptkd.py \
+        teacher model-best.pth.tar teacher_dtd.pth --openai-clip ViT-L-14.pt
+
+Student::
+
+    python tools/model_converters/promptkd_official_to_mmpromptkd.py \
+        student model-best.pth.tar student_dtd.pth
+
+Loading is safe (no arbitrary unpickling). The tool prints every key it
+maps and refuses keys it cannot account for. It never overwrites an
+existing output file unless ``--force`` is given.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+
+from mmpromptkd.converters import (convert_official_student,  # noqa: E402
+                                   convert_official_teacher)
+from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('kind', choices=['teacher', 'student'])
+    parser.add_argument('src', help='official checkpoint file')
+    parser.add_argument('dst', help='output file')
+    parser.add_argument(
+        '--openai-clip',
+        help='OpenAI CLIP file the teacher was trained from (ViT-L-14.pt); '
+        'it supplies the token embedding')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite an existing output file')
+    parser.add_argument('--quiet', action='store_true',
+                        help='do not print the key mapping')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if osp.exists(args.dst) and not args.force:
+        sys.exit(f'{args.dst} exists; pass --force to overwrite it')
+    checkpoint = load_checkpoint_file(args.src)
+    if args.kind == 'teacher':
+        if not args.openai_clip:
+            sys.exit('--openai-clip is required for a teacher: the token '
+                     'embedding comes from the OpenAI CLIP file')
+        openai_state = load_checkpoint_file(args.openai_clip)
+        converted, mapping = convert_official_teacher(
+            checkpoint, openai_state, args.src)
+    else:
+        converted, mapping = convert_official_student(checkpoint, args.src)
+    if not args.quiet:
+        for old, new in mapping:
+            print(f'{old} -> {new}')
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    # Write to a temporary name first so a failure never leaves half a file.
+    tmp = args.dst + '.tmp'
+    torch.save(converted, tmp)
+    os.replace(tmp, args.dst)
+    print(f'converted {len(mapping)} tensors into {args.dst}; '
+          f'meta: {converted["meta"]}')
+
+
+if __name__ == '__main__':
+    main()
