@@ -6,8 +6,19 @@ or mmengine component by its bare name (``type='VisionTransformer'``), and an
 mmpretrain config can build ours as ``type='mmpromptkd.PromptKDDistiller'``
 once ``mmpromptkd`` is imported (``custom_imports``).
 """
+import warnings
+
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry
+from mmpretrain.utils import register_all_modules
+
+# A child registry falls back on its parent's entries, but only imports its
+# own locations: register mmpretrain's components now so that our configs
+# find them by bare name. mmcv-lite lacks compiled ops that no component
+# here uses; silence the warning about them.
+with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message='Fail to import')
+    register_all_modules(init_default_scope=False)
 
 __all__ = [
     'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',

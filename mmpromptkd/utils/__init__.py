@@ -1,7 +1,12 @@
 from .checkpoint_io import (is_torchscript_archive, load_checkpoint_file,
                             read_torchscript_state_dict)
+from .launch import (build_runner, check_work_dir_is_free, enable_amp,
+                     find_existing_checkpoints, resolve_work_dir,
+                     set_dataloader_defaults, setup_cpu_distributed)
 
 __all__ = [
     'is_torchscript_archive', 'load_checkpoint_file',
-    'read_torchscript_state_dict'
+    'read_torchscript_state_dict', 'build_runner', 'check_work_dir_is_free',
+    'enable_amp', 'find_existing_checkpoints', 'resolve_work_dir',
+    'set_dataloader_defaults', 'setup_cpu_distributed'
 ]

@@ -1,1 +1,3 @@
-__all__ = []
+from .text_features_hook import PromptKDTextFeaturesHook
+
+__all__ = ['PromptKDTextFeaturesHook']

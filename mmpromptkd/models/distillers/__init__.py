@@ -1,1 +1,3 @@
-__all__ = []
+from .promptkd_distiller import PromptKDDistiller
+
+__all__ = ['PromptKDDistiller']

@@ -1,0 +1,29 @@
+# Runtime shared by every mmpromptkd config.
+default_scope = 'mmpromptkd'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=20),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Every epoch's checkpoint is kept: a later failure never removes one.
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=-1),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+# Computes the teacher's text features once and checks them against every
+# dataset the model runs on.
+custom_hooks = [dict(type='PromptKDTextFeaturesHook')]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=1, deterministic=False)

@@ -1,0 +1,34 @@
+# Tiny CLIPs for the offline CPU demo and the tests: a "large" teacher and a
+# "small" student defined by open_clip config dicts (random weights unless a
+# checkpoint is given).
+tiny_student_clip = dict(
+    embed_dim=64,
+    vision_cfg=dict(
+        image_size=32, patch_size=8, width=64, layers=4, head_width=32),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=64, heads=2, layers=4))
+tiny_teacher_clip = dict(
+    embed_dim=96,
+    vision_cfg=dict(
+        image_size=32, patch_size=8, width=128, layers=6, head_width=32),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=128, heads=4, layers=6))
+
+model = dict(
+    type='PromptKDDistiller',
+    student=dict(
+        type='PromptedCLIP',
+        clip=dict(model_cfg=tiny_student_clip, quick_gelu=True),
+        vision_prompt_depth=3,
+        vision_prompt_length=4),
+    teacher=dict(
+        type='PromptedCLIP',
+        clip=dict(model_cfg=tiny_teacher_clip, quick_gelu=True),
+        vision_prompt_depth=3,
+        vision_prompt_length=4,
+        text_prompt_depth=3,
+        text_prompt_length=4,
+        checkpoint=None),
+    projector=dict(type='FeatureProjector'),
+    distill_loss=dict(type='KLLogitLoss', tau=1.0, loss_weight=1000.0),
+)

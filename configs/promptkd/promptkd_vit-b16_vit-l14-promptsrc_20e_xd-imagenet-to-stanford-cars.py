@@ -1,0 +1,10 @@
+_base_ = ['./promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-stanford-cars.py']
+
+# Cross-dataset transfer: the ImageNet (all 1000 classes) PromptSRC teacher
+# labels the unlabeled train split of StanfordCars; prompts of depth 3.
+model = dict(
+    student=dict(vision_prompt_depth=3),
+    teacher=dict(
+        vision_prompt_depth=3,
+        text_prompt_depth=3,
+        checkpoint='checkpoints/promptkd_teachers/imagenet_xd.pth'))

@@ -1,0 +1,514 @@
+"""Base class of the CoOp-format datasets."""
+import json
+import math
+import os
+import os.path as osp
+import tempfile
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from mmengine.logging import print_log
+from mmpretrain.datasets import BaseDataset
+
+from mmpromptkd.registry import DATASETS, TRANSFORMS
+from .utils import Record, join_nonempty, sample_few_shot
+
+SUBSETS = ('all', 'base', 'novel')
+DOCS_HINT = 'see docs/datasets.md'
+
+
+@DATASETS.register_module()
+class CoOpDataset(BaseDataset):
+    """A dataset in the CoOp format, with base/novel subsets and few-shot.
+
+    The layout under ``data_root`` is ``<dataset_dir>/<image_dir>/...`` for
+    the images and ``<dataset_dir>/<split_file>`` for a JSON split file
+    ``{"train": [[relpath, label, classname], ...], "val": [...],
+    "test": [...]}`` where ``relpath`` is relative to the image folder.
+    Subclasses fix the three names for each dataset (see
+    ``docs/datasets.md``); this class can also be used directly for any
+    dataset in that format by passing them.
+
+    Each sample is ``dict(img_path=str, gt_label=int)``. ``metainfo`` holds:
+
+    - ``classes`` (tuple[str]): the raw class names of the subset, in label
+      order (underscores are kept; the text encoder handles them).
+    - ``subset`` (str): the subset, ``'all'``, ``'base'`` or ``'novel'``.
+    - ``num_base_classes`` (int): how many of ``classes`` are base classes;
+      they are the labels ``0 .. num_base_classes - 1``. It is ``m`` for
+      ``'all'`` and ``'base'`` and 0 for ``'novel'``.
+
+    Classes and subsets: the distinct labels of the split file must be
+    ``0 .. n-1``. The first ``m = ceil(n / 2)`` (or ``num_base_classes``)
+    are base, the rest novel. ``'base'`` keeps the base samples with their
+    labels; ``'novel'`` keeps the novel samples relabelled to
+    ``0 .. n-m-1`` in the same order.
+
+    Few-shot: with ``num_shots = K > 0`` the train split keeps ``K`` images
+    per class and the val split ``min(K, 4)``, as in CoOp; the test split is
+    never sampled. The rule (see :func:`~.utils.sample_few_shot`) sorts each
+    class's images by path and draws with a per-class
+    ``random.Random(f'{split}{seed}-{label}')``, so it does not depend on
+    the file-system order. Sampling happens on all classes before the subset
+    is taken, so base and novel runs share one draw. The draw is stored in
+    ``<data_root>/<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}.json``
+    (same entry format as the split file) when that folder is writable; an
+    existing file is loaded as it is and never rewritten. Delete it to draw
+    again after changing the split file.
+
+    Args:
+        data_root (str): The folder holding every dataset folder, e.g.
+            ``'data'``.
+        split (str, optional): ``'train'``, ``'val'`` or ``'test'``. None
+            means the dataset's first split: ``'train'``, or ``'test'`` for
+            the test-only ImageNet variants. Defaults to None.
+        subset (str): ``'all'``, ``'base'`` or ``'novel'``. Defaults to
+            ``'all'``.
+        num_shots (int): Images per class for the train split (and
+            ``min(num_shots, 4)`` for val); ``-1`` (or any value below 1)
+            keeps every image. Defaults to -1.
+        seed (int): Seed of the few-shot draw. Defaults to 1.
+        num_base_classes (int, optional): Number of base classes; None means
+            ``ceil(n / 2)``. Defaults to None.
+        pipeline (Sequence[dict | Callable]): Transforms; dicts are built
+            from the ``mmpromptkd`` transform registry, so mmpretrain and
+            mmcv transforms work by their bare names. Defaults to ().
+        test_mode (bool): Raise on a failing sample instead of drawing
+            another one. Defaults to False.
+        cache_few_shot (bool): Read and write the few-shot cache file.
+            Defaults to True.
+        dataset_dir (str, optional): Overrides the dataset folder under
+            ``data_root``. Defaults to None (the class default).
+        image_dir (str, optional): Overrides the image folder under the
+            dataset folder. Defaults to None (the class default).
+        split_file (str, optional): Overrides the split file name under the
+            dataset folder. Defaults to None (the class default).
+        indices (int | Sequence[int], optional): Keep only these samples
+            (after subset and few-shot); for quick runs. Defaults to None.
+        serialize_data (bool): Serialise the sample list to share it with
+            data-loader workers. Defaults to True.
+        lazy_init (bool): Defer reading the samples until first use; the
+            class names are read at construction either way. Defaults to
+            False.
+        max_refetch (int): Retries for a sample whose pipeline returns None.
+            Defaults to 1000.
+
+    Examples:
+        >>> from mmpromptkd.registry import DATASETS
+        >>> ds = DATASETS.build(dict(type='DTD', data_root='data',
+        ...                          split='train', subset='base',
+        ...                          num_shots=16, seed=1))
+        >>> ds.metainfo['classes'][:2]
+        ('banded', 'blotchy')
+    """
+
+    #: Folder of the dataset under ``data_root``.
+    dataset_dir: str = ''
+    #: Image folder under the dataset folder ('' for the dataset folder).
+    image_dir: str = ''
+    #: Split file under the dataset folder.
+    split_file: Optional[str] = None
+    #: The splits this dataset provides.
+    splits: Tuple[str, ...] = ('train', 'val', 'test')
+    #: The splits that few-shot sampling applies to.
+    few_shot_splits: Tuple[str, ...] = ('train', 'val')
+    #: Upper bound on the val shots (CoOp uses ``min(num_shots, 4)``).
+    max_val_shots: int = 4
+
+    def __init__(self,
+                 data_root: str,
+                 split: Optional[str] = None,
+                 subset: str = 'all',
+                 num_shots: int = -1,
+                 seed: int = 1,
+                 num_base_classes: Optional[int] = None,
+                 pipeline: Sequence[Union[dict, Callable]] = (),
+                 test_mode: bool = False,
+                 cache_few_shot: bool = True,
+                 dataset_dir: Optional[str] = None,
+                 image_dir: Optional[str] = None,
+                 split_file: Optional[str] = None,
+                 indices: Optional[Union[int, Sequence[int]]] = None,
+                 serialize_data: bool = True,
+                 lazy_init: bool = False,
+                 max_refetch: int = 1000) -> None:
+        name = type(self).__name__
+        if dataset_dir is not None:
+            self.dataset_dir = dataset_dir
+        if image_dir is not None:
+            self.image_dir = image_dir
+        if split_file is not None:
+            self.split_file = split_file
+        if split is None:
+            split = self.splits[0]
+        if split not in self.splits:
+            if self.splits == ('test', ):
+                raise ValueError(f"{name} is test-only: split must be 'test', "
+                                 f'got {split!r}')
+            raise ValueError(f'{name}: split must be one of {self.splits}, '
+                             f'got {split!r}')
+        if subset not in SUBSETS:
+            raise ValueError(f'{name}: subset must be one of {SUBSETS}, '
+                             f'got {subset!r}')
+        if isinstance(num_shots, bool) or not isinstance(num_shots, int):
+            raise TypeError(f'{name}: num_shots must be an int, '
+                            f'got {num_shots!r}')
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f'{name}: seed must be an int, got {seed!r}')
+
+        self.split = split
+        self.subset = subset
+        self.num_shots = num_shots
+        self.seed = seed
+        self.cache_few_shot = cache_few_shot
+        self._root = osp.expanduser(data_root)
+        self._dataset_root = join_nonempty(self._root, self.dataset_dir)
+        self._image_root = join_nonempty(self._dataset_root, self.image_dir)
+        # The parsed annotation, kept between construction and ``full_init``
+        # so that the file is read once; dropped afterwards because the
+        # sample list is serialised for the workers.
+        self._parsed: Any = None
+
+        self._check_layout()
+        self._all_classes = list(self._load_classnames())
+        metainfo = self._subset_metainfo(num_base_classes)
+
+        super().__init__(
+            ann_file=self._ann_file(),
+            metainfo=metainfo,
+            data_root=self._root,
+            data_prefix=dict(
+                img_path=join_nonempty(self.dataset_dir, self.image_dir)),
+            indices=indices,
+            serialize_data=serialize_data,
+            pipeline=[
+                TRANSFORMS.build(t) if isinstance(t, dict) else t
+                for t in pipeline
+            ],
+            test_mode=test_mode,
+            lazy_init=lazy_init,
+            max_refetch=max_refetch)
+        self._metainfo['subset'] = subset
+
+    # ------------------------------------------------------------------
+    # Layout hooks, overridden by datasets that are not a JSON split file.
+    # ------------------------------------------------------------------
+    @property
+    def split_path(self) -> str:
+        """str: Path of the JSON split file."""
+        if not self.split_file:
+            raise ValueError(f'{type(self).__name__}: no split_file is set; '
+                             'pass split_file=... or use a dataset class')
+        return join_nonempty(self._dataset_root, self.split_file)
+
+    def _ann_file(self) -> str:
+        """The annotation file relative to ``data_root`` (for ``repr``)."""
+        return join_nonempty(self.dataset_dir, self.split_file or '')
+
+    def _required_paths(self) -> List[str]:
+        """Paths that must exist for the requested split."""
+        return [self._image_root, self.split_path]
+
+    def _load_classnames(self) -> List[str]:
+        """Return every class name of the dataset, in label order."""
+        return self._parse_split_file()[0]
+
+    def _load_records(self, split: str) -> List[Record]:
+        """Return the ``(relpath, label)`` records of a split.
+
+        ``relpath`` is relative to the image folder and ``label`` indexes
+        the full class list.
+        """
+        return self._parse_split_file()[1][split]
+
+    def _per_class_metainfo(self) -> Dict[str, List[Any]]:
+        """Extra per-class metainfo lists, subset along with the classes."""
+        return {}
+
+    # ------------------------------------------------------------------
+    # Checks and parsing
+    # ------------------------------------------------------------------
+    def _layout_hint(self) -> str:
+        """Describe the expected layout for error messages."""
+        paths = self._required_paths()
+        listed = (' and '.join(paths) if len(paths) <= 2 else
+                  ', '.join(paths[:-1]) + ' and ' + paths[-1])
+        return f'expected {listed} ({DOCS_HINT})'
+
+    def _check_layout(self) -> None:
+        """Check that the data root, dataset folder and required paths exist.
+
+        Only folders and annotation files are checked, never the images.
+        """
+        name = type(self).__name__
+        if not osp.isdir(self._root):
+            raise FileNotFoundError(
+                f'{name}: data_root {self._root} is not a folder; '
+                f'{self._layout_hint()}')
+        if self._dataset_root != self._root and not osp.isdir(
+                self._dataset_root):
+            raise FileNotFoundError(
+                f'{name}: dataset folder {self._dataset_root} not found; '
+                f'{self._layout_hint()}')
+        for path in self._required_paths():
+            if not osp.exists(path):
+                raise FileNotFoundError(f'{name}: {path} not found; '
+                                        f'{self._layout_hint()}')
+
+    def _parse_split_file(self) -> Tuple[List[str], Dict[str, List[Record]]]:
+        """Read and validate the JSON split file (once per instance)."""
+        if self._parsed is not None:
+            return self._parsed
+        path = self.split_path
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f'{path} is not valid JSON: {e.msg} at line {e.lineno}, '
+                f'column {e.colno} (char {e.pos}); expected {{"train": '
+                '[[relpath, label, classname], ...], "val": [...], '
+                f'"test": [...]}} ({DOCS_HINT})') from e
+        self._parsed = self._parse_entries(data, path,
+                                           ('train', 'val', 'test'))
+        return self._parsed
+
+    def _parse_entries(
+        self,
+        data: Any,
+        path: str,
+        keys: Sequence[str],
+        classnames: Optional[List[str]] = None
+    ) -> Tuple[List[str], Dict[str, List[Record]]]:
+        """Validate ``{split: [[relpath, label, classname], ...]}``.
+
+        Args:
+            data (Any): The decoded JSON.
+            path (str): The file it came from, for messages.
+            keys (Sequence[str]): The splits that must be present.
+            classnames (list[str], optional): Known class names to check
+                the entries against; None derives them from the entries.
+                Defaults to None.
+
+        Returns:
+            tuple[list[str], dict[str, list[tuple[str, int]]]]: The class
+            names in label order and the records of each split.
+        """
+        layout = ('expected {"train": [[relpath, label, classname], ...], '
+                  f'"val": [...], "test": [...]}} ({DOCS_HINT})')
+        if not isinstance(data, dict):
+            raise ValueError(f'{path}: top level is a '
+                             f'{type(data).__name__}; {layout}')
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise ValueError(f'{path}: missing key(s) {missing}; {layout}')
+
+        names: Dict[int, str] = {}
+        records: Dict[str, List[Record]] = {}
+        for key in keys:
+            entries = data[key]
+            if not isinstance(entries, list):
+                raise ValueError(f'{path}: "{key}" is a '
+                                 f'{type(entries).__name__}, not a list; '
+                                 f'{layout}')
+            out: List[Record] = []
+            for i, entry in enumerate(entries):
+                if not (isinstance(entry, list) and len(entry) == 3
+                        and isinstance(entry[0], str) and isinstance(
+                            entry[1], int) and not isinstance(entry[1], bool)
+                        and isinstance(entry[2], str)):
+                    raise ValueError(
+                        f'{path}: entry {i} of "{key}" is {entry!r}; each '
+                        'entry must be [relpath (str), label (int), '
+                        f'classname (str)] ({DOCS_HINT})')
+                relpath, label, cname = entry
+                if classnames is not None:
+                    if not 0 <= label < len(classnames):
+                        raise ValueError(
+                            f'{path}: entry {i} of "{key}" has label '
+                            f'{label}, out of range [0, {len(classnames)})')
+                    expected = classnames[label]
+                else:
+                    if label < 0:
+                        raise ValueError(
+                            f'{path}: entry {i} of "{key}" has label '
+                            f'{label}; labels must be 0..n-1')
+                    expected = names.get(label, cname)
+                if cname != expected:
+                    raise ValueError(
+                        f'{path}: entry {i} of "{key}" names label {label} '
+                        f'{cname!r}, but it is {expected!r} elsewhere; one '
+                        'label must have one class name')
+                names.setdefault(label, cname)
+                out.append((relpath, label))
+            records[key] = out
+
+        if classnames is not None:
+            return list(classnames), records
+        n = len(names)
+        if n == 0:
+            raise ValueError(f'{path} has no entries; {layout}')
+        outside = sorted(lab for lab in names if lab >= n)
+        if outside:
+            raise ValueError(
+                f'{path}: label {outside[0]} is out of range: the {n} '
+                f'distinct labels must be 0..{n - 1}')
+        return [names[i] for i in range(n)], records
+
+    def _subset_metainfo(self,
+                         num_base_classes: Optional[int]) -> Dict[str, Any]:
+        """Decide the label range of the subset and build the metainfo."""
+        name = type(self).__name__
+        n = len(self._all_classes)
+        m = math.ceil(n / 2) if num_base_classes is None else num_base_classes
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= n:
+            raise ValueError(f'{name}: num_base_classes must be an int in '
+                             f'[0, {n}], got {num_base_classes!r}')
+        lo, hi = {'all': (0, n), 'base': (0, m), 'novel': (m, n)}[self.subset]
+        if lo == hi:
+            raise ValueError(f'{name}: the {self.subset!r} subset is empty '
+                             f'({n} classes, {m} base)')
+        self._label_range = (lo, hi)
+        # ``subset`` is added after construction: mmengine would try to read
+        # a string metainfo value as a file name.
+        metainfo: Dict[str, Any] = dict(
+            classes=tuple(self._all_classes[lo:hi]),
+            num_base_classes=0 if self.subset == 'novel' else m)
+        for key, values in self._per_class_metainfo().items():
+            metainfo[key] = tuple(values[lo:hi])
+        return metainfo
+
+    # ------------------------------------------------------------------
+    # Loading
+    # ------------------------------------------------------------------
+    def load_data_list(self) -> List[dict]:
+        """Read the split, apply few-shot sampling and take the subset.
+
+        Returns:
+            list[dict]: ``dict(img_path=str, gt_label=int)`` per sample.
+        """
+        if self.num_shots > 0 and self.split in self.few_shot_splits:
+            records = self._few_shot_records()
+        else:
+            records = self._load_records(self.split)
+        self._parsed = None
+
+        lo, hi = self._label_range
+        return [
+            dict(
+                img_path=osp.join(self._image_root, relpath),
+                gt_label=label - lo) for relpath, label in records
+            if lo <= label < hi
+        ]
+
+    @property
+    def few_shot_cache_path(self) -> str:
+        """str: Where the few-shot draw of ``num_shots`` and ``seed`` is
+        cached."""
+        return osp.join(self._dataset_root, 'split_fewshot',
+                        f'shot_{self.num_shots}-seed_{self.seed}.json')
+
+    def _shots_of(self, split: str) -> int:
+        """Images per class for a few-shot split."""
+        if split == 'val':
+            return min(self.num_shots, self.max_val_shots)
+        return self.num_shots
+
+    def _few_shot_records(self) -> List[Record]:
+        """Return the few-shot records of ``self.split``, cached or drawn."""
+        path = self.few_shot_cache_path
+        if self.cache_few_shot and osp.isfile(path):
+            return self._read_cache(path)[self.split]
+
+        drawn: Dict[str, List[Record]] = {}
+        for split in self.few_shot_splits:
+            k = self._shots_of(split)
+            drawn[split], short = sample_few_shot(
+                self._load_records(split), k, self.seed, salt=split)
+            if short:
+                listed = ', '.join(f'{self._all_classes[lab]!r} ({cnt})'
+                                   for lab, cnt in list(short.items())[:10])
+                more = ', ...' if len(short) > 10 else ''
+                warnings.warn(
+                    f'{type(self).__name__}: {len(short)} class(es) of the '
+                    f'{split} split have fewer than {k} images and keep all '
+                    f'of them: {listed}{more}')
+
+        if self.cache_few_shot and self._write_cache(path, drawn):
+            # Another process wrote the file first; its draw is the cache.
+            return self._read_cache(path)[self.split]
+        return drawn[self.split]
+
+    def _read_cache(self, path: str) -> Dict[str, List[Record]]:
+        """Load and validate a few-shot cache file."""
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f'{path} is not valid JSON: {e.msg} at line {e.lineno}, '
+                f'column {e.colno} (char {e.pos}); delete it to draw the '
+                f'few-shot split again ({DOCS_HINT})') from e
+        try:
+            return self._parse_entries(data, path, self.few_shot_splits,
+                                       self._all_classes)[1]
+        except ValueError as e:
+            raise ValueError(f'{e}. The few-shot cache does not match the '
+                             f'dataset; delete {path} to draw again') from e
+
+    def _write_cache(self, path: str, drawn: Dict[str, List[Record]]) -> bool:
+        """Write the few-shot draw unless the file exists or cannot be made.
+
+        The file is written to a temporary name and hard-linked into place,
+        which fails if the target exists, so concurrent processes never
+        overwrite one another.
+
+        Returns:
+            bool: True if the file already existed (and was left alone).
+        """
+        payload = {
+            split: [[relpath, label, self._all_classes[label]]
+                    for relpath, label in records]
+            for split, records in drawn.items()
+        }
+        folder = osp.dirname(path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix='.', suffix='.json.tmp', dir=folder)
+        except OSError as e:
+            print_log(
+                f'{type(self).__name__}: not caching the few-shot split, '
+                f'{folder} is not writable ({e})',
+                logger='current')
+            return False
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                json.dump(payload, f)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return True
+            except OSError:
+                # No hard links on this file system: rename instead.
+                if osp.exists(path):
+                    return True
+                os.replace(tmp, path)
+        except OSError as e:
+            print_log(
+                f'{type(self).__name__}: could not write {path} ({e})',
+                logger='current')
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
+        return False
+
+    def extra_repr(self) -> List[str]:
+        """The extra repr information of the dataset."""
+        body = super().extra_repr()
+        body.append(f'Split: \t{self.split}')
+        body.append(f'Subset: \t{self.subset}')
+        if self.num_shots > 0:
+            body.append(f'Shots per class: \t{self.num_shots} '
+                        f'(seed {self.seed})')
+        return body

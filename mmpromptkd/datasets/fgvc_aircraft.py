@@ -1,0 +1,103 @@
+"""The FGVC-Aircraft dataset in the CoOp format."""
+import os.path as osp
+from typing import Dict, List, Tuple
+
+from mmpromptkd.registry import DATASETS
+from .coop_dataset import DOCS_HINT, CoOpDataset
+from .utils import Record, join_nonempty
+
+
+@DATASETS.register_module()
+class FGVCAircraft(CoOpDataset):
+    """FGVC-Aircraft (100 aircraft variants), read from its own text files.
+
+    There is no JSON split file: ``variants.txt`` lists one variant per line
+    and its line order defines the labels; ``images_variant_{split}.txt``
+    has one ``<image id> <variant name>`` line per image (the name may
+    contain spaces) and the image is ``images/<image id>.jpg``.
+
+    Layout under ``data_root``::
+
+        fgvc_aircraft/
+            images/
+            variants.txt
+            images_variant_train.txt
+            images_variant_val.txt
+            images_variant_test.txt
+
+    The arguments are those of :class:`CoOpDataset` (``split_file`` is not
+    used).
+    """
+
+    dataset_dir = 'fgvc_aircraft'
+    image_dir = 'images'
+    split_file = None
+    #: The file listing the variants in label order.
+    variants_file = 'variants.txt'
+    #: The per-split image lists, ``{split}`` is replaced by the split.
+    list_file = 'images_variant_{split}.txt'
+    #: The extension of the image files.
+    image_ext = '.jpg'
+
+    def _list_path(self, split: str) -> str:
+        """Path of the image list of a split."""
+        return join_nonempty(self._dataset_root,
+                             self.list_file.format(split=split))
+
+    def _ann_file(self) -> str:
+        """The split's image list relative to ``data_root``."""
+        return join_nonempty(self.dataset_dir,
+                             self.list_file.format(split=self.split))
+
+    def _required_paths(self) -> List[str]:
+        """The image folder, ``variants.txt`` and the three image lists."""
+        return [
+            self._image_root,
+            join_nonempty(self._dataset_root, self.variants_file)
+        ] + [self._list_path(s) for s in self.splits]
+
+    def _load_classnames(self) -> List[str]:
+        """Read ``variants.txt``: one variant per line, in label order."""
+        path = join_nonempty(self._dataset_root, self.variants_file)
+        names: List[str] = []
+        seen: Dict[str, int] = {}
+        with open(path, encoding='utf-8') as f:
+            for lineno, line in enumerate(f, start=1):
+                name = line.strip()
+                if not name:
+                    continue
+                if name in seen:
+                    raise ValueError(
+                        f'{path}, line {lineno}: variant {name!r} already '
+                        f'appears on line {seen[name]}; expected one '
+                        f'distinct variant per line ({DOCS_HINT})')
+                seen[name] = lineno
+                names.append(name)
+        if not names:
+            raise ValueError(f'{path} lists no variant; expected one variant '
+                             f'per line ({DOCS_HINT})')
+        return names
+
+    def _load_records(self, split: str) -> List[Record]:
+        """Read ``images_variant_{split}.txt`` into records."""
+        path = self._list_path(split)
+        label_of = {name: i for i, name in enumerate(self._all_classes)}
+        records: List[Tuple[str, int]] = []
+        with open(path, encoding='utf-8') as f:
+            for lineno, line in enumerate(f, start=1):
+                line = line.strip()
+                if not line:
+                    continue
+                image_id, _, variant = line.partition(' ')
+                variant = variant.strip()
+                if not variant:
+                    raise ValueError(
+                        f'{path}, line {lineno}: expected "<image id> '
+                        f'<variant name>", got {line!r} ({DOCS_HINT})')
+                if variant not in label_of:
+                    variants = osp.join(self._dataset_root, self.variants_file)
+                    raise ValueError(
+                        f'{path}, line {lineno}: variant {variant!r} is not '
+                        f'listed in {variants}')
+                records.append((image_id + self.image_ext, label_of[variant]))
+        return records

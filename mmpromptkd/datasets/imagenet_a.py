@@ -1,0 +1,34 @@
+"""The ImageNetA dataset in the CoOp format."""
+from mmpromptkd.registry import DATASETS
+from .imagenet import ImageNet
+
+
+@DATASETS.register_module()
+class ImageNetA(ImageNet):
+    """ImageNet-A (natural adversarial examples), a test-only ImageNet variant.
+
+    It covers 200 ImageNet classes: the classes are the wnid folders present,
+    ordered as in ``classnames.txt`` and labelled ``0 .. 199``.
+
+    ``classnames.txt`` is read from the dataset folder if present, else
+    from ``imagenet/classnames.txt``. Only ``split='test'`` exists.
+    ``metainfo['imagenet_class_indices']`` maps each class to its index
+    among the ImageNet classes.
+
+    Layout under ``data_root``::
+
+        imagenet-adversarial/
+            classnames.txt            (optional, else imagenet/classnames.txt)
+            imagenet-a/
+                <wnid>/*.jpg
+
+    The arguments are those of :class:`CoOpDataset` (``split`` must be
+    ``'test'``; ``num_shots`` has no effect).
+    """
+
+    dataset_dir = 'imagenet-adversarial'
+    image_dir = 'imagenet-a'
+    split_dirs = {'test': ''}
+    few_shot_splits = ()
+    class_folder = 'wnid'
+    present_classes_only = True

@@ -1,0 +1,41 @@
+"""Hook that prepares the teacher's stored text features."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmpromptkd.registry import HOOKS
+
+
+@HOOKS.register_module()
+class PromptKDTextFeaturesHook(Hook):
+    """Give the distiller the class names of each dataset it runs on.
+
+    Before training, the teacher's text features of the training classes are
+    computed once and stored (or checked against the stored ones after a
+    resume or ``load_from``: a mismatch stops the run before it starts).
+    Before validation and testing, the classes of that dataset are checked
+    against the stored ones; different classes are evaluated with temporary
+    teacher features.
+    """
+
+    priority = 'VERY_HIGH'
+
+    @staticmethod
+    def _prepare(runner, dataloader, for_training: bool) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        dataset = dataloader.dataset
+        classes = dataset.metainfo.get('classes')
+        if not classes:
+            raise ValueError(f'{type(dataset).__name__} has no '
+                             "metainfo['classes']; PromptKD needs class names")
+        model.prepare_text_features(
+            classes, for_training, dataset_name=type(dataset).__name__)
+
+    def before_train(self, runner) -> None:
+        self._prepare(runner, runner.train_dataloader, True)
+
+    def before_val(self, runner) -> None:
+        self._prepare(runner, runner.val_dataloader, False)
+
+    def before_test(self, runner) -> None:
+        self._prepare(runner, runner.test_dataloader, False)

@@ -1,0 +1,234 @@
+"""Helpers shared by ``tools/train.py`` and ``tools/test.py``.
+
+They adapt a loaded :class:`mmengine.Config` to the command line and to the
+machine (CPU-only distributed runs, dataloader defaults, mixed precision),
+and guard a work directory against being overwritten, before the
+:class:`mmengine.runner.Runner` is built.
+"""
+import glob
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.device import (is_cuda_available, is_mlu_available,
+                             is_musa_available, is_npu_available)
+
+from mmpromptkd.compat import init_cpu_distributed
+
+__all__ = [
+    'DATALOADER_FIELDS', 'build_runner', 'enable_amp',
+    'find_existing_checkpoints', 'check_work_dir_is_free',
+    'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
+]
+
+DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def resolve_work_dir(cfg: Config, work_dir: Optional[str],
+                     config_path: str) -> str:
+    """Set ``cfg.work_dir``: command line, then config, then config name.
+
+    Args:
+        cfg (Config): The loaded config; modified in place.
+        work_dir (str, optional): ``--work-dir`` of the command line.
+        config_path (str): Path of the config file.
+
+    Returns:
+        str: The work directory.
+    """
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        name = osp.splitext(osp.basename(config_path))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+    return cfg.work_dir
+
+
+def set_dataloader_defaults(cfg: Config,
+                            fields: Sequence = DATALOADER_FIELDS,
+                            pin_memory: bool = True,
+                            persistent_workers: bool = True) -> None:
+    """Give the dataloaders of ``cfg`` mmpretrain's default options.
+
+    Options already in a dataloader config win over these defaults.
+    ``persistent_workers`` is only enabled for dataloaders with worker
+    processes (PyTorch refuses it with ``num_workers=0``), and pinned memory
+    only when a GPU can use it. ``False`` for either argument disables the
+    option even where the config enables it, as the ``--no-pin-memory`` and
+    ``--no-persistent-workers`` flags do.
+
+    Args:
+        cfg (Config): The config; modified in place.
+        fields (Sequence[str]): Dataloader fields to update. Defaults to
+            :data:`DATALOADER_FIELDS`.
+        pin_memory (bool): Whether memory may be pinned. Defaults to True.
+        persistent_workers (bool): Whether workers may persist between
+            epochs. Defaults to True.
+    """
+    for field in fields:
+        loader = cfg.get(field, None)
+        if loader is None:
+            continue
+        merged = ConfigDict(
+            pin_memory=pin_memory and torch.cuda.is_available(),
+            collate_fn=dict(type='default_collate'))
+        merged.update(loader)
+        if not pin_memory:
+            merged.pin_memory = False
+        workers = merged.get('num_workers', 0)
+        if persistent_workers and workers > 0:
+            merged.setdefault('persistent_workers', True)
+        else:
+            merged.persistent_workers = False
+        cfg[field] = merged
+
+
+def _accelerator_available() -> bool:
+    """Whether a device that mmengine's ``AmpOptimWrapper`` accepts exists."""
+    return (is_cuda_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to float16 mixed precision.
+
+    mmengine 0.10.7's ``AmpOptimWrapper`` asserts a GPU (or NPU, MLU,
+    MUSA) even for ``dtype='bfloat16'``, and plain ``OptimWrapper`` does not
+    autocast, so on a CPU-only machine this raises instead of failing later
+    inside the Runner.
+
+    Args:
+        cfg (Config): The config; ``cfg.optim_wrapper`` is modified in place.
+
+    Raises:
+        RuntimeError: If no accelerator is available.
+    """
+    if not _accelerator_available():
+        raise RuntimeError(
+            '--amp needs a GPU; mmengine\'s AmpOptimWrapper cannot run on a '
+            'CPU-only machine. Train in float32 (drop --amp).')
+    optim_wrapper = cfg.optim_wrapper
+    if optim_wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper',
+                                                         'AmpOptimWrapper'):
+        raise ValueError(
+            f'--amp replaces the optimizer wrapper by AmpOptimWrapper, but '
+            f'the config uses {optim_wrapper.type}; set it in the config '
+            'instead.')
+    optim_wrapper.type = 'AmpOptimWrapper'
+    optim_wrapper.setdefault('loss_scale', 'dynamic')
+    optim_wrapper.setdefault('dtype', 'float16')
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
+    """Prepare a distributed run on a machine without a GPU.
+
+    mmengine 0.10.7's launchers call ``torch.cuda.set_device``; here the
+    gloo process group is started beforehand
+    (:func:`mmpromptkd.compat.init_cpu_distributed`), so the Runner finds it
+    initialised and skips its own. DDP also refuses ``device_ids`` for CPU
+    modules, which the Runner passes by default, so the model wrapper gets
+    ``device_ids=None``. With a GPU, or without a launcher, nothing changes.
+
+    Args:
+        cfg (Config): The config; ``model_wrapper_cfg`` and
+            ``env_cfg.dist_cfg`` are modified in place when a group is
+            started.
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+
+    Returns:
+        bool: True if a CPU process group was started.
+    """
+    if not init_cpu_distributed(launcher):
+        return False
+    wrapper = ConfigDict(cfg.get('model_wrapper_cfg', None) or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    # The Runner only reads the top-level flag without a wrapper config.
+    wrapper.setdefault('find_unused_parameters',
+                       cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.device_ids = None
+    cfg.model_wrapper_cfg = wrapper
+    env_cfg = cfg.get('env_cfg', None) or ConfigDict()
+    env_cfg.setdefault('dist_cfg', ConfigDict())
+    env_cfg.dist_cfg.backend = 'gloo'
+    cfg.env_cfg = env_cfg
+    return True
+
+
+def _checkpoint_dirs(cfg: Config) -> List[str]:
+    """Directories in which a run of ``cfg`` writes checkpoints."""
+    work_dir = cfg.work_dir
+    dirs = [work_dir]
+    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
+    out_dir = hook.get('out_dir', None) if hook else None
+    if out_dir:
+        # CheckpointHook appends the work directory's last level to out_dir.
+        name = osp.basename(osp.normpath(work_dir))
+        dirs.append(osp.join(out_dir, name))
+    return dirs
+
+
+def find_existing_checkpoints(cfg: Config) -> List[str]:
+    """Checkpoints that a run of ``cfg`` could overwrite.
+
+    Args:
+        cfg (Config): The config, with ``work_dir`` set.
+
+    Returns:
+        list[str]: Sorted paths of ``*.pth`` files and ``last_checkpoint``
+        markers in the checkpoint directories.
+    """
+    found: List[str] = []
+    for directory in _checkpoint_dirs(cfg):
+        found += glob.glob(osp.join(glob.escape(directory), '*.pth'))
+        marker = osp.join(directory, 'last_checkpoint')
+        if osp.isfile(marker):
+            found.append(marker)
+    return sorted(set(found))
+
+
+def check_work_dir_is_free(cfg: Config) -> None:
+    """Refuse a fresh run that would overwrite earlier checkpoints.
+
+    A run with ``cfg.resume`` set continues (or, without a checkpoint,
+    starts) the work in its directory and is always allowed.
+
+    Args:
+        cfg (Config): The config, with ``work_dir`` and ``resume`` set.
+
+    Raises:
+        FileExistsError: If a fresh run would write into a directory that
+            already holds checkpoints.
+    """
+    if cfg.get('resume', False):
+        return
+    existing = find_existing_checkpoints(cfg)
+    if not existing:
+        return
+    shown = ', '.join(existing[:5]) + (
+        f' and {len(existing) - 5} more' if len(existing) > 5 else '')
+    raise FileExistsError(
+        f'work_dir {cfg.work_dir} already holds checkpoints ({shown}); a new '
+        'run would overwrite them. Continue that run with --resume (or '
+        '--resume CHECKPOINT), or choose another --work-dir.')
+
+
+def build_runner(cfg: Config):
+    """Build the Runner that ``cfg`` describes.
+
+    Args:
+        cfg (Config): The final config.
+
+    Returns:
+        Runner: ``Runner.from_cfg(cfg)``, or the ``runner_type`` of the
+        config built from the ``RUNNERS`` registry (ours, which falls back
+        on mmpretrain's and mmengine's).
+    """
+    from mmengine.runner import Runner
+
+    from mmpromptkd.registry import RUNNERS
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)

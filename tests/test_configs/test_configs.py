@@ -1,0 +1,68 @@
+"""Every config parses, and the schedule matches the reference's."""
+import glob
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import PARAM_SCHEDULERS
+
+import mmpromptkd  # noqa: F401
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/promptkd/*.py')))
+LOW_WEIGHT = ('oxford-flowers', 'fgvc-aircraft', 'dtd')
+
+
+def reference_lrs(base_lr, epochs):
+    """One warm-up epoch at 1e-5, then cosine over all epochs."""
+    return [1e-5] + [
+        0.5 * base_lr * (1 + math.cos(math.pi * e / epochs))
+        for e in range(1, epochs)
+    ]
+
+
+def scheduled_lrs(cfg):
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
+        for s in cfg.param_scheduler
+    ]
+    lrs = []
+    for _ in range(cfg.train_cfg.max_epochs):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        for scheduler in schedulers:
+            scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_config(path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmpromptkd'
+    assert cfg.model.type == 'PromptKDDistiller'
+    assert any(h.type == 'PromptKDTextFeaturesHook' for h in cfg.custom_hooks)
+    lrs = scheduled_lrs(cfg)
+    expected = reference_lrs(cfg.optim_wrapper.optimizer.lr,
+                             cfg.train_cfg.max_epochs)
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    if 'tiny' in path:
+        return
+    # Reference hyper-parameters of stage (b).
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='SGD', lr=0.005, momentum=0.9, weight_decay=5e-4)
+    assert cfg.train_cfg.max_epochs == 20
+    assert cfg.train_dataloader.batch_size == 8
+    assert cfg.train_dataloader.dataset.subset == 'all'
+    assert cfg.model.distill_loss.tau == 1.0
+    weight = 200.0 if any(k in path for k in LOW_WEIGHT) else 1000.0
+    assert cfg.model.distill_loss.loss_weight == weight
+    depth = 3 if '_xd-' in path else 9
+    assert cfg.model.student.vision_prompt_depth == depth
+    assert cfg.model.teacher.text_prompt_depth == depth
+    assert cfg.model.student.vision_prompt_length == 4
+    crop = cfg.train_dataloader.dataset.pipeline[1]
+    assert crop.type == 'RandomResizedCrop' and crop.scale == 224
+    assert crop.interpolation == 'bicubic'

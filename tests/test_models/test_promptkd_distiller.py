@@ -1,0 +1,208 @@
+"""PromptKDDistiller: logits, loss, stored text features, export."""
+import copy
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmpretrain.structures import DataSample
+
+import mmpromptkd  # noqa: F401
+from mmpromptkd.registry import MODELS
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CLASSES = ['red circle', 'blue_square', 'green star', 'pink heart', 'cat']
+
+
+@pytest.fixture
+def distiller_cfg(tiny_clip_cfg, tiny_large_clip_cfg):
+    return dict(
+        type='PromptKDDistiller',
+        student=dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
+        teacher=dict(
+            clip=tiny_large_clip_cfg, vision_prompt_depth=2,
+            text_prompt_depth=2),
+        distill_loss=dict(type='KLLogitLoss', loss_weight=1000.0, tau=2.0))
+
+
+@pytest.fixture
+def distiller(distiller_cfg):
+    model = MODELS.build(distiller_cfg)
+    model.prepare_text_features(CLASSES, for_training=True)
+    return model
+
+
+class _NoLabels:
+    """A data sample that fails if anything reads it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f'distillation read data_samples.{name}')
+
+
+class TestPromptKDDistiller:
+
+    def test_text_features_stored_once(self, distiller):
+        expected = F.normalize(distiller.teacher.encode_text(CLASSES), dim=-1)
+        torch.testing.assert_close(distiller.text_features, expected)
+        assert distiller.text_features.shape == (5, 48)
+        assert distiller.class_names == tuple(CLASSES)
+        # Preparing again for the same classes does not recompute.
+        distiller.text_features.add_(1.0)
+        distiller.prepare_text_features(CLASSES, for_training=True)
+        torch.testing.assert_close(distiller.text_features, expected + 1.0)
+
+    def test_loss_matches_spec(self, distiller):
+        images = torch.randn(4, 3, 32, 32)
+        distiller.train()
+        loss = distiller(images, [_NoLabels()] * 4, mode='loss')['loss_kd']
+
+        teacher, student = distiller.teacher, distiller.student
+        text = F.normalize(teacher.encode_text(CLASSES), dim=-1)
+        v_t = F.normalize(teacher.encode_image(images), dim=-1)
+        logits_t = teacher.clip.logit_scale.exp() * v_t @ text.t()
+        f = student.encode_image(images)
+        s = F.normalize(distiller.projector(f), dim=-1)
+        logits_s = student.clip.logit_scale.exp() * s @ text.t()
+        tau, weight = 2.0, 1000.0
+        p_t = (logits_t / tau).softmax(-1)
+        kl = p_t * (p_t.log() - (logits_s / tau).log_softmax(-1))
+        expected = weight * tau**2 * kl.sum() / kl.numel()
+        torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+    def test_only_prompts_and_projector_train(self, distiller):
+        trainable = set(distiller.trainable_parameters())
+        assert trainable == {
+            'student.vision_ctx', 'student.vision_deep_prompts.0',
+            'projector.fc1.weight', 'projector.fc1.bias',
+            'projector.bn.weight', 'projector.bn.bias',
+            'projector.fc2.weight', 'projector.fc2.bias'
+        }
+        distiller.train()
+        assert not distiller.teacher.training
+        distiller(torch.randn(4, 3, 32, 32), mode='loss')['loss_kd'].backward()
+        for name, param in distiller.named_parameters():
+            assert (param.grad is not None) == (name in trainable), name
+        assert all(p.grad is None for p in distiller.teacher.parameters())
+
+    def test_teacher_not_in_checkpoint(self, distiller):
+        keys = distiller.state_dict().keys()
+        assert not any('teacher' in k for k in keys)
+        assert 'text_features' in keys
+        assert not any(k.startswith('student.clip.transformer') for k in keys)
+        assert distiller.state_dict()['_extra_state'] == {
+            'class_names': CLASSES
+        }
+
+    def test_predict(self, distiller):
+        distiller.eval()
+        images = torch.randn(3, 3, 32, 32)
+        samples = [DataSample().set_gt_label(i) for i in range(3)]
+        out = distiller(images, samples, mode='predict')
+        logits = distiller(images, mode='tensor')
+        for i, sample in enumerate(out):
+            assert sample.pred_score.shape == (5, )
+            torch.testing.assert_close(sample.pred_score,
+                                       logits[i].softmax(-1))
+            assert sample.pred_label.item() == logits[i].argmax().item()
+            assert sample.gt_label.item() == i
+
+    def test_exported_student_alone(self, distiller, distiller_cfg):
+        distiller.eval()
+        state = copy.deepcopy(distiller.state_dict())
+        cfg = dict(distiller_cfg, teacher=None,
+                   projector=dict(type='FeatureProjector', out_channels=48))
+        alone = MODELS.build(cfg).eval()
+        alone.load_state_dict(state)
+        assert alone.teacher is None
+        assert alone.class_names == tuple(CLASSES)
+        images = torch.randn(2, 3, 32, 32)
+        torch.testing.assert_close(
+            alone(images, mode='tensor'), distiller(images, mode='tensor'))
+        # Same classes: no teacher needed.
+        alone.prepare_text_features(CLASSES, for_training=False)
+        with pytest.raises(ValueError, match='Give a teacher'):
+            alone.prepare_text_features(CLASSES[:4], for_training=False)
+        with pytest.raises(RuntimeError, match='needs a teacher'):
+            alone(images, mode='loss')
+
+    def test_class_mismatch_before_training(self, distiller):
+        with pytest.raises(ValueError,
+                           match='label 1: "blue_square" vs "dog"'):
+            distiller.prepare_text_features(
+                ['red circle', 'dog', 'green star', 'pink heart', 'cat'],
+                for_training=True)
+        with pytest.raises(ValueError, match='5 classes but .* has 4'):
+            distiller.prepare_text_features(CLASSES[:4], for_training=True)
+
+    def test_other_classes_for_evaluation_only(self, distiller):
+        stored = distiller.text_features.clone()
+        distiller.prepare_text_features(['dog', 'cat'], for_training=False)
+        logits = distiller(torch.randn(2, 3, 32, 32), mode='tensor')
+        assert logits.shape == (2, 2)
+        torch.testing.assert_close(distiller.text_features, stored)
+        assert 'text_features' in distiller.state_dict()
+        distiller.prepare_text_features(CLASSES, for_training=False)
+        assert distiller(torch.randn(2, 3, 32, 32), mode='tensor').shape == \
+            (2, 5)
+
+    def test_unprepared(self, distiller_cfg):
+        model = MODELS.build(distiller_cfg)
+        with pytest.raises(RuntimeError, match='PromptKDTextFeaturesHook'):
+            model(torch.randn(2, 3, 32, 32), mode='loss')
+
+    def test_projector_dimension_checked(self, distiller_cfg):
+        with pytest.raises(ValueError, match='out_channels=10'):
+            MODELS.build(dict(distiller_cfg,
+                              projector=dict(type='FeatureProjector',
+                                             out_channels=10)))
+        with pytest.raises(ValueError, match='out_channels'):
+            MODELS.build(dict(distiller_cfg, teacher=None))
+
+
+def official_student_state(distiller):
+    """Lay out a distiller's student in the reference's key names."""
+    student, proj = distiller.student, distiller.projector
+    state = {'image_encoder.VPT': student.vision_ctx.data,
+             'logit_scale': student.clip.logit_scale.data}
+    for i, prompt in enumerate(student.vision_deep_prompts, start=1):
+        state[f'image_encoder.transformer.resblocks.{i}.VPT_shallow'] = \
+            prompt.data
+    for key, value in student.clip.visual.state_dict().items():
+        state[f'image_encoder.{key}'] = value
+    for idx, module in (('0', proj.fc1), ('3', proj.fc2)):
+        state[f'VPT_image_trans.conv1.{idx}.weight'] = \
+            module.weight.data[:, :, None, None]
+        state[f'VPT_image_trans.conv1.{idx}.bias'] = module.bias.data
+    for key, value in proj.bn.state_dict().items():
+        state[f'VPT_image_trans.conv1.1.{key}'] = value
+    return {'state_dict': state, 'epoch': 20}
+
+
+def test_official_student_round_trip(distiller, distiller_cfg, tmp_path):
+    with torch.no_grad():
+        for param in distiller.trainable_parameters().values():
+            param.normal_()
+        distiller.projector.bn.running_mean.normal_()
+    torch.save(official_student_state(distiller), tmp_path / 'student.tar')
+    spec = importlib.util.spec_from_file_location(
+        'converter',
+        osp.join(ROOT, 'tools/model_converters/'
+                 'promptkd_official_to_mmpromptkd.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(['student', str(tmp_path / 'student.tar'),
+               str(tmp_path / 'converted.pth'), '--quiet'])
+    converted = torch.load(tmp_path / 'converted.pth')['state_dict']
+    fresh = MODELS.build(distiller_cfg)
+    result = fresh.load_state_dict(converted, strict=False)
+    # Only the stored features are absent: the teacher computes them.
+    assert sorted(result.missing_keys) == ['_extra_state', 'text_features']
+    assert result.unexpected_keys == []
+    # Same (random) teacher, so that its text features are the same.
+    fresh.teacher.load_state_dict(distiller.teacher.state_dict())
+    fresh.prepare_text_features(CLASSES, for_training=True)
+    distiller.eval(), fresh.eval()
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(
+        fresh(images, mode='tensor'), distiller(images, mode='tensor'))
