@@ -19,8 +19,8 @@ def test_mmpretrain_component_by_bare_name():
     assert type(head).__module__.startswith('mmpretrain')
     out = head((torch.randn(2, 4), ))
     assert out.shape == (2, 3)
-    backbone = MODELS.build(
-        dict(type='ResNet', depth=18, out_indices=(0, ))).eval()
+    backbone = MODELS.build(dict(type='ResNet', depth=18, out_indices=(0, )))
+    backbone.eval()
     assert backbone(torch.randn(1, 3, 32, 32))[0].shape == (1, 64, 8, 8)
 
 
