@@ -206,3 +206,20 @@ def test_official_student_round_trip(distiller, distiller_cfg, tmp_path):
     images = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(
         fresh(images, mode='tensor'), distiller(images, mode='tensor'))
+
+
+def test_export_and_load_alone(distiller, distiller_cfg, tmp_path):
+    from mmpromptkd.apis import export_student, load_exported_student
+    distiller.eval()
+    export_student(distiller, distiller_cfg, str(tmp_path / 'student.pth'))
+    with pytest.raises(FileExistsError):
+        export_student(distiller, distiller_cfg,
+                       str(tmp_path / 'student.pth'))
+    alone = load_exported_student(str(tmp_path / 'student.pth'))
+    assert alone.teacher is None and alone.class_names == tuple(CLASSES)
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(
+        alone(images, mode='tensor'), distiller(images, mode='tensor'))
+    torch.save({'state_dict': {}}, tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='not an exported'):
+        load_exported_student(str(tmp_path / 'other.pth'))

@@ -291,4 +291,10 @@ def build_clip(cfg: dict) -> nn.Module:
             for k, v in state_dict.items() if not _is_extra_key(k)
         }
         load_state_dict_strictly(model, state_dict, weights_name)
+    # What rebuilds this architecture without the original weight file
+    # (used when a student is exported together with its weights).
+    model.build_cfg = dict(
+        model_cfg=copy.deepcopy(model_cfg),
+        quick_gelu=quick_gelu,
+        precision=precision)
     return model.to(PRECISIONS[precision]).eval()

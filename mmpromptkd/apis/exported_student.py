@@ -1,0 +1,86 @@
+"""Export a trained PromptKD student and load it for inference alone."""
+import copy
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from torch import nn
+
+from mmpromptkd.registry import MODELS
+from mmpromptkd.utils import load_checkpoint_file
+
+__all__ = ['export_student', 'load_exported_student']
+
+EXPORT_KIND = 'mmpromptkd.exported_student'
+
+
+def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
+    """Write the student, projector and stored text features to ``path``.
+
+    The file needs neither the teacher nor any CLIP weight file: the
+    student's architecture is stored as an open_clip config together with
+    its weights.
+
+    Args:
+        model (nn.Module): A trained :class:`PromptKDDistiller` with stored
+            text features.
+        model_cfg (dict): The config the distiller was built from.
+        path (str): Output file; an existing file is never overwritten.
+
+    Returns:
+        dict: The standalone model config stored in the file.
+    """
+    if len(model.text_features) == 0:
+        raise ValueError('the model has no stored text features; train it '
+                         'or prepare them with its teacher first')
+    if osp.exists(path):
+        raise FileExistsError(f'{path} exists; refusing to overwrite it')
+    cfg = copy.deepcopy(dict(model_cfg))
+    cfg['teacher'] = None
+    cfg['student'] = dict(cfg['student'], checkpoint=None)
+    cfg['student']['clip'] = copy.deepcopy(model.student.clip.build_cfg)
+    cfg['projector'] = dict(
+        cfg.get('projector', dict(type='FeatureProjector')),
+        out_channels=model.text_features.shape[1])
+    payload = dict(
+        state_dict=model.state_dict(),
+        meta=dict(kind=EXPORT_KIND, model=_plain(cfg),
+                  class_names=list(model.class_names)))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return cfg
+
+
+def load_exported_student(path: str,
+                          device: Optional[str] = 'cpu') -> nn.Module:
+    """Build a distiller from an exported student file, without teacher.
+
+    Args:
+        path (str): File written by :func:`export_student`.
+        device (str, optional): Device of the model. Defaults to 'cpu'.
+
+    Returns:
+        nn.Module: :class:`PromptKDDistiller` in eval mode, which predicts
+        with the stored text features.
+    """
+    payload = load_checkpoint_file(path)
+    meta = payload.get('meta', {}) if isinstance(payload, dict) else {}
+    if meta.get('kind') != EXPORT_KIND:
+        raise ValueError(f'{path} is not an exported mmpromptkd student '
+                         f'(meta.kind={meta.get("kind")!r}); export one with '
+                         'tools/model_converters/export_student.py')
+    model = MODELS.build(meta['model'])
+    model.load_state_dict(payload['state_dict'], strict=True)
+    return model.to(device).eval()
+
+
+def _plain(obj):
+    """Turn config containers into plain dicts/lists (safe to unpickle)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
