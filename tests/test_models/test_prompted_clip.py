@@ -219,3 +219,28 @@ class TestPromptedCLIPErrors:
         model = build(tiny_clip_cfg)
         with pytest.raises(ValueError, match='longer than the context'):
             model.encode_text(['word ' * 80])
+
+
+def test_external_prompts(tiny_clip_cfg):
+    """Prompts given to encode_* replace the model's own (used by MaPLe)."""
+    model = build(tiny_clip_cfg, vision_prompt_depth=2, text_prompt_depth=2)
+    images = torch.randn(2, 3, 32, 32)
+    own_v, own_t = model.own_prompts('vision'), model.own_prompts('text')
+    torch.testing.assert_close(
+        model.encode_image(images, prompts=own_v), model.encode_image(images))
+    other_v = [torch.randn_like(p) for p in own_v]
+    other_t = [torch.randn_like(p) for p in own_t]
+    swapped = build(tiny_clip_cfg, vision_prompt_depth=2, text_prompt_depth=2)
+    swapped.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for p, q in zip(swapped.own_prompts('vision'), other_v):
+            p.copy_(q)
+        for p, q in zip(swapped.own_prompts('text'), other_t):
+            p.copy_(q)
+    torch.testing.assert_close(
+        model.encode_image(images, prompts=other_v),
+        swapped.encode_image(images))
+    torch.testing.assert_close(
+        model.encode_text(NAMES, prompts=other_t), swapped.encode_text(NAMES))
+    with pytest.raises(ValueError, match='vision prompts: expected 2'):
+        model.encode_image(images, prompts=other_v[:1])

@@ -1,5 +1,5 @@
 """CLIP with deep vision and text prompts (IVLP) over open_clip."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -192,6 +192,33 @@ class PromptedCLIP(BaseModule):
             prompt = prompt.half()
         return prompt.to(like.dtype).unsqueeze(0).expand(batch, -1, -1)
 
+    def own_prompts(self, tower: str) -> List[torch.Tensor]:
+        """This model's prompts of one tower, first layer first.
+
+        Args:
+            tower (str): 'vision' or 'text'.
+
+        Returns:
+            list[Tensor]: ``depth`` tensors of shape (length, width).
+        """
+        if not getattr(self, f'{tower}_prompt_depth'):
+            return []
+        return [getattr(self, f'{tower}_ctx')] + list(
+            getattr(self, f'{tower}_deep_prompts'))
+
+    def _check_prompts(self, prompts: Optional[Sequence[torch.Tensor]],
+                       tower: str) -> Sequence[torch.Tensor]:
+        if prompts is None:
+            return self.own_prompts(tower)
+        depth = getattr(self, f'{tower}_prompt_depth')
+        length = getattr(self, f'{tower}_prompt_length')
+        if len(prompts) != depth or any(p.shape[0] != length
+                                         for p in prompts):
+            raise ValueError(
+                f'{tower} prompts: expected {depth} tensors of {length} '
+                f'tokens, got {[tuple(p.shape) for p in prompts]}')
+        return prompts
+
     def _run_block(self, block: nn.Module, x: torch.Tensor,
                    attn_mask: Optional[torch.Tensor],
                    batch_first: bool) -> torch.Tensor:
@@ -209,7 +236,9 @@ class PromptedCLIP(BaseModule):
     def encode_image(self,
                      images: torch.Tensor,
                      normalize: bool = False,
-                     attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     attn_mask: Optional[torch.Tensor] = None,
+                     prompts: Optional[Sequence[torch.Tensor]] = None
+                     ) -> torch.Tensor:
         """Encode an image batch.
 
         Args:
@@ -218,6 +247,10 @@ class PromptedCLIP(BaseModule):
             attn_mask (Tensor, optional): Additive attention mask over the
                 whole token sequence (class, patches, prompts), used to study
                 the prompts' effect. Defaults to None.
+            prompts (Sequence[Tensor], optional): ``vision_prompt_depth``
+                prompts of shape (n_v, width) used instead of this model's
+                own, e.g. produced from text prompts (MaPLe). Defaults to
+                None.
 
         Returns:
             Tensor: Features of shape (B, embed_dim).
@@ -230,14 +263,14 @@ class PromptedCLIP(BaseModule):
         x = torch.cat([cls_token, x], dim=1)
         x = x + visual.positional_embedding.to(x.dtype)
         n_v = self.vision_prompt_length
+        prompts = self._check_prompts(prompts, 'vision')
         if self.vision_prompt_depth:
-            x = torch.cat([x, self._prompt(self.vision_ctx, x, batch)], dim=1)
+            x = torch.cat([x, self._prompt(prompts[0], x, batch)], dim=1)
         x = visual.ln_pre(x)
         batch_first = visual.transformer.batch_first
         for i, block in enumerate(visual.transformer.resblocks):
             if 1 <= i < self.vision_prompt_depth:
-                prompt = self._prompt(self.vision_deep_prompts[i - 1], x,
-                                      batch)
+                prompt = self._prompt(prompts[i], x, batch)
                 x = torch.cat([x[:, :-n_v], prompt], dim=1)
             x = self._run_block(block, x, attn_mask, batch_first)
         x = visual.ln_post(x[:, 0]) @ visual.proj
@@ -277,12 +310,17 @@ class PromptedCLIP(BaseModule):
 
     def encode_text(self,
                     class_names: Sequence[str],
-                    normalize: bool = False) -> torch.Tensor:
+                    normalize: bool = False,
+                    prompts: Optional[Sequence[torch.Tensor]] = None
+                    ) -> torch.Tensor:
         """Encode class names through the prompted text tower.
 
         Args:
             class_names (Sequence[str]): Class names.
             normalize (bool): L2-normalise the features. Defaults to False.
+            prompts (Sequence[Tensor], optional): ``text_prompt_depth``
+                prompts of shape (n_t, width) used instead of this model's
+                own context and deep prompts. Defaults to None.
 
         Returns:
             Tensor: Features of shape (C, embed_dim).
@@ -294,14 +332,15 @@ class PromptedCLIP(BaseModule):
         x = x.to(self.clip.transformer.get_cast_dtype())
         num = x.shape[0]
         n_t = self.text_prompt_length
+        prompts = self._check_prompts(prompts, 'text')
         if self.text_prompt_depth:
-            ctx = self._prompt(self.text_ctx, x, num)
+            ctx = self._prompt(prompts[0], x, num)
             x = torch.cat([x[:, :1], ctx, x[:, 1 + n_t:]], dim=1)
         x = x + self.clip.positional_embedding.to(x.dtype)
         batch_first = self.clip.transformer.batch_first
         for i, block in enumerate(self.clip.transformer.resblocks):
             if 1 <= i < self.text_prompt_depth:
-                prompt = self._prompt(self.text_deep_prompts[i - 1], x, num)
+                prompt = self._prompt(prompts[i], x, num)
                 x = torch.cat([x[:, :1], prompt, x[:, 1 + n_t:]], dim=1)
             x = self._run_block(block, x, self.clip.attn_mask, batch_first)
         x = self.clip.ln_final(x)
