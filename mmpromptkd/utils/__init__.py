@@ -1,12 +1,14 @@
 from .checkpoint_io import (is_torchscript_archive, load_checkpoint_file,
                             read_torchscript_state_dict)
-from .launch import (build_runner, check_work_dir_is_free, enable_amp,
+from .launch import (EpochSeedHook, add_epoch_seed_hook, build_runner,
+                     check_work_dir_is_free, enable_amp, epoch_seed,
                      find_existing_checkpoints, resolve_work_dir,
                      set_dataloader_defaults, setup_cpu_distributed)
 
 __all__ = [
     'is_torchscript_archive', 'load_checkpoint_file',
-    'read_torchscript_state_dict', 'build_runner', 'check_work_dir_is_free',
-    'enable_amp', 'find_existing_checkpoints', 'resolve_work_dir',
-    'set_dataloader_defaults', 'setup_cpu_distributed'
+    'read_torchscript_state_dict', 'EpochSeedHook', 'add_epoch_seed_hook',
+    'build_runner', 'check_work_dir_is_free', 'enable_amp', 'epoch_seed',
+    'find_existing_checkpoints', 'resolve_work_dir', 'set_dataloader_defaults',
+    'setup_cpu_distributed'
 ]

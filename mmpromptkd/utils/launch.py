@@ -2,23 +2,27 @@
 
 They adapt a loaded :class:`mmengine.Config` to the command line and to the
 machine (CPU-only distributed runs, dataloader defaults, mixed precision),
-and guard a work directory against being overwritten, before the
-:class:`mmengine.runner.Runner` is built.
+guard a work directory against being overwritten, and make a resumed run
+repeat the random draws of an uninterrupted one (:class:`EpochSeedHook`).
 """
 import glob
-import os
 import os.path as osp
+import random
 from typing import List, Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
+from mmengine.hooks import Hook
 
 from mmpromptkd.compat import init_cpu_distributed
+from mmpromptkd.registry import HOOKS
 
 __all__ = [
-    'DATALOADER_FIELDS', 'build_runner', 'enable_amp',
+    'DATALOADER_FIELDS', 'EpochSeedHook', 'add_epoch_seed_hook',
+    'build_runner', 'enable_amp', 'epoch_seed',
     'find_existing_checkpoints', 'check_work_dir_is_free',
     'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
 ]
@@ -232,3 +236,55 @@ def build_runner(cfg: Config):
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 32-bit seed derived from a run's seed and an epoch index.
+
+    Args:
+        seed (int): The run's seed (``runner.seed``).
+        epoch (int): Number of completed epochs.
+
+    Returns:
+        int: The seed of that epoch.
+    """
+    mixed = np.random.SeedSequence([seed % 2**32, epoch])
+    return int(mixed.generate_state(1)[0])
+
+
+@HOOKS.register_module()
+class EpochSeedHook(Hook):
+    """Reseed the global random generators at the start of every epoch.
+
+    mmengine's checkpoints hold no random generator states, so after
+    ``--resume`` the random data augmentation of the main process (all of
+    it with ``num_workers=0``) would draw other numbers than an
+    uninterrupted run. Seeding ``random``, ``numpy`` and ``torch`` with
+    :func:`epoch_seed` of ``runner.seed`` (restored from the checkpoint) and
+    the epoch index makes every epoch's draws independent of how the run got
+    there. Dataloader workers seed themselves (mmengine's
+    ``worker_init_fn``); they repeat across a resume only when they are
+    recreated each epoch (``persistent_workers=False``).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train_epoch(self, runner) -> None:
+        seed = epoch_seed(runner.seed, runner.epoch)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def add_epoch_seed_hook(cfg: Config) -> None:
+    """Append :class:`EpochSeedHook` to ``cfg.custom_hooks`` if missing.
+
+    Args:
+        cfg (Config): The config; modified in place.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    names = ('EpochSeedHook', 'mmpromptkd.EpochSeedHook')
+    if not any(isinstance(h, dict) and h.get('type') in names or
+               isinstance(h, EpochSeedHook) for h in hooks):
+        hooks.append(dict(type='mmpromptkd.EpochSeedHook'))
+    cfg.custom_hooks = hooks

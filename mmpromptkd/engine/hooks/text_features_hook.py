@@ -13,8 +13,9 @@ class PromptKDTextFeaturesHook(Hook):
     computed once and stored (or checked against the stored ones after a
     resume or ``load_from``: a mismatch stops the run before it starts).
     Before validation and testing, the classes of that dataset are checked
-    against the stored ones; different classes are evaluated with temporary
-    teacher features.
+    against the stored ones; a subset of them (ImageNet-A/-R) uses their
+    rows, and different classes are evaluated with temporary teacher
+    features.
     """
 
     priority = 'VERY_HIGH'
@@ -28,8 +29,17 @@ class PromptKDTextFeaturesHook(Hook):
         if not classes:
             raise ValueError(f'{type(dataset).__name__} has no '
                              "metainfo['classes']; PromptKD needs class names")
+        kwargs = {}
+        # ImageNet variants map their classes into ImageNet's 1000, so a
+        # student with stored ImageNet features needs no teacher for them.
+        indices = dataset.metainfo.get('imagenet_class_indices')
+        if indices is not None and not for_training:
+            kwargs['class_indices'] = indices
         model.prepare_text_features(
-            classes, for_training, dataset_name=type(dataset).__name__)
+            classes,
+            for_training,
+            dataset_name=type(dataset).__name__,
+            **kwargs)
 
     def before_train(self, runner) -> None:
         self._prepare(runner, runner.train_dataloader, True)

@@ -50,6 +50,9 @@ class PromptedCLIP(BaseModule):
         text_tower (bool): Keep the text tower. An image-only model (e.g. a
             PromptKD student, which uses the teacher's stored text features)
             drops it after loading to save memory. Defaults to True.
+        freeze_clip (bool): Keep the CLIP weights frozen. False fine-tunes
+            them (except the logit scale) together with the prompts.
+            Defaults to True.
         checkpoint (str, optional): A checkpoint of this class (e.g. made by
             ``tools/model_converters/promptsrc_teacher_to_mmpromptkd.py``):
             all of its prompt parameters are loaded, and any ``clip.*`` keys
@@ -68,6 +71,7 @@ class PromptedCLIP(BaseModule):
                  round_prompts_to_fp16: bool = False,
                  grad_checkpointing: bool = False,
                  text_tower: bool = True,
+                 freeze_clip: bool = True,
                  checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -142,6 +146,9 @@ class PromptedCLIP(BaseModule):
                          'positional_embedding', 'ln_final',
                          'text_projection', 'attn_mask'):
                 delattr(self.clip, name)
+        if not freeze_clip:
+            self.clip.requires_grad_(True)
+            self.clip.logit_scale.requires_grad_(False)
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
 
@@ -367,7 +374,7 @@ class PromptedCLIP(BaseModule):
 
     # ------------------------------------------------------------------ #
     def prompt_parameters(self) -> Dict[str, nn.Parameter]:
-        """Dict of the learnable prompt parameters by name."""
+        """Dict of the prompt parameters (not CLIP's) by name."""
         return {
             name: param
             for name, param in self.named_parameters()

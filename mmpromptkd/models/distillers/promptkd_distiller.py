@@ -36,9 +36,18 @@ class PromptKDDistiller(BaseModel):
     teacher is kept out of the module tree, so it is never written into a
     checkpoint, and can be left out (``teacher=None``) for inference.
 
+    Ablations of the paper are options: ``distill_target='features'``
+    distils projected image features with a feature loss (L1 / MSE) instead
+    of logits, ``shared_text_features=False`` gives the student its own
+    prompted text encoder (no projector; its logits come from its own text
+    features), a student with ``vision_prompt_depth=0`` trains the projector
+    only, and ``freeze_clip=False`` fine-tunes the student's image encoder.
+
     Args:
-        student (dict): Config of the student :class:`PromptedCLIP`; its
-            text tower is dropped (``text_tower=False``) as it is unused.
+        student (dict): Config of the student: a :class:`PromptedCLIP`
+            (default type; its text tower is dropped unless
+            ``shared_text_features=False``) or any module with the same
+            image interface, such as :class:`BackboneStudent`.
         teacher (dict, optional): Config of the frozen teacher
             :class:`PromptedCLIP` (e.g. with ``checkpoint=`` a converted
             official teacher or a stage-(a) checkpoint). Needed to train and
@@ -47,8 +56,14 @@ class PromptKDDistiller(BaseModel):
             ``out_channels`` are read from the student and the teacher.
             Without a teacher, ``out_channels`` must be given. Defaults to
             ``dict(type='FeatureProjector')``.
-        distill_loss (dict): Config of the logit loss. Defaults to
+        distill_loss (dict): Config of the loss. Defaults to
             ``dict(type='KLLogitLoss', loss_weight=1000.0)``.
+        distill_target (str): 'logits' (the method) or 'features' (feature
+            distillation between projected student and teacher image
+            features). Defaults to 'logits'.
+        shared_text_features (bool): Classify with the teacher's stored text
+            features (the method). False uses the student's own prompted
+            text encoder. Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to mmpretrain's
             ``ClsDataPreprocessor`` with CLIP's mean and std.
         text_batch_size (int): Class names encoded per teacher forward when
@@ -59,9 +74,11 @@ class PromptKDDistiller(BaseModel):
     def __init__(self,
                  student: dict,
                  teacher: Optional[dict] = None,
-                 projector: dict = dict(type='FeatureProjector'),
+                 projector: Optional[dict] = dict(type='FeatureProjector'),
                  distill_loss: dict = dict(
                      type='KLLogitLoss', loss_weight=1000.0),
+                 distill_target: str = 'logits',
+                 shared_text_features: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  text_batch_size: int = 256,
                  init_cfg: Optional[dict] = None) -> None:
@@ -72,42 +89,66 @@ class PromptKDDistiller(BaseModel):
                                              or CLIP_DATA_PREPROCESSOR)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if distill_target not in ('logits', 'features'):
+            raise ValueError(f"distill_target must be 'logits' or "
+                             f"'features', got {distill_target!r}")
+        if distill_target == 'features' and not shared_text_features:
+            raise ValueError('feature distillation needs the projector and '
+                             'the shared text features')
+        self.distill_target = distill_target
+        self.shared_text_features = shared_text_features
         student = dict(student)
         student.setdefault('type', 'PromptedCLIP')
-        student.setdefault('text_tower', False)
+        if student['type'] in ('PromptedCLIP', 'mmpromptkd.PromptedCLIP'):
+            student.setdefault('text_tower', not shared_text_features)
         self.student = MODELS.build(student)
 
         teacher_model = None
-        projector = dict(projector)
         if teacher is not None:
             teacher = dict(teacher)
             teacher.setdefault('type', 'PromptedCLIP')
             teacher_model = MODELS.build(teacher)
             teacher_model.requires_grad_(False)
             teacher_model.eval()
-            given = projector.get('out_channels', teacher_model.embed_dim)
-            if given != teacher_model.embed_dim:
-                raise ValueError(
-                    f'projector.out_channels={given} does not match the '
-                    f'teacher feature dimension {teacher_model.embed_dim}')
-            projector['out_channels'] = teacher_model.embed_dim
-        elif 'out_channels' not in projector:
-            raise ValueError('without a teacher, projector.out_channels (the '
-                             'teacher feature dimension) must be given')
         # Not a registered submodule: it is frozen, and must not enter
         # checkpoints, optimizers or DDP. _apply and train() handle it.
         object.__setattr__(self, '_teacher', teacher_model)
 
-        projector.setdefault('in_channels', self.student.embed_dim)
-        self.projector = MODELS.build(projector)
+        if shared_text_features:
+            if projector is None:
+                raise ValueError('the shared text features need a projector '
+                                 'from the student to the teacher dimension')
+            projector = dict(projector)
+            if teacher_model is not None:
+                given = projector.get('out_channels', teacher_model.embed_dim)
+                if given != teacher_model.embed_dim:
+                    raise ValueError(
+                        f'projector.out_channels={given} does not match the '
+                        f'teacher feature dimension {teacher_model.embed_dim}')
+                projector['out_channels'] = teacher_model.embed_dim
+            elif 'out_channels' not in projector:
+                raise ValueError('without a teacher, projector.out_channels '
+                                 '(the teacher feature dimension) must be '
+                                 'given')
+            projector.setdefault('in_channels', self.student.embed_dim)
+            self.projector = MODELS.build(projector)
+            text_dim = projector['out_channels']
+        else:
+            if projector is not None:
+                raise ValueError('shared_text_features=False classifies with '
+                                 "the student's own text features: set "
+                                 'projector=None')
+            self.projector = None
+            text_dim = (teacher_model.embed_dim
+                        if teacher_model is not None else 0)
         self.distill_loss = MODELS.build(distill_loss)
         self.text_batch_size = text_batch_size
-        self.register_buffer('text_features',
-                             torch.zeros(0, projector['out_channels']))
+        self.register_buffer('text_features', torch.zeros(0, text_dim))
         self.class_names: Tuple[str, ...] = ()
-        # Features of another class list used for evaluation only (e.g. a
-        # cross-dataset target); never saved.
+        # Features and names of another class list used for evaluation only
+        # (e.g. a cross-dataset target); never saved.
         self._eval_features: Optional[torch.Tensor] = None
+        self._eval_class_names: Optional[Tuple[str, ...]] = None
 
     # ------------------------------------------------------------------ #
     @property
@@ -166,36 +207,43 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Float tensor of shape (C, teacher embed_dim).
         """
-        if self._teacher is None:
-            raise RuntimeError('computing text features needs a teacher')
+        teacher = self._require_teacher()
         chunks = [
-            self._teacher.encode_text(
+            teacher.encode_text(
                 class_names[i:i + self.text_batch_size],
                 normalize=True).float()
             for i in range(0, len(class_names), self.text_batch_size)
         ]
         return torch.cat(chunks)
 
-    def prepare_text_features(self,
-                              class_names: Sequence[str],
-                              for_training: bool,
-                              dataset_name: str = 'the dataset') -> None:
+    def prepare_text_features(
+            self,
+            class_names: Sequence[str],
+            for_training: bool,
+            dataset_name: str = 'the dataset',
+            class_indices: Optional[Sequence[int]] = None) -> None:
         """Make the text features of ``class_names`` ready.
 
         For training, the stored features must be empty (they are computed
         once with the teacher) or belong to exactly these classes. For
-        evaluation, stored features of the same classes are used; other
-        classes get temporary teacher features, which are never saved.
+        evaluation, stored features of the same classes are used; a subset
+        of the stored classes (``class_indices``, e.g. the 200 classes of
+        ImageNet-A among ImageNet's 1000) selects their rows; other classes
+        get temporary teacher features. Evaluation features are never saved.
 
         Args:
             class_names (Sequence[str]): Classes of the dataset, in label
                 order.
             for_training (bool): Whether the features define training.
             dataset_name (str): Dataset name for messages.
+            class_indices (Sequence[int], optional): Index of each class in
+                the stored class list, when the dataset is a subset of it.
+                Defaults to None.
         """
         names = tuple(class_names)
         logger = MMLogger.get_current_instance()
         self._eval_features = None
+        self._eval_class_names = None
         if names == self.class_names and len(self.text_features):
             return
         if len(self.text_features) == 0:
@@ -209,6 +257,17 @@ class PromptKDDistiller(BaseModel):
             logger.info(f'Stored teacher text features of {len(names)} '
                         f'classes of {dataset_name}')
             return
+        if not for_training and class_indices is not None and all(
+                0 <= i < len(self.class_names) for i in class_indices
+        ) and tuple(self.class_names[i] for i in class_indices) == names:
+            index = torch.as_tensor(
+                list(class_indices), device=self.text_features.device)
+            self._eval_features = self.text_features[index]
+            self._eval_class_names = names
+            logger.info(f'Evaluating on {len(names)} of the '
+                        f'{len(self.class_names)} stored classes '
+                        f'({dataset_name})')
+            return
         mismatch = _describe_mismatch(self.class_names, names)
         if for_training or self._teacher is None:
             raise ValueError(
@@ -219,24 +278,82 @@ class PromptKDDistiller(BaseModel):
                  ' Give a teacher to compute features for new classes.'))
         self._eval_features = self.compute_text_features(names).to(
             self.text_features.device)
+        self._eval_class_names = names
         logger.info(f'Evaluating on {len(names)} classes of {dataset_name} '
                     f'with teacher text features computed for them '
                     f'({mismatch})')
 
     # ------------------------------------------------------------------ #
-    def _text(self, for_training: bool) -> torch.Tensor:
-        text = self.text_features if (
-            for_training or self._eval_features is None) else \
-            self._eval_features
+    def _text(self, for_training: bool) -> Tuple[torch.Tensor, tuple]:
+        """Text features and class names for training or evaluation."""
+        if for_training or self._eval_features is None:
+            text, names = self.text_features, self.class_names
+        else:
+            text, names = self._eval_features, self._eval_class_names
         if len(text) == 0:
             raise RuntimeError(
                 'text features are not prepared: add PromptKDTextFeaturesHook '
                 'to custom_hooks or call prepare_text_features()')
-        return text
+        return text, names
 
-    def student_logits(self, inputs: torch.Tensor,
+    def student_features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalised, projected student image features (B, D_teacher).
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+
+        Returns:
+            Tensor: Features in the teacher's space.
+        """
+        features = self.student.encode_image(inputs).float()
+        return F.normalize(self.projector(features), dim=-1)
+
+    def student_logits(self,
+                       inputs: torch.Tensor,
+                       for_training: bool = False) -> torch.Tensor:
+        """Student logits over the training or the evaluation classes.
+
+        With shared text features, ``exp(s_S) * student_features @ t.T``
+        with the teacher's text features ``t``; otherwise cosine logits with
+        the student's own prompted text features of the class names.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            for_training (bool): Use the training classes. Defaults to False.
+
+        Returns:
+            Tensor: Logits (B, C).
+        """
+        text, names = self._text(for_training)
+        scale = self.student.logit_scale.float()
+        if self.shared_text_features:
+            return scale * self.student_features(inputs) @ text.t()
+        image = self.student.encode_image(inputs, normalize=True).float()
+        own_text = self.student.encode_text(names, normalize=True).float()
+        return scale * image @ own_text.t()
+
+    @torch.no_grad()
+    def teacher_features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalised teacher image features (no gradient).
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W); resized to the
+                teacher's resolution when it differs.
+
+        Returns:
+            Tensor: Features (B, D_teacher).
+        """
+        teacher = self._require_teacher()
+        if tuple(inputs.shape[-2:]) != tuple(self._teacher.image_size):
+            inputs = F.interpolate(
+                inputs, size=self._teacher.image_size, mode='bicubic',
+                align_corners=False)
+        return teacher.encode_image(inputs, normalize=True).float()
+
+    @torch.no_grad()
+    def teacher_logits(self, inputs: torch.Tensor,
                        text_features: torch.Tensor) -> torch.Tensor:
-        """Student logits against (teacher) text features.
+        """Frozen teacher logits ``exp(s_T) * v_T @ t.T`` (no gradient).
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -245,32 +362,14 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Logits (B, C).
         """
-        features = self.student.encode_image(inputs).float()
-        features = F.normalize(self.projector(features), dim=-1)
-        return self.student.logit_scale.float() * features @ text_features.t()
+        return self._require_teacher().logit_scale.float() * \
+            self.teacher_features(inputs) @ text_features.t()
 
-    @torch.no_grad()
-    def teacher_logits(self, inputs: torch.Tensor,
-                       text_features: torch.Tensor) -> torch.Tensor:
-        """Frozen teacher logits (no gradient).
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W); resized to the
-                teacher's resolution when it differs.
-            text_features (Tensor): Normalised features (C, D).
-
-        Returns:
-            Tensor: Logits (B, C).
-        """
+    def _require_teacher(self) -> nn.Module:
         if self._teacher is None:
-            raise RuntimeError('training needs a teacher')
-        if tuple(inputs.shape[-2:]) != self._teacher.image_size:
-            inputs = F.interpolate(
-                inputs, size=self._teacher.image_size, mode='bicubic',
-                align_corners=False)
-        features = self._teacher.encode_image(inputs, normalize=True).float()
-        return self._teacher.logit_scale.float() * features @ \
-            text_features.t()
+            raise RuntimeError('training needs a teacher (this model was '
+                               'built with teacher=None)')
+        return self._teacher
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -296,12 +395,12 @@ class PromptKDDistiller(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self.student_logits(inputs, self._text(False))
+            return self.student_logits(inputs)
         raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict '
                            'or tensor')
 
     def loss(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Distillation loss of an unlabeled batch.
+        """Distillation loss of an unlabeled batch (labels are never read).
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -309,9 +408,12 @@ class PromptKDDistiller(BaseModel):
         Returns:
             dict[str, Tensor]: ``{'loss_kd': loss}``.
         """
-        text = self._text(True)
-        teacher = self.teacher_logits(inputs, text)
-        student = self.student_logits(inputs, text)
+        if self.distill_target == 'features':
+            teacher = self.teacher_features(inputs)
+            student = self.student_features(inputs)
+        else:
+            teacher = self.teacher_logits(inputs, self._text(True)[0])
+            student = self.student_logits(inputs, for_training=True)
         return dict(loss_kd=self.distill_loss(student, teacher))
 
     @torch.no_grad()
@@ -330,7 +432,7 @@ class PromptKDDistiller(BaseModel):
             list[DataSample]: With ``pred_score`` (softmax over all classes)
             and ``pred_label``.
         """
-        scores = self.student_logits(inputs, self._text(False)).softmax(-1)
+        scores = self.student_logits(inputs).softmax(-1)
         labels = scores.argmax(dim=-1)
         if data_samples is None:
             data_samples = [DataSample() for _ in range(len(scores))]

@@ -1,0 +1,3 @@
+from .backbone_student import BackboneStudent
+
+__all__ = ['BackboneStudent']
