@@ -37,6 +37,7 @@ def scheduled_lrs(cfg):
     lrs = []
     for _ in range(cfg.train_cfg.max_epochs):
         lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()  # no gradients: only keeps the call order right
         for scheduler in schedulers:
             scheduler.step()
     return lrs
