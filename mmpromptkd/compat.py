@@ -8,7 +8,12 @@
    ``getattr(HistoryBuffer, 'min')``; allowing ``getattr`` in general would
    allow any code, so a ``getattr`` that only resolves those methods is
    registered instead, and new checkpoints no longer store them at all.
-2. CPU distributed runs. mmengine's launchers call ``torch.cuda.set_device``;
+2. Atomic local writes. mmengine writes checkpoints straight into their
+   final file, so a crash mid-write leaves a truncated checkpoint (and a
+   rewrite of the same name destroys the good one). Local writes now go to a
+   temporary file in the same folder that replaces the target only once it
+   is complete.
+3. CPU distributed runs. mmengine's launchers call ``torch.cuda.set_device``;
    :func:`init_cpu_distributed` starts a gloo process group itself so that
    multi-process runs work (and are tested) on machines without a GPU.
 """
@@ -19,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from mmengine.fileio.backends import LocalBackend
 from mmengine.logging.history_buffer import HistoryBuffer
 
-__all__ = ['SAFE_GLOBALS', 'init_cpu_distributed']
+__all__ = ['SAFE_GLOBALS', 'atomic_write', 'init_cpu_distributed']
 
 _DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
 
@@ -68,6 +74,47 @@ SAFE_GLOBALS = [
 
 torch.serialization.add_safe_globals(SAFE_GLOBALS)
 HistoryBuffer.__getstate__ = _history_buffer_getstate
+
+
+def atomic_write(data: bytes, filepath: str) -> None:
+    """Write ``data`` to ``filepath`` so that readers never see half a file.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk,
+    and then replace ``filepath`` in one rename; on failure the temporary
+    file is removed and any earlier ``filepath`` is untouched.
+
+    Args:
+        data (bytes): Content.
+        filepath (str): Target path; its folder is created if missing.
+    """
+    filepath = os.fspath(filepath)
+    folder = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(
+        folder, f'.{os.path.basename(filepath)}.{os.getpid()}.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _local_put(self: LocalBackend, obj: bytes, filepath) -> None:
+    atomic_write(obj, filepath)
+
+
+def _local_put_text(self: LocalBackend, obj: str, filepath,
+                    encoding: str = 'utf-8') -> None:
+    atomic_write(obj.encode(encoding), filepath)
+
+
+LocalBackend.put = _local_put
+LocalBackend.put_text = _local_put_text
 
 
 def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:

@@ -1,14 +1,11 @@
 """Export a trained PromptKD student and load it for inference alone."""
 import copy
-import os
-import os.path as osp
 from typing import Optional
 
-import torch
 from torch import nn
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils import load_checkpoint_file
+from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
 
 __all__ = ['export_student', 'load_exported_student']
 
@@ -34,8 +31,6 @@ def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
     if len(model.text_features) == 0:
         raise ValueError('the model has no stored text features; train it '
                          'or prepare them with its teacher first')
-    if osp.exists(path):
-        raise FileExistsError(f'{path} exists; refusing to overwrite it')
     cfg = copy.deepcopy(dict(model_cfg))
     cfg['teacher'] = None
     cfg['student'] = dict(cfg['student'], checkpoint=None)
@@ -47,10 +42,7 @@ def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
         state_dict=model.state_dict(),
         meta=dict(kind=EXPORT_KIND, model=_plain(cfg),
                   class_names=list(model.class_names)))
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_checkpoint_file(payload, path)
     return cfg
 
 

@@ -17,7 +17,7 @@ import torch
 
 __all__ = [
     'is_torchscript_archive', 'load_checkpoint_file',
-    'read_torchscript_state_dict'
+    'read_torchscript_state_dict', 'save_checkpoint_file'
 ]
 
 # Globals a TorchScript ``data.pkl`` may reference besides its own
@@ -167,3 +167,20 @@ def load_checkpoint_file(path: str,
             f'{path}: refused to load: the file contains objects outside the '
             f'allowlist of safe types ({str(e).splitlines()[0]}). If and only '
             'if you trust this file, load it with allow_unsafe=True.') from e
+
+
+def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
+    """``torch.save`` into ``path`` atomically (never half a file).
+
+    Args:
+        obj (Any): What to save.
+        path (str): Target file.
+        overwrite (bool): Replace an existing file. Defaults to False, which
+            refuses with an error naming the file.
+    """
+    from mmpromptkd.compat import atomic_write
+    if osp.exists(path) and not overwrite:
+        raise FileExistsError(f'{path} exists; refusing to overwrite it')
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(buffer.getvalue(), path)

@@ -15,17 +15,15 @@ maps and refuses keys it cannot account for. It never overwrites an
 existing output file unless ``--force`` is given.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-
-import torch
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
 
 from mmpromptkd.converters import (convert_official_student,  # noqa: E402
                                    convert_official_teacher)
-from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
+from mmpromptkd.utils import (load_checkpoint_file,  # noqa: E402
+                              save_checkpoint_file)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,11 +59,7 @@ def main(argv=None) -> None:
     if not args.quiet:
         for old, new in mapping:
             print(f'{old} -> {new}')
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    # Write to a temporary name first so a failure never leaves half a file.
-    tmp = args.dst + '.tmp'
-    torch.save(converted, tmp)
-    os.replace(tmp, args.dst)
+    save_checkpoint_file(converted, args.dst, overwrite=args.force)
     print(f'converted {len(mapping)} tensors into {args.dst}; '
           f'meta: {converted["meta"]}')
 
