@@ -1,5 +1,5 @@
 from .checkpoint_io import (is_torchscript_archive, load_checkpoint_file,
-                            read_torchscript_state_dict)
+                            read_torchscript_state_dict, save_checkpoint_file)
 from .launch import (EpochSeedHook, add_epoch_seed_hook, build_runner,
                      check_work_dir_is_free, enable_amp, epoch_seed,
                      find_existing_checkpoints, resolve_work_dir,
@@ -7,8 +7,8 @@ from .launch import (EpochSeedHook, add_epoch_seed_hook, build_runner,
 
 __all__ = [
     'is_torchscript_archive', 'load_checkpoint_file',
-    'read_torchscript_state_dict', 'EpochSeedHook', 'add_epoch_seed_hook',
-    'build_runner', 'check_work_dir_is_free', 'enable_amp', 'epoch_seed',
-    'find_existing_checkpoints', 'resolve_work_dir', 'set_dataloader_defaults',
-    'setup_cpu_distributed'
+    'read_torchscript_state_dict', 'save_checkpoint_file', 'EpochSeedHook',
+    'add_epoch_seed_hook', 'build_runner', 'check_work_dir_is_free',
+    'enable_amp', 'epoch_seed', 'find_existing_checkpoints',
+    'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
 ]

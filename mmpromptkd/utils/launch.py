@@ -16,9 +16,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
 from mmpromptkd.compat import init_cpu_distributed
-from mmpromptkd.registry import HOOKS
+from mmpromptkd.registry import HOOKS, RUNNERS
 
 __all__ = [
     'DATALOADER_FIELDS', 'EpochSeedHook', 'add_epoch_seed_hook',
@@ -108,6 +109,7 @@ def enable_amp(cfg: Config) -> None:
 
     Raises:
         RuntimeError: If no accelerator is available.
+        ValueError: If the config uses another optimizer wrapper type.
     """
     if not _accelerator_available():
         raise RuntimeError(
@@ -219,7 +221,7 @@ def check_work_dir_is_free(cfg: Config) -> None:
         '--resume CHECKPOINT), or choose another --work-dir.')
 
 
-def build_runner(cfg: Config):
+def build_runner(cfg: Config) -> Runner:
     """Build the Runner that ``cfg`` describes.
 
     Args:
@@ -230,9 +232,6 @@ def build_runner(cfg: Config):
         config built from the ``RUNNERS`` registry (ours, which falls back
         on mmpretrain's and mmengine's).
     """
-    from mmengine.runner import Runner
-
-    from mmpromptkd.registry import RUNNERS
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
@@ -262,9 +261,11 @@ class EpochSeedHook(Hook):
     uninterrupted run. Seeding ``random``, ``numpy`` and ``torch`` with
     :func:`epoch_seed` of ``runner.seed`` (restored from the checkpoint) and
     the epoch index makes every epoch's draws independent of how the run got
-    there. Dataloader workers seed themselves (mmengine's
-    ``worker_init_fn``); they repeat across a resume only when they are
-    recreated each epoch (``persistent_workers=False``).
+    there. This holds for epoch-based training loops.
+
+    Dataloader workers seed themselves (mmengine's ``worker_init_fn``, from
+    the run's seed alone); their draws repeat across a resume only when
+    they are recreated each epoch (``persistent_workers=False``).
     """
 
     priority = 'VERY_HIGH'

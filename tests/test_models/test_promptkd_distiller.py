@@ -90,9 +90,11 @@ class TestPromptKDDistiller:
         assert not any('teacher' in k for k in keys)
         assert 'text_features' in keys
         assert not any(k.startswith('student.clip.transformer') for k in keys)
-        assert distiller.state_dict()['_extra_state'] == {
-            'class_names': CLASSES
-        }
+        names = distiller.state_dict()['class_names_utf8']
+        assert names.dtype == torch.uint8
+        assert bytes(names.tolist()).decode() == (
+            '["red circle", "blue_square", "green star", "pink heart", '
+            '"cat"]')
 
     def test_predict(self, distiller):
         distiller.eval()
@@ -197,7 +199,8 @@ def test_official_student_round_trip(distiller, distiller_cfg, tmp_path):
     fresh = MODELS.build(distiller_cfg)
     result = fresh.load_state_dict(converted, strict=False)
     # Only the stored features are absent: the teacher computes them.
-    assert sorted(result.missing_keys) == ['_extra_state', 'text_features']
+    assert sorted(result.missing_keys) == ['class_names_utf8',
+                                          'text_features']
     assert result.unexpected_keys == []
     # Same (random) teacher, so that its text features are the same.
     fresh.teacher.load_state_dict(distiller.teacher.state_dict())

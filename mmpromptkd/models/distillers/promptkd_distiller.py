@@ -1,4 +1,5 @@
 """PromptKD: unsupervised prompt distillation (stages b and c)."""
+import json
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -144,7 +145,11 @@ class PromptKDDistiller(BaseModel):
         self.distill_loss = MODELS.build(distill_loss)
         self.text_batch_size = text_batch_size
         self.register_buffer('text_features', torch.zeros(0, text_dim))
-        self.class_names: Tuple[str, ...] = ()
+        # The class names of the stored features, as UTF-8 JSON bytes: a
+        # tensor, so that checkpoints stay tensor-only and mmengine can
+        # broadcast the state dict in distributed runs.
+        self.register_buffer('class_names_utf8',
+                             torch.zeros(0, dtype=torch.uint8))
         # Features and names of another class list used for evaluation only
         # (e.g. a cross-dataset target); never saved.
         self._eval_features: Optional[torch.Tensor] = None
@@ -180,19 +185,30 @@ class PromptKDDistiller(BaseModel):
 
     # ------------------------------------------------------------------ #
     # Stored text features.
-    def get_extra_state(self) -> dict:
-        return {'class_names': list(self.class_names)}
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        """tuple[str]: Class names of the stored text features."""
+        if len(self.class_names_utf8) == 0:
+            return ()
+        return tuple(
+            json.loads(bytes(self.class_names_utf8.tolist()).decode('utf-8')))
 
-    def set_extra_state(self, state: dict) -> None:
-        self.class_names = tuple(state.get('class_names', ()))
+    @class_names.setter
+    def class_names(self, names: Sequence[str]) -> None:
+        data = json.dumps(list(names)).encode('utf-8')
+        self.class_names_utf8 = torch.tensor(
+            list(data), dtype=torch.uint8,
+            device=self.class_names_utf8.device)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
-        stored = state_dict.get(prefix + 'text_features')
-        if stored is not None and stored.shape != self.text_features.shape:
-            # The class count is only known once features are stored.
-            self.text_features = self.text_features.new_empty(stored.shape)
+        # The class count is only known once features are stored.
+        for name in ('text_features', 'class_names_utf8'):
+            stored = state_dict.get(prefix + name)
+            buffer = getattr(self, name)
+            if stored is not None and stored.shape != buffer.shape:
+                setattr(self, name, buffer.new_empty(stored.shape))
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

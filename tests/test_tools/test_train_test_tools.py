@@ -1,0 +1,345 @@
+"""Tests of tools/train.py, tools/test.py and the launch scripts.
+
+The command-line tools run as subprocesses on the tiny synthetic-shapes
+config, so what a user runs is what is tested. Every run writes into
+``tmp_path``; the working directory is ``tmp_path`` too, which also checks
+that the tools find the package from a source checkout.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmpromptkd.utils import (EpochSeedHook, add_epoch_seed_hook,
+                              check_work_dir_is_free, epoch_seed,
+                              find_existing_checkpoints,
+                              set_dataloader_defaults, setup_cpu_distributed)
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / 'tools'
+CONFIG = REPO / 'configs' / 'promptkd' / \
+    'promptkd_tiny-clip_10e_b2n-synthetic-shapes.py'
+# Keys of the trained parameters (and the projector's BN buffers).
+TRAINED_PREFIXES = ('student.vision', 'projector.')
+TIMEOUT = 300
+
+
+def _run(cmd: Sequence[str], cwd: Path,
+         env: Dict[str, str] = None) -> subprocess.CompletedProcess:
+    """Run a command, stdout and stderr together in ``.stdout``."""
+    full_env = dict(os.environ)
+    full_env.pop('PYTHONPATH', None)  # the tools must find the package
+    full_env.update(env or {})
+    return subprocess.run([str(c) for c in cmd],
+                          cwd=cwd,
+                          env=full_env,
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=TIMEOUT)
+
+
+def _check(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result.stdout
+
+
+def _data_options(root: Path) -> List[str]:
+    return [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
+
+
+def _train_cmd(config: Path, work_dir: Path, root: Path, max_epochs: int,
+               *extra: str, batch_size: int = 8) -> List[str]:
+    return [
+        sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir,
+        *extra, '--cfg-options', *_data_options(root),
+        f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+        f'train_dataloader.batch_size={batch_size}', 'randomness.seed=0'
+    ]
+
+
+def _trained_state(path: Path) -> Dict[str, torch.Tensor]:
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    return {
+        k: v
+        for k, v in ckpt['state_dict'].items()
+        if k.startswith(TRAINED_PREFIXES) and v.is_floating_point()
+    }
+
+
+def _assert_states_close(a: Dict[str, torch.Tensor],
+                         b: Dict[str, torch.Tensor], atol: float) -> None:
+    assert a.keys() == b.keys()
+    assert any(k.startswith('student.vision') for k in a)
+    assert any(k.startswith('projector.') for k in a)
+    for key in a:
+        diff = (a[key] - b[key]).abs().max().item()
+        assert diff <= atol, f'{key}: max abs difference {diff:.3g}'
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def shapes_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('data') / 'synthetic_shapes'
+    _check(
+        _run([
+            sys.executable, TOOLS / 'misc' / 'generate_shapes_dataset.py',
+            root, '--num-classes', '6', '--train-per-class', '4',
+            '--val-per-class', '2', '--test-per-class', '3'
+        ], cwd=REPO))
+    return root
+
+
+@pytest.fixture(scope='module')
+def trained(shapes_root, tmp_path_factory) -> Path:
+    """Work directory of an uninterrupted 2-epoch run (24 images, batch 8)."""
+    tmp = tmp_path_factory.mktemp('trained')
+    work_dir = tmp / 'work_dir'
+    _check(_run(_train_cmd(CONFIG, work_dir, shapes_root, 2), cwd=tmp))
+    return work_dir
+
+
+class TestTrainTest:
+
+    def test_train_then_test(self, trained, shapes_root, tmp_path):
+        assert (trained / 'epoch_1.pth').is_file()
+        assert (trained / 'epoch_2.pth').is_file()
+        # Laid out as <dataset>/seed<N>/, as the aggregation tool expects.
+        out = tmp_path / 'results' / 'shapes' / 'seed0' / 'metrics.json'
+        log = _check(
+            _run([
+                sys.executable, TOOLS / 'test.py', CONFIG,
+                trained / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
+                '--out', out, '--cfg-options', *_data_options(shapes_root)
+            ], cwd=tmp_path))
+        lines = log.splitlines()
+        assert '|     dataset     | base  | novel |  HM   |  all  |' in lines
+        row = [line for line in lines if line.startswith('| SyntheticShapes')]
+        assert len(row) == 1
+
+        metrics = json.loads(out.read_text())
+        keys = ('base', 'novel', 'hm', 'all')
+        values = [metrics[f'b2n/{k}'] for k in keys]
+        for value in values:
+            assert isinstance(value, float) and 0 <= value <= 100
+        base, novel, hm = values[:3]
+        expected_hm = 2 * base * novel / (base + novel) if base + novel else 0
+        assert hm == pytest.approx(expected_hm, abs=1e-9)
+        cells = [c.strip() for c in row[0].strip('|').split('|')]
+        assert cells == ['SyntheticShapes'] + [f'{v:.2f}' for v in values]
+
+        summary = _check(
+            _run([
+                sys.executable, TOOLS / 'analysis' / 'aggregate_results.py',
+                out
+            ], cwd=tmp_path))
+        assert 'shapes' in summary and f'{base:.2f}' in summary
+
+    def test_resume_matches_uninterrupted_run(self, trained, shapes_root,
+                                              tmp_path):
+        work_dir = tmp_path / 'work_dir'
+        # --resume without a checkpoint in the work directory starts afresh.
+        first = _check(
+            _run(
+                _train_cmd(CONFIG, work_dir, shapes_root, 1, '--resume'),
+                cwd=tmp_path))
+        assert 'Auto resumed from the latest checkpoint None' in first
+        assert (work_dir / 'epoch_1.pth').is_file()
+        assert not (work_dir / 'epoch_2.pth').exists()
+
+        resumed = _check(
+            _run(
+                _train_cmd(CONFIG, work_dir, shapes_root, 2, '--resume'),
+                cwd=tmp_path))
+        latest = work_dir / 'epoch_1.pth'
+        assert f'Auto resumed from the latest checkpoint {latest}' in resumed
+        assert 'resumed epoch: 1, iter: 3' in resumed
+        assert 'Epoch(train) [1]' not in resumed
+        assert 'Epoch(train) [2]' in resumed
+        # The random augmentation included: EpochSeedHook reseeds by epoch.
+        _assert_states_close(
+            _trained_state(work_dir / 'epoch_2.pth'),
+            _trained_state(trained / 'epoch_2.pth'),
+            atol=1e-6)
+
+    def test_refuses_to_overwrite_checkpoints(self, trained, shapes_root,
+                                              tmp_path):
+        work_dir = tmp_path / 'work_dir'
+        shutil.copytree(trained, work_dir)
+        before = {p.name: _sha256(p) for p in work_dir.glob('*.pth')}
+        result = _run(
+            _train_cmd(CONFIG, work_dir, shapes_root, 2), cwd=tmp_path)
+        assert result.returncode != 0
+        assert str(work_dir / 'epoch_2.pth') in result.stdout
+        assert '--resume' in result.stdout and '--work-dir' in result.stdout
+        assert 'Traceback' not in result.stdout
+        assert {p.name: _sha256(p) for p in work_dir.glob('*.pth')} == before
+        # Nothing was started: no new log folder next to the first run's.
+        assert sorted(p.name for p in work_dir.iterdir()) == \
+            sorted(p.name for p in trained.iterdir())
+
+    def test_test_missing_checkpoint(self, tmp_path):
+        missing = tmp_path / 'no_such_epoch.pth'
+        result = _run([
+            sys.executable, TOOLS / 'test.py', CONFIG, missing, '--work-dir',
+            tmp_path / 'test'
+        ], cwd=tmp_path)
+        assert result.returncode != 0
+        assert str(missing) in result.stdout
+        assert 'does not exist' in result.stdout
+
+    @pytest.mark.skipif(
+        torch.cuda.is_available(), reason='checks the CPU-only message')
+    def test_amp_without_gpu_is_refused(self, tmp_path):
+        result = _run([
+            sys.executable, TOOLS / 'train.py', CONFIG, '--amp',
+            '--work-dir', tmp_path / 'work_dir'
+        ], cwd=tmp_path)
+        assert result.returncode != 0
+        assert '--amp needs a GPU' in result.stdout
+        assert not (tmp_path / 'work_dir').exists()
+
+
+class TestDistributed:
+
+    def test_two_gloo_processes_match_one_process(self, shapes_root,
+                                                  tmp_path):
+        # Without random augmentation both runs see the same global batches:
+        # DefaultSampler gives rank r the indices r::2 of one permutation.
+        config = tmp_path / 'deterministic.py'
+        config.write_text(
+            f'_base_ = {str(CONFIG)!r}\n'
+            'train_dataloader = dict(\n'
+            '    dataset=dict(pipeline={{_base_.test_pipeline}}))\n'
+            # The reference schedule's lr: with the demo's 0.05, the large
+            # epoch-2 steps grow the float32 rounding differences of the
+            # gradient all-reduce to ~2e-5.
+            'optim_wrapper = dict(optimizer=dict(lr=0.005))\n')
+        single, double = tmp_path / 'single', tmp_path / 'double'
+        cmd = _train_cmd(config, double, shapes_root, 2, batch_size=4)
+        # dist_train.sh CONFIG 2 [options]: GPUS means processes here.
+        result = _run(['bash', TOOLS / 'dist_train.sh', config, '2'] +
+                      cmd[3:], cwd=tmp_path,
+                      env=dict(PORT=str(_free_port())))
+        log = _check(result)
+        assert 'Distributed training: True' in log
+        assert "backend='gloo'" in log
+        _check(
+            _run(_train_cmd(config, single, shapes_root, 2), cwd=tmp_path))
+        # Warm-up epoch (lr 1e-6): equal up to float32 summation order.
+        _assert_states_close(
+            _trained_state(double / 'epoch_1.pth'),
+            _trained_state(single / 'epoch_1.pth'),
+            atol=1e-6)
+        _assert_states_close(
+            _trained_state(double / 'epoch_2.pth'),
+            _trained_state(single / 'epoch_2.pth'),
+            atol=1e-5)
+
+
+def test_shell_scripts():
+    for name in ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
+                 'slurm_test.sh'):
+        script = TOOLS / name
+        _check(_run(['bash', '-n', script], cwd=REPO))
+        assert os.access(script, os.X_OK), f'{script} is not executable'
+
+
+class TestLaunchHelpers:
+
+    def test_dataloader_defaults(self):
+        cfg = Config(
+            dict(
+                train_dataloader=dict(num_workers=0, batch_size=2),
+                val_dataloader=dict(num_workers=2),
+                test_dataloader=dict(
+                    num_workers=2, persistent_workers=False)))
+        set_dataloader_defaults(cfg)
+        assert cfg.train_dataloader.persistent_workers is False
+        assert cfg.train_dataloader.batch_size == 2
+        assert cfg.val_dataloader.persistent_workers is True
+        assert cfg.test_dataloader.persistent_workers is False
+        assert cfg.val_dataloader.collate_fn == dict(type='default_collate')
+        assert cfg.val_dataloader.pin_memory == torch.cuda.is_available()
+
+        cfg = Config(dict(train_dataloader=dict(num_workers=2,
+                                                pin_memory=True)))
+        set_dataloader_defaults(
+            cfg, pin_memory=False, persistent_workers=False)
+        assert cfg.train_dataloader.pin_memory is False
+        assert cfg.train_dataloader.persistent_workers is False
+
+    def test_work_dir_guard(self, tmp_path):
+        cfg = Config(dict(work_dir=str(tmp_path / 'run'), resume=False))
+        check_work_dir_is_free(cfg)  # missing directory
+        (tmp_path / 'run').mkdir()
+        (tmp_path / 'run' / 'notes.txt').write_text('x')
+        check_work_dir_is_free(cfg)  # no checkpoint
+        (tmp_path / 'run' / 'epoch_3.pth').write_bytes(b'x')
+        with pytest.raises(FileExistsError, match='epoch_3.pth'):
+            check_work_dir_is_free(cfg)
+        cfg.resume = True
+        check_work_dir_is_free(cfg)
+
+        # CheckpointHook(out_dir=D) writes to D/<last level of work_dir>.
+        out_dir = tmp_path / 'ckpts'
+        (out_dir / 'run2').mkdir(parents=True)
+        (out_dir / 'run2' / 'last_checkpoint').write_text('x')
+        cfg = Config(
+            dict(
+                work_dir=str(tmp_path / 'run2'),
+                default_hooks=dict(
+                    checkpoint=dict(
+                        type='CheckpointHook', out_dir=str(out_dir)))))
+        assert find_existing_checkpoints(cfg) == [
+            osp.join(str(out_dir), 'run2', 'last_checkpoint')
+        ]
+
+    def test_no_process_group_without_launcher(self):
+        cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+        assert setup_cpu_distributed(cfg, 'none') is False
+        assert 'model_wrapper_cfg' not in cfg
+        assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+
+    def test_epoch_seed_hook(self):
+        cfg = Config(dict(custom_hooks=[dict(type='SomeHook')]))
+        add_epoch_seed_hook(cfg)
+        add_epoch_seed_hook(cfg)  # added once
+        assert [h['type'] for h in cfg.custom_hooks] == [
+            'SomeHook', 'mmpromptkd.EpochSeedHook'
+        ]
+        assert epoch_seed(0, 1) == epoch_seed(0, 1)
+        assert len({epoch_seed(s, e) for s in (0, 1) for e in (0, 1)}) == 4
+
+        class FakeRunner:
+            seed, epoch = 7, 3
+
+        hook = EpochSeedHook()
+        hook.before_train_epoch(FakeRunner())
+        first = (torch.rand(3), torch.randint(0, 10**6, (1, )).item())
+        torch.rand(5)  # consumed differently before the next epoch
+        hook.before_train_epoch(FakeRunner())
+        second = (torch.rand(3), torch.randint(0, 10**6, (1, )).item())
+        assert torch.equal(first[0], second[0]) and first[1] == second[1]

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Train on one node with torchrun (or on several: set NNODES, NODE_RANK and
+# MASTER_ADDR on every node).
+#
+#   bash tools/dist_train.sh CONFIG GPUS [train.py options]
+#
+# GPUS is the number of processes per node, one per GPU; on a machine
+# without GPUs it is the number of CPU processes (gloo backend).
+# Environment: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR
+# (127.0.0.1).
+
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+python -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/train.py" \
+    "$CONFIG" \
+    --launcher pytorch "${@:3}"

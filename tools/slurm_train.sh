@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Train on a Slurm cluster with srun, one task per GPU.
+#
+#   [GPUS=16] bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR \
+#       [train.py options]
+#
+# Environment: GPUS (8, total tasks), GPUS_PER_NODE (8, tasks per node),
+# CPUS_PER_TASK (5), SRUN_ARGS (extra srun options), GRES (the generic
+# resource to request, gpu:$GPUS_PER_NODE). On a partition without GPUs set
+# GRES= (empty): GPUS and GPUS_PER_NODE then count CPU processes, which run
+# with the gloo backend.
+
+set -x
+
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+WORK_DIR=$4
+GPUS=${GPUS:-8}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+CPUS_PER_TASK=${CPUS_PER_TASK:-5}
+GRES=${GRES-gpu:${GPUS_PER_NODE}}
+SRUN_ARGS=${SRUN_ARGS:-""}
+PY_ARGS=("${@:5}")
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+srun -p "${PARTITION}" \
+    --job-name="${JOB_NAME}" \
+    ${GRES:+--gres=${GRES}} \
+    --ntasks="${GPUS}" \
+    --ntasks-per-node="${GPUS_PER_NODE}" \
+    --cpus-per-task="${CPUS_PER_TASK}" \
+    --kill-on-bad-exit=1 \
+    ${SRUN_ARGS} \
+    python -u "$(dirname "$0")/train.py" "${CONFIG}" --work-dir="${WORK_DIR}" \
+    --launcher="slurm" "${PY_ARGS[@]}"

@@ -1,0 +1,267 @@
+"""Test a checkpoint with an mmpromptkd config (mmpretrain's command line).
+
+Prints the base-to-novel accuracies as a table, e.g.::
+
+    +-----------------+-------+-------+-------+-------+
+    |     dataset     | base  | novel |  HM   |  all  |
+    +-----------------+-------+-------+-------+-------+
+    | SyntheticShapes | 84.12 | 77.30 | 80.57 | 70.20 |
+    +-----------------+-------+-------+-------+-------+
+
+``--out metrics.json`` writes the flat metrics dict (``{"b2n/base": 84.12,
+...}``) that ``tools/analysis/aggregate_results.py`` reads; ``--out
+preds.pkl`` dumps the predictions instead (``--out-item`` chooses
+explicitly).
+
+Examples::
+
+    python tools/test.py configs/promptkd/<config>.py work_dirs/x/epoch_20.pth
+    bash tools/dist_test.sh configs/promptkd/<config>.py CKPT 8 --out m.json
+"""
+import argparse
+import math
+import numbers
+import os
+import os.path as osp
+import sys
+import warnings
+from typing import Dict, List, Optional
+
+# Runs from a source checkout without installing the package, and uses
+# this checkout even where another copy is installed.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if sys.path[0] != _REPO_ROOT:
+    sys.path.insert(0, _REPO_ROOT)
+
+import mmengine  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
+
+import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
+from mmpromptkd.utils import (  # noqa: E402
+    build_runner, resolve_work_dir, set_dataloader_defaults,
+    setup_cpu_distributed)
+
+# Table columns: metric suffix -> header.
+B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
+               ('all', 'all'))
+B2N_PREFIX = 'b2n'
+PRED_SUFFIXES = ('.pkl', '.pickle')
+METRIC_SUFFIXES = ('.json', '.yaml', '.yml') + PRED_SUFFIXES
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the directory to save the evaluation logs in')
+    parser.add_argument(
+        '--out',
+        help='output file: the metrics as a flat JSON dict (.json), or the '
+        'predictions (.pkl)')
+    parser.add_argument(
+        '--out-item',
+        choices=['metrics', 'pred'],
+        help='what --out holds. Defaults to "pred" for .pkl/.pickle files '
+        'and "metrics" otherwise')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='disable pin_memory in the dataloader')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs merged '
+        'into it, e.g. test_dataloader.batch_size=64 or key="[a,b]" for '
+        'lists (quotes needed, no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank (older); torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.out_item is not None and args.out is None:
+        parser.error('--out-item needs --out')
+    if args.out is not None and args.out_item is None:
+        args.out_item = 'pred' if args.out.endswith(PRED_SUFFIXES) else \
+            'metrics'
+    if args.out_item == 'pred' and not args.out.endswith(PRED_SUFFIXES):
+        parser.error('predictions are dumped as a pickle: --out must end '
+                     f'with .pkl or .pickle, got {args.out}')
+    if args.out_item == 'metrics' and not args.out.endswith(METRIC_SUFFIXES):
+        parser.error(f'--out must end with one of {METRIC_SUFFIXES} for '
+                     f'metrics, got {args.out}')
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to the config.
+
+    Args:
+        cfg (Config): The loaded config.
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        Config: The updated config.
+    """
+    cfg.setdefault('default_scope', 'mmpromptkd')
+    cfg.launcher = args.launcher
+    resolve_work_dir(cfg, args.work_dir, args.config)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    set_dataloader_defaults(
+        cfg, fields=('test_dataloader', ), pin_memory=not args.no_pin_memory)
+    return cfg
+
+
+def check_checkpoint(path: str) -> None:
+    """Fail early, and clearly, on a missing local checkpoint.
+
+    Args:
+        path (str): Local path or URL (``scheme://...``, not checked).
+
+    Raises:
+        FileNotFoundError: If a local path is not a file.
+    """
+    if '://' in path:
+        return
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist (or is '
+                                'not a file)')
+
+
+def flat_metrics(metrics: Dict) -> Dict[str, float]:
+    """The numeric metrics as a flat ``{name: float}`` dict.
+
+    Args:
+        metrics (dict): What ``runner.test()`` returned.
+
+    Returns:
+        dict[str, float]: The scalar metrics; other values are left out
+        with a warning.
+    """
+    flat: Dict[str, float] = {}
+    for name, value in metrics.items():
+        if hasattr(value, 'item') and getattr(value, 'size', 1) in (1, ()):
+            value = value.item()  # numpy or torch scalar
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            flat[name] = float(value)
+        else:
+            warnings.warn(f'metric {name!r} is not a number; left out of '
+                          'the metrics file')
+    return flat
+
+
+def _format_table(header: List[str], rows: List[List[str]]) -> str:
+    """A plain ASCII table with centred cells."""
+    widths = [
+        max(len(r[i]) for r in [header] + rows) + 2
+        for i in range(len(header))
+    ]
+    rule = '+' + '+'.join('-' * w for w in widths) + '+'
+
+    def centre(text: str, width: int) -> str:
+        # An odd remainder goes to the right, as prettytable does.
+        left = (width - len(text)) // 2
+        return ' ' * left + text + ' ' * (width - len(text) - left)
+
+    def line(cells: List[str]) -> str:
+        return '|' + '|'.join(centre(c, w)
+                              for c, w in zip(cells, widths)) + '|'
+
+    return '\n'.join([rule, line(header), rule] + [line(r) for r in rows] +
+                     [rule])
+
+
+def b2n_table(metrics: Dict[str, float], dataset: str,
+              prefix: str = B2N_PREFIX) -> Optional[str]:
+    """Base-to-novel table of one dataset.
+
+    Args:
+        metrics (dict[str, float]): Flat metrics in percent.
+        dataset (str): Name of the row.
+        prefix (str): Prefix of the metric names. Defaults to 'b2n'.
+
+    Returns:
+        str, optional: The table with the columns present (2 decimals), or
+        None without any base-to-novel metric.
+    """
+    header, row = ['dataset'], [dataset]
+    for key, title in B2N_COLUMNS:
+        value = metrics.get(f'{prefix}/{key}')
+        if value is None:
+            continue
+        header.append(title)
+        row.append('nan' if math.isnan(value) else f'{value:.2f}')
+    if len(header) == 1:
+        return None
+    return _format_table(header, [row])
+
+
+def dataset_name(runner) -> str:
+    """Class name of the test dataset, inside dataset wrappers."""
+    from torch.utils.data import Dataset
+    dataset = runner.test_dataloader.dataset
+    # RepeatDataset, ClassBalancedDataset, ... keep the real one here.
+    while isinstance(getattr(dataset, 'dataset', None), Dataset):
+        dataset = dataset.dataset
+    return type(dataset).__name__
+
+
+def main(argv=None) -> None:
+    """Test.
+
+    Args:
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+    """
+    args = parse_args(argv)
+    try:
+        check_checkpoint(args.checkpoint)
+    except FileNotFoundError as e:
+        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    cfg = merge_args(Config.fromfile(args.config), args)
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+
+    if args.out_item == 'pred':
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+
+    metrics = flat_metrics(runner.test())
+
+    if not is_main_process():
+        return
+    table = b2n_table(metrics, dataset_name(runner))
+    if table is not None:
+        print(table, flush=True)
+    if args.out_item == 'metrics':
+        out_dir = osp.dirname(osp.abspath(args.out))
+        os.makedirs(out_dir, exist_ok=True)
+        if args.out.endswith('.json'):
+            mmengine.dump(metrics, args.out, indent=2)
+        else:  # yaml or pickle, by the suffix
+            mmengine.dump(metrics, args.out)
+        print(f'metrics written to {args.out}', flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,162 @@
+"""Train a model with an mmpromptkd config (mmpretrain's command line).
+
+Examples::
+
+    python tools/train.py configs/promptkd/<config>.py
+    python tools/train.py configs/promptkd/<config>.py --resume
+    bash tools/dist_train.sh configs/promptkd/<config>.py 8
+
+A fresh run never overwrites the checkpoints of an earlier one: when the work
+directory already holds checkpoints, continue with ``--resume`` or choose
+another ``--work-dir``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Runs from a source checkout without installing the package, and uses
+# this checkout even where another copy is installed.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if sys.path[0] != _REPO_ROOT:
+    sys.path.insert(0, _REPO_ROOT)
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
+from mmpromptkd.utils import (  # noqa: E402
+    add_epoch_seed_hook, build_runner, check_work_dir_is_free, enable_amp,
+    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or without a path from the '
+        'latest checkpoint of the work directory (a fresh start if there is '
+        'none)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='float16 automatic mixed precision (needs a GPU)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual total batch size over '
+        'auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--no-pin-memory',
+        action='store_true',
+        help='disable pin_memory in the dataloaders')
+    parser.add_argument(
+        '--no-persistent-workers',
+        action='store_true',
+        help='disable persistent_workers in the dataloaders (it is only '
+        'ever enabled for dataloaders with num_workers > 0)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs merged '
+        'into it, e.g. train_cfg.max_epochs=2 or key="[a,b]" for lists '
+        '(quotes needed, no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank (older); torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to the config.
+
+    Args:
+        cfg (Config): The loaded config.
+        args (argparse.Namespace): The parsed arguments.
+
+    Returns:
+        Config: The updated config.
+    """
+    cfg.setdefault('default_scope', 'mmpromptkd')
+    cfg.launcher = args.launcher
+    resolve_work_dir(cfg, args.work_dir, args.config)
+
+    if args.amp:
+        enable_amp(cfg)
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr', None) or {}):
+            raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict('
+                             'base_batch_size=...)` in the config')
+        cfg.auto_scale_lr.enable = True
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # After --cfg-options, which may change num_workers; options set
+    # explicitly in the config or on the command line win over defaults.
+    set_dataloader_defaults(
+        cfg,
+        pin_memory=not args.no_pin_memory,
+        persistent_workers=not args.no_persistent_workers)
+    return cfg
+
+
+def main(argv=None) -> None:
+    """Train.
+
+    Args:
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+    """
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    # Mistakes of the command line end the run before anything is built,
+    # with a message instead of a traceback.
+    try:
+        cfg = merge_args(cfg, args)
+        if cfg.get('resume', False) and cfg.get('load_from', None) and \
+                '://' not in cfg.load_from and not osp.isfile(cfg.load_from):
+            raise FileNotFoundError(
+                f'checkpoint to resume from {cfg.load_from} does not exist')
+        check_work_dir_is_free(cfg)
+    except (FileExistsError, FileNotFoundError, RuntimeError,
+            ValueError) as e:
+        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    # Makes a resumed run draw the same random numbers as an uninterrupted
+    # one (mmengine does not store generator states in checkpoints).
+    add_epoch_seed_hook(cfg)
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
