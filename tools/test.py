@@ -62,7 +62,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='checkpoint file; leave it out to evaluate the model as the '
+        'config builds it (a zero-shot CLIP, or a teacher whose weights the '
+        'config names)')
     parser.add_argument(
         '--work-dir', help='the directory to save the evaluation logs in')
     parser.add_argument(
@@ -233,10 +238,11 @@ def main(argv=None) -> None:
         argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
     """
     args = parse_args(argv)
-    try:
-        check_checkpoint(args.checkpoint)
-    except FileNotFoundError as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    if args.checkpoint is not None:
+        try:
+            check_checkpoint(args.checkpoint)
+        except FileNotFoundError as e:
+            sys.exit(f'{osp.basename(__file__)}: error: {e}')
     cfg = merge_args(Config.fromfile(args.config), args)
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)

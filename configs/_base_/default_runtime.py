@@ -10,9 +10,13 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
-# Computes the teacher's text features once and checks them against every
-# dataset the model runs on.
-custom_hooks = [dict(type='PromptKDTextFeaturesHook')]
+# PromptKDTextFeaturesHook computes the teacher's text features once and
+# checks them against every dataset the model runs on; NonFiniteLossHook
+# stops at the first NaN / inf loss, before a bad checkpoint is written.
+custom_hooks = [
+    dict(type='PromptKDTextFeaturesHook'),
+    dict(type='NonFiniteLossHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -3,7 +3,7 @@
 ``synthetic_shapes`` is the generator of a synthetic dataset in the same
 format, read with :class:`SyntheticShapes`.
 """
-from . import synthetic_shapes
+from . import synthetic_shapes, templates
 from .caltech101 import Caltech101
 from .coop_dataset import CoOpDataset
 from .dtd import DTD
@@ -26,5 +26,5 @@ __all__ = [
     'CoOpDataset', 'Caltech101', 'OxfordPets', 'StanfordCars', 'OxfordFlowers',
     'Food101', 'FGVCAircraft', 'SUN397', 'DTD', 'EuroSAT', 'UCF101',
     'ImageNet', 'ImageNetV2', 'ImageNetSketch', 'ImageNetA', 'ImageNetR',
-    'SyntheticShapes', 'synthetic_shapes'
+    'SyntheticShapes', 'synthetic_shapes', 'templates'
 ]

@@ -386,10 +386,13 @@ class PromptedCLIP(BaseModule):
 
         Every prompt parameter of this model must be in the file; ``clip.*``
         keys in the file replace CLIP weights; anything else is an error.
+        A stage-(a) checkpoint of a teacher classifier (mmengine format, its
+        PromptedCLIP under ``prompted_clip.``) is read through that prefix;
+        its other keys (e.g. MaPLe's prompt maps) are unexpected here.
 
         Args:
-            path (str): Checkpoint file, a state dict of this class, possibly
-                under a ``state_dict`` key.
+            path (str): Checkpoint file, a state dict of this class or of a
+                teacher classifier, possibly under a ``state_dict`` key.
         """
         if is_torchscript_archive(path):
             raise ValueError(
@@ -400,6 +403,7 @@ class PromptedCLIP(BaseModule):
         state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
         if not isinstance(state, dict):
             raise ValueError(f'{path}: expected a state dict of PromptedCLIP')
+        state, outside = self._strip_classifier_prefix(state)
         expected = self.state_dict()
         prompt_keys = set(self.prompt_parameters())
         missing = sorted(prompt_keys - set(state))
@@ -414,7 +418,10 @@ class PromptedCLIP(BaseModule):
                 f'{path} does not fit this PromptedCLIP '
                 f'(vision depth {self.vision_prompt_depth}, text depth '
                 f'{self.text_prompt_depth}): missing prompt keys {missing}, '
-                f'unexpected keys {unexpected}, shape mismatch {wrong}')
+                f'unexpected keys {unexpected}, shape mismatch {wrong}' +
+                (f'. Keys {outside} of this teacher classifier checkpoint '
+                 'are not part of a PromptedCLIP: use the classifier type '
+                 '(e.g. MaPLeClassifier) as the teacher' if outside else ''))
         with torch.no_grad():
             for key, value in state.items():
                 expected[key].copy_(value)
@@ -422,6 +429,34 @@ class PromptedCLIP(BaseModule):
         MMLogger.get_current_instance().info(
             f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '
             f'{len(expected) - len(prompt_keys)} CLIP tensors from {path}')
+
+    @staticmethod
+    def _strip_classifier_prefix(
+            state: dict,
+            prefix: str = 'prompted_clip.') -> Tuple[dict, List[str]]:
+        """Read a teacher classifier's state dict as a PromptedCLIP's.
+
+        The stage-(a) classifiers hold their PromptedCLIP as the submodule
+        ``prompted_clip``; a state dict with keys under that prefix is one
+        of theirs.
+
+        Args:
+            state (dict): The state dict.
+            prefix (str): The classifier's submodule prefix.
+                Defaults to 'prompted_clip.'.
+
+        Returns:
+            tuple[dict, list[str]]: The state with the prefix removed (other
+            keys kept, so that they are reported as unexpected), and the
+            sorted keys that were outside the prefix.
+        """
+        if not any(k.startswith(prefix) for k in state):
+            return state, []
+        stripped = {
+            (k[len(prefix):] if k.startswith(prefix) else k): v
+            for k, v in state.items()
+        }
+        return stripped, sorted(k for k in state if not k.startswith(prefix))
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:

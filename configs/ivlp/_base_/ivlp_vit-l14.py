@@ -1,0 +1,23 @@
+# IVLP teacher on a ViT-L/14 CLIP (stage (a) of PromptKD): independent deep
+# vision and text prompts of depth 9 with 4 + 4 tokens, cross-entropy only.
+_base_ = [
+    '../../_base_/schedules/promptkd_sgd_20e.py',
+    '../../_base_/default_runtime.py',
+]
+
+model = dict(
+    type='IVLPClassifier',
+    clip=dict(openai_file='checkpoints/clip/ViT-L-14.pt'),
+    vision_prompt_depth=9,
+    vision_prompt_length=4,
+    text_prompt_depth=9,
+    text_prompt_length=4,
+    ctx_init='a photo of a',
+    train_subset='base',
+)
+
+custom_hooks = [
+    dict(type='TrainSubsetCheckHook'),
+    dict(type='PromptKDTextFeaturesHook'),
+    dict(type='NonFiniteLossHook'),
+]

@@ -1,0 +1,18 @@
+# The PromptSRC baseline on a ViT-B/16 CLIP: the ViT-L/14 teacher's
+# settings with the reference's batch 4 and lr 0.0025.
+_base_ = ['./promptsrc_vit-l14.py']
+
+model = dict(clip=dict(openai_file='checkpoints/clip/ViT-B-16.pt'))
+
+base_lr = 0.0025
+max_epochs = 20
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
+param_scheduler = [
+    # mmengine's ConstantLR restores the lr at step `end - 1`, so end=2
+    # gives exactly one epoch at 1e-5.
+    dict(type='ConstantLR', factor=1e-5 / base_lr, begin=0, end=2,
+         by_epoch=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=0,
+         end=max_epochs, by_epoch=True),
+]
+auto_scale_lr = dict(base_batch_size=4)

@@ -1,0 +1,54 @@
+# Offline CPU demo of stage (a): a PromptSRC teacher on the tiny "large" CLIP
+# of the tiny PromptKD demo and the synthetic shapes domain. Its checkpoint
+# plugs into configs/promptkd/promptkd_tiny-clip_10e_b2n-synthetic-shapes.py
+# with --cfg-options model.teacher.checkpoint=<work_dir>/epoch_5.pth (same
+# prompt depths and lengths).
+_base_ = [
+    '../_base_/models/promptkd_tiny-clip.py',
+    '../_base_/datasets/synthetic-shapes.py',
+    '../_base_/schedules/promptkd_sgd_20e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    _delete_=True,
+    type='PromptSRCClassifier',
+    # Random weights unless clip.checkpoint is given; they are saved with
+    # the prompts so that the distiller's teacher gets the same CLIP.
+    clip=dict(model_cfg={{_base_.tiny_teacher_clip}}, quick_gelu=True),
+    save_clip_weights=True,
+    vision_prompt_depth=3,
+    vision_prompt_length=4,
+    text_prompt_depth=3,
+    text_prompt_length=4,
+    ctx_init='a photo of a',
+    text_loss_weight=25.0,
+    image_loss_weight=10.0,
+    logit_loss=dict(type='KLLogitLoss', loss_weight=1.0, reduction='mean'),
+    train_subset='base',
+)
+
+train_dataloader = dict(
+    batch_size=8, dataset=dict(subset='base', num_shots=16, seed=1))
+
+base_lr = 0.05
+max_epochs = 5
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
+param_scheduler = [
+    # mmengine's ConstantLR restores the lr at step `end - 1`, so end=2
+    # gives exactly one epoch at 1e-5.
+    dict(type='ConstantLR', factor=1e-5 / base_lr, begin=0, end=2,
+         by_epoch=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=0,
+         end=max_epochs, by_epoch=True),
+]
+train_cfg = dict(max_epochs=max_epochs, val_interval=5)
+default_hooks = dict(logger=dict(interval=10))
+
+custom_hooks = [
+    dict(type='TrainSubsetCheckHook'),
+    dict(type='PromptKDTextFeaturesHook'),
+    dict(type='NonFiniteLossHook'),
+    # Weights peak at epoch 4 of 5.
+    dict(type='GaussianPromptAggregationHook', mean=4.0, std=1.0),
+]

@@ -1,0 +1,5 @@
+_base_ = [
+    '../_base_/datasets/oxford-flowers.py',
+    './_base_/zsclip_vit-l14.py',
+]
+# Evaluation only: the test split of all classes for base / novel / HM.

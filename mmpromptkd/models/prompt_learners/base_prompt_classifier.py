@@ -1,0 +1,552 @@
+"""Base of the prompted-CLIP teacher classifiers of stage (a)."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModel
+from mmpretrain.structures import DataSample
+from torch import nn
+
+from mmpromptkd.datasets.templates import fill_template
+from mmpromptkd.registry import MODELS
+from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
+from ..clip import PromptedCLIP
+from ..distillers.promptkd_distiller import CLIP_DATA_PREPROCESSOR
+
+#: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.
+PROMPTED_CLIP_PREFIX = 'prompted_clip.'
+#: Key prefix of the frozen CLIP weights in a classifier's state dict.
+FROZEN_CLIP_PREFIX = PROMPTED_CLIP_PREFIX + 'clip.'
+#: Values of ``train_subset``; None skips the check.
+TRAIN_SUBSETS = ('base', 'all')
+
+
+def _drop_frozen_clip(module: 'BasePromptClassifier', state_dict: dict,
+                      prefix: str, local_metadata: dict) -> None:
+    """State-dict hook: leave the frozen CLIP weights out of checkpoints."""
+    if module.save_clip_weights:
+        return
+    start = prefix + FROZEN_CLIP_PREFIX
+    for key in [k for k in state_dict if k.startswith(start)]:
+        del state_dict[key]
+
+
+def _ignore_missing_frozen_clip(module: 'BasePromptClassifier',
+                                incompatible_keys) -> None:
+    """Load hook: frozen CLIP weights come from ``clip``, not the file."""
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if FROZEN_CLIP_PREFIX not in k]
+    module._eval_text_cache = None
+
+
+class BasePromptClassifier(BaseModel):
+    """A classifier over a :class:`PromptedCLIP` trained on labelled images.
+
+    The base of the stage-(a) teachers (IVLP, PromptSRC, MaPLe, zero-shot
+    CLIP). Class names come from the datasets: ``PromptKDTextFeaturesHook``
+    calls :meth:`prepare_text_features` with the training classes before
+    training and with the evaluation classes before validation and testing.
+
+    - ``loss`` mode: cross-entropy of
+      ``exp(s) * normalize(image) @ normalize(text(train classes)).T``
+      against ``gt_label``; subclasses add terms.
+    - ``predict`` mode: ``DataSample``s with ``pred_score`` (softmax) over
+      all evaluation classes, which ``BaseNovelAccuracy`` splits into base
+      and novel.
+
+    A classifier is also a drop-in teacher of :class:`PromptKDDistiller`: it
+    has ``encode_image``, ``encode_text``, ``logit_scale``, ``image_size``
+    and ``embed_dim`` with the meaning of :class:`PromptedCLIP`'s, and takes
+    its own stage-(a) checkpoint as ``checkpoint=``.
+
+    Checkpoints: the frozen CLIP weights are left out of the state dict (a
+    ViT-L/14 is 1.7 GB per epoch otherwise) unless ``save_clip_weights``;
+    they are rebuilt from ``clip`` when the model is built. Loading a state
+    dict is strict about everything else: a missing prompt, an unexpected
+    key or a shape mismatch is an error that names them.
+
+    Args:
+        clip (dict): Weight source of the CLIP, see
+            :func:`mmpromptkd.models.clip.build_clip`.
+        vision_prompt_depth (int): Vision blocks with a prompt.
+            Defaults to 0.
+        vision_prompt_length (int): Vision prompt tokens. Defaults to 4.
+        text_prompt_depth (int): Text blocks with a prompt. Defaults to 0.
+        text_prompt_length (int): Learnable context tokens. Defaults to 4.
+        ctx_init (str): Initial context text. Defaults to 'a photo of a'.
+        prompt_init_std (float): Std of random prompt init. Defaults to 0.02.
+        round_prompts_to_fp16 (bool): See :class:`PromptedCLIP`.
+            Defaults to False.
+        grad_checkpointing (bool): See :class:`PromptedCLIP`.
+            Defaults to False.
+        train_subset (str, optional): The class subset the training dataset
+            must be, checked by ``TrainSubsetCheckHook`` before training:
+            'base' for base-to-novel teachers, 'all' for all-class teachers
+            (e.g. the cross-dataset ImageNet teacher); None skips the check.
+            Defaults to 'base'.
+        save_clip_weights (bool): Keep the frozen CLIP weights in the state
+            dict (e.g. for a tiny random CLIP that exists nowhere else).
+            Defaults to False.
+        text_batch_size (int): Class names encoded per forward when text
+            features are computed without gradient. Defaults to 256.
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            mmpretrain's ``ClsDataPreprocessor`` with CLIP's mean and std.
+        init_cfg (dict, optional): Unused; CLIP weights come from ``clip``.
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 vision_prompt_depth: int = 0,
+                 vision_prompt_length: int = 4,
+                 text_prompt_depth: int = 0,
+                 text_prompt_length: int = 4,
+                 ctx_init: str = 'a photo of a',
+                 prompt_init_std: float = 0.02,
+                 round_prompts_to_fp16: bool = False,
+                 grad_checkpointing: bool = False,
+                 train_subset: Optional[str] = 'base',
+                 save_clip_weights: bool = False,
+                 text_batch_size: int = 256,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if not isinstance(data_preprocessor, nn.Module):
+            # Built in our scope so mmpretrain's preprocessors are found.
+            data_preprocessor = MODELS.build(data_preprocessor
+                                             or CLIP_DATA_PREPROCESSOR)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if train_subset is not None and train_subset not in TRAIN_SUBSETS:
+            raise ValueError(f'train_subset must be one of {TRAIN_SUBSETS} '
+                             f'or None, got {train_subset!r}')
+        if text_batch_size < 1:
+            raise ValueError(f'text_batch_size must be >= 1, got '
+                             f'{text_batch_size}')
+        self.prompted_clip = PromptedCLIP(
+            clip=clip,
+            vision_prompt_depth=vision_prompt_depth,
+            vision_prompt_length=vision_prompt_length,
+            text_prompt_depth=text_prompt_depth,
+            text_prompt_length=text_prompt_length,
+            ctx_init=ctx_init,
+            prompt_init_std=prompt_init_std,
+            round_prompts_to_fp16=round_prompts_to_fp16,
+            grad_checkpointing=grad_checkpointing)
+        self.train_subset = train_subset
+        self.save_clip_weights = save_clip_weights
+        self.text_batch_size = text_batch_size
+        self.train_class_names: Tuple[str, ...] = ()
+        self.eval_class_names: Tuple[str, ...] = ()
+        self._eval_text_cache: Optional[Tuple[tuple, torch.Tensor]] = None
+        self.register_state_dict_post_hook(_drop_frozen_clip)
+        self.register_load_state_dict_post_hook(_ignore_missing_frozen_clip)
+
+    # ------------------------------------------------------------------ #
+    # The teacher interface of PromptKDDistiller.
+    @property
+    def clip(self) -> nn.Module:
+        """nn.Module: The frozen open_clip CLIP."""
+        return self.prompted_clip.clip
+
+    @property
+    def embed_dim(self) -> int:
+        """int: Dimension of the image and text features."""
+        return self.prompted_clip.embed_dim
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """Tensor: ``exp(logit_scale)`` of the CLIP."""
+        return self.prompted_clip.logit_scale
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        """tuple[int, int]: Input resolution of the image tower."""
+        return self.prompted_clip.image_size
+
+    def encode_image(self,
+                     images: torch.Tensor,
+                     normalize: bool = False) -> torch.Tensor:
+        """Prompted image features.
+
+        Args:
+            images (Tensor): Normalised images (B, 3, H, W).
+            normalize (bool): L2-normalise the features. Defaults to False.
+
+        Returns:
+            Tensor: Features (B, embed_dim).
+        """
+        return self.prompted_clip.encode_image(images, normalize=normalize)
+
+    def encode_text(self,
+                    class_names: Sequence[str],
+                    normalize: bool = False) -> torch.Tensor:
+        """Prompted text features of class names.
+
+        Args:
+            class_names (Sequence[str]): Class names.
+            normalize (bool): L2-normalise the features. Defaults to False.
+
+        Returns:
+            Tensor: Features (C, embed_dim).
+        """
+        return self.prompted_clip.encode_text(class_names, normalize=normalize)
+
+    def train(self, mode: bool = True) -> 'BasePromptClassifier':
+        """Set the mode; cached evaluation features are dropped."""
+        super().train(mode)
+        if mode:
+            self._eval_text_cache = None
+        return self
+
+    def trainable_parameters(self) -> Dict[str, nn.Parameter]:
+        """Parameters that training updates, by name."""
+        return {
+            name: param
+            for name, param in self.named_parameters() if param.requires_grad
+        }
+
+    # ------------------------------------------------------------------ #
+    # Class names.
+    def prepare_text_features(
+            self,
+            class_names: Sequence[str],
+            for_training: bool,
+            dataset_name: str = 'the dataset',
+            class_indices: Optional[Sequence[int]] = None) -> None:
+        """Receive the class names of a dataset the model runs on.
+
+        Args:
+            class_names (Sequence[str]): Classes in label order.
+            for_training (bool): Whether they are the training classes.
+            dataset_name (str): Dataset name for messages.
+            class_indices (Sequence[int], optional): Indices of the classes
+                in a larger class list (ImageNet variants); unused, as a
+                classifier encodes any class names. Defaults to None.
+        """
+        names = tuple(class_names)
+        if not names:
+            raise ValueError(f'{dataset_name} has no classes')
+        self._eval_text_cache = None
+        if for_training:
+            self.train_class_names = names
+            self._prepare_training(names, dataset_name)
+            MMLogger.get_current_instance().info(
+                f'{type(self).__name__}: training on the {len(names)} '
+                f'classes of {dataset_name}')
+        else:
+            self.eval_class_names = names
+
+    def _prepare_training(self,
+                          class_names: Tuple[str, ...],
+                          dataset_name: str = 'the dataset') -> None:
+        """Per-class-list work before training (e.g. frozen features)."""
+
+    def check_training_dataset(self, metainfo: dict,
+                               dataset_name: str = 'the dataset') -> None:
+        """Check that the training data is the declared class subset.
+
+        A base-to-novel teacher trained on all classes would have seen the
+        novel classes, which invalidates its novel accuracy; an all-class
+        teacher trained on the base half would miss classes.
+
+        Args:
+            metainfo (dict): ``metainfo`` of the training dataset; the CoOp
+                datasets hold ``subset`` ('all', 'base' or 'novel').
+            dataset_name (str): Dataset name for messages.
+
+        Raises:
+            ValueError: If the subset differs from ``train_subset`` or the
+                dataset does not say which subset it is.
+        """
+        if self.train_subset is None:
+            return
+        name = type(self).__name__
+        subset = metainfo.get('subset')
+        fix = ("set train_dataloader.dataset.subset='base' for a "
+               "base-to-novel teacher, or model.train_subset='all' for an "
+               "all-class (cross-dataset) teacher")
+        if subset is None:
+            raise ValueError(
+                f'{name} must train on the {self.train_subset!r} classes, '
+                f'but {dataset_name} does not say which class subset it '
+                "holds (no metainfo['subset']); set model.train_subset=None "
+                'to train on it anyway')
+        if subset != self.train_subset:
+            num = len(metainfo.get('classes', ()))
+            raise ValueError(
+                f'{name} has train_subset={self.train_subset!r}, but the '
+                f'training dataset {dataset_name} is the {subset!r} subset '
+                f'({num} classes): {fix}')
+        base = metainfo.get('num_base_classes')
+        classes = metainfo.get('classes', ())
+        if subset == 'base' and base is not None and len(classes) != base:
+            raise ValueError(
+                f'{dataset_name} is the base subset but has {len(classes)} '
+                f'classes and num_base_classes={base}')
+
+    # ------------------------------------------------------------------ #
+    # Text features.
+    def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Tokenise full prompts, refusing any longer than the context."""
+        pc = self.prompted_clip
+        context = pc.clip.context_length
+        for text in texts:
+            if len(pc.tokenizer.encode(text)) + 2 > context:
+                raise ValueError(f'prompt "{text}" is longer than the '
+                                 f'context length {context}')
+        return pc.tokenizer(list(texts)).to(pc.clip.token_embedding.weight
+                                            .device)
+
+    @torch.no_grad()
+    def template_text_features(self, class_names: Sequence[str],
+                               templates: Union[str, Sequence[str]]
+                               ) -> torch.Tensor:
+        """Frozen (unprompted) CLIP text features of filled templates.
+
+        All prompts go through the text tower in chunks of
+        ``text_batch_size``, whatever the number of templates.
+
+        Args:
+            class_names (Sequence[str]): Class names.
+            templates (str | Sequence[str]): One template with ``{}``, or
+                several.
+
+        Returns:
+            Tensor: Float features, not normalised: (C, embed_dim) for one
+            template, (T, C, embed_dim) for a sequence of T.
+        """
+        single = isinstance(templates, str)
+        templates = [templates] if single else list(templates)
+        texts = [
+            fill_template(template, name) for template in templates
+            for name in class_names
+        ]
+        chunks = []
+        for i in range(0, len(texts), self.text_batch_size):
+            tokens = self._tokenize(texts[i:i + self.text_batch_size])
+            chunks.append(self.clip.encode_text(tokens).float())
+        features = torch.cat(chunks).view(len(templates), len(class_names),
+                                          -1)
+        return features[0] if single else features
+
+    def _class_text_features(self, class_names: Sequence[str],
+                             chunked: bool) -> torch.Tensor:
+        """Normalised text features in float, optionally in chunks."""
+        if not chunked:
+            return self.encode_text(class_names, normalize=True).float()
+        return torch.cat([
+            self.encode_text(
+                class_names[i:i + self.text_batch_size],
+                normalize=True).float()
+            for i in range(0, len(class_names), self.text_batch_size)
+        ])
+
+    def _eval_names(self) -> Tuple[str, ...]:
+        names = self.eval_class_names or self.train_class_names
+        if not names:
+            raise RuntimeError(
+                'class names are not prepared: add PromptKDTextFeaturesHook '
+                'to custom_hooks or call prepare_text_features()')
+        return names
+
+    def _train_names(self) -> Tuple[str, ...]:
+        if not self.train_class_names:
+            raise RuntimeError(
+                'training classes are not prepared: add '
+                'PromptKDTextFeaturesHook to custom_hooks or call '
+                'prepare_text_features(class_names, for_training=True)')
+        return self.train_class_names
+
+    @torch.no_grad()
+    def eval_text_features(self) -> torch.Tensor:
+        """Normalised text features of the evaluation classes (cached).
+
+        Returns:
+            Tensor: Float features (C, embed_dim).
+        """
+        names = self._eval_names()
+        device = self.clip.logit_scale.device
+        key = (names, device)
+        if self._eval_text_cache is None or self._eval_text_cache[0] != key:
+            self._eval_text_cache = (key,
+                                     self._class_text_features(names, True))
+        return self._eval_text_cache[1]
+
+    # ------------------------------------------------------------------ #
+    def logits(self, images: torch.Tensor,
+               text_features: torch.Tensor) -> torch.Tensor:
+        """Cosine logits of images against normalised text features.
+
+        Args:
+            images (Tensor): Normalised images (B, 3, H, W).
+            text_features (Tensor): Normalised features (C, D).
+
+        Returns:
+            Tensor: ``exp(s) * normalize(image) @ text.T`` (B, C), float.
+        """
+        image = self.encode_image(images, normalize=True).float()
+        return self.logit_scale.float() * image @ text_features.t()
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor') -> Union[Dict[str, torch.Tensor],
+                                               List[DataSample],
+                                               torch.Tensor]:
+        """Run in 'loss', 'predict' or 'tensor' mode.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[DataSample], optional): With ``gt_label`` in
+                'loss' mode; predictions are attached in 'predict' mode.
+            mode (str): 'loss', 'predict' or 'tensor'. Defaults to 'tensor'.
+
+        Returns:
+            dict | list | Tensor: Losses, DataSamples with ``pred_score``,
+            or logits over the evaluation classes.
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            names = self._eval_names()
+            return self.logits(inputs, self._class_text_features(names, False))
+        raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict '
+                           'or tensor')
+
+    def _labels(self, data_samples: Optional[List[DataSample]],
+                device: torch.device) -> torch.Tensor:
+        """Ground-truth labels of a batch, checked against the classes."""
+        if not data_samples:
+            raise ValueError(f'{type(self).__name__} trains with labels: '
+                             'data_samples with gt_label are needed')
+        labels = torch.cat([
+            torch.as_tensor(s.gt_label).reshape(-1) for s in data_samples
+        ]).to(device=device, dtype=torch.long)
+        num = len(self._train_names())
+        if len(labels) != len(data_samples) or labels.min() < 0 or \
+                labels.max() >= num:
+            raise ValueError(
+                f'labels {labels.tolist()} do not fit the {num} training '
+                'classes (one label in [0, classes) per image is needed)')
+        return labels
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """Cross-entropy over the training classes.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[DataSample]): With ``gt_label``.
+
+        Returns:
+            dict[str, Tensor]: ``{'loss_ce': loss}``.
+        """
+        names = self._train_names()
+        text = self._class_text_features(names, False)
+        logits = self.logits(inputs, text)
+        labels = self._labels(data_samples, logits.device)
+        return dict(loss_ce=F.cross_entropy(logits, labels))
+
+    @torch.no_grad()
+    def predict(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
+        """Class scores over all evaluation classes.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[DataSample], optional): Samples to attach the
+                predictions to. Defaults to None.
+
+        Returns:
+            list[DataSample]: With ``pred_score`` (softmax) and
+            ``pred_label``.
+        """
+        scores = self.logits(inputs, self.eval_text_features()).softmax(-1)
+        labels = scores.argmax(dim=-1)
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(len(scores))]
+        for sample, score, label in zip(data_samples, scores, labels):
+            sample.set_pred_score(score).set_pred_label(label)
+        return data_samples
+
+    # ------------------------------------------------------------------ #
+    # Checkpoints.
+    def _required_keys(self) -> List[str]:
+        """State keys a checkpoint must hold: all but the frozen CLIP."""
+        return [
+            k for k in self.state_dict(keep_vars=True)
+            if not k.startswith(FROZEN_CLIP_PREFIX)
+        ]
+
+    def _loadable_state(self) -> Dict[str, torch.Tensor]:
+        """Every key a checkpoint may hold, the frozen CLIP's included."""
+        state = dict(self.state_dict(keep_vars=True))
+        state.update({
+            FROZEN_CLIP_PREFIX + k: v
+            for k, v in self.clip.state_dict(keep_vars=True).items()
+        })
+        return state
+
+    def _check_state(self, state: dict, source: str) -> None:
+        """Raise if ``state`` does not fit this model (naming the keys)."""
+        own = self._loadable_state()
+        missing = sorted(set(self._required_keys()) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = [
+            f'{k}: got {tuple(v.shape)}, expected {tuple(own[k].shape)}'
+            for k, v in state.items()
+            if k in own and tuple(v.shape) != tuple(own[k].shape)
+        ]
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f'{source} does not fit this {type(self).__name__}: missing '
+                f'keys {missing}, unexpected keys {unexpected}, shape '
+                f'mismatch {wrong}')
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # Strict whatever the caller asks: a prompt left at its random
+        # initial value would silently give a wrong teacher.
+        own = {
+            k[len(prefix):]: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        }
+        self._check_state(own, 'the state dict')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def load_prompt_checkpoint(self, path: str) -> None:
+        """Load a stage-(a) checkpoint of this classifier.
+
+        Accepts an mmengine checkpoint (``state_dict`` key) or a bare state
+        dict, of this classifier or, without the ``prompted_clip.`` prefix,
+        of a :class:`PromptedCLIP`. Every non-CLIP key of this model must be
+        there; CLIP keys, if present, replace the CLIP weights.
+
+        Args:
+            path (str): The checkpoint file.
+        """
+        if is_torchscript_archive(path):
+            raise ValueError(
+                f'{path} is a TorchScript archive (a CLIP weight file?), not '
+                f'a {type(self).__name__} checkpoint; give CLIP weights as '
+                'clip=dict(openai_file=...)')
+        obj = load_checkpoint_file(path)
+        state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+        if not isinstance(state, dict):
+            raise ValueError(f'{path}: expected a state dict')
+        if state and not any(k.startswith(PROMPTED_CLIP_PREFIX)
+                             for k in state):
+            state = {PROMPTED_CLIP_PREFIX + k: v for k, v in state.items()}
+        self._check_state(state, path)
+        self.load_state_dict(state, strict=False)
+        num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
+        MMLogger.get_current_instance().info(
+            f'Loaded {len(state) - num_clip} prompt tensors and {num_clip} '
+            f'CLIP tensors into {type(self).__name__} from {path}')

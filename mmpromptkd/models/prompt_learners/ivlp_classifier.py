@@ -1,0 +1,44 @@
+"""IVLP: independent vision-language prompts trained with cross-entropy."""
+from typing import Optional
+
+from mmpromptkd.registry import MODELS
+from .base_prompt_classifier import BasePromptClassifier
+
+
+@MODELS.register_module()
+class IVLPClassifier(BasePromptClassifier):
+    """Independent deep vision and text prompts, cross-entropy only.
+
+    A :class:`PromptedCLIP` whose vision and text prompts are learned
+    independently from labelled base-class images with
+    ``CE(exp(s) * normalize(v) @ normalize(t).T, y)``. Defaults are those of
+    the base-to-novel teachers: depth 9 and 4 tokens in both towers.
+
+    Args:
+        clip (dict): Weight source of the CLIP.
+        vision_prompt_depth (int): Defaults to 9.
+        vision_prompt_length (int): Defaults to 4.
+        text_prompt_depth (int): Defaults to 9.
+        text_prompt_length (int): Defaults to 4.
+        checkpoint (str, optional): A stage-(a) checkpoint of this class to
+            load (e.g. when used as a distiller's teacher). Defaults to None.
+        **kwargs: Other arguments of :class:`BasePromptClassifier`.
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 vision_prompt_depth: int = 9,
+                 vision_prompt_length: int = 4,
+                 text_prompt_depth: int = 9,
+                 text_prompt_length: int = 4,
+                 checkpoint: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(
+            clip=clip,
+            vision_prompt_depth=vision_prompt_depth,
+            vision_prompt_length=vision_prompt_length,
+            text_prompt_depth=text_prompt_depth,
+            text_prompt_length=text_prompt_length,
+            **kwargs)
+        if checkpoint is not None:
+            self.load_prompt_checkpoint(checkpoint)

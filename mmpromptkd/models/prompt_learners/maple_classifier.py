@@ -1,0 +1,120 @@
+"""MaPLe: multi-modal prompts, vision prompts coupled to text prompts."""
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from mmpromptkd.registry import MODELS
+from .base_prompt_classifier import BasePromptClassifier
+
+
+@MODELS.register_module()
+class MaPLeClassifier(BasePromptClassifier):
+    """Deep text prompts and vision prompts made from them.
+
+    The text tower has a learnable context of ``prompt_length`` tokens
+    (initialised from ``ctx_init``) and deep prompts up to block
+    ``prompt_depth - 1``, as in :class:`PromptedCLIP`. The vision prompt of
+    every block ``i < prompt_depth`` is not a parameter but
+    ``vision_prompt_maps[i](text_prompt[i])``, a learned
+    ``Linear(text width, vision width)`` per block, so the two towers are
+    coupled. Trainable: the text context, the deep text prompts and the
+    linear maps; trained with cross-entropy on the base classes.
+
+    The PromptedCLIP's own vision prompts are removed (they would be unused
+    parameters); its ``encode_image`` must therefore always be given
+    ``prompts``, which :meth:`encode_image` does.
+
+    Args:
+        clip (dict): Weight source of the CLIP.
+        prompt_depth (int): Blocks with prompts in both towers,
+            ``1 <= depth <= blocks`` of either tower. Defaults to 9.
+        prompt_length (int): Prompt tokens in both towers. Defaults to 2.
+        ctx_init (str): Initial context text; with 2 tokens the context
+            starts as "a photo" and the prompt is "a photo of a {}.".
+            Defaults to 'a photo of a'.
+        checkpoint (str, optional): A stage-(a) checkpoint of this class to
+            load (e.g. when used as a distiller's teacher). Defaults to None.
+        **kwargs: Other arguments of :class:`BasePromptClassifier` (not the
+            per-tower prompt depths and lengths).
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 prompt_depth: int = 9,
+                 prompt_length: int = 2,
+                 ctx_init: str = 'a photo of a',
+                 checkpoint: Optional[str] = None,
+                 **kwargs) -> None:
+        for key in ('vision_prompt_depth', 'vision_prompt_length',
+                    'text_prompt_depth', 'text_prompt_length'):
+            if key in kwargs:
+                raise TypeError(f'MaPLeClassifier takes prompt_depth and '
+                                f'prompt_length for both towers, not {key}')
+        if isinstance(prompt_depth, bool) or not isinstance(
+                prompt_depth, int) or prompt_depth < 1:
+            raise ValueError('MaPLe couples the prompts of both towers: '
+                             f'prompt_depth must be >= 1, got {prompt_depth}')
+        try:
+            super().__init__(
+                clip=clip,
+                vision_prompt_depth=prompt_depth,
+                vision_prompt_length=prompt_length,
+                text_prompt_depth=prompt_depth,
+                text_prompt_length=prompt_length,
+                ctx_init=ctx_init,
+                **kwargs)
+        except ValueError as e:
+            if 'prompt_depth' not in str(e):
+                raise
+            raise ValueError(f'MaPLe prompt_depth={prompt_depth} is larger '
+                             f'than a tower of this CLIP: {e}') from None
+        self.prompt_depth = prompt_depth
+        self.prompt_length = prompt_length
+        pc = self.prompted_clip
+        # Vision prompts are produced from the text prompts instead.
+        del pc.vision_ctx
+        del pc.vision_deep_prompts
+        text_width = pc.text_ctx.shape[-1]
+        vision_width = pc.clip.visual.conv1.out_channels
+        self.vision_prompt_maps = nn.ModuleList([
+            nn.Linear(text_width, vision_width) for _ in range(prompt_depth)
+        ])
+        if checkpoint is not None:
+            self.load_prompt_checkpoint(checkpoint)
+
+    def text_prompts(self) -> List[torch.Tensor]:
+        """The text prompts, first block first.
+
+        Returns:
+            list[Tensor]: ``prompt_depth`` tensors (prompt_length, text
+            width): the context, then the deep prompts.
+        """
+        return self.prompted_clip.own_prompts('text')
+
+    def vision_prompts(self) -> List[torch.Tensor]:
+        """The vision prompts mapped from the text prompts.
+
+        Returns:
+            list[Tensor]: ``prompt_depth`` tensors (prompt_length, vision
+            width).
+        """
+        return [
+            linear(prompt) for linear, prompt in zip(self.vision_prompt_maps,
+                                                     self.text_prompts())
+        ]
+
+    def encode_image(self,
+                     images: torch.Tensor,
+                     normalize: bool = False) -> torch.Tensor:
+        """Image features with the coupled vision prompts.
+
+        Args:
+            images (Tensor): Normalised images (B, 3, H, W).
+            normalize (bool): L2-normalise the features. Defaults to False.
+
+        Returns:
+            Tensor: Features (B, embed_dim).
+        """
+        return self.prompted_clip.encode_image(
+            images, normalize=normalize, prompts=self.vision_prompts())

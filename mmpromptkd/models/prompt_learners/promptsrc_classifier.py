@@ -1,0 +1,178 @@
+"""PromptSRC: prompts with self-regulating constraints."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
+from mmpretrain.structures import DataSample
+
+from mmpromptkd.datasets.templates import IMAGENET_TEMPLATES, check_template
+from mmpromptkd.registry import MODELS
+from .base_prompt_classifier import BasePromptClassifier
+
+
+@MODELS.register_module()
+class PromptSRCClassifier(BasePromptClassifier):
+    r"""Independent vision-language prompts regularised towards frozen CLIP.
+
+    With the prompted, normalised features :math:`v_p` (images) and
+    :math:`t_p` (training classes), the frozen CLIP's normalised image
+    features :math:`v_0` and its template-ensemble text features
+    :math:`t_0`, and :math:`s` the CLIP logit scale:
+
+    .. math::
+
+        z = e^s v_p t_p^\top, \quad z_0 = e^s v_0 t_0^\top
+
+        L = CE(z, y) + w_t \,\mathrm{mean}|t_p - t_0|
+            + w_v \,\mathrm{mean}|v_p - v_0| + KL(z_0 \| z)
+
+    where the KL term is ``logit_loss`` (by default
+    ``KLLogitLoss(reduction='mean')``: summed over batch and classes and
+    divided by their product), ``w_t = 25`` and ``w_v = 10``. ``t_0`` is
+    the normalised mean over ``templates`` (the 60 ImageNet templates) of
+    the normalised frozen features of each template.
+
+    ``t_0`` is computed once per training class list, in
+    :meth:`prepare_text_features`, and kept in the non-persistent buffer
+    ``zero_shot_text_features``: it is not saved in checkpoints (it follows
+    from the class names and the frozen CLIP, and is recomputed on resume).
+    ``v_0`` comes from the same frozen CLIP, run without prompts, so no
+    second copy of the CLIP is held. Gaussian prompt aggregation is the
+    ``GaussianPromptAggregationHook``.
+
+    Args:
+        clip (dict): Weight source of the CLIP.
+        vision_prompt_depth (int): Defaults to 9.
+        vision_prompt_length (int): Defaults to 4.
+        text_prompt_depth (int): Defaults to 9.
+        text_prompt_length (int): Defaults to 4.
+        text_loss_weight (float): ``w_t``. Defaults to 25.0.
+        image_loss_weight (float): ``w_v``. Defaults to 10.0.
+        logit_loss (dict): Config of the logit consistency loss, called as
+            ``loss(student_logits=z, teacher_logits=z0)``. Defaults to
+            ``dict(type='KLLogitLoss', loss_weight=1.0, reduction='mean')``.
+        templates (Sequence[str], optional): Templates of the frozen text
+            features. Defaults to None (the 60 ImageNet templates).
+        normalize_template_features (bool): Normalise each template's
+            features before averaging. The reference implementation averages
+            unnormalised features (False reproduces it). Defaults to True.
+        checkpoint (str, optional): A stage-(a) checkpoint of this class to
+            load. Defaults to None.
+        **kwargs: Other arguments of :class:`BasePromptClassifier`.
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 vision_prompt_depth: int = 9,
+                 vision_prompt_length: int = 4,
+                 text_prompt_depth: int = 9,
+                 text_prompt_length: int = 4,
+                 text_loss_weight: float = 25.0,
+                 image_loss_weight: float = 10.0,
+                 logit_loss: dict = dict(
+                     type='KLLogitLoss', loss_weight=1.0, reduction='mean'),
+                 templates: Optional[Sequence[str]] = None,
+                 normalize_template_features: bool = True,
+                 checkpoint: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(
+            clip=clip,
+            vision_prompt_depth=vision_prompt_depth,
+            vision_prompt_length=vision_prompt_length,
+            text_prompt_depth=text_prompt_depth,
+            text_prompt_length=text_prompt_length,
+            **kwargs)
+        self.text_loss_weight = float(text_loss_weight)
+        self.image_loss_weight = float(image_loss_weight)
+        self.logit_loss = MODELS.build(logit_loss)
+        templates = IMAGENET_TEMPLATES if templates is None else templates
+        if isinstance(templates, str) or not templates:
+            raise ValueError('templates must be a non-empty sequence of '
+                             f'templates, got {templates!r}')
+        self.templates: Tuple[str, ...] = tuple(
+            check_template(t) for t in templates)
+        self.normalize_template_features = normalize_template_features
+        self.register_buffer(
+            'zero_shot_text_features',
+            torch.zeros(0, self.embed_dim),
+            persistent=False)
+        self._zero_shot_classes: Tuple[str, ...] = ()
+        if checkpoint is not None:
+            self.load_prompt_checkpoint(checkpoint)
+
+    @torch.no_grad()
+    def compute_zero_shot_text_features(
+            self, class_names: Sequence[str]) -> torch.Tensor:
+        """Frozen template-ensemble text features ``t_0``.
+
+        Args:
+            class_names (Sequence[str]): Class names.
+
+        Returns:
+            Tensor: Normalised float features (C, embed_dim).
+        """
+        features = self.template_text_features(class_names, self.templates)
+        if self.normalize_template_features:
+            features = F.normalize(features, dim=-1)
+        return F.normalize(features.mean(dim=0), dim=-1)
+
+    def _prepare_training(self, class_names: Tuple[str, ...],
+                          dataset_name: str = 'the dataset') -> None:
+        if class_names == self._zero_shot_classes:
+            return
+        device = self.zero_shot_text_features.device
+        self.zero_shot_text_features = \
+            self.compute_zero_shot_text_features(class_names).to(device)
+        self._zero_shot_classes = class_names
+        MMLogger.get_current_instance().info(
+            f'PromptSRCClassifier: frozen text features of '
+            f'{len(class_names)} classes of {dataset_name} averaged over '
+            f'{len(self.templates)} templates')
+
+    @torch.no_grad()
+    def zero_shot_image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image features ``v_0`` of the frozen, unprompted CLIP.
+
+        Args:
+            images (Tensor): Normalised images (B, 3, H, W).
+
+        Returns:
+            Tensor: Float features (B, embed_dim).
+        """
+        features = self.clip.encode_image(images.to(self.prompted_clip.dtype))
+        return F.normalize(features.float(), dim=-1)
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """Cross-entropy plus the three self-regulating terms.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[DataSample]): With ``gt_label``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_ce``, ``loss_text`` (weighted L1 of
+            text features), ``loss_image`` (weighted L1 of image features)
+            and ``loss_logits`` (the logit consistency term).
+        """
+        names = self._train_names()
+        # Normally done by prepare_text_features; a no-op after it.
+        self._prepare_training(names)
+        text = self._class_text_features(names, False)
+        image = self.encode_image(inputs, normalize=True).float()
+        scale = self.logit_scale.float()
+        logits = scale * image @ text.t()
+        labels = self._labels(data_samples, logits.device)
+
+        text_0 = self.zero_shot_text_features.float()
+        image_0 = self.zero_shot_image_features(inputs)
+        logits_0 = scale * image_0 @ text_0.t()
+        return dict(
+            loss_ce=F.cross_entropy(logits, labels),
+            loss_text=self.text_loss_weight *
+            F.l1_loss(text, text_0, reduction='mean'),
+            loss_image=self.image_loss_weight *
+            F.l1_loss(image, image_0, reduction='mean'),
+            loss_logits=self.logit_loss(
+                student_logits=logits, teacher_logits=logits_0))

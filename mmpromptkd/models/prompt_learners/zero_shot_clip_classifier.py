@@ -1,0 +1,77 @@
+"""Zero-shot CLIP as a classifier and teacher (nothing to train)."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmpretrain.structures import DataSample
+
+from mmpromptkd.datasets.templates import DEFAULT_TEMPLATE, check_template
+from mmpromptkd.registry import MODELS
+from .base_prompt_classifier import BasePromptClassifier
+
+
+@MODELS.register_module()
+class ZeroShotCLIPClassifier(BasePromptClassifier):
+    """The plain CLIP with one hand-written prompt per class.
+
+    Text features are those of ``template`` filled with each class name (by
+    default ``"a photo of a {}."``, the prompt of PromptKD's zero-shot
+    teacher, which equals a :class:`PromptedCLIP` of depth 0). The
+    per-dataset prompts of CoOp are in
+    :data:`mmpromptkd.datasets.templates.DATASET_TEMPLATES`. There is nothing
+    to train: evaluate with ``tools/test.py`` (see ``docs/teachers.md``), or
+    use it as a distiller's teacher.
+
+    Args:
+        clip (dict): Weight source of the CLIP.
+        template (str): Prompt template with one ``{}``.
+            Defaults to 'a photo of a {}.'.
+        checkpoint (str, optional): A checkpoint holding at most CLIP
+            weights. Defaults to None.
+        **kwargs: ``save_clip_weights``, ``text_batch_size``,
+            ``data_preprocessor``, ``init_cfg`` of
+            :class:`BasePromptClassifier`.
+    """
+
+    def __init__(self,
+                 clip: dict,
+                 template: str = DEFAULT_TEMPLATE,
+                 checkpoint: Optional[str] = None,
+                 **kwargs) -> None:
+        allowed = {'save_clip_weights', 'text_batch_size',
+                   'data_preprocessor', 'init_cfg'}
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise TypeError(f'ZeroShotCLIPClassifier has no prompts or '
+                            f'training; unexpected arguments {unknown}')
+        super().__init__(clip=clip, train_subset=None, **kwargs)
+        self.template = check_template(template)
+        if checkpoint is not None:
+            self.load_prompt_checkpoint(checkpoint)
+
+    def encode_text(self,
+                    class_names: Sequence[str],
+                    normalize: bool = False) -> torch.Tensor:
+        """Frozen CLIP features of the filled template.
+
+        Args:
+            class_names (Sequence[str]): Class names.
+            normalize (bool): L2-normalise the features. Defaults to False.
+
+        Returns:
+            Tensor: Features (C, embed_dim).
+        """
+        features = self.template_text_features(class_names, self.template)
+        features = features.to(self.prompted_clip.dtype)
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """Zero-shot CLIP is not trained.
+
+        Raises:
+            RuntimeError: Always.
+        """
+        raise RuntimeError(
+            'ZeroShotCLIPClassifier has nothing to train: evaluate it with '
+            'tools/test.py (docs/teachers.md) or use it as a teacher')

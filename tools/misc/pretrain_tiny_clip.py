@@ -1,0 +1,597 @@
+"""Contrastive pre-training of the tiny teacher and student CLIPs.
+
+Both models are plain ``open_clip.CLIP`` models defined by the config dicts
+``tiny_teacher_clip`` / ``tiny_student_clip`` of
+``configs/_base_/models/promptkd_tiny-clip.py``. They are trained from
+scratch with the symmetric CLIP InfoNCE loss on (image, caption) pairs of the
+*shifted* ``'pretrain'`` domain of the synthetic shapes
+(:func:`mmpromptkd.datasets.synthetic_shapes.iter_caption_pairs`), which
+covers every class concept, as web-scale CLIP data covers the names of
+"novel" classes. The target domain is used only for the final zero-shot
+report.
+
+Example (the command that made ``checkpoints/tiny_clip``)::
+
+    python tools/misc/pretrain_tiny_clip.py --out-dir checkpoints/tiny_clip
+
+Outputs (fp16 plain state dicts with open_clip key names, loadable with
+``torch.load(weights_only=True)`` and through
+``build_clip(dict(model_cfg=..., quick_gelu=True, checkpoint=...))``)::
+
+    <out-dir>/tiny_clip_teacher.pth
+    <out-dir>/tiny_clip_student.pth
+    <out-dir>/SHA256SUMS
+
+Results are deterministic for the same arguments, thread count and torch
+build.
+"""
+import argparse
+import math
+import os
+import os.path as osp
+import re
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
+from mmpromptkd.utils.file_integrity import sha256_of_file  # noqa: E402
+
+DEFAULT_MODEL_CFG = osp.join(_REPO_ROOT, 'configs', '_base_', 'models',
+                             'promptkd_tiny-clip.py')
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+MAX_LOGIT_SCALE = 100.0
+# Which config variable describes which model, and the output file names.
+MODELS = {
+    'teacher': ('tiny_teacher_clip', 'tiny_clip_teacher.pth'),
+    'student': ('tiny_student_clip', 'tiny_clip_student.pth'),
+}
+SUMS_FILE = 'SHA256SUMS'
+EVAL_PROMPT = 'a photo of a {}.'
+
+_CLASS_RE = re.compile(r'\b({})\s+({})\s+({})\b'.format(
+    '|'.join(shapes.COLOURS), '|'.join(shapes.PATTERNS),
+    '|'.join(shapes.SHAPES)))
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse command-line arguments.
+
+    Args:
+        argv (list[str], optional): Arguments without the program name;
+            None reads ``sys.argv``. Defaults to None.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Contrastively pre-train the tiny teacher / student '
+        'CLIPs on the shifted synthetic-shapes domain.')
+    parser.add_argument(
+        '--out-dir', default=osp.join(_REPO_ROOT, 'checkpoints', 'tiny_clip'),
+        help='where the .pth files and SHA256SUMS are written')
+    parser.add_argument(
+        '--which', choices=('teacher', 'student', 'both'), default='both')
+    parser.add_argument(
+        '--model-cfg', default=DEFAULT_MODEL_CFG,
+        help='python config file defining tiny_teacher_clip and '
+        'tiny_student_clip (open_clip config dicts)')
+    parser.add_argument(
+        '--steps', type=int, default=None,
+        help='optimisation steps of each model (default: per model, see '
+        '--teacher-steps / --student-steps)')
+    parser.add_argument('--teacher-steps', type=int, default=600)
+    parser.add_argument('--student-steps', type=int, default=600)
+    parser.add_argument(
+        '--batch-size', type=int, default=128,
+        help='pairs per step; every pair of a batch has a different class, '
+        f'so at most {shapes.MAX_CLASSES}')
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--weight-decay', type=float, default=0.05)
+    parser.add_argument(
+        '--warmup-frac', type=float, default=0.05,
+        help='fraction of the steps with a linear learning-rate warm-up')
+    parser.add_argument(
+        '--images-per-class', type=int, default=48,
+        help='pre-training images rendered per class (cached as uint8)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--threads', type=int, default=2, help='torch intra-op threads')
+    parser.add_argument(
+        '--eval-per-class', type=int, default=10,
+        help='target-domain test images per class for the zero-shot report '
+        '(10 = the test split of the default dataset; 0 skips it)')
+    parser.add_argument('--eval-classes', type=int, default=40)
+    parser.add_argument('--log-interval', type=int, default=50)
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch_size <= shapes.MAX_CLASSES:
+        parser.error(f'--batch-size must be in [1, {shapes.MAX_CLASSES}]')
+    for name in ('steps', 'teacher_steps', 'student_steps'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f'--{name.replace("_", "-")} must be positive')
+    if args.images_per_class < 1 or args.seed < 0 or args.threads < 1:
+        parser.error('--images-per-class and --threads must be positive '
+                     'and --seed non-negative')
+    return args
+
+
+def load_model_cfgs(path: str) -> Dict[str, dict]:
+    """Read the teacher and student config dicts from a python config.
+
+    Args:
+        path (str): Config file defining ``tiny_teacher_clip`` and
+            ``tiny_student_clip``.
+
+    Returns:
+        dict[str, dict]: ``{'teacher': cfg, 'student': cfg}``.
+    """
+    from mmengine import Config
+    cfg = Config.fromfile(path)
+    out = {}
+    for which, (var, _) in MODELS.items():
+        if var not in cfg:
+            raise KeyError(f'{path}: no variable {var}')
+        out[which] = cfg[var].to_dict() if hasattr(cfg[var], 'to_dict') \
+            else dict(cfg[var])
+    return out
+
+
+# --------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------
+def class_of_caption(caption: str) -> str:
+    """The class name a caption holds (every template holds one).
+
+    Args:
+        caption (str): A caption of :func:`shapes.make_caption`.
+
+    Returns:
+        str: ``"<colour> <pattern> <shape>"``.
+    """
+    match = _CLASS_RE.search(caption)
+    if match is None:
+        raise ValueError(f'no class name in caption {caption!r}')
+    return ' '.join(match.groups())
+
+
+def images_to_uint8(images: Sequence) -> torch.Tensor:
+    """Stack PIL RGB images into a uint8 tensor of shape (N, 3, H, W)."""
+    array = np.stack([np.asarray(im.convert('RGB')) for im in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) to CLIP-normalised float32."""
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+class CaptionData:
+    """Pre-training pairs cached in memory, with class-unique batches.
+
+    Pairs come from :func:`shapes.iter_caption_pairs`, so an image count of
+    ``images_per_class * MAX_CLASSES`` gives exactly ``images_per_class``
+    images of every class. A batch holds at most one pair per class: two
+    captions of the same class in one InfoNCE batch would be false
+    negatives, which a 192-class pool makes frequent at batch sizes >= 64.
+
+    Args:
+        images_per_class (int): Images rendered per class.
+        image_size (int): Side of the images.
+        seed (int): Seed of the rendered pairs.
+    """
+
+    def __init__(self, images_per_class: int, image_size: int,
+                 seed: int) -> None:
+        num = images_per_class * shapes.MAX_CLASSES
+        images, captions = [], []
+        for image, caption in shapes.iter_caption_pairs(
+                num, image_size=image_size, seed=seed):
+            images.append(image)
+            captions.append(caption)
+        self.images = images_to_uint8(images)
+        self.class_names = sorted(set(map(class_of_caption, captions)))
+        index = {name: i for i, name in enumerate(self.class_names)}
+        labels = torch.tensor([index[class_of_caption(c)] for c in captions])
+        self.by_class = [
+            torch.nonzero(labels == c).flatten()
+            for c in range(len(self.class_names))
+        ]
+        unique = sorted(set(captions))
+        caption_index = {c: i for i, c in enumerate(unique)}
+        self.caption_ids = torch.tensor([caption_index[c] for c in captions])
+        self.tokens = open_clip.tokenize(unique)
+        # The end token has the largest id; nothing after it can reach it
+        # through the causal mask, so the padding tail is cut off.
+        self.eot = self.tokens.argmax(dim=-1)
+        self.length = int(self.eot.max()) + 1
+        self.vocab = torch.unique(self.tokens[:, :self.length])
+
+    def batch(self, rng: np.random.Generator,
+              batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Draw a batch: distinct classes, a random image of each.
+
+        Each image gets a random symmetry of the square (flips and 90 degree
+        turns): shapes are drawn at any rotation, so the label holds.
+
+        Args:
+            rng (np.random.Generator): Source of the data order.
+            batch_size (int): Number of pairs.
+
+        Returns:
+            tuple[Tensor, Tensor]: Normalised images (B, 3, H, W) and caption
+            indices (B,) into :attr:`tokens`.
+        """
+        classes = rng.permutation(len(self.by_class))[:batch_size]
+        picks = [
+            int(self.by_class[c][rng.integers(len(self.by_class[c]))])
+            for c in classes
+        ]
+        images = self.images[picks]
+        turns = rng.integers(4, size=batch_size)
+        flips = rng.integers(2, size=batch_size)
+        out = images.clone()
+        for i in range(batch_size):
+            image = torch.rot90(images[i], int(turns[i]), dims=(1, 2))
+            out[i] = image.flip(2) if flips[i] else image
+        return normalize_images(out), self.caption_ids[picks]
+
+
+# --------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------
+def build_model(model_cfg: dict) -> nn.Module:
+    """An open_clip ``CLIP`` with QuickGELU from a config dict."""
+    return open_clip.CLIP(
+        embed_dim=model_cfg['embed_dim'],
+        vision_cfg=dict(model_cfg['vision_cfg']),
+        text_cfg=dict(model_cfg['text_cfg']),
+        quick_gelu=True)
+
+
+class CompactText(nn.Module):
+    """Text tower over the few token ids the captions use.
+
+    The CLIP vocabulary has 49408 tokens, the captions about 40. Training
+    only those rows is exact (no other row would receive a gradient, and the
+    token embedding is not weight-decayed) and skips a dense AdamW update of
+    the whole table every step. The sequence is cut after the longest
+    caption's end token, which the causal mask makes exact as well.
+
+    Args:
+        model (nn.Module): The CLIP whose text tower is used.
+        vocab (Tensor): Token ids in use, sorted.
+        tokens (Tensor): Caption tokens (C, context_length).
+        length (int): Number of positions kept.
+    """
+
+    def __init__(self, model: nn.Module, vocab: torch.Tensor,
+                 tokens: torch.Tensor, length: int) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer('vocab', vocab.clone())
+        lookup = torch.full((model.vocab_size, ), -1, dtype=torch.long)
+        lookup[vocab] = torch.arange(len(vocab))
+        compact = lookup[tokens[:, :length]]
+        if (compact < 0).any():
+            raise ValueError('caption tokens outside the compact vocabulary')
+        self.register_buffer('compact_tokens', compact)
+        self.register_buffer('eot', tokens.argmax(dim=-1))
+        self.length = length
+        self.table = nn.Parameter(
+            model.token_embedding.weight.detach()[vocab].clone())
+
+    def forward(self, caption_ids: torch.Tensor) -> torch.Tensor:
+        """Unnormalised text features of the given captions."""
+        model = self.model
+        x = F.embedding(self.compact_tokens[caption_ids], self.table)
+        x = x + model.positional_embedding[:self.length]
+        x = model.transformer(
+            x, attn_mask=model.attn_mask[:self.length, :self.length])
+        x = model.ln_final(x)
+        x = x[torch.arange(x.shape[0]), self.eot[caption_ids]]
+        return x @ model.text_projection
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Put the trained rows into the full table; zero all others.
+
+        Rows of tokens that never occur in the captions were never trained;
+        zeros mark them as such and keep the saved file compressible.
+        """
+        weight = self.model.token_embedding.weight
+        weight.zero_()
+        weight[self.vocab] = self.table
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
+    """AdamW groups: decay weight matrices only.
+
+    Biases, norm gains, embeddings (token, positional, class) and the logit
+    scale are not decayed, as in CLIP.
+    """
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_embedding = ('embedding' in name or name.endswith('table'))
+        if param.ndim >= 2 and not is_embedding:
+            decay.append(param)
+        else:
+            no_decay.append(param)
+    return [
+        dict(params=decay, weight_decay=weight_decay),
+        dict(params=no_decay, weight_decay=0.0)
+    ]
+
+
+def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
+              logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of matching pairs."""
+    image_features = F.normalize(image_features, dim=-1)
+    text_features = F.normalize(text_features, dim=-1)
+    logits = logit_scale.exp() * image_features @ text_features.t()
+    target = torch.arange(logits.shape[0])
+    return 0.5 * (F.cross_entropy(logits, target) +
+                  F.cross_entropy(logits.t(), target))
+
+
+def train_model(model_cfg: dict, data: CaptionData, steps: int,
+                args: argparse.Namespace, name: str) -> nn.Module:
+    """Pre-train one CLIP from scratch.
+
+    The model, its initialisation and its data order depend on
+    ``args.seed`` only, so a model is the same whether it is trained alone
+    or after the other one.
+
+    Args:
+        model_cfg (dict): open_clip config dict.
+        data (CaptionData): The cached pairs.
+        steps (int): Optimisation steps.
+        args (argparse.Namespace): Optimisation arguments.
+        name (str): Name for the log.
+
+    Returns:
+        nn.Module: The trained CLIP (fp32, eval mode).
+    """
+    torch.manual_seed(args.seed)
+    model = build_model(model_cfg)
+    text = CompactText(model, data.vocab, data.tokens, data.length)
+    # The full table is replaced by text.table during training.
+    model.token_embedding.weight.requires_grad_(False)
+    model.train()
+    optimizer = torch.optim.AdamW(
+        param_groups(text, args.weight_decay),
+        lr=args.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6)
+    warmup = max(1, round(args.warmup_frac * steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_with_warmup(s, steps, warmup))
+    rng = np.random.default_rng([args.seed, 7])
+    params = sum(p.numel() for p in model.parameters())
+    print(f'[{name}] {params / 1e6:.2f} M parameters '
+          f'({data.vocab.numel()} token rows trained), {steps} steps of '
+          f'{args.batch_size} pairs', flush=True)
+    start = time.time()
+    running = 0.0
+    for step in range(steps):
+        images, caption_ids = data.batch(rng, args.batch_size)
+        loss = clip_loss(
+            model.encode_image(images), text(caption_ids), model.logit_scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(text.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
+        running += loss.item()
+        if (step + 1) % args.log_interval == 0 or step + 1 == steps:
+            count = (step % args.log_interval) + 1
+            print(f'[{name}] step {step + 1}/{steps} '
+                  f'loss {running / count:.4f} '
+                  f'scale {model.logit_scale.exp().item():.1f} '
+                  f'lr {scheduler.get_last_lr()[0]:.2e} '
+                  f'{time.time() - start:.0f}s', flush=True)
+            running = 0.0
+    text.write_back()
+    model.token_embedding.weight.requires_grad_(True)
+    check_text_equivalence(model, text)
+    return model.eval()
+
+
+@torch.no_grad()
+def check_text_equivalence(model: nn.Module, text: CompactText) -> None:
+    """The training text path must equal ``CLIP.encode_text`` exactly."""
+    model.eval()
+    ids = torch.arange(min(8, text.compact_tokens.shape[0]))
+    tokens = torch.zeros(len(ids), model.context_length, dtype=torch.long)
+    full = text.vocab[text.compact_tokens[ids]]
+    tokens[:, :full.shape[1]] = full
+    expected = model.encode_text(tokens)
+    got = text(ids)
+    if not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
+        raise RuntimeError('the truncated training text path differs from '
+                           'CLIP.encode_text')
+
+
+# --------------------------------------------------------------------------
+# Saving and evaluation
+# --------------------------------------------------------------------------
+def fp16_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """A plain fp16 state dict (contiguous tensors, open_clip key names)."""
+    return {
+        k: v.detach().to(torch.float16).contiguous().clone()
+        for k, v in model.state_dict().items()
+    }
+
+
+def write_sums(out_dir: str) -> str:
+    """Write ``SHA256SUMS`` (sha256sum format) for the .pth files present.
+
+    Args:
+        out_dir (str): Directory of the weight files.
+
+    Returns:
+        str: Path of the sums file.
+    """
+    names = sorted(f for _, f in MODELS.values()
+                   if osp.isfile(osp.join(out_dir, f)))
+    lines = ''.join(f'{sha256_of_file(osp.join(out_dir, n))}  {n}\n'
+                    for n in names)
+    path = osp.join(out_dir, SUMS_FILE)
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(lines)
+    os.replace(tmp, path)
+    return path
+
+
+def render_target_test(num_classes: int, per_class: int,
+                       image_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Target-domain test images (seed 0, split 'test'), by label.
+
+    Indices ``0 .. per_class - 1`` are the images of the CoOp dataset that
+    ``generate_coop_dataset(num_classes=..., seed=0)`` writes.
+    """
+    names = shapes.list_class_names(num_classes)
+    images, labels = [], []
+    for label, name in enumerate(names):
+        for index in range(per_class):
+            images.append(
+                shapes.render_image(
+                    name, image_size, seed=0, split='test', index=index))
+            labels.append(label)
+    return normalize_images(images_to_uint8(images)), torch.tensor(labels)
+
+
+@torch.no_grad()
+def zero_shot_report(model: nn.Module, images: torch.Tensor,
+                     labels: torch.Tensor,
+                     class_names: Sequence[str]) -> Dict[str, float]:
+    """Zero-shot base / novel / HM accuracy (%) with ``EVAL_PROMPT``.
+
+    Base images are scored against base-class prompts only and novel images
+    against novel-class prompts only (the first ``ceil(n / 2)`` labels are
+    base); ``all`` is the accuracy over all classes at once.
+    """
+    model.eval()
+    tokens = open_clip.tokenize([EVAL_PROMPT.format(n) for n in class_names])
+    text = F.normalize(model.encode_text(tokens), dim=-1)
+    image = torch.cat([
+        F.normalize(model.encode_image(chunk), dim=-1)
+        for chunk in images.split(256)
+    ])
+    logits = image @ text.t()
+    n_base = math.ceil(len(class_names) / 2)
+    base = labels < n_base
+    acc_base = (logits[base, :n_base].argmax(1) == labels[base]).float()
+    acc_novel = (logits[~base, n_base:].argmax(1) + n_base ==
+                 labels[~base]).float()
+    acc_all = (logits.argmax(1) == labels).float()
+    b, n = 100 * acc_base.mean().item(), 100 * acc_novel.mean().item()
+    hm = 2 * b * n / (b + n) if b + n > 0 else 0.0
+    return dict(base=b, novel=n, hm=hm, all=100 * acc_all.mean().item())
+
+
+def load_shipped(model_cfg: dict, path: str) -> nn.Module:
+    """Rebuild a model from a saved fp16 file, as it will be used."""
+    model = build_model(model_cfg)
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval()
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
+    """Run the pre-training.
+
+    Args:
+        argv (list[str], optional): Command-line arguments; None reads
+            ``sys.argv``. Defaults to None.
+
+    Returns:
+        dict[str, dict]: Per model: output path, seconds, and the zero-shot
+        accuracies when measured.
+    """
+    args = parse_args(argv)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(args: argparse.Namespace) -> Dict[str, dict]:
+    total_start = time.time()
+    cfgs = load_model_cfgs(args.model_cfg)
+    which = ['teacher', 'student'] if args.which == 'both' else [args.which]
+    image_size = cfgs[which[0]]['vision_cfg']['image_size']
+    if any(cfgs[w]['vision_cfg']['image_size'] != image_size for w in which):
+        raise ValueError('teacher and student must share the image size')
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    start = time.time()
+    data = CaptionData(args.images_per_class, image_size, args.seed)
+    print(f'rendered {len(data.images)} pre-training pairs '
+          f'({len(data.class_names)} classes, {len(data.tokens)} distinct '
+          f'captions, {data.length} text positions) in '
+          f'{time.time() - start:.1f}s', flush=True)
+
+    results = {}
+    for name in which:
+        steps = args.steps or getattr(args, f'{name}_steps')
+        start = time.time()
+        model = train_model(cfgs[name], data, steps, args, name)
+        seconds = time.time() - start
+        path = osp.join(args.out_dir, MODELS[name][1])
+        torch.save(fp16_state_dict(model), path)
+        results[name] = dict(path=path, seconds=seconds, steps=steps)
+        print(f'[{name}] trained in {seconds:.0f}s, saved {path} '
+              f'({osp.getsize(path) / 2**20:.1f} MiB)', flush=True)
+    sums = write_sums(args.out_dir)
+    print(f'wrote {sums}', flush=True)
+
+    if args.eval_per_class > 0:
+        names = shapes.list_class_names(args.eval_classes)
+        images, labels = render_target_test(args.eval_classes,
+                                            args.eval_per_class, image_size)
+        print(f'zero-shot on the target-domain test split '
+              f'({args.eval_classes} classes x {args.eval_per_class} images, '
+              f'prompt "{EVAL_PROMPT}"):')
+        for name in which:
+            model = load_shipped(cfgs[name], results[name]['path'])
+            acc = zero_shot_report(model, images, labels, names)
+            results[name].update(acc)
+            print(f'  {name:8s} base {acc["base"]:5.1f}  novel '
+                  f'{acc["novel"]:5.1f}  HM {acc["hm"]:5.1f}  '
+                  f'(all {args.eval_classes}-way {acc["all"]:5.1f})',
+                  flush=True)
+    print(f'total wall time {time.time() - total_start:.0f}s', flush=True)
+    return results
+
+
+if __name__ == '__main__':
+    main()
