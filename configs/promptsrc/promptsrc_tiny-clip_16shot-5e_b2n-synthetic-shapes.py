@@ -13,6 +13,7 @@ _base_ = [
 model = dict(
     _delete_=True,
     type='PromptSRCClassifier',
+    _scope_='mmpromptkd',
     # Random weights unless clip.checkpoint is given; they are saved with
     # the prompts so that the distiller's teacher gets the same CLIP.
     clip=dict(model_cfg={{_base_.tiny_teacher_clip}}, quick_gelu=True),

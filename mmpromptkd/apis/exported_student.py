@@ -26,7 +26,8 @@ def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
         path (str): Output file; an existing file is never overwritten.
 
     Returns:
-        dict: The standalone model config stored in the file.
+        dict: The standalone model config stored in the file (also usable
+        as ``model`` of a config for ``mmpretrain.apis``).
     """
     if len(model.text_features) == 0:
         raise ValueError('the model has no stored text features; train it '
@@ -38,10 +39,15 @@ def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
     cfg['projector'] = dict(
         cfg.get('projector', dict(type='FeatureProjector')),
         out_channels=model.text_features.shape[1])
+    # Lets mmpretrain's APIs (which build in their own scope) build it.
+    cfg['_scope_'] = 'mmpromptkd'
     payload = dict(
         state_dict=model.state_dict(),
-        meta=dict(kind=EXPORT_KIND, model=_plain(cfg),
-                  class_names=list(model.class_names)))
+        meta=dict(
+            kind=EXPORT_KIND,
+            model=_plain(cfg),
+            # Read by mmpretrain's inferencers for the class names.
+            dataset_meta=dict(classes=list(model.class_names))))
     save_checkpoint_file(payload, path)
     return cfg
 

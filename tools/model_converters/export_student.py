@@ -5,7 +5,13 @@
 The output holds the student's weights and architecture, the projector and
 the teacher's stored text features with their class names; load it with
 ``mmpromptkd.apis.load_exported_student(OUT)``. No CLIP weight file and no
-teacher is needed afterwards.
+teacher is needed afterwards. A config ``OUT`` with the suffix ``.py`` is
+written beside it for mmpretrain's inference API::
+
+    from mmpretrain.apis import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer('student.py',
+                                               pretrained='student.pth')
+    inferencer('image.jpg')[0]['pred_class']
 """
 import argparse
 import os.path as osp
@@ -42,9 +48,19 @@ def main(argv=None) -> None:
         out_channels=state['text_features'].shape[1])
     model = MODELS.build(standalone)
     model.load_state_dict(state, strict=True)
-    export_student(model, model_cfg, args.out)
+    config_path = osp.splitext(args.out)[0] + '.py'
+    if osp.exists(config_path):
+        sys.exit(f'{config_path} exists; refusing to overwrite it')
+    student_cfg = export_student(model, model_cfg, args.out)
+    Config(
+        dict(
+            default_scope='mmpromptkd',
+            model=student_cfg,
+            test_dataloader=dict(
+                dataset=dict(pipeline=cfg.test_dataloader.dataset.pipeline))
+        )).dump(config_path)
     print(f'exported the student ({len(model.class_names)} classes) to '
-          f'{args.out}')
+          f'{args.out}, with the config {config_path}')
 
 
 if __name__ == '__main__':

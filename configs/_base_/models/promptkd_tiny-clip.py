@@ -13,9 +13,20 @@ tiny_teacher_clip = dict(
         image_size=32, patch_size=8, width=128, layers=6, head_width=32),
     text_cfg=dict(
         context_length=77, vocab_size=49408, width=128, heads=4, layers=6))
+# Contrastively pre-trained weights of the two models above (fp16, made by
+# tools/misc/pretrain_tiny_clip.py, see checkpoints/tiny_clip/README.md).
+# Use them as clip=dict(model_cfg=tiny_teacher_clip, quick_gelu=True,
+# checkpoint=tiny_teacher_clip_checkpoint). The paths are resolved from this
+# file, so they work from any working directory.
+tiny_teacher_clip_checkpoint = \
+    '{{ fileDirname }}/../../../checkpoints/tiny_clip/tiny_clip_teacher.pth'
+tiny_student_clip_checkpoint = \
+    '{{ fileDirname }}/../../../checkpoints/tiny_clip/tiny_clip_student.pth'
 
 model = dict(
     type='PromptKDDistiller',
+    # Build in our scope also when called from mmpretrain (mmpretrain.apis).
+    _scope_='mmpromptkd',
     student=dict(
         type='PromptedCLIP',
         clip=dict(model_cfg=tiny_student_clip, quick_gelu=True),

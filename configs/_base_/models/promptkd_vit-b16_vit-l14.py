@@ -3,6 +3,8 @@
 # OpenAI CLIP files are expected under checkpoints/clip/ (see README).
 model = dict(
     type='PromptKDDistiller',
+    # Build in our scope also when called from mmpretrain (mmpretrain.apis).
+    _scope_='mmpromptkd',
     student=dict(
         type='PromptedCLIP',
         clip=dict(openai_file='checkpoints/clip/ViT-B-16.pt'),

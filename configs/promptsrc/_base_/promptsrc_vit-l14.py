@@ -9,6 +9,8 @@ _base_ = [
 
 model = dict(
     type='PromptSRCClassifier',
+    # Build in our scope also when called from mmpretrain (mmpretrain.apis).
+    _scope_='mmpromptkd',
     clip=dict(openai_file='checkpoints/clip/ViT-L-14.pt'),
     vision_prompt_depth=9,
     vision_prompt_length=4,

@@ -8,6 +8,8 @@ _base_ = [
 
 model = dict(
     type='ZeroShotCLIPClassifier',
+    # Build in our scope also when called from mmpretrain (mmpretrain.apis).
+    _scope_='mmpromptkd',
     clip=dict(openai_file='checkpoints/clip/ViT-L-14.pt'),
     template='a photo of a {}.',
 )

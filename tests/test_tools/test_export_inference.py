@@ -1,0 +1,77 @@
+"""Export a trained student and classify an image with mmpretrain.apis."""
+import glob
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.dataset import Compose
+from mmpretrain.apis import ImageClassificationInferencer
+
+import mmpromptkd  # noqa: F401
+from mmpromptkd.apis import load_exported_student
+from mmpromptkd.datasets import synthetic_shapes
+from mmpromptkd.registry import TRANSFORMS
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'configs/promptkd/'
+                  'promptkd_tiny-clip_10e_b2n-synthetic-shapes.py')
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('export')
+    data = str(tmp / 'data')
+    synthetic_shapes.generate_coop_dataset(
+        data, num_classes=6, train_per_class=4, val_per_class=1,
+        test_per_class=2, image_size=32)
+    options = [f'{s}_dataloader.dataset.data_root={data}'
+               for s in ('train', 'val', 'test')]
+    run('tools/train.py', CONFIG, '--work-dir', str(tmp / 'w'),
+        '--cfg-options', 'train_cfg.max_epochs=1', *options)
+    return tmp, data, options
+
+
+def test_export_then_mmpretrain_inference(trained):
+    tmp, data, options = trained
+    out = str(tmp / 'student.pth')
+    run('tools/model_converters/export_student.py', CONFIG,
+        str(tmp / 'w' / 'epoch_1.pth'), out, '--cfg-options', *options)
+    assert osp.isfile(str(tmp / 'student.py'))
+    classes = synthetic_shapes.list_class_names(6)
+
+    alone = load_exported_student(out)
+    assert alone.teacher is None and list(alone.class_names) == classes
+
+    inferencer = ImageClassificationInferencer(
+        str(tmp / 'student.py'), pretrained=out, device='cpu')
+    image = sorted(glob.glob(osp.join(data, 'images', '*', 'test_*.png')))[0]
+    result = inferencer(image)[0]
+    assert result['pred_class'] == classes[result['pred_label']]
+    # Same prediction as the exported model used directly.
+    pipeline = Compose([
+        TRANSFORMS.build(dict(type='LoadImageFromFile')),
+        TRANSFORMS.build(dict(type='PackInputs'))
+    ])
+    inputs = pipeline(dict(img_path=image))
+    batch = alone.data_preprocessor(
+        dict(inputs=[inputs['inputs']], data_samples=[inputs['data_samples']]))
+    with torch.no_grad():
+        logits = alone(batch['inputs'], mode='tensor')
+    assert int(logits.argmax()) == result['pred_label']
+
+    # Never overwrites an earlier export.
+    result = subprocess.run(
+        [sys.executable, 'tools/model_converters/export_student.py', CONFIG,
+         str(tmp / 'w' / 'epoch_1.pth'), out, '--cfg-options', *options],
+        cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and 'student' in result.stdout + \
+        result.stderr
