@@ -52,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='float16 automatic mixed precision (needs a GPU)')
+        help='automatic mixed precision: float16 with loss scaling on a GPU, '
+        'bfloat16 autocast on a CPU; weights stay float32')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',

@@ -97,34 +97,33 @@ def _accelerator_available() -> bool:
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to float16 mixed precision.
+    """Switch the optimizer wrapper to automatic mixed precision.
 
-    mmengine 0.10.7's ``AmpOptimWrapper`` asserts a GPU (or NPU, MLU,
-    MUSA) even for ``dtype='bfloat16'``, and plain ``OptimWrapper`` does not
-    autocast, so on a CPU-only machine this raises instead of failing later
-    inside the Runner.
+    With a GPU: mmengine's ``AmpOptimWrapper``, float16 with a dynamic loss
+    scale. Without one: :class:`AutocastOptimWrapper` with bfloat16, which
+    needs no loss scaling (mmengine's wrapper refuses CPU-only machines).
+    Weights and optimizer state stay float32 in both cases.
 
     Args:
         cfg (Config): The config; ``cfg.optim_wrapper`` is modified in place.
 
     Raises:
-        RuntimeError: If no accelerator is available.
         ValueError: If the config uses another optimizer wrapper type.
     """
-    if not _accelerator_available():
-        raise RuntimeError(
-            '--amp needs a GPU; mmengine\'s AmpOptimWrapper cannot run on a '
-            'CPU-only machine. Train in float32 (drop --amp).')
     optim_wrapper = cfg.optim_wrapper
-    if optim_wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper',
-                                                         'AmpOptimWrapper'):
+    known = ('OptimWrapper', 'AmpOptimWrapper', 'AutocastOptimWrapper')
+    if optim_wrapper.get('type', 'OptimWrapper') not in known:
         raise ValueError(
-            f'--amp replaces the optimizer wrapper by AmpOptimWrapper, but '
-            f'the config uses {optim_wrapper.type}; set it in the config '
+            f'--amp replaces the optimizer wrapper, but the config uses '
+            f'{optim_wrapper.type}; set mixed precision in the config '
             'instead.')
-    optim_wrapper.type = 'AmpOptimWrapper'
-    optim_wrapper.setdefault('loss_scale', 'dynamic')
-    optim_wrapper.setdefault('dtype', 'float16')
+    if _accelerator_available():
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+        optim_wrapper.setdefault('dtype', 'float16')
+    else:
+        optim_wrapper.type = 'AutocastOptimWrapper'
+        optim_wrapper.setdefault('dtype', 'bfloat16')
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:

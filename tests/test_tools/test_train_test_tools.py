@@ -210,18 +210,6 @@ class TestTrainTest:
         assert str(missing) in result.stdout
         assert 'does not exist' in result.stdout
 
-    @pytest.mark.skipif(
-        torch.cuda.is_available(), reason='checks the CPU-only message')
-    def test_amp_without_gpu_is_refused(self, tmp_path):
-        result = _run([
-            sys.executable, TOOLS / 'train.py', CONFIG, '--amp',
-            '--work-dir', tmp_path / 'work_dir'
-        ], cwd=tmp_path)
-        assert result.returncode != 0
-        assert '--amp needs a GPU' in result.stdout
-        assert not (tmp_path / 'work_dir').exists()
-
-
 class TestDistributed:
 
     def test_two_gloo_processes_match_one_process(self, shapes_root,

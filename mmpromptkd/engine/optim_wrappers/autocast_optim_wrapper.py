@@ -1,0 +1,42 @@
+"""Mixed precision by autocast alone, on any device (bf16 on CPU)."""
+from contextlib import contextmanager
+
+import torch
+from mmengine.optim import OptimWrapper
+from torch import nn
+
+from mmpromptkd.registry import OPTIM_WRAPPERS
+
+_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+@OPTIM_WRAPPERS.register_module()
+class AutocastOptimWrapper(OptimWrapper):
+    """Run forward passes under ``torch.autocast``; keep fp32 weights.
+
+    mmengine's ``AmpOptimWrapper`` refuses machines without an accelerator.
+    bfloat16 has the range of float32, so it needs no loss scaling: this
+    wrapper only autocasts the forward pass, on whatever device the model is,
+    while parameters, gradients and optimizer state (the prompts and the
+    projector) stay float32 master weights. For float16 on a GPU use
+    ``AmpOptimWrapper``, which adds the loss scaling float16 needs.
+
+    Args:
+        dtype (str): 'bfloat16' (default) or 'float16'.
+        **kwargs: Arguments of ``OptimWrapper``.
+    """
+
+    def __init__(self, dtype: str = 'bfloat16', **kwargs) -> None:
+        if dtype not in _DTYPES:
+            raise ValueError(f'AutocastOptimWrapper: dtype must be one of '
+                             f'{list(_DTYPES)}, got {dtype!r}')
+        super().__init__(**kwargs)
+        self.cast_dtype = _DTYPES[dtype]
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        """Autocast the forward pass on the model's device."""
+        device = next(model.parameters()).device.type
+        with super().optim_context(model), torch.autocast(
+                device_type=device, dtype=self.cast_dtype):
+            yield
