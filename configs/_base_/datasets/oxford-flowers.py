@@ -1,56 +1,7 @@
 # OxfordFlowers in CoOp format (see docs/datasets.md for the folder layout).
-# PromptKD trains on the unlabeled train split of all classes; evaluation
-# runs over all classes and BaseNovelAccuracy reports base / novel / HM.
+_base_ = ['./coop_b2n.py']
+
 dataset_type = 'OxfordFlowers'
-data_root = 'data/'
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, interpolation='bicubic',
-         backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=224, edge='short', interpolation='bicubic',
-         backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
-
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        subset='all',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
-val_dataloader = dict(
-    batch_size=100,
-    num_workers=8,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='val',
-        subset='all',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = dict(type='BaseNovelAccuracy')
-test_dataloader = dict(
-    batch_size=100,
-    num_workers=8,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        subset='all',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(type=dataset_type))
+val_dataloader = dict(dataset=dict(type=dataset_type))
+test_dataloader = dict(dataset=dict(type=dataset_type))

@@ -1,5 +1,8 @@
 # The synthetic shapes domain (docs/synthetic_shapes.md), generated with
 #   python tools/misc/generate_shapes_dataset.py data/synthetic_shapes
+# 32 px images: no resizing at test time, a mild random crop for training.
+_base_ = ['./coop_b2n.py']
+
 dataset_type = 'SyntheticShapes'
 data_root = 'data/synthetic_shapes'
 
@@ -19,34 +22,12 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=0,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        subset='all',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
+        type=dataset_type, data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=100,
     num_workers=0,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='val',
-        subset='all',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = dict(type='BaseNovelAccuracy')
+        type=dataset_type, data_root=data_root, pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=100,
     num_workers=0,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        subset='all',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-test_evaluator = val_evaluator
+        type=dataset_type, data_root=data_root, pipeline=test_pipeline))

@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmpromptkd.registry import MODELS
+from ..utils import logits_to_data_samples
 
 # CLIP's normalisation in the 0-255 range of the data pipeline.
 CLIP_DATA_PREPROCESSOR = dict(
@@ -448,13 +449,7 @@ class PromptKDDistiller(BaseModel):
             list[DataSample]: With ``pred_score`` (softmax over all classes)
             and ``pred_label``.
         """
-        scores = self.student_logits(inputs).softmax(-1)
-        labels = scores.argmax(dim=-1)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(len(scores))]
-        for sample, score, label in zip(data_samples, scores, labels):
-            sample.set_pred_score(score).set_pred_label(label)
-        return data_samples
+        return logits_to_data_samples(self.student_logits(inputs), data_samples)
 
 
 def _describe_mismatch(stored: Sequence[str], given: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
 from ..clip import PromptedCLIP
 from ..distillers.promptkd_distiller import CLIP_DATA_PREPROCESSOR
+from ..utils import logits_to_data_samples
 
 #: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.
 PROMPTED_CLIP_PREFIX = 'prompted_clip.'
@@ -465,13 +466,7 @@ class BasePromptClassifier(BaseModel):
             list[DataSample]: With ``pred_score`` (softmax) and
             ``pred_label``.
         """
-        scores = self.logits(inputs, self.eval_text_features()).softmax(-1)
-        labels = scores.argmax(dim=-1)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(len(scores))]
-        for sample, score, label in zip(data_samples, scores, labels):
-            sample.set_pred_score(score).set_pred_label(label)
-        return data_samples
+        return logits_to_data_samples(self.logits(inputs, self.eval_text_features()), data_samples)
 
     # ------------------------------------------------------------------ #
     # Checkpoints.
