@@ -25,7 +25,8 @@ def reference_text(model, names):
 class TestPromptedCLIP:
 
     def test_depth_zero_equals_open_clip(self, tiny_clip_cfg):
-        model = build(tiny_clip_cfg)
+        # All 77 positions, as open_clip computes them.
+        model = build(tiny_clip_cfg, truncate_text=False)
         images = torch.randn(3, 3, 32, 32)
         torch.testing.assert_close(
             model.encode_image(images),
@@ -56,7 +57,8 @@ class TestPromptedCLIP:
 
     def test_text_depth_one_at_init_equals_template(self, tiny_clip_cfg):
         model = build(
-            tiny_clip_cfg, text_prompt_depth=1, text_prompt_length=4)
+            tiny_clip_cfg, text_prompt_depth=1, text_prompt_length=4,
+            truncate_text=False)
         torch.testing.assert_close(
             model.encode_text(NAMES),
             reference_text(model, NAMES),
@@ -244,3 +246,25 @@ def test_external_prompts(tiny_clip_cfg):
         model.encode_text(NAMES, prompts=other_t), swapped.encode_text(NAMES))
     with pytest.raises(ValueError, match='vision prompts: expected 2'):
         model.encode_image(images, prompts=other_v[:1])
+
+
+def test_text_truncated_at_last_end_token(tiny_clip_cfg):
+    """Running the causal text tower to the last end token only changes
+    nothing but float rounding."""
+    model = build(tiny_clip_cfg, text_prompt_depth=3)
+    with torch.no_grad():
+        for prompt in model.own_prompts('text'):
+            prompt.normal_()
+    names = ['cat', 'a much longer class name with many words']
+    short = model.encode_text(names, normalize=True)
+    key, tokens, embeddings, length = model._text_cache
+    assert length == int(tokens.argmax(-1).max()) + 1 < 77
+    full = build(tiny_clip_cfg, text_prompt_depth=3, truncate_text=False)
+    full.load_state_dict(model.state_dict())
+    torch.testing.assert_close(full.encode_text(names, normalize=True),
+                               short, atol=1e-6, rtol=0)
+    # Against plain open_clip at depth 0, as above, with truncation on.
+    plain = build(tiny_clip_cfg)
+    torch.testing.assert_close(
+        plain.encode_text(NAMES), reference_text(plain, NAMES),
+        atol=5e-6, rtol=1e-6)

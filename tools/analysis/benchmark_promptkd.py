@@ -8,8 +8,8 @@ compared with, and printed as a small table with the ratio:
    the teacher's text features of all classes on every step, as the
    reference implementation does.
 2. ``overhead``: a full mmengine ``Runner`` iteration (``IterBasedTrainLoop``,
-   default hooks, the distiller's data preprocessor) versus a bare loop over
-   the same batches.
+   the hooks of the configs' runtime, the distiller's data preprocessor)
+   versus a bare loop over the same batches.
 3. ``inference``: images/s of the exported student (student, projector and
    stored text features) versus the teacher's image encoder with the same
    stored features.
@@ -178,9 +178,29 @@ def distiller_cfg(arch: str,
         distill_loss=dict(type='KLLogitLoss', tau=1.0, loss_weight=1000.0))
 
 
-def class_names(num: int) -> List[str]:
-    """``num`` distinct class names of a few BPE tokens each."""
-    return [f'synthetic object {i}' for i in range(num)]
+def class_names(num: int, kind: str = 'imagenet') -> List[str]:
+    """``num`` distinct class names.
+
+    Only their token lengths matter to the cost (the text tower runs over
+    the full context, or to the longest end token, see section 8).
+
+    Args:
+        num (int): Number of names.
+        kind (str): 'imagenet' (ImageNet's names, shipped with open_clip,
+            numbered again beyond 1000) or 'synthetic' ("synthetic object
+            {i}"). Defaults to 'imagenet'.
+
+    Returns:
+        list[str]: The names.
+    """
+    if kind == 'synthetic':
+        return [f'synthetic object {i}' for i in range(num)]
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+    base = list(IMAGENET_CLASSNAMES)
+    return [
+        base[i % len(base)] + (f' {i // len(base)}' if i >= len(base) else '')
+        for i in range(num)
+    ]
 
 
 # --------------------------------------------------------------------------- #
@@ -388,7 +408,7 @@ class Bench:
         keys = set(self.model.trainable_parameters()) | {
             k for k in state if k.startswith('projector.')}
         self._pristine = {k: state[k].detach().clone() for k in keys}
-        self.names = class_names(max(args.classes))
+        self.names = class_names(max(args.classes), args.class_names)
         self.image_size = tuple(self.model.student.image_size)
         self.results: Dict[str, Any] = {}
 
@@ -451,7 +471,7 @@ def bench_train_step(bench: Bench) -> Dict[str, Any]:
     """Step time with stored versus per-step recomputed text features."""
     model, out, rows = bench.model, {}, []
     for num in bench.args.classes:
-        names = class_names(num)
+        names = class_names(num, bench.args.class_names)
         store_s = set_classes(model, names)
         timed = bench.time_steps(
             dict(stored={}, recompute=dict(recompute_names=names)))
@@ -468,16 +488,17 @@ def bench_train_step(bench: Bench) -> Dict[str, Any]:
         rows.append([
             num, stored['median_ms'], recompute['median_ms'],
             f'{fig["speedup"]:.2f}x', stored['img_s'], recompute['img_s'],
-            fig['store_once_ms']
+            fig['store_once_ms'], fig['break_even_steps'] or '-'
         ])
     print_table(
         '1. Training step: stored vs recomputed teacher text features',
         ['classes', 'stored ms', 'recompute ms', 'ratio', 'stored img/s',
-         'recompute img/s', 'store once ms'], rows,
+         'recompute img/s', 'store once ms', 'break-even steps'], rows,
         [f'batch {bench.args.batch_size}; forward + backward + SGD step, '
          'teacher frozen; ratio = recompute / stored',
          'store once: computing the stored features (tokenising included), '
-         'paid once per run'])
+         'paid once per run; break-even: steps after which storing has '
+         'paid for itself'])
     return out
 
 
@@ -1057,7 +1078,8 @@ def _mha_slow_path() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(enabled)
 
 
-def count_flops(arch: str, classes: Sequence[int]) -> Dict[str, Any]:
+def count_flops(arch: str, classes: Sequence[int],
+                names_kind: str = 'imagenet') -> Dict[str, Any]:
     """FLOPs per image (and per class) of one arch, on the meta device.
 
     The step is counted through the same calls as
@@ -1069,6 +1091,9 @@ def count_flops(arch: str, classes: Sequence[int]) -> Dict[str, Any]:
     Args:
         arch (str): Architecture.
         classes (Sequence[int]): Class counts (the logits depend on them).
+        names_kind (str): Class names, see :func:`class_names`; they set
+            the length of the text run to the end token. Defaults to
+            'imagenet'.
 
     Returns:
         dict: FLOPs of the teacher forward, student forward + backward,
@@ -1097,12 +1122,16 @@ def count_flops(arch: str, classes: Sequence[int]) -> Dict[str, Any]:
         return float(counter.get_total_flops())
 
     out: Dict[str, Any] = dict(device=device.type, step_per_image={})
-    text_names = class_names(2)
+    # On the meta device the text of the largest class list costs nothing
+    # to count; its longest prompt sets the length run to the end token.
+    text_names = class_names(max(classes), names_kind)
     out['text_per_class'] = flops(lambda: model.compute_text_features(
         text_names)) / len(text_names)
     with torch.no_grad():
         out['text_per_class_to_eot'] = flops(lambda: encode_text_to_eot(
             model.teacher, text_names)) / len(text_names)
+    out['text_tokens_to_eot'] = int(
+        model.teacher.tokenize(text_names).argmax(-1).max()) + 1
     dim = model.teacher.embed_dim
     for num in classes:
         text = F.normalize(torch.randn(num, dim, device=device), dim=-1)
@@ -1128,7 +1157,7 @@ def bench_roofline(bench: Optional[Bench], args: argparse.Namespace,
         archs.append(args.arch)
     out: Dict[str, Any] = dict(peak_tflops=args.peak_tflops, archs={})
     for arch in archs:
-        counts = count_flops(arch, args.classes)
+        counts = count_flops(arch, args.classes, args.class_names)
         rows = []
         bounds = {}
         for num in args.classes:
@@ -1150,8 +1179,9 @@ def bench_roofline(bench: Optional[Bench], args: argparse.Namespace,
              'stored bound img/s', 'recompute bound img/s'], rows,
             [f'peak {args.peak_tflops:g} TFLOP/s used for the bound '
              '(default: H200 dense bf16, no sparsity)',
-             f'per image: teacher forward {counts["teacher_forward"] / 1e9:.3g}'
-             f' GFLOP, student forward+backward '
+             'per image: teacher forward '
+             f'{counts["teacher_forward"] / 1e9:.3g} GFLOP, student '
+             'forward+backward '
              f'{counts["student_forward_backward"] / 1e9:.3g} GFLOP, student '
              f'inference {counts["student_inference"] / 1e9:.3g} GFLOP; text '
              f'encoder {counts["text_per_class"] / 1e9:.3g} GFLOP per class '
@@ -1259,7 +1289,7 @@ def bench_ideas(bench: Bench) -> Dict[str, Any]:
     rows = []
     with torch.no_grad():
         for num in args.classes:
-            names = class_names(num)
+            names = class_names(num, args.class_names)
             full = teacher.encode_text(names, normalize=True)
             short = encode_text_to_eot(teacher, names)
             diff = (full.float() - short.float()).abs().max().item()
@@ -1339,6 +1369,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='class counts of the step comparison; the other sections use '
         'the largest')
     parser.add_argument(
+        '--class-names', choices=('imagenet', 'synthetic'),
+        default='imagenet',
+        help='class names (their token lengths set the cost of the text '
+        'run to the end token): ImageNet\'s, or "synthetic object {i}"')
+    parser.add_argument(
         '--sections', nargs='+', default=list(SECTIONS),
         help=f'subset of {", ".join(SECTIONS)} (or their numbers 1-8)')
     parser.add_argument(
@@ -1352,10 +1387,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=f'peak throughput of the roofline bound (default '
         f'{DEFAULT_PEAK_TFLOPS:g}, H200 dense bf16)')
     parser.add_argument(
-        '--threads', type=int, default=None,
-        help='torch CPU threads (default: torch\'s choice). On a CPU shared '
-        'with other processes, 1 avoids stalls of threads waiting for a '
-        'descheduled peer')
+        '--threads', type=int, default=0,
+        help='torch CPU threads; 0 (default) keeps torch\'s choice unless '
+        'other processes keep the CPUs busy, then uses only the idle ones '
+        '(at least 1): a descheduled thread stalls its peers at every op')
     parser.add_argument('--out', default=None, help='JSON file of figures')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
@@ -1406,12 +1441,28 @@ def _load_average() -> Optional[List[float]]:
         return None
 
 
-def environment(args: argparse.Namespace) -> Dict[str, Any]:
-    """What the figures were measured on."""
+def auto_threads(device: torch.device) -> int:
+    """Torch threads for a CPU run: torch's choice, capped at idle CPUs.
+
+    With more busy threads than CPUs, each op waits for its slowest thread
+    (8x slower tiny training steps with 2 threads than with 1, measured on
+    2 CPUs at a load average of 3).
+    """
+    threads = torch.get_num_threads()
+    load = _load_average()
+    if device.type != 'cpu' or not load:
+        return threads
+    idle = (os.cpu_count() or 1) - load[0]
+    return max(1, min(threads, int(idle + 0.5)))
+
+
+def environment(args: argparse.Namespace,
+                argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """What the figures were measured on, and the command line."""
     device = torch.device(args.device)
+    argv = sys.argv[1:] if argv is None else list(argv)
     env = dict(
-        command=' '.join([osp.basename(sys.argv[0])] + sys.argv[1:])
-        if sys.argv else '',
+        command=' '.join([osp.basename(__file__)] + argv),
         device=str(device),
         device_name=(torch.cuda.get_device_name(device)
                      if device.type == 'cuda' else _cpu_name()),
@@ -1423,8 +1474,8 @@ def environment(args: argparse.Namespace) -> Dict[str, Any]:
         # Other processes share the CPUs of small machines: say how busy.
         load_average_start=_load_average())
     for key in ('arch', 'flops_arch', 'batch_size', 'iters', 'warmup',
-                'classes', 'sections', 'workers', 'num_images', 'seed',
-                'threads'):
+                'classes', 'class_names', 'sections', 'workers',
+                'num_images', 'seed', 'threads'):
         env[key] = getattr(args, key)
     return env
 
@@ -1439,26 +1490,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         dict: All figures, as written to ``--out``.
     """
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.threads = args.threads or auto_threads(torch.device(args.device))
+    torch.set_num_threads(args.threads)
     import mmpromptkd  # noqa: F401  (registers the components)
     from mmengine.logging import MMLogger
 
     # Keep the tables readable: library INFO lines (e.g. "stored text
     # features") would repeat on every class count.
     MMLogger.get_instance('mmengine').setLevel('WARNING')
-    env = environment(args)
+    env = environment(args, argv)
     print('PromptKD benchmark: ' + ', '.join(
-        f'{k}={env[k]}' for k in ('device', 'device_name', 'torch_threads',
+        f'{k}={env[k]}' for k in ('device', 'device_name', 'cpu_count',
+                                  'torch_threads', 'load_average_start',
                                   'arch', 'batch_size', 'iters', 'warmup',
                                   'classes')))
-    load = env['load_average_start']
-    threads = torch.get_num_threads()
-    if (torch.device(args.device).type == 'cpu' and load and threads > 1
-            and load[0] + threads > (os.cpu_count() or 1)):
-        print(f'  note: load average {load[0]} on {os.cpu_count()} CPUs; '
-              f'{torch.get_num_threads()} torch threads may stall each '
-              'other (try --threads 1)')
     results: Dict[str, Any] = dict(environment=env)
     measured = [s for s in args.sections if s != 'roofline']
     bench = None

@@ -1,0 +1,138 @@
+"""Smoke test of tools/analysis/benchmark_promptkd.py (smallest settings)."""
+import importlib.util
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+
+_TOOL = osp.join(
+    osp.dirname(__file__), '..', '..', 'tools', 'analysis',
+    'benchmark_promptkd.py')
+_spec = importlib.util.spec_from_file_location('benchmark_promptkd', _TOOL)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and \
+        value > 0
+
+
+def _timing_ok(stats: dict) -> bool:
+    return all(_positive(stats[k]) for k in ('median_ms', 'min_ms', 'max_ms'))
+
+
+@pytest.fixture(scope='module')
+def figures(tmp_path_factory):
+    out = tmp_path_factory.mktemp('bench') / 'figures.json'
+    threads = torch.get_num_threads()
+    try:
+        returned = bench.main([
+            '--device', 'cpu', '--arch', 'tiny', '--flops-arch', 'tiny',
+            '--iters', '2', '--warmup', '1', '--classes', '10',
+            '--batch-size', '2', '--num-images', '2', '--workers', '0',
+            '--threads', '1', '--out', str(out)
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    with open(out) as f:
+        written = json.load(f)
+    assert written.keys() == returned.keys()
+    return written
+
+
+class TestBenchmarkSmoke:
+
+    def test_all_sections_ran(self, figures):
+        assert figures['environment']['sections'] == list(bench.SECTIONS)
+        for section in bench.SECTIONS:
+            assert section in figures
+            assert figures['section_s'][section] >= 0
+
+    def test_train_step(self, figures):
+        fig = figures['train_step']['10']
+        for mode in ('stored', 'recompute'):
+            assert _timing_ok(fig[mode])
+            assert _positive(fig[mode]['img_s'])
+            assert math.isfinite(fig[mode]['loss'])
+        assert _positive(fig['speedup'])
+        assert _positive(fig['store_once_ms'])
+
+    def test_overhead(self, figures):
+        fig = figures['overhead']
+        assert _timing_ok(fig['bare']) and _timing_ok(fig['runner'])
+        assert fig['bare']['n'] == fig['runner']['n'] == 2
+        assert math.isfinite(fig['overhead_pct'])
+
+    def test_inference(self, figures):
+        fig = figures['inference']
+        assert _positive(fig['student']['img_s'])
+        assert _positive(fig['teacher']['img_s'])
+        assert _positive(fig['speedup'])
+        # The exported student predicts exactly like the distiller.
+        assert fig['max_abs_diff_vs_distiller'] < 1e-5
+
+    def test_data(self, figures):
+        fig = figures['data']
+        assert _positive(fig['pipeline_img_s'])
+        assert _positive(fig['step_img_s'])
+        assert fig['workers_needed'] >= 1
+        assert fig['output_shape'] == [3, 224, 224]
+
+    def test_memory(self, figures):
+        fig = figures['memory']
+        assert 'CPU proxy' in fig['measure']
+        for mode in ('plain', 'checkpointing'):
+            assert _positive(fig[mode]['saved_bytes'])
+            assert _timing_ok(fig[mode]['step'])
+
+    def test_precision(self, figures):
+        fig = figures['precision']
+        assert set(fig) == {
+            'fp32', 'bf16 autocast', 'bf16 autocast, bf16 teacher'
+        }
+        assert fig['fp32']['max_abs_diff_student_logits'] == 0
+        for variant in fig.values():
+            assert _timing_ok(variant['step'])
+            assert _positive(variant['speedup_vs_fp32'])
+            for key in ('max_abs_diff_student_logits',
+                        'max_abs_diff_teacher_logits', 'loss_rel_diff'):
+                assert math.isfinite(variant[key]) and variant[key] >= 0
+
+    def test_roofline(self, figures):
+        fig = figures['roofline']
+        assert _positive(fig['peak_tflops'])
+        counts = fig['archs']['tiny']
+        for key in ('teacher_forward', 'student_forward_backward',
+                    'student_inference', 'text_per_class',
+                    'text_per_class_to_eot'):
+            assert _positive(counts[key])
+        bounds = counts['bounds']['10']
+        assert all(_positive(v) for v in bounds.values())
+        for value in fig['measured'].values():
+            assert _positive(value['achieved_tflops'])
+
+    def test_ideas(self, figures):
+        fig = figures['ideas']
+        eot = fig['text_to_eot']['10']
+        assert _positive(eot['speedup'])
+        assert eot['tokens'] < eot['context_length']
+        # Running the text tower to the end token only changes nothing.
+        assert eot['max_abs_diff'] < 1e-4
+        for key in ('channels_last', 'sdpa_math'):
+            assert _positive(fig[key]['speedup'])
+
+
+class TestParseArgs:
+
+    def test_sections_by_number_and_defaults(self):
+        args = bench.parse_args(['--sections', '7,1', '--device', 'cpu'])
+        assert args.sections == ['train_step', 'roofline']
+        assert args.arch == 'tiny'
+        assert args.peak_tflops == bench.DEFAULT_PEAK_TFLOPS
+
+    def test_bad_section(self):
+        with pytest.raises(SystemExit):
+            bench.parse_args(['--sections', 'speed'])
