@@ -1,6 +1,7 @@
 # Tiny CLIPs for the offline CPU demo and the tests: a "large" teacher and a
-# "small" student defined by open_clip config dicts (random weights unless a
-# checkpoint is given).
+# "small" student defined by open_clip config dicts. The PromptKD model below
+# loads their pre-trained weights by default; set clip.checkpoint=None for
+# random weights.
 tiny_student_clip = dict(
     embed_dim=64,
     vision_cfg=dict(
@@ -29,12 +30,20 @@ model = dict(
     _scope_='mmpromptkd',
     student=dict(
         type='PromptedCLIP',
-        clip=dict(model_cfg=tiny_student_clip, quick_gelu=True),
+        clip=dict(
+            model_cfg=tiny_student_clip,
+            quick_gelu=True,
+            checkpoint=tiny_student_clip_checkpoint),
         vision_prompt_depth=3,
         vision_prompt_length=4),
     teacher=dict(
         type='PromptedCLIP',
-        clip=dict(model_cfg=tiny_teacher_clip, quick_gelu=True),
+        # Replaced by the CLIP saved in a stage-(a) checkpoint when
+        # `checkpoint` is set (save_clip_weights=True there).
+        clip=dict(
+            model_cfg=tiny_teacher_clip,
+            quick_gelu=True,
+            checkpoint=tiny_teacher_clip_checkpoint),
         vision_prompt_depth=3,
         vision_prompt_length=4,
         text_prompt_depth=3,
