@@ -25,7 +25,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
 from mmpromptkd.utils import (  # noqa: E402
-    add_epoch_seed_hook, build_runner, check_work_dir_is_free, enable_amp,
+    add_training_hooks, build_runner, check_work_dir_is_free, enable_amp,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
 
@@ -153,7 +153,7 @@ def main(argv=None) -> None:
         sys.exit(f'{osp.basename(__file__)}: error: {e}')
     # Makes a resumed run draw the same random numbers as an uninterrupted
     # one (mmengine does not store generator states in checkpoints).
-    add_epoch_seed_hook(cfg)
+    add_training_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     runner.train()

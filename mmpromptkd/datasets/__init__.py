@@ -19,6 +19,7 @@ from .oxford_flowers import OxfordFlowers
 from .oxford_pets import OxfordPets
 from .stanford_cars import StanfordCars
 from .sun397 import SUN397
+from .transforms import LoadImageFromFileSafe
 from .synthetic_shapes_dataset import SyntheticShapes
 from .ucf101 import UCF101
 
@@ -26,5 +27,6 @@ __all__ = [
     'CoOpDataset', 'Caltech101', 'OxfordPets', 'StanfordCars', 'OxfordFlowers',
     'Food101', 'FGVCAircraft', 'SUN397', 'DTD', 'EuroSAT', 'UCF101',
     'ImageNet', 'ImageNetV2', 'ImageNetSketch', 'ImageNetA', 'ImageNetR',
-    'SyntheticShapes', 'synthetic_shapes', 'templates'
+    'SyntheticShapes', 'synthetic_shapes', 'templates',
+    'LoadImageFromFileSafe'
 ]

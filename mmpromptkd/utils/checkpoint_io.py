@@ -5,20 +5,31 @@ Nothing here unpickles arbitrary objects: plain checkpoints go through
 :mod:`mmpromptkd.compat`), and TorchScript archives, such as the OpenAI CLIP
 files ``ViT-B-16.pt`` and ``ViT-L-14.pt``, are read by a restricted unpickler
 that only rebuilds tensors and never compiles or runs TorchScript code.
+
+mmengine reads local checkpoints (``--resume``, ``load_from``,
+``tools/test.py CKPT``) with a bare ``torch.load(filename)``, which is safe
+only while nothing overrides torch's default: the environment variable
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns it into arbitrary unpickling.
+Importing this module therefore registers :func:`load_from_local`, which
+always passes ``weights_only=True``, as mmengine's loader of local paths.
 """
 import io
 import os.path as osp
 import pickle
+import re
 import warnings
 import zipfile
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Union
 
 import torch
 
 __all__ = [
-    'is_torchscript_archive', 'load_checkpoint_file',
-    'read_torchscript_state_dict', 'save_checkpoint_file'
+    'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
+    'read_torchscript_state_dict', 'register_safe_mmengine_loader',
+    'save_checkpoint_file'
 ]
+
+MapLocation = Union[None, str, torch.device, Callable, Dict[str, str]]
 
 # Globals a TorchScript ``data.pkl`` may reference besides its own
 # ``__torch__.*`` module classes.
@@ -136,27 +147,58 @@ def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
     return tensors
 
 
+def _refusal_reason(error: BaseException) -> str:
+    """The informative line of torch's weights-only refusal message."""
+    text = str(error)
+    match = re.search(r'GLOBAL (\S+)', text)
+    if match:
+        return f'it references {match.group(1)}, which is not allowed'
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _move(tensor: torch.Tensor, map_location: MapLocation) -> torch.Tensor:
+    """Apply a device-like ``map_location`` to a tensor read on the CPU."""
+    if isinstance(map_location, (str, torch.device)):
+        return tensor.to(map_location)
+    # None, dicts and callables describe remapping of saved locations;
+    # tensors of a TorchScript archive are read on the CPU and stay there.
+    return tensor
+
+
 def load_checkpoint_file(path: str,
-                         map_location: str = 'cpu',
+                         map_location: MapLocation = 'cpu',
                          allow_unsafe: bool = False) -> Any:
     """Load a checkpoint without executing code stored in it.
+
+    ``weights_only`` is always passed explicitly, so the environment
+    variable ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot make this unsafe.
 
     Args:
         path (str): Checkpoint file (``torch.save`` output or a TorchScript
             archive, for which the state dict is returned).
-        map_location (str): Device for the tensors. Defaults to 'cpu'.
+        map_location (str | torch.device | callable | dict, optional):
+            Where the tensors go, as for :func:`torch.load`. Defaults to
+            'cpu'.
         allow_unsafe (bool): Unpickle arbitrary objects. Only for files you
             trust completely: a crafted file can run any code. Defaults to
             False.
 
     Returns:
         Any: What the file holds.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        pickle.UnpicklingError: If the file holds objects outside the
+            allowlist; the message names the file and the object.
+        RuntimeError: If the file is not a complete checkpoint (e.g. a
+            truncated copy); the message names the file.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if is_torchscript_archive(path):
         return {
-            k: v.to(map_location)
+            k: _move(v, map_location)
             for k, v in read_torchscript_state_dict(path).items()
         }
     try:
@@ -165,8 +207,49 @@ def load_checkpoint_file(path: str,
     except pickle.UnpicklingError as e:
         raise pickle.UnpicklingError(
             f'{path}: refused to load: the file contains objects outside the '
-            f'allowlist of safe types ({str(e).splitlines()[0]}). If and only '
-            'if you trust this file, load it with allow_unsafe=True.') from e
+            f'allowlist of safe types ({_refusal_reason(e)}). If and only '
+            'if you trust this file, load it with '
+            'load_checkpoint_file(path, allow_unsafe=True).') from e
+    except EOFError as e:
+        raise EOFError(f'{path}: the checkpoint is empty or cut short; it '
+                       'was not written completely') from e
+    except RuntimeError as e:
+        if 'zip archive' not in str(e):
+            raise
+        raise RuntimeError(
+            f'{path}: not a complete checkpoint (truncated or corrupt: '
+            f'{str(e).splitlines()[0]})') from e
+
+
+def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
+    """mmengine's loader of local checkpoint paths, made safe.
+
+    It replaces ``mmengine.runner.checkpoint.load_from_local`` (see
+    :func:`register_safe_mmengine_loader`), so ``--resume``, ``load_from``
+    and ``tools/test.py CKPT`` read files through
+    :func:`load_checkpoint_file`.
+
+    Args:
+        filename (str): Local path; ``~`` is expanded.
+        map_location (str | torch.device | callable | dict, optional): As
+            for :func:`torch.load`. Defaults to None.
+
+    Returns:
+        Any: What the file holds.
+    """
+    return load_checkpoint_file(
+        osp.expanduser(filename), map_location=map_location)
+
+
+def register_safe_mmengine_loader() -> None:
+    """Make :func:`load_from_local` mmengine's loader of local paths.
+
+    Remote schemes (``http://``, ``s3://``, ...) keep mmengine's loaders,
+    which rely on torch's default ``weights_only=True``.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
 
 
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
@@ -184,3 +267,8 @@ def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write(buffer.getvalue(), path)
+
+
+# Done on import: every entry point (tools, custom_imports=['mmpromptkd'])
+# imports this module through the package.
+register_safe_mmengine_loader()

@@ -2,28 +2,24 @@
 
 They adapt a loaded :class:`mmengine.Config` to the command line and to the
 machine (CPU-only distributed runs, dataloader defaults, mixed precision),
-guard a work directory against being overwritten, and make a resumed run
-repeat the random draws of an uninterrupted one (:class:`EpochSeedHook`).
+guard a work directory against being overwritten, and add the hooks that
+make a resumed run repeat an uninterrupted one (:func:`add_training_hooks`).
 """
 import glob
 import os.path as osp
-import random
 from typing import List, Optional, Sequence
 
-import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmpromptkd.compat import init_cpu_distributed
-from mmpromptkd.registry import HOOKS, RUNNERS
+from mmpromptkd.registry import RUNNERS
 
 __all__ = [
-    'DATALOADER_FIELDS', 'EpochSeedHook', 'add_epoch_seed_hook',
-    'build_runner', 'enable_amp', 'epoch_seed',
+    'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
     'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
 ]
@@ -145,7 +141,9 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     Returns:
         bool: True if a CPU process group was started.
     """
-    if not init_cpu_distributed(launcher):
+    dist_cfg = (cfg.get('env_cfg', None) or {}).get('dist_cfg', None) or {}
+    if not init_cpu_distributed(
+            launcher, timeout_s=dist_cfg.get('timeout', 1800)):
         return False
     wrapper = ConfigDict(cfg.get('model_wrapper_cfg', None) or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
@@ -236,55 +234,25 @@ def build_runner(cfg: Config) -> Runner:
     return RUNNERS.build(cfg)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 32-bit seed derived from a run's seed and an epoch index.
+def add_training_hooks(cfg: Config) -> None:
+    """Append the hooks every training run needs to ``cfg.custom_hooks``.
 
-    Args:
-        seed (int): The run's seed (``runner.seed``).
-        epoch (int): Number of completed epochs.
-
-    Returns:
-        int: The seed of that epoch.
-    """
-    mixed = np.random.SeedSequence([seed % 2**32, epoch])
-    return int(mixed.generate_state(1)[0])
-
-
-@HOOKS.register_module()
-class EpochSeedHook(Hook):
-    """Reseed the global random generators at the start of every epoch.
-
-    mmengine's checkpoints hold no random generator states, so after
-    ``--resume`` the random data augmentation of the main process (all of
-    it with ``num_workers=0``) would draw other numbers than an
-    uninterrupted run. Seeding ``random``, ``numpy`` and ``torch`` with
-    :func:`epoch_seed` of ``runner.seed`` (restored from the checkpoint) and
-    the epoch index makes every epoch's draws independent of how the run got
-    there. This holds for epoch-based training loops.
-
-    Dataloader workers seed themselves (mmengine's ``worker_init_fn``, from
-    the run's seed alone); their draws repeat across a resume only when
-    they are recreated each epoch (``persistent_workers=False``).
-    """
-
-    priority = 'VERY_HIGH'
-
-    def before_train_epoch(self, runner) -> None:
-        seed = epoch_seed(runner.seed, runner.epoch)
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def add_epoch_seed_hook(cfg: Config) -> None:
-    """Append :class:`EpochSeedHook` to ``cfg.custom_hooks`` if missing.
+    :class:`EpochSeedHook` and :class:`ExactResumeHook` make ``--resume``
+    continue exactly (random draws per epoch; the batches already trained
+    in an interrupted epoch are skipped), and :class:`EmptyClassCheckHook`
+    stops a run whose training split has a class without images. Hooks the
+    config already lists are not added twice.
 
     Args:
         cfg (Config): The config; modified in place.
     """
     hooks = list(cfg.get('custom_hooks', None) or [])
-    names = ('EpochSeedHook', 'mmpromptkd.EpochSeedHook')
-    if not any(isinstance(h, dict) and h.get('type') in names or
-               isinstance(h, EpochSeedHook) for h in hooks):
-        hooks.append(dict(type='mmpromptkd.EpochSeedHook'))
+    present = {
+        h.get('type', '').split('.')[-1] if isinstance(h, dict) else
+        type(h).__name__
+        for h in hooks
+    }
+    for name in ('EpochSeedHook', 'ExactResumeHook', 'EmptyClassCheckHook'):
+        if name not in present:
+            hooks.append(dict(type=f'mmpromptkd.{name}'))
     cfg.custom_hooks = hooks

@@ -20,8 +20,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmpromptkd.utils import (EpochSeedHook, add_epoch_seed_hook,
-                              check_work_dir_is_free, epoch_seed,
+from mmpromptkd.engine.hooks import EpochSeedHook, epoch_seed
+from mmpromptkd.utils import (add_training_hooks, check_work_dir_is_free,
                               find_existing_checkpoints,
                               set_dataloader_defaults, setup_cpu_distributed)
 
@@ -312,11 +312,13 @@ class TestLaunchHelpers:
         assert cfg.env_cfg.dist_cfg.backend == 'nccl'
 
     def test_epoch_seed_hook(self):
-        cfg = Config(dict(custom_hooks=[dict(type='SomeHook')]))
-        add_epoch_seed_hook(cfg)
-        add_epoch_seed_hook(cfg)  # added once
+        cfg = Config(dict(custom_hooks=[dict(type='SomeHook'),
+                                        dict(type='EmptyClassCheckHook')]))
+        add_training_hooks(cfg)
+        add_training_hooks(cfg)  # added once
         assert [h['type'] for h in cfg.custom_hooks] == [
-            'SomeHook', 'mmpromptkd.EpochSeedHook'
+            'SomeHook', 'EmptyClassCheckHook', 'mmpromptkd.EpochSeedHook',
+            'mmpromptkd.ExactResumeHook'
         ]
         assert epoch_seed(0, 1) == epoch_seed(0, 1)
         assert len({epoch_seed(s, e) for s in (0, 1) for e in (0, 1)}) == 4

@@ -204,6 +204,23 @@ class PromptKDDistiller(BaseModel):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
+        # mmengine's load_from / tools/test.py load with strict=False, which
+        # would silently evaluate an untrained student: what training
+        # produces must be in the checkpoint (stored features may be
+        # missing: the teacher computes them, e.g. for converted students).
+        required = [prefix + name for name in self.trainable_parameters()]
+        if self.projector is not None:
+            required += [
+                f'{prefix}projector.{name}'
+                for name, _ in self.projector.named_buffers()
+            ]
+        missing = [key for key in required if key not in state_dict]
+        if missing:
+            raise ValueError(
+                f'the checkpoint lacks {len(missing)} trained tensor(s) of '
+                f'PromptKDDistiller: {missing[:8]}'
+                f'{" ..." if len(missing) > 8 else ""}; is it a checkpoint '
+                'of this model and config?')
         # The class count is only known once features are stored.
         for name in ('text_features', 'class_names_utf8'):
             stored = state_dict.get(prefix + name)

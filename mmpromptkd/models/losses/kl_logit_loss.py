@@ -114,9 +114,11 @@ class KLLogitLoss(nn.Module):
         log_p_t = F.log_softmax(
             teacher_logits.detach().to(dtype) / self.tau, dim=-1)
 
-        loss = self._reduce(_kl_elementwise(log_p_t, log_p_s))
+        # KL >= 0; rounding can leave -1e-7 near the optimum.
+        loss = self._reduce(_kl_elementwise(log_p_t, log_p_s)).clamp_min(0)
         if self.symmetric:
-            reverse = self._reduce(_kl_elementwise(log_p_s, log_p_t))
+            reverse = self._reduce(_kl_elementwise(log_p_s,
+                                                   log_p_t)).clamp_min(0)
             loss = (loss + reverse) / 2
         return loss * (self.loss_weight * self.tau**2)
 

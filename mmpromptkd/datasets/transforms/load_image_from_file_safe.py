@@ -1,0 +1,215 @@
+"""Image loading that names the file it cannot read, and may skip it."""
+import io
+import logging
+import multiprocessing
+from typing import List, Optional
+
+import mmcv
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmengine import fileio
+from mmengine.logging import print_log
+from PIL import Image
+
+from mmpromptkd.registry import TRANSFORMS
+
+ON_ERROR_CHOICES = ('raise', 'skip')
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_JPEG_START = b'\xff\xd8'
+_JPEG_END = b'\xff\xd9'
+
+
+class UnreadableImageError(OSError):
+    """An image file is missing, empty, truncated or cannot be decoded."""
+
+
+def find_truncation(data: bytes) -> Optional[str]:
+    """Why a PNG or JPEG byte string is cut short, or None.
+
+    Some decoders (OpenCV 4 for JPEG) return a partly grey image for a
+    truncated file instead of failing. A PNG must end with its ``IEND``
+    chunk and a JPEG with its end marker; a file without one is decoded
+    completely with Pillow, which refuses truncated data but accepts valid
+    files with trailing bytes.
+
+    Args:
+        data (bytes): The file content.
+
+    Returns:
+        str, optional: The reason, or None if the file looks complete (or
+        is neither PNG nor JPEG).
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        if b'IEND' in data[-12:]:
+            return None
+        suspect = 'the PNG file has no IEND chunk at its end'
+    elif data.startswith(_JPEG_START):
+        if data.rstrip(b'\x00').endswith(_JPEG_END):
+            return None
+        suspect = 'the JPEG file has no end marker'
+    else:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except Exception as e:  # noqa: BLE001  (any decoder error)
+        return f'{suspect} and is truncated ({e})'
+    return None
+
+
+class _SharedCount:
+    """A counter shared with the data-loader worker processes.
+
+    Workers started by ``fork`` share it through memory; workers started by
+    ``spawn`` receive it while being started. Any other copy (``deepcopy``,
+    pickling) gets a counter of its own with the current value.
+    """
+
+    def __init__(self, value: int = 0) -> None:
+        self._value = multiprocessing.Value('q', value)
+
+    def add(self, n: int = 1) -> None:
+        with self._value.get_lock():
+            self._value.value += n
+
+    @property
+    def value(self) -> int:
+        return int(self._value.value)
+
+    def reset(self) -> None:
+        with self._value.get_lock():
+            self._value.value = 0
+
+    def __getstate__(self) -> dict:
+        from multiprocessing.context import get_spawning_popen
+        if get_spawning_popen() is not None:
+            return dict(shared=self._value)
+        return dict(value=self.value)
+
+    def __setstate__(self, state: dict) -> None:
+        if 'shared' in state:
+            self._value = state['shared']
+        else:
+            self._value = multiprocessing.Value('q', state['value'])
+
+
+@TRANSFORMS.register_module()
+class LoadImageFromFileSafe(LoadImageFromFile):
+    """``LoadImageFromFile`` that names unreadable files and can skip them.
+
+    A missing, empty, truncated or undecodable image raises
+    :class:`UnreadableImageError` naming the file and the reason
+    (``on_error='raise'``, the default).
+
+    With ``on_error='skip'`` the transform returns None for such a file, so
+    that mmengine's ``BaseDataset`` draws another sample; the file is named
+    in a warning and counted. Skipping only takes effect in training
+    pipelines of a Runner with ``SkippedImagesHook`` in ``custom_hooks``,
+    which enables it (``skip_enabled``) before training and reports the
+    count after every epoch. Everywhere else, evaluation pipelines included,
+    an unreadable image stays an error: an evaluation that quietly replaced
+    test images by others would report wrong accuracies.
+
+    Args:
+        on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
+        check_truncation (bool): Detect PNG and JPEG files that are cut
+            short even where the decoder would return an image (see
+            :func:`find_truncation`). Defaults to True.
+        **kwargs: Arguments of ``LoadImageFromFile`` (``to_float32``,
+            ``color_type``, ``imdecode_backend``, ``backend_args``), except
+            ``ignore_empty``, which ``on_error`` replaces.
+    """
+
+    def __init__(self,
+                 on_error: str = 'raise',
+                 check_truncation: bool = True,
+                 **kwargs) -> None:
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f'on_error must be one of {ON_ERROR_CHOICES}, '
+                             f'got {on_error!r}')
+        if 'ignore_empty' in kwargs:
+            raise ValueError('LoadImageFromFileSafe: use on_error="skip" '
+                             'instead of ignore_empty')
+        super().__init__(**kwargs)
+        self.on_error = on_error
+        self.check_truncation = check_truncation
+        #: Set by SkippedImagesHook for training pipelines.
+        self.skip_enabled = False
+        self._skipped = _SharedCount()
+        #: Files skipped in this process since the last reset.
+        self.skipped_paths: List[str] = []
+
+    @property
+    def skipped_count(self) -> int:
+        """int: Files skipped since the last reset, worker processes
+        included."""
+        return self._skipped.value
+
+    def reset_skipped(self) -> None:
+        """Set the count of skipped files back to zero."""
+        self._skipped.reset()
+        self.skipped_paths = []
+
+    def _read(self, filename: str) -> np.ndarray:
+        """Read and decode one image; raises on any problem."""
+        if self.file_client_args is not None:
+            client = fileio.FileClient.infer_client(self.file_client_args,
+                                                    filename)
+            data = client.get(filename)
+        else:
+            data = fileio.get(filename, backend_args=self.backend_args)
+        if not data:
+            raise ValueError('the file is empty')
+        if self.check_truncation:
+            reason = find_truncation(data)
+            if reason is not None:
+                raise ValueError(reason)
+        img = mmcv.imfrombytes(
+            data, flag=self.color_type, backend=self.imdecode_backend)
+        if img is None:
+            raise ValueError(f'the {self.imdecode_backend} decoder cannot '
+                             'decode it')
+        return img
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load the image of ``results['img_path']``.
+
+        Args:
+            results (dict): Sample with ``img_path``.
+
+        Returns:
+            dict, optional: The sample with ``img``, ``img_shape`` and
+            ``ori_shape``, or None for a skipped file.
+        """
+        filename = results['img_path']
+        try:
+            img = self._read(filename)
+        except Exception as e:  # noqa: BLE001  (reported with the file name)
+            return self._fail(filename, e)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def _fail(self, filename: str, error: Exception) -> None:
+        reason = str(error) or type(error).__name__
+        message = f'cannot read image {filename}: {reason}'
+        if self.on_error == 'skip' and self.skip_enabled:
+            self._skipped.add(1)
+            self.skipped_paths.append(filename)
+            print_log(
+                f'{message}; skipped it (on_error="skip")',
+                logger='current',
+                level=logging.WARNING)
+            return None
+        if self.on_error == 'skip':
+            message += ('. on_error="skip" applies only to training '
+                        'pipelines run with SkippedImagesHook in '
+                        'custom_hooks; evaluation never skips an image')
+        raise UnreadableImageError(message) from error
+
+    def __repr__(self) -> str:
+        return (super().__repr__()[:-1] + f", on_error='{self.on_error}', "
+                f'check_truncation={self.check_truncation})')

@@ -1,0 +1,62 @@
+"""Stop a run whose training split has a class without images."""
+from typing import Any, List, Sequence
+
+import numpy as np
+from mmengine.hooks import Hook
+
+from mmpromptkd.registry import HOOKS
+
+
+def _unwrap(dataset: Any) -> Any:
+    """The dataset inside wrappers such as ``RepeatDataset``."""
+    while getattr(dataset, 'dataset', None) is not None:
+        dataset = dataset.dataset
+    return dataset
+
+
+def find_empty_classes(dataset: Any) -> List[str]:
+    """Classes of ``dataset.metainfo['classes']`` with no sample.
+
+    Args:
+        dataset (Any): A classification dataset with ``get_gt_labels()``
+            (mmpretrain's ``BaseDataset``) and class names in its metainfo.
+
+    Returns:
+        list[str]: ``'<name>' (label <i>)`` for every empty class.
+    """
+    dataset = _unwrap(dataset)
+    classes: Sequence[str] = dataset.metainfo.get('classes') or ()
+    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    counts = np.bincount(labels[labels >= 0], minlength=len(classes))
+    return [
+        f'{name!r} (label {i})' for i, name in enumerate(classes)
+        if counts[i] == 0
+    ]
+
+
+@HOOKS.register_module()
+class EmptyClassCheckHook(Hook):
+    """Refuse to train on a split where some class has no image.
+
+    A class without training images cannot be learned, and for
+    distillation its teacher text features are never matched by any image;
+    both are almost always a broken split file or an incomplete download.
+    Before training, every class of the training dataset's metainfo must
+    have at least one sample; otherwise a ``ValueError`` names the empty
+    classes. Validation and test splits are not checked (the ImageNet
+    variants, for example, cover some classes only).
+    """
+
+    priority = 'HIGHEST'
+
+    def before_train(self, runner) -> None:
+        dataset = runner.train_dataloader.dataset
+        empty = find_empty_classes(dataset)
+        if empty:
+            name = type(_unwrap(dataset)).__name__
+            shown = ', '.join(empty[:10]) + (
+                f' and {len(empty) - 10} more' if len(empty) > 10 else '')
+            raise ValueError(
+                f'the training split of {name} has no image of '
+                f'{len(empty)} class(es): {shown}. Check the split file '
+                'and the image folders.')
