@@ -81,13 +81,17 @@ def _trained_state(path: Path) -> Dict[str, torch.Tensor]:
 
 
 def _assert_states_close(a: Dict[str, torch.Tensor],
-                         b: Dict[str, torch.Tensor], atol: float) -> None:
+                         b: Dict[str, torch.Tensor],
+                         atol: float,
+                         rtol: float = 0.0) -> None:
     assert a.keys() == b.keys()
     assert any(k.startswith('student.vision') for k in a)
     assert any(k.startswith('projector.') for k in a)
     for key in a:
-        diff = (a[key] - b[key]).abs().max().item()
-        assert diff <= atol, f'{key}: max abs difference {diff:.3g}'
+        diff = (a[key] - b[key]).abs().double()
+        bound = atol + rtol * b[key].abs().double()
+        assert bool((diff <= bound).all()), \
+            f'{key}: max abs difference {diff.max().item():.3g}'
 
 
 def _sha256(path: Path) -> str:
@@ -241,10 +245,13 @@ class TestDistributed:
             _trained_state(double / 'epoch_1.pth'),
             _trained_state(single / 'epoch_1.pth'),
             atol=1e-6)
+        # Sums over two processes round differently from one: float32
+        # relative differences (BatchNorm's running variance is ~1e2).
         _assert_states_close(
             _trained_state(double / 'epoch_2.pth'),
             _trained_state(single / 'epoch_2.pth'),
-            atol=1e-5)
+            atol=1e-5,
+            rtol=1e-5)
 
 
 def test_shell_scripts():
