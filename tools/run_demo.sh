@@ -4,8 +4,11 @@
 #       base classes;
 #   (b) its stored text features of all classes and its soft labels on the
 #       unlabeled images of all classes train the tiny student;
-#   (c) the student alone is evaluated: base / novel / HM.
-# Usage: bash tools/run_demo.sh [WORK_DIR]    (a few minutes on 2 CPU cores)
+#   (c) the student alone is evaluated: base / novel / HM, next to the
+#       zero-shot student CLIP it started from.
+# Both tiny CLIPs load their pre-trained weights (checkpoints/tiny_clip) by
+# default, see configs/_base_/models/promptkd_tiny-clip.py.
+# Usage: bash tools/run_demo.sh [WORK_DIR]    (under 5 minutes on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +39,24 @@ python tools/test.py "$STUDENT_CONFIG" "$WORK_DIR/student/epoch_10.pth" \
     --work-dir "$WORK_DIR/student" --out "$WORK_DIR/student/results.json" \
     --cfg-options $DATA_OPTIONS \
     model.teacher.checkpoint="$WORK_DIR/teacher/epoch_5.pth"
-echo "== results in $WORK_DIR/{teacher,student}/results.json"
+
+echo "== baseline: the zero-shot student CLIP (\"a photo of a {}.\")"
+python tools/analysis/benchmark_synthetic_b2n.py --rows student_zs --seeds 1 \
+    --data "$DATA" --work-dir "$WORK_DIR/baseline" > "$WORK_DIR/baseline.log"
+
+python - "$WORK_DIR" <<'EOF'
+import json
+import sys
+
+work_dir = sys.argv[1]
+rows = [('teacher PromptSRC (a)', 'teacher/results.json'),
+        ('student zero-shot', 'baseline/zero_shot/student_zs/results.json'),
+        ('student PromptKD (c)', 'student/results.json')]
+print(f'{"":24s} {"base":>6s} {"novel":>6s} {"HM":>6s}')
+for name, path in rows:
+    with open(f'{work_dir}/{path}') as f:
+        m = json.load(f)
+    print(f'{name:24s} ' + ' '.join(
+        f'{m["b2n/" + k]:6.2f}' for k in ('base', 'novel', 'hm')))
+EOF
+echo "== results in $WORK_DIR/{teacher,student,baseline}"

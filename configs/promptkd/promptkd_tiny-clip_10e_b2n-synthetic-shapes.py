@@ -7,7 +7,10 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-base_lr = 0.05
+# Measured on seed 1 (HM of the student, zero-shot student 63.5): lr 0.005
+# (the reference's) 57.5, 0.02 65.9, 0.05 65.0 -- the projector starts from
+# scratch and gets only 200 steps here.
+base_lr = 0.02
 max_epochs = 10
 optim_wrapper = dict(optimizer=dict(lr=base_lr))
 param_scheduler = [

@@ -14,9 +14,13 @@ model = dict(
     _delete_=True,
     type='PromptSRCClassifier',
     _scope_='mmpromptkd',
-    # Random weights unless clip.checkpoint is given; they are saved with
-    # the prompts so that the distiller's teacher gets the same CLIP.
-    clip=dict(model_cfg={{_base_.tiny_teacher_clip}}, quick_gelu=True),
+    # The pre-trained tiny teacher CLIP (clip.checkpoint=None: random
+    # weights). Its weights are saved with the prompts so that the
+    # distiller's teacher gets the same CLIP.
+    clip=dict(
+        model_cfg={{_base_.tiny_teacher_clip}},
+        quick_gelu=True,
+        checkpoint={{_base_.tiny_teacher_clip_checkpoint}}),
     save_clip_weights=True,
     vision_prompt_depth=3,
     vision_prompt_length=4,
@@ -29,8 +33,11 @@ model = dict(
     train_subset='base',
 )
 
+# Batch 32 (10 steps an epoch on 20 x 16 shots): the text encoder runs on
+# every base class at every step, so fewer, larger steps keep the CPU demo
+# short.
 train_dataloader = dict(
-    batch_size=8, dataset=dict(subset='base', num_shots=16, seed=1))
+    batch_size=32, dataset=dict(subset='base', num_shots=16, seed=1))
 
 base_lr = 0.05
 max_epochs = 5

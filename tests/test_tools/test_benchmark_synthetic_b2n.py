@@ -1,0 +1,71 @@
+"""Smoke test of tools/analysis/benchmark_synthetic_b2n.py.
+
+Runs the benchmark for real at a micro scale (6 classes, 1 seed, 1 epoch)
+and checks that the table, the Markdown file and the chart come out with
+accuracies in [0, 100], and that a second call resumes from the results.
+"""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / 'tools' / 'analysis' / 'benchmark_synthetic_b2n.py'
+SUMS = REPO / 'checkpoints' / 'tiny_clip' / 'SHA256SUMS'
+ROWS = ['student_zs', 'promptkd']
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('_benchmark_b2n', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: with the few cores shared, more threads only contend."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_micro_benchmark(tmp_path, capsys):
+    script = load_script()
+    markdown, png = tmp_path / 'b2n.md', tmp_path / 'b2n.png'
+    argv = [
+        '--work-dir', str(tmp_path / 'w'), '--seeds', '1', '--rows', *ROWS,
+        '--num-classes', '6', '--train-per-class', '4', '--val-per-class',
+        '1', '--test-per-class', '2', '--shots', '4', '--teacher-epochs',
+        '1', '--student-epochs', '1', '--out-markdown', str(markdown),
+        '--out-png', str(png)
+    ]
+    if not SUMS.is_file():
+        argv.append('--random-weights')  # the pre-trained CLIPs are optional
+    script.main(argv)
+    out = capsys.readouterr().out
+
+    labels = [script.ROWS[k].label for k in ROWS]
+    table_lines = [line for line in out.splitlines() if line.startswith('|')]
+    assert len(table_lines) == 2 + len(ROWS)
+    for label, line in zip(labels, table_lines[2:]):
+        assert line.startswith(f'| {label} |')
+        cells = re.findall(r'(-?\d+\.\d+) ± (-?\d+\.\d+)', line)
+        assert len(cells) == 3
+        for mean, std in cells:
+            assert 0.0 <= float(mean) <= 100.0
+            assert float(std) == 0.0  # one seed
+
+    text = markdown.read_text()
+    assert 'benchmark_synthetic_b2n.py' in text
+    assert all(f'| {label} |' in text for label in labels)
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+    # Resumable: nothing is trained or tested again.
+    script.main(argv)
+    out = capsys.readouterr().out
+    assert out.count('done, skipped') == len(ROWS)
+    assert 'train:' not in out and 'test:' not in out
