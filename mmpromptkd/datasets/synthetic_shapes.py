@@ -712,4 +712,3 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
         class_names=names,
         num_base=math.ceil(num_classes / 2),
         counts={s: len(v) for s, v in split_data.items()})
-

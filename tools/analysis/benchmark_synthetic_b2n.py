@@ -440,7 +440,7 @@ def summarise(results: Dict[str, Dict[int, dict]]
 def format_table(summary, num_seeds: int) -> str:
     """A Markdown table of the summary."""
     lines = [
-        f'| method | base | novel | HM |',
+        '| method | base | novel | HM |',
         '|---|---|---|---|',
     ]
     for key, stats in summary:

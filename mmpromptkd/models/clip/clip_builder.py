@@ -49,6 +49,8 @@ _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 
 def _is_extra_key(key: str) -> bool:
     return key in _OPENAI_EXTRA_KEYS or key.split('.')[-1] == 'attn_mask'
+
+
 # OpenAI CLIP sizes every attention head to 64 channels.
 _OPENAI_HEAD_WIDTH = 64
 

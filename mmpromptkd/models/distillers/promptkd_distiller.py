@@ -466,7 +466,8 @@ class PromptKDDistiller(BaseModel):
             list[DataSample]: With ``pred_score`` (softmax over all classes)
             and ``pred_label``.
         """
-        return logits_to_data_samples(self.student_logits(inputs), data_samples)
+        return logits_to_data_samples(
+            self.student_logits(inputs), data_samples)
 
 
 def _describe_mismatch(stored: Sequence[str], given: Sequence[str]) -> str:

@@ -1,5 +1,4 @@
 """Feature distillation losses (the paper's KD-form ablation)."""
-import torch
 from torch import Tensor, nn
 
 from mmpromptkd.registry import MODELS

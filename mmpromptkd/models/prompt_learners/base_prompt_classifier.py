@@ -466,7 +466,8 @@ class BasePromptClassifier(BaseModel):
             list[DataSample]: With ``pred_score`` (softmax) and
             ``pred_label``.
         """
-        return logits_to_data_samples(self.logits(inputs, self.eval_text_features()), data_samples)
+        return logits_to_data_samples(
+            self.logits(inputs, self.eval_text_features()), data_samples)
 
     # ------------------------------------------------------------------ #
     # Checkpoints.
