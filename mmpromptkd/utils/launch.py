@@ -10,6 +10,7 @@ import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
@@ -19,7 +20,8 @@ from mmpromptkd.compat import init_cpu_distributed
 from mmpromptkd.registry import RUNNERS
 
 __all__ = [
-    'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner', 'enable_amp',
+    'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner',
+    'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
     'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
 ]
@@ -256,3 +258,15 @@ def add_training_hooks(cfg: Config) -> None:
         if name not in present:
             hooks.append(dict(type=f'mmpromptkd.{name}'))
     cfg.custom_hooks = hooks
+
+
+def close_distributed() -> None:
+    """Wait for every process, then destroy the process group.
+
+    Leaving a gloo group to the interpreter's shutdown can abort a process
+    ("terminate called without an active exception") after a run that
+    succeeded; tearing it down explicitly ends every rank cleanly.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
