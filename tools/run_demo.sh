@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 WORK_DIR=${1:-work_dirs/demo_$(date +%Y%m%d_%H%M%S)}
 DATA=${DATA:-data/synthetic_shapes}
 TEACHER_CONFIG=configs/promptsrc/promptsrc_tiny-clip_16shot-5e_b2n-synthetic-shapes.py
-STUDENT_CONFIG=configs/promptkd/promptkd_tiny-clip_10e_b2n-synthetic-shapes.py
+STUDENT_CONFIG=configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py
 DATA_OPTIONS="train_dataloader.dataset.data_root=$DATA \
 val_dataloader.dataset.data_root=$DATA test_dataloader.dataset.data_root=$DATA"
 
@@ -35,7 +35,7 @@ python tools/train.py "$STUDENT_CONFIG" --work-dir "$WORK_DIR/student" \
     model.teacher.checkpoint="$WORK_DIR/teacher/epoch_5.pth"
 
 echo "== (c) the student alone: base / novel / HM"
-python tools/test.py "$STUDENT_CONFIG" "$WORK_DIR/student/epoch_10.pth" \
+python tools/test.py "$STUDENT_CONFIG" "$WORK_DIR/student/epoch_20.pth" \
     --work-dir "$WORK_DIR/student" --out "$WORK_DIR/student/results.json" \
     --cfg-options $DATA_OPTIONS \
     model.teacher.checkpoint="$WORK_DIR/teacher/epoch_5.pth"

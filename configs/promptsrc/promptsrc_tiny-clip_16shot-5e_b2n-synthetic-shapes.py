@@ -1,6 +1,6 @@
 # Offline CPU demo of stage (a): a PromptSRC teacher on the tiny "large" CLIP
 # of the tiny PromptKD demo and the synthetic shapes domain. Its checkpoint
-# plugs into configs/promptkd/promptkd_tiny-clip_10e_b2n-synthetic-shapes.py
+# plugs into configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py
 # with --cfg-options model.teacher.checkpoint=<work_dir>/epoch_5.pth (same
 # prompt depths and lengths).
 _base_ = [
@@ -39,7 +39,10 @@ model = dict(
 train_dataloader = dict(
     batch_size=32, dataset=dict(subset='base', num_shots=16, seed=1))
 
-base_lr = 0.05
+# Chosen on the val split (HM, seed 1): lr 0.05 / 0.01 / 0.002 give 79.2 /
+# 80.0 / 80.7; the same lr is best for the tiny student (44.2 / 56.7 /
+# 63.5; 0.0005: 63.0).
+base_lr = 0.002
 max_epochs = 5
 optim_wrapper = dict(optimizer=dict(lr=base_lr))
 param_scheduler = [

@@ -620,9 +620,9 @@ def _check_count(name: str, value: int) -> None:
 
 def generate_coop_dataset(out_dir: Union[str, os.PathLike],
                           num_classes: int = 40,
-                          train_per_class: int = 16,
-                          val_per_class: int = 4,
-                          test_per_class: int = 10,
+                          train_per_class: int = 64,
+                          val_per_class: int = 10,
+                          test_per_class: int = 50,
                           image_size: int = 32,
                           seed: int = 0,
                           domain: str = 'target') -> Dict:
@@ -645,9 +645,10 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
             empty, or produced earlier by this function with identical
             arguments.
         num_classes (int): Number of classes. Defaults to 40.
-        train_per_class (int): Train images per class. Defaults to 16.
-        val_per_class (int): Validation images per class. Defaults to 4.
-        test_per_class (int): Test images per class. Defaults to 10.
+        train_per_class (int): Train images per class. Defaults to 64 (the
+            unlabeled pool of the student; teachers sample 16 shots).
+        val_per_class (int): Validation images per class. Defaults to 10.
+        test_per_class (int): Test images per class. Defaults to 50.
         image_size (int): Image side in pixels. Defaults to 32.
         seed (int): Non-negative image seed (the class list does not
             depend on it). Defaults to 0.

@@ -25,7 +25,7 @@ TEACHER_CFG = osp.join(
     ROOT, 'configs/promptsrc',
     'promptsrc_tiny-clip_16shot-5e_b2n-synthetic-shapes.py')
 DISTILLER_CFG = osp.join(
-    ROOT, 'configs/promptkd/promptkd_tiny-clip_10e_b2n-synthetic-shapes.py')
+    ROOT, 'configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py')
 GPA_KEY = 'gaussian_prompt_aggregation'
 
 

@@ -69,3 +69,28 @@ def test_micro_benchmark(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count('done, skipped') == len(ROWS)
     assert 'train:' not in out and 'test:' not in out
+
+
+def test_ordering_margin_and_verdicts():
+    script = load_script()
+    # 2 * sqrt((3^2 + 4^2) / 3) = 2 * sqrt(25 / 3) = 5.7735...
+    assert script.ordering_margin(3.0, 4.0, 3) == pytest.approx(5.773503)
+    # Small stds: the test-set floor applies.
+    assert script.ordering_margin(0.1, 0.0, 3) == script.MIN_MARGIN
+    summary = [
+        ('promptkd', dict(hm=(70.0, 1.0))),
+        ('student_zs', dict(hm=(60.0, 0.0))),  # +10 > 2: yes
+        ('feature_l1', dict(hm=(69.0, 1.0))),  # +1 < 2: within noise
+        ('wo_shared_text', dict(hm=(75.0, 3.0))),  # -5 < -3.65: reversed
+    ]
+    lines = script.check_orderings(summary, num_seeds=3)
+    verdicts = {line.split(' | ')[0][2:]: line.split(' | ')[-1][:-2]
+                for line in lines[2:]}
+    assert verdicts == {
+        'distilled student > zero-shot student': 'yes',
+        'logit KL > feature L1': 'within noise',
+        "shared teacher text features > student's own text encoder":
+        'no (reversed)',
+    }
+    # 2 * sqrt((1 + 9) / 3) = 3.6515
+    assert '| -5.00 | 3.65 |' in lines[-1]

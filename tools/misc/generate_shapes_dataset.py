@@ -69,11 +69,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help=f'number of classes, {synthetic_shapes.MIN_CLASSES}..'
         f'{synthetic_shapes.MAX_CLASSES} (default: 40)')
     parser.add_argument(
-        '--train-per-class', type=int, default=16, help='(default: 16)')
+        '--train-per-class', type=int, default=64, help='(default: 64)')
     parser.add_argument(
-        '--val-per-class', type=int, default=4, help='(default: 4)')
+        '--val-per-class', type=int, default=10, help='(default: 10)')
     parser.add_argument(
-        '--test-per-class', type=int, default=10, help='(default: 10)')
+        '--test-per-class', type=int, default=50, help='(default: 50)')
     parser.add_argument(
         '--image-size', type=int, default=32, help='(default: 32)')
     parser.add_argument(
