@@ -36,12 +36,15 @@ def _one_thread():
 def test_micro_benchmark(tmp_path, capsys):
     script = load_script()
     markdown, png = tmp_path / 'b2n.md', tmp_path / 'b2n.png'
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# Title\n\n{script.README_BEGIN}\nold table\n'
+                      f'{script.README_END}\n\nAfter.\n')
     argv = [
         '--work-dir', str(tmp_path / 'w'), '--seeds', '1', '--rows', *ROWS,
         '--num-classes', '6', '--train-per-class', '4', '--val-per-class',
         '1', '--test-per-class', '2', '--shots', '4', '--teacher-epochs',
         '1', '--student-epochs', '1', '--out-markdown', str(markdown),
-        '--out-png', str(png)
+        '--out-png', str(png), '--update-readme', str(readme)
     ]
     if not SUMS.is_file():
         argv.append('--random-weights')  # the pre-trained CLIPs are optional
@@ -63,6 +66,11 @@ def test_micro_benchmark(tmp_path, capsys):
     assert 'benchmark_synthetic_b2n.py' in text
     assert all(f'| {label} |' in text for label in labels)
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    updated = readme.read_text()
+    assert 'old table' not in updated
+    assert updated.startswith(f'# Title\n\n{script.README_BEGIN}\n')
+    assert updated.endswith(f'{script.README_END}\n\nAfter.\n')
+    assert all(f'| {label} |' in updated for label in labels)
 
     # Resumable: nothing is trained or tested again.
     script.main(argv)
@@ -94,3 +102,17 @@ def test_ordering_margin_and_verdicts():
     }
     # 2 * sqrt((1 + 9) / 3) = 3.6515
     assert '| -5.00 | 3.65 |' in lines[-1]
+
+
+def test_update_readme_needs_markers(tmp_path):
+    script = load_script()
+    readme = tmp_path / 'README.md'
+    readme.write_text('no markers here\n')
+    with pytest.raises(ValueError, match='README.md: expected the markers'):
+        script.update_readme(str(readme), '| table |', [])
+    # Checked before anything runs.
+    with pytest.raises(ValueError, match='README.md: expected the markers'):
+        script.main(['--work-dir', str(tmp_path / 'w'), '--update-readme',
+                     str(readme)])
+    assert not (tmp_path / 'w').exists()
+    assert readme.read_text() == 'no markers here\n'

@@ -115,9 +115,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='torch intra-op threads (1 was faster than 2 on the 2-core '
         'machine these weights were made on; results depend on it)')
     parser.add_argument(
-        '--eval-per-class', type=int, default=10,
+        '--eval-per-class', type=int, default=50,
         help='target-domain test images per class for the zero-shot report '
-        '(10 = the test split of the default dataset; 0 skips it)')
+        '(50 = the test split of the default dataset; 0 skips it)')
     parser.add_argument('--eval-classes', type=int, default=40)
     parser.add_argument('--log-interval', type=int, default=50)
     args = parser.parse_args(argv)
