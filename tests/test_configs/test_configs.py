@@ -71,3 +71,17 @@ def test_config(path):
     crop = cfg.train_dataloader.dataset.pipeline[1]
     assert crop.type == 'RandomResizedCrop' and crop.scale == 224
     assert crop.interpolation == 'bicubic'
+
+
+DATASET_CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs/_base_/datasets/*.py')))
+
+
+@pytest.mark.parametrize('path', DATASET_CONFIGS, ids=osp.basename)
+def test_dataset_configs_name_unreadable_images(path):
+    """Every loader of the dataset configs is the one that names bad files."""
+    cfg = Config.fromfile(path)
+    for split in ('train', 'val', 'test'):
+        pipeline = cfg[f'{split}_dataloader'].dataset.pipeline
+        assert pipeline[0].type == 'LoadImageFromFileSafe', split
+        assert pipeline[0].get('on_error', 'raise') == 'raise', split

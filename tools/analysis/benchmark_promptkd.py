@@ -67,7 +67,7 @@ DEFAULT_PEAK_TFLOPS = 989.0
 SGD_CFG = dict(lr=0.005, momentum=0.9, weight_decay=5e-4)
 # Training pipeline of the configs, used when the config file is missing.
 FALLBACK_TRAIN_PIPELINE = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(type='RandomResizedCrop', scale=224, interpolation='bicubic',
          backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),

@@ -6,14 +6,14 @@ dataset_type = 'CoOpDataset'  # replaced by each dataset file
 data_root = 'data/'
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(type='RandomResizedCrop', scale=224, interpolation='bicubic',
          backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileSafe'),
     dict(type='ResizeEdge', scale=224, edge='short', interpolation='bicubic',
          backend='pillow'),
     dict(type='CenterCrop', crop_size=224),
