@@ -14,6 +14,7 @@ epoch.
 """
 import logging
 import os
+import os.path as osp
 import random
 import re
 import shutil
@@ -25,13 +26,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 
 from mmpromptkd.engine.hooks import ExactResumeHook
-from mmpromptkd.engine.hooks.exact_resume_hook import is_complete_checkpoint
-from mmpromptkd.utils import launch, load_checkpoint_file
+from mmpromptkd.engine.hooks.exact_resume_hook import (_numpy_rng_state,
+                                                       is_complete_checkpoint)
+from mmpromptkd.utils import (launch, load_checkpoint_file,
+                              save_checkpoint_file)
 from reliability_utils import (dist_train_cmd, free_port, kill_group,
                                max_difference, read_int, start,
                                subprocess_env, tail, train_cmd, trained_state,
@@ -461,3 +465,119 @@ def test_truncated_checkpoint_is_named(tmp_path):
     with pytest.raises(EOFError, match='empty or cut short') as e:
         load_checkpoint_file(str(path))
     assert str(path) in str(e.value)
+
+
+def _draws() -> tuple:
+    """One draw of each generator the hook saves."""
+    return (torch.rand(3), float(np.random.rand()), random.random())
+
+
+def _rng_worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    """Save at iteration 5 as a Runner does, draw, disturb, load, restore."""
+    import torch.distributed as dist
+    from mmengine.hooks import CheckpointHook
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+        world_size=world_size)
+    try:
+        torch.manual_seed(100 + rank)
+        np.random.seed(100 + rank)
+        random.seed(100 + rank)
+        hook = ExactResumeHook()
+        # After iteration index 4, CheckpointHook(interval=5) saves iter_5.
+        runner = SimpleNamespace(
+            iter=4, max_iters=100, hooks=[
+                hook, CheckpointHook(interval=5, by_epoch=False)
+            ], logger=logging.getLogger('test_rng_worker'))
+        hook.after_train_iter(runner, batch_idx=4)  # every rank
+        path = osp.join(folder, 'iter_5.pth')
+        if rank == 0:  # Runner.save_checkpoint is master-only
+            checkpoint = {'meta': {'iter': 5}}
+            hook.before_save_checkpoint(runner, checkpoint)
+            save_checkpoint_file(checkpoint, path)
+        after_save = _draws()
+        dist.barrier()
+        torch.manual_seed(7)  # the resumed process starts elsewhere
+        np.random.seed(7)
+        random.seed(7)
+        runner.iter = 5
+        hook.after_load_checkpoint(runner, load_checkpoint_file(path))
+        hook._restore_rng(runner)
+        torch.save(dict(after_save=after_save, restored=_draws()),
+                   osp.join(folder, f'rank{rank}.pth'))
+    finally:
+        dist.destroy_process_group()
+
+
+class TestRandomStatesPerRank:
+    """Each process of a resumed multi-process run gets its own states."""
+
+    def test_two_processes_restore_their_own_states(self, tmp_path):
+        import torch.multiprocessing as mp
+        mp.spawn(_rng_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
+                 join=True)
+        results = [
+            torch.load(tmp_path / f'rank{r}.pth', weights_only=True)
+            for r in range(2)
+        ]
+        # The ranks' generators differ, so rank 0's states on both would
+        # fail below.
+        assert not torch.equal(results[0]['after_save'][0],
+                               results[1]['after_save'][0])
+        for rank, result in enumerate(results):
+            expected, restored = result['after_save'], result['restored']
+            assert torch.equal(restored[0], expected[0]), rank
+            assert restored[1:] == expected[1:], rank
+        checkpoint = load_checkpoint_file(str(tmp_path / 'iter_5.pth'))
+        states = checkpoint['meta']['rng_states']
+        assert states['world_size'] == 2 and len(states['ranks']) == 2
+
+    def test_other_process_count_warns_and_leaves_states(self, caplog):
+        hook = ExactResumeHook()
+        logger = logging.getLogger('test_rng_mismatch')
+        runner = SimpleNamespace(iter=5, logger=logger, hooks=[])
+        checkpoint = {'meta': {'iter': 5}}
+        hook.before_save_checkpoint(runner, checkpoint)
+        states = checkpoint['meta']['rng_states']
+        states['world_size'] = 2
+        states['ranks'] = states['ranks'] * 2
+        hook.after_load_checkpoint(runner, checkpoint)
+        torch.manual_seed(3)
+        expected = torch.rand(2)
+        torch.manual_seed(3)
+        with caplog.at_level(logging.WARNING, logger='test_rng_mismatch'):
+            hook._restore_rng(runner)
+        assert torch.equal(torch.rand(2), expected)
+        assert 'saved by 2 process(es), this run has 1' in caplog.text
+
+    def test_single_process_checkpoint_of_earlier_versions(self):
+        hook = ExactResumeHook()
+        runner = SimpleNamespace(iter=5, logger=logging.getLogger('t'))
+        torch.manual_seed(11)
+        old_format = dict(
+            iter=5, world_size=1, python=random.getstate(),
+            numpy=_numpy_rng_state(), torch=torch.get_rng_state())
+        expected = _draws()
+        hook.after_load_checkpoint(runner,
+                                   {'meta': {'rng_states': old_format}})
+        hook._restore_rng(runner)
+        restored = _draws()
+        assert torch.equal(restored[0], expected[0])
+        assert restored[1:] == expected[1:]
+
+    def test_checkpoint_off_schedule_warns(self, monkeypatch, caplog):
+        # A multi-process checkpoint saved when CheckpointHook's rule did not
+        # gather (e.g. a best checkpoint) holds no states to restore.
+        from mmpromptkd.engine.hooks import exact_resume_hook
+        monkeypatch.setattr(exact_resume_hook, 'get_world_size', lambda: 2)
+        monkeypatch.setattr(exact_resume_hook, 'get_rank', lambda: 0)
+        hook = ExactResumeHook()
+        logger = logging.getLogger('test_rng_off_schedule')
+        runner = SimpleNamespace(iter=5, logger=logger, hooks=[])
+        checkpoint = {'meta': {'iter': 5}}
+        hook.before_save_checkpoint(runner, checkpoint)
+        assert checkpoint['meta']['rng_states']['ranks'] == []
+        hook.after_load_checkpoint(runner, checkpoint)
+        with caplog.at_level(logging.WARNING, logger='test_rng_off_schedule'):
+            hook._restore_rng(runner)
+        assert 'holds no random states of the other processes' in caplog.text

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-from mmengine.dist import get_world_size
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import EpochBasedTrainLoop
 
@@ -55,6 +55,17 @@ def _set_numpy_rng_state(state: tuple) -> None:
         (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
+def _rng_states() -> Dict[str, Any]:
+    """This process's Python, NumPy, torch (and CUDA) generator states."""
+    states: Dict[str, Any] = dict(
+        python=random.getstate(),
+        numpy=_numpy_rng_state(),
+        torch=torch.get_rng_state())
+    if torch.cuda.is_available():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
+
+
 class _ResumedEpochLoader:
     """The train dataloader, for the rest of an epoch already under way.
 
@@ -96,11 +107,16 @@ class ExactResumeHook(Hook):
        over those batches (same sampler order; the same augmentation draws
        in the main process and in the workers) and lets the loop continue
        with the next batch, under its real batch index.
-    3. Random state. Checkpoints get the Python, NumPy and torch generator
-       states of the main process; after the replay they are restored, so
-       that randomness inside the model matches too. Only single-process
-       runs restore them: a checkpoint holds rank 0's states only. In
-       multi-process runs the replay alone reproduces the data pipeline.
+    3. Random state. Checkpoints get the Python, NumPy, torch (and CUDA)
+       generator states of the main process of every rank; after the
+       replay each rank restores its own, so that randomness inside the
+       model matches too. Only rank 0 saves (``Runner.save_checkpoint`` is
+       master-only), so the states are gathered just before
+       ``CheckpointHook`` saves, by the same rule it uses. With a different
+       number of processes than the checkpoint's, or from a checkpoint
+       saved at another moment (a best checkpoint), they are not restored
+       (a warning says so) and the replay alone reproduces the data
+       pipeline.
 
     It runs after ``EpochSeedHook`` and ``DistSamplerSeedHook`` (which set
     the epoch's seeds and sampler order) in ``before_train_epoch``.
@@ -110,6 +126,7 @@ class ExactResumeHook(Hook):
 
     def __init__(self) -> None:
         self._rng_states: Optional[Dict[str, Any]] = None
+        self._gathered: Optional[Dict[str, Any]] = None
         self._resumed_loop: Optional[EpochBasedTrainLoop] = None
         self._original_loader: Any = None
 
@@ -169,16 +186,52 @@ class ExactResumeHook(Hook):
 
     # ------------------------------------------------------------------ #
     # 3. Random state in checkpoints.
+    @staticmethod
+    def _saves_now(runner, by_epoch: bool) -> bool:
+        """Whether ``CheckpointHook`` saves after this iteration / epoch."""
+        hook = next(
+            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if hook is None or hook.by_epoch != by_epoch:
+            return False
+        if by_epoch:
+            return hook.every_n_epochs(
+                runner, hook.interval, hook.save_begin) or (
+                    hook.save_last and hook.is_last_train_epoch(runner))
+        return hook.every_n_train_iters(
+            runner, hook.interval, hook.save_begin) or (
+                hook.save_last and hook.is_last_train_iter(runner))
+
+    def _gather_if_saving(self, runner, by_epoch: bool) -> None:
+        """Collect every rank's states on all ranks before a save.
+
+        This hook runs before ``CheckpointHook`` (higher priority), so the
+        states are those the save would see.
+        """
+        if get_world_size() > 1 and self._saves_now(runner, by_epoch):
+            self._gathered = dict(
+                iter=runner.iter + (0 if by_epoch else 1),
+                ranks=all_gather_object(_rng_states()))
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: Any = None,
+                         outputs: Any = None) -> None:
+        self._gather_if_saving(runner, by_epoch=False)
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        states: Dict[str, Any] = dict(
-            iter=checkpoint.get('meta', {}).get('iter', runner.iter),
-            world_size=get_world_size(),
-            python=random.getstate(),
-            numpy=_numpy_rng_state(),
-            torch=torch.get_rng_state())
-        if torch.cuda.is_available():
-            states['cuda'] = torch.cuda.get_rng_state_all()
-        checkpoint.setdefault('meta', {})['rng_states'] = states
+        meta = checkpoint.setdefault('meta', {})
+        step = meta.get('iter', runner.iter)
+        world_size = get_world_size()
+        gathered, self._gathered = self._gathered, None
+        if world_size == 1:
+            ranks = [_rng_states()]
+        elif gathered is not None and gathered['iter'] == step:
+            ranks = gathered['ranks']
+        else:  # e.g. a best checkpoint, saved after validation
+            ranks = []
+        meta['rng_states'] = dict(
+            iter=step, world_size=world_size, ranks=ranks)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._rng_states = (checkpoint.get('meta', None) or {}).get(
@@ -188,13 +241,28 @@ class ExactResumeHook(Hook):
         states, self._rng_states = self._rng_states, None
         if not states or states.get('iter') != runner.iter:
             return
-        if states.get('world_size') != 1 or get_world_size() != 1:
+        # Checkpoints of earlier versions hold one process's states.
+        ranks = states.get('ranks', [states])
+        world_size = get_world_size()
+        problem = None
+        if states.get('world_size') != world_size:
+            problem = (f'the checkpoint was saved by {states.get("world_size")}'
+                       f' process(es), this run has {world_size}')
+        elif len(ranks) != world_size:
+            problem = ('the checkpoint holds no random states of the other '
+                       'processes (it was not saved on CheckpointHook\'s '
+                       'schedule)')
+        if problem:
+            runner.logger.warning(
+                f'{problem}: random numbers drawn by the model after the '
+                'resume will differ from the interrupted run')
             return
-        random.setstate(states['python'])
-        _set_numpy_rng_state(states['numpy'])
-        torch.set_rng_state(states['torch'])
-        if 'cuda' in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states['cuda'])
+        own = ranks[get_rank()]
+        random.setstate(own['python'])
+        _set_numpy_rng_state(own['numpy'])
+        torch.set_rng_state(own['torch'])
+        if 'cuda' in own and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(own['cuda'])
 
     # ------------------------------------------------------------------ #
     # 2. Continue an epoch in the middle.
@@ -233,6 +301,7 @@ class ExactResumeHook(Hook):
         loop.run_iter = run_iter_from
 
     def after_train_epoch(self, runner) -> None:
+        self._gather_if_saving(runner, by_epoch=True)
         loop = self._resumed_loop
         if loop is None:
             return
