@@ -98,6 +98,15 @@ class TestLoadImageFromFileSafe:
         np.testing.assert_array_equal(ours['img'], theirs['img'])
         assert ours['img_shape'] == ours['ori_shape'] == (32, 32)
 
+    def test_image_given_as_array_passes_through(self):
+        # As mmpretrain's inferencers give it, having read the file.
+        img = np.zeros((5, 7, 3), np.uint8)
+        sample = dict(img=img, img_shape=(5, 7), ori_shape=(5, 7))
+        out = LoadImageFromFileSafe()(sample)
+        assert out['img'] is img and out['img_shape'] == (5, 7)
+        with pytest.raises(KeyError):  # neither a path nor an image
+            LoadImageFromFileSafe()(dict(img_shape=(5, 7)))
+
     @pytest.mark.parametrize('kind,reason', [
         ('truncated', 'truncated'),
         ('empty', 'empty'),

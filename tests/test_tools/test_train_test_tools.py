@@ -10,6 +10,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,13 +41,22 @@ def _run(cmd: Sequence[str], cwd: Path,
     full_env = dict(os.environ)
     full_env.pop('PYTHONPATH', None)  # the tools must find the package
     full_env.update(env or {})
-    return subprocess.run([str(c) for c in cmd],
-                          cwd=cwd,
-                          env=full_env,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=TIMEOUT)
+    # A session of its own: on timeout the whole process group goes, not
+    # only the shell, so no torchrun worker outlives a hung test.
+    proc = subprocess.Popen([str(c) for c in cmd],
+                            cwd=cwd,
+                            env=full_env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            start_new_session=True)
+    try:
+        stdout, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout)
 
 
 def _check(result: subprocess.CompletedProcess) -> str:

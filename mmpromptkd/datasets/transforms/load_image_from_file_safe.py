@@ -174,13 +174,19 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     def transform(self, results: dict) -> Optional[dict]:
         """Load the image of ``results['img_path']``.
 
+        A sample that already holds an image and no path is returned as it
+        is: mmpretrain's inferencers drop ``LoadImageFromFile`` from a
+        config's pipeline, read the image themselves and pass it that way.
+
         Args:
-            results (dict): Sample with ``img_path``.
+            results (dict): Sample with ``img_path`` (or an ``img``).
 
         Returns:
             dict, optional: The sample with ``img``, ``img_shape`` and
             ``ori_shape``, or None for a skipped file.
         """
+        if results.get('img_path') is None and 'img' in results:
+            return results
         filename = results['img_path']
         try:
             img = self._read(filename)
