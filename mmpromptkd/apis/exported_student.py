@@ -6,6 +6,7 @@ from torch import nn
 
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
+from mmpromptkd.utils.stored_config import check_stored_config
 
 __all__ = ['export_student', 'load_exported_student']
 
@@ -65,11 +66,18 @@ def load_exported_student(path: str,
         with the stored text features.
     """
     payload = load_checkpoint_file(path)
-    meta = payload.get('meta', {}) if isinstance(payload, dict) else {}
+    meta = payload.get('meta', None) if isinstance(payload, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
     if meta.get('kind') != EXPORT_KIND:
         raise ValueError(f'{path} is not an exported mmpromptkd student '
                          f'(meta.kind={meta.get("kind")!r}); export one with '
                          'tools/model_converters/export_student.py')
+    if not isinstance(meta.get('model'), dict) or not isinstance(
+            payload.get('state_dict'), dict):
+        raise ValueError(f'{path}: an exported student needs a dict '
+                         '"meta.model" and a dict "state_dict"')
+    # The config comes from a file: it may only name our own models.
+    check_stored_config(meta['model'], f'{path}: meta.model')
     model = MODELS.build(meta['model'])
     model.load_state_dict(payload['state_dict'], strict=True)
     return model.to(device).eval()

@@ -11,20 +11,24 @@ mmengine reads local checkpoints (``--resume``, ``load_from``,
 only while nothing overrides torch's default: the environment variable
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns it into arbitrary unpickling.
 Importing this module therefore registers :func:`load_from_local`, which
-always passes ``weights_only=True``, as mmengine's loader of local paths.
+always passes ``weights_only=True``, as mmengine's loader of local paths, and
+refuses remote checkpoints (mmengine unpickles URL downloads with
+``weights_only=False``): they are downloaded by the user and read as files.
 """
+import collections
 import io
 import os.path as osp
 import pickle
 import re
 import warnings
 import zipfile
-from typing import Any, Callable, Dict, Union
+from typing import Any, Callable, Dict, NoReturn, Union
 
 import torch
 
 __all__ = [
-    'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
+    'REMOTE_SCHEMES', 'is_remote_path', 'is_torchscript_archive',
+    'load_checkpoint_file', 'load_from_local', 'raise_remote_refused',
     'read_torchscript_state_dict', 'register_safe_mmengine_loader',
     'save_checkpoint_file'
 ]
@@ -60,12 +64,39 @@ def is_torchscript_archive(path: str) -> bool:
 class _ScriptObject:
     """Stand-in for a ``__torch__.*`` class: it only keeps its state."""
 
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
+    def __init__(self) -> None:
+        self.state = None
+        self.built = False
 
 
-class _TorchScriptUnpickler(pickle.Unpickler):
-    """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors."""
+def _opcode(name: str) -> int:
+    return getattr(pickle, name)[0]
+
+
+# Opcodes of the pickles TorchScript writes (protocol 2); any other opcode
+# in a data.pkl is refused before it runs.
+_PLAIN_OPCODES = (
+    'PROTO', 'STOP', 'MARK', 'POP', 'POP_MARK', 'DUP', 'GLOBAL', 'BINPUT',
+    'LONG_BINPUT', 'BINGET', 'LONG_BINGET', 'EMPTY_TUPLE', 'TUPLE', 'TUPLE1',
+    'TUPLE2', 'TUPLE3', 'EMPTY_DICT', 'EMPTY_LIST', 'BININT', 'BININT1',
+    'BININT2', 'LONG1', 'BINFLOAT', 'NONE', 'NEWTRUE', 'NEWFALSE',
+    'BINUNICODE', 'SHORT_BINSTRING', 'BINSTRING', 'BINBYTES',
+    'SHORT_BINBYTES', 'BINPERSID')
+_DICTS = (dict, collections.OrderedDict)
+
+
+class _TorchScriptUnpickler(pickle._Unpickler):
+    """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors.
+
+    The pure-Python unpickler is used because its opcode table can be
+    replaced: only the opcodes TorchScript writes are honoured, and those
+    that call or mutate an object (REDUCE, NEWOBJ, BUILD, SETITEM(S),
+    APPEND(S)) are checked against what a weight archive needs: tensors
+    rebuilt from the archive's own storages, empty ``OrderedDict`` hooks,
+    module stand-ins created once and given their state once, and items
+    added to plain dicts and lists. Anything else (a call on a class, an
+    attribute write on a type or a function) is refused before it happens.
+    """
 
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str,
                  path: str) -> None:
@@ -74,35 +105,144 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         self._prefix = prefix
         self._path = path
         self._storages: Dict[str, torch.UntypedStorage] = {}
+        # Storages this archive made, by id (kept alive, so ids stay unique).
+        self._typed_storages: Dict[int, Any] = {}
+
+    def _refuse(self, what: str) -> None:
+        raise pickle.UnpicklingError(
+            f'{self._path}: the TorchScript archive {what}; refusing to load '
+            'it. Only CLIP weight archives are supported.')
 
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith('__torch__'):
             return _ScriptObject
         if (module, name) in _TORCHSCRIPT_GLOBALS:
             return getattr(__import__(module, fromlist=[name]), name)
-        if module == 'torch' and name.endswith('Storage'):
+        if module == 'torch' and re.fullmatch(r'[A-Za-z0-9]+Storage', name):
             storage_type = getattr(torch, name, None)
-            if storage_type is not None:
+            if isinstance(storage_type, type) and hasattr(
+                    storage_type, 'dtype'):
                 return storage_type
-        raise pickle.UnpicklingError(
-            f'{self._path}: the TorchScript archive references the global '
-            f'"{module}.{name}", which is not a tensor type; refusing to load '
-            'it. Only CLIP weight archives are supported.')
+        self._refuse(f'references the global "{module}.{name}", which is '
+                     'not a tensor type')
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) == 5
                 and pid[0] == 'storage'):
-            raise pickle.UnpicklingError(
-                f'{self._path}: unexpected persistent id {pid!r}')
+            self._refuse(f'has an unexpected persistent id {pid!r}')
         _, storage_type, key, _location, _numel = pid
+        if not (isinstance(storage_type, type)
+                and storage_type.__module__.startswith('torch')
+                and hasattr(storage_type, 'dtype')):
+            self._refuse(f'names {storage_type!r} as a storage type')
+        if not (isinstance(key, str) and re.fullmatch(r'\w+', key)):
+            self._refuse(f'names the storage {key!r}')
         if key not in self._storages:
-            raw = self._archive.read(f'{self._prefix}data/{key}')
+            try:
+                raw = self._archive.read(f'{self._prefix}data/{key}')
+            except KeyError:
+                self._refuse(f'lacks the storage data/{key}')
             self._storages[key] = torch.UntypedStorage.from_buffer(
                 raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
-        return torch.storage.TypedStorage(
+        typed = torch.storage.TypedStorage(
             wrap_storage=self._storages[key],
             dtype=storage_type.dtype,
             _internal=True)
+        self._typed_storages[id(typed)] = typed
+        return typed
+
+    # Checked versions of the opcodes that call or mutate objects.
+    def _load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if not isinstance(args, tuple):
+            self._refuse('calls a function with arguments that are not a '
+                         'tuple')
+        if func is collections.OrderedDict and args == ():
+            result = collections.OrderedDict()
+        elif func is torch._utils._rebuild_tensor_v2 and args and \
+                self._typed_storages.get(id(args[0])) is args[0]:
+            try:
+                result = func(*args)
+            except (RuntimeError, TypeError, ValueError) as e:
+                self._refuse(f'holds a tensor that does not fit its storage '
+                             f'({e})')
+        elif func is torch._utils._rebuild_parameter and args and \
+                isinstance(args[0], torch.Tensor):
+            result = func(*args)
+        else:
+            self._refuse(f'calls {func!r} with {len(args)} argument(s), '
+                         'which rebuilds no tensor')
+        self.stack[-1] = result
+
+    def _load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if cls is not _ScriptObject or args != ():
+            self._refuse(f'creates an object of {cls!r}')
+        self.append(_ScriptObject())
+
+    def _load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) is not _ScriptObject or inst.built:
+            self._refuse(f'sets the state of {type(inst).__name__} '
+                         f'{inst!r}, which is not a new module object')
+        inst.state, inst.built = state, True
+
+    def _target(self, kinds: tuple, what: str) -> Any:
+        target = self.stack[-1]
+        if type(target) not in kinds:
+            self._refuse(f'{what} {type(target).__name__} {target!r}')
+        return target
+
+    def _load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._target(_DICTS, 'sets an item of')[key] = value
+
+    def _load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self._target(_DICTS, 'sets items of')
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def _load_append(self) -> None:
+        value = self.stack.pop()
+        self._target((list, ), 'appends to').append(value)
+
+    def _load_appends(self) -> None:
+        items = self.pop_mark()
+        self._target((list, ), 'appends to').extend(items)
+
+    dispatch: Dict[int, Callable] = {
+        _opcode(name): pickle._Unpickler.dispatch[_opcode(name)]
+        for name in _PLAIN_OPCODES
+    }
+    dispatch.update({
+        _opcode('REDUCE'): _load_reduce,
+        _opcode('NEWOBJ'): _load_newobj,
+        _opcode('BUILD'): _load_build,
+        _opcode('SETITEM'): _load_setitem,
+        _opcode('SETITEMS'): _load_setitems,
+        _opcode('APPEND'): _load_append,
+        _opcode('APPENDS'): _load_appends,
+    })
+
+
+class _OpcodeTable(dict):
+    """An opcode table that refuses the opcodes it does not hold."""
+
+    def __missing__(self, key: int) -> Callable:
+
+        def refuse(unpickler: _TorchScriptUnpickler) -> None:
+            unpickler._refuse(f'uses the pickle opcode {bytes([key])!r}, '
+                              'which weight archives do not need')
+
+        return refuse
+
+
+_TorchScriptUnpickler.dispatch = _OpcodeTable(_TorchScriptUnpickler.dispatch)
 
 
 def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
@@ -194,6 +334,8 @@ def load_checkpoint_file(path: str,
         RuntimeError: If the file is not a complete checkpoint (e.g. a
             truncated copy); the message names the file.
     """
+    if is_remote_path(path):
+        raise_remote_refused(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if is_torchscript_archive(path):
@@ -219,6 +361,54 @@ def load_checkpoint_file(path: str,
         raise RuntimeError(
             f'{path}: not a complete checkpoint (truncated or corrupt: '
             f'{str(e).splitlines()[0]})') from e
+    except (AttributeError, IndexError, KeyError, OverflowError, TypeError,
+            ValueError, MemoryError) as e:
+        # What torch's legacy reader raises on bytes that are no pickle.
+        raise RuntimeError(
+            f'{path}: not a checkpoint written by torch.save (the reader '
+            f'failed with {type(e).__name__}: {e})') from e
+
+
+# mmengine's checkpoint schemes other than local paths. Its loaders of
+# URLs unpickle downloads with ``weights_only=False``.
+REMOTE_SCHEMES = ('http://', 'https://', 'torchvision://', 'pavi://',
+                  'openmmlab://', 'open-mmlab://', 'modelzoo://', 'mmcls://',
+                  r'(\S+\:)?s3://', r'(\S+\:)?petrel://')
+
+
+def is_remote_path(path: Any) -> bool:
+    """Whether ``path`` is a URL (``scheme://...``) rather than a file.
+
+    Args:
+        path (Any): A checkpoint path.
+
+    Returns:
+        bool: True for strings such as ``https://...`` or ``s3://...``.
+    """
+    return isinstance(path, str) and re.match(
+        r'([A-Za-z][\w+.-]*:)?[A-Za-z][\w+.-]*://', path) is not None
+
+
+def raise_remote_refused(path: str,
+                         map_location: MapLocation = None) -> NoReturn:
+    """Refuse a remote checkpoint, saying how to use it instead.
+
+    Registered as mmengine's loader of every remote scheme, so that
+    ``load_from``, ``--resume`` and ``tools/test.py`` never unpickle a
+    download: the file is fetched by the user and then read safely.
+
+    Args:
+        path (str): The URL.
+        map_location: Unused; mmengine passes it.
+
+    Raises:
+        ValueError: Always, naming the URL.
+    """
+    raise ValueError(
+        f'{path}: remote checkpoints are not loaded (the download would be '
+        'unpickled without the safety checks of local files). Download it '
+        'first, e.g. `curl -L -o model.pth URL`, and pass the local path; '
+        'it is then read with weights_only=True.')
 
 
 def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
@@ -237,19 +427,31 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     Returns:
         Any: What the file holds.
     """
-    return load_checkpoint_file(
-        osp.expanduser(filename), map_location=map_location)
+    filename = osp.expanduser(filename)
+    checkpoint = load_checkpoint_file(filename, map_location=map_location)
+    if not isinstance(checkpoint, dict):
+        raise TypeError(
+            f'{filename}: holds a {type(checkpoint).__name__}, not a '
+            'checkpoint (a dict with a "state_dict", or a state dict)')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, dict):
+        raise TypeError(f'{filename}: "state_dict" is a '
+                        f'{type(state_dict).__name__}, not a dict of tensors')
+    return checkpoint
 
 
 def register_safe_mmengine_loader() -> None:
-    """Make :func:`load_from_local` mmengine's loader of local paths.
+    """Make mmengine read checkpoints only through the safe loader.
 
-    Remote schemes (``http://``, ``s3://``, ...) keep mmengine's loaders,
-    which rely on torch's default ``weights_only=True``.
+    Local paths go to :func:`load_from_local`; every remote scheme
+    (:data:`REMOTE_SCHEMES`) to :func:`raise_remote_refused`.
     """
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=list(REMOTE_SCHEMES), loader=raise_remote_refused,
+        force=True)
 
 
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:

@@ -166,7 +166,7 @@ class TestBadSources:
         model_cfg = dict(OPENAI_TINY, embed_dim=16)
         torch.save(state, tmp_path / 'w.pt')
         with pytest.raises(ValueError,
-                           match=r'shape mismatch text_projection'):
+                           match=r'shape mismatch \[.text_projection'):
             build_clip(
                 dict(model_cfg=model_cfg, checkpoint=str(tmp_path / 'w.pt')))
 

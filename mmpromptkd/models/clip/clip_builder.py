@@ -28,7 +28,9 @@ import open_clip
 import torch
 from torch import nn
 
-from mmpromptkd.utils import load_checkpoint_file
+from mmpromptkd.utils import (is_remote_path, load_checkpoint_file,
+                              raise_remote_refused)
+from mmpromptkd.utils.state_dict_check import check_state_dict
 
 __all__ = [
     'build_clip', 'infer_openai_clip_config', 'load_state_dict_strictly',
@@ -123,30 +125,15 @@ def load_state_dict_strictly(module: nn.Module,
     """Load ``state_dict`` into ``module``; any mismatch is an error.
 
     Unlike ``nn.Module.load_state_dict`` the error lists every missing,
-    unexpected and mis-shaped key together with the file it came from.
+    unexpected, mis-shaped and non-finite key together with the file it came
+    from (:func:`~mmpromptkd.utils.state_dict_check.check_state_dict`).
 
     Args:
         module (nn.Module): Target module.
         state_dict (dict[str, Tensor]): Weights to load.
         source (str): Where the weights come from, for the error message.
     """
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = [
-        f'{k}: got {tuple(state_dict[k].shape)}, '
-        f'expected {tuple(expected[k].shape)}' for k in expected
-        if k in state_dict and state_dict[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f'missing keys {missing}')
-    if unexpected:
-        problems.append(f'unexpected keys {unexpected}')
-    if wrong_shape:
-        problems.append('shape mismatch ' + '; '.join(wrong_shape))
-    if problems:
-        raise ValueError(f'cannot load {source}: ' + ', '.join(problems))
+    check_state_dict(module.state_dict(), state_dict, source)
     module.load_state_dict(state_dict, strict=True)
 
 
@@ -166,6 +153,8 @@ def _extract_state_dict(obj, source: str) -> Dict[str, torch.Tensor]:
 
 
 def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
+    if is_remote_path(path):
+        raise_remote_refused(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'clip.{arg}: file not found: {path}')
     if path.endswith('.safetensors'):

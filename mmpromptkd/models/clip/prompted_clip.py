@@ -11,6 +11,8 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
+from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
+                                               check_state_dict)
 from .clip_builder import build_clip
 
 
@@ -426,22 +428,19 @@ class PromptedCLIP(BaseModule):
         state, outside = self._strip_classifier_prefix(state)
         expected = self.state_dict()
         prompt_keys = set(self.prompt_parameters())
-        missing = sorted(prompt_keys - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = [
-            f'{k}: got {tuple(v.shape)}, expected {tuple(expected[k].shape)}'
-            for k, v in state.items()
-            if k in expected and v.shape != expected[k].shape
-        ]
-        if missing or unexpected or wrong:
-            raise ValueError(
-                f'{path} does not fit this PromptedCLIP '
-                f'(vision depth {self.vision_prompt_depth}, text depth '
-                f'{self.text_prompt_depth}): missing prompt keys {missing}, '
-                f'unexpected keys {unexpected}, shape mismatch {wrong}' +
-                (f'. Keys {outside} of this teacher classifier checkpoint '
-                 'are not part of a PromptedCLIP: use the classifier type '
-                 '(e.g. MaPLeClassifier) as the teacher' if outside else ''))
+        try:
+            check_state_dict(
+                expected, state, path, required=sorted(prompt_keys),
+                model=f'this PromptedCLIP (vision depth '
+                f'{self.vision_prompt_depth}, text depth '
+                f'{self.text_prompt_depth})', required_name='prompt keys')
+        except CheckpointMismatchError as e:
+            if not outside:
+                raise
+            raise CheckpointMismatchError(
+                f'{e} Keys {outside} of this teacher classifier checkpoint '
+                'are not part of a PromptedCLIP: use the classifier type '
+                '(e.g. MaPLeClassifier) as the teacher') from e
         with torch.no_grad():
             for key, value in state.items():
                 expected[key].copy_(value)

@@ -10,6 +10,8 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmpromptkd.registry import MODELS
+from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
+                                               check_state_dict)
 from ..utils import logits_to_data_samples
 
 # CLIP's normalisation in the 0-255 range of the data pipeline.
@@ -189,10 +191,31 @@ class PromptKDDistiller(BaseModel):
     @property
     def class_names(self) -> Tuple[str, ...]:
         """tuple[str]: Class names of the stored text features."""
-        if len(self.class_names_utf8) == 0:
+        return self._decode_class_names(self.class_names_utf8)
+
+    @staticmethod
+    def _decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
+        """Class names from their UTF-8 JSON bytes (a uint8 tensor).
+
+        Raises:
+            CheckpointMismatchError: If the bytes are not a UTF-8 JSON list
+                of strings (e.g. a corrupted checkpoint).
+        """
+        if data is None or len(data) == 0:
             return ()
-        return tuple(
-            json.loads(bytes(self.class_names_utf8.tolist()).decode('utf-8')))
+        try:
+            if data.dtype != torch.uint8 or data.dim() != 1:
+                raise ValueError(f'a {data.dtype} tensor of shape '
+                                 f'{tuple(data.shape)}, not 1-D uint8')
+            names = json.loads(bytes(data.tolist()).decode('utf-8'))
+            if not (isinstance(names, list)
+                    and all(isinstance(n, str) for n in names)):
+                raise ValueError('not a JSON list of strings')
+        except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
+            raise CheckpointMismatchError(
+                f'class_names_utf8 does not hold the class names of the '
+                f'stored text features as UTF-8 JSON ({e})') from e
+        return tuple(names)
 
     @class_names.setter
     def class_names(self, names: Sequence[str]) -> None:
@@ -205,23 +228,32 @@ class PromptKDDistiller(BaseModel):
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
         # mmengine's load_from / tools/test.py load with strict=False, which
-        # would silently evaluate an untrained student: what training
-        # produces must be in the checkpoint (stored features may be
-        # missing: the teacher computes them, e.g. for converted students).
+        # would warn and then evaluate a model that is not what training
+        # produced: everything training produces must be in the checkpoint,
+        # with this model's shapes and finite values (stored features may
+        # be missing: the teacher computes them, e.g. for converted
+        # students; their class count is only known from the file).
+        own = {prefix + k: v for k, v in self.state_dict().items()}
         required = [prefix + name for name in self.trainable_parameters()]
         if self.projector is not None:
             required += [
                 f'{prefix}projector.{name}'
                 for name, _ in self.projector.named_buffers()
             ]
-        missing = [key for key in required if key not in state_dict]
-        if missing:
-            raise ValueError(
-                f'the checkpoint lacks {len(missing)} trained tensor(s) of '
-                f'PromptKDDistiller: {missing[:8]}'
-                f'{" ..." if len(missing) > 8 else ""}; is it a checkpoint '
-                'of this model and config?')
-        # The class count is only known once features are stored.
+        names = state_dict.get(prefix + 'class_names_utf8')
+        features = state_dict.get(prefix + 'text_features')
+        if features is not None or names is not None:
+            # Stored features come with their class names, one row each.
+            required += [prefix + 'text_features', prefix + 'class_names_utf8']
+            count = len(self._decode_class_names(names))
+            width = own[prefix + 'text_features'].shape[1]
+            own[prefix + 'text_features'] = torch.empty(count, width)
+            if names is not None:
+                own[prefix + 'class_names_utf8'] = names
+        check_state_dict(own, {k: v for k, v in state_dict.items()
+                               if k.startswith(prefix)},
+                         'the checkpoint', required=required,
+                         model=f'this {type(self).__name__}')
         for name in ('text_features', 'class_names_utf8'):
             stored = state_dict.get(prefix + name)
             buffer = getattr(self, name)

@@ -11,6 +11,7 @@ from torch import nn
 from mmpromptkd.datasets.templates import fill_template
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
+from mmpromptkd.utils.state_dict_check import check_state_dict
 from ..clip import PromptedCLIP
 from ..distillers.promptkd_distiller import CLIP_DATA_PREPROCESSOR
 from ..utils import logits_to_data_samples
@@ -489,19 +490,9 @@ class BasePromptClassifier(BaseModel):
 
     def _check_state(self, state: dict, source: str) -> None:
         """Raise if ``state`` does not fit this model (naming the keys)."""
-        own = self._loadable_state()
-        missing = sorted(set(self._required_keys()) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = [
-            f'{k}: got {tuple(v.shape)}, expected {tuple(own[k].shape)}'
-            for k, v in state.items()
-            if k in own and tuple(v.shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or wrong:
-            raise ValueError(
-                f'{source} does not fit this {type(self).__name__}: missing '
-                f'keys {missing}, unexpected keys {unexpected}, shape '
-                f'mismatch {wrong}')
+        check_state_dict(self._loadable_state(), state, source,
+                         required=self._required_keys(),
+                         model=f'this {type(self).__name__}')
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,

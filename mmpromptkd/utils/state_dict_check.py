@@ -1,0 +1,91 @@
+"""One strict check of weights against the model they are loaded into.
+
+Every loader of the package (CLIP weight files, prompt checkpoints, teacher
+and distiller checkpoints given to mmengine's ``load_from``,
+``tools/test.py`` and ``--resume``) calls :func:`check_state_dict` before a
+single value is copied, so that a checkpoint that is not what training
+produced (another width, a missing trained tensor, a NaN) is an error
+naming the key and the shapes, never a warning followed by metrics.
+"""
+from typing import Dict, Iterable, List, Mapping, Optional
+
+import torch
+
+__all__ = ['CheckpointMismatchError', 'check_state_dict']
+
+_SHOWN = 8
+
+
+class CheckpointMismatchError(ValueError):
+    """Weights that do not fit the model they are loaded into."""
+
+
+def _listed(keys: List[str]) -> str:
+    more = f' and {len(keys) - _SHOWN} more' if len(keys) > _SHOWN else ''
+    return f'{keys[:_SHOWN]}{more}'
+
+
+def _non_finite(value: torch.Tensor) -> Optional[str]:
+    """How many entries of a floating tensor are NaN or infinite."""
+    if not (isinstance(value, torch.Tensor) and
+            (value.is_floating_point() or value.is_complex())):
+        return None
+    bad = int((~torch.isfinite(value)).sum())
+    return f'{bad} of {value.numel()}' if bad else None
+
+
+def check_state_dict(expected: Mapping[str, torch.Tensor],
+                     state_dict: Mapping,
+                     source: str,
+                     required: Optional[Iterable[str]] = None,
+                     model: str = 'the model',
+                     required_name: str = 'keys') -> None:
+    """Refuse weights that do not fit ``expected``.
+
+    Args:
+        expected (Mapping[str, Tensor]): Every key the model can load, with
+            a tensor of the right shape (e.g. ``module.state_dict()``).
+        state_dict (Mapping): The weights to load.
+        source (str): Where they come from (a file), for the message.
+        required (Iterable[str], optional): Keys that must be present.
+            Defaults to every key of ``expected``.
+        model (str): Name of the model, for the message. Defaults to
+            'the model'.
+        required_name (str): What the required keys are, for the message
+            (e.g. 'prompt keys'). Defaults to 'keys'.
+
+    Raises:
+        CheckpointMismatchError: On a missing required key, an unexpected
+            key, a value that is not a tensor, a shape mismatch or a NaN or
+            infinite value; the message names the source, the keys and both
+            shapes.
+    """
+    required = list(expected) if required is None else list(required)
+    missing = [k for k in required if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    not_tensors, wrong, non_finite = [], [], []
+    for key, value in state_dict.items():
+        if key not in expected:
+            continue
+        if not isinstance(value, torch.Tensor):
+            not_tensors.append(f'{key} ({type(value).__name__})')
+            continue
+        if tuple(value.shape) != tuple(expected[key].shape):
+            wrong.append(f'{key}: checkpoint {tuple(value.shape)}, model '
+                         f'{tuple(expected[key].shape)}')
+        bad = _non_finite(value)
+        if bad:
+            non_finite.append(f'{key} ({bad} values)')
+    problems: Dict[str, List[str]] = {
+        f'missing {required_name}': missing,
+        'unexpected keys': unexpected,
+        'values that are not tensors': not_tensors,
+        'shape mismatch': wrong,
+        'NaN or infinite values': non_finite,
+    }
+    found = [f'{what} {_listed(keys)}' for what, keys in problems.items()
+             if keys]
+    if found:
+        raise CheckpointMismatchError(
+            f'{source} does not fit {model}; ' + '; '.join(found) +
+            '. Nothing was loaded. Is it a checkpoint of this config?')
