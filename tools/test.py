@@ -39,8 +39,8 @@ from mmengine.dist import is_main_process  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
 from mmpromptkd.utils import (  # noqa: E402
-    build_runner, close_distributed, resolve_work_dir,
-    set_dataloader_defaults, setup_cpu_distributed)
+    build_runner, close_distributed, naming_the_checkpoint,
+    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
 # Table columns: metric suffix -> header.
 B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
@@ -252,7 +252,8 @@ def main(argv=None) -> None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
 
-    metrics = flat_metrics(runner.test())
+    with naming_the_checkpoint(cfg):
+        metrics = flat_metrics(runner.test())
     close_distributed()
 
     if not is_main_process():

@@ -26,8 +26,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
 from mmpromptkd.utils import (  # noqa: E402
     add_training_hooks, build_runner, check_work_dir_is_free,
-    close_distributed, enable_amp, resolve_work_dir, set_dataloader_defaults,
-    setup_cpu_distributed)
+    close_distributed, enable_amp, naming_the_checkpoint, resolve_work_dir,
+    set_dataloader_defaults, setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -157,7 +157,8 @@ def main(argv=None) -> None:
     add_training_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    runner.train()
+    with naming_the_checkpoint(cfg):
+        runner.train()
     close_distributed()
 
 

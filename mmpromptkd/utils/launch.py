@@ -5,9 +5,10 @@ machine (CPU-only distributed runs, dataloader defaults, mixed precision),
 guard a work directory against being overwritten, and add the hooks that
 make a resumed run repeat an uninterrupted one (:func:`add_training_hooks`).
 """
+import contextlib
 import glob
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -18,12 +19,14 @@ from mmengine.runner import Runner
 
 from mmpromptkd.compat import init_cpu_distributed
 from mmpromptkd.registry import RUNNERS
+from .state_dict_check import CheckpointMismatchError
 
 __all__ = [
     'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner',
     'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
-    'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
+    'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
+    'setup_cpu_distributed'
 ]
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -270,3 +273,29 @@ def close_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def naming_the_checkpoint(cfg: Config) -> Iterator[None]:
+    """Put the checkpoint file into weight-mismatch errors of a run.
+
+    Models check a checkpoint inside ``load_state_dict``, where the file is
+    unknown; the Runner loads ``load_from`` (or, resuming without a path,
+    the latest checkpoint of the work directory).
+
+    Args:
+        cfg (Config): The final config of the run.
+
+    Yields:
+        None: Run ``runner.train()`` or ``runner.test()`` inside.
+    """
+    try:
+        yield
+    except CheckpointMismatchError as e:
+        if e.source is not None:
+            raise
+        from mmengine.runner.checkpoint import find_latest_checkpoint
+        path = cfg.get('load_from', None) or (
+            cfg.get('resume', False)
+            and find_latest_checkpoint(cfg.work_dir)) or 'the checkpoint'
+        raise CheckpointMismatchError(f'{path}: {e}', path) from e

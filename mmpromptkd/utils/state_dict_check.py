@@ -17,7 +17,17 @@ _SHOWN = 8
 
 
 class CheckpointMismatchError(ValueError):
-    """Weights that do not fit the model they are loaded into."""
+    """Weights that do not fit the model they are loaded into.
+
+    Args:
+        message (str): What does not fit.
+        source (str, optional): The file, where the checker knew it; None
+            for checks inside ``load_state_dict``, whose caller names it.
+    """
+
+    def __init__(self, message: str, source: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 def _listed(keys: List[str]) -> str:
@@ -36,7 +46,7 @@ def _non_finite(value: torch.Tensor) -> Optional[str]:
 
 def check_state_dict(expected: Mapping[str, torch.Tensor],
                      state_dict: Mapping,
-                     source: str,
+                     source: Optional[str],
                      required: Optional[Iterable[str]] = None,
                      model: str = 'the model',
                      required_name: str = 'keys') -> None:
@@ -46,7 +56,9 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
         expected (Mapping[str, Tensor]): Every key the model can load, with
             a tensor of the right shape (e.g. ``module.state_dict()``).
         state_dict (Mapping): The weights to load.
-        source (str): Where they come from (a file), for the message.
+        source (str, optional): Where they come from (a file), for the
+            message; None inside ``load_state_dict`` (see
+            :class:`CheckpointMismatchError`).
         required (Iterable[str], optional): Keys that must be present.
             Defaults to every key of ``expected``.
         model (str): Name of the model, for the message. Defaults to
@@ -87,5 +99,7 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
              if keys]
     if found:
         raise CheckpointMismatchError(
-            f'{source} does not fit {model}; ' + '; '.join(found) +
-            '. Nothing was loaded. Is it a checkpoint of this config?')
+            f'{source or "the checkpoint"} does not fit {model}; ' +
+            '; '.join(found) +
+            '. Nothing was loaded. Is it a checkpoint of this config?',
+            source)

@@ -245,14 +245,18 @@ class PromptKDDistiller(BaseModel):
         if features is not None or names is not None:
             # Stored features come with their class names, one row each.
             required += [prefix + 'text_features', prefix + 'class_names_utf8']
-            count = len(self._decode_class_names(names))
+            try:
+                count = len(self._decode_class_names(names))
+            except CheckpointMismatchError as e:
+                raise CheckpointMismatchError(
+                    f'the checkpoint: {e}. Nothing was loaded.') from e
             width = own[prefix + 'text_features'].shape[1]
             own[prefix + 'text_features'] = torch.empty(count, width)
             if names is not None:
                 own[prefix + 'class_names_utf8'] = names
         check_state_dict(own, {k: v for k, v in state_dict.items()
                                if k.startswith(prefix)},
-                         'the checkpoint', required=required,
+                         None, required=required,
                          model=f'this {type(self).__name__}')
         for name in ('text_features', 'class_names_utf8'):
             stored = state_dict.get(prefix + name)
@@ -334,6 +338,14 @@ class PromptKDDistiller(BaseModel):
                         f'{len(self.class_names)} stored classes '
                         f'({dataset_name})')
             return
+        near = _near_misses(self.class_names, names)
+        if near:
+            raise ValueError(
+                f'the class names of {dataset_name} differ from those of the '
+                f'stored text features only in whitespace or case '
+                f'({near}); features for such names would be recomputed '
+                'and change the results. Correct the class names (or the '
+                'stored ones) so that they are identical.')
         mismatch = _describe_mismatch(self.class_names, names)
         if for_training or self._teacher is None:
             raise ValueError(
@@ -500,6 +512,22 @@ class PromptKDDistiller(BaseModel):
         """
         return logits_to_data_samples(
             self.student_logits(inputs), data_samples)
+
+
+def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:
+    """Pairs of names that differ only in whitespace or case, if all do."""
+    if len(stored) != len(given):
+        return ''
+
+    def norm(name: str) -> str:
+        return ' '.join(name.split()).casefold()
+
+    pairs = [(a, b) for a, b in zip(stored, given) if a != b]
+    if not pairs or any(norm(a) != norm(b) for a, b in pairs):
+        return ''
+    shown = ', '.join(f'label {stored.index(a)}: stored {a!r} vs {b!r}'
+                      for a, b in pairs[:5])
+    return shown + (f' and {len(pairs) - 5} more' if len(pairs) > 5 else '')
 
 
 def _describe_mismatch(stored: Sequence[str], given: Sequence[str]) -> str:

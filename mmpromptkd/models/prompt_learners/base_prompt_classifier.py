@@ -488,7 +488,7 @@ class BasePromptClassifier(BaseModel):
         })
         return state
 
-    def _check_state(self, state: dict, source: str) -> None:
+    def _check_state(self, state: dict, source: Optional[str]) -> None:
         """Raise if ``state`` does not fit this model (naming the keys)."""
         check_state_dict(self._loadable_state(), state, source,
                          required=self._required_keys(),
@@ -503,7 +503,7 @@ class BasePromptClassifier(BaseModel):
             k[len(prefix):]: v
             for k, v in state_dict.items() if k.startswith(prefix)
         }
-        self._check_state(own, 'the state dict')
+        self._check_state(own, None)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
