@@ -1,10 +1,14 @@
-"""Stop a run at the first non-finite loss."""
+"""Stop a run at the first non-finite loss, naming the last good checkpoint."""
+import glob
 import math
-from typing import Optional
+import os.path as osp
+from typing import List, Optional, Tuple
 
+import torch
 from mmengine.hooks import Hook
 
 from mmpromptkd.registry import HOOKS
+from mmpromptkd.utils import load_checkpoint_file
 
 
 @HOOKS.register_module()
@@ -12,7 +16,12 @@ class NonFiniteLossHook(Hook):
     """Stop training with a clear message when a loss is NaN or infinite.
 
     It runs after every training iteration, before any checkpoint of the
-    epoch is written, so the last checkpoint on disk stays the last good one.
+    epoch is written. The message names the newest checkpoint that is
+    *good*: all its floating tensors are finite, and its weights already
+    gave a finite loss (it was saved before the iteration before the failing
+    one). A checkpoint saved just before the failing iteration holds the
+    weights that produced the non-finite loss (e.g. prompts at 1e30 after a
+    diverging step) and is named as such, not as a point to resume from.
     """
 
     priority = 'VERY_HIGH'
@@ -29,10 +38,59 @@ class NonFiniteLossHook(Hook):
                 value = value.detach()
             value = float(value)
             if not math.isfinite(value):
-                last = runner.work_dir
                 raise FloatingPointError(
                     f'{name} is {value} at iteration {runner.iter + 1} '
                     f'(epoch {runner.epoch + 1}, batch {batch_idx + 1}); '
-                    f'stopping. Checkpoints in {last} written before this '
-                    'iteration are intact; resume from the last one with a '
-                    'lower learning rate or loss weight.')
+                    f'stopping. {self._checkpoint_advice(runner)}')
+
+    @staticmethod
+    def _checkpoint_advice(runner) -> str:
+        """Which checkpoint of the work directory to resume from, and why."""
+        bad: List[str] = []
+        for path, step, problem in _checkpoints_newest_first(
+                runner.work_dir, runner.iter):
+            if problem is None:
+                shown = '; newer ones: ' + ', '.join(bad) if bad else ''
+                return (f'The last good checkpoint is {path} (after '
+                        f'iteration {step}: finite weights that gave finite '
+                        f'losses){shown}. Resume from it (--resume {path}) '
+                        'with a lower learning rate or loss weight.')
+            bad.append(f'{path} ({problem})')
+        if bad:
+            return ('No checkpoint of the work directory is good: ' +
+                    ', '.join(bad) + '. Start again with a lower learning '
+                    'rate or loss weight.')
+        return (f'No checkpoint was written in {runner.work_dir}; start '
+                'again with a lower learning rate or loss weight.')
+
+
+def _checkpoints_newest_first(
+        work_dir: str,
+        failing_iter: int) -> List[Tuple[str, int, Optional[str]]]:
+    """(path, iteration, problem or None) of the run's checkpoints.
+
+    A checkpoint saved after ``failing_iter`` iterations holds the weights
+    the failing iteration ran with.
+    """
+    found = []
+    for path in glob.glob(osp.join(glob.escape(work_dir), '*.pth')):
+        try:
+            checkpoint = load_checkpoint_file(path)
+            step = int(checkpoint['meta']['iter'])
+            state = checkpoint['state_dict']
+        except Exception as e:  # noqa: BLE001 (any unreadable file is named)
+            found.append((path, -1, f'unreadable: {type(e).__name__}'))
+            continue
+        non_finite = [
+            k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not torch.isfinite(v).all()
+        ]
+        if non_finite:
+            problem = f'NaN or infinite values in {non_finite[:3]}'
+        elif step >= failing_iter:
+            problem = 'its weights produced this loss'
+        else:
+            problem = None
+        found.append((path, step, problem))
+    return sorted(found, key=lambda item: item[1], reverse=True)
