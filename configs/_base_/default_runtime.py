@@ -6,7 +6,11 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every epoch's checkpoint is kept: a later failure never removes one.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=-1),
+    # SafeCheckpointHook: mmengine's hook with an atomic last_checkpoint,
+    # old checkpoints removed only after the new one is written, and stale
+    # temporary files of killed runs cleaned at the start.
+    checkpoint=dict(
+        type='SafeCheckpointHook', interval=1, max_keep_ckpts=-1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

@@ -1,0 +1,116 @@
+"""mmengine's CheckpointHook with writes that never lose a good checkpoint."""
+import glob
+import os
+import os.path as osp
+import re
+from collections import deque
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+
+from mmpromptkd.compat import atomic_write
+from mmpromptkd.registry import HOOKS
+
+# Temporary files of :func:`mmpromptkd.compat.atomic_write`.
+_TEMPORARY = re.compile(r'^\..+\.(\d+)\.tmp$')
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> list:
+    """Delete temporary checkpoint files left by killed processes.
+
+    Args:
+        folder (str): A work or checkpoint directory.
+
+    Returns:
+        list[str]: The removed files.
+    """
+    removed = []
+    for path in glob.glob(osp.join(glob.escape(folder), '.*.tmp')):
+        match = _TEMPORARY.match(osp.basename(path))
+        if match and not _process_alive(int(match.group(1))):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """CheckpointHook whose failures leave every earlier checkpoint usable.
+
+    Three differences from mmengine's hook, all in the order of writes:
+
+    * ``last_checkpoint`` is written atomically (mmengine uses a plain
+      ``open``, which a kill can leave empty), and only once the checkpoint
+      it names is complete;
+    * with ``max_keep_ckpts``, old checkpoints are removed *after* the new
+      one is written (mmengine removes first, so a failed save, e.g. a full
+      disk, leaves fewer good checkpoints than asked for);
+    * a failed write is an error naming the file, and temporary files that
+      killed runs left in the checkpoint folder are removed at the start.
+
+    It takes exactly the arguments of mmengine's ``CheckpointHook``.
+    """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if not is_main_process():
+            return
+        removed = []
+        for folder in {runner.work_dir, self.out_dir}:
+            if isinstance(folder, str) and osp.isdir(folder):
+                removed += remove_stale_temporaries(folder)
+        if removed:
+            runner.logger.info(f'Removed {len(removed)} temporary file(s) '
+                               f'of killed runs: {removed}')
+
+    def _save_checkpoint_with_step(self, runner, step: int,
+                                   meta: dict) -> None:
+        filename = self.filename_tmpl.format(step)
+        path = self.file_backend.join_path(self.out_dir, filename)
+        kept = list(getattr(self, 'keep_ckpt_ids', None) or [])
+        if self.max_keep_ckpts > 0:
+            if not kept or kept[-1] != step:
+                kept.append(step)
+            # Stored in the checkpoint, so a resumed run keeps counting.
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           kept[-self.max_keep_ckpts:])
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                filename,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+        except OSError as e:
+            raise OSError(
+                e.errno, f'could not write the checkpoint {path} '
+                f'({e.strerror or e}); the earlier checkpoints and '
+                f'last_checkpoint are unchanged') from e
+        self.last_ckpt = path
+        runner.message_hub.update_info('last_ckpt', path)
+        if is_main_process():
+            atomic_write(
+                str(path).encode('utf-8'),
+                osp.join(runner.work_dir, 'last_checkpoint'))
+        if self.max_keep_ckpts > 0:
+            # Only now that the new checkpoint is complete.
+            while len(kept) > self.max_keep_ckpts:
+                old = self.file_backend.join_path(
+                    self.out_dir, self.filename_tmpl.format(kept.pop(0)))
+                if is_main_process() and self.file_backend.isfile(old):
+                    self.file_backend.remove(old)
+            self.keep_ckpt_ids = deque(kept, self.max_keep_ckpts)
