@@ -13,7 +13,10 @@ __all__ = ['export_student', 'load_exported_student']
 EXPORT_KIND = 'mmpromptkd.exported_student'
 
 
-def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
+def export_student(model: nn.Module,
+                   model_cfg: dict,
+                   path: str,
+                   overwrite: bool = False) -> dict:
     """Write the student, projector and stored text features to ``path``.
 
     The file needs neither the teacher nor any CLIP weight file: the
@@ -24,7 +27,9 @@ def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
         model (nn.Module): A trained :class:`PromptKDDistiller` with stored
             text features.
         model_cfg (dict): The config the distiller was built from.
-        path (str): Output file; an existing file is never overwritten.
+        path (str): Output file.
+        overwrite (bool): Replace an existing file. Defaults to False: an
+            existing file is an error naming it.
 
     Returns:
         dict: The standalone model config stored in the file (also usable
@@ -49,7 +54,7 @@ def export_student(model: nn.Module, model_cfg: dict, path: str) -> dict:
             model=_plain(cfg),
             # Read by mmpretrain's inferencers for the class names.
             dataset_meta=dict(classes=list(model.class_names))))
-    save_checkpoint_file(payload, path)
+    save_checkpoint_file(payload, path, overwrite=overwrite)
     return cfg
 
 

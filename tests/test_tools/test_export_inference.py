@@ -75,3 +75,31 @@ def test_export_then_mmpretrain_inference(trained):
         cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and 'student' in result.stdout + \
         result.stderr
+
+
+def test_export_never_overwrites_without_force(trained):
+    tmp, data, options = trained
+    checkpoint = str(tmp / 'w' / 'epoch_1.pth')
+
+    def export(out, *extra):
+        return subprocess.run(
+            [sys.executable, 'tools/model_converters/export_student.py',
+             CONFIG, checkpoint, str(out), *extra, '--cfg-options',
+             *options], cwd=ROOT, capture_output=True, text=True)
+
+    # Weights named like their config: the config would replace them.
+    same = tmp / 'same.py'
+    result = export(same)
+    assert result.returncode != 0 and 'same file' in result.stderr
+    assert not same.exists()
+    # A file of the user's where the config would go.
+    mine = tmp / 'mine.py'
+    mine.write_text('# my notes\n')
+    result = export(tmp / 'mine.pth')
+    assert result.returncode != 0 and str(mine) in result.stderr
+    assert mine.read_text() == '# my notes\n'
+    assert not (tmp / 'mine.pth').exists()
+    result = export(tmp / 'mine.pth', '--force')
+    assert result.returncode == 0, result.stderr
+    assert mine.read_text() != '# my notes\n'
+    assert list(load_exported_student(str(tmp / 'mine.pth')).class_names)

@@ -31,10 +31,24 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config of the student')
     parser.add_argument('checkpoint', help='checkpoint written by training')
-    parser.add_argument('out', help='output file (never overwritten)')
+    parser.add_argument(
+        'out', help='output file (.pth); the config is written beside it '
+        'with the suffix .py')
+    parser.add_argument(
+        '--force', action='store_true',
+        help='replace an existing output file and config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config')
     args = parser.parse_args(argv)
+    config_path = osp.splitext(args.out)[0] + '.py'
+    if config_path == args.out:
+        parser.error(f'out={args.out}: the weights and the config would be '
+                     'the same file; give the weights another suffix '
+                     '(e.g. .pth)')
+    existing = [p for p in (args.out, config_path) if osp.exists(p)]
+    if existing and not args.force:
+        parser.error(f'{" and ".join(existing)} exist(s); refusing to '
+                     'overwrite (pass --force to replace)')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -48,10 +62,8 @@ def main(argv=None) -> None:
         out_channels=state['text_features'].shape[1])
     model = MODELS.build(standalone)
     model.load_state_dict(state, strict=True)
-    config_path = osp.splitext(args.out)[0] + '.py'
-    if osp.exists(config_path):
-        sys.exit(f'{config_path} exists; refusing to overwrite it')
-    student_cfg = export_student(model, model_cfg, args.out)
+    student_cfg = export_student(model, model_cfg, args.out,
+                                 overwrite=args.force)
     Config(
         dict(
             default_scope='mmpromptkd',
