@@ -31,6 +31,7 @@ setup(
         'open_clip_torch>=3.3,<4',
         'ftfy',
         'regex',
+        'filelock>=3.0',
         'numpy',
         'Pillow',
     ],

@@ -26,8 +26,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
 from mmpromptkd.utils import (  # noqa: E402
     add_training_hooks, build_runner, check_work_dir_is_free,
-    close_distributed, enable_amp, naming_the_checkpoint, resolve_work_dir,
-    set_dataloader_defaults, setup_cpu_distributed)
+    close_distributed, enable_amp, lock_work_dir, naming_the_checkpoint,
+    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -148,6 +148,9 @@ def main(argv=None) -> None:
                 '://' not in cfg.load_from and not osp.isfile(cfg.load_from):
             raise FileNotFoundError(
                 f'checkpoint to resume from {cfg.load_from} does not exist')
+        # Held until the run ends: a second run into this work directory
+        # fails here instead of overwriting its checkpoints.
+        work_dir_lock = lock_work_dir(cfg)  # noqa: F841
         check_work_dir_is_free(cfg)
     except (FileExistsError, FileNotFoundError, RuntimeError,
             ValueError) as e:

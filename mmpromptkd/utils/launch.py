@@ -7,7 +7,12 @@ make a resumed run repeat an uninterrupted one (:func:`add_training_hooks`).
 """
 import contextlib
 import glob
+import json
+import os
 import os.path as osp
+import socket
+import sys
+import time
 from typing import Iterator, List, Optional, Sequence
 
 import torch
@@ -25,7 +30,7 @@ __all__ = [
     'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner',
     'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
-    'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
+    'lock_work_dir', 'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
     'setup_cpu_distributed'
 ]
 
@@ -221,6 +226,67 @@ def check_work_dir_is_free(cfg: Config) -> None:
         f'work_dir {cfg.work_dir} already holds checkpoints ({shown}); a new '
         'run would overwrite them. Continue that run with --resume (or '
         '--resume CHECKPOINT), or choose another --work-dir.')
+
+
+WORK_DIR_LOCK = '.mmpromptkd-run.lock'
+WORK_DIR_HOLDER = '.mmpromptkd-run.json'
+
+
+def lock_work_dir(cfg: Config):
+    """Take an exclusive lock on the work directory for this run.
+
+    Two runs started into one work directory (e.g. two seeds launched at
+    once) would overwrite each other's checkpoints; the second now fails
+    at once, naming the run that holds the directory. The lock is an
+    operating-system file lock (``filelock``): it ends with the process
+    that holds it, so a killed run never blocks the next one. In a
+    distributed run only the process of rank 0 takes it.
+
+    Args:
+        cfg (Config): The config, with ``work_dir`` set.
+
+    Returns:
+        filelock.FileLock | None: The held lock (keep a reference for the
+        life of the run), or None on ranks other than 0.
+
+    Raises:
+        FileNotFoundError: If the work directory is a dangling symbolic
+            link.
+        RuntimeError: If another run holds the work directory.
+    """
+    from filelock import FileLock, Timeout
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    if rank != '0':
+        return None
+    work_dir = cfg.work_dir
+    if osp.islink(work_dir) and not osp.exists(work_dir):
+        raise FileNotFoundError(
+            f'work_dir {work_dir} is a symbolic link to '
+            f'{os.readlink(work_dir)}, which does not exist; create its '
+            'target or choose another --work-dir')
+    os.makedirs(work_dir, exist_ok=True)
+    lock = FileLock(osp.join(work_dir, WORK_DIR_LOCK), timeout=0)
+    holder_file = osp.join(work_dir, WORK_DIR_HOLDER)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            with open(holder_file) as f:
+                holder = json.load(f)
+            who = (f'process {holder["pid"]} on {holder["host"]}, started '
+                   f'{holder["started"]}: {holder["command"]}')
+        except (OSError, ValueError, KeyError):
+            who = 'another process'
+        raise RuntimeError(
+            f'work_dir {work_dir} is in use by another run ({who}); wait '
+            'for it to end or choose another --work-dir') from None
+    from mmpromptkd.compat import atomic_write
+    atomic_write(
+        json.dumps(
+            dict(pid=os.getpid(), host=socket.gethostname(),
+                 started=time.strftime('%Y-%m-%d %H:%M:%S'),
+                 command=' '.join(sys.argv))).encode(), holder_file)
+    return lock
 
 
 def build_runner(cfg: Config) -> Runner:
