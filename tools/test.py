@@ -34,10 +34,12 @@ if sys.path[0] != _REPO_ROOT:
     sys.path.insert(0, _REPO_ROOT)
 
 import mmengine  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
+from mmpromptkd.utils.cfg_options import (  # noqa: E402
+    CfgOptionsAction, check_cfg_options)
 from mmpromptkd.utils import (  # noqa: E402
     build_runner, close_distributed, naming_the_checkpoint,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
@@ -86,10 +88,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs merged '
         'into it, e.g. test_dataloader.batch_size=64 or key="[a,b]" for '
-        'lists (quotes needed, no spaces)')
+        'lists (quotes needed); a key the config does not have is an '
+        'error')
+    parser.add_argument(
+        '--cfg-options-new-keys',
+        action='store_true',
+        help='let --cfg-options add fields the config does not have')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -131,6 +138,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options,
+                          args.cfg_options_new_keys)
         cfg.merge_from_dict(args.cfg_options)
     set_dataloader_defaults(
         cfg, fields=('test_dataloader', ), pin_memory=not args.no_pin_memory)
@@ -243,7 +252,10 @@ def main(argv=None) -> None:
             check_checkpoint(args.checkpoint)
         except FileNotFoundError as e:
             sys.exit(f'{osp.basename(__file__)}: error: {e}')
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = merge_args(Config.fromfile(args.config), args)
+    except ValueError as e:  # a mistyped --cfg-options key
+        sys.exit(f'{osp.basename(__file__)}: error: {e}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
 

@@ -21,9 +21,11 @@ _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if sys.path[0] != _REPO_ROOT:
     sys.path.insert(0, _REPO_ROOT)
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
+from mmpromptkd.utils.cfg_options import (  # noqa: E402
+    CfgOptionsAction, check_cfg_options)
 from mmpromptkd.utils import (  # noqa: E402
     add_training_hooks, build_runner, check_work_dir_is_free,
     close_distributed, enable_amp, lock_work_dir, naming_the_checkpoint,
@@ -72,10 +74,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs merged '
         'into it, e.g. train_cfg.max_epochs=2 or key="[a,b]" for lists '
-        '(quotes needed, no spaces)')
+        '(quotes needed); a key the config does not have is an error')
+    parser.add_argument(
+        '--cfg-options-new-keys',
+        action='store_true',
+        help='let --cfg-options add fields the config does not have')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -121,6 +127,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options,
+                          args.cfg_options_new_keys)
         cfg.merge_from_dict(args.cfg_options)
 
     # After --cfg-options, which may change num_workers; options set

@@ -19,12 +19,14 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401
 from mmpromptkd.apis import export_student  # noqa: E402
 from mmpromptkd.registry import MODELS  # noqa: E402
 from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
+from mmpromptkd.utils.cfg_options import (  # noqa: E402
+    CfgOptionsAction, check_cfg_options)
 
 
 def main(argv=None) -> None:
@@ -37,7 +39,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--force', action='store_true',
         help='replace an existing output file and config')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config')
     args = parser.parse_args(argv)
     config_path = osp.splitext(args.out)[0] + '.py'
@@ -51,6 +53,7 @@ def main(argv=None) -> None:
                      'overwrite (pass --force to replace)')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     state = load_checkpoint_file(args.checkpoint)
     state = state.get('state_dict', state)

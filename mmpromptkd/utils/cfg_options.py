@@ -1,0 +1,148 @@
+"""``--cfg-options`` that keep their values and refuse mistyped keys.
+
+mmengine's ``DictAction`` deletes every space of a value (``load_from=/a/b
+v2.pth`` loads ``/a/bv2.pth``), and ``Config.merge_from_dict`` accepts any
+key: ``randomnes.seed=2`` silently adds a field nobody reads, and
+``default_hooks.checkpoint.max_keep_ckpt=1`` is only refused by the hook at
+its first save, an epoch later. :class:`CfgOptionsAction` parses values as
+mmengine does but keeps the spaces inside them, and
+:func:`check_cfg_options` refuses, before anything is built, a key that
+would create a new top-level field or an argument that the component it
+configures does not take, naming the closest valid key.
+"""
+import difflib
+import inspect
+from typing import Any, Dict, List, Optional
+
+from mmengine.config import Config, DictAction
+
+__all__ = ['CfgOptionsAction', 'check_cfg_options']
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction``, except that values keep their spaces.
+
+    ``key=a b`` gives ``'a b'``; lists and tuples (``key=[a, b]``,
+    ``key=(1,2)``, ``key=a,b``) are split at their top-level commas and
+    each item loses only the spaces around it.
+    """
+
+    @staticmethod
+    def _parse_iterable(val: str) -> Any:
+        val = val.strip()
+        if len(val) >= 2 and val[0] == val[-1] and val[0] in '\'"':
+            return val[1:-1]
+        bracketed = len(val) >= 2 and (val[0], val[-1]) in (('(', ')'),
+                                                            ('[', ']'))
+        if not bracketed and ',' not in val:
+            return DictAction._parse_int_float_bool(val)
+        body = val[1:-1] if bracketed else val
+        items = [
+            CfgOptionsAction._parse_iterable(item)
+            for item in _split_top_level(body)
+        ]
+        return tuple(items) if bracketed and val[0] == '(' else items
+
+
+def _split_top_level(text: str) -> List[str]:
+    """Split at the commas outside brackets; an empty text gives []."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in '([':
+            depth += 1
+        elif char in ')]':
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f'unbalanced brackets in {text!r}')
+        elif char == ',' and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ValueError(f'unbalanced brackets in {text!r}')
+    if text[start:].strip() or items:
+        items.append(text[start:])
+    return items
+
+
+def _closest(name: str, choices) -> str:
+    match = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return f' Did you mean {match[0]!r}?' if match else ''
+
+
+def _component(type_name: Any) -> Optional[type]:
+    """The class a ``type`` names, from this package's registries."""
+    if isinstance(type_name, type):
+        return type_name
+    if not isinstance(type_name, str):
+        return None
+    from mmpromptkd import registry
+    for name in registry.__all__:
+        found = getattr(registry, name).module_dict.get(type_name)
+        parent = getattr(registry, name).parent
+        while found is None and parent is not None:
+            found = parent.module_dict.get(type_name)
+            parent = parent.parent
+        if found is not None:
+            return found
+    return None
+
+
+def _accepted(cls: type) -> Optional[set]:
+    """Keyword arguments ``cls`` takes; None if it takes any."""
+    from mmengine.hooks import CheckpointHook
+    from mmengine.runner import Runner
+    names, open_ended = set(), False
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.kind == param.VAR_KEYWORD:
+            open_ended = True
+        elif param.name != 'self':
+            names.add(param.name)
+    if open_ended and issubclass(cls, CheckpointHook):
+        # Its other keyword arguments go to Runner.save_checkpoint.
+        names |= set(inspect.signature(Runner.save_checkpoint).parameters)
+        open_ended = False
+    return None if open_ended else names | {'type', '_scope_'}
+
+
+def check_cfg_options(cfg: Config,
+                      options: Dict[str, Any],
+                      allow_new_keys: bool = False) -> None:
+    """Refuse ``--cfg-options`` keys that the run would never read.
+
+    Args:
+        cfg (Config): The config the options are merged into.
+        options (dict): The parsed options (dotted keys).
+        allow_new_keys (bool): Allow keys that create new fields. Defaults
+            to False.
+
+    Raises:
+        ValueError: For a key that creates a new top-level field, or that
+            gives a registered component (a dict with ``type``) an argument
+            it does not take; the message names the key and the closest
+            valid one.
+    """
+    if allow_new_keys:
+        return
+    for key in options:
+        parts = key.split('.')
+        if parts[0] not in cfg:
+            raise ValueError(
+                f'--cfg-options {key}: the config has no field '
+                f'{parts[0]!r}, so the option would be ignored.'
+                f'{_closest(parts[0], cfg.keys())} (Pass '
+                '--cfg-options-new-keys to add new fields.)')
+        node = cfg[parts[0]]
+        for depth, part in enumerate(parts[1:], start=1):
+            if not isinstance(node, dict):
+                break
+            if part in node:
+                node = node[part]
+                continue
+            cls = _component(node.get('type'))
+            accepted = _accepted(cls) if cls is not None else None
+            if accepted is not None and part not in accepted:
+                where = '.'.join(parts[:depth])
+                raise ValueError(
+                    f'--cfg-options {key}: {cls.__name__} ({where}) takes '
+                    f'no argument {part!r}.{_closest(part, accepted)}')
+            break
