@@ -179,3 +179,39 @@ def test_test_tool_refuses_another_projector_width(tmp_path, shapes_root):
     assert f'{path}: the checkpoint does not fit' in result.stderr
     assert key in result.stderr and 'model (' in result.stderr
     assert not out.exists() and 'b2n' not in result.stdout
+
+
+def test_image_of_another_size_is_named(distiller):
+    from mmpretrain.structures import DataSample
+    samples = [DataSample(metainfo=dict(img_path=f'img_{i}.png',
+                                        img_shape=(32, 32)))
+               for i in range(3)]
+    samples[1].set_metainfo(dict(img_shape=(40, 36)))
+    # Padded to the largest image, as the data preprocessor does.
+    batch = torch.zeros(3, 3, 40, 36)
+    for mode in ('predict', 'loss', 'tensor'):
+        with pytest.raises(ValueError) as e:
+            distiller(batch, samples, mode=mode)
+        message = str(e.value)
+        assert 'img_1.png (40 x 36)' in message and 'img_0' not in message
+        assert 'takes 32 x 32 images but the batch is 40 x 36' in message
+
+
+def test_not_a_checkpoint(tmp_path):
+    """Random bytes and a pickled list: errors naming the file."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from mmpromptkd.utils import load_checkpoint_file
+    noise = tmp_path / 'noise.pth'
+    noise.write_bytes(torch.randint(0, 256, (4096, ),
+                                    generator=torch.Generator().manual_seed(3),
+                                    dtype=torch.uint8).numpy().tobytes())
+    listed = tmp_path / 'list.pth'
+    torch.save([torch.zeros(2)], listed)
+    with pytest.raises(RuntimeError, match=f'{noise}: not a checkpoint'):
+        load_checkpoint_file(str(noise))
+    # What load_from, --resume and tools/test.py read files with.
+    with pytest.raises(RuntimeError, match=str(noise)):
+        _load_checkpoint(str(noise), map_location='cpu')
+    with pytest.raises(TypeError, match=f'{listed}: holds a list'):
+        _load_checkpoint(str(listed), map_location='cpu')

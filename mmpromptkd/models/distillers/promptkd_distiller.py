@@ -12,7 +12,7 @@ from torch import nn
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                check_state_dict)
-from ..utils import logits_to_data_samples
+from ..utils import check_image_size, logits_to_data_samples
 
 # CLIP's normalisation in the 0-255 range of the data pipeline.
 CLIP_DATA_PREPROCESSOR = dict(
@@ -468,6 +468,9 @@ class PromptKDDistiller(BaseModel):
             dict | list | Tensor: Losses, DataSamples with ``pred_score``
             over all classes, or student logits.
         """
+        size = getattr(self.student, 'image_size', None)
+        if size is not None:  # CNN students take any size
+            check_image_size(inputs, size, data_samples)
         if mode == 'loss':
             return self.loss(inputs)
         if mode == 'predict':

@@ -14,7 +14,7 @@ from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
 from mmpromptkd.utils.state_dict_check import check_state_dict
 from ..clip import PromptedCLIP
 from ..distillers.promptkd_distiller import CLIP_DATA_PREPROCESSOR
-from ..utils import logits_to_data_samples
+from ..utils import check_image_size, logits_to_data_samples
 
 #: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.
 PROMPTED_CLIP_PREFIX = 'prompted_clip.'
@@ -407,6 +407,7 @@ class BasePromptClassifier(BaseModel):
             dict | list | Tensor: Losses, DataSamples with ``pred_score``,
             or logits over the evaluation classes.
         """
+        check_image_size(inputs, self.prompted_clip.image_size, data_samples)
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
