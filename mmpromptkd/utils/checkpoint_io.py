@@ -108,7 +108,7 @@ class _TorchScriptUnpickler(pickle._Unpickler):
         # Storages this archive made, by id (kept alive, so ids stay unique).
         self._typed_storages: Dict[int, Any] = {}
 
-    def _refuse(self, what: str) -> None:
+    def _refuse(self, what: str) -> NoReturn:
         raise pickle.UnpicklingError(
             f'{self._path}: the TorchScript archive {what}; refusing to load '
             'it. Only CLIP weight archives are supported.')

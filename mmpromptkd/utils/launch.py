@@ -22,7 +22,7 @@ from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.runner import Runner
 
-from mmpromptkd.compat import init_cpu_distributed
+from mmpromptkd.compat import atomic_write, init_cpu_distributed
 from mmpromptkd.registry import RUNNERS
 from .state_dict_check import CheckpointMismatchError
 
@@ -30,8 +30,8 @@ __all__ = [
     'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner',
     'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
-    'lock_work_dir', 'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
-    'setup_cpu_distributed'
+    'lock_work_dir', 'naming_the_checkpoint', 'resolve_work_dir',
+    'set_dataloader_defaults', 'setup_cpu_distributed'
 ]
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -280,7 +280,6 @@ def lock_work_dir(cfg: Config):
         raise RuntimeError(
             f'work_dir {work_dir} is in use by another run ({who}); wait '
             'for it to end or choose another --work-dir') from None
-    from mmpromptkd.compat import atomic_write
     atomic_write(
         json.dumps(
             dict(pid=os.getpid(), host=socket.gethostname(),

@@ -10,7 +10,8 @@ from mmengine.config import Config
 from mmpromptkd.utils.cfg_options import CfgOptionsAction, check_cfg_options
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
+CONFIG = REPO / 'configs/promptkd' / \
+    'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
 
 
 def _parse(*options):

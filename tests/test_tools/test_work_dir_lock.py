@@ -16,7 +16,8 @@ from mmengine.config import Config
 from mmpromptkd.utils import lock_work_dir
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
+CONFIG = REPO / 'configs/promptkd' / \
+    'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
 
 HOLD = '''
 import sys, time
