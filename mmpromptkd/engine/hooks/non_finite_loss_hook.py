@@ -2,7 +2,7 @@
 import glob
 import math
 import os.path as osp
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.hooks import Hook
@@ -66,20 +66,22 @@ class NonFiniteLossHook(Hook):
 
 def _checkpoints_newest_first(
         work_dir: str,
-        failing_iter: int) -> List[Tuple[str, int, Optional[str]]]:
+        failing_iter: int) -> Iterator[Tuple[str, int, Optional[str]]]:
     """(path, iteration, problem or None) of the run's checkpoints.
 
-    A checkpoint saved after ``failing_iter`` iterations holds the weights
-    the failing iteration ran with.
+    Newest written first, and read one at a time: the caller stops at the
+    first good one, so older (possibly large) files are never read. A
+    checkpoint saved after ``failing_iter`` iterations holds the weights the
+    failing iteration ran with.
     """
-    found = []
-    for path in glob.glob(osp.join(glob.escape(work_dir), '*.pth')):
+    paths = glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
+    for path in sorted(paths, key=osp.getmtime, reverse=True):
         try:
             checkpoint = load_checkpoint_file(path)
             step = int(checkpoint['meta']['iter'])
             state = checkpoint['state_dict']
         except Exception as e:  # noqa: BLE001 (any unreadable file is named)
-            found.append((path, -1, f'unreadable: {type(e).__name__}'))
+            yield path, -1, f'unreadable: {type(e).__name__}'
             continue
         non_finite = [
             k for k, v in state.items()
@@ -87,10 +89,8 @@ def _checkpoints_newest_first(
             and not torch.isfinite(v).all()
         ]
         if non_finite:
-            problem = f'NaN or infinite values in {non_finite[:3]}'
+            yield path, step, f'NaN or infinite values in {non_finite[:3]}'
         elif step >= failing_iter:
-            problem = 'its weights produced this loss'
+            yield path, step, 'its weights produced this loss'
         else:
-            problem = None
-        found.append((path, step, problem))
-    return sorted(found, key=lambda item: item[1], reverse=True)
+            yield path, step, None
