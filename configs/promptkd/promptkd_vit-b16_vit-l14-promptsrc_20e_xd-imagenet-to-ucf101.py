@@ -7,4 +7,6 @@ model = dict(
     teacher=dict(
         vision_prompt_depth=3,
         text_prompt_depth=3,
-        checkpoint='checkpoints/promptkd_teachers/imagenet_xd.pth'))
+        checkpoint='checkpoints/promptkd_teachers/imagenet_xd.pth'),
+    # The official cross-dataset script uses 1000 for every target.
+    distill_loss=dict(loss_weight=1000.0))

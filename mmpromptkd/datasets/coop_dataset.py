@@ -11,9 +11,12 @@ from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 
 from mmpromptkd.registry import DATASETS, TRANSFORMS
-from .utils import Record, join_nonempty, sample_few_shot
+from .dassl_few_shot_cache import read_dassl_few_shot_cache
+from .utils import Record, join_nonempty, sample_few_shot, \
+    sample_few_shot_dassl
 
 SUBSETS = ('all', 'base', 'novel')
+FEW_SHOT_SAMPLERS = ('mmpromptkd', 'dassl')
 DOCS_HINT = 'see docs/datasets.md'
 
 
@@ -46,15 +49,26 @@ class CoOpDataset(BaseDataset):
 
     Few-shot: with ``num_shots = K > 0`` the train split keeps ``K`` images
     per class and the val split ``min(K, 4)``, as in CoOp; the test split is
-    never sampled. The rule (see :func:`~.utils.sample_few_shot`) sorts each
-    class's images by path and draws with a per-class
-    ``random.Random(f'{split}{seed}-{label}')``, so it does not depend on
-    the file-system order. Sampling happens on all classes before the subset
-    is taken, so base and novel runs share one draw. The draw is stored in
+    never sampled. Sampling happens on all classes before the subset is
+    taken, so base and novel runs share one draw. Two samplers:
+
+    - ``'mmpromptkd'`` (see :func:`~.utils.sample_few_shot`) sorts each
+      class's images by path and draws with a per-class
+      ``random.Random(f'{split}{seed}-{label}')``, so it does not depend on
+      the file-system order or on the other classes;
+    - ``'dassl'`` (see :func:`~.utils.sample_few_shot_dassl`) reproduces the
+      draw of the official code (Dassl) for a seed: the same images in the
+      same order. If Dassl's own cache
+      ``split_fewshot/shot_{K}-seed_{seed}.pkl`` exists it is read instead,
+      through a restricted reader that builds nothing but plain records
+      (:func:`~.dassl_few_shot_cache.read_dassl_few_shot_cache`).
+
+    The draw is stored in
     ``<data_root>/<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}.json``
-    (same entry format as the split file) when that folder is writable; an
-    existing file is loaded as it is and never rewritten. Delete it to draw
-    again after changing the split file.
+    (``...-dassl.json`` for the Dassl sampler; same entry format as the split
+    file) when that folder is writable; an existing file is loaded as it is
+    and never rewritten. Delete it to draw again after changing the split
+    file.
 
     Args:
         data_root (str): The folder holding every dataset folder, e.g.
@@ -68,6 +82,8 @@ class CoOpDataset(BaseDataset):
             ``min(num_shots, 4)`` for val); ``-1`` (or any value below 1)
             keeps every image. Defaults to -1.
         seed (int): Seed of the few-shot draw. Defaults to 1.
+        few_shot_sampler (str): ``'mmpromptkd'`` or ``'dassl'`` (the
+            official code's draw). Defaults to ``'mmpromptkd'``.
         num_base_classes (int, optional): Number of base classes; None means
             ``ceil(n / 2)``. Defaults to None.
         pipeline (Sequence[dict | Callable]): Transforms; dicts are built
@@ -121,6 +137,7 @@ class CoOpDataset(BaseDataset):
                  subset: str = 'all',
                  num_shots: int = -1,
                  seed: int = 1,
+                 few_shot_sampler: str = 'mmpromptkd',
                  num_base_classes: Optional[int] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
                  test_mode: bool = False,
@@ -155,11 +172,15 @@ class CoOpDataset(BaseDataset):
                             f'got {num_shots!r}')
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f'{name}: seed must be an int, got {seed!r}')
+        if few_shot_sampler not in FEW_SHOT_SAMPLERS:
+            raise ValueError(f'{name}: few_shot_sampler must be one of '
+                             f'{FEW_SHOT_SAMPLERS}, got {few_shot_sampler!r}')
 
         self.split = split
         self.subset = subset
         self.num_shots = num_shots
         self.seed = seed
+        self.few_shot_sampler = few_shot_sampler
         self.cache_few_shot = cache_few_shot
         self._root = osp.expanduser(data_root)
         self._dataset_root = join_nonempty(self._root, self.dataset_dir)
@@ -405,8 +426,17 @@ class CoOpDataset(BaseDataset):
     def few_shot_cache_path(self) -> str:
         """str: Where the few-shot draw of ``num_shots`` and ``seed`` is
         cached."""
+        suffix = '-dassl' if self.few_shot_sampler == 'dassl' else ''
+        return osp.join(
+            self._dataset_root, 'split_fewshot',
+            f'shot_{self.num_shots}-seed_{self.seed}{suffix}.json')
+
+    @property
+    def dassl_cache_path(self) -> str:
+        """str: Where Dassl caches its few-shot draw (read, never
+        written)."""
         return osp.join(self._dataset_root, 'split_fewshot',
-                        f'shot_{self.num_shots}-seed_{self.seed}.json')
+                        f'shot_{self.num_shots}-seed_{self.seed}.pkl')
 
     def _shots_of(self, split: str) -> int:
         """Images per class for a few-shot split."""
@@ -417,14 +447,25 @@ class CoOpDataset(BaseDataset):
     def _few_shot_records(self) -> List[Record]:
         """Return the few-shot records of ``self.split``, cached or drawn."""
         path = self.few_shot_cache_path
-        if self.cache_few_shot and osp.isfile(path):
-            return self._read_cache(path)[self.split]
+        if self.cache_few_shot:
+            dassl_path = self.dassl_cache_path
+            if self.few_shot_sampler == 'dassl' and osp.isfile(dassl_path):
+                return self._read_dassl_cache(dassl_path)
+            if osp.isfile(path):
+                return self._read_cache(path)[self.split]
 
+        splits = [(s, self._load_records(s), self._shots_of(s))
+                  for s in self.few_shot_splits]
+        if self.few_shot_sampler == 'dassl':
+            lists, shorts = sample_few_shot_dassl(
+                [(records, k) for _, records, k in splits], self.seed)
+        else:
+            lists, shorts = zip(*(sample_few_shot(
+                records, k, self.seed, salt=split)
+                                  for split, records, k in splits))
         drawn: Dict[str, List[Record]] = {}
-        for split in self.few_shot_splits:
-            k = self._shots_of(split)
-            drawn[split], short = sample_few_shot(
-                self._load_records(split), k, self.seed, salt=split)
+        for (split, _, k), records, short in zip(splits, lists, shorts):
+            drawn[split] = records
             if short:
                 listed = ', '.join(f'{self._all_classes[lab]!r} ({cnt})'
                                    for lab, cnt in list(short.items())[:10])
@@ -438,6 +479,38 @@ class CoOpDataset(BaseDataset):
             # Another process wrote the file first; its draw is the cache.
             return self._read_cache(path)[self.split]
         return drawn[self.split]
+
+    def _read_dassl_cache(self, path: str) -> List[Record]:
+        """Map Dassl's cached draw of ``self.split`` onto this dataset.
+
+        Dassl stores absolute paths of the machine that drew the split;
+        each is matched to the record whose path relative to the image
+        folder is its longest suffix, and its label and class name must
+        agree with the split file.
+        """
+        cached = read_dassl_few_shot_cache(path, self.few_shot_splits)
+        labels = dict(self._load_records(self.split))
+        records: List[Record] = []
+        for i, datum in enumerate(cached[self.split]):
+            parts = datum.impath.replace('\\', '/').split('/')
+            relpath = next((r for r in ('/'.join(parts[j:])
+                                        for j in range(len(parts)))
+                            if r in labels), None)
+            if relpath is None:
+                raise ValueError(
+                    f'{path}: item {i} of "{self.split}" ({datum.impath}) is '
+                    f'not an image of the {self.split} split of '
+                    f'{type(self).__name__}; the cache belongs to other data')
+            label = labels[relpath]
+            if (datum.label, datum.classname) != (label,
+                                                  self._all_classes[label]):
+                raise ValueError(
+                    f'{path}: item {i} of "{self.split}" ({datum.impath}) has '
+                    f'label {datum.label} {datum.classname!r}, but the split '
+                    f'gives {label} {self._all_classes[label]!r}; the cache '
+                    'belongs to other data')
+            records.append((relpath, label))
+        return records
 
     def _read_cache(self, path: str) -> Dict[str, List[Record]]:
         """Load and validate a few-shot cache file."""
@@ -510,5 +583,6 @@ class CoOpDataset(BaseDataset):
         body.append(f'Subset: \t{self.subset}')
         if self.num_shots > 0:
             body.append(f'Shots per class: \t{self.num_shots} '
-                        f'(seed {self.seed})')
+                        f'(seed {self.seed}, {self.few_shot_sampler} '
+                        'sampler)')
         return body

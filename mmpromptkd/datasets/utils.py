@@ -15,7 +15,7 @@ Record = Tuple[str, int]
 
 __all__ = [
     'Record', 'join_nonempty', 'list_files', 'list_dirs',
-    'read_imagenet_classnames', 'sample_few_shot'
+    'read_imagenet_classnames', 'sample_few_shot', 'sample_few_shot_dassl'
 ]
 
 
@@ -144,6 +144,51 @@ def sample_few_shot(records: Sequence[Record],
             chosen = sorted(rng.sample(paths, num_shots))
         sampled.extend((p, label) for p in chosen)
     return sampled, short
+
+
+def sample_few_shot_dassl(
+        splits: Sequence[Tuple[Sequence[Record], int]],
+        seed: int) -> Tuple[List[List[Record]], List[Dict[int, int]]]:
+    """Draw few-shot splits exactly as Dassl does for a seed.
+
+    Dassl seeds Python's global generator with the run's seed and, for each
+    split in turn (train, then val), groups the records by label in order
+    of first appearance and takes ``random.sample(items, k)`` per label (all
+    items when a label has fewer than ``k``). One generator serves every
+    split and label, so the draw depends on the records' order, which is
+    the split file's. The drawn records keep the order of the draw.
+
+    Args:
+        splits (Sequence[tuple[Sequence[tuple[str, int]], int]]): The
+            ``(records, shots)`` of each split, in Dassl's order.
+        seed (int): The run's seed (Dassl's ``cfg.SEED``).
+
+    Returns:
+        tuple[list[list[tuple[str, int]]], list[dict[int, int]]]: The drawn
+        records of each split and, per split, the labels with fewer than
+        ``shots`` records and their counts.
+    """
+    # random.Random(seed) yields the stream of random.seed(seed) without
+    # touching the global generator.
+    rng = random.Random(seed)
+    drawn, shorts = [], []
+    for records, num_shots in splits:
+        if num_shots < 1:
+            raise ValueError(f'num_shots must be >= 1, got {num_shots}')
+        by_label: Dict[int, List[Record]] = {}
+        for record in records:
+            by_label.setdefault(record[1], []).append(record)
+        out: List[Record] = []
+        short: Dict[int, int] = {}
+        for label, items in by_label.items():
+            if len(items) >= num_shots:
+                out.extend(rng.sample(items, num_shots))
+            else:
+                short[label] = len(items)
+                out.extend(items)
+        drawn.append(out)
+        shorts.append(short)
+    return drawn, shorts
 
 
 def join_nonempty(*parts: str) -> str:

@@ -132,7 +132,8 @@ class TestTeacherConverter:
             load_tool().main(['student', str(tmp_path / 't.pth.tar'),
                               str(tmp_path / 'o.pth')])
 
-    def test_depth_mismatch_is_reported(self, tmp_path, openai_file):
+    def test_depth_mismatch_is_reported(self, tmp_path, openai_file,
+                                        capsys):
         original = MODELS.build(
             dict(type='PromptedCLIP', clip=dict(openai_file=openai_file),
                  vision_prompt_depth=2, text_prompt_depth=2))
@@ -141,11 +142,25 @@ class TestTeacherConverter:
         load_tool().main(['teacher', str(tmp_path / 'm.pth.tar'),
                           str(tmp_path / 't.pth'), '--openai-clip',
                           openai_file, '--quiet'])
-        with pytest.raises(ValueError, match='missing prompt keys'):
+        assert ('prompt depths found: vision 2, text 2; the teacher config '
+                'needs model.teacher.vision_prompt_depth=2 '
+                'model.teacher.text_prompt_depth=2') in capsys.readouterr().out
+        with pytest.raises(ValueError, match='missing prompt keys') as e:
             MODELS.build(
                 dict(type='PromptedCLIP', clip=dict(openai_file=openai_file),
                      vision_prompt_depth=3, text_prompt_depth=3,
                      checkpoint=str(tmp_path / 't.pth')))
+        assert ('The checkpoint has prompts of vision depth 2 and text depth '
+                '2: set vision_prompt_depth=2 and text_prompt_depth=2') in str(
+                    e.value)
+        # Deeper in the file than in the config: unexpected keys, same hint.
+        with pytest.raises(ValueError, match='unexpected keys') as e:
+            MODELS.build(
+                dict(type='PromptedCLIP', clip=dict(openai_file=openai_file),
+                     vision_prompt_depth=1, text_prompt_depth=1,
+                     checkpoint=str(tmp_path / 't.pth')))
+        assert 'set vision_prompt_depth=2 and text_prompt_depth=2' in str(
+            e.value)
 
     def test_never_overwrites(self, tmp_path, openai_file):
         (tmp_path / 'exists.pth').write_text('keep')

@@ -14,6 +14,7 @@ from mmengine.registry import PARAM_SCHEDULERS
 from mmpretrain.structures import DataSample
 
 import mmpromptkd  # noqa: F401
+from dassl_reference import dassl_lrs
 from mmpromptkd.datasets.templates import (DATASET_TEMPLATES,
                                            IMAGENET_TEMPLATES,
                                            get_dataset_template)
@@ -494,13 +495,10 @@ def test_config(path):
         assert model.template == 'a photo of a {}.'
         return
     assert hooks[0] == 'TrainSubsetCheckHook'
-    # One warm-up epoch at 1e-5, then cosine over all epochs.
+    # Dassl's constant warm-up epoch, then its restarted cosine.
     lr = cfg.optim_wrapper.optimizer.lr
     epochs = cfg.train_cfg.max_epochs
-    expected = [1e-5] + [
-        0.5 * lr * (1 + math.cos(math.pi * e / epochs))
-        for e in range(1, epochs)
-    ]
+    expected = dassl_lrs(lr, epochs)
     assert scheduled_lrs(cfg) == pytest.approx(expected, rel=1e-9, abs=1e-15)
     train = cfg.train_dataloader
     xd = '_xd-' in name

@@ -279,6 +279,11 @@ class TestSkippingInARun:
         assert (work_dir / 'epoch_1.pth').is_file()
 
 
+def _runner_of(dataset, batch_size=4, drop_last=False):
+    loader = DataLoader(dataset, batch_size=batch_size, drop_last=drop_last)
+    return SimpleNamespace(world_size=1, train_dataloader=loader)
+
+
 class TestEmptyClass:
 
     def test_training_split_with_an_empty_class(self, data):
@@ -289,20 +294,32 @@ class TestEmptyClass:
         (data / 'split_shapes.json').write_text(json.dumps(split))
         dataset = SyntheticShapes(data_root=str(data), split='train')
         assert find_empty_classes(dataset) == [f'{empty!r} (label {label})']
-        runner = SimpleNamespace(
-            train_dataloader=SimpleNamespace(dataset=dataset))
         with pytest.raises(ValueError) as e:
-            EmptyClassCheckHook().before_train(runner)
+            EmptyClassCheckHook().before_train(_runner_of(dataset))
         assert repr(empty) in str(e.value)
         assert 'training split of SyntheticShapes' in str(e.value)
         # The base subset does not contain that (novel) class.
         base = SyntheticShapes(
             data_root=str(data), split='train', subset='base')
-        EmptyClassCheckHook().before_train(
-            SimpleNamespace(train_dataloader=SimpleNamespace(dataset=base)))
+        EmptyClassCheckHook().before_train(_runner_of(base))
         # Evaluation splits keep the class and are not checked.
         assert find_empty_classes(
             SyntheticShapes(data_root=str(data), split='test')) == []
+
+    def test_split_smaller_than_one_batch_with_drop_last(self, data):
+        full = SyntheticShapes(data_root=str(data), split='train')
+        EmptyClassCheckHook().before_train(
+            _runner_of(full, batch_size=len(full), drop_last=True))
+        dataset = SyntheticShapes(
+            data_root=str(data), split='train', indices=5)
+        with pytest.raises(ValueError) as e:
+            EmptyClassCheckHook().before_train(
+                _runner_of(dataset, batch_size=6, drop_last=True))
+        assert ('training split of SyntheticShapes (5 images, 1 process(es))'
+                in str(e.value))
+        assert 'train_dataloader.batch_size=6 with drop_last=True' in str(
+            e.value)
+        assert 'train_dataloader.drop_last=False' in str(e.value)
 
 
 class TestStoredFeaturesMismatch:

@@ -62,6 +62,16 @@ def main(argv=None) -> None:
     save_checkpoint_file(converted, args.dst, overwrite=args.force)
     print(f'converted {len(mapping)} tensors into {args.dst}; '
           f'meta: {converted["meta"]}')
+    if args.kind == 'teacher':
+        meta = converted['meta']
+        # The official code builds every teacher with depth 9 and loads it
+        # non-strictly; our configs must name the depth the file has.
+        print('prompt depths found: '
+              f'vision {meta["vision_prompt_depth"]}, text '
+              f'{meta["text_prompt_depth"]}; the teacher config needs '
+              f'model.teacher.vision_prompt_depth='
+              f'{meta["vision_prompt_depth"]} '
+              f'model.teacher.text_prompt_depth={meta["text_prompt_depth"]}')
 
 
 if __name__ == '__main__':

@@ -23,11 +23,16 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=8,
+    # As Dassl: the last partial batch is dropped (a batch of one would also
+    # break the projector's BatchNorm in training).
+    drop_last=True,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         split='train',
         subset='all',
+        # Few-shot runs (stage a) draw the official code's images for a seed.
+        few_shot_sampler='dassl',
         pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
@@ -39,6 +44,7 @@ val_dataloader = dict(
         data_root=data_root,
         split='val',
         subset='all',
+        few_shot_sampler='dassl',
         pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )

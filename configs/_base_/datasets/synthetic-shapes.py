@@ -18,15 +18,23 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# The synthetic domain has no official few-shot draw: the package's rule,
+# which does not depend on the order of the split file, is used.
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
     dataset=dict(
-        type=dataset_type, data_root=data_root, pipeline=train_pipeline))
+        type=dataset_type,
+        data_root=data_root,
+        few_shot_sampler='mmpromptkd',
+        pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0,
     dataset=dict(
-        type=dataset_type, data_root=data_root, pipeline=test_pipeline))
+        type=dataset_type,
+        data_root=data_root,
+        few_shot_sampler='mmpromptkd',
+        pipeline=test_pipeline))
 test_dataloader = dict(
     num_workers=0,
     dataset=dict(

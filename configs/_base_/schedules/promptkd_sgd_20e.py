@@ -1,16 +1,19 @@
-# Reference schedule of PromptKD stage (b): SGD, 20 epochs, one warm-up
-# epoch at a constant 1e-5, then cosine decay over the 20 epochs.
+# Reference schedule of PromptKD stage (b) (Dassl's SGD + cosine with a
+# constant warm-up, WARMUP_RECOUNT=True): 20 epochs, epoch 0 at 1e-5, then
+# the cosine restarts, epoch k >= 1 at 0.0025 * (1 + cos(pi * (k - 1) / 20))
+# (epoch 1: 0.005, epoch 19: 1.22e-4).
 base_lr = 0.005
 max_epochs = 20
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=5e-4))
 param_scheduler = [
-    # mmengine's ConstantLR restores the lr at step `end - 1`, so end=2
-    # gives exactly one epoch at 1e-5.
+    # Epoch 0 runs at 1e-5 (mmengine's ConstantLR restores the lr at step
+    # `end - 1`); the cosine then restarts at epoch 1 as in Dassl with
+    # WARMUP_RECOUNT=True: epoch k >= 1 runs at cos((k - 1) / max_epochs).
     dict(type='ConstantLR', factor=1e-5 / base_lr, begin=0, end=2,
          by_epoch=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=0,
-         end=max_epochs, by_epoch=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=1,
+         end=max_epochs + 1, by_epoch=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()

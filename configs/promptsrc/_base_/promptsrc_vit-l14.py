@@ -20,6 +20,9 @@ model = dict(
     text_loss_weight=25.0,
     image_loss_weight=10.0,
     logit_loss=dict(type='KLLogitLoss', loss_weight=1.0, reduction='mean'),
+    # As the official code: the 60 templates' raw features are averaged,
+    # then normalised (True normalises each template's features first).
+    normalize_template_features=False,
     # Base-to-novel: the training dataset must be the base classes.
     train_subset='base',
 )

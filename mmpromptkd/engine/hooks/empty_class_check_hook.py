@@ -1,4 +1,4 @@
-"""Stop a run whose training split has a class without images."""
+"""Stop a run whose training data is empty or has a class without images."""
 from typing import Any, List, Sequence
 
 import numpy as np
@@ -38,6 +38,10 @@ def find_empty_classes(dataset: Any) -> List[str]:
 class EmptyClassCheckHook(Hook):
     """Refuse to train on a split where some class has no image.
 
+    The training loader must also give at least one batch: with
+    ``drop_last=True`` (the reference's setting) a split smaller than one
+    batch per process would train nothing at all.
+
     A class without training images cannot be learned, and for
     distillation its teacher text features are never matched by any image;
     both are almost always a broken split file or an incomplete download.
@@ -50,7 +54,16 @@ class EmptyClassCheckHook(Hook):
     priority = 'HIGHEST'
 
     def before_train(self, runner) -> None:
-        dataset = runner.train_dataloader.dataset
+        loader = runner.train_dataloader
+        dataset = loader.dataset
+        if len(loader) == 0:
+            raise ValueError(
+                f'the training split of {type(_unwrap(dataset)).__name__} '
+                f'({len(dataset)} images, {runner.world_size} process(es)) '
+                f'is smaller than one batch of train_dataloader.batch_size='
+                f'{loader.batch_size} with drop_last={loader.drop_last}: '
+                'nothing would be trained; lower the batch size or set '
+                'train_dataloader.drop_last=False')
         empty = find_empty_classes(dataset)
         if empty:
             name = type(_unwrap(dataset)).__name__

@@ -435,6 +435,16 @@ class PromptedCLIP(BaseModule):
                 f'{self.vision_prompt_depth}, text depth '
                 f'{self.text_prompt_depth})', required_name='prompt keys')
         except CheckpointMismatchError as e:
+            found = prompt_depths_of(state)
+            ours = dict(vision=self.vision_prompt_depth,
+                        text=self.text_prompt_depth)
+            if found != ours:
+                raise CheckpointMismatchError(
+                    f'{e} The checkpoint has prompts of vision depth '
+                    f'{found["vision"]} and text depth {found["text"]}: set '
+                    f'vision_prompt_depth={found["vision"]} and '
+                    f'text_prompt_depth={found["text"]} (e.g. '
+                    'model.teacher.*) to load it', e.source) from e
             if not outside:
                 raise
             raise CheckpointMismatchError(
@@ -482,3 +492,20 @@ def _check_depth(name: str, depth: int, num_blocks: int) -> None:
     if not 0 <= depth <= num_blocks:
         raise ValueError(f'{name}={depth} must be between 0 and the number '
                          f'of transformer blocks ({num_blocks})')
+
+
+def prompt_depths_of(state: Dict[str, torch.Tensor]) -> Dict[str, int]:
+    """The prompt depths a PromptedCLIP state dict was saved with.
+
+    Args:
+        state (dict[str, Tensor]): A state dict of :class:`PromptedCLIP`.
+
+    Returns:
+        dict[str, int]: ``{'vision': depth, 'text': depth}``: 1 for the
+        first-layer prompt plus the number of deep prompts, 0 if none.
+    """
+    depths = {}
+    for tower in ('vision', 'text'):
+        deep = sum(k.startswith(f'{tower}_deep_prompts.') for k in state)
+        depths[tower] = (f'{tower}_ctx' in state) + deep
+    return depths

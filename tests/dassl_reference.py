@@ -1,0 +1,50 @@
+"""Dassl's learning-rate schedule, written out independently of mmengine.
+
+Dassl builds ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=MAX_EPOCH)``
+and wraps it in a constant warm-up scheduler; with ``WARMUP_RECOUNT=True``
+(its default) the wrapped cosine starts counting only after the warm-up.
+The scheduler steps once after every epoch.
+"""
+from typing import List
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
+
+
+class ConstantWarmup(LRScheduler):
+    """Dassl's constant warm-up around a successor scheduler."""
+
+    def __init__(self, optimizer, successor, warmup_epoch, cons_lr):
+        self.successor = successor
+        self.warmup_epoch = warmup_epoch
+        self.cons_lr = cons_lr
+        super().__init__(optimizer)
+
+    def step(self, epoch=None):
+        if self.last_epoch >= self.warmup_epoch:
+            self.successor.step(epoch)
+            self._last_lr = self.successor.get_last_lr()
+        else:
+            super().step(epoch)
+
+    def get_lr(self):
+        if self.last_epoch >= self.warmup_epoch:
+            return self.successor.get_last_lr()
+        return [self.cons_lr for _ in self.base_lrs]
+
+
+def dassl_lrs(base_lr: float,
+              max_epoch: int,
+              warmup_epoch: int = 1,
+              cons_lr: float = 1e-5) -> List[float]:
+    """The lr Dassl trains each epoch with (0-based epochs)."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=base_lr)
+    successor = CosineAnnealingLR(optimizer, T_max=max_epoch)
+    scheduler = ConstantWarmup(optimizer, successor, warmup_epoch, cons_lr)
+    lrs = []
+    for _ in range(max_epoch):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        scheduler.step()
+    return lrs
