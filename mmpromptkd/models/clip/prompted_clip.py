@@ -13,6 +13,7 @@ from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                check_state_dict)
+from ..utils.reference_fp16 import convert_to_reference_fp16
 from .clip_builder import build_clip
 
 
@@ -47,6 +48,14 @@ class PromptedCLIP(BaseModule):
         round_prompts_to_fp16 (bool): Round prompts through fp16 on every
             forward, as the reference implementation does, for bit-level
             comparisons. Defaults to False.
+        reference_fp16 (bool): The official code's pure-fp16 precision
+            (``PREC: fp16``, see :func:`~mmpromptkd.models.utils.
+            convert_to_reference_fp16`): CLIP's linear and convolution
+            weights in fp16, layer norms in fp32, and the text context
+            ``text_ctx`` in fp16 (the official prompt learner creates it in
+            CLIP's dtype); the deep prompts stay fp32 and are cast to fp16
+            on every forward. With SGD this trains fp16 tensors in fp16.
+            Defaults to False (fp32; ``--amp`` gives mixed precision).
         grad_checkpointing (bool): Recompute block activations in the
             backward pass to save memory. Defaults to False.
         truncate_text (bool): Run the causal text tower only up to the last
@@ -75,6 +84,7 @@ class PromptedCLIP(BaseModule):
                  ctx_init: str = 'a photo of a',
                  prompt_init_std: float = 0.02,
                  round_prompts_to_fp16: bool = False,
+                 reference_fp16: bool = False,
                  grad_checkpointing: bool = False,
                  truncate_text: bool = True,
                  text_tower: bool = True,
@@ -84,6 +94,9 @@ class PromptedCLIP(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.clip = build_clip(clip)
         self.clip.requires_grad_(False)
+        self.reference_fp16 = reference_fp16
+        if reference_fp16:
+            convert_to_reference_fp16(self.clip)
         self._check_supported()
         num_vision_blocks = len(self.clip.visual.transformer.resblocks)
         num_text_blocks = len(self.clip.transformer.resblocks)
@@ -141,6 +154,8 @@ class PromptedCLIP(BaseModule):
             else:
                 self.text_ctx = normal(text_prompt_length, text_width)
                 self.prompt_prefix = ' '.join(['X'] * text_prompt_length)
+            if reference_fp16:
+                self.text_ctx.data = self.text_ctx.data.half()
             self.text_deep_prompts = nn.ParameterList([
                 normal(text_prompt_length, text_width)
                 for _ in range(text_prompt_depth - 1)

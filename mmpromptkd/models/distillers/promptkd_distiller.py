@@ -72,6 +72,12 @@ class PromptKDDistiller(BaseModel):
             ``ClsDataPreprocessor`` with CLIP's mean and std.
         text_batch_size (int): Class names encoded per teacher forward when
             the text features are computed. Defaults to 256.
+        reference_fp16 (bool): The official code's pure-fp16 training
+            (``PREC: fp16``): passed on to the student, the teacher and the
+            projector (fp16 linear weights updated in fp16, layer norms and
+            BatchNorm in fp32, see :class:`PromptedCLIP`), and the student
+            and teacher logits are computed in fp16 as there; the loss is
+            computed in fp32 from them. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -85,6 +91,7 @@ class PromptKDDistiller(BaseModel):
                  shared_text_features: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  text_batch_size: int = 256,
+                 reference_fp16: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
             # Built here, in our scope, so mmpretrain's preprocessors are
@@ -101,6 +108,16 @@ class PromptKDDistiller(BaseModel):
                              'the shared text features')
         self.distill_target = distill_target
         self.shared_text_features = shared_text_features
+        self.reference_fp16 = reference_fp16
+        # The dtype of the features and logits the losses see.
+        self._feature_dtype = torch.float16 if reference_fp16 else \
+            torch.float32
+        if reference_fp16:
+            student = dict(student, reference_fp16=True)
+            teacher = None if teacher is None else dict(
+                teacher, reference_fp16=True)
+            projector = None if projector is None else dict(
+                projector, reference_fp16=True)
         student = dict(student)
         student.setdefault('type', 'PromptedCLIP')
         if student['type'] in ('PromptedCLIP', 'mmpromptkd.PromptedCLIP'):
@@ -383,7 +400,7 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Features in the teacher's space.
         """
-        features = self.student.encode_image(inputs).float()
+        features = self.student.encode_image(inputs).to(self._feature_dtype)
         return F.normalize(self.projector(features), dim=-1)
 
     def student_logits(self,
@@ -405,7 +422,8 @@ class PromptKDDistiller(BaseModel):
         text, names = self._text(for_training)
         scale = self.student.logit_scale.float()
         if self.shared_text_features:
-            return scale * self.student_features(inputs) @ text.t()
+            features = self.student_features(inputs)
+            return scale * features @ text.t().to(features.dtype)
         image = self.student.encode_image(inputs, normalize=True).float()
         own_text = self.student.encode_text(names, normalize=True).float()
         return scale * image @ own_text.t()
@@ -426,7 +444,8 @@ class PromptKDDistiller(BaseModel):
             inputs = F.interpolate(
                 inputs, size=self._teacher.image_size, mode='bicubic',
                 align_corners=False)
-        return teacher.encode_image(inputs, normalize=True).float()
+        return teacher.encode_image(
+            inputs, normalize=True).to(self._feature_dtype)
 
     @torch.no_grad()
     def teacher_logits(self, inputs: torch.Tensor,
@@ -440,8 +459,9 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Logits (B, C).
         """
+        features = self.teacher_features(inputs)
         return self._require_teacher().logit_scale.float() * \
-            self.teacher_features(inputs) @ text_features.t()
+            features @ text_features.t().to(features.dtype)
 
     def _require_teacher(self) -> nn.Module:
         if self._teacher is None:

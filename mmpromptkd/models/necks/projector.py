@@ -7,6 +7,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmpromptkd.registry import MODELS
+from ..utils.reference_fp16 import convert_to_reference_fp16
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -152,6 +153,10 @@ class FeatureProjector(nn.Module):
         bn_eps (float): ``eps`` of the BatchNorm. Defaults to 1e-5.
         bn_momentum (float, optional): ``momentum`` of the BatchNorm.
             Defaults to 0.1.
+        reference_fp16 (bool): Keep the linear layers in fp16 and the
+            BatchNorm in fp32, as the official code's pure-fp16 training
+            does (it converts the projector's convolutions to fp16).
+            Defaults to False.
     """
 
     def __init__(self,
@@ -160,7 +165,8 @@ class FeatureProjector(nn.Module):
                  hidden_channels: Optional[int] = None,
                  sync_stats: bool = True,
                  bn_eps: float = 1e-5,
-                 bn_momentum: Optional[float] = 0.1) -> None:
+                 bn_momentum: Optional[float] = 0.1,
+                 reference_fp16: bool = False) -> None:
         super().__init__()
         if hidden_channels is None:
             hidden_channels = out_channels
@@ -181,6 +187,8 @@ class FeatureProjector(nn.Module):
             momentum=bn_momentum)
         self.relu = nn.ReLU()
         self.fc2 = nn.Linear(hidden_channels, out_channels)
+        if reference_fp16:
+            convert_to_reference_fp16(self)
 
     @property
     def sync_stats(self) -> bool:

@@ -80,6 +80,9 @@ class BasePromptClassifier(BaseModel):
         prompt_init_std (float): Std of random prompt init. Defaults to 0.02.
         round_prompts_to_fp16 (bool): See :class:`PromptedCLIP`.
             Defaults to False.
+        reference_fp16 (bool): The official code's pure-fp16 training, see
+            :class:`PromptedCLIP`; the losses are computed in fp32 from the
+            fp16 features. Defaults to False.
         grad_checkpointing (bool): See :class:`PromptedCLIP`.
             Defaults to False.
         train_subset (str, optional): The class subset the training dataset
@@ -106,6 +109,7 @@ class BasePromptClassifier(BaseModel):
                  ctx_init: str = 'a photo of a',
                  prompt_init_std: float = 0.02,
                  round_prompts_to_fp16: bool = False,
+                 reference_fp16: bool = False,
                  grad_checkpointing: bool = False,
                  train_subset: Optional[str] = 'base',
                  save_clip_weights: bool = False,
@@ -133,6 +137,7 @@ class BasePromptClassifier(BaseModel):
             ctx_init=ctx_init,
             prompt_init_std=prompt_init_std,
             round_prompts_to_fp16=round_prompts_to_fp16,
+            reference_fp16=reference_fp16,
             grad_checkpointing=grad_checkpointing)
         self.train_subset = train_subset
         self.save_clip_weights = save_clip_weights

@@ -80,6 +80,9 @@ class MaPLeClassifier(BasePromptClassifier):
         self.vision_prompt_maps = nn.ModuleList([
             nn.Linear(text_width, vision_width) for _ in range(prompt_depth)
         ])
+        if pc.reference_fp16:
+            # The official code halves the first map (its ``proj``) only.
+            self.vision_prompt_maps[0].half()
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
 
