@@ -1,7 +1,9 @@
 _base_ = ['./promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-stanford-cars.py']
 
 # Cross-dataset transfer: the ImageNet (all 1000 classes) PromptSRC teacher
-# labels the unlabeled train split of StanfordCars; prompts of depth 3.
+# labels the unlabeled train split of StanfordCars; prompts of depth 3,
+# the depth of the converted ImageNet cross-dataset teacher (the converter
+# prints it; another depth is an error naming it, never a partial load).
 model = dict(
     student=dict(vision_prompt_depth=3),
     teacher=dict(
