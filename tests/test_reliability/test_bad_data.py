@@ -341,7 +341,7 @@ class TestStoredFeaturesMismatch:
             train.main([
                 str(CONFIG), '--work-dir',
                 str(work_dir), '--cfg-options', f'load_from={checkpoint}',
-                *RANDOM_WEIGHTS, *[
+                'train_dataloader.batch_size=8', *RANDOM_WEIGHTS, *[
                     f'{s}_dataloader.dataset.data_root={shapes_root}'
                     for s in ('train', 'val', 'test')
                 ]

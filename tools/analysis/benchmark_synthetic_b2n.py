@@ -192,7 +192,8 @@ def _schedule(cfg, max_epochs: int) -> None:
     for sched in cfg.param_scheduler:
         if sched['type'] == 'CosineAnnealingLR':
             sched['T_max'] = max_epochs
-            sched['end'] = max_epochs
+            # Dassl's cosine starts after the warm-up epoch (begin=1).
+            sched['end'] = sched.get('begin', 0) + max_epochs
     cfg.custom_hooks = _gpa_hooks(cfg.custom_hooks, max_epochs)
 
 

@@ -453,7 +453,7 @@ class PromptedCLIP(BaseModule):
             found = prompt_depths_of(state)
             ours = dict(vision=self.vision_prompt_depth,
                         text=self.text_prompt_depth)
-            if found != ours:
+            if not outside and found != ours:
                 raise CheckpointMismatchError(
                     f'{e} The checkpoint has prompts of vision depth '
                     f'{found["vision"]} and text depth {found["text"]}: set '
