@@ -10,6 +10,16 @@
 # GRES= (empty): GPUS and GPUS_PER_NODE then count CPU processes, which run
 # with the gloo backend.
 
+# mmengine's Slurm launcher asks scontrol for the first node's address;
+# without it the processes would wait for each other forever.
+for cmd in srun scontrol; do
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        echo "$(basename "$0"): '$cmd' is not on PATH; run this on a Slurm" \
+            "login node, or use tools/dist_${0##*slurm_} on one machine" >&2
+        exit 1
+    fi
+done
+
 set -x
 
 PARTITION=$1

@@ -268,6 +268,21 @@ def test_shell_scripts():
         assert os.access(script, os.X_OK), f'{script} is not executable'
 
 
+@pytest.mark.parametrize('name', ['slurm_train.sh', 'slurm_test.sh'])
+def test_slurm_scripts_fail_fast_without_slurm(tmp_path, name):
+    # srun exists, scontrol does not: an error at once, srun never called.
+    (tmp_path / 'srun').write_text(f'#!/bin/sh\ntouch {tmp_path}/ran\n')
+    (tmp_path / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:/usr/bin:/bin')
+    result = subprocess.run(
+        ['bash', str(TOOLS / name), 'part', 'job', 'cfg.py', 'x'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "'scontrol' is not on PATH" in result.stderr
+    assert f'tools/dist_{name[len("slurm_"):]}' in result.stderr
+    assert not (tmp_path / 'ran').exists()
+
+
 class TestLaunchHelpers:
 
     def test_dataloader_defaults(self):
