@@ -124,10 +124,13 @@ class TestAggregateResults:
 
     def test_errors(self, result_dir, tmp_path):
         paths = agg.expand_paths([str(result_dir / '*' / 'seed*' / '*.json')])
-        with pytest.raises(ValueError, match='seed'):
-            agg.group_results(paths, pattern=r'(?P<dataset>[^/]+)/seed\d+')
+        with pytest.raises(ValueError, match='named group "dataset"'):
+            agg.group_results(paths, pattern=r'(?P<data>[^/]+)/seed\d+')
         with pytest.raises(ValueError, match='does not match'):
-            agg.group_results([str(tmp_path / 'x.json')])
+            agg.group_results(['x.json'])
+        # Without a seed group, several files of a dataset are duplicates.
+        with pytest.raises(ValueError, match='Two result files'):
+            agg.group_results(paths, pattern=r'(?P<dataset>[^/]+)/seed\d+')
         copy = result_dir / 'dtd' / 'seed1' / 'copy.json'
         copy.write_text(json.dumps(RESULTS['dtd/seed1']))
         with pytest.raises(ValueError, match='Two result files'):
@@ -143,3 +146,27 @@ class TestAggregateResults:
         bad.write_text('{not json')
         with pytest.raises(ValueError, match='not a JSON file'):
             agg.group_results([str(bad)])
+
+
+def test_results_without_seed(tmp_path, capsys):
+    # The demo's layout: one run per folder, no seed folder.
+    for name, (base, novel) in (('teacher', (83.0, 77.8)),
+                                ('student', (74.4, 73.3))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'results.json').write_text(
+            json.dumps({'b2n/base': base, 'b2n/novel': novel}))
+    files = sorted(str(p) for p in tmp_path.glob('*/results.json'))
+    groups = agg.group_results(files)
+    assert groups['student'] == {None: dict(
+        base=74.4, novel=73.3, hm=agg.harmonic_mean(74.4, 73.3))}
+    assert list(groups) == ['student', 'teacher']
+    agg.main([str(tmp_path / '*' / 'results.json')])
+    out = capsys.readouterr().out
+    assert 'student' in out and 'teacher' in out and 'Average' in out
+    # Mixed with a seeded file of the same dataset: an error.
+    (tmp_path / 'student' / 'seed1').mkdir()
+    (tmp_path / 'student' / 'seed1' / 'results.json').write_text(
+        json.dumps({'b2n/base': 1.0, 'b2n/novel': 1.0}))
+    with pytest.raises(ValueError, match='with and without a seed'):
+        agg.group_results(
+            files + [str(tmp_path / 'student' / 'seed1' / 'results.json')])

@@ -37,6 +37,10 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 DEFAULT_PATTERN = r'(?P<dataset>[^/]+)/seed(?P<seed>\d+)'
+#: Tried when the default pattern does not match a path: a run without a
+#: seed folder, named by the folder of its file (e.g. the demo's
+#: ``student/results.json``); it counts as one seed.
+UNSEEDED_PATTERN = r'(?P<dataset>[^/]+)/[^/]+$'
 DEFAULT_PREFIX = 'b2n'
 FORMATS = ('table', 'markdown', 'csv')
 
@@ -152,13 +156,16 @@ def group_results(paths: Sequence[str],
     Args:
         paths (Sequence[str]): Result JSON files.
         pattern (str): Regular expression searched in each path (with ``/``
-            as separator) with the named groups ``dataset`` and ``seed``.
-            Defaults to ``DEFAULT_PATTERN``.
+            as separator) with the named group ``dataset`` and optionally
+            ``seed`` (a path without a seed counts as one seed). With the
+            default, a path it does not match is tried with
+            ``UNSEEDED_PATTERN``. Defaults to ``DEFAULT_PATTERN``.
         prefix (str): Metric name prefix; ``'{prefix}/base'`` is looked up
             first, then ``'base'``. Defaults to ``'b2n'``.
 
     Returns:
-        dict[str, dict[int, dict[str, float]]]: ``{dataset: {seed: {'base':
+        dict[str, dict[int | None, dict[str, float]]]: ``{dataset: {seed:
+        {'base':
         .., 'novel': .., 'hm': ..}}}``, datasets in order of first
         appearance. A missing ``hm`` is computed from base and novel.
 
@@ -166,18 +173,22 @@ def group_results(paths: Sequence[str],
         ValueError: If the pattern lacks a group, a path does not match, a
             metric is missing, or a (dataset, seed) pair appears twice.
     """
-    regex = re.compile(pattern)
-    missing_groups = {'dataset', 'seed'} - set(regex.groupindex)
-    if missing_groups:
-        raise ValueError(f'pattern must define the named groups '
-                         f'{sorted(missing_groups)}: {pattern!r}.')
-    groups: Dict[str, Dict[int, Dict[str, float]]] = {}
+    regexes = [re.compile(pattern)]
+    if 'dataset' not in regexes[0].groupindex:
+        raise ValueError(f'pattern must define the named group "dataset" '
+                         f'(and may define "seed"): {pattern!r}.')
+    if pattern == DEFAULT_PATTERN:
+        regexes.append(re.compile(UNSEEDED_PATTERN))
+    groups: Dict[str, Dict[Optional[int], Dict[str, float]]] = {}
     for path in paths:
         posix = path.replace(os.sep, '/')
-        match = regex.search(posix)
+        match = next(
+            (m for m in (r.search(posix) for r in regexes) if m), None)
         if match is None:
             raise ValueError(f'{path!r} does not match pattern {pattern!r}.')
-        dataset, seed = match.group('dataset'), int(match.group('seed'))
+        dataset = match.group('dataset')
+        seed = match.groupdict().get('seed')
+        seed = None if seed is None else int(seed)
         metrics = load_metrics(path)
         base = _lookup(metrics, 'base', prefix)
         novel = _lookup(metrics, 'novel', prefix)
@@ -190,6 +201,10 @@ def group_results(paths: Sequence[str],
         if hm is None:
             hm = harmonic_mean(base, novel)
         seeds = groups.setdefault(dataset, {})
+        if seeds and (seed is None) != (None in seeds):
+            raise ValueError(
+                f'dataset {dataset!r} has result files with and without a '
+                f'seed; {path} is one of them.')
         if seed in seeds:
             raise ValueError(
                 f'Two result files for dataset {dataset!r} seed {seed}; '
@@ -326,8 +341,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--pattern',
         default=DEFAULT_PATTERN,
-        help='regular expression with named groups "dataset" and "seed", '
-        f'searched in each path (default: {DEFAULT_PATTERN})')
+        help='regular expression with the named group "dataset" and '
+        'optionally "seed", searched in each path (default: '
+        f'{DEFAULT_PATTERN}, and for a path without a seed folder '
+        f'{UNSEEDED_PATTERN})')
     parser.add_argument(
         '--prefix',
         default=DEFAULT_PREFIX,
