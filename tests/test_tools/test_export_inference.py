@@ -70,6 +70,19 @@ def test_export_then_mmpretrain_inference(trained):
         logits = alone(batch['inputs'], mode='tensor')
     assert int(logits.argmax()) == result['pred_label']
 
+    # A fresh process that never imports mmpromptkd itself: the exported
+    # config imports it and names our transforms by scope.
+    fresh = subprocess.run(
+        [sys.executable, '-c',
+         'import sys; from mmpretrain.apis import '
+         'ImageClassificationInferencer as I; '
+         'r = I(sys.argv[1], pretrained=sys.argv[2], device="cpu")'
+         '(sys.argv[3])[0]; print("pred", r["pred_label"])',
+         str(tmp / 'student.py'), out, image],
+        cwd=str(tmp), capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert f"pred {result['pred_label']}" in fresh.stdout
+
     # Never overwrites an earlier export.
     result = subprocess.run(
         [sys.executable, 'tools/model_converters/export_student.py', CONFIG,

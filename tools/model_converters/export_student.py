@@ -23,10 +23,25 @@ from mmengine.config import Config  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401
 from mmpromptkd.apis import export_student  # noqa: E402
-from mmpromptkd.registry import MODELS  # noqa: E402
+from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
 from mmpromptkd.utils.cfg_options import (  # noqa: E402
     CfgOptionsAction, check_cfg_options)
+
+
+def _scoped(transform: dict) -> dict:
+    """Name a transform of this package with its scope.
+
+    mmpretrain's inferencer builds the pipeline in its own scope, where our
+    transforms (e.g. ``LoadImageFromFileSafe``) are found only as
+    ``mmpromptkd.<name>``; mmpretrain's own stay bare.
+    """
+    transform = dict(transform)
+    name = transform.get('type')
+    if isinstance(name, str) and '.' not in name and \
+            name in TRANSFORMS.module_dict:
+        transform['type'] = f'mmpromptkd.{name}'
+    return transform
 
 
 def main(argv=None) -> None:
@@ -69,10 +84,16 @@ def main(argv=None) -> None:
                                  overwrite=args.force)
     Config(
         dict(
+            # A fresh process (e.g. mmpretrain's inferencer) imports the
+            # package from the config and finds our transforms by scope.
+            custom_imports=dict(
+                imports=['mmpromptkd'], allow_failed_imports=False),
             default_scope='mmpromptkd',
             model=student_cfg,
             test_dataloader=dict(
-                dataset=dict(pipeline=cfg.test_dataloader.dataset.pipeline))
+                dataset=dict(pipeline=[
+                    _scoped(t) for t in cfg.test_dataloader.dataset.pipeline
+                ]))
         )).dump(config_path)
     print(f'exported the student ({len(model.class_names)} classes) to '
           f'{args.out}, with the config {config_path}')
