@@ -37,6 +37,8 @@ setup(
     ],
     extras_require={
         'tests': ['pytest', 'hypothesis'],
+        # For vis_backends=[dict(type='TensorboardVisBackend')].
+        'tensorboard': ['tensorboard'],
     },
     license='Apache License 2.0',
     zip_safe=False,
