@@ -80,3 +80,20 @@ def test_dataset_configs_name_unreadable_images(path):
         pipeline = cfg[f'{split}_dataloader'].dataset.pipeline
         assert pipeline[0].type == 'LoadImageFromFileSafe', split
         assert pipeline[0].get('on_error', 'raise') == 'raise', split
+
+
+def test_readme_recipe_shortens_the_schedule():
+    recipe = ('--cfg-options train_cfg.max_epochs=5 param_scheduler.1.T_max=5 '
+              'param_scheduler.1.end=6')
+    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
+        assert recipe in f.read().replace('\n', ' ')
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/promptkd/'
+        'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-dtd.py'))
+    cfg.merge_from_dict(
+        dict(kv.split('=') for kv in recipe.split()[1:]))
+    cfg.train_cfg.max_epochs = int(cfg.train_cfg.max_epochs)
+    for key in ('T_max', 'end'):
+        cfg.param_scheduler[1][key] = int(cfg.param_scheduler[1][key])
+    assert scheduled_lrs(cfg) == pytest.approx(
+        dassl_lrs(0.005, 5), rel=1e-9, abs=1e-15)
