@@ -260,6 +260,26 @@ class TestDistributed:
             rtol=1e-5)
 
 
+def test_mmpretrain_train_script(shapes_root, tmp_path):
+    """mmpretrain's own tools/train.py runs our configs unchanged.
+
+    Its defaults (e.g. ``persistent_workers=True``) must not break the tiny
+    configs, and the hooks the method needs come from the config.
+    """
+    import mmpretrain
+    script = Path(mmpretrain.__file__).parent / '.mim' / 'tools' / 'train.py'
+    if not script.is_file():
+        pytest.skip(f'{script} is not installed')
+    work_dir = tmp_path / 'w'
+    cmd = _train_cmd(CONFIG, work_dir, shapes_root, 1)
+    cmd[1] = script
+    log = _check(_run(cmd, cwd=tmp_path))
+    for hook in ('PromptKDTextFeaturesHook', 'EpochSeedHook',
+                 'ExactResumeHook', 'EmptyClassCheckHook'):
+        assert hook in log
+    assert (work_dir / 'epoch_1.pth').is_file()
+
+
 def test_shell_scripts():
     for name in ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
                  'slurm_test.sh'):

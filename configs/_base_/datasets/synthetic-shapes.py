@@ -23,6 +23,8 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
+    # Explicit: mmpretrain's tools/train.py defaults it to True.
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -30,6 +32,7 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -37,5 +40,6 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = dict(
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type, data_root=data_root, pipeline=test_pipeline))

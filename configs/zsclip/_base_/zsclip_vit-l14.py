@@ -18,4 +18,10 @@ model = dict(
 custom_hooks = [
     dict(type='PromptKDTextFeaturesHook'),
     dict(type='NonFiniteLossHook'),
+    # Exact --resume (per-epoch seeds, skipping the batches already trained)
+    # and a stop for empty training data, declared here so that they run
+    # under any train script (ours adds them when a config lacks them).
+    dict(type='EpochSeedHook'),
+    dict(type='ExactResumeHook'),
+    dict(type='EmptyClassCheckHook'),
 ]
