@@ -13,12 +13,10 @@ import os.path as osp
 import re
 
 import pytest
-import torch
 from mmengine.config import Config
-from mmengine.registry import PARAM_SCHEDULERS
 
 import mmpromptkd  # noqa: F401
-from dassl_reference import dassl_lrs
+from lr_schedules import dassl_lrs, scheduled_lrs
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DOC = osp.join(ROOT, 'docs', 'reference_differences.md')
@@ -77,22 +75,6 @@ def test_reference_value(row):
         assert matched, f'{pattern} matches no config'
         for name in sorted(set(matched) - left_out):
             assert lookup(load(name), key) == value, f'{name}: {key}'
-
-
-def scheduled_lrs(cfg):
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
-    schedulers = [
-        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
-        for s in cfg.param_scheduler
-    ]
-    lrs = []
-    for _ in range(cfg.train_cfg.max_epochs):
-        lrs.append(optimizer.param_groups[0]['lr'])
-        optimizer.step()
-        for scheduler in schedulers:
-            scheduler.step()
-    return lrs
 
 
 TRAINING = [n for n in CONFIGS if 'param_scheduler' in load(n)]

@@ -2,7 +2,6 @@
 import glob
 import math
 import os.path as osp
-import warnings
 from types import SimpleNamespace
 
 import open_clip
@@ -10,11 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.registry import PARAM_SCHEDULERS
 from mmpretrain.structures import DataSample
 
 import mmpromptkd  # noqa: F401
-from dassl_reference import dassl_lrs
+from lr_schedules import dassl_lrs, scheduled_lrs
 from mmpromptkd.datasets.templates import (DATASET_TEMPLATES,
                                            IMAGENET_TEMPLATES,
                                            get_dataset_template)
@@ -439,24 +437,6 @@ CONFIGS = sorted(
 DATASETS = ('caltech101', 'dtd', 'eurosat', 'fgvc-aircraft', 'food101',
             'imagenet', 'oxford-flowers', 'oxford-pets', 'stanford-cars',
             'sun397', 'ucf101')
-
-
-def scheduled_lrs(cfg):
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
-    schedulers = [
-        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
-        for s in cfg.param_scheduler
-    ]
-    lrs = []
-    with warnings.catch_warnings():
-        # Stepping without training is the point here.
-        warnings.filterwarnings('ignore', message='Detected call of')
-        for _ in range(cfg.train_cfg.max_epochs):
-            lrs.append(optimizer.param_groups[0]['lr'])
-            for scheduler in schedulers:
-                scheduler.step()
-    return lrs
 
 
 def test_every_dataset_has_every_teacher():

@@ -1,5 +1,7 @@
-"""Dassl's learning-rate schedule, written out independently of mmengine.
+"""Learning rates per epoch: Dassl's, and what a config's schedulers give.
 
+:func:`dassl_lrs` is Dassl's schedule written out independently of
+mmengine; :func:`scheduled_lrs` steps a config's mmengine schedulers.
 Dassl builds ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=MAX_EPOCH)``
 and wraps it in a constant warm-up scheduler; with ``WARMUP_RECOUNT=True``
 (its default) the wrapped cosine starts counting only after the warm-up.
@@ -8,6 +10,7 @@ The scheduler steps once after every epoch.
 from typing import List
 
 import torch
+from mmengine.registry import PARAM_SCHEDULERS
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 
@@ -47,4 +50,21 @@ def dassl_lrs(base_lr: float,
         lrs.append(optimizer.param_groups[0]['lr'])
         optimizer.step()
         scheduler.step()
+    return lrs
+
+
+def scheduled_lrs(cfg) -> List[float]:
+    """The lr of each epoch under the ``param_scheduler`` of a config."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
+        for s in cfg.param_scheduler
+    ]
+    lrs = []
+    for _ in range(cfg.train_cfg.max_epochs):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()  # no gradients: only keeps the call order right
+        for scheduler in schedulers:
+            scheduler.step()
     return lrs
