@@ -109,9 +109,6 @@ class PromptKDDistiller(BaseModel):
         self.distill_target = distill_target
         self.shared_text_features = shared_text_features
         self.reference_fp16 = reference_fp16
-        # The dtype of the features and logits the losses see.
-        self._feature_dtype = torch.float16 if reference_fp16 else \
-            torch.float32
         if reference_fp16:
             student = dict(student, reference_fp16=True)
             teacher = None if teacher is None else dict(
@@ -390,6 +387,11 @@ class PromptKDDistiller(BaseModel):
                 'text features are not prepared: add PromptKDTextFeaturesHook '
                 'to custom_hooks or call prepare_text_features()')
         return text, names
+
+    @property
+    def _feature_dtype(self) -> torch.dtype:
+        """The dtype of the features and logits the losses see."""
+        return torch.float16 if self.reference_fp16 else torch.float32
 
     def student_features(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalised, projected student image features (B, D_teacher).
