@@ -1,4 +1,6 @@
-_base_ = ['./promptkd_vit-b16_vit-l14-promptsrc_20e_xd-imagenet-to-fgvc-aircraft.py']
+_base_ = [
+    './promptkd_vit-b16_vit-l14-promptsrc_20e_xd-imagenet-to-fgvc-aircraft.py'
+]
 
 # Checkpoint selection of the official code (TEST.FINAL_MODEL best_val), for
 # comparability only: in cross-dataset transfer it validates on the target's
