@@ -1,10 +1,10 @@
 """mmpromptkd: PromptKD for OpenMMLab.
 
-Importing the package applies the compatibility patches of
-:mod:`mmpromptkd.compat` and registers every component.
+Importing the package registers its components in the ``mmpromptkd``
+registries (children of mmpretrain's) and nothing else: mmengine, mmpretrain
+and torch behave as before for every other model in the process.
 """
-from . import compat  # noqa: F401  (patches must precede everything else)
-from . import apis, datasets, engine, evaluation, models  # noqa: F401
+from . import apis, datasets, engine, evaluation, fileio, models  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

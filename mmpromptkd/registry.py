@@ -1,13 +1,17 @@
 """Registries of mmpromptkd.
 
-Every registry is a child of the matching mmpretrain registry and has the
-scope ``mmpromptkd``. A config in our scope can therefore build any mmpretrain
+Every registry has the scope ``mmpromptkd`` and is a child of the matching
+mmpretrain registry, except ``RUNNERS``: mmpretrain registers no runner, and
+train scripts build the ``runner_type`` of a config from mmengine's root
+registry, which finds ``'mmpromptkd.SafeLoadingRunner'`` only in a direct
+child. A config in our scope can therefore build any mmpretrain
 or mmengine component by its bare name (``type='VisionTransformer'``), and an
 mmpretrain config can build ours as ``type='mmpromptkd.PromptKDDistiller'``
 once ``mmpromptkd`` is imported (``custom_imports``).
 """
 import warnings
 
+from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry
 from mmpretrain.utils import register_all_modules
@@ -39,7 +43,7 @@ def _child(name: str, parent: Registry) -> Registry:
         name, parent=parent, scope='mmpromptkd', locations=['mmpromptkd'])
 
 
-RUNNERS = _child('runner', mmpretrain_registry.RUNNERS)
+RUNNERS = _child('runner', mmengine_registry.RUNNERS)
 RUNNER_CONSTRUCTORS = _child('runner constructor',
                              mmpretrain_registry.RUNNER_CONSTRUCTORS)
 LOOPS = _child('loop', mmpretrain_registry.LOOPS)

@@ -37,12 +37,11 @@ import mmengine  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
-import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
-from mmpromptkd.utils.cfg_options import (  # noqa: E402
-    CfgOptionsAction, check_cfg_options)
-from mmpromptkd.utils import (  # noqa: E402
-    build_runner, close_distributed, naming_the_checkpoint,
-    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
+import mmpromptkd  # noqa: E402,F401  (registers the components)
+from mmpromptkd.cli import (  # noqa: E402
+    CfgOptionsAction, build_runner, check_cfg_options, close_distributed,
+    naming_the_checkpoint, resolve_work_dir, set_dataloader_defaults,
+    setup_cpu_distributed)
 
 # Table columns: metric suffix -> header.
 B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
@@ -276,10 +275,12 @@ def main(argv=None) -> None:
     if args.out_item == 'metrics':
         out_dir = osp.dirname(osp.abspath(args.out))
         os.makedirs(out_dir, exist_ok=True)
+        # Atomic: an interrupted write never leaves half a results file.
+        atomic = dict(backend='atomic_local')
         if args.out.endswith('.json'):
-            mmengine.dump(metrics, args.out, indent=2)
+            mmengine.dump(metrics, args.out, indent=2, backend_args=atomic)
         else:  # yaml or pickle, by the suffix
-            mmengine.dump(metrics, args.out)
+            mmengine.dump(metrics, args.out, backend_args=atomic)
         print(f'metrics written to {args.out}', flush=True)
 
 

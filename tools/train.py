@@ -23,11 +23,9 @@ if sys.path[0] != _REPO_ROOT:
 
 from mmengine.config import Config  # noqa: E402
 
-import mmpromptkd  # noqa: E402,F401  (registers modules, applies compat)
-from mmpromptkd.utils.cfg_options import (  # noqa: E402
-    CfgOptionsAction, check_cfg_options)
-from mmpromptkd.utils import (  # noqa: E402
-    add_training_hooks, build_runner, check_work_dir_is_free,
+import mmpromptkd  # noqa: E402,F401  (registers the components)
+from mmpromptkd.cli import (  # noqa: E402
+    CfgOptionsAction, build_runner, check_cfg_options, check_work_dir_is_free,
     close_distributed, enable_amp, lock_work_dir, naming_the_checkpoint,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
@@ -163,9 +161,6 @@ def main(argv=None) -> None:
     except (FileExistsError, FileNotFoundError, RuntimeError,
             ValueError) as e:
         sys.exit(f'{osp.basename(__file__)}: error: {e}')
-    # Makes a resumed run draw the same random numbers as an uninterrupted
-    # one (mmengine does not store generator states in checkpoints).
-    add_training_hooks(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     with naming_the_checkpoint(cfg):

@@ -1,5 +1,9 @@
 # Runtime shared by every mmpromptkd config.
 default_scope = 'mmpromptkd'
+# mmengine's Runner, except that checkpoints (--resume, load_from, test) are
+# read with weights_only=True and an explicit allowlist. Scoped, as train
+# scripts (ours, mmpretrain's) build it from mmengine's root registry.
+runner_type = 'mmpromptkd.SafeLoadingRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -22,7 +26,7 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),
     # Exact --resume (per-epoch seeds, skipping the batches already trained)
     # and a stop for empty training data, declared here so that they run
-    # under any train script (ours adds them when a config lacks them).
+    # under any train script.
     dict(type='EpochSeedHook'),
     dict(type='ExactResumeHook'),
     dict(type='EmptyClassCheckHook'),

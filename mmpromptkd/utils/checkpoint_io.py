@@ -1,19 +1,19 @@
 """Safe reading of checkpoint files.
 
 Nothing here unpickles arbitrary objects: plain checkpoints go through
-``torch.load(weights_only=True)`` (with the allowlist installed by
-:mod:`mmpromptkd.compat`), and TorchScript archives, such as the OpenAI CLIP
-files ``ViT-B-16.pt`` and ``ViT-L-14.pt``, are read by a restricted unpickler
-that only rebuilds tensors and never compiles or runs TorchScript code.
+``torch.load(weights_only=True)`` with an allowlist of the few globals
+mmengine writes (:data:`SAFE_GLOBALS`, active only around our own loads, as
+``torch.serialization.safe_globals``), and TorchScript archives, such as the
+OpenAI CLIP files ``ViT-B-16.pt`` and ``ViT-L-14.pt``, are read by a
+restricted unpickler that only rebuilds tensors and never compiles or runs
+TorchScript code.
 
-mmengine reads local checkpoints (``--resume``, ``load_from``,
-``tools/test.py CKPT``) with a bare ``torch.load(filename)``, which is safe
-only while nothing overrides torch's default: the environment variable
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns it into arbitrary unpickling.
-Importing this module therefore registers :func:`load_from_local`, which
-always passes ``weights_only=True``, as mmengine's loader of local paths, and
-refuses remote checkpoints (mmengine unpickles URL downloads with
-``weights_only=False``): they are downloaded by the user and read as files.
+mmengine's own checkpoint loader is left as it is. Our configs select
+:class:`SafeLoadingRunner`, which reads ``--resume``, ``load_from`` and
+``tools/test.py CKPT`` through :func:`load_checkpoint_file`; elsewhere (e.g.
+mmpretrain's ``get_model(pretrained=...)``) a path written as
+``mmpromptkd://PATH`` selects the same loader through mmengine's scheme
+registry (:func:`load_from_local`).
 """
 import collections
 import io
@@ -24,14 +24,63 @@ import warnings
 import zipfile
 from typing import Any, Callable, Dict, NoReturn, Union
 
+import numpy as np
 import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+
+from mmpromptkd.fileio import atomic_write
 
 __all__ = [
-    'REMOTE_SCHEMES', 'is_remote_path', 'is_torchscript_archive',
-    'load_checkpoint_file', 'load_from_local', 'raise_remote_refused',
-    'read_torchscript_state_dict', 'register_safe_mmengine_loader',
+    'REMOTE_SCHEMES', 'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_remote_path',
+    'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
+    'raise_remote_refused', 'read_torchscript_state_dict',
     'save_checkpoint_file'
 ]
+
+_DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to the statistics methods of HistoryBuffer.
+
+    mmengine pickles a HistoryBuffer's statistics methods as
+    ``getattr(HistoryBuffer, 'min')``; allowing ``getattr`` itself would
+    allow any code.
+    """
+    allowed = _DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refused getattr({obj!r}, {name!r}) while loading a checkpoint: '
+        'only HistoryBuffer statistics methods may be resolved')
+
+
+def _numpy_core(name: str) -> Any:
+    core = getattr(np, '_core', None) or np.core
+    return getattr(core.multiarray, name)
+
+
+def _numpy_safe_globals() -> list:
+    """numpy globals of plain numeric arrays and scalars in a checkpoint."""
+    dtypes = [np.float16, np.float32, np.float64, np.int8, np.int16,
+              np.int32, np.int64, np.uint8, np.bool_]
+    items = [np.ndarray, np.dtype] + [type(np.dtype(t)) for t in dtypes]
+    for name in ('_reconstruct', 'scalar'):
+        func = _numpy_core(name)
+        items.append(func)
+        # numpy 2 writes numpy._core, numpy 1 numpy.core; accept both.
+        items.append((func, f'numpy.core.multiarray.{name}'))
+        items.append((func, f'numpy._core.multiarray.{name}'))
+    return items
+
+
+# What an mmengine training checkpoint holds besides tensors and plain
+# containers: the message hub's HistoryBuffers and their numpy arrays.
+SAFE_GLOBALS = [
+    HistoryBuffer,
+    (_history_buffer_getattr, 'builtins.getattr'),
+    (_history_buffer_getattr, '__builtin__.getattr'),
+] + _numpy_safe_globals()
 
 MapLocation = Union[None, str, torch.device, Callable, Dict[str, str]]
 
@@ -344,8 +393,11 @@ def load_checkpoint_file(path: str,
             for k, v in read_torchscript_state_dict(path).items()
         }
     try:
-        return torch.load(
-            path, map_location=map_location, weights_only=not allow_unsafe)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(
+                path,
+                map_location=map_location,
+                weights_only=not allow_unsafe)
     except pickle.UnpicklingError as e:
         raise pickle.UnpicklingError(
             f'{path}: refused to load: the file contains objects outside the '
@@ -393,9 +445,9 @@ def raise_remote_refused(path: str,
                          map_location: MapLocation = None) -> NoReturn:
     """Refuse a remote checkpoint, saying how to use it instead.
 
-    Registered as mmengine's loader of every remote scheme, so that
     ``load_from``, ``--resume`` and ``tools/test.py`` never unpickle a
-    download: the file is fetched by the user and then read safely.
+    download (mmengine's URL loaders use ``weights_only=False``): the file
+    is fetched by the user and then read safely.
 
     Args:
         path (str): The URL.
@@ -411,22 +463,32 @@ def raise_remote_refused(path: str,
         'it is then read with weights_only=True.')
 
 
-def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
-    """mmengine's loader of local checkpoint paths, made safe.
+# The prefix that selects :func:`load_from_local` in mmengine's
+# ``CheckpointLoader`` (``load_checkpoint(model, 'mmpromptkd://a.pth')``).
+SAFE_SCHEME = 'mmpromptkd://'
 
-    It replaces ``mmengine.runner.checkpoint.load_from_local`` (see
-    :func:`register_safe_mmengine_loader`), so ``--resume``, ``load_from``
-    and ``tools/test.py CKPT`` read files through
-    :func:`load_checkpoint_file`.
+
+def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
+    """Read a local checkpoint safely and check that it is a checkpoint.
+
+    Used by :class:`SafeLoadingRunner` and, for paths written as
+    ``mmpromptkd://PATH``, by mmengine's ``CheckpointLoader``.
 
     Args:
-        filename (str): Local path; ``~`` is expanded.
+        filename (str): Local path, optionally with the prefix
+            :data:`SAFE_SCHEME`; ``~`` is expanded.
         map_location (str | torch.device | callable | dict, optional): As
             for :func:`torch.load`. Defaults to None.
 
     Returns:
-        Any: What the file holds.
+        dict: What the file holds.
+
+    Raises:
+        TypeError: If the file holds no dict, or a ``state_dict`` that is
+            not a dict.
     """
+    if filename.startswith(SAFE_SCHEME):
+        filename = filename[len(SAFE_SCHEME):]
     filename = osp.expanduser(filename)
     checkpoint = load_checkpoint_file(filename, map_location=map_location)
     if not isinstance(checkpoint, dict):
@@ -440,20 +502,6 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     return checkpoint
 
 
-def register_safe_mmengine_loader() -> None:
-    """Make mmengine read checkpoints only through the safe loader.
-
-    Local paths go to :func:`load_from_local`; every remote scheme
-    (:data:`REMOTE_SCHEMES`) to :func:`raise_remote_refused`.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
-    CheckpointLoader.register_scheme(
-        prefixes=list(REMOTE_SCHEMES), loader=raise_remote_refused,
-        force=True)
-
-
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
     """``torch.save`` into ``path`` atomically (never half a file).
 
@@ -463,14 +511,8 @@ def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
         overwrite (bool): Replace an existing file. Defaults to False, which
             refuses with an error naming the file.
     """
-    from mmpromptkd.compat import atomic_write
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path} exists; refusing to overwrite it')
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write(buffer.getvalue(), path)
-
-
-# Done on import: every entry point (tools, custom_imports=['mmpromptkd'])
-# imports this module through the package.
-register_safe_mmengine_loader()

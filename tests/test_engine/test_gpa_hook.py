@@ -6,12 +6,13 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.runner import Runner, get_priority
+from mmengine.runner import get_priority
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.registry import HOOKS
+from mmpromptkd.engine.runner import SafeLoadingRunner
 from mmpromptkd.utils import load_checkpoint_file
 
 KEY = 'gaussian_prompt_aggregation'
@@ -74,7 +75,7 @@ class RecordHook(Hook):
 
 def make_runner(work_dir, name, mean=2.0, std=1.0, epochs=3, **kwargs):
     record = RecordHook()
-    runner = Runner(
+    runner = SafeLoadingRunner(
         model=ToyModel(),
         work_dir=str(work_dir),
         experiment_name=name,

@@ -51,8 +51,12 @@ runner = Runner(
         collate_fn=dict(type='default_collate')),
     train_cfg=dict(by_epoch=False, max_iters=4),
     optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+    # mmengine's hook writes through the same atomic backend here, so the
+    # two differ only in the order of their writes and removals.
     default_hooks=dict(checkpoint=dict(
-        type=hook_type, by_epoch=False, interval=1, max_keep_ckpts=2)),
+        type=hook_type, by_epoch=False, interval=1, max_keep_ckpts=2,
+        **(dict(backend_args=dict(backend='atomic_local'))
+           if hook_type == 'CheckpointHook' else {}))),
     default_scope='mmpromptkd')
 try:
     runner.train()

@@ -162,7 +162,9 @@ class TestHandOff:
     def trained_teacher(self, stage_a):
         """The stage-(a) model as the Runner restores it."""
         model = MODELS.build(stage_a.model_cfg)
-        load_checkpoint(model, stage_a.checkpoint, strict=True)
+        # The package's safe loader, through mmengine's scheme registry.
+        load_checkpoint(model, f'mmpromptkd://{stage_a.checkpoint}',
+                        strict=True)
         return model.eval()
 
     def test_distiller_config_takes_the_checkpoint(self, stage_a):

@@ -155,8 +155,10 @@ def test_every_mmengine_scheme_is_refused(scheme, server):
     url, requests = server
     path = f'{url}/evil.pth' if scheme == 'http' else \
         f'{scheme}://bucket/evil.pth'
+    # Through mmengine's loader with our scheme, and our loader itself.
     with pytest.raises(ValueError, match=REMOTE) as e:
-        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        CheckpointLoader.load_checkpoint(f'mmpromptkd://{path}',
+                                         map_location='cpu')
     assert path in str(e.value)
     with pytest.raises(ValueError, match=REMOTE):
         load_checkpoint_file(path)

@@ -34,8 +34,8 @@ from mmengine.config import Config
 from mmpromptkd.engine.hooks import ExactResumeHook
 from mmpromptkd.engine.hooks.exact_resume_hook import (_numpy_rng_state,
                                                        is_complete_checkpoint)
-from mmpromptkd.utils import (launch, load_checkpoint_file,
-                              save_checkpoint_file)
+from mmpromptkd.cli import launch
+from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
 from reliability_utils import (dist_train_cmd, free_port, kill_group,
                                max_difference, read_int, start,
                                subprocess_env, tail, train_cmd, trained_state,

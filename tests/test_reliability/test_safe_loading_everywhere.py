@@ -126,13 +126,42 @@ class TestMMEngineEntryPoints:
     """--resume, load_from and tools/test.py go through mmengine."""
 
     def test_mmengine_loader(self, evil, environment):
+        # mmengine's loader with our scheme, as in get_model(pretrained=...).
         with pytest.raises(pickle.UnpicklingError) as e:
-            _load_checkpoint(str(evil), map_location='cpu')
+            _load_checkpoint(f'mmpromptkd://{evil}', map_location='cpu')
         _refused(e, evil)
         # Our own loader passes weights_only explicitly anyway.
         with pytest.raises(pickle.UnpicklingError) as e:
             load_checkpoint_file(str(evil))
         _refused(e, evil)
+
+    def test_stored_config_is_not_executed(self, tmp_path, shapes_root,
+                                           marker):
+        """Resuming parses meta['config']; that text must never run."""
+        train = load_tool('train.py')
+        work_dir = tmp_path / 'work_dir'
+        small = ['train_dataloader.batch_size=8']
+        train.main([str(CONFIG), '--work-dir', str(work_dir), '--cfg-options',
+                    'train_cfg.max_epochs=1', *small,
+                    *_data_options(shapes_root)])
+        path = work_dir / 'epoch_1.pth'
+        checkpoint = load_checkpoint_file(str(path))
+        checkpoint['meta']['config'] = (
+            f"x = __import__('os').system('touch {marker}')\n")
+        torch.save(checkpoint, path)
+        train.main([str(CONFIG), '--work-dir', str(work_dir), '--resume',
+                    '--cfg-options', 'train_cfg.max_epochs=2', *small,
+                    *_data_options(shapes_root)])
+        assert (work_dir / 'epoch_2.pth').is_file()
+
+    def test_stored_config_payload_is_live(self, tmp_path):
+        """mmengine's Config.fromstring, as its Runner.resume calls it,
+        executes the stored text: the guard above is needed."""
+        probe = tmp_path / 'PROBE'
+        Config.fromstring(
+            f"x = __import__('os').system('touch {probe}')\n",
+            file_format='.py')
+        assert probe.exists()
 
     def test_resume(self, evil, unsafe_default, shapes_root, tmp_path):
         train = load_tool('train.py')

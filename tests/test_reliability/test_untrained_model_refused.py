@@ -210,8 +210,9 @@ def test_not_a_checkpoint(tmp_path):
     torch.save([torch.zeros(2)], listed)
     with pytest.raises(RuntimeError, match=f'{noise}: not a checkpoint'):
         load_checkpoint_file(str(noise))
-    # What load_from, --resume and tools/test.py read files with.
+    # What load_from, --resume and tools/test.py read files with
+    # (SafeLoadingRunner), here through mmengine's scheme registry.
     with pytest.raises(RuntimeError, match=str(noise)):
-        _load_checkpoint(str(noise), map_location='cpu')
+        _load_checkpoint(f'mmpromptkd://{noise}', map_location='cpu')
     with pytest.raises(TypeError, match=f'{listed}: holds a list'):
-        _load_checkpoint(str(listed), map_location='cpu')
+        _load_checkpoint(f'mmpromptkd://{listed}', map_location='cpu')

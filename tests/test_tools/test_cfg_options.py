@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from mmpromptkd.utils.cfg_options import CfgOptionsAction, check_cfg_options
+from mmpromptkd.cli import CfgOptionsAction, check_cfg_options
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/promptkd' / \

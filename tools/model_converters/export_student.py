@@ -25,7 +25,7 @@ import mmpromptkd  # noqa: E402,F401
 from mmpromptkd.apis import export_student  # noqa: E402
 from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
-from mmpromptkd.utils.cfg_options import (  # noqa: E402
+from mmpromptkd.cli.cfg_options import (  # noqa: E402
     CfgOptionsAction, check_cfg_options)
 
 

@@ -8,10 +8,11 @@ from collections import deque
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
-from mmpromptkd.compat import atomic_write
+from mmpromptkd.fileio import atomic_write
 from mmpromptkd.registry import HOOKS
+from mmpromptkd.utils.checkpoint_io import is_remote_path
 
-# Temporary files of :func:`mmpromptkd.compat.atomic_write`.
+# Temporary files of :func:`mmpromptkd.fileio.atomic_write`.
 _TEMPORARY = re.compile(r'^\..+\.(\d+)\.tmp$')
 
 
@@ -47,8 +48,12 @@ def remove_stale_temporaries(folder: str) -> list:
 class SafeCheckpointHook(CheckpointHook):
     """CheckpointHook whose failures leave every earlier checkpoint usable.
 
-    Three differences from mmengine's hook, all in the order of writes:
+    Four differences from mmengine's hook, all in the order of writes:
 
+    * checkpoints in a local folder are written atomically, through the
+      ``'atomic_local'`` file backend (:class:`AtomicLocalBackend`), unless
+      ``backend_args`` or ``file_client_args`` choose another backend, so a
+      crash mid-write never leaves half a checkpoint under a final name;
     * ``last_checkpoint`` is written atomically (mmengine uses a plain
       ``open``, which a kill can leave empty), and only once the checkpoint
       it names is complete;
@@ -62,6 +67,9 @@ class SafeCheckpointHook(CheckpointHook):
     """
 
     def before_train(self, runner) -> None:
+        if self.backend_args is None and self.file_client_args is None and \
+                not is_remote_path(self.out_dir or runner.work_dir):
+            self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
         if not is_main_process():
             return

@@ -1,9 +1,9 @@
 """Helpers shared by ``tools/train.py`` and ``tools/test.py``.
 
 They adapt a loaded :class:`mmengine.Config` to the command line and to the
-machine (CPU-only distributed runs, dataloader defaults, mixed precision),
-guard a work directory against being overwritten, and add the hooks that
-make a resumed run repeat an uninterrupted one (:func:`add_training_hooks`).
+machine (CPU-only distributed runs, dataloader defaults, mixed precision)
+and guard a work directory against being overwritten. Nothing here runs on
+import: the tools call these functions explicitly.
 """
 import contextlib
 import glob
@@ -23,16 +23,15 @@ from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.runner import Runner
 
-from mmpromptkd.compat import atomic_write, init_cpu_distributed
+from mmpromptkd.fileio import atomic_write
 from mmpromptkd.registry import RUNNERS
-from .state_dict_check import CheckpointMismatchError
+from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 
 __all__ = [
-    'DATALOADER_FIELDS', 'add_training_hooks', 'build_runner',
-    'close_distributed', 'enable_amp',
+    'DATALOADER_FIELDS', 'build_runner', 'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
-    'lock_work_dir', 'naming_the_checkpoint', 'resolve_work_dir',
-    'set_dataloader_defaults', 'setup_cpu_distributed'
+    'init_cpu_distributed', 'lock_work_dir', 'naming_the_checkpoint',
+    'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
 ]
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -133,12 +132,59 @@ def enable_amp(cfg: Config) -> None:
         optim_wrapper.setdefault('dtype', 'bfloat16')
 
 
+def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:
+    """Start a gloo process group when a distributed run has no GPU.
+
+    Reads the rendezvous from the environment that ``torchrun``
+    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) or
+    ``srun`` (``SLURM_PROCID``, ``SLURM_NTASKS``, ...) provides. With a GPU,
+    or for ``launcher='none'``, it does nothing and mmengine's own launcher
+    runs.
+
+    Args:
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+        timeout_s (int): Collective timeout in seconds. Defaults to 1800.
+
+    Returns:
+        bool: True if this function initialised the process group.
+    """
+    if launcher == 'none' or torch.cuda.is_available() or \
+            dist.is_initialized():
+        return False
+    if launcher == 'slurm':
+        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+        os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            import subprocess
+            nodes = os.environ['SLURM_NODELIST']
+            os.environ['MASTER_ADDR'] = subprocess.getoutput(
+                f'scontrol show hostname {nodes} | head -n1')
+    elif launcher == 'mpi':
+        os.environ.setdefault('RANK', os.environ['OMPI_COMM_WORLD_RANK'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['OMPI_COMM_WORLD_SIZE'])
+        os.environ.setdefault('LOCAL_RANK',
+                              os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'launcher "{launcher}": environment variables '
+                           f'{missing} are not set; start the job with '
+                           'torchrun (tools/dist_train.sh) or srun')
+    os.environ.setdefault('LOCAL_RANK', os.environ['RANK'])
+    from datetime import timedelta
+    dist.init_process_group(
+        backend='gloo', timeout=timedelta(seconds=timeout_s))
+    return True
+
+
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     """Prepare a distributed run on a machine without a GPU.
 
     mmengine 0.10.7's launchers call ``torch.cuda.set_device``; here the
     gloo process group is started beforehand
-    (:func:`mmpromptkd.compat.init_cpu_distributed`), so the Runner finds it
+    (:func:`init_cpu_distributed`), so the Runner finds it
     initialised and skips its own. DDP also refuses ``device_ids`` for CPU
     modules, which the Runner passes by default, so the model wrapper gets
     ``device_ids=None``. With a GPU, or without a launcher, nothing changes.
@@ -303,30 +349,6 @@ def build_runner(cfg: Config) -> Runner:
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
-
-
-def add_training_hooks(cfg: Config) -> None:
-    """Append the hooks every training run needs to ``cfg.custom_hooks``.
-
-    :class:`EpochSeedHook` and :class:`ExactResumeHook` make ``--resume``
-    continue exactly (random draws per epoch; the batches already trained
-    in an interrupted epoch are skipped), and :class:`EmptyClassCheckHook`
-    stops a run whose training split has a class without images. Hooks the
-    config already lists are not added twice.
-
-    Args:
-        cfg (Config): The config; modified in place.
-    """
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    present = {
-        h.get('type', '').split('.')[-1] if isinstance(h, dict) else
-        type(h).__name__
-        for h in hooks
-    }
-    for name in ('EpochSeedHook', 'ExactResumeHook', 'EmptyClassCheckHook'):
-        if name not in present:
-            hooks.append(dict(type=f'mmpromptkd.{name}'))
-    cfg.custom_hooks = hooks
 
 
 def close_distributed() -> None:

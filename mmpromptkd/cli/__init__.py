@@ -1,0 +1,19 @@
+"""What the command-line tools share: config options and run set-up.
+
+Only ``tools/*.py`` import this package; the models, datasets and hooks
+never do.
+"""
+from .cfg_options import CfgOptionsAction, check_cfg_options
+from .launch import (build_runner, check_work_dir_is_free, close_distributed,
+                     enable_amp, find_existing_checkpoints,
+                     init_cpu_distributed, lock_work_dir,
+                     naming_the_checkpoint, resolve_work_dir,
+                     set_dataloader_defaults, setup_cpu_distributed)
+
+__all__ = [
+    'CfgOptionsAction', 'check_cfg_options', 'build_runner',
+    'check_work_dir_is_free', 'close_distributed', 'enable_amp',
+    'find_existing_checkpoints', 'init_cpu_distributed', 'lock_work_dir',
+    'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
+    'setup_cpu_distributed'
+]

@@ -1,0 +1,3 @@
+from .safe_loading_runner import SafeLoadingRunner
+
+__all__ = ['SafeLoadingRunner']
