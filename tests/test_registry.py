@@ -31,7 +31,7 @@ def test_ours_from_mmpretrain_scope(tiny_clip_cfg):
     assert type(model).__name__ == 'PromptedCLIP'
     loss = MMPRETRAIN_MODELS.build(dict(type='mmpromptkd.KLLogitLoss'))
     assert type(loss).__module__.startswith('mmpromptkd')
-    assert MMPRETRAIN_DATASETS.get('mmpromptkd.DTD').__name__ == 'DTD'
+    assert MMPRETRAIN_DATASETS.get('mmpromptkd.CoOpDTD').__name__ == 'CoOpDTD'
 
 
 def test_every_component_registered():
@@ -40,3 +40,28 @@ def test_every_component_registered():
         assert MODELS.get(name) is not None, name
     assert METRICS.get('BaseNovelAccuracy') is not None
     assert HOOKS.get('PromptKDTextFeaturesHook') is not None
+
+
+def test_no_name_shadows_mmpretrain_or_mmengine():
+    """A bare name means the same component in our scope and in theirs.
+
+    Every registry of ours falls back on mmpretrain's and mmengine's; a name
+    registered in both would silently give a config in the mmpretrain scope
+    their component and one in ours ours (e.g. mmpretrain's ``DTD`` has
+    other splits than CoOp's).
+    """
+    import mmpromptkd.registry as ours
+    checked = 0
+    for name in ours.__all__:
+        registry = getattr(ours, name)
+        for key in registry.module_dict:
+            parent = registry.parent
+            while parent is not None:
+                assert key not in parent.module_dict, (
+                    f'{name}: {key!r} is also registered in the '
+                    f'{parent.scope} {parent.name} registry')
+                parent = parent.parent
+            checked += 1
+    assert checked > 30
+    assert MMPRETRAIN_DATASETS.get('DTD').__module__.startswith('mmpretrain')
+    assert MODELS.get('CoOpDTD') is None  # datasets are not models

@@ -9,5 +9,6 @@ _base_ = [
 # tools/model_converters/promptkd_official_to_mmpromptkd.py, or a stage-(a)
 # checkpoint of our own.
 model = dict(
-    teacher=dict(checkpoint='checkpoints/promptkd_teachers/oxford-flowers.pth'),
+    teacher=dict(
+        checkpoint='checkpoints/promptkd_teachers/oxford-flowers.pth'),
     distill_loss=dict(loss_weight=200.0))

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class Caltech101(CoOpDataset):
+class CoOpCaltech101(CoOpDataset):
     """Caltech-101 (100 object categories).
 
     The split file leaves out the background class.

@@ -111,7 +111,7 @@ class CoOpDataset(BaseDataset):
 
     Examples:
         >>> from mmpromptkd.registry import DATASETS
-        >>> ds = DATASETS.build(dict(type='DTD', data_root='data',
+        >>> ds = DATASETS.build(dict(type='CoOpDTD', data_root='data',
         ...                          split='train', subset='base',
         ...                          num_shots=16, seed=1))
         >>> ds.metainfo['classes'][:2]

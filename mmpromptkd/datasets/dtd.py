@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class DTD(CoOpDataset):
+class CoOpDTD(CoOpDataset):
     """Describable Textures Dataset (47 texture categories).
 
     Layout under ``data_root``::

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class EuroSAT(CoOpDataset):
+class CoOpEuroSAT(CoOpDataset):
     """EuroSAT (10 land-use classes of Sentinel-2 images).
 
     Layout under ``data_root``::

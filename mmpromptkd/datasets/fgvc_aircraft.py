@@ -8,7 +8,7 @@ from .utils import Record, join_nonempty
 
 
 @DATASETS.register_module()
-class FGVCAircraft(CoOpDataset):
+class CoOpFGVCAircraft(CoOpDataset):
     """FGVC-Aircraft (100 aircraft variants), read from its own text files.
 
     There is no JSON split file: ``variants.txt`` lists one variant per line

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class Food101(CoOpDataset):
+class CoOpFood101(CoOpDataset):
     """Food-101 (101 dishes).
 
     Layout under ``data_root``::

@@ -9,7 +9,7 @@ from .utils import Record, join_nonempty, list_dirs, list_files, \
 
 
 @DATASETS.register_module()
-class ImageNet(CoOpDataset):
+class CoOpImageNet(CoOpDataset):
     """ImageNet-1k, read from class folders and ``classnames.txt``.
 
     ``classnames.txt`` has one ``<wnid> <class name>`` line per class; the

@@ -1,10 +1,10 @@
 """The ImageNetA dataset in the CoOp format."""
 from mmpromptkd.registry import DATASETS
-from .imagenet import ImageNet
+from .imagenet import CoOpImageNet
 
 
 @DATASETS.register_module()
-class ImageNetA(ImageNet):
+class CoOpImageNetA(CoOpImageNet):
     """ImageNet-A (natural adversarial examples), a test-only ImageNet variant.
 
     It covers 200 ImageNet classes: the classes are the wnid folders present,

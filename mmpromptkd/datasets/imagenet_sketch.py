@@ -1,10 +1,10 @@
 """The ImageNetSketch dataset in the CoOp format."""
 from mmpromptkd.registry import DATASETS
-from .imagenet import ImageNet
+from .imagenet import CoOpImageNet
 
 
 @DATASETS.register_module()
-class ImageNetSketch(ImageNet):
+class CoOpImageNetSketch(CoOpImageNet):
     """ImageNet-Sketch, a test-only ImageNet variant with all 1000 classes.
 
     Its class folders are named by wnid; every class of ``classnames.txt``

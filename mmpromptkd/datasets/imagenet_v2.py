@@ -1,10 +1,10 @@
 """The ImageNetV2 dataset in the CoOp format."""
 from mmpromptkd.registry import DATASETS
-from .imagenet import ImageNet
+from .imagenet import CoOpImageNet
 
 
 @DATASETS.register_module()
-class ImageNetV2(ImageNet):
+class CoOpImageNetV2(CoOpImageNet):
     """ImageNet-V2 (matched frequency), a test-only ImageNet variant.
 
     Its class folders are named by the ImageNet label (``0`` .. ``999``).

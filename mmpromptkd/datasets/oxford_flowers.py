@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class OxfordFlowers(CoOpDataset):
+class CoOpOxfordFlowers(CoOpDataset):
     """Oxford 102 Flowers.
 
     Layout under ``data_root``::

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class OxfordPets(CoOpDataset):
+class CoOpOxfordPets(CoOpDataset):
     """Oxford-IIIT Pets (37 cat and dog breeds).
 
     Layout under ``data_root``::

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class StanfordCars(CoOpDataset):
+class CoOpStanfordCars(CoOpDataset):
     """Stanford Cars (196 car models).
 
     The paths of the split file are relative to the dataset folder itself

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class SUN397(CoOpDataset):
+class CoOpSUN397(CoOpDataset):
     """SUN397 (397 scene categories).
 
     Layout under ``data_root``::

@@ -4,7 +4,7 @@ from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
-class UCF101(CoOpDataset):
+class CoOpUCF101(CoOpDataset):
     """UCF101 (101 actions, one middle frame per video).
 
     Layout under ``data_root``::

@@ -10,27 +10,28 @@ import pytest
 from PIL import Image
 
 import mmpromptkd  # noqa: F401  (registers everything)
-from mmpromptkd.datasets import (DTD, SUN397, UCF101, Caltech101, CoOpDataset,
-                                 EuroSAT, FGVCAircraft, Food101, ImageNet,
-                                 ImageNetA, ImageNetR, ImageNetSketch,
-                                 ImageNetV2, OxfordFlowers, OxfordPets,
-                                 StanfordCars)
+from mmpromptkd.datasets import (
+    CoOpDTD, CoOpSUN397, CoOpUCF101, CoOpCaltech101, CoOpDataset, CoOpEuroSAT,
+    CoOpFGVCAircraft, CoOpFood101, CoOpImageNet, CoOpImageNetA, CoOpImageNetR,
+    CoOpImageNetSketch, CoOpImageNetV2, CoOpOxfordFlowers, CoOpOxfordPets,
+    CoOpStanfordCars)
 from mmpromptkd.datasets.utils import sample_few_shot
 from mmpromptkd.registry import DATASETS
 
 # The documented layout of each JSON-split dataset: folder, image folder and
 # split file, written out here rather than read from the classes.
 JSON_LAYOUTS = {
-    Caltech101:
+    CoOpCaltech101:
     ('caltech-101', '101_ObjectCategories', 'split_zhou_Caltech101.json'),
-    OxfordPets: ('oxford_pets', 'images', 'split_zhou_OxfordPets.json'),
-    StanfordCars: ('stanford_cars', '', 'split_zhou_StanfordCars.json'),
-    OxfordFlowers: ('oxford_flowers', 'jpg', 'split_zhou_OxfordFlowers.json'),
-    Food101: ('food-101', 'images', 'split_zhou_Food101.json'),
-    SUN397: ('sun397', 'SUN397', 'split_zhou_SUN397.json'),
-    DTD: ('dtd', 'images', 'split_zhou_DescribableTextures.json'),
-    EuroSAT: ('eurosat', '2750', 'split_zhou_EuroSAT.json'),
-    UCF101: ('ucf101', 'UCF-101-midframes', 'split_zhou_UCF101.json'),
+    CoOpOxfordPets: ('oxford_pets', 'images', 'split_zhou_OxfordPets.json'),
+    CoOpStanfordCars: ('stanford_cars', '', 'split_zhou_StanfordCars.json'),
+    CoOpOxfordFlowers:
+    ('oxford_flowers', 'jpg', 'split_zhou_OxfordFlowers.json'),
+    CoOpFood101: ('food-101', 'images', 'split_zhou_Food101.json'),
+    CoOpSUN397: ('sun397', 'SUN397', 'split_zhou_SUN397.json'),
+    CoOpDTD: ('dtd', 'images', 'split_zhou_DescribableTextures.json'),
+    CoOpEuroSAT: ('eurosat', '2750', 'split_zhou_EuroSAT.json'),
+    CoOpUCF101: ('ucf101', 'UCF-101-midframes', 'split_zhou_UCF101.json'),
 }
 
 CLASSNAMES = ['banded', 'blotchy', 'braided_hair', 'bubbly', 'bumpy']
@@ -90,7 +91,7 @@ def make_json_dataset(root: str, cls: type) -> Dict[str, List[list]]:
 @pytest.fixture
 def dtd_root(tmp_path) -> str:
     root = str(tmp_path / 'data')
-    make_json_dataset(root, DTD)
+    make_json_dataset(root, CoOpDTD)
     return root
 
 
@@ -127,9 +128,9 @@ class TestJsonSplitDatasets:
         assert np.bincount(ds.get_gt_labels()).tolist() == COUNTS[split]
 
     def test_base_novel_odd_class_count(self, dtd_root):
-        base = DTD(data_root=dtd_root, split='test', subset='base')
-        novel = DTD(data_root=dtd_root, split='test', subset='novel')
-        full = DTD(data_root=dtd_root, split='test', subset='all')
+        base = CoOpDTD(data_root=dtd_root, split='test', subset='base')
+        novel = CoOpDTD(data_root=dtd_root, split='test', subset='novel')
+        full = CoOpDTD(data_root=dtd_root, split='test', subset='all')
 
         assert base.metainfo['classes'] == ('banded', 'blotchy',
                                             'braided_hair')
@@ -150,7 +151,7 @@ class TestJsonSplitDatasets:
             assert novel.metainfo['classes'][label] in path
 
     def test_num_base_classes_argument(self, dtd_root):
-        novel = DTD(
+        novel = CoOpDTD(
             data_root=dtd_root,
             split='train',
             subset='novel',
@@ -158,9 +159,9 @@ class TestJsonSplitDatasets:
         assert novel.metainfo['classes'] == tuple(CLASSNAMES[1:])
         assert np.bincount(novel.get_gt_labels()).tolist() == [5, 4, 3, 1]
         with pytest.raises(ValueError, match='num_base_classes'):
-            DTD(data_root=dtd_root, num_base_classes=6)
+            CoOpDTD(data_root=dtd_root, num_base_classes=6)
         with pytest.raises(ValueError, match="'novel' subset is empty"):
-            DTD(data_root=dtd_root, subset='novel', num_base_classes=5)
+            CoOpDTD(data_root=dtd_root, subset='novel', num_base_classes=5)
 
     def test_generic_coop_dataset(self, dtd_root):
         ds = CoOpDataset(
@@ -174,12 +175,12 @@ class TestJsonSplitDatasets:
             CoOpDataset(data_root=dtd_root, dataset_dir='dtd')
 
     def test_lazy_init_has_classes(self, dtd_root):
-        ds = DTD(data_root=dtd_root, subset='novel', lazy_init=True)
+        ds = CoOpDTD(data_root=dtd_root, subset='novel', lazy_init=True)
         assert ds.metainfo['classes'] == ('bubbly', 'bumpy')
         assert len(ds) == 3 + 1
 
     def test_pipeline_by_bare_name(self, dtd_root):
-        ds = DTD(
+        ds = CoOpDTD(
             data_root=dtd_root,
             split='test',
             pipeline=[dict(type='LoadImageFromFile'),
@@ -192,25 +193,25 @@ class TestJsonSplitDatasets:
 class TestFewShot:
 
     def test_counts_and_val_cap(self, dtd_root):
-        train = DTD(data_root=dtd_root, num_shots=2, cache_few_shot=False)
+        train = CoOpDTD(data_root=dtd_root, num_shots=2, cache_few_shot=False)
         assert np.bincount(train.get_gt_labels()).tolist() == [2, 2, 2, 2, 1]
-        val = DTD(
+        val = CoOpDTD(
             data_root=dtd_root, split='val', num_shots=8, cache_few_shot=False)
         # val keeps min(8, 4) per class, or all of a smaller class
         assert np.bincount(val.get_gt_labels()).tolist() == [4, 4, 1, 2, 3]
-        test = DTD(data_root=dtd_root, split='test', num_shots=1)
+        test = CoOpDTD(data_root=dtd_root, split='test', num_shots=1)
         assert np.bincount(test.get_gt_labels()).tolist() == COUNTS['test']
         assert not osp.exists(osp.join(dtd_root, 'dtd', 'split_fewshot'))
 
     def test_short_class_warns(self, dtd_root):
         with pytest.warns(UserWarning, match=r"fewer than 3 .*'bumpy' \(1\)"):
-            DTD(data_root=dtd_root, num_shots=3, cache_few_shot=False)
+            CoOpDTD(data_root=dtd_root, num_shots=3, cache_few_shot=False)
 
     def test_deterministic_and_seed_dependent(self, dtd_root):
         kw = dict(data_root=dtd_root, num_shots=2, cache_few_shot=False)
-        a = infos(DTD(seed=1, **kw))
-        b = infos(DTD(seed=1, **kw))
-        c = infos(DTD(seed=2, **kw))
+        a = infos(CoOpDTD(seed=1, **kw))
+        b = infos(CoOpDTD(seed=1, **kw))
+        c = infos(CoOpDTD(seed=2, **kw))
         assert a == b
         assert a != c
         # Sorted by label then path.
@@ -232,11 +233,11 @@ class TestFewShot:
     def test_cache_written_equal_to_fresh_and_reused(self, dtd_root):
         cache = osp.join(dtd_root, 'dtd', 'split_fewshot',
                          'shot_2-seed_1.json')
-        first = DTD(data_root=dtd_root, num_shots=2, seed=1)
+        first = CoOpDTD(data_root=dtd_root, num_shots=2, seed=1)
         assert osp.isfile(cache)
-        fresh_train = DTD(
+        fresh_train = CoOpDTD(
             data_root=dtd_root, num_shots=2, seed=1, cache_few_shot=False)
-        fresh_val = DTD(
+        fresh_val = CoOpDTD(
             data_root=dtd_root,
             split='val',
             num_shots=2,
@@ -259,10 +260,10 @@ class TestFewShot:
         with open(cache, 'w') as f:
             json.dump(content, f)
         mtime = os.stat(cache).st_mtime_ns
-        reused = DTD(data_root=dtd_root, num_shots=2, seed=1)
+        reused = CoOpDTD(data_root=dtd_root, num_shots=2, seed=1)
         assert infos(reused) == infos(fresh_train)[:3]
         # Subsets are taken from the same cached draw.
-        novel_val = DTD(
+        novel_val = CoOpDTD(
             data_root=dtd_root,
             split='val',
             subset='novel',
@@ -281,7 +282,7 @@ class TestFewShot:
 
         monkeypatch.setattr(tempfile, 'mkstemp', refuse)
         monkeypatch.setattr(os, 'makedirs', refuse)
-        ds = DTD(data_root=dtd_root, num_shots=2)
+        ds = CoOpDTD(data_root=dtd_root, num_shots=2)
         assert len(ds) == 9
         assert not osp.exists(osp.join(dtd_root, 'dtd', 'split_fewshot'))
 
@@ -292,12 +293,12 @@ class TestFewShot:
         with open(cache, 'w') as f:
             json.dump({'train': [['x.jpg', 9, 'banded']], 'val': []}, f)
         with pytest.raises(ValueError, match='delete') as e:
-            DTD(data_root=dtd_root, num_shots=2)
+            CoOpDTD(data_root=dtd_root, num_shots=2)
         assert cache in str(e.value)
         with open(cache, 'w') as f:
             f.write('{"train": [')
         with pytest.raises(ValueError, match='line 1') as e:
-            DTD(data_root=dtd_root, num_shots=2)
+            CoOpDTD(data_root=dtd_root, num_shots=2)
         assert cache in str(e.value)
 
 
@@ -333,7 +334,7 @@ class TestFGVCAircraft:
     def test_parse(self, tmp_path, split):
         root = str(tmp_path)
         expected = make_fgvc(root)
-        ds = FGVCAircraft(data_root=root, split=split)
+        ds = CoOpFGVCAircraft(data_root=root, split=split)
         assert ds.metainfo['classes'] == tuple(VARIANTS)
         image_root = osp.join(root, 'fgvc_aircraft', 'images')
         assert infos(ds) == [(osp.join(image_root, i + '.jpg'), lab)
@@ -342,10 +343,10 @@ class TestFGVCAircraft:
     def test_subset_and_few_shot(self, tmp_path):
         root = str(tmp_path)
         make_fgvc(root)
-        novel = FGVCAircraft(data_root=root, split='test', subset='novel')
+        novel = CoOpFGVCAircraft(data_root=root, split='test', subset='novel')
         assert novel.metainfo['classes'] == ('Cessna 172', 'DC-10')
         assert np.bincount(novel.get_gt_labels()).tolist() == [2, 4]
-        few = FGVCAircraft(data_root=root, num_shots=4, seed=3)
+        few = CoOpFGVCAircraft(data_root=root, num_shots=4, seed=3)
         assert np.bincount(few.get_gt_labels()).tolist() == [4, 4, 4, 3, 1]
         assert osp.isfile(
             osp.join(root, 'fgvc_aircraft', 'split_fewshot',
@@ -358,16 +359,16 @@ class TestFGVCAircraft:
         with open(lst, 'a') as f:
             f.write('1234567 Boeing 999\n')
         with pytest.raises(ValueError, match='not listed') as e:
-            FGVCAircraft(data_root=root, split='val')
+            CoOpFGVCAircraft(data_root=root, split='val')
         assert lst in str(e.value) and 'Boeing 999' in str(e.value)
         with open(lst, 'w') as f:
             f.write('1234567\n')
         with pytest.raises(ValueError, match='line 1') as e:
-            FGVCAircraft(data_root=root, split='val')
+            CoOpFGVCAircraft(data_root=root, split='val')
         assert lst in str(e.value)
         os.remove(lst)
         with pytest.raises(FileNotFoundError) as e:
-            FGVCAircraft(data_root=root, split='test')
+            CoOpFGVCAircraft(data_root=root, split='test')
         assert lst in str(e.value) and 'variants.txt' in str(e.value)
 
 
@@ -404,7 +405,7 @@ class TestImageNet:
     def test_train_and_val_as_test(self, tmp_path):
         root = str(tmp_path)
         make_imagenet(root)
-        train = ImageNet(data_root=root, split='train')
+        train = CoOpImageNet(data_root=root, split='train')
         assert train.metainfo['classes'] == tuple(IMAGENET_NAMES)
         assert train.metainfo['imagenet_class_indices'] == (0, 1, 2, 3, 4)
         assert np.bincount(train.get_gt_labels()).tolist() == COUNTS['train']
@@ -412,8 +413,8 @@ class TestImageNet:
                          'img_00.jpg')
         assert infos(train)[:2] == [(first, 0), (first.replace('_00',
                                                                '_01'), 0)]
-        val = ImageNet(data_root=root, split='val', num_shots=1)
-        test = ImageNet(data_root=root, split='test')
+        val = CoOpImageNet(data_root=root, split='val', num_shots=1)
+        test = CoOpImageNet(data_root=root, split='test')
         # val is the official validation set, not few-shot sampled
         assert infos(val) == infos(test)
         assert np.bincount(test.get_gt_labels()).tolist() == COUNTS['val']
@@ -421,7 +422,7 @@ class TestImageNet:
     def test_subset_and_few_shot(self, tmp_path):
         root = str(tmp_path)
         make_imagenet(root)
-        novel = ImageNet(
+        novel = CoOpImageNet(
             data_root=root, split='train', subset='novel', num_shots=2)
         assert novel.metainfo['classes'] == ('tiger shark', 'hammerhead shark')
         assert novel.metainfo['imagenet_class_indices'] == (3, 4)
@@ -439,17 +440,17 @@ class TestImageNet:
             os.remove(osp.join(missing, name))
         os.rmdir(missing)
         with pytest.raises(FileNotFoundError) as e:
-            ImageNet(data_root=root, split='train')
+            CoOpImageNet(data_root=root, split='train')
         assert missing in str(e.value)
         cn = osp.join(root, 'imagenet', 'classnames.txt')
         with open(cn, 'a') as f:
             f.write('n09999999\n')
         with pytest.raises(ValueError, match='line 6') as e:
-            ImageNet(data_root=root, split='test')
+            CoOpImageNet(data_root=root, split='test')
         assert cn in str(e.value)
         os.remove(cn)
         with pytest.raises(FileNotFoundError) as e:
-            ImageNet(data_root=root, split='test')
+            CoOpImageNet(data_root=root, split='test')
         assert cn in str(e.value)
 
 
@@ -462,7 +463,7 @@ class TestImageNetVariants:
                               'imagenetv2-matched-frequency-format-val')
         make_class_folders(image_root, [str(i) for i in range(5)],
                            lambda k: k + 1)
-        ds = ImageNetV2(data_root=root, split='test')
+        ds = CoOpImageNetV2(data_root=root, split='test')
         assert ds.metainfo['classes'] == tuple(IMAGENET_NAMES)
         assert ds.metainfo['imagenet_class_indices'] == (0, 1, 2, 3, 4)
         assert np.bincount(ds.get_gt_labels()).tolist() == [1, 2, 3, 4, 5]
@@ -472,7 +473,7 @@ class TestImageNetVariants:
         own = [n.upper() for n in IMAGENET_NAMES]
         write_classnames(osp.join(root, 'imagenetv2', 'classnames.txt'), own)
         # split defaults to 'test' for a test-only dataset
-        own_ds = ImageNetV2(data_root=root)
+        own_ds = CoOpImageNetV2(data_root=root)
         assert own_ds.split == 'test'
         assert own_ds.metainfo['classes'] == tuple(own)
 
@@ -481,15 +482,15 @@ class TestImageNetVariants:
         write_classnames(osp.join(root, 'imagenet', 'classnames.txt'))
         make_class_folders(
             osp.join(root, 'imagenet-sketch', 'images'), WNIDS, lambda k: 2)
-        ds = ImageNetSketch(data_root=root, split='test', subset='base')
+        ds = CoOpImageNetSketch(data_root=root, split='test', subset='base')
         assert ds.metainfo['classes'] == tuple(IMAGENET_NAMES[:3])
         assert ds.metainfo['imagenet_class_indices'] == (0, 1, 2)
         assert infos(ds)[-1] == (osp.join(root, 'imagenet-sketch', 'images',
                                           WNIDS[2], 'img_01.jpg'), 2)
 
     @pytest.mark.parametrize('cls,folder', [
-        (ImageNetA, ('imagenet-adversarial', 'imagenet-a')),
-        (ImageNetR, ('imagenet-rendition', 'imagenet-r')),
+        (CoOpImageNetA, ('imagenet-adversarial', 'imagenet-a')),
+        (CoOpImageNetR, ('imagenet-rendition', 'imagenet-r')),
     ])
     def test_present_classes_only(self, tmp_path, cls, folder):
         root = str(tmp_path)
@@ -522,25 +523,29 @@ class TestRegistry:
 
     def test_build_from_our_registry(self, dtd_root):
         ds = DATASETS.build(
-            dict(type='DTD', data_root=dtd_root, split='test', subset='base'))
-        assert isinstance(ds, DTD)
+            dict(
+                type='CoOpDTD',
+                data_root=dtd_root,
+                split='test',
+                subset='base'))
+        assert isinstance(ds, CoOpDTD)
         assert len(ds) == 7
 
     def test_build_from_mmpretrain_scope(self, dtd_root):
         from mmengine.registry import DATASETS as ROOT_DATASETS
         from mmengine.registry import DefaultScope
         from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
-        cfg = dict(type='mmpromptkd.DTD', data_root=dtd_root, split='val')
+        cfg = dict(type='mmpromptkd.CoOpDTD', data_root=dtd_root, split='val')
         ds = MMPRETRAIN_DATASETS.build(cfg)
-        assert isinstance(ds, DTD) and len(ds) == sum(COUNTS['val'])
+        assert isinstance(ds, CoOpDTD) and len(ds) == sum(COUNTS['val'])
         # An mmpretrain runner builds from the root with scope 'mmpretrain'.
         with DefaultScope.overwrite_default_scope('mmpretrain'):
-            assert isinstance(ROOT_DATASETS.build(dict(cfg)), DTD)
+            assert isinstance(ROOT_DATASETS.build(dict(cfg)), CoOpDTD)
 
     def test_all_classes_registered(self):
         for cls in list(JSON_LAYOUTS) + [
-                CoOpDataset, FGVCAircraft, ImageNet, ImageNetV2,
-                ImageNetSketch, ImageNetA, ImageNetR
+                CoOpDataset, CoOpFGVCAircraft, CoOpImageNet, CoOpImageNetV2,
+                CoOpImageNetSketch, CoOpImageNetA, CoOpImageNetR
         ]:
             assert DATASETS.get(cls.__name__) is cls
 
@@ -550,7 +555,7 @@ class TestErrors:
     def test_missing_root_and_folders(self, tmp_path):
         root = str(tmp_path / 'nowhere')
         with pytest.raises(FileNotFoundError) as e:
-            DTD(data_root=root)
+            CoOpDTD(data_root=root)
         msg = str(e.value)
         assert root in msg and 'docs/datasets.md' in msg
         assert osp.join(root, 'dtd', 'split_zhou_DescribableTextures.json') \
@@ -558,12 +563,12 @@ class TestErrors:
 
         root = str(tmp_path)
         with pytest.raises(FileNotFoundError) as e:
-            OxfordPets(data_root=root)
+            CoOpOxfordPets(data_root=root)
         assert osp.join(root, 'oxford_pets') in str(e.value)
 
         os.makedirs(osp.join(root, 'dtd', 'images'))
         with pytest.raises(FileNotFoundError) as e:
-            DTD(data_root=root)
+            CoOpDTD(data_root=root)
         split = osp.join(root, 'dtd', 'split_zhou_DescribableTextures.json')
         assert f'{split} not found' in str(e.value)
 
@@ -572,7 +577,7 @@ class TestErrors:
             osp.join(dtd_root, 'dtd', 'images'),
             osp.join(dtd_root, 'dtd', 'imgs'))
         with pytest.raises(FileNotFoundError) as e:
-            DTD(data_root=dtd_root)
+            CoOpDTD(data_root=dtd_root)
         image_root = osp.join(dtd_root, 'dtd', 'images')
         assert f'{image_root} not found' in str(e.value)
         assert 'split_zhou_DescribableTextures.json' in str(e.value)
@@ -586,7 +591,7 @@ class TestErrors:
     def test_malformed_json(self, dtd_root):
         path = self._rewrite(dtd_root, '{"train": [\n ["a.jpg", 0, "x"],\n')
         with pytest.raises(ValueError, match='line 3, column 1') as e:
-            DTD(data_root=dtd_root)
+            CoOpDTD(data_root=dtd_root)
         assert path in str(e.value)
 
     @pytest.mark.parametrize('data,match', [
@@ -635,13 +640,13 @@ class TestErrors:
     def test_bad_entries(self, dtd_root, data, match):
         path = self._rewrite(dtd_root, json.dumps(data))
         with pytest.raises(ValueError, match=match) as e:
-            DTD(data_root=dtd_root)
+            CoOpDTD(data_root=dtd_root)
         assert path in str(e.value)
 
     def test_bad_arguments(self, dtd_root):
         with pytest.raises(ValueError, match='split must be one of'):
-            DTD(data_root=dtd_root, split='training')
+            CoOpDTD(data_root=dtd_root, split='training')
         with pytest.raises(ValueError, match='subset must be one of'):
-            DTD(data_root=dtd_root, subset='new')
+            CoOpDTD(data_root=dtd_root, subset='new')
         with pytest.raises(TypeError, match='num_shots'):
-            DTD(data_root=dtd_root, num_shots='16')
+            CoOpDTD(data_root=dtd_root, num_shots='16')

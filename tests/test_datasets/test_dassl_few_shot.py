@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 
 import mmpromptkd  # noqa: F401  (registers everything)
-from mmpromptkd.datasets import DTD, ImageNet
+from mmpromptkd.datasets import CoOpDTD, CoOpImageNet
 from mmpromptkd.datasets.dassl_few_shot_cache import read_dassl_few_shot_cache
 
 NUM_CLASSES = 12
@@ -56,8 +56,8 @@ def split(tmp_path):
     """
     rng = random.Random(0)
     data = {}
-    for name, (lo, hi) in (('train', (5, 9)), ('val', (3, 6)),
-                           ('test', (2, 2))):
+    for name, (lo, hi) in (('train', (5, 9)), ('val', (3, 6)), ('test', (2,
+                                                                         2))):
         entries = [[f'{class_name(c)}/{name}_{i:02d}.jpg', c,
                     class_name(c)] for c in range(NUM_CLASSES)
                    for i in range(rng.randint(lo, hi))]
@@ -116,8 +116,14 @@ def samples(ds):
 
 
 def build(root, split='train', seed=1, subset='all', **kwargs):
-    return DTD(data_root=str(root), split=split, subset=subset, num_shots=4,
-               seed=seed, few_shot_sampler='dassl', **kwargs)
+    return CoOpDTD(
+        data_root=str(root),
+        split=split,
+        subset=subset,
+        num_shots=4,
+        seed=seed,
+        few_shot_sampler='dassl',
+        **kwargs)
 
 
 @pytest.mark.filterwarnings('ignore:.*keep all of them:UserWarning')
@@ -131,8 +137,12 @@ class TestDasslSampler:
             ds = build(tmp_path, name, seed, cache_few_shot=False)
             assert samples(ds) == relative(expected[name])
         # The draw is not the package's own rule.
-        own = DTD(data_root=str(tmp_path), split='train', num_shots=4,
-                  seed=seed, cache_few_shot=False)
+        own = CoOpDTD(
+            data_root=str(tmp_path),
+            split='train',
+            num_shots=4,
+            seed=seed,
+            cache_few_shot=False)
         assert samples(own) != relative(expected['train'])
 
     def test_base_subset_is_taken_after_the_draw(self, tmp_path, split):
@@ -147,15 +157,19 @@ class TestDasslSampler:
         folder = tmp_path / 'dtd' / 'split_fewshot'
         assert sorted(os.listdir(folder)) == ['shot_4-seed_1-dassl.json']
         assert samples(build(tmp_path)) == first
-        DTD(data_root=str(tmp_path), split='train', num_shots=4, seed=1)
+        CoOpDTD(data_root=str(tmp_path), split='train', num_shots=4, seed=1)
         assert sorted(os.listdir(folder)) == [
             'shot_4-seed_1-dassl.json', 'shot_4-seed_1.json'
         ]
 
     def test_unknown_sampler(self, tmp_path, split):
-        with pytest.raises(ValueError, match="few_shot_sampler must be one "
-                           "of .*got 'random'"):
-            DTD(data_root=str(tmp_path), num_shots=4,
+        with pytest.raises(
+                ValueError,
+                match="few_shot_sampler must be one "
+                "of .*got 'random'"):
+            CoOpDTD(
+                data_root=str(tmp_path),
+                num_shots=4,
                 few_shot_sampler='random')
 
 
@@ -177,9 +191,8 @@ class TestDasslCache:
         for name in ('train', 'val'):
             assert samples(build(tmp_path, name)) == relative(released[name])
         # Only the Dassl sampler reads it; nothing is written next to it.
-        assert sorted(os.listdir(tmp_path / 'dtd' / 'split_fewshot')) == [
-            'shot_4-seed_1.pkl'
-        ]
+        assert sorted(os.listdir(tmp_path / 'dtd' /
+                                 'split_fewshot')) == ['shot_4-seed_1.pkl']
         records = read_dassl_few_shot_cache(
             str(tmp_path / 'dtd/split_fewshot/shot_4-seed_1.pkl'),
             ('train', 'val'))
@@ -220,10 +233,13 @@ class TestDasslCache:
         (root / 'split_fewshot').mkdir()
         with open(root / 'split_fewshot' / 'shot_4-seed_1.pkl', 'wb') as f:
             pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-        ds = ImageNet(data_root=str(tmp_path), split='train', num_shots=4,
-                      few_shot_sampler='dassl')
-        assert [osp.basename(i['img_path']) for i in ds.load_data_list()
-                ] == [f'{i}.JPEG' for i in picked]
+        ds = CoOpImageNet(
+            data_root=str(tmp_path),
+            split='train',
+            num_shots=4,
+            few_shot_sampler='dassl')
+        assert [osp.basename(i['img_path'])
+                for i in ds.load_data_list()] == [f'{i}.JPEG' for i in picked]
 
 
 class Payload:
@@ -256,8 +272,15 @@ class TestRestrictedReader:
         marker = tmp_path / 'ran'
         payloads = [
             Payload(marker),
-            {'train': [Payload(marker)]},
-            {'train': [], 'val': {'x': [Payload(marker)]}},
+            {
+                'train': [Payload(marker)]
+            },
+            {
+                'train': [],
+                'val': {
+                    'x': [Payload(marker)]
+                }
+            },
         ]
         for payload in payloads:
             self.check_refused(tmp_path, pickle.dumps(payload, protocol=4),
@@ -284,17 +307,17 @@ class TestRestrictedReader:
     def test_datum_state_is_checked(self, tmp_path, dassl_module):
         datum = Datum('/a/b.jpg', 1, 0, 'b')
         datum.extra = 'x'
-        self.check_refused(
-            tmp_path, pickle.dumps({'train': [datum]}, protocol=4),
-            'a Datum has state')
+        self.check_refused(tmp_path,
+                           pickle.dumps({'train': [datum]}, protocol=4),
+                           'a Datum has state')
         datum = Datum('/a/b.jpg', '1', 0, 'b')
-        self.check_refused(
-            tmp_path, pickle.dumps({'train': [datum]}, protocol=4),
-            'a Datum has state')
+        self.check_refused(tmp_path,
+                           pickle.dumps({'train': [datum]}, protocol=4),
+                           'a Datum has state')
         # Datum called with arguments (REDUCE) is refused as well.
-        self.check_refused(
-            tmp_path, pickle.dumps({'train': [DatumCall()]}, protocol=4),
-            'not a Dassl few-shot cache')
+        self.check_refused(tmp_path,
+                           pickle.dumps({'train': [DatumCall()]}, protocol=4),
+                           'not a Dassl few-shot cache')
 
     def test_not_a_cache(self, tmp_path, dassl_module):
         self.check_refused(tmp_path, b'not a pickle', 'not a Dassl few-shot')

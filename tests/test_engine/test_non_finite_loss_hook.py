@@ -14,15 +14,16 @@ def runner_at(iteration, epoch):
 
 def test_finite_loss_passes():
     hook = HOOKS.build(dict(type='NonFiniteLossHook'))
-    hook.after_train_iter(runner_at(4, 0), 4, outputs=dict(loss=1.5,
-                                                          loss_kd=1.5))
+    hook.after_train_iter(
+        runner_at(4, 0), 4, outputs=dict(loss=1.5, loss_kd=1.5))
 
 
 @pytest.mark.parametrize('value', [math.nan, math.inf, -math.inf])
 def test_non_finite_loss_stops(value):
     hook = HOOKS.build(dict(type='NonFiniteLossHook'))
-    with pytest.raises(FloatingPointError,
-                       match=r'loss_kd is .* at iteration 8 \(epoch 2'):
+    with pytest.raises(
+            FloatingPointError,
+            match=r'loss_kd is .* at iteration 8 \(epoch 2'):
         hook.after_train_iter(
             runner_at(7, 1), 3, outputs=dict(loss_kd=value, acc=1.0))
 
@@ -34,15 +35,16 @@ class TestLastGoodCheckpoint:
     def _save(work_dir, step, value):
         import torch
         path = work_dir / f'iter_{step}.pth'
-        torch.save(dict(meta=dict(iter=step),
-                        state_dict={'prompt': torch.full((2, 3), value)}),
-                   path)
+        torch.save(
+            dict(
+                meta=dict(iter=step),
+                state_dict={'prompt': torch.full((2, 3), value)}), path)
         return path
 
     def _message(self, work_dir, failing_iter):
         hook = HOOKS.build(dict(type='NonFiniteLossHook'))
-        runner = SimpleNamespace(iter=failing_iter, epoch=0,
-                                 work_dir=str(work_dir))
+        runner = SimpleNamespace(
+            iter=failing_iter, epoch=0, work_dir=str(work_dir))
         with pytest.raises(FloatingPointError) as e:
             hook.after_train_iter(runner, 0, outputs=dict(loss=math.inf))
         return str(e.value)

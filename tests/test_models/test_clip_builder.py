@@ -22,8 +22,10 @@ def openai_reference():
     state['input_resolution'] = torch.tensor(32)
     state['context_length'] = torch.tensor(77)
     state['vocab_size'] = torch.tensor(49408)
-    model.load_state_dict(
-        {k: v.float() for k, v in state.items() if k in model.state_dict()})
+    model.load_state_dict({
+        k: v.float()
+        for k, v in state.items() if k in model.state_dict()
+    })
     return model, state
 
 
@@ -38,11 +40,15 @@ def assert_same_features(model, reference):
     images = torch.randn(2, 3, 32, 32)
     tokens = open_clip.tokenize(['a photo of a cat.', 'a dog'])
     torch.testing.assert_close(
-        model.encode_image(images), reference.encode_image(images),
-        atol=1e-6, rtol=0)
+        model.encode_image(images),
+        reference.encode_image(images),
+        atol=1e-6,
+        rtol=0)
     torch.testing.assert_close(
-        model.encode_text(tokens), reference.encode_text(tokens),
-        atol=1e-6, rtol=0)
+        model.encode_text(tokens),
+        reference.encode_text(tokens),
+        atol=1e-6,
+        rtol=0)
 
 
 def is_quick_gelu(model):
@@ -60,10 +66,18 @@ class TestOpenAIFiles:
         cfg = infer_openai_clip_config(state)
         assert cfg['embed_dim'] == 32
         assert cfg['vision_cfg'] == dict(
-            image_size=32, patch_size=8, width=64, layers=2, head_width=64,
+            image_size=32,
+            patch_size=8,
+            width=64,
+            layers=2,
+            head_width=64,
             mlp_ratio=4.0)
         assert cfg['text_cfg'] == dict(
-            context_length=77, vocab_size=49408, width=64, heads=1, layers=2,
+            context_length=77,
+            vocab_size=49408,
+            width=64,
+            heads=1,
+            layers=2,
             mlp_ratio=4.0)
 
     def test_plain_state_dict(self, tmp_path):
@@ -95,35 +109,47 @@ class TestOpenAIFiles:
     def test_open_clip_checkpoint_by_name(self, tmp_path):
         model = open_clip.create_model('ViT-B-32')
         # Only the keys matter here; a wrong key set is rejected.
-        bad = {k: v for k, v in model.state_dict().items()
-               if 'ln_final' not in k}
+        bad = {
+            k: v
+            for k, v in model.state_dict().items() if 'ln_final' not in k
+        }
         torch.save({'state_dict': bad}, tmp_path / 'b32.pth')
         with pytest.raises(ValueError, match='missing keys.*ln_final'):
             build_clip(
-                dict(model_name='ViT-B-32',
-                     checkpoint=str(tmp_path / 'b32.pth')))
-        torch.save({'state_dict': {f'module.{k}': v
-                                   for k, v in model.state_dict().items()}},
-                   tmp_path / 'b32_ddp.pth')
+                dict(
+                    model_name='ViT-B-32',
+                    checkpoint=str(tmp_path / 'b32.pth')))
+        torch.save(
+            {
+                'state_dict': {
+                    f'module.{k}': v
+                    for k, v in model.state_dict().items()
+                }
+            }, tmp_path / 'b32_ddp.pth')
         loaded = build_clip(
-            dict(model_name='ViT-B-32',
-                 checkpoint=str(tmp_path / 'b32_ddp.pth')))
+            dict(
+                model_name='ViT-B-32',
+                checkpoint=str(tmp_path / 'b32_ddp.pth')))
         torch.testing.assert_close(loaded.visual.proj, model.visual.proj)
         assert not is_quick_gelu(loaded)
         forced = build_clip(
-            dict(model_name='ViT-B-32', quick_gelu=True,
-                 checkpoint=str(tmp_path / 'b32_ddp.pth')))
+            dict(
+                model_name='ViT-B-32',
+                quick_gelu=True,
+                checkpoint=str(tmp_path / 'b32_ddp.pth')))
         assert is_quick_gelu(forced)
 
 
 class TestPretrainedTags:
 
     def test_tag_missing_from_cache(self, tmp_path):
-        with pytest.raises(FileNotFoundError,
-                           match='not in the local cache') as info:
+        with pytest.raises(
+                FileNotFoundError, match='not in the local cache') as info:
             build_clip(
-                dict(model_name='ViT-B-16', pretrained='openai',
-                     cache_dir=str(tmp_path)))
+                dict(
+                    model_name='ViT-B-16',
+                    pretrained='openai',
+                    cache_dir=str(tmp_path)))
         assert 'vit_base_patch16_clip_224.openai' in str(info.value)
 
     def test_unknown_tag(self):
@@ -146,7 +172,8 @@ class TestPretrainedTags:
 class TestBadSources:
 
     def test_unknown_model_name(self):
-        with pytest.raises(ValueError, match='unknown open_clip model "ViT-Q"'):
+        with pytest.raises(
+                ValueError, match='unknown open_clip model "ViT-Q"'):
             build_clip(dict(model_name='ViT-Q', checkpoint='x.pth'))
 
     def test_missing_file(self, tmp_path):
@@ -165,8 +192,8 @@ class TestBadSources:
         _, state = openai_reference()
         model_cfg = dict(OPENAI_TINY, embed_dim=16)
         torch.save(state, tmp_path / 'w.pt')
-        with pytest.raises(ValueError,
-                           match=r'shape mismatch \[.text_projection'):
+        with pytest.raises(
+                ValueError, match=r'shape mismatch \[.text_projection'):
             build_clip(
                 dict(model_cfg=model_cfg, checkpoint=str(tmp_path / 'w.pt')))
 
@@ -182,6 +209,27 @@ class TestBadSources:
         save_torchscript(reference, tmp_path / 'ts.pt')
         with pytest.raises(ValueError, match='TorchScript'):
             MODELS.build(
-                dict(type='PromptedCLIP', clip=tiny_clip_cfg,
-                     vision_prompt_depth=1,
-                     checkpoint=str(tmp_path / 'ts.pt')))
+                dict(
+                    type='PromptedCLIP',
+                    clip=tiny_clip_cfg,
+                    vision_prompt_depth=1,
+                    checkpoint=str(tmp_path / 'ts.pt')))
+
+
+def test_clip_data_preprocessor_matches_open_clip_normalisation():
+    """0-255 images through our preprocessor = open_clip's Normalize(x/255)."""
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    from open_clip.transform import image_transform
+
+    from mmpromptkd.models.clip.data_preprocessor import \
+        CLIP_DATA_PREPROCESSOR
+    pixels = torch.randint(
+        0,
+        256, (2, 3, 8, 8),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(0))
+    cfg = dict(CLIP_DATA_PREPROCESSOR, to_rgb=False)  # already RGB here
+    ours = PRETRAIN_MODELS.build(cfg)(dict(inputs=list(pixels)))['inputs']
+    normalize = image_transform(8, is_train=False).transforms[-1]
+    theirs = normalize(pixels.float() / 255)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)

@@ -12,10 +12,13 @@ CLASSES = ['red circle', 'blue square', 'green star', 'pink heart']
 def build(tiny_clip_cfg, tiny_large_clip_cfg, student=None, **kwargs):
     cfg = dict(
         type='PromptKDDistiller',
-        student=dict(dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
-                     **(student or {})),
-        teacher=dict(clip=tiny_large_clip_cfg, vision_prompt_depth=2,
-                     text_prompt_depth=2))
+        student=dict(
+            dict(clip=tiny_clip_cfg, vision_prompt_depth=2), **(student
+                                                                or {})),
+        teacher=dict(
+            clip=tiny_large_clip_cfg,
+            vision_prompt_depth=2,
+            text_prompt_depth=2))
     cfg.update(kwargs)
     model = MODELS.build(cfg)
     model.prepare_text_features(CLASSES, for_training=True)
@@ -29,20 +32,27 @@ def manual_kl(student, teacher, weight=1000.0):
 
 
 def test_projector_only(tiny_clip_cfg, tiny_large_clip_cfg):
-    model = build(tiny_clip_cfg, tiny_large_clip_cfg,
-                  student=dict(vision_prompt_depth=0))
+    model = build(
+        tiny_clip_cfg,
+        tiny_large_clip_cfg,
+        student=dict(vision_prompt_depth=0))
     assert set(model.trainable_parameters()) == {
-        f'projector.{m}.{p}' for m in ('fc1', 'bn', 'fc2')
+        f'projector.{m}.{p}'
+        for m in ('fc1', 'bn', 'fc2')
         for p in ('weight', 'bias')
     }
 
 
 def test_full_finetune(tiny_clip_cfg, tiny_large_clip_cfg):
-    model = build(tiny_clip_cfg, tiny_large_clip_cfg,
-                  student=dict(vision_prompt_depth=0, freeze_clip=False))
+    model = build(
+        tiny_clip_cfg,
+        tiny_large_clip_cfg,
+        student=dict(vision_prompt_depth=0, freeze_clip=False))
     trainable = set(model.trainable_parameters())
-    visual = {f'student.clip.visual.{n}'
-              for n, _ in model.student.clip.visual.named_parameters()}
+    visual = {
+        f'student.clip.visual.{n}'
+        for n, _ in model.student.clip.visual.named_parameters()
+    }
     assert visual <= trainable
     assert 'student.clip.logit_scale' not in trainable
     model.train()
@@ -51,9 +61,12 @@ def test_full_finetune(tiny_clip_cfg, tiny_large_clip_cfg):
 
 
 def test_without_shared_text_features(tiny_clip_cfg, tiny_large_clip_cfg):
-    model = build(tiny_clip_cfg, tiny_large_clip_cfg,
-                  student=dict(text_prompt_depth=1),
-                  shared_text_features=False, projector=None)
+    model = build(
+        tiny_clip_cfg,
+        tiny_large_clip_cfg,
+        student=dict(text_prompt_depth=1),
+        shared_text_features=False,
+        projector=None)
     assert model.projector is None
     assert set(model.trainable_parameters()) == {
         'student.vision_ctx', 'student.vision_deep_prompts.0',
@@ -68,41 +81,46 @@ def test_without_shared_text_features(tiny_clip_cfg, tiny_large_clip_cfg):
     teacher = model.teacher_logits(images, model.text_features)
     model.train()
     torch.testing.assert_close(
-        model(images, mode='loss')['loss_kd'], manual_kl(own, teacher),
-        rtol=1e-5, atol=1e-6)
+        model(images, mode='loss')['loss_kd'],
+        manual_kl(own, teacher),
+        rtol=1e-5,
+        atol=1e-6)
     with pytest.raises(ValueError, match='projector=None'):
-        build(tiny_clip_cfg, tiny_large_clip_cfg,
-              shared_text_features=False)
+        build(tiny_clip_cfg, tiny_large_clip_cfg, shared_text_features=False)
 
 
 @pytest.mark.parametrize('mode', ['l1', 'mse'])
 def test_feature_distillation(tiny_clip_cfg, tiny_large_clip_cfg, mode):
-    model = build(tiny_clip_cfg, tiny_large_clip_cfg,
-                  distill_target='features',
-                  distill_loss=dict(type='FeatureDistillLoss', mode=mode,
-                                    loss_weight=3.0))
+    model = build(
+        tiny_clip_cfg,
+        tiny_large_clip_cfg,
+        distill_target='features',
+        distill_loss=dict(
+            type='FeatureDistillLoss', mode=mode, loss_weight=3.0))
     model.eval()  # fixed BatchNorm statistics for the hand computation
     images = torch.randn(4, 3, 32, 32)
-    s = F.normalize(model.projector(model.student.encode_image(images)),
-                    dim=-1)
+    s = F.normalize(
+        model.projector(model.student.encode_image(images)), dim=-1)
     t = F.normalize(model.teacher.encode_image(images), dim=-1)
     diff = s - t
     expected = 3.0 * (diff.abs() if mode == 'l1' else diff**2).mean()
-    torch.testing.assert_close(
-        model(images, mode='loss')['loss_kd'], expected)
+    torch.testing.assert_close(model(images, mode='loss')['loss_kd'], expected)
     # Inference still classifies with the stored text features.
     assert model(images, mode='tensor').shape == (4, 4)
 
 
 def test_backbone_student(tiny_large_clip_cfg):
     model = MODELS.build(
-        dict(type='PromptKDDistiller',
-             student=dict(
-                 type='BackboneStudent',
-                 backbone=dict(type='ResNet', depth=18),
-                 image_size=32),
-             teacher=dict(clip=tiny_large_clip_cfg, vision_prompt_depth=1,
-                          text_prompt_depth=1)))
+        dict(
+            type='PromptKDDistiller',
+            student=dict(
+                type='BackboneStudent',
+                backbone=dict(type='ResNet', depth=18),
+                image_size=32),
+            teacher=dict(
+                clip=tiny_large_clip_cfg,
+                vision_prompt_depth=1,
+                text_prompt_depth=1)))
     model.prepare_text_features(CLASSES, for_training=True)
     assert model.student.embed_dim == 512
     assert model.projector.fc1.in_features == 512
@@ -114,22 +132,24 @@ def test_backbone_student(tiny_large_clip_cfg):
     features = model.student.backbone(images)[-1].mean(dim=(2, 3))
     s = F.normalize(model.projector(features), dim=-1)
     expected = 100.0 * s @ model.text_features.t()
-    torch.testing.assert_close(model(images, mode='tensor'), expected,
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        model(images, mode='tensor'), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_subset_of_stored_classes_needs_no_teacher(tiny_clip_cfg,
-                                                    tiny_large_clip_cfg):
+                                                   tiny_large_clip_cfg):
     model = build(tiny_clip_cfg, tiny_large_clip_cfg).eval()
     images = torch.randn(2, 3, 32, 32)
     full = model(images, mode='tensor')
     object.__setattr__(model, '_teacher', None)
     model.prepare_text_features(['pink heart', 'blue square'],
-                                for_training=False, class_indices=[3, 1])
+                                for_training=False,
+                                class_indices=[3, 1])
     torch.testing.assert_close(model(images, mode='tensor'), full[:, [3, 1]])
     with pytest.raises(ValueError, match='Give a teacher'):
         model.prepare_text_features(['pink heart', 'cat'],
-                                    for_training=False, class_indices=[3, 0])
+                                    for_training=False,
+                                    class_indices=[3, 0])
 
 
 def test_bad_options(tiny_clip_cfg, tiny_large_clip_cfg):

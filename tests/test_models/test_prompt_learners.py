@@ -13,14 +13,77 @@ from mmpretrain.structures import DataSample
 
 import mmpromptkd  # noqa: F401
 from lr_schedules import dassl_lrs, scheduled_lrs
-from mmpromptkd.datasets.templates import (DATASET_TEMPLATES,
-                                           IMAGENET_TEMPLATES,
-                                           get_dataset_template)
+from mmpromptkd.models.clip.templates import (DATASET_TEMPLATES,
+                                              IMAGENET_TEMPLATES,
+                                              get_dataset_template)
 from mmpromptkd.registry import HOOKS, MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NAMES = ['dog', 'sea_lion', 'red car']
 ALL_NAMES = NAMES + ['cat', 'blue whale']
+# PromptSRC's 60 ImageNet templates, in its order (trainers/promptsrc.py).
+PROMPTSRC_IMAGENET_TEMPLATES = (
+    'a photo of a {}.',
+    'a bad photo of a {}.',
+    'a photo of many {}.',
+    'a sculpture of a {}.',
+    'a photo of the hard to see {}.',
+    'a low resolution photo of the {}.',
+    'a rendering of a {}.',
+    'graffiti of a {}.',
+    'a bad photo of the {}.',
+    'a cropped photo of the {}.',
+    'a tattoo of a {}.',
+    'the embroidered {}.',
+    'a photo of a hard to see {}.',
+    'a bright photo of a {}.',
+    'a photo of a clean {}.',
+    'a photo of a dirty {}.',
+    'a dark photo of the {}.',
+    'a drawing of a {}.',
+    'a photo of my {}.',
+    'the plastic {}.',
+    'a photo of the cool {}.',
+    'a close-up photo of a {}.',
+    'a black and white photo of the {}.',
+    'a painting of the {}.',
+    'a painting of a {}.',
+    'a pixelated photo of the {}.',
+    'a sculpture of the {}.',
+    'a bright photo of the {}.',
+    'a cropped photo of a {}.',
+    'a plastic {}.',
+    'a photo of the dirty {}.',
+    'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.',
+    'a photo of the {}.',
+    'a good photo of the {}.',
+    'a rendering of the {}.',
+    'a {} in a video game.',
+    'a photo of one {}.',
+    'a doodle of a {}.',
+    'a close-up photo of the {}.',
+    'the origami {}.',
+    'the {} in a video game.',
+    'a sketch of a {}.',
+    'a doodle of the {}.',
+    'a origami {}.',
+    'a low resolution photo of a {}.',
+    'the toy {}.',
+    'a rendition of the {}.',
+    'a photo of the clean {}.',
+    'a photo of a large {}.',
+    'a rendition of a {}.',
+    'a photo of a nice {}.',
+    'a photo of a weird {}.',
+    'a blurry photo of a {}.',
+    'a cartoon {}.',
+    'art of a {}.',
+    'a sketch of the {}.',
+    'a embroidered {}.',
+    'a pixelated photo of a {}.',
+    'itap of the {}.',
+)
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -65,20 +128,25 @@ def promptsrc(tiny_clip_cfg):
 class TestTemplates:
 
     def test_imagenet_templates(self):
+        # Derived from open_clip's list; exactly PromptSRC's, in its order.
+        assert IMAGENET_TEMPLATES == PROMPTSRC_IMAGENET_TEMPLATES
         assert len(IMAGENET_TEMPLATES) == 60
         assert len(set(IMAGENET_TEMPLATES)) == 60
         assert IMAGENET_TEMPLATES[0] == 'a photo of a {}.'
         assert all(t.count('{}') == 1 for t in IMAGENET_TEMPLATES)
 
     def test_dataset_templates(self):
-        assert DATASET_TEMPLATES['OxfordPets'] == \
+        assert DATASET_TEMPLATES['CoOpOxfordPets'] == \
             'a photo of a {}, a type of pet.'
-        assert DATASET_TEMPLATES['DTD'] == '{} texture.'
-        assert DATASET_TEMPLATES['EuroSAT'] == \
+        assert DATASET_TEMPLATES['CoOpDTD'] == '{} texture.'
+        assert DATASET_TEMPLATES['CoOpEuroSAT'] == \
             'a centered satellite photo of {}.'
-        assert DATASET_TEMPLATES['Food101'] == 'a photo of {}, a type of food.'
-        assert DATASET_TEMPLATES['UCF101'] == 'a photo of a person doing {}.'
-        for name in ('StanfordCars', 'SUN397', 'Caltech101', 'ImageNet'):
+        assert DATASET_TEMPLATES[
+            'CoOpFood101'] == 'a photo of {}, a type of food.'
+        assert DATASET_TEMPLATES[
+            'CoOpUCF101'] == 'a photo of a person doing {}.'
+        for name in ('CoOpStanfordCars', 'CoOpSUN397', 'CoOpCaltech101',
+                     'CoOpImageNet'):
             assert DATASET_TEMPLATES[name] == 'a photo of a {}.'
         import mmpromptkd.datasets as datasets
         for name in DATASET_TEMPLATES:
@@ -121,8 +189,9 @@ class TestPromptSRC:
             p0 = [math.exp(v) / sum(map(math.exp, row0)) for v in row0]
             kl += sum(a * (math.log(a) - math.log(b)) for a, b in zip(p0, p))
         assert losses['loss_logits'].item() == pytest.approx(kl / 4, rel=1e-5)
-        assert set(losses) == {'loss_ce', 'loss_text', 'loss_image',
-                               'loss_logits'}
+        assert set(losses) == {
+            'loss_ce', 'loss_text', 'loss_image', 'loss_logits'
+        }
 
     def test_frozen_text_features_against_open_clip(self, promptsrc):
         model = promptsrc
@@ -145,8 +214,7 @@ class TestPromptSRC:
             atol=1e-5,
             rtol=0)
 
-    def test_frozen_text_features_computed_once(self, promptsrc,
-                                                monkeypatch):
+    def test_frozen_text_features_computed_once(self, promptsrc, monkeypatch):
         model = promptsrc
         calls = []
         original = model.compute_zero_shot_text_features
@@ -206,15 +274,22 @@ class TestPromptSRC:
 
     def test_bad_templates(self, tiny_clip_cfg):
         with pytest.raises(ValueError, match='exactly one'):
-            build('PromptSRCClassifier', tiny_clip_cfg, vision_prompt_depth=1,
-                  text_prompt_depth=1, templates=['a photo.'])
+            build(
+                'PromptSRCClassifier',
+                tiny_clip_cfg,
+                vision_prompt_depth=1,
+                text_prompt_depth=1,
+                templates=['a photo.'])
 
 
 class TestBaseBehaviour:
 
     def test_ivlp_is_cross_entropy_only(self, tiny_clip_cfg):
-        model = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=2,
-                      text_prompt_depth=3)
+        model = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=2,
+            text_prompt_depth=3)
         model.prepare_text_features(NAMES, for_training=True)
         images, labels = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
         losses = model(images, samples(labels.tolist()), 'loss')
@@ -224,12 +299,15 @@ class TestBaseBehaviour:
             image = F.normalize(
                 model.prompted_clip.encode_image(images), dim=-1)
             logits = model.clip.logit_scale.exp() * image @ text.t()
-        torch.testing.assert_close(
-            losses['loss_ce'].detach(), F.cross_entropy(logits, labels))
+        torch.testing.assert_close(losses['loss_ce'].detach(),
+                                   F.cross_entropy(logits, labels))
 
     def test_predict_over_all_classes(self, tiny_clip_cfg):
-        model = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=1,
-                      text_prompt_depth=1)
+        model = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1)
         model.prepare_text_features(NAMES, for_training=True)
         # The hook passes ImageNet indices for ImageNet variants: ignored.
         model.prepare_text_features(
@@ -246,21 +324,34 @@ class TestBaseBehaviour:
             assert sample.pred_label.item() == score.argmax().item()
 
     def test_checkpoint_holds_prompts_not_clip(self, tiny_clip_cfg):
-        model = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=1,
-                      text_prompt_depth=1)
+        model = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1)
         assert sorted(model.state_dict()) == [
             'prompted_clip.text_ctx', 'prompted_clip.vision_ctx'
         ]
-        full = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=1,
-                     text_prompt_depth=1, save_clip_weights=True)
+        full = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1,
+            save_clip_weights=True)
         assert 'prompted_clip.clip.visual.proj' in full.state_dict()
 
     def test_load_state_dict_is_strict_on_prompts(self, tiny_clip_cfg):
-        model = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=2,
-                      text_prompt_depth=2)
+        model = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=2,
+            text_prompt_depth=2)
         state = model.state_dict()
-        other = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=2,
-                      text_prompt_depth=2)
+        other = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=2,
+            text_prompt_depth=2)
         other.load_state_dict(state)  # frozen CLIP keys may be absent
         torch.testing.assert_close(other.prompted_clip.text_ctx,
                                    model.prompted_clip.text_ctx)
@@ -270,14 +361,21 @@ class TestBaseBehaviour:
         extra = dict(state, **{'head.weight': torch.zeros(1)})
         with pytest.raises(ValueError, match=r'unexpected keys \[.*head'):
             other.load_state_dict(extra, strict=False)
-        deeper = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=2,
-                       text_prompt_depth=2, text_prompt_length=3)
+        deeper = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=2,
+            text_prompt_depth=2,
+            text_prompt_length=3)
         with pytest.raises(ValueError, match='shape mismatch'):
             deeper.load_state_dict(state, strict=False)
 
     def test_bad_labels_and_unprepared(self, tiny_clip_cfg):
-        model = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=1,
-                      text_prompt_depth=1)
+        model = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1)
         images = torch.randn(2, 3, 32, 32)
         with pytest.raises(RuntimeError, match='PromptKDTextFeaturesHook'):
             model(images, samples([0, 1]), 'loss')
@@ -294,8 +392,8 @@ class TestMaPLe:
 
     @pytest.fixture
     def maple(self, tiny_clip_cfg):
-        return build('MaPLeClassifier', tiny_clip_cfg, prompt_depth=3,
-                     prompt_length=2)
+        return build(
+            'MaPLeClassifier', tiny_clip_cfg, prompt_depth=3, prompt_length=2)
 
     def test_coupling_shapes(self, maple):
         pc = maple.prompted_clip
@@ -313,8 +411,11 @@ class TestMaPLe:
         assert set(maple.trainable_parameters()) == {
             'prompted_clip.text_ctx', 'prompted_clip.text_deep_prompts.0',
             'prompted_clip.text_deep_prompts.1'
-        } | {f'vision_prompt_maps.{i}.{w}' for i in range(3)
-             for w in ('weight', 'bias')}
+        } | {
+            f'vision_prompt_maps.{i}.{w}'
+            for i in range(3)
+            for w in ('weight', 'bias')
+        }
         # Text context initialised from "a photo" (2 tokens of ctx_init).
         ids = torch.tensor(pc.tokenizer.encode('a photo of a')[:2])
         torch.testing.assert_close(pc.text_ctx.data,
@@ -331,8 +432,8 @@ class TestMaPLe:
 
     def test_gradients_reach_text_prompts_and_maps(self, maple):
         maple.prepare_text_features(NAMES, for_training=True)
-        losses = maple(torch.randn(4, 3, 32, 32), samples([0, 1, 2, 1]),
-                       'loss')
+        losses = maple(
+            torch.randn(4, 3, 32, 32), samples([0, 1, 2, 1]), 'loss')
         assert set(losses) == {'loss_ce'}
         losses['loss_ce'].backward()
         for name, param in maple.trainable_parameters().items():
@@ -360,21 +461,26 @@ class TestZeroShotCLIP:
             torch.testing.assert_close(
                 model.encode_text(NAMES),
                 reference_text(model, 'a photo of a {}.', NAMES),
-                atol=1e-6, rtol=0)
-            prompted = MODELS.build(dict(type='PromptedCLIP',
-                                         clip=tiny_clip_cfg))
+                atol=1e-6,
+                rtol=0)
+            prompted = MODELS.build(
+                dict(type='PromptedCLIP', clip=tiny_clip_cfg))
             prompted.clip.load_state_dict(model.clip.state_dict())
             torch.testing.assert_close(
                 model.encode_text(NAMES, normalize=True),
                 prompted.encode_text(NAMES, normalize=True),
-                atol=1e-6, rtol=0)
-            dtd = build('ZeroShotCLIPClassifier', tiny_clip_cfg,
-                        template='{} texture.')
+                atol=1e-6,
+                rtol=0)
+            dtd = build(
+                'ZeroShotCLIPClassifier',
+                tiny_clip_cfg,
+                template='{} texture.')
             dtd.clip.load_state_dict(model.clip.state_dict())
             torch.testing.assert_close(
                 dtd.encode_text(NAMES),
                 reference_text(model, '{} texture.', NAMES),
-                atol=1e-6, rtol=0)
+                atol=1e-6,
+                rtol=0)
         assert model.state_dict() == {}
         assert model.trainable_parameters() == {}
 
@@ -386,8 +492,7 @@ class TestZeroShotCLIP:
         with pytest.raises(RuntimeError, match='nothing to train'):
             model(torch.randn(2, 3, 32, 32), samples([0, 1]), 'loss')
         with pytest.raises(TypeError, match='unexpected arguments'):
-            build('ZeroShotCLIPClassifier', tiny_clip_cfg,
-                  text_prompt_depth=2)
+            build('ZeroShotCLIPClassifier', tiny_clip_cfg, text_prompt_depth=2)
         with pytest.raises(ValueError, match='exactly one'):
             build('ZeroShotCLIPClassifier', tiny_clip_cfg, template='a {} {}')
 
@@ -396,33 +501,41 @@ class TestTrainSubsetCheckHook:
 
     @staticmethod
     def run_hook(model, metainfo):
-        dataset = type('DTD', (), {'metainfo': metainfo})()
+        dataset = type('CoOpDTD', (), {'metainfo': metainfo})()
         runner = SimpleNamespace(
-            model=model,
-            train_dataloader=SimpleNamespace(dataset=dataset))
+            model=model, train_dataloader=SimpleNamespace(dataset=dataset))
         HOOKS.build(dict(type='TrainSubsetCheckHook')).before_train(runner)
 
     def test_subsets(self, tiny_clip_cfg):
-        b2n = build('IVLPClassifier', tiny_clip_cfg, vision_prompt_depth=1,
-                    text_prompt_depth=1)
+        b2n = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1)
         base = dict(classes=('a', 'b'), num_base_classes=2, subset='base')
         everything = dict(
             classes=('a', 'b', 'c'), num_base_classes=2, subset='all')
         self.run_hook(b2n, base)
-        with pytest.raises(ValueError,
-                           match=r"DTD is the 'all' subset .*subset='base'"):
+        with pytest.raises(
+                ValueError, match=r"DTD is the 'all' subset .*subset='base'"):
             self.run_hook(b2n, everything)
         with pytest.raises(ValueError, match='does not say'):
             self.run_hook(b2n, dict(classes=('a', 'b')))
-        all_class = build('IVLPClassifier', tiny_clip_cfg,
-                          vision_prompt_depth=1, text_prompt_depth=1,
-                          train_subset='all')
+        all_class = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1,
+            train_subset='all')
         self.run_hook(all_class, everything)
         with pytest.raises(ValueError, match="train_subset='all'"):
             self.run_hook(all_class, base)
-        unchecked = build('IVLPClassifier', tiny_clip_cfg,
-                          vision_prompt_depth=1, text_prompt_depth=1,
-                          train_subset=None)
+        unchecked = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1,
+            train_subset=None)
         self.run_hook(unchecked, dict(classes=('a', )))
         with pytest.raises(TypeError, match='teacher classifier'):
             self.run_hook(torch.nn.Linear(1, 1), base)
@@ -432,8 +545,8 @@ class TestTrainSubsetCheckHook:
 # Configs: they parse and hold the reference hyper-parameters.
 ALGOS = ('promptsrc', 'maple', 'ivlp', 'zsclip')
 CONFIGS = sorted(
-    p for algo in ALGOS for p in glob.glob(osp.join(ROOT, 'configs', algo,
-                                                    '*.py')))
+    p for algo in ALGOS
+    for p in glob.glob(osp.join(ROOT, 'configs', algo, '*.py')))
 DATASETS = ('caltech101', 'dtd', 'eurosat', 'fgvc-aircraft', 'food101',
             'imagenet', 'oxford-flowers', 'oxford-pets', 'stanford-cars',
             'sun397', 'ucf101')
@@ -489,8 +602,10 @@ def test_config(path):
         assert (model.text_loss_weight, model.image_loss_weight) == (25, 10)
         assert model.logit_loss == dict(
             type='KLLogitLoss', loss_weight=1.0, reduction='mean')
-        gpa = [h for h in cfg.custom_hooks
-               if h.type == 'GaussianPromptAggregationHook']
+        gpa = [
+            h for h in cfg.custom_hooks
+            if h.type == 'GaussianPromptAggregationHook'
+        ]
         assert len(gpa) == 1 and 1 <= gpa[0].mean <= epochs
         if not xd and 'tiny' not in name:
             assert (gpa[0].mean, gpa[0].std) == (15.0, 1.0)

@@ -21,7 +21,8 @@ def distiller_cfg(tiny_clip_cfg, tiny_large_clip_cfg):
         type='PromptKDDistiller',
         student=dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
         teacher=dict(
-            clip=tiny_large_clip_cfg, vision_prompt_depth=2,
+            clip=tiny_large_clip_cfg,
+            vision_prompt_depth=2,
             text_prompt_depth=2),
         distill_loss=dict(type='KLLogitLoss', loss_weight=1000.0, tau=2.0))
 
@@ -75,8 +76,8 @@ class TestPromptKDDistiller:
         assert trainable == {
             'student.vision_ctx', 'student.vision_deep_prompts.0',
             'projector.fc1.weight', 'projector.fc1.bias',
-            'projector.bn.weight', 'projector.bn.bias',
-            'projector.fc2.weight', 'projector.fc2.bias'
+            'projector.bn.weight', 'projector.bn.bias', 'projector.fc2.weight',
+            'projector.fc2.bias'
         }
         distiller.train()
         assert not distiller.teacher.training
@@ -112,8 +113,10 @@ class TestPromptKDDistiller:
     def test_exported_student_alone(self, distiller, distiller_cfg):
         distiller.eval()
         state = copy.deepcopy(distiller.state_dict())
-        cfg = dict(distiller_cfg, teacher=None,
-                   projector=dict(type='FeatureProjector', out_channels=48))
+        cfg = dict(
+            distiller_cfg,
+            teacher=None,
+            projector=dict(type='FeatureProjector', out_channels=48))
         alone = MODELS.build(cfg).eval()
         alone.load_state_dict(state)
         assert alone.teacher is None
@@ -129,8 +132,8 @@ class TestPromptKDDistiller:
             alone(images, mode='loss')
 
     def test_class_mismatch_before_training(self, distiller):
-        with pytest.raises(ValueError,
-                           match='label 1: "blue_square" vs "dog"'):
+        with pytest.raises(
+                ValueError, match='label 1: "blue_square" vs "dog"'):
             distiller.prepare_text_features(
                 ['red circle', 'dog', 'green star', 'pink heart', 'cat'],
                 for_training=True)
@@ -155,9 +158,10 @@ class TestPromptKDDistiller:
 
     def test_projector_dimension_checked(self, distiller_cfg):
         with pytest.raises(ValueError, match='out_channels=10'):
-            MODELS.build(dict(distiller_cfg,
-                              projector=dict(type='FeatureProjector',
-                                             out_channels=10)))
+            MODELS.build(
+                dict(
+                    distiller_cfg,
+                    projector=dict(type='FeatureProjector', out_channels=10)))
         with pytest.raises(ValueError, match='out_channels'):
             MODELS.build(dict(distiller_cfg, teacher=None))
 
@@ -165,8 +169,10 @@ class TestPromptKDDistiller:
 def official_student_state(distiller):
     """Lay out a distiller's student in the reference's key names."""
     student, proj = distiller.student, distiller.projector
-    state = {'image_encoder.VPT': student.vision_ctx.data,
-             'logit_scale': student.clip.logit_scale.data}
+    state = {
+        'image_encoder.VPT': student.vision_ctx.data,
+        'logit_scale': student.clip.logit_scale.data
+    }
     for i, prompt in enumerate(student.vision_deep_prompts, start=1):
         state[f'image_encoder.transformer.resblocks.{i}.VPT_shallow'] = \
             prompt.data
@@ -189,18 +195,21 @@ def test_official_student_round_trip(distiller, distiller_cfg, tmp_path):
     torch.save(official_student_state(distiller), tmp_path / 'student.tar')
     spec = importlib.util.spec_from_file_location(
         'converter',
-        osp.join(ROOT, 'tools/model_converters/'
-                 'promptkd_official_to_mmpromptkd.py'))
+        osp.join(
+            ROOT, 'tools/model_converters/'
+            'promptkd_official_to_mmpromptkd.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    tool.main(['student', str(tmp_path / 'student.tar'),
-               str(tmp_path / 'converted.pth'), '--quiet'])
+    tool.main([
+        'student',
+        str(tmp_path / 'student.tar'),
+        str(tmp_path / 'converted.pth'), '--quiet'
+    ])
     converted = torch.load(tmp_path / 'converted.pth')['state_dict']
     fresh = MODELS.build(distiller_cfg)
     result = fresh.load_state_dict(converted, strict=False)
     # Only the stored features are absent: the teacher computes them.
-    assert sorted(result.missing_keys) == ['class_names_utf8',
-                                          'text_features']
+    assert sorted(result.missing_keys) == ['class_names_utf8', 'text_features']
     assert result.unexpected_keys == []
     # Same (random) teacher, so that its text features are the same.
     fresh.teacher.load_state_dict(distiller.teacher.state_dict())
@@ -216,8 +225,7 @@ def test_export_and_load_alone(distiller, distiller_cfg, tmp_path):
     distiller.eval()
     export_student(distiller, distiller_cfg, str(tmp_path / 'student.pth'))
     with pytest.raises(FileExistsError):
-        export_student(distiller, distiller_cfg,
-                       str(tmp_path / 'student.pth'))
+        export_student(distiller, distiller_cfg, str(tmp_path / 'student.pth'))
     alone = load_exported_student(str(tmp_path / 'student.pth'))
     assert alone.teacher is None and alone.class_names == tuple(CLASSES)
     images = torch.randn(2, 3, 32, 32)

@@ -25,16 +25,16 @@ REDUCTION = st.sampled_from(['mean', 'batchmean', 'sum'])
 
 TINY = dict(
     embed_dim=32,
-    vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2,
-                    head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2,
-                  layers=2))
+    vision_cfg=dict(
+        image_size=32, patch_size=8, width=64, layers=2, head_width=32),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
 TINY_LARGE = dict(
     embed_dim=48,
-    vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2,
-                    head_width=32),
-    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2,
-                  layers=2))
+    vision_cfg=dict(
+        image_size=32, patch_size=8, width=64, layers=2, head_width=32),
+    text_cfg=dict(
+        context_length=77, vocab_size=49408, width=64, heads=2, layers=2))
 CLASSES = ['red circle', 'blue square', 'green star', 'cat', 'dog']
 
 
@@ -63,12 +63,11 @@ class TestKLLogitLoss:
 
     @settings(max_examples=150, deadline=None)
     @given(_logit_pairs(), TAU, REDUCTION, st.booleans())
-    def test_finite_and_not_negative(self, logits, tau, reduction,
-                                     symmetric):
+    def test_finite_and_not_negative(self, logits, tau, reduction, symmetric):
         student, teacher = map(torch.from_numpy, logits)
         loss = KLLogitLoss(
             tau=tau, reduction=reduction, symmetric=symmetric)(student,
-                                                              teacher)
+                                                               teacher)
         assert torch.isfinite(loss)
         # Exactly >= 0 up to float32 rounding (see the strict test below).
         rows, classes = student.shape
@@ -76,8 +75,8 @@ class TestKLLogitLoss:
 
     @settings(max_examples=150, deadline=None)
     @example(
-        logits=(np.array([[0.001953125, 0.0, 0.0]], np.float32),
-                np.zeros((1, 3), np.float32)),
+        logits=(np.array([[0.001953125, 0.0, 0.0]],
+                         np.float32), np.zeros((1, 3), np.float32)),
         tau=3.0)
     @given(_logit_pairs(), TAU)
     def test_never_negative_strictly(self, logits, tau):
@@ -86,10 +85,9 @@ class TestKLLogitLoss:
         assert loss.item() >= 0.0
 
     @settings(max_examples=100, deadline=None)
-    @given(_logit_pairs(), TAU, REDUCTION, st.booleans(),
-           st.floats(0.0, 1e3))
-    def test_zero_for_identical_logits(self, logits, tau, reduction,
-                                       symmetric, weight):
+    @given(_logit_pairs(), TAU, REDUCTION, st.booleans(), st.floats(0.0, 1e3))
+    def test_zero_for_identical_logits(self, logits, tau, reduction, symmetric,
+                                       weight):
         logits = torch.from_numpy(logits[0])
         loss = KLLogitLoss(
             tau=tau,
@@ -104,8 +102,7 @@ class TestFeatureProjector:
     @settings(max_examples=40, deadline=None)
     @given(
         st.integers(2, 8).flatmap(lambda rows: arrays(
-            np.float32, (rows, 16), elements=st.floats(-1e4, 1e4,
-                                                       width=32))),
+            np.float32, (rows, 16), elements=st.floats(-1e4, 1e4, width=32))),
         st.booleans())
     def test_output_finite(self, features, training):
         torch.manual_seed(0)
@@ -124,11 +121,11 @@ def _scored_samples(draw):
     classes = draw(st.integers(1, 12))
     count = draw(st.integers(1, 30))
     scores = draw(
-        arrays(np.float32, (count, classes),
-               elements=st.floats(-1e4, 1e4, width=32)))
+        arrays(
+            np.float32, (count, classes),
+            elements=st.floats(-1e4, 1e4, width=32)))
     labels = draw(
-        st.lists(
-            st.integers(0, classes - 1), min_size=count, max_size=count))
+        st.lists(st.integers(0, classes - 1), min_size=count, max_size=count))
     base = draw(st.integers(0, classes))
     return scores, labels, base
 
@@ -177,8 +174,8 @@ class TestDistillerLogits:
 
     @settings(max_examples=20, deadline=None)
     @given(
-        st.floats(0.0, math.log(1e4)), st.floats(1e-3, 1e3),
-        st.integers(2, 4), st.integers(0, 2**31 - 1))
+        st.floats(0.0, math.log(1e4)), st.floats(1e-3, 1e3), st.integers(2, 4),
+        st.integers(0, 2**31 - 1))
     def test_finite_for_large_logit_scale(self, distiller, log_scale,
                                           magnitude, batch, seed):
         images = torch.randn(
@@ -191,9 +188,8 @@ class TestDistillerLogits:
             assert logits.shape == (batch, len(CLASSES))
             assert torch.isfinite(logits).all()
             assert logits.abs().max() <= math.exp(log_scale) * (1 + 1e-5)
-            scores = torch.stack([
-                s.pred_score for s in distiller(images, mode='predict')
-            ])
+            scores = torch.stack(
+                [s.pred_score for s in distiller(images, mode='predict')])
             assert torch.isfinite(scores).all()
             torch.testing.assert_close(
                 scores.sum(-1), torch.ones(batch), rtol=0, atol=1e-5)

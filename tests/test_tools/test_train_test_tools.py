@@ -35,7 +35,8 @@ TRAINED_PREFIXES = ('student.vision', 'projector.')
 TIMEOUT = 300
 
 
-def _run(cmd: Sequence[str], cwd: Path,
+def _run(cmd: Sequence[str],
+         cwd: Path,
          env: Dict[str, str] = None) -> subprocess.CompletedProcess:
     """Run a command, stdout and stderr together in ``.stdout``."""
     full_env = dict(os.environ)
@@ -71,8 +72,12 @@ def _data_options(root: Path) -> List[str]:
     ]
 
 
-def _train_cmd(config: Path, work_dir: Path, root: Path, max_epochs: int,
-               *extra: str, batch_size: int = 8) -> List[str]:
+def _train_cmd(config: Path,
+               work_dir: Path,
+               root: Path,
+               max_epochs: int,
+               *extra: str,
+               batch_size: int = 8) -> List[str]:
     return [
         sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir,
         *extra, '--cfg-options', *_data_options(root),
@@ -122,7 +127,8 @@ def shapes_root(tmp_path_factory) -> Path:
             sys.executable, TOOLS / 'misc' / 'generate_shapes_dataset.py',
             root, '--num-classes', '6', '--train-per-class', '4',
             '--val-per-class', '2', '--test-per-class', '3'
-        ], cwd=REPO))
+        ],
+             cwd=REPO))
     return root
 
 
@@ -147,7 +153,8 @@ class TestTrainTest:
                 sys.executable, TOOLS / 'test.py', CONFIG,
                 trained / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
                 '--out', out, '--cfg-options', *_data_options(shapes_root)
-            ], cwd=tmp_path))
+            ],
+                 cwd=tmp_path))
         lines = log.splitlines()
         assert '|     dataset     | base  | novel |  HM   |  all  |' in lines
         row = [line for line in lines if line.startswith('| SyntheticShapes')]
@@ -168,7 +175,8 @@ class TestTrainTest:
             _run([
                 sys.executable, TOOLS / 'analysis' / 'aggregate_results.py',
                 out
-            ], cwd=tmp_path))
+            ],
+                 cwd=tmp_path))
         assert 'shapes' in summary and f'{base:.2f}' in summary
 
     def test_resume_matches_uninterrupted_run(self, trained, shapes_root,
@@ -219,15 +227,16 @@ class TestTrainTest:
         result = _run([
             sys.executable, TOOLS / 'test.py', CONFIG, missing, '--work-dir',
             tmp_path / 'test'
-        ], cwd=tmp_path)
+        ],
+                      cwd=tmp_path)
         assert result.returncode != 0
         assert str(missing) in result.stdout
         assert 'does not exist' in result.stdout
 
+
 class TestDistributed:
 
-    def test_two_gloo_processes_match_one_process(self, shapes_root,
-                                                  tmp_path):
+    def test_two_gloo_processes_match_one_process(self, shapes_root, tmp_path):
         # Without random augmentation both runs see the same global batches:
         # DefaultSampler gives rank r the indices r::2 of one permutation.
         config = tmp_path / 'deterministic.py'
@@ -238,14 +247,14 @@ class TestDistributed:
         single, double = tmp_path / 'single', tmp_path / 'double'
         cmd = _train_cmd(config, double, shapes_root, 2, batch_size=4)
         # dist_train.sh CONFIG 2 [options]: GPUS means processes here.
-        result = _run(['bash', TOOLS / 'dist_train.sh', config, '2'] +
-                      cmd[3:], cwd=tmp_path,
-                      env=dict(PORT=str(_free_port())))
+        result = _run(
+            ['bash', TOOLS / 'dist_train.sh', config, '2'] + cmd[3:],
+            cwd=tmp_path,
+            env=dict(PORT=str(_free_port())))
         log = _check(result)
         assert 'Distributed training: True' in log
         assert "backend='gloo'" in log
-        _check(
-            _run(_train_cmd(config, single, shapes_root, 2), cwd=tmp_path))
+        _check(_run(_train_cmd(config, single, shapes_root, 2), cwd=tmp_path))
         # Warm-up epoch (lr 1e-5): equal up to float32 summation order.
         _assert_states_close(
             _trained_state(double / 'epoch_1.pth'),
@@ -296,7 +305,11 @@ def test_slurm_scripts_fail_fast_without_slurm(tmp_path, name):
     env = dict(os.environ, PATH=f'{tmp_path}:/usr/bin:/bin')
     result = subprocess.run(
         ['bash', str(TOOLS / name), 'part', 'job', 'cfg.py', 'x'],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30)
     assert result.returncode == 1
     assert "'scontrol' is not on PATH" in result.stderr
     assert f'tools/dist_{name[len("slurm_"):]}' in result.stderr
@@ -310,8 +323,7 @@ class TestLaunchHelpers:
             dict(
                 train_dataloader=dict(num_workers=0, batch_size=2),
                 val_dataloader=dict(num_workers=2),
-                test_dataloader=dict(
-                    num_workers=2, persistent_workers=False)))
+                test_dataloader=dict(num_workers=2, persistent_workers=False)))
         set_dataloader_defaults(cfg)
         assert cfg.train_dataloader.persistent_workers is False
         assert cfg.train_dataloader.batch_size == 2
@@ -320,8 +332,8 @@ class TestLaunchHelpers:
         assert cfg.val_dataloader.collate_fn == dict(type='default_collate')
         assert cfg.val_dataloader.pin_memory == torch.cuda.is_available()
 
-        cfg = Config(dict(train_dataloader=dict(num_workers=2,
-                                                pin_memory=True)))
+        cfg = Config(
+            dict(train_dataloader=dict(num_workers=2, pin_memory=True)))
         set_dataloader_defaults(
             cfg, pin_memory=False, persistent_workers=False)
         assert cfg.train_dataloader.pin_memory is False

@@ -1,4 +1,4 @@
-"""Safe checkpoint loading: allowlisted mmengine objects load, code does not."""
+"""Safe checkpoint loading: allowlisted mmengine objects load, code not."""
 import os
 import pickle
 import zipfile
@@ -49,8 +49,8 @@ class TestSafeLoading:
 
     def test_unsafe_opt_in(self, tmp_path):
         torch.save({'x': _GetattrChain()}, tmp_path / 'g.pth')
-        loaded = load_checkpoint_file(str(tmp_path / 'g.pth'),
-                                      allow_unsafe=True)
+        loaded = load_checkpoint_file(
+            str(tmp_path / 'g.pth'), allow_unsafe=True)
         assert loaded['x'] is torch.nn.Module.__init__
 
     def test_mmengine_objects_load(self, tmp_path):
@@ -58,9 +58,16 @@ class TestSafeLoading:
         buffer.update(1.5)
         buffer.update(2.5)
         ckpt = {
-            'meta': {'seed': np.int64(3), 'scalar': np.float64(0.5)},
-            'message_hub': {'log_scalars': {'loss': buffer},
-                            'arr': np.arange(4, dtype=np.float32)},
+            'meta': {
+                'seed': np.int64(3),
+                'scalar': np.float64(0.5)
+            },
+            'message_hub': {
+                'log_scalars': {
+                    'loss': buffer
+                },
+                'arr': np.arange(4, dtype=np.float32)
+            },
         }
         torch.save(ckpt, tmp_path / 'c.pth')
         loaded = load_checkpoint_file(str(tmp_path / 'c.pth'))
@@ -77,8 +84,8 @@ class TestSafeLoading:
 
         def old_getstate(self):
             # What mmengine 0.10.7 itself writes.
-            return dict(self.__dict__,
-                        statistics_methods=self._statistics_methods)
+            return dict(
+                self.__dict__, statistics_methods=self._statistics_methods)
 
         monkeypatch.setattr(HistoryBuffer, '__getstate__', old_getstate)
         torch.save({'b': buffer}, tmp_path / 'old.pth')
@@ -96,8 +103,8 @@ class TestSafeLoading:
             data = z.read([n for n in z.namelist()
                            if n.endswith('data.pkl')][0])
         assert b'getattr' in data
-        assert load_checkpoint_file(str(tmp_path / 'new.pth'))[
-            'b'].current() == 4.0
+        assert load_checkpoint_file(str(tmp_path /
+                                        'new.pth'))['b'].current() == 4.0
         # Outside our loads, torch's global allowlist does not know it.
         with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
             torch.load(tmp_path / 'new.pth', weights_only=True)
@@ -110,8 +117,8 @@ class TestSafeLoading:
 class TestTorchScriptReader:
 
     def test_reads_tensors_without_running_code(self, tmp_path):
-        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
-                                    torch.nn.Linear(4, 2))
+        model = torch.nn.Sequential(
+            torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
         model.register_buffer('scale', torch.tensor([2.0]))
         scripted = torch.jit.script(model)
         scripted.save(str(tmp_path / 'm.pt'))
@@ -129,8 +136,8 @@ class TestTorchScriptReader:
             for item in src.namelist():
                 data = src.read(item)
                 if item.endswith('/data.pkl'):
-                    data = pickle.dumps(_RunsCode(tmp_path / 'pwned'),
-                                        protocol=2)
+                    data = pickle.dumps(
+                        _RunsCode(tmp_path / 'pwned'), protocol=2)
                 dst.writestr(item, data)
         with pytest.raises(pickle.UnpicklingError, match='posix.system|os'):
             read_torchscript_state_dict(str(tmp_path / 'evil.pt'))

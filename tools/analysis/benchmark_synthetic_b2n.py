@@ -1,9 +1,9 @@
 """Base-to-novel benchmark of PromptKD and its ablations on synthetic shapes.
 
 Every row is a real run of ``tools/train.py`` / ``tools/test.py`` (called
-in this process, one after the other) on the tiny CLIPs of the offline demo; the script prints one
-table of base / novel / HM accuracy (mean ± std over seeds) and can write it
-as Markdown and as a bar chart.
+in this process, one after the other) on the tiny CLIPs of the offline
+demo; the script prints one table of base / novel / HM accuracy (mean ±
+std over seeds) and can write it as Markdown and as a bar chart.
 
 Rows (``--rows`` takes a subset, by key):
 
@@ -32,8 +32,8 @@ Example::
 
     python tools/analysis/benchmark_synthetic_b2n.py \\
         --work-dir work_dirs/synthetic_b2n --seeds 1 2 3 \\
-        --out-markdown docs/synthetic_b2n.md --out-png docs/synthetic_b2n.png \\
-        --update-readme README.md
+        --out-markdown docs/synthetic_b2n.md \\
+        --out-png docs/synthetic_b2n.png --update-readme README.md
 """
 import argparse
 import contextlib
@@ -57,9 +57,8 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEACHER_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'promptsrc',
     'promptsrc_tiny-clip_16shot-5e_b2n-synthetic-shapes.py')
-DISTILLER_CONFIG = osp.join(
-    REPO_ROOT, 'configs', 'promptkd',
-    'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py')
+DISTILLER_CONFIG = osp.join(REPO_ROOT, 'configs', 'promptkd',
+                            'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py')
 TEMPLATE = 'a photo of a {}.'
 METRICS = ('base', 'novel', 'hm')
 # Where --update-readme puts the table.
@@ -81,42 +80,56 @@ class RowSpec(NamedTuple):
 
 
 ROWS: Dict[str, RowSpec] = {
-    'student_zs': RowSpec('Student zero-shot CLIP', 'zero_shot',
-                          dict(which='student')),
-    'teacher_zs': RowSpec('Teacher zero-shot CLIP', 'zero_shot',
-                          dict(which='teacher')),
-    'teacher_promptsrc': RowSpec('Teacher PromptSRC (stage a)', 'promptsrc',
-                                 dict(which='teacher')),
-    'student_labels': RowSpec('Student PromptSRC with labels', 'promptsrc',
-                              dict(which='student')),
-    'promptkd': RowSpec('PromptKD student', 'distill', {}),
-    'projector_only': RowSpec(
-        'PromptKD: projector only', 'distill',
-        dict(model=dict(student=dict(vision_prompt_depth=0)))),
-    'full_finetune': RowSpec(
+    'student_zs':
+    RowSpec('Student zero-shot CLIP', 'zero_shot', dict(which='student')),
+    'teacher_zs':
+    RowSpec('Teacher zero-shot CLIP', 'zero_shot', dict(which='teacher')),
+    'teacher_promptsrc':
+    RowSpec('Teacher PromptSRC (stage a)', 'promptsrc', dict(which='teacher')),
+    'student_labels':
+    RowSpec('Student PromptSRC with labels', 'promptsrc',
+            dict(which='student')),
+    'promptkd':
+    RowSpec('PromptKD student', 'distill', {}),
+    'projector_only':
+    RowSpec('PromptKD: projector only', 'distill',
+            dict(model=dict(student=dict(vision_prompt_depth=0)))),
+    'full_finetune':
+    RowSpec(
         'PromptKD: full fine-tune', 'distill',
-        dict(model=dict(
-            student=dict(vision_prompt_depth=0, freeze_clip=False)))),
-    'wo_shared_text': RowSpec(
+        dict(
+            model=dict(
+                student=dict(vision_prompt_depth=0, freeze_clip=False)))),
+    'wo_shared_text':
+    RowSpec(
         'PromptKD: w/o shared text features', 'distill',
-        dict(model=dict(
-            student=dict(text_prompt_depth=3, text_prompt_length=4),
-            shared_text_features=False,
-            projector=None))),
-    'feature_l1': RowSpec(
+        dict(
+            model=dict(
+                student=dict(text_prompt_depth=3, text_prompt_length=4),
+                shared_text_features=False,
+                projector=None))),
+    'feature_l1':
+    RowSpec(
         'PromptKD: feature L1', 'distill',
-        dict(model=dict(
-            distill_target='features',
-            distill_loss=dict(
-                _delete_=True, type='FeatureDistillLoss', mode='l1',
-                loss_weight=1000.0)))),
-    'feature_mse': RowSpec(
+        dict(
+            model=dict(
+                distill_target='features',
+                distill_loss=dict(
+                    _delete_=True,
+                    type='FeatureDistillLoss',
+                    mode='l1',
+                    loss_weight=1000.0)))),
+    'feature_mse':
+    RowSpec(
         'PromptKD: feature MSE', 'distill',
-        dict(model=dict(
-            distill_target='features',
-            distill_loss=dict(
-                _delete_=True, type='FeatureDistillLoss', mode='mse',
-                loss_weight=1000.0)))),
+        dict(
+            model=dict(
+                distill_target='features',
+                distill_loss=dict(
+                    _delete_=True,
+                    type='FeatureDistillLoss',
+                    mode='mse',
+                    loss_weight=1000.0)))),
 }
 
 
@@ -132,20 +145,29 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(
         description='Base-to-novel benchmark of PromptKD on synthetic shapes')
-    parser.add_argument('--work-dir', default='work_dirs/synthetic_b2n',
-                        help='runs, generated configs and results go here')
-    parser.add_argument('--data', default=None,
-                        help='dataset folder (generated if missing); '
-                        'defaults to <work-dir>/data')
+    parser.add_argument(
+        '--work-dir',
+        default='work_dirs/synthetic_b2n',
+        help='runs, generated configs and results go here')
+    parser.add_argument(
+        '--data',
+        default=None,
+        help='dataset folder (generated if missing); '
+        'defaults to <work-dir>/data')
     parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
-    parser.add_argument('--rows', nargs='+', default=list(ROWS),
-                        choices=list(ROWS), metavar='ROW',
-                        help=f'rows to run, of: {", ".join(ROWS)}')
+    parser.add_argument(
+        '--rows',
+        nargs='+',
+        default=list(ROWS),
+        choices=list(ROWS),
+        metavar='ROW',
+        help=f'rows to run, of: {", ".join(ROWS)}')
     parser.add_argument('--out-markdown', help='write the table here (.md)')
     parser.add_argument('--out-png', help='write a bar chart here (.png)')
     parser.add_argument('--out-json', help='write all per-seed numbers here')
     parser.add_argument(
-        '--update-readme', metavar='FILE',
+        '--update-readme',
+        metavar='FILE',
         help='replace the table between the markers '
         f'{README_BEGIN} and {README_END} in FILE (e.g. README.md)')
     # Shrinking, for smoke tests.
@@ -153,20 +175,37 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--train-per-class', type=int, default=64)
     parser.add_argument('--val-per-class', type=int, default=10)
     parser.add_argument('--test-per-class', type=int, default=50)
-    parser.add_argument('--shots', type=int, default=16,
-                        help='labeled shots per base class (PromptSRC rows)')
-    parser.add_argument('--teacher-epochs', type=int, default=None,
-                        help='epochs of the PromptSRC rows (default: config)')
-    parser.add_argument('--student-epochs', type=int, default=None,
-                        help='epochs of the distillation rows '
-                        '(default: config)')
-    parser.add_argument('--random-weights', action='store_true',
-                        help='do not load the pre-trained tiny CLIPs')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads; the tiny models gain little '
-                        'from more, and shared cores suffer from them')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='extra key=value options for every run')
+    parser.add_argument(
+        '--shots',
+        type=int,
+        default=16,
+        help='labeled shots per base class (PromptSRC rows)')
+    parser.add_argument(
+        '--teacher-epochs',
+        type=int,
+        default=None,
+        help='epochs of the PromptSRC rows (default: config)')
+    parser.add_argument(
+        '--student-epochs',
+        type=int,
+        default=None,
+        help='epochs of the distillation rows '
+        '(default: config)')
+    parser.add_argument(
+        '--random-weights',
+        action='store_true',
+        help='do not load the pre-trained tiny CLIPs')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads; the tiny models gain little '
+        'from more, and shared cores suffer from them')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='extra key=value options for every run')
     return parser.parse_args(argv)
 
 
@@ -217,8 +256,11 @@ def _clip_checkpoint(base, which: str, random_weights: bool) -> Optional[str]:
     return osp.normpath(base[f'tiny_{which}_clip_checkpoint'])
 
 
-def build_row_config(key: str, args: argparse.Namespace, data: str,
-                     seed: int, teacher_ckpt: Optional[str] = None):
+def build_row_config(key: str,
+                     args: argparse.Namespace,
+                     data: str,
+                     seed: int,
+                     teacher_ckpt: Optional[str] = None):
     """The full config of one run.
 
     Args:
@@ -239,14 +281,16 @@ def build_row_config(key: str, args: argparse.Namespace, data: str,
     if spec.kind in ('zero_shot', 'promptsrc'):
         cfg = teacher_cfg
         which = spec.overrides['which']
-        clip = dict(model_cfg=copy.deepcopy(base[f'tiny_{which}_clip']),
-                    quick_gelu=True,
-                    checkpoint=_clip_checkpoint(base, which,
-                                                args.random_weights))
+        clip = dict(
+            model_cfg=copy.deepcopy(base[f'tiny_{which}_clip']),
+            quick_gelu=True,
+            checkpoint=_clip_checkpoint(base, which, args.random_weights))
         if spec.kind == 'zero_shot':
-            cfg.model = dict(type='ZeroShotCLIPClassifier',
-                             _scope_='mmpromptkd', clip=clip,
-                             template=TEMPLATE)
+            cfg.model = dict(
+                type='ZeroShotCLIPClassifier',
+                _scope_='mmpromptkd',
+                clip=clip,
+                template=TEMPLATE)
         else:
             cfg.model.clip = clip
             cfg.train_dataloader.dataset.num_shots = args.shots
@@ -265,8 +309,8 @@ def build_row_config(key: str, args: argparse.Namespace, data: str,
     _common(cfg, args, data, seed)
     if args.cfg_options:
         options = argparse.Namespace()
-        DictAction(option_strings=[], dest='o')(None, options,
-                                                args.cfg_options)
+        DictAction(
+            option_strings=[], dest='o')(None, options, args.cfg_options)
         cfg.merge_from_dict(options.o)
     return cfg
 
@@ -278,8 +322,8 @@ def _tool(name: str):
     """Import ``tools/<name>.py`` as a module (once)."""
     if name not in _TOOLS:
         spec = importlib.util.spec_from_file_location(
-            f'_benchmark_tool_{name}', osp.join(REPO_ROOT, 'tools',
-                                                f'{name}.py'))
+            f'_benchmark_tool_{name}',
+            osp.join(REPO_ROOT, 'tools', f'{name}.py'))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _TOOLS[name] = module
@@ -339,9 +383,9 @@ def run_row(key: str,
         evaluated) and the last checkpoint (``''`` for zero-shot rows).
     """
     spec = ROWS[key]
-    run_dir = (osp.join(args.work_dir, 'zero_shot', key)
-               if spec.kind == 'zero_shot' else
-               osp.join(args.work_dir, f'seed{seed}', key))
+    run_dir = (
+        osp.join(args.work_dir, 'zero_shot', key) if spec.kind == 'zero_shot'
+        else osp.join(args.work_dir, f'seed{seed}', key))
     os.makedirs(run_dir, exist_ok=True)
     results = osp.join(run_dir, 'results.json')
     cfg = build_row_config(key, args, data, seed, teacher_ckpt)
@@ -363,8 +407,10 @@ def run_row(key: str,
     if not evaluate:
         return None, ckpt
     test_args = [config_file] + ([ckpt] if ckpt else [])
-    _run('test', test_args + ['--work-dir', osp.join(run_dir, 'test'),
-                              '--out', results], log_file)
+    _run(
+        'test', test_args +
+        ['--work-dir',
+         osp.join(run_dir, 'test'), '--out', results], log_file)
     return _load(results), ckpt
 
 
@@ -384,11 +430,15 @@ def ensure_data(args: argparse.Namespace) -> str:
     if not osp.isfile(osp.join(data, 'split_shapes.json')):
         subprocess.run([
             sys.executable, 'tools/misc/generate_shapes_dataset.py', data,
-            '--num-classes', str(args.num_classes), '--train-per-class',
+            '--num-classes',
+            str(args.num_classes), '--train-per-class',
             str(args.train_per_class), '--val-per-class',
             str(args.val_per_class), '--test-per-class',
             str(args.test_per_class)
-        ], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+        ],
+                       cwd=REPO_ROOT,
+                       check=True,
+                       stdout=subprocess.DEVNULL)
     return data
 
 
@@ -412,7 +462,10 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
         teacher_ckpt = None
         if 'teacher_promptsrc' in args.rows or distill:
             metrics, teacher_ckpt = run_row(
-                'teacher_promptsrc', args, data, seed,
+                'teacher_promptsrc',
+                args,
+                data,
+                seed,
                 evaluate='teacher_promptsrc' in args.rows)
             if 'teacher_promptsrc' in args.rows:
                 results['teacher_promptsrc'][seed] = metrics
@@ -427,8 +480,9 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
 # ----------------------------------------------------------------------------
 # Table and chart
 # ----------------------------------------------------------------------------
-def summarise(results: Dict[str, Dict[int, dict]]
-              ) -> List[Tuple[str, Dict[str, Tuple[float, float]]]]:
+def summarise(
+    results: Dict[str, Dict[int, dict]]
+) -> List[Tuple[str, Dict[str, Tuple[float, float]]]]:
     """Mean and sample std (ddof=1; 0 for one seed) of every metric.
 
     Returns:
@@ -473,8 +527,13 @@ def write_png(summary, path: str, title: str) -> None:
     for i, m in enumerate(METRICS):
         means = [s[m][0] for _, s in summary]
         stds = [s[m][1] for _, s in summary]
-        ax.bar(x + (i - 1) * width, means, width, yerr=stds, capsize=2,
-               label={'hm': 'HM'}.get(m, m))
+        ax.bar(
+            x + (i - 1) * width,
+            means,
+            width,
+            yerr=stds,
+            capsize=2,
+            label={'hm': 'HM'}.get(m, m))
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=35, ha='right', fontsize=8)
     ax.set_ylabel('accuracy (%)')
@@ -555,8 +614,10 @@ def check_orderings(summary, num_seeds: int) -> List[str]:
                    'no (reversed)' if diff < -margin else 'within noise')
         lines.append(f'| {what} | {diff:+.2f} | {margin:.2f} | {verdict} |')
     if lines:
-        lines = ['| paper ordering (HM) | difference | margin | '
-                 'reproduced |', '|---|---|---|---|'] + lines
+        lines = [
+            '| paper ordering (HM) | difference | margin | '
+            'reproduced |', '|---|---|---|---|'
+        ] + lines
     return lines
 
 
@@ -588,12 +649,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(table, flush=True)
     if args.out_json:
         with open(args.out_json, 'w') as f:
-            json.dump({k: {str(s): v for s, v in r.items()}
-                       for k, r in results.items()}, f, indent=2)
+            json.dump(
+                {
+                    k: {
+                        str(s): v
+                        for s, v in r.items()
+                    }
+                    for k, r in results.items()
+                },
+                f,
+                indent=2)
     if args.out_png:
-        write_png(summary, args.out_png,
-                  f'Synthetic shapes base-to-novel, tiny CLIPs, '
-                  f'seeds {" ".join(map(str, args.seeds))} (mean ± std)')
+        write_png(
+            summary, args.out_png,
+            f'Synthetic shapes base-to-novel, tiny CLIPs, '
+            f'seeds {" ".join(map(str, args.seeds))} (mean ± std)')
     if args.out_markdown:
         weights = ('random weights' if args.random_weights else
                    'pre-trained tiny CLIPs (checkpoints/tiny_clip)')
@@ -616,8 +686,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 'Reproduced when the HM difference exceeds the margin: twice '
                 'the standard error of the difference of the two means over '
                 f'seeds, and at least {MIN_MARGIN} (test-set sampling noise, '
-                'which the seeds do not vary).',
-                ''
+                'which the seeds do not vary).', ''
             ] + orderings + ['']
         notes = [NOTES_MARKER, '']
         if osp.isfile(args.out_markdown):
@@ -626,8 +695,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 old = f.read()
             if NOTES_MARKER in old:
                 notes = [old[old.index(NOTES_MARKER):].rstrip('\n'), '']
-        os.makedirs(osp.dirname(osp.abspath(args.out_markdown)),
-                    exist_ok=True)
+        os.makedirs(osp.dirname(osp.abspath(args.out_markdown)), exist_ok=True)
         with open(args.out_markdown, 'w') as f:
             f.write('\n'.join(text + notes))
     if args.update_readme:
@@ -657,9 +725,8 @@ def update_readme(path: str, table: str, argv: Sequence[str]) -> None:
     """
     text, begin, end = _read_readme(path)
     block = '\n'.join([
-        README_BEGIN,
-        f'<!-- generated by: {command_line(argv)} -->', '', table, '',
-        README_END
+        README_BEGIN, f'<!-- generated by: {command_line(argv)} -->', '',
+        table, '', README_END
     ])
     with open(path, 'w') as f:
         f.write(text[:begin] + block + text[end:])

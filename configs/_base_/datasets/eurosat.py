@@ -1,7 +1,7 @@
 # EuroSAT in CoOp format (see docs/datasets.md for the folder layout).
 _base_ = ['./coop_b2n.py']
 
-dataset_type = 'EuroSAT'
+dataset_type = 'CoOpEuroSAT'
 train_dataloader = dict(dataset=dict(type=dataset_type))
 val_dataloader = dict(dataset=dict(type=dataset_type))
 test_dataloader = dict(dataset=dict(type=dataset_type))

@@ -189,17 +189,19 @@ class ExactResumeHook(Hook):
     @staticmethod
     def _saves_now(runner, by_epoch: bool) -> bool:
         """Whether ``CheckpointHook`` saves after this iteration / epoch."""
-        hook = next(
-            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
+                    None)
         if hook is None or hook.by_epoch != by_epoch:
             return False
         if by_epoch:
             return hook.every_n_epochs(
-                runner, hook.interval, hook.save_begin) or (
-                    hook.save_last and hook.is_last_train_epoch(runner))
+                runner, hook.interval,
+                hook.save_begin) or (hook.save_last
+                                     and hook.is_last_train_epoch(runner))
         return hook.every_n_train_iters(
-            runner, hook.interval, hook.save_begin) or (
-                hook.save_last and hook.is_last_train_iter(runner))
+            runner, hook.interval,
+            hook.save_begin) or (hook.save_last
+                                 and hook.is_last_train_iter(runner))
 
     def _gather_if_saving(self, runner, by_epoch: bool) -> None:
         """Collect every rank's states on all ranks before a save.
@@ -234,8 +236,8 @@ class ExactResumeHook(Hook):
             iter=step, world_size=world_size, ranks=ranks)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._rng_states = (checkpoint.get('meta', None) or {}).get(
-            'rng_states', None)
+        self._rng_states = (checkpoint.get('meta', None)
+                            or {}).get('rng_states', None)
 
     def _restore_rng(self, runner) -> None:
         states, self._rng_states = self._rng_states, None
@@ -246,8 +248,9 @@ class ExactResumeHook(Hook):
         world_size = get_world_size()
         problem = None
         if states.get('world_size') != world_size:
-            problem = (f'the checkpoint was saved by {states.get("world_size")}'
-                       f' process(es), this run has {world_size}')
+            problem = (
+                f'the checkpoint was saved by {states.get("world_size")}'
+                f' process(es), this run has {world_size}')
         elif len(ranks) != world_size:
             problem = ('the checkpoint holds no random states of the other '
                        'processes (it was not saved on CheckpointHook\'s '

@@ -91,8 +91,9 @@ def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
     num_pos = state_dict['visual.positional_embedding'].shape[0]
     grid = round((num_pos - 1)**0.5)
     if grid * grid + 1 != num_pos:
-        raise ValueError(f'{source}: visual.positional_embedding has {num_pos} '
-                         'rows, expected grid * grid + 1')
+        raise ValueError(
+            f'{source}: visual.positional_embedding has {num_pos} '
+            'rows, expected grid * grid + 1')
     text_width = state_dict['ln_final.weight'].shape[0]
     mlp_hidden = state_dict['visual.transformer.resblocks.0.mlp.c_fc.weight']
     text_mlp_hidden = state_dict['transformer.resblocks.0.mlp.c_fc.weight']
@@ -119,8 +120,8 @@ def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
             mlp_ratio=text_mlp_hidden.shape[0] / text_width))
 
 
-def load_state_dict_strictly(module: nn.Module,
-                             state_dict: Dict[str, torch.Tensor],
+def load_state_dict_strictly(module: nn.Module, state_dict: Dict[str,
+                                                                 torch.Tensor],
                              source: str) -> None:
     """Load ``state_dict`` into ``module``; any mismatch is an error.
 
@@ -180,8 +181,7 @@ def _cached_pretrained_file(model_name: str, tag: str,
             'open_clip_model.safetensors', 'open_clip_pytorch_model.bin'
         ]
         for name in names:
-            found = try_to_load_from_cache(
-                repo_id, name, cache_dir=cache_dir)
+            found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
             if isinstance(found, str):
                 return found
             candidates.append(f'Hugging Face cache: {repo_id}/{name}')
@@ -202,9 +202,10 @@ def _cached_pretrained_file(model_name: str, tag: str,
 def _model_config(model_name: str) -> dict:
     cfg = open_clip.get_model_config(model_name)
     if cfg is None:
-        raise ValueError(f'clip.model_name: unknown open_clip model '
-                         f'"{model_name}"; known ViT models include '
-                         f'{[m for m in open_clip.list_models() if "ViT" in m][:20]}')
+        raise ValueError(
+            f'clip.model_name: unknown open_clip model '
+            f'"{model_name}"; known ViT models include '
+            f'{[m for m in open_clip.list_models() if "ViT" in m][:20]}')
     return copy.deepcopy(cfg)
 
 
@@ -223,8 +224,9 @@ def build_clip(cfg: dict) -> nn.Module:
         raise ValueError(f'clip.precision: expected one of '
                          f'{list(PRECISIONS)}, got "{precision}"')
     cache_dir = cfg.pop('cache_dir', None)
-    sources = [k for k in ('openai_file', 'model_cfg', 'model_name')
-               if k in cfg]
+    sources = [
+        k for k in ('openai_file', 'model_cfg', 'model_name') if k in cfg
+    ]
     if len(sources) != 1:
         raise ValueError(
             'clip: give exactly one of openai_file, model_cfg or model_name '

@@ -107,8 +107,8 @@ class PromptedCLIP(BaseModule):
                              ('text_prompt_length', text_prompt_length)):
             if length < 1:
                 raise ValueError(f'{name} must be >= 1, got {length}')
-        if text_prompt_depth and (text_prompt_length + 3 >
-                                  self.clip.context_length):
+        if text_prompt_depth and (text_prompt_length + 3
+                                  > self.clip.context_length):
             raise ValueError(
                 f'text_prompt_length={text_prompt_length} does not fit the '
                 f'context length {self.clip.context_length} (start token, '
@@ -166,8 +166,8 @@ class PromptedCLIP(BaseModule):
                 raise ValueError('text_prompt_depth must be 0 when '
                                  'text_tower=False')
             for name in ('transformer', 'token_embedding',
-                         'positional_embedding', 'ln_final',
-                         'text_projection', 'attn_mask'):
+                         'positional_embedding', 'ln_final', 'text_projection',
+                         'attn_mask'):
                 delattr(self.clip, name)
         if not freeze_clip:
             self.clip.requires_grad_(True)
@@ -242,8 +242,7 @@ class PromptedCLIP(BaseModule):
             return self.own_prompts(tower)
         depth = getattr(self, f'{tower}_prompt_depth')
         length = getattr(self, f'{tower}_prompt_length')
-        if len(prompts) != depth or any(p.shape[0] != length
-                                         for p in prompts):
+        if len(prompts) != depth or any(p.shape[0] != length for p in prompts):
             raise ValueError(
                 f'{tower} prompts: expected {depth} tensors of {length} '
                 f'tokens, got {[tuple(p.shape) for p in prompts]}')
@@ -263,12 +262,12 @@ class PromptedCLIP(BaseModule):
             x = block(x, attn_mask=attn_mask)
         return x if batch_first else x.transpose(0, 1)
 
-    def encode_image(self,
-                     images: torch.Tensor,
-                     normalize: bool = False,
-                     attn_mask: Optional[torch.Tensor] = None,
-                     prompts: Optional[Sequence[torch.Tensor]] = None
-                     ) -> torch.Tensor:
+    def encode_image(
+            self,
+            images: torch.Tensor,
+            normalize: bool = False,
+            attn_mask: Optional[torch.Tensor] = None,
+            prompts: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
         """Encode an image batch.
 
         Args:
@@ -327,7 +326,7 @@ class PromptedCLIP(BaseModule):
         return self.tokenizer(prompts)
 
     def _token_embeddings(
-        self, class_names: Sequence[str]
+            self, class_names: Sequence[str]
     ) -> Tuple[torch.Tensor, torch.Tensor, int]:
         """Token ids, their (frozen) embeddings and the used length.
 
@@ -349,11 +348,11 @@ class PromptedCLIP(BaseModule):
             self._text_cache = (key, tokens, embeddings, length)
         return self._text_cache[1:]
 
-    def encode_text(self,
-                    class_names: Sequence[str],
-                    normalize: bool = False,
-                    prompts: Optional[Sequence[torch.Tensor]] = None
-                    ) -> torch.Tensor:
+    def encode_text(
+            self,
+            class_names: Sequence[str],
+            normalize: bool = False,
+            prompts: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
         """Encode class names through the prompted text tower.
 
         Args:
@@ -445,14 +444,18 @@ class PromptedCLIP(BaseModule):
         prompt_keys = set(self.prompt_parameters())
         try:
             check_state_dict(
-                expected, state, path, required=sorted(prompt_keys),
+                expected,
+                state,
+                path,
+                required=sorted(prompt_keys),
                 model=f'this PromptedCLIP (vision depth '
                 f'{self.vision_prompt_depth}, text depth '
-                f'{self.text_prompt_depth})', required_name='prompt keys')
+                f'{self.text_prompt_depth})',
+                required_name='prompt keys')
         except CheckpointMismatchError as e:
             found = prompt_depths_of(state)
-            ours = dict(vision=self.vision_prompt_depth,
-                        text=self.text_prompt_depth)
+            ours = dict(
+                vision=self.vision_prompt_depth, text=self.text_prompt_depth)
             if not outside and found != ours:
                 raise CheckpointMismatchError(
                     f'{e} The checkpoint has prompts of vision depth '

@@ -12,14 +12,8 @@ from torch import nn
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                check_state_dict)
+from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..utils import check_image_size, logits_to_data_samples
-
-# CLIP's normalisation in the 0-255 range of the data pipeline.
-CLIP_DATA_PREPROCESSOR = dict(
-    type='ClsDataPreprocessor',
-    mean=[122.770938, 116.7460125, 104.09373615],
-    std=[68.5005327, 66.6321579, 70.32316305],
-    to_rgb=True)
 
 
 @MODELS.register_module()
@@ -31,7 +25,8 @@ class PromptKDDistiller(BaseModel):
     names), then for every unlabeled batch::
 
         logits_T = exp(s_T) * normalize(teacher.encode_image(x)) @ t.T
-        logits_S = exp(s_S) * normalize(projector(student.encode_image(x))) @ t.T
+        logits_S = exp(s_S) * normalize(
+            projector(student.encode_image(x))) @ t.T
         loss = distill_loss(logits_S, logits_T)
 
     Labels are never read. Only the student's prompts and the projector
@@ -68,8 +63,8 @@ class PromptKDDistiller(BaseModel):
         shared_text_features (bool): Classify with the teacher's stored text
             features (the method). False uses the student's own prompted
             text encoder. Defaults to True.
-        data_preprocessor (dict | nn.Module, optional): Defaults to mmpretrain's
-            ``ClsDataPreprocessor`` with CLIP's mean and std.
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            mmpretrain's ``ClsDataPreprocessor`` with CLIP's mean and std.
         text_batch_size (int): Class names encoded per teacher forward when
             the text features are computed. Defaults to 256.
         reference_fp16 (bool): The official code's pure-fp16 training
@@ -157,8 +152,8 @@ class PromptKDDistiller(BaseModel):
                                  "the student's own text features: set "
                                  'projector=None')
             self.projector = None
-            text_dim = (teacher_model.embed_dim
-                        if teacher_model is not None else 0)
+            text_dim = (
+                teacher_model.embed_dim if teacher_model is not None else 0)
         self.distill_loss = MODELS.build(distill_loss)
         self.text_batch_size = text_batch_size
         self.register_buffer('text_features', torch.zeros(0, text_dim))
@@ -235,12 +230,10 @@ class PromptKDDistiller(BaseModel):
     def class_names(self, names: Sequence[str]) -> None:
         data = json.dumps(list(names)).encode('utf-8')
         self.class_names_utf8 = torch.tensor(
-            list(data), dtype=torch.uint8,
-            device=self.class_names_utf8.device)
+            list(data), dtype=torch.uint8, device=self.class_names_utf8.device)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         # mmengine's load_from / tools/test.py load with strict=False, which
         # would warn and then evaluate a model that is not what training
         # produced: everything training produces must be in the checkpoint,
@@ -268,10 +261,14 @@ class PromptKDDistiller(BaseModel):
             own[prefix + 'text_features'] = torch.empty(count, width)
             if names is not None:
                 own[prefix + 'class_names_utf8'] = names
-        check_state_dict(own, {k: v for k, v in state_dict.items()
-                               if k.startswith(prefix)},
-                         None, required=required,
-                         model=f'this {type(self).__name__}')
+        check_state_dict(
+            own, {
+                k: v
+                for k, v in state_dict.items() if k.startswith(prefix)
+            },
+            None,
+            required=required,
+            model=f'this {type(self).__name__}')
         for name in ('text_features', 'class_names_utf8'):
             stored = state_dict.get(prefix + name)
             buffer = getattr(self, name)
@@ -282,7 +279,8 @@ class PromptKDDistiller(BaseModel):
                                       error_msgs)
 
     @torch.no_grad()
-    def compute_text_features(self, class_names: Sequence[str]) -> torch.Tensor:
+    def compute_text_features(self,
+                              class_names: Sequence[str]) -> torch.Tensor:
         """Normalised teacher text features of ``class_names``.
 
         Args:
@@ -342,8 +340,9 @@ class PromptKDDistiller(BaseModel):
                         f'classes of {dataset_name}')
             return
         if not for_training and class_indices is not None and all(
-                0 <= i < len(self.class_names) for i in class_indices
-        ) and tuple(self.class_names[i] for i in class_indices) == names:
+                0 <= i < len(self.class_names)
+                for i in class_indices) and tuple(
+                    self.class_names[i] for i in class_indices) == names:
             index = torch.as_tensor(
                 list(class_indices), device=self.text_features.device)
             self._eval_features = self.text_features[index]
@@ -444,7 +443,9 @@ class PromptKDDistiller(BaseModel):
         teacher = self._require_teacher()
         if tuple(inputs.shape[-2:]) != tuple(self._teacher.image_size):
             inputs = F.interpolate(
-                inputs, size=self._teacher.image_size, mode='bicubic',
+                inputs,
+                size=self._teacher.image_size,
+                mode='bicubic',
                 align_corners=False)
         return teacher.encode_image(
             inputs, normalize=True).to(self._feature_dtype)
@@ -471,12 +472,12 @@ class PromptKDDistiller(BaseModel):
                                'built with teacher=None)')
         return self._teacher
 
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor') -> Union[Dict[str, torch.Tensor],
-                                               List[DataSample],
-                                               torch.Tensor]:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        mode: str = 'tensor'
+    ) -> Union[Dict[str, torch.Tensor], List[DataSample], torch.Tensor]:
         """Run in 'loss', 'predict' or 'tensor' mode.
 
         Args:
@@ -520,10 +521,11 @@ class PromptKDDistiller(BaseModel):
         return dict(loss_kd=self.distill_loss(student, teacher))
 
     @torch.no_grad()
-    def predict(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None
-                ) -> List[DataSample]:
+    def predict(
+            self,
+            inputs: torch.Tensor,
+            data_samples: Optional[List[DataSample]] = None
+    ) -> List[DataSample]:
         """Class scores over all classes from the student alone.
 
         Args:

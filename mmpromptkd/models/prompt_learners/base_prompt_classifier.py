@@ -8,12 +8,12 @@ from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from mmpromptkd.datasets.templates import fill_template
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
 from mmpromptkd.utils.state_dict_check import check_state_dict
 from ..clip import PromptedCLIP
-from ..distillers.promptkd_distiller import CLIP_DATA_PREPROCESSOR
+from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
+from ..clip.templates import fill_template
 from ..utils import check_image_size, logits_to_data_samples
 
 #: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from mmpretrain.structures import DataSample
 
-from mmpromptkd.datasets.templates import IMAGENET_TEMPLATES, check_template
 from mmpromptkd.registry import MODELS
+from ..clip.templates import IMAGENET_TEMPLATES, check_template
 from .base_prompt_classifier import BasePromptClassifier
 
 

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.structures import DataSample
 
-from mmpromptkd.datasets.templates import DEFAULT_TEMPLATE, check_template
 from mmpromptkd.registry import MODELS
+from ..clip.templates import DEFAULT_TEMPLATE, check_template
 from .base_prompt_classifier import BasePromptClassifier
 
 
@@ -18,9 +18,9 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
     default ``"a photo of a {}."``, the prompt of PromptKD's zero-shot
     teacher, which equals a :class:`PromptedCLIP` of depth 0). The
     per-dataset prompts of CoOp are in
-    :data:`mmpromptkd.datasets.templates.DATASET_TEMPLATES`. There is nothing
-    to train: evaluate with ``tools/test.py`` (see ``docs/teachers.md``), or
-    use it as a distiller's teacher.
+    :data:`mmpromptkd.models.clip.templates.DATASET_TEMPLATES`. There is
+    nothing to train: evaluate with ``tools/test.py`` (see
+    ``docs/teachers.md``), or use it as a distiller's teacher.
 
     Args:
         clip (dict): Weight source of the CLIP.
@@ -38,8 +38,10 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
                  template: str = DEFAULT_TEMPLATE,
                  checkpoint: Optional[str] = None,
                  **kwargs) -> None:
-        allowed = {'save_clip_weights', 'text_batch_size',
-                   'data_preprocessor', 'init_cfg'}
+        allowed = {
+            'save_clip_weights', 'text_batch_size', 'data_preprocessor',
+            'init_cfg'
+        }
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
             raise TypeError(f'ZeroShotCLIPClassifier has no prompts or '

@@ -1,0 +1,105 @@
+"""Text prompt templates for CLIP classifiers.
+
+Every template holds exactly one ``{}``, the place of the class name (with
+``_`` written as a space).
+
+* :data:`IMAGENET_TEMPLATES`: the 60 hand-written ImageNet prompts that
+  PromptSRC averages into its frozen zero-shot text features: the first 60
+  of the 80 prompts published with CLIP (taken from open_clip's
+  ``OPENAI_IMAGENET_TEMPLATES``), ``"a photo of a {}."`` moved to the
+  front, as PromptSRC orders them.
+* :data:`DATASET_TEMPLATES`: CoOp's single hand-written prompt per dataset,
+  keyed by the dataset class name of :mod:`mmpromptkd.datasets` (the name a
+  ``PromptKDTextFeaturesHook`` reports).
+"""
+from typing import Dict, Tuple
+
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+__all__ = [
+    'IMAGENET_TEMPLATES', 'DATASET_TEMPLATES', 'DEFAULT_TEMPLATE',
+    'get_dataset_template', 'check_template', 'fill_template'
+]
+
+#: The zero-shot CLIP prompt of PromptKD's teachers.
+DEFAULT_TEMPLATE = 'a photo of a {}.'
+
+# open_clip's 80 prompts published with CLIP, as templates.
+_OPENAI_IMAGENET_TEMPLATES = tuple(
+    template('{}') for template in OPENAI_IMAGENET_TEMPLATES)
+# PromptSRC's 60: the first 60 of them, led by "a photo of a {}.".
+IMAGENET_TEMPLATES: Tuple[str, ...] = (DEFAULT_TEMPLATE, ) + tuple(
+    t for t in _OPENAI_IMAGENET_TEMPLATES[:60] if t != DEFAULT_TEMPLATE)
+
+DATASET_TEMPLATES: Dict[str, str] = {
+    'CoOpOxfordPets': 'a photo of a {}, a type of pet.',
+    'CoOpOxfordFlowers': 'a photo of a {}, a type of flower.',
+    'CoOpFGVCAircraft': 'a photo of a {}, a type of aircraft.',
+    'CoOpDTD': '{} texture.',
+    'CoOpEuroSAT': 'a centered satellite photo of {}.',
+    'CoOpStanfordCars': 'a photo of a {}.',
+    'CoOpFood101': 'a photo of {}, a type of food.',
+    'CoOpSUN397': 'a photo of a {}.',
+    'CoOpCaltech101': 'a photo of a {}.',
+    'CoOpUCF101': 'a photo of a person doing {}.',
+    'CoOpImageNet': 'a photo of a {}.',
+    'CoOpImageNetSketch': 'a photo of a {}.',
+    'CoOpImageNetV2': 'a photo of a {}.',
+    'CoOpImageNetA': 'a photo of a {}.',
+    'CoOpImageNetR': 'a photo of a {}.',
+    'SyntheticShapes': 'a photo of a {}.',
+}
+
+
+def check_template(template: str) -> str:
+    """Check that a template has exactly one ``{}``.
+
+    Args:
+        template (str): The template.
+
+    Returns:
+        str: The template.
+
+    Raises:
+        ValueError: If it has no or several ``{}``.
+    """
+    if not isinstance(template, str) or template.count('{}') != 1:
+        raise ValueError(f'a prompt template needs exactly one "{{}}" for the '
+                         f'class name, got {template!r}')
+    return template
+
+
+def fill_template(template: str, class_name: str) -> str:
+    """The prompt of one class.
+
+    ``str.format`` is not used, so class names may contain braces.
+
+    Args:
+        template (str): Template with one ``{}``.
+        class_name (str): Class name; ``_`` becomes a space.
+
+    Returns:
+        str: The prompt, e.g. ``"a photo of a sea lion."``.
+    """
+    return check_template(template).replace('{}',
+                                            class_name.replace('_', ' '))
+
+
+def get_dataset_template(dataset: str) -> str:
+    """CoOp's hand-written prompt of a dataset.
+
+    Args:
+        dataset (str): Dataset class name, e.g. ``'CoOpDTD'``.
+
+    Returns:
+        str: Its template, e.g. ``'{} texture.'``.
+
+    Raises:
+        KeyError: For a dataset without a template; the message lists the
+            known ones.
+    """
+    try:
+        return DATASET_TEMPLATES[dataset]
+    except KeyError:
+        raise KeyError(f'no prompt template for dataset {dataset!r}; known: '
+                       f'{sorted(DATASET_TEMPLATES)}') from None
