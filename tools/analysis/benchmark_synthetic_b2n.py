@@ -79,6 +79,18 @@ class RowSpec(NamedTuple):
     overrides: dict
 
 
+def _feature_distillation(mode: str) -> dict:
+    """Config changes of a feature-distillation row (L1 or MSE)."""
+    return dict(
+        model=dict(
+            distill_target='features',
+            distill_loss=dict(
+                _delete_=True,
+                type='FeatureDistillLoss',
+                mode=mode,
+                loss_weight=1000.0)))
+
+
 ROWS: Dict[str, RowSpec] = {
     'student_zs':
     RowSpec('Student zero-shot CLIP', 'zero_shot', dict(which='student')),
@@ -109,27 +121,9 @@ ROWS: Dict[str, RowSpec] = {
                 shared_text_features=False,
                 projector=None))),
     'feature_l1':
-    RowSpec(
-        'PromptKD: feature L1', 'distill',
-        dict(
-            model=dict(
-                distill_target='features',
-                distill_loss=dict(
-                    _delete_=True,
-                    type='FeatureDistillLoss',
-                    mode='l1',
-                    loss_weight=1000.0)))),
+    RowSpec('PromptKD: feature L1', 'distill', _feature_distillation('l1')),
     'feature_mse':
-    RowSpec(
-        'PromptKD: feature MSE', 'distill',
-        dict(
-            model=dict(
-                distill_target='features',
-                distill_loss=dict(
-                    _delete_=True,
-                    type='FeatureDistillLoss',
-                    mode='mse',
-                    loss_weight=1000.0)))),
+    RowSpec('PromptKD: feature MSE', 'distill', _feature_distillation('mse')),
 }
 
 
