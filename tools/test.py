@@ -231,12 +231,8 @@ def b2n_table(metrics: Dict[str, float], dataset: str,
 
 def dataset_name(runner) -> str:
     """Class name of the test dataset, inside dataset wrappers."""
-    from torch.utils.data import Dataset
-    dataset = runner.test_dataloader.dataset
-    # RepeatDataset, ClassBalancedDataset, ... keep the real one here.
-    while isinstance(getattr(dataset, 'dataset', None), Dataset):
-        dataset = dataset.dataset
-    return type(dataset).__name__
+    from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
+    return type(unwrap_dataset(runner.test_dataloader.dataset)).__name__
 
 
 def main(argv=None) -> None:

@@ -1,15 +1,14 @@
 """Base class of the CoOp-format datasets."""
 import json
 import math
-import os
 import os.path as osp
-import tempfile
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 
+from mmpromptkd.fileio import atomic_write
 from mmpromptkd.registry import DATASETS, TRANSFORMS
 from .dassl_few_shot_cache import read_dassl_few_shot_cache
 from .utils import Record, join_nonempty, sample_few_shot, \
@@ -532,9 +531,9 @@ class CoOpDataset(BaseDataset):
     def _write_cache(self, path: str, drawn: Dict[str, List[Record]]) -> bool:
         """Write the few-shot draw unless the file exists or cannot be made.
 
-        The file is written to a temporary name and hard-linked into place,
-        which fails if the target exists, so concurrent processes never
-        overwrite one another.
+        The file is written atomically and never replaces an existing one
+        (:func:`~mmpromptkd.fileio.atomic_write` with ``exclusive``), so
+        concurrent processes never overwrite one another.
 
         Returns:
             bool: True if the file already existed (and was left alone).
@@ -544,36 +543,15 @@ class CoOpDataset(BaseDataset):
                     for relpath, label in records]
             for split, records in drawn.items()
         }
-        folder = osp.dirname(path)
         try:
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix='.', suffix='.json.tmp', dir=folder)
+            atomic_write(json.dumps(payload), path, exclusive=True)
+        except FileExistsError:
+            return True
         except OSError as e:
             print_log(
                 f'{type(self).__name__}: not caching the few-shot split, '
-                f'{folder} is not writable ({e})',
+                f'could not write {path} ({e})',
                 logger='current')
-            return False
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as f:
-                json.dump(payload, f)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return True
-            except OSError:
-                # No hard links on this file system: rename instead.
-                if osp.exists(path):
-                    return True
-                os.replace(tmp, path)
-        except OSError as e:
-            print_log(
-                f'{type(self).__name__}: could not write {path} ({e})',
-                logger='current')
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
         return False
 
     def extra_repr(self) -> List[str]:

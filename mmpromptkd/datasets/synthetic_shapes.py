@@ -32,6 +32,8 @@ from typing import Dict, Iterator, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmpromptkd.fileio import atomic_write
+
 __all__ = [
     'COLOURS', 'COLOUR_RGB', 'PATTERNS', 'SHAPES', 'CAPTION_TEMPLATES',
     'DOMAINS', 'SPLITS', 'MIN_CLASSES', 'MAX_CLASSES', 'IMAGE_DIR',
@@ -570,13 +572,6 @@ def generate_caption_pairs(n: int,
 # --------------------------------------------------------------------------
 # CoOp dataset writer
 # --------------------------------------------------------------------------
-def _write_text_atomic(path: Path, text: str) -> None:
-    # Readers never see a half-written split or marker file.
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(text, encoding='utf-8')
-    os.replace(tmp, path)
-
-
 def _claim_out_dir(out: Path, marker: Dict) -> None:
     """Refuse foreign or differently generated directories, then mark."""
     if out.exists() and not out.is_dir():
@@ -610,7 +605,7 @@ def _claim_out_dir(out: Path, marker: Dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # Written first: an interrupted run can be resumed by re-running with
     # the same arguments. The split file, written last, marks completion.
-    _write_text_atomic(marker_path, json.dumps(marker, indent=2) + '\n')
+    atomic_write(json.dumps(marker, indent=2) + '\n', str(marker_path))
 
 
 def _check_count(name: str, value: int) -> None:
@@ -704,10 +699,9 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
                 image.save(image_root / rel, format='PNG')
                 split_data[split].append([rel, label, name])
 
-    _write_text_atomic(
-        out / CLASSNAMES_FILE,
-        ''.join(f'{f} {n}\n' for f, n in zip(folders, names)))
-    _write_text_atomic(out / SPLIT_FILE, json.dumps(split_data))
+    atomic_write(''.join(f'{f} {n}\n' for f, n in zip(folders, names)),
+                 str(out / CLASSNAMES_FILE))
+    atomic_write(json.dumps(split_data), str(out / SPLIT_FILE))
     return dict(
         out_dir=str(out),
         class_names=names,

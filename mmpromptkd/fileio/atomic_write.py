@@ -7,7 +7,8 @@ __all__ = ['atomic_write']
 
 def atomic_write(data: Union[bytes, str],
                  filepath: str,
-                 encoding: str = 'utf-8') -> None:
+                 encoding: str = 'utf-8',
+                 exclusive: bool = False) -> None:
     """Write ``data`` to ``filepath`` so that readers never see half a file.
 
     The bytes go to a temporary file ``.NAME.PID.tmp`` in the same folder,
@@ -19,6 +20,14 @@ def atomic_write(data: Union[bytes, str],
         data (bytes | str): Content; text is encoded with ``encoding``.
         filepath (str): Target path; its folder is created if missing.
         encoding (str): Encoding of text content. Defaults to 'utf-8'.
+        exclusive (bool): Never replace an existing ``filepath``: the
+            complete file is hard-linked into place, which fails if the
+            target exists, so that concurrent writers never overwrite one
+            another (on file systems without hard links, an existing file
+            is checked for just before the rename). Defaults to False.
+
+    Raises:
+        FileExistsError: With ``exclusive``, if ``filepath`` exists.
     """
     if isinstance(data, str):
         data = data.encode(encoding)
@@ -32,8 +41,17 @@ def atomic_write(data: Union[bytes, str],
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
+        if not exclusive:
+            os.replace(tmp, filepath)
+            return
+        try:
+            os.link(tmp, filepath)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links on this file system
+            if os.path.exists(filepath):
+                raise FileExistsError(filepath) from None
+            os.replace(tmp, filepath)
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise

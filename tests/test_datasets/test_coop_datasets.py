@@ -650,3 +650,20 @@ class TestErrors:
             CoOpDTD(data_root=dtd_root, subset='new')
         with pytest.raises(TypeError, match='num_shots'):
             CoOpDTD(data_root=dtd_root, num_shots='16')
+
+
+def test_dataset_wrappers_are_seen_through():
+    from types import SimpleNamespace as Wrapper
+
+    from mmpromptkd.datasets.dataset_wrappers import (iter_wrapped_datasets,
+                                                       unwrap_dataset)
+
+    # Shaped as mmengine's RepeatDataset (dataset=) and ConcatDataset
+    # (datasets=).
+    a, b = ['a'], ['b']
+    repeated = Wrapper(dataset=a, times=2)
+    both = Wrapper(datasets=[repeated, b])
+    assert list(iter_wrapped_datasets(both)) == [both, repeated, b, a]
+    assert unwrap_dataset(both) is b  # the first leaf, breadth first
+    assert unwrap_dataset(repeated) is a
+    assert unwrap_dataset(a) is a

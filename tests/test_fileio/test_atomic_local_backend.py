@@ -58,3 +58,22 @@ def test_save_checkpoint_file_refuses_overwrite(tmp_path):
     assert torch.load(path)['a'].item() == 1.0
     save_checkpoint_file({'a': torch.zeros(1)}, str(path), overwrite=True)
     assert torch.load(path)['a'].item() == 0.0
+
+
+def test_exclusive_never_replaces(tmp_path, monkeypatch):
+    path = tmp_path / 'cache.json'
+    atomic_write('first', str(path), exclusive=True)
+    with pytest.raises(FileExistsError):
+        atomic_write('second', str(path), exclusive=True)
+    assert path.read_text() == 'first'
+
+    def no_links(src, dst):
+        raise OSError('hard links not supported')
+
+    # Without hard links the existing file is still kept.
+    monkeypatch.setattr(os, 'link', no_links)
+    with pytest.raises(FileExistsError):
+        atomic_write('third', str(path), exclusive=True)
+    atomic_write('fourth', str(tmp_path / 'new.json'), exclusive=True)
+    assert path.read_text() == 'first'
+    assert sorted(os.listdir(tmp_path)) == ['cache.json', 'new.json']

@@ -49,6 +49,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
+from mmpromptkd.fileio import atomic_write  # noqa: E402
 from mmpromptkd.utils.file_integrity import sha256_of_file  # noqa: E402
 
 DEFAULT_MODEL_CFG = osp.join(_REPO_ROOT, 'configs', '_base_', 'models',
@@ -468,10 +469,7 @@ def write_sums(out_dir: str) -> str:
     lines = ''.join(f'{sha256_of_file(osp.join(out_dir, n))}  {n}\n'
                     for n in names)
     path = osp.join(out_dir, SUMS_FILE)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(lines)
-    os.replace(tmp, path)
+    atomic_write(lines, path)
     return path
 
 

@@ -4,14 +4,8 @@ from typing import Any, List, Sequence
 import numpy as np
 from mmengine.hooks import Hook
 
+from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
 from mmpromptkd.registry import HOOKS
-
-
-def _unwrap(dataset: Any) -> Any:
-    """The dataset inside wrappers such as ``RepeatDataset``."""
-    while getattr(dataset, 'dataset', None) is not None:
-        dataset = dataset.dataset
-    return dataset
 
 
 def find_empty_classes(dataset: Any) -> List[str]:
@@ -24,7 +18,7 @@ def find_empty_classes(dataset: Any) -> List[str]:
     Returns:
         list[str]: ``'<name>' (label <i>)`` for every empty class.
     """
-    dataset = _unwrap(dataset)
+    dataset = unwrap_dataset(dataset)
     classes: Sequence[str] = dataset.metainfo.get('classes') or ()
     labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
     counts = np.bincount(labels[labels >= 0], minlength=len(classes))
@@ -57,8 +51,9 @@ class EmptyClassCheckHook(Hook):
         loader = runner.train_dataloader
         dataset = loader.dataset
         if len(loader) == 0:
+            name = type(unwrap_dataset(dataset)).__name__
             raise ValueError(
-                f'the training split of {type(_unwrap(dataset)).__name__} '
+                f'the training split of {name} '
                 f'({len(dataset)} images, {runner.world_size} process(es)) '
                 f'is smaller than one batch of train_dataloader.batch_size='
                 f'{loader.batch_size} with drop_last={loader.drop_last}: '
@@ -66,7 +61,7 @@ class EmptyClassCheckHook(Hook):
                 'train_dataloader.drop_last=False')
         empty = find_empty_classes(dataset)
         if empty:
-            name = type(_unwrap(dataset)).__name__
+            name = type(unwrap_dataset(dataset)).__name__
             shown = ', '.join(empty[:10]) + (
                 f' and {len(empty) - 10} more' if len(empty) > 10 else '')
             raise ValueError(

@@ -5,6 +5,7 @@ import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 
+from mmpromptkd.datasets.dataset_wrappers import iter_wrapped_datasets
 from mmpromptkd.datasets.transforms import LoadImageFromFileSafe
 from mmpromptkd.registry import HOOKS
 
@@ -25,18 +26,11 @@ def find_safe_loaders(dataset: Any) -> List[LoadImageFromFileSafe]:
         list[LoadImageFromFileSafe]: The transforms, in pipeline order.
     """
     found: List[LoadImageFromFileSafe] = []
-    pending, seen = [dataset], set()
-    while pending:
-        current = pending.pop(0)
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in iter_wrapped_datasets(dataset):
         pipeline = getattr(current, 'pipeline', None)
         for transform in getattr(pipeline, 'transforms', None) or []:
             if isinstance(transform, LoadImageFromFileSafe):
                 found.append(transform)
-        pending.append(getattr(current, 'dataset', None))
-        pending.extend(getattr(current, 'datasets', None) or [])
     return found
 
 

@@ -12,15 +12,16 @@ _REDUCTIONS = ('mean', 'batchmean', 'sum')
 def _kl_elementwise(log_p: Tensor, log_q: Tensor) -> Tensor:
     """Elementwise ``p * (log p - log q)`` with ``0 * log 0 = 0``.
 
-    Both arguments are log-probabilities, so no ``log`` of an underflowed
-    probability is ever taken. Entries where ``p`` is exactly zero are masked
-    out, because ``0 * (-inf)`` would give NaN when a logit is ``-inf``.
+    torch's ``F.kl_div(log_q, log_p, log_target=True)``, which takes both
+    arguments as log-probabilities, so no ``log`` of an underflowed
+    probability is ever taken. A class with ``p`` exactly zero has
+    ``log p = -inf``, for which ``kl_div`` gives ``0 * (-inf) = NaN``; its
+    log-probability is raised to the lowest finite value, whose ``exp`` is
+    still exactly zero, so the class contributes exactly zero (and no
+    gradient).
     """
-    p = log_p.exp()
-    # Mask the log-ratio (not the product) so that no ``0 * inf`` appears in
-    # the backward pass either.
-    log_ratio = torch.where(p > 0, log_p - log_q, torch.zeros_like(log_p))
-    return p * log_ratio
+    log_p = log_p.clamp_min(torch.finfo(log_p.dtype).min)
+    return F.kl_div(log_q, log_p, reduction='none', log_target=True)
 
 
 @MODELS.register_module()
