@@ -24,11 +24,12 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='PromptKDTextFeaturesHook'),
     dict(type='NonFiniteLossHook'),
-    # Exact --resume (per-epoch seeds, skipping the batches already trained)
+    # Exact --resume (per-epoch seeds; the generator states of checkpoints,
+    # restored once ResumableEpochBasedTrainLoop skipped the trained batches)
     # and a stop for empty training data, declared here so that they run
     # under any train script.
     dict(type='EpochSeedHook'),
-    dict(type='ExactResumeHook'),
+    dict(type='RandomStateHook'),
     dict(type='EmptyClassCheckHook'),
 ]
 

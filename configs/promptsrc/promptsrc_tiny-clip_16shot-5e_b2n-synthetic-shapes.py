@@ -63,10 +63,11 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),
     # Weights peak at epoch 4 of 5.
     dict(type='GaussianPromptAggregationHook', mean=4.0, std=1.0),
-    # Exact --resume (per-epoch seeds, skipping the batches already trained)
+    # Exact --resume (per-epoch seeds; the generator states of checkpoints,
+    # restored once ResumableEpochBasedTrainLoop skipped the trained batches)
     # and a stop for empty training data, declared here so that they run
     # under any train script (ours adds them when a config lacks them).
     dict(type='EpochSeedHook'),
-    dict(type='ExactResumeHook'),
+    dict(type='RandomStateHook'),
     dict(type='EmptyClassCheckHook'),
 ]

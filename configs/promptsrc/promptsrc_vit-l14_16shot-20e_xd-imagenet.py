@@ -17,10 +17,11 @@ custom_hooks = [
     dict(type='NonFiniteLossHook'),
     # PromptSRC's cross-dataset setting aggregates with mean 6, std 10.
     dict(type='GaussianPromptAggregationHook', mean=6.0, std=10.0),
-    # Exact --resume (per-epoch seeds, skipping the batches already trained)
+    # Exact --resume (per-epoch seeds; the generator states of checkpoints,
+    # restored once ResumableEpochBasedTrainLoop skipped the trained batches)
     # and a stop for empty training data, declared here so that they run
     # under any train script (ours adds them when a config lacks them).
     dict(type='EpochSeedHook'),
-    dict(type='ExactResumeHook'),
+    dict(type='RandomStateHook'),
     dict(type='EmptyClassCheckHook'),
 ]

@@ -31,9 +31,9 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmpromptkd.fileio import atomic_write
 
 __all__ = [
-    'REMOTE_SCHEMES', 'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_remote_path',
-    'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
-    'raise_remote_refused', 'read_torchscript_state_dict',
+    'REMOTE_SCHEMES', 'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_complete_checkpoint',
+    'is_remote_path', 'is_torchscript_archive', 'load_checkpoint_file',
+    'load_from_local', 'raise_remote_refused', 'read_torchscript_state_dict',
     'save_checkpoint_file'
 ]
 
@@ -91,6 +91,28 @@ _TORCHSCRIPT_GLOBALS = {
     ('torch._utils', '_rebuild_parameter'),
     ('collections', 'OrderedDict'),
 }
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` file (zip format).
+
+    A copy cut short loses the zip directory at the end of the file, so this
+    detects truncation without reading the tensors.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        bool: True for a readable zip archive with a ``data.pkl`` record.
+    """
+    if not osp.isfile(path) or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(
+                name.endswith('data.pkl') for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def is_torchscript_archive(path: str) -> bool:

@@ -156,7 +156,7 @@ def write_run_config(path: Path,
 
     Checkpoints are written every ``checkpoint_interval`` iterations,
     validation is off (it does not change the weights), and the hooks are
-    those of the tiny config plus :class:`ExactResumeHook` and the fault
+    those of the tiny config plus :class:`RandomStateHook` and the fault
     injection.
 
     Args:
@@ -181,7 +181,7 @@ custom_imports = dict(imports=[{FAULTS_MODULE!r}], allow_failed_imports=False)
 custom_hooks = [
     dict(type='PromptKDTextFeaturesHook'),
     dict(type='NonFiniteLossHook'),
-    dict(type='ExactResumeHook'),
+    dict(type='RandomStateHook'),
     {hook!r},
 ]
 default_hooks = dict(

@@ -31,11 +31,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmpromptkd.engine.hooks import ExactResumeHook
-from mmpromptkd.engine.hooks.exact_resume_hook import (_numpy_rng_state,
-                                                       is_complete_checkpoint)
+from mmpromptkd.engine.hooks import RandomStateHook
+from mmpromptkd.engine.hooks.random_state_hook import _numpy_rng_state
+from mmpromptkd.engine.runner import SafeLoadingRunner
 from mmpromptkd.cli import launch
-from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
+from mmpromptkd.utils import (is_complete_checkpoint, load_checkpoint_file,
+                              save_checkpoint_file)
 from reliability_utils import (dist_train_cmd, free_port, kill_group,
                                max_difference, read_int, start,
                                subprocess_env, tail, train_cmd, trained_state,
@@ -389,16 +390,16 @@ class TestDistributedFaults:
 
 
 class TestResumeCheckpointChoice:
-    """ExactResumeHook.before_run on work directories left by crashes."""
+    """SafeLoadingRunner's choice on work directories left by crashes."""
 
     @staticmethod
     def _runner(work_dir: Path, resume: bool = True, load_from=None):
-        return SimpleNamespace(
-            _resume=resume,
-            _load_from=load_from,
-            work_dir=str(work_dir),
-            hooks=[],
-            logger=logging.getLogger('test_resume_checkpoint_choice'))
+        # Only what the choice reads, without building a whole Runner.
+        runner = SafeLoadingRunner.__new__(SafeLoadingRunner)
+        runner._resume, runner._load_from = resume, load_from
+        runner._work_dir, runner._hooks = str(work_dir), []
+        runner.logger = logging.getLogger('test_resume_checkpoint_choice')
+        return runner
 
     @staticmethod
     def _save(path: Path, mtime: float, truncate: bool = False) -> Path:
@@ -409,7 +410,7 @@ class TestResumeCheckpointChoice:
         return path
 
     def _choose(self, runner) -> None:
-        ExactResumeHook().before_run(runner)
+        runner.choose_resume_checkpoint()
 
     def test_choices(self, tmp_path):
         work_dir = tmp_path / 'work_dir'
@@ -483,7 +484,7 @@ def _rng_worker(rank: int, world_size: int, port: int, folder: str) -> None:
         torch.manual_seed(100 + rank)
         np.random.seed(100 + rank)
         random.seed(100 + rank)
-        hook = ExactResumeHook()
+        hook = RandomStateHook()
         # After iteration index 4, CheckpointHook(interval=5) saves iter_5.
         runner = SimpleNamespace(
             iter=4, max_iters=100, hooks=[
@@ -502,7 +503,7 @@ def _rng_worker(rank: int, world_size: int, port: int, folder: str) -> None:
         random.seed(7)
         runner.iter = 5
         hook.after_load_checkpoint(runner, load_checkpoint_file(path))
-        hook._restore_rng(runner)
+        hook.after_skip_trained_batches(runner)
         torch.save(dict(after_save=after_save, restored=_draws()),
                    osp.join(folder, f'rank{rank}.pth'))
     finally:
@@ -533,7 +534,7 @@ class TestRandomStatesPerRank:
         assert states['world_size'] == 2 and len(states['ranks']) == 2
 
     def test_other_process_count_warns_and_leaves_states(self, caplog):
-        hook = ExactResumeHook()
+        hook = RandomStateHook()
         logger = logging.getLogger('test_rng_mismatch')
         runner = SimpleNamespace(iter=5, logger=logger, hooks=[])
         checkpoint = {'meta': {'iter': 5}}
@@ -546,12 +547,12 @@ class TestRandomStatesPerRank:
         expected = torch.rand(2)
         torch.manual_seed(3)
         with caplog.at_level(logging.WARNING, logger='test_rng_mismatch'):
-            hook._restore_rng(runner)
+            hook.after_skip_trained_batches(runner)
         assert torch.equal(torch.rand(2), expected)
         assert 'saved by 2 process(es), this run has 1' in caplog.text
 
     def test_single_process_checkpoint_of_earlier_versions(self):
-        hook = ExactResumeHook()
+        hook = RandomStateHook()
         runner = SimpleNamespace(iter=5, logger=logging.getLogger('t'))
         torch.manual_seed(11)
         old_format = dict(
@@ -560,7 +561,7 @@ class TestRandomStatesPerRank:
         expected = _draws()
         hook.after_load_checkpoint(runner,
                                    {'meta': {'rng_states': old_format}})
-        hook._restore_rng(runner)
+        hook.after_skip_trained_batches(runner)
         restored = _draws()
         assert torch.equal(restored[0], expected[0])
         assert restored[1:] == expected[1:]
@@ -568,10 +569,10 @@ class TestRandomStatesPerRank:
     def test_checkpoint_off_schedule_warns(self, monkeypatch, caplog):
         # A multi-process checkpoint saved when CheckpointHook's rule did not
         # gather (e.g. a best checkpoint) holds no states to restore.
-        from mmpromptkd.engine.hooks import exact_resume_hook
-        monkeypatch.setattr(exact_resume_hook, 'get_world_size', lambda: 2)
-        monkeypatch.setattr(exact_resume_hook, 'get_rank', lambda: 0)
-        hook = ExactResumeHook()
+        from mmpromptkd.engine.hooks import random_state_hook
+        monkeypatch.setattr(random_state_hook, 'get_world_size', lambda: 2)
+        monkeypatch.setattr(random_state_hook, 'get_rank', lambda: 0)
+        hook = RandomStateHook()
         logger = logging.getLogger('test_rng_off_schedule')
         runner = SimpleNamespace(iter=5, logger=logger, hooks=[])
         checkpoint = {'meta': {'iter': 5}}
@@ -579,5 +580,5 @@ class TestRandomStatesPerRank:
         assert checkpoint['meta']['rng_states']['ranks'] == []
         hook.after_load_checkpoint(runner, checkpoint)
         with caplog.at_level(logging.WARNING, logger='test_rng_off_schedule'):
-            hook._restore_rng(runner)
+            hook.after_skip_trained_batches(runner)
         assert 'holds no random states of the other processes' in caplog.text

@@ -284,7 +284,7 @@ def test_mmpretrain_train_script(shapes_root, tmp_path):
     cmd[1] = script
     log = _check(_run(cmd, cwd=tmp_path))
     for hook in ('PromptKDTextFeaturesHook', 'EpochSeedHook',
-                 'ExactResumeHook', 'EmptyClassCheckHook'):
+                 'RandomStateHook', 'EmptyClassCheckHook'):
         assert hook in log
     assert (work_dir / 'epoch_1.pth').is_file()
 
@@ -374,7 +374,7 @@ class TestLaunchHelpers:
     def test_epoch_seed_hook(self):
         # Declared by the config, once each: the tool adds no hooks.
         hooks = [h['type'] for h in Config.fromfile(CONFIG).custom_hooks]
-        for name in ('EpochSeedHook', 'ExactResumeHook',
+        for name in ('EpochSeedHook', 'RandomStateHook',
                      'EmptyClassCheckHook'):
             assert hooks.count(name) == 1
         assert epoch_seed(0, 1) == epoch_seed(0, 1)

@@ -598,7 +598,7 @@ def _interleaving_clock(device: torch.device, bare: Callable[[], None]):
     return InterleavingClock()
 
 
-RUN_GUARD_HOOKS = ('EpochSeedHook', 'ExactResumeHook', 'EmptyClassCheckHook')
+RUN_GUARD_HOOKS = ('EpochSeedHook', 'RandomStateHook', 'EmptyClassCheckHook')
 
 
 def runtime_hooks() -> Tuple[dict, List[dict]]:

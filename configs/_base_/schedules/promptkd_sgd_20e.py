@@ -15,7 +15,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=1,
          end=max_epochs + 1, by_epoch=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+# mmengine's EpochBasedTrainLoop that resumes mid-epoch without training
+# a batch twice.
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 # The reference's batch size; lr is not scaled automatically.

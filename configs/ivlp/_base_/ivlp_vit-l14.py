@@ -22,10 +22,11 @@ custom_hooks = [
     dict(type='TrainSubsetCheckHook'),
     dict(type='PromptKDTextFeaturesHook'),
     dict(type='NonFiniteLossHook'),
-    # Exact --resume (per-epoch seeds, skipping the batches already trained)
+    # Exact --resume (per-epoch seeds; the generator states of checkpoints,
+    # restored once ResumableEpochBasedTrainLoop skipped the trained batches)
     # and a stop for empty training data, declared here so that they run
     # under any train script (ours adds them when a config lacks them).
     dict(type='EpochSeedHook'),
-    dict(type='ExactResumeHook'),
+    dict(type='RandomStateHook'),
     dict(type='EmptyClassCheckHook'),
 ]

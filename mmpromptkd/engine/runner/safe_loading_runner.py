@@ -1,18 +1,27 @@
 """mmengine's Runner, reading checkpoints without running code in them."""
-from typing import Callable, Union
+import os
+import os.path as osp
+import re
+from typing import Callable, List, Union
 
+from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import (CheckpointLoader,
                                         _load_checkpoint_to_model)
 
 from mmpromptkd.registry import RUNNERS
-from mmpromptkd.utils.checkpoint_io import SAFE_SCHEME, load_from_local
+from mmpromptkd.utils.checkpoint_io import (SAFE_SCHEME,
+                                            is_complete_checkpoint,
+                                            load_from_local)
 
 __all__ = ['SafeLoadingRunner']
 
 # An added prefix only: mmengine's loaders of other paths stay as they are.
 CheckpointLoader.register_scheme(prefixes=SAFE_SCHEME, loader=load_from_local)
+
+# Names CheckpointHook gives by default (``epoch_{}.pth``, ``iter_{}.pth``).
+_CHECKPOINT_NAME = re.compile(r'^(?:epoch|iter)_\d+\.pth$')
 
 
 @RUNNERS.register_module()
@@ -28,10 +37,74 @@ class SafeLoadingRunner(Runner):
     ``meta['config']`` (to compare GPU ids). This Runner reads every
     checkpoint through :func:`~mmpromptkd.utils.load_checkpoint_file`
     (``weights_only=True`` with an explicit allowlist, remote paths refused)
-    and drops the stored config text before anything parses it. Everything
-    else is mmengine's. Select it with ``runner_type = 'SafeLoadingRunner'``
-    (our ``default_runtime`` does).
+    and drops the stored config text before anything parses it.
+
+    Resuming without a path (``--resume``) follows ``last_checkpoint`` as
+    mmengine does, unless it is empty (mmengine's ``CheckpointHook`` writes
+    it with a plain ``open``, which a kill can leave empty) or names a
+    missing or incomplete file: then the newest complete checkpoint of the
+    checkpoint folder is used (with a warning), or, with none, training
+    starts afresh. Everything else is mmengine's. Select it with
+    ``runner_type = 'mmpromptkd.SafeLoadingRunner'`` (our
+    ``default_runtime`` does).
     """
+
+    def _checkpoint_dir(self) -> str:
+        for hook in self.hooks:
+            if isinstance(hook, CheckpointHook) and hook.out_dir is not None:
+                if hook.out_dir == self.work_dir:
+                    break
+                # CheckpointHook appends the work directory's last level.
+                return osp.join(hook.out_dir,
+                                osp.basename(osp.normpath(self.work_dir)))
+        return self.work_dir
+
+    @staticmethod
+    def _complete_checkpoints(folder: str) -> List[str]:
+        """Complete checkpoints in ``folder``, oldest first."""
+        if not osp.isdir(folder):
+            return []
+        paths = [
+            osp.join(folder, name) for name in os.listdir(folder)
+            if _CHECKPOINT_NAME.match(name)
+        ]
+        paths = [p for p in paths if is_complete_checkpoint(p)]
+        return sorted(paths, key=lambda p: (osp.getmtime(p), p))
+
+    def choose_resume_checkpoint(self) -> None:
+        """Point an auto-resume at a complete checkpoint (see above)."""
+        if not self._resume or self._load_from is not None:
+            return
+        marker = osp.join(self.work_dir, 'last_checkpoint')
+        recorded = ''
+        if osp.isfile(marker):
+            with open(marker, encoding='utf-8') as f:
+                recorded = f.read().strip()
+        if not recorded and not osp.exists(marker):
+            return  # a fresh run: mmengine starts from scratch
+        if recorded and ('://' in recorded
+                         or is_complete_checkpoint(recorded)):
+            return
+        problem = (f'names {recorded}, which is missing or incomplete'
+                   if recorded else 'is empty')
+        candidates = self._complete_checkpoints(self._checkpoint_dir())
+        if candidates:
+            self._load_from = candidates[-1]
+            self.logger.warning(
+                f'{marker} {problem}; resuming from the newest complete '
+                f'checkpoint {candidates[-1]} instead')
+        else:
+            # mmengine would try to resume from the broken record.
+            self._resume = False
+            self.logger.warning(
+                f'{marker} {problem} and there is no complete checkpoint; '
+                'training starts afresh')
+
+    def load_or_resume(self) -> None:
+        """Load or resume, from a complete checkpoint."""
+        if not self._has_loaded:
+            self.choose_resume_checkpoint()
+        super().load_or_resume()
 
     def load_checkpoint(self,
                         filename: str,
