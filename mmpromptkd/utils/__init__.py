@@ -1,12 +1,13 @@
 from .checkpoint_io import (SAFE_GLOBALS, SAFE_SCHEME, is_complete_checkpoint,
                             is_remote_path, is_torchscript_archive,
                             load_checkpoint_file, load_from_local,
-                            raise_remote_refused, read_torchscript_state_dict,
+                            raise_remote_refused, read_state_dict,
+                            read_torchscript_state_dict,
                             save_checkpoint_file)
 
 __all__ = [
     'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_complete_checkpoint', 'is_remote_path',
     'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
-    'raise_remote_refused', 'read_torchscript_state_dict',
+    'raise_remote_refused', 'read_state_dict', 'read_torchscript_state_dict',
     'save_checkpoint_file'
 ]

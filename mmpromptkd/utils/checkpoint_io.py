@@ -33,8 +33,8 @@ from mmpromptkd.fileio import atomic_write
 __all__ = [
     'REMOTE_SCHEMES', 'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_complete_checkpoint',
     'is_remote_path', 'is_torchscript_archive', 'load_checkpoint_file',
-    'load_from_local', 'raise_remote_refused', 'read_torchscript_state_dict',
-    'save_checkpoint_file'
+    'load_from_local', 'raise_remote_refused', 'read_state_dict',
+    'read_torchscript_state_dict', 'save_checkpoint_file'
 ]
 
 _DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
@@ -522,6 +522,34 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
         raise TypeError(f'{filename}: "state_dict" is a '
                         f'{type(state_dict).__name__}, not a dict of tensors')
     return checkpoint
+
+
+def read_state_dict(path: str, model: str) -> dict:
+    """The state dict of a model checkpoint file, read safely.
+
+    Args:
+        path (str): An mmengine checkpoint (weights under ``state_dict``)
+            or a bare state dict.
+        model (str): What the checkpoint should be of, for messages (e.g.
+            ``'PromptedCLIP'``).
+
+    Returns:
+        dict: The state dict.
+
+    Raises:
+        ValueError: For a TorchScript archive (a CLIP weight file given as a
+            checkpoint) or a file that holds no dict.
+    """
+    if is_torchscript_archive(path):
+        raise ValueError(
+            f'{path} is a TorchScript archive (a CLIP weight file?), not a '
+            f'{model} checkpoint; give CLIP weights as '
+            'clip=dict(openai_file=...)')
+    obj = load_checkpoint_file(path)
+    state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict):
+        raise ValueError(f'{path}: expected a state dict of {model}')
+    return state
 
 
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:

@@ -10,8 +10,11 @@ naming the key and the shapes, never a warning followed by metrics.
 from typing import Dict, Iterable, List, Mapping, Optional
 
 import torch
+from torch import nn
 
-__all__ = ['CheckpointMismatchError', 'check_state_dict']
+__all__ = [
+    'CheckpointMismatchError', 'check_state_dict', 'load_state_dict_strictly'
+]
 
 _SHOWN = 8
 
@@ -103,3 +106,36 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
             '; '.join(found) +
             '. Nothing was loaded. Is it a checkpoint of this config?',
             source)
+
+
+def load_state_dict_strictly(module: nn.Module,
+                             state_dict: Mapping[str, torch.Tensor],
+                             source: Optional[str],
+                             expected: Optional[Mapping[str,
+                                                        torch.Tensor]] = None,
+                             required: Optional[Iterable[str]] = None,
+                             model: str = 'the model',
+                             required_name: str = 'keys') -> None:
+    """Check weights with :func:`check_state_dict`, then load them.
+
+    The one way the package loads weights into a module: unlike
+    ``nn.Module.load_state_dict``, any mismatch is an error that lists every
+    missing, unexpected, mis-shaped and non-finite key together with the
+    file, before a single value is copied.
+
+    Args:
+        module (nn.Module): Target module.
+        state_dict (Mapping[str, Tensor]): Weights to load.
+        source (str, optional): Where the weights come from, for messages.
+        expected (Mapping[str, Tensor], optional): Every key ``module`` can
+            load, with its shape. Defaults to ``module.state_dict()``.
+        required (Iterable[str], optional): Keys that must be present.
+            Defaults to every key of ``expected`` (a strict load).
+        model (str): Name of the model, for messages.
+        required_name (str): What the required keys are, for messages.
+    """
+    expected = module.state_dict() if expected is None else expected
+    check_state_dict(expected, state_dict, source, required=required,
+                     model=model, required_name=required_name)
+    # Checked above: only keys that may be absent are missing here.
+    module.load_state_dict(state_dict, strict=required is None)

@@ -1,8 +1,6 @@
-from .clip_builder import (PRECISIONS, build_clip, infer_openai_clip_config,
-                           load_state_dict_strictly)
+from .clip_builder import PRECISIONS, build_clip, infer_openai_clip_config
 from .prompted_clip import PromptedCLIP
 
 __all__ = [
-    'PRECISIONS', 'PromptedCLIP', 'build_clip', 'infer_openai_clip_config',
-    'load_state_dict_strictly'
+    'PRECISIONS', 'PromptedCLIP', 'build_clip', 'infer_openai_clip_config'
 ]

@@ -30,12 +30,9 @@ from torch import nn
 
 from mmpromptkd.utils import (is_remote_path, load_checkpoint_file,
                               raise_remote_refused)
-from mmpromptkd.utils.state_dict_check import check_state_dict
+from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
 
-__all__ = [
-    'build_clip', 'infer_openai_clip_config', 'load_state_dict_strictly',
-    'PRECISIONS'
-]
+__all__ = ['build_clip', 'infer_openai_clip_config', 'PRECISIONS']
 
 PRECISIONS = {
     'fp32': torch.float32,
@@ -118,24 +115,6 @@ def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
             heads=text_width // _OPENAI_HEAD_WIDTH,
             layers=_count_blocks(state_dict, 'transformer.resblocks.'),
             mlp_ratio=text_mlp_hidden.shape[0] / text_width))
-
-
-def load_state_dict_strictly(module: nn.Module, state_dict: Dict[str,
-                                                                 torch.Tensor],
-                             source: str) -> None:
-    """Load ``state_dict`` into ``module``; any mismatch is an error.
-
-    Unlike ``nn.Module.load_state_dict`` the error lists every missing,
-    unexpected, mis-shaped and non-finite key together with the file it came
-    from (:func:`~mmpromptkd.utils.state_dict_check.check_state_dict`).
-
-    Args:
-        module (nn.Module): Target module.
-        state_dict (dict[str, Tensor]): Weights to load.
-        source (str): Where the weights come from, for the error message.
-    """
-    check_state_dict(module.state_dict(), state_dict, source)
-    module.load_state_dict(state_dict, strict=True)
 
 
 def _extract_state_dict(obj, source: str) -> Dict[str, torch.Tensor]:

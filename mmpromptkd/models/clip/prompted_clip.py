@@ -10,9 +10,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
+from mmpromptkd.utils import read_state_dict
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
-                                               check_state_dict)
+                                               load_state_dict_strictly)
 from ..utils.reference_fp16 import convert_to_reference_fp16
 from .clip_builder import build_clip
 
@@ -430,21 +430,13 @@ class PromptedCLIP(BaseModule):
             path (str): Checkpoint file, a state dict of this class or of a
                 teacher classifier, possibly under a ``state_dict`` key.
         """
-        if is_torchscript_archive(path):
-            raise ValueError(
-                f'{path} is a TorchScript archive (a CLIP weight file?), not '
-                'a PromptedCLIP checkpoint; give CLIP weights as '
-                'clip=dict(openai_file=...)')
-        obj = load_checkpoint_file(path)
-        state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
-        if not isinstance(state, dict):
-            raise ValueError(f'{path}: expected a state dict of PromptedCLIP')
+        state = read_state_dict(path, 'PromptedCLIP')
         state, outside = self._strip_classifier_prefix(state)
         expected = self.state_dict()
         prompt_keys = set(self.prompt_parameters())
         try:
-            check_state_dict(
-                expected,
+            load_state_dict_strictly(
+                self,
                 state,
                 path,
                 required=sorted(prompt_keys),
@@ -469,9 +461,6 @@ class PromptedCLIP(BaseModule):
                 f'{e} Keys {outside} of this teacher classifier checkpoint '
                 'are not part of a PromptedCLIP: use the classifier type '
                 '(e.g. MaPLeClassifier) as the teacher') from e
-        with torch.no_grad():
-            for key, value in state.items():
-                expected[key].copy_(value)
         num_clip = sum(k.startswith('clip.') for k in state)
         MMLogger.get_current_instance().info(
             f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '

@@ -9,8 +9,9 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils import is_torchscript_archive, load_checkpoint_file
-from mmpromptkd.utils.state_dict_check import check_state_dict
+from mmpromptkd.utils import read_state_dict
+from mmpromptkd.utils.state_dict_check import (check_state_dict,
+                                               load_state_dict_strictly)
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
@@ -525,20 +526,14 @@ class BasePromptClassifier(BaseModel):
         Args:
             path (str): The checkpoint file.
         """
-        if is_torchscript_archive(path):
-            raise ValueError(
-                f'{path} is a TorchScript archive (a CLIP weight file?), not '
-                f'a {type(self).__name__} checkpoint; give CLIP weights as '
-                'clip=dict(openai_file=...)')
-        obj = load_checkpoint_file(path)
-        state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
-        if not isinstance(state, dict):
-            raise ValueError(f'{path}: expected a state dict')
+        state = read_state_dict(path, type(self).__name__)
         if state and not any(k.startswith(PROMPTED_CLIP_PREFIX)
                              for k in state):
             state = {PROMPTED_CLIP_PREFIX + k: v for k, v in state.items()}
-        self._check_state(state, path)
-        self.load_state_dict(state, strict=False)
+        load_state_dict_strictly(
+            self, state, path, expected=self._loadable_state(),
+            required=self._required_keys(),
+            model=f'this {type(self).__name__}')
         num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
         MMLogger.get_current_instance().info(
             f'Loaded {len(state) - num_clip} prompt tensors and {num_clip} '
