@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = r'''

@@ -655,8 +655,8 @@ class TestErrors:
 def test_dataset_wrappers_are_seen_through():
     from types import SimpleNamespace as Wrapper
 
-    from mmpromptkd.datasets.dataset_wrappers import (iter_wrapped_datasets,
-                                                       unwrap_dataset)
+    from mmpromptkd.datasets.dataset_wrappers import (
+        iter_wrapped_datasets, unwrap_dataset)
 
     # Shaped as mmengine's RepeatDataset (dataset=) and ConcatDataset
     # (datasets=).

@@ -269,6 +269,7 @@ class TestGenerateCoopDataset:
         shapes.generate_coop_dataset(tmp_path, **SMALL)
         assert (tmp_path / shapes.SPLIT_FILE).is_file()
 
+    @pytest.mark.slow
     def test_refuses_foreign_dir(self, tmp_path):
         (tmp_path / 'notes.txt').write_text('keep me')
         with pytest.raises(FileExistsError, match=str(tmp_path)):
@@ -393,6 +394,7 @@ class TestCLI:
                               cwd=os.sep,
                               timeout=120)
 
+    @pytest.mark.slow
     def test_writes_same_dataset(self, small_dataset, tmp_path):
         out, _ = small_dataset
         target = tmp_path / 'cli'
@@ -417,6 +419,7 @@ class TestCLI:
         assert refused.returncode == 1
         assert str(target) in refused.stderr
 
+    @pytest.mark.slow
     def test_refuses_foreign_dir(self, tmp_path):
         (tmp_path / 'data.csv').write_text('a,b\n')
         result = self.run_cli(str(tmp_path), '--num-classes', '4')

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,6 +84,7 @@ def _loads(path):
     return load_checkpoint_file(str(path))['meta']['iter']
 
 
+@pytest.mark.slow
 def test_disk_full_keeps_earlier_checkpoints(tmp_path):
     result, work_dir = _run(tmp_path, 'SafeCheckpointHook', full_from=3)
     assert result.returncode == 3, result.stderr[-3000:]
@@ -97,6 +100,7 @@ def test_disk_full_keeps_earlier_checkpoints(tmp_path):
     assert not list(work_dir.glob('.*.tmp'))
 
 
+@pytest.mark.slow
 def test_mmengine_hook_loses_one(tmp_path):
     """What the default hook does in the same run (why ours exists)."""
     result, work_dir = _run(tmp_path, 'CheckpointHook', full_from=3)
@@ -104,6 +108,7 @@ def test_mmengine_hook_loses_one(tmp_path):
     assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_2.pth']
 
 
+@pytest.mark.slow
 def test_rotation_and_last_checkpoint(tmp_path):
     result, work_dir = _run(tmp_path, 'SafeCheckpointHook', full_from=99)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -116,6 +121,7 @@ def test_rotation_and_last_checkpoint(tmp_path):
     assert hub['runtime_info']['keep_ckpt_ids'] == [3, 4]
 
 
+@pytest.mark.slow
 def test_stale_temporaries_are_removed(tmp_path):
     work_dir = tmp_path / 'work_dir'
     work_dir.mkdir()

@@ -106,6 +106,7 @@ class TestOpenAIFiles:
         assert model.embed_dim == 32
         assert model.image_size == (32, 32)
 
+    @pytest.mark.slow
     def test_open_clip_checkpoint_by_name(self, tmp_path):
         model = open_clip.create_model('ViT-B-32')
         # Only the keys matter here; a wrong key set is rejected.

@@ -198,6 +198,7 @@ def _worker(rank: int, world_size: int, port: int, result_file: str) -> None:
 
 class TestSyncedStatsTwoProcesses:
 
+    @pytest.mark.slow
     def test_two_processes_equal_one_process(self, tmp_path):
         result_file = str(tmp_path / 'result')
         mp.spawn(

@@ -94,6 +94,7 @@ def stage_a(tmp_path_factory):
 
 class TestStageA:
 
+    @pytest.mark.slow
     def test_test_tool_reports_base_novel_hm(self, stage_a, tmp_path,
                                              capsys):
         out = str(tmp_path / 'metrics.json')

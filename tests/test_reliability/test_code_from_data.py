@@ -82,6 +82,7 @@ def test_exported_student_payload_is_live(tmp_path):
     assert probe.exists()
 
 
+@pytest.mark.slow
 def test_exported_student_in_a_fresh_process(tmp_path, marker):
     path = _exported_file(tmp_path / 'student.pth',
                           dict(type='os.system', command=f'touch {marker}'))

@@ -278,6 +278,7 @@ def _reference_final(scenarios) -> dict:
 
 class TestKilledTraining:
 
+    @pytest.mark.slow
     def test_sigkill_at_random_point_then_resume_is_exact(self, scenarios):
         run = scenarios.result('random_kill')
         what = (f'killed in iteration {run["killed_in"]} (target '
@@ -513,6 +514,7 @@ def _rng_worker(rank: int, world_size: int, port: int, folder: str) -> None:
 class TestRandomStatesPerRank:
     """Each process of a resumed multi-process run gets its own states."""
 
+    @pytest.mark.slow
     def test_two_processes_restore_their_own_states(self, tmp_path):
         import torch.multiprocessing as mp
         mp.spawn(_rng_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,

@@ -135,6 +135,7 @@ class TestMMEngineEntryPoints:
             load_checkpoint_file(str(evil))
         _refused(e, evil)
 
+    @pytest.mark.slow
     def test_stored_config_is_not_executed(self, tmp_path, shapes_root,
                                            marker):
         """Resuming parses meta['config']; that text must never run."""

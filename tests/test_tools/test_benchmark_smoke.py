@@ -45,6 +45,7 @@ def figures(tmp_path_factory):
 
 class TestBenchmarkSmoke:
 
+    @pytest.mark.slow
     def test_all_sections_ran(self, figures):
         assert figures['environment']['sections'] == list(bench.SECTIONS)
         for section in bench.SECTIONS:

@@ -33,6 +33,7 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_micro_benchmark(tmp_path, capsys):
     script = load_script()
     markdown, png = tmp_path / 'b2n.md', tmp_path / 'b2n.png'

@@ -70,6 +70,7 @@ class TestKeys:
         })
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])
 def test_tools_refuse_before_running(tool, tmp_path):
     result = subprocess.run(

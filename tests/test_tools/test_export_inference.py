@@ -42,6 +42,7 @@ def trained(tmp_path_factory):
     return tmp, data, options
 
 
+@pytest.mark.slow
 def test_export_then_mmpretrain_inference(trained):
     tmp, data, options = trained
     out = str(tmp / 'student.pth')
@@ -92,6 +93,7 @@ def test_export_then_mmpretrain_inference(trained):
         result.stderr
 
 
+@pytest.mark.slow
 def test_export_never_overwrites_without_force(trained):
     tmp, data, options = trained
     checkpoint = str(tmp / 'w' / 'epoch_1.pth')

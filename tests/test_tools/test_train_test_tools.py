@@ -143,6 +143,7 @@ def trained(shapes_root, tmp_path_factory) -> Path:
 
 class TestTrainTest:
 
+    @pytest.mark.slow
     def test_train_then_test(self, trained, shapes_root, tmp_path):
         assert (trained / 'epoch_1.pth').is_file()
         assert (trained / 'epoch_2.pth').is_file()
@@ -179,6 +180,7 @@ class TestTrainTest:
                  cwd=tmp_path))
         assert 'shapes' in summary and f'{base:.2f}' in summary
 
+    @pytest.mark.slow
     def test_resume_matches_uninterrupted_run(self, trained, shapes_root,
                                               tmp_path):
         work_dir = tmp_path / 'work_dir'
@@ -206,6 +208,7 @@ class TestTrainTest:
             _trained_state(trained / 'epoch_2.pth'),
             atol=1e-6)
 
+    @pytest.mark.slow
     def test_refuses_to_overwrite_checkpoints(self, trained, shapes_root,
                                               tmp_path):
         work_dir = tmp_path / 'work_dir'
@@ -222,6 +225,7 @@ class TestTrainTest:
         assert sorted(p.name for p in work_dir.iterdir()) == \
             sorted(p.name for p in trained.iterdir())
 
+    @pytest.mark.slow
     def test_test_missing_checkpoint(self, tmp_path):
         missing = tmp_path / 'no_such_epoch.pth'
         result = _run([
@@ -236,6 +240,7 @@ class TestTrainTest:
 
 class TestDistributed:
 
+    @pytest.mark.slow
     def test_two_gloo_processes_match_one_process(self, shapes_root, tmp_path):
         # Without random augmentation both runs see the same global batches:
         # DefaultSampler gives rank r the indices r::2 of one permutation.
@@ -269,6 +274,7 @@ class TestDistributed:
             rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_mmpretrain_train_script(shapes_root, tmp_path):
     """mmpretrain's own tools/train.py runs our configs unchanged.
 

@@ -41,6 +41,7 @@ def holder(tmp_path):
     proc.wait()
 
 
+@pytest.mark.slow
 def test_second_run_fails_naming_the_holder(holder, monkeypatch):
     work_dir, proc = holder
     monkeypatch.delenv('RANK', raising=False)
@@ -49,6 +50,7 @@ def test_second_run_fails_naming_the_holder(holder, monkeypatch):
     assert str(work_dir) in str(e.value)
 
 
+@pytest.mark.slow
 def test_killed_holder_does_not_block(holder, monkeypatch):
     work_dir, proc = holder
     monkeypatch.delenv('RANK', raising=False)
@@ -59,6 +61,7 @@ def test_killed_holder_does_not_block(holder, monkeypatch):
     lock.release()
 
 
+@pytest.mark.slow
 def test_only_rank_zero_locks(holder, monkeypatch):
     work_dir, _ = holder
     monkeypatch.setenv('RANK', '1')
@@ -73,6 +76,7 @@ def test_dangling_symlink_is_named(tmp_path, monkeypatch):
         lock_work_dir(Config(dict(work_dir=str(link))))
 
 
+@pytest.mark.slow
 def test_train_tool_refuses_a_held_work_dir(holder, tmp_path):
     work_dir, proc = holder
     start = time.time()
