@@ -43,9 +43,11 @@ def figures(tmp_path_factory):
     return written
 
 
+pytestmark = pytest.mark.slow  # runs every case once
+
+
 class TestBenchmarkSmoke:
 
-    @pytest.mark.slow
     def test_all_sections_ran(self, figures):
         assert figures['environment']['sections'] == list(bench.SECTIONS)
         for section in bench.SECTIONS:

@@ -1,0 +1,1 @@
+"""The cases of ``tools/analysis/benchmark_promptkd.py``, one per module."""
