@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 
 WORK_DIR=${1:-work_dirs/demo_$(date +%Y%m%d_%H%M%S)}
 DATA=${DATA:-data/synthetic_shapes}
-TEACHER_CONFIG=configs/promptsrc/promptsrc_tiny-clip_16shot-5e_b2n-synthetic-shapes.py
-STUDENT_CONFIG=configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py
+TEACHER_CONFIG=configs/promptsrc/promptsrc_tiny-clip_1xb32-16shot-5e_b2n-synthetic-shapes.py
+STUDENT_CONFIG=configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py
 DATA_OPTIONS="train_dataloader.dataset.data_root=$DATA \
 val_dataloader.dataset.data_root=$DATA test_dataloader.dataset.data_root=$DATA"
 

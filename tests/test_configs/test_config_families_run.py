@@ -18,18 +18,21 @@ from mmpromptkd.datasets import synthetic_shapes
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PREFIX = osp.join(ROOT, 'configs/promptkd/')
 FAMILIES = [
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-dtd.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_xd-imagenet-to-dtd.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-imagenet_projector-only.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-imagenet_full-finetune.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-imagenet_wo-shared-text.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-imagenet_feature-l1.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-imagenet_feature-mse.py',
-    'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-imagenet_'
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-dtd.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_xd-imagenet-to-dtd.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_'
+    'projector-only.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_'
+    'full-finetune.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_'
+    'wo-shared-text.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_feature-l1.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_feature-mse.py',
+    'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_'
     '16-unlabeled-per-class.py',
-    'promptkd_vit-b16_vit-l14-zsclip_20e_b2n-imagenet.py',
-    'promptkd_vit-b16_vit-l14-maple_20e_b2n-imagenet.py',
-    'promptkd_mobilenet-v3-large_vit-l14-promptsrc_20e_b2n-imagenet.py',
+    'promptkd_vit-b16_vit-l14-zsclip_1xb8-20e_b2n-imagenet.py',
+    'promptkd_vit-b16_vit-l14-maple_1xb8-20e_b2n-imagenet.py',
+    'promptkd_mobilenet-v3-large_vit-l14-promptsrc_1xb8-20e_b2n-imagenet.py',
 ]
 TINY = Config.fromfile(osp.join(ROOT, 'configs/_base_/models/'
                                 'promptkd_tiny-clip.py'))

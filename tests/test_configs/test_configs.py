@@ -3,6 +3,7 @@ import ast
 import glob
 import re
 import os.path as osp
+from pathlib import Path
 
 import pytest
 from mmengine.config import Config
@@ -13,7 +14,7 @@ from lr_schedules import dassl_lrs, scheduled_lrs
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/promptkd/*.py')))
 # The method itself, with the reference hyper-parameters.
-MAIN = re.compile(r'promptkd_vit-b16_vit-l14-promptsrc_20e_'
+MAIN = re.compile(r'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_'
                   r'(b2n|xd-imagenet-to)-[a-z0-9-]+\.py$')
 LOW_WEIGHT = ('oxford-flowers', 'fgvc-aircraft', 'dtd')
 
@@ -72,8 +73,31 @@ def test_readme_recipe_shortens_the_schedule():
         assert recipe in f.read().replace('\n', ' ')
     cfg = Config.fromfile(osp.join(
         ROOT, 'configs/promptkd/'
-        'promptkd_vit-b16_vit-l14-promptsrc_20e_b2n-dtd.py'))
+        'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-dtd.py'))
     options = (kv.split('=') for kv in recipe.split()[1:])
     cfg.merge_from_dict({k: ast.literal_eval(v) for k, v in options})
     assert scheduled_lrs(cfg) == pytest.approx(
         dassl_lrs(0.005, 5), rel=1e-9, abs=1e-15)
+
+
+def test_metafiles_list_every_config():
+    """model-index.yml -> one metafile per folder -> every config once."""
+    import yaml
+    root = Path(__file__).resolve().parents[2]
+    index = yaml.safe_load((root / 'model-index.yml').read_text())
+    metafiles = sorted(index['Import'])
+    folders = sorted(p.parent.relative_to(root).as_posix() + '/metafile.yml'
+                     for p in (root / 'configs').glob('*/README.md'))
+    assert metafiles == folders
+    for metafile in metafiles:
+        meta = yaml.safe_load((root / metafile).read_text())
+        collections = {c['Name'] for c in meta['Collections']}
+        listed = [m['Config'] for m in meta['Models']]
+        assert len(listed) == len(set(listed)), metafile
+        folder = (root / metafile).parent
+        configs = sorted(p.relative_to(root).as_posix()
+                         for p in folder.glob('*.py'))
+        assert sorted(listed) == configs, metafile
+        for model in meta['Models']:
+            assert model['In Collection'] in collections
+            assert model['Name'] == Path(model['Config']).stem

@@ -100,7 +100,7 @@ def test_lr_of_every_epoch_is_dassls(name):
         assert lrs[19] == pytest.approx(1.2236e-4, rel=1e-4)
 
 
-MAIN = re.compile(r'^promptkd/promptkd_vit-b16_vit-l14-promptsrc_20e_'
+MAIN = re.compile(r'^promptkd/promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_'
                   r'(b2n|xd-imagenet-to)-[a-z0-9-]+\.py$')
 
 

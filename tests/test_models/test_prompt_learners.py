@@ -555,13 +555,13 @@ DATASETS = ('caltech101', 'dtd', 'eurosat', 'fgvc-aircraft', 'food101',
 def test_every_dataset_has_every_teacher():
     names = {osp.basename(p) for p in CONFIGS}
     for ds in DATASETS:
-        for name in (f'promptsrc_vit-l14_16shot-20e_b2n-{ds}.py',
-                     f'promptsrc_vit-b16_16shot-20e_b2n-{ds}.py',
-                     f'maple_vit-l14_16shot-20e_b2n-{ds}.py',
-                     f'ivlp_vit-l14_16shot-20e_b2n-{ds}.py',
+        for name in (f'promptsrc_vit-l14_1xb8-16shot-20e_b2n-{ds}.py',
+                     f'promptsrc_vit-b16_1xb4-16shot-20e_b2n-{ds}.py',
+                     f'maple_vit-l14_1xb8-16shot-20e_b2n-{ds}.py',
+                     f'ivlp_vit-l14_1xb8-16shot-20e_b2n-{ds}.py',
                      f'zsclip_vit-l14_b2n-{ds}.py'):
             assert name in names
-    assert 'promptsrc_vit-l14_16shot-20e_xd-imagenet.py' in names
+    assert 'promptsrc_vit-l14_1xb8-16shot-20e_xd-imagenet.py' in names
     for algo in ALGOS:
         with open(osp.join(ROOT, 'configs', algo, 'README.md')) as f:
             readme = f.read()

@@ -23,9 +23,10 @@ from mmpromptkd.utils import load_checkpoint_file
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEACHER_CFG = osp.join(
     ROOT, 'configs/promptsrc',
-    'promptsrc_tiny-clip_16shot-5e_b2n-synthetic-shapes.py')
+    'promptsrc_tiny-clip_1xb32-16shot-5e_b2n-synthetic-shapes.py')
 DISTILLER_CFG = osp.join(
-    ROOT, 'configs/promptkd/promptkd_tiny-clip_20e_b2n-synthetic-shapes.py')
+    ROOT, 'configs/promptkd',
+    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py')
 GPA_KEY = 'gaussian_prompt_aggregation'
 
 
@@ -112,6 +113,7 @@ class TestStageA:
         table = capsys.readouterr().out
         assert 'HM' in table and 'SyntheticShapes' in table
 
+    @pytest.mark.slow
     def test_checkpoint_holds_the_aggregated_prompts(self, stage_a):
         ckpt = load_checkpoint_file(stage_a.checkpoint)
         state = ckpt['state_dict']

@@ -20,7 +20,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
 CONFIG = REPO / 'configs' / 'promptkd' / \
-    'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
+    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'
 # Keys of the trained parameters (and the projector's BN buffers).
 TRAINED_PREFIXES = ('student.vision', 'projector.')
 FAULTS_MODULE = 'reliability_faults'

@@ -295,6 +295,7 @@ class TestKilledTraining:
             _reference_final(scenarios))
         assert diff <= 1e-6, f'{what}: max abs difference {diff:.3g}'
 
+    @pytest.mark.slow
     def test_sigkill_while_writing_a_checkpoint(self, scenarios):
         run = scenarios.result('stalled_write')
         assert run['code'] == -signal.SIGKILL

@@ -11,7 +11,7 @@ from mmpromptkd.cli import CfgOptionsAction, check_cfg_options
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/promptkd' / \
-    'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
+    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'
 
 
 def _parse(*options):

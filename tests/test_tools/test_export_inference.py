@@ -16,7 +16,7 @@ from mmpromptkd.registry import TRANSFORMS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/promptkd/'
-                  'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py')
+                  'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py')
 
 
 def run(*args):

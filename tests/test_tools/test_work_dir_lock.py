@@ -17,7 +17,7 @@ from mmpromptkd.cli import lock_work_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/promptkd' / \
-    'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py'
+    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'
 
 HOLD = '''
 import sys, time

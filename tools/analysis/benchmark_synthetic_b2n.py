@@ -56,9 +56,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 TEACHER_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'promptsrc',
-    'promptsrc_tiny-clip_16shot-5e_b2n-synthetic-shapes.py')
-DISTILLER_CONFIG = osp.join(REPO_ROOT, 'configs', 'promptkd',
-                            'promptkd_tiny-clip_20e_b2n-synthetic-shapes.py')
+    'promptsrc_tiny-clip_1xb32-16shot-5e_b2n-synthetic-shapes.py')
+DISTILLER_CONFIG = osp.join(
+    REPO_ROOT, 'configs', 'promptkd',
+    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py')
 TEMPLATE = 'a photo of a {}.'
 METRICS = ('base', 'novel', 'hm')
 # Where --update-readme puts the table.

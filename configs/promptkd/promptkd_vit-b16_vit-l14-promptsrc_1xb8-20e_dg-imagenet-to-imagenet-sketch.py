@@ -1,0 +1,12 @@
+_base_ = ['./promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet.py']
+
+# Domain generalisation: evaluate the ImageNet student on ImageNetSketch with
+#   python tools/test.py THIS_CONFIG work_dirs/<imagenet run>/epoch_20.pth
+# It has ImageNet's 1000 classes: the stored features are used as they are.
+test_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='CoOpImageNetSketch',
+        data_root='data/',
+        split='test',
+        pipeline={{_base_.test_pipeline}}))
