@@ -36,7 +36,7 @@ setup(
         'Pillow',
     ],
     extras_require={
-        'tests': ['pytest', 'hypothesis'],
+        'tests': ['pytest', 'hypothesis', 'flake8==7.5.0'],
         # For vis_backends=[dict(type='TensorboardVisBackend')].
         'tensorboard': ['tensorboard'],
     },
