@@ -81,6 +81,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='what --out holds. Defaults to "pred" for .pkl/.pickle files '
         'and "metrics" otherwise')
     parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='test in automatic mixed precision (test_cfg.fp16)')
+    parser.add_argument(
+        '--show-dir',
+        help='directory to write the images with their predictions in '
+        '(mmpretrain\'s VisualizationHook)')
+    parser.add_argument(
+        '--show', action='store_true', help='show the predictions in a window')
+    parser.add_argument(
+        '--interval',
+        type=int,
+        default=1,
+        help='visualize every this many samples')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=2,
+        help='seconds each shown image stays (0: until a key is pressed)')
+    parser.add_argument(
         '--no-pin-memory',
         action='store_true',
         help='disable pin_memory in the dataloader')
@@ -136,6 +156,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     resolve_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg', None) or {}, fp16=True)
+    if args.show or args.show_dir is not None:
+        if 'visualization' not in (cfg.get('default_hooks', None) or {}):
+            raise ValueError(
+                '--show / --show-dir need default_hooks.visualization = '
+                "dict(type='VisualizationHook') in the config")
+        cfg.default_hooks.visualization.update(
+            enable=True, show=args.show, wait_time=args.wait_time,
+            out_dir=args.show_dir, interval=args.interval)
     if args.cfg_options is not None:
         check_cfg_options(cfg, args.cfg_options,
                           args.cfg_options_new_keys)

@@ -56,6 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='automatic mixed precision: float16 with loss scaling on a GPU, '
         'bfloat16 autocast on a CPU; weights stay float32')
     parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate by the actual total batch size over '
@@ -128,6 +132,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         check_cfg_options(cfg, args.cfg_options,
                           args.cfg_options_new_keys)
         cfg.merge_from_dict(args.cfg_options)
+
+    # After --cfg-options, which may name the validation settings.
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
 
     # After --cfg-options, which may change num_workers; options set
     # explicitly in the config or on the command line win over defaults.

@@ -16,6 +16,8 @@ default_hooks = dict(
     checkpoint=dict(
         type='SafeCheckpointHook', interval=1, max_keep_ckpts=-1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # mmpretrain's; tools/test.py --show / --show-dir enable it.
+    visualization=dict(type='VisualizationHook', enable=False),
 )
 
 # PromptKDTextFeaturesHook computes the teacher's text features once and

@@ -181,6 +181,28 @@ class TestTrainTest:
         assert 'shapes' in summary and f'{base:.2f}' in summary
 
     @pytest.mark.slow
+    def test_mmpretrain_flags(self, trained, shapes_root, tmp_path):
+        """--show-dir / --amp of test.py and --no-validate of train.py."""
+        shown = tmp_path / 'shown'
+        log = _check(
+            _run([
+                sys.executable, TOOLS / 'test.py', CONFIG,
+                trained / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
+                '--show-dir', shown, '--amp', '--cfg-options',
+                *_data_options(shapes_root)
+            ],
+                 cwd=tmp_path))
+        assert '| SyntheticShapes' in log
+        assert sorted(p.suffix for p in shown.rglob('*.png'))
+        work_dir = tmp_path / 'no_val'
+        log = _check(
+            _run(
+                _train_cmd(CONFIG, work_dir, shapes_root, 1, '--no-validate'),
+                cwd=tmp_path))
+        assert (work_dir / 'epoch_1.pth').is_file()
+        assert 'Epoch(val)' not in log
+
+    @pytest.mark.slow
     def test_resume_matches_uninterrupted_run(self, trained, shapes_root,
                                               tmp_path):
         work_dir = tmp_path / 'work_dir'
