@@ -2,10 +2,9 @@
 
 Every class carries the ``CoOp`` prefix, so that none shadows mmpretrain's
 datasets of the same benchmark (``DTD``, ``ImageNet``, ...), which read other
-split files. ``synthetic_shapes`` is the generator of a synthetic dataset in
-the same format, read with :class:`SyntheticShapes`.
+split files. :class:`SyntheticShapes` reads the synthetic dataset that
+``tools/misc/generate_shapes_dataset.py`` writes in the same format.
 """
-from . import synthetic_shapes
 from .caltech101 import CoOpCaltech101
 from .coop_dataset import CoOpDataset
 from .dtd import CoOpDTD
@@ -30,5 +29,5 @@ __all__ = [
     'CoOpOxfordFlowers', 'CoOpFood101', 'CoOpFGVCAircraft', 'CoOpSUN397',
     'CoOpDTD', 'CoOpEuroSAT', 'CoOpUCF101', 'CoOpImageNet', 'CoOpImageNetV2',
     'CoOpImageNetSketch', 'CoOpImageNetA', 'CoOpImageNetR', 'SyntheticShapes',
-    'synthetic_shapes', 'LoadImageFromFileSafe'
+    'LoadImageFromFileSafe'
 ]

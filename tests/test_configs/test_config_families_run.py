@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmpromptkd  # noqa: F401
-from mmpromptkd.datasets import synthetic_shapes
+import synthetic_shapes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PREFIX = osp.join(ROOT, 'configs/promptkd/')

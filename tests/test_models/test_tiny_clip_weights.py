@@ -16,7 +16,7 @@ import torch
 from mmengine.config import Config
 
 import mmpromptkd  # noqa: F401
-from mmpromptkd.datasets import synthetic_shapes as shapes
+import synthetic_shapes as shapes
 from mmpromptkd.models.clip import PromptedCLIP
 from mmpromptkd.utils.file_integrity import (ChecksumError, read_sha256sums,
                                              sha256_of_file, verify_sha256)

@@ -9,40 +9,18 @@ Example::
 See ``docs/synthetic_shapes.md`` for the layout and the design.
 """
 import argparse
-import importlib.util
 import os.path as osp
 import sys
 import time
-from types import ModuleType
 from typing import List, Optional
 
 # Run from a source checkout without installing the package.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-_MODULE = 'mmpromptkd.datasets.synthetic_shapes'
-
-
-def _load_generator() -> ModuleType:
-    """The generator module, without importing the whole package.
-
-    It needs only numpy and Pillow, while ``import mmpromptkd`` pulls in
-    torch and the OpenMMLab stack (seconds, and more that can fail), so the
-    source file is loaded on its own when the checkout has it.
-    """
-    if _MODULE in sys.modules:
-        return sys.modules[_MODULE]
-    path = osp.join(_REPO_ROOT, *_MODULE.split('.')) + '.py'
-    if not osp.isfile(path):
-        return importlib.import_module(_MODULE)
-    spec = importlib.util.spec_from_file_location('_synthetic_shapes', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-synthetic_shapes = _load_generator()
+import synthetic_shapes  # noqa: E402  (the generator, beside this script)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -5,7 +5,7 @@ Both models are plain ``open_clip.CLIP`` models defined by the config dicts
 ``configs/_base_/models/promptkd_tiny-clip.py``. They are trained from
 scratch with the symmetric CLIP InfoNCE loss on (image, caption) pairs of the
 *shifted* ``'pretrain'`` domain of the synthetic shapes
-(:func:`mmpromptkd.datasets.synthetic_shapes.iter_caption_pairs`), which
+(:func:`synthetic_shapes.iter_caption_pairs`, beside this script), which
 covers every class concept, as web-scale CLIP data covers the names of
 "novel" classes. The target domain is used only for the final zero-shot
 report.
@@ -45,10 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
+import synthetic_shapes as shapes  # noqa: E402  (beside this script)
 from mmpromptkd.fileio import atomic_write  # noqa: E402
 from mmpromptkd.utils.file_integrity import sha256_of_file  # noqa: E402
 

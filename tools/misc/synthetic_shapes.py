@@ -92,6 +92,7 @@ MARKER_FILE = 'generator.json'
 # Bump whenever rendering or class selection changes, so that directories
 # written by an older generator are not silently mixed with new output.
 FORMAT_VERSION = 1
+# Written into generated folders; stable, so that they stay reusable.
 _GENERATOR_ID = 'mmpromptkd.datasets.synthetic_shapes'
 
 # Fixed, independent of the image seed: the class list is part of the
