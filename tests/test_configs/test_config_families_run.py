@@ -81,6 +81,7 @@ def tiny_version(cfg, data_root, work_dir):
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', FAMILIES)
 def test_family_runs(name, data_root, tmp_path):
     threads = torch.get_num_threads()

@@ -93,9 +93,9 @@ def stage_a(tmp_path_factory):
         classes=classes)
 
 
+@pytest.mark.slow  # trains a stage-(a) teacher for the class
 class TestStageA:
 
-    @pytest.mark.slow
     def test_test_tool_reports_base_novel_hm(self, stage_a, tmp_path,
                                              capsys):
         out = str(tmp_path / 'metrics.json')
@@ -113,7 +113,6 @@ class TestStageA:
         table = capsys.readouterr().out
         assert 'HM' in table and 'SyntheticShapes' in table
 
-    @pytest.mark.slow
     def test_checkpoint_holds_the_aggregated_prompts(self, stage_a):
         ckpt = load_checkpoint_file(stage_a.checkpoint)
         state = ckpt['state_dict']
@@ -160,6 +159,7 @@ class TestStageA:
         assert not osp.exists(osp.join(tmp_path, 'w', 'epoch_1.pth'))
 
 
+@pytest.mark.slow  # trains a stage-(a) teacher for the class
 class TestHandOff:
 
     def trained_teacher(self, stage_a):

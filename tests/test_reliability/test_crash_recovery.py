@@ -276,9 +276,9 @@ def _reference_final(scenarios) -> dict:
         scenarios.result('reference')['work_dir'] / f'iter_{ITERS}.pth')
 
 
+@pytest.mark.slow  # one uninterrupted reference run for the class
 class TestKilledTraining:
 
-    @pytest.mark.slow
     def test_sigkill_at_random_point_then_resume_is_exact(self, scenarios):
         run = scenarios.result('random_kill')
         what = (f'killed in iteration {run["killed_in"]} (target '
@@ -295,7 +295,6 @@ class TestKilledTraining:
             _reference_final(scenarios))
         assert diff <= 1e-6, f'{what}: max abs difference {diff:.3g}'
 
-    @pytest.mark.slow
     def test_sigkill_while_writing_a_checkpoint(self, scenarios):
         run = scenarios.result('stalled_write')
         assert run['code'] == -signal.SIGKILL
@@ -337,6 +336,7 @@ class TestKilledTraining:
 
 class TestNonFiniteLoss:
 
+    @pytest.mark.slow
     def test_run_stops_and_last_good_checkpoint_loads(self, scenarios):
         run = scenarios.result('non_finite')
         assert run['code'] != 0, run['log'][-6000:]
@@ -359,6 +359,7 @@ class TestNonFiniteLoss:
 
 class TestDistributedFaults:
 
+    @pytest.mark.slow
     def test_dead_rank_ends_the_job(self, scenarios):
         run = scenarios.result('dead_rank')
         assert run['died'] is not None, run['log'][-6000:]
