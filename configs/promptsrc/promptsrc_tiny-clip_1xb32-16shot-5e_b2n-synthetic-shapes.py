@@ -66,7 +66,7 @@ custom_hooks = [
     # Exact --resume (per-epoch seeds; the generator states of checkpoints,
     # restored once ResumableEpochBasedTrainLoop skipped the trained batches)
     # and a stop for empty training data, declared here so that they run
-    # under any train script (ours adds them when a config lacks them).
+    # under any train script.
     dict(type='EpochSeedHook'),
     dict(type='RandomStateHook'),
     dict(type='EmptyClassCheckHook'),
