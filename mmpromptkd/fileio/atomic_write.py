@@ -1,8 +1,13 @@
 """Writes that readers never see half done."""
 import os
+import re
 from typing import Union
 
-__all__ = ['atomic_write']
+__all__ = ['TEMPORARY_NAME', 'atomic_write']
+
+#: Name of the temporary file of a write, ``.NAME.PID.tmp``; group 1 is the
+#: id of the writing process (so that leftovers of killed runs are known).
+TEMPORARY_NAME = re.compile(r'^\..+\.(\d+)\.tmp$')
 
 
 def atomic_write(data: Union[bytes, str],

@@ -77,3 +77,19 @@ def test_exclusive_never_replaces(tmp_path, monkeypatch):
     atomic_write('fourth', str(tmp_path / 'new.json'), exclusive=True)
     assert path.read_text() == 'first'
     assert sorted(os.listdir(tmp_path)) == ['cache.json', 'new.json']
+
+
+def test_temporary_name_is_the_documented_pattern(tmp_path, monkeypatch):
+    """SafeCheckpointHook finds leftovers of killed runs by this pattern."""
+    from mmpromptkd.fileio import TEMPORARY_NAME
+    seen = []
+    real_replace = os.replace
+
+    def record(src, dst):
+        seen.append(os.path.basename(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'replace', record)
+    atomic_write(b'x', str(tmp_path / 'epoch_1.pth'))
+    assert len(seen) == 1
+    assert TEMPORARY_NAME.match(seen[0]).group(1) == str(os.getpid())

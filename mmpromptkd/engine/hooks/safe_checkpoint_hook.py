@@ -2,18 +2,14 @@
 import glob
 import os
 import os.path as osp
-import re
 from collections import deque
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
-from mmpromptkd.fileio import atomic_write
+from mmpromptkd.fileio import TEMPORARY_NAME, atomic_write
 from mmpromptkd.registry import HOOKS
 from mmpromptkd.utils.checkpoint_io import is_remote_path
-
-# Temporary files of :func:`mmpromptkd.fileio.atomic_write`.
-_TEMPORARY = re.compile(r'^\..+\.(\d+)\.tmp$')
 
 
 def _process_alive(pid: int) -> bool:
@@ -37,7 +33,7 @@ def remove_stale_temporaries(folder: str) -> list:
     """
     removed = []
     for path in glob.glob(osp.join(glob.escape(folder), '.*.tmp')):
-        match = _TEMPORARY.match(osp.basename(path))
+        match = TEMPORARY_NAME.match(osp.basename(path))
         if match and not _process_alive(int(match.group(1))):
             os.remove(path)
             removed.append(path)
