@@ -23,6 +23,7 @@ from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
 from mmengine.runner import Runner
 
+from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
 from mmpromptkd.fileio import atomic_write
 from mmpromptkd.registry import RUNNERS
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
@@ -219,15 +220,9 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
 
 def _checkpoint_dirs(cfg: Config) -> List[str]:
     """Directories in which a run of ``cfg`` writes checkpoints."""
-    work_dir = cfg.work_dir
-    dirs = [work_dir]
     hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
     out_dir = hook.get('out_dir', None) if hook else None
-    if out_dir:
-        # CheckpointHook appends the work directory's last level to out_dir.
-        name = osp.basename(osp.normpath(work_dir))
-        dirs.append(osp.join(out_dir, name))
-    return dirs
+    return sorted({cfg.work_dir, checkpoint_folder(cfg.work_dir, out_dir)})
 
 
 def find_existing_checkpoints(cfg: Config) -> List[str]:

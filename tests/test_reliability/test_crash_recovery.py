@@ -453,6 +453,21 @@ class TestResumeCheckpointChoice:
         self._choose(runner)
         assert not runner._resume and runner._load_from is None
 
+    def test_checkpoints_under_the_hooks_out_dir(self, tmp_path):
+        from mmengine.hooks import CheckpointHook
+        work_dir = tmp_path / 'runs' / 'run2'
+        work_dir.mkdir(parents=True)
+        (work_dir / 'last_checkpoint').write_text('')
+        # CheckpointHook(out_dir=D) writes to D/<last level of work_dir>.
+        folder = tmp_path / 'ckpts' / 'run2'
+        folder.mkdir(parents=True)
+        newest = self._save(folder / 'epoch_2.pth', 2000)
+        self._save(work_dir / 'epoch_1.pth', 1000)
+        runner = self._runner(work_dir)
+        runner._hooks = [CheckpointHook(out_dir=str(tmp_path / 'ckpts'))]
+        runner.choose_resume_checkpoint()
+        assert runner._load_from == str(newest)
+
 
 def test_truncated_checkpoint_is_named(tmp_path):
     """Reading a cut-short or empty checkpoint names the file."""

@@ -3,6 +3,7 @@ import glob
 import os
 import os.path as osp
 from collections import deque
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -20,6 +21,22 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # alive, owned by another user
         return True
     return True
+
+
+def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
+    """The folder mmengine's ``CheckpointHook`` writes checkpoints into.
+
+    Args:
+        work_dir (str): The run's work directory.
+        out_dir (str, optional): The hook's ``out_dir`` argument.
+
+    Returns:
+        str: ``work_dir``, or ``out_dir`` joined with the last level of
+        ``work_dir`` (the hook's rule) when ``out_dir`` is another folder.
+    """
+    if not out_dir or out_dir == work_dir:
+        return work_dir
+    return osp.join(out_dir, osp.basename(osp.normpath(work_dir)))
 
 
 def remove_stale_temporaries(folder: str) -> list:

@@ -10,6 +10,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import (CheckpointLoader,
                                         _load_checkpoint_to_model)
 
+from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
 from mmpromptkd.registry import RUNNERS
 from mmpromptkd.utils.checkpoint_io import (SAFE_SCHEME,
                                             is_complete_checkpoint,
@@ -50,14 +51,9 @@ class SafeLoadingRunner(Runner):
     """
 
     def _checkpoint_dir(self) -> str:
-        for hook in self.hooks:
-            if isinstance(hook, CheckpointHook) and hook.out_dir is not None:
-                if hook.out_dir == self.work_dir:
-                    break
-                # CheckpointHook appends the work directory's last level.
-                return osp.join(hook.out_dir,
-                                osp.basename(osp.normpath(self.work_dir)))
-        return self.work_dir
+        hook = next((h for h in self.hooks if isinstance(h, CheckpointHook)),
+                    None)
+        return checkpoint_folder(self.work_dir, hook and hook.out_dir)
 
     @staticmethod
     def _complete_checkpoints(folder: str) -> List[str]:
