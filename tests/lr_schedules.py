@@ -10,7 +10,7 @@ The scheduler steps once after every epoch.
 from typing import List
 
 import torch
-from mmengine.registry import PARAM_SCHEDULERS
+from mmpromptkd.registry import PARAM_SCHEDULERS
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 
@@ -57,8 +57,11 @@ def scheduled_lrs(cfg) -> List[float]:
     """The lr of each epoch under the ``param_scheduler`` of a config."""
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
+    # As mmengine's Runner: a scheduler without ``end`` ends with training.
+    max_epochs = cfg.train_cfg.max_epochs
     schedulers = [
-        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
+        PARAM_SCHEDULERS.build(
+            dict({'end': max_epochs, **s}, optimizer=optimizer))
         for s in cfg.param_scheduler
     ]
     lrs = []

@@ -48,11 +48,11 @@ optim_wrapper = dict(optimizer=dict(lr=base_lr))
 param_scheduler = [
     # Epoch 0 runs at 1e-5 (mmengine's ConstantLR restores the lr at step
     # `end - 1`); the cosine then restarts at epoch 1 as in Dassl with
-    # WARMUP_RECOUNT=True: epoch k >= 1 runs at cos((k - 1) / max_epochs).
+    # WARMUP_RECOUNT=True: epoch k >= 1 runs at cos((k - 1) / max_epochs),
+    # max_epochs read from train_cfg (a shortened run keeps the schedule).
     dict(type='ConstantLR', factor=1e-5 / base_lr, begin=0, end=2,
          by_epoch=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, begin=1,
-         end=max_epochs + 1, by_epoch=True),
+    dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=1, by_epoch=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)
 default_hooks = dict(logger=dict(interval=10))

@@ -1,0 +1,3 @@
+from .dassl_cosine_lr import DasslCosineAnnealingLR
+
+__all__ = ['DasslCosineAnnealingLR']
