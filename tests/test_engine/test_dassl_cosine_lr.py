@@ -95,7 +95,7 @@ RUN = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize('max_epochs', [3, 7])
+@pytest.mark.parametrize('max_epochs', [1, 3, 7])
 def test_runner_ends_the_cosine_with_training(tmp_path, max_epochs):
     """Without end / T_max, mmengine's Runner makes the schedule Dassl's
     for ``train_cfg.max_epochs`` epochs (in a subprocess: the Runner sets
