@@ -323,6 +323,18 @@ class TestBaseBehaviour:
             torch.testing.assert_close(sample.pred_score, score)
             assert sample.pred_label.item() == score.argmax().item()
 
+    def test_extract_feat_is_the_prompted_image_feature(self, tiny_clip_cfg):
+        model = build(
+            'IVLPClassifier',
+            tiny_clip_cfg,
+            vision_prompt_depth=1,
+            text_prompt_depth=1).eval()
+        images = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            expected = F.normalize(
+                model.prompted_clip.encode_image(images), dim=-1)
+            torch.testing.assert_close(model.extract_feat(images), expected)
+
     def test_checkpoint_holds_prompts_not_clip(self, tiny_clip_cfg):
         model = build(
             'IVLPClassifier',

@@ -156,6 +156,35 @@ class TestPromptKDDistiller:
         with pytest.raises(RuntimeError, match='PromptKDTextFeaturesHook'):
             model(torch.randn(2, 3, 32, 32), mode='loss')
 
+    def test_extract_feat_stages(self, distiller):
+        """What FLOP counters count: an inference, or a training forward."""
+        distiller.eval()
+        images = torch.randn(3, 3, 32, 32)
+        student = F.normalize(
+            distiller.projector(distiller.student.encode_image(images)),
+            dim=-1)
+        teacher = F.normalize(
+            distiller.teacher.encode_image(images), dim=-1)
+        torch.testing.assert_close(distiller.extract_feat(images), student)
+        got_teacher, got_student = distiller.extract_feat(images, 'distill')
+        torch.testing.assert_close(got_teacher, teacher)
+        torch.testing.assert_close(got_student, student)
+        with pytest.raises(ValueError, match="'student' or 'distill'"):
+            distiller.extract_feat(images, 'neck')
+
+    def test_text_features_hook_leaves_other_models_alone(self):
+        from types import SimpleNamespace
+
+        from mmpromptkd.engine.hooks import PromptKDTextFeaturesHook
+        logged = []
+        runner = SimpleNamespace(
+            model=torch.nn.Linear(2, 2),
+            train_dataloader=None,  # never read
+            logger=SimpleNamespace(info=logged.append))
+        PromptKDTextFeaturesHook().before_train(runner)
+        assert logged == ['PromptKDTextFeaturesHook: Linear takes no class '
+                          'names; nothing to prepare']
+
     def test_projector_dimension_checked(self, distiller_cfg):
         with pytest.raises(ValueError, match='out_channels=10'):
             MODELS.build(

@@ -466,6 +466,39 @@ class PromptKDDistiller(BaseModel):
         return self._require_teacher().logit_scale.float() * \
             features @ text_features.t().to(features.dtype)
 
+    def extract_feat(
+        self,
+        inputs: torch.Tensor,
+        stage: str = 'student'
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """Image features, as mmpretrain's classifiers extract them.
+
+        FLOP counters (mmpretrain's ``get_flops.py``) count this method:
+        'student' is what an inference costs (the student and the
+        projector; the product with the stored text features adds only
+        ``C * D`` multiply-adds per image), 'distill' what a training step
+        computes forward (the frozen teacher's image features as well).
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+            stage (str): 'student' or 'distill'. Defaults to 'student'.
+
+        Returns:
+            Tensor | tuple[Tensor, Tensor]: Normalised, projected student
+            features (B, D_teacher); for 'distill', the teacher's features
+            and the student's.
+        """
+        if stage not in ('student', 'distill'):
+            raise ValueError(
+                f"stage must be 'student' or 'distill', got {stage!r}")
+        if self.projector is None:  # the student's own text features
+            student = self.student.encode_image(inputs, normalize=True)
+        else:
+            student = self.student_features(inputs)
+        if stage == 'student':
+            return student
+        return self.teacher_features(inputs), student
+
     def _require_teacher(self) -> nn.Module:
         if self._teacher is None:
             raise RuntimeError('training needs a teacher (this model was '

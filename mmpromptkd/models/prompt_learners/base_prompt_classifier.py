@@ -199,6 +199,20 @@ class BasePromptClassifier(BaseModel):
         """
         return self.prompted_clip.encode_text(class_names, normalize=normalize)
 
+    def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Normalised prompted image features, as mmpretrain extracts them.
+
+        What FLOP counters (mmpretrain's ``get_flops.py``) count per image;
+        the text features of a class list are computed once per evaluation.
+
+        Args:
+            inputs (Tensor): Normalised images (B, 3, H, W).
+
+        Returns:
+            Tensor: Features (B, embed_dim).
+        """
+        return self.encode_image(inputs, normalize=True)
+
     def train(self, mode: bool = True) -> 'BasePromptClassifier':
         """Set the mode; cached evaluation features are dropped."""
         super().train(mode)

@@ -1,0 +1,113 @@
+"""FLOPs and parameters of a config's model, for inference or for training.
+
+mmpretrain's ``tools/analysis_tools/get_flops.py`` counts a model's
+``extract_feat``; for a PromptKD distiller that is what an inference costs
+(the student and the projector). This tool also counts what a training
+step computes forward (``--stage distill``: the frozen teacher's image
+encoder as well, whose parameters then count too)::
+
+    python tools/analysis/get_flops.py CONFIG [--shape 224] \\
+        [--stage student|distill] [--cfg-options KEY=VALUE ...]
+
+The product with the stored text features (``C * D`` multiply-adds per
+image) and, for prompt classifiers, the text encoder (run once per class
+list) are not counted. Counts come from mmengine's FLOP counter
+(``get_model_complexity_info``); a FLOP is one multiply-add, as there.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+
+from mmengine.analysis import get_model_complexity_info  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmpretrain.apis import get_model  # noqa: E402
+from torch import nn  # noqa: E402
+
+from mmpromptkd.cli import CfgOptionsAction, check_cfg_options  # noqa: E402
+
+
+class CountedForward(nn.Module):
+    """What the counter runs: ``model.extract_feat`` at one stage.
+
+    The teacher of a distiller sits outside its module tree (it never
+    enters checkpoints); for ``stage='distill'`` it is registered here, so
+    that its parameters are counted with the FLOPs it costs.
+
+    Args:
+        model (nn.Module): A model with ``extract_feat``.
+        stage (str, optional): Passed on to ``extract_feat``; None for
+            models whose ``extract_feat`` has no stages.
+    """
+
+    def __init__(self, model: nn.Module, stage: str = None) -> None:
+        super().__init__()
+        self.model = model
+        self.stage = stage
+        if stage == 'distill':
+            self.teacher = model.teacher
+
+    def forward(self, inputs):
+        if self.stage is None:
+            return self.model.extract_feat(inputs)
+        return self.model.extract_feat(inputs, stage=self.stage)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=None,
+        help='input size, H [W]; defaults to the image size of the student '
+        '(or of the classifier)')
+    parser.add_argument(
+        '--stage',
+        choices=['student', 'distill'],
+        default='student',
+        help='for a distiller: an inference (student) or the forward of a '
+        'training step (distill: teacher and student)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override settings of the config, KEY=VALUE')
+    args = parser.parse_args(argv)
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
+        cfg.merge_from_dict(args.cfg_options)
+    model = get_model(cfg)
+    model.eval()
+    if not hasattr(model, 'extract_feat'):
+        parser.error(f'{type(model).__name__} has no extract_feat to count')
+    is_distiller = hasattr(model, 'student_features')
+    if is_distiller and args.stage == 'distill' and model.teacher is None:
+        parser.error('--stage distill needs the teacher in model.teacher')
+
+    if args.shape is None:
+        owner = model.student if is_distiller else model
+        size = tuple(getattr(owner, 'image_size', (224, 224)))
+    elif len(args.shape) in (1, 2):
+        size = tuple(args.shape) * (3 - len(args.shape))
+    else:
+        parser.error(f'--shape takes H or H W, got {args.shape}')
+    counted = CountedForward(model, args.stage if is_distiller else None)
+    result = get_model_complexity_info(counted, input_shape=(3, ) + size)
+    what = {
+        'student': 'an inference: student and projector',
+        'distill': 'a training step forward: teacher and student',
+    }[args.stage] if is_distiller else 'image features'
+    print(result['out_table'])
+    print(f'{type(model).__name__}, {what}\n'
+          f'Input shape: {(3, ) + size}\n'
+          f'Flops: {result["flops_str"]}  ({result["flops"]})\n'
+          f'Params: {result["params_str"]}  ({result["params"]})')
+
+
+if __name__ == '__main__':
+    main()
