@@ -7,14 +7,14 @@ dataset_type = 'SyntheticShapes'
 data_root = 'data/synthetic_shapes'
 
 train_pipeline = [
-    dict(type='LoadImageFromFileSafe'),
+    dict(type='mmpromptkd.LoadImageFromFileSafe'),
     dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.6, 1.0),
          interpolation='bicubic', backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFileSafe'),
+    dict(type='mmpromptkd.LoadImageFromFileSafe'),
     dict(type='PackInputs'),
 ]
 
