@@ -6,6 +6,7 @@ _base_ = ['./promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet.py']
 test_dataloader = dict(
     dataset=dict(
         _delete_=True,
+        _scope_='mmpromptkd',
         type='CoOpOxfordPets',
         data_root='data/',
         split='test',
