@@ -5,8 +5,12 @@ __all__ = ['iter_wrapped_datasets', 'unwrap_dataset']
 
 
 def _wrapped(dataset: Any) -> list:
-    inner = [getattr(dataset, 'dataset', None)]
-    inner += list(getattr(dataset, 'datasets', None) or [])
+    # Instance attributes only, as the wrappers set them: a stand-in that
+    # makes up every attribute asked for (a MagicMock, as in mmpretrain's
+    # vis_scheduler.py) wraps nothing.
+    attributes = getattr(dataset, '__dict__', {})
+    inner = [attributes.get('dataset')]
+    inner += list(attributes.get('datasets') or [])
     return [d for d in inner if d is not None]
 
 

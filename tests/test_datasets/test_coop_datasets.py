@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import random
 from typing import Dict, List, Tuple
+from unittest.mock import MagicMock
 
 import numpy as np
 import pytest
@@ -667,3 +668,17 @@ def test_dataset_wrappers_are_seen_through():
     assert unwrap_dataset(both) is b  # the first leaf, breadth first
     assert unwrap_dataset(repeated) is a
     assert unwrap_dataset(a) is a
+    # A mock makes up attributes: it wraps nothing (vis_scheduler.py's).
+    mock = MagicMock(metainfo=None)
+    assert list(iter_wrapped_datasets(mock)) == [mock]
+    assert unwrap_dataset(mock) is mock
+
+
+def test_empty_class_check_skips_datasets_without_classes():
+    from mmpromptkd.engine.hooks.empty_class_check_hook import \
+        find_empty_classes
+
+    assert find_empty_classes(MagicMock(metainfo=None)) == []
+    labelled = MagicMock(metainfo=dict(classes=['a', 'b']))
+    labelled.get_gt_labels.return_value = [1, 1]
+    assert find_empty_classes(labelled) == ["'a' (label 0)"]

@@ -16,10 +16,14 @@ def find_empty_classes(dataset: Any) -> List[str]:
             (mmpretrain's ``BaseDataset``) and class names in its metainfo.
 
     Returns:
-        list[str]: ``'<name>' (label <i>)`` for every empty class.
+        list[str]: ``'<name>' (label <i>)`` for every empty class; none for
+        a dataset without class names (nothing to check).
     """
     dataset = unwrap_dataset(dataset)
-    classes: Sequence[str] = dataset.metainfo.get('classes') or ()
+    classes: Sequence[str] = (getattr(dataset, 'metainfo', None)
+                              or {}).get('classes') or ()
+    if not classes:
+        return []
     labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
     counts = np.bincount(labels[labels >= 0], minlength=len(classes))
     return [

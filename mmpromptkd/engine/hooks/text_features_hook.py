@@ -16,6 +16,9 @@ class PromptKDTextFeaturesHook(Hook):
     against the stored ones; a subset of them (ImageNet-A/-R) uses their
     rows, and different classes are evaluated with temporary teacher
     features.
+
+    A model that takes no class names (no ``prepare_text_features``, e.g.
+    the stand-in model of mmpretrain's ``vis_scheduler.py``) is left alone.
     """
 
     priority = 'VERY_HIGH'
@@ -24,6 +27,11 @@ class PromptKDTextFeaturesHook(Hook):
     def _prepare(runner, dataloader, for_training: bool) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        if not hasattr(model, 'prepare_text_features'):
+            runner.logger.info(f'PromptKDTextFeaturesHook: '
+                               f'{type(model).__name__} takes no class '
+                               'names; nothing to prepare')
+            return
         dataset = dataloader.dataset
         classes = dataset.metainfo.get('classes')
         if not classes:
