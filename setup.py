@@ -1,17 +1,67 @@
 """Installation script of mmpromptkd."""
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
+#: What OpenMMLab's ``mim`` looks for inside the installed package
+#: (``mim train / test / run mmpromptkd ...``, ``mim search``, ``mim list``),
+#: and the tiny demo CLIPs that the synthetic-shapes configs load relative
+#: to themselves.
+MIM_FILES = ('configs', 'tools', 'checkpoints', 'model-index.yml')
+
 
 def get_version() -> str:
-    """Read ``__version__`` from ``mmpromptkd/version.py`` without importing."""
+    """``__version__`` of ``mmpromptkd/version.py``, read without import."""
     namespace = {}
-    with open(osp.join(osp.dirname(__file__), 'mmpromptkd', 'version.py')) as f:
+    path = osp.join(osp.dirname(__file__), 'mmpromptkd', 'version.py')
+    with open(path) as f:
         exec(compile(f.read(), 'version.py', 'exec'), namespace)
     return namespace['__version__']
 
 
+#: OpenMMLab's package manager, for ``mim train / test / search / list``.
+#: mim imports ``pkg_resources``, which setuptools 81 removed; openmim
+#: 0.3.9 pulls in openxlab, which pins setuptools 60 (below torch's >=77).
+MIM_REQUIRES = ['openmim==0.3.8', 'setuptools>=77.0.3,<81']
+
+
+def add_mim_extension() -> None:
+    """Expose the configs, tools and model index as ``mmpromptkd/.mim``.
+
+    An install from a clone (``develop``, ``editable_wheel``) links them, so
+    they stay the clone's; building a wheel or an sdist copies them into
+    the package. Other commands (e.g. ``egg_info``) leave ``.mim`` alone.
+    """
+    if {'develop', 'editable_wheel'} & set(sys.argv):
+        mode = 'symlink'
+    elif {'sdist', 'bdist_wheel', 'build', 'build_py'} & set(sys.argv):
+        mode = 'copy'
+    else:
+        return
+    root = osp.dirname(osp.abspath(__file__))
+    mim_dir = osp.join(root, 'mmpromptkd', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        src, dst = osp.join(root, name), osp.join(mim_dir, name)
+        if not osp.exists(src):  # building from an sdist: already copied
+            continue
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        elif osp.isdir(src):
+            shutil.copytree(
+                src, dst, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+add_mim_extension()
 setup(
     name='mmpromptkd',
     version=get_version(),
@@ -36,7 +86,8 @@ setup(
         'Pillow',
     ],
     extras_require={
-        'tests': ['pytest', 'hypothesis', 'flake8==7.5.0'],
+        'tests': ['pytest', 'hypothesis', 'flake8==7.5.0', *MIM_REQUIRES],
+        'mim': MIM_REQUIRES,
         # For vis_backends=[dict(type='TensorboardVisBackend')].
         'tensorboard': ['tensorboard'],
     },
