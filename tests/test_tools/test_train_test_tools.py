@@ -10,12 +10,11 @@ import json
 import os
 import os.path as osp
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict
 
 import pytest
 import torch
@@ -25,65 +24,11 @@ from mmpromptkd.engine.hooks import EpochSeedHook, epoch_seed
 from mmpromptkd.utils import load_checkpoint_file
 from mmpromptkd.cli import (check_work_dir_is_free, find_existing_checkpoints,
                             set_dataloader_defaults, setup_cpu_distributed)
+from tool_runs import (CONFIG, REPO, TOOLS, check_ok, data_options, run_tool,
+                       train_cmd)
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / 'tools'
-CONFIG = REPO / 'configs' / 'promptkd' / \
-    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'
 # Keys of the trained parameters (and the projector's BN buffers).
 TRAINED_PREFIXES = ('student.vision', 'projector.')
-TIMEOUT = 300
-
-
-def _run(cmd: Sequence[str],
-         cwd: Path,
-         env: Dict[str, str] = None) -> subprocess.CompletedProcess:
-    """Run a command, stdout and stderr together in ``.stdout``."""
-    full_env = dict(os.environ)
-    full_env.pop('PYTHONPATH', None)  # the tools must find the package
-    full_env.update(env or {})
-    # A session of its own: on timeout the whole process group goes, not
-    # only the shell, so no torchrun worker outlives a hung test.
-    proc = subprocess.Popen([str(c) for c in cmd],
-                            cwd=cwd,
-                            env=full_env,
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT,
-                            text=True,
-                            start_new_session=True)
-    try:
-        stdout, _ = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout)
-
-
-def _check(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stdout[-6000:]
-    return result.stdout
-
-
-def _data_options(root: Path) -> List[str]:
-    return [
-        f'{split}_dataloader.dataset.data_root={root}'
-        for split in ('train', 'val', 'test')
-    ]
-
-
-def _train_cmd(config: Path,
-               work_dir: Path,
-               root: Path,
-               max_epochs: int,
-               *extra: str,
-               batch_size: int = 8) -> List[str]:
-    return [
-        sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir,
-        *extra, '--cfg-options', *_data_options(root),
-        f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
-        f'train_dataloader.batch_size={batch_size}', 'randomness.seed=0'
-    ]
 
 
 def _trained_state(path: Path) -> Dict[str, torch.Tensor]:
@@ -119,28 +64,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('data') / 'synthetic_shapes'
-    _check(
-        _run([
-            sys.executable, TOOLS / 'misc' / 'generate_shapes_dataset.py',
-            root, '--num-classes', '6', '--train-per-class', '4',
-            '--val-per-class', '2', '--test-per-class', '3'
-        ],
-             cwd=REPO))
-    return root
-
-
-@pytest.fixture(scope='module')
-def trained(shapes_root, tmp_path_factory) -> Path:
-    """Work directory of an uninterrupted 2-epoch run (24 images, batch 8)."""
-    tmp = tmp_path_factory.mktemp('trained')
-    work_dir = tmp / 'work_dir'
-    _check(_run(_train_cmd(CONFIG, work_dir, shapes_root, 2), cwd=tmp))
-    return work_dir
-
-
 class TestTrainTest:
 
     @pytest.mark.slow
@@ -149,11 +72,11 @@ class TestTrainTest:
         assert (trained / 'epoch_2.pth').is_file()
         # Laid out as <dataset>/seed<N>/, as the aggregation tool expects.
         out = tmp_path / 'results' / 'shapes' / 'seed0' / 'metrics.json'
-        log = _check(
-            _run([
+        log = check_ok(
+            run_tool([
                 sys.executable, TOOLS / 'test.py', CONFIG,
                 trained / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
-                '--out', out, '--cfg-options', *_data_options(shapes_root)
+                '--out', out, '--cfg-options', *data_options(shapes_root)
             ],
                  cwd=tmp_path))
         lines = log.splitlines()
@@ -172,8 +95,8 @@ class TestTrainTest:
         cells = [c.strip() for c in row[0].strip('|').split('|')]
         assert cells == ['SyntheticShapes'] + [f'{v:.2f}' for v in values]
 
-        summary = _check(
-            _run([
+        summary = check_ok(
+            run_tool([
                 sys.executable, TOOLS / 'analysis' / 'aggregate_results.py',
                 out
             ],
@@ -184,20 +107,20 @@ class TestTrainTest:
     def test_mmpretrain_flags(self, trained, shapes_root, tmp_path):
         """--show-dir / --amp of test.py and --no-validate of train.py."""
         shown = tmp_path / 'shown'
-        log = _check(
-            _run([
+        log = check_ok(
+            run_tool([
                 sys.executable, TOOLS / 'test.py', CONFIG,
                 trained / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
                 '--show-dir', shown, '--amp', '--cfg-options',
-                *_data_options(shapes_root)
+                *data_options(shapes_root)
             ],
                  cwd=tmp_path))
         assert '| SyntheticShapes' in log
         assert sorted(p.suffix for p in shown.rglob('*.png'))
         work_dir = tmp_path / 'no_val'
-        log = _check(
-            _run(
-                _train_cmd(CONFIG, work_dir, shapes_root, 1, '--no-validate'),
+        log = check_ok(
+            run_tool(
+                train_cmd(CONFIG, work_dir, shapes_root, 1, '--no-validate'),
                 cwd=tmp_path))
         assert (work_dir / 'epoch_1.pth').is_file()
         assert 'Epoch(val)' not in log
@@ -207,17 +130,17 @@ class TestTrainTest:
                                               tmp_path):
         work_dir = tmp_path / 'work_dir'
         # --resume without a checkpoint in the work directory starts afresh.
-        first = _check(
-            _run(
-                _train_cmd(CONFIG, work_dir, shapes_root, 1, '--resume'),
+        first = check_ok(
+            run_tool(
+                train_cmd(CONFIG, work_dir, shapes_root, 1, '--resume'),
                 cwd=tmp_path))
         assert 'Auto resumed from the latest checkpoint None' in first
         assert (work_dir / 'epoch_1.pth').is_file()
         assert not (work_dir / 'epoch_2.pth').exists()
 
-        resumed = _check(
-            _run(
-                _train_cmd(CONFIG, work_dir, shapes_root, 2, '--resume'),
+        resumed = check_ok(
+            run_tool(
+                train_cmd(CONFIG, work_dir, shapes_root, 2, '--resume'),
                 cwd=tmp_path))
         latest = work_dir / 'epoch_1.pth'
         assert f'Auto resumed from the latest checkpoint {latest}' in resumed
@@ -236,8 +159,8 @@ class TestTrainTest:
         work_dir = tmp_path / 'work_dir'
         shutil.copytree(trained, work_dir)
         before = {p.name: _sha256(p) for p in work_dir.glob('*.pth')}
-        result = _run(
-            _train_cmd(CONFIG, work_dir, shapes_root, 2), cwd=tmp_path)
+        result = run_tool(
+            train_cmd(CONFIG, work_dir, shapes_root, 2), cwd=tmp_path)
         assert result.returncode != 0
         assert str(work_dir / 'epoch_2.pth') in result.stdout
         assert '--resume' in result.stdout and '--work-dir' in result.stdout
@@ -250,7 +173,7 @@ class TestTrainTest:
     @pytest.mark.slow
     def test_test_missing_checkpoint(self, tmp_path):
         missing = tmp_path / 'no_such_epoch.pth'
-        result = _run([
+        result = run_tool([
             sys.executable, TOOLS / 'test.py', CONFIG, missing, '--work-dir',
             tmp_path / 'test'
         ],
@@ -272,16 +195,17 @@ class TestDistributed:
             'train_dataloader = dict(\n'
             '    dataset=dict(pipeline={{_base_.test_pipeline}}))\n')
         single, double = tmp_path / 'single', tmp_path / 'double'
-        cmd = _train_cmd(config, double, shapes_root, 2, batch_size=4)
+        cmd = train_cmd(config, double, shapes_root, 2, batch_size=4)
         # dist_train.sh CONFIG 2 [options]: GPUS means processes here.
-        result = _run(
+        result = run_tool(
             ['bash', TOOLS / 'dist_train.sh', config, '2'] + cmd[3:],
             cwd=tmp_path,
             env=dict(PORT=str(_free_port())))
-        log = _check(result)
+        log = check_ok(result)
         assert 'Distributed training: True' in log
         assert "backend='gloo'" in log
-        _check(_run(_train_cmd(config, single, shapes_root, 2), cwd=tmp_path))
+        check_ok(
+            run_tool(train_cmd(config, single, shapes_root, 2), cwd=tmp_path))
         # Warm-up epoch (lr 1e-5): equal up to float32 summation order.
         _assert_states_close(
             _trained_state(double / 'epoch_1.pth'),
@@ -308,9 +232,9 @@ def test_mmpretrain_train_script(shapes_root, tmp_path):
     if not script.is_file():
         pytest.skip(f'{script} is not installed')
     work_dir = tmp_path / 'w'
-    cmd = _train_cmd(CONFIG, work_dir, shapes_root, 1)
+    cmd = train_cmd(CONFIG, work_dir, shapes_root, 1)
     cmd[1] = script
-    log = _check(_run(cmd, cwd=tmp_path))
+    log = check_ok(run_tool(cmd, cwd=tmp_path))
     for hook in ('PromptKDTextFeaturesHook', 'EpochSeedHook',
                  'RandomStateHook', 'EmptyClassCheckHook'):
         assert hook in log
@@ -321,7 +245,7 @@ def test_shell_scripts():
     for name in ('dist_train.sh', 'dist_test.sh', 'slurm_train.sh',
                  'slurm_test.sh'):
         script = TOOLS / name
-        _check(_run(['bash', '-n', script], cwd=REPO))
+        check_ok(run_tool(['bash', '-n', script], cwd=REPO))
         assert os.access(script, os.X_OK), f'{script} is not executable'
 
 

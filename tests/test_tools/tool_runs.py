@@ -1,0 +1,76 @@
+"""Running the command-line tools in subprocesses, as a user does.
+
+Shared by the tests of ``tests/test_tools``; the fixtures that use it (the
+generated data and a trained work directory) are in ``conftest.py``.
+"""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / 'tools'
+CONFIG = REPO / 'configs' / 'promptkd' / \
+    'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'
+TIMEOUT = 300
+
+
+def run_tool(cmd: Sequence[str],
+             cwd: Path,
+             env: Dict[str, str] = None,
+             timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """Run a command, stdout and stderr together in ``.stdout``.
+
+    ``PYTHONPATH`` is cleared (the tools must find the package) unless
+    ``env`` sets it; on timeout the whole process group is killed.
+    """
+    full_env = dict(os.environ)
+    full_env.pop('PYTHONPATH', None)  # the tools must find the package
+    full_env.update(env or {})
+    # A session of its own: on timeout the whole process group goes, not
+    # only the shell, so no torchrun worker outlives a hung test.
+    proc = subprocess.Popen([str(c) for c in cmd],
+                            cwd=cwd,
+                            env=full_env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            start_new_session=True)
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout)
+
+
+def check_ok(result: subprocess.CompletedProcess) -> str:
+    """The output of a run that must have succeeded."""
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result.stdout
+
+
+def data_options(root: Path) -> List[str]:
+    """``--cfg-options`` pointing every split's dataset at ``root``."""
+    return [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
+
+
+def train_cmd(config: Path,
+              work_dir: Path,
+              root: Path,
+              max_epochs: int,
+              *extra: str,
+              batch_size: int = 8) -> List[str]:
+    """``tools/train.py`` on ``config`` with the data under ``root``."""
+    return [
+        sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir,
+        *extra, '--cfg-options', *data_options(root),
+        f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
+        f'train_dataloader.batch_size={batch_size}', 'randomness.seed=0'
+    ]
