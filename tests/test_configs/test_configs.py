@@ -70,6 +70,33 @@ def test_dataset_configs_name_unreadable_images(path):
         assert pipeline[0].get('on_error', 'raise') == 'raise', split
 
 
+ALL_CONFIGS = sorted(
+    p for p in glob.glob(osp.join(ROOT, 'configs/**/*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=osp.basename)
+def test_builds_in_our_scope_under_any_default_scope(path):
+    """Model, datasets and metrics name their scope, and every transform is
+    ours by scoped name or mmpretrain's by bare name: mmpretrain's tools
+    and inferencers, which set mmpretrain's scope, find each of them."""
+    from mmpretrain.registry import TRANSFORMS
+    cfg = Config.fromfile(path)
+    assert cfg.model.get('_scope_') == 'mmpromptkd'
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader is None:
+            continue
+        assert loader.dataset.get('_scope_') == 'mmpromptkd', split
+        for transform in loader.dataset.pipeline:
+            name = transform.type
+            assert name.startswith('mmpromptkd.') or \
+                TRANSFORMS.get(name) is not None, f'{split}: {name}'
+    for key in ('val_evaluator', 'test_evaluator'):
+        if cfg.get(key) is not None:
+            assert cfg[key].get('_scope_') == 'mmpromptkd', key
+
+
 def test_readme_recipe_shortens_the_schedule():
     recipe = '--cfg-options train_cfg.max_epochs=5'
     with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
