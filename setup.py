@@ -9,8 +9,9 @@ from setuptools import find_packages, setup
 #: What OpenMMLab's ``mim`` looks for inside the installed package
 #: (``mim train / test / run mmpromptkd ...``, ``mim search``, ``mim list``),
 #: and the tiny demo CLIPs that the synthetic-shapes configs load relative
-#: to themselves.
-MIM_FILES = ('configs', 'tools', 'checkpoints', 'model-index.yml')
+#: to themselves (not the rest of ``checkpoints/``, which holds the user's
+#: CLIP files).
+MIM_FILES = ('configs', 'tools', 'checkpoints/tiny_clip', 'model-index.yml')
 
 
 def get_version() -> str:
@@ -29,7 +30,7 @@ MIM_REQUIRES = ['openmim==0.3.8', 'setuptools>=77.0.3,<81']
 
 
 def add_mim_extension() -> None:
-    """Expose the configs, tools and model index as ``mmpromptkd/.mim``.
+    """Expose :data:`MIM_FILES` as ``mmpromptkd/.mim``.
 
     An install from a clone (``develop``, ``editable_wheel``) links them, so
     they stay the clone's; building a wheel or an sdist copies them into
@@ -42,18 +43,20 @@ def add_mim_extension() -> None:
     else:
         return
     root = osp.dirname(osp.abspath(__file__))
+    if not all(osp.exists(osp.join(root, name)) for name in MIM_FILES):
+        return  # building from an sdist: .mim was copied into it
     mim_dir = osp.join(root, 'mmpromptkd', '.mim')
-    os.makedirs(mim_dir, exist_ok=True)
+    # .mim holds only what an earlier run put there; its links are removed,
+    # never followed (they point into the clone).
+    if osp.islink(mim_dir):
+        os.remove(mim_dir)
+    elif osp.isdir(mim_dir):
+        shutil.rmtree(mim_dir)
     for name in MIM_FILES:
         src, dst = osp.join(root, name), osp.join(mim_dir, name)
-        if not osp.exists(src):  # building from an sdist: already copied
-            continue
-        if osp.islink(dst) or osp.isfile(dst):
-            os.remove(dst)
-        elif osp.isdir(dst):
-            shutil.rmtree(dst)
+        os.makedirs(osp.dirname(dst), exist_ok=True)
         if mode == 'symlink':
-            os.symlink(osp.relpath(src, mim_dir), dst)
+            os.symlink(osp.relpath(src, osp.dirname(dst)), dst)
         elif osp.isdir(src):
             shutil.copytree(
                 src, dst, ignore=shutil.ignore_patterns('__pycache__'))

@@ -217,6 +217,14 @@ def _install_wheel(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns('.git', 'work_dirs', 'data', 'build',
                                       '*.egg-info', '.mim', '__pycache__',
                                       '.pytest_cache', '.hypothesis'))
+    # A user's CLIP file beside the tiny ones must not enter the wheel.
+    (source / 'checkpoints' / 'clip').mkdir(exist_ok=True)
+    (source / 'checkpoints' / 'clip' / 'ViT-L-14.pt').write_bytes(b'x')
+    # Links an install of the clone left in .mim (this one of an earlier
+    # layout): the build replaces them, never deleting through them.
+    (source / 'mmpromptkd' / '.mim').mkdir()
+    (source / 'mmpromptkd' / '.mim' / 'checkpoints').symlink_to(
+        '../../checkpoints')
     wheels = tmp_path / 'wheels'
     check_ok(
         run_tool([
@@ -224,6 +232,11 @@ def _install_wheel(tmp_path: Path) -> Path:
             '--no-build-isolation', '-q', '-w', wheels, '.'
         ],
                  cwd=source))
+    tiny = Path('checkpoints') / 'tiny_clip'
+    for path in (REPO / tiny).iterdir():
+        copy = source / tiny / path.name
+        assert not copy.is_symlink() and \
+            copy.read_bytes() == path.read_bytes(), copy
     site = tmp_path / 'site'
     check_ok(
         run_tool([
@@ -243,8 +256,11 @@ def test_mim_on_an_installed_wheel(shapes_root, tmp_path):
         pytest.skip('openmim is not installed (pip install -e ".[tests]")')
     site = _install_wheel(tmp_path)
     mim_dir = site / 'mmpromptkd' / '.mim'
-    for name in ('configs', 'tools', 'checkpoints', 'model-index.yml'):
+    for name in ('configs', 'tools', 'checkpoints/tiny_clip',
+                 'model-index.yml'):
         assert (mim_dir / name).exists() and not (mim_dir / name).is_symlink()
+    assert [p.name for p in (mim_dir / 'checkpoints').iterdir()] == \
+        ['tiny_clip']
     env = dict(PYTHONPATH=str(site))
     listed = check_ok(run_tool([mim, 'list'], cwd=tmp_path, env=env))
     assert re.search(r'^mmpromptkd\s+\d', listed, re.M)
