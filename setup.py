@@ -29,6 +29,11 @@ def get_version() -> str:
 MIM_REQUIRES = ['openmim==0.3.8', 'setuptools>=77.0.3,<81']
 
 
+#: ONNX export (tools/deployment/pytorch2onnx.py: torch's dynamo exporter
+#: needs onnxscript) and running the exported graph.
+DEPLOY_REQUIRES = ['onnx', 'onnxruntime', 'onnxscript']
+
+
 def add_mim_extension() -> None:
     """Expose :data:`MIM_FILES` as ``mmpromptkd/.mim``.
 
@@ -89,8 +94,11 @@ setup(
         'Pillow',
     ],
     extras_require={
-        'tests': ['pytest', 'hypothesis', 'flake8==7.5.0', *MIM_REQUIRES],
+        'tests':
+        ['pytest', 'hypothesis', 'flake8==7.5.0', *MIM_REQUIRES,
+         *DEPLOY_REQUIRES],
         'mim': MIM_REQUIRES,
+        'deploy': DEPLOY_REQUIRES,
         # For vis_backends=[dict(type='TensorboardVisBackend')].
         'tensorboard': ['tensorboard'],
     },

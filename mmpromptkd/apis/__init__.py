@@ -1,3 +1,4 @@
 from .exported_student import export_student, load_exported_student
+from .student_graph import StudentGraph
 
-__all__ = ['export_student', 'load_exported_student']
+__all__ = ['export_student', 'load_exported_student', 'StudentGraph']

@@ -1,0 +1,104 @@
+"""The deployed student as one graph: pixels -> logits (and features)."""
+from typing import Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ['StudentGraph']
+
+
+class StudentGraph(nn.Module):
+    """A trained student, its projector and the stored text features.
+
+    What an exporter (ONNX) traces: CLIP's normalisation, the prompted
+    student image encoder, the projector and the product with the stored
+    teacher text features, with no Python-level state (class names, the
+    teacher) left in the forward. Batches of any size.
+
+    Args:
+        model (nn.Module): A :class:`PromptKDDistiller` with stored text
+            features and shared text features (a projector), e.g. from
+            :func:`load_exported_student`.
+        with_features (bool): Also return the normalised image features in
+            the teacher's space. Defaults to False.
+
+    Inputs:
+        images (Tensor): RGB pixels in ``[0, 255]``, float, of shape
+        ``(B, 3, H, W)`` at the student's resolution (resized and cropped as
+        the test pipeline does); normalised inside the graph.
+
+    Outputs:
+        Tensor | tuple[Tensor, Tensor]: ``logits`` (B, C) over the stored
+        classes (in ``model.class_names`` order), and ``features`` (B, D)
+        with ``with_features``.
+    """
+
+    def __init__(self, model: nn.Module, with_features: bool = False) -> None:
+        super().__init__()
+        if getattr(model, 'projector', None) is None:
+            raise ValueError(
+                f'{type(model).__name__} has no projector: only a student '
+                'that classifies with the stored teacher text features '
+                '(shared_text_features=True) is one graph')
+        if len(getattr(model, 'text_features', ())) == 0:
+            raise ValueError('the model has no stored text features: export '
+                             'a trained student (export_student.py), or '
+                             'prepare the features with its teacher first')
+        preprocessor = model.data_preprocessor
+        self.student = model.student
+        self.projector = model.projector
+        self.with_features = with_features
+        self.register_buffer('mean', preprocessor.mean.detach().clone())
+        self.register_buffer('std', preprocessor.std.detach().clone())
+        self.register_buffer(
+            'text_features',
+            model.text_features.detach().float().clone())
+        self.register_buffer(
+            'logit_scale',
+            model.student.logit_scale.detach().float().clone())
+        self.class_names = tuple(model.class_names)
+        size = getattr(model.student, 'image_size', None)  # CNNs: any
+        self.image_size = None if size is None else tuple(size)
+
+    def forward(
+        self, images: torch.Tensor
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        inputs = (images - self.mean) / self.std
+        features = self.student.encode_image(inputs).float()
+        features = F.normalize(self.projector(features), dim=-1)
+        logits = self.logit_scale * features @ self.text_features.t()
+        if self.with_features:
+            return logits, features
+        return logits
+
+    def export_onnx(self, opset: int = 18):
+        """The ONNX model of this graph (torch's dynamo exporter).
+
+        Inputs ``images``, outputs ``logits`` (and ``features``), the batch
+        dimension dynamic. Needs ``onnx`` and ``onnxscript`` (``pip install
+        -e ".[deploy]"``), which torch imports for the export only.
+
+        Args:
+            opset (int): ONNX opset. Defaults to 18.
+
+        Returns:
+            onnx.ModelProto: The model, not yet checked or saved.
+        """
+        if self.image_size is None:
+            raise ValueError('the student has no fixed image size (a CNN '
+                             'student); only ViT students are exported')
+        example = torch.zeros(2, 3, *self.image_size)
+        batch = torch.export.Dim('batch', min=1, max=65536)
+        program = torch.onnx.export(
+            self.eval(), (example, ),
+            input_names=['images'],
+            output_names=['logits', 'features']
+            if self.with_features else ['logits'],
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={'images': {
+                0: batch
+            }},
+            verbose=False)
+        return program.model_proto

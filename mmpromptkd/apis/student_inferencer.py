@@ -1,0 +1,135 @@
+"""Class names and scores of images from an exported student alone."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.dataset import Compose, default_collate
+
+from mmpromptkd.registry import TRANSFORMS
+from .exported_student import load_exported_student
+
+__all__ = ['StudentInferencer']
+
+ImageInput = Union[str, np.ndarray]
+
+
+class StudentInferencer:
+    """Classify images with an exported PromptKD student, on any device.
+
+    No teacher and no CLIP file: the exported file holds the student, the
+    projector and the teacher's text features of its classes. Images are
+    read safely, resized on the short edge and centre-cropped to the
+    student's resolution (bicubic, as the test pipelines of the configs),
+    then normalised by the model.
+
+    Args:
+        model (str): File written by ``export_student.py``.
+        classes (Sequence[str], optional): Restrict the prediction to these
+            stored classes (scores renormalised over them). Defaults to
+            None (all stored classes).
+        device (str): Device to run on. Defaults to 'cpu'.
+        batch_size (int): Images per forward. Defaults to 32.
+
+    Example:
+        >>> inferencer = StudentInferencer('student.pth')
+        >>> inferencer(['cat.jpg'])[0]['pred_class']
+    """
+
+    def __init__(self,
+                 model: str,
+                 classes: Optional[Sequence[str]] = None,
+                 device: str = 'cpu',
+                 batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        self.model = load_exported_student(model, device=device)
+        self.batch_size = batch_size
+        stored = self.model.class_names
+        if classes is None:
+            self.class_names = tuple(stored)
+            self._rows = None
+        else:
+            self.class_names = tuple(classes)
+            self._rows = torch.as_tensor(
+                _rows_of(self.class_names, stored, model), device=device)
+        size = tuple(self.model.student.image_size)
+        self.pipeline = Compose([
+            TRANSFORMS.build(t) for t in (
+                dict(
+                    type='ResizeEdge',
+                    scale=min(size),
+                    edge='short',
+                    interpolation='bicubic',
+                    backend='pillow'),
+                dict(type='CenterCrop', crop_size=size[::-1]),
+                dict(type='PackInputs'),
+            )
+        ])
+        self._loader = TRANSFORMS.build(dict(type='LoadImageFromFileSafe'))
+
+    def _prepare(self, image: ImageInput) -> dict:
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f'an image array must be H x W x 3 (BGR, '
+                                 f'as mmcv reads), got {image.shape}')
+            data = dict(img=image, img_shape=image.shape[:2],
+                        ori_shape=image.shape[:2])
+        else:
+            data = self._loader(dict(img_path=str(image)))
+        return self.pipeline(data)
+
+    @torch.no_grad()
+    def __call__(self, inputs: Union[ImageInput, Sequence[ImageInput]],
+                 topk: int = 1) -> List[Dict]:
+        """Predict every image.
+
+        Args:
+            inputs (str | ndarray | Sequence): Image paths or BGR arrays.
+            topk (int): Classes listed per image in ``topk``. Defaults to 1.
+
+        Returns:
+            list[dict]: Per image, ``pred_label``, ``pred_class`` and
+            ``pred_score`` of the best class, ``pred_scores`` (softmax over
+            the classes) and ``topk`` as ``[(class, score), ...]``.
+        """
+        if isinstance(inputs, (str, np.ndarray)):
+            inputs = [inputs]
+        results = []
+        for start in range(0, len(inputs), self.batch_size):
+            batch = default_collate(
+                [self._prepare(x) for x in inputs[start:start +
+                                                  self.batch_size]])
+            data = self.model.data_preprocessor(batch, False)
+            logits = self.model.student_logits(data['inputs'])
+            if self._rows is not None:
+                logits = logits[:, self._rows]
+            scores = logits.float().softmax(-1).cpu()
+            for row in scores:
+                top = row.topk(min(topk, len(row)))
+                label = int(top.indices[0])
+                results.append(
+                    dict(
+                        pred_label=label,
+                        pred_class=self.class_names[label],
+                        pred_score=float(top.values[0]),
+                        pred_scores=row.numpy(),
+                        topk=[(self.class_names[int(i)], float(v))
+                              for v, i in zip(top.values, top.indices)]))
+        return results
+
+
+def _rows_of(classes: Sequence[str], stored: Sequence[str],
+             source: str) -> List[int]:
+    """Rows of ``classes`` in the stored class list, checked."""
+    if not classes:
+        raise ValueError('classes is empty')
+    duplicates = sorted({c for c in classes if list(classes).count(c) > 1})
+    if duplicates:
+        raise ValueError(f'classes lists {duplicates} more than once')
+    unknown = [c for c in classes if c not in stored]
+    if unknown:
+        raise ValueError(
+            f'{unknown} are not among the {len(stored)} classes stored in '
+            f'{source}; new classes need the teacher text features of an '
+            'open-vocabulary export')
+    return [list(stored).index(c) for c in classes]

@@ -1,0 +1,125 @@
+"""Export a PromptKD student to ONNX: pixels -> logits over its classes.
+
+    python tools/deployment/pytorch2onnx.py STUDENT.pth OUT.onnx \\
+        [--features] [--opset 18] [--force]
+
+``STUDENT.pth`` is written by ``tools/model_converters/export_student.py``.
+The graph holds CLIP's normalisation, the prompted student image encoder,
+the projector and the stored teacher text features; its input ``images``
+is float RGB in ``[0, 255]``, ``(batch, 3, H, W)`` at the student's
+resolution (resize and crop as the test pipeline does), with a dynamic
+batch; its outputs are ``logits`` (and ``features`` with ``--features``).
+The class names go into the model's metadata (``class_names``, JSON) and
+into ``OUT.json`` beside it, with the input layout. The graph is checked
+with ``onnx.checker`` and run by onnxruntime on random batches of 1 and 7
+images against the PyTorch student (the largest difference is printed).
+
+Needs ``pip install -e ".[deploy]"`` (onnx, onnxruntime, onnxscript).
+Existing outputs are never replaced without ``--force``.
+"""
+import argparse
+import importlib
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+
+import torch  # noqa: E402
+
+from mmpromptkd.apis import StudentGraph, load_exported_student  # noqa: E402
+from mmpromptkd.fileio import atomic_write  # noqa: E402
+
+#: The opset of torch's dynamo exporter, run by every current onnxruntime.
+DEFAULT_OPSET = 18
+
+
+def require(module: str):
+    """Import an optional dependency of deployment, or say how to get it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise SystemExit(f'{module} is not installed: pip install -e '
+                         f'".[deploy]" (onnx, onnxruntime, onnxscript)') from e
+
+
+def max_difference(path: str, graph: StudentGraph,
+                   batch_sizes=(1, 7)) -> float:
+    """Largest |onnxruntime - PyTorch| over random batches."""
+    ort = require('onnxruntime')
+    session = ort.InferenceSession(
+        path, providers=['CPUExecutionProvider'])
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for batch in batch_sizes:
+        images = torch.rand(
+            batch, 3, *graph.image_size, generator=generator) * 255
+        with torch.no_grad():
+            expected = graph(images)
+        expected = expected if isinstance(expected, tuple) else (expected, )
+        got = session.run(None, {'images': images.numpy()})
+        for ours, theirs in zip(got, expected):
+            if ours.shape != tuple(theirs.shape):
+                raise RuntimeError(f'onnxruntime gave shape {ours.shape}, '
+                                   f'PyTorch {tuple(theirs.shape)}')
+            worst = max(worst,
+                        float(abs(torch.from_numpy(ours) - theirs).max()))
+    return worst
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('student', help='exported student (.pth)')
+    parser.add_argument('out', help='output ONNX file; OUT.json beside it')
+    parser.add_argument(
+        '--features',
+        action='store_true',
+        help='also output the normalised image features')
+    parser.add_argument(
+        '--opset',
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f'ONNX opset (default {DEFAULT_OPSET})')
+    parser.add_argument(
+        '--force', action='store_true', help='replace existing outputs')
+    args = parser.parse_args(argv)
+
+    onnx = require('onnx')
+    require('onnxruntime')
+    meta_path = osp.splitext(args.out)[0] + '.json'
+    if meta_path == args.out:
+        parser.error(f'out={args.out}: give the ONNX file the suffix .onnx')
+    existing = [p for p in (args.out, meta_path) if osp.exists(p)]
+    if existing and not args.force:
+        parser.error(f'{" and ".join(existing)} exist(s); refusing to '
+                     'overwrite (pass --force to replace)')
+
+    model = load_exported_student(args.student)
+    graph = StudentGraph(model, with_features=args.features)
+    proto = graph.export_onnx(args.opset)
+    names = json.dumps(list(graph.class_names), ensure_ascii=False)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = 'class_names', names
+    onnx.checker.check_model(proto)
+    meta = dict(
+        class_names=list(graph.class_names),
+        input=dict(
+            name='images',
+            shape=['batch', 3, *graph.image_size],
+            channels='RGB',
+            range=[0, 255],
+            dtype='float32'),
+        outputs=['logits', 'features'] if args.features else ['logits'],
+        opset=args.opset,
+        source=osp.abspath(args.student))
+    atomic_write(proto.SerializeToString(), args.out)
+    atomic_write(json.dumps(meta, indent=2, ensure_ascii=False), meta_path)
+    diff = max_difference(args.out, graph)
+    print(f'exported {args.out} ({len(graph.class_names)} classes, input '
+          f'{meta["input"]["shape"]}, opset {args.opset}) and {meta_path}; '
+          f'onnxruntime vs PyTorch on batches of 1 and 7: max |diff| '
+          f'{diff:.2e}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,73 @@
+"""Classify images with an exported student and print a table.
+
+    python tools/infer.py IMAGE [IMAGE ...] --model student.pth \\
+        [--classes "name a,name b"] [--topk 3] [--device cpu] [--out out.json]
+
+Needs only the file written by ``tools/model_converters/export_student.py``
+(no teacher, no CLIP file). ``--classes`` restricts the prediction to some
+of its stored classes.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+
+from mmpromptkd.apis.student_inferencer import StudentInferencer  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument(
+        '--model', required=True, help='exported student (.pth)')
+    parser.add_argument(
+        '--classes',
+        help='comma-separated stored class names to choose from')
+    parser.add_argument(
+        '--topk', type=int, default=1, help='classes shown per image')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--out', help='also write the results as JSON')
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        parser.error(f'--topk must be >= 1, got {args.topk}')
+    classes = None
+    if args.classes is not None:
+        classes = [c.strip() for c in args.classes.split(',')]
+        if not all(classes):
+            parser.error(f'--classes {args.classes!r} has an empty name')
+    missing = [p for p in args.images if not osp.isfile(p)]
+    if missing:
+        parser.error(f'no such image file(s): {", ".join(missing)}')
+    try:
+        inferencer = StudentInferencer(
+            args.model,
+            classes=classes,
+            device=args.device,
+            batch_size=args.batch_size)
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    results = inferencer(args.images, topk=args.topk)
+
+    width = max(len('image'), *(len(p) for p in args.images))
+    names = max(len(n) for n in inferencer.class_names)
+    print(f'{"image":<{width}}  {"class":<{names}}  score')
+    for path, result in zip(args.images, results):
+        for rank, (name, score) in enumerate(result['topk']):
+            shown = path if rank == 0 else ''
+            print(f'{shown:<{width}}  {name:<{names}}  {score:.4f}')
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump([
+                dict(image=p, topk=r['topk'])
+                for p, r in zip(args.images, results)
+            ],
+                      f,
+                      indent=2,
+                      ensure_ascii=False)
+
+
+if __name__ == '__main__':
+    main()
