@@ -127,6 +127,14 @@ class TestBenchmarkSmoke:
         for key in ('channels_last', 'sdpa_math'):
             assert _positive(fig[key]['speedup'])
 
+    def test_onnx(self, figures):
+        fig = figures['onnx']
+        pytest.importorskip('onnxruntime')
+        for name in ('onnxruntime', 'eager', 'teacher'):
+            assert _timing_ok(fig[name]) and _positive(fig[name]['img_s'])
+        assert fig['max_abs_logit_diff'] < 1e-4
+        assert _positive(fig['onnxruntime_vs_teacher'])
+
 
 class TestParseArgs:
 

@@ -23,6 +23,9 @@ point:
 7. ``roofline``: FLOPs per image and the implied images/s bound for a peak
    throughput.
 8. ``ideas``: candidate speed-ups measured against the current code.
+9. ``onnx``: images/s of the exported student as ONNX in onnxruntime (CPU)
+   versus the same graph in PyTorch eager and the teacher's image encoder,
+   and their largest logit difference (needs ``.[deploy]``).
 
 Timings are medians over ``--iters`` iterations after ``--warmup``
 iterations; CUDA is synchronised around every timed call. Models have random
@@ -59,6 +62,7 @@ from benchmarks.data import bench_data  # noqa: E402
 from benchmarks.ideas import bench_ideas  # noqa: E402
 from benchmarks.inference import bench_inference  # noqa: E402
 from benchmarks.memory import bench_memory  # noqa: E402
+from benchmarks.onnx_runtime import bench_onnx  # noqa: E402
 from benchmarks.overhead import bench_overhead  # noqa: E402
 from benchmarks.precision import bench_precision  # noqa: E402
 from benchmarks.roofline import bench_roofline  # noqa: E402
@@ -99,7 +103,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'run to the end token): ImageNet\'s, or "synthetic object {i}"')
     parser.add_argument(
         '--sections', nargs='+', default=list(SECTIONS),
-        help=f'subset of {", ".join(SECTIONS)} (or their numbers 1-8)')
+        help=f'subset of {", ".join(SECTIONS)} (or their numbers 1-9)')
     parser.add_argument(
         '--workers', type=int, default=min(8, os.cpu_count() or 1),
         help='DataLoader workers of the data section')
@@ -239,7 +243,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     runners = dict(
         train_step=bench_train_step, overhead=bench_overhead,
         inference=bench_inference, data=bench_data, memory=bench_memory,
-        precision=bench_precision, ideas=bench_ideas)
+        precision=bench_precision, ideas=bench_ideas, onnx=bench_onnx)
     for section in args.sections:
         start = time.perf_counter()
         if section == 'roofline':
