@@ -16,12 +16,16 @@ EXPORT_KIND = 'mmpromptkd.exported_student'
 def export_student(model: nn.Module,
                    model_cfg: dict,
                    path: str,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False,
+                   with_text_encoder: bool = False) -> dict:
     """Write the student, projector and stored text features to ``path``.
 
     The file needs neither the teacher nor any CLIP weight file: the
     student's architecture is stored as an open_clip config together with
-    its weights.
+    its weights. With ``with_text_encoder``, the teacher's prompted text
+    tower goes with it (not its image tower): the loaded model then
+    encodes new class names itself (``set_class_names`` /
+    ``add_classes``), an open-vocabulary student.
 
     Args:
         model (nn.Module): A trained :class:`PromptKDDistiller` with stored
@@ -30,6 +34,9 @@ def export_student(model: nn.Module,
         path (str): Output file.
         overwrite (bool): Replace an existing file. Defaults to False: an
             existing file is an error naming it.
+        with_text_encoder (bool): Also store the teacher's text tower and
+            text prompts (needs a :class:`PromptedCLIP` teacher). Defaults
+            to False.
 
     Returns:
         dict: The standalone model config stored in the file (also usable
@@ -47,8 +54,14 @@ def export_student(model: nn.Module,
         out_channels=model.text_features.shape[1])
     # Lets mmpretrain's APIs (which build in their own scope) build it.
     cfg['_scope_'] = 'mmpromptkd'
+    state = model.state_dict()
+    if with_text_encoder:
+        cfg['text_encoder'], text_state = _text_encoder(model, model_cfg)
+        state.update(text_state)
+    elif model.text_encoder is not None:  # already open-vocabulary
+        cfg['text_encoder'] = model_cfg['text_encoder']
     payload = dict(
-        state_dict=model.state_dict(),
+        state_dict=state,
         meta=dict(
             kind=EXPORT_KIND,
             model=_plain(cfg),
@@ -56,6 +69,34 @@ def export_student(model: nn.Module,
             dataset_meta=dict(classes=list(model.class_names))))
     save_checkpoint_file(payload, path, overwrite=overwrite)
     return cfg
+
+
+def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
+    """Config and ``text_encoder.*`` weights of the teacher's text tower."""
+    from mmpromptkd.models.clip import PromptedCLIP
+    teacher = model.teacher
+    if not isinstance(teacher, PromptedCLIP):
+        raise ValueError(
+            f'with_text_encoder needs a PromptedCLIP teacher, this model '
+            f'has {type(teacher).__name__}: its text features cannot be '
+            'computed by a prompted text tower alone')
+    cfg = copy.deepcopy(dict(model_cfg['teacher']))
+    cfg.update(
+        type='PromptedCLIP',
+        clip=copy.deepcopy(teacher.clip.build_cfg),
+        vision_prompt_depth=0,
+        image_tower=False,
+        checkpoint=None)
+    built = MODELS.build(cfg)  # its keys: what the file must hold
+    source = teacher.state_dict()
+    missing = sorted(set(built.state_dict()) - set(source))
+    if missing:
+        raise ValueError(f'the teacher lacks text-tower weights {missing}')
+    state = {
+        f'text_encoder.{k}': source[k].detach().clone()
+        for k in built.state_dict()
+    }
+    return cfg, state
 
 
 def load_exported_student(path: str,

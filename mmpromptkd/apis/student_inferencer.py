@@ -24,9 +24,11 @@ class StudentInferencer:
 
     Args:
         model (str): File written by ``export_student.py``.
-        classes (Sequence[str], optional): Restrict the prediction to these
-            stored classes (scores renormalised over them). Defaults to
-            None (all stored classes).
+        classes (Sequence[str], optional): Classify over these names:
+            stored classes keep their stored features (scores renormalised
+            over the list); new names need an open-vocabulary export, whose
+            text encoder computes their features. Defaults to None (all
+            stored classes).
         device (str): Device to run on. Defaults to 'cpu'.
         batch_size (int): Images per forward. Defaults to 32.
 
@@ -44,14 +46,9 @@ class StudentInferencer:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
         self.model = load_exported_student(model, device=device)
         self.batch_size = batch_size
-        stored = self.model.class_names
-        if classes is None:
-            self.class_names = tuple(stored)
-            self._rows = None
-        else:
-            self.class_names = tuple(classes)
-            self._rows = torch.as_tensor(
-                _rows_of(self.class_names, stored, model), device=device)
+        if classes is not None:
+            self.model.select_classes(classes)
+        self.class_names = tuple(self.model.class_names)
         size = tuple(self.model.student.image_size)
         self.pipeline = Compose([
             TRANSFORMS.build(t) for t in (
@@ -101,8 +98,6 @@ class StudentInferencer:
                                                   self.batch_size]])
             data = self.model.data_preprocessor(batch, False)
             logits = self.model.student_logits(data['inputs'])
-            if self._rows is not None:
-                logits = logits[:, self._rows]
             scores = logits.float().softmax(-1).cpu()
             for row in scores:
                 top = row.topk(min(topk, len(row)))
@@ -116,20 +111,3 @@ class StudentInferencer:
                         topk=[(self.class_names[int(i)], float(v))
                               for v, i in zip(top.values, top.indices)]))
         return results
-
-
-def _rows_of(classes: Sequence[str], stored: Sequence[str],
-             source: str) -> List[int]:
-    """Rows of ``classes`` in the stored class list, checked."""
-    if not classes:
-        raise ValueError('classes is empty')
-    duplicates = sorted({c for c in classes if list(classes).count(c) > 1})
-    if duplicates:
-        raise ValueError(f'classes lists {duplicates} more than once')
-    unknown = [c for c in classes if c not in stored]
-    if unknown:
-        raise ValueError(
-            f'{unknown} are not among the {len(stored)} classes stored in '
-            f'{source}; new classes need the teacher text features of an '
-            'open-vocabulary export')
-    return [list(stored).index(c) for c in classes]

@@ -263,3 +263,71 @@ def test_export_and_load_alone(distiller, distiller_cfg, tmp_path):
     torch.save({'state_dict': {}}, tmp_path / 'other.pth')
     with pytest.raises(ValueError, match='not an exported'):
         load_exported_student(str(tmp_path / 'other.pth'))
+
+
+def test_open_vocabulary_export(distiller, distiller_cfg, tmp_path):
+    """The teacher's text tower alone, exported with the student, gives
+    the teacher's text features bit for bit, for stored and new names."""
+    from mmpromptkd.apis import export_student, load_exported_student
+    distiller.eval()
+    path = str(tmp_path / 'open.pth')
+    export_student(distiller, distiller_cfg, path, with_text_encoder=True)
+    plain = str(tmp_path / 'plain.pth')
+    export_student(distiller, distiller_cfg, plain)
+    state = torch.load(path)['state_dict']
+    assert any(k.startswith('text_encoder.clip.transformer.') for k in state)
+    assert 'text_encoder.text_ctx' in state
+    assert not any(k.startswith('text_encoder.clip.visual') for k in state)
+    assert not any(k.startswith('text_encoder.vision') for k in state)
+
+    alone = load_exported_student(path)
+    assert alone.teacher is None and alone.can_encode_text
+    assert not load_exported_student(plain).can_encode_text
+    assert torch.equal(alone.text_features, distiller.text_features)
+    assert torch.equal(
+        alone.compute_text_features(CLASSES), distiller.text_features)
+    new = ['purple moon', 'orange kite']
+    expected = distiller.compute_text_features(new)
+    assert torch.equal(alone.compute_text_features(new), expected)
+
+    alone.add_classes(new)
+    assert alone.class_names == tuple(CLASSES + new)
+    assert torch.equal(alone.text_features[:5], distiller.text_features)
+    assert torch.equal(alone.text_features[5:], expected)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = alone(images, mode='tensor')
+        torch.testing.assert_close(logits[:, :5],
+                                   distiller(images, mode='tensor'))
+    alone.set_class_names(new)
+    assert alone.class_names == tuple(new)
+    assert torch.equal(alone.text_features, expected)
+    # Re-exported, it stays open-vocabulary with its new classes.
+    again = str(tmp_path / 'again.pth')
+    from mmpromptkd.utils import load_checkpoint_file
+    export_student(alone, load_checkpoint_file(path)['meta']['model'], again)
+    reloaded = load_exported_student(again)
+    assert reloaded.class_names == tuple(new) and reloaded.can_encode_text
+
+
+def test_class_list_changes(distiller, distiller_cfg, tmp_path):
+    from mmpromptkd.apis import export_student, load_exported_student
+    path = str(tmp_path / 'plain.pth')
+    export_student(distiller.eval(), distiller_cfg, path)
+    alone = load_exported_student(path)
+    # Stored classes: their rows, no text encoder needed.
+    alone.select_classes([CLASSES[3], CLASSES[1]])
+    assert alone.class_names == (CLASSES[3], CLASSES[1])
+    assert torch.equal(alone.text_features,
+                       distiller.text_features[[3, 1]])
+    with pytest.raises(ValueError, match=r"\['zebra'\] are not among"):
+        alone.select_classes([CLASSES[3], 'zebra'])
+    with pytest.raises(RuntimeError, match='teacher or its text encoder'):
+        alone.set_class_names(['zebra'])
+    for names, message in (([], 'empty'), (['a', 'a'], 'more than once'),
+                           (['', 'b'], 'non-empty strings'),
+                           (['word ' * 80], 'context')):
+        with pytest.raises(ValueError, match=message):
+            distiller.set_class_names(names)
+    with pytest.raises(ValueError, match='stored classes already'):
+        distiller.add_classes([CLASSES[0]])

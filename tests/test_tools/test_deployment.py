@@ -45,6 +45,8 @@ def exported(tmp_path, tiny_clip_cfg, tiny_large_clip_cfg):
         model.projector.bn.running_mean.normal_()
     path = tmp / 'student.pth'
     export_student(model.eval(), cfg, str(path))
+    # The same student with the teacher's text tower (open vocabulary).
+    export_student(model, cfg, str(tmp / 'open.pth'), with_text_encoder=True)
     images = sorted(str(p) for p in (root / 'images').rglob('test_*.png'))
     return path, images, classes
 
@@ -166,9 +168,9 @@ def test_inferencer_equals_the_test_pipeline(exported):
 
 
 @pytest.mark.parametrize('classes, message', [
-    ([], 'classes is empty'),
+    ([], 'the class list is empty'),
     (['x', 'x'], 'more than once'),
-    (['no such class'], 'not among the 5 classes'),
+    (['no such class'], 'not among the 5 stored classes'),
 ])
 def test_inferencer_bad_classes(exported, classes, message):
     with pytest.raises(ValueError, match=message):
@@ -200,3 +202,46 @@ def test_infer_cli_prints_a_table(exported, tmp_path):
     ],
                    cwd=tmp_path)
     assert bad.returncode != 0 and "['unknown'] are not among" in bad.stdout
+
+
+@pytest.mark.slow
+def test_new_class_names_reach_the_inferencer_and_onnx(exported, tmp_path):
+    """An open-vocabulary export classifies over new names (their features
+    from its text encoder), in the inferencer and in the ONNX graph."""
+    ort = pytest.importorskip('onnxruntime')
+    path, images, classes = exported
+    open_path = path.parent / 'open.pth'
+    names = ['purple moon', classes[2], 'orange kite']
+    model = load_exported_student(str(open_path))
+    model.select_classes(names)
+    # Stored name: its stored row; new names: the text encoder's features.
+    assert torch.equal(model.text_features[1],
+                       load_exported_student(str(path)).text_features[2])
+    results = StudentInferencer(str(open_path), classes=names)(images)
+    _, inputs = _reference_scores(path, images)
+    with torch.no_grad():
+        expected = model.student_logits(inputs).softmax(-1).numpy()
+    for result, scores in zip(results, expected):
+        assert result['pred_class'] in names
+        np.testing.assert_allclose(result['pred_scores'], scores, atol=1e-6)
+
+    out = tmp_path / 'open.onnx'
+    check_ok(
+        run_tool([
+            sys.executable, TOOL, open_path, out, '--classes', ','.join(names)
+        ],
+                 cwd=tmp_path))
+    assert json.loads((tmp_path / 'open.json').read_text())[
+        'class_names'] == names
+    session = ort.InferenceSession(
+        str(out), providers=['CPUExecutionProvider'])
+    pixels = torch.rand(4, 3, 32, 32) * 255
+    with torch.no_grad():
+        reference = StudentGraph(model)(pixels).numpy()
+    logits = session.run(None, {'images': pixels.numpy()})[0]
+    np.testing.assert_allclose(logits, reference, atol=1e-4, rtol=0)
+    # A plain export refuses new names, naming them.
+    bad = run_tool(
+        [sys.executable, TOOL, path, tmp_path / 'x.onnx', '--classes', 'zz'],
+        cwd=tmp_path)
+    assert bad.returncode != 0 and "['zz'] are not among" in bad.stdout

@@ -1,7 +1,7 @@
 """Export a PromptKD student to ONNX: pixels -> logits over its classes.
 
     python tools/deployment/pytorch2onnx.py STUDENT.pth OUT.onnx \\
-        [--features] [--opset 18] [--force]
+        [--features] [--classes "a,b"] [--opset 18] [--force]
 
 ``STUDENT.pth`` is written by ``tools/model_converters/export_student.py``.
 The graph holds CLIP's normalisation, the prompted student image encoder,
@@ -76,6 +76,10 @@ def main(argv=None) -> None:
         action='store_true',
         help='also output the normalised image features')
     parser.add_argument(
+        '--classes',
+        help='comma-separated class names of the graph (default: the stored '
+        'ones); new names need an open-vocabulary export')
+    parser.add_argument(
         '--opset',
         type=int,
         default=DEFAULT_OPSET,
@@ -95,6 +99,11 @@ def main(argv=None) -> None:
                      'overwrite (pass --force to replace)')
 
     model = load_exported_student(args.student)
+    if args.classes is not None:
+        try:
+            model.select_classes([c.strip() for c in args.classes.split(',')])
+        except ValueError as e:
+            parser.error(f'--classes: {e}')
     graph = StudentGraph(model, with_features=args.features)
     proto = graph.export_onnx(args.opset)
     names = json.dumps(list(graph.class_names), ensure_ascii=False)

@@ -54,6 +54,10 @@ def main(argv=None) -> None:
     parser.add_argument(
         '--force', action='store_true',
         help='replace an existing output file and config')
+    parser.add_argument(
+        '--with-text-encoder', action='store_true',
+        help="also store the teacher's prompted text tower (not its image "
+        'tower): the exported student then takes new class names')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config')
     args = parser.parse_args(argv)
@@ -72,16 +76,23 @@ def main(argv=None) -> None:
         cfg.merge_from_dict(args.cfg_options)
     state = load_checkpoint_file(args.checkpoint)
     state = state.get('state_dict', state)
-    # The stored text features replace the teacher: build without it.
+    # The stored text features replace the teacher: build without it,
+    # unless its text tower is exported too.
     model_cfg = cfg.model.to_dict()
-    standalone = dict(model_cfg, teacher=None)
+    standalone = dict(model_cfg)
+    if not args.with_text_encoder:
+        standalone['teacher'] = None
     standalone['projector'] = dict(
         model_cfg.get('projector', dict(type='FeatureProjector')),
         out_channels=state['text_features'].shape[1])
     model = MODELS.build(standalone)
     model.load_state_dict(state, strict=True)
-    student_cfg = export_student(model, model_cfg, args.out,
-                                 overwrite=args.force)
+    student_cfg = export_student(
+        model,
+        model_cfg,
+        args.out,
+        overwrite=args.force,
+        with_text_encoder=args.with_text_encoder)
     Config(
         dict(
             # A fresh process (e.g. mmpretrain's inferencer) imports the
@@ -95,8 +106,9 @@ def main(argv=None) -> None:
                     _scoped(t) for t in cfg.test_dataloader.dataset.pipeline
                 ]))
         )).dump(config_path)
-    print(f'exported the student ({len(model.class_names)} classes) to '
-          f'{args.out}, with the config {config_path}')
+    kind = ', open-vocabulary' if args.with_text_encoder else ''
+    print(f'exported the student ({len(model.class_names)} classes{kind}) '
+          f'to {args.out}, with the config {config_path}')
 
 
 if __name__ == '__main__':

@@ -65,6 +65,10 @@ class PromptedCLIP(BaseModule):
         text_tower (bool): Keep the text tower. An image-only model (e.g. a
             PromptKD student, which uses the teacher's stored text features)
             drops it after loading to save memory. Defaults to True.
+        image_tower (bool): Keep the image tower. A text-only model (the
+            teacher's prompted text tower that an open-vocabulary student
+            export carries to encode new class names) drops it; then
+            ``vision_prompt_depth`` must be 0. Defaults to True.
         freeze_clip (bool): Keep the CLIP weights frozen. False fine-tunes
             them (except the logit scale) together with the prompts.
             Defaults to True.
@@ -88,6 +92,7 @@ class PromptedCLIP(BaseModule):
                  grad_checkpointing: bool = False,
                  truncate_text: bool = True,
                  text_tower: bool = True,
+                 image_tower: bool = True,
                  freeze_clip: bool = True,
                  checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -169,6 +174,17 @@ class PromptedCLIP(BaseModule):
                          'positional_embedding', 'ln_final', 'text_projection',
                          'attn_mask'):
                 delattr(self.clip, name)
+        # Read from the image tower, kept for a text-only model.
+        self._embed_dim = self.clip.visual.output_dim
+        self.has_image_tower = image_tower
+        if not image_tower:
+            if vision_prompt_depth:
+                raise ValueError('vision_prompt_depth must be 0 when '
+                                 'image_tower=False')
+            if not text_tower:
+                raise ValueError('a PromptedCLIP needs a text or an image '
+                                 'tower')
+            delattr(self.clip, 'visual')
         if not freeze_clip:
             self.clip.requires_grad_(True)
             self.clip.logit_scale.requires_grad_(False)
@@ -198,12 +214,18 @@ class PromptedCLIP(BaseModule):
     @property
     def embed_dim(self) -> int:
         """int: Dimension of the image and text features."""
-        return self.clip.visual.output_dim
+        return self._embed_dim
 
     @property
     def dtype(self) -> torch.dtype:
-        """torch.dtype: Activation dtype of the CLIP weights."""
+        """torch.dtype: Activation dtype of the image tower's weights."""
+        self._require_image_tower()
         return self.clip.visual.conv1.weight.dtype
+
+    def _require_image_tower(self) -> None:
+        if not self.has_image_tower:
+            raise RuntimeError('this PromptedCLIP was built with '
+                               'image_tower=False and has no image tower')
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -213,6 +235,7 @@ class PromptedCLIP(BaseModule):
     @property
     def image_size(self) -> Tuple[int, int]:
         """tuple[int, int]: Input resolution of the image tower."""
+        self._require_image_tower()
         return tuple(self.clip.visual.image_size)
 
     # ------------------------------------------------------------------ #

@@ -67,6 +67,12 @@ class PromptKDDistiller(BaseModel):
             mmpretrain's ``ClsDataPreprocessor`` with CLIP's mean and std.
         text_batch_size (int): Class names encoded per teacher forward when
             the text features are computed. Defaults to 256.
+        text_encoder (dict, optional): Config of a text-only
+            :class:`PromptedCLIP` (``image_tower=False``): the teacher's
+            prompted text tower, which an open-vocabulary export carries
+            instead of the teacher to encode new class names
+            (:meth:`set_class_names`, :meth:`add_classes`). Only without a
+            teacher; frozen. Defaults to None.
         reference_fp16 (bool): The official code's pure-fp16 training
             (``PREC: fp16``): passed on to the student, the teacher and the
             projector (fp16 linear weights updated in fp16, layer norms and
@@ -86,6 +92,7 @@ class PromptKDDistiller(BaseModel):
                  shared_text_features: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  text_batch_size: int = 256,
+                 text_encoder: Optional[dict] = None,
                  reference_fp16: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
@@ -126,6 +133,16 @@ class PromptKDDistiller(BaseModel):
         # Not a registered submodule: it is frozen, and must not enter
         # checkpoints, optimizers or DDP. _apply and train() handle it.
         object.__setattr__(self, '_teacher', teacher_model)
+        self.text_encoder = None
+        if text_encoder is not None:
+            if teacher_model is not None:
+                raise ValueError('text_encoder replaces the teacher in an '
+                                 'exported student: give one of them')
+            text_encoder = dict(text_encoder)
+            text_encoder.setdefault('type', 'PromptedCLIP')
+            # A registered submodule: exported with the student.
+            self.text_encoder = MODELS.build(text_encoder)
+            self.text_encoder.requires_grad_(False)
 
         if shared_text_features:
             if projector is None:
@@ -154,6 +171,11 @@ class PromptKDDistiller(BaseModel):
             self.projector = None
             text_dim = (
                 teacher_model.embed_dim if teacher_model is not None else 0)
+        if self.text_encoder is not None and \
+                self.text_encoder.embed_dim != text_dim:
+            raise ValueError(
+                f'text_encoder gives {self.text_encoder.embed_dim}-d '
+                f'features; the projector maps to {text_dim}')
         self.distill_loss = MODELS.build(distill_loss)
         self.text_batch_size = text_batch_size
         self.register_buffer('text_features', torch.zeros(0, text_dim))
@@ -289,7 +311,7 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Float tensor of shape (C, teacher embed_dim).
         """
-        teacher = self._require_teacher()
+        teacher = self._text_source()
         chunks = [
             teacher.encode_text(
                 class_names[i:i + self.text_batch_size],
@@ -297,6 +319,104 @@ class PromptKDDistiller(BaseModel):
             for i in range(0, len(class_names), self.text_batch_size)
         ]
         return torch.cat(chunks)
+
+    @property
+    def can_encode_text(self) -> bool:
+        """bool: Whether text features of new class names can be computed
+        (a teacher, or the text encoder of an open-vocabulary export)."""
+        return self._teacher is not None or self.text_encoder is not None
+
+    def _text_source(self) -> nn.Module:
+        if self._teacher is not None:
+            return self._teacher
+        if self.text_encoder is not None:
+            return self.text_encoder
+        raise RuntimeError(
+            'text features of new class names need the teacher or its text '
+            'encoder (export_student(..., with_text_encoder=True))')
+
+    @staticmethod
+    def _check_new_names(names: Sequence[str]) -> Tuple[str, ...]:
+        names = tuple(names)
+        if not names:
+            raise ValueError('the class list is empty')
+        bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+        if bad:
+            raise ValueError(
+                f'class names must be non-empty strings, got {bad!r}')
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f'{duplicates} appear more than once')
+        return names
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        """Replace the stored classes by ``class_names``.
+
+        Their teacher text features are computed by the teacher or by the
+        text encoder of an open-vocabulary export; predictions, exports and
+        inferencers then use them.
+
+        Args:
+            class_names (Sequence[str]): The new class list, in label
+                order: non-empty, no duplicates, each name within the text
+                context.
+        """
+        names = self._check_new_names(class_names)
+        features = self.compute_text_features(names)
+        self.text_features = features.to(self.text_features.device)
+        self.class_names = names
+        self._eval_features = None
+        self._eval_class_names = None
+
+    def select_classes(self, class_names: Sequence[str]) -> None:
+        """Classify over ``class_names`` from now on.
+
+        Stored classes keep their stored rows, unchanged (no text encoder
+        needed for them); only new names are encoded, as in
+        :meth:`set_class_names`.
+
+        Args:
+            class_names (Sequence[str]): Class list, in label order.
+        """
+        names = self._check_new_names(class_names)
+        stored = self.class_names
+        new = [n for n in names if n not in stored]
+        if new and not self.can_encode_text:
+            raise ValueError(
+                f'{new} are not among the {len(stored)} stored classes; new '
+                'classes need the teacher or an open-vocabulary export '
+                '(export_student.py --with-text-encoder)')
+        table = self.text_features
+        if new:
+            table = torch.cat([
+                table,
+                self.compute_text_features(new).to(table.device, table.dtype)
+            ])
+        order = list(stored) + new
+        rows = torch.as_tensor([order.index(n) for n in names],
+                               device=table.device)
+        self.text_features = table[rows]
+        self.class_names = names
+        self._eval_features = None
+        self._eval_class_names = None
+
+    def add_classes(self, class_names: Sequence[str]) -> None:
+        """Append ``class_names`` to the stored classes (see
+        :meth:`set_class_names`); the stored rows are kept as they are.
+
+        Args:
+            class_names (Sequence[str]): New names, none already stored.
+        """
+        names = self._check_new_names(class_names)
+        known = sorted(set(names) & set(self.class_names))
+        if known:
+            raise ValueError(f'{known} are stored classes already')
+        features = self.compute_text_features(names).to(
+            self.text_features.device)
+        self.text_features = torch.cat([self.text_features, features])
+        self.class_names = self.class_names + names
+        self._eval_features = None
+        self._eval_class_names = None
 
     def prepare_text_features(
             self,
@@ -329,7 +449,7 @@ class PromptKDDistiller(BaseModel):
         if names == self.class_names and len(self.text_features):
             return
         if len(self.text_features) == 0:
-            if self._teacher is None:
+            if not self.can_encode_text:
                 raise ValueError(
                     f'no stored text features and no teacher: cannot '
                     f'classify the {len(names)} classes of {dataset_name}')
@@ -360,7 +480,7 @@ class PromptKDDistiller(BaseModel):
                 'and change the results. Correct the class names (or the '
                 'stored ones) so that they are identical.')
         mismatch = _describe_mismatch(self.class_names, names)
-        if for_training or self._teacher is None:
+        if for_training or not self.can_encode_text:
             raise ValueError(
                 f'the stored text features are for {len(self.class_names)} '
                 f'classes but {dataset_name} has {len(names)} classes '
