@@ -268,3 +268,31 @@ def test_text_truncated_at_last_end_token(tiny_clip_cfg):
     torch.testing.assert_close(
         plain.encode_text(NAMES), reference_text(plain, NAMES),
         atol=5e-6, rtol=1e-6)
+
+
+def test_text_only_model(tiny_clip_cfg):
+    from mmpromptkd.registry import MODELS
+    full = MODELS.build(
+        dict(type='PromptedCLIP', clip=tiny_clip_cfg, text_prompt_depth=2))
+    text_only = MODELS.build(
+        dict(
+            type='PromptedCLIP',
+            clip=tiny_clip_cfg,
+            text_prompt_depth=2,
+            image_tower=False))
+    assert not any(k.startswith('clip.visual') for k in text_only.state_dict())
+    text_only.load_state_dict(
+        {k: v
+         for k, v in full.state_dict().items() if k in text_only.state_dict()})
+    assert text_only.embed_dim == full.embed_dim
+    names = ['red circle', 'cat']
+    assert torch.equal(text_only.encode_text(names), full.encode_text(names))
+    with pytest.raises(RuntimeError, match='image_tower=False'):
+        text_only.encode_image(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match='vision_prompt_depth must be 0'):
+        MODELS.build(
+            dict(
+                type='PromptedCLIP',
+                clip=tiny_clip_cfg,
+                vision_prompt_depth=1,
+                image_tower=False))

@@ -307,6 +307,7 @@ class PromptedCLIP(BaseModule):
         Returns:
             Tensor: Features of shape (B, embed_dim).
         """
+        self._require_image_tower()
         visual = self.clip.visual
         x = visual.conv1(images.to(self.dtype))
         x = x.flatten(2).transpose(1, 2)
