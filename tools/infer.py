@@ -4,8 +4,9 @@
         [--classes "name a,name b"] [--topk 3] [--device cpu] [--out out.json]
 
 Needs only the file written by ``tools/model_converters/export_student.py``
-(no teacher, no CLIP file). ``--classes`` restricts the prediction to some
-of its stored classes.
+(no teacher, no CLIP file). ``--classes`` classifies over other names:
+stored ones keep their stored features; new ones need an open-vocabulary
+export (``export_student.py --with-text-encoder``).
 """
 import argparse
 import json
@@ -24,7 +25,8 @@ def main(argv=None) -> None:
         '--model', required=True, help='exported student (.pth)')
     parser.add_argument(
         '--classes',
-        help='comma-separated stored class names to choose from')
+        help='comma-separated class names to choose from (default: the '
+        'stored ones)')
     parser.add_argument(
         '--topk', type=int, default=1, help='classes shown per image')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')

@@ -1,12 +1,17 @@
 """Export a trained PromptKD student for inference without the teacher.
 
-    python tools/model_converters/export_student.py CONFIG CHECKPOINT OUT
+    python tools/model_converters/export_student.py CONFIG CHECKPOINT OUT \\
+        [--with-text-encoder] [--force]
 
 The output holds the student's weights and architecture, the projector and
 the teacher's stored text features with their class names; load it with
 ``mmpromptkd.apis.load_exported_student(OUT)``. No CLIP weight file and no
-teacher is needed afterwards. A config ``OUT`` with the suffix ``.py`` is
-written beside it for mmpretrain's inference API::
+teacher is needed afterwards. ``--with-text-encoder`` also stores the
+teacher's prompted text tower (not its image tower), so that the student
+takes new class names (``model.set_class_names``, ``tools/infer.py
+--classes``); this builds the teacher, so its CLIP weights must be there.
+A config ``OUT`` with the suffix ``.py`` is written beside it for
+mmpretrain's inference API::
 
     from mmpretrain.apis import ImageClassificationInferencer
     inferencer = ImageClassificationInferencer('student.py',
