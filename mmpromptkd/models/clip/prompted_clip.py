@@ -1,4 +1,5 @@
 """CLIP with deep vision and text prompts (IVLP) over open_clip."""
+import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -97,6 +98,8 @@ class PromptedCLIP(BaseModule):
                  checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if not image_tower:
+            clip = _without_image_weights(clip)
         self.clip = build_clip(clip)
         self.clip.requires_grad_(False)
         self.reference_fp16 = reference_fp16
@@ -517,6 +520,23 @@ class PromptedCLIP(BaseModule):
             for k, v in state.items()
         }
         return stripped, sorted(k for k in state if not k.startswith(prefix))
+
+
+def _without_image_weights(clip: dict) -> dict:
+    """A CLIP source whose image tower is a one-block stand-in.
+
+    A text-only model drops its image tower; built from a config dict
+    alone (no weight file, as an exported text encoder is), that tower need
+    not be allocated at full size first (304 M parameters for ViT-L/14).
+    The stand-in keeps the feature dimension. Sources with weight files
+    are returned unchanged: their image weights must match.
+    """
+    if set(clip) - {'model_cfg', 'quick_gelu', 'precision'}:
+        return clip
+    model_cfg = copy.deepcopy(dict(clip['model_cfg']))
+    model_cfg['vision_cfg'] = dict(
+        image_size=32, patch_size=32, width=64, layers=1, head_width=64)
+    return dict(clip, model_cfg=model_cfg)
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:
