@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from mmpromptkd.apis.student_inferencer import StudentInferencer  # noqa: E402
+from mmpromptkd.apis import StudentInferencer  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -55,11 +55,11 @@ def export_student(model: nn.Module,
     # Lets mmpretrain's APIs (which build in their own scope) build it.
     cfg['_scope_'] = 'mmpromptkd'
     state = model.state_dict()
+    # An open-vocabulary model keeps its text encoder (config and weights
+    # are in model_cfg and the state dict already).
     if with_text_encoder:
         cfg['text_encoder'], text_state = _text_encoder(model, model_cfg)
         state.update(text_state)
-    elif model.text_encoder is not None:  # already open-vocabulary
-        cfg['text_encoder'] = model_cfg['text_encoder']
     payload = dict(
         state_dict=state,
         meta=dict(

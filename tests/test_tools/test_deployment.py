@@ -9,8 +9,8 @@ import torch
 from mmengine.dataset import Compose, default_collate
 
 import mmpromptkd  # noqa: F401
-from mmpromptkd.apis import StudentGraph, export_student, load_exported_student
-from mmpromptkd.apis.student_inferencer import StudentInferencer
+from mmpromptkd.apis import (StudentGraph, StudentInferencer, export_student,
+                             load_exported_student)
 from mmpromptkd.registry import MODELS, TRANSFORMS
 from synthetic_shapes import generate_coop_dataset
 from tool_runs import TOOLS, check_ok, run_tool
