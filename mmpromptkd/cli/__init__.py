@@ -9,11 +9,12 @@ from .launch import (build_runner, check_work_dir_is_free, close_distributed,
                      init_cpu_distributed, lock_work_dir,
                      naming_the_checkpoint, resolve_work_dir,
                      set_dataloader_defaults, setup_cpu_distributed)
+from .outputs import output_beside
 
 __all__ = [
     'CfgOptionsAction', 'check_cfg_options', 'build_runner',
     'check_work_dir_is_free', 'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'init_cpu_distributed', 'lock_work_dir',
-    'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
-    'setup_cpu_distributed'
+    'naming_the_checkpoint', 'output_beside', 'resolve_work_dir',
+    'set_dataloader_defaults', 'setup_cpu_distributed'
 ]

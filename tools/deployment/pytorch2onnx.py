@@ -28,6 +28,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
 import torch  # noqa: E402
 
 from mmpromptkd.apis import StudentGraph, load_exported_student  # noqa: E402
+from mmpromptkd.cli import output_beside  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
 
 #: The opset of torch's dynamo exporter, run by every current onnxruntime.
@@ -90,13 +91,10 @@ def main(argv=None) -> None:
 
     onnx = require('onnx')
     require('onnxruntime')
-    meta_path = osp.splitext(args.out)[0] + '.json'
-    if meta_path == args.out:
-        parser.error(f'out={args.out}: give the ONNX file the suffix .onnx')
-    existing = [p for p in (args.out, meta_path) if osp.exists(p)]
-    if existing and not args.force:
-        parser.error(f'{" and ".join(existing)} exist(s); refusing to '
-                     'overwrite (pass --force to replace)')
+    try:
+        meta_path = output_beside(args.out, '.json', args.force)
+    except ValueError as e:
+        parser.error(f'{e} (.onnx)')
 
     model = load_exported_student(args.student)
     if args.classes is not None:

@@ -30,8 +30,8 @@ import mmpromptkd  # noqa: E402,F401
 from mmpromptkd.apis import export_student  # noqa: E402
 from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
-from mmpromptkd.cli.cfg_options import (  # noqa: E402
-    CfgOptionsAction, check_cfg_options)
+from mmpromptkd.cli import (  # noqa: E402
+    CfgOptionsAction, check_cfg_options, output_beside)
 
 
 def _scoped(transform: dict) -> dict:
@@ -66,15 +66,10 @@ def main(argv=None) -> None:
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config')
     args = parser.parse_args(argv)
-    config_path = osp.splitext(args.out)[0] + '.py'
-    if config_path == args.out:
-        parser.error(f'out={args.out}: the weights and the config would be '
-                     'the same file; give the weights another suffix '
-                     '(e.g. .pth)')
-    existing = [p for p in (args.out, config_path) if osp.exists(p)]
-    if existing and not args.force:
-        parser.error(f'{" and ".join(existing)} exist(s); refusing to '
-                     'overwrite (pass --force to replace)')
+    try:
+        config_path = output_beside(args.out, '.py', args.force)
+    except ValueError as e:
+        parser.error(f'{e} (e.g. .pth for the weights)')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)

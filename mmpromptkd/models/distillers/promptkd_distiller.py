@@ -402,7 +402,7 @@ class PromptKDDistiller(BaseModel):
 
     def add_classes(self, class_names: Sequence[str]) -> None:
         """Append ``class_names`` to the stored classes (see
-        :meth:`set_class_names`); the stored rows are kept as they are.
+        :meth:`select_classes`); the stored rows are kept as they are.
 
         Args:
             class_names (Sequence[str]): New names, none already stored.
@@ -411,12 +411,7 @@ class PromptKDDistiller(BaseModel):
         known = sorted(set(names) & set(self.class_names))
         if known:
             raise ValueError(f'{known} are stored classes already')
-        features = self.compute_text_features(names).to(
-            self.text_features.device)
-        self.text_features = torch.cat([self.text_features, features])
-        self.class_names = self.class_names + names
-        self._eval_features = None
-        self._eval_class_names = None
+        self.select_classes(self.class_names + names)
 
     def prepare_text_features(
             self,
