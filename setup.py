@@ -33,6 +33,10 @@ MIM_REQUIRES = ['openmim==0.3.8', 'setuptools>=77.0.3,<81']
 #: needs onnxscript) and running the exported graph.
 DEPLOY_REQUIRES = ['onnx', 'onnxruntime', 'onnxscript']
 
+#: Unlabeled images streamed from tar shards (UnlabeledShards,
+#: tools/misc/images_to_shards.py).
+SHARDS_REQUIRES = ['webdataset>=1.0.2,<2']
+
 
 def add_mim_extension() -> None:
     """Expose :data:`MIM_FILES` as ``mmpromptkd/.mim``.
@@ -96,9 +100,10 @@ setup(
     extras_require={
         'tests':
         ['pytest', 'hypothesis', 'flake8==7.5.0', *MIM_REQUIRES,
-         *DEPLOY_REQUIRES],
+         *DEPLOY_REQUIRES, *SHARDS_REQUIRES],
         'mim': MIM_REQUIRES,
         'deploy': DEPLOY_REQUIRES,
+        'shards': SHARDS_REQUIRES,
         # For vis_backends=[dict(type='TensorboardVisBackend')].
         'tensorboard': ['tensorboard'],
     },

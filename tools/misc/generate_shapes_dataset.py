@@ -6,6 +6,12 @@ Example::
         --num-classes 40 --train-per-class 16 --val-per-class 4 \\
         --test-per-class 10 --image-size 32 --seed 0
 
+An unlabeled folder of the same domain (``images/<n>.png`` and
+``classes.txt``), here 64 more images per class beyond that train split::
+
+    python tools/misc/generate_shapes_dataset.py data/shapes_unlabeled \\
+        --unlabeled-per-class 64 --first-index 16
+
 See ``docs/synthetic_shapes.md`` for the layout and the design.
 """
 import argparse
@@ -65,6 +71,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='target',
         help="'pretrain' writes the shifted pre-training domain instead "
         '(default: target)')
+    parser.add_argument(
+        '--unlabeled-per-class',
+        type=int,
+        help='write an unlabeled folder instead (images/<n>.png and '
+        'classes.txt) with this many train-stream images per class; the '
+        '--*-per-class options are then ignored')
+    parser.add_argument(
+        '--first-index',
+        type=int,
+        default=0,
+        help='with --unlabeled-per-class: index of the first image of each '
+        'class in the train stream; the train_per_class of a CoOp dataset '
+        'gives images beyond its train split (default: 0)')
     return parser.parse_args(argv)
 
 
@@ -80,25 +99,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = parse_args(argv)
     start = time.perf_counter()
+    common = dict(
+        num_classes=args.num_classes,
+        image_size=args.image_size,
+        seed=args.seed,
+        domain=args.domain)
     try:
-        summary = synthetic_shapes.generate_coop_dataset(
-            args.out_dir,
-            num_classes=args.num_classes,
-            train_per_class=args.train_per_class,
-            val_per_class=args.val_per_class,
-            test_per_class=args.test_per_class,
-            image_size=args.image_size,
-            seed=args.seed,
-            domain=args.domain)
+        if args.unlabeled_per_class is not None:
+            summary = synthetic_shapes.generate_unlabeled_images(
+                args.out_dir,
+                per_class=args.unlabeled_per_class,
+                first_index=args.first_index,
+                **common)
+        else:
+            summary = synthetic_shapes.generate_coop_dataset(
+                args.out_dir,
+                train_per_class=args.train_per_class,
+                val_per_class=args.val_per_class,
+                test_per_class=args.test_per_class,
+                **common)
     except (ValueError, TypeError, FileExistsError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - start
-
     names = summary['class_names']
+    out = summary['out_dir']
+    if args.unlabeled_per_class is not None:
+        print(f'wrote {summary["num_images"]} unlabeled images of '
+              f'{len(names)} classes to {out} in {elapsed:.1f} s')
+        print(f'  {osp.join(out, synthetic_shapes.IMAGE_DIR)}/<n>.png')
+        print(f'  {osp.join(out, synthetic_shapes.UNLABELED_CLASSES_FILE)}')
+        return 0
+
     n_base = summary['num_base']
     counts = summary['counts']
-    out = summary['out_dir']
     print(f'wrote {sum(counts.values())} images of {len(names)} classes '
           f'({n_base} base, {len(names) - n_base} novel) to {out} '
           f'in {elapsed:.1f} s')

@@ -708,3 +708,77 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
         class_names=names,
         num_base=math.ceil(num_classes / 2),
         counts={s: len(v) for s, v in split_data.items()})
+
+
+UNLABELED_CLASSES_FILE = 'classes.txt'
+
+
+def generate_unlabeled_images(out_dir: Union[str, os.PathLike],
+                              num_classes: int = 40,
+                              per_class: int = 16,
+                              first_index: int = 0,
+                              image_size: int = 32,
+                              seed: int = 0,
+                              domain: str = 'target') -> Dict:
+    """Write images of the domain as an unlabeled folder with class names.
+
+    The images are those of the CoOp dataset's train split of the same
+    arguments, indices ``first_index .. first_index + per_class - 1`` of
+    each class: with ``first_index`` equal to the dataset's
+    ``train_per_class`` they are new images of the same distribution,
+    beyond its train split. They go to ``images/<n>.png``, numbered in an
+    order that interleaves the classes (nothing in a name tells the class);
+    ``classes.txt`` lists the class names, one per line, in label order.
+
+    Args:
+        out_dir (str | os.PathLike): Output folder (missing, empty, or
+            written by this function with the same arguments).
+        num_classes (int): Number of classes. Defaults to 40.
+        per_class (int): Images per class. Defaults to 16.
+        first_index (int): Index of the first image of each class in the
+            train stream. Defaults to 0.
+        image_size (int): Image side. Defaults to 32.
+        seed (int): Image seed. Defaults to 0.
+        domain (str): 'target' or 'pretrain'. Defaults to 'target'.
+
+    Returns:
+        dict: ``out_dir``, ``class_names`` and ``num_images``.
+    """
+    _check_num_classes(num_classes)
+    _check_count('per_class', per_class)
+    if isinstance(first_index, bool) or not isinstance(
+            first_index, int) or first_index < 0:
+        raise ValueError(f'first_index must be a non-negative int, got '
+                         f'{first_index!r}')
+    _check_image_size(image_size)
+    _check_seed(seed)
+    _check_domain(domain)
+    combos = _select_combos(num_classes)
+    names = [_combo_name(c) for c in combos]
+    out = Path(out_dir)
+    _claim_out_dir(
+        out,
+        dict(
+            generator=_GENERATOR_ID,
+            format_version=FORMAT_VERSION,
+            arguments=dict(
+                kind='unlabeled',
+                num_classes=num_classes,
+                per_class=per_class,
+                first_index=first_index,
+                image_size=image_size,
+                seed=seed,
+                domain=domain)))
+    image_root = out / IMAGE_DIR
+    image_root.mkdir(parents=True, exist_ok=True)
+    stream = SPLITS.index('train')
+    n = 0
+    for index in range(first_index, first_index + per_class):
+        for combo in combos:
+            rng = _image_rng(seed, domain, stream, combo, index)
+            _render(combo, image_size, domain, rng).save(
+                image_root / f'{n:06d}.png', format='PNG')
+            n += 1
+    atomic_write(''.join(f'{name}\n' for name in names),
+                 str(out / UNLABELED_CLASSES_FILE))
+    return dict(out_dir=str(out), class_names=names, num_images=n)

@@ -150,13 +150,16 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         self._skipped.reset()
         self.skipped_paths = []
 
-    def _read(self, filename: str) -> np.ndarray:
-        """Read and decode one image; raises on any problem."""
-        if self.file_client_args is not None:
+    def _read(self,
+              filename: str,
+              data: Optional[bytes] = None) -> np.ndarray:
+        """Read (unless given) and decode one image; raises on any
+        problem."""
+        if data is None and self.file_client_args is not None:
             client = fileio.FileClient.infer_client(self.file_client_args,
                                                     filename)
             data = client.get(filename)
-        else:
+        elif data is None:
             data = fileio.get(filename, backend_args=self.backend_args)
         if not data:
             raise ValueError('the file is empty')
@@ -178,6 +181,11 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         is: mmpretrain's inferencers drop ``LoadImageFromFile`` from a
         config's pipeline, read the image themselves and pass it that way.
 
+        A sample read from an archive (:class:`~mmpromptkd.datasets.
+        UnlabeledShards`) brings the file's content as ``img_bytes``, which
+        is decoded (and dropped) instead of reading ``img_path``, which then
+        only names the image.
+
         Args:
             results (dict): Sample with ``img_path`` (or an ``img``).
 
@@ -189,7 +197,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
             return results
         filename = results['img_path']
         try:
-            img = self._read(filename)
+            img = self._read(filename, results.pop('img_bytes', None))
         except Exception as e:  # noqa: BLE001  (reported with the file name)
             return self._fail(filename, e)
         if self.to_float32:

@@ -1,30 +1,50 @@
 """Stop a run whose training data is empty or has a class without images."""
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 from mmengine.hooks import Hook
+from torch.utils.data import IterableDataset
 
 from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
 from mmpromptkd.registry import HOOKS
+
+
+def _labels(dataset: Any) -> Optional[np.ndarray]:
+    """The label of every sample, or None for a dataset without labels.
+
+    mmpretrain's datasets give them with ``get_gt_labels()``; other
+    mmengine datasets (:class:`~mmpromptkd.datasets.NestedSubset`) in their
+    samples' ``gt_label``. Images without labels
+    (:class:`~mmpromptkd.datasets.UnlabeledImages`) have neither.
+    """
+    if hasattr(dataset, 'get_gt_labels'):
+        return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    if not hasattr(dataset, 'get_data_info'):
+        return None
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    if not infos or any('gt_label' not in info for info in infos):
+        return None
+    return np.asarray([info['gt_label'] for info in infos], dtype=np.int64)
 
 
 def find_empty_classes(dataset: Any) -> List[str]:
     """Classes of ``dataset.metainfo['classes']`` with no sample.
 
     Args:
-        dataset (Any): A classification dataset with ``get_gt_labels()``
-            (mmpretrain's ``BaseDataset``) and class names in its metainfo.
+        dataset (Any): A dataset with class names in its metainfo and
+            labels (see :func:`_labels`).
 
     Returns:
         list[str]: ``'<name>' (label <i>)`` for every empty class; none for
-        a dataset without class names (nothing to check).
+        a dataset without class names or without labels (unlabeled images:
+        nothing to check).
     """
     dataset = unwrap_dataset(dataset)
     classes: Sequence[str] = (getattr(dataset, 'metainfo', None)
                               or {}).get('classes') or ()
-    if not classes:
+    labels = _labels(dataset) if classes else None
+    if labels is None:
         return []
-    labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
     counts = np.bincount(labels[labels >= 0], minlength=len(classes))
     return [
         f'{name!r} (label {i})' for i, name in enumerate(classes)
@@ -54,7 +74,8 @@ class EmptyClassCheckHook(Hook):
     def before_train(self, runner) -> None:
         loader = runner.train_dataloader
         dataset = loader.dataset
-        if len(loader) == 0:
+        # A stream (UnlabeledShards) has no length; it checks itself.
+        if not isinstance(dataset, IterableDataset) and len(loader) == 0:
             name = type(unwrap_dataset(dataset)).__name__
             raise ValueError(
                 f'the training split of {name} '

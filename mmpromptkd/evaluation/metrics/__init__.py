@@ -1,3 +1,4 @@
 from .base_novel_accuracy import BaseNovelAccuracy
+from .teacher_student_agreement import TeacherStudentAgreement
 
-__all__ = ['BaseNovelAccuracy']
+__all__ = ['BaseNovelAccuracy', 'TeacherStudentAgreement']

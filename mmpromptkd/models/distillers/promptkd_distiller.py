@@ -79,6 +79,10 @@ class PromptKDDistiller(BaseModel):
             BatchNorm in fp32, see :class:`PromptedCLIP`), and the student
             and teacher logits are computed in fp16 as there; the loss is
             computed in fp32 from them. Defaults to False.
+        predict_teacher (bool): In 'predict' mode, also attach the teacher's
+            softmax scores to each sample as ``teacher_score`` (when the
+            teacher is there), for :class:`TeacherStudentAgreement` on
+            images without labels. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -94,6 +98,7 @@ class PromptKDDistiller(BaseModel):
                  text_batch_size: int = 256,
                  text_encoder: Optional[dict] = None,
                  reference_fp16: bool = False,
+                 predict_teacher: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
             # Built here, in our scope, so mmpretrain's preprocessors are
@@ -111,6 +116,7 @@ class PromptKDDistiller(BaseModel):
         self.distill_target = distill_target
         self.shared_text_features = shared_text_features
         self.reference_fp16 = reference_fp16
+        self.predict_teacher = predict_teacher
         if reference_fp16:
             student = dict(student, reference_fp16=True)
             teacher = None if teacher is None else dict(
@@ -683,10 +689,17 @@ class PromptKDDistiller(BaseModel):
 
         Returns:
             list[DataSample]: With ``pred_score`` (softmax over all classes)
-            and ``pred_label``.
+            and ``pred_label``; also ``teacher_score`` with
+            ``predict_teacher=True`` and a teacher.
         """
-        return logits_to_data_samples(
+        samples = logits_to_data_samples(
             self.student_logits(inputs), data_samples)
+        if self.predict_teacher and self._teacher is not None:
+            teacher = self.teacher_logits(inputs,
+                                          self._text(False)[0]).softmax(-1)
+            for sample, score in zip(samples, teacher):
+                sample.set_field(score, 'teacher_score')
+        return samples
 
 
 def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:

@@ -1,0 +1,106 @@
+"""Class names given by a file or a list, checked before anything is built."""
+import json
+import os.path as osp
+from collections import Counter
+from typing import List, Sequence, Tuple, Union
+
+__all__ = ['read_class_names']
+
+FORMATS = ('a list of names, a .txt file with one name per line, or a '
+           '.json file holding a list of names')
+
+
+def _check_names(names: Sequence[object], source: str,
+                 where: Sequence[str]) -> Tuple[str, ...]:
+    """Refuse non-strings, blank, padded and repeated names.
+
+    Args:
+        names (Sequence[object]): The names, in label order.
+        source (str): Where they come from, for messages.
+        where (Sequence[str]): How to name the position of each name in
+            ``source`` (a line number, a list index).
+
+    Returns:
+        tuple[str, ...]: The names.
+    """
+    for name, at in zip(names, where):
+        if not isinstance(name, str):
+            raise ValueError(f'{source}, {at}: class names must be strings, '
+                             f'got {name!r}')
+        if not name.strip():
+            raise ValueError(f'{source}, {at}: blank class name; remove the '
+                             'empty entry (every entry is one class, in '
+                             'label order)')
+        if name != name.strip():
+            raise ValueError(f'{source}, {at}: class name {name!r} starts or '
+                             'ends with whitespace; the text encoder would '
+                             'read it as written')
+    counts = Counter(names)
+    repeated = [name for name, n in counts.items() if n > 1]
+    if repeated:
+        places = {
+            name: [at for n, at in zip(names, where) if n == name]
+            for name in repeated[:5]
+        }
+        listed = '; '.join(f'{name!r} at {", ".join(at)}'
+                           for name, at in places.items())
+        raise ValueError(f'{source}: {len(repeated)} class name(s) appear '
+                         f'more than once ({listed}); every class must be '
+                         'named once')
+    if not names:
+        raise ValueError(f'{source} names no class; expected {FORMATS}')
+    return tuple(names)  # type: ignore[arg-type]
+
+
+def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """Read the class names of a dataset whose images carry no labels.
+
+    The names define the classes the student learns (the teacher's text
+    features are computed for them), so nothing about them is guessed: a
+    blank entry, a name padded with whitespace or a repeated name is an
+    error that says where it is. A ``.txt`` file holds one name per line;
+    only the newline(s) at its very end are ignored.
+
+    Args:
+        source (str | Sequence[str]): The names, or the path of a ``.txt``
+            or ``.json`` file holding them.
+
+    Returns:
+        tuple[str, ...]: The class names, in label order.
+
+    Raises:
+        FileNotFoundError: If ``source`` is a path that does not exist.
+        ValueError: If the file or list is not as described.
+    """
+    if not isinstance(source, str):
+        if not isinstance(source, (list, tuple)):
+            raise ValueError(f'classes must be {FORMATS}, got '
+                             f'{type(source).__name__}')
+        return _check_names(list(source), 'classes',
+                            [f'entry {i}' for i in range(len(source))])
+    path = osp.expanduser(source)
+    ext = osp.splitext(path)[1].lower()
+    if ext not in ('.txt', '.json'):
+        raise ValueError(f'classes file {path}: expected a .txt or .json file '
+                         f'({FORMATS})')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'classes file {path} not found; expected '
+                                f'{FORMATS}')
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    if ext == '.json':
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{path} is not valid JSON: {e.msg} at line '
+                             f'{e.lineno}; expected a list of class '
+                             'names') from e
+        if not isinstance(names, list):
+            raise ValueError(f'{path}: top level is a {type(names).__name__};'
+                             ' expected a list of class names')
+        return _check_names(names, path,
+                            [f'entry {i}' for i in range(len(names))])
+    lines: List[str] = text.rstrip('\r\n').splitlines() if text.strip(
+        '\r\n') else []
+    return _check_names(lines, path,
+                        [f'line {i}' for i in range(1, len(lines) + 1)])

@@ -1,0 +1,170 @@
+"""A seeded subset of a dataset's images whose smaller sizes nest."""
+import copy
+import math
+import random
+import warnings
+from collections import defaultdict
+from typing import Dict, Hashable, List, Optional, Union
+
+from mmengine.dataset import BaseDataset
+
+from mmpromptkd.registry import DATASETS
+
+
+@DATASETS.register_module()
+class NestedSubset(BaseDataset):
+    """Keep a fraction or a number of a dataset's images, nested by size.
+
+    For the study of how many unlabeled images distillation needs. The
+    images are grouped by class where the samples carry a ``gt_label`` (a
+    CoOp split) and form one group otherwise (an unlabeled folder); labels
+    only choose the images, they are not passed on to training differently
+    than the wrapped dataset passes them. Each group is sorted by image
+    path and shuffled with a generator of its own,
+    ``random.Random(f'{seed}-{group}')``, and its first images are kept:
+
+    - ``fraction=f``: ``ceil(f * n)`` of the ``n`` images of each group;
+    - ``count=k``: ``k`` images per class (a class with fewer keeps all,
+      with a warning, as few-shot sampling does), or ``k`` images in all
+      for an unlabeled dataset (more than it has is an error).
+
+    With one seed, a smaller subset is therefore always contained in a
+    larger one (25 % of the images in 50 %), and the choice does not depend
+    on the order in which the wrapped dataset lists its images. The kept
+    samples keep their order in the wrapped dataset.
+
+    The subset is a dataset of its own (mmengine's ``BaseDataset``), so it
+    can be concatenated with others; its samples are those of the wrapped
+    dataset (a ``ConcatDataset`` too), through that dataset's pipelines, and
+    its metainfo is the wrapped dataset's.
+
+    Args:
+        dataset (dict | BaseDataset): The dataset, or its config.
+        fraction (float, optional): Fraction of each group to keep, in
+            ``(0, 1]``. Defaults to None.
+        count (int, optional): Images per class, or in all without labels.
+            Defaults to None. Exactly one of ``fraction`` and ``count``
+            must be given.
+        seed (int): Seed of the order. Defaults to 1.
+        serialize_data (bool): Serialise the sample list for the workers.
+            Defaults to True.
+        lazy_init (bool): Defer choosing the images until first use.
+            Defaults to False.
+        max_refetch (int): Retries for a sample whose pipeline returns None.
+            Defaults to 1000.
+    """
+
+    def __init__(self,
+                 dataset: Union[dict, BaseDataset],
+                 fraction: Optional[float] = None,
+                 count: Optional[int] = None,
+                 seed: int = 1,
+                 serialize_data: bool = True,
+                 lazy_init: bool = False,
+                 max_refetch: int = 1000) -> None:
+        name = type(self).__name__
+        if (fraction is None) == (count is None):
+            raise ValueError(f'{name}: give exactly one of fraction and '
+                             f'count, got fraction={fraction!r}, '
+                             f'count={count!r}')
+        if fraction is not None and not (isinstance(fraction, (int, float))
+                                         and not isinstance(fraction, bool)
+                                         and 0 < fraction <= 1):
+            raise ValueError(f'{name}: fraction must be in (0, 1], got '
+                             f'{fraction!r}')
+        if count is not None and (isinstance(count, bool)
+                                  or not isinstance(count, int) or count < 1):
+            raise ValueError(f'{name}: count must be an int >= 1, got '
+                             f'{count!r}')
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(dataset)
+        self.fraction = fraction
+        self.count = count
+        self.seed = seed
+        self.source_name = type(dataset).__name__
+        self._source: Optional[BaseDataset] = dataset
+        super().__init__(
+            serialize_data=serialize_data,
+            lazy_init=True,
+            max_refetch=max_refetch,
+            test_mode=getattr(dataset, 'test_mode', False))
+        # Set after construction: mmengine would read a string metainfo
+        # value (e.g. a CoOp subset name) as a file name.
+        self._metainfo = copy.deepcopy(dict(dataset.metainfo))
+        if not lazy_init:
+            self.full_init()
+
+    def _order(self, group: Hashable, paths: List[str]) -> List[int]:
+        """Positions of ``paths`` in the seeded order of their group."""
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        random.Random(f'{self.seed}-{group}').shuffle(order)
+        return order
+
+    def load_data_list(self) -> List[dict]:
+        """Choose the images.
+
+        Returns:
+            list[dict]: The data infos of the kept samples.
+        """
+        source = self._source
+        infos = []
+        for i in range(len(source)):
+            info = dict(source.get_data_info(i))
+            info.pop('sample_idx', None)
+            infos.append(info)
+        labeled = [('gt_label' in info) for info in infos]
+        if any(labeled) and not all(labeled):
+            if self.count is not None:
+                raise ValueError(
+                    f'{type(self).__name__}: {self.source_name} mixes samples '
+                    'with and without labels; count would mean images per '
+                    'class for some and in all for others: give a fraction')
+        groups: Dict[Hashable, List[int]] = defaultdict(list)
+        for i, info in enumerate(infos):
+            label = info.get('gt_label')
+            groups[None if label is None else int(label)].append(i)
+
+        kept: List[int] = []
+        short: Dict[Hashable, int] = {}
+        for group, members in groups.items():
+            n = len(members)
+            if self.fraction is not None:
+                k = math.ceil(self.fraction * n)
+            elif group is None:
+                if self.count > n:
+                    raise ValueError(
+                        f'{type(self).__name__}: count={self.count} but '
+                        f'{self.source_name} has only {n} images')
+                k = self.count
+            else:
+                k = min(self.count, n)
+                if n < self.count:
+                    short[group] = n
+            order = self._order(group,
+                                [infos[i]['img_path'] for i in members])
+            kept.extend(members[j] for j in order[:k])
+        if short:
+            listed = ', '.join(f'label {g} ({n})'
+                               for g, n in list(short.items())[:10])
+            warnings.warn(f'{type(self).__name__}: {len(short)} class(es) of '
+                          f'{self.source_name} have fewer than {self.count} '
+                          f'images and keep all of them: {listed}')
+        return [dict(infos[i], source_index=i) for i in sorted(kept)]
+
+    def prepare_data(self, idx: int) -> Optional[dict]:
+        """The sample of the wrapped dataset, through its pipeline.
+
+        A sample the pipeline drops (an unreadable image skipped on
+        request) is replaced by another one of the subset, as mmengine's
+        datasets do, when the wrapped dataset is a ``BaseDataset``.
+
+        Args:
+            idx (int): Index in the subset.
+
+        Returns:
+            dict, optional: The transformed sample.
+        """
+        index = self.get_data_info(idx)['source_index']
+        if hasattr(self._source, 'prepare_data'):
+            return self._source.prepare_data(index)
+        return self._source[index]

@@ -1,0 +1,84 @@
+"""How closely the student follows its teacher on images without labels."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.evaluator import BaseMetric
+
+from mmpromptkd.registry import METRICS
+
+
+@METRICS.register_module()
+class TeacherStudentAgreement(BaseMetric):
+    """Agreement of student and teacher predictions, a label-free signal.
+
+    When the images of a domain carry no labels, accuracy cannot be
+    measured; how well the student reproduces its teacher on held-out
+    images can. Reported, over all images:
+
+    - ``top1``: the percentage of images where the student's and the
+      teacher's top class agree;
+    - ``kl``: the mean ``KL(p_teacher || p_student)`` of the two softmax
+      distributions, in nats (0 for identical predictions).
+
+    The model must attach the teacher's scores: set
+    ``model.predict_teacher=True`` on a :class:`~mmpromptkd.models.
+    PromptKDDistiller` with its teacher (each sample then has a
+    ``teacher_score`` beside the student's ``pred_score``).
+
+    Args:
+        collect_device (str): Device used to collect results across ranks.
+            Defaults to ``'cpu'``.
+        prefix (str, optional): Prefix of the metric names. Defaults to
+            None, meaning ``'agreement'``.
+        collect_dir (str, optional): Directory used to collect results when
+            ``collect_device='cpu'``. Defaults to None.
+    """
+    default_prefix: Optional[str] = 'agreement'
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        """Keep, per image, whether the top classes agree and the KL.
+
+        Args:
+            data_batch: The batch (unused).
+            data_samples (Sequence[DataSample | dict]): Predictions.
+        """
+        for sample in data_samples:
+            student = sample.get('pred_score', None)
+            teacher = sample.get('teacher_score', None)
+            if student is None or teacher is None:
+                raise ValueError(
+                    'TeacherStudentAgreement needs pred_score and '
+                    'teacher_score in every prediction: set '
+                    'model.predict_teacher=True on a PromptKDDistiller that '
+                    'has its teacher')
+            student = torch.as_tensor(student).float().cpu()
+            teacher = torch.as_tensor(teacher).float().cpu()
+            if student.shape != teacher.shape:
+                raise ValueError(f'TeacherStudentAgreement: student scores '
+                                 f'{tuple(student.shape)} and teacher scores '
+                                 f'{tuple(teacher.shape)} differ in shape')
+            # 0 * log 0 = 0: classes the teacher gives no mass add nothing.
+            kl = torch.where(
+                teacher > 0,
+                teacher * (teacher.clamp_min(1e-38).log() -
+                           student.clamp_min(1e-38).log()),
+                torch.zeros_like(teacher)).sum()
+            self.results.append(
+                (bool(student.argmax() == teacher.argmax()), float(kl)))
+
+    def compute_metrics(self, results: List) -> Dict[str, float]:
+        """Average over the images.
+
+        Args:
+            results (list[tuple[bool, float]]): Per image.
+
+        Returns:
+            dict[str, float]: ``top1`` (%) and ``kl``.
+        """
+        if not results:
+            raise ValueError('TeacherStudentAgreement: no image was '
+                             'evaluated')
+        agree = sum(a for a, _ in results)
+        return dict(
+            top1=100.0 * agree / len(results),
+            kl=sum(k for _, k in results) / len(results))
