@@ -53,19 +53,28 @@ def dassl_lrs(base_lr: float,
     return lrs
 
 
+def schedule_length(cfg) -> int:
+    """Epochs of an epoch-based config, iterations of an iteration-based
+    one (the unit its schedulers step in)."""
+    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
+        return cfg.train_cfg.max_iters
+    return cfg.train_cfg.max_epochs
+
+
 def scheduled_lrs(cfg) -> List[float]:
-    """The lr of each epoch under the ``param_scheduler`` of a config."""
+    """The lr of each epoch (or iteration, see :func:`schedule_length`)
+    under the ``param_scheduler`` of a config."""
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=cfg.optim_wrapper.optimizer.lr)
     # As mmengine's Runner: a scheduler without ``end`` ends with training.
-    max_epochs = cfg.train_cfg.max_epochs
+    length = schedule_length(cfg)
     schedulers = [
         PARAM_SCHEDULERS.build(
-            dict({'end': max_epochs, **s}, optimizer=optimizer))
+            dict({'end': length, **s}, optimizer=optimizer))
         for s in cfg.param_scheduler
     ]
     lrs = []
-    for _ in range(cfg.train_cfg.max_epochs):
+    for _ in range(length):
         lrs.append(optimizer.param_groups[0]['lr'])
         optimizer.step()  # no gradients: only keeps the call order right
         for scheduler in schedulers:

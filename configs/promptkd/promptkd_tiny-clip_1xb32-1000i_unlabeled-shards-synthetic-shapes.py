@@ -30,10 +30,11 @@ train_dataloader = dict(
 train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
     val_interval=max_iters)
-# The demo's schedule by iteration: a warm-up pass at 1e-5, then a cosine
-# to 0 (its length read from max_iters).
+# The demo's schedule by iteration: a warm-up pass (80 iterations) at 1e-5,
+# then Dassl's cosine to 0, its length read from max_iters (ConstantLR
+# restores the lr at step `end - 1`).
 param_scheduler = [
-    dict(type='ConstantLR', factor=1e-5 / base_lr, begin=0, end=80,
+    dict(type='ConstantLR', factor=1e-5 / base_lr, begin=0, end=81,
          by_epoch=False),
     dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=80,
          by_epoch=False),

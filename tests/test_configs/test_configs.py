@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 
 import mmpromptkd  # noqa: F401
-from lr_schedules import dassl_lrs, scheduled_lrs
+from lr_schedules import dassl_lrs, schedule_length, scheduled_lrs
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The mmpretrain-runtime example has mmpretrain's scope and schedule on
@@ -30,8 +30,11 @@ def test_config(path):
     assert cfg.model.type == 'PromptKDDistiller'
     assert any(h.type == 'PromptKDTextFeaturesHook' for h in cfg.custom_hooks)
     lrs = scheduled_lrs(cfg)
+    # Dassl's warm-up: as many steps as ConstantLR holds (its `end` - 1).
+    warmup = next(s['end'] - 1 for s in cfg.param_scheduler
+                  if s['type'] == 'ConstantLR')
     expected = dassl_lrs(cfg.optim_wrapper.optimizer.lr,
-                         cfg.train_cfg.max_epochs)
+                         schedule_length(cfg), warmup_epoch=warmup)
     assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
     if not MAIN.search(path):
         return
@@ -75,6 +78,14 @@ ALL_CONFIGS = sorted(
     if '_base_' not in p)
 
 
+def _datasets(dataset):
+    """A dataset config and those it wraps (``ConcatDataset``, ...)."""
+    yield dataset
+    for inner in [dataset.get('dataset'), *dataset.get('datasets', [])]:
+        if inner is not None:
+            yield from _datasets(inner)
+
+
 @pytest.mark.parametrize('path', ALL_CONFIGS, ids=osp.basename)
 def test_builds_in_our_scope_under_any_default_scope(path):
     """Model, datasets and metrics name their scope, and every transform is
@@ -87,11 +98,12 @@ def test_builds_in_our_scope_under_any_default_scope(path):
         loader = cfg.get(f'{split}_dataloader')
         if loader is None:
             continue
-        assert loader.dataset.get('_scope_') == 'mmpromptkd', split
-        for transform in loader.dataset.pipeline:
-            name = transform.type
-            assert name.startswith('mmpromptkd.') or \
-                TRANSFORMS.get(name) is not None, f'{split}: {name}'
+        for dataset in _datasets(loader.dataset):
+            assert dataset.get('_scope_') == 'mmpromptkd', split
+            for transform in dataset.get('pipeline', ()):
+                name = transform.type
+                assert name.startswith('mmpromptkd.') or \
+                    TRANSFORMS.get(name) is not None, f'{split}: {name}'
     for key in ('val_evaluator', 'test_evaluator'):
         if cfg.get(key) is not None:
             assert cfg[key].get('_scope_') == 'mmpromptkd', key

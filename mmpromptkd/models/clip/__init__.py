@@ -1,6 +1,8 @@
 from .clip_builder import PRECISIONS, build_clip, infer_openai_clip_config
+from .label_free_data_preprocessor import LabelFreeDataPreprocessor
 from .prompted_clip import PromptedCLIP
 
 __all__ = [
-    'PRECISIONS', 'PromptedCLIP', 'build_clip', 'infer_openai_clip_config'
+    'PRECISIONS', 'LabelFreeDataPreprocessor', 'PromptedCLIP', 'build_clip',
+    'infer_openai_clip_config'
 ]

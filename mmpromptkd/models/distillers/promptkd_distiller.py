@@ -12,7 +12,7 @@ from torch import nn
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                check_state_dict)
-from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
+from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
 from ..utils import check_image_size, logits_to_data_samples
 
 
@@ -29,7 +29,8 @@ class PromptKDDistiller(BaseModel):
             projector(student.encode_image(x))) @ t.T
         loss = distill_loss(logits_S, logits_T)
 
-    Labels are never read. Only the student's prompts and the projector
+    Labels are never read (the default data preprocessor drops the
+    samples in training). Only the student's prompts and the projector
     train. Stage (c): inference needs only the student, the projector and
     the stored text features, all of which are in the checkpoint; the
     teacher is kept out of the module tree, so it is never written into a
@@ -64,7 +65,9 @@ class PromptKDDistiller(BaseModel):
             features (the method). False uses the student's own prompted
             text encoder. Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to
-            mmpretrain's ``ClsDataPreprocessor`` with CLIP's mean and std.
+            :class:`LabelFreeDataPreprocessor` (mmpretrain's
+            ``ClsDataPreprocessor`` that passes no data samples in
+            training) with CLIP's mean and std.
         text_batch_size (int): Class names encoded per teacher forward when
             the text features are computed. Defaults to 256.
         text_encoder (dict, optional): Config of a text-only
@@ -104,7 +107,7 @@ class PromptKDDistiller(BaseModel):
             # Built here, in our scope, so mmpretrain's preprocessors are
             # found by bare name (mmengine's BaseModel looks in its root).
             data_preprocessor = MODELS.build(data_preprocessor
-                                             or CLIP_DATA_PREPROCESSOR)
+                                             or DISTILL_DATA_PREPROCESSOR)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if distill_target not in ('logits', 'features'):
