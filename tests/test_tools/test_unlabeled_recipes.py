@@ -53,7 +53,8 @@ def test_folder_recipe_validates_without_labels_and_tests_with_some(
     images, classes = unlabeled / 'images', unlabeled / 'classes.txt'
     work_dir = tmp_path / 'folder'
     out = check_ok(
-        _train(FOLDER, work_dir, f'train_dataloader.dataset.data_root={images}',
+        _train(FOLDER, work_dir,
+               f'train_dataloader.dataset.data_root={images}',
                f'train_dataloader.dataset.classes={classes}',
                f'val_dataloader.dataset.data_root={images}',
                f'val_dataloader.dataset.classes={classes}',
@@ -101,8 +102,8 @@ def _permute_train_labels(src: Path, dst: Path) -> None:
     split_file.write_text(json.dumps(split))
 
 
-def test_extra_unlabeled_images_and_labels_never_read(unlabeled, shapes_root,
-                                                       tmp_path):
+def test_extra_unlabeled_images_and_labels_never_read(
+        unlabeled, shapes_root, tmp_path):
     permuted = tmp_path / 'permuted'
     _permute_train_labels(shapes_root, permuted)
     students = []
