@@ -69,6 +69,15 @@ class TestPromptedCLIP:
         torch.testing.assert_close(model.text_ctx.data,
                                    model.clip.token_embedding.weight[ids])
 
+    def test_one_tokenizer_per_process(self, tiny_clip_cfg):
+        import open_clip
+        a, b = build(tiny_clip_cfg), build(tiny_clip_cfg, text_prompt_depth=1)
+        assert a.tokenizer is b.tokenizer
+        assert 'tokenizer' not in a.__dict__  # nothing per model to copy
+        torch.testing.assert_close(
+            a.tokenize(['red circle']),
+            open_clip.tokenize(['a photo of a red circle.']))
+
     def test_short_ctx_init_falls_back_to_random(self, tiny_clip_cfg):
         model = build(
             tiny_clip_cfg,

@@ -1,5 +1,6 @@
 """CLIP with deep vision and text prompts (IVLP) over open_clip."""
 import copy
+import functools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -16,6 +17,22 @@ from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                load_state_dict_strictly)
 from ..utils.reference_fp16 import convert_to_reference_fp16
 from .clip_builder import build_clip
+
+
+@functools.lru_cache(maxsize=None)
+def shared_tokenizer(context_length: int) -> SimpleTokenizer:
+    """The one CLIP tokenizer of a context length in this process.
+
+    Built on first use (never at import), then shared: it holds only the
+    BPE vocabulary and a cache of encoded words.
+
+    Args:
+        context_length (int): Tokens per text.
+
+    Returns:
+        SimpleTokenizer: open_clip's tokenizer.
+    """
+    return SimpleTokenizer(context_length=context_length)
 
 
 @MODELS.register_module()
@@ -129,8 +146,6 @@ class PromptedCLIP(BaseModule):
         self.round_prompts_to_fp16 = round_prompts_to_fp16
         self.grad_checkpointing = grad_checkpointing
         self.truncate_text = truncate_text
-        self.tokenizer = SimpleTokenizer(
-            context_length=self.clip.context_length)
         self._text_cache: Optional[Tuple[tuple, torch.Tensor, torch.Tensor,
                                          int]] = None
 
@@ -331,6 +346,13 @@ class PromptedCLIP(BaseModule):
             x = self._run_block(block, x, attn_mask, batch_first)
         x = visual.ln_post(x[:, 0]) @ visual.proj
         return F.normalize(x, dim=-1) if normalize else x
+
+    @property
+    def tokenizer(self) -> SimpleTokenizer:
+        """SimpleTokenizer: CLIP's BPE tokenizer for this context length,
+        one per process for all models (about 21 MB each otherwise; image
+        encoders never use it)."""
+        return shared_tokenizer(self.clip.context_length)
 
     def tokenize(self, class_names: Sequence[str]) -> torch.Tensor:
         """Tokenise ``"{prefix} {name}."`` for every class name.
