@@ -426,3 +426,33 @@ class TestCLI:
         assert result.returncode == 1
         assert str(tmp_path) in result.stderr
         assert [p.name for p in tmp_path.iterdir()] == ['data.csv']
+
+
+def test_unlabeled_folder_holds_train_stream_images(tmp_path):
+    """The unlabeled images are the CoOp train stream's, beyond its split
+    when first_index = train_per_class, with the class names beside."""
+    coop = tmp_path / 'coop'
+    shapes.generate_coop_dataset(coop, num_classes=6, train_per_class=3,
+                                 val_per_class=1, test_per_class=1)
+    first = tmp_path / 'first'
+    summary = shapes.generate_unlabeled_images(first, num_classes=6,
+                                               per_class=3)
+    assert summary['num_images'] == 18
+    names = (first / 'classes.txt').read_text().splitlines()
+    assert names == shapes.list_class_names(6)
+
+    def pixels(folder, pattern):
+        return {
+            np.asarray(Image.open(p)).tobytes()
+            for p in sorted(folder.glob(pattern))
+        }
+
+    assert pixels(first / 'images', '*.png') == pixels(
+        coop / 'images', '*/train_*.png')
+    beyond = tmp_path / 'beyond'
+    shapes.generate_unlabeled_images(beyond, num_classes=6, per_class=2,
+                                     first_index=3)
+    new = pixels(beyond / 'images', '*.png')
+    assert len(new) == 12 and not new & pixels(coop / 'images', '*.png')
+    with pytest.raises(ValueError, match='first_index'):
+        shapes.generate_unlabeled_images(tmp_path / 'x', first_index=-1)

@@ -26,6 +26,9 @@ point:
 9. ``onnx``: images/s of the exported student as ONNX in onnxruntime (CPU)
    versus the same graph in PyTorch eager and the teacher's image encoder,
    and their largest logit difference (needs ``.[deploy]``).
+10. ``sources``: images/s of unlabeled tar shards (``UnlabeledShards``)
+    versus a folder (``UnlabeledImages``) of the same JPEGs through the same
+    pipeline, and versus what a step consumes (needs ``.[shards]``).
 
 Timings are medians over ``--iters`` iterations after ``--warmup``
 iterations; CUDA is synchronised around every timed call. Models have random
@@ -66,6 +69,7 @@ from benchmarks.onnx_runtime import bench_onnx  # noqa: E402
 from benchmarks.overhead import bench_overhead  # noqa: E402
 from benchmarks.precision import bench_precision  # noqa: E402
 from benchmarks.roofline import bench_roofline  # noqa: E402
+from benchmarks.sources import bench_sources  # noqa: E402
 from benchmarks.train_step import bench_train_step  # noqa: E402
 
 
@@ -243,7 +247,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     runners = dict(
         train_step=bench_train_step, overhead=bench_overhead,
         inference=bench_inference, data=bench_data, memory=bench_memory,
-        precision=bench_precision, ideas=bench_ideas, onnx=bench_onnx)
+        precision=bench_precision, ideas=bench_ideas, onnx=bench_onnx,
+        sources=bench_sources)
     for section in args.sections:
         start = time.perf_counter()
         if section == 'roofline':

@@ -362,7 +362,9 @@ def run_row(key: str,
             data: str,
             seed: int,
             teacher_ckpt: Optional[str] = None,
-            evaluate: bool = True) -> Tuple[Optional[dict], str]:
+            evaluate: bool = True,
+            cfg=None,
+            name: Optional[str] = None) -> Tuple[Optional[dict], str]:
     """Train (if needed) and test one row for one seed.
 
     Args:
@@ -372,6 +374,11 @@ def run_row(key: str,
         seed (int): Random seed.
         teacher_ckpt (str, optional): Stage-(a) checkpoint (distill rows).
         evaluate (bool): Test the trained model. Defaults to True.
+        cfg (mmengine.Config, optional): The run's config, when a caller
+            changed that of ``key`` (:func:`build_row_config`). Defaults to
+            None.
+        name (str, optional): Folder of the run under the seed's folder.
+            Defaults to None (``key``).
 
     Returns:
         tuple[dict | None, str]: Metrics of ``results.json`` (None when not
@@ -380,16 +387,17 @@ def run_row(key: str,
     spec = ROWS[key]
     run_dir = (
         osp.join(args.work_dir, 'zero_shot', key) if spec.kind == 'zero_shot'
-        else osp.join(args.work_dir, f'seed{seed}', key))
+        else osp.join(args.work_dir, f'seed{seed}', name or key))
     os.makedirs(run_dir, exist_ok=True)
     results = osp.join(run_dir, 'results.json')
-    cfg = build_row_config(key, args, data, seed, teacher_ckpt)
+    if cfg is None:
+        cfg = build_row_config(key, args, data, seed, teacher_ckpt)
     ckpt = ('' if spec.kind == 'zero_shot' else osp.join(
         run_dir, 'train', f'epoch_{cfg.train_cfg.max_epochs}.pth'))
     if osp.isfile(results):
-        print(f'  {key} (seed {seed}): done, skipped', flush=True)
+        print(f'  {name or key} (seed {seed}): done, skipped', flush=True)
         return _load(results), ckpt
-    print(f'  {key} (seed {seed})', flush=True)
+    print(f'  {name or key} (seed {seed})', flush=True)
     config_file = osp.join(run_dir, 'config.py')
     cfg.dump(config_file)
     log_file = osp.join(run_dir, 'run.log')

@@ -13,7 +13,7 @@ REPO_ROOT = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 SECTIONS = ('train_step', 'overhead', 'inference', 'data', 'memory',
-            'precision', 'roofline', 'ideas', 'onnx')
+            'precision', 'roofline', 'ideas', 'onnx', 'sources')
 ARCHS = ('tiny', 'base', 'real')
 # NVIDIA H200 (SXM) dense bf16 tensor-core peak, without sparsity.
 DEFAULT_PEAK_TFLOPS = 989.0

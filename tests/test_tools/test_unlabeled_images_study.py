@@ -1,0 +1,71 @@
+"""Smoke test of tools/analysis/unlabeled_images_study.py (micro scale)."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / 'tools' / 'analysis' / 'unlabeled_images_study.py'
+SUMS = REPO / 'checkpoints' / 'tiny_clip' / 'SHA256SUMS'
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('_unlabeled_study', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_micro_study(tmp_path, capsys):
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    script = load_script()
+    markdown, png = tmp_path / 'study.md', tmp_path / 'study.png'
+    work = tmp_path / 'w'
+    argv = [
+        '--work-dir', str(work), '--seeds', '1', '--sizes', '0.5', '1', '2',
+        '--num-classes', '6', '--train-per-class', '4', '--val-per-class',
+        '1', '--test-per-class', '2', '--shots', '4', '--teacher-epochs',
+        '1', '--student-epochs', '1', '--out-markdown', str(markdown),
+        '--out-png', str(png), '--out-json', str(tmp_path / 'r.json'),
+        '--cfg-options', 'train_dataloader.batch_size=4'
+    ]
+    if not SUMS.is_file():
+        argv.append('--random-weights')
+    try:
+        script.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith('| 1')
+            or line.startswith('| 2x')]
+    assert [r.split(' | ')[:2] for r in rows] == [['| 1/2', '12'],
+                                                  ['| 1', '24'],
+                                                  ['| 2x', '48']]
+    for row in rows:
+        for cell in row.strip('|').split('|')[2:]:
+            mean = float(cell.split('±')[0])
+            assert 0 <= mean <= 100
+    assert re.search(r'HM (grows|falls|does not change)', out)
+    assert markdown.read_text().count('\n| ') == 4  # header + 3 sizes
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert set(json.loads((tmp_path / 'r.json').read_text())) == {
+        '0.5', '1', '2'
+    }
+    # The runs trained on what the sizes say: the half split is nested in
+    # the whole one, 2x adds 4 generated images per class.
+    config = (work / 'seed1' / 'images_2' / 'config.py').read_text()
+    assert "type='ConcatDataset'" in config
+    assert 'file_list=' in config and 'first_1x.txt' in config
+    assert len((work / 'extra_1x' / 'first_1x.txt').read_text().split()) \
+        == 24
+    half = (work / 'seed1' / 'images_0.5' / 'config.py').read_text()
+    assert "type='NestedSubset'" in half and 'fraction=0.5' in half
+    # A second call resumes from the results.
+    script.main(argv)
+    assert out.count('train:') == 4  # teacher + 3 sizes, once each
+    assert 'done, skipped' in capsys.readouterr().out
