@@ -624,10 +624,24 @@ def check_orderings(summary, num_seeds: int) -> List[str]:
     return lines
 
 
-def command_line(argv: Sequence[str]) -> str:
-    """The command as typed from the repository root."""
-    script = osp.relpath(osp.abspath(__file__), REPO_ROOT)
+def command_line(argv: Sequence[str], script: str = __file__) -> str:
+    """The command of ``script`` as typed from the repository root."""
+    script = osp.relpath(osp.abspath(script), REPO_ROOT)
     return ' '.join(['python', script] + [shlex.quote(a) for a in argv])
+
+
+def write_markdown(path: str, lines: List[str]) -> None:
+    """Write generated Markdown lines, keeping what was written by hand
+    below :data:`NOTES_MARKER` in an earlier version of the file."""
+    notes = [NOTES_MARKER, '']
+    if osp.isfile(path):
+        with open(path) as f:
+            old = f.read()
+        if NOTES_MARKER in old:
+            notes = [old[old.index(NOTES_MARKER):].rstrip('\n'), '']
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines + notes))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -691,16 +705,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 f'seeds, and at least {MIN_MARGIN} (test-set sampling noise, '
                 'which the seeds do not vary).', ''
             ] + orderings + ['']
-        notes = [NOTES_MARKER, '']
-        if osp.isfile(args.out_markdown):
-            # Hand-written analysis below the marker survives a re-run.
-            with open(args.out_markdown) as f:
-                old = f.read()
-            if NOTES_MARKER in old:
-                notes = [old[old.index(NOTES_MARKER):].rstrip('\n'), '']
-        os.makedirs(osp.dirname(osp.abspath(args.out_markdown)), exist_ok=True)
-        with open(args.out_markdown, 'w') as f:
-            f.write('\n'.join(text + notes))
+        write_markdown(args.out_markdown, text)
     if args.update_readme:
         update_readme(args.update_readme, table, argv)
 

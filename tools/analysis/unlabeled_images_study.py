@@ -292,9 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         text = [
             '# How many unlabeled images distillation needs', '',
             f'Generated on {datetime.date.today().isoformat()} by:', '',
-            '```bash', b2n.command_line(argv).replace(
-                'benchmark_synthetic_b2n.py', osp.basename(__file__)),
-            '```', '',
+            '```bash', b2n.command_line(argv, __file__), '```', '',
             f'Synthetic shapes, {args.num_classes} classes, '
             f'{args.train_per_class} train images per class (the 1x split, '
             f'{args.train_per_class * args.num_classes} images), '
@@ -307,14 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if args.out_png:
             text += [f'![HM against the number of unlabeled images]'
                      f'({osp.basename(args.out_png)})', '']
-        notes = [b2n.NOTES_MARKER, '']
-        if osp.isfile(args.out_markdown):
-            with open(args.out_markdown) as f:
-                old = f.read()
-            if b2n.NOTES_MARKER in old:
-                notes = [old[old.index(b2n.NOTES_MARKER):].rstrip('\n'), '']
-        with open(args.out_markdown, 'w') as f:
-            f.write('\n'.join(text + notes))
+        b2n.write_markdown(args.out_markdown, text)
 
 
 if __name__ == '__main__':
