@@ -80,6 +80,11 @@ def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
             f'with_text_encoder needs a PromptedCLIP teacher, this model '
             f'has {type(teacher).__name__}: its text features cannot be '
             'computed by a prompted text tower alone')
+    if not teacher.has_text_tower:
+        raise ValueError('with_text_encoder needs the teacher\'s text tower, '
+                         'which this model released after storing its '
+                         'features (release_teacher_text_tower=True); '
+                         'export from a model built from the config')
     cfg = copy.deepcopy(dict(model_cfg['teacher']))
     cfg.update(
         type='PromptedCLIP',

@@ -331,3 +331,41 @@ def test_class_list_changes(distiller, distiller_cfg, tmp_path):
             distiller.set_class_names(names)
     with pytest.raises(ValueError, match='stored classes already'):
         distiller.add_classes([CLASSES[0]])
+
+
+def test_release_teacher_text_tower(distiller_cfg, tmp_path):
+    """The teacher's text tower goes once the features are stored; what
+    the student learns from does not change."""
+    from mmpromptkd.apis import export_student
+    kept = MODELS.build(distiller_cfg)
+    torch.manual_seed(0)
+    released = MODELS.build(
+        dict(distiller_cfg, release_teacher_text_tower=True))
+    released.student.load_state_dict(kept.student.state_dict())
+    released.projector.load_state_dict(kept.projector.state_dict())
+    released.teacher.load_state_dict(kept.teacher.state_dict())
+    before = sum(p.numel() for p in released.teacher.parameters())
+    for model in (kept, released):
+        model.prepare_text_features(CLASSES, for_training=True)
+    torch.testing.assert_close(released.text_features, kept.text_features,
+                               rtol=0, atol=0)
+    after = sum(p.numel() for p in released.teacher.parameters())
+    text = sum(p.numel() for n, p in kept.teacher.named_parameters()
+               if not n.startswith('clip.visual') and 'vision' not in n
+               and n != 'clip.logit_scale')
+    assert before - after == text > 0
+    assert not hasattr(released.teacher.clip, 'token_embedding')
+    images = torch.randn(4, 3, 32, 32)
+    kept.train(), released.train()
+    torch.testing.assert_close(released.loss(images)['loss_kd'],
+                               kept.loss(images)['loss_kd'])
+    # Same classes evaluate; other classes and an open-vocabulary export
+    # say what was released.
+    released.prepare_text_features(CLASSES, for_training=False)
+    with pytest.raises(ValueError, match='release_teacher_text_tower=False'):
+        released.prepare_text_features(['dog', 'cat'], for_training=False)
+    with pytest.raises(RuntimeError, match='released'):
+        released.teacher.encode_text(['dog'])
+    with pytest.raises(ValueError, match='release_teacher_text_tower=True'):
+        export_student(released, dict(distiller_cfg), str(tmp_path / 's.pth'),
+                       with_text_encoder=True)

@@ -135,6 +135,12 @@ class TestBenchmarkSmoke:
         assert fig['max_abs_logit_diff'] < 1e-4
         assert _positive(fig['onnxruntime_vs_teacher'])
 
+    def test_sources(self, figures):
+        fig = figures['sources']
+        for key in ('shards_img_s', 'folder_img_s', 'step_img_s',
+                    'shards_vs_folder', 'shards_vs_step', 'count_images_s'):
+            assert _positive(fig[key]), key
+
 
 class TestParseArgs:
 
@@ -147,3 +153,18 @@ class TestParseArgs:
     def test_bad_section(self):
         with pytest.raises(SystemExit):
             bench.parse_args(['--sections', 'speed'])
+
+
+@pytest.mark.slow
+def test_teacher_text_release_script(capsys):
+    path = osp.join(osp.dirname(_TOOL), 'teacher_text_release.py')
+    spec = importlib.util.spec_from_file_location('_release', path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    figures = script.main(['--arch', 'tiny', '--steps', '1', '--classes',
+                           '4'])
+    assert figures['kept']['released_params'] == 0
+    assert figures['released']['released_params'] > 0
+    for run in figures.values():
+        assert run['peak_mib'] >= run['rss_mib'] > 0
+    assert 'resident memory' in capsys.readouterr().out

@@ -33,15 +33,8 @@ _LOAD = '''
 import json, sys, torch
 sys.path[:0] = {paths!r}
 
-def status_mib(key):
-    # VmHWM: peak RSS of this process image (ru_maxrss would carry the
-    # parent's peak over the exec); VmRSS: resident now.
-    with open('/proc/self/status') as f:
-        line = next(x for x in f if x.startswith(key + ':'))
-    return int(line.split()[1]) / 1024
-
 import mmpromptkd
-from benchmarks.common import distiller_cfg
+from benchmarks.common import distiller_cfg, status_mib
 from mmpromptkd.apis import load_exported_student
 from mmpromptkd.registry import MODELS
 base = status_mib('VmHWM')

@@ -19,6 +19,11 @@ from ..utils.reference_fp16 import convert_to_reference_fp16
 from .clip_builder import build_clip
 
 
+#: The parts of an open_clip CLIP that only text encoding uses.
+TEXT_TOWER = ('transformer', 'token_embedding', 'positional_embedding',
+              'ln_final', 'text_projection', 'attn_mask')
+
+
 @functools.lru_cache(maxsize=None)
 def shared_tokenizer(context_length: int) -> SimpleTokenizer:
     """The one CLIP tokenizer of a context length in this process.
@@ -188,9 +193,7 @@ class PromptedCLIP(BaseModule):
             if text_prompt_depth:
                 raise ValueError('text_prompt_depth must be 0 when '
                                  'text_tower=False')
-            for name in ('transformer', 'token_embedding',
-                         'positional_embedding', 'ln_final', 'text_projection',
-                         'attn_mask'):
+            for name in TEXT_TOWER:
                 delattr(self.clip, name)
         # Read from the image tower, kept for a text-only model.
         self._embed_dim = self.clip.visual.output_dim
@@ -347,6 +350,25 @@ class PromptedCLIP(BaseModule):
         x = visual.ln_post(x[:, 0]) @ visual.proj
         return F.normalize(x, dim=-1) if normalize else x
 
+    def release_text_tower(self) -> None:
+        """Free the text tower and the text prompts.
+
+        For a frozen teacher whose text features are stored: it encodes
+        images only from then on (``encode_text`` says why it cannot).
+        """
+        if not self.has_image_tower:
+            raise ValueError('a text-only PromptedCLIP cannot release its '
+                             'text tower')
+        for name in TEXT_TOWER:
+            if hasattr(self.clip, name):
+                delattr(self.clip, name)
+        for name in ('text_ctx', 'text_deep_prompts'):
+            if hasattr(self, name):
+                delattr(self, name)
+        self.text_prompt_depth = 0
+        self.has_text_tower = False
+        self._text_cache = None
+
     @property
     def tokenizer(self) -> SimpleTokenizer:
         """SimpleTokenizer: CLIP's BPE tokenizer for this context length,
@@ -415,8 +437,10 @@ class PromptedCLIP(BaseModule):
             Tensor: Features of shape (C, embed_dim).
         """
         if not self.has_text_tower:
-            raise RuntimeError('this PromptedCLIP was built with '
-                               'text_tower=False and cannot encode text')
+            raise RuntimeError('this PromptedCLIP has no text tower (built '
+                               'with text_tower=False, or released after '
+                               'its text features were stored) and cannot '
+                               'encode text')
         tokens, x, length = self._token_embeddings(class_names)
         x = x[:, :length].to(self.clip.transformer.get_cast_dtype())
         num = x.shape[0]

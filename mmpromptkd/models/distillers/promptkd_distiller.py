@@ -82,6 +82,11 @@ class PromptKDDistiller(BaseModel):
             BatchNorm in fp32, see :class:`PromptedCLIP`), and the student
             and teacher logits are computed in fp16 as there; the loss is
             computed in fp32 from them. Defaults to False.
+        release_teacher_text_tower (bool): Free the teacher's text tower
+            and text prompts once the training features are stored (for
+            ViT-L/14, 123.7 M parameters). Evaluation on other classes and
+            ``export_student(with_text_encoder=True)`` then need a fresh
+            teacher. Defaults to False.
         predict_teacher (bool): In 'predict' mode, also attach the teacher's
             softmax scores to each sample as ``teacher_score`` (when the
             teacher is there), for :class:`TeacherStudentAgreement` on
@@ -101,6 +106,7 @@ class PromptKDDistiller(BaseModel):
                  text_batch_size: int = 256,
                  text_encoder: Optional[dict] = None,
                  reference_fp16: bool = False,
+                 release_teacher_text_tower: bool = False,
                  predict_teacher: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
@@ -120,6 +126,7 @@ class PromptKDDistiller(BaseModel):
         self.shared_text_features = shared_text_features
         self.reference_fp16 = reference_fp16
         self.predict_teacher = predict_teacher
+        self.release_teacher_text_tower = release_teacher_text_tower
         if reference_fp16:
             student = dict(student, reference_fp16=True)
             teacher = None if teacher is None else dict(
@@ -333,10 +340,15 @@ class PromptKDDistiller(BaseModel):
     def can_encode_text(self) -> bool:
         """bool: Whether text features of new class names can be computed
         (a teacher, or the text encoder of an open-vocabulary export)."""
-        return self._teacher is not None or self.text_encoder is not None
+        return self._teacher_has_text or self.text_encoder is not None
+
+    @property
+    def _teacher_has_text(self) -> bool:
+        return self._teacher is not None and getattr(
+            self._teacher, 'has_text_tower', True)
 
     def _text_source(self) -> nn.Module:
-        if self._teacher is not None:
+        if self._teacher_has_text:
             return self._teacher
         if self.text_encoder is not None:
             return self.text_encoder
@@ -462,6 +474,11 @@ class PromptKDDistiller(BaseModel):
             self.class_names = names
             logger.info(f'Stored teacher text features of {len(names)} '
                         f'classes of {dataset_name}')
+            if for_training and self.release_teacher_text_tower and \
+                    self._teacher_has_text:
+                self._teacher.release_text_tower()
+                logger.info('Released the teacher\'s text tower '
+                            '(release_teacher_text_tower=True)')
             return
         if not for_training and class_indices is not None and all(
                 0 <= i < len(self.class_names)
@@ -490,7 +507,10 @@ class PromptKDDistiller(BaseModel):
                 f'classes but {dataset_name} has {len(names)} classes '
                 f'({mismatch}).' +
                 ('' if for_training else
-                 ' Give a teacher to compute features for new classes.'))
+                 ' Give a teacher to compute features for new classes' +
+                 (' (its text tower was released: set model.'
+                  'release_teacher_text_tower=False).'
+                  if self._teacher is not None else '.')))
         self._eval_features = self.compute_text_features(names).to(
             self.text_features.device)
         self._eval_class_names = names

@@ -19,9 +19,16 @@ _REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
 
+def _endless(loader):
+    """Batches of ``loader``, epoch after epoch (the stream is endless
+    already; a folder is read again)."""
+    while True:
+        yield from loader
+
+
 def _images_per_s(loader, batches: int, warmup: int) -> float:
     """Images/s over ``batches`` batches after ``warmup`` of them."""
-    it = iter(loader)
+    it = _endless(loader)
     for _ in range(warmup):
         next(it)
     start, images = time.perf_counter(), 0

@@ -1,0 +1,90 @@
+"""Memory of a training run with and without the teacher's text tower.
+
+Once the teacher's text features are stored, a distiller built with
+``release_teacher_text_tower=True`` frees the teacher's text tower and text
+prompts. This script trains a few steps of one architecture (random
+weights, nothing downloaded) in two fresh processes, one each way, and
+reports side by side: the parameters released, the resident memory after
+the steps and the peak (Linux ``/proc/self/status``)::
+
+    python tools/analysis/teacher_text_release.py [--arch real] [--steps 3]
+"""
+import argparse
+import json
+import os.path as osp
+import subprocess
+import sys
+
+_HERE = osp.dirname(osp.abspath(__file__))
+_PATHS = [osp.dirname(osp.dirname(_HERE)), _HERE]
+
+#: One run: build, store the features, train, report memory (MiB).
+_RUN = '''
+import json, sys, torch
+sys.path[:0] = {paths!r}
+
+import mmpromptkd
+from benchmarks.common import distiller_cfg, status_mib
+from mmpromptkd.registry import MODELS
+arch, release, steps, classes = sys.argv[1], sys.argv[2] == '1', \\
+    int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+model = MODELS.build(dict(distiller_cfg(arch),
+                          release_teacher_text_tower=release))
+teacher = sum(p.numel() for p in model.teacher.parameters())
+model.prepare_text_features([f'class {{i}}' for i in range(classes)], True)
+released = teacher - sum(p.numel() for p in model.teacher.parameters())
+model.train()
+params = [p for p in model.parameters() if p.requires_grad]
+optimizer = torch.optim.SGD(params, lr=0.005)
+images = torch.randn(2, 3, *model.student.image_size)
+for _ in range(steps):
+    optimizer.zero_grad()
+    model.loss(images)['loss_kd'].backward()
+    optimizer.step()
+print('RESULT', json.dumps(dict(
+    released_params=released, rss_mib=status_mib('VmRSS'),
+    peak_mib=status_mib('VmHWM'))))
+'''
+
+
+def _run(arch: str, release: bool, steps: int, classes: int) -> dict:
+    code = _RUN.format(paths=_PATHS)
+    out = subprocess.run(
+        [sys.executable, '-c', code, arch, str(int(release)), str(steps),
+         str(classes)], capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith('RESULT '))
+    return json.loads(line[len('RESULT '):])
+
+
+def main(argv=None) -> dict:
+    """Measure both ways and print the table.
+
+    Args:
+        argv (list[str], optional): Command line. Defaults to None.
+
+    Returns:
+        dict: The figures.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--arch', default='tiny',
+                        choices=('tiny', 'base', 'real'))
+    parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--classes', type=int, default=100)
+    args = parser.parse_args(argv)
+    kept = _run(args.arch, False, args.steps, args.classes)
+    released = _run(args.arch, True, args.steps, args.classes)
+    print(f'{args.arch}: {args.steps} training steps (batch 2) after storing '
+          f'{args.classes} classes, fresh process each')
+    print(f'{"":28s} {"resident MiB":>12s} {"peak MiB":>9s}')
+    for name, fig in (('text tower kept', kept), ('released', released)):
+        print(f'{name:28s} {fig["rss_mib"]:12.1f} {fig["peak_mib"]:9.1f}')
+    saved = kept['rss_mib'] - released['rss_mib']
+    print(f'released {released["released_params"] / 1e6:.1f} M teacher '
+          f'parameters; resident memory {saved:.1f} MiB lower '
+          f'({kept["rss_mib"] / released["rss_mib"]:.2f}x)')
+    return dict(kept=kept, released=released)
+
+
+if __name__ == '__main__':
+    main()
