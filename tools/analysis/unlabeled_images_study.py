@@ -32,11 +32,10 @@ import json
 import math
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
@@ -192,19 +191,6 @@ def run_study(args: argparse.Namespace) -> Dict[float, Dict[int, dict]]:
     return results
 
 
-def summarise(results) -> List[tuple]:
-    """``[(size, {metric: (mean, std)})]`` (sample std, 0 for one seed)."""
-    rows = []
-    for size, per_seed in results.items():
-        stats = {}
-        for m in b2n.METRICS:
-            values = [r[m] for r in per_seed.values()]
-            stats[m] = (statistics.fmean(values),
-                        statistics.stdev(values) if len(values) > 1 else 0.0)
-        rows.append((size, stats))
-    return rows
-
-
 def format_table(summary, args: argparse.Namespace) -> str:
     """A Markdown table: size, images, base / novel / HM."""
     lines = ['| unlabeled images | count | base | novel | HM |',
@@ -276,7 +262,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     start = time.time()
     results = run_study(args)
-    summary = summarise(results)
+    # Keyed by size instead of row: the benchmark's mean and sample std.
+    summary = b2n.summarise(results)
     table = format_table(summary, args)
     print(f'\nUnlabeled images for distillation, seeds {args.seeds} '
           f'(mean ± std), {time.time() - start:.0f} s\n')

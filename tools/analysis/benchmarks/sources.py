@@ -1,5 +1,6 @@
 """Case 10: unlabeled sources (tar shards, a folder) versus a step."""
 import itertools
+import json
 import os
 import os.path as osp
 import shutil
@@ -56,9 +57,8 @@ def bench_sources(bench: Bench) -> Dict[str, Any]:
             osp.join(tmp, 'shards'), '--images-per-shard',
             str(per_shard)
         ], check=True, stdout=subprocess.DEVNULL)
-        count = -(-args.num_images // per_shard)
-        pattern = osp.join(tmp, 'shards',
-                           f'shard-{{000000..{count - 1:06d}}}.tar')
+        with open(osp.join(tmp, 'shards', 'shards.json')) as f:
+            pattern = osp.join(tmp, 'shards', json.load(f)['shards'])
         pipeline = train_pipeline()
         start = time.perf_counter()
         shards = UnlabeledShards(pattern, pipeline=pipeline,
