@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 
+from mmpromptkd.datasets.dataset_wrappers import iter_wrapped_datasets
 from mmpromptkd.registry import HOOKS
 
 
@@ -37,6 +38,11 @@ class EpochSeedHook(Hook):
     Dataloader workers seed themselves (mmengine's ``worker_init_fn``, from
     the run's seed alone); their draws repeat across a resume only when
     they are recreated each epoch (``persistent_workers=False``).
+
+    A training set (or one it wraps) with a ``set_epoch`` method, such as
+    :class:`~mmpromptkd.datasets.TeacherCachedDataset`, is told the epoch
+    before it starts; workers see it because they are recreated each epoch
+    (persistent workers would keep the first epoch's, so they are refused).
     """
 
     priority = 'VERY_HIGH'
@@ -46,3 +52,15 @@ class EpochSeedHook(Hook):
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)  # also seeds every CUDA device
+        loader = getattr(runner, 'train_dataloader', None)
+        for dataset in iter_wrapped_datasets(getattr(loader, 'dataset', None)):
+            if not callable(getattr(type(dataset), 'set_epoch', None)):
+                continue
+            if getattr(loader, 'persistent_workers', False) and \
+                    getattr(loader, 'num_workers', 0) > 0:
+                raise ValueError(
+                    f'{type(dataset).__name__} needs the epoch in every '
+                    'dataloader worker: set train_dataloader.'
+                    'persistent_workers=False (persistent workers keep the '
+                    "first epoch's)")
+            dataset.set_epoch(runner.epoch)

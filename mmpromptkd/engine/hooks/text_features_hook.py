@@ -17,6 +17,10 @@ class PromptKDTextFeaturesHook(Hook):
     rows, and different classes are evaluated with temporary teacher
     features.
 
+    A training set with cached teacher logits
+    (:class:`~mmpromptkd.datasets.TeacherCachedDataset`) gives the text
+    features they were made with instead: the run needs no teacher.
+
     A model that takes no class names (no ``prepare_text_features``, e.g.
     the stand-in model of mmpretrain's ``vis_scheduler.py``) is left alone.
     """
@@ -37,6 +41,19 @@ class PromptKDTextFeaturesHook(Hook):
         if not classes:
             raise ValueError(f'{type(dataset).__name__} has no '
                              "metainfo['classes']; PromptKD needs class names")
+        cached = getattr(dataset, 'teacher_text_features', None)
+        if for_training and cached is not None:
+            # A teacher cache: its logits were made with these features.
+            cache = dataset.cache
+            tau = getattr(getattr(model, 'distill_loss', None), 'tau', None)
+            if cache.storage == 'topk' and tau is not None and \
+                    tau != cache.meta['tau']:
+                raise ValueError(
+                    f'{cache.path} keeps the top-{cache.meta["topk"]} logits '
+                    f'with the rest\'s mass at tau={cache.meta["tau"]}; the '
+                    f'loss has tau={tau}: record the cache at that tau')
+            model.use_cached_text_features(
+                classes, cached, source=f'the teacher cache {cache.path}')
         kwargs = {}
         # ImageNet variants map their classes into ImageNet's 1000, so a
         # student with stored ImageNet features needs no teacher for them.

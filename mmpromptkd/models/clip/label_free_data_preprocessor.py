@@ -1,7 +1,8 @@
 """A data preprocessor that gives a distiller no labels in training."""
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from mmpretrain.models import ClsDataPreprocessor
+from mmpretrain.structures import DataSample
 
 from mmpromptkd.registry import MODELS
 
@@ -17,6 +18,10 @@ class LabelFreeDataPreprocessor(ClsDataPreprocessor):
     an unlabeled folder) are accepted. mmengine's distributed wrapper calls
     the preprocessor directly, so this holds in every launcher. Evaluation
     keeps the samples (and their labels, for the metrics).
+
+    Samples from a teacher cache (:class:`TeacherCachedDataset`) carry the
+    teacher's logits: training then gets new data samples that hold only
+    ``teacher_logits``.
 
     Args:
         **kwargs: Arguments of ``ClsDataPreprocessor``; batch augments,
@@ -37,8 +42,23 @@ class LabelFreeDataPreprocessor(ClsDataPreprocessor):
             training (bool): Whether this is a training step.
 
         Returns:
-            dict: ``inputs`` and ``data_samples`` (None in training).
+            dict: ``inputs`` and ``data_samples`` (in training, None, or
+            samples with ``teacher_logits`` only).
         """
         if training:
-            data = dict(data, data_samples=None)
+            data = dict(data, data_samples=_teacher_logits_only(
+                data.get('data_samples')))
         return super().forward(data, training)
+
+
+def _teacher_logits_only(samples: Optional[list]) -> Optional[list]:
+    """New samples with the cached teacher logits alone, or None."""
+    if not samples or 'teacher_logits' not in samples[0]:
+        return None
+    missing = [i for i, s in enumerate(samples) if 'teacher_logits' not in s]
+    if missing:
+        raise ValueError(
+            f'{len(missing)} sample(s) of a batch have no cached teacher '
+            f'logits (first: {missing[0]}) while others have: a teacher-'
+            'cached training set cannot be mixed with other images')
+    return [DataSample(teacher_logits=s.teacher_logits) for s in samples]

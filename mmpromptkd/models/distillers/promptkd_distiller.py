@@ -143,7 +143,11 @@ class PromptKDDistiller(BaseModel):
         if teacher is not None:
             teacher = dict(teacher)
             teacher.setdefault('type', 'PromptedCLIP')
-            teacher_model = MODELS.build(teacher)
+            # Built on a fork of the random generator: the trainable
+            # parameters built after it (the projector) start the same with
+            # any teacher, or none (a run on cached teacher logits).
+            with torch.random.fork_rng(devices=[]):
+                teacher_model = MODELS.build(teacher)
             teacher_model.requires_grad_(False)
             teacher_model.eval()
         # Not a registered submodule: it is frozen, and must not enter
@@ -659,9 +663,10 @@ class PromptKDDistiller(BaseModel):
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample], optional): Only used in
-                'predict' mode, to attach predictions; 'loss' mode never
-                reads them (distillation uses no labels).
+            data_samples (list[DataSample], optional): In 'predict' mode,
+                the samples to attach predictions to; in 'loss' mode, only
+                their cached ``teacher_logits`` are read (distillation uses
+                no labels).
             mode (str): 'loss', 'predict' or 'tensor'. Defaults to 'tensor'.
 
         Returns:
@@ -672,7 +677,7 @@ class PromptKDDistiller(BaseModel):
         if size is not None:  # CNN students take any size
             check_image_size(inputs, size, data_samples)
         if mode == 'loss':
-            return self.loss(inputs)
+            return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
@@ -680,22 +685,93 @@ class PromptKDDistiller(BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict '
                            'or tensor')
 
-    def loss(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def loss(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None
+    ) -> Dict[str, torch.Tensor]:
         """Distillation loss of an unlabeled batch (labels are never read).
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
+            data_samples (list[DataSample], optional): Samples with the
+                teacher's logits of these images (``teacher_logits``, from a
+                :class:`TeacherCachedDataset`), used instead of running the
+                teacher. Defaults to None.
 
         Returns:
             dict[str, Tensor]: ``{'loss_kd': loss}``.
         """
+        cached = self._cached_teacher_logits(inputs, data_samples)
         if self.distill_target == 'features':
+            if cached is not None:
+                raise ValueError('a teacher cache holds logits: it cannot '
+                                 "train distill_target='features'")
             teacher = self.teacher_features(inputs)
             student = self.student_features(inputs)
         else:
-            teacher = self.teacher_logits(inputs, self._text(True)[0])
+            text = self._text(True)[0]
+            teacher = cached if cached is not None else \
+                self.teacher_logits(inputs, text)
             student = self.student_logits(inputs, for_training=True)
         return dict(loss_kd=self.distill_loss(student, teacher))
+
+    def _cached_teacher_logits(
+            self, inputs: torch.Tensor,
+            data_samples: Optional[List[DataSample]]
+    ) -> Optional[torch.Tensor]:
+        """The batch's cached teacher logits (B, C), or None."""
+        # Only samples of the preprocessor's making are looked into.
+        if not data_samples or not isinstance(data_samples[0], DataSample) \
+                or 'teacher_logits' not in data_samples[0]:
+            return None
+        logits = torch.stack([s.teacher_logits for s in data_samples]).to(
+            inputs.device, self._feature_dtype)
+        classes = len(self._text(True)[0])
+        if logits.shape != (len(inputs), classes):
+            raise ValueError(
+                f'cached teacher logits of shape {tuple(logits.shape)} for a '
+                f'batch of {len(inputs)} images over {classes} classes')
+        return logits
+
+    def use_cached_text_features(self, class_names: Sequence[str],
+                                 features: torch.Tensor,
+                                 source: str = 'the teacher cache') -> None:
+        """Store the text features a teacher cache was recorded with.
+
+        A run on cached teacher logits needs the same text features as the
+        teacher that made them, and then no teacher. Features stored
+        already (a resume, or computed by a configured teacher) must be
+        these, to float rounding.
+
+        Args:
+            class_names (Sequence[str]): Classes of the features.
+            features (Tensor): The cache's text features (C, D).
+            source (str): Where they come from, for messages.
+        """
+        names = tuple(class_names)
+        features = features.to(self.text_features.device,
+                               self.text_features.dtype)
+        if len(self.text_features) == 0 and self.can_encode_text:
+            self.prepare_text_features(names, True, source)
+        if len(self.text_features) == 0:
+            if features.shape[1] != self.text_features.shape[1]:
+                raise ValueError(
+                    f'{source} holds {features.shape[1]}-d text features; '
+                    f'the projector maps to {self.text_features.shape[1]}')
+            self.text_features = features.clone()
+            self.class_names = names
+            MMLogger.get_current_instance().info(
+                f'Stored the text features of {len(names)} classes from '
+                f'{source}')
+            return
+        if names != self.class_names or \
+                self.text_features.shape != features.shape or \
+                not torch.allclose(self.text_features, features, atol=1e-5):
+            raise ValueError(
+                f'the stored text features ({len(self.class_names)} '
+                f'classes) are not those {source} was recorded with: its '
+                'logits belong to another teacher')
 
     @torch.no_grad()
     def predict(
