@@ -88,6 +88,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     name = osp.splitext(osp.basename(args.config))[0]
     out = args.out or osp.join('work_dirs', 'teacher_cache', name)
     try:
+        if cfg.train_dataloader.dataset.get('type') in (
+                'TeacherCachedDataset', 'mmpromptkd.TeacherCachedDataset'):
+            raise ValueError('the config trains on a teacher cache already: '
+                             'give the config with the teacher')
         if args.cfg_options:
             check_cfg_options(cfg, args.cfg_options)
             cfg.merge_from_dict(args.cfg_options)
@@ -99,10 +103,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError('give --epochs: the config has no '
                              'train_cfg.max_epochs (a teacher cache is '
                              'recorded per epoch)')
-        if cfg.train_dataloader.dataset.get('type') in (
-                'TeacherCachedDataset', 'mmpromptkd.TeacherCachedDataset'):
-            raise ValueError('the config trains on a teacher cache already: '
-                             'give the config with the teacher')
     except (FileExistsError, ValueError) as e:
         sys.exit(f'{osp.basename(__file__)}: error: {e}')
     cfg.setdefault('default_scope', 'mmpromptkd')
