@@ -370,7 +370,8 @@ class TeacherLogitCache:
         crop = None if crop[0] < 0 else crop
         flip = bool(self.arrays['flips'][view, index])
         if self.storage != 'topk':
-            logits = np.asarray(
+            # A copy: the memory-mapped array is read-only.
+            logits = np.array(
                 self.arrays['logits'][view, index], dtype=np.float32)
         else:
             logits = np.full(

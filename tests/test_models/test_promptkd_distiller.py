@@ -369,3 +369,62 @@ def test_release_teacher_text_tower(distiller_cfg, tmp_path):
     with pytest.raises(ValueError, match='release_teacher_text_tower=True'):
         export_student(released, dict(distiller_cfg), str(tmp_path / 's.pth'),
                        with_text_encoder=True)
+
+
+class TestCompile:
+    """compile=True: the same logits, losses and gradients as eager."""
+
+    @staticmethod
+    def _build(cfg, **kwargs):
+        torch.manual_seed(0)
+        model = MODELS.build(dict(copy.deepcopy(cfg), **kwargs))
+        model.prepare_text_features(CLASSES, for_training=True)
+        return model
+
+    def test_compile_must_be_a_bool_or_options(self, distiller_cfg):
+        with pytest.raises(TypeError,
+                           match='compile must be a bool or a dict'):
+            self._build(distiller_cfg, compile='yes')
+
+    def test_compile_keeps_the_checkpoint_keys(self, distiller_cfg):
+        eager = self._build(distiller_cfg)
+        compiled = self._build(distiller_cfg, compile=True)
+        assert eager.state_dict().keys() == compiled.state_dict().keys()
+
+    @pytest.mark.slow
+    def test_compiled_logits_losses_and_gradients_equal_eager(
+            self, distiller_cfg):
+        eager = self._build(distiller_cfg)
+        compiled = self._build(distiller_cfg, compile=True)
+        compiled.load_state_dict(eager.state_dict())
+        images = torch.randn(
+            4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        eager.eval()
+        compiled.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(
+                compiled.student_logits(images),
+                eager.student_logits(images),
+                rtol=1e-5,
+                atol=1e-5)
+            torch.testing.assert_close(
+                compiled.teacher_logits(images, compiled.text_features),
+                eager.teacher_logits(images, eager.text_features),
+                rtol=1e-5,
+                atol=1e-5)
+        eager.train()
+        compiled.train()
+        losses = [
+            m(images, mode='loss')['loss_kd'] for m in (eager, compiled)
+        ]
+        for loss in losses:
+            loss.backward()
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-5,
+                                   atol=1e-5)
+        for name, param in eager.trainable_parameters().items():
+            torch.testing.assert_close(
+                compiled.trainable_parameters()[name].grad,
+                param.grad,
+                rtol=1e-4,
+                atol=1e-6,
+                msg=name)

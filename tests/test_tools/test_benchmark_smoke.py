@@ -141,6 +141,23 @@ class TestBenchmarkSmoke:
                     'shards_vs_folder', 'shards_vs_step', 'count_images_s'):
             assert _positive(fig[key]), key
 
+    def test_teacher_cache(self, figures):
+        fig = figures['teacher_cache']['10']
+        for name in ('online', 'cached', 'teacher_forward'):
+            assert _timing_ok(fig[name]), name
+        # The same logits give the same loss, to float rounding.
+        assert fig['loss_rel_difference'] < 1e-5
+        sizes = fig['bytes_per_view']
+        # crop (16) + flip (1) + 10 logits of 4 / 2 bytes, or 9 kept of 8.
+        assert sizes == {'float32': 57, 'float16': 37, 'topk': 93}
+
+    def test_compile(self, figures):
+        fig = figures['compile']
+        for name in ('eager', 'compiled'):
+            assert _timing_ok(fig[name]), name
+        assert _positive(fig['compile_s'])
+        assert fig['max_abs_logit_diff'] < 1e-4
+
 
 class TestParseArgs:
 

@@ -1,29 +1,18 @@
 """Smoke test of tools/analysis/unlabeled_images_study.py (micro scale)."""
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tool_runs import REPO, load_script, torch_threads
+
 SCRIPT = REPO / 'tools' / 'analysis' / 'unlabeled_images_study.py'
 SUMS = REPO / 'checkpoints' / 'tiny_clip' / 'SHA256SUMS'
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('_unlabeled_study', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_micro_study(tmp_path, capsys):
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    script = load_script()
+    script = load_script(SCRIPT, '_unlabeled_study')
     markdown, png = tmp_path / 'study.md', tmp_path / 'study.png'
     work = tmp_path / 'w'
     argv = [
@@ -36,10 +25,8 @@ def test_micro_study(tmp_path, capsys):
     ]
     if not SUMS.is_file():
         argv.append('--random-weights')
-    try:
+    with torch_threads(1):
         script.main(argv)
-    finally:
-        torch.set_num_threads(threads)
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith('| 1')
             or line.startswith('| 2x')]

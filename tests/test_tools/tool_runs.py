@@ -3,12 +3,14 @@
 Shared by the tests of ``tests/test_tools``; the fixtures that use it (the
 generated data and a trained work directory) are in ``conftest.py``.
 """
+import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
@@ -74,3 +76,23 @@ def train_cmd(config: Path,
         f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
         f'train_dataloader.batch_size={batch_size}', 'randomness.seed=0'
     ]
+
+
+def load_script(path: Path, name: str):
+    """Import a tool script (``tools/analysis/*.py``) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with ``threads`` torch threads; restore the count after."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -29,6 +29,13 @@ point:
 10. ``sources``: images/s of unlabeled tar shards (``UnlabeledShards``)
     versus a folder (``UnlabeledImages``) of the same JPEGs through the same
     pipeline, and versus what a step consumes (needs ``.[shards]``).
+11. ``teacher_cache``: a step on cached teacher logits (what
+    ``TeacherCachedDataset`` gives; no teacher forward) versus the step with
+    the teacher, the teacher's forward alone (recording's cost per batch),
+    and a cache's bytes per view in each storage.
+12. ``compile``: a step with ``model.compile=True`` (``torch.compile`` of
+    the student's and the teacher's image encoders) versus eager, the
+    compile time and the largest logit difference.
 
 Timings are medians over ``--iters`` iterations after ``--warmup``
 iterations; CUDA is synchronised around every timed call. Models have random
@@ -62,6 +69,7 @@ import torch  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     ARCHS, DEFAULT_PEAK_TFLOPS, SECTIONS, Bench)
 from benchmarks.data import bench_data  # noqa: E402
+from benchmarks.compiled import bench_compile  # noqa: E402
 from benchmarks.ideas import bench_ideas  # noqa: E402
 from benchmarks.inference import bench_inference  # noqa: E402
 from benchmarks.memory import bench_memory  # noqa: E402
@@ -70,6 +78,7 @@ from benchmarks.overhead import bench_overhead  # noqa: E402
 from benchmarks.precision import bench_precision  # noqa: E402
 from benchmarks.roofline import bench_roofline  # noqa: E402
 from benchmarks.sources import bench_sources  # noqa: E402
+from benchmarks.teacher_cache import bench_teacher_cache  # noqa: E402
 from benchmarks.train_step import bench_train_step  # noqa: E402
 
 
@@ -107,7 +116,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'run to the end token): ImageNet\'s, or "synthetic object {i}"')
     parser.add_argument(
         '--sections', nargs='+', default=list(SECTIONS),
-        help=f'subset of {", ".join(SECTIONS)} (or their numbers 1-9)')
+        help=f'subset of {", ".join(SECTIONS)} (or their numbers 1-'
+        f'{len(SECTIONS)})')
     parser.add_argument(
         '--workers', type=int, default=min(8, os.cpu_count() or 1),
         help='DataLoader workers of the data section')
@@ -248,7 +258,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         train_step=bench_train_step, overhead=bench_overhead,
         inference=bench_inference, data=bench_data, memory=bench_memory,
         precision=bench_precision, ideas=bench_ideas, onnx=bench_onnx,
-        sources=bench_sources)
+        sources=bench_sources, teacher_cache=bench_teacher_cache,
+        compile=bench_compile)
     for section in args.sections:
         start = time.perf_counter()
         if section == 'roofline':

@@ -1,3 +1,4 @@
+from .cpu_threads_hook import CPUThreadsHook
 from .empty_class_check_hook import EmptyClassCheckHook
 from .epoch_seed_hook import EpochSeedHook, epoch_seed
 from .gaussian_prompt_aggregation_hook import GaussianPromptAggregationHook
@@ -9,8 +10,8 @@ from .text_features_hook import PromptKDTextFeaturesHook
 from .train_subset_check_hook import TrainSubsetCheckHook
 
 __all__ = [
-    'EmptyClassCheckHook', 'EpochSeedHook', 'GaussianPromptAggregationHook',
-    'NonFiniteLossHook', 'RandomStateHook',
+    'CPUThreadsHook', 'EmptyClassCheckHook', 'EpochSeedHook',
+    'GaussianPromptAggregationHook', 'NonFiniteLossHook', 'RandomStateHook',
     'PromptKDTextFeaturesHook', 'SafeCheckpointHook', 'SkippedImagesHook',
     'TrainSubsetCheckHook', 'epoch_seed'
 ]

@@ -91,6 +91,11 @@ class PromptKDDistiller(BaseModel):
             softmax scores to each sample as ``teacher_score`` (when the
             teacher is there), for :class:`TeacherStudentAgreement` on
             images without labels. Defaults to False.
+        compile (bool | dict): Compile the student's and the teacher's image
+            encoders with ``torch.compile`` (a dict gives its options, e.g.
+            ``dict(mode='max-autotune')``), as mmengine's ``compile`` does
+            for a whole ``train_step``; the modules, their parameters and
+            checkpoints stay as they are. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -108,6 +113,7 @@ class PromptKDDistiller(BaseModel):
                  reference_fp16: bool = False,
                  release_teacher_text_tower: bool = False,
                  predict_teacher: bool = False,
+                 compile: Union[bool, dict] = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
             # Built here, in our scope, so mmpretrain's preprocessors are
@@ -208,6 +214,22 @@ class PromptKDDistiller(BaseModel):
         # (e.g. a cross-dataset target); never saved.
         self._eval_features: Optional[torch.Tensor] = None
         self._eval_class_names: Optional[Tuple[str, ...]] = None
+        if not isinstance(compile, (bool, dict)):
+            raise TypeError(f'compile must be a bool or a dict of '
+                            f'torch.compile options, got {compile!r}')
+        self.compile_options = (dict(compile) if isinstance(compile, dict)
+                                else {} if compile else None)
+        self._compiled: Dict[str, object] = {}
+
+    def _image_encoder(self, which: str):
+        """``encode_image`` of the student or teacher, compiled if asked."""
+        model = self.student if which == 'student' else self._teacher
+        if self.compile_options is None:
+            return model.encode_image
+        if which not in self._compiled:
+            self._compiled[which] = torch.compile(model.encode_image,
+                                                  **self.compile_options)
+        return self._compiled[which]
 
     # ------------------------------------------------------------------ #
     @property
@@ -549,7 +571,8 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Features in the teacher's space.
         """
-        features = self.student.encode_image(inputs).to(self._feature_dtype)
+        features = self._image_encoder('student')(inputs).to(
+            self._feature_dtype)
         return F.normalize(self.projector(features), dim=-1)
 
     def student_logits(self,
@@ -588,15 +611,15 @@ class PromptKDDistiller(BaseModel):
         Returns:
             Tensor: Features (B, D_teacher).
         """
-        teacher = self._require_teacher()
+        self._require_teacher()
         if tuple(inputs.shape[-2:]) != tuple(self._teacher.image_size):
             inputs = F.interpolate(
                 inputs,
                 size=self._teacher.image_size,
                 mode='bicubic',
                 align_corners=False)
-        return teacher.encode_image(
-            inputs, normalize=True).to(self._feature_dtype)
+        features = self._image_encoder('teacher')(inputs)
+        return F.normalize(features, dim=-1).to(self._feature_dtype)
 
     @torch.no_grad()
     def teacher_logits(self, inputs: torch.Tensor,

@@ -13,7 +13,8 @@ REPO_ROOT = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 SECTIONS = ('train_step', 'overhead', 'inference', 'data', 'memory',
-            'precision', 'roofline', 'ideas', 'onnx', 'sources')
+            'precision', 'roofline', 'ideas', 'onnx', 'sources',
+            'teacher_cache', 'compile')
 ARCHS = ('tiny', 'base', 'real')
 # NVIDIA H200 (SXM) dense bf16 tensor-core peak, without sparsity.
 DEFAULT_PEAK_TFLOPS = 989.0
@@ -330,7 +331,8 @@ def make_step(
     inputs: torch.Tensor,
     recompute_names: Optional[Sequence[str]] = None,
     amp_dtype: Optional[torch.dtype] = None,
-    scaler: Optional['torch.amp.GradScaler'] = None
+    scaler: Optional['torch.amp.GradScaler'] = None,
+    data_samples: Optional[list] = None
 ) -> Callable[[], torch.Tensor]:
     """A closure running one training step on a fixed batch.
 
@@ -344,6 +346,9 @@ def make_step(
         amp_dtype (torch.dtype, optional): Autocast dtype; None runs in
             fp32. Defaults to None.
         scaler (GradScaler, optional): Loss scaler (fp16). Defaults to None.
+        data_samples (list[DataSample], optional): Samples with cached
+            ``teacher_logits``, used instead of the teacher. Defaults to
+            None.
 
     Returns:
         Callable[[], Tensor]: Runs the step and returns the detached loss.
@@ -357,7 +362,7 @@ def make_step(
             if amp_dtype is not None else contextlib.nullcontext())
         with autocast:
             if recompute_names is None:
-                loss = model(inputs, mode='loss')['loss_kd']
+                loss = model(inputs, data_samples, mode='loss')['loss_kd']
             else:
                 loss = reference_loss(model, inputs, recompute_names)
         if scaler is not None:
