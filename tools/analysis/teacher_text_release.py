@@ -28,6 +28,7 @@ sys.path[:0] = {paths!r}
 import mmpromptkd
 from benchmarks.common import distiller_cfg, status_mib
 from mmpromptkd.registry import MODELS
+from mmpretrain.structures import DataSample
 arch, mode, steps, classes = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
     int(sys.argv[4])
 torch.manual_seed(0)
