@@ -22,6 +22,7 @@ custom_hooks = [
     # and a stop for empty training data, declared here so that they run
     # under any train script.
     dict(type='EpochSeedHook'),
+    dict(type='CPUThreadsHook', threads='auto'),
     dict(type='RandomStateHook'),
     dict(type='EmptyClassCheckHook'),
 ]
