@@ -42,6 +42,7 @@ from mmpromptkd.datasets.teacher_cached_dataset import (  # noqa: E402
     pipeline_signature, replayable_dataset_config)
 from mmpromptkd.datasets.teacher_logit_cache import (  # noqa: E402
     STORAGES, relative_sample_paths)
+from mmpromptkd.engine.hooks import CPUThreadsHook  # noqa: E402
 from mmpromptkd.engine.hooks.epoch_seed_hook import epoch_seed  # noqa: E402
 
 
@@ -133,7 +134,8 @@ def record(runner, out: str, epochs: int, storage: str,
 
     Per epoch, the sampler is told the epoch (DistSamplerSeedHook) and the
     global generators are seeded with :func:`epoch_seed` (EpochSeedHook),
-    so the data loader draws what a training run draws.
+    so the data loader draws what a training run draws; the config's
+    CPUThreadsHook sets the threads, so the teacher computes as in training.
 
     Args:
         runner (Runner): A runner of the config (not trained).
@@ -154,6 +156,11 @@ def record(runner, out: str, epochs: int, storage: str,
     if model.distill_target != 'logits':
         raise ValueError("a teacher cache holds logits: distill_target must "
                          "be 'logits'")
+    # The thread count of training (CPUThreadsHook), so that the logits are
+    # computed as an online run computes them, to the last bit.
+    for hook in runner.hooks:
+        if isinstance(hook, CPUThreadsHook):
+            hook.before_run(runner)
     loader = runner.train_dataloader
     dataset = loader.dataset
     names = tuple(dataset.metainfo['classes'])
