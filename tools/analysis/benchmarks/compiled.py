@@ -17,8 +17,8 @@ def bench_compile(bench: Bench) -> Dict[str, Any]:
     compiled = build_distiller(
         dict(copy.deepcopy(bench.cfg), compile=True), bench.device,
         args.seed)
+    bench.reset()  # earlier sections trained the shared model
     compiled.load_state_dict(model.state_dict())
-    bench.reset()
     inputs = bench.batch()
     with torch.no_grad():  # the same weights: the same logits
         model.eval()

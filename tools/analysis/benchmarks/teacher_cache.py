@@ -24,7 +24,8 @@ def cache_bytes_per_view(num_classes: int, text_dim: int) -> Dict[str, float]:
 
     Returns:
         dict[str, float]: Per storage, the bytes of the per-view arrays
-        (crops, flips, logits) divided by the views.
+        (crops, flips, logits; without the 128-byte file headers) divided
+        by the views.
     """
     sizes = {}
     rng = np.random.default_rng(0)
@@ -41,8 +42,9 @@ def cache_bytes_per_view(num_classes: int, text_dim: int) -> Dict[str, float]:
                           [False] * _IMAGES,
                           rng.normal(size=(_IMAGES, num_classes)))
             cache = cache.commit()
-            per_view = cache.size_bytes() - osp.getsize(
-                osp.join(cache.path, 'text_features.npy'))
+            per_view = sum(array.nbytes
+                           for name, array in cache.arrays.items()
+                           if name != 'text_features')
             sizes[storage] = per_view / (_VIEWS * _IMAGES)
     return sizes
 
