@@ -7,11 +7,14 @@ round, first on an idle machine, then while one competing job runs (another
 torch process multiplying matrices on ``--competitor-threads`` threads, as a
 second training job would). The thread count that
 :func:`mmpromptkd.utils.choose_cpu_threads` picks is printed for each
-condition.
+condition. With ``--demo-epochs N``, the demo's distillation itself
+(``tools/train.py`` on the demo config for N epochs, a fresh process per
+run, on the data of ``--data-root``) is timed with ``CPUThreadsHook``'s
+choice and with 2 threads, in both conditions.
 
 Example::
 
-    python tools/analysis/cpu_threads.py --iters 30
+    python tools/analysis/cpu_threads.py --iters 30 --demo-epochs 5
 """
 import argparse
 import os.path as osp
@@ -33,6 +36,8 @@ from benchmarks.common import (class_names, make_optimizer,  # noqa: E402
 
 MODEL_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
                         'promptkd_tiny-clip.py')
+DEMO_CONFIG = osp.join(REPO_ROOT, 'configs', 'promptkd',
+                       'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py')
 COMPETITOR = '''
 import sys, torch
 torch.set_num_threads(int(sys.argv[1]))
@@ -53,7 +58,31 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--competitor-threads', type=int, default=2)
+    parser.add_argument('--demo-epochs', type=int, default=0,
+                        help='also time the demo distillation for this '
+                        'many epochs (0: do not)')
+    parser.add_argument('--data-root', default='data/synthetic_shapes',
+                        help='the demo dataset (tools/run_demo.sh makes it)')
     return parser.parse_args(argv)
+
+
+def time_demo(args: argparse.Namespace, threads: str) -> float:
+    """Seconds of a demo distillation run (a fresh ``tools/train.py``)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as work_dir:
+        start = time.perf_counter()
+        subprocess.run([
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'train.py'), DEMO_CONFIG,
+            '--work-dir', work_dir, '--cfg-options',
+            f'train_cfg.max_epochs={args.demo_epochs}',
+            'train_cfg.val_interval=1000', 'default_hooks.checkpoint.'
+            f'interval={args.demo_epochs}', 'custom_hooks.0.threads=' +
+            threads, *(f'{split}_dataloader.dataset.data_root='
+                       f'{args.data_root}' for split in ('train', 'val',
+                                                         'test'))
+        ], check=True, capture_output=True, cwd=REPO_ROOT)
+        return time.perf_counter() - start
 
 
 def build_demo_pair():
@@ -111,11 +140,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             chosen = choose_cpu_threads(model)
             ms = time_threads(model, inputs, args.threads, args.iters,
                               args.warmup)
+            demo = {
+                threads: time_demo(args, threads)
+                for threads in ('auto', '2')
+            } if args.demo_epochs else {}
         finally:
             if competitor is not None:
                 competitor.kill()
                 competitor.wait()
-        figures[condition] = dict(step_ms=ms, auto_threads=chosen)
+        figures[condition] = dict(step_ms=ms, auto_threads=chosen,
+                                  demo_s=demo)
         rows.append([condition] + [ms[n] for n in args.threads] +
                     [f'{ms[args.threads[-1]] / ms[args.threads[0]]:.2f}x',
                      chosen])
@@ -129,6 +163,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             f'competing job: a torch process on '
             f'{args.competitor_threads} thread(s) multiplying matrices'
         ])
+    if args.demo_epochs:
+        print_table(
+            f'Demo distillation ({args.demo_epochs} epochs, tools/train.py): '
+            'seconds', ['machine', "threads='auto'", 'threads=2', 'ratio'],
+            [[c, f['demo_s']['auto'], f['demo_s']['2'],
+              f"{f['demo_s']['2'] / f['demo_s']['auto']:.2f}x"]
+             for c, f in figures.items()],
+            ['a fresh process per run, start-up and the test-free loop '
+             'included; ratio = threads=2 / auto'])
     return figures
 
 
