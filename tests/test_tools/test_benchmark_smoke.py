@@ -76,6 +76,9 @@ class TestBenchmarkSmoke:
         assert _positive(fig['speedup'])
         # The exported student predicts exactly like the distiller.
         assert fig['max_abs_diff_vs_distiller'] < 1e-5
+        # Our DataSamples hold what mmpretrain's setters make.
+        assert fig['predictions']['same_samples'] is True
+        assert _timing_ok(fig['predictions']['ours'])
 
     def test_data(self, figures):
         fig = figures['data']

