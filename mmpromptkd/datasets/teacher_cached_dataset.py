@@ -8,7 +8,7 @@ import torch
 
 from mmpromptkd.registry import DATASETS
 from .teacher_logit_cache import (TeacherCacheError, TeacherLogitCache,
-                                  relative_sample_paths)
+                                  sample_paths)
 from .transforms.view_replay import replay_view
 
 VIEW_CHOICES = ('recorded', 'random')
@@ -185,10 +185,7 @@ class TeacherCachedDataset:
             raise TeacherCacheError(
                 f'{path} was recorded on {cache.num_samples} images, the '
                 f'dataset has {len(self.dataset)}')
-        paths = relative_sample_paths([
-            str(self.dataset.get_data_info(i).get('img_path', i))
-            for i in range(len(self.dataset))
-        ])
+        paths = sample_paths(self.dataset)
         recorded = cache.meta.get('sample_paths')
         if paths != recorded:
             i = next(i for i, (a, b) in enumerate(zip(paths, recorded))

@@ -397,15 +397,23 @@ def _all_finite(array: np.ndarray, chunk: int = 1 << 24) -> bool:
         for i in range(0, flat.size, chunk))
 
 
-def relative_sample_paths(paths: List[str]) -> List[str]:
-    """Image paths relative to their common folder (stable under a move).
+def sample_paths(dataset) -> List[str]:
+    """Each sample's image path, relative to the folder they all lie in.
+
+    What a cache records of its images and checks a training set against;
+    relative, so a dataset moved elsewhere is still the recorded one.
 
     Args:
-        paths (list[str]): Image paths.
+        dataset: A dataset with ``get_data_info`` (a sample without
+            ``img_path`` is named by its index).
 
     Returns:
-        list[str]: The paths relative to the folder they all lie in.
+        list[str]: The relative paths, in sample order.
     """
+    paths = [
+        str(dataset.get_data_info(i).get('img_path', i))
+        for i in range(len(dataset))
+    ]
     if not paths:
         return []
     root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])

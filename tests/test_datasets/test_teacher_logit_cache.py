@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mmpromptkd.datasets import TeacherCacheError, TeacherLogitCache
-from mmpromptkd.datasets.teacher_logit_cache import relative_sample_paths
+from mmpromptkd.datasets.teacher_logit_cache import sample_paths
 
 NAMES = [f'class {i}' for i in range(12)]
 
@@ -173,8 +173,16 @@ def test_other_versions_are_refused(tmp_path):
         TeacherLogitCache.open(tmp_path / 'c')
 
 
-def test_relative_sample_paths(tmp_path):
-    paths = [str(tmp_path / 'a' / 'x' / '1.png'),
-             str(tmp_path / 'a' / '2.png')]
-    assert relative_sample_paths(paths) == ['x/1.png', '2.png']
-    assert relative_sample_paths([str(tmp_path / 'one.png')]) == ['one.png']
+def test_sample_paths_are_relative_to_their_common_folder(tmp_path):
+    class Dataset:
+        paths = [tmp_path / 'a' / 'x' / '1.png', tmp_path / 'a' / '2.png']
+
+        def __len__(self):
+            return len(self.paths)
+
+        def get_data_info(self, i):
+            return dict(img_path=str(self.paths[i]))
+
+    assert sample_paths(Dataset()) == ['x/1.png', '2.png']
+    Dataset.paths = [tmp_path / 'one.png']
+    assert sample_paths(Dataset()) == ['one.png']

@@ -41,7 +41,7 @@ from mmpromptkd.datasets import TeacherLogitCache  # noqa: E402
 from mmpromptkd.datasets.teacher_cached_dataset import (  # noqa: E402
     pipeline_signature, replayable_dataset_config)
 from mmpromptkd.datasets.teacher_logit_cache import (  # noqa: E402
-    STORAGES, relative_sample_paths)
+    STORAGES, sample_paths)
 from mmpromptkd.engine.hooks import CPUThreadsHook  # noqa: E402
 from mmpromptkd.engine.hooks.epoch_seed_hook import epoch_seed  # noqa: E402
 
@@ -167,10 +167,7 @@ def record(runner, out: str, epochs: int, storage: str,
     model.eval()
     model.prepare_text_features(names, True, type(dataset).__name__)
     text = model.text_features
-    paths = relative_sample_paths([
-        str(dataset.get_data_info(i).get('img_path', i))
-        for i in range(len(dataset))
-    ])
+    paths = sample_paths(dataset)
     cache = TeacherLogitCache.create(
         out,
         num_views=epochs,
