@@ -170,7 +170,9 @@ class TeacherCachedDataset:
         self.dataset = DATASETS.build(replayable)
         self.cache = TeacherLogitCache.open(cache)
         self.views = views
-        self.epoch: Optional[int] = None
+        # In shared memory: dataloader workers, persistent ones included,
+        # read the epoch that the main process sets (-1: not set yet).
+        self._epoch = torch.full((), -1, dtype=torch.long).share_memory_()
         self._check(pipeline_signature(replayable))
 
     def _check(self, pipeline: str) -> None:
@@ -231,7 +233,13 @@ class TeacherCachedDataset:
                 f'view(s) per image (epochs 0-{self.cache.num_views - 1}); '
                 f'epoch {epoch} has none: record more epochs or use '
                 "views='random'")
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
+
+    @property
+    def epoch(self) -> Optional[int]:
+        """int or None: The epoch set by :meth:`set_epoch`, if any."""
+        epoch = int(self._epoch)
+        return None if epoch < 0 else epoch
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -241,11 +249,12 @@ class TeacherCachedDataset:
             # The pipeline's generator, as a random transform draws: seeded
             # per epoch (EpochSeedHook) or per dataloader worker.
             return int(np.random.randint(self.cache.num_views))
-        if self.epoch is None:
+        epoch = self.epoch
+        if epoch is None:
             raise RuntimeError(
                 "TeacherCachedDataset(views='recorded') needs the epoch: add "
                 "dict(type='mmpromptkd.EpochSeedHook') to custom_hooks")
-        return self.epoch
+        return epoch
 
     def __getitem__(self, idx: int) -> dict:
         view = self._view_index()

@@ -118,3 +118,27 @@ def test_the_tool_never_overwrites_and_needs_the_teacher_config(
                      config=CACHED)
     assert result.returncode != 0
     assert 'give the config with the teacher' in result.stdout
+
+
+def test_persistent_workers_replay_each_epochs_views(caches, shapes_root):
+    """Workers kept between epochs read the epoch the main process sets."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+
+    from mmpromptkd.datasets import TeacherCachedDataset
+    from mmpromptkd.registry import DATASETS
+    cfg = Config.fromfile(CACHED).train_dataloader.dataset
+    cfg.dataset.data_root = str(shapes_root)
+    cfg.cache = str(caches['float32'])
+    dataset = DATASETS.build(cfg)
+    assert isinstance(dataset, TeacherCachedDataset)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=1, persistent_workers=True,
+        sampler=[0, 3])
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        for i, data in zip([0, 3], loader):
+            got = data['data_samples'].teacher_logits.numpy()
+            np.testing.assert_array_equal(got, dataset.cache.view(epoch,
+                                                                  i)[2])

@@ -41,8 +41,8 @@ class EpochSeedHook(Hook):
 
     A training set (or one it wraps) with a ``set_epoch`` method, such as
     :class:`~mmpromptkd.datasets.TeacherCachedDataset`, is told the epoch
-    before it starts; workers see it because they are recreated each epoch
-    (persistent workers would keep the first epoch's, so they are refused).
+    before the epoch's dataloader iterator starts; such a dataset keeps it
+    where its workers, persistent ones included, read it.
     """
 
     priority = 'VERY_HIGH'
@@ -54,13 +54,5 @@ class EpochSeedHook(Hook):
         torch.manual_seed(seed)  # also seeds every CUDA device
         loader = getattr(runner, 'train_dataloader', None)
         for dataset in iter_wrapped_datasets(getattr(loader, 'dataset', None)):
-            if not callable(getattr(type(dataset), 'set_epoch', None)):
-                continue
-            if getattr(loader, 'persistent_workers', False) and \
-                    getattr(loader, 'num_workers', 0) > 0:
-                raise ValueError(
-                    f'{type(dataset).__name__} needs the epoch in every '
-                    'dataloader worker: set train_dataloader.'
-                    'persistent_workers=False (persistent workers keep the '
-                    "first epoch's)")
-            dataset.set_epoch(runner.epoch)
+            if callable(getattr(type(dataset), 'set_epoch', None)):
+                dataset.set_epoch(runner.epoch)
