@@ -23,6 +23,8 @@ def get_version() -> str:
     return namespace['__version__']
 
 
+TORCH_REQUIREMENT = 'torch>=2.6'
+
 #: OpenMMLab's package manager, for ``mim train / test / search / list``.
 #: mim imports ``pkg_resources``, which setuptools 81 removed; openmim
 #: 0.3.9 pulls in openxlab, which pins setuptools 60 (below torch's >=77).
@@ -85,7 +87,10 @@ setup(
     include_package_data=True,
     python_requires='>=3.9',
     install_requires=[
-        'torch>=2.1',
+        # The oldest torch with every API the package uses: the
+        # torch.serialization.safe_globals context (2.5), torch.export-based
+        # ONNX export with dynamic shapes (dynamo=True, 2.6), torch.compile.
+        TORCH_REQUIREMENT,
         'torchvision',
         'mmengine>=0.10.7,<1',
         'mmcv-lite>=2.0',
