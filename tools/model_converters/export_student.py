@@ -29,6 +29,8 @@ from mmengine.config import Config  # noqa: E402
 import mmpromptkd  # noqa: E402,F401
 from mmpromptkd.apis import export_student  # noqa: E402
 from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
+from mmpromptkd.models.utils import (FROZEN_WEIGHTS_META,  # noqa: E402
+                                     check_frozen_weights)
 from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, check_cfg_options, output_beside)
@@ -74,8 +76,8 @@ def main(argv=None) -> None:
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
-    state = load_checkpoint_file(args.checkpoint)
-    state = state.get('state_dict', state)
+    checkpoint = load_checkpoint_file(args.checkpoint)
+    state = checkpoint.get('state_dict', checkpoint)
     # The stored text features replace the teacher: build without it,
     # unless its text tower is exported too.
     model_cfg = cfg.model.to_dict()
@@ -86,6 +88,11 @@ def main(argv=None) -> None:
         model_cfg.get('projector', dict(type='FeatureProjector')),
         out_channels=state['text_features'].shape[1])
     model = MODELS.build(standalone)
+    # Training checkpoints hold no frozen weights: the config's are used,
+    # and must be the ones the checkpoint was trained with.
+    meta = checkpoint.get('meta') if 'state_dict' in checkpoint else None
+    check_frozen_weights(model, (meta or {}).get(FROZEN_WEIGHTS_META),
+                         args.checkpoint)
     model.load_state_dict(state, strict=True)
     student_cfg = export_student(
         model,

@@ -7,8 +7,13 @@ from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
 
 from mmpromptkd.fileio import TEMPORARY_NAME, atomic_write
+from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
+                                                    frozen_parameters,
+                                                    frozen_weights_record,
+                                                    strip_frozen_weights)
 from mmpromptkd.registry import HOOKS
 from mmpromptkd.utils.checkpoint_io import is_remote_path
 
@@ -76,8 +81,40 @@ class SafeCheckpointHook(CheckpointHook):
     * a failed write is an error naming the file, and temporary files that
       killed runs left in the checkpoint folder are removed at the start.
 
-    It takes exactly the arguments of mmengine's ``CheckpointHook``.
+    Checkpoints hold what training changed: the frozen parameters
+    (``requires_grad=False``, e.g. a student's CLIP weights) are left out,
+    and ``meta['frozen_weights']`` records their fingerprint, which every
+    loader checks against the model it builds from the config
+    (:mod:`mmpromptkd.models.utils.frozen_weights`). A model whose
+    ``save_clip_weights`` is True (stage-(a) classifiers that should be
+    self-contained), or ``save_frozen_weights=True``, keeps them.
+
+    Args:
+        save_frozen_weights (bool): Keep the frozen parameters in the
+            checkpoints. Defaults to False.
+        **kwargs: The arguments of mmengine's ``CheckpointHook``.
     """
+
+    def __init__(self, save_frozen_weights: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.save_frozen_weights = save_frozen_weights
+        self._frozen_record: Optional[dict] = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Leave the frozen weights out, recording their fingerprint."""
+        super().before_save_checkpoint(runner, checkpoint)
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if self.save_frozen_weights or not frozen_parameters(model) or \
+                getattr(model, 'save_clip_weights', False):
+            return
+        if self._frozen_record is None:
+            # Computed once: frozen weights do not change while training.
+            self._frozen_record = frozen_weights_record(model)
+        checkpoint['state_dict'] = strip_frozen_weights(
+            model, checkpoint['state_dict'])
+        checkpoint.setdefault('meta', {})[FROZEN_WEIGHTS_META] = dict(
+            self._frozen_record)
 
     def before_train(self, runner) -> None:
         if self.backend_args is None and self.file_client_args is None and \

@@ -11,6 +11,8 @@ from mmengine.runner.checkpoint import (CheckpointLoader,
                                         _load_checkpoint_to_model)
 
 from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
+from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
+                                                    check_frozen_weights)
 from mmpromptkd.registry import RUNNERS
 from mmpromptkd.utils.checkpoint_io import (SAFE_SCHEME,
                                             is_complete_checkpoint,
@@ -129,6 +131,11 @@ class SafeLoadingRunner(Runner):
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
+        # A checkpoint without its frozen weights takes the model's: they
+        # must be the ones it was trained with.
+        check_frozen_weights(
+            model, (meta if isinstance(meta, dict) else {}).get(
+                FROZEN_WEIGHTS_META), filename)
         checkpoint = _load_checkpoint_to_model(
             model, checkpoint, strict, revise_keys=revise_keys)
         self._has_loaded = True

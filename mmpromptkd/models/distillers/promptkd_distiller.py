@@ -13,7 +13,8 @@ from mmpromptkd.registry import MODELS
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                check_state_dict)
 from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
-from ..utils import check_image_size, logits_to_data_samples
+from ..utils import (check_image_size, fill_frozen_weights,
+                     logits_to_data_samples)
 
 
 @MODELS.register_module()
@@ -338,6 +339,10 @@ class PromptKDDistiller(BaseModel):
             buffer = getattr(self, name)
             if stored is not None and stored.shape != buffer.shape:
                 setattr(self, name, buffer.new_empty(stored.shape))
+        # Training checkpoints leave out the frozen weights: they come from
+        # the config's weight source (the checkpoint's fingerprint of them
+        # is checked by the loaders that read its meta).
+        fill_frozen_weights(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

@@ -1,7 +1,12 @@
+from .frozen_weights import (FROZEN_WEIGHTS_META, check_frozen_weights,
+                             fill_frozen_weights, frozen_parameters,
+                             frozen_weights_record, strip_frozen_weights)
 from .image_size_check import check_image_size
 from .predictions import logits_to_data_samples
 from .reference_fp16 import convert_to_reference_fp16
 
 __all__ = [
-    'check_image_size', 'convert_to_reference_fp16', 'logits_to_data_samples'
+    'FROZEN_WEIGHTS_META', 'check_frozen_weights', 'check_image_size',
+    'convert_to_reference_fp16', 'fill_frozen_weights', 'frozen_parameters',
+    'frozen_weights_record', 'logits_to_data_samples', 'strip_frozen_weights'
 ]
