@@ -40,8 +40,8 @@ from mmengine.dist import is_main_process  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, build_runner, check_cfg_options, close_distributed,
-    naming_the_checkpoint, resolve_work_dir, set_dataloader_defaults,
-    setup_cpu_distributed)
+    load_config, naming_the_checkpoint, reporting_run_errors,
+    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
 # Table columns: metric suffix -> header.
 B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
@@ -277,20 +277,22 @@ def main(argv=None) -> None:
             check_checkpoint(args.checkpoint)
         except FileNotFoundError as e:
             sys.exit(f'{osp.basename(__file__)}: error: {e}')
+    tool = osp.basename(__file__)
     try:
-        cfg = merge_args(Config.fromfile(args.config), args)
+        cfg = merge_args(load_config(args.config, tool), args)
     except ValueError as e:  # a mistyped --cfg-options key
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
+        sys.exit(f'{tool}: error: {e}')
+    with reporting_run_errors(tool):
+        setup_cpu_distributed(cfg, args.launcher)
+        runner = build_runner(cfg)
 
-    if args.out_item == 'pred':
-        from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
+        if args.out_item == 'pred':
+            from mmengine.evaluator import DumpResults
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
 
-    with naming_the_checkpoint(cfg):
-        metrics = flat_metrics(runner.test())
+        with naming_the_checkpoint(cfg):
+            metrics = flat_metrics(runner.test())
     close_distributed()
 
     if not is_main_process():

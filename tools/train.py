@@ -26,8 +26,9 @@ from mmengine.config import Config  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, build_runner, check_cfg_options, check_work_dir_is_free,
-    close_distributed, enable_amp, lock_work_dir, naming_the_checkpoint,
-    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
+    close_distributed, enable_amp, load_config, lock_work_dir,
+    naming_the_checkpoint, reporting_run_errors, resolve_work_dir,
+    set_dataloader_defaults, setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -155,7 +156,8 @@ def main(argv=None) -> None:
         argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
     """
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    tool = osp.basename(__file__)
+    cfg = load_config(args.config, tool)
     # Mistakes of the command line end the run before anything is built,
     # with a message instead of a traceback.
     try:
@@ -170,11 +172,13 @@ def main(argv=None) -> None:
         check_work_dir_is_free(cfg)
     except (FileExistsError, FileNotFoundError, RuntimeError,
             ValueError) as e:
-        sys.exit(f'{osp.basename(__file__)}: error: {e}')
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    with naming_the_checkpoint(cfg):
-        runner.train()
+        sys.exit(f'{tool}: error: {e}')
+    runner = None
+    with reporting_run_errors(tool, lambda: runner):
+        setup_cpu_distributed(cfg, args.launcher)
+        runner = build_runner(cfg)
+        with naming_the_checkpoint(cfg):
+            runner.train()
     close_distributed()
 
 

@@ -431,3 +431,12 @@ class TestCompile:
             ]) for model in (eager, compiled)
         ]
         assert (grads[1] - grads[0]).norm() <= 1e-5 * grads[0].norm()
+
+
+def test_a_teacher_checkpoint_is_named_as_one(distiller):
+    from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
+    state = {'prompted_clip.vision_ctx': torch.zeros(4, 64)}
+    with pytest.raises(CheckpointMismatchError,
+                       match='stage-\\(a\\) teacher checkpoint.*'
+                       'model.teacher.checkpoint=PATH'):
+        distiller.load_state_dict(state, strict=False)

@@ -67,6 +67,27 @@ def _free_port() -> int:
 class TestTrainTest:
 
     @pytest.mark.slow
+    def test_checkpoints_hold_no_frozen_weights(self, trained, shapes_root,
+                                                tmp_path):
+        checkpoint = load_checkpoint_file(str(trained / 'epoch_2.pth'))
+        keys = set(checkpoint['state_dict'])
+        assert not any(k.startswith('student.clip.') for k in keys)
+        assert {'student.vision_ctx', 'projector.fc1.weight',
+                'text_features'} <= keys
+        record = checkpoint['meta']['frozen_weights']
+        assert record['tensors'] > 0 and len(record['sha256']) == 64
+        # The same architecture with other (random) CLIP weights.
+        result = run_tool([
+            sys.executable, TOOLS / 'test.py', CONFIG, trained /
+            'epoch_2.pth', '--work-dir', tmp_path / 'other', '--cfg-options',
+            *data_options(shapes_root), 'model.student.clip.checkpoint=None'
+        ], cwd=tmp_path)
+        assert result.returncode != 0
+        assert 'was trained on other frozen weights than this model' in \
+            result.stdout
+        assert record['sha256'][:16] in result.stdout
+
+    @pytest.mark.slow
     def test_train_then_test(self, trained, shapes_root, tmp_path):
         assert (trained / 'epoch_1.pth').is_file()
         assert (trained / 'epoch_2.pth').is_file()

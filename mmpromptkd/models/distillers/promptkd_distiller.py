@@ -305,6 +305,12 @@ class PromptKDDistiller(BaseModel):
         # with this model's shapes and finite values (stored features may
         # be missing: the teacher computes them, e.g. for converted
         # students; their class count is only known from the file).
+        if any(k.startswith(prefix + 'prompted_clip.') for k in state_dict):
+            raise CheckpointMismatchError(
+                'the checkpoint is a stage-(a) teacher checkpoint (its keys '
+                "start with 'prompted_clip.'), not one of a distiller: give "
+                'it as the teacher, --cfg-options '
+                'model.teacher.checkpoint=PATH. Nothing was loaded.')
         own = {prefix + k: v for k, v in self.state_dict().items()}
         required = [prefix + name for name in self.trainable_parameters()]
         if self.projector is not None:

@@ -1,0 +1,48 @@
+"""How train.py / test.py end: the error's message last, never a bare trace."""
+from types import SimpleNamespace
+
+import pytest
+
+from mmpromptkd.cli import load_config, reporting_run_errors
+from tool_runs import REPO
+
+
+def test_a_mistyped_config_names_the_closest_one(monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as stop:
+        load_config('configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-'
+                    'synthetic-shape.py', 'train.py')
+    assert str(stop.value) == (
+        'train.py: error: config file configs/promptkd/promptkd_tiny-clip_'
+        '1xb32-20e_b2n-synthetic-shape.py does not exist; did you mean '
+        'configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-synthetic-'
+        'shapes.py?')
+
+
+def test_nothing_close_gives_no_guess(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        load_config(str(tmp_path / 'zzzz.py'), 'test.py')
+    assert str(stop.value).endswith('zzzz.py does not exist')
+
+
+def test_an_error_ends_with_its_one_line_message(capsys):
+    with pytest.raises(SystemExit) as stop:
+        with reporting_run_errors('test.py'):
+            raise FileNotFoundError('data_root nowhere is not a folder')
+    assert str(stop.value) == ('test.py: error: FileNotFoundError: '
+                               'data_root nowhere is not a folder')
+    # The traceback comes first, for a bug report.
+    assert 'Traceback' in capsys.readouterr().err
+
+
+def test_ctrl_c_says_where_the_run_stopped(capsys):
+    runner = SimpleNamespace(train_loop=object(), epoch=2, iter=17)
+    with pytest.raises(SystemExit) as stop:
+        with reporting_run_errors('train.py', lambda: runner):
+            raise KeyboardInterrupt
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        'train.py: stopped in epoch 3, after iteration 17; continue from '
+        'the last checkpoint with --resume')
+    assert 'Traceback' not in err
