@@ -17,7 +17,8 @@ def export_student(model: nn.Module,
                    model_cfg: dict,
                    path: str,
                    overwrite: bool = False,
-                   with_text_encoder: bool = False) -> dict:
+                   with_text_encoder: bool = False,
+                   test_pipeline: Optional[list] = None) -> dict:
     """Write the student, projector and stored text features to ``path``.
 
     The file needs neither the teacher nor any CLIP weight file: the
@@ -37,6 +38,10 @@ def export_student(model: nn.Module,
         with_text_encoder (bool): Also store the teacher's text tower and
             text prompts (needs a :class:`PromptedCLIP` teacher). Defaults
             to False.
+        test_pipeline (list[dict], optional): The test pipeline of the
+            training config, stored in ``meta.test_pipeline`` (plain data)
+            so that deployment states the preprocessing the student
+            expects. Defaults to None.
 
     Returns:
         dict: The standalone model config stored in the file (also usable
@@ -66,7 +71,8 @@ def export_student(model: nn.Module,
             kind=EXPORT_KIND,
             model=_plain(cfg),
             # Read by mmpretrain's inferencers for the class names.
-            dataset_meta=dict(classes=list(model.class_names))))
+            dataset_meta=dict(classes=list(model.class_names)),
+            test_pipeline=_plain(list(test_pipeline or []))))
     save_checkpoint_file(payload, path, overwrite=overwrite)
     return cfg
 
@@ -114,7 +120,8 @@ def load_exported_student(path: str,
 
     Returns:
         nn.Module: :class:`PromptKDDistiller` in eval mode, which predicts
-        with the stored text features.
+        with the stored text features; its ``test_pipeline`` attribute is
+        the stored test pipeline (a list of transform dicts, or empty).
     """
     payload = load_checkpoint_file(path)
     meta = payload.get('meta', None) if isinstance(payload, dict) else None
@@ -131,6 +138,10 @@ def load_exported_student(path: str,
     check_stored_config(meta['model'], f'{path}: meta.model')
     model = MODELS.build(meta['model'])
     model.load_state_dict(payload['state_dict'], strict=True)
+    pipeline = meta.get('test_pipeline')
+    # The preprocessing the student was tested with (empty for exports
+    # that did not store it), for deployment.
+    model.test_pipeline = pipeline if isinstance(pipeline, list) else []
     return model.to(device).eval()
 
 

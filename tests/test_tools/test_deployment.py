@@ -16,6 +16,13 @@ from synthetic_shapes import generate_coop_dataset
 from tool_runs import TOOLS, check_ok, run_tool
 
 TOOL = TOOLS / 'deployment' / 'pytorch2onnx.py'
+PIPELINE = [
+    dict(type='mmpromptkd.LoadImageFromFileSafe'),
+    dict(type='ResizeEdge', scale=32, edge='short', interpolation='bicubic',
+         backend='pillow'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs'),
+]
 
 
 @pytest.fixture
@@ -44,7 +51,7 @@ def exported(tmp_path, tiny_clip_cfg, tiny_large_clip_cfg):
     with torch.no_grad():  # a projector that is not the identity at init
         model.projector.bn.running_mean.normal_()
     path = tmp / 'student.pth'
-    export_student(model.eval(), cfg, str(path))
+    export_student(model.eval(), cfg, str(path), test_pipeline=PIPELINE)
     # The same student with the teacher's text tower (open vocabulary).
     export_student(model, cfg, str(tmp / 'open.pth'), with_text_encoder=True)
     images = sorted(str(p) for p in (root / 'images').rglob('test_*.png'))
@@ -102,6 +109,8 @@ def test_onnx_export_parity_and_refusals(exported, tmp_path):
     meta = json.loads((tmp_path / 'student.json').read_text())
     assert meta['class_names'] == classes
     assert meta['input']['shape'] == ['batch', 3, 32, 32]
+    # The resize and crop the graph expects, from the test pipeline.
+    assert meta['preprocessing'] == PIPELINE[1:3]
     proto = onnx.load(str(out))
     stored = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(stored['class_names']) == classes

@@ -10,7 +10,8 @@ is float RGB in ``[0, 255]``, ``(batch, 3, H, W)`` at the student's
 resolution (resize and crop as the test pipeline does), with a dynamic
 batch; its outputs are ``logits`` (and ``features`` with ``--features``).
 The class names go into the model's metadata (``class_names``, JSON) and
-into ``OUT.json`` beside it, with the input layout. The graph is checked
+into ``OUT.json`` beside it, with the input layout and the resize and crop
+of the student's test pipeline (``preprocessing``). The graph is checked
 with ``onnx.checker`` and run by onnxruntime on random batches of 1 and 7
 images against the PyTorch student (the largest difference is printed).
 
@@ -116,6 +117,14 @@ def main(argv=None) -> None:
             channels='RGB',
             range=[0, 255],
             dtype='float32'),
+        # Resize and crop as the student's test pipeline does (e.g. the
+        # short edge to 224 px, bicubic, then a 224 px centre crop);
+        # normalisation is inside the graph.
+        preprocessing=[
+            t for t in model.test_pipeline
+            if not str(t.get('type', '')).split('.')[-1].startswith(
+                ('LoadImage', 'PackInputs'))
+        ],
         outputs=['logits', 'features'] if args.features else ['logits'],
         opset=args.opset,
         source=osp.abspath(args.student))

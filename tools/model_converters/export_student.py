@@ -99,7 +99,8 @@ def main(argv=None) -> None:
         model_cfg,
         args.out,
         overwrite=args.force,
-        with_text_encoder=args.with_text_encoder)
+        with_text_encoder=args.with_text_encoder,
+        test_pipeline=cfg.test_dataloader.dataset.pipeline)
     Config(
         dict(
             # A fresh process (e.g. mmpretrain's inferencer) imports the
