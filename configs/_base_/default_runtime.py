@@ -9,12 +9,14 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Every epoch's checkpoint is kept: a later failure never removes one.
+    # As the official code: the last checkpoint is kept (and the best one
+    # where a config sets save_best). Checkpoints hold what training
+    # changed, not the frozen CLIP weights (a ViT-B/16 student: 8-11 MiB).
     # SafeCheckpointHook: mmengine's hook with an atomic last_checkpoint,
-    # old checkpoints removed only after the new one is written, and stale
-    # temporary files of killed runs cleaned at the start.
+    # the old checkpoint removed only after the new one is written, and
+    # stale temporary files of killed runs cleaned at the start.
     checkpoint=dict(
-        type='SafeCheckpointHook', interval=1, max_keep_ckpts=-1),
+        type='SafeCheckpointHook', interval=1, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # mmpretrain's; tools/test.py --show / --show-dir enable it.
     visualization=dict(type='VisualizationHook', enable=False),

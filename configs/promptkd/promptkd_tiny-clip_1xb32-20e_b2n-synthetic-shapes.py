@@ -25,4 +25,6 @@ param_scheduler = [
     dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=1, by_epoch=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
-default_hooks = dict(logger=dict(interval=10))
+# Every epoch's checkpoint is kept (175 KB each), for studies of the run.
+default_hooks = dict(
+    logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=-1))

@@ -109,6 +109,18 @@ def test_builds_in_our_scope_under_any_default_scope(path):
             assert cfg[key].get('_scope_') == 'mmpromptkd', key
 
 
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=osp.basename)
+def test_real_configs_keep_the_last_checkpoint_without_frozen_weights(path):
+    """The official code's keep policy: the last checkpoint (and the best
+    one where save_best is set); tiny demo runs keep every epoch."""
+    hook = Config.fromfile(path).default_hooks.checkpoint
+    if hook.type != 'SafeCheckpointHook':
+        return  # the mmpretrain-runtime demo: mmengine's own hook
+    assert not hook.get('save_frozen_weights', False)
+    tiny = 'tiny-clip' in osp.basename(path)
+    assert hook.max_keep_ckpts == (-1 if tiny else 1)
+
+
 def test_readme_recipe_shortens_the_schedule():
     recipe = '--cfg-options train_cfg.max_epochs=5'
     with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
