@@ -1,0 +1,525 @@
+"""Prove that a config runs, on generated data, before a GPU hour is spent.
+
+    python tools/misc/dry_run.py CONFIG [--tiny] [--work-dir DIR]
+        [--quick] [--cfg-options KEY=VALUE ...]
+
+The config runs through the tools a user runs (``tools/train.py``,
+``tools/train.py --resume``, ``tools/test.py``, and for a distiller
+``tools/model_converters/export_student.py``), with the same runner, loop,
+hooks and dataloader settings (workers, sampler, ``persistent_workers``),
+except that:
+
+* CLIP weights are random weights of the architecture the config names
+  (no weight file is read; teacher checkpoints are left out), or with
+  ``--tiny`` the project's tiny CLIPs (and 32 px images) in place of every
+  CLIP;
+* the data is a generated miniature of the config's own layout (CoOp split
+  files, ImageNet and its variants, FGVC-Aircraft, unlabeled folders, tar
+  shards, synthetic shapes), a few classes at the config's batch size, and
+  a teacher-cache config gets a cache recorded on the fly by
+  ``tools/misc/cache_teacher_logits.py`` from the config it names first in
+  ``_base_`` (the config with the teacher);
+* training stops after one epoch of the miniature (two iterations of an
+  iteration-based loop), and the resumed run goes one epoch (iteration)
+  further.
+
+Each phase prints its wall time and the peak resident memory of the phase
+(and the peak CUDA memory on a GPU); the tools' own output goes to
+``WORK_DIR/<phase>.log``. The last line is ``dry run ok: CONFIG`` or
+``dry run failed: CONFIG: ...`` with the first error. Nothing is written
+outside the work dir and nothing is downloaded. ``--quick`` builds and
+trains one iteration only.
+"""
+import argparse
+import ast
+import contextlib
+import copy
+import importlib.util
+import json
+import math
+import multiprocessing
+import os
+import os.path as osp
+import sys
+import time
+from typing import Callable, Dict, Iterator, List, Optional
+
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+for _path in (_REPO, osp.dirname(osp.abspath(__file__))):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+import miniature_data  # noqa: E402
+from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
+                            load_config)
+
+TINY = Config.fromfile(
+    osp.join(_REPO, 'configs', '_base_', 'models', 'promptkd_tiny-clip.py'))
+TINY_IMAGE_SIZE = 32
+#: Prompt depth of every prompted tiny CLIP (they have 4 and 6 blocks).
+TINY_PROMPT_DEPTH = 2
+NUM_CLASSES = 4
+DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
+
+
+def _bare(type_name) -> str:
+    return str(type_name).split('.')[-1]
+
+
+# ---------------------------------------------------------------------- #
+# Weights.
+def clip_architecture(clip: dict, role: str, tiny: bool) -> dict:
+    """The architecture of a CLIP weight source, without its weights.
+
+    Args:
+        clip (dict): The config's weight source (``openai_file``,
+            ``model_name`` or ``model_cfg``).
+        role (str): 'student' or 'teacher' (which tiny CLIP to use).
+        tiny (bool): The project's tiny CLIP instead.
+
+    Returns:
+        dict: ``dict(model_cfg=..., quick_gelu=...)`` (random weights).
+    """
+    import open_clip
+    if tiny:
+        return dict(model_cfg=copy.deepcopy(TINY[f'tiny_{role}_clip']),
+                    quick_gelu=True)
+    if 'model_cfg' in clip:
+        model_cfg = clip['model_cfg']
+    else:
+        name = clip.get('model_name') or osp.splitext(
+            osp.basename(clip['openai_file']))[0]
+        model_cfg = open_clip.get_model_config(name)
+        if model_cfg is None:
+            raise ValueError(f'clip: no open_clip architecture named {name!r}'
+                             ' (from the weight file name); give model_name')
+    openai = 'openai_file' in clip or clip.get('pretrained') == 'openai'
+    source = dict(model_cfg=copy.deepcopy(dict(model_cfg)),
+                  quick_gelu=clip.get('quick_gelu', openai))
+    if 'precision' in clip:
+        source['precision'] = clip['precision']
+    return source
+
+
+class RandomWeights:
+    """Random CLIP weights, one file per architecture, the same in every
+    phase (a checkpoint records the fingerprint of its frozen weights).
+
+    Args:
+        folder (str): Where the weight files go (inside the work dir).
+        tiny (bool): The project's tiny CLIPs instead of the config's.
+    """
+
+    def __init__(self, folder: str, tiny: bool) -> None:
+        self.folder = folder
+        self.tiny = tiny
+        self.files: Dict[str, str] = {}
+
+    def source(self, clip: dict, role: str) -> dict:
+        """The weight source that replaces ``clip``."""
+        from mmpromptkd.models.clip.clip_builder import build_clip
+        arch = clip_architecture(clip, role, self.tiny)
+        key = json.dumps(arch, sort_keys=True)
+        if key not in self.files:
+            path = osp.join(self.folder, f'clip_{len(self.files)}.pth')
+            os.makedirs(self.folder, exist_ok=True)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(len(self.files))
+                weights = build_clip(dict(arch)).state_dict()
+            torch.save(weights, path)
+            del weights
+            self.files[key] = path
+        return dict(arch, checkpoint=self.files[key])
+
+
+def replace_weights(node, role: str, weights: RandomWeights) -> None:
+    """Replace every weight source under a model config, in place."""
+    if isinstance(node, list):
+        for item in node:
+            replace_weights(item, role, weights)
+        return
+    if not isinstance(node, dict):
+        return
+    tiny = weights.tiny
+    if isinstance(node.get('clip'), dict):
+        node['clip'] = weights.source(node['clip'], role)
+        if 'checkpoint' in node:
+            node['checkpoint'] = None  # a stage-(a) checkpoint
+        if tiny:
+            for key in ('vision_prompt_depth', 'text_prompt_depth',
+                        'prompt_depth'):
+                if node.get(key):
+                    node[key] = min(node[key], TINY_PROMPT_DEPTH)
+    init_cfg = node.get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        node['init_cfg'] = None
+    if tiny and _bare(node.get('type')) == 'BackboneStudent':
+        node['image_size'] = TINY_IMAGE_SIZE
+    for key, value in node.items():
+        if key != 'clip':
+            replace_weights(
+                value, 'teacher' if key in ('teacher', 'text_encoder') else
+                'student' if key == 'student' else role, weights)
+
+
+def prepare_model(cfg: Config, weights: RandomWeights) -> None:
+    """Random or tiny weights everywhere in ``cfg.model``."""
+    model = cfg.model.to_dict()
+    role = 'student' if model.get('type') in DISTILLERS else 'teacher'
+    replace_weights(model, role, weights)
+    projector = model.get('projector')
+    if weights.tiny and isinstance(projector, dict) and \
+            'out_channels' in projector and model.get('teacher') is None:
+        projector['out_channels'] = TINY.tiny_teacher_clip['embed_dim']
+    cfg.model = model
+
+
+# ---------------------------------------------------------------------- #
+# Data.
+def _shrink_pipeline(pipeline: list) -> None:
+    for transform in pipeline:
+        for key in ('scale', 'crop_size', 'size'):
+            if isinstance(transform.get(key), int):
+                transform[key] = TINY_IMAGE_SIZE
+
+
+class MiniatureData:
+    """Writes each dataset's miniature once and points the configs at it.
+
+    Args:
+        root (str): Folder of the miniatures (inside the work dir).
+        train_per_class (int): Train images per class.
+        tiny (bool): Shrink the pipelines to the tiny CLIPs' 32 px.
+    """
+
+    def __init__(self, root: str, train_per_class: int, tiny: bool) -> None:
+        self.root = root
+        self.train_per_class = train_per_class
+        self.tiny = tiny
+        self.written: Dict[str, dict] = {}
+
+    def _once(self, name: str, write: Callable[[str], dict]) -> dict:
+        if name not in self.written:
+            folder = osp.join(self.root, name)
+            self.written[name] = write(folder) or dict(data_root=folder)
+        return self.written[name]
+
+    def prepare(self, dataset: dict) -> None:
+        """Point ``dataset`` (and what it wraps) at generated data."""
+        name = _bare(dataset.get('type'))
+        if self.tiny and isinstance(dataset.get('pipeline'), list):
+            _shrink_pipeline(dataset['pipeline'])
+        for inner in [dataset.get('dataset'), *dataset.get('datasets', [])]:
+            if isinstance(inner, dict):
+                self.prepare(inner)
+        if name in ('TeacherCachedDataset', 'NestedSubset', 'ConcatDataset'):
+            return
+        if name == 'SyntheticShapes':
+            import synthetic_shapes
+            dataset.update(self._once(name, lambda folder: (
+                synthetic_shapes.generate_coop_dataset(
+                    folder, num_classes=NUM_CLASSES,
+                    train_per_class=self.train_per_class,
+                    val_per_class=miniature_data.EVAL_PER_CLASS,
+                    test_per_class=miniature_data.EVAL_PER_CLASS), None)[1]))
+        elif name == 'UnlabeledImages':
+            dataset.pop('file_list', None)
+            dataset.update(self._once(name, self._unlabeled))
+        elif name == 'UnlabeledShards':
+            dataset.update(self._once(name, self._shards))
+        else:
+            dataset.update(self._once(name, lambda folder: (
+                miniature_data.write_layout(name, folder, NUM_CLASSES,
+                                            self.train_per_class), None)[1]))
+
+    def _unlabeled(self, folder: str) -> dict:
+        return miniature_data.write_unlabeled_folder(
+            folder, NUM_CLASSES, NUM_CLASSES * self.train_per_class)
+
+    def _shards(self, folder: str) -> dict:
+        images = self._unlabeled(folder + '_images')
+        shards = load_tool('misc/images_to_shards.py')
+        per_shard = max(1, NUM_CLASSES * self.train_per_class // 2)
+        shards.main([images['data_root'], folder, '--images-per-shard',
+                     str(per_shard)])
+        return dict(shards=osp.join(folder, 'shard-{000000..000001}.tar'),
+                    classes=images['classes'])
+
+
+def prepare_data(cfg: Config, data: MiniatureData) -> None:
+    """Every dataloader of ``cfg`` reads a generated miniature."""
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if loader is not None:
+            dataset = loader.dataset.to_dict()
+            data.prepare(dataset)
+            loader.dataset = dataset
+
+
+def set_schedule(cfg: Config, iters: int) -> None:
+    """Stop after one epoch (epoch-based) or ``iters`` iterations."""
+    train_cfg = cfg.train_cfg
+    if train_cfg.get('max_iters') is not None or \
+            train_cfg.get('by_epoch') is False:
+        train_cfg.max_iters = iters
+        key = 'max_iters'
+    else:
+        train_cfg.max_epochs = 1
+        key = 'max_epochs'
+    if cfg.get('val_cfg') is not None and 'val_interval' in train_cfg:
+        train_cfg.val_interval = 1 if key == 'max_epochs' else iters
+    return key
+
+
+# ---------------------------------------------------------------------- #
+# Running the tools.
+def load_tool(relpath: str):
+    """Import a tool script (``tools/<relpath>``) as a module."""
+    path = osp.join(_REPO, 'tools', relpath)
+    name = 'dry_run_' + relpath.replace('/', '_')[:-3]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _peak_rss_mib() -> float:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # resets VmHWM to the current resident size
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _output_to(log: str) -> Iterator[None]:
+    """Send stdout and stderr (Python's and the C libraries') to ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, 'a') as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+class PhaseFailed(RuntimeError):
+    """A phase of the dry run failed; the message says how."""
+
+
+def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
+    """Run one phase, print its time and peak memory.
+
+    Raises:
+        PhaseFailed: With the tool's last error line and the log.
+    """
+    log = osp.join(work_dir, f'{name}.log')
+    _reset_peak_rss()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    children = {child.pid for child in multiprocessing.active_children()}
+    start = time.perf_counter()
+    error = None
+    with _output_to(log):
+        try:
+            call()
+        except SystemExit as e:
+            if e.code not in (None, 0):
+                error = str(e.code)
+        except Exception as e:  # noqa: B902  (reported, with the log)
+            import traceback
+            traceback.print_exc()
+            error = f'{type(e).__name__}: {e}'
+        finally:
+            # The run is over, but its persistent dataloader workers wait
+            # for the garbage collector, which would take seconds per worker
+            # in the next phase; they are this phase's, so they end here.
+            for child in multiprocessing.active_children():
+                if child.pid not in children:
+                    child.terminate()
+                    child.join()
+    seconds = time.perf_counter() - start
+    figures = f'{seconds:7.1f} s   peak RSS {_peak_rss_mib():8.0f} MiB'
+    if torch.cuda.is_available():
+        figures += (f'   peak CUDA '
+                    f'{torch.cuda.max_memory_allocated() / 2**20:8.0f} MiB')
+    print(f'  {name:<8}{figures}', flush=True)
+    if error is not None:
+        raise PhaseFailed(f'phase {name}: {error.strip().splitlines()[-1]} '
+                          f'(log: {log})')
+
+
+def _first_base(config: str) -> Optional[str]:
+    """The first ``_base_`` file of a config, read without running it."""
+    with open(config, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, 'id', None) == '_base_' for t in node.targets):
+            value = ast.literal_eval(node.value)
+            first = value[0] if isinstance(value, list) else value
+            return osp.normpath(osp.join(osp.dirname(config), first))
+    return None
+
+
+def _cache_dataset(cfg: Config) -> Optional[dict]:
+    dataset = cfg.train_dataloader.dataset
+    return dataset if _bare(dataset.get('type')) == 'TeacherCachedDataset' \
+        else None
+
+
+class DryRun:
+    """The dry run of one config (see the module docstring).
+
+    Args:
+        config (str): The config file.
+        work_dir (str): Where everything is written.
+        tiny (bool): Tiny CLIPs instead of random real-size ones.
+        quick (bool): Build and train one iteration only.
+        cfg_options (dict, optional): ``--cfg-options``, applied first.
+    """
+
+    def __init__(self, config: str, work_dir: str, tiny: bool = False,
+                 quick: bool = False,
+                 cfg_options: Optional[dict] = None) -> None:
+        self.config = config
+        self.work_dir = osp.abspath(work_dir)
+        self.tiny = tiny
+        self.quick = quick
+        self.cfg_options = cfg_options
+
+    def _prepared(self, config: str, data: MiniatureData,
+                  iters: int) -> Config:
+        cfg = load_config(config, 'dry_run.py')
+        if self.cfg_options:
+            check_cfg_options(cfg, self.cfg_options)
+            cfg.merge_from_dict(self.cfg_options)
+        prepare_model(cfg, self.weights)
+        prepare_data(cfg, data)
+        self.schedule_key = set_schedule(cfg, iters)
+        return cfg
+
+    def _dump(self, cfg: Config, name: str) -> str:
+        path = osp.join(self.work_dir, name)
+        cfg.dump(path)
+        return path
+
+    def _record_cache(self, data: MiniatureData, iters: int) -> str:
+        online = _first_base(self.config)
+        if online is None:
+            raise PhaseFailed(f'{self.config} trains on a teacher cache but '
+                              'names no _base_ config with the teacher')
+        cfg = self._prepared(online, data, iters)
+        path = self._dump(cfg, 'online_config.py')
+        out = osp.join(self.work_dir, 'teacher_cache')
+        recorder = load_tool('misc/cache_teacher_logits.py')
+        run_phase('cache', self.work_dir, lambda: recorder.main(
+            [path, '--out', out, '--epochs', '2']))
+        return out
+
+    def run(self) -> None:
+        """Run every phase; raises :class:`PhaseFailed` at the first error."""
+        if osp.exists(self.work_dir) and os.listdir(self.work_dir):
+            raise PhaseFailed(f'work dir {self.work_dir} is not empty: a dry '
+                              'run starts in an empty (or new) folder')
+        os.makedirs(self.work_dir, exist_ok=True)
+        kind = 'tiny CLIPs' if self.tiny else \
+            "random weights of the config's architectures"
+        print(f'dry run of {self.config} ({kind}), work dir {self.work_dir}',
+              flush=True)
+        iters = 1 if self.quick else 2
+        probe = load_config(self.config, 'dry_run.py')
+        batch = probe.train_dataloader.batch_size
+        # Enough images that even the base half of the classes fills the
+        # batches of the run.
+        per_class = max(2, math.ceil(iters * batch / (NUM_CLASSES // 2)))
+        data = MiniatureData(osp.join(self.work_dir, 'data'), per_class,
+                             self.tiny)
+        self.weights = RandomWeights(osp.join(self.work_dir, 'weights'),
+                                     self.tiny)
+        cfg = self._prepared(self.config, data, iters)
+        if _cache_dataset(cfg) is not None:
+            _cache_dataset(cfg)['cache'] = self._record_cache(data, iters)
+        config = self._dump(cfg, 'config.py')
+        train_dir = osp.join(self.work_dir, 'train')
+        train = load_tool('train.py')
+        options = []
+        if self.quick:
+            options = ['--no-validate']
+        run_phase('train', self.work_dir,
+                  lambda: train.main([config, '--work-dir', train_dir,
+                                      *options]))
+        if self.quick:
+            return
+        with open(osp.join(train_dir, 'last_checkpoint')) as f:
+            first = f.read().strip()
+        longer = (iters + 1 if self.schedule_key == 'max_iters' else 2)
+        run_phase('resume', self.work_dir, lambda: train.main([
+            config, '--work-dir', train_dir, '--resume', first,
+            '--cfg-options', f'train_cfg.{self.schedule_key}={longer}'
+        ]))
+        with open(osp.join(train_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        test = load_tool('test.py')
+        run_phase('test', self.work_dir, lambda: test.main(
+            [config, checkpoint, '--work-dir',
+             osp.join(self.work_dir, 'test')]))
+        if cfg.model.get('type') in DISTILLERS:
+            export = load_tool('model_converters/export_student.py')
+            run_phase('export', self.work_dir, lambda: export.main(
+                [config, checkpoint,
+                 osp.join(self.work_dir, 'student.pth')]))
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='training config')
+    parser.add_argument('--tiny', action='store_true',
+                        help="the project's tiny CLIPs instead of random "
+                        'weights of the real architectures')
+    parser.add_argument('--quick', action='store_true',
+                        help='build and train one iteration only')
+    parser.add_argument('--work-dir',
+                        help='an empty or new folder; defaults to '
+                        'work_dirs/dry_run/<config name>')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help='override settings of the config first')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Dry-run a config; returns the exit status."""
+    args = parse_args(argv)
+    name = osp.splitext(osp.basename(args.config))[0]
+    work_dir = args.work_dir or osp.join('work_dirs', 'dry_run', name)
+    try:
+        DryRun(args.config, work_dir, args.tiny, args.quick,
+               args.cfg_options).run()
+    except PhaseFailed as e:
+        print(f'dry run failed: {args.config}: {e}', flush=True)
+        return 1
+    print(f'dry run ok: {args.config}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Miniatures of the data layouts the configs read, for the dry run.
+
+Each writer lays out a few classes of small generated images exactly as
+the dataset class of a config reads them (its ``dataset_dir``,
+``image_dir``, split file, class files), so that a config runs on its own
+data path without the real data set. ``tools/misc/dry_run.py`` uses them.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List
+
+import numpy as np
+from PIL import Image
+
+import mmpromptkd  # noqa: F401  (registers the datasets)
+from mmpromptkd.registry import DATASETS
+
+#: Images per class of the evaluation splits.
+EVAL_PER_CLASS = 2
+IMAGE_SIZE = 40
+
+
+def class_names(num_classes: int, prefix: str) -> List[str]:
+    """Distinct class names (``'<prefix> class 0'``, ...)."""
+    return [f'{prefix} class {i}' for i in range(num_classes)]
+
+
+def write_image(path: str, seed: int) -> None:
+    """A small random RGB image; the format follows the extension."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def _counts(train_per_class: int) -> Dict[str, int]:
+    return dict(train=train_per_class, val=EVAL_PER_CLASS,
+                test=EVAL_PER_CLASS)
+
+
+def write_json_split(root: str, cls: type, num_classes: int,
+                     train_per_class: int) -> None:
+    """A JSON-split CoOp dataset (DTD, Caltech101, ...)."""
+    names = class_names(num_classes, cls.__name__)
+    image_root = osp.join(root, cls.dataset_dir, cls.image_dir)
+    split = {}
+    for name, count in _counts(train_per_class).items():
+        entries = []
+        for label, cname in enumerate(names):
+            for i in range(count):
+                relpath = f'c{label}/{name}_{i}.jpg'
+                write_image(osp.join(image_root, relpath),
+                            hash((name, label, i)) % 2**32)
+                entries.append([relpath, label, cname])
+        split[name] = entries
+    with open(osp.join(root, cls.dataset_dir, cls.split_file), 'w') as f:
+        json.dump(split, f)
+
+
+def write_fgvc_aircraft(root: str, cls: type, num_classes: int,
+                        train_per_class: int) -> None:
+    """FGVC-Aircraft: ``variants.txt`` and one list per split."""
+    folder = osp.join(root, cls.dataset_dir)
+    names = class_names(num_classes, 'aircraft')
+    os.makedirs(folder, exist_ok=True)
+    with open(osp.join(folder, 'variants.txt'), 'w') as f:
+        f.write('\n'.join(names) + '\n')
+    n = 0
+    for split, count in _counts(train_per_class).items():
+        lines = []
+        for label, cname in enumerate(names):
+            for _ in range(count):
+                image_id = f'{1000000 + n:07d}'
+                n += 1
+                write_image(
+                    osp.join(folder, cls.image_dir, image_id + '.jpg'), n)
+                lines.append(f'{image_id} {cname}')
+        with open(osp.join(folder, f'images_variant_{split}.txt'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+
+def write_imagenet_family(root: str, cls: type, num_classes: int,
+                          train_per_class: int) -> None:
+    """ImageNet or a variant: class folders and ``imagenet/classnames.txt``.
+
+    The variants read ImageNet's ``classnames.txt`` (their classes are a
+    subset of it); folders are named by WordNet id or by class index, as
+    the class says.
+    """
+    wnids = [f'n{i:08d}' for i in range(num_classes)]
+    names = class_names(num_classes, 'imagenet')
+    listing = osp.join(root, cls.imagenet_dir, 'classnames.txt')
+    os.makedirs(osp.dirname(listing), exist_ok=True)
+    with open(listing, 'w') as f:
+        f.write(''.join(f'{w} {n}\n' for w, n in zip(wnids, names)))
+    image_root = osp.join(root, cls.dataset_dir, cls.image_dir)
+    counts = _counts(train_per_class)
+    for split, split_dir in cls.split_dirs.items():
+        for index, wnid in enumerate(wnids):
+            folder = str(index) if cls.class_folder == 'index' else wnid
+            for i in range(counts[split]):
+                write_image(
+                    osp.join(image_root, split_dir, folder,
+                             f'{split}_{i}.jpg'), index * 100 + i)
+
+
+def write_unlabeled_folder(root: str, num_classes: int,
+                           images: int) -> Dict[str, str]:
+    """A folder of unlabeled images and a class list.
+
+    Returns:
+        dict: ``data_root`` and ``classes`` (the class file).
+    """
+    image_root = osp.join(root, 'images')
+    for i in range(images):
+        write_image(osp.join(image_root, f'sub{i % 3}', f'{i:04d}.png'), i)
+    classes = osp.join(root, 'classes.txt')
+    with open(classes, 'w') as f:
+        f.write('\n'.join(class_names(num_classes, 'unlabeled')) + '\n')
+    return dict(data_root=image_root, classes=classes)
+
+
+def write_layout(dataset_type: str, root: str, num_classes: int,
+                 train_per_class: int) -> None:
+    """Write the layout that ``dataset_type`` reads under ``root``.
+
+    Args:
+        dataset_type (str): A registered CoOp dataset type.
+        root (str): Its ``data_root``.
+        num_classes (int): Number of classes.
+        train_per_class (int): Images per class of the train split.
+
+    Raises:
+        ValueError: For a dataset type without a miniature.
+    """
+    from mmpromptkd.datasets import (CoOpDataset, CoOpFGVCAircraft,
+                                     CoOpImageNet)
+    cls = DATASETS.get(dataset_type)
+    if cls is None or not issubclass(cls, CoOpDataset):
+        raise ValueError(f'no miniature of the data of {dataset_type}')
+    if issubclass(cls, CoOpImageNet):
+        write_imagenet_family(root, cls, num_classes, train_per_class)
+    elif issubclass(cls, CoOpFGVCAircraft):
+        write_fgvc_aircraft(root, cls, num_classes, train_per_class)
+    elif cls.split_file:
+        write_json_split(root, cls, num_classes, train_per_class)
+    else:
+        raise ValueError(f'no miniature of the data of {dataset_type}')
