@@ -7,6 +7,10 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmpromptkd'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
+# mmengine's Runner, reading checkpoints safely: mmengine's own cannot
+# --resume under torch >= 2.6 (its checkpoints hold objects that torch's
+# weights-only loading refuses).
+runner_type = 'mmpromptkd.SafeLoadingRunner'
 
 # Stores the teacher's text features of the training classes before the
 # first step (the distiller needs them), and checks them at evaluation.

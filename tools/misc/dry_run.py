@@ -19,27 +19,32 @@ except that:
   a teacher-cache config gets a cache recorded on the fly by
   ``tools/misc/cache_teacher_logits.py`` from the config it names first in
   ``_base_`` (the config with the teacher);
-* training stops after one epoch of the miniature (two iterations of an
-  iteration-based loop), and the resumed run goes one epoch (iteration)
-  further.
+* training runs two epochs of the miniature (at least one batch each; two
+  iterations of an iteration-based loop), validating and keeping a
+  checkpoint after each; the resume phase continues from the first
+  checkpoint in a work dir of its own; a Gaussian prompt aggregation is
+  centred on the first epoch. A model with nothing to train (zero-shot
+  CLIP) is tested only.
 
 Each phase prints its wall time and the peak resident memory of the phase
 (and the peak CUDA memory on a GPU); the tools' own output goes to
 ``WORK_DIR/<phase>.log``. The last line is ``dry run ok: CONFIG`` or
 ``dry run failed: CONFIG: ...`` with the first error. Nothing is written
 outside the work dir and nothing is downloaded. ``--quick`` builds and
-trains one iteration only.
+trains one epoch (iteration) without validation, nothing else.
 """
 import argparse
 import ast
 import contextlib
 import copy
+import glob
 import importlib.util
 import json
 import math
 import multiprocessing
 import os
 import os.path as osp
+import shutil
 import sys
 import time
 from typing import Callable, Dict, Iterator, List, Optional
@@ -63,6 +68,8 @@ TINY_IMAGE_SIZE = 32
 TINY_PROMPT_DEPTH = 2
 NUM_CLASSES = 4
 DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
+#: Models with nothing to train: their configs are evaluated only.
+EVALUATION_ONLY = ('ZeroShotCLIPClassifier', )
 
 
 def _bare(type_name) -> str:
@@ -259,19 +266,25 @@ def prepare_data(cfg: Config, data: MiniatureData) -> None:
             loader.dataset = dataset
 
 
-def set_schedule(cfg: Config, iters: int) -> None:
-    """Stop after one epoch (epoch-based) or ``iters`` iterations."""
+def set_schedule(cfg: Config, length: int) -> None:
+    """Train ``length`` epochs (or iterations), keeping every checkpoint.
+
+    Args:
+        cfg (Config): The config; modified in place.
+        length (int): Epochs of an epoch-based loop, iterations of an
+            iteration-based one.
+    """
     train_cfg = cfg.train_cfg
-    if train_cfg.get('max_iters') is not None or \
-            train_cfg.get('by_epoch') is False:
-        train_cfg.max_iters = iters
-        key = 'max_iters'
-    else:
-        train_cfg.max_epochs = 1
-        key = 'max_epochs'
-    if cfg.get('val_cfg') is not None and 'val_interval' in train_cfg:
-        train_cfg.val_interval = 1 if key == 'max_epochs' else iters
-    return key
+    by_iter = train_cfg.get('max_iters') is not None or \
+        train_cfg.get('by_epoch') is False
+    train_cfg['max_iters' if by_iter else 'max_epochs'] = length
+    if 'val_interval' in train_cfg:
+        train_cfg.val_interval = 1
+    # Each one kept, so that a run can resume from the first.
+    cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=-1)
+    for hook in cfg.get('custom_hooks') or []:
+        if _bare(hook.get('type')) == 'GaussianPromptAggregationHook':
+            hook['mean'] = 1.0  # within the short schedule
 
 
 # ---------------------------------------------------------------------- #
@@ -394,7 +407,7 @@ class DryRun:
         config (str): The config file.
         work_dir (str): Where everything is written.
         tiny (bool): Tiny CLIPs instead of random real-size ones.
-        quick (bool): Build and train one iteration only.
+        quick (bool): Build and train one epoch (iteration) only.
         cfg_options (dict, optional): ``--cfg-options``, applied first.
     """
 
@@ -408,32 +421,34 @@ class DryRun:
         self.cfg_options = cfg_options
 
     def _prepared(self, config: str, data: MiniatureData,
-                  iters: int) -> Config:
+                  length: int) -> Config:
         cfg = load_config(config, 'dry_run.py')
         if self.cfg_options:
             check_cfg_options(cfg, self.cfg_options)
             cfg.merge_from_dict(self.cfg_options)
         prepare_model(cfg, self.weights)
         prepare_data(cfg, data)
-        self.schedule_key = set_schedule(cfg, iters)
+        set_schedule(cfg, length)
         return cfg
 
     def _dump(self, cfg: Config, name: str) -> str:
+        # JSON: written without formatting Python code (a quarter of a
+        # second per config).
         path = osp.join(self.work_dir, name)
         cfg.dump(path)
         return path
 
-    def _record_cache(self, data: MiniatureData, iters: int) -> str:
+    def _record_cache(self, data: MiniatureData, epochs: int) -> str:
         online = _first_base(self.config)
         if online is None:
             raise PhaseFailed(f'{self.config} trains on a teacher cache but '
                               'names no _base_ config with the teacher')
-        cfg = self._prepared(online, data, iters)
-        path = self._dump(cfg, 'online_config.py')
+        cfg = self._prepared(online, data, epochs)
+        path = self._dump(cfg, 'online_config.json')
         out = osp.join(self.work_dir, 'teacher_cache')
         recorder = load_tool('misc/cache_teacher_logits.py')
         run_phase('cache', self.work_dir, lambda: recorder.main(
-            [path, '--out', out, '--epochs', '2']))
+            [path, '--out', out, '--epochs', str(epochs)]))
         return out
 
     def run(self) -> None:
@@ -446,48 +461,49 @@ class DryRun:
             "random weights of the config's architectures"
         print(f'dry run of {self.config} ({kind}), work dir {self.work_dir}',
               flush=True)
-        iters = 1 if self.quick else 2
+        length = 1 if self.quick else 2
         probe = load_config(self.config, 'dry_run.py')
-        batch = probe.train_dataloader.batch_size
-        # Enough images that even the base half of the classes fills the
-        # batches of the run.
-        per_class = max(2, math.ceil(iters * batch / (NUM_CLASSES // 2)))
+        # At least one batch per epoch, also of the base half of the classes.
+        per_class = max(2, math.ceil(probe.train_dataloader.batch_size /
+                                     (NUM_CLASSES // 2)))
         data = MiniatureData(osp.join(self.work_dir, 'data'), per_class,
                              self.tiny)
         self.weights = RandomWeights(osp.join(self.work_dir, 'weights'),
                                      self.tiny)
-        cfg = self._prepared(self.config, data, iters)
+        cfg = self._prepared(self.config, data, length)
         if _cache_dataset(cfg) is not None:
-            _cache_dataset(cfg)['cache'] = self._record_cache(data, iters)
-        config = self._dump(cfg, 'config.py')
+            _cache_dataset(cfg)['cache'] = self._record_cache(data, 2)
+        config = self._dump(cfg, 'config.json')
+        test = load_tool('test.py')
+        if _bare(cfg.model.get('type')) in EVALUATION_ONLY:
+            run_phase('test', self.work_dir, lambda: test.main(
+                [config, '--work-dir', osp.join(self.work_dir, 'test')]))
+            return
         train_dir = osp.join(self.work_dir, 'train')
         train = load_tool('train.py')
-        options = []
-        if self.quick:
-            options = ['--no-validate']
+        options = ['--no-validate'] if self.quick else []
         run_phase('train', self.work_dir,
                   lambda: train.main([config, '--work-dir', train_dir,
                                       *options]))
         if self.quick:
             return
-        with open(osp.join(train_dir, 'last_checkpoint')) as f:
-            first = f.read().strip()
-        longer = (iters + 1 if self.schedule_key == 'max_iters' else 2)
-        run_phase('resume', self.work_dir, lambda: train.main([
-            config, '--work-dir', train_dir, '--resume', first,
-            '--cfg-options', f'train_cfg.{self.schedule_key}={longer}'
-        ]))
-        with open(osp.join(train_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        test = load_tool('test.py')
+        checkpoints = sorted(
+            (osp.getmtime(p), p)
+            for p in glob.glob(osp.join(train_dir, '*_[0-9]*.pth')))
+        # The last epoch (iteration) again, resumed from the first one's
+        # checkpoint in a work dir of its own.
+        resume_dir = osp.join(self.work_dir, 'resume')
+        os.makedirs(resume_dir)
+        first = shutil.copy(checkpoints[0][1], resume_dir)
+        run_phase('resume', self.work_dir, lambda: train.main(
+            [config, '--work-dir', resume_dir, '--resume', first]))
+        last = checkpoints[-1][1]
         run_phase('test', self.work_dir, lambda: test.main(
-            [config, checkpoint, '--work-dir',
-             osp.join(self.work_dir, 'test')]))
+            [config, last, '--work-dir', osp.join(self.work_dir, 'test')]))
         if cfg.model.get('type') in DISTILLERS:
             export = load_tool('model_converters/export_student.py')
             run_phase('export', self.work_dir, lambda: export.main(
-                [config, checkpoint,
-                 osp.join(self.work_dir, 'student.pth')]))
+                [config, last, osp.join(self.work_dir, 'student.pth')]))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -497,7 +513,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="the project's tiny CLIPs instead of random "
                         'weights of the real architectures')
     parser.add_argument('--quick', action='store_true',
-                        help='build and train one iteration only')
+                        help='build and train one epoch (iteration) only')
     parser.add_argument('--work-dir',
                         help='an empty or new folder; defaults to '
                         'work_dirs/dry_run/<config name>')
