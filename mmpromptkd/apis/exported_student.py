@@ -52,11 +52,18 @@ def export_student(model: nn.Module,
                          'or prepare them with its teacher first')
     cfg = copy.deepcopy(dict(model_cfg))
     cfg['teacher'] = None
-    cfg['student'] = dict(cfg['student'], checkpoint=None)
-    cfg['student']['clip'] = copy.deepcopy(model.student.clip.build_cfg)
-    cfg['projector'] = dict(
-        cfg.get('projector', dict(type='FeatureProjector')),
-        out_channels=model.text_features.shape[1])
+    student = dict(cfg['student'])
+    if hasattr(model.student, 'clip'):
+        # The architecture only: the weights are in the file.
+        student.update(checkpoint=None,
+                       clip=copy.deepcopy(model.student.clip.build_cfg))
+    else:  # a BackboneStudent: no pretrained weights to read either
+        student['init_cfg'] = None
+    cfg['student'] = student
+    if model.projector is not None:
+        cfg['projector'] = dict(
+            cfg.get('projector') or dict(type='FeatureProjector'),
+            out_channels=model.text_features.shape[1])
     # Lets mmpretrain's APIs (which build in their own scope) build it.
     cfg['_scope_'] = 'mmpromptkd'
     state = model.state_dict()

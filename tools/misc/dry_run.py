@@ -1,7 +1,7 @@
 """Prove that a config runs, on generated data, before a GPU hour is spent.
 
     python tools/misc/dry_run.py CONFIG [--tiny] [--work-dir DIR]
-        [--quick] [--cfg-options KEY=VALUE ...]
+        [--quick] [--classes N] [--cfg-options KEY=VALUE ...]
 
 The config runs through the tools a user runs (``tools/train.py``,
 ``tools/train.py --resume``, ``tools/test.py``, and for a distiller
@@ -30,8 +30,9 @@ Each phase prints its wall time and the peak resident memory of the phase
 (and the peak CUDA memory on a GPU); the tools' own output goes to
 ``WORK_DIR/<phase>.log``. The last line is ``dry run ok: CONFIG`` or
 ``dry run failed: CONFIG: ...`` with the first error. Nothing is written
-outside the work dir and nothing is downloaded. ``--quick`` builds and
-trains one epoch (iteration) without validation, nothing else.
+outside the work dir and nothing is downloaded. ``--quick`` trains one
+epoch (iteration) without validation and tests the checkpoint, nothing
+else.
 """
 import argparse
 import ast
@@ -66,6 +67,7 @@ TINY = Config.fromfile(
 TINY_IMAGE_SIZE = 32
 #: Prompt depth of every prompted tiny CLIP (they have 4 and 6 blocks).
 TINY_PROMPT_DEPTH = 2
+#: Classes of a miniature (half base, half novel) unless --classes says.
 NUM_CLASSES = 4
 DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
 #: Models with nothing to train: their configs are evaluated only.
@@ -198,12 +200,15 @@ class MiniatureData:
 
     Args:
         root (str): Folder of the miniatures (inside the work dir).
+        num_classes (int): Classes of each miniature.
         train_per_class (int): Train images per class.
         tiny (bool): Shrink the pipelines to the tiny CLIPs' 32 px.
     """
 
-    def __init__(self, root: str, train_per_class: int, tiny: bool) -> None:
+    def __init__(self, root: str, num_classes: int, train_per_class: int,
+                 tiny: bool) -> None:
         self.root = root
+        self.num_classes = num_classes
         self.train_per_class = train_per_class
         self.tiny = tiny
         self.written: Dict[str, dict] = {}
@@ -228,7 +233,7 @@ class MiniatureData:
             import synthetic_shapes
             dataset.update(self._once(name, lambda folder: (
                 synthetic_shapes.generate_coop_dataset(
-                    folder, num_classes=NUM_CLASSES,
+                    folder, num_classes=self.num_classes,
                     train_per_class=self.train_per_class,
                     val_per_class=miniature_data.EVAL_PER_CLASS,
                     test_per_class=miniature_data.EVAL_PER_CLASS), None)[1]))
@@ -239,17 +244,21 @@ class MiniatureData:
             dataset.update(self._once(name, self._shards))
         else:
             dataset.update(self._once(name, lambda folder: (
-                miniature_data.write_layout(name, folder, NUM_CLASSES,
+                miniature_data.write_layout(name, folder, self.num_classes,
                                             self.train_per_class), None)[1]))
 
     def _unlabeled(self, folder: str) -> dict:
+        # Tiny configs may read unlabeled images without resizing them.
+        size = TINY_IMAGE_SIZE if self.tiny else miniature_data.IMAGE_SIZE
+        # At least 40: a held-out 5 % is one image or more.
+        count = max(40, self.num_classes * self.train_per_class)
         return miniature_data.write_unlabeled_folder(
-            folder, NUM_CLASSES, NUM_CLASSES * self.train_per_class)
+            folder, self.num_classes, count, size)
 
     def _shards(self, folder: str) -> dict:
         images = self._unlabeled(folder + '_images')
         shards = load_tool('misc/images_to_shards.py')
-        per_shard = max(1, NUM_CLASSES * self.train_per_class // 2)
+        per_shard = max(1, self.num_classes * self.train_per_class // 2)
         shards.main([images['data_root'], folder, '--images-per-shard',
                      str(per_shard)])
         return dict(shards=osp.join(folder, 'shard-{000000..000001}.tar'),
@@ -407,13 +416,20 @@ class DryRun:
         config (str): The config file.
         work_dir (str): Where everything is written.
         tiny (bool): Tiny CLIPs instead of random real-size ones.
-        quick (bool): Build and train one epoch (iteration) only.
+        quick (bool): Train one epoch (iteration) without validation and
+            test it, nothing else.
         cfg_options (dict, optional): ``--cfg-options``, applied first.
+        num_classes (int): Classes of the miniatures (at least 2). Defaults
+            to :data:`NUM_CLASSES`.
     """
 
     def __init__(self, config: str, work_dir: str, tiny: bool = False,
-                 quick: bool = False,
-                 cfg_options: Optional[dict] = None) -> None:
+                 quick: bool = False, cfg_options: Optional[dict] = None,
+                 num_classes: int = NUM_CLASSES) -> None:
+        if num_classes < 2:
+            raise ValueError(f'--classes must be at least 2 (base and '
+                             f'novel), got {num_classes}')
+        self.num_classes = num_classes
         self.config = config
         self.work_dir = osp.abspath(work_dir)
         self.tiny = tiny
@@ -465,9 +481,9 @@ class DryRun:
         probe = load_config(self.config, 'dry_run.py')
         # At least one batch per epoch, also of the base half of the classes.
         per_class = max(2, math.ceil(probe.train_dataloader.batch_size /
-                                     (NUM_CLASSES // 2)))
-        data = MiniatureData(osp.join(self.work_dir, 'data'), per_class,
-                             self.tiny)
+                                     (self.num_classes // 2)))
+        data = MiniatureData(osp.join(self.work_dir, 'data'),
+                             self.num_classes, per_class, self.tiny)
         self.weights = RandomWeights(osp.join(self.work_dir, 'weights'),
                                      self.tiny)
         cfg = self._prepared(self.config, data, length)
@@ -485,11 +501,14 @@ class DryRun:
         run_phase('train', self.work_dir,
                   lambda: train.main([config, '--work-dir', train_dir,
                                       *options]))
-        if self.quick:
-            return
         checkpoints = sorted(
             (osp.getmtime(p), p)
             for p in glob.glob(osp.join(train_dir, '*_[0-9]*.pth')))
+        last = checkpoints[-1][1]
+        if self.quick:
+            run_phase('test', self.work_dir, lambda: test.main(
+                [config, last, '--work-dir', osp.join(self.work_dir, 'test')]))
+            return
         # The last epoch (iteration) again, resumed from the first one's
         # checkpoint in a work dir of its own.
         resume_dir = osp.join(self.work_dir, 'resume')
@@ -497,7 +516,6 @@ class DryRun:
         first = shutil.copy(checkpoints[0][1], resume_dir)
         run_phase('resume', self.work_dir, lambda: train.main(
             [config, '--work-dir', resume_dir, '--resume', first]))
-        last = checkpoints[-1][1]
         run_phase('test', self.work_dir, lambda: test.main(
             [config, last, '--work-dir', osp.join(self.work_dir, 'test')]))
         if cfg.model.get('type') in DISTILLERS:
@@ -513,7 +531,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="the project's tiny CLIPs instead of random "
                         'weights of the real architectures')
     parser.add_argument('--quick', action='store_true',
-                        help='build and train one epoch (iteration) only')
+                        help='train one epoch (iteration) without '
+                        'validation and test it, nothing else')
+    parser.add_argument('--classes', type=int, default=NUM_CLASSES,
+                        help='classes of the generated data (the memory of '
+                        'text features grows with them); defaults to '
+                        f'{NUM_CLASSES}')
     parser.add_argument('--work-dir',
                         help='an empty or new folder; defaults to '
                         'work_dirs/dry_run/<config name>')
@@ -529,8 +552,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     work_dir = args.work_dir or osp.join('work_dirs', 'dry_run', name)
     try:
         DryRun(args.config, work_dir, args.tiny, args.quick,
-               args.cfg_options).run()
-    except PhaseFailed as e:
+               args.cfg_options, args.classes).run()
+    except (PhaseFailed, ValueError) as e:
         print(f'dry run failed: {args.config}: {e}', flush=True)
         return 1
     print(f'dry run ok: {args.config}', flush=True)

@@ -18,6 +18,7 @@ from mmpromptkd.registry import DATASETS
 
 #: Images per class of the evaluation splits.
 EVAL_PER_CLASS = 2
+#: Side of the generated images (the pipelines resize them).
 IMAGE_SIZE = 40
 
 
@@ -26,11 +27,11 @@ def class_names(num_classes: int, prefix: str) -> List[str]:
     return [f'{prefix} class {i}' for i in range(num_classes)]
 
 
-def write_image(path: str, seed: int) -> None:
-    """A small random RGB image; the format follows the extension."""
+def write_image(path: str, seed: int, size: int = IMAGE_SIZE) -> None:
+    """A random square RGB image; the format follows the extension."""
     os.makedirs(osp.dirname(path), exist_ok=True)
     rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    pixels = rng.integers(0, 256, (size, size, 3), np.uint8)
     Image.fromarray(pixels).save(path)
 
 
@@ -105,20 +106,38 @@ def write_imagenet_family(root: str, cls: type, num_classes: int,
                              f'{split}_{i}.jpg'), index * 100 + i)
 
 
-def write_unlabeled_folder(root: str, num_classes: int,
-                           images: int) -> Dict[str, str]:
+def write_unlabeled_folder(root: str, num_classes: int, images: int,
+                           size: int = IMAGE_SIZE) -> Dict[str, str]:
     """A folder of unlabeled images and a class list.
+
+    Args:
+        root (str): The folder to write.
+        num_classes (int): Number of class names in the list.
+        images (int): Number of images.
+        size (int): Side of the images. Defaults to :data:`IMAGE_SIZE`.
 
     Returns:
         dict: ``data_root`` and ``classes`` (the class file).
     """
     image_root = osp.join(root, 'images')
     for i in range(images):
-        write_image(osp.join(image_root, f'sub{i % 3}', f'{i:04d}.png'), i)
+        write_image(osp.join(image_root, f'sub{i % 3}', f'{i:04d}.png'), i,
+                    size)
     classes = osp.join(root, 'classes.txt')
     with open(classes, 'w') as f:
         f.write('\n'.join(class_names(num_classes, 'unlabeled')) + '\n')
     return dict(data_root=image_root, classes=classes)
+
+
+def layout_name(dataset_type: str) -> str:
+    """The layout a dataset type reads: 'json-split' for the CoOp datasets
+    with a JSON split file (DTD, Caltech101, ...), else the type itself."""
+    from mmpromptkd.datasets import CoOpDataset
+    cls = DATASETS.get(dataset_type)
+    if cls is not None and isinstance(cls, type) and \
+            issubclass(cls, CoOpDataset) and cls.split_file:
+        return 'json-split'
+    return dataset_type
 
 
 def write_layout(dataset_type: str, root: str, num_classes: int,

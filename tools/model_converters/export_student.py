@@ -84,9 +84,10 @@ def main(argv=None) -> None:
     standalone = dict(model_cfg)
     if not args.with_text_encoder:
         standalone['teacher'] = None
-    standalone['projector'] = dict(
-        model_cfg.get('projector', dict(type='FeatureProjector')),
-        out_channels=state['text_features'].shape[1])
+    if model_cfg.get('projector', {}) is not None:
+        standalone['projector'] = dict(
+            model_cfg.get('projector', dict(type='FeatureProjector')),
+            out_channels=state['text_features'].shape[1])
     model = MODELS.build(standalone)
     # Training checkpoints hold no frozen weights: the config's are used,
     # and must be the ones the checkpoint was trained with.

@@ -329,6 +329,10 @@ class PromptKDDistiller(BaseModel):
                 raise CheckpointMismatchError(
                     f'the checkpoint: {e}. Nothing was loaded.') from e
             width = own[prefix + 'text_features'].shape[1]
+            if width == 0 and features is not None:
+                # No teacher and no projector (a student with its own text
+                # features, exported): the stored teacher features' width.
+                width = features.shape[1]
             own[prefix + 'text_features'] = torch.empty(count, width)
             if names is not None:
                 own[prefix + 'class_names_utf8'] = names

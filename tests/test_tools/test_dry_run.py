@@ -1,0 +1,167 @@
+"""tools/misc/dry_run.py: every shipped config runs, on its own data layout.
+
+Every config that brings something no earlier config brought (a model,
+student, teacher, loss, runner, hooks or training data layout) runs the
+whole dry run (train, resume, test, export) with the tiny CLIPs; every
+other config trains one epoch of its miniature and tests it
+(``--quick``). The main base-to-novel config also runs at real size
+(random ViT-B/16 and ViT-L/14 weights).
+"""
+import glob
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmpromptkd.utils import load_checkpoint_file
+from tool_runs import REPO, load_script, torch_threads
+
+DRY_RUN = load_script(REPO / 'tools' / 'misc' / 'dry_run.py', 'dry_run')
+MINIATURES = DRY_RUN.miniature_data
+CONFIGS = sorted(
+    p for p in glob.glob(str(REPO / 'configs' / '**' / '*.py'),
+                         recursive=True) if '_base_' not in p)
+MAIN = str(REPO / 'configs' / 'promptkd' /
+           'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-dtd.py')
+pytestmark = pytest.mark.slow
+
+
+def _types(node) -> tuple:
+    """The ``type`` of a config node and of everything under it (datasets
+    by the layout they read)."""
+    if isinstance(node, dict):
+        own = str(node.get('type'))
+        if 'data_root' in node:
+            own = MINIATURES.layout_name(own.split('.')[-1])
+        return tuple(sorted({own, *(
+            t for v in node.values() for t in _types(v))} - {'None'}))
+    if isinstance(node, list):
+        return tuple(t for v in node for t in _types(v))
+    return ()
+
+
+def _settings(component) -> str:
+    """A model component's config, less its weight files."""
+    if not isinstance(component, dict):
+        return str(component)
+    return json.dumps({
+        k: v
+        for k, v in component.items() if k not in ('clip', 'checkpoint')
+    }, sort_keys=True, default=str)
+
+
+def _features(path: str) -> set:
+    """What a config combines for training: model, student, teacher, loss,
+    runner, hooks and the training data layout (every config's test split
+    is tested by the quick run too)."""
+    cfg = Config.fromfile(path)
+    model = cfg.model.to_dict()
+    features = {
+        ('model', model.get('type'), model.get('distill_target'),
+         model.get('shared_text_features')),
+        ('student', _settings(model.get('student'))),
+        ('teacher', _settings(model.get('teacher'))),
+        ('loss', _settings(model.get('distill_loss'))),
+        ('runner', cfg.get('runner_type')),
+        ('hooks', _types([h.to_dict() for h in cfg.get('custom_hooks', [])])),
+    }
+    loader = cfg.get('train_dataloader')
+    features.add(_types(loader.dataset.to_dict()) if loader else None)
+    return features
+
+
+def _split_configs():
+    """The configs that bring a feature no earlier one has run every phase
+    (each feature is run at least once); the others are built and trained.
+    """
+    full, quick, seen = [], [], set()
+    for path in CONFIGS:
+        features = _features(path)
+        (quick if features <= seen else full).append(path)
+        seen |= features
+    return full, quick
+
+
+FULL, QUICK = _split_configs()
+
+
+@pytest.fixture(autouse=True)
+def fast_serialisation(monkeypatch):
+    """Skip the ``gc.collect`` of mmengine's dataset serialisation: with the
+    objects that many runs in one process leave, it costs seconds per
+    dataset and has no effect on what is tested."""
+    import mmengine.dataset.base_dataset as mmengine_base_dataset
+    monkeypatch.setattr(mmengine_base_dataset.gc, 'collect', lambda: 0)
+
+
+def _run(config: str, work_dir, tiny: bool = True, quick: bool = False):
+    with torch_threads(1):
+        DRY_RUN.DryRun(config, str(work_dir), tiny=tiny, quick=quick).run()
+
+
+@pytest.mark.parametrize('config', FULL, ids=osp.basename)
+def test_one_config_of_each_family_runs_every_phase(config, tmp_path,
+                                                    capsys):
+    _run(config, tmp_path)
+    printed = capsys.readouterr().out
+    evaluation_only = 'zsclip' in osp.basename(config)
+    phases = ['test'] if evaluation_only else ['train', 'resume', 'test']
+    for phase in phases:
+        assert f'  {phase} ' in printed
+    if evaluation_only:
+        return
+    for name in ('train', 'resume'):
+        assert glob.glob(str(tmp_path / name / '*_2.pth'))
+    if Config.fromfile(config).model.type == 'PromptKDDistiller':
+        assert (tmp_path / 'student.pth').is_file()
+
+
+@pytest.mark.parametrize('config', QUICK, ids=osp.basename)
+def test_every_other_config_trains_and_tests(config, tmp_path, capsys):
+    _run(config, tmp_path, quick=True)
+    assert '  test ' in capsys.readouterr().out
+    if 'zsclip' not in osp.basename(config):  # nothing to train
+        assert glob.glob(str(tmp_path / 'train' / '*_1.pth'))
+
+
+def test_every_config_is_covered():
+    assert sorted(FULL + QUICK) == CONFIGS
+    assert len(CONFIGS) > 100 and len(FULL) >= 10
+
+
+def test_a_failure_is_the_last_line_and_names_the_phase(tmp_path, capsys):
+    code = DRY_RUN.main([
+        MAIN, '--tiny', '--quick', '--work-dir', str(tmp_path),
+        '--cfg-options', 'optim_wrapper.optimizer.lr=-1.0'
+    ])
+    assert code == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f'dry run failed: {MAIN}: phase train: ')
+    assert 'Invalid learning rate' in last
+    assert str(tmp_path / 'train.log') in last
+
+
+def test_a_used_work_dir_is_refused(tmp_path, capsys):
+    (tmp_path / 'notes.txt').write_text('mine')
+    assert DRY_RUN.main([MAIN, '--tiny', '--work-dir', str(tmp_path)]) == 1
+    assert 'is not empty' in capsys.readouterr().out
+    assert (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
+def test_real_size_main_config(tmp_path, capsys):
+    """Random ViT-B/16 and ViT-L/14 weights, 224 px, the config's own
+    batch size and workers: every phase, each with its peak memory."""
+    if torch.cuda.is_available():
+        pytest.skip('measured on the CPU here')
+    _run(MAIN, tmp_path, tiny=False)
+    printed = capsys.readouterr().out
+    for phase in ('train', 'resume', 'test', 'export'):
+        assert f'  {phase} ' in printed
+    checkpoint = load_checkpoint_file(str(tmp_path / 'train' /
+                                          'epoch_2.pth'))
+    # Acceptance: a ViT-B/16 distiller checkpoint is under 10 MB.
+    assert osp.getsize(tmp_path / 'train' / 'epoch_2.pth') < 10e6
+    assert not any(k.startswith('student.clip.')
+                   for k in checkpoint['state_dict'])
