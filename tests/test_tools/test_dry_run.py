@@ -96,6 +96,15 @@ def fast_serialisation(monkeypatch):
     monkeypatch.setattr(mmengine_base_dataset.gc, 'collect', lambda: 0)
 
 
+@pytest.fixture(autouse=True)
+def plain_config_text(monkeypatch):
+    """The Runner logs its config formatted by yapf: seconds per run for
+    the long cross-dataset configs, and nothing that is tested here."""
+    monkeypatch.setattr(Config, 'pretty_text',
+                        property(lambda cfg: json.dumps(cfg.to_dict(),
+                                                        default=str)))
+
+
 def _run(config: str, work_dir, tiny: bool = True, quick: bool = False):
     with torch_threads(1):
         DRY_RUN.DryRun(config, str(work_dir), tiny=tiny, quick=quick).run()
