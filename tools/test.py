@@ -282,17 +282,16 @@ def main(argv=None) -> None:
         cfg = merge_args(load_config(args.config, tool), args)
     except ValueError as e:  # a mistyped --cfg-options key
         sys.exit(f'{tool}: error: {e}')
-    with reporting_run_errors(tool):
-        setup_cpu_distributed(cfg, args.launcher)
-        runner = build_runner(cfg)
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
 
-        if args.out_item == 'pred':
-            from mmengine.evaluator import DumpResults
-            runner.test_evaluator.metrics.append(
-                DumpResults(out_file_path=args.out))
+    if args.out_item == 'pred':
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
 
-        with naming_the_checkpoint(cfg):
-            metrics = flat_metrics(runner.test())
+    with naming_the_checkpoint(cfg):
+        metrics = flat_metrics(runner.test())
     close_distributed()
 
     if not is_main_process():
@@ -313,4 +312,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    with reporting_run_errors(osp.basename(__file__)):
+        main()

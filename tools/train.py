@@ -173,14 +173,13 @@ def main(argv=None) -> None:
     except (FileExistsError, FileNotFoundError, RuntimeError,
             ValueError) as e:
         sys.exit(f'{tool}: error: {e}')
-    runner = None
-    with reporting_run_errors(tool, lambda: runner):
-        setup_cpu_distributed(cfg, args.launcher)
-        runner = build_runner(cfg)
-        with naming_the_checkpoint(cfg):
-            runner.train()
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    with naming_the_checkpoint(cfg):
+        runner.train()
     close_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    with reporting_run_errors(osp.basename(__file__)):
+        main()

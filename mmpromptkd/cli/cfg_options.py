@@ -91,12 +91,20 @@ def _accepted(cls: type) -> Optional[set]:
     """Keyword arguments ``cls`` takes; None if it takes any."""
     from mmengine.hooks import CheckpointHook
     from mmengine.runner import Runner
-    names, open_ended = set(), False
-    for param in inspect.signature(cls.__init__).parameters.values():
-        if param.kind == param.VAR_KEYWORD:
-            open_ended = True
-        elif param.name != 'self':
-            names.add(param.name)
+    names, open_ended = set(), True
+    # A subclass that passes **kwargs on takes its parents' arguments too.
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if not open_ended or klass is object:
+            break
+        if init is None:
+            continue
+        open_ended = False
+        for param in inspect.signature(init).parameters.values():
+            if param.kind == param.VAR_KEYWORD:
+                open_ended = True
+            elif param.name != 'self':
+                names.add(param.name)
     if open_ended and issubclass(cls, CheckpointHook):
         # Its other keyword arguments go to Runner.save_checkpoint.
         names |= set(inspect.signature(Runner.save_checkpoint).parameters)

@@ -10,7 +10,7 @@ import glob
 import os.path as osp
 import sys
 import traceback
-from typing import Callable, Iterator, List, Optional
+from typing import Iterator, List
 
 from mmengine.config import Config
 
@@ -57,34 +57,33 @@ def load_config(path: str, tool: str) -> Config:
 
 
 @contextlib.contextmanager
-def reporting_run_errors(
-        tool: str,
-        runner: Callable[[], Optional[object]] = lambda: None
-) -> Iterator[None]:
-    """End a failed or interrupted run with one clear line.
+def reporting_run_errors(tool: str) -> Iterator[None]:
+    """End a failed or interrupted command-line run with one clear line.
+
+    Wraps a tool's ``main()`` under ``if __name__ == '__main__'`` (called
+    in-process, ``main()`` raises as any function does).
 
     Args:
         tool (str): The tool's name, for the messages.
-        runner (callable): Returns the Runner once built (None before), for
-            where an interrupted run stopped.
 
     Yields:
-        None: Build and run the Runner inside.
+        None: Run the tool's ``main()`` inside.
 
     Raises:
         SystemExit: Code 1 after an error (the traceback, then
-            ``TOOL: error: TYPE: message``), code 130 after Ctrl-C.
+            ``TOOL: error: TYPE: message``), code 130 after Ctrl-C (where
+            training stopped, from mmengine's message hub, and how to go on).
     """
     try:
         yield
     except KeyboardInterrupt:
-        built = runner()
+        from mmengine.logging import MessageHub
+        hub = MessageHub.get_current_instance()
+        epoch, step = hub.get_info('epoch'), hub.get_info('iter')
         where = 'stopped'
-        if built is not None and getattr(built, 'train_loop', None) and \
-                not isinstance(built.train_loop, dict):
-            where = (f'stopped in epoch {built.epoch + 1}, after iteration '
-                     f'{built.iter}; continue from the last checkpoint '
-                     'with --resume')
+        if epoch is not None and step is not None:
+            where = (f'stopped in epoch {epoch + 1}, after iteration {step}; '
+                     'continue from the last checkpoint with --resume')
         print(f'\n{tool}: {where}', file=sys.stderr, flush=True)
         raise SystemExit(130) from None
     except Exception as e:  # noqa: B902  (every error ends the same way)

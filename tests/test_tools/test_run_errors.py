@@ -1,6 +1,4 @@
 """How train.py / test.py end: the error's message last, never a bare trace."""
-from types import SimpleNamespace
-
 import pytest
 
 from mmpromptkd.cli import load_config, reporting_run_errors
@@ -36,9 +34,14 @@ def test_an_error_ends_with_its_one_line_message(capsys):
 
 
 def test_ctrl_c_says_where_the_run_stopped(capsys):
-    runner = SimpleNamespace(train_loop=object(), epoch=2, iter=17)
+    from mmengine.logging import MessageHub
+
+    # The runtime information a Runner's RuntimeInfoHook keeps.
+    hub = MessageHub.get_instance('test_ctrl_c_says_where_the_run_stopped')
+    hub.update_info('epoch', 2)
+    hub.update_info('iter', 17)
     with pytest.raises(SystemExit) as stop:
-        with reporting_run_errors('train.py', lambda: runner):
+        with reporting_run_errors('train.py'):
             raise KeyboardInterrupt
     assert stop.value.code == 130
     err = capsys.readouterr().err

@@ -86,6 +86,9 @@ class TestTrainTest:
         assert 'was trained on other frozen weights than this model' in \
             result.stdout
         assert record['sha256'][:16] in result.stdout
+        # The error's message is the last line, after the traceback.
+        assert result.stdout.strip().splitlines()[-1].startswith(
+            'test.py: error: CheckpointMismatchError: ')
 
     @pytest.mark.slow
     def test_train_then_test(self, trained, shapes_root, tmp_path):
