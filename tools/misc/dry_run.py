@@ -213,7 +213,10 @@ class MiniatureData:
         self.tiny = tiny
         self.written: Dict[str, dict] = {}
 
-    def _once(self, name: str, write: Callable[[str], dict]) -> dict:
+    def _once(self, name: str,
+              write: Callable[[str], Optional[dict]]) -> dict:
+        """``write(folder)`` once per name; its dict of settings, or
+        ``data_root=folder``."""
         if name not in self.written:
             folder = osp.join(self.root, name)
             self.written[name] = write(folder) or dict(data_root=folder)
@@ -230,13 +233,7 @@ class MiniatureData:
         if name in ('TeacherCachedDataset', 'NestedSubset', 'ConcatDataset'):
             return
         if name == 'SyntheticShapes':
-            import synthetic_shapes
-            dataset.update(self._once(name, lambda folder: (
-                synthetic_shapes.generate_coop_dataset(
-                    folder, num_classes=self.num_classes,
-                    train_per_class=self.train_per_class,
-                    val_per_class=miniature_data.EVAL_PER_CLASS,
-                    test_per_class=miniature_data.EVAL_PER_CLASS), None)[1]))
+            dataset.update(self._once(name, self._synthetic_shapes))
         elif name == 'UnlabeledImages':
             dataset.pop('file_list', None)
             dataset.update(self._once(name, self._unlabeled))
@@ -245,20 +242,31 @@ class MiniatureData:
         else:
             dataset.update(self._once(name, lambda folder: (
                 miniature_data.write_layout(name, folder, self.num_classes,
-                                            self.train_per_class), None)[1]))
+                                            self.train_per_class))))
+
+    def _synthetic_shapes(self, folder: str) -> None:
+        import synthetic_shapes
+        synthetic_shapes.generate_coop_dataset(
+            folder, num_classes=self.num_classes,
+            train_per_class=self.train_per_class,
+            val_per_class=miniature_data.EVAL_PER_CLASS,
+            test_per_class=miniature_data.EVAL_PER_CLASS)
+
+    def _unlabeled_count(self) -> int:
+        # At least 40: a held-out 5 % is one image or more.
+        return max(40, self.num_classes * self.train_per_class)
 
     def _unlabeled(self, folder: str) -> dict:
         # Tiny configs may read unlabeled images without resizing them.
         size = TINY_IMAGE_SIZE if self.tiny else miniature_data.IMAGE_SIZE
-        # At least 40: a held-out 5 % is one image or more.
-        count = max(40, self.num_classes * self.train_per_class)
         return miniature_data.write_unlabeled_folder(
-            folder, self.num_classes, count, size)
+            folder, self.num_classes, self._unlabeled_count(), size)
 
     def _shards(self, folder: str) -> dict:
+        """The unlabeled images in two tar shards."""
         images = self._unlabeled(folder + '_images')
         shards = load_tool('misc/images_to_shards.py')
-        per_shard = max(1, self.num_classes * self.train_per_class // 2)
+        per_shard = math.ceil(self._unlabeled_count() / 2)
         shards.main([images['data_root'], folder, '--images-per-shard',
                      str(per_shard)])
         return dict(shards=osp.join(folder, 'shard-{000000..000001}.tar'),
