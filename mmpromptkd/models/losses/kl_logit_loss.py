@@ -115,11 +115,11 @@ class KLLogitLoss(nn.Module):
         log_p_t = F.log_softmax(
             teacher_logits.detach().to(dtype) / self.tau, dim=-1)
 
-        # KL >= 0; rounding can leave -1e-7 near the optimum.
-        loss = self._reduce(_kl_elementwise(log_p_t, log_p_s)).clamp_min(0)
+        # Not clamped at 0: near the optimum float32 rounding can give
+        # -1e-7, and a clamp there would also zero the gradient.
+        loss = self._reduce(_kl_elementwise(log_p_t, log_p_s))
         if self.symmetric:
-            reverse = self._reduce(_kl_elementwise(log_p_s,
-                                                   log_p_t)).clamp_min(0)
+            reverse = self._reduce(_kl_elementwise(log_p_s, log_p_t))
             loss = (loss + reverse) / 2
         return loss * (self.loss_weight * self.tau**2)
 
