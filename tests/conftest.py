@@ -4,6 +4,7 @@ The synthetic-shapes generator is a tool (``tools/misc/synthetic_shapes.py``),
 not part of the package: its folder is put on the path for the tests.
 """
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def tiny_large_clip_cfg():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker (and each process it starts) gets an
+    equal share of the cores: more threads than cores slow every job."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 0))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+            os.environ[name] = threads
+        torch.set_num_threads(int(threads))

@@ -157,3 +157,37 @@ def test_bad_options(tiny_clip_cfg, tiny_large_clip_cfg):
         build(tiny_clip_cfg, tiny_large_clip_cfg, distill_target='tokens')
     with pytest.raises(ValueError, match='FeatureDistillLoss: mode'):
         MODELS.build(dict(type='FeatureDistillLoss', mode='cos'))
+
+
+def test_compile_reaches_every_image_path(tiny_clip_cfg, tiny_large_clip_cfg,
+                                          monkeypatch):
+    """With compile=True every path that encodes images goes through the
+    compiled encoders: the projector-less student's logits, its features
+    for FLOP counters, and the teacher's logits."""
+    wrapped, called = [], []
+
+    def fake_compile(fn, **options):
+        wrapped.append(fn.__self__)
+
+        def compiled(*args, **kwargs):
+            called.append(fn.__self__)
+            return fn(*args, **kwargs)
+
+        return compiled
+
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    model = build(
+        tiny_clip_cfg,
+        tiny_large_clip_cfg,
+        student=dict(text_prompt_depth=1),
+        shared_text_features=False,
+        projector=None,
+        compile=True)
+    images = torch.randn(2, 3, 32, 32)
+    model(images, mode='tensor')
+    model.extract_feat(images)
+    assert called == [model.student, model.student]
+    model.train()
+    model(images, mode='loss')
+    assert called[2:] == [model.teacher, model.student]
+    assert wrapped == [model.student, model.teacher]

@@ -611,7 +611,8 @@ class PromptKDDistiller(BaseModel):
         if self.shared_text_features:
             features = self.student_features(inputs)
             return scale * features @ text.t().to(features.dtype)
-        image = self.student.encode_image(inputs, normalize=True).float()
+        image = F.normalize(self._image_encoder('student')(inputs).float(),
+                            dim=-1)
         own_text = self.student.encode_text(names, normalize=True).float()
         return scale * image @ own_text.t()
 
@@ -678,7 +679,8 @@ class PromptKDDistiller(BaseModel):
             raise ValueError(
                 f"stage must be 'student' or 'distill', got {stage!r}")
         if self.projector is None:  # the student's own text features
-            student = self.student.encode_image(inputs, normalize=True)
+            student = F.normalize(self._image_encoder('student')(inputs),
+                                  dim=-1)
         else:
             student = self.student_features(inputs)
         if stage == 'student':
