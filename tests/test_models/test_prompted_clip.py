@@ -266,7 +266,7 @@ def test_text_truncated_at_last_end_token(tiny_clip_cfg):
             prompt.normal_()
     names = ['cat', 'a much longer class name with many words']
     short = model.encode_text(names, normalize=True)
-    key, tokens, embeddings, length = model._text_cache
+    tokens, length = model._tokens(names)
     assert length == int(tokens.argmax(-1).max()) + 1 < 77
     full = build(tiny_clip_cfg, text_prompt_depth=3, truncate_text=False)
     full.load_state_dict(model.state_dict())
@@ -305,3 +305,18 @@ def test_text_only_model(tiny_clip_cfg):
                 clip=tiny_clip_cfg,
                 vision_prompt_depth=1,
                 image_tower=False))
+
+
+def test_unfrozen_token_embedding_trains(tiny_clip_cfg):
+    """freeze_clip=False trains the token embedding too, also after the
+    class names' tokens are cached, and a reloaded embedding is used."""
+    model = build(tiny_clip_cfg, text_prompt_depth=2, freeze_clip=False)
+    model.encode_text(NAMES).sum().backward()
+    model.zero_grad()
+    model.encode_text(NAMES).sum().backward()  # from the token cache
+    grad = model.clip.token_embedding.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    before = model.encode_text(NAMES).detach()
+    with torch.no_grad():
+        model.clip.token_embedding.weight.mul_(2)
+    assert not torch.allclose(model.encode_text(NAMES), before)

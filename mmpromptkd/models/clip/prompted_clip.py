@@ -151,8 +151,7 @@ class PromptedCLIP(BaseModule):
         self.round_prompts_to_fp16 = round_prompts_to_fp16
         self.grad_checkpointing = grad_checkpointing
         self.truncate_text = truncate_text
-        self._text_cache: Optional[Tuple[tuple, torch.Tensor, torch.Tensor,
-                                         int]] = None
+        self._text_cache: Optional[Tuple[tuple, torch.Tensor, int]] = None
 
         def normal(*shape: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape) * prompt_init_std)
@@ -396,16 +395,17 @@ class PromptedCLIP(BaseModule):
             prompts.append(text)
         return self.tokenizer(prompts)
 
-    def _token_embeddings(
-            self, class_names: Sequence[str]
-    ) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        """Token ids, their (frozen) embeddings and the used length.
+    def _tokens(self,
+                class_names: Sequence[str]) -> Tuple[torch.Tensor, int]:
+        """Token ids and the used length, cached per class list.
 
-        Cached per class list. The text attention is causal and features are
-        read at the end token, so positions after the last end token cannot
-        change them: the tower only runs over the first ``length`` positions
-        (e.g. 18 of 77 for ImageNet's class names, 4x less compute), unless
-        ``truncate_text=False``.
+        The text attention is causal and features are read at the end
+        token, so positions after the last end token cannot change them: the
+        tower only runs over the first ``length`` positions (e.g. 18 of 77
+        for ImageNet's class names, 4x less compute), unless
+        ``truncate_text=False``. The embeddings are looked up at every call
+        (not cached), so that a trained or reloaded ``token_embedding`` is
+        always the one used.
         """
         key = (tuple(class_names), self.clip.token_embedding.weight.device)
         if self._text_cache is None or self._text_cache[0] != key:
@@ -413,10 +413,7 @@ class PromptedCLIP(BaseModule):
             length = int(tokens.argmax(dim=-1).max()) + 1
             if not self.truncate_text or self.clip.attn_mask is None:
                 length = tokens.shape[1]  # not causal: every position counts
-            tokens = tokens.to(key[1])
-            with torch.no_grad():
-                embeddings = self.clip.token_embedding(tokens)
-            self._text_cache = (key, tokens, embeddings, length)
+            self._text_cache = (key, tokens.to(key[1]), length)
         return self._text_cache[1:]
 
     def encode_text(
@@ -441,8 +438,9 @@ class PromptedCLIP(BaseModule):
                                'with text_tower=False, or released after '
                                'its text features were stored) and cannot '
                                'encode text')
-        tokens, x, length = self._token_embeddings(class_names)
-        x = x[:, :length].to(self.clip.transformer.get_cast_dtype())
+        tokens, length = self._tokens(class_names)
+        x = self.clip.token_embedding(tokens[:, :length]).to(
+            self.clip.transformer.get_cast_dtype())
         num = x.shape[0]
         n_t = self.text_prompt_length
         prompts = self._check_prompts(prompts, 'text')
