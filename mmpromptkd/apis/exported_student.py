@@ -56,7 +56,7 @@ def export_student(model: nn.Module,
     if hasattr(model.student, 'clip'):
         # The architecture only: the weights are in the file.
         student.update(checkpoint=None,
-                       clip=copy.deepcopy(model.student.clip.build_cfg))
+                       clip=copy.deepcopy(model.student.clip_architecture))
     else:  # a BackboneStudent: no pretrained weights to read either
         student['init_cfg'] = None
     cfg['student'] = student
@@ -101,7 +101,7 @@ def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
     cfg = copy.deepcopy(dict(model_cfg['teacher']))
     cfg.update(
         type='PromptedCLIP',
-        clip=copy.deepcopy(teacher.clip.build_cfg),
+        clip=copy.deepcopy(teacher.clip_architecture),
         vision_prompt_depth=0,
         image_tower=False,
         checkpoint=None)

@@ -5,6 +5,7 @@ import torch
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.models.clip import build_clip, infer_openai_clip_config
+from mmpromptkd.models.clip.clip_builder import build_clip_and_architecture
 from mmpromptkd.registry import MODELS
 
 # OpenAI layout: heads of width 64.
@@ -86,6 +87,21 @@ class TestOpenAIFiles:
         model = build_clip(dict(openai_file=str(tmp_path / 'ViT-T.pt')))
         assert is_quick_gelu(model)
         assert_same_features(model, reference)
+
+    def test_architecture_rebuilds_without_the_file(self, tmp_path):
+        """The architecture alone rebuilds the model (random weights), and
+        open_clip's CLIP object is left as open_clip builds it."""
+        reference, state = openai_reference()
+        torch.save(state, tmp_path / 'ViT-T.pt')
+        model, architecture = build_clip_and_architecture(
+            dict(openai_file=str(tmp_path / 'ViT-T.pt')))
+        assert architecture['quick_gelu'] and \
+            architecture['precision'] == 'fp32'
+        rebuilt = build_clip(architecture)
+        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == \
+            {k: v.shape for k, v in model.state_dict().items()}
+        plain = open_clip.CLIP(**architecture['model_cfg'], quick_gelu=True)
+        assert set(vars(model)) == set(vars(plain))
 
     def test_torchscript_archive(self, tmp_path):
         reference, _ = openai_reference()

@@ -37,7 +37,7 @@ def _fresh(distiller):
     """A model like ``distiller`` that has not seen its checkpoint yet."""
     model = MODELS.build(
         dict(type='PromptKDDistiller',
-             student=dict(clip=distiller.student.clip.build_cfg,
+             student=dict(clip=distiller.student.clip_architecture,
                           vision_prompt_depth=2),
              projector=dict(type='FeatureProjector',
                             out_channels=distiller.text_features.shape[1])))

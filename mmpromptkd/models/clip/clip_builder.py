@@ -22,7 +22,7 @@ missing, unexpected or mis-shaped key is an error that names it.
 import copy
 import os.path as osp
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import open_clip
 import torch
@@ -32,7 +32,10 @@ from mmpromptkd.utils import (is_remote_path, load_checkpoint_file,
                               raise_remote_refused)
 from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
 
-__all__ = ['build_clip', 'infer_openai_clip_config', 'PRECISIONS']
+__all__ = [
+    'build_clip', 'build_clip_and_architecture', 'infer_openai_clip_config',
+    'PRECISIONS'
+]
 
 PRECISIONS = {
     'fp32': torch.float32,
@@ -197,6 +200,21 @@ def build_clip(cfg: dict) -> nn.Module:
     Returns:
         nn.Module: An ``open_clip.CLIP`` with the requested precision.
     """
+    return build_clip_and_architecture(cfg)[0]
+
+
+def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
+    """:func:`build_clip`, and the weight source of its architecture alone.
+
+    Args:
+        cfg (dict): The weight source, see the module docstring.
+
+    Returns:
+        tuple[nn.Module, dict]: The ``open_clip.CLIP`` and
+        ``dict(model_cfg=..., quick_gelu=..., precision=...)``, which
+        rebuilds the same architecture (random weights) without the weight
+        file, e.g. for a student exported with its weights.
+    """
     cfg = dict(cfg)
     precision = cfg.pop('precision', 'fp32')
     if precision not in PRECISIONS:
@@ -263,10 +281,8 @@ def build_clip(cfg: dict) -> nn.Module:
             for k, v in state_dict.items() if not _is_extra_key(k)
         }
         load_state_dict_strictly(model, state_dict, weights_name)
-    # What rebuilds this architecture without the original weight file
-    # (used when a student is exported together with its weights).
-    model.build_cfg = dict(
+    architecture = dict(
         model_cfg=copy.deepcopy(model_cfg),
         quick_gelu=quick_gelu,
         precision=precision)
-    return model.to(PRECISIONS[precision]).eval()
+    return model.to(PRECISIONS[precision]).eval(), architecture

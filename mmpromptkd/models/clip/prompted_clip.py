@@ -16,7 +16,7 @@ from mmpromptkd.utils import read_state_dict
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                load_state_dict_strictly)
 from ..utils.reference_fp16 import convert_to_reference_fp16
-from .clip_builder import build_clip
+from .clip_builder import build_clip_and_architecture
 
 
 #: The parts of an open_clip CLIP that only text encoding uses.
@@ -122,7 +122,8 @@ class PromptedCLIP(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if not image_tower:
             clip = _without_image_weights(clip)
-        self.clip = build_clip(clip)
+        # clip_architecture rebuilds this CLIP without its weight file.
+        self.clip, self.clip_architecture = build_clip_and_architecture(clip)
         self.clip.requires_grad_(False)
         self.reference_fp16 = reference_fp16
         if reference_fp16:
