@@ -8,7 +8,6 @@ import: the tools call these functions explicitly.
 import contextlib
 import glob
 import json
-import logging
 import os
 import os.path as osp
 import socket
@@ -347,23 +346,15 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def close_distributed() -> None:
-    """Wait for every process, destroy the process group, end the process.
+    """Wait for every process, then destroy the process group.
 
-    Leaving a gloo group to the interpreter's shutdown can abort a process
-    ("terminate called without an active exception") after a run that
-    succeeded, and even after an explicit teardown the destructors of its
-    threads occasionally do. So a distributed worker, once every rank is
-    done and its logs are flushed, exits at once with status 0, skipping
-    those destructors. Without a process group this does nothing.
+    The process then ends as any Python process does (atexit handlers,
+    flushed logs). Without a process group this does nothing.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
     dist.barrier()
     dist.destroy_process_group()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 @contextlib.contextmanager

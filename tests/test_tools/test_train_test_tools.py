@@ -213,6 +213,25 @@ class TestTrainTest:
 
 class TestDistributed:
 
+    def test_a_closed_group_ends_the_process_normally(self, tmp_path):
+        """After close_distributed the process ends as Python ends one:
+        atexit handlers run and buffered output is flushed."""
+        script = tmp_path / 'close.py'
+        script.write_text(
+            'import atexit, sys\n'
+            'import torch.distributed as dist\n'
+            'from mmpromptkd.cli import close_distributed\n'
+            f'dist.init_process_group("gloo", init_method='
+            f'"file://{tmp_path / "store"}", rank=0, world_size=1)\n'
+            'atexit.register(lambda: open(sys.argv[1], "w").write("ran"))\n'
+            'sys.stdout.write("buffered")\n'
+            'close_distributed()\n'
+            'assert not dist.is_initialized()\n')
+        result = run_tool([sys.executable, script, tmp_path / 'atexit.txt'],
+                          cwd=tmp_path)
+        assert check_ok(result).endswith('buffered')
+        assert (tmp_path / 'atexit.txt').read_text() == 'ran'
+
     @pytest.mark.slow
     def test_two_gloo_processes_match_one_process(self, shapes_root, tmp_path):
         # Without random augmentation both runs see the same global batches:
