@@ -1,6 +1,6 @@
 """Export a trained PromptKD student and load it for inference alone."""
 import copy
-from typing import Optional
+from typing import List, Optional
 
 from torch import nn
 
@@ -8,9 +8,16 @@ from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
 from mmpromptkd.utils.stored_config import check_stored_config
 
-__all__ = ['export_student', 'load_exported_student']
+__all__ = ['export_student', 'load_exported_student', 'preprocessing']
 
 EXPORT_KIND = 'mmpromptkd.exported_student'
+#: What a stored test pipeline may name (it comes from a file): loading,
+#: resizing, cropping and packing. Geometry steps are used for inference.
+_LOADING = ('LoadImageFromFile', 'LoadImageFromFileSafe', 'PackInputs')
+_GEOMETRY = ('ResizeEdge', 'Resize', 'CenterCrop')
+_SCOPES = ('', 'mmpretrain', 'mmcv', 'mmpromptkd')
+#: The largest size a stored resize or crop may ask for.
+_MAX_SIZE = 4096
 
 
 def export_student(model: nn.Module,
@@ -145,11 +152,64 @@ def load_exported_student(path: str,
     check_stored_config(meta['model'], f'{path}: meta.model')
     model = MODELS.build(meta['model'])
     model.load_state_dict(payload['state_dict'], strict=True)
-    pipeline = meta.get('test_pipeline')
     # The preprocessing the student was tested with (empty for exports
     # that did not store it), for deployment.
-    model.test_pipeline = pipeline if isinstance(pipeline, list) else []
+    model.test_pipeline = _checked_pipeline(meta.get('test_pipeline'), path)
     return model.to(device).eval()
+
+
+def _checked_pipeline(pipeline, path: str) -> List[dict]:
+    """A stored test pipeline, if it names only loading, resizing, cropping
+    and packing with sizes up to :data:`_MAX_SIZE`."""
+    if pipeline is None:
+        return []
+    where = f'{path}: meta.test_pipeline'
+    if not isinstance(pipeline, list) or not all(
+            isinstance(t, dict) for t in pipeline):
+        raise ValueError(f'{where} must be a list of transform dicts')
+    for i, step in enumerate(pipeline):
+        scope, _, name = str(step.get('type')).rpartition('.')
+        if scope not in _SCOPES or name not in _LOADING + _GEOMETRY:
+            raise ValueError(
+                f'{where}[{i}]: type {step.get("type")!r} is not one of '
+                f'{list(_LOADING + _GEOMETRY)} (an exported student stores '
+                'only its loading, resizing and cropping steps)')
+        for key in ('scale', 'crop_size'):
+            sizes = step.get(key, 1)
+            sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes]
+            if not all(type(v) is int and 0 < v <= _MAX_SIZE
+                       for v in sizes):
+                raise ValueError(f'{where}[{i}].{key}: expected sizes from '
+                                 f'1 to {_MAX_SIZE}, got {step[key]!r}')
+    return copy.deepcopy(pipeline)
+
+
+def preprocessing(model: nn.Module) -> List[dict]:
+    """The resize and crop steps an exported student expects.
+
+    Those of its stored test pipeline (loading and packing left out), or,
+    where it stored none, a bicubic resize of the short edge and a centre
+    crop to the student's resolution.
+
+    Args:
+        model (nn.Module): A model from :func:`load_exported_student`.
+
+    Returns:
+        list[dict]: Transform configs, with their bare type names.
+    """
+    steps = [
+        dict(t, type=t['type'].rpartition('.')[2])
+        for t in getattr(model, 'test_pipeline', [])
+        if t['type'].rpartition('.')[2] in _GEOMETRY
+    ]
+    if steps:
+        return steps
+    size = tuple(model.student.image_size)
+    return [
+        dict(type='ResizeEdge', scale=min(size), edge='short',
+             interpolation='bicubic', backend='pillow'),
+        dict(type='CenterCrop', crop_size=size[::-1]),
+    ]
 
 
 def _plain(obj):

@@ -6,7 +6,7 @@ import torch
 from mmengine.dataset import Compose, default_collate
 
 from mmpromptkd.registry import TRANSFORMS
-from .exported_student import load_exported_student
+from .exported_student import load_exported_student, preprocessing
 
 __all__ = ['StudentInferencer']
 
@@ -18,9 +18,9 @@ class StudentInferencer:
 
     No teacher and no CLIP file: the exported file holds the student, the
     projector and the teacher's text features of its classes. Images are
-    read safely, resized on the short edge and centre-cropped to the
-    student's resolution (bicubic, as the test pipelines of the configs),
-    then normalised by the model.
+    read safely, resized and cropped as the stored test pipeline of the
+    export says (by default: the short edge, bicubic, and a centre crop to
+    the student's resolution), then normalised by the model.
 
     Args:
         model (str): File written by ``export_student.py``.
@@ -49,18 +49,9 @@ class StudentInferencer:
         if classes is not None:
             self.model.select_classes(classes)
         self.class_names = tuple(self.model.class_names)
-        size = tuple(self.model.student.image_size)
         self.pipeline = Compose([
-            TRANSFORMS.build(t) for t in (
-                dict(
-                    type='ResizeEdge',
-                    scale=min(size),
-                    edge='short',
-                    interpolation='bicubic',
-                    backend='pillow'),
-                dict(type='CenterCrop', crop_size=size[::-1]),
-                dict(type='PackInputs'),
-            )
+            TRANSFORMS.build(t)
+            for t in preprocessing(self.model) + [dict(type='PackInputs')]
         ])
         self._loader = TRANSFORMS.build(dict(type='LoadImageFromFileSafe'))
 

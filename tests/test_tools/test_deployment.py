@@ -10,8 +10,9 @@ from mmengine.dataset import Compose, default_collate
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.apis import (StudentGraph, StudentInferencer, export_student,
-                             load_exported_student)
+                             load_exported_student, preprocessing)
 from mmpromptkd.registry import MODELS, TRANSFORMS
+from mmpromptkd.utils import load_checkpoint_file
 from synthetic_shapes import generate_coop_dataset
 from tool_runs import TOOLS, check_ok, run_tool
 
@@ -174,6 +175,56 @@ def test_inferencer_equals_the_test_pipeline(exported):
     for result, scores in zip(picked, renorm):
         np.testing.assert_allclose(result['pred_scores'], scores, atol=1e-5)
         assert result['pred_class'] == subset[int(scores.argmax())]
+
+
+def test_inferencer_resizes_as_the_stored_pipeline(exported, tmp_path):
+    """The inferencer reads the export's stored test pipeline: here a
+    40 px short edge and a 32 px centre crop (not the default 32 px
+    resize)."""
+    path, images, _ = exported
+    payload = load_checkpoint_file(str(path))
+    stored = [
+        dict(type='mmpretrain.ResizeEdge', scale=40, edge='short',
+             interpolation='bilinear'),
+        dict(type='CenterCrop', crop_size=32),
+    ]
+    payload['meta']['test_pipeline'] = PIPELINE[:1] + stored + PIPELINE[3:]
+    other = tmp_path / 'other.pth'
+    torch.save(payload, other)
+    model = load_exported_student(str(other))
+    assert preprocessing(model) == [dict(stored[0], type='ResizeEdge'),
+                                    stored[1]]
+    pipeline = Compose([TRANSFORMS.build(t) for t in PIPELINE[:1] + [
+        dict(stored[0], type='ResizeEdge'), stored[1], PIPELINE[3]]])
+    batch = default_collate([pipeline(dict(img_path=p)) for p in images])
+    with torch.no_grad():
+        expected = torch.stack([
+            s.pred_score for s in model.predict(
+                model.data_preprocessor(batch, False)['inputs'])
+        ]).numpy()
+    results = StudentInferencer(str(other))(images)
+    np.testing.assert_allclose(
+        np.stack([r['pred_scores'] for r in results]), expected, atol=1e-6)
+    assert not np.allclose(expected, _reference_scores(path, images)[0])
+
+
+@pytest.mark.parametrize('step, message', [
+    (dict(type='mmpretrain.Albumentations', transforms=[]),
+     r"meta.test_pipeline\[1\]: type 'mmpretrain.Albumentations' is not"),
+    (dict(type='os.system'), "type 'os.system' is not one of"),
+    (dict(type='ResizeEdge', scale=10**6), r'\[1\].scale: expected sizes'),
+    (dict(type='CenterCrop', crop_size=[32, 0]), 'crop_size: expected'),
+])
+def test_a_stored_pipeline_names_only_resizing(exported, tmp_path, step,
+                                               message):
+    path = exported[0]
+    payload = load_checkpoint_file(str(path))
+    payload['meta']['test_pipeline'] = [PIPELINE[0], step]
+    bad = tmp_path / 'bad.pth'
+    torch.save(payload, bad)
+    with pytest.raises(ValueError, match=f'{bad}: {message}'
+                       if message.startswith('meta') else message):
+        load_exported_student(str(bad))
 
 
 @pytest.mark.parametrize('classes, message', [

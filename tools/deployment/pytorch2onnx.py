@@ -28,7 +28,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
 
 import torch  # noqa: E402
 
-from mmpromptkd.apis import StudentGraph, load_exported_student  # noqa: E402
+from mmpromptkd.apis import (StudentGraph, load_exported_student,  # noqa: E402
+                             preprocessing)
 from mmpromptkd.cli import output_beside  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
 
@@ -120,11 +121,7 @@ def main(argv=None) -> None:
         # Resize and crop as the student's test pipeline does (e.g. the
         # short edge to 224 px, bicubic, then a 224 px centre crop);
         # normalisation is inside the graph.
-        preprocessing=[
-            t for t in model.test_pipeline
-            if not str(t.get('type', '')).split('.')[-1].startswith(
-                ('LoadImage', 'PackInputs'))
-        ],
+        preprocessing=preprocessing(model),
         outputs=['logits', 'features'] if args.features else ['logits'],
         opset=args.opset,
         source=osp.abspath(args.student))
