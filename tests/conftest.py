@@ -1,19 +1,9 @@
-"""Shared fixtures: tiny CLIP configs (no weights are ever downloaded).
-
-The synthetic-shapes generator is a tool (``tools/misc/synthetic_shapes.py``),
-not part of the package: its folder is put on the path for the tests.
-"""
+"""Shared fixtures: tiny CLIP configs (no weights are ever downloaded)."""
 import copy
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-_GENERATORS = str(Path(__file__).resolve().parents[1] / 'tools' / 'misc')
-if _GENERATORS not in sys.path:
-    sys.path.insert(0, _GENERATORS)
 
 # Widths are multiples of 64 so that the OpenAI weight layout (heads of
 # width 64) can describe the same model.

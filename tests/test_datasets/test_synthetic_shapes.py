@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import synthetic_shapes as shapes
+from mmpromptkd.datasets import synthetic_shapes as shapes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = REPO_ROOT / 'tools' / 'misc' / 'generate_shapes_dataset.py'

@@ -11,7 +11,7 @@ from mmpretrain.apis import ImageClassificationInferencer
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.apis import load_exported_student
-import synthetic_shapes
+from mmpromptkd.datasets import synthetic_shapes
 from mmpromptkd.registry import TRANSFORMS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

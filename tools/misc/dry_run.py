@@ -245,8 +245,9 @@ class MiniatureData:
                                             self.train_per_class))))
 
     def _synthetic_shapes(self, folder: str) -> None:
-        import synthetic_shapes
-        synthetic_shapes.generate_coop_dataset(
+        from mmpromptkd.datasets.synthetic_shapes import \
+            generate_coop_dataset
+        generate_coop_dataset(
             folder, num_classes=self.num_classes,
             train_per_class=self.train_per_class,
             val_per_class=miniature_data.EVAL_PER_CLASS,

@@ -5,7 +5,7 @@ Both models are plain ``open_clip.CLIP`` models defined by the config dicts
 ``configs/_base_/models/promptkd_tiny-clip.py``. They are trained from
 scratch with the symmetric CLIP InfoNCE loss on (image, caption) pairs of the
 *shifted* ``'pretrain'`` domain of the synthetic shapes
-(:func:`synthetic_shapes.iter_caption_pairs`, beside this script), which
+(:func:`mmpromptkd.datasets.synthetic_shapes.iter_caption_pairs`), which
 covers every class concept, as web-scale CLIP data covers the names of
 "novel" classes. The target domain is used only for the final zero-shot
 report.
@@ -30,6 +30,7 @@ Results are deterministic (byte-identical files) for the same arguments,
 thread count and torch build; see ``checkpoints/tiny_clip/README.md``.
 """
 import argparse
+import hashlib
 import math
 import os
 import os.path as osp
@@ -45,13 +46,11 @@ import torch.nn.functional as F
 from torch import nn
 
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
 
-import synthetic_shapes as shapes  # noqa: E402  (beside this script)
+from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
-from mmpromptkd.utils.file_integrity import sha256_of_file  # noqa: E402
 
 DEFAULT_MODEL_CFG = osp.join(_REPO_ROOT, 'configs', '_base_', 'models',
                              'promptkd_tiny-clip.py')
@@ -69,6 +68,11 @@ EVAL_PROMPT = 'a photo of a {}.'
 _CLASS_RE = re.compile(r'\b({})\s+({})\s+({})\b'.format(
     '|'.join(shapes.COLOURS), '|'.join(shapes.PATTERNS),
     '|'.join(shapes.SHAPES)))
+
+
+def _sha256(path: str) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -467,8 +471,7 @@ def write_sums(out_dir: str) -> str:
     """
     names = sorted(f for _, f in MODELS.values()
                    if osp.isfile(osp.join(out_dir, f)))
-    lines = ''.join(f'{sha256_of_file(osp.join(out_dir, n))}  {n}\n'
-                    for n in names)
+    lines = ''.join(f'{_sha256(osp.join(out_dir, n))}  {n}\n' for n in names)
     path = osp.join(out_dir, SUMS_FILE)
     atomic_write(lines, path)
     return path
