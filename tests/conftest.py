@@ -48,3 +48,19 @@ def pytest_configure(config):
         for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
             os.environ[name] = threads
         torch.set_num_threads(int(threads))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        '--real-size', action='store_true',
+        help='also run the dry runs at real size (random ViT-B/16 and '
+        'ViT-L/14 weights; minutes each on a CPU)')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--real-size'):
+        return
+    skip = pytest.mark.skip(reason='a real-size dry run: pass --real-size')
+    for item in items:
+        if 'real_size' in item.keywords:
+            item.add_marker(skip)

@@ -2,10 +2,11 @@
 
 Every config that brings something no earlier config brought (a model,
 student, teacher, loss, runner, hooks or training data layout) runs the
-whole dry run (train, resume, test, export) with the tiny CLIPs; every
-other config trains one epoch of its miniature and tests it
-(``--quick``). The main base-to-novel config also runs at real size
-(random ViT-B/16 and ViT-L/14 weights).
+whole dry run (train, resume, test, export) with the tiny CLIPs and
+dataloader workers (at most two); every other config trains one epoch of
+its miniature and tests it (``--quick``), loading in the main process. The
+main base-to-novel config also runs at real size (random ViT-B/16 and
+ViT-L/14 weights; ``--real-size``).
 """
 import glob
 import json
@@ -105,15 +106,46 @@ def plain_config_text(monkeypatch):
                                                         default=str)))
 
 
-def _run(config: str, work_dir, tiny: bool = True, quick: bool = False):
+def _run(config: str, work_dir, tiny: bool = True, quick: bool = False,
+         cfg_options: dict = None):
     with torch_threads(1):
-        DRY_RUN.DryRun(config, str(work_dir), tiny=tiny, quick=quick).run()
+        DRY_RUN.DryRun(config, str(work_dir), tiny=tiny, quick=quick,
+                       cfg_options=cfg_options).run()
+
+
+def _loaders(config: str) -> dict:
+    cfg = Config.fromfile(config)
+    return {
+        name: cfg[name]
+        for name in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+        if cfg.get(name)
+    }
+
+
+def _two_workers(config: str) -> dict:
+    """``--cfg-options`` that cap the workers at two: processes, persistent
+    workers and worker seeds as the config has them, fewer forks."""
+    return {
+        f'{name}.num_workers': 2
+        for name, loader in _loaders(config).items()
+        if loader.get('num_workers', 0) > 2
+    }
+
+
+def _in_process(config: str) -> dict:
+    """``--cfg-options`` that load data in the main process: the configs
+    of each family with their own workers run every phase above."""
+    return {
+        f'{name}.{key}': value
+        for name in _loaders(config)
+        for key, value in (('num_workers', 0), ('persistent_workers', False))
+    }
 
 
 @pytest.mark.parametrize('config', FULL, ids=osp.basename)
 def test_one_config_of_each_family_runs_every_phase(config, tmp_path,
                                                     capsys):
-    _run(config, tmp_path)
+    _run(config, tmp_path, cfg_options=_two_workers(config))
     printed = capsys.readouterr().out
     evaluation_only = 'zsclip' in osp.basename(config)
     phases = ['test'] if evaluation_only else ['train', 'resume', 'test']
@@ -129,7 +161,7 @@ def test_one_config_of_each_family_runs_every_phase(config, tmp_path,
 
 @pytest.mark.parametrize('config', QUICK, ids=osp.basename)
 def test_every_other_config_trains_and_tests(config, tmp_path, capsys):
-    _run(config, tmp_path, quick=True)
+    _run(config, tmp_path, quick=True, cfg_options=_in_process(config))
     assert '  test ' in capsys.readouterr().out
     if 'zsclip' not in osp.basename(config):  # nothing to train
         assert glob.glob(str(tmp_path / 'train' / '*_1.pth'))
@@ -159,6 +191,7 @@ def test_a_used_work_dir_is_refused(tmp_path, capsys):
     assert (tmp_path / 'notes.txt').read_text() == 'mine'
 
 
+@pytest.mark.real_size
 def test_real_size_main_config(tmp_path, capsys):
     """Random ViT-B/16 and ViT-L/14 weights, 224 px, the config's own
     batch size and workers: every phase, each with its peak memory."""

@@ -369,6 +369,8 @@ def _end_dataloader_workers(before: set) -> None:
     import gc
 
     from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+    if not {c.pid for c in multiprocessing.active_children()} - before:
+        return  # no worker of this phase is alive
     gc.collect()
     for obj in gc.get_objects():
         if isinstance(obj, _MultiProcessingDataLoaderIter) and \
