@@ -104,7 +104,8 @@ setup(
     ],
     extras_require={
         'tests':
-        ['pytest', 'hypothesis', 'flake8==7.5.0', *MIM_REQUIRES,
+        ['pytest', 'pytest-xdist', 'hypothesis', 'flake8==7.5.0',
+         *MIM_REQUIRES,
          *DEPLOY_REQUIRES, *SHARDS_REQUIRES],
         'mim': MIM_REQUIRES,
         'deploy': DEPLOY_REQUIRES,

@@ -7,6 +7,7 @@ import: the tools call these functions explicitly.
 """
 import contextlib
 import glob
+import itertools
 import json
 import os
 import os.path as osp
@@ -329,6 +330,10 @@ def lock_work_dir(cfg: Config):
     return lock
 
 
+#: Numbers the runs of this process (see :func:`build_runner`).
+_RUN_NUMBERS = itertools.count()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner that ``cfg`` describes.
 
@@ -340,6 +345,13 @@ def build_runner(cfg: Config) -> Runner:
         config built from the ``RUNNERS`` registry (ours, which falls back
         on mmpretrain's and mmengine's).
     """
+    if not cfg.get('experiment_name'):
+        # mmengine names a run's logger, message hub and registry scope
+        # '<config>_<second>': a second run in one process within that
+        # second would log into the first's closed file, in its scope.
+        stem = osp.splitext(osp.basename(cfg.filename or 'run'))[0]
+        cfg.experiment_name = \
+            f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{next(_RUN_NUMBERS)}'
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

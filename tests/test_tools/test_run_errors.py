@@ -2,7 +2,10 @@
 import pytest
 
 from mmpromptkd.cli import load_config, reporting_run_errors
-from tool_runs import REPO
+from tool_runs import CONFIG, REPO
+
+MMPRETRAIN_RUNTIME = REPO / 'configs' / 'promptkd' / \
+    'promptkd_tiny-clip_1xb32-5e_b2n-synthetic-shapes_mmpretrain-runtime.py'
 
 
 def test_a_mistyped_config_names_the_closest_one(monkeypatch):
@@ -49,3 +52,25 @@ def test_ctrl_c_says_where_the_run_stopped(capsys):
         'train.py: stopped in epoch 3, after iteration 17; continue from '
         'the last checkpoint with --resume')
     assert 'Traceback' not in err
+
+
+def test_two_runs_in_one_second_keep_their_own_scope_and_log(
+        tmp_path, monkeypatch):
+    """Two configs run in one process within one second (the dry run, a
+    notebook) each log into their own file and build in their own scope."""
+    import time
+
+    from mmpromptkd.cli import build_runner
+    monkeypatch.setattr(time, 'time', lambda: 1.8e9)  # the same second
+    runners = []
+    for name, config in (('a', MMPRETRAIN_RUNTIME), ('b', CONFIG)):
+        (tmp_path / name).mkdir()
+        load_config(str(config), 'train.py').dump(
+            str(tmp_path / name / 'config.py'))
+        cfg = load_config(str(tmp_path / name / 'config.py'), 'train.py')
+        cfg.work_dir = str(tmp_path / name)
+        runners.append(build_runner(cfg))
+    first, second = runners
+    assert first.experiment_name != second.experiment_name
+    assert second.default_scope.scope_name == 'mmpromptkd'
+    assert second.logger.log_file.startswith(str(tmp_path / 'b'))
