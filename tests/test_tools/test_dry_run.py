@@ -207,4 +207,3 @@ def test_real_size_main_config(tmp_path, capsys):
     assert osp.getsize(tmp_path / 'train' / 'epoch_2.pth') < 10e6
     assert not any(k.startswith('student.clip.')
                    for k in checkpoint['state_dict'])
-
