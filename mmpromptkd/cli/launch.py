@@ -345,16 +345,19 @@ def build_runner(cfg: Config) -> Runner:
         config built from the ``RUNNERS`` registry (ours, which falls back
         on mmpretrain's and mmengine's).
     """
-    if not cfg.get('experiment_name'):
+    named = not cfg.get('experiment_name')
+    if named:
         # mmengine names a run's logger, message hub and registry scope
         # '<config>_<second>': a second run in one process within that
         # second would log into the first's closed file, in its scope.
         stem = osp.splitext(osp.basename(cfg.filename or 'run'))[0]
         cfg.experiment_name = \
             f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{next(_RUN_NUMBERS)}'
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+        RUNNERS.build(cfg)
+    if named:  # not written into the work dir's config
+        runner.cfg.pop('experiment_name')
+    return runner
 
 
 def close_distributed() -> None:

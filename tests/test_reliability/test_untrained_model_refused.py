@@ -178,7 +178,7 @@ def test_test_tool_refuses_another_projector_width(tmp_path, shapes_root):
     assert result.returncode != 0
     assert f'{path}: the checkpoint does not fit' in result.stderr
     assert key in result.stderr and 'model (' in result.stderr
-    assert not out.exists() and 'b2n' not in result.stdout
+    assert not out.exists() and 'b2n/' not in result.stdout
 
 
 def test_image_of_another_size_is_named(distiller):

@@ -74,3 +74,4 @@ def test_two_runs_in_one_second_keep_their_own_scope_and_log(
     assert first.experiment_name != second.experiment_name
     assert second.default_scope.scope_name == 'mmpromptkd'
     assert second.logger.log_file.startswith(str(tmp_path / 'b'))
+    assert 'experiment_name' not in second.cfg  # nor in its dumped config

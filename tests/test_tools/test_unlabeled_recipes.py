@@ -1,14 +1,15 @@
-"""The "distill on your own images" recipes, run as a user runs them."""
+"""The "distill on your own images" recipes, run as a user runs them (the
+tools' ``main``, in this process)."""
 import json
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tool_runs import REPO, TOOLS, check_ok, run_tool
+from mmpromptkd.datasets.synthetic_shapes import generate_unlabeled_images
+from tool_runs import REPO, TOOLS, call_tool, check_ok
 
 CONFIGS = REPO / 'configs' / 'promptkd'
 FOLDER = CONFIGS / \
@@ -24,22 +25,17 @@ pytestmark = pytest.mark.slow
 def unlabeled(tmp_path_factory) -> Path:
     """6 classes x 8 images beyond the 4 train images of ``shapes_root``."""
     root = tmp_path_factory.mktemp('unlabeled') / 'shapes_unlabeled'
-    check_ok(
-        run_tool([
-            sys.executable, TOOLS / 'misc' / 'generate_shapes_dataset.py',
-            root, '--num-classes', '6', '--unlabeled-per-class', '8',
-            '--first-index', '4'
-        ],
-                 cwd=REPO))
+    generate_unlabeled_images(root, num_classes=6, per_class=8,
+                              first_index=4)
     return root
 
 
 def _train(config, work_dir, *options, resume=False):
-    cmd = [sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir]
+    args = [config, '--work-dir', work_dir]
     if resume:
-        cmd.append('--resume')
-    return run_tool(cmd + ['--cfg-options', 'randomness.seed=0', *options],
-                    cwd=work_dir.parent)
+        args.append('--resume')
+    return call_tool(TOOLS / 'train.py',
+                     args + ['--cfg-options', 'randomness.seed=0', *options])
 
 
 def _student(checkpoint):
@@ -66,12 +62,11 @@ def test_folder_recipe_validates_without_labels_and_tests_with_some(
     assert 'best_agreement_top1_epoch_' in out
     results = tmp_path / 'results.json'
     check_ok(
-        run_tool([
-            sys.executable, TOOLS / 'test.py', FOLDER, work_dir /
-            'epoch_2.pth', '--work-dir', tmp_path / 'test', '--out', results,
-            '--cfg-options', f'test_dataloader.dataset.data_root={shapes_root}'
-        ],
-                 cwd=tmp_path))
+        call_tool(TOOLS / 'test.py', [
+            FOLDER, work_dir / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
+            '--out', results, '--cfg-options',
+            f'test_dataloader.dataset.data_root={shapes_root}'
+        ]))
     assert {'b2n/base', 'b2n/novel', 'b2n/hm'} <= set(
         json.loads(results.read_text()))
 
@@ -130,11 +125,9 @@ def test_shards_recipe_trains_and_resumes_exactly(unlabeled, shapes_root,
                                                   tmp_path):
     shards = tmp_path / 'shards'
     check_ok(
-        run_tool([
-            sys.executable, TOOLS / 'misc' / 'images_to_shards.py',
+        call_tool(TOOLS / 'misc' / 'images_to_shards.py', [
             unlabeled / 'images', shards, '--images-per-shard', '12'
-        ],
-                 cwd=REPO))
+        ]))
     options = [
         f'train_dataloader.dataset.shards={shards}/shard-{{000000..000003}}'
         '.tar', f'train_dataloader.dataset.classes={unlabeled}/classes.txt',

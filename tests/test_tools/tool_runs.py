@@ -5,6 +5,7 @@ generated data and a trained work directory) are in ``conftest.py``.
 """
 import contextlib
 import importlib.util
+import io
 import os
 import signal
 import subprocess
@@ -47,6 +48,32 @@ def run_tool(cmd: Sequence[str],
         proc.communicate()
         raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout)
+
+
+def call_tool(script: Path, args: Sequence) -> subprocess.CompletedProcess:
+    """Run a tool's ``main`` in this process, as its ``__main__`` does.
+
+    For tools that leave no global state behind (registries, distributed
+    groups, signals); saves the ~5 s of imports of a fresh interpreter.
+
+    Returns:
+        CompletedProcess: The exit status (0, 1 after an error, as on the
+        command line) and everything printed and logged in ``.stdout``.
+    """
+    from mmpromptkd.cli import reporting_run_errors
+    module = load_script(Path(script), f'_called_{Path(script).stem}')
+    out = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            with reporting_run_errors(Path(script).name):
+                status = module.main([str(a) for a in args])
+            code = status if isinstance(status, int) else 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, int):
+                print(e.code)
+    return subprocess.CompletedProcess([script, *args], code, out.getvalue())
 
 
 def check_ok(result: subprocess.CompletedProcess) -> str:
