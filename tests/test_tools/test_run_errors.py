@@ -1,8 +1,10 @@
 """How train.py / test.py end: the error's message last, never a bare trace."""
+import os.path as osp
+
 import pytest
 
 from mmpromptkd.cli import load_config, reporting_run_errors
-from tool_runs import CONFIG, REPO
+from tool_runs import CONFIG, REPO, load_script
 
 MMPRETRAIN_RUNTIME = REPO / 'configs' / 'promptkd' / \
     'promptkd_tiny-clip_1xb32-5e_b2n-synthetic-shapes_mmpretrain-runtime.py'
@@ -75,3 +77,24 @@ def test_two_runs_in_one_second_keep_their_own_scope_and_log(
     assert second.default_scope.scope_name == 'mmpromptkd'
     assert second.logger.log_file.startswith(str(tmp_path / 'b'))
     assert 'experiment_name' not in second.cfg  # nor in its dumped config
+
+
+@pytest.mark.parametrize('tool, extra', [
+    ('misc/cache_teacher_logits.py', []),
+    ('model_converters/export_student.py', ['x.pth', 'OUT']),
+    ('analysis/get_flops.py', []),
+])
+def test_every_config_tool_names_the_closest_config(tool, extra, tmp_path,
+                                                    monkeypatch):
+    monkeypatch.chdir(REPO)
+    main = load_script(REPO / 'tools' / tool, '_typo').main
+    typo = ('configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-'
+            'synthetic-shape.py')
+    args = [str(tmp_path / 'student.pth') if a == 'OUT' else a
+            for a in extra]
+    with pytest.raises(SystemExit) as stop:
+        main([typo, *args])
+    assert str(stop.value).endswith(
+        'did you mean configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-'
+        'synthetic-shapes.py?')
+    assert str(stop.value).startswith(osp.basename(tool))

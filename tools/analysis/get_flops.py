@@ -21,11 +21,11 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
 
 from mmengine.analysis import get_model_complexity_info  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 from mmpretrain.apis import get_model  # noqa: E402
 from torch import nn  # noqa: E402
 
-from mmpromptkd.cli import CfgOptionsAction, check_cfg_options  # noqa: E402
+from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
+                            load_config)
 
 
 class CountedForward(nn.Module):
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
         help='override settings of the config, KEY=VALUE')
     args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, 'get_flops.py')
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)

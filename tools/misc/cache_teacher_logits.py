@@ -30,12 +30,11 @@ if _REPO_ROOT not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.cli import (CfgOptionsAction, build_runner,  # noqa: E402
-                            check_cfg_options,
+                            check_cfg_options, load_config,
                             set_dataloader_defaults)
 from mmpromptkd.datasets import TeacherLogitCache  # noqa: E402
 from mmpromptkd.datasets.teacher_cached_dataset import (  # noqa: E402
@@ -85,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         int: The exit status.
     """
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, 'cache_teacher_logits.py')
     name = osp.splitext(osp.basename(args.config))[0]
     out = args.out or osp.join('work_dirs', 'teacher_cache', name)
     try:

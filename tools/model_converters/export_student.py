@@ -33,7 +33,7 @@ from mmpromptkd.models.utils import (FROZEN_WEIGHTS_META,  # noqa: E402
                                      check_frozen_weights)
 from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
-    CfgOptionsAction, check_cfg_options, output_beside)
+    CfgOptionsAction, check_cfg_options, load_config, output_beside)
 
 
 def _scoped(transform: dict) -> dict:
@@ -72,7 +72,7 @@ def main(argv=None) -> None:
         config_path = output_beside(args.out, '.py', args.force)
     except ValueError as e:
         parser.error(f'{e} (e.g. .pth for the weights)')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, 'export_student.py')
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
