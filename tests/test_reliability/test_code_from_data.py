@@ -15,7 +15,6 @@ Each payload would create a marker file or change a global; each test
 checks that it did not, and that the error names the file.
 """
 import http.server
-import importlib.util
 import pickle
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import torch
 from mmpromptkd.apis import load_exported_student
 from mmpromptkd.models.clip.clip_builder import build_clip
 from mmpromptkd.utils import load_checkpoint_file, read_torchscript_state_dict
-from reliability_utils import CONFIG, REPO
+from reliability_utils import CONFIG, REPO, load_tool
 
 MARKER_ATTR = 'mmpromptkd_test_marker'
 
@@ -174,22 +173,13 @@ def test_teacher_checkpoint_url_is_refused(server):
     assert requests == []
 
 
-def _tool_main(name: str):
-    """``main`` of ``tools/<name>``, called in this process."""
-    spec = importlib.util.spec_from_file_location(
-        f'_url_{name[:-3]}', REPO / 'tools' / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def test_tools_refuse_urls(server, tmp_path, shapes_root):
     url, requests = server
     data = [f'{s}_dataloader.dataset.data_root={shapes_root}'
             for s in ('train', 'val', 'test')]
     weights = ['model.student.clip.checkpoint=None',
                'model.teacher.clip.checkpoint=None']
-    train, test = _tool_main('train.py'), _tool_main('test.py')
+    train, test = load_tool('train.py').main, load_tool('test.py').main
     runs = {
         'test': (test, [str(CONFIG), f'{url}/a.pth', '--cfg-options', *data,
                         *weights]),
