@@ -1,0 +1,346 @@
+"""The class names and teacher text features a distiller classifies with."""
+import json
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import MMLogger
+from torch import nn
+
+from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
+
+
+class ClassTextTable:
+    """The table of class names and their teacher text features.
+
+    A mixin of :class:`PromptKDDistiller`: the two buffers it keeps are
+    ``text_features`` (C, D), the normalised teacher text features, and
+    ``class_names_utf8``, the class names as UTF-8 JSON bytes (a tensor, so
+    that checkpoints stay tensor-only and mmengine can broadcast the state
+    dict in distributed runs). Features of another class list used for
+    evaluation only (e.g. a cross-dataset target) are kept apart and never
+    saved.
+
+    New names are encoded by the teacher, or by the text encoder of an
+    open-vocabulary export (``text_encoder``).
+    """
+
+    def _init_class_text_table(self, text_dim: int,
+                               text_batch_size: int) -> None:
+        """Register the empty table (called by the owner's ``__init__``)."""
+        self.text_batch_size = text_batch_size
+        self.register_buffer('text_features', torch.zeros(0, text_dim))
+        self.register_buffer('class_names_utf8',
+                             torch.zeros(0, dtype=torch.uint8))
+        self._eval_features: Optional[torch.Tensor] = None
+        self._eval_class_names: Optional[Tuple[str, ...]] = None
+
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        """tuple[str]: Class names of the stored text features."""
+        return self._decode_class_names(self.class_names_utf8)
+
+    @staticmethod
+    def _decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
+        """Class names from their UTF-8 JSON bytes (a uint8 tensor).
+
+        Raises:
+            CheckpointMismatchError: If the bytes are not a UTF-8 JSON list
+                of strings (e.g. a corrupted checkpoint).
+        """
+        if data is None or len(data) == 0:
+            return ()
+        try:
+            if data.dtype != torch.uint8 or data.dim() != 1:
+                raise ValueError(f'a {data.dtype} tensor of shape '
+                                 f'{tuple(data.shape)}, not 1-D uint8')
+            names = json.loads(bytes(data.tolist()).decode('utf-8'))
+            if not (isinstance(names, list)
+                    and all(isinstance(n, str) for n in names)):
+                raise ValueError('not a JSON list of strings')
+        except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
+            raise CheckpointMismatchError(
+                f'class_names_utf8 does not hold the class names of the '
+                f'stored text features as UTF-8 JSON ({e})') from e
+        return tuple(names)
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str]) -> None:
+        data = json.dumps(list(names)).encode('utf-8')
+        self.class_names_utf8 = torch.tensor(
+            list(data), dtype=torch.uint8, device=self.class_names_utf8.device)
+
+    @torch.no_grad()
+    def compute_text_features(self,
+                              class_names: Sequence[str]) -> torch.Tensor:
+        """Normalised teacher text features of ``class_names``.
+
+        Args:
+            class_names (Sequence[str]): Class names.
+
+        Returns:
+            Tensor: Float tensor of shape (C, teacher embed_dim).
+        """
+        teacher = self._text_source()
+        chunks = [
+            teacher.encode_text(
+                class_names[i:i + self.text_batch_size],
+                normalize=True).float()
+            for i in range(0, len(class_names), self.text_batch_size)
+        ]
+        return torch.cat(chunks)
+
+    @property
+    def can_encode_text(self) -> bool:
+        """bool: Whether text features of new class names can be computed
+        (a teacher, or the text encoder of an open-vocabulary export)."""
+        return self._teacher_has_text or self.text_encoder is not None
+
+    @property
+    def _teacher_has_text(self) -> bool:
+        return self._teacher is not None and getattr(
+            self._teacher, 'has_text_tower', True)
+
+    def _text_source(self) -> nn.Module:
+        if self._teacher_has_text:
+            return self._teacher
+        if self.text_encoder is not None:
+            return self.text_encoder
+        raise RuntimeError(
+            'text features of new class names need the teacher or its text '
+            'encoder (export_student(..., with_text_encoder=True))')
+
+    @staticmethod
+    def _check_new_names(names: Sequence[str]) -> Tuple[str, ...]:
+        names = tuple(names)
+        if not names:
+            raise ValueError('the class list is empty')
+        bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+        if bad:
+            raise ValueError(
+                f'class names must be non-empty strings, got {bad!r}')
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f'{duplicates} appear more than once')
+        return names
+
+    def set_class_names(self, class_names: Sequence[str]) -> None:
+        """Replace the stored classes by ``class_names``.
+
+        Their teacher text features are computed by the teacher or by the
+        text encoder of an open-vocabulary export; predictions, exports and
+        inferencers then use them.
+
+        Args:
+            class_names (Sequence[str]): The new class list, in label
+                order: non-empty, no duplicates, each name within the text
+                context.
+        """
+        names = self._check_new_names(class_names)
+        features = self.compute_text_features(names)
+        self.text_features = features.to(self.text_features.device)
+        self.class_names = names
+        self._eval_features = None
+        self._eval_class_names = None
+
+    def select_classes(self, class_names: Sequence[str]) -> None:
+        """Classify over ``class_names`` from now on.
+
+        Stored classes keep their stored rows, unchanged (no text encoder
+        needed for them); only new names are encoded, as in
+        :meth:`set_class_names`.
+
+        Args:
+            class_names (Sequence[str]): Class list, in label order.
+        """
+        names = self._check_new_names(class_names)
+        stored = self.class_names
+        new = [n for n in names if n not in stored]
+        if new and not self.can_encode_text:
+            raise ValueError(
+                f'{new} are not among the {len(stored)} stored classes; new '
+                'classes need the teacher or an open-vocabulary export '
+                '(export_student.py --with-text-encoder)')
+        table = self.text_features
+        if new:
+            table = torch.cat([
+                table,
+                self.compute_text_features(new).to(table.device, table.dtype)
+            ])
+        order = list(stored) + new
+        rows = torch.as_tensor([order.index(n) for n in names],
+                               device=table.device)
+        self.text_features = table[rows]
+        self.class_names = names
+        self._eval_features = None
+        self._eval_class_names = None
+
+    def add_classes(self, class_names: Sequence[str]) -> None:
+        """Append ``class_names`` to the stored classes (see
+        :meth:`select_classes`); the stored rows are kept as they are.
+
+        Args:
+            class_names (Sequence[str]): New names, none already stored.
+        """
+        names = self._check_new_names(class_names)
+        known = sorted(set(names) & set(self.class_names))
+        if known:
+            raise ValueError(f'{known} are stored classes already')
+        self.select_classes(self.class_names + names)
+
+    def prepare_text_features(
+            self,
+            class_names: Sequence[str],
+            for_training: bool,
+            dataset_name: str = 'the dataset',
+            class_indices: Optional[Sequence[int]] = None) -> None:
+        """Make the text features of ``class_names`` ready.
+
+        For training, the stored features must be empty (they are computed
+        once with the teacher) or belong to exactly these classes. For
+        evaluation, stored features of the same classes are used; a subset
+        of the stored classes (``class_indices``, e.g. the 200 classes of
+        ImageNet-A among ImageNet's 1000) selects their rows; other classes
+        get temporary teacher features. Evaluation features are never saved.
+
+        Args:
+            class_names (Sequence[str]): Classes of the dataset, in label
+                order.
+            for_training (bool): Whether the features define training.
+            dataset_name (str): Dataset name for messages.
+            class_indices (Sequence[int], optional): Index of each class in
+                the stored class list, when the dataset is a subset of it.
+                Defaults to None.
+        """
+        names = tuple(class_names)
+        logger = MMLogger.get_current_instance()
+        self._eval_features = None
+        self._eval_class_names = None
+        if names == self.class_names and len(self.text_features):
+            return
+        if len(self.text_features) == 0:
+            if not self.can_encode_text:
+                raise ValueError(
+                    f'no stored text features and no teacher: cannot '
+                    f'classify the {len(names)} classes of {dataset_name}')
+            self.text_features = self.compute_text_features(names).to(
+                self.text_features.device)
+            self.class_names = names
+            logger.info(f'Stored teacher text features of {len(names)} '
+                        f'classes of {dataset_name}')
+            if for_training and self.release_teacher_text_tower and \
+                    self._teacher_has_text:
+                self._teacher.release_text_tower()
+                logger.info('Released the teacher\'s text tower '
+                            '(release_teacher_text_tower=True)')
+            return
+        if not for_training and class_indices is not None and all(
+                0 <= i < len(self.class_names)
+                for i in class_indices) and tuple(
+                    self.class_names[i] for i in class_indices) == names:
+            index = torch.as_tensor(
+                list(class_indices), device=self.text_features.device)
+            self._eval_features = self.text_features[index]
+            self._eval_class_names = names
+            logger.info(f'Evaluating on {len(names)} of the '
+                        f'{len(self.class_names)} stored classes '
+                        f'({dataset_name})')
+            return
+        near = _near_misses(self.class_names, names)
+        if near:
+            raise ValueError(
+                f'the class names of {dataset_name} differ from those of the '
+                f'stored text features only in whitespace or case '
+                f'({near}); features for such names would be recomputed '
+                'and change the results. Correct the class names (or the '
+                'stored ones) so that they are identical.')
+        mismatch = _describe_mismatch(self.class_names, names)
+        if for_training or not self.can_encode_text:
+            raise ValueError(
+                f'the stored text features are for {len(self.class_names)} '
+                f'classes but {dataset_name} has {len(names)} classes '
+                f'({mismatch}).' +
+                ('' if for_training else
+                 ' Give a teacher to compute features for new classes' +
+                 (' (its text tower was released: set model.'
+                  'release_teacher_text_tower=False).'
+                  if self._teacher is not None else '.')))
+        self._eval_features = self.compute_text_features(names).to(
+            self.text_features.device)
+        self._eval_class_names = names
+        logger.info(f'Evaluating on {len(names)} classes of {dataset_name} '
+                    f'with teacher text features computed for them '
+                    f'({mismatch})')
+
+    def _text(self, for_training: bool) -> Tuple[torch.Tensor, tuple]:
+        """Text features and class names for training or evaluation."""
+        if for_training or self._eval_features is None:
+            text, names = self.text_features, self.class_names
+        else:
+            text, names = self._eval_features, self._eval_class_names
+        if len(text) == 0:
+            raise RuntimeError(
+                'text features are not prepared: add PromptKDTextFeaturesHook '
+                'to custom_hooks or call prepare_text_features()')
+        return text, names
+
+    def use_cached_text_features(self, class_names: Sequence[str],
+                                 features: torch.Tensor,
+                                 source: str = 'the teacher cache') -> None:
+        """Store the text features a teacher cache was recorded with.
+
+        A run on cached teacher logits needs the same text features as the
+        teacher that made them, and then no teacher. Features stored
+        already (a resume, or computed by a configured teacher) must be
+        these, to float rounding.
+
+        Args:
+            class_names (Sequence[str]): Classes of the features.
+            features (Tensor): The cache's text features (C, D).
+            source (str): Where they come from, for messages.
+        """
+        names = tuple(class_names)
+        features = features.to(self.text_features.device,
+                               self.text_features.dtype)
+        if len(self.text_features) == 0 and self.can_encode_text:
+            self.prepare_text_features(names, True, source)
+        if len(self.text_features) == 0:
+            if features.shape[1] != self.text_features.shape[1]:
+                raise ValueError(
+                    f'{source} holds {features.shape[1]}-d text features; '
+                    f'the projector maps to {self.text_features.shape[1]}')
+            self.text_features = features.clone()
+            self.class_names = names
+            MMLogger.get_current_instance().info(
+                f'Stored the text features of {len(names)} classes from '
+                f'{source}')
+            return
+        if names != self.class_names or \
+                self.text_features.shape != features.shape or \
+                not torch.allclose(self.text_features, features, atol=1e-5):
+            raise ValueError(
+                f'the stored text features ({len(self.class_names)} '
+                f'classes) are not those {source} was recorded with: its '
+                'logits belong to another teacher')
+
+
+def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:
+    """Pairs of names that differ only in whitespace or case, if all do."""
+    if len(stored) != len(given):
+        return ''
+
+    def norm(name: str) -> str:
+        return ' '.join(name.split()).casefold()
+
+    pairs = [(a, b) for a, b in zip(stored, given) if a != b]
+    if not pairs or any(norm(a) != norm(b) for a, b in pairs):
+        return ''
+    shown = ', '.join(f'label {stored.index(a)}: stored {a!r} vs {b!r}'
+                      for a, b in pairs[:5])
+    return shown + (f' and {len(pairs) - 5} more' if len(pairs) > 5 else '')
+
+
+def _describe_mismatch(stored: Sequence[str], given: Sequence[str]) -> str:
+    for i, (a, b) in enumerate(zip(stored, given)):
+        if a != b:
+            return f'first difference at label {i}: "{a}" vs "{b}"'
+    return f'{len(stored)} vs {len(given)} classes'

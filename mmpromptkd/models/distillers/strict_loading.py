@@ -1,0 +1,79 @@
+"""Strict loading of distiller checkpoints."""
+import torch
+from torch import nn
+
+from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
+                                               check_state_dict)
+from ..utils import fill_frozen_weights
+
+
+def prepare_distiller_load(model: nn.Module, state_dict: dict,
+                           prefix: str) -> None:
+    """Check a distiller's state dict and make ``model`` ready to load it.
+
+    mmengine's ``load_from`` and ``tools/test.py`` load with
+    ``strict=False``, which would warn and then evaluate a model that is
+    not what training produced: everything training produces must be in
+    the checkpoint, with this model's shapes and finite values. Stored text
+    features may be missing (the teacher computes them, e.g. for converted
+    students); when present, the stored class count resizes the model's
+    buffers. The frozen weights that training checkpoints leave out are
+    filled from the model's own.
+
+    Args:
+        model (nn.Module): The :class:`PromptKDDistiller` to load into.
+        state_dict (dict): The state dict, keys with ``prefix``.
+        prefix (str): The model's key prefix.
+
+    Raises:
+        CheckpointMismatchError: If the state dict is not one of this
+            model, naming what differs.
+    """
+    if any(k.startswith(prefix + 'prompted_clip.') for k in state_dict):
+        raise CheckpointMismatchError(
+            'the checkpoint is a stage-(a) teacher checkpoint (its keys '
+            "start with 'prompted_clip.'), not one of a distiller: give "
+            'it as the teacher, --cfg-options '
+            'model.teacher.checkpoint=PATH. Nothing was loaded.')
+    own = {prefix + k: v for k, v in model.state_dict().items()}
+    required = [prefix + name for name in model.trainable_parameters()]
+    if model.projector is not None:
+        required += [
+            f'{prefix}projector.{name}'
+            for name, _ in model.projector.named_buffers()
+        ]
+    names = state_dict.get(prefix + 'class_names_utf8')
+    features = state_dict.get(prefix + 'text_features')
+    if features is not None or names is not None:
+        # Stored features come with their class names, one row each.
+        required += [prefix + 'text_features', prefix + 'class_names_utf8']
+        try:
+            count = len(model._decode_class_names(names))
+        except CheckpointMismatchError as e:
+            raise CheckpointMismatchError(
+                f'the checkpoint: {e}. Nothing was loaded.') from e
+        width = own[prefix + 'text_features'].shape[1]
+        if width == 0 and features is not None:
+            # No teacher and no projector (a student with its own text
+            # features, exported): the stored teacher features' width.
+            width = features.shape[1]
+        own[prefix + 'text_features'] = torch.empty(count, width)
+        if names is not None:
+            own[prefix + 'class_names_utf8'] = names
+    check_state_dict(
+        own, {
+            k: v
+            for k, v in state_dict.items() if k.startswith(prefix)
+        },
+        None,
+        required=required,
+        model=f'this {type(model).__name__}')
+    for name in ('text_features', 'class_names_utf8'):
+        stored = state_dict.get(prefix + name)
+        buffer = getattr(model, name)
+        if stored is not None and stored.shape != buffer.shape:
+            setattr(model, name, buffer.new_empty(stored.shape))
+    # Training checkpoints leave out the frozen weights: they come from
+    # the config's weight source (the checkpoint's fingerprint of them
+    # is checked by the loaders that read its meta).
+    fill_frozen_weights(model, state_dict, prefix)
