@@ -286,3 +286,20 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         quick_gelu=quick_gelu,
         precision=precision)
     return model.to(PRECISIONS[precision]).eval(), architecture
+
+
+def text_only_source(clip: dict) -> dict:
+    """A CLIP source whose image tower is a one-block stand-in.
+
+    A text-only model drops its image tower; built from a config dict
+    alone (no weight file, as an exported text encoder is), that tower need
+    not be allocated at full size first (304 M parameters for ViT-L/14).
+    The stand-in keeps the feature dimension. Sources with weight files
+    are returned unchanged: their image weights must match.
+    """
+    if set(clip) - {'model_cfg', 'quick_gelu', 'precision'}:
+        return clip
+    model_cfg = copy.deepcopy(dict(clip['model_cfg']))
+    model_cfg['vision_cfg'] = dict(
+        image_size=32, patch_size=32, width=64, layers=1, head_width=64)
+    return dict(clip, model_cfg=model_cfg)

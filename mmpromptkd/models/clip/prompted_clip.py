@@ -1,6 +1,4 @@
 """CLIP with deep vision and text prompts (IVLP) over open_clip."""
-import copy
-import functools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -12,32 +10,15 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils import read_state_dict
-from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
-                                               load_state_dict_strictly)
 from ..utils.reference_fp16 import convert_to_reference_fp16
-from .clip_builder import build_clip_and_architecture
+from .class_prompts import shared_tokenizer, tokenize_class_prompts
+from .clip_builder import build_clip_and_architecture, text_only_source
+from .prompt_checkpoint import load_prompts
 
 
 #: The parts of an open_clip CLIP that only text encoding uses.
 TEXT_TOWER = ('transformer', 'token_embedding', 'positional_embedding',
               'ln_final', 'text_projection', 'attn_mask')
-
-
-@functools.lru_cache(maxsize=None)
-def shared_tokenizer(context_length: int) -> SimpleTokenizer:
-    """The one CLIP tokenizer of a context length in this process.
-
-    Built on first use (never at import), then shared: it holds only the
-    BPE vocabulary and a cache of encoded words.
-
-    Args:
-        context_length (int): Tokens per text.
-
-    Returns:
-        SimpleTokenizer: open_clip's tokenizer.
-    """
-    return SimpleTokenizer(context_length=context_length)
 
 
 @MODELS.register_module()
@@ -121,7 +102,7 @@ class PromptedCLIP(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not image_tower:
-            clip = _without_image_weights(clip)
+            clip = text_only_source(clip)
         # clip_architecture rebuilds this CLIP without its weight file.
         self.clip, self.clip_architecture = build_clip_and_architecture(clip)
         self.clip.requires_grad_(False)
@@ -385,16 +366,8 @@ class PromptedCLIP(BaseModule):
         Returns:
             Tensor: Token ids of shape (C, context_length).
         """
-        prompts = []
-        for name in class_names:
-            text = f'{self.prompt_prefix} {name.replace("_", " ")}.'.strip()
-            if len(self.tokenizer.encode(text)) + 2 > \
-                    self.clip.context_length:
-                raise ValueError(
-                    f'class name "{name}": prompt "{text}" is longer than '
-                    f'the context length {self.clip.context_length}')
-            prompts.append(text)
-        return self.tokenizer(prompts)
+        return tokenize_class_prompts(self.tokenizer, self.prompt_prefix,
+                                      class_names)
 
     def _tokens(self,
                 class_names: Sequence[str]) -> Tuple[torch.Tensor, int]:
@@ -492,116 +465,15 @@ class PromptedCLIP(BaseModule):
     def load_prompt_checkpoint(self, path: str) -> None:
         """Load prompts (and optionally CLIP weights) from a checkpoint.
 
-        Every prompt parameter of this model must be in the file; ``clip.*``
-        keys in the file replace CLIP weights; anything else is an error.
-        A stage-(a) checkpoint of a teacher classifier (mmengine format, its
-        PromptedCLIP under ``prompted_clip.``) is read through that prefix;
-        its other keys (e.g. MaPLe's prompt maps) are unexpected here.
+        See :func:`~mmpromptkd.models.clip.prompt_checkpoint.load_prompts`.
 
         Args:
-            path (str): Checkpoint file, a state dict of this class or of a
-                teacher classifier, possibly under a ``state_dict`` key.
+            path (str): Checkpoint file.
         """
-        state = read_state_dict(path, 'PromptedCLIP')
-        state, outside = self._strip_classifier_prefix(state)
-        expected = self.state_dict()
-        prompt_keys = set(self.prompt_parameters())
-        try:
-            load_state_dict_strictly(
-                self,
-                state,
-                path,
-                required=sorted(prompt_keys),
-                model=f'this PromptedCLIP (vision depth '
-                f'{self.vision_prompt_depth}, text depth '
-                f'{self.text_prompt_depth})',
-                required_name='prompt keys')
-        except CheckpointMismatchError as e:
-            found = prompt_depths_of(state)
-            ours = dict(
-                vision=self.vision_prompt_depth, text=self.text_prompt_depth)
-            if not outside and found != ours:
-                raise CheckpointMismatchError(
-                    f'{e} The checkpoint has prompts of vision depth '
-                    f'{found["vision"]} and text depth {found["text"]}: set '
-                    f'vision_prompt_depth={found["vision"]} and '
-                    f'text_prompt_depth={found["text"]} (e.g. '
-                    'model.teacher.*) to load it', e.source) from e
-            if not outside:
-                raise
-            raise CheckpointMismatchError(
-                f'{e} Keys {outside} of this teacher classifier checkpoint '
-                'are not part of a PromptedCLIP: use the classifier type '
-                '(e.g. MaPLeClassifier) as the teacher') from e
-        num_clip = sum(k.startswith('clip.') for k in state)
-        MMLogger.get_current_instance().info(
-            f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '
-            f'{len(expected) - len(prompt_keys)} CLIP tensors from {path}')
-
-    @staticmethod
-    def _strip_classifier_prefix(
-            state: dict,
-            prefix: str = 'prompted_clip.') -> Tuple[dict, List[str]]:
-        """Read a teacher classifier's state dict as a PromptedCLIP's.
-
-        The stage-(a) classifiers hold their PromptedCLIP as the submodule
-        ``prompted_clip``; a state dict with keys under that prefix is one
-        of theirs.
-
-        Args:
-            state (dict): The state dict.
-            prefix (str): The classifier's submodule prefix.
-                Defaults to 'prompted_clip.'.
-
-        Returns:
-            tuple[dict, list[str]]: The state with the prefix removed (other
-            keys kept, so that they are reported as unexpected), and the
-            sorted keys that were outside the prefix.
-        """
-        if not any(k.startswith(prefix) for k in state):
-            return state, []
-        stripped = {
-            (k[len(prefix):] if k.startswith(prefix) else k): v
-            for k, v in state.items()
-        }
-        return stripped, sorted(k for k in state if not k.startswith(prefix))
-
-
-def _without_image_weights(clip: dict) -> dict:
-    """A CLIP source whose image tower is a one-block stand-in.
-
-    A text-only model drops its image tower; built from a config dict
-    alone (no weight file, as an exported text encoder is), that tower need
-    not be allocated at full size first (304 M parameters for ViT-L/14).
-    The stand-in keeps the feature dimension. Sources with weight files
-    are returned unchanged: their image weights must match.
-    """
-    if set(clip) - {'model_cfg', 'quick_gelu', 'precision'}:
-        return clip
-    model_cfg = copy.deepcopy(dict(clip['model_cfg']))
-    model_cfg['vision_cfg'] = dict(
-        image_size=32, patch_size=32, width=64, layers=1, head_width=64)
-    return dict(clip, model_cfg=model_cfg)
+        load_prompts(self, path)
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:
     if not 0 <= depth <= num_blocks:
         raise ValueError(f'{name}={depth} must be between 0 and the number '
                          f'of transformer blocks ({num_blocks})')
-
-
-def prompt_depths_of(state: Dict[str, torch.Tensor]) -> Dict[str, int]:
-    """The prompt depths a PromptedCLIP state dict was saved with.
-
-    Args:
-        state (dict[str, Tensor]): A state dict of :class:`PromptedCLIP`.
-
-    Returns:
-        dict[str, int]: ``{'vision': depth, 'text': depth}``: 1 for the
-        first-layer prompt plus the number of deep prompts, 0 if none.
-    """
-    depths = {}
-    for tower in ('vision', 'text'):
-        deep = sum(k.startswith(f'{tower}_deep_prompts.') for k in state)
-        depths[tower] = (f'{tower}_ctx' in state) + deep
-    return depths

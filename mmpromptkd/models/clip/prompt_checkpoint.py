@@ -1,0 +1,106 @@
+"""Loading a PromptedCLIP's prompts from a checkpoint file."""
+from typing import Dict, List, Tuple
+
+import torch
+from mmengine.logging import MMLogger
+from torch import nn
+
+from mmpromptkd.utils import read_state_dict
+from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
+                                               load_state_dict_strictly)
+
+
+def load_prompts(model: nn.Module, path: str) -> None:
+    """Load prompts (and optionally CLIP weights) from a checkpoint.
+
+    Every prompt parameter of the model must be in the file; ``clip.*``
+    keys in the file replace CLIP weights; anything else is an error.
+    A stage-(a) checkpoint of a teacher classifier (mmengine format, its
+    PromptedCLIP under ``prompted_clip.``) is read through that prefix;
+    its other keys (e.g. MaPLe's prompt maps) are unexpected here.
+
+    Args:
+        model (PromptedCLIP): The model to load into.
+        path (str): Checkpoint file, a state dict of this class or of a
+            teacher classifier, possibly under a ``state_dict`` key.
+    """
+    state = read_state_dict(path, 'PromptedCLIP')
+    state, outside = _strip_classifier_prefix(state)
+    expected = model.state_dict()
+    prompt_keys = set(model.prompt_parameters())
+    try:
+        load_state_dict_strictly(
+            model,
+            state,
+            path,
+            required=sorted(prompt_keys),
+            model=f'this PromptedCLIP (vision depth '
+            f'{model.vision_prompt_depth}, text depth '
+            f'{model.text_prompt_depth})',
+            required_name='prompt keys')
+    except CheckpointMismatchError as e:
+        found = prompt_depths_of(state)
+        ours = dict(
+            vision=model.vision_prompt_depth, text=model.text_prompt_depth)
+        if not outside and found != ours:
+            raise CheckpointMismatchError(
+                f'{e} The checkpoint has prompts of vision depth '
+                f'{found["vision"]} and text depth {found["text"]}: set '
+                f'vision_prompt_depth={found["vision"]} and '
+                f'text_prompt_depth={found["text"]} (e.g. '
+                'model.teacher.*) to load it', e.source) from e
+        if not outside:
+            raise
+        raise CheckpointMismatchError(
+            f'{e} Keys {outside} of this teacher classifier checkpoint '
+            'are not part of a PromptedCLIP: use the classifier type '
+            '(e.g. MaPLeClassifier) as the teacher') from e
+    num_clip = sum(k.startswith('clip.') for k in state)
+    MMLogger.get_current_instance().info(
+        f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '
+        f'{len(expected) - len(prompt_keys)} CLIP tensors from {path}')
+
+
+def _strip_classifier_prefix(
+        state: dict,
+        prefix: str = 'prompted_clip.') -> Tuple[dict, List[str]]:
+    """Read a teacher classifier's state dict as a PromptedCLIP's.
+
+    The stage-(a) classifiers hold their PromptedCLIP as the submodule
+    ``prompted_clip``; a state dict with keys under that prefix is one
+    of theirs.
+
+    Args:
+        state (dict): The state dict.
+        prefix (str): The classifier's submodule prefix.
+            Defaults to 'prompted_clip.'.
+
+    Returns:
+        tuple[dict, list[str]]: The state with the prefix removed (other
+        keys kept, so that they are reported as unexpected), and the
+        sorted keys that were outside the prefix.
+    """
+    if not any(k.startswith(prefix) for k in state):
+        return state, []
+    stripped = {
+        (k[len(prefix):] if k.startswith(prefix) else k): v
+        for k, v in state.items()
+    }
+    return stripped, sorted(k for k in state if not k.startswith(prefix))
+
+
+def prompt_depths_of(state: Dict[str, torch.Tensor]) -> Dict[str, int]:
+    """The prompt depths a PromptedCLIP state dict was saved with.
+
+    Args:
+        state (dict[str, Tensor]): A state dict of :class:`PromptedCLIP`.
+
+    Returns:
+        dict[str, int]: ``{'vision': depth, 'text': depth}``: 1 for the
+        first-layer prompt plus the number of deep prompts, 0 if none.
+    """
+    depths = {}
+    for tower in ('vision', 'text'):
+        deep = sum(k.startswith(f'{tower}_deep_prompts.') for k in state)
+        depths[tower] = (f'{tower}_ctx' in state) + deep
+    return depths
