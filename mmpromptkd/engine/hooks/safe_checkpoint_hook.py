@@ -15,7 +15,7 @@ from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
                                                     frozen_weights_record,
                                                     strip_frozen_weights)
 from mmpromptkd.registry import HOOKS
-from mmpromptkd.utils.checkpoint_io import is_remote_path
+from mmpromptkd.utils.remote_paths import is_remote_path
 
 
 def _process_alive(pid: int) -> bool:

@@ -1,0 +1,266 @@
+"""Reading the tensors of a TorchScript archive without running it.
+
+The OpenAI CLIP files (``ViT-B-16.pt``, ``ViT-L-14.pt``) are TorchScript
+archives. A restricted unpickler rebuilds their tensors and never compiles
+or runs TorchScript code.
+"""
+import collections
+import io
+import pickle
+import re
+import warnings
+import zipfile
+from typing import Any, Callable, Dict, NoReturn
+
+import torch
+
+# Globals a TorchScript ``data.pkl`` may reference besides its own
+# ``__torch__.*`` module classes.
+_TORCHSCRIPT_GLOBALS = {
+    ('torch._utils', '_rebuild_tensor_v2'),
+    ('torch._utils', '_rebuild_parameter'),
+    ('collections', 'OrderedDict'),
+}
+
+
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (zip with compiled code).
+
+    Args:
+        path (str): File to inspect.
+
+    Returns:
+        bool: True for files written by ``torch.jit.save``.
+    """
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            name.endswith('/constants.pkl') or '/code/' in name
+            for name in archive.namelist())
+
+
+class _ScriptObject:
+    """Stand-in for a ``__torch__.*`` class: it only keeps its state."""
+
+    def __init__(self) -> None:
+        self.state = None
+        self.built = False
+
+
+def _opcode(name: str) -> int:
+    return getattr(pickle, name)[0]
+
+
+# Opcodes of the pickles TorchScript writes (protocol 2); any other opcode
+# in a data.pkl is refused before it runs.
+_PLAIN_OPCODES = (
+    'PROTO', 'STOP', 'MARK', 'POP', 'POP_MARK', 'DUP', 'GLOBAL', 'BINPUT',
+    'LONG_BINPUT', 'BINGET', 'LONG_BINGET', 'EMPTY_TUPLE', 'TUPLE', 'TUPLE1',
+    'TUPLE2', 'TUPLE3', 'EMPTY_DICT', 'EMPTY_LIST', 'BININT', 'BININT1',
+    'BININT2', 'LONG1', 'BINFLOAT', 'NONE', 'NEWTRUE', 'NEWFALSE',
+    'BINUNICODE', 'SHORT_BINSTRING', 'BINSTRING', 'BINBYTES',
+    'SHORT_BINBYTES', 'BINPERSID')
+_DICTS = (dict, collections.OrderedDict)
+
+
+class _TorchScriptUnpickler(pickle._Unpickler):
+    """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors.
+
+    The pure-Python unpickler is used because its opcode table can be
+    replaced: only the opcodes TorchScript writes are honoured, and those
+    that call or mutate an object (REDUCE, NEWOBJ, BUILD, SETITEM(S),
+    APPEND(S)) are checked against what a weight archive needs: tensors
+    rebuilt from the archive's own storages, empty ``OrderedDict`` hooks,
+    module stand-ins created once and given their state once, and items
+    added to plain dicts and lists. Anything else (a call on a class, an
+    attribute write on a type or a function) is refused before it happens.
+    """
+
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str,
+                 path: str) -> None:
+        super().__init__(io.BytesIO(data))
+        self._archive = archive
+        self._prefix = prefix
+        self._path = path
+        self._storages: Dict[str, torch.UntypedStorage] = {}
+        # Storages this archive made, by id (kept alive, so ids stay unique).
+        self._typed_storages: Dict[int, Any] = {}
+
+    def _refuse(self, what: str) -> NoReturn:
+        raise pickle.UnpicklingError(
+            f'{self._path}: the TorchScript archive {what}; refusing to load '
+            'it. Only CLIP weight archives are supported.')
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith('__torch__'):
+            return _ScriptObject
+        if (module, name) in _TORCHSCRIPT_GLOBALS:
+            return getattr(__import__(module, fromlist=[name]), name)
+        if module == 'torch' and re.fullmatch(r'[A-Za-z0-9]+Storage', name):
+            storage_type = getattr(torch, name, None)
+            if isinstance(storage_type, type) and hasattr(
+                    storage_type, 'dtype'):
+                return storage_type
+        self._refuse(f'references the global "{module}.{name}", which is '
+                     'not a tensor type')
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 5
+                and pid[0] == 'storage'):
+            self._refuse(f'has an unexpected persistent id {pid!r}')
+        _, storage_type, key, _location, _numel = pid
+        if not (isinstance(storage_type, type)
+                and storage_type.__module__.startswith('torch')
+                and hasattr(storage_type, 'dtype')):
+            self._refuse(f'names {storage_type!r} as a storage type')
+        if not (isinstance(key, str) and re.fullmatch(r'\w+', key)):
+            self._refuse(f'names the storage {key!r}')
+        if key not in self._storages:
+            try:
+                raw = self._archive.read(f'{self._prefix}data/{key}')
+            except KeyError:
+                self._refuse(f'lacks the storage data/{key}')
+            self._storages[key] = torch.UntypedStorage.from_buffer(
+                raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
+        typed = torch.storage.TypedStorage(
+            wrap_storage=self._storages[key],
+            dtype=storage_type.dtype,
+            _internal=True)
+        self._typed_storages[id(typed)] = typed
+        return typed
+
+    # Checked versions of the opcodes that call or mutate objects.
+    def _load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if not isinstance(args, tuple):
+            self._refuse('calls a function with arguments that are not a '
+                         'tuple')
+        if func is collections.OrderedDict and args == ():
+            result = collections.OrderedDict()
+        elif func is torch._utils._rebuild_tensor_v2 and args and \
+                self._typed_storages.get(id(args[0])) is args[0]:
+            try:
+                result = func(*args)
+            except (RuntimeError, TypeError, ValueError) as e:
+                self._refuse(f'holds a tensor that does not fit its storage '
+                             f'({e})')
+        elif func is torch._utils._rebuild_parameter and args and \
+                isinstance(args[0], torch.Tensor):
+            result = func(*args)
+        else:
+            self._refuse(f'calls {func!r} with {len(args)} argument(s), '
+                         'which rebuilds no tensor')
+        self.stack[-1] = result
+
+    def _load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if cls is not _ScriptObject or args != ():
+            self._refuse(f'creates an object of {cls!r}')
+        self.append(_ScriptObject())
+
+    def _load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) is not _ScriptObject or inst.built:
+            self._refuse(f'sets the state of {type(inst).__name__} '
+                         f'{inst!r}, which is not a new module object')
+        inst.state, inst.built = state, True
+
+    def _target(self, kinds: tuple, what: str) -> Any:
+        target = self.stack[-1]
+        if type(target) not in kinds:
+            self._refuse(f'{what} {type(target).__name__} {target!r}')
+        return target
+
+    def _load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._target(_DICTS, 'sets an item of')[key] = value
+
+    def _load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self._target(_DICTS, 'sets items of')
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def _load_append(self) -> None:
+        value = self.stack.pop()
+        self._target((list, ), 'appends to').append(value)
+
+    def _load_appends(self) -> None:
+        items = self.pop_mark()
+        self._target((list, ), 'appends to').extend(items)
+
+    dispatch: Dict[int, Callable] = {
+        _opcode(name): pickle._Unpickler.dispatch[_opcode(name)]
+        for name in _PLAIN_OPCODES
+    }
+    dispatch.update({
+        _opcode('REDUCE'): _load_reduce,
+        _opcode('NEWOBJ'): _load_newobj,
+        _opcode('BUILD'): _load_build,
+        _opcode('SETITEM'): _load_setitem,
+        _opcode('SETITEMS'): _load_setitems,
+        _opcode('APPEND'): _load_append,
+        _opcode('APPENDS'): _load_appends,
+    })
+
+
+class _OpcodeTable(dict):
+    """An opcode table that refuses the opcodes it does not hold."""
+
+    def __missing__(self, key: int) -> Callable:
+
+        def refuse(unpickler: _TorchScriptUnpickler) -> None:
+            unpickler._refuse(f'uses the pickle opcode {bytes([key])!r}, '
+                              'which weight archives do not need')
+
+        return refuse
+
+
+_TorchScriptUnpickler.dispatch = _OpcodeTable(_TorchScriptUnpickler.dispatch)
+
+
+def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
+    """Flatten the attribute tree of a TorchScript module into a dict."""
+    state = obj.state if isinstance(obj, _ScriptObject) else obj
+    if not isinstance(state, dict):
+        return
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor):
+            out[prefix + name] = value
+        elif isinstance(value, (_ScriptObject, dict)):
+            _collect_tensors(value, f'{prefix}{name}.', out)
+
+
+def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read every tensor of a TorchScript archive without running its code.
+
+    The result holds the module's parameters and buffers under their
+    ``state_dict`` names, plus any other tensor attribute the archive stores
+    (for OpenAI CLIP: ``input_resolution``, ``context_length`` and
+    ``vocab_size``), which the caller filters.
+
+    Args:
+        path (str): A file written by ``torch.jit.save``.
+
+    Returns:
+        dict[str, Tensor]: Tensors by dotted attribute name.
+    """
+    with zipfile.ZipFile(path) as archive:
+        pickles = [n for n in archive.namelist() if n.endswith('/data.pkl')]
+        if len(pickles) != 1:
+            raise ValueError(f'{path}: expected one data.pkl in the '
+                             f'TorchScript archive, found {len(pickles)}')
+        prefix = pickles[0][:-len('data.pkl')]
+        with warnings.catch_warnings():
+            # Typed storages are deprecated but are what the format holds.
+            warnings.simplefilter('ignore', UserWarning)
+            root = _TorchScriptUnpickler(
+                archive.read(pickles[0]), archive, prefix, path).load()
+    tensors: Dict[str, torch.Tensor] = {}
+    _collect_tensors(root, '', tensors)
+    return tensors
