@@ -5,12 +5,11 @@ import os.path as osp
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from mmengine.logging import print_log
 from mmpretrain.datasets import BaseDataset
 
-from mmpromptkd.fileio import atomic_write
 from mmpromptkd.registry import DATASETS, TRANSFORMS
-from .dassl_few_shot_cache import read_dassl_few_shot_cache
+from .dassl_few_shot_cache import dassl_cache_records
+from .few_shot_cache import write_few_shot_cache
 from .utils import Record, join_nonempty, sample_few_shot, \
     sample_few_shot_dassl
 
@@ -47,27 +46,14 @@ class CoOpDataset(BaseDataset):
     ``0 .. n-m-1`` in the same order.
 
     Few-shot: with ``num_shots = K > 0`` the train split keeps ``K`` images
-    per class and the val split ``min(K, 4)``, as in CoOp; the test split is
-    never sampled. Sampling happens on all classes before the subset is
-    taken, so base and novel runs share one draw. Two samplers:
-
-    - ``'mmpromptkd'`` (see :func:`~.utils.sample_few_shot`) sorts each
-      class's images by path and draws with a per-class
-      ``random.Random(f'{split}{seed}-{label}')``, so it does not depend on
-      the file-system order or on the other classes;
-    - ``'dassl'`` (see :func:`~.utils.sample_few_shot_dassl`) reproduces the
-      draw of the official code (Dassl) for a seed: the same images in the
-      same order. If Dassl's own cache
-      ``split_fewshot/shot_{K}-seed_{seed}.pkl`` exists it is read instead,
-      through a restricted reader that builds nothing but plain records
-      (:func:`~.dassl_few_shot_cache.read_dassl_few_shot_cache`).
-
-    The draw is stored in
-    ``<data_root>/<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}.json``
-    (``...-dassl.json`` for the Dassl sampler; same entry format as the split
-    file) when that folder is writable; an existing file is loaded as it is
-    and never rewritten. Delete it to draw again after changing the split
-    file.
+    per class and the val split ``min(K, 4)``, as in CoOp, drawn on all
+    classes before the subset is taken (base and novel runs share one
+    draw), by :func:`~.utils.sample_few_shot` or, with ``'dassl'``, the
+    official code's draw (:func:`~.utils.sample_few_shot_dassl`; Dassl's
+    own cache ``split_fewshot/shot_{K}-seed_{seed}.pkl`` is read when it
+    exists). The draw is stored once in
+    ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}[-dassl].json``,
+    never rewritten (``docs/datasets.md``).
 
     Args:
         data_root (str): The folder holding every dataset folder, e.g.
@@ -449,7 +435,10 @@ class CoOpDataset(BaseDataset):
         if self.cache_few_shot:
             dassl_path = self.dassl_cache_path
             if self.few_shot_sampler == 'dassl' and osp.isfile(dassl_path):
-                return self._read_dassl_cache(dassl_path)
+                return dassl_cache_records(
+                    dassl_path, self.split, self.few_shot_splits,
+                    dict(self._load_records(self.split)), self._all_classes,
+                    type(self).__name__)
             if osp.isfile(path):
                 return self._read_cache(path)[self.split]
 
@@ -474,42 +463,11 @@ class CoOpDataset(BaseDataset):
                     f'{split} split have fewer than {k} images and keep all '
                     f'of them: {listed}{more}')
 
-        if self.cache_few_shot and self._write_cache(path, drawn):
+        if self.cache_few_shot and write_few_shot_cache(
+                path, drawn, self._all_classes, type(self).__name__):
             # Another process wrote the file first; its draw is the cache.
             return self._read_cache(path)[self.split]
         return drawn[self.split]
-
-    def _read_dassl_cache(self, path: str) -> List[Record]:
-        """Map Dassl's cached draw of ``self.split`` onto this dataset.
-
-        Dassl stores absolute paths of the machine that drew the split;
-        each is matched to the record whose path relative to the image
-        folder is its longest suffix, and its label and class name must
-        agree with the split file.
-        """
-        cached = read_dassl_few_shot_cache(path, self.few_shot_splits)
-        labels = dict(self._load_records(self.split))
-        records: List[Record] = []
-        for i, datum in enumerate(cached[self.split]):
-            parts = datum.impath.replace('\\', '/').split('/')
-            relpath = next((r for r in ('/'.join(parts[j:])
-                                        for j in range(len(parts)))
-                            if r in labels), None)
-            if relpath is None:
-                raise ValueError(
-                    f'{path}: item {i} of "{self.split}" ({datum.impath}) is '
-                    f'not an image of the {self.split} split of '
-                    f'{type(self).__name__}; the cache belongs to other data')
-            label = labels[relpath]
-            if (datum.label, datum.classname) != (label,
-                                                  self._all_classes[label]):
-                raise ValueError(
-                    f'{path}: item {i} of "{self.split}" ({datum.impath}) has '
-                    f'label {datum.label} {datum.classname!r}, but the split '
-                    f'gives {label} {self._all_classes[label]!r}; the cache '
-                    'belongs to other data')
-            records.append((relpath, label))
-        return records
 
     def _read_cache(self, path: str) -> Dict[str, List[Record]]:
         """Load and validate a few-shot cache file."""
@@ -527,32 +485,6 @@ class CoOpDataset(BaseDataset):
         except ValueError as e:
             raise ValueError(f'{e}. The few-shot cache does not match the '
                              f'dataset; delete {path} to draw again') from e
-
-    def _write_cache(self, path: str, drawn: Dict[str, List[Record]]) -> bool:
-        """Write the few-shot draw unless the file exists or cannot be made.
-
-        The file is written atomically and never replaces an existing one
-        (:func:`~mmpromptkd.fileio.atomic_write` with ``exclusive``), so
-        concurrent processes never overwrite one another.
-
-        Returns:
-            bool: True if the file already existed (and was left alone).
-        """
-        payload = {
-            split: [[relpath, label, self._all_classes[label]]
-                    for relpath, label in records]
-            for split, records in drawn.items()
-        }
-        try:
-            atomic_write(json.dumps(payload), path, exclusive=True)
-        except FileExistsError:
-            return True
-        except OSError as e:
-            print_log(
-                f'{type(self).__name__}: not caching the few-shot split, '
-                f'could not write {path} ({e})',
-                logger='current')
-        return False
 
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""

@@ -11,9 +11,9 @@ file.
 """
 import io
 import pickle
-from typing import Any, Dict, List, NamedTuple, Sequence
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
-__all__ = ['DasslDatum', 'read_dassl_few_shot_cache']
+__all__ = ['DasslDatum', 'dassl_cache_records', 'read_dassl_few_shot_cache']
 
 _DATUM_GLOBAL = ('dassl.data.datasets.base_dataset', 'Datum')
 _STATE_TYPES = {
@@ -120,3 +120,52 @@ def read_dassl_few_shot_cache(
                            state['_classname']))
         out[split] = records
     return out
+
+
+def dassl_cache_records(path: str, split: str, splits: Sequence[str],
+                        labels: Dict[str, int], class_names: Sequence[str],
+                        dataset: str) -> List[Tuple[str, int]]:
+    """Map Dassl's cached draw of one split onto a dataset's records.
+
+    Dassl stores absolute paths of the machine that drew the split; each
+    is matched to the record whose path relative to the image folder is
+    its longest suffix, and its label and class name must agree with the
+    split file.
+
+    Args:
+        path (str): The Dassl cache file.
+        split (str): The split to map ('train' or 'val').
+        splits (Sequence[str]): The splits the file must hold.
+        labels (dict[str, int]): Label of every image of ``split``, by its
+            path relative to the image folder.
+        class_names (Sequence[str]): All class names, by label.
+        dataset (str): The dataset's name, for messages.
+
+    Returns:
+        list[tuple[str, int]]: ``(relative path, label)`` records.
+
+    Raises:
+        ValueError: If an item is not an image of the split, or its label
+            or class name differ from the split file's.
+    """
+    cached = read_dassl_few_shot_cache(path, splits)
+    records = []
+    for i, datum in enumerate(cached[split]):
+        parts = datum.impath.replace('\\', '/').split('/')
+        relpath = next((r for r in ('/'.join(parts[j:])
+                                    for j in range(len(parts)))
+                        if r in labels), None)
+        if relpath is None:
+            raise ValueError(
+                f'{path}: item {i} of "{split}" ({datum.impath}) is not an '
+                f'image of the {split} split of {dataset}; the cache '
+                'belongs to other data')
+        label = labels[relpath]
+        if (datum.label, datum.classname) != (label, class_names[label]):
+            raise ValueError(
+                f'{path}: item {i} of "{split}" ({datum.impath}) has label '
+                f'{datum.label} {datum.classname!r}, but the split gives '
+                f'{label} {class_names[label]!r}; the cache belongs to '
+                'other data')
+        records.append((relpath, label))
+    return records
