@@ -9,38 +9,18 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils import read_state_dict
-from mmpromptkd.utils.state_dict_check import (check_state_dict,
-                                               load_state_dict_strictly)
+from mmpromptkd.utils.state_dict_check import check_state_dict
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
 from ..utils import check_image_size, logits_to_data_samples
+from .classifier_checkpoints import (drop_frozen_clip,
+                                     ignore_missing_frozen_clip,
+                                     load_classifier_checkpoint,
+                                     loadable_state, required_keys)
 
-#: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.
-PROMPTED_CLIP_PREFIX = 'prompted_clip.'
-#: Key prefix of the frozen CLIP weights in a classifier's state dict.
-FROZEN_CLIP_PREFIX = PROMPTED_CLIP_PREFIX + 'clip.'
 #: Values of ``train_subset``; None skips the check.
 TRAIN_SUBSETS = ('base', 'all')
-
-
-def _drop_frozen_clip(module: 'BasePromptClassifier', state_dict: dict,
-                      prefix: str, local_metadata: dict) -> None:
-    """State-dict hook: leave the frozen CLIP weights out of checkpoints."""
-    if module.save_clip_weights:
-        return
-    start = prefix + FROZEN_CLIP_PREFIX
-    for key in [k for k in state_dict if k.startswith(start)]:
-        del state_dict[key]
-
-
-def _ignore_missing_frozen_clip(module: 'BasePromptClassifier',
-                                incompatible_keys) -> None:
-    """Load hook: frozen CLIP weights come from ``clip``, not the file."""
-    missing = incompatible_keys.missing_keys
-    missing[:] = [k for k in missing if FROZEN_CLIP_PREFIX not in k]
-    module._eval_text_cache = None
 
 
 class BasePromptClassifier(BaseModel):
@@ -146,8 +126,8 @@ class BasePromptClassifier(BaseModel):
         self.train_class_names: Tuple[str, ...] = ()
         self.eval_class_names: Tuple[str, ...] = ()
         self._eval_text_cache: Optional[Tuple[tuple, torch.Tensor]] = None
-        self.register_state_dict_post_hook(_drop_frozen_clip)
-        self.register_load_state_dict_post_hook(_ignore_missing_frozen_clip)
+        self.register_state_dict_post_hook(drop_frozen_clip)
+        self.register_load_state_dict_post_hook(ignore_missing_frozen_clip)
 
     # ------------------------------------------------------------------ #
     # The teacher interface of PromptKDDistiller.
@@ -493,28 +473,6 @@ class BasePromptClassifier(BaseModel):
 
     # ------------------------------------------------------------------ #
     # Checkpoints.
-    def _required_keys(self) -> List[str]:
-        """State keys a checkpoint must hold: all but the frozen CLIP."""
-        return [
-            k for k in self.state_dict(keep_vars=True)
-            if not k.startswith(FROZEN_CLIP_PREFIX)
-        ]
-
-    def _loadable_state(self) -> Dict[str, torch.Tensor]:
-        """Every key a checkpoint may hold, the frozen CLIP's included."""
-        state = dict(self.state_dict(keep_vars=True))
-        state.update({
-            FROZEN_CLIP_PREFIX + k: v
-            for k, v in self.clip.state_dict(keep_vars=True).items()
-        })
-        return state
-
-    def _check_state(self, state: dict, source: Optional[str]) -> None:
-        """Raise if ``state`` does not fit this model (naming the keys)."""
-        check_state_dict(self._loadable_state(), state, source,
-                         required=self._required_keys(),
-                         model=f'this {type(self).__name__}')
-
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -524,31 +482,18 @@ class BasePromptClassifier(BaseModel):
             k[len(prefix):]: v
             for k, v in state_dict.items() if k.startswith(prefix)
         }
-        self._check_state(own, None)
+        check_state_dict(loadable_state(self), own, None,
+                         required=required_keys(self),
+                         model=f'this {type(self).__name__}')
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
     def load_prompt_checkpoint(self, path: str) -> None:
-        """Load a stage-(a) checkpoint of this classifier.
-
-        Accepts an mmengine checkpoint (``state_dict`` key) or a bare state
-        dict, of this classifier or, without the ``prompted_clip.`` prefix,
-        of a :class:`PromptedCLIP`. Every non-CLIP key of this model must be
-        there; CLIP keys, if present, replace the CLIP weights.
+        """Load a stage-(a) checkpoint of this classifier (see
+        :func:`~.classifier_checkpoints.load_classifier_checkpoint`).
 
         Args:
             path (str): The checkpoint file.
         """
-        state = read_state_dict(path, type(self).__name__)
-        if state and not any(k.startswith(PROMPTED_CLIP_PREFIX)
-                             for k in state):
-            state = {PROMPTED_CLIP_PREFIX + k: v for k, v in state.items()}
-        load_state_dict_strictly(
-            self, state, path, expected=self._loadable_state(),
-            required=self._required_keys(),
-            model=f'this {type(self).__name__}')
-        num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
-        MMLogger.get_current_instance().info(
-            f'Loaded {len(state) - num_clip} prompt tensors and {num_clip} '
-            f'CLIP tensors into {type(self).__name__} from {path}')
+        load_classifier_checkpoint(self, path)
