@@ -83,7 +83,7 @@ setup(
     'vision-language models) for OpenMMLab',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
+    packages=find_packages(include=('mmpromptkd', 'mmpromptkd.*')),
     include_package_data=True,
     python_requires='>=3.9',
     install_requires=[

@@ -41,7 +41,7 @@ python tools/test.py "$STUDENT_CONFIG" "$WORK_DIR/student/epoch_20.pth" \
     model.teacher.checkpoint="$WORK_DIR/teacher/epoch_5.pth"
 
 echo "== baseline: the zero-shot student CLIP (\"a photo of a {}.\")"
-python tools/analysis/benchmark_synthetic_b2n.py --rows student_zs --seeds 1 \
+python -m benchmarks synthetic_b2n --rows student_zs --seeds 1 \
     --data "$DATA" --work-dir "$WORK_DIR/baseline" > "$WORK_DIR/baseline.log"
 
 python - "$WORK_DIR" <<'EOF'

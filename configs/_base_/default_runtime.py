@@ -27,7 +27,7 @@ default_hooks = dict(
 # stops at the first NaN / inf loss, before a bad checkpoint is written.
 # CPUThreadsHook: on the CPU, one torch thread for small models (the tiny
 # demo's distillation: 1.07x slower than 2 threads on 2 idle cores, 1.98x
-# faster when one other job shares them; tools/analysis/cpu_threads.py),
+# faster when one other job shares them; benchmarks/cpu_threads.py),
 # the idle CPUs for large ones; OMP_NUM_THREADS or threads=N override it.
 custom_hooks = [
     dict(type='CPUThreadsHook', threads='auto'),

@@ -7,7 +7,7 @@ from torch import nn
 
 #: Models with fewer parameters than this (the tiny demo pair: 11.9 M) gain
 #: nothing from a second thread on CPU and lose most when it competes with
-#: other jobs (tools/analysis/cpu_threads.py).
+#: other jobs (benchmarks/cpu_threads.py).
 SMALL_MODEL_PARAMETERS = 30_000_000
 
 

@@ -1,5 +1,4 @@
 """Round trip of fabricated official PromptSRC/PromptKD checkpoints."""
-import importlib.util
 import os.path as osp
 
 import open_clip
@@ -8,6 +7,7 @@ import torch
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.registry import MODELS
+from tool_scripts import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPENAI_TINY = dict(
@@ -17,13 +17,8 @@ OPENAI_TINY = dict(
         context_length=77, vocab_size=49408, width=64, heads=1, layers=3))
 
 
-def load_tool():
-    path = osp.join(ROOT, 'tools/model_converters/'
-                    'promptkd_official_to_mmpromptkd.py')
-    spec = importlib.util.spec_from_file_location('converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def converter():
+    return load_tool('model_converters/promptkd_official_to_mmpromptkd.py')
 
 
 @pytest.fixture
@@ -79,7 +74,7 @@ class TestTeacherConverter:
                 param.normal_()
         torch.save(dassl(official_teacher_state(original, 3)),
                    tmp_path / 'model-best.pth.tar')
-        load_tool().main([
+        converter().main([
             'teacher', str(tmp_path / 'model-best.pth.tar'),
             str(tmp_path / 'teacher.pth'), '--openai-clip', openai_file
         ])
@@ -111,7 +106,7 @@ class TestTeacherConverter:
         state['prompt_learner.meta_net.weight'] = torch.zeros(1)
         torch.save(dassl(state), tmp_path / 'bad.pth.tar')
         with pytest.raises(ValueError, match='prompt_learner.meta_net'):
-            load_tool().main(['teacher', str(tmp_path / 'bad.pth.tar'),
+            converter().main(['teacher', str(tmp_path / 'bad.pth.tar'),
                               str(tmp_path / 'out.pth'), '--openai-clip',
                               openai_file])
         assert not (tmp_path / 'out.pth').exists()
@@ -124,12 +119,12 @@ class TestTeacherConverter:
         del state['image_encoder.transformer.resblocks.1.VPT_shallow']
         torch.save(dassl(state), tmp_path / 'gap.pth.tar')
         with pytest.raises(ValueError, match='without gaps'):
-            load_tool().main(['teacher', str(tmp_path / 'gap.pth.tar'),
+            converter().main(['teacher', str(tmp_path / 'gap.pth.tar'),
                               str(tmp_path / 'o.pth'), '--openai-clip',
                               openai_file])
         torch.save(dassl(state), tmp_path / 't.pth.tar')
         with pytest.raises(ValueError, match='teacher checkpoint'):
-            load_tool().main(['student', str(tmp_path / 't.pth.tar'),
+            converter().main(['student', str(tmp_path / 't.pth.tar'),
                               str(tmp_path / 'o.pth')])
 
     def test_depth_mismatch_is_reported(self, tmp_path, openai_file,
@@ -139,7 +134,7 @@ class TestTeacherConverter:
                  vision_prompt_depth=2, text_prompt_depth=2))
         torch.save(dassl(official_teacher_state(original, 2)),
                    tmp_path / 'm.pth.tar')
-        load_tool().main(['teacher', str(tmp_path / 'm.pth.tar'),
+        converter().main(['teacher', str(tmp_path / 'm.pth.tar'),
                           str(tmp_path / 't.pth'), '--openai-clip',
                           openai_file, '--quiet'])
         assert ('prompt depths found: vision 2, text 2; the teacher config '
@@ -165,6 +160,6 @@ class TestTeacherConverter:
     def test_never_overwrites(self, tmp_path, openai_file):
         (tmp_path / 'exists.pth').write_text('keep')
         with pytest.raises(SystemExit):
-            load_tool().main(['teacher', 'x', str(tmp_path / 'exists.pth'),
+            converter().main(['teacher', 'x', str(tmp_path / 'exists.pth'),
                               '--openai-clip', openai_file])
         assert (tmp_path / 'exists.pth').read_text() == 'keep'

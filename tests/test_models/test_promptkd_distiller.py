@@ -1,6 +1,5 @@
 """PromptKDDistiller: logits, loss, stored text features, export."""
 import copy
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -10,6 +9,7 @@ from mmpretrain.structures import DataSample
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.registry import MODELS
+from tool_scripts import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLASSES = ['red circle', 'blue_square', 'green star', 'pink heart', 'cat']
@@ -222,13 +222,7 @@ def test_official_student_round_trip(distiller, distiller_cfg, tmp_path):
             param.normal_()
         distiller.projector.bn.running_mean.normal_()
     torch.save(official_student_state(distiller), tmp_path / 'student.tar')
-    spec = importlib.util.spec_from_file_location(
-        'converter',
-        osp.join(
-            ROOT, 'tools/model_converters/'
-            'promptkd_official_to_mmpromptkd.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('model_converters/promptkd_official_to_mmpromptkd.py')
     tool.main([
         'student',
         str(tmp_path / 'student.tar'),

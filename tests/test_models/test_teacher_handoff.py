@@ -4,7 +4,6 @@ A tiny PromptSRC teacher is trained with ``tools/train.py`` on a generated
 synthetic-shapes dataset, tested with ``tools/test.py`` (base / novel / HM),
 and its checkpoint is given to a PromptKD distiller by one config key.
 """
-import importlib.util
 import json
 import os.path as osp
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
 from mmpromptkd.models.clip import build_clip
 from mmpromptkd.registry import DATASETS, MODELS
 from mmpromptkd.utils import load_checkpoint_file
+from tool_scripts import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEACHER_CFG = osp.join(
@@ -37,14 +37,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def save_classifier(model, path):
@@ -79,7 +71,7 @@ def stage_a(tmp_path_factory):
         'model.save_clip_weights=False', 'randomness.seed=0'
     ]
     work_dir = str(root / 'work')
-    load_tool('train').main(
+    load_tool('train.py').main(
         [TEACHER_CFG, '--work-dir', work_dir, '--cfg-options'] + options)
     cfg = Config.fromfile(TEACHER_CFG)
     cfg.merge_from_dict(dict(model=dict(clip=clip_cfg,
@@ -99,7 +91,7 @@ class TestStageA:
     def test_test_tool_reports_base_novel_hm(self, stage_a, tmp_path,
                                              capsys):
         out = str(tmp_path / 'metrics.json')
-        load_tool('test').main([
+        load_tool('test.py').main([
             TEACHER_CFG, stage_a.checkpoint, '--work-dir',
             str(tmp_path / 'test'), '--out', out, '--cfg-options'
         ] + stage_a.options)
@@ -142,7 +134,7 @@ class TestStageA:
             "dict(type='LoadImageFromFile'), dict(type='PackInputs')]))\n")
         out = str(tmp_path / 'metrics.json')
         # No checkpoint: the zero-shot model is complete as built.
-        load_tool('test').main([
+        load_tool('test.py').main([
             str(config), '--work-dir',
             str(tmp_path / 'w'), '--out', out
         ])
@@ -152,7 +144,7 @@ class TestStageA:
     def test_training_on_all_classes_is_refused(self, stage_a, tmp_path):
         options = stage_a.options + ['train_dataloader.dataset.subset=all']
         with pytest.raises(ValueError, match="is the 'all' subset"):
-            load_tool('train').main([
+            load_tool('train.py').main([
                 TEACHER_CFG, '--work-dir',
                 str(tmp_path / 'w'), '--cfg-options'
             ] + options)

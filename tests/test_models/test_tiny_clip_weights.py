@@ -7,7 +7,6 @@ source, and classify the target domain far above chance; plus that the
 pre-training script is deterministic at a micro scale.
 """
 import hashlib
-import importlib.util
 import math
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mmengine.config import Config
 import mmpromptkd  # noqa: F401
 from mmpromptkd.datasets import synthetic_shapes as shapes
 from mmpromptkd.models.clip import PromptedCLIP
+from tool_scripts import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT_DIR = 'checkpoints/tiny_clip'
@@ -129,14 +129,6 @@ def test_loads_and_classifies_zero_shot(which, target_sample, monkeypatch):
         assert accuracy[half] > bound, (which, accuracy)
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('_pretrain_tiny_clip',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pretraining_is_deterministic(tmp_path):
     micro = tmp_path / 'micro.py'
     micro.write_text(
@@ -145,7 +137,7 @@ def test_pretraining_is_deterministic(tmp_path):
         'text_cfg=dict(context_length=77, vocab_size=49408, width=32, '
         'heads=1, layers=1))\n'
         'tiny_student_clip = tiny_teacher_clip\n')
-    script = _load_script()
+    script = load_tool(SCRIPT)
 
     def run(seed: int, out: Path) -> dict:
         script.main([

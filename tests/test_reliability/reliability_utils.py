@@ -4,9 +4,7 @@ Subprocess runs use one thread each (``OMP_NUM_THREADS=1``): runs that are
 compared weight for weight must sum in the same order, and several runs
 share the few cores.
 """
-import importlib.util
 import os
-import os.path as osp
 import signal
 import socket
 import subprocess
@@ -295,13 +293,3 @@ def max_difference(a: Dict[str, torch.Tensor],
     assert any(k.startswith('student.vision') for k in a)
     assert any(k.startswith('projector.') for k in a)
     return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
-def load_tool(name: str):
-    """Import a script of ``tools/`` as a module, to call its ``main``."""
-    path = TOOLS / name
-    spec = importlib.util.spec_from_file_location(
-        '_tool_' + osp.splitext(osp.basename(name))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

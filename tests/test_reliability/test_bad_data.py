@@ -26,8 +26,8 @@ from mmpromptkd.datasets.transforms import load_image_from_file_safe as lifs
 from mmpromptkd.engine.hooks import EmptyClassCheckHook
 from mmpromptkd.engine.hooks.empty_class_check_hook import find_empty_classes
 from mmpromptkd.registry import MODELS, TRANSFORMS
-from reliability_utils import (CONFIG, RANDOM_WEIGHTS, RANDOM_WEIGHTS_CONFIG,
-                               load_tool)
+from reliability_utils import CONFIG, RANDOM_WEIGHTS, RANDOM_WEIGHTS_CONFIG
+from tool_scripts import load_tool
 
 
 @pytest.fixture(autouse=True, scope='module')

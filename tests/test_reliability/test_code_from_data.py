@@ -28,7 +28,8 @@ import torch
 from mmpromptkd.apis import load_exported_student
 from mmpromptkd.models.clip.clip_builder import build_clip
 from mmpromptkd.utils import load_checkpoint_file, read_torchscript_state_dict
-from reliability_utils import CONFIG, REPO, load_tool
+from reliability_utils import CONFIG, REPO
+from tool_scripts import load_tool
 
 MARKER_ATTR = 'mmpromptkd_test_marker'
 

@@ -27,7 +27,8 @@ from mmpromptkd.apis import load_exported_student
 from mmpromptkd.models.clip.clip_builder import build_clip
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import load_checkpoint_file
-from reliability_utils import CONFIG, RANDOM_WEIGHTS, load_tool
+from reliability_utils import CONFIG, RANDOM_WEIGHTS
+from tool_scripts import load_tool
 
 REFUSED = r'refused to load.*posix\.system|posix\.system.*refus'
 ENVIRONMENTS = {

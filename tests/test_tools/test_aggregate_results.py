@@ -1,18 +1,12 @@
 """Tests of tools/analysis/aggregate_results.py."""
 import csv
-import importlib.util
 import io
 import json
-import os.path as osp
 
 import pytest
+from tool_scripts import load_tool
 
-_TOOL = osp.join(
-    osp.dirname(__file__), '..', '..', 'tools', 'analysis',
-    'aggregate_results.py')
-_spec = importlib.util.spec_from_file_location('aggregate_results', _TOOL)
-agg = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(agg)
+agg = load_tool('analysis/aggregate_results.py')
 
 # dtd: three seeds with explicit HM values; eurosat: one seed, bare keys and
 # no HM (computed from base and novel: 2 * 90 * 70 / 160 = 78.75).

@@ -17,9 +17,10 @@ import torch
 from mmengine.config import Config
 
 from mmpromptkd.utils import load_checkpoint_file
-from tool_runs import REPO, load_script, torch_threads
+from tool_runs import REPO, torch_threads
+from tool_scripts import load_tool
 
-DRY_RUN = load_script(REPO / 'tools' / 'misc' / 'dry_run.py', 'dry_run')
+DRY_RUN = load_tool('misc/dry_run.py')
 MINIATURES = DRY_RUN.miniature_data
 CONFIGS = sorted(
     p for p in glob.glob(str(REPO / 'configs' / '**' / '*.py'),

@@ -17,8 +17,9 @@ import pytest
 from mmengine.config import Config
 
 from mmpromptkd.registry import MODELS
-from tool_runs import (CONFIG, REPO, TOOLS, check_ok, data_options,
-                       load_script, run_tool, train_cmd)
+from tool_runs import (CONFIG, REPO, check_ok, data_options, run_tool,
+                       train_cmd)
+from tool_scripts import load_tool
 
 MMPRETRAIN_RUNTIME = REPO / 'configs' / 'promptkd' / \
     'promptkd_tiny-clip_1xb32-5e_b2n-synthetic-shapes_mmpretrain-runtime.py'
@@ -58,7 +59,7 @@ def test_get_flops_counts_the_student_and_the_training_forward(
         run_tool([sys.executable, script, CONFIG, '--shape', '32'],
                  cwd=tmp_path))
     # Ours in this process, and the parameter counts of the built model.
-    get_flops = load_script(TOOLS / 'analysis' / 'get_flops.py', '_flops')
+    get_flops = load_tool('analysis/get_flops.py')
     ours = {}
     for stage in ('student', 'distill'):
         get_flops.main([str(CONFIG), '--stage', stage])

@@ -4,7 +4,8 @@ import os.path as osp
 import pytest
 
 from mmpromptkd.cli import load_config, reporting_run_errors
-from tool_runs import CONFIG, REPO, load_script
+from tool_runs import CONFIG, REPO
+from tool_scripts import load_tool
 
 MMPRETRAIN_RUNTIME = REPO / 'configs' / 'promptkd' / \
     'promptkd_tiny-clip_1xb32-5e_b2n-synthetic-shapes_mmpretrain-runtime.py'
@@ -87,7 +88,7 @@ def test_two_runs_in_one_second_keep_their_own_scope_and_log(
 def test_every_config_tool_names_the_closest_config(tool, extra, tmp_path,
                                                     monkeypatch):
     monkeypatch.chdir(REPO)
-    main = load_script(REPO / 'tools' / tool, '_typo').main
+    main = load_tool(tool).main
     typo = ('configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-'
             'synthetic-shape.py')
     args = [str(tmp_path / 'student.pth') if a == 'OUT' else a

@@ -4,7 +4,6 @@ Shared by the tests of ``tests/test_tools``; the fixtures that use it (the
 generated data and a trained work directory) are in ``conftest.py``.
 """
 import contextlib
-import importlib.util
 import io
 import os
 import signal
@@ -13,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / 'tools'
+from tool_scripts import REPO, TOOLS, load_tool
+
 CONFIG = REPO / 'configs' / 'promptkd' / \
     'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'
 TIMEOUT = 300
@@ -61,7 +60,7 @@ def call_tool(script: Path, args: Sequence) -> subprocess.CompletedProcess:
         command line) and everything printed and logged in ``.stdout``.
     """
     from mmpromptkd.cli import reporting_run_errors
-    module = load_script(Path(script), f'_called_{Path(script).stem}')
+    module = load_tool(script)
     out = io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -103,14 +102,6 @@ def train_cmd(config: Path,
         f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
         f'train_dataloader.batch_size={batch_size}', 'randomness.seed=0'
     ]
-
-
-def load_script(path: Path, name: str):
-    """Import a tool script (``tools/analysis/*.py``) as a module."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.contextmanager

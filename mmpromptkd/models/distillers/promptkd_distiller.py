@@ -7,13 +7,12 @@ from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from mmpromptkd.datasets.teacher_cached_dataset import \
-    cached_teacher_logits
 from mmpromptkd.registry import MODELS
 from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
 from .class_text_table import ClassTextTable
 from .strict_loading import prepare_distiller_load
-from ..utils import check_image_size, logits_to_data_samples
+from ..utils import (cached_teacher_logits, check_image_size,
+                     logits_to_data_samples)
 
 
 @MODELS.register_module()

@@ -1,3 +1,4 @@
+from .cached_teacher_logits import cached_teacher_logits
 from .frozen_weights import (FROZEN_WEIGHTS_META, check_frozen_weights,
                              fill_frozen_weights, frozen_parameters,
                              frozen_weights_record, strip_frozen_weights)
@@ -6,7 +7,8 @@ from .predictions import logits_to_data_samples
 from .reference_fp16 import convert_to_reference_fp16
 
 __all__ = [
-    'FROZEN_WEIGHTS_META', 'check_frozen_weights', 'check_image_size',
-    'convert_to_reference_fp16', 'fill_frozen_weights', 'frozen_parameters',
-    'frozen_weights_record', 'logits_to_data_samples', 'strip_frozen_weights'
+    'FROZEN_WEIGHTS_META', 'cached_teacher_logits', 'check_frozen_weights',
+    'check_image_size', 'convert_to_reference_fp16', 'fill_frozen_weights',
+    'frozen_parameters', 'frozen_weights_record', 'logits_to_data_samples',
+    'strip_frozen_weights'
 ]

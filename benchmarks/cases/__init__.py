@@ -1,0 +1,1 @@
+"""The cases of ``python -m benchmarks speed``, one per module."""

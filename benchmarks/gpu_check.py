@@ -1,0 +1,212 @@
+"""Real-size training on one accelerator: AMP speed, memory, loss tracking.
+
+Runs the real-size pair (ViT-L/14 teacher, ViT-B/16 student with deep
+prompts, random weights, 224 px, 1,000 classes) at ``--batch-size`` 256 for
+``--steps`` steps from the same initial weights and on the same batches in
+three precisions: fp32, bf16 autocast, and fp16 autocast with loss scaling
+(``GradScaler``). For each it reports images/s (median step after
+``--warmup`` steps), peak memory, the achieved TFLOP/s (FLOPs of a step
+counted by ``benchmarks/roofline.py``) against ``--peak-tflops``, and the
+largest relative difference of each step's loss from the fp32 loss of the
+same weights and batch, which must stay within ``--tolerance`` (exit status
+1 otherwise); the difference from the fp32 run's losses is reported too.
+
+Example (the command of docs/performance.md)::
+
+    python -m benchmarks gpu_check --device cuda --out gpu_check.json
+
+A CPU smoke run of the same code: ``--device cpu --arch tiny --batch-size 4
+--steps 3``.
+"""
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+
+from benchmarks.common import (ARCHS, DEFAULT_PEAK_TFLOPS,
+                               build_distiller, class_names, distiller_cfg,
+                               make_optimizer, print_table, set_classes,
+                               synchronize)
+from benchmarks.cases.roofline import count_flops
+
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description='AMP training check of the real-size pair')
+    parser.add_argument('--device', default='cuda')
+    parser.add_argument('--arch', choices=ARCHS, default='real')
+    parser.add_argument('--batch-size', type=int, default=256)
+    parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=3,
+                        help='steps left out of the timing')
+    parser.add_argument('--classes', type=int, default=1000)
+    parser.add_argument('--peak-tflops', type=float,
+                        default=DEFAULT_PEAK_TFLOPS,
+                        help='peak of the device (default: H200 dense bf16)')
+    parser.add_argument('--tolerance', type=float, default=0.05,
+                        help='largest relative loss difference from fp32 '
+                        'allowed at any step (default: 0.05)')
+    parser.add_argument('--init-scale', type=float, default=2.0**10,
+                        help='initial loss scale of fp16 (default: 1024; '
+                        "torch's 65536 overflows the first steps of this "
+                        'loss, weighted by 1000, which then are skipped)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', help='JSON file of the figures')
+    args = parser.parse_args(argv)
+    if args.warmup >= args.steps:
+        parser.error('--warmup must be smaller than --steps')
+    return args
+
+
+def run_precision(model, pristine: Dict[str, torch.Tensor], batches,
+                  precision: str, device: torch.device, warmup: int,
+                  init_scale: float) -> Dict[str, Any]:
+    """Train ``len(batches)`` steps from ``pristine`` in one precision."""
+    model.load_state_dict(pristine, strict=False)
+    model.train()
+    optimizer = make_optimizer(model)
+    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(precision)
+    scaler = (torch.amp.GradScaler(device.type, init_scale=init_scale)
+              if precision == 'fp16' else None)
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    losses, same_weights, times, skipped = [], [], [], 0
+    for inputs in batches:
+        synchronize(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        autocast = (torch.autocast(device.type, dtype=dtype)
+                    if dtype is not None else contextlib.nullcontext())
+        with autocast:
+            loss = model(inputs, mode='loss')['loss_kd']
+        if dtype is not None:
+            # The fp32 loss of the same weights and batch (not timed: the
+            # clock stops around it).
+            synchronize(device)
+            paused = time.perf_counter()
+            with torch.no_grad():
+                same_weights.append(
+                    float(model(inputs, mode='loss')['loss_kd']))
+            synchronize(device)
+            start += time.perf_counter() - paused
+        if scaler is not None:
+            scale = scaler.get_scale()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            skipped += int(scaler.get_scale() < scale)
+        else:
+            loss.backward()
+            optimizer.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+        losses.append(float(loss))
+    timed = times[warmup:]
+    step_s = statistics.median(timed)
+    out = dict(
+        losses=losses,
+        fp32_losses_same_weights=same_weights or losses,
+        step_ms=step_s * 1e3,
+        img_s=len(batches[0]) / step_s,
+        skipped_steps=skipped)
+    if device.type == 'cuda':
+        out['peak_memory_gib'] = torch.cuda.max_memory_allocated(
+            device) / 2**30
+    return out
+
+
+def _max_rel_diff(values: Sequence[float],
+                  reference: Sequence[float]) -> float:
+    return max(
+        abs(a - b) / max(abs(b), 1e-12) for a, b in zip(values, reference))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the three precisions; print the table; check the losses."""
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    import mmpromptkd  # noqa: F401  (registers the components)
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('mmengine').setLevel('WARNING')
+    if device.type == 'cuda':
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 is fp32
+    model = build_distiller(distiller_cfg(args.arch), device, args.seed)
+    set_classes(model, class_names(args.classes))
+    state = model.state_dict()
+    pristine = {
+        k: v.detach().clone()
+        for k, v in state.items()
+        if k in model.trainable_parameters() or k.startswith('projector.')
+    }
+    gen = torch.Generator().manual_seed(args.seed)
+    shape = (args.batch_size, 3) + tuple(model.student.image_size)
+    batches = [torch.randn(shape, generator=gen).to(device)
+               for _ in range(args.steps)]
+    flops = count_flops(args.arch, [args.classes])
+    step_flops = flops['step_per_image'][str(args.classes)] * args.batch_size
+    figures: Dict[str, Any] = dict(
+        device=(torch.cuda.get_device_name(device)
+                if device.type == 'cuda' else 'cpu'),
+        arch=args.arch, batch_size=args.batch_size, steps=args.steps,
+        classes=args.classes, step_gflop=step_flops / 1e9,
+        peak_tflops=args.peak_tflops, tolerance=args.tolerance)
+    rows, failed = [], []
+    for precision in PRECISIONS:
+        fig = run_precision(model, pristine, batches, precision, device,
+                            args.warmup, args.init_scale)
+        fig['tflops'] = step_flops / (fig['step_ms'] / 1e3) / 1e12
+        fig['of_peak'] = fig['tflops'] / args.peak_tflops
+        # The check: each step's loss against the fp32 loss of the same
+        # weights. Reported too: the trajectory against the fp32 run's.
+        fig['max_rel_loss_diff'] = _max_rel_diff(
+            fig['losses'], fig['fp32_losses_same_weights'])
+        fig['max_rel_trajectory_diff'] = _max_rel_diff(
+            fig['losses'], figures.get('fp32', fig)['losses'])
+        finite = all(v == v and abs(v) != float('inf')
+                     for v in fig['losses'])
+        if not finite or fig['max_rel_loss_diff'] > args.tolerance:
+            failed.append(precision)
+        figures[precision] = fig
+        rows.append([
+            precision, fig['img_s'], fig['step_ms'],
+            fig.get('peak_memory_gib', '-'), fig['tflops'],
+            f'{100 * fig["of_peak"]:.1f} %', fig['max_rel_loss_diff'],
+            fig['max_rel_trajectory_diff'], fig['skipped_steps']
+        ])
+    print_table(
+        f'Real-size check: {figures["device"]}, {args.arch}, batch '
+        f'{args.batch_size}, {args.steps} steps', [
+            'precision', 'img/s', 'step ms', 'peak GiB', 'TFLOP/s',
+            'of peak', 'max rel loss diff', 'vs fp32 run', 'skipped (fp16)'
+        ], rows, [
+            f'{figures["step_gflop"]:,.0f} GFLOP per step (forward of the '
+            'teacher, forward + backward of the student); peak '
+            f'{args.peak_tflops:g} TFLOP/s',
+            f'loss diff: each of the {args.steps} steps against the fp32 '
+            f'loss of the same weights and batch (tolerance '
+            f'{args.tolerance:g}); vs fp32 run: against the losses of the '
+            'fp32 run on the same batches (reported, not checked: rounding '
+            'and skipped fp16 steps let trajectories part)'
+        ])
+    figures['passed'] = not failed
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(figures, f, indent=2)
+    if failed:
+        print(f'FAILED: {", ".join(failed)} losses leave the tolerance')
+        return 1
+    print('passed: every precision tracks fp32 within the tolerance')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""HM and training time of the demo student with and without a teacher cache.
+
+One stage-(a) teacher (trained with the first seed) is distilled into the
+demo student (synthetic shapes, 20 epochs) for every seed, online (the
+teacher runs at every step) and from teacher caches recorded once with the
+first seed (``tools/misc/cache_teacher_logits.py``):
+
+- ``float32``, first seed: the same views and logits as the online run;
+  the student must be the online one (the same HM);
+- ``float16``, every seed, ``views='recorded'``: other seeds shuffle the
+  images differently, every image's view of an epoch is the recorded one;
+- ``float16``, every seed, ``views='random'``: views drawn from the pool;
+- ``top-k`` (``--topk``, the rest's mass spread evenly), first seed.
+
+The script prints base / novel / HM (mean ± std over the seeds of a row)
+and the time per run (training and test), and can write the table
+(Markdown) and all numbers (JSON). Runs whose ``results.json`` exists are
+skipped. The dataset and run options are those of
+``synthetic_b2n.py``.
+
+Example::
+
+    python -m benchmarks teacher_cache_study \\
+        --work-dir work_dirs/teacher_cache_study --seeds 1 2 3 \\
+        --train-per-class 16 \\
+        --out-markdown docs/teacher_cache_study.md
+"""
+import argparse
+import copy
+import datetime
+import json
+import os
+import os.path as osp
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+from benchmarks import synthetic_b2n as b2n
+
+#: Feature size of the tiny teacher (the cached runs build no teacher).
+TINY_TEACHER_DIM = 96
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line: ``--topk``, then the benchmark's options.
+
+    Args:
+        argv (Sequence[str], optional): Arguments; defaults to
+            ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='The demo student with and without a teacher cache; '
+        'other options are those of synthetic_b2n.py',
+        add_help=False)
+    parser.add_argument('--topk', type=int, default=5,
+                        help='logits kept by the top-k cache (default: 5)')
+    own, rest = parser.parse_known_args(argv)
+    args = b2n.parse_args(['--work-dir', 'work_dirs/teacher_cache_study'] +
+                          list(rest))
+    args.topk = own.topk
+    return args
+
+
+def cached_config(online_cfg, cache: str, views: str):
+    """The online run's config, trained from ``cache`` without a teacher."""
+    cfg = copy.deepcopy(online_cfg)
+    cfg.model.teacher = None
+    cfg.model.projector.out_channels = TINY_TEACHER_DIM
+    cfg.train_dataloader.dataset = dict(
+        _scope_='mmpromptkd',
+        type='TeacherCachedDataset',
+        cache=cache,
+        views=views,
+        dataset=copy.deepcopy(online_cfg.train_dataloader.dataset))
+    return cfg
+
+
+def record_cache(args: argparse.Namespace, config_file: str, storage: str,
+                 epochs: int) -> str:
+    """Record (once) a cache of the first seed's online config."""
+    out = osp.join(args.work_dir, 'caches', storage)
+    if osp.isdir(out):
+        return out
+    options = ['--storage', storage]
+    if storage == 'topk':
+        options += ['--topk', str(args.topk)]
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    b2n._run('misc/cache_teacher_logits',
+             [config_file, '--out', out, '--epochs', str(epochs), *options],
+             osp.join(args.work_dir, 'caches', f'{storage}.log'))
+    return out
+
+
+def run_study(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
+    """Every row for its seeds.
+
+    Returns:
+        dict: ``{row: {seed: {'base', 'novel', 'hm', 'seconds'}}}``.
+    """
+    args.work_dir = osp.abspath(args.work_dir)
+    os.makedirs(args.work_dir, exist_ok=True)
+    data = b2n.ensure_data(args)
+    first = args.seeds[0]
+    _, teacher = b2n.run_row('teacher_promptsrc', args, data, first,
+                             evaluate=False)
+    results: Dict[str, Dict[int, dict]] = {}
+
+    def run(row: str, seed: int, cfg) -> None:
+        # Seconds of the run (train and test), kept beside its results.
+        timing = osp.join(args.work_dir, f'seed{seed}', row, 'seconds.json')
+        start = time.time()
+        metrics, _ = b2n.run_row('promptkd', args, data, seed, teacher,
+                                 cfg=cfg, name=row)
+        if not osp.isfile(timing):
+            with open(timing, 'w') as f:
+                json.dump(dict(seconds=time.time() - start), f)
+        with open(timing) as f:
+            seconds = json.load(f)['seconds']
+        results.setdefault(row, {})[seed] = dict(metrics, seconds=seconds)
+
+    online = {}
+    for seed in args.seeds:
+        online[seed] = b2n.build_row_config('promptkd', args, data, seed,
+                                            teacher)
+        run('online', seed, online[seed])
+    config_file = osp.join(args.work_dir, f'seed{first}', 'online',
+                           'config.py')
+    epochs = online[first].train_cfg.max_epochs
+    caches = {
+        storage: record_cache(args, config_file, storage, epochs)
+        for storage in ('float32', 'float16', 'topk')
+    }
+    run('cache_float32', first,
+        cached_config(online[first], caches['float32'], 'recorded'))
+    run(f'cache_top{args.topk}', first,
+        cached_config(online[first], caches['topk'], 'recorded'))
+    for seed in args.seeds:
+        for views in ('recorded', 'random'):
+            run(f'cache_float16_{views}', seed,
+                cached_config(online[seed], caches['float16'], views))
+    return results
+
+
+ROW_NAMES = {
+    'online': 'online (teacher at every step)',
+    'cache_float32': 'cache float32, recorded views',
+    'cache_float16_recorded': 'cache float16, recorded views',
+    'cache_float16_random': "cache float16, views='random'",
+}
+
+
+def summarise(results: Dict[str, Dict[int, dict]]) -> List[tuple]:
+    """``(row, seeds, {metric: (mean, std)})`` in the table's order."""
+    summary = []
+    for row, per_seed in results.items():
+        stats = dict(b2n.summarise({row: per_seed})[0][1])
+        times = [r['seconds'] for r in per_seed.values()]
+        stats['seconds'] = sum(times) / len(times)
+        summary.append((row, sorted(per_seed), stats))
+    return summary
+
+
+def format_table(summary, topk: int) -> str:
+    """A Markdown table: row, seeds, base / novel / HM, time per run."""
+    lines = ['| student trained | seeds | base | novel | HM | s / run |',
+             '|---|---|---|---|---|---|']
+    for row, seeds, stats in summary:
+        name = ROW_NAMES.get(row, f'cache top-{topk}, recorded views')
+        cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}'
+                 for m in b2n.METRICS]
+        lines.append(f'| {name} | {", ".join(map(str, seeds))} | ' +
+                     ' | '.join(cells) + f' | {stats["seconds"]:.0f} |')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Run the study; print and write the table."""
+    args = parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    results = run_study(args)
+    summary = summarise(results)
+    table = format_table(summary, args.topk)
+    print(table)
+    if args.out_json:
+        with open(args.out_json, 'w') as f:
+            json.dump({r: {str(s): v for s, v in d.items()}
+                       for r, d in results.items()}, f, indent=1)
+    if args.out_markdown:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        b2n.write_markdown(args.out_markdown, [
+            '# The demo student with and without a teacher cache', '',
+            f'Generated on {datetime.date.today()} by', '', '```',
+            b2n.command_line(argv, __file__), '```', '',
+            f'{time.time() - start:.0f} s in all on this machine. One '
+            f'PromptSRC teacher (seed {args.seeds[0]}); caches recorded '
+            f'once with seed {args.seeds[0]} over the 20 epochs.', '',
+            table, ''
+        ])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,104 @@
+"""Run the trust trials and print what happened to each kind of attack.
+
+Every trial is one test case of the files below: a crafted file, URL,
+checkpoint, option or fault given to an entry point, where passing means a
+clear error naming the problem, nothing executed and nothing lost. The tests
+that only show that a payload is live when left unchecked (``*_live``,
+``*_loses_one``) are counted apart. Example::
+
+    python -m benchmarks trust_audit            # all trials
+    python -m benchmarks trust_audit -m "not slow"
+
+Prints a markdown table: trials, clear errors, and the failures by what
+they mean (silent wrong result, code executed, data lost).
+"""
+import argparse
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections import Counter, OrderedDict
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# Test file -> (area, what a failing trial means).
+TRIALS = OrderedDict([
+    ('tests/test_reliability/test_code_from_data.py',
+     ('stored configs, URLs, TorchScript opcodes', 'code executed')),
+    ('tests/test_reliability/test_safe_loading_everywhere.py',
+     ('pickled code at every checkpoint entry point', 'code executed')),
+    ('tests/test_reliability/test_untrained_model_refused.py',
+     ('checkpoints that do not fit, class names, image sizes',
+      'silent wrong')),
+    ('tests/test_engine/test_non_finite_loss_hook.py',
+     ('non-finite losses and weights', 'silent wrong')),
+    ('tests/test_tools/test_cfg_options.py',
+     ('mistyped --cfg-options', 'silent wrong')),
+    ('tests/test_engine/test_safe_checkpoint_hook.py',
+     ('disk full, rotation, stale temporaries', 'data lost')),
+    ('tests/test_tools/test_work_dir_lock.py',
+     ('two runs in one work dir, dangling links', 'data lost')),
+    ('tests/test_tools/test_export_inference.py',
+     ('export over existing files', 'data lost')),
+])
+PAYLOAD_CHECKS = ('_live', '_loses_one')
+COLUMNS = ('silent wrong', 'code executed', 'data lost')
+
+
+def _file_of(case: ET.Element) -> str:
+    module = case.get('classname', '').split('.')
+    for path in TRIALS:
+        if osp.splitext(path)[0].split('/')[-1] in module:
+            return path
+    return ''
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('-m', dest='marker', help='pytest marker expression')
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = osp.join(tmp, 'report.xml')
+        cmd = [sys.executable, '-m', 'pytest', *TRIALS, '-q',
+               '-p', 'no:cacheprovider', f'--junitxml={report}']
+        if args.marker:
+            cmd += ['-m', args.marker]
+        subprocess.run(cmd, cwd=REPO, env=dict(os.environ),
+                       stdout=subprocess.DEVNULL)
+        cases = ET.parse(report).getroot().iter('testcase')
+        rows = OrderedDict((path, Counter()) for path in TRIALS)
+        for case in cases:
+            path = _file_of(case)
+            if not path or case.find('skipped') is not None:
+                continue
+            failed = case.find('failure') is not None or \
+                case.find('error') is not None
+            if any(mark in case.get('name', '') for mark in PAYLOAD_CHECKS):
+                rows[path]['payload checks'] += 1
+                rows[path]['payloads not live'] += failed
+                continue
+            if 'export' in path and 'overwrite' not in case.get('name', ''):
+                continue
+            rows[path]['trials'] += 1
+            rows[path][TRIALS[path][1] if failed else 'clear errors'] += 1
+    header = ('area', 'trials', 'clear errors') + COLUMNS + (
+        'live payload checks', )
+    print('| ' + ' | '.join(header) + ' |')
+    print('|' + '---|' * len(header))
+    total = Counter()
+    for path, counts in rows.items():
+        total.update(counts)
+        print(f'| {TRIALS[path][0]} | ' + ' | '.join(
+            str(counts[c]) for c in ('trials', 'clear errors') + COLUMNS) +
+            f' | {counts["payload checks"]} |')
+    print('| **all** | ' + ' | '.join(
+        f'**{total[c]}**' for c in ('trials', 'clear errors') + COLUMNS) +
+        f' | **{total["payload checks"]}** |')
+    bad = sum(total[c] for c in COLUMNS) + total['payloads not live']
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

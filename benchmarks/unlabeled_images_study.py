@@ -1,0 +1,297 @@
+"""How many unlabeled images distillation needs, on synthetic shapes.
+
+The PromptKD student of the offline demo is distilled, for each seed, from
+one stage-(a) teacher, on a growing set of unlabeled images of the target
+domain:
+
+- fractions ``1/8, 1/4, 1/2, 1`` of the train split (a
+  :class:`~mmpromptkd.datasets.NestedSubset` per class, seeded with the run's
+  seed, so that 1/4 of the images is a subset of 1/2);
+- ``2x, 4x``: the train split plus ``1x, 3x`` its size of new images of the
+  same domain, generated beyond it (an :class:`~mmpromptkd.datasets.
+  UnlabeledImages` folder, concatenated; the extra images of 2x are among
+  those of 4x).
+
+Every run keeps the demo's schedule (20 epochs), so a larger set also means
+more steps. The script prints base / novel / HM (mean ± std over seeds) per
+size and can write the table (Markdown), a plot of HM against the number of
+images (PNG) and all numbers (JSON). Runs whose ``results.json`` exists are
+skipped, so an interrupted study resumes.
+
+Example::
+
+    python -m benchmarks unlabeled_images_study \\
+        --work-dir work_dirs/unlabeled_study --seeds 1 2 3 \\
+        --out-markdown docs/unlabeled_images_study.md \\
+        --out-png docs/unlabeled_images_study.png
+"""
+import argparse
+import copy
+import datetime
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Dict, Optional, Sequence
+
+from benchmarks import synthetic_b2n as b2n
+
+#: Multiples of the train split's size.
+SIZES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (the dataset and run options are the
+    benchmark's, see ``synthetic_b2n.py``).
+
+    Args:
+        argv (Sequence[str], optional): Arguments; defaults to
+            ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='HM of the PromptKD student against the number of '
+        'unlabeled images (synthetic shapes)')
+    parser.add_argument('--work-dir', default='work_dirs/unlabeled_study')
+    parser.add_argument('--data', default=None,
+                        help='dataset folder (generated if missing); '
+                        'defaults to <work-dir>/data')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    parser.add_argument('--sizes', type=float, nargs='+', default=SIZES,
+                        help='multiples of the train split: fractions <= 1 '
+                        'subset it, larger values add generated images '
+                        '(integers)')
+    parser.add_argument('--out-markdown', help='write the table here (.md)')
+    parser.add_argument('--out-png', help='write the plot here (.png)')
+    parser.add_argument('--out-json', help='write all numbers here')
+    parser.add_argument('--num-classes', type=int, default=40)
+    parser.add_argument('--train-per-class', type=int, default=64)
+    parser.add_argument('--val-per-class', type=int, default=10)
+    parser.add_argument('--test-per-class', type=int, default=50)
+    parser.add_argument('--shots', type=int, default=16)
+    parser.add_argument('--teacher-epochs', type=int, default=None)
+    parser.add_argument('--student-epochs', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra key=value options for every run')
+    parser.add_argument('--random-weights', action='store_true',
+                        help='do not load the pre-trained tiny CLIPs')
+    args = parser.parse_args(argv)
+    for size in args.sizes:
+        if size <= 0 or (size > 1 and size != int(size)):
+            parser.error(f'--sizes: {size} is neither a fraction in (0, 1] '
+                         'nor a whole multiple')
+    args.rows = []  # the benchmark's row selection: not used here
+    return args
+
+
+def ensure_extra(args: argparse.Namespace) -> Optional[str]:
+    """Generate the images beyond the train split for the largest size.
+
+    Returns:
+        str, optional: The folder (None when no size exceeds 1).
+    """
+    extra = max(args.sizes) - 1
+    if extra <= 0:
+        return None
+    folder = osp.join(args.work_dir, f'extra_{int(extra)}x')
+    if not osp.isfile(osp.join(folder, 'classes.txt')):
+        subprocess.run([
+            sys.executable, 'tools/misc/generate_shapes_dataset.py', folder,
+            '--num-classes', str(args.num_classes), '--unlabeled-per-class',
+            str(int(extra) * args.train_per_class), '--first-index',
+            str(args.train_per_class)
+        ], cwd=b2n.REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+def extra_list(folder: str, multiple: int, args: argparse.Namespace) -> str:
+    """A file list of the first ``multiple`` train splits' worth of extra
+    images: the generator numbers them index by index, so a prefix holds as
+    many images of every class and grows with ``multiple``."""
+    count = multiple * args.train_per_class * args.num_classes
+    path = osp.join(folder, f'first_{multiple}x.txt')
+    with open(path, 'w') as f:
+        f.write(''.join(f'{n:06d}.png\n' for n in range(count)))
+    return path
+
+
+def study_config(size: float, args: argparse.Namespace, data: str,
+                 extra: Optional[str], seed: int, teacher_ckpt: str):
+    """The distillation config of one size."""
+    cfg = b2n.build_row_config('promptkd', args, data, seed, teacher_ckpt)
+    split = copy.deepcopy(cfg.train_dataloader.dataset)
+    if size <= 1:
+        cfg.train_dataloader.dataset = dict(
+            _scope_='mmpromptkd',
+            type='NestedSubset',
+            dataset=split,
+            fraction=size,
+            seed=seed)
+    else:
+        cfg.train_dataloader.dataset = dict(
+            _scope_='mmpromptkd',
+            type='ConcatDataset',
+            datasets=[
+                split,
+                dict(
+                    _scope_='mmpromptkd',
+                    type='UnlabeledImages',
+                    data_root=osp.join(extra, 'images'),
+                    file_list=extra_list(extra, int(size) - 1, args),
+                    pipeline=split['pipeline'])
+            ],
+            ignore_keys=['classes', 'num_base_classes', 'subset'])
+    return cfg
+
+
+def num_images(size: float, args: argparse.Namespace) -> int:
+    """Unlabeled images of a size (per-class ceil for fractions)."""
+    per_class = (math.ceil(size * args.train_per_class) if size <= 1 else
+                 int(size) * args.train_per_class)
+    return per_class * args.num_classes
+
+
+def size_name(size: float) -> str:
+    """``1/8``, ``1``, ``2x``, ..."""
+    if size > 1:
+        return f'{int(size)}x'
+    if size == 1:
+        return '1'
+    return f'1/{round(1 / size)}' if (1 / size).is_integer() else f'{size:g}'
+
+
+def run_study(args: argparse.Namespace) -> Dict[float, Dict[int, dict]]:
+    """Every size for every seed.
+
+    Returns:
+        dict: ``{size: {seed: {'base', 'novel', 'hm'}}}``.
+    """
+    args.work_dir = osp.abspath(args.work_dir)
+    os.makedirs(args.work_dir, exist_ok=True)
+    data = b2n.ensure_data(args)
+    extra = ensure_extra(args)
+    results: Dict[float, Dict[int, dict]] = {s: {} for s in args.sizes}
+    for seed in args.seeds:
+        print(f'== seed {seed}', flush=True)
+        _, teacher_ckpt = b2n.run_row('teacher_promptsrc', args, data, seed,
+                                      evaluate=False)
+        for size in args.sizes:
+            cfg = study_config(size, args, data, extra, seed, teacher_ckpt)
+            results[size][seed], _ = b2n.run_row(
+                'promptkd', args, data, seed, teacher_ckpt, cfg=cfg,
+                name=f'images_{size:g}')
+    return results
+
+
+def format_table(summary, args: argparse.Namespace) -> str:
+    """A Markdown table: size, images, base / novel / HM."""
+    lines = ['| unlabeled images | count | base | novel | HM |',
+             '|---|---|---|---|---|']
+    for size, stats in summary:
+        cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}'
+                 for m in b2n.METRICS]
+        lines.append(f'| {size_name(size)} | {num_images(size, args)} | ' +
+                     ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def write_png(summary, args: argparse.Namespace, path: str) -> None:
+    """HM (and base, novel) against the number of images, log scale."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    counts = [num_images(size, args) for size, _ in summary]
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for m, style in (('hm', 'o-'), ('base', 's--'), ('novel', '^--')):
+        means = [s[m][0] for _, s in summary]
+        stds = [s[m][1] for _, s in summary]
+        ax.errorbar(counts, means, yerr=stds, fmt=style, capsize=3,
+                    label={'hm': 'HM'}.get(m, m),
+                    linewidth=2 if m == 'hm' else 1)
+    train_split = args.train_per_class * args.num_classes
+    ax.axvline(train_split, color='grey', alpha=0.4, linestyle=':')
+    ax.set_xscale('log', base=2)
+    ax.set_xticks(counts)
+    ax.set_xticklabels([f'{c}\n({size_name(s)})'
+                        for c, (s, _) in zip(counts, summary)], fontsize=7)
+    ax.set_xlabel('unlabeled images (multiple of the train split)')
+    ax.set_ylabel('accuracy (%)')
+    ax.set_title('PromptKD student on synthetic shapes, seeds '
+                 f'{" ".join(map(str, args.seeds))} (mean ± std)', fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def trend(summary) -> str:
+    """Whether HM grows with the number of images, in words."""
+    hms = [(size, stats['hm']) for size, stats in summary]
+    (small, (lo, lo_std)), (large, (hi, hi_std)) = hms[0], hms[-1]
+    margin = b2n.ordering_margin(lo_std, hi_std, 1)
+    steps = [b[1][0] - a[1][0] for a, b in zip(hms, hms[1:])]
+    verdict = ('grows' if hi - lo > margin else
+               'falls' if lo - hi > margin else 'does not change beyond noise')
+    return (f'From {size_name(small)} to {size_name(large)} of the train '
+            f'split, HM {verdict} ({lo:.2f} -> {hi:.2f}, margin '
+            f'{margin:.2f}); {sum(d > 0 for d in steps)} of {len(steps)} '
+            'steps up.')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Run the study and print (and write) the table.
+
+    Args:
+        argv (Sequence[str], optional): Arguments; defaults to
+            ``sys.argv[1:]``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    results = run_study(args)
+    # Keyed by size instead of row: the benchmark's mean and sample std.
+    summary = b2n.summarise(results)
+    table = format_table(summary, args)
+    print(f'\nUnlabeled images for distillation, seeds {args.seeds} '
+          f'(mean ± std), {time.time() - start:.0f} s\n')
+    print(table)
+    print(trend(summary), flush=True)
+    if args.out_json:
+        with open(args.out_json, 'w') as f:
+            json.dump({f'{s:g}': {str(k): v for k, v in r.items()}
+                       for s, r in results.items()}, f, indent=2)
+    if args.out_png:
+        write_png(summary, args, args.out_png)
+    if args.out_markdown:
+        text = [
+            '# How many unlabeled images distillation needs', '',
+            f'Generated on {datetime.date.today().isoformat()} by:', '',
+            '```bash', b2n.command_line(argv, __file__), '```', '',
+            f'Synthetic shapes, {args.num_classes} classes, '
+            f'{args.train_per_class} train images per class (the 1x split, '
+            f'{args.train_per_class * args.num_classes} images), '
+            f'{args.test_per_class} test images per class; one stage-(a) '
+            'PromptSRC teacher per seed; the student distilled for the '
+            "demo's epochs on each set. Accuracy (%) on the test split, "
+            'mean ± sample std over seeds.', '', table, '', trend(summary),
+            ''
+        ]
+        if args.out_png:
+            text += [f'![HM against the number of unlabeled images]'
+                     f'({osp.basename(args.out_png)})', '']
+        b2n.write_markdown(args.out_markdown, text)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,38 @@
+"""The teacher logits a batch carries from a teacher cache."""
+from typing import Any, Optional, Sequence, Tuple
+
+import torch
+from mmpretrain.structures import DataSample
+
+
+def cached_teacher_logits(
+        data_samples: Optional[Sequence[Any]],
+        shape: Optional[Tuple[int, int]] = None) -> Optional[torch.Tensor]:
+    """The cached teacher logits a batch of samples carries, or None.
+
+    Samples of a :class:`~mmpromptkd.datasets.TeacherCachedDataset` carry
+    ``teacher_logits``; the distiller uses them instead of running the
+    teacher.
+
+    Args:
+        data_samples (Sequence, optional): The batch's data samples.
+        shape (tuple[int, int], optional): The expected (batch size,
+            number of training classes). Defaults to None (not checked).
+
+    Returns:
+        Tensor | None: Logits (B, C), or None for a batch without cached
+        logits.
+
+    Raises:
+        ValueError: If the logits do not have the expected shape.
+    """
+    # Only samples of the preprocessor's making are looked into.
+    if not data_samples or not isinstance(data_samples[0], DataSample) \
+            or 'teacher_logits' not in data_samples[0]:
+        return None
+    logits = torch.stack([s.teacher_logits for s in data_samples])
+    if shape is not None and logits.shape != shape:
+        raise ValueError(
+            f'cached teacher logits of shape {tuple(logits.shape)} for a '
+            f'batch of {shape[0]} images over {shape[1]} classes')
+    return logits

@@ -1,1 +1,0 @@
-"""The cases of ``tools/analysis/benchmark_promptkd.py``, one per module."""
