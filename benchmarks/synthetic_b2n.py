@@ -220,9 +220,12 @@ def _gpa_hooks(hooks: List[dict], max_epochs: int) -> List[dict]:
     return hooks
 
 
-def _schedule(cfg, max_epochs: int) -> None:
+def set_epochs(cfg, max_epochs: int) -> None:
     """Set the epochs of a config's schedule (warm-up epoch + cosine)."""
     cfg.train_cfg.max_epochs = max_epochs
+    if cfg.get('default_hooks', {}).get('checkpoint'):
+        # Only the last checkpoint is needed.
+        cfg.default_hooks.checkpoint.interval = max_epochs
     for sched in cfg.param_scheduler:
         if sched['type'] == 'CosineAnnealingLR':
             sched['T_max'] = max_epochs
@@ -291,7 +294,7 @@ def build_row_config(key: str,
             cfg.train_dataloader.dataset.num_shots = args.shots
             cfg.train_dataloader.dataset.seed = seed
             if args.teacher_epochs is not None:
-                _schedule(cfg, args.teacher_epochs)
+                set_epochs(cfg, args.teacher_epochs)
     else:
         cfg = base
         for which in ('student', 'teacher'):
@@ -300,7 +303,7 @@ def build_row_config(key: str,
         cfg.model.teacher.checkpoint = teacher_ckpt
         cfg.merge_from_dict(copy.deepcopy(spec.overrides))
         if args.student_epochs is not None:
-            _schedule(cfg, args.student_epochs)
+            set_epochs(cfg, args.student_epochs)
     _common(cfg, args, data, seed)
     if args.cfg_options:
         options = argparse.Namespace()

@@ -13,10 +13,13 @@ domain:
   those of 4x).
 
 Every run keeps the demo's schedule (20 epochs), so a larger set also means
-more steps. The script prints base / novel / HM (mean ± std over seeds) per
-size and can write the table (Markdown), a plot of HM against the number of
-images (PNG) and all numbers (JSON). Runs whose ``results.json`` exists are
-skipped, so an interrupted study resumes.
+more steps. The control runs separate the two: every size other than 1 is
+also trained for the optimizer steps of the 1x run (epochs scaled by the
+inverse of the size; ``--no-control`` leaves them out). The script prints
+base / novel / HM (mean ± std over seeds) per size and can write the table
+(Markdown), a plot of HM against the number of images (PNG) and all numbers
+(JSON). Runs whose ``results.json`` exists are skipped, so an interrupted
+study resumes.
 
 Example::
 
@@ -35,7 +38,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 from benchmarks import synthetic_b2n as b2n
 
@@ -81,6 +84,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='extra key=value options for every run')
     parser.add_argument('--random-weights', action='store_true',
                         help='do not load the pre-trained tiny CLIPs')
+    parser.add_argument('--no-control', dest='control', action='store_false',
+                        help='leave out the runs at the steps of the 1x run')
     args = parser.parse_args(argv)
     for size in args.sizes:
         if size <= 0 or (size > 1 and size != int(size)):
@@ -166,43 +171,100 @@ def size_name(size: float) -> str:
     return f'1/{round(1 / size)}' if (1 / size).is_integer() else f'{size:g}'
 
 
-def run_study(args: argparse.Namespace) -> Dict[float, Dict[int, dict]]:
-    """Every size for every seed.
+def schedule(size: float, args: argparse.Namespace, cfg,
+             control: bool) -> Tuple[int, int]:
+    """Epochs and optimizer steps of a run on ``size`` times the split.
+
+    Args:
+        size (float): Multiple of the train split.
+        args (argparse.Namespace): The study's arguments (the split).
+        cfg (mmengine.Config): The run's config (its epochs and batch).
+        control (bool): The control run: epochs scaled by ``1 / size`` so
+            that it takes the steps of the 1x run (to rounding).
 
     Returns:
-        dict: ``{size: {seed: {'base', 'novel', 'hm'}}}``.
+        tuple[int, int]: ``(epochs, steps)``.
+    """
+    epochs = cfg.train_cfg.max_epochs
+    if control:
+        epochs = max(1, round(epochs / size))
+    loader = cfg.train_dataloader
+    count = num_images(size, args)
+    per_epoch = (count // loader.batch_size if loader.get('drop_last')
+                 else math.ceil(count / loader.batch_size))
+    return epochs, epochs * per_epoch
+
+
+def run_study(args: argparse.Namespace) -> Dict[str, Dict[float, dict]]:
+    """Every size for every seed, and the control runs.
+
+    Returns:
+        dict: ``{'epochs' | 'steps': {size: {seed: {'base', 'novel',
+        'hm'}}}, 'schedule': {key: {size: [epochs, steps]}}}``: the runs at
+        the demo's epochs and, for sizes other than 1, at the steps of the
+        1x run.
     """
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     data = b2n.ensure_data(args)
     extra = ensure_extra(args)
-    results: Dict[float, Dict[int, dict]] = {s: {} for s in args.sizes}
+    results = dict(epochs={s: {} for s in args.sizes},
+                   steps={s: {} for s in args.sizes
+                          if args.control and s != 1})
+    plans = dict(epochs={}, steps={})
     for seed in args.seeds:
         print(f'== seed {seed}', flush=True)
         _, teacher_ckpt = b2n.run_row('teacher_promptsrc', args, data, seed,
                                       evaluate=False)
-        for size in args.sizes:
-            cfg = study_config(size, args, data, extra, seed, teacher_ckpt)
-            results[size][seed], _ = b2n.run_row(
-                'promptkd', args, data, seed, teacher_ckpt, cfg=cfg,
-                name=f'images_{size:g}')
+        for key, runs in results.items():
+            for size in runs:
+                cfg = study_config(size, args, data, extra, seed,
+                                   teacher_ckpt)
+                plans[key][size] = schedule(size, args, cfg,
+                                            key == 'steps')
+                b2n.set_epochs(cfg, plans[key][size][0])
+                name = f'images_{size:g}' + ('_steps' if key == 'steps'
+                                             else '')
+                runs[size][seed], _ = b2n.run_row(
+                    'promptkd', args, data, seed, teacher_ckpt, cfg=cfg,
+                    name=name)
+    results['schedule'] = plans
     return results
 
 
-def format_table(summary, args: argparse.Namespace) -> str:
-    """A Markdown table: size, images, base / novel / HM."""
-    lines = ['| unlabeled images | count | base | novel | HM |',
-             '|---|---|---|---|---|']
-    for size, stats in summary:
-        cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}'
-                 for m in b2n.METRICS]
-        lines.append(f'| {size_name(size)} | {num_images(size, args)} | ' +
-                     ' | '.join(cells) + ' |')
+def format_table(summaries, plans, args: argparse.Namespace) -> str:
+    """A Markdown table: size, images, epochs, steps, base / novel / HM.
+
+    Args:
+        summaries (dict): ``{'epochs' | 'steps': summary}``, each a
+            :func:`~benchmarks.synthetic_b2n.summarise` of one series.
+        plans (dict): ``{'epochs' | 'steps': {size: (epochs, steps)}}``.
+        args (argparse.Namespace): The study's arguments.
+    """
+    lines = ['| unlabeled images | count | epochs | steps | base | novel | '
+             'HM |', '|---|---|---|---|---|---|---|']
+    for key, label in (('epochs', ''), ('steps', ', steps of 1')):
+        for size, stats in summaries.get(key, []):
+            epochs, steps = plans[key][size]
+            cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}'
+                     for m in b2n.METRICS]
+            lines.append(f'| {size_name(size)}{label} | '
+                         f'{num_images(size, args)} | {epochs} | {steps} | ' +
+                         ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
-def write_png(summary, args: argparse.Namespace, path: str) -> None:
-    """HM (and base, novel) against the number of images, log scale."""
+def equal_steps(summaries) -> list:
+    """The control series with the 1x run, which has those steps too."""
+    return sorted(summaries.get('steps', []) +
+                  [row for row in summaries['epochs'] if row[0] == 1],
+                  key=lambda row: row[0])
+
+
+def write_png(summaries, args: argparse.Namespace, path: str) -> None:
+    """HM (and base, novel) against the number of images, log scale; HM at
+    the steps of the 1x run dotted."""
+    summary = summaries['epochs']
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -215,6 +277,12 @@ def write_png(summary, args: argparse.Namespace, path: str) -> None:
         ax.errorbar(counts, means, yerr=stds, fmt=style, capsize=3,
                     label={'hm': 'HM'}.get(m, m),
                     linewidth=2 if m == 'hm' else 1)
+    control = equal_steps(summaries)
+    if len(control) > 1:
+        ax.errorbar([num_images(s, args) for s, _ in control],
+                    [st['hm'][0] for _, st in control],
+                    yerr=[st['hm'][1] for _, st in control], fmt='o:',
+                    capsize=3, label='HM, steps of 1x')
     train_split = args.train_per_class * args.num_classes
     ax.axvline(train_split, color='grey', alpha=0.4, linestyle=':')
     ax.set_xscale('log', base=2)
@@ -260,19 +328,30 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     start = time.time()
     results = run_study(args)
+    plans = results.pop('schedule')
     # Keyed by size instead of row: the benchmark's mean and sample std.
-    summary = b2n.summarise(results)
-    table = format_table(summary, args)
+    summaries = {key: b2n.summarise(runs) for key, runs in results.items()}
+    table = format_table(summaries, plans, args)
+    trends = trend(summaries['epochs'])
+    if len(equal_steps(summaries)) > 1:
+        trends += ' At the steps of the 1x run: ' + \
+            trend(equal_steps(summaries))
     print(f'\nUnlabeled images for distillation, seeds {args.seeds} '
           f'(mean ± std), {time.time() - start:.0f} s\n')
     print(table)
-    print(trend(summary), flush=True)
+    print(trends, flush=True)
     if args.out_json:
         with open(args.out_json, 'w') as f:
-            json.dump({f'{s:g}': {str(k): v for k, v in r.items()}
-                       for s, r in results.items()}, f, indent=2)
+            json.dump({
+                key: {f'{s:g}': {str(k): v for k, v in r.items()}
+                      for s, r in runs.items()}
+                for key, runs in results.items()
+            } | {'schedule': {key: {f'{s:g}': list(p) for s, p in
+                                    plan.items()}
+                              for key, plan in plans.items()}},
+                      f, indent=2)
     if args.out_png:
-        write_png(summary, args, args.out_png)
+        write_png(summaries, args, args.out_png)
     if args.out_markdown:
         text = [
             '# How many unlabeled images distillation needs', '',
@@ -283,9 +362,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             f'{args.train_per_class * args.num_classes} images), '
             f'{args.test_per_class} test images per class; one stage-(a) '
             'PromptSRC teacher per seed; the student distilled for the '
-            "demo's epochs on each set. Accuracy (%) on the test split, "
-            'mean ± sample std over seeds.', '', table, '', trend(summary),
-            ''
+            "demo's epochs on each set, and (rows 'steps of 1') for the "
+            'optimizer steps of the 1x run. Accuracy (%) on the test split, '
+            'mean ± sample std over seeds.', '', table, '', trends, ''
         ]
         if args.out_png:
             text += [f'![HM against the number of unlabeled images]'

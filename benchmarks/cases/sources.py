@@ -17,7 +17,6 @@ from ..common import REPO_ROOT, Bench, print_table, set_classes
 from .data import train_pipeline, write_jpegs
 
 
-
 def _endless(loader):
     """Batches of ``loader``, epoch after epoch (the stream is endless
     already; a folder is read again)."""
@@ -51,7 +50,8 @@ def bench_sources(bench: Bench) -> Dict[str, Any]:
         per_shard = max(1, args.num_images // (4 * readers))
         subprocess.run([
             sys.executable,
-            osp.join(REPO_ROOT, 'tools', 'misc', 'images_to_shards.py'), folder,
+            osp.join(REPO_ROOT, 'tools', 'misc', 'images_to_shards.py'),
+            folder,
             osp.join(tmp, 'shards'), '--images-per-shard',
             str(per_shard)
         ], check=True, stdout=subprocess.DEVNULL)
