@@ -47,10 +47,11 @@ import os.path as osp
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from mmpromptkd.datasets import synthetic_shapes
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -434,17 +435,13 @@ def ensure_data(args: argparse.Namespace) -> str:
     """
     data = osp.abspath(args.data or osp.join(args.work_dir, 'data'))
     if not osp.isfile(osp.join(data, 'split_shapes.json')):
-        subprocess.run([
-            sys.executable, 'tools/misc/generate_shapes_dataset.py', data,
-            '--num-classes',
-            str(args.num_classes), '--train-per-class',
-            str(args.train_per_class), '--val-per-class',
-            str(args.val_per_class), '--test-per-class',
-            str(args.test_per_class)
-        ],
-                       cwd=REPO_ROOT,
-                       check=True,
-                       stdout=subprocess.DEVNULL)
+        # What tools/misc/generate_shapes_dataset.py writes, in-process.
+        synthetic_shapes.generate_coop_dataset(
+            data,
+            num_classes=args.num_classes,
+            train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class,
+            test_per_class=args.test_per_class)
     return data
 
 

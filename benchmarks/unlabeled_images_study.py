@@ -35,12 +35,12 @@ import json
 import math
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 from typing import Dict, Optional, Sequence, Tuple
 
 from benchmarks import synthetic_b2n as b2n
+from mmpromptkd.datasets import synthetic_shapes
 
 #: Multiples of the train split's size.
 SIZES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -106,12 +106,11 @@ def ensure_extra(args: argparse.Namespace) -> Optional[str]:
         return None
     folder = osp.join(args.work_dir, f'extra_{int(extra)}x')
     if not osp.isfile(osp.join(folder, 'classes.txt')):
-        subprocess.run([
-            sys.executable, 'tools/misc/generate_shapes_dataset.py', folder,
-            '--num-classes', str(args.num_classes), '--unlabeled-per-class',
-            str(int(extra) * args.train_per_class), '--first-index',
-            str(args.train_per_class)
-        ], cwd=b2n.REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
+        synthetic_shapes.generate_unlabeled_images(
+            folder,
+            num_classes=args.num_classes,
+            per_class=int(extra) * args.train_per_class,
+            first_index=args.train_per_class)
     return folder
 
 
