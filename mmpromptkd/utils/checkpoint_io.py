@@ -58,6 +58,9 @@ def is_complete_checkpoint(path: str) -> bool:
 def _refusal_reason(error: BaseException) -> str:
     """The informative line of torch's weights-only refusal message."""
     text = str(error)
+    own = re.search(r'^refused .*$', text, re.MULTILINE)
+    if own:  # a refusal of the allowlisted objects' checks
+        return own.group(0)
     match = re.search(r'GLOBAL (\S+)', text)
     if match:
         return f'it references {match.group(1)}, which is not allowed'

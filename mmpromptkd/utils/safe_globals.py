@@ -10,7 +10,59 @@ from typing import Any
 import numpy as np
 from mmengine.logging.history_buffer import HistoryBuffer
 
-_DEFAULT_STATISTICS = {'min', 'max', 'current', 'mean'}
+#: The statistics every HistoryBuffer has; the only names ``getattr`` in a
+#: checkpoint may resolve (a fixed list: nothing loaded can widen it).
+STATISTICS = ('min', 'max', 'current', 'mean')
+#: What a HistoryBuffer's pickled state may hold, and the type of each.
+_BUFFER_STATE = {
+    'max_length': int,
+    '_log_history': np.ndarray,
+    '_count_history': np.ndarray,
+    'statistics_methods': dict,
+}
+
+
+class _CheckedHistoryBuffer(HistoryBuffer):
+    """Stand-in that the name of mmengine's HistoryBuffer loads as.
+
+    mmengine's ``HistoryBuffer.__setstate__`` copies ``statistics_methods``
+    from the state into the class, for every buffer of the process. Here
+    the state may hold only the known keys with their types, and only the
+    built-in statistics, each bound to itself; nothing reaches the class.
+    The object then becomes a plain HistoryBuffer.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            _refuse(f'a HistoryBuffer state of type {type(state).__name__}')
+        for key, value in state.items():
+            kind = _BUFFER_STATE.get(key)
+            if kind is None:
+                _refuse(f'the HistoryBuffer state key {key!r} (known: '
+                        f'{sorted(_BUFFER_STATE)})')
+            if not isinstance(value, kind) or isinstance(value, bool):
+                _refuse(f'HistoryBuffer.{key} of type '
+                        f'{type(value).__name__} (expected {kind.__name__})')
+        for key in ('_log_history', '_count_history'):
+            if key in state and (state[key].ndim != 1
+                                 or state[key].dtype.kind not in 'iuf'):
+                _refuse(f'HistoryBuffer.{key} of shape {state[key].shape} '
+                        f'and dtype {state[key].dtype} (expected 1-D '
+                        'numbers)')
+        for name, method in state.get('statistics_methods', {}).items():
+            if name not in STATISTICS or \
+                    method is not getattr(HistoryBuffer, name):
+                _refuse(f'HistoryBuffer statistics_methods[{name!r}] = '
+                        f'{method!r} (only {list(STATISTICS)}, each bound '
+                        'to itself)')
+        self.__dict__.update(
+            {k: v for k, v in state.items() if k != 'statistics_methods'})
+        self.__class__ = HistoryBuffer
+
+
+def _refuse(what: str) -> None:
+    raise pickle.UnpicklingError(
+        f'refused {what} while loading a checkpoint')
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
@@ -20,12 +72,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     ``getattr(HistoryBuffer, 'min')``; allowing ``getattr`` itself would
     allow any code.
     """
-    allowed = _DEFAULT_STATISTICS | set(HistoryBuffer._statistics_methods)
-    if obj is HistoryBuffer and name in allowed:
+    if obj in (HistoryBuffer, _CheckedHistoryBuffer) and name in STATISTICS:
         return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(
-        f'refused getattr({obj!r}, {name!r}) while loading a checkpoint: '
-        'only HistoryBuffer statistics methods may be resolved')
+    _refuse(f'getattr({obj!r}, {name!r}): only the HistoryBuffer statistics '
+            f'{list(STATISTICS)} may be resolved')
 
 
 def _numpy_core(name: str) -> Any:
@@ -48,9 +98,10 @@ def _numpy_safe_globals() -> list:
 
 
 # What an mmengine training checkpoint holds besides tensors and plain
-# containers: the message hub's HistoryBuffers and their numpy arrays.
+# containers: the message hub's HistoryBuffers (rebuilt through the checked
+# stand-in) and their numpy arrays.
 SAFE_GLOBALS = [
-    HistoryBuffer,
+    (_CheckedHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
     (_history_buffer_getattr, 'builtins.getattr'),
     (_history_buffer_getattr, '__builtin__.getattr'),
 ] + _numpy_safe_globals()
