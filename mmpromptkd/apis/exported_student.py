@@ -2,6 +2,7 @@
 import copy
 from typing import List, Optional
 
+import torch
 from torch import nn
 
 from mmpromptkd.registry import MODELS
@@ -148,8 +149,12 @@ def load_exported_student(path: str,
             payload.get('state_dict'), dict):
         raise ValueError(f'{path}: an exported student needs a dict '
                          '"meta.model" and a dict "state_dict"')
-    # The config comes from a file: it may only name our own models.
-    check_stored_config(meta['model'], f'{path}: meta.model')
+    # The config comes from a file: it may only name our own models, and
+    # declare the architecture of the weights the file holds.
+    shapes = {k: tuple(v.shape) for k, v in payload['state_dict'].items()
+              if isinstance(v, torch.Tensor)}
+    check_stored_config(meta['model'], f'{path}: meta.model',
+                        state_shapes=shapes)
     model = MODELS.build(meta['model'])
     model.load_state_dict(payload['state_dict'], strict=True)
     # The preprocessing the student was tested with (empty for exports

@@ -4,29 +4,65 @@ mmengine's registries build whatever a config's ``type`` names, and fall
 back on importing a dotted name (``'os.system'``) or a scope's module
 (``'evil.X'`` imports ``evil.registry``). A config stored in a data file
 (an exported student's ``meta['model']``) is therefore checked before it is
-built: every ``type`` must be one of this package's registered models (or
-one of the few mmpretrain components they are built with), given by its bare
-name or as ``mmpromptkd.<name>``, so that nothing is imported or called
-because a file names it.
+built, walked iteratively with a budget (no recursion, no aliasing, no
+cycles):
+
+- every ``type`` is one of this package's registered models (or one of the
+  few mmpretrain components they are built with), by its bare name or as
+  ``mmpromptkd.<name>``, and ``_scope_`` is ``mmpromptkd``;
+- every other key is an argument of the component it configures;
+- nothing names a file, a hub or a folder: ``clip`` is an architecture
+  (``model_cfg`` of open_clip's plain towers, no timm or Hugging Face
+  names), and ``checkpoint``, ``pretrained`` and ``init_cfg`` are unset;
+- a declared CLIP tower whose weights the file stores has their shapes, and
+  one it does not store (dropped after building) is at most
+  :data:`MAX_ABSENT_TOWER` parameters, so nothing larger than the file
+  holds is allocated.
+
+Every refusal names the file and the key path; nothing is imported or
+called because a file names it.
 """
-from typing import Any, FrozenSet, Iterable, Optional
+import dataclasses
+import inspect
+from typing import (Any, Dict, FrozenSet, Iterable, Iterator, Optional,
+                    Sequence, Tuple)
+
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
 __all__ = ['STORED_CONFIG_EXTRA_TYPES', 'check_stored_config']
 
 # mmpretrain components a stored model config of ours may name.
 STORED_CONFIG_EXTRA_TYPES = frozenset({'ClsDataPreprocessor'})
 _SCOPE = 'mmpromptkd'
-
-
-def _allowed_types(extra: Iterable[str]) -> FrozenSet[str]:
-    from mmpromptkd.registry import MODELS
-    return frozenset(MODELS.module_dict) | frozenset(extra)
+#: Containers a stored config may hold in all, and how deeply nested.
+MAX_NODES = 10000
+MAX_DEPTH = 32
+#: Keys naming files or initialisation, which a stored config leaves unset.
+_UNSET_KEYS = ('checkpoint', 'pretrained', 'init_cfg')
+#: What a stored ``clip`` may hold: an architecture, no weight source.
+_CLIP_KEYS = frozenset({'model_cfg', 'quick_gelu', 'precision'})
+_MODEL_CFG_KEYS = frozenset({'embed_dim', 'vision_cfg', 'text_cfg',
+                             'quick_gelu'})
+# open_clip's plain towers: no timm or Hugging Face models, tokenizers or
+# their pretrained flags, which name hubs and folders.
+_TOWER_KEYS = {
+    'vision_cfg': frozenset(f.name for f in dataclasses.fields(CLIPVisionCfg)
+                            if not f.name.startswith('timm_')),
+    'text_cfg': frozenset(f.name for f in dataclasses.fields(CLIPTextCfg)
+                          if not f.name.startswith(('hf_', 'tokenizer_'))),
+}
+#: Parameters of a declared tower that the file does not store (built,
+#: then dropped): above the text tower of ViT-L/14 (123.7 M), far below
+#: what would exhaust memory.
+MAX_ABSENT_TOWER = 200 * 10**6
 
 
 def check_stored_config(cfg: Any,
                         source: str,
-                        extra_types: Optional[Iterable[str]] = None) -> None:
-    """Refuse a stored model config that names anything but our models.
+                        extra_types: Optional[Iterable[str]] = None,
+                        state_shapes: Optional[Dict[str, Sequence[int]]] = None
+                        ) -> None:
+    """Refuse a stored model config that is not a plain config of ours.
 
     Args:
         cfg (Any): The config read from a file (dicts, lists and values).
@@ -34,41 +70,180 @@ def check_stored_config(cfg: Any,
             the key).
         extra_types (Iterable[str], optional): Further bare names to allow.
             Defaults to :data:`STORED_CONFIG_EXTRA_TYPES`.
+        state_shapes (dict[str, Sequence[int]], optional): Shapes of the
+            tensors the file stores, by state-dict key; the declared CLIP
+            architectures must match them. Defaults to None (not checked).
 
     Raises:
-        ValueError: If a ``type`` is not a string naming a registered model
-            of this package, or a ``_scope_`` is not ``mmpromptkd``; the
-            message names the source, the key path and the value.
+        ValueError: If the config is aliased, cyclic, too large or deep,
+            names a type outside this package's models or another scope,
+            has a key its component does not take, names a file, hub or
+            folder, or declares another architecture than the file stores;
+            the message names the source and the key path.
     """
-    allowed = _allowed_types(STORED_CONFIG_EXTRA_TYPES
-                             if extra_types is None else extra_types)
-    _check(cfg, source, 'model', allowed)
+    allowed = frozenset(STORED_CONFIG_EXTRA_TYPES if extra_types is None
+                        else extra_types)
+    for node, where in _containers(cfg, source):
+        if not isinstance(node, dict):
+            continue
+        _check_keys(node, where, source, allowed)
+        if isinstance(node.get('clip'), dict):
+            # A text-only PromptedCLIP builds no image tower (a stand-in).
+            _check_clip(node['clip'], f'{where}.clip', source, state_shapes,
+                        node.get('image_tower', True) is not False)
 
 
-def _check(node: Any, source: str, where: str,
-           allowed: FrozenSet[str]) -> None:
-    if isinstance(node, (list, tuple)):
-        for i, item in enumerate(node):
-            _check(item, source, f'{where}[{i}]', allowed)
+def _containers(cfg: Any, source: str) -> Iterator[Tuple[Any, str]]:
+    """Every dict, list and tuple of ``cfg`` with its key path, once."""
+    seen = {}
+    stack = [(cfg, 'model', 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if not isinstance(node, (dict, list, tuple)):
+            continue
+        if id(node) in seen:
+            raise ValueError(
+                f'{source}: {where} is the same object as {seen[id(node)]} '
+                '(aliased or cyclic); a stored config is a tree. Nothing '
+                'was built.')
+        seen[id(node)] = where
+        if len(seen) > MAX_NODES:
+            raise ValueError(f'{source}: more than {MAX_NODES} containers '
+                             f'(at {where}). Nothing was built.')
+        if depth > MAX_DEPTH:
+            raise ValueError(f'{source}: {where} is nested deeper than '
+                             f'{MAX_DEPTH} levels. Nothing was built.')
+        yield node, where
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(node, dict) and not isinstance(key, str):
+                raise ValueError(f'{source}: {where} has the key {key!r}; '
+                                 'config keys are strings')
+            path = f'{where}.{key}' if isinstance(node, dict) \
+                else f'{where}[{key}]'
+            stack.append((value, path, depth + 1))
+
+
+def _check_keys(node: dict, where: str, source: str,
+                allowed: FrozenSet[str]) -> None:
+    """The type, scope, unset keys and arguments of one config dict."""
+    from mmpromptkd.registry import MODELS
+    for key in _UNSET_KEYS:
+        if node.get(key) is not None and not where.endswith('.clip'):
+            raise ValueError(
+                f'{source}: {where}.{key} is {node[key]!r}; a stored config '
+                'names no file and no initialisation (the file holds every '
+                'weight). Nothing was built.')
+    if node.get('_scope_', _SCOPE) != _SCOPE:
+        raise ValueError(f'{source}: {where}._scope_ is {node["_scope_"]!r};'
+                         f' a stored config builds in the {_SCOPE!r} scope '
+                         'only. Nothing was built.')
+    if 'type' not in node:
         return
-    if not isinstance(node, dict):
+    name = node['type']
+    if isinstance(name, str) and name.startswith(_SCOPE + '.'):
+        name = name[len(_SCOPE) + 1:]
+    if not isinstance(name, str) or (name not in MODELS.module_dict
+                                     and name not in allowed):
+        raise ValueError(
+            f'{source}: {where}.type is {node["type"]!r}, which is not a '
+            f'model of mmpromptkd; a stored config may only name these '
+            f'types: {sorted(set(MODELS.module_dict) | allowed)}. Nothing '
+            'was built.')
+    component = MODELS.get(name)
+    parameters = inspect.signature(component).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return
-    for key, value in node.items():
-        if not isinstance(key, str):
-            raise ValueError(f'{source}: {where} has the key {key!r}; '
-                             'config keys are strings')
-        if key == 'type':
-            name = value
-            if isinstance(name, str) and name.startswith(_SCOPE + '.'):
-                name = name[len(_SCOPE) + 1:]
-            if not isinstance(name, str) or name not in allowed:
+    for key in node:
+        if key not in parameters and key not in ('type', '_scope_'):
+            raise ValueError(
+                f'{source}: {where}.{key}: {name} accepts '
+                f'{sorted(parameters)}, not {key!r}. Nothing was built.')
+
+
+def _check_clip(clip: dict, where: str, source: str,
+                state_shapes: Optional[Dict[str, Sequence[int]]],
+                image_tower: bool) -> None:
+    """Check a stored ``clip``: an architecture, of the stored weights."""
+    for key in clip:
+        if key not in _CLIP_KEYS:
+            raise ValueError(
+                f'{source}: {where}.{key}: a stored CLIP is an architecture '
+                f'({sorted(_CLIP_KEYS)}), with no weight file, name or '
+                'cache. Nothing was built.')
+    model_cfg = clip.get('model_cfg')
+    if not isinstance(model_cfg, dict):
+        raise ValueError(f'{source}: {where}.model_cfg must be a dict. '
+                         'Nothing was built.')
+    # model.student.clip holds the weights under student.clip.
+    prefix = where.split('.', 1)[1] + '.'
+    where = f'{where}.model_cfg'
+    for key in model_cfg:
+        if key not in _MODEL_CFG_KEYS:
+            raise ValueError(f'{source}: {where}.{key} is not one of '
+                             f'{sorted(_MODEL_CFG_KEYS)}. Nothing was built.')
+    for part, keys in _TOWER_KEYS.items():
+        tower = model_cfg.get(part, {})
+        if not isinstance(tower, dict):
+            raise ValueError(f'{source}: {where}.{part} must be a dict. '
+                             'Nothing was built.')
+        for key in tower:
+            if key not in keys:
                 raise ValueError(
-                    f'{source}: {where}.type is {value!r}, which is not a '
-                    f'model of mmpromptkd; a stored config may only name '
-                    f'these types: {sorted(allowed)}. Nothing was built.')
-        elif key == '_scope_' and value != _SCOPE:
-            raise ValueError(f'{source}: {where}._scope_ is {value!r}; a '
-                             f'stored config builds in the {_SCOPE!r} scope '
-                             'only. Nothing was built.')
-        else:
-            _check(value, source, f'{where}.{key}', allowed)
+                    f'{source}: {where}.{part}.{key}: a stored CLIP takes '
+                    "open_clip's plain towers only (no timm or Hugging Face "
+                    'models, hubs or folders). Nothing was built.')
+        if state_shapes is not None and (image_tower or part != 'vision_cfg'):
+            _check_tower(tower, part, f'{where}.{part}', source, prefix,
+                         state_shapes)
+
+
+def _check_tower(tower: dict, part: str, where: str, source: str,
+                 prefix: str, shapes: Dict[str, Sequence[int]]) -> None:
+    """A declared tower against the stored weights, before it is built."""
+
+    def size(key: str, default: int) -> int:
+        value = tower.get(key, default)
+        if type(value) is not int or value < 1:
+            raise ValueError(f'{source}: {where}.{key} must be a positive '
+                             f'integer, got {value!r}. Nothing was built.')
+        return value
+
+    width, layers = size('width', 768), size('layers', 12)
+    if part == 'vision_cfg':
+        patch, image = size('patch_size', 16), size('image_size', 224)
+        blocks = f'{prefix}visual.transformer.resblocks.'
+        expected = {
+            f'{prefix}visual.conv1.weight': (width, 3, patch, patch),
+            f'{prefix}visual.positional_embedding':
+            ((image // patch)**2 + 1, width),
+        }
+        inputs = (3 * patch * patch + (image // patch)**2) * width
+    else:
+        vocab, context = size('vocab_size', 49408), size('context_length', 77)
+        blocks = f'{prefix}transformer.resblocks.'
+        expected = {
+            f'{prefix}token_embedding.weight': (vocab, width),
+            f'{prefix}positional_embedding': (context, width),
+        }
+        inputs = (vocab + context) * width
+    stored_blocks = {
+        k[len(blocks):].split('.', 1)[0]
+        for k in shapes if k.startswith(blocks)
+    }
+    if not any(k in shapes for k in expected) and not stored_blocks:
+        # A tower dropped after building (a student's text tower).
+        declared = layers * 12 * width * width + inputs
+        if declared > MAX_ABSENT_TOWER:
+            raise ValueError(
+                f'{source}: {where} declares about {declared:,} parameters '
+                f'for a tower the file does not store (at most '
+                f'{MAX_ABSENT_TOWER:,}). Nothing was built.')
+        return
+    stored = {k: tuple(shapes.get(k, ())) for k in expected}
+    if stored != expected or len(stored_blocks) != layers:
+        raise ValueError(
+            f'{source}: {where} declares {layers} blocks and the shapes '
+            f'{expected}, but the file stores {len(stored_blocks)} blocks '
+            f'and {stored}: the architecture is not that of the stored '
+            'weights. Nothing was built.')

@@ -1,0 +1,173 @@
+"""A stored model config is walked safely and builds only what a file holds.
+
+An exported student's ``meta['model']`` comes from a file: these are the
+ways such a config tried to hang the loader, fetch from the network, reach
+local folders, or allocate what the file does not hold.
+"""
+import copy
+import time
+
+import pytest
+import torch
+
+from mmpromptkd.apis import load_exported_student
+from mmpromptkd.utils.stored_config import check_stored_config
+
+TINY = dict(
+    embed_dim=32,
+    vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2,
+                    head_width=32),
+    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=2,
+                  layers=2))
+
+
+def student(**model_cfg):
+    """A distiller config whose student CLIP has ``model_cfg``."""
+    return dict(
+        type='PromptKDDistiller',
+        student=dict(type='PromptedCLIP',
+                     clip=dict(model_cfg=dict(copy.deepcopy(TINY),
+                                              **model_cfg))),
+        projector=dict(type='FeatureProjector', out_channels=32))
+
+
+def refused(cfg, match, **kwargs):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as error:
+        check_stored_config(cfg, 'f.pth: meta.model', **kwargs)
+    assert time.perf_counter() - start < 5
+    assert str(error.value).startswith('f.pth: meta.model')
+    return str(error.value)
+
+
+def test_a_plain_config_passes():
+    check_stored_config(student(), 'f.pth: meta.model')
+
+
+def test_aliasing_is_refused_at_once():
+    node = [dict(type='PromptedCLIP')]
+    for _ in range(12):
+        node = [node] * 40  # 40 ** 12 paths through a few hundred bytes
+    refused(dict(student(), projector=node), 'same object')
+
+
+def test_deep_nesting_is_a_named_error():
+    node = []
+    for _ in range(50000):
+        node = [node]
+    refused(dict(student(), projector=node), 'deeper than')
+
+
+def test_a_cycle_is_refused():
+    cfg = student()
+    cfg['teacher'] = cfg
+    refused(cfg, 'model.teacher is the same object as model')
+
+
+@pytest.mark.parametrize('part, key, value', [
+    ('vision_cfg', 'timm_model_name', 'hf-hub:someone/model'),
+    ('vision_cfg', 'timm_model_pretrained', True),
+    ('text_cfg', 'hf_model_name', 'local-dir:/home'),
+    ('text_cfg', 'hf_tokenizer_name', 'hf-hub:someone/tokenizer'),
+])
+def test_the_clip_architecture_names_no_hub_or_folder(part, key, value):
+    cfg = student()
+    cfg['student']['clip']['model_cfg'][part][key] = value
+    message = refused(cfg, key)
+    assert f'model.student.clip.model_cfg.{part}.{key}' in message
+
+
+@pytest.mark.parametrize('clip_key', ['openai_file', 'checkpoint',
+                                      'model_name', 'pretrained',
+                                      'cache_dir'])
+def test_the_clip_weights_name_no_file(clip_key):
+    cfg = student()
+    cfg['student']['clip'][clip_key] = '/elsewhere/weights.pt'
+    refused(cfg, f'model.student.clip.{clip_key}')
+
+
+@pytest.mark.parametrize('where, key', [
+    ((), 'custom_imports'),
+    (('student', ), 'not_an_argument'),
+])
+def test_keys_are_checked_against_the_signature(where, key):
+    cfg = student()
+    node = cfg
+    for part in where:
+        node = node[part]
+    node[key] = dict(imports=['os'])
+    message = refused(cfg, key)
+    assert 'accepts' in message
+
+
+@pytest.mark.parametrize('key, value', [
+    ('init_cfg', dict(checkpoint='/etc/passwd')),
+    ('checkpoint', '/somewhere/teacher.pth'),
+])
+def test_no_file_is_named(key, value):
+    cfg = student()
+    cfg['student'][key] = value
+    refused(cfg, f'model.student.{key}')
+
+
+def tiny_shapes(prefix='student.clip.', layers=2):
+    """The stored shapes of TINY's image tower."""
+    shapes = {f'{prefix}visual.conv1.weight': (64, 3, 8, 8),
+              f'{prefix}visual.positional_embedding': (17, 64)}
+    for i in range(layers):
+        shapes[f'{prefix}visual.transformer.resblocks.{i}.ln_1.weight'] = \
+            (64, )
+    return shapes
+
+
+def test_the_declared_tower_must_be_the_stored_one():
+    check_stored_config(student(), 'f.pth: meta.model',
+                        state_shapes=tiny_shapes())
+    cfg = student(vision_cfg=dict(image_size=224, patch_size=14,
+                                  width=8192, layers=64, head_width=128))
+    message = refused(cfg, 'not that of the stored',
+                      state_shapes=tiny_shapes())
+    assert 'model.student.clip.model_cfg.vision_cfg declares 64 blocks' \
+        in message
+    refused(student(), 'stores 3 blocks',
+            state_shapes=tiny_shapes(layers=3))
+
+
+def test_a_tower_that_is_not_stored_is_bounded():
+    cfg = student(text_cfg=dict(context_length=77, vocab_size=49408,
+                                width=8192, heads=64, layers=64))
+    message = refused(cfg, 'does not store', state_shapes=tiny_shapes())
+    assert 'model.student.clip.model_cfg.text_cfg' in message
+
+
+def test_the_loader_refuses_before_building(tmp_path, monkeypatch):
+    cfg = student(vision_cfg=dict(image_size=224, patch_size=14,
+                                  width=8192, layers=64, head_width=128))
+    path = tmp_path / 'student.pth'
+    torch.save(dict(state_dict={'x': torch.zeros(10)},
+                    meta=dict(kind='mmpromptkd.exported_student',
+                              model=cfg)), path)
+    from mmpromptkd.registry import MODELS
+    monkeypatch.setattr(MODELS, 'build', lambda *a, **k: pytest.fail(
+        'built a model the file does not hold'))
+    with pytest.raises(ValueError, match='does not store'):
+        load_exported_student(str(path))
+
+
+def test_a_text_encoder_builds_no_image_tower():
+    """An open-vocabulary export's text encoder declares the teacher's
+    ViT-L/14 image tower, which it never builds (a stand-in)."""
+    text_encoder = dict(
+        type='PromptedCLIP', image_tower=False,
+        clip=dict(model_cfg=dict(
+            copy.deepcopy(TINY), vision_cfg=dict(
+                image_size=224, patch_size=14, width=1024, layers=24,
+                head_width=64))))
+    cfg = dict(student(), text_encoder=text_encoder)
+    shapes = dict(tiny_shapes(), **{
+        'text_encoder.clip.token_embedding.weight': (49408, 64),
+        'text_encoder.clip.positional_embedding': (77, 64),
+        'text_encoder.clip.transformer.resblocks.0.ln_1.weight': (64, ),
+        'text_encoder.clip.transformer.resblocks.1.ln_1.weight': (64, ),
+    })
+    check_stored_config(cfg, 'f.pth: meta.model', state_shapes=shapes)
