@@ -123,7 +123,8 @@ def test_real_configs_keep_the_last_checkpoint_without_frozen_weights(path):
 
 def test_readme_recipe_shortens_the_schedule():
     recipe = '--cfg-options train_cfg.max_epochs=5'
-    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
+    with open(osp.join(ROOT, 'configs', 'promptkd', 'README.md'),
+              encoding='utf-8') as f:
         assert recipe in f.read().replace('\n', ' ')
     cfg = Config.fromfile(osp.join(
         ROOT, 'configs/promptkd/'

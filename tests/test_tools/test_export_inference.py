@@ -3,6 +3,7 @@ import glob
 import os.path as osp
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ import mmpromptkd  # noqa: F401
 from mmpromptkd.apis import load_exported_student
 from mmpromptkd.datasets import synthetic_shapes
 from mmpromptkd.registry import TRANSFORMS
+from tool_runs import REPO, call_tool
+from tool_scripts import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs/promptkd/'
@@ -120,3 +123,56 @@ def test_export_never_overwrites_without_force(trained):
     assert result.returncode == 0, result.stderr
     assert mine.read_text() != '# my notes\n'
     assert list(load_exported_student(str(tmp / 'mine.pth')).class_names)
+
+
+class _RunsCode:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def _documented_snippet() -> str:
+    """The inference snippet of export_student.py's docstring."""
+    doc = load_tool('model_converters/export_student.py').__doc__
+    lines = doc.split('mmpretrain\'s inference API::\n', 1)[1].split('\n\n')
+    return textwrap.dedent(lines[0]).strip()
+
+
+@pytest.mark.slow
+def test_documented_inference_snippet_is_safe(trained, monkeypatch):
+    """Under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 the documented snippet still
+    refuses a student file that carries a payload."""
+    tmp, data, options = trained
+    out = tmp / 'snippet' / 'student.pth'
+    out.parent.mkdir()
+    export = load_tool('model_converters/export_student.py')
+    export.main([CONFIG, str(tmp / 'w' / 'epoch_1.pth'), str(out),
+                 '--cfg-options', *options])
+    snippet = _documented_snippet()
+    assert "pretrained='mmpromptkd://student.pth'" in snippet
+    marker = tmp / 'snippet' / 'PAYLOAD_RAN'
+    torch.save({'state_dict': {}, 'x': _RunsCode(marker)}, out)
+    image = sorted(glob.glob(osp.join(data, 'images', '*', '*.png')))[0]
+    monkeypatch.chdir(out.parent)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(Exception, match='refused to load'):
+        exec(snippet.replace("'image.jpg'", repr(image)), {})
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('content, match', [
+    (dict(state_dict={'student.x': torch.zeros(1)}), 'text_features'),
+    ([1, 2, 3], 'holds a list'),
+])
+def test_export_names_what_the_checkpoint_lacks(tmp_path, content, match):
+    path = tmp_path / 'ckpt.pth'
+    torch.save(content, path)
+    result = call_tool(REPO / 'tools/model_converters/export_student.py',
+                       [CONFIG, path, tmp_path / 'out.pth'])
+    assert result.returncode == 1
+    assert str(path) in result.stdout and match in result.stdout
+    assert 'Traceback' not in result.stdout.strip().splitlines()[-1]

@@ -192,11 +192,12 @@ def test_inferencer_on_a_training_config(trained, shapes_root, tmp_path):
 
 @pytest.mark.slow
 def test_mmpretrain_runtime_config_trains(shapes_root, tmp_path):
-    """The README's mixing example is this config, and mmpretrain's own
+    """The docs' mixing example is this config, and mmpretrain's own
     train.py trains it (the distiller, datasets and metric built in our
     scope under mmpretrain's default scope)."""
     text = MMPRETRAIN_RUNTIME.read_text()
-    assert f'```python\n{text}```' in (REPO / 'README.md').read_text()
+    assert f'```python\n{text}```' in (
+        REPO / 'docs' / 'openmmlab_tools.md').read_text()
     work_dir = tmp_path / 'w'
     cmd = train_cmd(MMPRETRAIN_RUNTIME, work_dir, shapes_root, 1)
     cmd[1] = _mmpretrain_tool('train.py')

@@ -14,9 +14,12 @@ A config ``OUT`` with the suffix ``.py`` is written beside it for
 mmpretrain's inference API::
 
     from mmpretrain.apis import ImageClassificationInferencer
-    inferencer = ImageClassificationInferencer('student.py',
-                                               pretrained='student.pth')
+    inferencer = ImageClassificationInferencer(
+        'student.py', pretrained='mmpromptkd://student.pth')
     inferencer('image.jpg')[0]['pred_class']
+
+(``mmpromptkd://`` reads the file with the package's safe loader, not
+mmengine's plain ``torch.load``.)
 """
 import argparse
 import os.path as osp
@@ -31,9 +34,10 @@ from mmpromptkd.apis import export_student  # noqa: E402
 from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpromptkd.models.utils import (FROZEN_WEIGHTS_META,  # noqa: E402
                                      check_frozen_weights)
-from mmpromptkd.utils import load_checkpoint_file  # noqa: E402
+from mmpromptkd.utils import load_from_local  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
-    CfgOptionsAction, check_cfg_options, load_config, output_beside)
+    CfgOptionsAction, check_cfg_options, load_config, output_beside,
+    reporting_run_errors)
 
 
 def _scoped(transform: dict) -> dict:
@@ -76,8 +80,13 @@ def main(argv=None) -> None:
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
-    checkpoint = load_checkpoint_file(args.checkpoint)
+    checkpoint = load_from_local(args.checkpoint)
     state = checkpoint.get('state_dict', checkpoint)
+    if 'text_features' not in state:
+        raise ValueError(
+            f'{args.checkpoint} holds no stored text features '
+            "('text_features'): it is not a checkpoint of a PromptKD "
+            'distiller trained with PromptKDTextFeaturesHook')
     # The stored text features replace the teacher: build without it,
     # unless its text tower is exported too.
     model_cfg = cfg.model.to_dict()
@@ -121,4 +130,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    with reporting_run_errors(osp.basename(__file__)):
+        main()
