@@ -8,6 +8,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmpromptkd.fileio import (TEMPORARY_NAME, process_alive,
+                               temporary_path)
+
 FORMAT = 'mmpromptkd-teacher-logit-cache'
 VERSION = 1
 STORAGES = ('float32', 'float16', 'topk')
@@ -143,8 +146,8 @@ class TeacherLogitCache:
         if text_features.shape[0] != num_classes:
             raise ValueError(f'{text_features.shape[0]} text features for '
                              f'{num_classes} classes')
-        tmp = osp.join(
-            osp.dirname(path), f'.{osp.basename(path)}.{os.getpid()}.tmp')
+        _remove_dead_recordings(path)
+        tmp = temporary_path(path)
         if osp.lexists(tmp):
             shutil.rmtree(tmp)
         os.makedirs(tmp)
@@ -418,3 +421,17 @@ def sample_paths(dataset) -> List[str]:
         return []
     root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
     return [osp.relpath(osp.abspath(p), root) for p in paths]
+
+
+def _remove_dead_recordings(path: str) -> None:
+    """Remove the temporary folders of recordings of ``path`` whose process
+    was killed (only the package's own names, only for this cache)."""
+    prefix = osp.basename(temporary_path(path, 0))[:-len('0.tmp')]
+    folder = osp.dirname(osp.abspath(path))
+    for name in os.listdir(folder) if osp.isdir(folder) else ():
+        match = TEMPORARY_NAME.match(name)
+        full = osp.join(folder, name)
+        if match and name.startswith(prefix) and osp.isdir(full) and \
+                not osp.islink(full) and not process_alive(
+                    int(match.group(1))):
+            shutil.rmtree(full)

@@ -1,13 +1,48 @@
 """Writes that readers never see half done."""
 import os
 import re
-from typing import Union
+from typing import Optional, Union
 
-__all__ = ['TEMPORARY_NAME', 'atomic_write']
+__all__ = ['TEMPORARY_NAME', 'atomic_write', 'process_alive', 'temporary_path']
 
-#: Name of the temporary file of a write, ``.NAME.PID.tmp``; group 1 is the
-#: id of the writing process (so that leftovers of killed runs are known).
-TEMPORARY_NAME = re.compile(r'^\..+\.(\d+)\.tmp$')
+#: Name of the package's temporary files and folders,
+#: ``.mmpromptkd-NAME.PID.tmp``; group 1 is the id of the writing process
+#: (so that leftovers of killed runs are known, and nothing else is taken
+#: for one).
+TEMPORARY_NAME = re.compile(r'^\.mmpromptkd-.+\.(\d{1,7})\.tmp$')
+
+
+def temporary_path(path: str, pid: Optional[int] = None) -> str:
+    """Where a write of ``path`` by process ``pid`` goes first.
+
+    Args:
+        path (str): The final path.
+        pid (int, optional): The writing process. Defaults to this one.
+
+    Returns:
+        str: ``.mmpromptkd-NAME.PID.tmp`` in the folder of ``path``.
+    """
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pid = os.getpid() if pid is None else pid
+    return os.path.join(folder, f'.mmpromptkd-{name}.{pid}.tmp')
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (the writer of a temporary file).
+
+    Args:
+        pid (int): A process id.
+
+    Returns:
+        bool: True while it runs (also when another user owns it).
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def atomic_write(data: Union[bytes, str],
@@ -16,7 +51,8 @@ def atomic_write(data: Union[bytes, str],
                  exclusive: bool = False) -> None:
     """Write ``data`` to ``filepath`` so that readers never see half a file.
 
-    The bytes go to a temporary file ``.NAME.PID.tmp`` in the same folder,
+    The bytes go to a temporary file (:func:`temporary_path`) in the same
+    folder,
     are flushed to disk, and then replace ``filepath`` in one rename; on
     failure the temporary file is removed and any earlier ``filepath`` is
     untouched.
@@ -39,8 +75,7 @@ def atomic_write(data: Union[bytes, str],
     filepath = os.fspath(filepath)
     folder = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder,
-                       f'.{os.path.basename(filepath)}.{os.getpid()}.tmp')
+    tmp = temporary_path(filepath)
     try:
         with open(tmp, 'wb') as f:
             f.write(data)

@@ -97,7 +97,7 @@ def test_disk_full_keeps_earlier_checkpoints(tmp_path):
     assert [_loads(work_dir / f'iter_{i}.pth') for i in (1, 2)] == [1, 2]
     assert (work_dir / 'last_checkpoint').read_text() == \
         str(work_dir / 'iter_2.pth')
-    assert not list(work_dir.glob('.*.tmp'))
+    assert not list(work_dir.glob('.mmpromptkd-*.tmp'))
 
 
 @pytest.mark.slow
@@ -127,12 +127,13 @@ def test_stale_temporaries_are_removed(tmp_path):
     work_dir.mkdir()
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()
-    stale = work_dir / f'.iter_7.pth.{dead.pid}.tmp'
-    live = work_dir / f'.iter_8.pth.{os.getpid()}.tmp'
+    stale = work_dir / f'.mmpromptkd-iter_7.pth.{dead.pid}.tmp'
+    live = work_dir / f'.mmpromptkd-iter_8.pth.{os.getpid()}.tmp'
     other = work_dir / '.notes.tmp'
-    for path in (stale, live, other):
+    users = work_dir / f'.thesis-draft.{dead.pid}.tmp'
+    for path in (stale, live, other, users):
         path.write_bytes(b'x' * 100)
     result, _ = _run(tmp_path, 'SafeCheckpointHook', full_from=99)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not stale.exists()
-    assert live.exists() and other.exists()
+    assert live.exists() and other.exists() and users.exists()

@@ -300,7 +300,7 @@ class TestKilledTraining:
         assert run['code'] == -signal.SIGKILL
         # The stalled write went to a temporary file, never to the name.
         name = f'iter_{STALLED_CHECKPOINT}.pth'
-        assert run['writing'].name.startswith(f'.{name}.')
+        assert run['writing'].name.startswith(f'.mmpromptkd-{name}.')
         assert run['writing'].name.endswith('.tmp')
         assert name not in run['files']
         # Every checkpoint on disk is complete and loads; the earlier ones

@@ -9,23 +9,13 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 
-from mmpromptkd.fileio import TEMPORARY_NAME, atomic_write
+from mmpromptkd.fileio import TEMPORARY_NAME, atomic_write, process_alive
 from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
                                                     frozen_parameters,
                                                     frozen_weights_record,
                                                     strip_frozen_weights)
 from mmpromptkd.registry import HOOKS
 from mmpromptkd.utils.remote_paths import is_remote_path
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
 
 
 def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
@@ -45,7 +35,10 @@ def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
 
 
 def remove_stale_temporaries(folder: str) -> list:
-    """Delete temporary checkpoint files left by killed processes.
+    """Delete the package's temporary files left by killed processes.
+
+    Only files named by :func:`~mmpromptkd.fileio.temporary_path` whose
+    process is gone; a user's file of a similar name stays.
 
     Args:
         folder (str): A work or checkpoint directory.
@@ -54,9 +47,11 @@ def remove_stale_temporaries(folder: str) -> list:
         list[str]: The removed files.
     """
     removed = []
-    for path in glob.glob(osp.join(glob.escape(folder), '.*.tmp')):
+    for path in glob.glob(osp.join(glob.escape(folder), '.mmpromptkd-*.tmp')):
         match = TEMPORARY_NAME.match(osp.basename(path))
-        if match and not _process_alive(int(match.group(1))):
+        # Only the package's own temporary files: never a folder or a link.
+        if match and osp.isfile(path) and not osp.islink(path) and \
+                not process_alive(int(match.group(1))):
             os.remove(path)
             removed.append(path)
     return removed
