@@ -1,7 +1,8 @@
 """Classify images with an exported student and print a table.
 
     python tools/infer.py IMAGE [IMAGE ...] --model student.pth \\
-        [--classes "name a,name b"] [--topk 3] [--device cpu] [--out out.json]
+        [--classes "name a,name b"] [--topk 3] [--device cpu] \\
+        [--out out.json [--force]]
 
 Needs only the file written by ``tools/model_converters/export_student.py``
 (no teacher, no CLIP file). ``--classes`` classifies over other names:
@@ -16,6 +17,8 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from mmpromptkd.apis import StudentInferencer  # noqa: E402
+from mmpromptkd.cli import new_output  # noqa: E402
+from mmpromptkd.fileio import atomic_write  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -32,7 +35,14 @@ def main(argv=None) -> None:
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--out', help='also write the results as JSON')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --out file')
     args = parser.parse_args(argv)
+    if args.out:
+        try:
+            new_output(args.out, args.force, [args.model, *args.images])
+        except ValueError as e:
+            parser.error(str(e))
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
     classes = None
@@ -59,14 +69,11 @@ def main(argv=None) -> None:
             shown = path if rank == 0 else ''
             print(f'{shown:<{width}}  {name:<{names}}  {score:.4f}')
     if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
-            json.dump([
+        atomic_write(
+            json.dumps([
                 dict(image=p, topk=r['topk'])
                 for p, r in zip(args.images, results)
-            ],
-                      f,
-                      indent=2,
-                      ensure_ascii=False)
+            ], indent=2, ensure_ascii=False), args.out)
 
 
 if __name__ == '__main__':

@@ -40,8 +40,9 @@ from mmengine.dist import is_main_process  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, build_runner, check_cfg_options, close_distributed,
-    load_config, naming_the_checkpoint, reporting_run_errors,
+    load_config, naming_the_checkpoint, new_output, reporting_run_errors,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
+from mmpromptkd.fileio import temporary_path  # noqa: E402
 
 # Table columns: metric suffix -> header.
 B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
@@ -75,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out',
         help='output file: the metrics as a flat JSON dict (.json), or the '
         'predictions (.pkl)')
+    parser.add_argument(
+        '--force', action='store_true',
+        help='replace an existing --out file')
     parser.add_argument(
         '--out-item',
         choices=['metrics', 'pred'],
@@ -138,6 +142,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.out_item == 'metrics' and not args.out.endswith(METRIC_SUFFIXES):
         parser.error(f'--out must end with one of {METRIC_SUFFIXES} for '
                      f'metrics, got {args.out}')
+    if args.out is not None:
+        try:
+            new_output(args.out, args.force,
+                       [args.config] + [args.checkpoint or args.config])
+        except ValueError as e:
+            parser.error(str(e))
     return args
 
 
@@ -287,8 +297,10 @@ def main(argv=None) -> None:
 
     if args.out_item == 'pred':
         from mmengine.evaluator import DumpResults
+        # Dumped beside, then renamed: an earlier file is never half
+        # replaced.
         runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
+            DumpResults(out_file_path=temporary_path(args.out)))
 
     with naming_the_checkpoint(cfg):
         metrics = flat_metrics(runner.test())
@@ -296,6 +308,8 @@ def main(argv=None) -> None:
 
     if not is_main_process():
         return
+    if args.out_item == 'pred':
+        os.replace(temporary_path(args.out), args.out)
     table = b2n_table(metrics, dataset_name(runner))
     if table is not None:
         print(table, flush=True)

@@ -9,14 +9,14 @@ from .launch import (build_runner, check_work_dir_is_free, close_distributed,
                      init_cpu_distributed, lock_work_dir,
                      naming_the_checkpoint, resolve_work_dir,
                      set_dataloader_defaults, setup_cpu_distributed)
-from .outputs import output_beside
+from .outputs import new_output, output_beside
 from .run_errors import load_config, reporting_run_errors
 
 __all__ = [
     'CfgOptionsAction', 'check_cfg_options', 'build_runner',
     'check_work_dir_is_free', 'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'init_cpu_distributed', 'load_config',
-    'lock_work_dir', 'naming_the_checkpoint', 'output_beside',
+    'lock_work_dir', 'naming_the_checkpoint', 'new_output', 'output_beside',
     'reporting_run_errors', 'resolve_work_dir', 'set_dataloader_defaults',
     'setup_cpu_distributed'
 ]

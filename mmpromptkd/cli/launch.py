@@ -49,12 +49,24 @@ def resolve_work_dir(cfg: Config, work_dir: Optional[str],
 
     Returns:
         str: The work directory.
+
+    Raises:
+        ValueError: If the work directory is the config's own folder
+            (mmengine would overwrite the config with the merged one).
     """
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         name = osp.splitext(osp.basename(config_path))[0]
         cfg.work_dir = osp.join('./work_dirs', name)
+    # mmengine dumps the merged config as <work_dir>/<config name>.
+    dumped = osp.join(cfg.work_dir, osp.basename(config_path))
+    if osp.exists(config_path) and osp.exists(dumped) and \
+            osp.samefile(dumped, config_path):
+        raise ValueError(
+            f'work directory {cfg.work_dir} holds the config {config_path}: '
+            'the run would replace it with the merged config (with the '
+            '--cfg-options baked in). Choose another --work-dir.')
     return cfg.work_dir
 
 

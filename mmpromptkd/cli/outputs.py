@@ -1,7 +1,7 @@
 """Output files of the export tools: a main file and one beside it."""
 import os.path as osp
 
-__all__ = ['output_beside']
+__all__ = ['new_output', 'output_beside']
 
 
 def output_beside(out: str, suffix: str, force: bool) -> str:
@@ -29,3 +29,28 @@ def output_beside(out: str, suffix: str, force: bool) -> str:
         raise ValueError(f'{" and ".join(existing)} exist(s); refusing to '
                          'overwrite (pass --force to replace)')
     return beside
+
+
+def new_output(out: str, force: bool, inputs=()) -> str:
+    """Check that writing ``out`` loses nothing.
+
+    Args:
+        out (str): The output file a tool is asked to write.
+        force (bool): Whether an existing output may be replaced.
+        inputs (Sequence[str]): The tool's input files, never replaced.
+
+    Returns:
+        str: ``out``.
+
+    Raises:
+        ValueError: If ``out`` is one of the inputs, or exists and ``force``
+            is False; the message names it.
+    """
+    for path in inputs:
+        if osp.exists(path) and osp.exists(out) and osp.samefile(path, out):
+            raise ValueError(f'--out {out} is the input {path}; refusing to '
+                             'overwrite it')
+    if osp.exists(out) and not force:
+        raise ValueError(f'{out} exists; refusing to overwrite it (pass '
+                         '--force to replace it)')
+    return out
