@@ -2,6 +2,7 @@
 import io
 import logging
 import multiprocessing
+import warnings
 from typing import List, Optional
 
 import mmcv
@@ -14,6 +15,8 @@ from PIL import Image
 from mmpromptkd.registry import TRANSFORMS
 
 ON_ERROR_CHOICES = ('raise', 'skip')
+#: Pillow's limit against decompression bombs (about 89 M pixels).
+DEFAULT_MAX_PIXELS = 89478485
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _JPEG_START = b'\xff\xd8'
 _JPEG_END = b'\xff\xd9'
@@ -55,6 +58,33 @@ def find_truncation(data: bytes) -> Optional[str]:
     except Exception as e:  # noqa: BLE001  (any decoder error)
         return f'{suspect} and is truncated ({e})'
     return None
+
+
+def check_declared_size(data: bytes, max_pixels: int) -> None:
+    """Refuse an image whose header declares more than ``max_pixels``.
+
+    Only the header is read (no pixel is decoded); a format Pillow does not
+    know passes.
+
+    Args:
+        data (bytes): The file content.
+        max_pixels (int): The largest width x height accepted.
+
+    Raises:
+        ValueError: If the declared image is larger, naming its size.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as e:  # beyond Pillow's own limit
+        raise ValueError(f'its header declares too many pixels ({e})')
+    except Exception:  # noqa: BLE001  (not an image Pillow knows)
+        return
+    if width * height > max_pixels:
+        raise ValueError(f'its header declares {width}x{height} pixels, more '
+                         f'than max_pixels={max_pixels}')
 
 
 class _SharedCount:
@@ -115,6 +145,10 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         check_truncation (bool): Detect PNG and JPEG files that are cut
             short even where the decoder would return an image (see
             :func:`find_truncation`). Defaults to True.
+        max_pixels (int, optional): Refuse an image whose header declares
+            more pixels, before it is decoded (a small file can declare a
+            huge image). Defaults to Pillow's limit,
+            :data:`DEFAULT_MAX_PIXELS`; None disables the check.
         **kwargs: Arguments of ``LoadImageFromFile`` (``to_float32``,
             ``color_type``, ``imdecode_backend``, ``backend_args``), except
             ``ignore_empty``, which ``on_error`` replaces.
@@ -123,6 +157,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     def __init__(self,
                  on_error: str = 'raise',
                  check_truncation: bool = True,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  **kwargs) -> None:
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f'on_error must be one of {ON_ERROR_CHOICES}, '
@@ -133,6 +168,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         super().__init__(**kwargs)
         self.on_error = on_error
         self.check_truncation = check_truncation
+        self.max_pixels = max_pixels
         #: Set by SkippedImagesHook for training pipelines.
         self.skip_enabled = False
         self._skipped = _SharedCount()
@@ -163,6 +199,8 @@ class LoadImageFromFileSafe(LoadImageFromFile):
             data = fileio.get(filename, backend_args=self.backend_args)
         if not data:
             raise ValueError('the file is empty')
+        if self.max_pixels is not None:
+            check_declared_size(data, self.max_pixels)
         if self.check_truncation:
             reason = find_truncation(data)
             if reason is not None:
@@ -226,4 +264,5 @@ class LoadImageFromFileSafe(LoadImageFromFile):
 
     def __repr__(self) -> str:
         return (super().__repr__()[:-1] + f", on_error='{self.on_error}', "
-                f'check_truncation={self.check_truncation})')
+                f'check_truncation={self.check_truncation}, '
+                f'max_pixels={self.max_pixels})')
