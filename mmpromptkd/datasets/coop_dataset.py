@@ -1,4 +1,5 @@
 """Base class of the CoOp-format datasets."""
+import functools
 import json
 import math
 import os.path as osp
@@ -9,7 +10,7 @@ from mmpretrain.datasets import BaseDataset
 
 from mmpromptkd.registry import DATASETS, TRANSFORMS
 from .dassl_few_shot_cache import dassl_cache_records
-from .few_shot_cache import write_few_shot_cache
+from .few_shot_cache import check_few_shot_draw, write_few_shot_cache
 from .utils import Record, join_nonempty, sample_few_shot, \
     sample_few_shot_dassl
 
@@ -93,14 +94,6 @@ class CoOpDataset(BaseDataset):
             False.
         max_refetch (int): Retries for a sample whose pipeline returns None.
             Defaults to 1000.
-
-    Examples:
-        >>> from mmpromptkd.registry import DATASETS
-        >>> ds = DATASETS.build(dict(type='CoOpDTD', data_root='data',
-        ...                          split='train', subset='base',
-        ...                          num_shots=16, seed=1))
-        >>> ds.metainfo['classes'][:2]
-        ('banded', 'blotchy')
     """
 
     #: Folder of the dataset under ``data_root``.
@@ -431,16 +424,20 @@ class CoOpDataset(BaseDataset):
 
     def _few_shot_records(self) -> List[Record]:
         """Return the few-shot records of ``self.split``, cached or drawn."""
-        path = self.few_shot_cache_path
+        path, dassl_path = self.few_shot_cache_path, self.dassl_cache_path
+        records = self._load_records(self.split)
+        check = functools.partial(
+            check_few_shot_draw, split_records=records,
+            shots=self._shots_of(self.split), class_names=self._all_classes)
         if self.cache_few_shot:
-            dassl_path = self.dassl_cache_path
             if self.few_shot_sampler == 'dassl' and osp.isfile(dassl_path):
-                return dassl_cache_records(
+                return check(dassl_cache_records(
                     dassl_path, self.split, self.few_shot_splits,
-                    dict(self._load_records(self.split)), self._all_classes,
-                    type(self).__name__)
+                    dict(records), self._all_classes, type(self).__name__),
+                             source=f'{dassl_path}: "{self.split}"')
             if osp.isfile(path):
-                return self._read_cache(path)[self.split]
+                return check(self._read_cache(path)[self.split],
+                             source=f'{path}: "{self.split}"')
 
         splits = [(s, self._load_records(s), self._shots_of(s))
                   for s in self.few_shot_splits]
@@ -466,7 +463,8 @@ class CoOpDataset(BaseDataset):
         if self.cache_few_shot and write_few_shot_cache(
                 path, drawn, self._all_classes, type(self).__name__):
             # Another process wrote the file first; its draw is the cache.
-            return self._read_cache(path)[self.split]
+            return check(self._read_cache(path)[self.split],
+                         source=f'{path}: "{self.split}"')
         return drawn[self.split]
 
     def _read_cache(self, path: str) -> Dict[str, List[Record]]:

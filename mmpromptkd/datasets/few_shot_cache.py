@@ -1,4 +1,5 @@
-"""Writing the few-shot cache files (``split_fewshot/shot_K-seed_S.json``)."""
+"""The few-shot cache files: writing them, and checking a cached draw."""
+import collections
 import json
 from typing import Dict, List, Sequence, Tuple
 
@@ -40,3 +41,53 @@ def write_few_shot_cache(path: str, drawn: Dict[str, List[Tuple[str, int]]],
             f'{path} ({e})',
             logger='current')
     return False
+
+
+def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
+                        split_records: List[Tuple[str, int]], shots: int,
+                        class_names: Sequence[str],
+                        source: str) -> List[Tuple[str, int]]:
+    """Check a cached few-shot draw against its split.
+
+    Every image must be one of the split's, with the split's label, listed
+    once, and every class must keep ``min(shots, its images)`` images, as
+    a draw of this split would.
+
+    Args:
+        drawn (list[tuple[str, int]]): The cached ``(path, label)`` records.
+        split_records (list[tuple[str, int]]): The split's records.
+        shots (int): Images per class of the draw.
+        class_names (Sequence[str]): All class names, by label.
+        source (str): The cache file and split, for messages.
+
+    Returns:
+        list[tuple[str, int]]: ``drawn``.
+
+    Raises:
+        ValueError: Naming the first image or class that differs, and how
+            to draw again.
+    """
+    labels = dict(split_records)
+    seen = set()
+    again = 'the cache belongs to other data; delete it to draw again'
+    for i, (relpath, label) in enumerate(drawn):
+        if relpath not in labels:
+            raise ValueError(f'{source}: item {i} ({relpath}) is not an '
+                             f'image of the split; {again}')
+        if labels[relpath] != label:
+            raise ValueError(f'{source}: item {i} ({relpath}) has label '
+                             f'{label}, the split {labels[relpath]}; {again}')
+        if relpath in seen:
+            raise ValueError(f'{source}: item {i} ({relpath}) is listed '
+                             f'twice; {again}')
+        seen.add(relpath)
+    counts = collections.Counter(label for _, label in drawn)
+    available = collections.Counter(label for _, label in split_records)
+    for label in sorted(available):
+        expected = min(shots, available[label])
+        if counts[label] != expected:
+            raise ValueError(
+                f'{source}: class {label} ({class_names[label]!r}) has '
+                f'{counts[label]} images, a draw of {shots} shots has '
+                f'{expected}; {again}')
+    return drawn

@@ -256,13 +256,14 @@ class TestFewShot:
                        for _, lab, cname in content[key])
         assert infos(first) == infos(fresh_train)
 
-        # The cache file wins over a fresh draw: edit it and rebuild.
-        content['train'] = content['train'][:3]
+        # The cache file wins over a fresh draw: edit it (another valid
+        # draw: the same images in another order) and rebuild.
+        content['train'] = content['train'][::-1]
         with open(cache, 'w') as f:
             json.dump(content, f)
         mtime = os.stat(cache).st_mtime_ns
         reused = CoOpDTD(data_root=dtd_root, num_shots=2, seed=1)
-        assert infos(reused) == infos(fresh_train)[:3]
+        assert infos(reused) == infos(fresh_train)[::-1]
         # Subsets are taken from the same cached draw.
         novel_val = CoOpDTD(
             data_root=dtd_root,
@@ -286,6 +287,39 @@ class TestFewShot:
         ds = CoOpDTD(data_root=dtd_root, num_shots=2)
         assert len(ds) == 9
         assert not osp.exists(osp.join(dtd_root, 'dtd', 'split_fewshot'))
+
+    @pytest.mark.parametrize('edit, match', [
+        ('test_images', 'not an image of the split'),
+        ('swap_labels', 'has label'),
+        ('duplicate', 'listed twice'),
+        ('fewer_shots', 'a draw of 2 shots has 2'),
+    ])
+    def test_a_cache_must_be_a_draw_of_the_split(self, dtd_root, edit,
+                                                 match):
+        """Test leakage, swapped labels, repeated and missing shots."""
+        cache = osp.join(dtd_root, 'dtd', 'split_fewshot',
+                         'shot_2-seed_1.json')
+        CoOpDTD(data_root=dtd_root, num_shots=2, seed=1)
+        with open(cache) as f:
+            content = json.load(f)
+        train = content['train']
+        with open(osp.join(dtd_root, 'dtd', 'split_zhou_DescribableTextures'
+                           '.json')) as f:
+            test = json.load(f)['test']
+        if edit == 'test_images':
+            content['train'] = test[:len(train)]
+        elif edit == 'swap_labels':
+            first = next(i for i, t in enumerate(train) if t[1] != train[0][1])
+            train[0][0], train[first][0] = train[first][0], train[0][0]
+        elif edit == 'duplicate':
+            train[1] = list(train[0])
+        else:
+            content['train'] = train[1:]
+        with open(cache, 'w') as f:
+            json.dump(content, f)
+        with pytest.raises(ValueError, match=match) as e:
+            CoOpDTD(data_root=dtd_root, num_shots=2, seed=1)
+        assert cache in str(e.value) and 'delete it' in str(e.value)
 
     def test_bad_cache_is_reported(self, dtd_root):
         cache = osp.join(dtd_root, 'dtd', 'split_fewshot',
