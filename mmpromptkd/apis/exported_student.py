@@ -157,6 +157,15 @@ def load_exported_student(path: str,
                         state_shapes=shapes)
     model = MODELS.build(meta['model'])
     model.load_state_dict(payload['state_dict'], strict=True)
+    # mmpretrain's inferencer names classes from dataset_meta, ours from
+    # the stored rows: they must be one list.
+    listed = (meta.get('dataset_meta') or {}).get('classes')
+    if listed is not None and tuple(listed) != model.class_names:
+        raise ValueError(
+            f'{path}: meta.dataset_meta.classes ({len(listed)} names) differ '
+            f'from the classes of the stored text features '
+            f'({len(model.class_names)} names, class_names_utf8): the file '
+            'names other classes than it predicts. Export it again.')
     # The preprocessing the student was tested with (empty for exports
     # that did not store it), for deployment.
     model.test_pipeline = _checked_pipeline(meta.get('test_pipeline'), path)

@@ -259,6 +259,21 @@ def test_export_and_load_alone(distiller, distiller_cfg, tmp_path):
         load_exported_student(str(tmp_path / 'other.pth'))
 
 
+def test_an_export_names_one_class_list(distiller, distiller_cfg, tmp_path):
+    """mmpretrain's inferencer reads dataset_meta, ours the stored rows:
+    a file in which they differ is refused."""
+    from mmpromptkd.apis import export_student, load_exported_student
+    from mmpromptkd.utils import load_checkpoint_file
+    path = str(tmp_path / 'student.pth')
+    export_student(distiller, distiller_cfg, path)
+    payload = load_checkpoint_file(path)
+    assert payload['meta']['dataset_meta']['classes'] == list(CLASSES)
+    payload['meta']['dataset_meta']['classes'] = list(reversed(CLASSES))
+    torch.save(payload, tmp_path / 'edited.pth')
+    with pytest.raises(ValueError, match='dataset_meta.classes'):
+        load_exported_student(str(tmp_path / 'edited.pth'))
+
+
 def test_open_vocabulary_export(distiller, distiller_cfg, tmp_path):
     """The teacher's text tower alone, exported with the student, gives
     the teacher's text features bit for bit, for stored and new names."""
