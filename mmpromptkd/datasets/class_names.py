@@ -1,10 +1,12 @@
 """Class names given by a file or a list, checked before anything is built."""
 import json
 import os.path as osp
-from collections import Counter
 from typing import List, Sequence, Tuple, Union
 
-__all__ = ['read_class_names']
+from mmpromptkd.utils.class_name_keys import (normalize_class_name,
+                                              repeated_class_names)
+
+__all__ = ['distinct_class_names', 'read_class_names']
 
 FORMATS = ('a list of names, a .txt file with one name per line, or a '
            '.json file holding a list of names')
@@ -12,7 +14,7 @@ FORMATS = ('a list of names, a .txt file with one name per line, or a '
 
 def _check_names(names: Sequence[object], source: str,
                  where: Sequence[str]) -> Tuple[str, ...]:
-    """Refuse non-strings, blank, padded and repeated names.
+    """Refuse non-strings, blank, padded and repeated names; normalise.
 
     Args:
         names (Sequence[object]): The names, in label order.
@@ -21,13 +23,14 @@ def _check_names(names: Sequence[object], source: str,
             ``source`` (a line number, a list index).
 
     Returns:
-        tuple[str, ...]: The names.
+        tuple[str, ...]: The names as CLIP reads them
+        (:func:`~mmpromptkd.utils.class_name_keys.normalize_class_name`).
     """
     for name, at in zip(names, where):
         if not isinstance(name, str):
             raise ValueError(f'{source}, {at}: class names must be strings, '
                              f'got {name!r}')
-        if not name.strip():
+        if not normalize_class_name(name):
             raise ValueError(f'{source}, {at}: blank class name; remove the '
                              'empty entry (every entry is one class, in '
                              'label order)')
@@ -35,21 +38,21 @@ def _check_names(names: Sequence[object], source: str,
             raise ValueError(f'{source}, {at}: class name {name!r} starts or '
                              'ends with whitespace; the text encoder would '
                              'read it as written')
-    counts = Counter(names)
-    repeated = [name for name, n in counts.items() if n > 1]
+    # Names CLIP reads alike (Unicode form, zero-width characters, kinds
+    # of whitespace) are one class: refused as repeated.
+    repeated = repeated_class_names(names)
     if repeated:
-        places = {
-            name: [at for n, at in zip(names, where) if n == name]
-            for name in repeated[:5]
-        }
-        listed = '; '.join(f'{name!r} at {", ".join(at)}'
-                           for name, at in places.items())
+        listed = '; '.join(
+            f'{name!r} at ' + ', '.join(
+                where[i] + ('' if names[i] == name else f' ({names[i]!r})')
+                for i in at)
+            for name, at in list(repeated.items())[:5])
         raise ValueError(f'{source}: {len(repeated)} class name(s) appear '
                          f'more than once ({listed}); every class must be '
                          'named once')
     if not names:
         raise ValueError(f'{source} names no class; expected {FORMATS}')
-    return tuple(names)  # type: ignore[arg-type]
+    return tuple(normalize_class_name(n) for n in names)
 
 
 def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
@@ -86,8 +89,12 @@ def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'classes file {path} not found; expected '
                                 f'{FORMATS}')
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
+    try:  # utf-8-sig: a byte-order mark is no part of the first name
+        with open(path, encoding='utf-8-sig') as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f'classes file {path} is not UTF-8 text ({e})') \
+            from e
     if ext == '.json':
         try:
             names = json.loads(text)
@@ -104,3 +111,28 @@ def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
         '\r\n') else []
     return _check_names(lines, path,
                         [f'line {i}' for i in range(1, len(lines) + 1)])
+
+
+def distinct_class_names(names: Sequence[str],
+                         source: str) -> Tuple[str, ...]:
+    """Refuse a class list in which two labels are one class to CLIP.
+
+    Args:
+        names (Sequence[str]): Class names, by label.
+        source (str): Where they come from, for messages.
+
+    Returns:
+        tuple[str, ...]: The names, unchanged.
+
+    Raises:
+        ValueError: Naming the labels that share a name.
+    """
+    repeated = repeated_class_names(names)
+    if repeated:
+        listed = '; '.join(
+            f'{name!r}: labels {", ".join(map(str, at))}'
+            for name, at in list(repeated.items())[:5])
+        raise ValueError(f'{source}: labels that CLIP cannot tell apart '
+                         f'carry one class name ({listed}); every class '
+                         'must be named once')
+    return tuple(names)

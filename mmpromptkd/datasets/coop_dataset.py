@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from mmpretrain.datasets import BaseDataset
 
 from mmpromptkd.registry import DATASETS, TRANSFORMS
+from .class_names import distinct_class_names
 from .dassl_few_shot_cache import dassl_cache_records
 from .few_shot_cache import check_few_shot_draw, write_few_shot_cache
 from .utils import Record, join_nonempty, sample_few_shot, \
@@ -169,7 +170,8 @@ class CoOpDataset(BaseDataset):
         self._parsed: Any = None
 
         self._check_layout()
-        self._all_classes = list(self._load_classnames())
+        self._all_classes = list(distinct_class_names(
+            self._load_classnames(), self._ann_file()))
         metainfo = self._subset_metainfo(num_base_classes)
 
         super().__init__(

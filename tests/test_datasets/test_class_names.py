@@ -46,3 +46,49 @@ def test_bad_json_and_paths(tmp_path):
         read_class_names(str(tmp_path / 'c.csv'))
     with pytest.raises(ValueError, match=r"'x' at entry 0, entry 1"):
         read_class_names(['x', 'x'])
+
+
+@pytest.mark.parametrize('text, at', [
+    ('red circle\nred\u00a0circle\n', 'line 2'),       # no-break space
+    ('red circle\nred\u200b circle\n', 'line 2'),      # zero-width space
+    ('caf\u00e9\ncafe\u0301\n', 'line 2'),             # composed or not
+])
+def test_names_clip_reads_alike_are_repeated(tmp_path, text, at):
+    path = tmp_path / 'classes.txt'
+    path.write_text(text, encoding='utf-8')
+    with pytest.raises(ValueError, match=f'more than once.*{at}'):
+        read_class_names(str(path))
+
+
+def test_a_byte_order_mark_is_no_part_of_a_name(tmp_path):
+    path = tmp_path / 'classes.txt'
+    path.write_bytes('\ufeffred circle\nblue square\n'.encode('utf-8'))
+    assert read_class_names(str(path)) == ('red circle', 'blue square')
+
+
+def test_a_non_utf8_file_is_named(tmp_path):
+    path = tmp_path / 'classes.txt'
+    path.write_bytes('caf\u00e9\n'.encode('latin-1'))
+    with pytest.raises(ValueError, match='classes.txt is not UTF-8'):
+        read_class_names(str(path))
+
+
+def test_a_coop_split_with_one_name_for_two_labels(tmp_path):
+    from mmpromptkd.datasets import CoOpDataset
+    root = tmp_path / 'd'
+    (root / 'images').mkdir(parents=True)
+    split = {s: [['a.png', 0, 'red circle'], ['b.png', 1, 'red\u00a0circle']]
+             for s in ('train', 'val', 'test')}
+    (root / 'split.json').write_text(json.dumps(split))
+    with pytest.raises(ValueError, match='labels 0, 1'):
+        CoOpDataset(data_root=str(tmp_path), dataset_dir='d',
+                    image_dir='images', split_file='split.json')
+
+
+def test_the_distiller_refuses_names_clip_reads_alike():
+    from mmpromptkd.models.distillers.class_text_table import \
+        ClassTextTable
+    with pytest.raises(ValueError, match='more than once'):
+        ClassTextTable._check_new_names(['red circle', 'red\u00a0circle'])
+    assert ClassTextTable._check_new_names(['red\u00a0circle']) == \
+        ('red circle', )

@@ -6,6 +6,8 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
+from mmpromptkd.utils.class_name_keys import (normalize_class_name,
+                                              repeated_class_names)
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 
 
@@ -114,14 +116,18 @@ class ClassTextTable:
         names = tuple(names)
         if not names:
             raise ValueError('the class list is empty')
-        bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+        bad = [n for n in names
+               if not isinstance(n, str) or not normalize_class_name(n)]
         if bad:
             raise ValueError(
                 f'class names must be non-empty strings, got {bad!r}')
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f'{duplicates} appear more than once')
-        return names
+        repeated = repeated_class_names(names)
+        if repeated:
+            raise ValueError(
+                f'{[[names[i] for i in at] for at in repeated.values()]} '
+                'appear more than once (names CLIP reads alike are one '
+                'class)')
+        return tuple(normalize_class_name(n) for n in names)
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
         """Replace the stored classes by ``class_names``.

@@ -1,0 +1,45 @@
+"""When two class names are the same class to CLIP's text encoder.
+
+CLIP's tokenizer cleans text before encoding it (``ftfy``, HTML unescape,
+whitespace collapsed), so names that differ only in Unicode form,
+zero-width characters, a byte-order mark or the kind of whitespace encode
+to the same tokens: two such labels are one class with two label ids.
+"""
+import re
+import unicodedata
+from collections import defaultdict
+from typing import Dict, List, Sequence
+
+__all__ = ['normalize_class_name', 'repeated_class_names']
+
+_INVISIBLE = re.compile('[\u200b\u200c\u200d\u2060\ufeff]')
+
+
+def normalize_class_name(name: str) -> str:
+    """A class name as CLIP reads it: Unicode NFKC, no zero-width
+    characters or byte-order mark, whitespace collapsed to single spaces.
+
+    Args:
+        name (str): A class name.
+
+    Returns:
+        str: The normalised name.
+    """
+    name = _INVISIBLE.sub('', unicodedata.normalize('NFKC', name))
+    return ' '.join(name.split())
+
+
+def repeated_class_names(names: Sequence[str]) -> Dict[str, List[int]]:
+    """The names that are the same class, with the positions of each.
+
+    Args:
+        names (Sequence[str]): Class names, in label order.
+
+    Returns:
+        dict[str, list[int]]: Normalised name -> positions, for every name
+        that appears at more than one position.
+    """
+    positions = defaultdict(list)
+    for i, name in enumerate(names):
+        positions[normalize_class_name(name)].append(i)
+    return {k: v for k, v in positions.items() if len(v) > 1}
