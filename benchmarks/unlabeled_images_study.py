@@ -333,8 +333,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     table = format_table(summaries, plans, args)
     trends = trend(summaries['epochs'])
     if len(equal_steps(summaries)) > 1:
-        trends += ' At the steps of the 1x run: ' + \
-            trend(equal_steps(summaries))
+        control = trend(equal_steps(summaries))
+        trends += ' At the steps of the 1x run: ' + control[0].lower() + \
+            control[1:]
     print(f'\nUnlabeled images for distillation, seeds {args.seeds} '
           f'(mean ± std), {time.time() - start:.0f} s\n')
     print(table)
