@@ -38,7 +38,8 @@ real_fsync = os.fsync
 def fsync(fd):
     # The disk is full from the checkpoint of iteration full_from on.
     name = os.path.basename(os.readlink(f'/proc/self/fd/{fd}'))
-    step = name.split('.')[1].split('_')[-1] if name.startswith('.iter_') \
+    step = name.split('.')[1].split('_')[-1] \
+        if name.startswith('.mmpromptkd-iter_') \
         else None
     if step is not None and int(step) >= full_from:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
