@@ -8,8 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmpromptkd.fileio import (TEMPORARY_NAME, process_alive,
-                               temporary_path)
+from mmpromptkd.fileio import dead_temporaries, temporary_path
 
 FORMAT = 'mmpromptkd-teacher-logit-cache'
 VERSION = 1
@@ -426,12 +425,7 @@ def sample_paths(dataset) -> List[str]:
 def _remove_dead_recordings(path: str) -> None:
     """Remove the temporary folders of recordings of ``path`` whose process
     was killed (only the package's own names, only for this cache)."""
-    prefix = osp.basename(temporary_path(path, 0))[:-len('0.tmp')]
     folder = osp.dirname(osp.abspath(path))
-    for name in os.listdir(folder) if osp.isdir(folder) else ():
-        match = TEMPORARY_NAME.match(name)
-        full = osp.join(folder, name)
-        if match and name.startswith(prefix) and osp.isdir(full) and \
-                not osp.islink(full) and not process_alive(
-                    int(match.group(1))):
-            shutil.rmtree(full)
+    for leftover in dead_temporaries(folder, of=osp.basename(path)):
+        if osp.isdir(leftover):
+            shutil.rmtree(leftover)

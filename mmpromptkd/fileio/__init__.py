@@ -1,9 +1,9 @@
 """File writing of mmpromptkd, through mmengine's backend registry."""
 from .atomic_local_backend import AtomicLocalBackend
-from .atomic_write import (TEMPORARY_NAME, atomic_write, process_alive,
+from .atomic_write import (TEMPORARY_NAME, atomic_write, dead_temporaries,
                            temporary_path)
 
 __all__ = [
-    'AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write', 'process_alive',
+    'AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write', 'dead_temporaries',
     'temporary_path'
 ]

@@ -1,9 +1,11 @@
 """Writes that readers never see half done."""
 import os
 import re
-from typing import Optional, Union
+from typing import List, Optional, Union
 
-__all__ = ['TEMPORARY_NAME', 'atomic_write', 'process_alive', 'temporary_path']
+__all__ = [
+    'TEMPORARY_NAME', 'atomic_write', 'dead_temporaries', 'temporary_path'
+]
 
 #: Name of the package's temporary files and folders,
 #: ``.mmpromptkd-NAME.PID.tmp``; group 1 is the id of the writing process
@@ -27,15 +29,32 @@ def temporary_path(path: str, pid: Optional[int] = None) -> str:
     return os.path.join(folder, f'.mmpromptkd-{name}.{pid}.tmp')
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (the writer of a temporary file).
+def dead_temporaries(folder: str, of: Optional[str] = None) -> List[str]:
+    """The package's temporaries in ``folder`` whose writer is gone.
+
+    Only names of :func:`temporary_path` count (a user's file of a similar
+    name never does), and never a symbolic link.
 
     Args:
-        pid (int): A process id.
+        folder (str): The folder to look in.
+        of (str, optional): Only the temporaries of this final name.
+            Defaults to None (all of them).
 
     Returns:
-        bool: True while it runs (also when another user owns it).
+        list[str]: Their paths (files or folders), sorted.
     """
+    prefix = '.mmpromptkd-' if of is None else f'.mmpromptkd-{of}.'
+    found = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        match = TEMPORARY_NAME.match(name)
+        path = os.path.join(folder, name)
+        if match and name.startswith(prefix) and not os.path.islink(path) \
+                and not _process_alive(int(match.group(1))):
+            found.append(path)
+    return found
+
+
+def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,5 +1,4 @@
 """mmengine's CheckpointHook with writes that never lose a good checkpoint."""
-import glob
 import os
 import os.path as osp
 from collections import deque
@@ -9,7 +8,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 
-from mmpromptkd.fileio import TEMPORARY_NAME, atomic_write, process_alive
+from mmpromptkd.fileio import atomic_write, dead_temporaries
 from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
                                                     frozen_parameters,
                                                     frozen_weights_record,
@@ -47,11 +46,8 @@ def remove_stale_temporaries(folder: str) -> list:
         list[str]: The removed files.
     """
     removed = []
-    for path in glob.glob(osp.join(glob.escape(folder), '.mmpromptkd-*.tmp')):
-        match = TEMPORARY_NAME.match(osp.basename(path))
-        # Only the package's own temporary files: never a folder or a link.
-        if match and osp.isfile(path) and not osp.islink(path) and \
-                not process_alive(int(match.group(1))):
+    for path in dead_temporaries(folder):
+        if osp.isfile(path):  # never a folder
             os.remove(path)
             removed.append(path)
     return removed
