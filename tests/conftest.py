@@ -2,6 +2,7 @@
 import copy
 import os
 
+import mmengine.config.config
 import pytest
 import torch
 
@@ -32,6 +33,22 @@ def tiny_clip_cfg():
 def tiny_large_clip_cfg():
     """A slightly larger tiny CLIP, used as a teacher."""
     return dict(model_cfg=copy.deepcopy(TINY_CLIP_LARGE), quick_gelu=True)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _unformatted_config_text():
+    """Config text as mmengine writes it, without yapf's layout.
+
+    mmengine formats every config it logs or dumps with yapf (about 0.3 s
+    each): more than half of an in-process tiny training run. The tests
+    read what configs say, never their layout; the unformatted text is the
+    same Python. (mmengine's ``gc.collect`` at each dataset build stays:
+    it also ends the dataloader workers of earlier runs.)
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mmengine.config.config, 'FormatCode',
+                      lambda text, **kwargs: (text, False))
+        yield
 
 
 @pytest.fixture(autouse=True)
