@@ -46,7 +46,9 @@ def heldout_draw(relpath: str, seed: int) -> float:
     Returns:
         float: The draw.
     """
-    digest = hashlib.blake2b(f'{seed}:{relpath}'.encode('utf-8'),
+    # The file name's bytes: also names that are not valid UTF-8 (kept by
+    # Python as surrogate escapes) have a draw.
+    digest = hashlib.blake2b(f'{seed}:'.encode() + os.fsencode(relpath),
                              digest_size=8).digest()
     return int.from_bytes(digest, 'big') / 2.0**64
 
@@ -224,11 +226,14 @@ class UnlabeledImages(BaseDataset):
             if not path:
                 raise ValueError(f'{self.file_list}, line {lineno}: blank '
                                  'line; expected one image path per line')
-            if path in seen:
-                raise ValueError(f'{self.file_list}, line {lineno}: {path} '
-                                 f'is listed already at line {seen[path]}; '
-                                 'each image must be listed once')
-            seen[path] = lineno
+            # One file under several names (./a.png, sub/../a.png, links).
+            real = osp.realpath(osp.join(self.image_root, path))
+            if real in seen:
+                raise ValueError(
+                    f'{self.file_list}, line {lineno}: {path} is the file '
+                    f'listed already at line {seen[real]}; each image must '
+                    'be listed once')
+            seen[real] = lineno
             paths.append(path)
         others = [p for p in paths if not is_image_file(p)]
         if others:

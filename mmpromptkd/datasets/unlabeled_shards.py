@@ -63,10 +63,15 @@ def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
             f'UnlabeledShards: {len(missing)} of {len(paths)} shard(s) not '
             f'found: ' + ', '.join(missing[:5]) +
             (' ...' if len(missing) > 5 else ''))
-    repeated = sorted({p for p in paths if paths.count(p) > 1})
-    if repeated:
-        raise ValueError(f'UnlabeledShards: shard(s) listed more than once: '
-                         f'{repeated[:5]}; each would be read twice an epoch')
+    # One file named twice (a.tar, ./a.tar, sub/../a.tar, a link to it).
+    first: dict = {}
+    for path in paths:
+        real = osp.realpath(path)
+        if real in first:
+            raise ValueError(
+                f'UnlabeledShards: shard {path!r} is {first[real]!r}, listed '
+                'already; each would be read twice an epoch')
+        first[real] = path
     return paths
 
 

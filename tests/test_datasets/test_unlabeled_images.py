@@ -1,4 +1,5 @@
 """UnlabeledImages: folders, file lists, held-out split, bad input."""
+import hashlib
 import os
 import os.path as osp
 
@@ -90,7 +91,12 @@ def test_file_list_relative_to_its_folder_or_data_root(tmp_path):
 @pytest.mark.parametrize('text, error, match', [
     ('a.png\n\nb.png\n', ValueError, r'list.txt, line 2: blank line'),
     ('a.png\nb.png\na.png\n', ValueError,
-     r'line 3: a.png is listed already at line 1'),
+     r'line 3: a.png is the file listed already at line 1'),
+    # One file under three names: counted three times an epoch before.
+    ('a.png\n./a.png\n', ValueError,
+     r'line 2: ./a.png is the file listed already at line 1'),
+    ('a.png\nsub/../a.png\n', ValueError,
+     r'line 2: sub/../a.png is the file listed already at line 1'),
     ('a.png\nmissing.png\n', FileNotFoundError,
      r'1 listed image\(s\) not found .*missing.png'),
     ('a.png\nread.me\n', ValueError, r'1 listed file\(s\) that are not'),
@@ -100,6 +106,20 @@ def test_bad_file_lists(tmp_path, text, error, match):
     (tmp_path / 'list.txt').write_text(text)
     with pytest.raises(error, match=match):
         UnlabeledImages(file_list=str(tmp_path / 'list.txt'))
+
+
+def test_heldout_split_over_file_names_that_are_not_utf8(tmp_path):
+    names = [f'{i}.png' for i in range(8)] + [
+        os.fsdecode(b'caf\xe9%d.png' % i) for i in range(4)]
+    write_images(tmp_path, names)
+    train, heldout = (set(_paths(UnlabeledImages(
+        data_root=str(tmp_path), split=which, heldout_fraction=0.5,
+        heldout_seed=1))) for which in ('train', 'heldout'))
+    assert train | heldout == {str(tmp_path / n) for n in names}
+    assert not train & heldout
+    # Valid UTF-8 names draw what they drew before.
+    assert heldout_draw('ok.png', 1) == int.from_bytes(
+        hashlib.blake2b(b'1:ok.png', digest_size=8).digest(), 'big') / 2**64
 
 
 def test_heldout_split_is_disjoint_complete_and_stable(tmp_path):

@@ -2,6 +2,7 @@
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -216,8 +217,13 @@ def test_missing_and_repeated_shards(tmp_path):
                        match=r'1 of 3 shard\(s\) not found'):
         UnlabeledShards(shard_pattern(tmp_path, 3))
     path = str(tmp_path / 'shard-000.tar')
-    with pytest.raises(ValueError, match='more than once'):
-        UnlabeledShards([path, path])
+    (tmp_path / 'sub').mkdir()
+    for other in (path, f'{tmp_path}/./shard-000.tar',
+                  str(tmp_path / 'sub' / '..' / 'shard-000.tar')):
+        with pytest.raises(ValueError,
+                           match=f"shard '{re.escape(other)}' is "
+                           f"'{re.escape(path)}', listed already"):
+            UnlabeledShards([path, other])
 
 
 def test_images_to_shards_tool_round_trip(tmp_path):
