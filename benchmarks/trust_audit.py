@@ -9,8 +9,10 @@ that only show that a payload is live when left unchecked (``*_live``,
     python -m benchmarks trust_audit            # all trials
     python -m benchmarks trust_audit -m "not slow"
 
-Prints a markdown table: trials, clear errors, and the failures by what
-they mean (silent wrong result, code executed, data lost).
+Prints a markdown table: trials, clear errors, inputs handled correctly,
+and the failures by what they mean (silent wrong result, code executed or
+network reached, data lost, hang, bare traceback). Exit status 1 if any
+trial failed.
 """
 import argparse
 import os
@@ -23,28 +25,76 @@ from collections import Counter, OrderedDict
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-# Test file -> (area, what a failing trial means).
+# Test file -> (area, what a failing trial means, {word in the test name:
+# what a failing trial with it means instead}).
 TRIALS = OrderedDict([
     ('tests/test_reliability/test_code_from_data.py',
-     ('stored configs, URLs, TorchScript opcodes', 'code executed')),
+     ('stored configs, URLs, TorchScript opcodes', 'code executed or network',
+      {})),
     ('tests/test_reliability/test_safe_loading_everywhere.py',
-     ('pickled code at every checkpoint entry point', 'code executed')),
+     ('pickled code at every checkpoint entry point',
+      'code executed or network', {})),
+    ('tests/test_utils/test_safe_globals.py',
+     ('allowlisted objects in checkpoints', 'code executed or network', {})),
+    ('tests/test_utils/test_stored_config.py',
+     ('stored model configs (walk, keys, towers)', 'code executed or network',
+      {'alias': 'hang', 'deep': 'hang', 'cycle': 'hang', 'bounded': 'hang',
+       'signature': 'bare traceback'})),
     ('tests/test_reliability/test_untrained_model_refused.py',
      ('checkpoints that do not fit, class names, image sizes',
-      'silent wrong')),
+      'silent wrong', {})),
+    ('tests/test_models/test_untrained_teacher.py',
+     ('teachers with untrained prompts', 'silent wrong', {})),
+    ('tests/test_datasets/test_teacher_logit_cache.py',
+     ('teacher cache arrays', 'silent wrong', {})),
+    ('tests/test_datasets/test_class_names.py',
+     ('class-name files', 'silent wrong', {})),
+    ('tests/test_datasets/test_unlabeled_images.py',
+     ('unlabeled folders and file lists', 'silent wrong',
+      {'utf8': 'bare traceback'})),
+    ('tests/test_datasets/test_image_size_limit.py',
+     ('images that declare giant sizes', 'hang', {})),
     ('tests/test_engine/test_non_finite_loss_hook.py',
-     ('non-finite losses and weights', 'silent wrong')),
+     ('non-finite losses and weights', 'silent wrong', {})),
     ('tests/test_tools/test_cfg_options.py',
-     ('mistyped --cfg-options', 'silent wrong')),
+     ('mistyped --cfg-options', 'silent wrong', {})),
     ('tests/test_engine/test_safe_checkpoint_hook.py',
-     ('disk full, rotation, stale temporaries', 'data lost')),
+     ('disk full, rotation, stale temporaries', 'data lost', {})),
+    ('tests/test_fileio/test_own_temporaries.py',
+     ('temporaries of the package only', 'data lost', {})),
     ('tests/test_tools/test_work_dir_lock.py',
-     ('two runs in one work dir, dangling links', 'data lost')),
+     ('two runs in one work dir, dangling links', 'data lost', {})),
+    ('tests/test_tools/test_outputs_are_kept.py',
+     ('outputs of train / test / infer', 'data lost', {})),
     ('tests/test_tools/test_export_inference.py',
-     ('export over existing files', 'data lost')),
+     ('export over existing files', 'data lost', {})),
 ])
 PAYLOAD_CHECKS = ('_live', '_loses_one')
-COLUMNS = ('silent wrong', 'code executed', 'data lost')
+#: A passing trial whose name says the input is served, not refused.
+HANDLED = ('passes', 'works', 'comes_back', 'survives', 'left_alone',
+           'keeps', 'configurable', 'opens', 'allows', 'needs_no',
+           'not_utf8', 'stable', 'builds_no')
+COLUMNS = ('silent wrong', 'code executed or network', 'data lost', 'hang',
+           'bare traceback')
+
+
+def outcome(path: str, name: str, failed: bool) -> str:
+    """The column a trial counts in.
+
+    Args:
+        path (str): Its test file (a key of :data:`TRIALS`).
+        name (str): The test's name (with parameters).
+        failed (bool): Whether it failed.
+
+    Returns:
+        str: 'clear errors' or 'handled' for a passing trial, else what its
+        failure means.
+    """
+    if not failed:
+        return 'handled' if any(w in name for w in HANDLED) else \
+            'clear errors'
+    _, meaning, by_word = TRIALS[path]
+    return next((m for w, m in by_word.items() if w in name), meaning)
 
 
 def _file_of(case: ET.Element) -> str:
@@ -82,19 +132,19 @@ def main(argv=None) -> int:
             if 'export' in path and 'overwrite' not in case.get('name', ''):
                 continue
             rows[path]['trials'] += 1
-            rows[path][TRIALS[path][1] if failed else 'clear errors'] += 1
-    header = ('area', 'trials', 'clear errors') + COLUMNS + (
-        'live payload checks', )
+            rows[path][outcome(path, case.get('name', ''), failed)] += 1
+    passed = ('trials', 'clear errors', 'handled')
+    header = ('area', ) + passed + COLUMNS + ('live payload checks', )
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
     total = Counter()
     for path, counts in rows.items():
         total.update(counts)
         print(f'| {TRIALS[path][0]} | ' + ' | '.join(
-            str(counts[c]) for c in ('trials', 'clear errors') + COLUMNS) +
+            str(counts[c]) for c in passed + COLUMNS) +
             f' | {counts["payload checks"]} |')
     print('| **all** | ' + ' | '.join(
-        f'**{total[c]}**' for c in ('trials', 'clear errors') + COLUMNS) +
+        f'**{total[c]}**' for c in passed + COLUMNS) +
         f' | **{total["payload checks"]}** |')
     bad = sum(total[c] for c in COLUMNS) + total['payloads not live']
     return 1 if bad else 0
