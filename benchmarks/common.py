@@ -142,7 +142,9 @@ def distiller_cfg(arch: str,
             text_prompt_depth=spec['depth'],
             text_prompt_length=spec['length']),
         projector=dict(type='FeatureProjector'),
-        distill_loss=dict(type='KLLogitLoss', tau=1.0, loss_weight=1000.0))
+        distill_loss=dict(type='KLLogitLoss', tau=1.0, loss_weight=1000.0),
+        # Random weights throughout: the teacher's prompts are random too.
+        allow_untrained_teacher=True)
 
 
 def class_names(num: int, kind: str = 'imagenet') -> List[str]:

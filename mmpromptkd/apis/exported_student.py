@@ -55,6 +55,8 @@ def export_student(model: nn.Module,
         dict: The standalone model config stored in the file (also usable
         as ``model`` of a config for ``mmpretrain.apis``).
     """
+    from mmpromptkd.models.distillers.teacher_provenance import (
+        check_trained_teacher, teacher_record)
     if len(model.text_features) == 0:
         raise ValueError('the model has no stored text features; train it '
                          'or prepare them with its teacher first')
@@ -78,6 +80,8 @@ def export_student(model: nn.Module,
     # An open-vocabulary model keeps its text encoder (config and weights
     # are in model_cfg and the state dict already).
     if with_text_encoder:
+        check_trained_teacher(model.teacher, model.allow_untrained_teacher,
+                              'export_student(with_text_encoder=True)')
         cfg['text_encoder'], text_state = _text_encoder(model, model_cfg)
         state.update(text_state)
     payload = dict(
@@ -87,6 +91,8 @@ def export_student(model: nn.Module,
             model=_plain(cfg),
             # Read by mmpretrain's inferencers for the class names.
             dataset_meta=dict(classes=list(model.class_names)),
+            # The teacher the text features (and text encoder) came from.
+            teacher=teacher_record(model.teacher),
             test_pipeline=_plain(list(test_pipeline or []))))
     save_checkpoint_file(payload, path, overwrite=overwrite)
     return cfg

@@ -9,6 +9,7 @@ import torch
 from mmpromptkd.registry import DATASETS
 from .teacher_logit_cache import (TeacherCacheError, TeacherLogitCache,
                                   sample_paths)
+from .teacher_cache_fingerprints import first_difference, sample_fingerprints
 from .transforms.view_replay import replay_view
 
 VIEW_CHOICES = ('recorded', 'random')
@@ -188,7 +189,7 @@ class TeacherCachedDataset:
                 f'{path} was recorded on {cache.num_samples} images, the '
                 f'dataset has {len(self.dataset)}')
         paths = sample_paths(self.dataset)
-        recorded = cache.meta.get('sample_paths')
+        recorded = _recorded_list(cache, 'sample_paths')
         if paths != recorded:
             i = next(i for i, (a, b) in enumerate(zip(paths, recorded))
                      if a != b)
@@ -201,6 +202,21 @@ class TeacherCachedDataset:
                 f'{path} was recorded with the pipeline '
                 f'{cache.meta.get("pipeline")}, the dataset has {pipeline}: '
                 'its views would not be the recorded ones')
+        changed = first_difference(
+            _recorded_list(cache, 'sample_fingerprints'),
+            sample_fingerprints(self.dataset, path), paths)
+        if changed is not None:
+            raise TeacherCacheError(
+                f'{path} was recorded on other image bytes: {changed} (the '
+                'images were changed or regenerated after recording)')
+        if 'ReplayableRandomResizedCrop' in pipeline:
+            uncropped = np.argwhere(cache.arrays['crops'][..., 0] < 0)
+            if len(uncropped):
+                view, sample = (int(v) for v in uncropped[0])
+                raise TeacherCacheError(
+                    f'{path}/crops.npy: view {view} of sample {sample} has '
+                    'no crop, but the pipeline crops every view: the '
+                    'recorded view is lost')
 
     # ------------------------------------------------------------------ #
     @property
@@ -268,6 +284,20 @@ class TeacherCachedDataset:
                 'crop (is a ReplayableRandomResizedCrop in it?)')
         sample.set_field(torch.from_numpy(logits), 'teacher_logits')
         return data
+
+
+def _recorded_list(cache: TeacherLogitCache, key: str) -> list:
+    """A per-sample list of ``meta.json``, checked for its length."""
+    recorded = cache.meta.get(key)
+    if not isinstance(recorded, list) or \
+            len(recorded) != cache.num_samples or \
+            not all(isinstance(v, str) for v in recorded):
+        raise TeacherCacheError(
+            f'{cache.path}/meta.json: "{key}" must list one string per '
+            f'recorded image ({cache.num_samples}), got '
+            f'{type(recorded).__name__}'
+            + (f' of {len(recorded)}' if isinstance(recorded, list) else ''))
+    return recorded
 
 
 def _first_difference(a, b) -> str:

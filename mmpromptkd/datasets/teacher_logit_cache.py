@@ -9,9 +9,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmpromptkd.fileio import dead_temporaries, temporary_path
+from .teacher_cache_fingerprints import array_fingerprints
 
 FORMAT = 'mmpromptkd-teacher-logit-cache'
-VERSION = 1
+#: 2: arrays and images carry fingerprints (version 1 had none).
+VERSION = 2
 STORAGES = ('float32', 'float16', 'topk')
 META_FILE = 'meta.json'
 _ARRAYS = ('crops', 'flips', 'text_features')
@@ -49,11 +51,14 @@ class TeacherLogitCache:
       features, so that a student run needs no teacher at all.
 
     ``meta.json`` names the classes, the images (paths relative to their
-    common folder), the data pipeline the views were drawn with, the seed
-    and the temperature. A cache is written into a temporary folder and
-    renamed when complete (:meth:`create`, :meth:`commit`), and checked
-    when opened (:meth:`open`): shapes, dtypes, finite logits, indices in
-    range.
+    common folder, and a fingerprint of each image's bytes), the data
+    pipeline the views were drawn with, the seed, the temperature, the
+    teacher, and a fingerprint of every array (checked when opened: an
+    array copied from another cache or changed later is an error). A cache
+    is written into a temporary folder and renamed when complete
+    (:meth:`create`, :meth:`commit`), and checked when opened
+    (:meth:`open`): shapes, dtypes, finite logits, indices in range,
+    distinct top-k classes, fingerprints.
 
     Args:
         path (str): The cache folder.
@@ -247,6 +252,7 @@ class TeacherLogitCache:
         for name, array in self.arrays.items():
             if isinstance(array, np.memmap):
                 array.flush()
+        self.meta['arrays'] = array_fingerprints(self.path, self.arrays)
         with open(osp.join(self.path, META_FILE), 'w') as f:
             json.dump(self.meta, f, indent=1)
         os.replace(self.path, self._final_path)
@@ -287,7 +293,9 @@ class TeacherLogitCache:
         if meta.get('version') != VERSION:
             raise TeacherCacheError(
                 f'{meta_file}: version {meta.get("version")!r}, this '
-                f'mmpromptkd reads version {VERSION}')
+                f'mmpromptkd reads version {VERSION} (version 1 caches carry '
+                'no fingerprints of their images and arrays: record the '
+                'cache again)')
         storage = meta.get('storage')
         if storage not in STORAGES:
             raise TeacherCacheError(f'{meta_file}: storage {storage!r} is '
@@ -355,6 +363,32 @@ class TeacherLogitCache:
                 raise TeacherCacheError(
                     f'{self.path}/topk_indices.npy holds class indices '
                     f'outside 0..{meta["num_classes"] - 1}')
+            for view in range(meta['num_views']):
+                ordered = np.sort(indices[view], axis=-1)
+                repeated = np.argwhere(
+                    (ordered[:, 1:] == ordered[:, :-1]).any(axis=-1))
+                if len(repeated):
+                    raise TeacherCacheError(
+                        f'{self.path}/topk_indices.npy: view {view} of '
+                        f'sample {int(repeated[0][0])} names one class '
+                        'twice; top-k classes are distinct')
+        self._check_fingerprints()
+
+    def _check_fingerprints(self) -> None:
+        recorded = self.meta.get('arrays')
+        if not isinstance(recorded, dict) or \
+                set(recorded) != set(self.arrays):
+            raise TeacherCacheError(
+                f'{self.path}/{META_FILE}: "arrays" must give the '
+                f'fingerprint of each of {sorted(self.arrays)}')
+        found = array_fingerprints(self.path, self.arrays)
+        for name in sorted(found):
+            if found[name] != recorded[name]:
+                raise TeacherCacheError(
+                    f'{self.path}/{name}.npy is not the array this cache '
+                    f'recorded (fingerprint {found[name]}, recorded '
+                    f'{recorded[name]}): copied from another cache or '
+                    'changed after recording')
 
     # ------------------------------------------------------------------ #
     def view(self, view: int,

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from mmpromptkd.datasets import TeacherCacheError, TeacherLogitCache
+from mmpromptkd.datasets.teacher_cache_fingerprints import (
+    bytes_fingerprint, file_fingerprint, first_difference)
 from mmpromptkd.datasets.teacher_logit_cache import sample_paths
 
 NAMES = [f'class {i}' for i in range(12)]
@@ -186,3 +188,83 @@ def test_sample_paths_are_relative_to_their_common_folder(tmp_path):
     assert sample_paths(Dataset()) == ['x/1.png', '2.png']
     Dataset.paths = [tmp_path / 'one.png']
     assert sample_paths(Dataset()) == ['one.png']
+
+
+@pytest.mark.parametrize('storage, array', [('float16', 'logits'),
+                                            ('float32', 'text_features'),
+                                            ('topk', 'topk_values'),
+                                            ('topk', 'rest_logit')])
+def test_an_array_of_another_cache_is_refused(tmp_path, storage, array):
+    """Copied or symlinked from a cache of the same shapes (other seed)."""
+    topk = 3 if storage == 'topk' else None
+    _record(tmp_path / 'c', storage, topk=topk)
+    _record(tmp_path / 'other', storage, topk=topk, seed=1)
+    target = tmp_path / 'c' / f'{array}.npy'
+    target.unlink()
+    target.symlink_to(tmp_path / 'other' / f'{array}.npy')
+    with pytest.raises(TeacherCacheError,
+                       match=f'{array}.npy is not the array this cache '
+                       'recorded'):
+        TeacherLogitCache.open(tmp_path / 'c')
+
+
+@pytest.mark.parametrize('array', ['crops', 'flips'])
+def test_views_changed_after_recording_are_refused(tmp_path, array):
+    """Crops or flips of another seed have the shapes of the recorded ones."""
+    _record(tmp_path / 'c')
+    file = tmp_path / 'c' / f'{array}.npy'
+    values = np.load(file)
+    values[0, 1] = values[0, 2]
+    np.save(file, values)
+    with pytest.raises(TeacherCacheError,
+                       match=f'{array}.npy is not the array this cache'):
+        TeacherLogitCache.open(tmp_path / 'c')
+
+
+def test_reversed_classes_are_refused(tmp_path):
+    """Class columns and text-feature rows both reversed: every label is
+    permuted, shapes and values stay plausible."""
+    _record(tmp_path / 'c', 'float32')
+    for name, axis in (('logits', -1), ('text_features', 0)):
+        file = tmp_path / 'c' / f'{name}.npy'
+        np.save(file, np.flip(np.load(file), axis=axis))
+    with pytest.raises(TeacherCacheError, match='not the array this cache'):
+        TeacherLogitCache.open(tmp_path / 'c')
+
+
+def test_repeated_topk_indices_are_refused(tmp_path):
+    """Even with the fingerprint rewritten to match."""
+    _record(tmp_path / 'c', 'topk', topk=3)
+    file = tmp_path / 'c' / 'topk_indices.npy'
+    indices = np.load(file)
+    indices[1, 2, 1] = indices[1, 2, 0]
+    np.save(file, indices)
+    meta_file = tmp_path / 'c' / 'meta.json'
+    meta = json.loads(meta_file.read_text())
+    meta['arrays']['topk_indices'] = file_fingerprint(str(file))
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(TeacherCacheError,
+                       match='view 1 of sample 2 names one class twice'):
+        TeacherLogitCache.open(tmp_path / 'c')
+
+
+def test_fingerprints_are_of_the_whole_content(tmp_path):
+    (tmp_path / 'a').write_bytes(b'x' * (3 << 20))
+    (tmp_path / 'b').write_bytes(b'x' * ((3 << 20) - 1) + b'y')
+    one, other = (file_fingerprint(str(tmp_path / n)) for n in 'ab')
+    assert one.split(':')[0] == str(3 << 20) and one != other
+    assert bytes_fingerprint((tmp_path / 'a').read_bytes()) == one
+    assert first_difference(['1', '2'], ['1', '3'], ['a', 'b']) == \
+        'b: recorded 2, now 3'
+    assert first_difference(['1'], ['1']) is None
+    assert first_difference(['1'], ['1', '2']) == '1 recorded entries, 2 now'
+
+
+def test_a_cache_without_fingerprints_is_refused(tmp_path):
+    _record(tmp_path / 'c')
+    meta_file = tmp_path / 'c' / 'meta.json'
+    meta = json.loads(meta_file.read_text())
+    del meta['arrays']
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(TeacherCacheError, match='"arrays" must give'):
+        TeacherLogitCache.open(tmp_path / 'c')

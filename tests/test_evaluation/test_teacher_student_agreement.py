@@ -41,6 +41,7 @@ def test_distiller_attaches_teacher_scores(tiny_clip_cfg,
     model = MODELS.build(
         dict(
             type='PromptKDDistiller',
+            allow_untrained_teacher=True,
             student=dict(clip=tiny_clip_cfg, vision_prompt_depth=1),
             teacher=dict(clip=tiny_large_clip_cfg, vision_prompt_depth=1,
                          text_prompt_depth=1),

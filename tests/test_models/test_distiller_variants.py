@@ -12,6 +12,7 @@ CLASSES = ['red circle', 'blue square', 'green star', 'pink heart']
 def build(tiny_clip_cfg, tiny_large_clip_cfg, student=None, **kwargs):
     cfg = dict(
         type='PromptKDDistiller',
+        allow_untrained_teacher=True,
         student=dict(
             dict(clip=tiny_clip_cfg, vision_prompt_depth=2), **(student
                                                                 or {})),
@@ -113,6 +114,7 @@ def test_backbone_student(tiny_large_clip_cfg):
     model = MODELS.build(
         dict(
             type='PromptKDDistiller',
+            allow_untrained_teacher=True,
             student=dict(
                 type='BackboneStudent',
                 backbone=dict(type='ResNet', depth=18),

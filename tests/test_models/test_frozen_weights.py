@@ -21,6 +21,7 @@ CLASSES = ['red circle', 'blue square', 'green star']
 def _distiller_cfg(student_clip, teacher_clip):
     return dict(
         type='PromptKDDistiller',
+        allow_untrained_teacher=True,
         student=dict(clip=student_clip, vision_prompt_depth=2),
         teacher=dict(clip=teacher_clip, vision_prompt_depth=2,
                      text_prompt_depth=2))

@@ -19,6 +19,7 @@ CLASSES = ['red circle', 'blue_square', 'green star', 'pink heart', 'cat']
 def distiller_cfg(tiny_clip_cfg, tiny_large_clip_cfg):
     return dict(
         type='PromptKDDistiller',
+        allow_untrained_teacher=True,
         student=dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
         teacher=dict(
             clip=tiny_large_clip_cfg,

@@ -61,6 +61,7 @@ def test_distiller_trains_fp16_tensors_in_fp16(tiny_clip_cfg,
                                                tiny_large_clip_cfg):
     model = MODELS.build(
         dict(type='PromptKDDistiller',
+             allow_untrained_teacher=True,
              student=dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
              teacher=dict(clip=tiny_large_clip_cfg, vision_prompt_depth=2,
                           text_prompt_depth=2),

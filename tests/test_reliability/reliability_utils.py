@@ -24,11 +24,15 @@ TRAINED_PREFIXES = ('student.vision', 'projector.')
 FAULTS_MODULE = 'reliability_faults'
 # Random CLIP weights: what is tested here does not depend on pre-trained
 # ones, and the runs need no weight file.
+# The teacher's prompts are random too (no stage-(a) run), allowed
+# explicitly.
 RANDOM_WEIGHTS = [
-    'model.student.clip.checkpoint=None', 'model.teacher.clip.checkpoint=None'
+    'model.student.clip.checkpoint=None', 'model.teacher.clip.checkpoint=None',
+    'model.allow_untrained_teacher=True'
 ]
 RANDOM_WEIGHTS_CONFIG = '''
 model = dict(
+    allow_untrained_teacher=True,
     student=dict(clip=dict(checkpoint=None)),
     teacher=dict(clip=dict(checkpoint=None)))
 '''

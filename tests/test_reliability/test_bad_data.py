@@ -329,6 +329,7 @@ class TestStoredFeaturesMismatch:
         cfg = Config.fromfile(str(CONFIG))
         cfg.model.student.clip.checkpoint = None
         cfg.model.teacher.clip.checkpoint = None
+        cfg.model.allow_untrained_teacher = True
         model = MODELS.build(cfg.model)
         other = [f'class {i}' for i in range(6)]
         model.prepare_text_features(other, for_training=True)

@@ -190,6 +190,7 @@ def distiller():
     model = MODELS.build(
         dict(
             type='PromptKDDistiller',
+            allow_untrained_teacher=True,
             student=dict(
                 clip=dict(model_cfg=copy.deepcopy(TINY), quick_gelu=True),
                 vision_prompt_depth=2),

@@ -26,6 +26,7 @@ def distiller(tiny_clip_cfg, tiny_large_clip_cfg):
     model = MODELS.build(
         dict(
             type='PromptKDDistiller',
+            allow_untrained_teacher=True,
             student=dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
             teacher=dict(clip=tiny_large_clip_cfg, vision_prompt_depth=1,
                          text_prompt_depth=1)))

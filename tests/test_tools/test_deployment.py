@@ -42,6 +42,7 @@ def exported(tmp_path, tiny_clip_cfg, tiny_large_clip_cfg):
     torch.manual_seed(0)
     cfg = dict(
         type='PromptKDDistiller',
+        allow_untrained_teacher=True,
         student=dict(clip=tiny_clip_cfg, vision_prompt_depth=2),
         teacher=dict(
             clip=tiny_large_clip_cfg,

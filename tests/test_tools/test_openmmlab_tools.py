@@ -17,8 +17,8 @@ import pytest
 from mmengine.config import Config
 
 from mmpromptkd.registry import MODELS
-from tool_runs import (CONFIG, REPO, check_ok, data_options, run_tool,
-                       train_cmd)
+from tool_runs import (CONFIG, REPO, UNTRAINED_TEACHER, check_ok,
+                       data_options, run_tool, train_cmd)
 from tool_scripts import load_tool
 
 MMPRETRAIN_RUNTIME = REPO / 'configs' / 'promptkd' / \
@@ -275,7 +275,7 @@ def test_mim_on_an_installed_wheel(shapes_root, tmp_path):
         run_tool([
             mim, 'train', 'mmpromptkd', CONFIG.name, '--gpus', '0',
             '--work-dir', work_dir, '--cfg-options', *data_options(
-                shapes_root), 'train_cfg.max_epochs=1',
+                shapes_root), 'train_cfg.max_epochs=1', UNTRAINED_TEACHER,
             'train_dataloader.batch_size=8'
         ],
                  cwd=tmp_path,

@@ -1,12 +1,19 @@
 """Teacher logit cache: recorded once, student runs without the teacher."""
+import json
+import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from mmpromptkd.datasets import TeacherCacheError
+from mmpromptkd.datasets.teacher_cache_fingerprints import file_fingerprint
 from mmpromptkd.utils.checkpoint_io import load_checkpoint_file
 
-from tool_runs import CONFIG, REPO, TOOLS, check_ok, run_tool, train_cmd
+from tool_runs import (CONFIG, REPO, TOOLS, UNTRAINED_TEACHER, check_ok,
+                       run_tool, train_cmd)
 
 CACHED = CONFIG.with_name(CONFIG.stem + '_teacher-cache.py')
 pytestmark = pytest.mark.slow
@@ -18,7 +25,8 @@ def _record(root: Path, out: Path, *options: str,
         sys.executable, TOOLS / 'misc' / 'cache_teacher_logits.py', config,
         '--out', out, '--epochs', str(epochs), *options, '--cfg-options',
         f'train_dataloader.dataset.data_root={root}',
-        'train_dataloader.batch_size=8', 'randomness.seed=0'
+        'train_dataloader.batch_size=8', 'randomness.seed=0',
+        UNTRAINED_TEACHER
     ], cwd=REPO)
 
 
@@ -142,3 +150,79 @@ def test_persistent_workers_replay_each_epochs_views(caches, shapes_root):
             got = data['data_samples'].teacher_logits.numpy()
             np.testing.assert_array_equal(got, dataset.cache.view(epoch,
                                                                   i)[2])
+
+
+def _open_cached(cache: Path, root: Path):
+    """TeacherCachedDataset of the cached config, on the data at ``root``."""
+    from mmengine.config import Config
+
+    from mmpromptkd.datasets import TeacherCachedDataset
+    dataset = Config.fromfile(CACHED).train_dataloader.dataset.dataset
+    dataset = dataset.to_dict()
+    dataset['data_root'] = str(root)
+    return TeacherCachedDataset(dataset=dataset, cache=str(cache))
+
+
+@pytest.fixture
+def cache_copy(caches, tmp_path) -> Path:
+    copy = tmp_path / 'cache'
+    shutil.copytree(caches['float16'], copy)
+    return copy
+
+
+def _edit_meta(cache: Path, edit) -> None:
+    meta = json.loads((cache / 'meta.json').read_text())
+    edit(meta)
+    (cache / 'meta.json').write_text(json.dumps(meta))
+
+
+def test_the_recorded_cache_opens_and_names_its_teacher(
+        cache_copy, shapes_root):
+    assert len(_open_cached(cache_copy, shapes_root)) == 24
+    teacher = json.loads((cache_copy / 'meta.json').read_text())['teacher']
+    # The tiny config's teacher has random prompts, allowed explicitly.
+    assert teacher['trained_prompts'] is False
+    assert teacher['checkpoint'] is None and len(teacher['sha256']) == 64
+
+
+def test_images_regenerated_in_place_are_refused(cache_copy, shapes_root,
+                                                 tmp_path):
+    """The same file names, other pixels."""
+    root = tmp_path / 'data'
+    shutil.copytree(shapes_root, root)
+    recorded = _open_cached(cache_copy, shapes_root).get_data_info(3)
+    image = root / Path(recorded['img_path']).relative_to(shapes_root)
+    pixels = np.array(Image.open(image))
+    Image.fromarray(255 - pixels).save(image)
+    with pytest.raises(TeacherCacheError,
+                       match='was recorded on other image bytes: '
+                       f'.*{image.name}: recorded'):
+        _open_cached(cache_copy, root)
+
+
+def test_crops_cleared_to_no_crop_are_refused(cache_copy, shapes_root):
+    file = cache_copy / 'crops.npy'
+    crops = np.load(file)
+    crops[1, 5] = -1
+    np.save(file, crops)
+    _edit_meta(cache_copy, lambda m: m['arrays'].update(
+        crops=file_fingerprint(str(file))))
+    with pytest.raises(TeacherCacheError,
+                       match='view 1 of sample 5 has no crop'):
+        _open_cached(cache_copy, shapes_root)
+
+
+@pytest.mark.parametrize('paths', [None, 'missing', ['0.png']])
+def test_missing_or_short_sample_paths_are_named(cache_copy, shapes_root,
+                                                 paths):
+    def edit(meta):
+        if paths == 'missing':
+            del meta['sample_paths']
+        else:
+            meta['sample_paths'] = paths
+
+    _edit_meta(cache_copy, edit)
+    with pytest.raises(TeacherCacheError,
+                       match='"sample_paths" must list one string per '
+                       r'recorded image \(24\)'):
+        _open_cached(cache_copy, shapes_root)

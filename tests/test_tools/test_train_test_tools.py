@@ -239,6 +239,7 @@ class TestDistributed:
         config = tmp_path / 'deterministic.py'
         config.write_text(
             f'_base_ = {str(CONFIG)!r}\n'
+            'model = dict(allow_untrained_teacher=True)\n'
             'train_dataloader = dict(\n'
             '    dataset=dict(pipeline={{_base_.test_pipeline}}))\n')
         single, double = tmp_path / 'single', tmp_path / 'double'

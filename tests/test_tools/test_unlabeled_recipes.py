@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmpromptkd.datasets.synthetic_shapes import generate_unlabeled_images
-from tool_runs import REPO, TOOLS, call_tool, check_ok
+from tool_runs import REPO, TOOLS, UNTRAINED_TEACHER, call_tool, check_ok
 
 CONFIGS = REPO / 'configs' / 'promptkd'
 FOLDER = CONFIGS / \
@@ -35,7 +35,8 @@ def _train(config, work_dir, *options, resume=False):
     if resume:
         args.append('--resume')
     return call_tool(TOOLS / 'train.py',
-                     args + ['--cfg-options', 'randomness.seed=0', *options])
+                     args + ['--cfg-options', 'randomness.seed=0',
+                             UNTRAINED_TEACHER, *options])
 
 
 def _student(checkpoint):
@@ -65,7 +66,8 @@ def test_folder_recipe_validates_without_labels_and_tests_with_some(
         call_tool(TOOLS / 'test.py', [
             FOLDER, work_dir / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
             '--out', results, '--cfg-options',
-            f'test_dataloader.dataset.data_root={shapes_root}'
+            f'test_dataloader.dataset.data_root={shapes_root}',
+            UNTRAINED_TEACHER
         ]))
     assert {'b2n/base', 'b2n/novel', 'b2n/hm'} <= set(
         json.loads(results.read_text()))

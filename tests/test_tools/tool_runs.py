@@ -81,6 +81,10 @@ def check_ok(result: subprocess.CompletedProcess) -> str:
     return result.stdout
 
 
+#: The option that lets a distiller use a teacher with random prompts.
+UNTRAINED_TEACHER = 'model.allow_untrained_teacher=True'
+
+
 def data_options(root: Path) -> List[str]:
     """``--cfg-options`` pointing every split's dataset at ``root``."""
     return [
@@ -95,10 +99,16 @@ def train_cmd(config: Path,
               max_epochs: int,
               *extra: str,
               batch_size: int = 8) -> List[str]:
-    """``tools/train.py`` on ``config`` with the data under ``root``."""
+    """``tools/train.py`` on ``config`` with the data under ``root``.
+
+    A distiller config's teacher has random prompts here (no stage-(a)
+    run), allowed explicitly.
+    """
+    untrained = [UNTRAINED_TEACHER] if Path(config).name.startswith(
+        'promptkd') else []
     return [
         sys.executable, TOOLS / 'train.py', config, '--work-dir', work_dir,
-        *extra, '--cfg-options', *data_options(root),
+        *extra, '--cfg-options', *data_options(root), *untrained,
         f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=1',
         f'train_dataloader.batch_size={batch_size}', 'randomness.seed=0'
     ]

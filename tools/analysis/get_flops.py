@@ -88,6 +88,10 @@ def main(argv=None) -> None:
     is_distiller = hasattr(model, 'student_features')
     if is_distiller and args.stage == 'distill' and model.teacher is None:
         parser.error('--stage distill needs the teacher in model.teacher')
+    if is_distiller:
+        # Operations do not depend on the prompts' values: a teacher
+        # without its stage-(a) checkpoint counts the same.
+        model.allow_untrained_teacher = True
 
     if args.shape is None:
         owner = model.student if is_distiller else model

@@ -39,9 +39,13 @@ from mmpromptkd.cli import (CfgOptionsAction, build_runner,  # noqa: E402
 from mmpromptkd.datasets import TeacherLogitCache  # noqa: E402
 from mmpromptkd.datasets.teacher_cached_dataset import (  # noqa: E402
     pipeline_signature, replayable_dataset_config)
+from mmpromptkd.datasets.teacher_cache_fingerprints import (  # noqa: E402
+    sample_fingerprints)
 from mmpromptkd.datasets.teacher_logit_cache import (  # noqa: E402
     STORAGES, sample_paths)
 from mmpromptkd.engine.hooks import CPUThreadsHook  # noqa: E402
+from mmpromptkd.models.distillers.teacher_provenance import (  # noqa: E402
+    teacher_record)
 from mmpromptkd.engine.hooks.epoch_seed_hook import epoch_seed  # noqa: E402
 
 
@@ -177,9 +181,11 @@ def record(runner, out: str, epochs: int, storage: str,
         topk=topk,
         tau=getattr(model.distill_loss, 'tau', 1.0),
         sample_paths=paths,
+        sample_fingerprints=sample_fingerprints(dataset, config),
         pipeline=pipeline,
         seed=runner.seed,
-        config=osp.basename(config))
+        config=osp.basename(config),
+        teacher=teacher_record(model.teacher))
     start = time.perf_counter()
     try:
         for epoch in range(epochs):

@@ -10,7 +10,8 @@ hooks and dataloader settings (workers, sampler, ``persistent_workers``),
 except that:
 
 * CLIP weights are random weights of the architecture the config names
-  (no weight file is read; teacher checkpoints are left out), or with
+  (no weight file is read; teacher checkpoints are left out, so the
+  teacher's prompts are random: ``allow_untrained_teacher=True``), or with
   ``--tiny`` the project's tiny CLIPs (and 32 px images) in place of every
   CLIP;
 * the data is a generated miniature of the config's own layout (CoOp split
@@ -179,6 +180,10 @@ def prepare_model(cfg: Config, weights: RandomWeights) -> None:
     model = cfg.model.to_dict()
     role = 'student' if model.get('type') in DISTILLERS else 'teacher'
     replace_weights(model, role, weights)
+    if role == 'student' and model.get('teacher') is not None:
+        # The stage-(a) checkpoint is left out: the teacher's prompts are
+        # random, as every weight of a dry run.
+        model['allow_untrained_teacher'] = True
     projector = model.get('projector')
     if weights.tiny and isinstance(projector, dict) and \
             'out_channels' in projector and model.get('teacher') is None:

@@ -471,6 +471,8 @@ class PromptedCLIP(BaseModule):
             path (str): Checkpoint file.
         """
         load_prompts(self, path)
+        # What the teacher checks (teacher_provenance): trained prompts.
+        self.prompt_checkpoint = path
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 from mmpromptkd.utils.class_name_keys import (normalize_class_name,
                                               repeated_class_names)
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
+from .teacher_provenance import check_trained_teacher
 
 
 class ClassTextTable:
@@ -104,6 +105,9 @@ class ClassTextTable:
 
     def _text_source(self) -> nn.Module:
         if self._teacher_has_text:
+            check_trained_teacher(self._teacher,
+                                  self.allow_untrained_teacher,
+                                  'encoding class names')
             return self._teacher
         if self.text_encoder is not None:
             return self.text_encoder

@@ -11,6 +11,7 @@ from mmpromptkd.registry import MODELS
 from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
 from .class_text_table import ClassTextTable
 from .strict_loading import prepare_distiller_load
+from .teacher_provenance import check_trained_teacher
 from ..utils import (cached_teacher_logits, check_image_size,
                      logits_to_data_samples)
 
@@ -95,6 +96,11 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
             ``dict(mode='max-autotune')``), as mmengine's ``compile`` does
             for a whole ``train_step``; the modules, their parameters and
             checkpoints stay as they are. Defaults to False.
+        allow_untrained_teacher (bool): Use a prompted teacher whose prompts
+            were never trained (no ``checkpoint``; random prompts), e.g. in
+            tests. Otherwise distilling from it, encoding class names with
+            it and exporting its text tower are errors. A teacher without
+            prompts needs no checkpoint. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -113,6 +119,7 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
                  release_teacher_text_tower: bool = False,
                  predict_teacher: bool = False,
                  compile: Union[bool, dict] = False,
+                 allow_untrained_teacher: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
             # Built here, in our scope, so mmpretrain's preprocessors are
@@ -132,6 +139,7 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
         self.reference_fp16 = reference_fp16
         self.predict_teacher = predict_teacher
         self.release_teacher_text_tower = release_teacher_text_tower
+        self.allow_untrained_teacher = allow_untrained_teacher
         if reference_fp16:
             student = dict(student, reference_fp16=True)
             teacher = None if teacher is None else dict(
@@ -374,6 +382,8 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
         if self._teacher is None:
             raise RuntimeError('training needs a teacher (this model was '
                                'built with teacher=None)')
+        check_trained_teacher(self._teacher, self.allow_untrained_teacher,
+                              'distillation')
         return self._teacher
 
     def forward(

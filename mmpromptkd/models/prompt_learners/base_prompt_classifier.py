@@ -497,3 +497,5 @@ class BasePromptClassifier(BaseModel):
             path (str): The checkpoint file.
         """
         load_classifier_checkpoint(self, path)
+        # What the teacher checks (teacher_provenance): trained prompts.
+        self.prompt_checkpoint = path
