@@ -5,7 +5,7 @@ import sys
 #: The studies, by the name the entry point takes (their module names).
 STUDIES = (
     'checkpoint_size', 'cpu_threads', 'gpa_scope_effect', 'gpu_check',
-    'open_vocabulary_footprint', 'speed', 'synthetic_b2n',
+    'open_vocabulary_footprint', 'real_memory', 'speed', 'synthetic_b2n',
     'teacher_cache_study', 'teacher_text_release', 'trust_audit',
     'unlabeled_images_study')
 

@@ -1,0 +1,193 @@
+"""Memory of the real-size training steps, stage (a) and stage (b).
+
+Builds the paper's towers with random weights (ViT-L/14 PromptSRC teacher,
+depth-9 prompts in both towers; ViT-B/16 student, depth-9 deep visual
+prompts) and measures, per step of batch 8 in fp32:
+
+- the bytes of the weights, of the trained tensors' gradients and SGD
+  momentum (counted from the modules);
+- the activations saved for the backward pass (distinct tensors passed to
+  ``saved_tensors_hooks``, parameters excluded), with and without
+  gradient checkpointing. The image tower is measured at batch 8. The text
+  tower's activations are per class and independent of each other: they
+  are measured on two subsets of the class list (both holding its longest
+  name, so the text tower runs to the same end token) and extended
+  linearly to all classes. Stage (a) encodes every training class at every
+  step (500 ImageNet base classes; 1,000 for the cross-dataset teacher);
+  stage (b) stores the teacher's text features once.
+
+The estimated peak of a step is their sum; it leaves out transient
+buffers (an attention matrix, a matmul's output before it is saved) and
+the allocator's slack. The official code's step is the same computation
+in fp16 weights and activations (``PREC: fp16``), with the text tower run
+over all 77 context positions: its activations are measured here at 77
+positions and halved, its weights halved. Example::
+
+    python -m benchmarks real_memory --out work_dirs/real_memory.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import time
+from typing import List, Sequence
+
+import torch
+
+from benchmarks.cases.memory import saved_tensor_meter
+from benchmarks.common import arch_clips, class_names
+
+GIB = 2**30
+#: Prompt depth and length of the paper's teacher and student.
+DEPTH, LENGTH = 9, 4
+
+
+def _prompted(model_cfg: dict, text: bool):
+    from mmpromptkd.models.clip import PromptedCLIP
+    return PromptedCLIP(
+        clip=dict(model_cfg=model_cfg, quick_gelu=True),
+        vision_prompt_depth=DEPTH,
+        vision_prompt_length=LENGTH,
+        text_prompt_depth=DEPTH if text else 0,
+        text_prompt_length=LENGTH,
+        text_tower=text)
+
+
+def _saved(model, run, checkpointing: bool) -> int:
+    """Bytes saved for backward by ``run()`` in training mode."""
+    model.train()
+    model.grad_checkpointing = checkpointing
+    owned = list(model.parameters()) + list(model.buffers())
+    with torch.enable_grad(), saved_tensor_meter(owned) as meter:
+        run()
+    return meter['bytes']
+
+
+def _with_longest(names: Sequence[str], size: int, tokenizer) -> List[str]:
+    """``size`` names of ``names`` that include its longest (in tokens)."""
+    longest = max(names, key=lambda n: len(tokenizer.encode(n)))
+    rest = [n for n in names if n != longest]
+    return [longest] + rest[:size - 1]
+
+
+def text_saved(model, names: Sequence[str], checkpointing: bool,
+               truncate: bool, sizes=(16, 32)) -> float:
+    """Saved bytes of the text tower for all ``names``, from two subsets.
+
+    Returns:
+        float: ``slope * len(names) + intercept`` of the two measurements.
+    """
+    model.truncate_text = truncate
+    measured = []
+    for size in sizes:
+        subset = _with_longest(names, size, model.tokenizer)
+        measured.append(_saved(model, lambda: model.encode_text(subset),
+                               checkpointing))
+    slope = (measured[1] - measured[0]) / (sizes[1] - sizes[0])
+    return slope * len(names) + measured[0] - slope * sizes[0]
+
+
+def _trained_bytes(model) -> int:
+    """Gradient and SGD momentum bytes of the trained tensors."""
+    return 2 * sum(p.numel() * p.element_size()
+                   for p in model.parameters() if p.requires_grad)
+
+
+def _weight_bytes(*models) -> int:
+    return sum(p.numel() * p.element_size() for m in models
+               for p in m.parameters())
+
+
+def stage_a(teacher, classes: int, batch: int) -> List[dict]:
+    """Rows of the PromptSRC teacher's step with ``classes`` classes."""
+    names = class_names(classes)
+    images = torch.randn(batch, 3, 224, 224)
+    rows = []
+    for checkpointing in (False, True):
+        image = _saved(teacher, lambda: teacher.encode_image(images),
+                       checkpointing)
+        text = text_saved(teacher, names, checkpointing, truncate=True)
+        official_text = text_saved(teacher, names, checkpointing,
+                                   truncate=False)
+        rows.append(
+            dict(stage='a', classes=classes, checkpointing=checkpointing,
+                 weights=_weight_bytes(teacher),
+                 trained=_trained_bytes(teacher), image=image, text=text,
+                 # The official code has no gradient checkpointing.
+                 official=None if checkpointing else
+                 (_weight_bytes(teacher) + _trained_bytes(teacher) + image +
+                  official_text) / 2))
+    return rows
+
+
+def stage_b(student, teacher_weights: int, classes: int,
+            batch: int) -> List[dict]:
+    """Rows of the distillation step, online and on a teacher cache."""
+    images = torch.randn(batch, 3, 224, 224)
+    projector = (768 * 512 + 512 * 768) * 4  # ViT-B/16 -> ViT-L/14 space
+    stored = classes * 768 * 4  # the teacher's text features
+    rows = []
+    for checkpointing in (False, True):
+        image = _saved(student, lambda: student.encode_image(images),
+                       checkpointing)
+        for source, teacher in (('online', teacher_weights), ('cache', 0)):
+            weights = _weight_bytes(student) + teacher + stored + projector
+            trained = _trained_bytes(student) + 2 * projector
+            rows.append(
+                dict(stage=f'b ({source})', classes=classes,
+                     checkpointing=checkpointing, weights=weights,
+                     trained=trained, image=image, text=0,
+                     official=(weights + trained + image) / 2
+                     if source == 'online' and not checkpointing else None))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--classes', type=int, nargs='+',
+                        default=[500, 1000],
+                        help='class counts of stage (a) (default: ImageNet '
+                        'base 500 and all 1,000)')
+    parser.add_argument('--out', help='write the rows here (.json)')
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    start = time.time()
+    spec = arch_clips('real')
+    teacher = _prompted(spec['teacher'], text=True)
+    teacher_image = _weight_bytes(teacher.clip.visual)
+    rows = []
+    for classes in args.classes:
+        rows += stage_a(teacher, classes, args.batch_size)
+    del teacher
+    student = _prompted(spec['student'], text=False)
+    # Stage (b) keeps the teacher's image tower (its text tower is released
+    # once the features are stored, release_teacher_text_tower=True) and
+    # the teacher's vision prompts.
+    rows += stage_b(student, teacher_image, max(args.classes),
+                    args.batch_size)
+    print('| stage | classes | grad. checkpointing | weights GiB | grads + '
+          'SGD MiB | saved activations GiB (image + text) | estimated '
+          'peak GiB | official code (fp16, 77 tokens) GiB |')
+    print('|---|---|---|---|---|---|---|---|')
+    for row in rows:
+        row['peak'] = row['weights'] + row['trained'] + row['image'] + \
+            row['text']
+        official = '-' if row['official'] is None else \
+            f'{row["official"] / GIB:.1f}'
+        print(f'| {row["stage"]} | {row["classes"]} | '
+              f'{"on" if row["checkpointing"] else "off"} | '
+              f'{row["weights"] / GIB:.2f} | {row["trained"] / 2**20:.1f} | '
+              f'{(row["image"] + row["text"]) / GIB:.2f} '
+              f'({row["image"] / GIB:.2f} + {row["text"] / GIB:.2f}) | '
+              f'{row["peak"] / GIB:.1f} | {official} |')
+    print(f'batch {args.batch_size}, fp32, {time.time() - start:.0f} s')
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
