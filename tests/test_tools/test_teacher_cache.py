@@ -1,7 +1,6 @@
 """Teacher logit cache: recorded once, student runs without the teacher."""
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +8,12 @@ import pytest
 from PIL import Image
 
 from mmpromptkd.datasets import TeacherCacheError
+from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
 from mmpromptkd.datasets.teacher_cache_fingerprints import file_fingerprint
 from mmpromptkd.utils.checkpoint_io import load_checkpoint_file
 
-from tool_runs import (CONFIG, REPO, TOOLS, UNTRAINED_TEACHER, check_ok,
-                       run_tool, train_cmd)
+from tool_runs import (CONFIG, TOOLS, UNTRAINED_TEACHER, call_tool, check_ok,
+                       train_cmd)
 
 CACHED = CONFIG.with_name(CONFIG.stem + '_teacher-cache.py')
 pytestmark = pytest.mark.slow
@@ -21,13 +21,12 @@ pytestmark = pytest.mark.slow
 
 def _record(root: Path, out: Path, *options: str,
             epochs: int = 2, config: Path = CONFIG):
-    return run_tool([
-        sys.executable, TOOLS / 'misc' / 'cache_teacher_logits.py', config,
-        '--out', out, '--epochs', str(epochs), *options, '--cfg-options',
-        f'train_dataloader.dataset.data_root={root}',
+    return call_tool(TOOLS / 'misc' / 'cache_teacher_logits.py', [
+        config, '--out', out, '--epochs', str(epochs), *options,
+        '--cfg-options', f'train_dataloader.dataset.data_root={root}',
         'train_dataloader.batch_size=8', 'randomness.seed=0',
         UNTRAINED_TEACHER
-    ], cwd=REPO)
+    ])
 
 
 @pytest.fixture(scope='module')
@@ -53,7 +52,7 @@ def _train_cached(root, work_dir, cache, epochs=2, *options):
         for c in train_cmd(CACHED, work_dir, root, epochs)
     ]
     cmd += [f'train_dataloader.dataset.cache={cache}', *options]
-    return run_tool(cmd, cwd=work_dir.parent)
+    return call_tool(cmd[1], cmd[2:])
 
 
 def _student(checkpoint: Path) -> dict:
@@ -107,11 +106,8 @@ def test_random_views_serve_other_seeds_and_more_epochs(
 
 def test_a_cache_of_other_images_is_refused(caches, tmp_path):
     other = tmp_path / 'other'
-    check_ok(run_tool([
-        sys.executable, TOOLS / 'misc' / 'generate_shapes_dataset.py', other,
-        '--num-classes', '6', '--train-per-class', '5', '--val-per-class',
-        '2', '--test-per-class', '3'
-    ], cwd=REPO))
+    generate_coop_dataset(other, num_classes=6, train_per_class=5,
+                          val_per_class=2, test_per_class=3)
     result = _train_cached(other, tmp_path / 'bad', caches['float16'])
     assert result.returncode != 0
     assert 'was recorded on 24 images, the dataset has 30' in result.stdout

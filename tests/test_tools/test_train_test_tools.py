@@ -24,11 +24,16 @@ from mmpromptkd.engine.hooks import EpochSeedHook, epoch_seed
 from mmpromptkd.utils import load_checkpoint_file
 from mmpromptkd.cli import (check_work_dir_is_free, find_existing_checkpoints,
                             set_dataloader_defaults, setup_cpu_distributed)
-from tool_runs import (CONFIG, REPO, TOOLS, check_ok, data_options, run_tool,
-                       train_cmd)
+from tool_runs import (CONFIG, REPO, TOOLS, call_tool, check_ok, data_options,
+                       run_tool, train_cmd)
 
 # Keys of the trained parameters (and the projector's BN buffers).
 TRAINED_PREFIXES = ('student.vision', 'projector.')
+
+
+def _train_in_process(cmd):
+    """A ``train_cmd`` run in this process (no interpreter start-up)."""
+    return call_tool(cmd[1], cmd[2:])
 
 
 def _trained_state(path: Path) -> Dict[str, torch.Tensor]:
@@ -136,20 +141,17 @@ class TestTrainTest:
         """--show-dir / --amp of test.py and --no-validate of train.py."""
         shown = tmp_path / 'shown'
         log = check_ok(
-            run_tool([
-                sys.executable, TOOLS / 'test.py', CONFIG,
-                trained / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
-                '--show-dir', shown, '--amp', '--cfg-options',
-                *data_options(shapes_root)
-            ],
-                 cwd=tmp_path))
+            call_tool(TOOLS / 'test.py', [
+                CONFIG, trained / 'epoch_2.pth', '--work-dir',
+                tmp_path / 'test', '--show-dir', shown, '--amp',
+                '--cfg-options', *data_options(shapes_root)
+            ]))
         assert '| SyntheticShapes' in log
         assert sorted(p.suffix for p in shown.rglob('*.png'))
         work_dir = tmp_path / 'no_val'
         log = check_ok(
-            run_tool(
-                train_cmd(CONFIG, work_dir, shapes_root, 1, '--no-validate'),
-                cwd=tmp_path))
+            _train_in_process(
+                train_cmd(CONFIG, work_dir, shapes_root, 1, '--no-validate')))
         assert (work_dir / 'epoch_1.pth').is_file()
         assert 'Epoch(val)' not in log
 
@@ -159,17 +161,15 @@ class TestTrainTest:
         work_dir = tmp_path / 'work_dir'
         # --resume without a checkpoint in the work directory starts afresh.
         first = check_ok(
-            run_tool(
-                train_cmd(CONFIG, work_dir, shapes_root, 1, '--resume'),
-                cwd=tmp_path))
+            _train_in_process(
+                train_cmd(CONFIG, work_dir, shapes_root, 1, '--resume')))
         assert 'Auto resumed from the latest checkpoint None' in first
         assert (work_dir / 'epoch_1.pth').is_file()
         assert not (work_dir / 'epoch_2.pth').exists()
 
         resumed = check_ok(
-            run_tool(
-                train_cmd(CONFIG, work_dir, shapes_root, 2, '--resume'),
-                cwd=tmp_path))
+            _train_in_process(
+                train_cmd(CONFIG, work_dir, shapes_root, 2, '--resume')))
         latest = work_dir / 'epoch_1.pth'
         assert f'Auto resumed from the latest checkpoint {latest}' in resumed
         assert 'resumed epoch: 1, iter: 3' in resumed
@@ -187,8 +187,8 @@ class TestTrainTest:
         work_dir = tmp_path / 'work_dir'
         shutil.copytree(trained, work_dir)
         before = {p.name: _sha256(p) for p in work_dir.glob('*.pth')}
-        result = run_tool(
-            train_cmd(CONFIG, work_dir, shapes_root, 2), cwd=tmp_path)
+        result = _train_in_process(
+            train_cmd(CONFIG, work_dir, shapes_root, 2))
         assert result.returncode != 0
         assert str(work_dir / 'epoch_2.pth') in result.stdout
         assert '--resume' in result.stdout and '--work-dir' in result.stdout
