@@ -4,9 +4,10 @@ Every config that brings something no earlier config brought (a model,
 student, teacher, loss, runner, hooks or training data layout) runs the
 whole dry run (train, resume, test, export) with the tiny CLIPs and
 dataloader workers (at most two); every other config trains one epoch of
-its miniature and tests it (``--quick``), loading in the main process. The
-main base-to-novel config also runs at real size (random ViT-B/16 and
-ViT-L/14 weights; ``--real-size``).
+its miniature and tests it (``--quick``), loading in the main process. With
+``--real-size``, random weights of the real architectures: the main
+base-to-novel config runs every phase, and one config of every other family
+trains one iteration and tests it with its own workers.
 """
 import glob
 import json
@@ -27,6 +28,25 @@ CONFIGS = sorted(
                          recursive=True) if '_base_' not in p)
 MAIN = str(REPO / 'configs' / 'promptkd' /
            'promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-dtd.py')
+#: One config of each family other than MAIN's, run at real size: every
+#: prompt learner of stage (a), zero-shot CLIP, and the distiller on the
+#: ImageNet layout with a recorded teacher cache, across datasets, with a
+#: MaPLe teacher and with an mmpretrain student.
+REAL_SIZE_FAMILIES = [
+    str(REPO / 'configs' / name) for name in (
+        'ivlp/ivlp_vit-l14_1xb8-16shot-20e_b2n-caltech101.py',
+        'maple/maple_vit-l14_1xb8-16shot-20e_b2n-caltech101.py',
+        'promptsrc/promptsrc_vit-l14_1xb8-16shot-20e_b2n-imagenet.py',
+        'zsclip/zsclip_vit-l14_b2n-caltech101.py',
+        'promptkd/promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_b2n-imagenet_'
+        'teacher-cache.py',
+        'promptkd/promptkd_vit-b16_vit-l14-promptsrc_1xb8-20e_xd-imagenet-to-'
+        'caltech101.py',
+        'promptkd/promptkd_vit-b16_vit-l14-maple_1xb8-20e_b2n-imagenet.py',
+        'promptkd/promptkd_resnet50_vit-l14-promptsrc_1xb8-20e_b2n-'
+        'imagenet.py',
+    )
+]
 pytestmark = pytest.mark.slow
 
 
@@ -208,3 +228,27 @@ def test_real_size_main_config(tmp_path, capsys):
     assert osp.getsize(tmp_path / 'train' / 'epoch_2.pth') < 10e6
     assert not any(k.startswith('student.clip.')
                    for k in checkpoint['state_dict'])
+
+
+@pytest.mark.real_size
+@pytest.mark.parametrize('config', REAL_SIZE_FAMILIES, ids=osp.basename)
+def test_real_size_family(config, tmp_path, capsys):
+    """Random weights of the config's own architectures, its batch size and
+    workers: built, one training iteration, and tested."""
+    if torch.cuda.is_available():
+        pytest.skip('measured on the CPU here')
+    _run(config, tmp_path, tiny=False, quick=True)
+    printed = capsys.readouterr().out
+    assert '  test ' in printed
+    if 'zsclip' not in osp.basename(config):
+        assert '  train ' in printed
+        assert glob.glob(str(tmp_path / 'train' / '*_1.pth'))
+
+
+def test_real_size_families_are_configs_of_other_families():
+    assert all(osp.isfile(p) for p in REAL_SIZE_FAMILIES)
+    assert MAIN not in REAL_SIZE_FAMILIES
+    prefixes = {osp.basename(p).split('_')[0] for p in REAL_SIZE_FAMILIES}
+    assert prefixes == {
+        osp.basename(osp.dirname(p)) for p in CONFIGS
+    }
