@@ -266,7 +266,7 @@ def test_text_truncated_at_last_end_token(tiny_clip_cfg):
             prompt.normal_()
     names = ['cat', 'a much longer class name with many words']
     short = model.encode_text(names, normalize=True)
-    tokens, length = model._tokens(names)
+    tokens, _, length = model._tokens(names)
     assert length == int(tokens.argmax(-1).max()) + 1 < 77
     full = build(tiny_clip_cfg, text_prompt_depth=3, truncate_text=False)
     full.load_state_dict(model.state_dict())

@@ -265,15 +265,7 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         weights_name = cfg['checkpoint']
         state_dict = _read_weights(weights_name, 'checkpoint')
 
-    for key in ('custom_text', 'multimodal_cfg'):
-        if model_cfg.get(key):
-            raise ValueError(f'clip: model configs with {key} are not '
-                             'supported; use a plain CLIP ViT model')
-    model = open_clip.CLIP(
-        embed_dim=model_cfg['embed_dim'],
-        vision_cfg=model_cfg['vision_cfg'],
-        text_cfg=model_cfg['text_cfg'],
-        quick_gelu=quick_gelu)
+    model = _build_open_clip_model(model_cfg, quick_gelu)
     if state_dict is not None:
         expected = model.state_dict()
         state_dict = {
@@ -286,6 +278,49 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         quick_gelu=quick_gelu,
         precision=precision)
     return model.to(PRECISIONS[precision]).eval(), architecture
+
+
+#: Settings under which open_clip or timm would download weights.
+_DOWNLOADING_SETTINGS = (('vision_cfg', 'timm_model_pretrained'),
+                         ('text_cfg', 'hf_model_pretrained'))
+
+
+def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
+    """An open_clip ``CLIP`` or ``CustomTextCLIP`` of random weights.
+
+    Nothing is downloaded: a config that asks open_clip or timm for
+    pretrained tower weights, or for a Hugging Face text model (built from
+    the hub), is refused.
+    """
+    if model_cfg.get('multimodal_cfg'):
+        raise ValueError(
+            'clip: model configs with multimodal_cfg (CoCa captioners) are '
+            'not supported: their text decoder has no place in prompt '
+            'learning; use a contrastive CLIP model')
+    hf_text = model_cfg.get('text_cfg', {}).get('hf_model_name')
+    if hf_text:
+        raise ValueError(
+            f'clip: the text tower is the Hugging Face model "{hf_text}", '
+            'which open_clip builds from the hub (a download); models with '
+            'open_clip\'s own text transformer are supported')
+    for tower, key in _DOWNLOADING_SETTINGS:
+        if model_cfg.get(tower, {}).get(key):
+            raise ValueError(
+                f'clip: model_cfg.{tower}.{key}=True would download tower '
+                'weights; nothing is downloaded at run time: set it False '
+                'and give the weights with pretrained= or checkpoint=')
+    unknown = set(model_cfg) - {
+        'embed_dim', 'vision_cfg', 'text_cfg', 'init_logit_bias',
+        'custom_text'
+    }
+    if unknown:
+        raise ValueError(f'clip: model_cfg keys {sorted(unknown)} are not '
+                         'open_clip model settings (embed_dim, vision_cfg, '
+                         'text_cfg, init_logit_bias, custom_text)')
+    kwargs = {k: v for k, v in model_cfg.items() if k != 'custom_text'}
+    model_class = open_clip.CustomTextCLIP if model_cfg.get(
+        'custom_text') else open_clip.CLIP
+    return model_class(**kwargs, quick_gelu=quick_gelu)
 
 
 def text_only_source(clip: dict) -> dict:

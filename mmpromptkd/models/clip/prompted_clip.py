@@ -14,11 +14,9 @@ from ..utils.reference_fp16 import convert_to_reference_fp16
 from .class_prompts import shared_tokenizer, tokenize_class_prompts
 from .clip_builder import build_clip_and_architecture, text_only_source
 from .prompt_checkpoint import load_prompts
-
-
-#: The parts of an open_clip CLIP that only text encoding uses.
-TEXT_TOWER = ('transformer', 'token_embedding', 'positional_embedding',
-              'ln_final', 'text_projection', 'attn_mask')
+from .towers import TextTower, VisionTower, vision_tower_of
+from .towers.openclip_vit_tower import batch_first_block
+from .towers.text_tower import check_clip_tokenizer, drop_text_tower
 
 
 @MODELS.register_module()
@@ -26,10 +24,13 @@ class PromptedCLIP(BaseModule):
     """A frozen open_clip CLIP with learnable deep prompts.
 
     Vision tower: ``vision_prompt_length`` tokens are appended after the
-    class and patch tokens (without positional embedding) before ``ln_pre``;
-    blocks ``1 .. vision_prompt_depth - 1`` replace them with their own
-    prompt. Text tower: the ``text_prompt_length`` context tokens after the
-    start token are learnable (initialised from ``ctx_init``) and get
+    prefix (class, register) and patch tokens (without positional
+    embedding) before the pre-norm; blocks ``1 .. vision_prompt_depth - 1``
+    replace them with their own prompt, and they are removed before the
+    tower's own pooling and projection (see :mod:`.towers` for open_clip's
+    ViT and timm's ViT / EVA towers; convolutional towers take no visual
+    prompts). Text tower: the ``text_prompt_length`` context tokens after
+    the start token are learnable (initialised from ``ctx_init``) and get
     positional embeddings; blocks ``1 .. text_prompt_depth - 1`` replace them
     with their own prompt. A depth of 0 means no prompt: the tower is exactly
     the plain CLIP tower. All CLIP weights are frozen.
@@ -109,22 +110,35 @@ class PromptedCLIP(BaseModule):
         self.reference_fp16 = reference_fp16
         if reference_fp16:
             convert_to_reference_fp16(self.clip)
-        self._check_supported()
-        num_vision_blocks = len(self.clip.visual.transformer.resblocks)
-        num_text_blocks = len(self.clip.transformer.resblocks)
+        self._embed_dim = self.clip_architecture['model_cfg']['embed_dim']
+        self._vision_tower = vision_tower_of(self.clip.visual)
+        if vision_prompt_depth and not self._vision_tower.takes_prompts:
+            raise ValueError(
+                f'vision_prompt_depth={vision_prompt_depth}: '
+                f'{self._vision_tower.no_prompts_reason}; use 0 (train the '
+                'projector, text prompts or freeze_clip=False instead)')
         _check_depth('vision_prompt_depth', vision_prompt_depth,
-                     num_vision_blocks)
-        _check_depth('text_prompt_depth', text_prompt_depth, num_text_blocks)
+                     len(self._vision_tower.blocks))
+        self._text_tower = None
+        self.has_text_tower = text_tower
+        if text_tower:
+            check_clip_tokenizer(self.clip_architecture['model_cfg'])
+            self._text_tower = TextTower(self.clip)
+            _check_depth('text_prompt_depth', text_prompt_depth,
+                         len(self._text_tower.module.transformer.resblocks))
+        elif text_prompt_depth:
+            raise ValueError('text_prompt_depth must be 0 when '
+                             'text_tower=False')
         for name, length in (('vision_prompt_length', vision_prompt_length),
                              ('text_prompt_length', text_prompt_length)):
             if length < 1:
                 raise ValueError(f'{name} must be >= 1, got {length}')
         if text_prompt_depth and (text_prompt_length + 3
-                                  > self.clip.context_length):
+                                  > self._text_tower.context_length):
             raise ValueError(
                 f'text_prompt_length={text_prompt_length} does not fit the '
-                f'context length {self.clip.context_length} (start token, '
-                'context, at least one name token and the end token)')
+                f'context length {self._text_tower.context_length} (start '
+                'token, context, at least one name token and the end token)')
 
         self.vision_prompt_depth = vision_prompt_depth
         self.vision_prompt_length = vision_prompt_length
@@ -138,22 +152,21 @@ class PromptedCLIP(BaseModule):
         def normal(*shape: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape) * prompt_init_std)
 
-        width = self.clip.visual.conv1.out_channels
+        width = self._vision_tower.prompt_width
         if vision_prompt_depth:
             self.vision_ctx = normal(vision_prompt_length, width)
             self.vision_deep_prompts = nn.ParameterList([
                 normal(vision_prompt_length, width)
                 for _ in range(vision_prompt_depth - 1)
             ])
-        text_width = self.clip.ln_final.weight.shape[0]
         self.prompt_prefix = ctx_init.replace('_', ' ').strip()
         if text_prompt_depth:
             init_ids = self.tokenizer.encode(self.prompt_prefix)
             if len(init_ids) >= text_prompt_length:
                 ids = torch.tensor(init_ids[:text_prompt_length])
+                embedding = self._text_tower.module.token_embedding
                 with torch.no_grad():
-                    init = self.clip.token_embedding(
-                        ids.to(self.clip.token_embedding.weight.device))
+                    init = embedding(ids.to(embedding.weight.device))
                 self.text_ctx = nn.Parameter(init.float().clone())
                 # The context replaces the first tokens of the prefix.
                 if len(init_ids) > text_prompt_length:
@@ -161,23 +174,17 @@ class PromptedCLIP(BaseModule):
                         f'ctx_init "{ctx_init}" has {len(init_ids)} tokens; '
                         f'only the first {text_prompt_length} are learnable')
             else:
-                self.text_ctx = normal(text_prompt_length, text_width)
+                self.text_ctx = normal(text_prompt_length,
+                                       self._text_tower.width)
                 self.prompt_prefix = ' '.join(['X'] * text_prompt_length)
             if reference_fp16:
                 self.text_ctx.data = self.text_ctx.data.half()
             self.text_deep_prompts = nn.ParameterList([
-                normal(text_prompt_length, text_width)
+                normal(text_prompt_length, self._text_tower.width)
                 for _ in range(text_prompt_depth - 1)
             ])
-        self.has_text_tower = text_tower
         if not text_tower:
-            if text_prompt_depth:
-                raise ValueError('text_prompt_depth must be 0 when '
-                                 'text_tower=False')
-            for name in TEXT_TOWER:
-                delattr(self.clip, name)
-        # Read from the image tower, kept for a text-only model.
-        self._embed_dim = self.clip.visual.output_dim
+            drop_text_tower(self.clip)
         self.has_image_tower = image_tower
         if not image_tower:
             if vision_prompt_depth:
@@ -187,23 +194,12 @@ class PromptedCLIP(BaseModule):
                 raise ValueError('a PromptedCLIP needs a text or an image '
                                  'tower')
             delattr(self.clip, 'visual')
+            self._vision_tower = None
         if not freeze_clip:
             self.clip.requires_grad_(True)
             self.clip.logit_scale.requires_grad_(False)
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
-
-    def _check_supported(self) -> None:
-        visual = self.clip.visual
-        if not hasattr(visual, 'conv1') or not hasattr(visual, 'transformer'):
-            raise ValueError('PromptedCLIP needs a ViT image tower')
-        if (visual.attn_pool is not None or visual.pool_type != 'tok'
-                or visual.final_ln_after_pool):
-            raise ValueError('PromptedCLIP needs class-token pooling in the '
-                             'image tower (pool_type="tok", no attn_pool)')
-        if getattr(self.clip, 'text_pool_type', 'argmax') != 'argmax':
-            raise ValueError('PromptedCLIP needs end-token (argmax) pooling '
-                             'in the text tower')
 
     def train(self, mode: bool = True) -> 'PromptedCLIP':
         """Set the mode; the frozen CLIP always stays in eval mode."""
@@ -222,7 +218,14 @@ class PromptedCLIP(BaseModule):
     def dtype(self) -> torch.dtype:
         """torch.dtype: Activation dtype of the image tower's weights."""
         self._require_image_tower()
-        return self.clip.visual.conv1.weight.dtype
+        return self._vision_tower.dtype
+
+    def _require_text_tower(self) -> None:
+        if not self.has_text_tower:
+            raise RuntimeError('this PromptedCLIP has no text tower (built '
+                               'with text_tower=False, or released after '
+                               'its text features were stored) and cannot '
+                               'encode text')
 
     def _require_image_tower(self) -> None:
         if not self.has_image_tower:
@@ -238,7 +241,19 @@ class PromptedCLIP(BaseModule):
     def image_size(self) -> Tuple[int, int]:
         """tuple[int, int]: Input resolution of the image tower."""
         self._require_image_tower()
-        return tuple(self.clip.visual.image_size)
+        return self._vision_tower.image_size
+
+    @property
+    def vision_tower(self) -> VisionTower:
+        """VisionTower: How prompts enter the image tower."""
+        self._require_image_tower()
+        return self._vision_tower
+
+    @property
+    def text_tower(self) -> TextTower:
+        """TextTower: The text tower (context length, width, pooling)."""
+        self._require_text_tower()
+        return self._text_tower
 
     # ------------------------------------------------------------------ #
     def _prompt(self, prompt: torch.Tensor, like: torch.Tensor,
@@ -273,19 +288,14 @@ class PromptedCLIP(BaseModule):
                 f'tokens, got {[tuple(p.shape) for p in prompts]}')
         return prompts
 
-    def _run_block(self, block: nn.Module, x: torch.Tensor,
-                   attn_mask: Optional[torch.Tensor],
-                   batch_first: bool) -> torch.Tensor:
-        """Run one residual block on a batch-first sequence."""
-        if not batch_first:
-            x = x.transpose(0, 1)
+    def _run_block(self, block, x: torch.Tensor,
+                   attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Run one block function ``block(x, attn_mask)``, recomputed in
+        the backward pass with gradient checkpointing."""
         if self.grad_checkpointing and self.training and \
                 torch.is_grad_enabled():
-            x = grad_checkpoint(
-                block, x, None, None, attn_mask, use_reentrant=False)
-        else:
-            x = block(x, attn_mask=attn_mask)
-        return x if batch_first else x.transpose(0, 1)
+            return grad_checkpoint(block, x, attn_mask, use_reentrant=False)
+        return block(x, attn_mask)
 
     def encode_image(
             self,
@@ -310,25 +320,24 @@ class PromptedCLIP(BaseModule):
             Tensor: Features of shape (B, embed_dim).
         """
         self._require_image_tower()
-        visual = self.clip.visual
-        x = visual.conv1(images.to(self.dtype))
-        x = x.flatten(2).transpose(1, 2)
-        batch = x.shape[0]
-        cls_token = visual.class_embedding.to(x.dtype).expand(batch, 1, -1)
-        x = torch.cat([cls_token, x], dim=1)
-        x = x + visual.positional_embedding.to(x.dtype)
-        n_v = self.vision_prompt_length
+        tower = self._vision_tower
         prompts = self._check_prompts(prompts, 'vision')
-        if self.vision_prompt_depth:
+        if not tower.takes_prompts:
+            x = tower.encode(images)
+            return F.normalize(x, dim=-1) if normalize else x
+        x, context = tower.embed(images)
+        batch = x.shape[0]
+        n_v = self.vision_prompt_length if self.vision_prompt_depth else 0
+        if n_v:
             x = torch.cat([x, self._prompt(prompts[0], x, batch)], dim=1)
-        x = visual.ln_pre(x)
-        batch_first = visual.transformer.batch_first
-        for i, block in enumerate(visual.transformer.resblocks):
+        x = tower.pre_norm(x)
+        for i in range(len(tower.blocks)):
             if 1 <= i < self.vision_prompt_depth:
                 prompt = self._prompt(prompts[i], x, batch)
                 x = torch.cat([x[:, :-n_v], prompt], dim=1)
-            x = self._run_block(block, x, attn_mask, batch_first)
-        x = visual.ln_post(x[:, 0]) @ visual.proj
+            x = self._run_block(tower.block_function(i, context, n_v), x,
+                                attn_mask)
+        x = tower.head(x[:, :x.shape[1] - n_v])
         return F.normalize(x, dim=-1) if normalize else x
 
     def release_text_tower(self) -> None:
@@ -340,9 +349,8 @@ class PromptedCLIP(BaseModule):
         if not self.has_image_tower:
             raise ValueError('a text-only PromptedCLIP cannot release its '
                              'text tower')
-        for name in TEXT_TOWER:
-            if hasattr(self.clip, name):
-                delattr(self.clip, name)
+        drop_text_tower(self.clip)
+        self._text_tower = None
         for name in ('text_ctx', 'text_deep_prompts'):
             if hasattr(self, name):
                 delattr(self, name)
@@ -355,7 +363,7 @@ class PromptedCLIP(BaseModule):
         """SimpleTokenizer: CLIP's BPE tokenizer for this context length,
         one per process for all models (about 21 MB each otherwise; image
         encoders never use it)."""
-        return shared_tokenizer(self.clip.context_length)
+        return shared_tokenizer(self.text_tower.context_length)
 
     def tokenize(self, class_names: Sequence[str]) -> torch.Tensor:
         """Tokenise ``"{prefix} {name}."`` for every class name.
@@ -369,25 +377,29 @@ class PromptedCLIP(BaseModule):
         return tokenize_class_prompts(self.tokenizer, self.prompt_prefix,
                                       class_names)
 
-    def _tokens(self,
-                class_names: Sequence[str]) -> Tuple[torch.Tensor, int]:
-        """Token ids and the used length, cached per class list.
+    def _tokens(
+        self, class_names: Sequence[str]
+    ) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        """Token ids, pooled positions and the used length, cached per
+        class list.
 
-        The text attention is causal and features are read at the end
-        token, so positions after the last end token cannot change them: the
-        tower only runs over the first ``length`` positions (e.g. 18 of 77
-        for ImageNet's class names, 4x less compute), unless
-        ``truncate_text=False``. The embeddings are looked up at every call
-        (not cached), so that a trained or reloaded ``token_embedding`` is
-        always the one used.
+        A causal text tower reads each feature at one position (the end
+        token for CLIP), so positions after the last of them cannot change
+        the features: the tower only runs over the first ``length``
+        positions (e.g. 18 of 77 for ImageNet's class names, 4x less
+        compute), unless ``truncate_text=False``. The embeddings are looked
+        up at every call (not cached), so that a trained or reloaded
+        ``token_embedding`` is always the one used.
         """
-        key = (tuple(class_names), self.clip.token_embedding.weight.device)
+        tower = self.text_tower
+        key = (tuple(class_names),
+               tower.module.token_embedding.weight.device)
         if self._text_cache is None or self._text_cache[0] != key:
-            tokens = self.tokenize(class_names)
-            length = int(tokens.argmax(dim=-1).max()) + 1
-            if not self.truncate_text or self.clip.attn_mask is None:
-                length = tokens.shape[1]  # not causal: every position counts
-            self._text_cache = (key, tokens.to(key[1]), length)
+            tokens = self.tokenize(class_names).to(key[1])
+            length = tower.used_length(tokens) if self.truncate_text \
+                else tokens.shape[1]
+            self._text_cache = (key, tokens, tower.pool_positions(tokens),
+                                length)
         return self._text_cache[1:]
 
     def encode_text(
@@ -407,35 +419,28 @@ class PromptedCLIP(BaseModule):
         Returns:
             Tensor: Features of shape (C, embed_dim).
         """
-        if not self.has_text_tower:
-            raise RuntimeError('this PromptedCLIP has no text tower (built '
-                               'with text_tower=False, or released after '
-                               'its text features were stored) and cannot '
-                               'encode text')
-        tokens, length = self._tokens(class_names)
-        x = self.clip.token_embedding(tokens[:, :length]).to(
-            self.clip.transformer.get_cast_dtype())
+        tower = self.text_tower
+        module = tower.module
+        tokens, positions, length = self._tokens(class_names)
+        x = module.token_embedding(tokens[:, :length]).to(
+            module.transformer.get_cast_dtype())
         num = x.shape[0]
         n_t = self.text_prompt_length
         prompts = self._check_prompts(prompts, 'text')
         if self.text_prompt_depth:
             ctx = self._prompt(prompts[0], x, num)
             x = torch.cat([x[:, :1], ctx, x[:, 1 + n_t:]], dim=1)
-        x = x + self.clip.positional_embedding[:length].to(x.dtype)
-        attn_mask = self.clip.attn_mask
-        if attn_mask is not None:
-            attn_mask = attn_mask[:length, :length]
-        batch_first = self.clip.transformer.batch_first
-        for i, block in enumerate(self.clip.transformer.resblocks):
+        x = x + module.positional_embedding[:length].to(x.dtype)
+        attn_mask = tower.attn_mask(length)
+        for i, block in enumerate(module.transformer.resblocks):
             if 1 <= i < self.text_prompt_depth:
                 prompt = self._prompt(prompts[i], x, num)
                 x = torch.cat([x[:, :1], prompt, x[:, 1 + n_t:]], dim=1)
-            x = self._run_block(block, x, attn_mask, batch_first)
-        x = self.clip.ln_final(x)
-        x = x[torch.arange(num, device=x.device), tokens.argmax(dim=-1)]
-        projection = self.clip.text_projection
-        x = projection(x) if isinstance(projection, nn.Linear) \
-            else x @ projection
+            x = self._run_block(
+                batch_first_block(block, module.transformer.batch_first), x,
+                attn_mask)
+        x = module.ln_final(x)
+        x = tower.project(x[torch.arange(num, device=x.device), positions])
         return F.normalize(x, dim=-1) if normalize else x
 
     def forward(self, images: torch.Tensor,

@@ -291,13 +291,13 @@ class BasePromptClassifier(BaseModel):
     def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Tokenise full prompts, refusing any longer than the context."""
         pc = self.prompted_clip
-        context = pc.clip.context_length
+        context = pc.text_tower.context_length
         for text in texts:
             if len(pc.tokenizer.encode(text)) + 2 > context:
                 raise ValueError(f'prompt "{text}" is longer than the '
                                  f'context length {context}')
-        return pc.tokenizer(list(texts)).to(pc.clip.token_embedding.weight
-                                            .device)
+        device = pc.text_tower.module.token_embedding.weight.device
+        return pc.tokenizer(list(texts)).to(device)
 
     @torch.no_grad()
     def template_text_features(self, class_names: Sequence[str],

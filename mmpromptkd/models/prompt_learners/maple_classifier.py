@@ -65,7 +65,7 @@ class MaPLeClassifier(BasePromptClassifier):
                 ctx_init=ctx_init,
                 **kwargs)
         except ValueError as e:
-            if 'prompt_depth' not in str(e):
+            if 'must be between' not in str(e):
                 raise
             raise ValueError(f'MaPLe prompt_depth={prompt_depth} is larger '
                              f'than a tower of this CLIP: {e}') from None
@@ -76,7 +76,7 @@ class MaPLeClassifier(BasePromptClassifier):
         del pc.vision_ctx
         del pc.vision_deep_prompts
         text_width = pc.text_ctx.shape[-1]
-        vision_width = pc.clip.visual.conv1.out_channels
+        vision_width = pc.vision_tower.prompt_width
         self.vision_prompt_maps = nn.ModuleList([
             nn.Linear(text_width, vision_width) for _ in range(prompt_depth)
         ])

@@ -1,0 +1,66 @@
+"""open_clip's own ViT image tower, split where prompts enter."""
+from typing import Callable, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .vision_tower import VisionTower
+
+__all__ = ['OpenCLIPViTTower', 'batch_first_block']
+
+
+class OpenCLIPViTTower(VisionTower):
+    """open_clip's ``VisionTransformer`` (OpenAI, LAION, DFN, MetaCLIP).
+
+    Prompts join after the class, patch and position embeddings, before
+    ``ln_pre``, as in the official IVLP / PromptKD code; pooling (class
+    token, average, attention pooling) and the projection are the tower's
+    own, applied after the prompts are removed.
+    """
+
+    takes_prompts = True
+
+    @property
+    def prompt_width(self) -> int:
+        return self.visual.conv1.out_channels
+
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        return self.visual.transformer.resblocks
+
+    def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, None]:
+        visual = self.visual
+        x = visual.conv1(images.to(self.dtype))
+        x = x.flatten(2).transpose(1, 2)
+        cls_token = visual.class_embedding.to(x.dtype).expand(
+            x.shape[0], 1, -1)
+        x = torch.cat([cls_token, x], dim=1)
+        return x + visual.positional_embedding.to(x.dtype), None
+
+    def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return self.visual.ln_pre(x)
+
+    def block_function(self, index: int, context: None,
+                       num_prompts: int) -> Callable:
+        return batch_first_block(self.blocks[index],
+                                 self.visual.transformer.batch_first)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        # The tower's own pooling (private in open_clip 3.3; the depth-0
+        # parity tests hold it to the tower's forward).
+        pooled, _ = self.visual._pool(x)
+        proj = self.visual.proj
+        return pooled if proj is None else pooled @ proj
+
+
+def batch_first_block(block: nn.Module, batch_first: bool) -> Callable:
+    """``f(x, attn_mask)`` running an open_clip residual block on
+    batch-first tokens, whichever layout its transformer keeps."""
+
+    def run(x, attn_mask):
+        if not batch_first:
+            x = x.transpose(0, 1)
+        x = block(x, attn_mask=attn_mask)
+        return x if batch_first else x.transpose(0, 1)
+
+    return run

@@ -1,0 +1,139 @@
+"""The text tower of an open_clip model, wherever the model keeps it."""
+from typing import Optional, Tuple
+
+import torch
+from open_clip.transformer import TextTransformer
+from torch import nn
+
+__all__ = ['TextTower', 'check_clip_tokenizer', 'drop_text_tower']
+
+#: The parts of an open_clip ``CLIP`` that only text encoding uses.
+CLIP_TEXT_PARTS = ('transformer', 'token_embedding', 'positional_embedding',
+                   'ln_final', 'text_projection', 'attn_mask')
+
+
+class TextTower:
+    """open_clip's text transformer, as a ``CLIP`` holds it (its own
+    attributes) or a ``CustomTextCLIP`` (``clip.text``).
+
+    It tells where features are pooled (``argmax``: the end token, the
+    highest id of CLIP's tokenizer; ``eos``: the first end token; ``last``;
+    ``first``) and how many positions a causal tower must run for them.
+
+    Args:
+        clip (nn.Module): The open_clip model.
+
+    Raises:
+        ValueError: For text towers prompts cannot enter (Hugging Face
+            text models, CoCa's appended class token), saying why.
+    """
+
+    def __init__(self, clip: nn.Module) -> None:
+        text = getattr(clip, 'text', None)
+        if text is None:
+            self.module = clip
+            self.pool_type = clip.text_pool_type
+            self.eos_id = getattr(clip, 'text_eos_id', None)
+        elif isinstance(text, TextTransformer):
+            self.module = text
+            self.pool_type = text.pool_type
+            self.eos_id = text.eos_id
+        else:
+            raise ValueError(
+                f'the text tower ({type(text).__name__}) is a Hugging Face '
+                'text model: text prompts need open_clip\'s own text '
+                'transformer; use this model with text_tower=False (an '
+                'image-only student)')
+        if getattr(self.module, 'cls_emb', None) is not None or getattr(
+                self.module, 'use_pad_mask', False):
+            raise ValueError('the text tower appends a class token or masks '
+                             'padding (CoCa): text prompts are not supported '
+                             'for it')
+        if self.pool_type not in ('argmax', 'eos', 'last', 'first'):
+            raise ValueError(f'the text tower pools with "{self.pool_type}"'
+                             ', which gives no single feature per text')
+        self.clip = clip
+
+    @property
+    def parts(self) -> Tuple[str, ...]:
+        """tuple[str, ...]: Attributes of the model that hold the tower."""
+        return CLIP_TEXT_PARTS if self.module is self.clip else ('text', )
+
+    @property
+    def context_length(self) -> int:
+        """int: Tokens per text."""
+        return self.module.context_length
+
+    @property
+    def width(self) -> int:
+        """int: Width of a token (and of a text prompt)."""
+        return self.module.token_embedding.weight.shape[1]
+
+    @property
+    def causal(self) -> bool:
+        """bool: Whether a position attends to earlier positions only."""
+        return self.module.attn_mask is not None
+
+    def pool_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The position of each text's feature.
+
+        Args:
+            tokens (Tensor): Token ids of shape (N, context_length).
+
+        Returns:
+            Tensor: Positions of shape (N, ).
+        """
+        if self.pool_type == 'argmax':
+            return tokens.argmax(dim=-1)
+        if self.pool_type == 'eos':
+            return (tokens == self.eos_id).int().argmax(dim=-1)
+        position = 0 if self.pool_type == 'first' else tokens.shape[1] - 1
+        return torch.full((tokens.shape[0], ), position, dtype=torch.long,
+                          device=tokens.device)
+
+    def used_length(self, tokens: torch.Tensor) -> int:
+        """Positions a forward must run: a causal tower stops after the
+        last pooled position (later positions cannot change the features);
+        any other runs them all."""
+        if not self.causal:
+            return tokens.shape[1]
+        return int(self.pool_positions(tokens).max()) + 1
+
+    def attn_mask(self, length: int) -> Optional[torch.Tensor]:
+        """The causal mask of the first ``length`` positions, or None."""
+        mask = self.module.attn_mask
+        return None if mask is None else mask[:length, :length]
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The text projection of pooled features."""
+        projection = self.module.text_projection
+        if projection is None:
+            return x
+        return projection(x) if isinstance(projection, nn.Linear) \
+            else x @ projection
+
+
+def check_clip_tokenizer(model_cfg: dict) -> None:
+    """Refuse a text tower whose tokenizer is not open_clip's CLIP BPE
+    tokenizer (the one text prompts are tokenised with).
+
+    Args:
+        model_cfg (dict): The open_clip model config.
+    """
+    name = model_cfg.get('text_cfg', {}).get('hf_tokenizer_name')
+    if name:
+        raise ValueError(
+            f'the text tower uses the Hugging Face tokenizer "{name}"; text '
+            'encoding supports open_clip\'s CLIP tokenizer only: use this '
+            'model with text_tower=False (an image-only student)')
+
+
+def drop_text_tower(clip: nn.Module) -> None:
+    """Delete the text tower of an open_clip model, where it is kept.
+
+    Args:
+        clip (nn.Module): A ``CLIP`` or ``CustomTextCLIP``.
+    """
+    for name in ('text', ) if hasattr(clip, 'text') else CLIP_TEXT_PARTS:
+        if hasattr(clip, name):
+            delattr(clip, name)

@@ -1,0 +1,37 @@
+"""Which tower class serves an image tower."""
+from open_clip.timm_model import TimmModel
+from open_clip.transformer import VisionTransformer
+from torch import nn
+
+from .openclip_vit_tower import OpenCLIPViTTower
+from .timm_eva_tower import TimmEvaTower
+from .timm_vit_tower import TimmViTTower
+from .vision_tower import VisionTower
+
+__all__ = ['vision_tower_of']
+
+
+def vision_tower_of(visual: nn.Module) -> VisionTower:
+    """The tower class for an open_clip model's ``visual``.
+
+    open_clip's ViT, timm's ``VisionTransformer`` and ``Eva`` trunks take
+    deep prompts; every other tower (ModifiedResNet, ConvNeXt, FastViT,
+    Swin) runs whole.
+
+    Args:
+        visual (nn.Module): ``clip.visual``.
+
+    Returns:
+        VisionTower: The tower.
+    """
+    from timm.models.eva import Eva
+    from timm.models.vision_transformer import \
+        VisionTransformer as TimmVisionTransformer
+    if isinstance(visual, VisionTransformer):
+        return OpenCLIPViTTower(visual)
+    if isinstance(visual, TimmModel):
+        if isinstance(visual.trunk, Eva):
+            return TimmEvaTower(visual)
+        if isinstance(visual.trunk, TimmVisionTransformer):
+            return TimmViTTower(visual)
+    return VisionTower(visual)

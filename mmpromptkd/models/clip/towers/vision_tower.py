@@ -1,0 +1,89 @@
+"""An image tower that runs whole, and what every image tower tells."""
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+__all__ = ['VisionTower']
+
+
+class VisionTower:
+    """An image tower run as it is, without a token sequence for prompts.
+
+    Convolutional towers (open_clip's ``ModifiedResNet``, timm's ConvNeXt,
+    FastViT / MobileCLIP, Swin) have no sequence of tokens that deep
+    visual prompts could join; their features are the tower's own output.
+    The subclasses (:class:`OpenCLIPViTTower`, :class:`TimmViTTower`) split
+    a transformer tower into the steps between which prompts enter.
+
+    Args:
+        visual (nn.Module): The CLIP's image tower (``clip.visual``).
+    """
+
+    #: Whether deep visual prompts can enter this tower.
+    takes_prompts = False
+
+    def __init__(self, visual: nn.Module) -> None:
+        self.visual = visual
+
+    @property
+    def name(self) -> str:
+        """str: The tower's class, for messages."""
+        return type(self.visual).__name__
+
+    @property
+    def no_prompts_reason(self) -> str:
+        """str: Why this tower takes no visual prompts."""
+        trunk = getattr(self.visual, 'trunk', None)
+        name = type(trunk).__name__ if trunk is not None else self.name
+        return (f'the image tower ({name}) is convolutional: it has no '
+                'token sequence that visual prompts could join')
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        """tuple[int, int]: Input resolution."""
+        size = self.visual.image_size
+        if isinstance(size, (tuple, list)):
+            return tuple(size)
+        return size, size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """torch.dtype: dtype of the tower's first convolution or linear
+        weight (the input's dtype; embeddings may be kept in fp32)."""
+        layers = (nn.Conv2d, nn.Linear)
+        return next(m.weight.dtype for m in self.visual.modules()
+                    if isinstance(m, layers))
+
+    @property
+    def prompt_width(self) -> Optional[int]:
+        """int, optional: Width of a prompt token; None without tokens."""
+        return None
+
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        """Sequence[nn.Module]: The blocks prompts are replaced between."""
+        return []
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of an image batch: the tower's own forward."""
+        return self.visual(images.to(self.dtype))
+
+    # The steps of a token tower, overridden by the subclasses.
+    def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, object]:
+        """Tokens before the pre-norm, and what every block needs."""
+        raise NotImplementedError
+
+    def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm applied to all tokens before the first block."""
+        raise NotImplementedError
+
+    def block_function(self, index: int, context: object,
+                       num_prompts: int) -> Callable:
+        """``f(x, attn_mask)`` running block ``index`` on batch-first tokens
+        of which the last ``num_prompts`` are prompts."""
+        raise NotImplementedError
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled, projected features of the tokens (prompts removed)."""
+        raise NotImplementedError
