@@ -395,10 +395,11 @@ class PromptedCLIP(BaseModule):
         key = (tuple(class_names),
                tower.module.token_embedding.weight.device)
         if self._text_cache is None or self._text_cache[0] != key:
-            tokens = self.tokenize(class_names).to(key[1])
+            tokens = self.tokenize(class_names)  # on the CPU: read here
             length = tower.used_length(tokens) if self.truncate_text \
                 else tokens.shape[1]
-            self._text_cache = (key, tokens, tower.pool_positions(tokens),
+            self._text_cache = (key, tokens.to(key[1]),
+                                tower.pool_positions(tokens).to(key[1]),
                                 length)
         return self._text_cache[1:]
 
