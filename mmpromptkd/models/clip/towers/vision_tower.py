@@ -6,6 +6,10 @@ from torch import nn
 
 __all__ = ['VisionTower']
 
+#: Tower classes without a token sequence (the rest are transformers of
+#: other kinds: windowed or with relative positions).
+CONVOLUTIONAL = ('ModifiedResNet', 'ConvNeXt', 'FastVit', 'ResNet')
+
 
 class VisionTower:
     """An image tower run as it is, without a token sequence for prompts.
@@ -34,10 +38,13 @@ class VisionTower:
     @property
     def no_prompts_reason(self) -> str:
         """str: Why this tower takes no visual prompts."""
-        trunk = getattr(self.visual, 'trunk', None)
-        name = type(trunk).__name__ if trunk is not None else self.name
-        return (f'the image tower ({name}) is convolutional: it has no '
-                'token sequence that visual prompts could join')
+        trunk = getattr(self.visual, 'trunk', self.visual)
+        name = type(trunk).__name__
+        if name in CONVOLUTIONAL:
+            return (f'the image tower ({name}) is convolutional: it has no '
+                    'token sequence that visual prompts could join')
+        return (f'visual prompts join open_clip\'s ViT and timm\'s '
+                f'VisionTransformer and Eva towers, not {name}')
 
     @property
     def image_size(self) -> Tuple[int, int]:

@@ -1,0 +1,4 @@
+"""Helpers for tests of mmpromptkd and of code built on it."""
+from .scaled_open_clip import scaled_model_cfg, small_timm_trunks
+
+__all__ = ['scaled_model_cfg', 'small_timm_trunks']

@@ -1,0 +1,87 @@
+"""Scaled-down copies of open_clip's model configurations, for tests.
+
+The real tower classes, pooling, position embeddings, tokens and image size
+of a model, with 2 transformer blocks of width 64 (or the smallest
+convolutional stages): every family builds and runs in a fraction of a
+second on a CPU, with random weights.
+"""
+import contextlib
+import copy
+from typing import Iterator
+
+import open_clip
+import timm
+from timm.models.vitamin import VitCfg, VitConvCfg
+
+__all__ = ['scaled_model_cfg', 'small_timm_trunks']
+
+#: Scaled sizes of transformer towers.
+WIDTH, LAYERS, HEAD_WIDTH = 64, 2, 32
+#: timm keyword arguments that scale a trunk, tried in this order (the
+#: first that the trunk's class accepts is used; none: full size).
+TIMM_SCALINGS = (
+    # ViTamin: a convolutional stem that ends at the transformer's width
+    # (first: any other class refuses embed_cfg before building anything).
+    dict(depth=LAYERS, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH,
+         embed_cfg=VitCfg(embed_dim=(16, 32, WIDTH), depths=(1, 1, 1),
+                          stem_width=16, head_type='1d',
+                          conv_cfg=VitConvCfg(norm_layer='layernorm2d'))),
+    dict(depth=LAYERS, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH),
+    # A stem of fixed width (MobileCLIP-B): fewer blocks only.
+    dict(depth=LAYERS),
+    dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128)),
+    dict(depths=(1, 1, 1, 1), embed_dim=16, num_heads=(1, 2, 4, 8)),
+    dict(layers=(1, 1, 1, 1), embed_dims=(16, 32, 64, 128)),
+)
+
+
+def scaled_model_cfg(name: str) -> dict:
+    """The open_clip config of a model, with small towers.
+
+    Args:
+        name (str): An open_clip model name (``open_clip.list_models()``).
+
+    Returns:
+        dict: A ``model_cfg`` for ``clip=dict(model_cfg=...)``; timm trunks
+        are scaled when it is built inside :func:`small_timm_trunks`.
+    """
+    cfg = copy.deepcopy(open_clip.get_model_config(name))
+    cfg.pop('quick_gelu', None)
+    vision, text = cfg['vision_cfg'], cfg.get('text_cfg', {})
+    if vision.get('timm_proj') == 'none':
+        # The trunk's own width is the feature width (SigLIP).
+        cfg['embed_dim'] = WIDTH
+    if not vision.get('timm_model_name'):
+        if isinstance(vision.get('layers'), (list, tuple)):  # ResNet
+            vision.update(layers=[1, 1, 1, 1], width=16, head_width=16)
+        else:
+            vision.update(width=WIDTH, layers=LAYERS, head_width=HEAD_WIDTH)
+            if vision.get('attentional_pool'):
+                vision.update(attn_pooler_heads=2)
+    if not text.get('hf_model_name'):
+        text.update(width=WIDTH, heads=WIDTH // HEAD_WIDTH, layers=LAYERS)
+    if cfg.get('multimodal_cfg'):
+        cfg['multimodal_cfg'].update(width=WIDTH, heads=2, layers=1)
+    return cfg
+
+
+@contextlib.contextmanager
+def small_timm_trunks() -> Iterator[None]:
+    """Make ``timm.create_model`` build small trunks of the same class
+    (the first of :data:`TIMM_SCALINGS` the class accepts), until the
+    context ends."""
+    create = timm.create_model
+
+    def create_small(model_name, *args, **kwargs):
+        for scaling in TIMM_SCALINGS:
+            try:
+                return create(model_name, *args, **scaling, **kwargs)
+            except (TypeError, AssertionError, ValueError):
+                continue  # not this class's settings: the next scaling
+        return create(model_name, *args, **kwargs)  # full size
+
+    timm.create_model = create_small
+    try:
+        yield
+    finally:
+        timm.create_model = create

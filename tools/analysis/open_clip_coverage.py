@@ -1,0 +1,161 @@
+"""Which open_clip model configurations PromptedCLIP builds, and how.
+
+    python tools/analysis/open_clip_coverage.py \\
+        [--out docs/open_clip_coverage.md] [--models NAME ...]
+
+For every model configuration open_clip knows (144 in open_clip 3.3), a
+scaled-down copy (2 blocks of width 64 in every transformer tower, the
+smallest stages in every convolutional one; the tower classes, pooling,
+position embeddings, tokens and image size of the real model) is built
+through ``PromptedCLIP`` with random weights, and:
+
+* **image tower**: the tower class that serves it, and whether deep visual
+  prompts enter it (else the reason);
+* **text tower**: whether text prompts enter it (else the reason);
+* **roles**: a student needs the image tower, a prompted (stage a) or
+  zero-shot teacher also the text tower;
+* **parity**: at prompt depth 0, the largest difference of ``encode_image``
+  / ``encode_text`` from open_clip's own, relative to the largest feature
+  (``ok`` below 1e-5).
+
+Nothing is downloaded; no weight file is read. The page is Markdown
+(``docs/open_clip_coverage.md``); the test suite builds every row again and
+compares it with the file.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+
+import open_clip  # noqa: E402
+import torch  # noqa: E402
+
+from mmpromptkd.models.clip import PromptedCLIP  # noqa: E402
+from mmpromptkd.models.clip.towers.text_tower import \
+    check_clip_tokenizer  # noqa: E402
+from mmpromptkd.testing import (scaled_model_cfg,  # noqa: E402
+                                small_timm_trunks)
+
+NAMES = ['dog', 'red car']
+PARITY_TOLERANCE = 1e-5
+COLUMNS = ('model', 'image tower', 'visual prompts', 'text prompts',
+           'roles', 'parity')
+
+
+def _relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    scale = theirs.abs().max().clamp_min(1e-30)
+    return float(((ours - theirs).abs().max() / scale))
+
+
+def _build(model_cfg: dict, **kwargs) -> PromptedCLIP:
+    with small_timm_trunks():
+        return PromptedCLIP(clip=dict(model_cfg=model_cfg), **kwargs)
+
+
+def coverage_row(name: str) -> Dict[str, str]:
+    """The table row of one open_clip model configuration."""
+    torch.manual_seed(0)
+    model_cfg = scaled_model_cfg(name)
+    row = dict(model=name, **{'text prompts': 'yes',
+                              'roles': 'teacher, student'})
+    try:
+        check_clip_tokenizer(model_cfg)  # before building, as it would
+        model = _build(model_cfg)
+    except ValueError as e:
+        row.update({'text prompts': f'no: {_first_clause(e)}',
+                    'roles': 'student'})
+        try:
+            model = _build(model_cfg, text_tower=False)
+        except ValueError as e:
+            return dict(row, **{'image tower': '-', 'visual prompts': '-',
+                                'text prompts': '-', 'roles': 'none',
+                                'parity': f'refused: {_first_clause(e)}'})
+    tower = model.vision_tower
+    trunk = getattr(tower.visual, 'trunk', tower.visual)
+    row['image tower'] = type(trunk).__name__
+    row['visual prompts'] = 'yes' if tower.takes_prompts else \
+        f'no: {tower.no_prompts_reason}'
+    images = torch.randn(1, 3, *model.image_size)
+    with torch.no_grad():
+        differences = [
+            _relative_difference(model.encode_image(images),
+                                 model.clip.encode_image(images))
+        ]
+        if model.has_text_tower:
+            differences.append(
+                _relative_difference(
+                    model.encode_text(NAMES),
+                    model.clip.encode_text(model.tokenize(NAMES))))
+    worst = max(differences)
+    row['parity'] = 'ok' if worst < PARITY_TOLERANCE else f'{worst:.1e}'
+    return row
+
+
+def _first_clause(error: Exception) -> str:
+    """The reason of a refusal, without the advice after it."""
+    text = str(error).replace('|', '/')
+    return text.split(';')[0].removeprefix('clip: ')
+
+
+HEADER = """# open_clip models in PromptedCLIP
+
+Every model configuration of open_clip {version}, built by `PromptedCLIP`
+at a scaled-down size (2 transformer blocks of width 64, or the smallest
+convolutional stages; the real tower classes, pooling, positions and image
+size) with random weights. *visual prompts*: whether deep visual prompts
+enter the image tower; *text prompts*: whether the text tower takes
+learnable context (a prompted or zero-shot teacher needs it; a student
+needs the image tower only); *parity*: at prompt depth 0, `encode_image`
+and `encode_text` against open_clip's own, relative to the largest feature
+(`ok`: below 1e-5). Regenerate with
+
+    python tools/analysis/open_clip_coverage.py \\
+        --out docs/open_clip_coverage.md
+
+(`tests/test_tools/test_open_clip_coverage.py` builds every row again and
+compares it with this file.)
+
+"""
+
+
+def table_lines(rows: List[Dict[str, str]]) -> List[str]:
+    """Markdown lines of a table of coverage rows (header first)."""
+    lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+    return lines + [
+        '| ' + ' | '.join(r[c] for c in COLUMNS) + ' |' for r in rows
+    ]
+
+
+def coverage_document(names: Optional[List[str]] = None) -> str:
+    """The Markdown page of ``names`` (every open_clip model by default)."""
+    rows = [coverage_row(n) for n in names or open_clip.list_models()]
+    return HEADER.format(version=open_clip.__version__) + '\n'.join(
+        table_lines(rows)) + '\n'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', help='write the table to this file')
+    parser.add_argument('--models', nargs='+',
+                        help='open_clip model names (default: all)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    unknown = sorted(set(args.models or []) - set(open_clip.list_models()))
+    if unknown:
+        print(f'--models: unknown open_clip models {unknown}')
+        return 1
+    document = coverage_document(args.models)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(document)
+    print(document, end='')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
