@@ -13,7 +13,7 @@ import open_clip
 import timm
 from timm.models.vitamin import VitCfg, VitConvCfg
 
-__all__ = ['scaled_model_cfg', 'small_timm_trunks']
+__all__ = ['scaled_model_cfg', 'small_timm_trunks', 'quick_gelu_of']
 
 #: Scaled sizes of transformer towers.
 WIDTH, LAYERS, HEAD_WIDTH = 64, 2, 32
@@ -46,7 +46,7 @@ def scaled_model_cfg(name: str) -> dict:
         are scaled when it is built inside :func:`small_timm_trunks`.
     """
     cfg = copy.deepcopy(open_clip.get_model_config(name))
-    cfg.pop('quick_gelu', None)
+    cfg.pop('quick_gelu', None)  # a source setting: quick_gelu_of(name)
     vision, text = cfg['vision_cfg'], cfg.get('text_cfg', {})
     if vision.get('timm_proj') == 'none':
         # The trunk's own width is the feature width (SigLIP).
@@ -60,6 +60,9 @@ def scaled_model_cfg(name: str) -> dict:
                 vision.update(attn_pooler_heads=2)
     if not text.get('hf_model_name'):
         text.update(width=WIDTH, heads=WIDTH // HEAD_WIDTH, layers=LAYERS)
+    if text.get('hf_tokenizer_name'):
+        # Its ids never reach this text tower (CLIP's tokenizer only).
+        text['vocab_size'] = min(text.get('vocab_size', 49408), 49408)
     if cfg.get('multimodal_cfg'):
         cfg['multimodal_cfg'].update(width=WIDTH, heads=2, layers=1)
     return cfg
@@ -85,3 +88,9 @@ def small_timm_trunks() -> Iterator[None]:
         yield
     finally:
         timm.create_model = create
+
+
+def quick_gelu_of(name: str) -> bool:
+    """Whether open_clip builds ``name`` with QuickGELU (for
+    ``clip=dict(model_cfg=..., quick_gelu=...)``)."""
+    return bool(open_clip.get_model_config(name).get('quick_gelu', False))

@@ -35,8 +35,8 @@ import torch  # noqa: E402
 from mmpromptkd.models.clip import PromptedCLIP  # noqa: E402
 from mmpromptkd.models.clip.towers.text_tower import \
     check_clip_tokenizer  # noqa: E402
-from mmpromptkd.testing import (scaled_model_cfg,  # noqa: E402
-                                small_timm_trunks)
+from mmpromptkd.testing import (quick_gelu_of,  # noqa: E402
+                                scaled_model_cfg, small_timm_trunks)
 
 NAMES = ['dog', 'red car']
 PARITY_TOLERANCE = 1e-5
@@ -49,25 +49,26 @@ def _relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
     return float(((ours - theirs).abs().max() / scale))
 
 
-def _build(model_cfg: dict, **kwargs) -> PromptedCLIP:
+def _build(source: dict, **kwargs) -> PromptedCLIP:
     with small_timm_trunks():
-        return PromptedCLIP(clip=dict(model_cfg=model_cfg), **kwargs)
+        return PromptedCLIP(clip=source, **kwargs)
 
 
 def coverage_row(name: str) -> Dict[str, str]:
     """The table row of one open_clip model configuration."""
     torch.manual_seed(0)
     model_cfg = scaled_model_cfg(name)
+    source = dict(model_cfg=model_cfg, quick_gelu=quick_gelu_of(name))
     row = dict(model=name, **{'text prompts': 'yes',
                               'roles': 'teacher, student'})
     try:
         check_clip_tokenizer(model_cfg)  # before building, as it would
-        model = _build(model_cfg)
+        model = _build(source)
     except ValueError as e:
         row.update({'text prompts': f'no: {_first_clause(e)}',
                     'roles': 'student'})
         try:
-            model = _build(model_cfg, text_tower=False)
+            model = _build(source, text_tower=False)
         except ValueError as e:
             return dict(row, **{'image tower': '-', 'visual prompts': '-',
                                 'text prompts': '-', 'roles': 'none',
