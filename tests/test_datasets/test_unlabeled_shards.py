@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from tool_scripts import load_tool
 from torch.utils.data import DataLoader
 
 from mmpromptkd.datasets import UnlabeledShards
@@ -234,18 +235,20 @@ def test_images_to_shards_tool_round_trip(tmp_path):
             tmp_path / 'imgs', tmp_path / 'out', '--images-per-shard', '3']
     env = dict(os.environ)
     env.pop('PYTHONPATH', None)
-    refused = subprocess.run(tool, capture_output=True, text=True, env=env)
-    assert refused.returncode != 0 and 'notes.txt' in refused.stderr
-    assert not (tmp_path / 'out').exists()
+    # The script starts alone (no PYTHONPATH); refusals in this process.
     ok = subprocess.run(tool + ['--skip-non-images'], capture_output=True,
                         text=True, env=env)
     assert ok.returncode == 0, ok.stderr
+    main = load_tool('misc/images_to_shards.py').main
+    args = [str(a) for a in tool[2:]]
+    with pytest.raises(ValueError, match='notes.txt'):
+        main([args[0], str(tmp_path / 'out2'), *args[2:]])
+    assert not (tmp_path / 'out2').exists()
     index = json.loads((tmp_path / 'out' / 'shards.json').read_text())
     assert index['images_per_shard'] == [3, 3, 1]
     ds = UnlabeledShards(str(tmp_path / 'out' / index['shards']),
                          pipeline=LOAD, shuffle_buffer=1)
     got = list(itertools.islice(iter(ds), 7))
     assert len({s['data_samples'].img_path for s in got}) == 7
-    again = subprocess.run(tool + ['--skip-non-images'], capture_output=True,
-                           text=True, env=env)
-    assert again.returncode != 0 and 'refusing to overwrite' in again.stderr
+    with pytest.raises(SystemExit, match='refusing to overwrite'):
+        main(args + ['--skip-non-images'])

@@ -54,6 +54,7 @@ def test_needs_a_length():
 RUN = textwrap.dedent('''
     import json, sys
     import torch
+    from mmengine.hooks import Hook
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
     import mmpromptkd  # noqa: F401
@@ -65,45 +66,55 @@ RUN = textwrap.dedent('''
         def forward(self, inputs, mode='tensor'):
             return dict(loss=(self.w - 1).pow(2).sum())
 
-    lrs = []
-    from mmengine.hooks import Hook
     class RecordHook(Hook):
+        def __init__(self):
+            self.lrs = []
         def before_train_epoch(self, runner):
-            lrs.append(runner.optim_wrapper.get_lr()['lr'][0])
+            self.lrs.append(runner.optim_wrapper.get_lr()['lr'][0])
 
-    max_epochs = int(sys.argv[2])
-    runner = Runner(
-        model=Toy(), work_dir=sys.argv[1], default_scope='mmpromptkd',
-        train_dataloader=dict(
-            dataset=[dict(inputs=0)] * 4,
-            batch_size=2,
-            collate_fn=dict(type='default_collate'),
-            sampler=dict(type='DefaultSampler', shuffle=False)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.005)),
-        param_scheduler=[
-            dict(type='ConstantLR', factor=1e-5 / 0.005, begin=0, end=2,
-                 by_epoch=True),
-            dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=1,
-                 by_epoch=True),
-        ],
-        custom_hooks=[RecordHook()],
-        default_hooks=dict(checkpoint=None, logger=None),
-        log_level='WARNING')
-    runner.train()
-    print(json.dumps(lrs))
+    def run(max_epochs):
+        hook = RecordHook()
+        Runner(
+            model=Toy(), work_dir=sys.argv[1], default_scope='mmpromptkd',
+            experiment_name=f'cosine_{max_epochs}',
+            train_dataloader=dict(
+                dataset=[dict(inputs=0)] * 4,
+                batch_size=2,
+                collate_fn=dict(type='default_collate'),
+                sampler=dict(type='DefaultSampler', shuffle=False)),
+            train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.005)),
+            param_scheduler=[
+                dict(type='ConstantLR', factor=1e-5 / 0.005, begin=0, end=2,
+                     by_epoch=True),
+                dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=1,
+                     by_epoch=True),
+            ],
+            custom_hooks=[hook],
+            default_hooks=dict(checkpoint=None, logger=None),
+            log_level='WARNING').train()
+        return hook.lrs
+
+    print(json.dumps({n: run(n) for n in map(int, sys.argv[2:])}))
 ''')
+EPOCHS = (1, 3, 7)
 
 
-@pytest.mark.parametrize('max_epochs', [1, 3, 7])
-def test_runner_ends_the_cosine_with_training(tmp_path, max_epochs):
-    """Without end / T_max, mmengine's Runner makes the schedule Dassl's
-    for ``train_cfg.max_epochs`` epochs (in a subprocess: the Runner sets
-    the default scope)."""
+@pytest.fixture(scope='module')
+def runner_lrs(tmp_path_factory):
+    """The learning rate of every epoch, run by mmengine's Runner for each
+    of EPOCHS (in one subprocess: the Runner sets the default scope)."""
     out = subprocess.run(
-        [sys.executable, '-c', RUN, str(tmp_path), str(max_epochs)],
-        capture_output=True, text=True, timeout=120)
+        [sys.executable, '-c', RUN,
+         str(tmp_path_factory.mktemp('runs')), *map(str, EPOCHS)],
+        capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    lrs = json.loads(out.stdout.strip().splitlines()[-1])
-    assert lrs == pytest.approx(
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize('max_epochs', EPOCHS)
+def test_runner_ends_the_cosine_with_training(runner_lrs, max_epochs):
+    """Without end / T_max, mmengine's Runner makes the schedule Dassl's
+    for ``train_cfg.max_epochs`` epochs."""
+    assert runner_lrs[str(max_epochs)] == pytest.approx(
         dassl_lrs(0.005, max_epochs), rel=1e-9, abs=1e-15)

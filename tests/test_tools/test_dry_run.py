@@ -31,7 +31,7 @@ MAIN = str(REPO / 'configs' / 'promptkd' /
 #: One config of each family other than MAIN's, run at real size: every
 #: prompt learner of stage (a), zero-shot CLIP, and the distiller on the
 #: ImageNet layout with a recorded teacher cache, across datasets, with a
-#: MaPLe teacher and with an mmpretrain student.
+#: MaPLe teacher, with an mmpretrain student and with an EVA02 teacher.
 REAL_SIZE_FAMILIES = [
     str(REPO / 'configs' / name) for name in (
         'ivlp/ivlp_vit-l14_1xb8-16shot-20e_b2n-caltech101.py',
@@ -44,6 +44,8 @@ REAL_SIZE_FAMILIES = [
         'caltech101.py',
         'promptkd/promptkd_vit-b16_vit-l14-maple_1xb8-20e_b2n-imagenet.py',
         'promptkd/promptkd_resnet50_vit-l14-promptsrc_1xb8-20e_b2n-'
+        'imagenet.py',
+        'promptkd/promptkd_vit-b16_eva02-l14-promptsrc_1xb8-20e_b2n-'
         'imagenet.py',
     )
 ]
