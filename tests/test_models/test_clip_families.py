@@ -147,6 +147,9 @@ class TestEveryFamily:
         if not FAMILIES[family][1].takes_prompts:
             with pytest.raises(ValueError, match='convolutional'):
                 _build(family, vision_prompt_depth=1)
+            model = plain_models[family]
+            with pytest.raises(ValueError, match='attn_mask'):
+                model.encode_image(_images(model), attn_mask=torch.zeros(1))
             return
         model = _build(family, vision_prompt_depth=2, text_tower=False)
         model.clip.visual.load_state_dict(

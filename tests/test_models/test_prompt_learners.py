@@ -638,6 +638,10 @@ def test_config(path):
     if '_vit-b16_' in name:
         assert model.clip.openai_file.endswith('ViT-B-16.pt')
         assert (train.batch_size, lr) == (4, 0.0025)
+    elif '_eva02-l14_' in name:
+        assert model.clip == dict(model_name='EVA02-L-14',
+                                  pretrained='merged2b_s4b_b131k')
+        assert (train.batch_size, lr) == (8, 0.005)
     else:
         assert model.clip.openai_file.endswith('ViT-L-14.pt')
         assert (train.batch_size, lr) == (8, 0.005)

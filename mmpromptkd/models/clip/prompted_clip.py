@@ -323,6 +323,8 @@ class PromptedCLIP(BaseModule):
         tower = self._vision_tower
         prompts = self._check_prompts(prompts, 'vision')
         if not tower.takes_prompts:
+            if attn_mask is not None:
+                raise ValueError(f'attn_mask: {tower.no_prompts_reason}')
             x = tower.encode(images)
             return F.normalize(x, dim=-1) if normalize else x
         x, context = tower.embed(images)
