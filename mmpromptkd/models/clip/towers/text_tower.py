@@ -1,5 +1,5 @@
 """The text tower of an open_clip model, wherever the model keeps it."""
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from open_clip.transformer import TextTransformer
@@ -52,12 +52,6 @@ class TextTower:
         if self.pool_type not in ('argmax', 'eos', 'last', 'first'):
             raise ValueError(f'the text tower pools with "{self.pool_type}"'
                              ', which gives no single feature per text')
-        self.clip = clip
-
-    @property
-    def parts(self) -> Tuple[str, ...]:
-        """tuple[str, ...]: Attributes of the model that hold the tower."""
-        return CLIP_TEXT_PARTS if self.module is self.clip else ('text', )
 
     @property
     def context_length(self) -> int:
