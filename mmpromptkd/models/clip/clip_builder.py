@@ -34,7 +34,7 @@ from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
 
 __all__ = [
     'build_clip', 'build_clip_and_architecture', 'infer_openai_clip_config',
-    'PRECISIONS'
+    'pretrained_normalization', 'PRECISIONS'
 ]
 
 PRECISIONS = {
@@ -278,6 +278,33 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         quick_gelu=quick_gelu,
         precision=precision)
     return model.to(PRECISIONS[precision]).eval(), architecture
+
+
+def pretrained_normalization(
+        cfg: dict) -> Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
+    """The input normalisation the weights of a source were trained with.
+
+    OpenAI files and open_clip pretrained tags declare it (open_clip's
+    ``mean`` / ``std`` of the tag, OpenAI's where a tag names none: e.g.
+    SigLIP and PE-Core use 0.5 / 0.5, MobileCLIP 0 / 1); a config dict or a
+    checkpoint of one's own does not.
+
+    Args:
+        cfg (dict): The weight source, see the module docstring.
+
+    Returns:
+        tuple | None: ``(mean, std)`` per channel on the 0-1 scale, or None
+        where the source does not say.
+    """
+    if 'openai_file' in cfg:
+        return (tuple(open_clip.OPENAI_DATASET_MEAN),
+                tuple(open_clip.OPENAI_DATASET_STD))
+    if 'model_name' not in cfg or 'pretrained' not in cfg:
+        return None
+    tag_cfg = open_clip.get_pretrained_cfg(cfg['model_name'],
+                                           cfg['pretrained'])
+    return (tuple(tag_cfg.get('mean') or open_clip.OPENAI_DATASET_MEAN),
+            tuple(tag_cfg.get('std') or open_clip.OPENAI_DATASET_STD))
 
 
 #: Settings under which open_clip or timm would download weights.

@@ -12,7 +12,8 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 from mmpromptkd.registry import MODELS
 from ..utils.reference_fp16 import convert_to_reference_fp16
 from .class_prompts import shared_tokenizer, tokenize_class_prompts
-from .clip_builder import build_clip_and_architecture, text_only_source
+from .clip_builder import (build_clip_and_architecture,
+                           pretrained_normalization, text_only_source)
 from .prompt_checkpoint import load_prompts
 from .towers import TextTower, VisionTower, vision_tower_of
 from .towers.openclip_vit_tower import batch_first_block
@@ -107,6 +108,8 @@ class PromptedCLIP(BaseModule):
         # clip_architecture rebuilds this CLIP without its weight file.
         self.clip, self.clip_architecture = build_clip_and_architecture(clip)
         self.clip.requires_grad_(False)
+        # (mean, std) its weights were trained with, where the source says.
+        self.input_normalization = pretrained_normalization(clip)
         self.reference_fp16 = reference_fp16
         if reference_fp16:
             convert_to_reference_fp16(self.clip)

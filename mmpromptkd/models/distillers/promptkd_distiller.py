@@ -13,7 +13,7 @@ from .class_text_table import ClassTextTable
 from .strict_loading import prepare_distiller_load
 from .teacher_provenance import check_trained_teacher
 from ..utils import (cached_teacher_logits, check_image_size,
-                     logits_to_data_samples)
+                     logits_to_data_samples, teacher_input_map)
 
 
 @MODELS.register_module()
@@ -96,6 +96,13 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
             ``dict(mode='max-autotune')``), as mmengine's ``compile`` does
             for a whole ``train_step``; the modules, their parameters and
             checkpoints stay as they are. Defaults to False.
+        teacher_normalization (dict, optional): ``dict(mean=..., std=...)``
+            on the pipeline's 0-255 scale (as mmpretrain's data
+            preprocessor takes them): the teacher's own input normalisation
+            where it differs from the student's, which the data
+            preprocessor applies (e.g. an OpenAI teacher and a MobileCLIP
+            student, 0 / 1); the teacher then gets the images
+            re-normalised. Defaults to None (the data preprocessor's).
         allow_untrained_teacher (bool): Use a prompted teacher whose prompts
             were never trained (no ``checkpoint``; random prompts), e.g. in
             tests. Otherwise distilling from it, encoding class names with
@@ -119,6 +126,7 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
                  release_teacher_text_tower: bool = False,
                  predict_teacher: bool = False,
                  compile: Union[bool, dict] = False,
+                 teacher_normalization: Optional[dict] = None,
                  allow_untrained_teacher: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
@@ -209,6 +217,11 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
             raise ValueError(
                 f'text_encoder gives {self.text_encoder.embed_dim}-d '
                 f'features; the projector maps to {text_dim}')
+        # The affine map from the student's normalised images to the
+        # teacher's (None: the same), after checking both against weights.
+        self._teacher_input_map = teacher_input_map(
+            self.data_preprocessor, self.student, teacher_model,
+            teacher_normalization)
         self.distill_loss = MODELS.build(distill_loss)
         self._init_class_text_table(text_dim, text_batch_size)
         if not isinstance(compile, (bool, dict)):
@@ -316,13 +329,17 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
         """Normalised teacher image features (no gradient).
 
         Args:
-            inputs (Tensor): Normalised images (B, 3, H, W); resized to the
-                teacher's resolution when it differs.
+            inputs (Tensor): Normalised images (B, 3, H, W); re-normalised
+                (``teacher_normalization``) and resized to the teacher's
+                resolution where they differ.
 
         Returns:
             Tensor: Features (B, D_teacher).
         """
         teacher = self._require_teacher()
+        if self._teacher_input_map is not None:
+            scale, shift = (t.to(inputs) for t in self._teacher_input_map)
+            inputs = inputs * scale + shift
         if tuple(inputs.shape[-2:]) != tuple(teacher.image_size):
             inputs = F.interpolate(
                 inputs,

@@ -13,7 +13,8 @@ from mmpromptkd.utils.state_dict_check import check_state_dict
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
-from ..utils import check_image_size, logits_to_data_samples
+from ..utils import (check_image_size, check_input_normalization,
+                     logits_to_data_samples, preprocessor_normalization)
 from .classifier_checkpoints import (drop_frozen_clip,
                                      ignore_missing_frozen_clip,
                                      load_classifier_checkpoint,
@@ -120,6 +121,10 @@ class BasePromptClassifier(BaseModel):
             round_prompts_to_fp16=round_prompts_to_fp16,
             reference_fp16=reference_fp16,
             grad_checkpointing=grad_checkpointing)
+        check_input_normalization(
+            self.prompted_clip.input_normalization,
+            *preprocessor_normalization(self.data_preprocessor),
+            'model.clip', 'model.data_preprocessor')
         self.train_subset = train_subset
         self.save_clip_weights = save_clip_weights
         self.text_batch_size = text_batch_size

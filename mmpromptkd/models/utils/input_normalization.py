@@ -1,0 +1,123 @@
+"""The input normalisation a model gets, and checks that it is its own."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+__all__ = [
+    'check_input_normalization', 'preprocessor_normalization',
+    'teacher_input_map'
+]
+
+#: Largest difference on the 0-255 scale still taken as the same value
+#: (configs write e.g. 0.48145466 * 255 with fewer digits).
+_TOLERANCE = 0.05
+
+
+def preprocessor_normalization(
+        data_preprocessor: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std a data preprocessor normalises images with.
+
+    Args:
+        data_preprocessor (nn.Module): An mmengine / mmpretrain image data
+            preprocessor.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``mean`` and ``std`` of shape (3,) on the
+        pipeline's 0-255 scale; 0 and 1 where it does not normalise.
+    """
+    if getattr(data_preprocessor, '_enable_normalize', False):
+        return (data_preprocessor.mean.detach().flatten().float().cpu(),
+                data_preprocessor.std.detach().flatten().float().cpu())
+    return torch.zeros(3), torch.ones(3)
+
+
+def check_input_normalization(expected: Optional[Sequence[Sequence[float]]],
+                              mean: Sequence[float], std: Sequence[float],
+                              model: str, setting: str) -> None:
+    """Refuse images normalised otherwise than a model's weights expect.
+
+    A CLIP given images of another normalisation still gives numbers,
+    only worse ones (e.g. MobileCLIP's 0 / 1 against OpenAI's mean and
+    std), so a mismatch is an error rather than a result.
+
+    Args:
+        expected (Sequence, optional): ``(mean, std)`` on the 0-1 scale the
+            weights were trained with; None (unknown) passes.
+        mean (Sequence[float]): The mean the model gets, 0-255 scale.
+        std (Sequence[float]): The std the model gets, 0-255 scale.
+        model (str): The model, for the message (e.g. 'model.student').
+        setting (str): The config setting that fixes it.
+
+    Raises:
+        ValueError: If they differ, naming both and the setting.
+    """
+    if expected is None:
+        return
+    want = [[round(255 * v, 4) for v in values] for values in expected]
+    got = [[round(float(v), 4) for v in values] for values in (mean, std)]
+    if all(
+            len(w) == len(g) and all(abs(a - b) <= _TOLERANCE
+                                     for a, b in zip(w, g))
+            for w, g in zip(want, got)):
+        return
+    raise ValueError(
+        f'{model}: its weights were trained on images normalised with '
+        f'mean={want[0]} std={want[1]} (0-255 scale) but it would get '
+        f'mean={got[0]} std={got[1]}; set {setting}=dict(mean={want[0]}, '
+        f'std={want[1]})')
+
+
+def teacher_input_map(
+        data_preprocessor: nn.Module, student: nn.Module,
+        teacher: Optional[nn.Module], normalization: Optional[dict]
+) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """The affine map from a student's normalised images to a teacher's.
+
+    Both models are checked against the normalisation their weights were
+    trained with (their ``input_normalization``, where they have one): the
+    student gets the data preprocessor's, the teacher ``normalization``.
+
+    Args:
+        data_preprocessor (nn.Module): The distiller's data preprocessor.
+        student (nn.Module): The student.
+        teacher (nn.Module, optional): The teacher.
+        normalization (dict, optional): The teacher's
+            ``dict(mean=..., std=...)`` on the 0-255 scale; None: the data
+            preprocessor's.
+
+    Returns:
+        tuple[Tensor, Tensor] | None: ``scale`` and ``shift`` of shape
+        (1, 3, 1, 1) with ``teacher_input = input * scale + shift``; None
+        where both normalise alike.
+
+    Raises:
+        ValueError: If ``normalization`` is malformed, or a model would get
+            images normalised otherwise than its weights expect.
+    """
+    mean, std = preprocessor_normalization(data_preprocessor)
+    check_input_normalization(getattr(student, 'input_normalization', None),
+                              mean, std, 'model.student',
+                              'model.data_preprocessor')
+    teacher_mean, teacher_std = mean, std
+    if normalization is not None:
+        if not isinstance(normalization, dict) or \
+                set(normalization) != {'mean', 'std'}:
+            raise ValueError('teacher_normalization must be dict(mean=[...],'
+                             f' std=[...]), got {normalization!r}')
+        teacher_mean, teacher_std = (torch.tensor(
+            [float(v) for v in normalization[k]]) for k in ('mean', 'std'))
+        if teacher_mean.shape != (3, ) or teacher_std.shape != (3, ) or \
+                not bool((teacher_std > 0).all()):
+            raise ValueError('teacher_normalization: mean and std need 3 '
+                             f'values each, std > 0; got {normalization!r}')
+    if teacher is not None:
+        check_input_normalization(
+            getattr(teacher, 'input_normalization', None), teacher_mean,
+            teacher_std, 'model.teacher', 'model.teacher_normalization')
+    # teacher input = (x * std + mean - teacher_mean) / teacher_std
+    scale = std / teacher_std
+    shift = (mean - teacher_mean) / teacher_std
+    if bool((scale == 1).all() and (shift == 0).all()):
+        return None
+    return scale.view(1, 3, 1, 1), shift.view(1, 3, 1, 1)
