@@ -96,6 +96,9 @@ setup(
         'mmcv-lite>=2.0',
         'mmpretrain>=1.2,<2',
         'open_clip_torch>=3.3,<4',
+        # Hugging Face tokenizers (SigLIP, CLIPA, MetaCLIP 2) from their
+        # tokenizer.json, without transformers.
+        'tokenizers>=0.19',
         'ftfy',
         'regex',
         'filelock>=3.0',

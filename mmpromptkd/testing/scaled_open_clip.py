@@ -61,7 +61,7 @@ def scaled_model_cfg(name: str) -> dict:
     if not text.get('hf_model_name'):
         text.update(width=WIDTH, heads=WIDTH // HEAD_WIDTH, layers=LAYERS)
     if text.get('hf_tokenizer_name'):
-        # Its ids never reach this text tower (CLIP's tokenizer only).
+        # A small stand-in tokenizer's ids reach it in tests.
         text['vocab_size'] = min(text.get('vocab_size', 49408), 49408)
     if cfg.get('multimodal_cfg'):
         cfg['multimodal_cfg'].update(width=WIDTH, heads=2, layers=1)

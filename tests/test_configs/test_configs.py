@@ -156,3 +156,72 @@ def test_metafiles_list_every_config():
         for model in meta['Models']:
             assert model['In Collection'] in collections
             assert model['Name'] == Path(model['Config']).stem
+
+
+# CLIP's preprocessing on the pipeline's 0-255 scale, written out.
+OPENAI_MEAN_STD = ([122.7709, 116.7460, 104.0937], [68.5005, 66.6322, 70.3236])
+
+
+def _image_size(clip):
+    """The input side of a CLIP weight source (from open_clip's config)."""
+    import open_clip
+    if 'model_cfg' in clip:
+        vision = clip.model_cfg.vision_cfg
+    else:
+        name = clip.get('model_name') or osp.splitext(
+            osp.basename(clip.openai_file))[0]
+        vision = open_clip.get_model_config(name)['vision_cfg']
+    return vision['image_size']
+
+
+def _pipeline_sizes(cfg):
+    """The side of the images each dataloader's pipeline ends with."""
+    sizes = set()
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        for dataset in _datasets(loader.dataset) if loader else ():
+            for t in dataset.get('pipeline', ()):
+                size = t.get('crop_size') or (
+                    t.scale if t.type in ('RandomResizedCrop', 'Resize')
+                    else None)
+                if size is not None:
+                    last = size
+            if dataset.get('pipeline'):
+                sizes.add(last if isinstance(last, int) else tuple(last))
+    return {(s, s) if isinstance(s, int) else s for s in sizes}
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=osp.basename)
+def test_each_model_gets_its_image_size_and_normalization(path):
+    """Against open_clip's record of each pretrained CLIP: the student (or
+    the stage-(a) CLIP) gets its own image side from every pipeline and
+    the data preprocessor's mean / std, the teacher its own mean / std."""
+    import open_clip
+    cfg = Config.fromfile(path)
+    model = cfg.model
+    preprocessor = model.get('data_preprocessor') or dict(
+        zip(('mean', 'std'), OPENAI_MEAN_STD))
+    if 'clip' in model:  # a stage-(a) classifier
+        roles = [(model.clip, preprocessor, True)]
+    else:
+        student = model.student
+        roles = [(student.clip, preprocessor, True)] if 'clip' in student \
+            else []
+        if model.get('teacher'):
+            roles.append((model.teacher.clip,
+                          model.get('teacher_normalization') or preprocessor,
+                          False))
+    for clip, normalization, own_size in roles:
+        if own_size:
+            side = _image_size(clip)
+            assert _pipeline_sizes(cfg) == {(side, side)}, clip
+        if 'openai_file' in clip:
+            expected = OPENAI_MEAN_STD
+        elif 'pretrained' in clip:
+            tag = open_clip.get_pretrained_cfg(clip.model_name,
+                                               clip.pretrained)
+            expected = [[255 * v for v in tag[k]] for k in ('mean', 'std')]
+        else:
+            continue  # weights of one's own: nothing recorded
+        assert [list(normalization['mean']), list(normalization['std'])] == \
+            [pytest.approx(v, abs=0.01) for v in expected], clip

@@ -197,16 +197,6 @@ def test_refused_model_configs_say_why(setting, match):
         MODELS.build(dict(type='PromptedCLIP', clip=dict(model_cfg=model_cfg)))
 
 
-def test_hugging_face_tokenizer_models_are_image_only():
-    clip = dict(model_cfg=scaled_model_cfg('ViT-B-16-SigLIP2-256'))
-    with pytest.raises(ValueError, match='text_tower=False'):
-        _build_cfg(dict(type='PromptedCLIP', clip=clip))
-    student = _build_cfg(dict(type='PromptedCLIP', clip=clip,
-                              vision_prompt_depth=2, text_tower=False))
-    features = student.encode_image(torch.randn(1, 3, 256, 256))
-    assert features.shape == (1, student.embed_dim)
-
-
 def test_maple_needs_a_tower_with_tokens():
     model_cfg = FAMILIES['resnet'][0]
     with pytest.raises(ValueError, match='convolutional'):

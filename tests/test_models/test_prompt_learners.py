@@ -582,6 +582,16 @@ def test_every_dataset_has_every_teacher():
                 assert osp.basename(path)[:-3] in readme, path
 
 
+#: The stage-(a) configs of other CLIP families, by the model in their name.
+OTHER_FAMILIES = {
+    'eva02-l14': dict(model_name='EVA02-L-14',
+                      pretrained='merged2b_s4b_b131k'),
+    'pe-core-l14-336': dict(model_name='PE-Core-L-14-336', pretrained='meta'),
+    'vit-l16-siglip2-256': dict(model_name='ViT-L-16-SigLIP2-256',
+                                pretrained='webli'),
+}
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_config(path):
     cfg = Config.fromfile(path)
@@ -638,9 +648,8 @@ def test_config(path):
     if '_vit-b16_' in name:
         assert model.clip.openai_file.endswith('ViT-B-16.pt')
         assert (train.batch_size, lr) == (4, 0.0025)
-    elif '_eva02-l14_' in name:
-        assert model.clip == dict(model_name='EVA02-L-14',
-                                  pretrained='merged2b_s4b_b131k')
+    elif name.split('_')[1] in OTHER_FAMILIES:
+        assert model.clip == OTHER_FAMILIES[name.split('_')[1]]
         assert (train.batch_size, lr) == (8, 0.005)
     else:
         assert model.clip.openai_file.endswith('ViT-L-14.pt')

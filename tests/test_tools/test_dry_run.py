@@ -47,6 +47,15 @@ REAL_SIZE_FAMILIES = [
         'imagenet.py',
         'promptkd/promptkd_vit-b16_eva02-l14-promptsrc_1xb8-20e_b2n-'
         'imagenet.py',
+        'promptsrc/promptsrc_pe-core-l14-336_1xb8-16shot-20e_b2n-imagenet.py',
+        'promptkd/promptkd_pe-core-b16_pe-core-l14-336-promptsrc_1xb8-20e_'
+        'b2n-imagenet.py',
+        'promptkd/promptkd_mobileclip2-s2_vit-l14-promptsrc_1xb8-20e_b2n-'
+        'imagenet.py',
+        'promptsrc/promptsrc_vit-l16-siglip2-256_1xb8-16shot-20e_b2n-'
+        'imagenet.py',
+        'promptkd/promptkd_vit-b16_vit-l16-siglip2-256-promptsrc_1xb8-20e_'
+        'b2n-imagenet.py',
     )
 ]
 pytestmark = pytest.mark.slow

@@ -41,10 +41,11 @@ def test_the_families_of_the_issue_are_covered():
     for name in ('EVA02-L-14', 'PE-Core-L-14-336', 'MobileCLIP2-S2',
                  'ViT-L-16-SigLIP2-256', 'RN50', 'convnext_base'):
         assert DOCUMENTED[name]['parity'] == 'ok', name
-    for name in ('EVA02-L-14', 'PE-Core-L-14-336'):
+    for name in ('EVA02-L-14', 'PE-Core-L-14-336', 'ViT-L-16-SigLIP2-256'):
         assert DOCUMENTED[name]['roles'] == 'teacher, student'
         assert DOCUMENTED[name]['visual prompts'] == 'yes'
-    assert DOCUMENTED['ViT-L-16-SigLIP2-256']['roles'] == 'student'
+    assert DOCUMENTED['ViT-L-16-SigLIP2-256']['text prompts'] == \
+        'yes (tokenizer timm/ViT-L-16-SigLIP2-256)'
     assert DOCUMENTED['MobileCLIP2-S2']['visual prompts'].startswith('no: ')
 
 

@@ -18,13 +18,20 @@ through ``PromptedCLIP`` with random weights, and:
   / ``encode_text`` from open_clip's own, relative to the largest feature
   (``ok`` below 1e-5).
 
-Nothing is downloaded; no weight file is read. The page is Markdown
+A model with a Hugging Face tokenizer is built with a small word-level
+stand-in of its special-token layout (``mmpromptkd.testing``); a real run
+reads the model's own ``tokenizer.json`` from the local cache. Nothing is
+downloaded; no weight file is read. The page is Markdown
 (``docs/open_clip_coverage.md``); the test suite builds every row again and
 compares it with the file.
 """
 import argparse
+import atexit
+import functools
 import os.path as osp
+import shutil
 import sys
+import tempfile
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
@@ -33,10 +40,9 @@ import open_clip  # noqa: E402
 import torch  # noqa: E402
 
 from mmpromptkd.models.clip import PromptedCLIP  # noqa: E402
-from mmpromptkd.models.clip.towers.text_tower import \
-    check_clip_tokenizer  # noqa: E402
-from mmpromptkd.testing import (quick_gelu_of,  # noqa: E402
-                                scaled_model_cfg, small_timm_trunks)
+from mmpromptkd.testing import (layout_of, quick_gelu_of,  # noqa: E402
+                                scaled_model_cfg, small_timm_trunks,
+                                write_small_hf_tokenizer)
 
 NAMES = ['dog', 'red car']
 PARITY_TOLERANCE = 1e-5
@@ -54,15 +60,30 @@ def _build(source: dict, **kwargs) -> PromptedCLIP:
         return PromptedCLIP(clip=source, **kwargs)
 
 
+@functools.lru_cache(maxsize=None)
+def _stand_in_tokenizer(layout: str) -> str:
+    """A folder with a small tokenizer of a layout, for this process."""
+    folder = tempfile.mkdtemp(prefix=f'tokenizer-{layout}-')
+    atexit.register(shutil.rmtree, folder, True)
+    return write_small_hf_tokenizer(folder, layout)
+
+
 def coverage_row(name: str) -> Dict[str, str]:
     """The table row of one open_clip model configuration."""
     torch.manual_seed(0)
     model_cfg = scaled_model_cfg(name)
+    text_cfg = model_cfg.get('text_cfg', {})
+    hf_tokenizer = text_cfg.get('hf_tokenizer_name')
+    if hf_tokenizer:
+        text_cfg['hf_tokenizer_name'] = _stand_in_tokenizer(
+            layout_of(hf_tokenizer))
     source = dict(model_cfg=model_cfg, quick_gelu=quick_gelu_of(name))
-    row = dict(model=name, **{'text prompts': 'yes',
-                              'roles': 'teacher, student'})
+    row = dict(model=name, **{
+        'text prompts': f'yes (tokenizer {hf_tokenizer})'
+        if hf_tokenizer else 'yes',
+        'roles': 'teacher, student'
+    })
     try:
-        check_clip_tokenizer(model_cfg)  # before building, as it would
         model = _build(source)
     except ValueError as e:
         row.update({'text prompts': f'no: {_first_clause(e)}',
@@ -108,9 +129,11 @@ convolutional stages; the real tower classes, pooling, positions and image
 size) with random weights. *visual prompts*: whether deep visual prompts
 enter the image tower; *text prompts*: whether the text tower takes
 learnable context (a prompted or zero-shot teacher needs it; a student
-needs the image tower only); *parity*: at prompt depth 0, `encode_image`
-and `encode_text` against open_clip's own, relative to the largest feature
-(`ok`: below 1e-5). Regenerate with
+needs the image tower only; a Hugging Face tokenizer named here is read
+from the local cache, and built here as a small stand-in of its layout);
+*parity*: at prompt depth 0, `encode_image` and `encode_text` against
+open_clip's own, relative to the largest feature (`ok`: below 1e-5).
+Regenerate with
 
     python tools/analysis/open_clip_coverage.py \\
         --out docs/open_clip_coverage.md

@@ -38,10 +38,8 @@ else.
 import argparse
 import ast
 import contextlib
-import copy
 import glob
 import importlib.util
-import json
 import math
 import multiprocessing
 import os
@@ -60,135 +58,15 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 import miniature_data  # noqa: E402
+from random_clip_weights import (DISTILLERS, TINY_IMAGE_SIZE,  # noqa: E402
+                                 RandomWeights, bare_type, prepare_model)
 from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
                             load_config)
 
-TINY = Config.fromfile(
-    osp.join(_REPO, 'configs', '_base_', 'models', 'promptkd_tiny-clip.py'))
-TINY_IMAGE_SIZE = 32
-#: Prompt depth of every prompted tiny CLIP (they have 4 and 6 blocks).
-TINY_PROMPT_DEPTH = 2
 #: Classes of a miniature (half base, half novel) unless --classes says.
 NUM_CLASSES = 4
-DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
 #: Models with nothing to train: their configs are evaluated only.
 EVALUATION_ONLY = ('ZeroShotCLIPClassifier', )
-
-
-def _bare(type_name) -> str:
-    return str(type_name).split('.')[-1]
-
-
-# ---------------------------------------------------------------------- #
-# Weights.
-def clip_architecture(clip: dict, role: str, tiny: bool) -> dict:
-    """The architecture of a CLIP weight source, without its weights.
-
-    Args:
-        clip (dict): The config's weight source (``openai_file``,
-            ``model_name`` or ``model_cfg``).
-        role (str): 'student' or 'teacher' (which tiny CLIP to use).
-        tiny (bool): The project's tiny CLIP instead.
-
-    Returns:
-        dict: ``dict(model_cfg=..., quick_gelu=...)`` (random weights).
-    """
-    import open_clip
-    if tiny:
-        return dict(model_cfg=copy.deepcopy(TINY[f'tiny_{role}_clip']),
-                    quick_gelu=True)
-    if 'model_cfg' in clip:
-        model_cfg = clip['model_cfg']
-    else:
-        name = clip.get('model_name') or osp.splitext(
-            osp.basename(clip['openai_file']))[0]
-        model_cfg = open_clip.get_model_config(name)
-        if model_cfg is None:
-            raise ValueError(f'clip: no open_clip architecture named {name!r}'
-                             ' (from the weight file name); give model_name')
-    openai = 'openai_file' in clip or clip.get('pretrained') == 'openai'
-    source = dict(model_cfg=copy.deepcopy(dict(model_cfg)),
-                  quick_gelu=clip.get('quick_gelu', openai))
-    if 'precision' in clip:
-        source['precision'] = clip['precision']
-    return source
-
-
-class RandomWeights:
-    """Random CLIP weights, one file per architecture, the same in every
-    phase (a checkpoint records the fingerprint of its frozen weights).
-
-    Args:
-        folder (str): Where the weight files go (inside the work dir).
-        tiny (bool): The project's tiny CLIPs instead of the config's.
-    """
-
-    def __init__(self, folder: str, tiny: bool) -> None:
-        self.folder = folder
-        self.tiny = tiny
-        self.files: Dict[str, str] = {}
-
-    def source(self, clip: dict, role: str) -> dict:
-        """The weight source that replaces ``clip``."""
-        from mmpromptkd.models.clip.clip_builder import build_clip
-        arch = clip_architecture(clip, role, self.tiny)
-        key = json.dumps(arch, sort_keys=True)
-        if key not in self.files:
-            path = osp.join(self.folder, f'clip_{len(self.files)}.pth')
-            os.makedirs(self.folder, exist_ok=True)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(len(self.files))
-                weights = build_clip(dict(arch)).state_dict()
-            torch.save(weights, path)
-            del weights
-            self.files[key] = path
-        return dict(arch, checkpoint=self.files[key])
-
-
-def replace_weights(node, role: str, weights: RandomWeights) -> None:
-    """Replace every weight source under a model config, in place."""
-    if isinstance(node, list):
-        for item in node:
-            replace_weights(item, role, weights)
-        return
-    if not isinstance(node, dict):
-        return
-    tiny = weights.tiny
-    if isinstance(node.get('clip'), dict):
-        node['clip'] = weights.source(node['clip'], role)
-        if 'checkpoint' in node:
-            node['checkpoint'] = None  # a stage-(a) checkpoint
-        if tiny:
-            for key in ('vision_prompt_depth', 'text_prompt_depth',
-                        'prompt_depth'):
-                if node.get(key):
-                    node[key] = min(node[key], TINY_PROMPT_DEPTH)
-    init_cfg = node.get('init_cfg')
-    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-        node['init_cfg'] = None
-    if tiny and _bare(node.get('type')) == 'BackboneStudent':
-        node['image_size'] = TINY_IMAGE_SIZE
-    for key, value in node.items():
-        if key != 'clip':
-            replace_weights(
-                value, 'teacher' if key in ('teacher', 'text_encoder') else
-                'student' if key == 'student' else role, weights)
-
-
-def prepare_model(cfg: Config, weights: RandomWeights) -> None:
-    """Random or tiny weights everywhere in ``cfg.model``."""
-    model = cfg.model.to_dict()
-    role = 'student' if model.get('type') in DISTILLERS else 'teacher'
-    replace_weights(model, role, weights)
-    if role == 'student' and model.get('teacher') is not None:
-        # The stage-(a) checkpoint is left out: the teacher's prompts are
-        # random, as every weight of a dry run.
-        model['allow_untrained_teacher'] = True
-    projector = model.get('projector')
-    if weights.tiny and isinstance(projector, dict) and \
-            'out_channels' in projector and model.get('teacher') is None:
-        projector['out_channels'] = TINY.tiny_teacher_clip['embed_dim']
-    cfg.model = model
 
 
 # ---------------------------------------------------------------------- #
@@ -229,7 +107,7 @@ class MiniatureData:
 
     def prepare(self, dataset: dict) -> None:
         """Point ``dataset`` (and what it wraps) at generated data."""
-        name = _bare(dataset.get('type'))
+        name = bare_type(dataset.get('type'))
         if self.tiny and isinstance(dataset.get('pipeline'), list):
             _shrink_pipeline(dataset['pipeline'])
         for inner in [dataset.get('dataset'), *dataset.get('datasets', [])]:
@@ -306,7 +184,7 @@ def set_schedule(cfg: Config, length: int) -> None:
     # Each one kept, so that a run can resume from the first.
     cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=-1)
     for hook in cfg.get('custom_hooks') or []:
-        if _bare(hook.get('type')) == 'GaussianPromptAggregationHook':
+        if bare_type(hook.get('type')) == 'GaussianPromptAggregationHook':
             hook['mean'] = 1.0  # within the short schedule
 
 
@@ -442,8 +320,8 @@ def _first_base(config: str) -> Optional[str]:
 
 def _cache_dataset(cfg: Config) -> Optional[dict]:
     dataset = cfg.train_dataloader.dataset
-    return dataset if _bare(dataset.get('type')) == 'TeacherCachedDataset' \
-        else None
+    cached = bare_type(dataset.get('type')) == 'TeacherCachedDataset'
+    return dataset if cached else None
 
 
 class DryRun:
@@ -528,7 +406,7 @@ class DryRun:
             _cache_dataset(cfg)['cache'] = self._record_cache(data, 2)
         config = self._dump(cfg, 'config.json')
         test = load_tool('test.py')
-        if _bare(cfg.model.get('type')) in EVALUATION_ONLY:
+        if bare_type(cfg.model.get('type')) in EVALUATION_ONLY:
             run_phase('test', self.work_dir, lambda: test.main(
                 [config, '--work-dir', osp.join(self.work_dir, 'test')]))
             return

@@ -1,9 +1,17 @@
-"""Tokenising class prompts with CLIP's BPE tokenizer."""
+"""Tokenising class prompts with a text tower's tokenizer: CLIP's BPE
+tokenizer, or a Hugging Face tokenizer from its local files."""
 import functools
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 from open_clip.tokenizer import SimpleTokenizer
+
+from .hf_tokenizer import LocalHFTokenizer, find_tokenizer_file
+
+Tokenizer = Union[SimpleTokenizer, LocalHFTokenizer]
+
+#: open_clip's ``tokenizer_kwargs`` that tokenising class prompts follows.
+HF_TOKENIZER_SETTINGS = ('clean', 'strip_sep_token')
 
 
 @functools.lru_cache(maxsize=None)
@@ -17,34 +25,93 @@ def shared_tokenizer(context_length: int) -> SimpleTokenizer:
         context_length (int): Tokens per text.
 
     Returns:
-        SimpleTokenizer: open_clip's tokenizer.
+        SimpleTokenizer: open_clip's tokenizer; ``start`` and
+        ``num_special`` say where a text starts (after the start token) and
+        how many special tokens surround it (the start and end tokens), as
+        :class:`LocalHFTokenizer` does.
     """
-    return SimpleTokenizer(context_length=context_length)
+    tokenizer = SimpleTokenizer(context_length=context_length)
+    tokenizer.start, tokenizer.num_special = 1, 2
+    return tokenizer
 
 
-def tokenize_class_prompts(tokenizer: SimpleTokenizer, prefix: str,
-                           class_names: Sequence[str]) -> torch.Tensor:
+def text_tokenizer(text_cfg: dict) -> Tokenizer:
+    """The tokenizer of an open_clip text tower config.
+
+    CLIP's BPE tokenizer, or, where ``hf_tokenizer_name`` names one, a
+    Hugging Face tokenizer read from a folder or the local cache with the
+    config's ``tokenizer_kwargs``.
+
+    Args:
+        text_cfg (dict): open_clip's ``text_cfg``.
+
+    Returns:
+        SimpleTokenizer | LocalHFTokenizer: One per setting in a process.
+
+    Raises:
+        FileNotFoundError: If the Hugging Face tokenizer is not local.
+        ValueError: For tokenizer settings it does not follow.
+    """
+    context_length = text_cfg.get('context_length', 77)
+    name = text_cfg.get('hf_tokenizer_name')
+    if not name:
+        return shared_tokenizer(context_length)
+    kwargs = dict(text_cfg.get('tokenizer_kwargs') or {})
+    unknown = set(kwargs) - set(HF_TOKENIZER_SETTINGS)
+    if unknown:
+        raise ValueError(f'text_cfg.tokenizer_kwargs: {sorted(unknown)} are '
+                         f'not followed (only {list(HF_TOKENIZER_SETTINGS)})')
+    return _hf_tokenizer(name, context_length, kwargs.get('clean',
+                                                          'whitespace'),
+                         bool(kwargs.get('strip_sep_token', False)))
+
+
+@functools.lru_cache(maxsize=None)
+def _hf_tokenizer(name: str, context_length: int, clean: str,
+                  strip_sep_token: bool) -> LocalHFTokenizer:
+    return LocalHFTokenizer(find_tokenizer_file(name), context_length,
+                            clean=clean, strip_sep_token=strip_sep_token)
+
+
+def tokenize_class_prompts(tokenizer: Tokenizer,
+                           prefix: str,
+                           class_names: Sequence[str],
+                           context_tokens: int = 0) -> torch.Tensor:
     """Tokenise ``"{prefix} {name}."`` for every class name.
 
     Args:
-        tokenizer (SimpleTokenizer): The tokenizer; its context length
-            bounds each prompt.
+        tokenizer (SimpleTokenizer | LocalHFTokenizer): The tokenizer; its
+            context length bounds each prompt.
         prefix (str): The text before each name (e.g. 'a photo of a').
         class_names (Sequence[str]): Class names; ``_`` becomes a space.
+        context_tokens (int): The learnable context replaces this many
+            first tokens of the prefix, which must then stand at the same
+            positions in every prompt. Defaults to 0.
 
     Returns:
         Tensor: Token ids of shape (C, context_length).
 
     Raises:
-        ValueError: If a prompt is longer than the context, naming it.
+        ValueError: If a prompt is longer than the context, naming it, or
+            the tokenizer merges the prefix's context tokens with a name.
     """
     context_length = tokenizer.context_length
     prompts = []
     for name in class_names:
         text = f'{prefix} {name.replace("_", " ")}.'.strip()
-        if len(tokenizer.encode(text)) + 2 > context_length:
+        if len(tokenizer.encode(text)) + tokenizer.num_special > \
+                context_length:
             raise ValueError(
                 f'class name "{name}": prompt "{text}" is longer than '
                 f'the context length {context_length}')
         prompts.append(text)
-    return tokenizer(prompts)
+    tokens = tokenizer(prompts)
+    start, ids = tokenizer.start, tokenizer.encode(prefix)[:context_tokens]
+    if len(ids) < context_tokens or not bool(
+            (tokens[:, start:start + context_tokens] == torch.tensor(
+                ids, dtype=tokens.dtype)).all()):
+        raise ValueError(
+            f'the tokenizer does not keep the first {context_tokens} tokens '
+            f'of the prompt prefix "{prefix}" before every class name (the '
+            'learnable context replaces them); choose another ctx_init')
+    return tokens

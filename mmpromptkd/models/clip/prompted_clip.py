@@ -5,19 +5,19 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
-from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
 from ..utils.reference_fp16 import convert_to_reference_fp16
-from .class_prompts import shared_tokenizer, tokenize_class_prompts
+from .class_prompts import (Tokenizer, text_tokenizer,
+                            tokenize_class_prompts)
 from .clip_builder import (build_clip_and_architecture,
                            pretrained_normalization, text_only_source)
 from .prompt_checkpoint import load_prompts
 from .towers import TextTower, VisionTower, vision_tower_of
 from .towers.openclip_vit_tower import batch_first_block
-from .towers.text_tower import check_clip_tokenizer, drop_text_tower
+from .towers.text_tower import drop_text_tower
 
 
 @MODELS.register_module()
@@ -125,8 +125,8 @@ class PromptedCLIP(BaseModule):
         self._text_tower = None
         self.has_text_tower = text_tower
         if text_tower:
-            check_clip_tokenizer(self.clip_architecture['model_cfg'])
             self._text_tower = TextTower(self.clip)
+            self.tokenizer  # read now: a missing tokenizer file is an error
             _check_depth('text_prompt_depth', text_prompt_depth,
                          len(self._text_tower.module.transformer.resblocks))
         elif text_prompt_depth:
@@ -136,12 +136,13 @@ class PromptedCLIP(BaseModule):
                              ('text_prompt_length', text_prompt_length)):
             if length < 1:
                 raise ValueError(f'{name} must be >= 1, got {length}')
-        if text_prompt_depth and (text_prompt_length + 3
-                                  > self._text_tower.context_length):
+        if text_prompt_depth and (
+                text_prompt_length + 1 + self.tokenizer.num_special >
+                self._text_tower.context_length):
             raise ValueError(
                 f'text_prompt_length={text_prompt_length} does not fit the '
-                f'context length {self._text_tower.context_length} (start '
-                'token, context, at least one name token and the end token)')
+                f'context length {self._text_tower.context_length} (the '
+                'special tokens, context and at least one name token)')
 
         self.vision_prompt_depth = vision_prompt_depth
         self.vision_prompt_length = vision_prompt_length
@@ -364,11 +365,13 @@ class PromptedCLIP(BaseModule):
         self._text_cache = None
 
     @property
-    def tokenizer(self) -> SimpleTokenizer:
-        """SimpleTokenizer: CLIP's BPE tokenizer for this context length,
-        one per process for all models (about 21 MB each otherwise; image
-        encoders never use it)."""
-        return shared_tokenizer(self.text_tower.context_length)
+    def tokenizer(self) -> Tokenizer:
+        """SimpleTokenizer | LocalHFTokenizer: the text tower's tokenizer
+        (CLIP's BPE tokenizer, or the Hugging Face tokenizer the model config
+        names, from its local files), one per setting and process for all
+        models (about 21 MB each otherwise; image encoders never use it)."""
+        return text_tokenizer(
+            self.clip_architecture['model_cfg'].get('text_cfg', {}))
 
     def tokenize(self, class_names: Sequence[str]) -> torch.Tensor:
         """Tokenise ``"{prefix} {name}."`` for every class name.
@@ -379,8 +382,9 @@ class PromptedCLIP(BaseModule):
         Returns:
             Tensor: Token ids of shape (C, context_length).
         """
-        return tokenize_class_prompts(self.tokenizer, self.prompt_prefix,
-                                      class_names)
+        return tokenize_class_prompts(
+            self.tokenizer, self.prompt_prefix, class_names,
+            self.text_prompt_length if self.text_prompt_depth else 0)
 
     def _tokens(
         self, class_names: Sequence[str]
@@ -433,15 +437,17 @@ class PromptedCLIP(BaseModule):
         num = x.shape[0]
         n_t = self.text_prompt_length
         prompts = self._check_prompts(prompts, 'text')
+        start = self.tokenizer.start  # after the start token, if any
         if self.text_prompt_depth:
             ctx = self._prompt(prompts[0], x, num)
-            x = torch.cat([x[:, :1], ctx, x[:, 1 + n_t:]], dim=1)
+            x = torch.cat([x[:, :start], ctx, x[:, start + n_t:]], dim=1)
         x = x + module.positional_embedding[:length].to(x.dtype)
         attn_mask = tower.attn_mask(length)
         for i, block in enumerate(module.transformer.resblocks):
             if 1 <= i < self.text_prompt_depth:
                 prompt = self._prompt(prompts[i], x, num)
-                x = torch.cat([x[:, :1], prompt, x[:, 1 + n_t:]], dim=1)
+                x = torch.cat([x[:, :start], prompt, x[:, start + n_t:]],
+                              dim=1)
             x = self._run_block(
                 batch_first_block(block, module.transformer.batch_first), x,
                 attn_mask)

@@ -298,7 +298,8 @@ class BasePromptClassifier(BaseModel):
         pc = self.prompted_clip
         context = pc.text_tower.context_length
         for text in texts:
-            if len(pc.tokenizer.encode(text)) + 2 > context:
+            if len(pc.tokenizer.encode(text)) + pc.tokenizer.num_special > \
+                    context:
                 raise ValueError(f'prompt "{text}" is longer than the '
                                  f'context length {context}')
         device = pc.text_tower.module.token_embedding.weight.device

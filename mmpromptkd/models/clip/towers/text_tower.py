@@ -5,7 +5,7 @@ import torch
 from open_clip.transformer import TextTransformer
 from torch import nn
 
-__all__ = ['TextTower', 'check_clip_tokenizer', 'drop_text_tower']
+__all__ = ['TextTower', 'drop_text_tower']
 
 #: The parts of an open_clip ``CLIP`` that only text encoding uses.
 CLIP_TEXT_PARTS = ('transformer', 'token_embedding', 'positional_embedding',
@@ -105,21 +105,6 @@ class TextTower:
             return x
         return projection(x) if isinstance(projection, nn.Linear) \
             else x @ projection
-
-
-def check_clip_tokenizer(model_cfg: dict) -> None:
-    """Refuse a text tower whose tokenizer is not open_clip's CLIP BPE
-    tokenizer (the one text prompts are tokenised with).
-
-    Args:
-        model_cfg (dict): The open_clip model config.
-    """
-    name = model_cfg.get('text_cfg', {}).get('hf_tokenizer_name')
-    if name:
-        raise ValueError(
-            f'the text tower uses the Hugging Face tokenizer "{name}"; text '
-            'encoding supports open_clip\'s CLIP tokenizer only: use this '
-            'model with text_tower=False (an image-only student)')
 
 
 def drop_text_tower(clip: nn.Module) -> None:

@@ -1,0 +1,80 @@
+"""Small Hugging Face tokenizer files, for tests that run offline.
+
+A word-level tokenizer over a short word list, written as the
+``tokenizer.json`` and ``tokenizer_config.json`` a Hugging Face hub
+repository holds, with the special-token layout of a tokenizer family:
+the text followed by an end token (SigLIP's T5-style sentencepiece), or
+between a start and an end token (Gemma, BERT, XLM-V). Its ids are known in
+advance: specials first, then the words in the order given.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, Sequence
+
+__all__ = ['LAYOUTS', 'WORDS', 'write_small_hf_tokenizer', 'layout_of']
+
+#: Special tokens of each layout: padding, what goes before and after a
+#: text, and unknown words.
+LAYOUTS: Dict[str, dict] = {
+    'end': dict(pad='<pad>', before=(), after=('</s>', ), unk='<unk>'),
+    'gemma': dict(pad='<pad>', before=('<bos>', ), after=('<eos>', ),
+                  unk='<unk>'),
+    'bert': dict(pad='[PAD]', before=('[CLS]', ), after=('[SEP]', ),
+                 unk='[UNK]'),
+    'xlm': dict(pad='<pad>', before=('<s>', ), after=('</s>', ),
+                unk='<unk>'),
+}
+
+#: Words the tests' prompts and class names use.
+WORDS = ('a', 'photo', 'of', 'the', 'x', 'X', '.', 'dog', 'red', 'car',
+         'cat', 'circle', 'blue', 'square', 'green', 'star', 'itap', 'my',
+         'bad', 'good', 'art')
+
+
+def layout_of(hub_name: str) -> str:
+    """The layout that stands in for an open_clip model's tokenizer.
+
+    Args:
+        hub_name (str): Its ``text_cfg.hf_tokenizer_name``.
+
+    Returns:
+        str: A key of :data:`LAYOUTS`.
+    """
+    if hub_name.startswith('bert'):
+        return 'bert'
+    if hub_name.startswith('facebook/'):
+        return 'xlm'
+    return 'gemma' if 'SigLIP2' in hub_name else 'end'
+
+
+def write_small_hf_tokenizer(folder: str, layout: str = 'end',
+                             words: Sequence[str] = WORDS) -> str:
+    """Write a word-level tokenizer into ``folder``.
+
+    Args:
+        folder (str): Where ``tokenizer.json`` and
+            ``tokenizer_config.json`` go (created if needed).
+        layout (str): A key of :data:`LAYOUTS`. Defaults to 'end'.
+        words (Sequence[str]): The vocabulary after the special tokens.
+
+    Returns:
+        str: ``folder`` (a ``text_cfg.hf_tokenizer_name``).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    spec = LAYOUTS[layout]
+    specials = [spec['pad'], spec['unk'], *spec['before'], *spec['after']]
+    vocab = {token: i for i, token in enumerate([*specials, *words])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=spec['unk']))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(specials)
+    template = ' '.join([*spec['before'], '$A', *spec['after']])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=template,
+        special_tokens=[(t, vocab[t])
+                        for t in (*spec['before'], *spec['after'])])
+    os.makedirs(folder, exist_ok=True)
+    tokenizer.save(osp.join(folder, 'tokenizer.json'))
+    with open(osp.join(folder, 'tokenizer_config.json'), 'w') as f:
+        json.dump(dict(pad_token=spec['pad'], unk_token=spec['unk']), f)
+    return folder
