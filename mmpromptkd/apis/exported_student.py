@@ -55,6 +55,7 @@ def export_student(model: nn.Module,
         dict: The standalone model config stored in the file (also usable
         as ``model`` of a config for ``mmpretrain.apis``).
     """
+    from mmpromptkd.models.clip.clip_builder import image_only_architecture
     from mmpromptkd.models.distillers.teacher_provenance import (
         check_trained_teacher, teacher_record)
     if len(model.text_features) == 0:
@@ -64,9 +65,12 @@ def export_student(model: nn.Module,
     cfg['teacher'] = None
     student = dict(cfg['student'])
     if hasattr(model.student, 'clip'):
-        # The architecture only: the weights are in the file.
-        student.update(checkpoint=None,
-                       clip=copy.deepcopy(model.student.clip_architecture))
+        # The architecture only: the weights are in the file (of the image
+        # tower alone where the student dropped its text tower).
+        architecture = model.student.clip_architecture
+        if not model.student.has_text_tower:
+            architecture = image_only_architecture(architecture)
+        student.update(checkpoint=None, clip=copy.deepcopy(architecture))
     else:  # a BackboneStudent: no pretrained weights to read either
         student['init_cfg'] = None
     cfg['student'] = student
@@ -112,6 +116,14 @@ def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
                          'which this model released after storing its '
                          'features (release_teacher_text_tower=True); '
                          'export from a model built from the config')
+    tokenizer = teacher.clip_architecture['model_cfg'].get(
+        'text_cfg', {}).get('hf_tokenizer_name')
+    if tokenizer:
+        raise ValueError(
+            f'with_text_encoder: the teacher\'s tokenizer is the Hugging Face '
+            f'tokenizer "{tokenizer}", which an exported file cannot name (a '
+            'stored config names no hub or folder); export without the text '
+            'encoder')
     cfg = copy.deepcopy(dict(model_cfg['teacher']))
     cfg.update(
         type='PromptedCLIP',

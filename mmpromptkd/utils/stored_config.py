@@ -12,10 +12,13 @@ cycles):
   ``mmpromptkd.<name>``, and ``_scope_`` is ``mmpromptkd``;
 - every other key is an argument of the component it configures;
 - nothing names a file, a hub or a folder: ``clip`` is an architecture
-  (``model_cfg`` of open_clip's plain towers, no timm or Hugging Face
-  names), and ``checkpoint``, ``pretrained`` and ``init_cfg`` are unset;
-- a declared CLIP tower whose weights the file stores has their shapes, and
-  one it does not store (dropped after building) is at most
+  (``model_cfg`` of open_clip's towers, a timm image tower only by a name
+  one of open_clip's own configs uses and never pretrained, no Hugging
+  Face names), and ``checkpoint``, ``pretrained`` and ``init_cfg`` are
+  unset;
+- a declared CLIP tower whose weights the file stores has their shapes (a
+  timm tower is built on the meta device first, which allocates nothing),
+  and one it does not store (dropped after building) is at most
   :data:`MAX_ABSENT_TOWER` parameters, so nothing larger than the file
   holds is allocated.
 
@@ -23,10 +26,12 @@ Every refusal names the file and the key path; nothing is imported or
 called because a file names it.
 """
 import dataclasses
+import functools
 import inspect
 from typing import (Any, Dict, FrozenSet, Iterable, Iterator, Optional,
                     Sequence, Tuple)
 
+import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
 __all__ = ['STORED_CONFIG_EXTRA_TYPES', 'check_stored_config']
@@ -42,15 +47,17 @@ _UNSET_KEYS = ('checkpoint', 'pretrained', 'init_cfg')
 #: What a stored ``clip`` may hold: an architecture, no weight source.
 _CLIP_KEYS = frozenset({'model_cfg', 'quick_gelu', 'precision'})
 _MODEL_CFG_KEYS = frozenset({'embed_dim', 'vision_cfg', 'text_cfg',
-                             'quick_gelu'})
-# open_clip's plain towers: no timm or Hugging Face models, tokenizers or
-# their pretrained flags, which name hubs and folders.
+                             'quick_gelu', 'custom_text', 'init_logit_bias'})
+# open_clip's towers and timm's image towers of open_clip's own model
+# configs: no Hugging Face models or tokenizers, which name hubs and
+# folders.
 _TOWER_KEYS = {
-    'vision_cfg': frozenset(f.name for f in dataclasses.fields(CLIPVisionCfg)
-                            if not f.name.startswith('timm_')),
+    'vision_cfg': frozenset(f.name for f in dataclasses.fields(CLIPVisionCfg)),
     'text_cfg': frozenset(f.name for f in dataclasses.fields(CLIPTextCfg)
                           if not f.name.startswith(('hf_', 'tokenizer_'))),
 }
+#: The largest image side a stored timm tower may declare.
+MAX_IMAGE_SIZE = 4096
 #: Parameters of a declared tower that the file does not store (built,
 #: then dropped): above the text tower of ViT-L/14 (123.7 M), far below
 #: what would exhaust memory.
@@ -191,11 +198,70 @@ def _check_clip(clip: dict, where: str, source: str,
             if key not in keys:
                 raise ValueError(
                     f'{source}: {where}.{part}.{key}: a stored CLIP takes '
-                    "open_clip's plain towers only (no timm or Hugging Face "
-                    'models, hubs or folders). Nothing was built.')
-        if state_shapes is not None and (image_tower or part != 'vision_cfg'):
+                    "open_clip's towers only (no Hugging Face models or "
+                    'tokenizers, which name hubs or folders). Nothing was '
+                    'built.')
+        if part == 'vision_cfg' and any(k.startswith('timm_') for k in tower):
+            _check_timm_tower(model_cfg, f'{where}.{part}', source, prefix,
+                              state_shapes if image_tower else None)
+        elif state_shapes is not None and (image_tower
+                                           or part != 'vision_cfg'):
             _check_tower(tower, part, f'{where}.{part}', source, prefix,
                          state_shapes)
+
+
+@functools.lru_cache(maxsize=None)
+def _open_clip_timm_towers() -> FrozenSet[str]:
+    """The timm image towers of open_clip's own model configs."""
+    import open_clip
+    return frozenset(
+        open_clip.get_model_config(n)['vision_cfg'].get('timm_model_name')
+        for n in open_clip.list_models()) - {None}
+
+
+def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
+                      shapes: Optional[Dict[str, Sequence[int]]]) -> None:
+    """A declared timm image tower: one of open_clip's, without weights
+    to fetch, and (given ``shapes``) of the stored weights' shapes,
+    compared on the meta device, where building allocates nothing."""
+    from mmpromptkd.models.clip.clip_builder import (_build_open_clip_model,
+                                                     image_only_architecture)
+    tower = model_cfg['vision_cfg']
+    if tower.get('timm_model_pretrained'):
+        raise ValueError(f'{source}: {where}.timm_model_pretrained would '
+                         'download weights. Nothing was built.')
+    name = tower.get('timm_model_name')
+    if name not in _open_clip_timm_towers():
+        raise ValueError(
+            f'{source}: {where}.timm_model_name is {name!r}, not a timm '
+            'tower of one of open_clip\'s model configs. Nothing was built.')
+    image = tower.get('image_size', 224)
+    if type(image) is not int or not 1 <= image <= MAX_IMAGE_SIZE:
+        raise ValueError(f'{source}: {where}.image_size must be an integer '
+                         f'in [1, {MAX_IMAGE_SIZE}], got {image!r}. Nothing '
+                         'was built.')
+    if shapes is None:
+        return
+    architecture = image_only_architecture(dict(model_cfg=model_cfg))
+    try:
+        with torch.device('meta'):
+            declared = _build_open_clip_model(
+                architecture['model_cfg'],
+                quick_gelu=False).visual.state_dict()
+    except (TypeError, ValueError, AssertionError, RuntimeError) as e:
+        raise ValueError(f'{source}: {where} does not build: {e}. Nothing '
+                         'was built.') from e
+    declared = {f'{prefix}visual.{k}': tuple(v.shape)
+                for k, v in declared.items()}
+    stored = {k: tuple(v) for k, v in shapes.items()
+              if k.startswith(f'{prefix}visual.')}
+    if declared != stored:
+        differing = sorted(set(declared.items()) ^ set(stored.items()))[:3]
+        raise ValueError(
+            f'{source}: {where} declares other image-tower weights than the '
+            f'file stores (first differences: {differing}): the '
+            'architecture is not that of the stored weights. Nothing was '
+            'built.')
 
 
 def _check_tower(tower: dict, part: str, where: str, source: str,

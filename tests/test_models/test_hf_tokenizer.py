@@ -121,3 +121,22 @@ def test_a_prefix_the_tokenizer_merges_is_refused():
     with pytest.raises(ValueError, match='does not keep the first 2 tokens '
                        'of the prompt prefix "a photo"'):
         tokenize_class_prompts(MergingTokenizer(), 'a photo', ['dog'], 2)
+
+
+def test_an_open_vocabulary_export_names_no_tokenizer(folders, tmp_path,
+                                                      tiny_clip_cfg):
+    from mmpromptkd.apis import export_student
+    from mmpromptkd.registry import MODELS
+    model_cfg = scaled_model_cfg('ViT-B-16-SigLIP')
+    model_cfg['text_cfg']['hf_tokenizer_name'] = folders['end']
+    cfg = dict(type='PromptKDDistiller', student=dict(clip=tiny_clip_cfg),
+               teacher=dict(clip=dict(model_cfg=model_cfg)))
+    with small_timm_trunks():
+        model = MODELS.build(cfg)
+    model.prepare_text_features(['dog', 'red car'], for_training=True)
+    with pytest.raises(ValueError, match='with_text_encoder: the teacher\'s '
+                       'tokenizer is the Hugging Face tokenizer'):
+        export_student(model, cfg, str(tmp_path / 'open.pth'),
+                       with_text_encoder=True)
+    assert not (tmp_path / 'open.pth').exists()
+    export_student(model, cfg, str(tmp_path / 'student.pth'))
