@@ -70,8 +70,8 @@ def pytest_configure(config):
 def pytest_addoption(parser):
     parser.addoption(
         '--real-size', action='store_true',
-        help='also run the dry runs at real size (random ViT-B/16 and '
-        'ViT-L/14 weights; minutes each on a CPU)')
+        help='also run the dry runs and parity checks at real size (random '
+        'weights of the real architectures; minutes each on a CPU)')
 
 
 def pytest_collection_modifyitems(config, items):
