@@ -7,7 +7,8 @@ from torch import nn
 
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
-from mmpromptkd.utils.stored_config import check_stored_config
+from mmpromptkd.utils.stored_config import (check_stored_config,
+                                            image_only_architecture)
 
 __all__ = ['export_student', 'load_exported_student', 'preprocessing']
 
@@ -55,7 +56,6 @@ def export_student(model: nn.Module,
         dict: The standalone model config stored in the file (also usable
         as ``model`` of a config for ``mmpretrain.apis``).
     """
-    from mmpromptkd.models.clip.clip_builder import image_only_architecture
     from mmpromptkd.models.distillers.teacher_provenance import (
         check_trained_teacher, teacher_record)
     if len(model.text_features) == 0:

@@ -25,6 +25,7 @@ cycles):
 Every refusal names the file and the key path; nothing is imported or
 called because a file names it.
 """
+import copy
 import dataclasses
 import functools
 import inspect
@@ -34,7 +35,10 @@ from typing import (Any, Dict, FrozenSet, Iterable, Iterator, Optional,
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
-__all__ = ['STORED_CONFIG_EXTRA_TYPES', 'check_stored_config']
+__all__ = [
+    'STORED_CONFIG_EXTRA_TYPES', 'check_stored_config',
+    'image_only_architecture'
+]
 
 # mmpretrain components a stored model config of ours may name.
 STORED_CONFIG_EXTRA_TYPES = frozenset({'ClsDataPreprocessor'})
@@ -58,6 +62,31 @@ _TOWER_KEYS = {
 }
 #: The largest image side a stored timm tower may declare.
 MAX_IMAGE_SIZE = 4096
+#: The smallest plain text tower: what an image-only architecture declares.
+_STAND_IN_TEXT = dict(context_length=8, vocab_size=64, width=64, heads=1,
+                      layers=1)
+
+
+def image_only_architecture(architecture: dict) -> dict:
+    """A CLIP architecture whose text tower is a one-block stand-in.
+
+    An image-only model (a student) drops its text tower after building;
+    rebuilt from its stored architecture (an exported student), the tower
+    need not be allocated at full size first (262 M parameters for SigLIP2
+    ViT-L/16's), nor name a tokenizer. The feature dimension is kept.
+
+    Args:
+        architecture (dict): ``dict(model_cfg=..., ...)``, as
+            ``build_clip_and_architecture`` returns it.
+
+    Returns:
+        dict: A copy with the stand-in text tower.
+    """
+    model_cfg = copy.deepcopy(dict(architecture['model_cfg']))
+    model_cfg['text_cfg'] = dict(_STAND_IN_TEXT)
+    return dict(architecture, model_cfg=model_cfg)
+
+
 #: Parameters of a declared tower that the file does not store (built,
 #: then dropped): above the text tower of ViT-L/14 (123.7 M), far below
 #: what would exhaust memory.
@@ -224,8 +253,7 @@ def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
     """A declared timm image tower: one of open_clip's, without weights
     to fetch, and (given ``shapes``) of the stored weights' shapes,
     compared on the meta device, where building allocates nothing."""
-    from mmpromptkd.models.clip.clip_builder import (_build_open_clip_model,
-                                                     image_only_architecture)
+    import open_clip
     tower = model_cfg['vision_cfg']
     if tower.get('timm_model_pretrained'):
         raise ValueError(f'{source}: {where}.timm_model_pretrained would '
@@ -242,12 +270,14 @@ def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
                          'was built.')
     if shapes is None:
         return
-    architecture = image_only_architecture(dict(model_cfg=model_cfg))
+    declared_cfg = image_only_architecture(dict(model_cfg=model_cfg))[
+        'model_cfg']
+    model_class = open_clip.CustomTextCLIP if declared_cfg.pop(
+        'custom_text', False) else open_clip.CLIP
+    declared_cfg.pop('quick_gelu', None)
     try:
         with torch.device('meta'):
-            declared = _build_open_clip_model(
-                architecture['model_cfg'],
-                quick_gelu=False).visual.state_dict()
+            declared = model_class(**declared_cfg).visual.state_dict()
     except (TypeError, ValueError, AssertionError, RuntimeError) as e:
         raise ValueError(f'{source}: {where} does not build: {e}. Nothing '
                          'was built.') from e

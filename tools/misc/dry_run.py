@@ -74,8 +74,11 @@ EVALUATION_ONLY = ('ZeroShotCLIPClassifier', )
 def _shrink_pipeline(pipeline: list) -> None:
     for transform in pipeline:
         for key in ('scale', 'crop_size', 'size'):
-            if isinstance(transform.get(key), int):
+            value = transform.get(key)
+            if isinstance(value, int):
                 transform[key] = TINY_IMAGE_SIZE
+            elif isinstance(value, (list, tuple)):  # (w, h), e.g. Resize
+                transform[key] = (TINY_IMAGE_SIZE, ) * len(value)
 
 
 class MiniatureData:

@@ -34,7 +34,7 @@ from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
 
 __all__ = [
     'build_clip', 'build_clip_and_architecture', 'infer_openai_clip_config',
-    'pretrained_normalization', 'image_only_architecture', 'PRECISIONS'
+    'pretrained_normalization', 'PRECISIONS'
 ]
 
 PRECISIONS = {
@@ -365,28 +365,3 @@ def text_only_source(clip: dict) -> dict:
     model_cfg['vision_cfg'] = dict(
         image_size=32, patch_size=32, width=64, layers=1, head_width=64)
     return dict(clip, model_cfg=model_cfg)
-
-
-#: The smallest plain text tower: what an image-only architecture declares.
-_STAND_IN_TEXT = dict(context_length=8, vocab_size=64, width=64, heads=1,
-                      layers=1)
-
-
-def image_only_architecture(architecture: dict) -> dict:
-    """An architecture whose text tower is a one-block stand-in.
-
-    An image-only model (a student) drops its text tower after building;
-    rebuilt from its architecture alone (an exported student), the tower
-    need not be allocated at full size first (262 M parameters for SigLIP2
-    ViT-L/16's), nor name a tokenizer. The feature dimension is kept.
-
-    Args:
-        architecture (dict): ``dict(model_cfg=..., ...)`` of
-            :func:`build_clip_and_architecture`.
-
-    Returns:
-        dict: A copy with the stand-in text tower.
-    """
-    model_cfg = copy.deepcopy(dict(architecture['model_cfg']))
-    model_cfg['text_cfg'] = dict(_STAND_IN_TEXT)
-    return dict(architecture, model_cfg=model_cfg)
