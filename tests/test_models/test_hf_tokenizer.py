@@ -45,6 +45,26 @@ def test_ids_layout_cleaning_truncation_and_padding(folders):
     assert bert(['a dog']).tolist() == [[2, 4, 11, 0, 0]]
 
 
+def test_bad_files_and_settings_name_what_is_wrong(folders, tmp_path):
+    from mmpromptkd.models.clip.class_prompts import text_tokenizer
+    bad = tmp_path / 'bad'
+    bad.mkdir()
+    (bad / 'tokenizer.json').write_text('{"not": "a tokenizer"')
+    with pytest.raises(ValueError, match='not a Hugging Face tokenizer file'):
+        LocalHFTokenizer(str(bad / 'tokenizer.json'), 8)
+    config = tmp_path / 'config'
+    write_small_hf_tokenizer(str(config))
+    (config / 'tokenizer_config.json').write_text('[1, 2')
+    with pytest.raises(ValueError, match='tokenizer_config.json: not a JSON'):
+        LocalHFTokenizer(str(config / 'tokenizer.json'), 8)
+    with pytest.raises(ValueError, match="clean must be one of"):
+        text_tokenizer(dict(hf_tokenizer_name=folders['end'],
+                            tokenizer_kwargs=dict(clean='upper')))
+    with pytest.raises(ValueError, match="'language'"):
+        text_tokenizer(dict(hf_tokenizer_name=folders['end'],
+                            tokenizer_kwargs=dict(language='de')))
+
+
 def test_nothing_is_downloaded(tmp_path):
     with pytest.raises(FileNotFoundError, match='has no tokenizer.json'):
         find_tokenizer_file(str(tmp_path))

@@ -12,6 +12,8 @@ Tokenizer = Union[SimpleTokenizer, LocalHFTokenizer]
 
 #: open_clip's ``tokenizer_kwargs`` that tokenising class prompts follows.
 HF_TOKENIZER_SETTINGS = ('clean', 'strip_sep_token')
+#: open_clip's text cleanings (``get_clean_fn``).
+CLEANINGS = ('whitespace', 'lower', 'canonicalize')
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,8 +63,11 @@ def text_tokenizer(text_cfg: dict) -> Tokenizer:
     if unknown:
         raise ValueError(f'text_cfg.tokenizer_kwargs: {sorted(unknown)} are '
                          f'not followed (only {list(HF_TOKENIZER_SETTINGS)})')
-    return _hf_tokenizer(name, context_length, kwargs.get('clean',
-                                                          'whitespace'),
+    clean = kwargs.get('clean', 'whitespace')
+    if clean not in CLEANINGS:
+        raise ValueError(f'text_cfg.tokenizer_kwargs.clean must be one of '
+                         f'{list(CLEANINGS)}, got {clean!r}')
+    return _hf_tokenizer(name, context_length, clean,
                          bool(kwargs.get('strip_sep_token', False)))
 
 

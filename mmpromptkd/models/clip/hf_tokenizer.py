@@ -82,14 +82,24 @@ class LocalHFTokenizer:
                  clean: str = 'whitespace',
                  strip_sep_token: bool = False) -> None:
         from tokenizers import Tokenizer
-        self._tokenizer = Tokenizer.from_file(path)
+        try:
+            self._tokenizer = Tokenizer.from_file(path)
+        except Exception as e:  # the Rust library raises plain Exception
+            raise ValueError(f'{path}: not a Hugging Face tokenizer file '
+                             f'({e})') from e
         self.context_length = context_length
         self._clean = get_clean_fn(clean)
         config = {}
         config_path = osp.join(osp.dirname(path), CONFIG_FILE)
         if osp.isfile(config_path):
-            with open(config_path, encoding='utf-8') as f:
-                config = json.load(f)
+            try:
+                with open(config_path, encoding='utf-8') as f:
+                    config = json.load(f)
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                raise ValueError(f'{config_path}: not a JSON file ({e})') \
+                    from e
+            if not isinstance(config, dict):
+                raise ValueError(f'{config_path}: expected a JSON object')
         pad = self._special(config, 'pad_token', ('<pad>', '[PAD]'), path)
         self._pad_id = self._tokenizer.token_to_id(pad)
         self._sep_id = None
