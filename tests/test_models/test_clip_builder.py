@@ -124,36 +124,37 @@ class TestOpenAIFiles:
 
     @pytest.mark.slow
     def test_open_clip_checkpoint_by_name(self, tmp_path):
-        model = open_clip.create_model('ViT-B-32')
+        # The smallest open_clip ViT config (43 M parameters).
+        model = open_clip.create_model('ViT-S-32-alt')
         # Only the keys matter here; a wrong key set is rejected.
         bad = {
             k: v
             for k, v in model.state_dict().items() if 'ln_final' not in k
         }
-        torch.save({'state_dict': bad}, tmp_path / 'b32.pth')
+        torch.save({'state_dict': bad}, tmp_path / 's32.pth')
         with pytest.raises(ValueError, match='missing keys.*ln_final'):
             build_clip(
                 dict(
-                    model_name='ViT-B-32',
-                    checkpoint=str(tmp_path / 'b32.pth')))
+                    model_name='ViT-S-32-alt',
+                    checkpoint=str(tmp_path / 's32.pth')))
         torch.save(
             {
                 'state_dict': {
                     f'module.{k}': v
                     for k, v in model.state_dict().items()
                 }
-            }, tmp_path / 'b32_ddp.pth')
+            }, tmp_path / 's32_ddp.pth')
         loaded = build_clip(
             dict(
-                model_name='ViT-B-32',
-                checkpoint=str(tmp_path / 'b32_ddp.pth')))
+                model_name='ViT-S-32-alt',
+                checkpoint=str(tmp_path / 's32_ddp.pth')))
         torch.testing.assert_close(loaded.visual.proj, model.visual.proj)
         assert not is_quick_gelu(loaded)
         forced = build_clip(
             dict(
-                model_name='ViT-B-32',
+                model_name='ViT-S-32-alt',
                 quick_gelu=True,
-                checkpoint=str(tmp_path / 'b32_ddp.pth')))
+                checkpoint=str(tmp_path / 's32_ddp.pth')))
         assert is_quick_gelu(forced)
 
 

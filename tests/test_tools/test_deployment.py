@@ -14,7 +14,7 @@ from mmpromptkd.apis import (StudentGraph, StudentInferencer, export_student,
 from mmpromptkd.registry import MODELS, TRANSFORMS
 from mmpromptkd.utils import load_checkpoint_file
 from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
-from tool_runs import TOOLS, check_ok, run_tool
+from tool_runs import TOOLS, call_tool, check_ok, run_tool
 
 TOOL = TOOLS / 'deployment' / 'pytorch2onnx.py'
 PIPELINE = [
@@ -135,13 +135,13 @@ def test_onnx_export_parity_and_refusals(exported, tmp_path):
         np.testing.assert_allclose(
             scores, expected[:len(batch)], atol=1e-4, rtol=0)
 
-    # Never replaced without --force; replaced with it.
+    # Never replaced without --force; replaced with it (in this process:
+    # the script's own start is proven above).
     before = out.read_bytes()
-    result = run_tool([sys.executable, tool, path, out], cwd=tmp_path)
+    result = call_tool(tool, [path, out])
     assert result.returncode != 0 and '--force' in result.stdout
     assert out.read_bytes() == before
-    check_ok(run_tool([sys.executable, tool, path, out, '--force'],
-                      cwd=tmp_path))
+    check_ok(call_tool(tool, [path, out, '--force']))
     assert out.read_bytes() != before  # now without the features output
 
 
@@ -257,11 +257,8 @@ def test_infer_cli_prints_a_table(exported, tmp_path):
         name, score = result['topk'][0]
         assert line.startswith(result['image'])
         assert name in line and f'{score:.4f}' in line
-    bad = run_tool([
-        sys.executable, TOOLS / 'infer.py', images[0], '--model', path,
-        '--classes', f'{classes[0]},unknown'
-    ],
-                   cwd=tmp_path)
+    bad = call_tool(TOOLS / 'infer.py', [
+        images[0], '--model', path, '--classes', f'{classes[0]},unknown'])
     assert bad.returncode != 0 and "['unknown'] are not among" in bad.stdout
 
 
@@ -287,11 +284,7 @@ def test_new_class_names_reach_the_inferencer_and_onnx(exported, tmp_path):
         np.testing.assert_allclose(result['pred_scores'], scores, atol=1e-6)
 
     out = tmp_path / 'open.onnx'
-    check_ok(
-        run_tool([
-            sys.executable, TOOL, open_path, out, '--classes', ','.join(names)
-        ],
-                 cwd=tmp_path))
+    check_ok(call_tool(TOOL, [open_path, out, '--classes', ','.join(names)]))
     assert json.loads((tmp_path / 'open.json').read_text())[
         'class_names'] == names
     session = ort.InferenceSession(
@@ -302,7 +295,5 @@ def test_new_class_names_reach_the_inferencer_and_onnx(exported, tmp_path):
     logits = session.run(None, {'images': pixels.numpy()})[0]
     np.testing.assert_allclose(logits, reference, atol=1e-4, rtol=0)
     # A plain export refuses new names, naming them.
-    bad = run_tool(
-        [sys.executable, TOOL, path, tmp_path / 'x.onnx', '--classes', 'zz'],
-        cwd=tmp_path)
+    bad = call_tool(TOOL, [path, tmp_path / 'x.onnx', '--classes', 'zz'])
     assert bad.returncode != 0 and "['zz'] are not among" in bad.stdout
