@@ -2,9 +2,9 @@
 
 A word-level tokenizer over a short word list, written as the
 ``tokenizer.json`` and ``tokenizer_config.json`` a Hugging Face hub
-repository holds, with the special-token layout of a tokenizer family:
-the text followed by an end token (SigLIP's T5-style sentencepiece), or
-between a start and an end token (Gemma, BERT, XLM-V). Its ids are known in
+repository holds, with one of the special-token layouts such tokenizers
+use: the text followed by an end token (as T5-style sentencepiece
+tokenizers do), or between a start and an end token. Its ids are known in
 advance: specials first, then the words in the order given.
 """
 import json
@@ -33,7 +33,9 @@ WORDS = ('a', 'photo', 'of', 'the', 'x', 'X', '.', 'dog', 'red', 'car',
 
 
 def layout_of(hub_name: str) -> str:
-    """The layout that stands in for an open_clip model's tokenizer.
+    """The layout that stands in for an open_clip model's tokenizer (an
+    approximation: the real file's post-processor decides where its special
+    tokens go, and the code reads it from there).
 
     Args:
         hub_name (str): Its ``text_cfg.hf_tokenizer_name``.
