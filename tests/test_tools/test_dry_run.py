@@ -12,6 +12,7 @@ trains one iteration and tests it with its own workers.
 import glob
 import json
 import os.path as osp
+import shutil
 import sys
 
 import pytest
@@ -149,9 +150,9 @@ def _run(config: str, work_dir, tiny: bool = True, quick: bool = False,
 def _run_real_size(config: str, work_dir, quick: bool) -> str:
     """The dry run at real size in a process of its own, its output.
 
-    Real-size models take GBs each, and what a run leaves in a long-lived
-    process (mmengine's global instances) adds up over 15 runs beyond the
-    memory of the machine, while each run alone fits.
+    Real-size models take GBs each, and what a run leaves behind in a
+    long-lived process (not traced) added up over 15 runs beyond the 24 GB
+    of the machine, while each run alone fits.
     """
     result = run_tool([
         sys.executable, TOOLS / 'misc' / 'dry_run.py', config, '--work-dir',
@@ -159,6 +160,15 @@ def _run_real_size(config: str, work_dir, quick: bool) -> str:
     ], cwd=REPO, timeout=1800)
     assert result.returncode == 0, result.stdout[-6000:]
     return result.stdout
+
+
+@pytest.fixture
+def real_size_dir(tmp_path):
+    """A work dir removed after the test: the random weights of real
+    architectures take GBs per config, and pytest keeps every test's
+    temporary dir until the session ends (15 of them filled a disk)."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def _loaders(config: str) -> dict:
@@ -240,34 +250,34 @@ def test_a_used_work_dir_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.real_size
-def test_real_size_main_config(tmp_path):
+def test_real_size_main_config(real_size_dir):
     """Random ViT-B/16 and ViT-L/14 weights, 224 px, the config's own
     batch size and workers: every phase, each with its peak memory."""
     if torch.cuda.is_available():
         pytest.skip('measured on the CPU here')
-    printed = _run_real_size(MAIN, tmp_path, quick=False)
+    printed = _run_real_size(MAIN, real_size_dir, quick=False)
     for phase in ('train', 'resume', 'test', 'export'):
         assert f'  {phase} ' in printed
-    checkpoint = load_checkpoint_file(str(tmp_path / 'train' /
+    checkpoint = load_checkpoint_file(str(real_size_dir / 'train' /
                                           'epoch_2.pth'))
     # Acceptance: a ViT-B/16 distiller checkpoint is under 10 MB.
-    assert osp.getsize(tmp_path / 'train' / 'epoch_2.pth') < 10e6
+    assert osp.getsize(real_size_dir / 'train' / 'epoch_2.pth') < 10e6
     assert not any(k.startswith('student.clip.')
                    for k in checkpoint['state_dict'])
 
 
 @pytest.mark.real_size
 @pytest.mark.parametrize('config', REAL_SIZE_FAMILIES, ids=osp.basename)
-def test_real_size_family(config, tmp_path):
+def test_real_size_family(config, real_size_dir):
     """Random weights of the config's own architectures, its batch size and
     workers: built, one training iteration, and tested."""
     if torch.cuda.is_available():
         pytest.skip('measured on the CPU here')
-    printed = _run_real_size(config, tmp_path, quick=True)
+    printed = _run_real_size(config, real_size_dir, quick=True)
     assert '  test ' in printed
     if 'zsclip' not in osp.basename(config):
         assert '  train ' in printed
-        assert glob.glob(str(tmp_path / 'train' / '*_1.pth'))
+        assert glob.glob(str(real_size_dir / 'train' / '*_1.pth'))
 
 
 def test_real_size_families_are_configs_of_other_families():
