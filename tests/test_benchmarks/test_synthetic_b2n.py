@@ -5,10 +5,16 @@ and checks that the table, the Markdown file and the chart come out with
 accuracies in [0, 100], and that a second call resumes from the results.
 """
 import re
+from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 
 from benchmarks import synthetic_b2n as script
+from benchmarks.b2n_rows import build_row_config
+
+MODEL_CFG = (Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
+             'models' / 'promptkd_tiny-clip.py')
 
 ROWS = ['student_zs', 'promptkd']
 
@@ -94,3 +100,54 @@ def test_update_readme_needs_markers(tmp_path):
                      str(readme)])
     assert not (tmp_path / 'w').exists()
     assert readme.read_text() == 'no markers here\n'
+
+
+def test_cross_family_rows_swap_one_model(tmp_path):
+    args = script.parse_args(['--work-dir', str(tmp_path)])
+    base = build_row_config('promptkd', args, 'data', 1, 'clip_a.pth')
+    siglip = Config.fromfile(str(MODEL_CFG))['tiny_siglip_clip']
+    student_clip = build_row_config('siglip_student', args, 'data', 1,
+                                    'clip_a.pth').model
+    teacher_clip = build_row_config('siglip_teacher', args, 'data', 1,
+                                    'siglip_a.pth').model
+    # CLIP teacher -> SigLIP-style student: only the student's CLIP changes.
+    assert student_clip.student.clip.model_cfg == siglip
+    assert student_clip.teacher == base.model.teacher
+    assert student_clip.student.clip.checkpoint.endswith(
+        'tiny_siglip_clip.pth')
+    # SigLIP-style teacher (its stage-a checkpoint) -> CLIP student.
+    assert teacher_clip.teacher.clip.model_cfg == siglip
+    assert teacher_clip.teacher.checkpoint == 'siglip_a.pth'
+    assert teacher_clip.student == base.model.student
+    zero_shot = build_row_config('siglip_zs', args, 'data', 1).model
+    assert zero_shot.clip.model_cfg == siglip
+
+
+def test_each_distillation_row_gets_its_own_teacher(tmp_path, monkeypatch,
+                                                    capsys):
+    calls = []
+
+    def fake_run_row(key, args, data, seed, teacher_ckpt=None,
+                     evaluate=True):
+        calls.append((key, seed, teacher_ckpt, evaluate))
+        metrics = dict(base=1.0, novel=1.0, hm=1.0) if evaluate else None
+        return metrics, f'{key}-{seed}.pth'
+
+    monkeypatch.setattr(script, 'run_row', fake_run_row)
+    monkeypatch.setattr(script, 'ensure_data', lambda args: 'data')
+    args = script.parse_args([
+        '--work-dir', str(tmp_path), '--seeds', '1', '--rows', 'promptkd',
+        'siglip_teacher', 'siglip_promptsrc', 'siglip_student'
+    ])
+    results = script.run_benchmark(args)
+    assert calls == [
+        # Stage a first: the CLIP teacher only trained (not a row here).
+        ('teacher_promptsrc', 1, None, False),
+        ('siglip_promptsrc', 1, None, True),
+        ('promptkd', 1, 'teacher_promptsrc-1.pth', True),
+        ('siglip_teacher', 1, 'siglip_promptsrc-1.pth', True),
+        ('siglip_student', 1, 'teacher_promptsrc-1.pth', True),
+    ]
+    assert list(results) == [
+        'promptkd', 'siglip_teacher', 'siglip_promptsrc', 'siglip_student'
+    ]

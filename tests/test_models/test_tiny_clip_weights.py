@@ -1,6 +1,7 @@
 """The shipped pre-trained tiny CLIPs: integrity, loading, zero-shot skill.
 
-``checkpoints/tiny_clip`` holds the teacher and student made by
+``checkpoints/tiny_clip`` holds the teacher and student CLIPs and the
+SigLIP-style model of a second family made by
 ``tools/misc/pretrain_tiny_clip.py``. These tests check that the files match
 their checksums, load strictly through the normal ``build_clip`` weight
 source, and classify the target domain far above chance; plus that the
@@ -11,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 from mmengine.config import Config
@@ -28,6 +30,7 @@ SCRIPT = REPO / 'tools' / 'misc' / 'pretrain_tiny_clip.py'
 FILES = {
     'teacher': ('tiny_teacher_clip', 'tiny_clip_teacher.pth'),
     'student': ('tiny_student_clip', 'tiny_clip_student.pth'),
+    'siglip': ('tiny_siglip_clip', 'tiny_siglip_clip.pth'),
 }
 NUM_CLASSES = 40
 PER_CLASS = 5
@@ -36,11 +39,13 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # Lower bounds (%) on this fixed 200-image sample; chance is 5 % for a
 # 20-class half. Measured with the shipped files (see
 # checkpoints/tiny_clip/README.md): teacher 88.0 base / 76.0 novel, student
-# 65.0 / 62.0. The bounds leave 16+ points for numeric drift (other torch,
-# numpy or Pillow builds) and stay far above chance.
+# 65.0 / 62.0, SigLIP-style 67.0 / 68.0. The bounds leave 16+ points for
+# numeric drift (other torch, numpy or Pillow builds) and stay far above
+# chance.
 MIN_ACCURACY = {
     'teacher': dict(base=65.0, novel=60.0),
     'student': dict(base=40.0, novel=40.0),
+    'siglip': dict(base=45.0, novel=45.0),
 }
 
 
@@ -99,7 +104,13 @@ class TestIntegrity:
             weights_only=True)
         assert all(isinstance(v, torch.Tensor) for v in state.values())
         assert {v.dtype for v in state.values()} == {torch.float16}
-        assert 'token_embedding.weight' in state and 'visual.proj' in state
+        assert 'token_embedding.weight' in state
+        if which == 'siglip':
+            # timm tower with an attention-pool head; a logit bias.
+            assert 'visual.trunk.attn_pool.latent' in state
+            assert 'logit_bias' in state
+        else:
+            assert 'visual.proj' in state and 'logit_bias' not in state
 
 
 @pytest.mark.parametrize('which', list(FILES))
@@ -154,7 +165,8 @@ def test_pretraining_is_deterministic(tmp_path):
         assert torch.equal(first[key], second[key]), key
     # Trained, not only initialised alike: weights left their seeded init.
     torch.manual_seed(3)
-    init = script.build_model(script.load_model_cfgs(str(micro))['student'])
+    init = script.build_model(
+        script.load_model_cfgs(str(micro), ['student'])['student'])
     assert not torch.equal(first['visual.proj'],
                            init.visual.proj.detach().half())
     # Same bytes too (torch.save names the archive after the file only).
@@ -162,3 +174,79 @@ def test_pretraining_is_deterministic(tmp_path):
         (tmp_path / 'b' / 'SHA256SUMS').read_text()
     assert sha256sums(tmp_path / 'a')['tiny_clip_student.pth'] == \
         sha256(tmp_path / 'a' / 'tiny_clip_student.pth')
+
+
+MICRO_SIGLIP = (
+    "tiny_siglip_clip = dict(embed_dim=96, init_logit_bias=-5.0, "
+    "vision_cfg=dict(image_size=32, "
+    "timm_model_name='vit_tiny_patch8_32_map_shapes', "
+    "timm_model_pretrained=False, timm_pool='map', timm_proj='none'), "
+    "text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=1, "
+    "layers=1, no_causal_mask=True, pool_type='last', proj_bias=True))\n")
+
+
+def test_sigmoid_loss_value():
+    script = load_tool(SCRIPT)
+    torch.manual_seed(0)
+    image, text = torch.randn(3, 4), torch.randn(3, 4)
+    scale, bias = torch.tensor(math.log(7.0)), torch.tensor(-2.0)
+    got = script.sigmoid_loss(image, text, scale, bias)
+    # Independently: -log sigmoid(+z) for matching pairs, -log sigmoid(-z)
+    # for the others, summed over pairs, divided by the batch size.
+
+    def unit(v):
+        norm = math.sqrt(sum(x * x for x in v))
+        return [x / norm for x in v]
+
+    i, t = list(map(unit, image.tolist())), list(map(unit, text.tolist()))
+    total = 0.0
+    for a in range(3):
+        for b in range(3):
+            z = 7.0 * sum(x * y for x, y in zip(i[a], t[b])) - 2.0
+            sign = 1.0 if a == b else -1.0
+            total += math.log(1.0 + math.exp(-sign * z))
+    assert got.item() == pytest.approx(total / 3, rel=1e-5)
+
+
+def test_siglip_pretraining_text_path_and_bias(tmp_path):
+    micro = tmp_path / 'micro.py'
+    micro.write_text(MICRO_SIGLIP)
+    script = load_tool(SCRIPT)
+    cfg = script.load_model_cfgs(str(micro), ['siglip'])['siglip']
+    torch.manual_seed(0)
+    model = script.build_model(cfg).eval()
+    captions = ['a photo of a red striped circle.', 'a small blue square.']
+    text = script.CompactText(model, captions)
+    # Bidirectional, pooled at the last position: every position is kept,
+    # and the compact path equals open_clip's encode_text.
+    assert text.length == 16
+    tokens = open_clip.tokenize(captions, context_length=16)
+    with torch.no_grad():
+        assert torch.allclose(
+            text(torch.arange(2)), model.encode_text(tokens), atol=1e-6)
+    script.main([
+        # A large lr moves the bias beyond the fp16 rounding of the file.
+        '--model-cfg', str(micro), '--which', 'siglip', '--steps', '2',
+        '--lr', '0.05',
+        '--batch-size', '8', '--images-per-class', '1', '--eval-per-class',
+        '0', '--out-dir', str(tmp_path / 'out')
+    ])
+    state = torch.load(
+        tmp_path / 'out' / 'tiny_siglip_clip.pth', weights_only=True)
+    # The sigmoid loss trained the bias (it starts at -5).
+    assert state['logit_bias'].item() != -5.0
+    assert sha256sums(tmp_path / 'out') == {
+        'tiny_siglip_clip.pth': sha256(tmp_path / 'out' /
+                                       'tiny_siglip_clip.pth')
+    }
+
+
+def test_demo_tower_has_no_pretrained_weights():
+    import timm
+
+    import mmpromptkd.models.clip.tiny_timm_vit as tower
+    trunk = timm.create_model(tower.TINY_SHAPES_VIT, num_classes=0)
+    out = trunk(torch.zeros(1, 3, 32, 32))
+    assert out.shape == (1, 96)
+    with pytest.raises(ValueError, match='no pretrained weights'):
+        timm.create_model(tower.TINY_SHAPES_VIT, pretrained=True)

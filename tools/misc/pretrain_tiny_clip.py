@@ -51,6 +51,8 @@ if _REPO_ROOT not in sys.path:
 
 from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
+# Registers the timm tower that tiny_siglip_clip names.
+from mmpromptkd.models.clip import tiny_timm_vit  # noqa: E402,F401
 
 DEFAULT_MODEL_CFG = osp.join(_REPO_ROOT, 'configs', '_base_', 'models',
                              'promptkd_tiny-clip.py')
@@ -61,7 +63,10 @@ MAX_LOGIT_SCALE = 100.0
 MODELS = {
     'teacher': ('tiny_teacher_clip', 'tiny_clip_teacher.pth'),
     'student': ('tiny_student_clip', 'tiny_clip_student.pth'),
+    'siglip': ('tiny_siglip_clip', 'tiny_siglip_clip.pth'),
 }
+# SigLIP's initial logit scale (the bias comes from the model config).
+SIGLIP_INIT_LOGIT_SCALE = 10.0
 SUMS_FILE = 'SHA256SUMS'
 EVAL_PROMPT = 'a photo of a {}.'
 
@@ -92,17 +97,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--out-dir', default=osp.join(_REPO_ROOT, 'checkpoints', 'tiny_clip'),
         help='where the .pth files and SHA256SUMS are written')
     parser.add_argument(
-        '--which', choices=('teacher', 'student', 'both'), default='both')
+        '--which', choices=('teacher', 'student', 'both', 'siglip'),
+        default='both',
+        help='both = teacher and student; siglip = the second-family '
+        'model (timm tower, sigmoid loss)')
     parser.add_argument(
         '--model-cfg', default=DEFAULT_MODEL_CFG,
-        help='python config file defining tiny_teacher_clip and '
-        'tiny_student_clip (open_clip config dicts)')
+        help='python config file defining tiny_teacher_clip, '
+        'tiny_student_clip and tiny_siglip_clip (open_clip config dicts)')
     parser.add_argument(
         '--steps', type=int, default=None,
         help='optimisation steps of each model (default: per model, see '
         '--teacher-steps / --student-steps)')
     parser.add_argument('--teacher-steps', type=int, default=500)
     parser.add_argument('--student-steps', type=int, default=200)
+    parser.add_argument('--siglip-steps', type=int, default=400)
     parser.add_argument(
         '--batch-size', type=int, default=128,
         help='pairs per step; every pair of a batch has a different class, '
@@ -129,7 +138,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.batch_size <= shapes.MAX_CLASSES:
         parser.error(f'--batch-size must be in [1, {shapes.MAX_CLASSES}]')
-    for name in ('steps', 'teacher_steps', 'student_steps'):
+    for name in ('steps', 'teacher_steps', 'student_steps', 'siglip_steps'):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be positive')
@@ -139,20 +148,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def load_model_cfgs(path: str) -> Dict[str, dict]:
-    """Read the teacher and student config dicts from a python config.
+def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
+    """Read model config dicts from a python config.
 
     Args:
-        path (str): Config file defining ``tiny_teacher_clip`` and
-            ``tiny_student_clip``.
+        path (str): Config file defining the variables of :data:`MODELS`.
+        which (Sequence[str]): Keys of :data:`MODELS` to read.
 
     Returns:
-        dict[str, dict]: ``{'teacher': cfg, 'student': cfg}``.
+        dict[str, dict]: e.g. ``{'teacher': cfg, 'student': cfg}``.
     """
     from mmengine import Config
     cfg = Config.fromfile(path)
     out = {}
-    for which, (var, _) in MODELS.items():
+    for which, (var, _) in ((w, MODELS[w]) for w in which):
         if var not in cfg:
             raise KeyError(f'{path}: no variable {var}')
         out[which] = cfg[var].to_dict() if hasattr(cfg[var], 'to_dict') \
@@ -225,12 +234,7 @@ class CaptionData:
         unique = sorted(set(captions))
         caption_index = {c: i for i, c in enumerate(unique)}
         self.caption_ids = torch.tensor([caption_index[c] for c in captions])
-        self.tokens = open_clip.tokenize(unique)
-        # The end token has the largest id; nothing after it can reach it
-        # through the causal mask, so the padding tail is cut off.
-        self.eot = self.tokens.argmax(dim=-1)
-        self.length = int(self.eot.max()) + 1
-        self.vocab = torch.unique(self.tokens[:, :self.length])
+        self.captions = unique
 
     def batch(self, rng: np.random.Generator,
               batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -266,11 +270,16 @@ class CaptionData:
 # Model
 # --------------------------------------------------------------------------
 def build_model(model_cfg: dict) -> nn.Module:
-    """An open_clip ``CLIP`` with QuickGELU from a config dict."""
+    """An open_clip ``CLIP`` with QuickGELU from a config dict.
+
+    A config with ``init_logit_bias`` gives a model with a logit bias,
+    which is then trained with the sigmoid loss (:func:`sigmoid_loss`).
+    """
     return open_clip.CLIP(
         embed_dim=model_cfg['embed_dim'],
         vision_cfg=dict(model_cfg['vision_cfg']),
         text_cfg=dict(model_cfg['text_cfg']),
+        init_logit_bias=model_cfg.get('init_logit_bias'),
         quick_gelu=True)
 
 
@@ -280,29 +289,33 @@ class CompactText(nn.Module):
     The CLIP vocabulary has 49408 tokens, the captions about 40. Training
     only those rows is exact (no other row would receive a gradient, and the
     token embedding is not weight-decayed) and skips a dense AdamW update of
-    the whole table every step. The sequence is cut after the longest
-    caption's end token, which the causal mask makes exact as well.
+    the whole table every step. Under a causal mask with end-token pooling
+    the sequence is cut after the longest caption's end token, which is
+    exact as well; a bidirectional tower keeps every position.
 
     Args:
         model (nn.Module): The CLIP whose text tower is used.
-        vocab (Tensor): Token ids in use, sorted.
-        tokens (Tensor): Caption tokens (C, context_length).
-        length (int): Number of positions kept.
+        captions (Sequence[str]): The distinct captions.
     """
 
-    def __init__(self, model: nn.Module, vocab: torch.Tensor,
-                 tokens: torch.Tensor, length: int) -> None:
+    def __init__(self, model: nn.Module, captions: Sequence[str]) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer('vocab', vocab.clone())
+        tokens = open_clip.tokenize(
+            list(captions), context_length=model.context_length)
+        if model.attn_mask is not None and model.text_pool_type == 'argmax':
+            # The end token has the largest id; nothing after it can reach
+            # it through the causal mask.
+            self.length = int(tokens.argmax(dim=-1).max()) + 1
+        else:
+            self.length = model.context_length
+        tokens = tokens[:, :self.length]
+        vocab = torch.unique(tokens)
         lookup = torch.full((model.vocab_size, ), -1, dtype=torch.long)
         lookup[vocab] = torch.arange(len(vocab))
-        compact = lookup[tokens[:, :length]]
-        if (compact < 0).any():
-            raise ValueError('caption tokens outside the compact vocabulary')
-        self.register_buffer('compact_tokens', compact)
-        self.register_buffer('eot', tokens.argmax(dim=-1))
-        self.length = length
+        self.register_buffer('vocab', vocab)
+        self.register_buffer('tokens', tokens)
+        self.register_buffer('compact_tokens', lookup[tokens])
         self.table = nn.Parameter(
             model.token_embedding.weight.detach()[vocab].clone())
 
@@ -311,10 +324,14 @@ class CompactText(nn.Module):
         model = self.model
         x = F.embedding(self.compact_tokens[caption_ids], self.table)
         x = x + model.positional_embedding[:self.length]
-        x = model.transformer(
-            x, attn_mask=model.attn_mask[:self.length, :self.length])
-        x = model.ln_final(x)
-        x = x[torch.arange(x.shape[0]), self.eot[caption_ids]]
+        mask = model.attn_mask
+        if mask is not None:
+            mask = mask[:self.length, :self.length]
+        x = model.ln_final(model.transformer(x, attn_mask=mask))
+        x = open_clip.transformer.text_global_pool(
+            x, self.tokens[caption_ids], model.text_pool_type)
+        if isinstance(model.text_projection, nn.Linear):
+            return model.text_projection(x)
         return x @ model.text_projection
 
     @torch.no_grad()
@@ -369,6 +386,22 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
                   F.cross_entropy(logits.t(), target))
 
 
+def sigmoid_loss(image_features: torch.Tensor,
+                 text_features: torch.Tensor, logit_scale: torch.Tensor,
+                 logit_bias: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss, summed over pairs, mean over images.
+
+    Every (image, caption) pair of the batch is a binary problem: matching
+    on the diagonal, not matching elsewhere.
+    """
+    image_features = F.normalize(image_features, dim=-1)
+    text_features = F.normalize(text_features, dim=-1)
+    logits = (logit_scale.exp() * image_features @ text_features.t() +
+              logit_bias)
+    signs = 2 * torch.eye(logits.shape[0]) - 1
+    return -F.logsigmoid(signs * logits).sum() / logits.shape[0]
+
+
 def train_model(model_cfg: dict, data: CaptionData, steps: int,
                 args: argparse.Namespace, name: str) -> nn.Module:
     """Pre-train one CLIP from scratch.
@@ -389,7 +422,11 @@ def train_model(model_cfg: dict, data: CaptionData, steps: int,
     """
     torch.manual_seed(args.seed)
     model = build_model(model_cfg)
-    text = CompactText(model, data.vocab, data.tokens, data.length)
+    text = CompactText(model, data.captions)
+    sigmoid = model.logit_bias is not None
+    if sigmoid:
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(SIGLIP_INIT_LOGIT_SCALE))
     # The full table is replaced by text.table during training.
     model.token_embedding.weight.requires_grad_(False)
     model.train()
@@ -404,14 +441,20 @@ def train_model(model_cfg: dict, data: CaptionData, steps: int,
     rng = np.random.default_rng([args.seed, 7])
     params = sum(p.numel() for p in model.parameters())
     print(f'[{name}] {params / 1e6:.2f} M parameters '
-          f'({data.vocab.numel()} token rows trained), {steps} steps of '
+          f'({text.vocab.numel()} token rows trained), {steps} steps of '
           f'{args.batch_size} pairs', flush=True)
     start = time.time()
     running = 0.0
     for step in range(steps):
         images, caption_ids = data.batch(rng, args.batch_size)
-        loss = clip_loss(
-            model.encode_image(images), text(caption_ids), model.logit_scale)
+        image_features = model.encode_image(images)
+        text_features = text(caption_ids)
+        if sigmoid:
+            loss = sigmoid_loss(image_features, text_features,
+                                model.logit_scale, model.logit_bias)
+        else:
+            loss = clip_loss(image_features, text_features,
+                             model.logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(text.parameters(), 1.0)
@@ -440,8 +483,7 @@ def check_text_equivalence(model: nn.Module, text: CompactText) -> None:
     model.eval()
     ids = torch.arange(min(8, text.compact_tokens.shape[0]))
     tokens = torch.zeros(len(ids), model.context_length, dtype=torch.long)
-    full = text.vocab[text.compact_tokens[ids]]
-    tokens[:, :full.shape[1]] = full
+    tokens[:, :text.length] = text.tokens[ids]
     expected = model.encode_text(tokens)
     got = text(ids)
     if not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
@@ -506,7 +548,8 @@ def zero_shot_report(model: nn.Module, images: torch.Tensor,
     base); ``all`` is the accuracy over all classes at once.
     """
     model.eval()
-    tokens = open_clip.tokenize([EVAL_PROMPT.format(n) for n in class_names])
+    tokens = open_clip.tokenize([EVAL_PROMPT.format(n) for n in class_names],
+                                context_length=model.context_length)
     text = F.normalize(model.encode_text(tokens), dim=-1)
     image = torch.cat([
         F.normalize(model.encode_image(chunk), dim=-1)
@@ -554,8 +597,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
 
 def _run(args: argparse.Namespace) -> Dict[str, dict]:
     total_start = time.time()
-    cfgs = load_model_cfgs(args.model_cfg)
     which = ['teacher', 'student'] if args.which == 'both' else [args.which]
+    cfgs = load_model_cfgs(args.model_cfg, which)
     image_size = cfgs[which[0]]['vision_cfg']['image_size']
     if any(cfgs[w]['vision_cfg']['image_size'] != image_size for w in which):
         raise ValueError('teacher and student must share the image size')
@@ -564,8 +607,8 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
     start = time.time()
     data = CaptionData(args.images_per_class, image_size, args.seed)
     print(f'rendered {len(data.images)} pre-training pairs '
-          f'({len(data.class_names)} classes, {len(data.tokens)} distinct '
-          f'captions, {data.length} text positions) in '
+          f'({len(data.class_names)} classes, {len(data.captions)} '
+          'distinct captions) in '
           f'{time.time() - start:.1f}s', flush=True)
 
     results = {}

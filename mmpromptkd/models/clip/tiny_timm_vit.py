@@ -1,0 +1,48 @@
+"""A tiny timm ViT for the synthetic-shapes demo of a second CLIP family.
+
+timm's own small test ViTs are fixed at 160 px, and open_clip passes no
+image size to a timm tower, so the SigLIP-style tiny CLIP of the demo
+(``tiny_siglip_clip`` in ``configs/_base_/models/promptkd_tiny-clip.py``)
+names this registered timm model: 32 px images, 8 px patches, no class
+token, one register token and an attention-pool (MAP) head, as in
+SigLIP / SigLIP2 towers. Importing this module registers it with timm.
+"""
+from timm.models import register_model
+from timm.models.vision_transformer import VisionTransformer
+
+#: The timm name of the tower.
+TINY_SHAPES_VIT = 'vit_tiny_patch8_32_map_shapes'
+
+
+@register_model
+def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
+                                  **kwargs) -> VisionTransformer:
+    """A 96-wide, 6-block ViT for 32 px images with MAP pooling.
+
+    Args:
+        pretrained (bool): Must be False: there are no published weights.
+            Defaults to False.
+        **kwargs: Overrides of the timm ``VisionTransformer`` arguments
+            (open_clip passes ``num_classes`` and ``global_pool``); timm's
+            factory options about pretrained weights are dropped.
+
+    Returns:
+        VisionTransformer: The randomly initialised tower.
+    """
+    if pretrained:
+        raise ValueError(f'{TINY_SHAPES_VIT} has no pretrained weights; '
+                         'give them with checkpoint=')
+    args = dict(
+        img_size=32,
+        patch_size=8,
+        embed_dim=96,
+        depth=6,
+        num_heads=3,
+        mlp_ratio=4.0,
+        class_token=False,
+        reg_tokens=1,
+        global_pool='map')
+    for option in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'):
+        kwargs.pop(option, None)
+    args.update(kwargs)
+    return VisionTransformer(**args)
