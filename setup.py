@@ -107,7 +107,9 @@ setup(
     ],
     extras_require={
         'tests':
+        # transformers: open_clip's HFTokenizer, the reference of ours.
         ['pytest', 'pytest-xdist', 'hypothesis', 'flake8==7.5.0',
+         'transformers>=4.40',
          *MIM_REQUIRES,
          *DEPLOY_REQUIRES, *SHARDS_REQUIRES],
         'mim': MIM_REQUIRES,

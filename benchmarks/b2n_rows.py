@@ -97,6 +97,9 @@ ROWS: Dict[str, RowSpec] = {
     RowSpec('PromptKD: CLIP teacher -> SigLIP-style student', 'distill', {},
             student='siglip'),
 }
+#: Rows with the second family, run when asked for (``--rows``).
+CROSS_FAMILY_ROWS = ('siglip_zs', 'siglip_promptsrc', 'siglip_teacher',
+                     'siglip_student')
 #: Rows whose checkpoints are the teachers of distillation rows.
 STAGE_A_ROWS = tuple(
     key for key in ROWS

@@ -77,6 +77,10 @@ def write_small_hf_tokenizer(folder: str, layout: str = 'end',
                         for t in (*spec['before'], *spec['after'])])
     os.makedirs(folder, exist_ok=True)
     tokenizer.save(osp.join(folder, 'tokenizer.json'))
+    config = dict(pad_token=spec['pad'], unk_token=spec['unk'])
+    if layout == 'bert':
+        # What strip_sep_token (CLIPA) replaces.
+        config.update(cls_token=spec['before'][0], sep_token=spec['after'][0])
     with open(osp.join(folder, 'tokenizer_config.json'), 'w') as f:
-        json.dump(dict(pad_token=spec['pad'], unk_token=spec['unk']), f)
+        json.dump(config, f)
     return folder

@@ -45,6 +45,24 @@ def test_ids_layout_cleaning_truncation_and_padding(folders):
     assert bert(['a dog']).tolist() == [[2, 4, 11, 0, 0]]
 
 
+@pytest.mark.parametrize('layout', ['end', 'gemma', 'bert', 'xlm'])
+def test_equals_open_clip_hf_tokenizer(layout, tmp_path):
+    # open_clip's own HFTokenizer reads the folder through transformers.
+    pytest.importorskip('transformers')
+    from open_clip.tokenizer import HFTokenizer
+    folder = write_small_hf_tokenizer(str(tmp_path), layout)
+    texts = ['a photo of a red car.', 'X X X X dog.', 'zebra', '',
+             'the good art of my bad star circle blue square green cat']
+    for length in (6, 16):
+        for strip in ((False, True) if layout == 'bert' else (False, )):
+            ours = LocalHFTokenizer(folder + '/tokenizer.json', length,
+                                    clean='canonicalize',
+                                    strip_sep_token=strip)
+            theirs = HFTokenizer(folder, context_length=length,
+                                 clean='canonicalize', strip_sep_token=strip)
+            assert torch.equal(ours(texts), theirs(texts)), (length, strip)
+
+
 def test_bad_files_and_settings_name_what_is_wrong(folders, tmp_path):
     from mmpromptkd.models.clip.class_prompts import text_tokenizer
     bad = tmp_path / 'bad'
