@@ -248,9 +248,22 @@ def _open_clip_timm_towers() -> FrozenSet[str]:
         for n in open_clip.list_models()) - {None}
 
 
+def _known_timm_tower(name: Any) -> bool:
+    """One of open_clip's timm towers, or one this package registers with
+    timm (the synthetic demo's); a lookup, nothing is imported."""
+    if not isinstance(name, str):
+        return False
+    if name in _open_clip_timm_towers():
+        return True
+    import timm
+    return timm.is_model(name) and timm.models.model_entrypoint(
+        name).__module__.startswith('mmpromptkd.')
+
+
 def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
                       shapes: Optional[Dict[str, Sequence[int]]]) -> None:
-    """A declared timm image tower: one of open_clip's, without weights
+    """A declared timm image tower: one of open_clip's (or one the package
+    registers), without weights
     to fetch, and (given ``shapes``) of the stored weights' shapes,
     compared on the meta device, where building allocates nothing."""
     import open_clip
@@ -259,10 +272,11 @@ def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
         raise ValueError(f'{source}: {where}.timm_model_pretrained would '
                          'download weights. Nothing was built.')
     name = tower.get('timm_model_name')
-    if name not in _open_clip_timm_towers():
+    if not _known_timm_tower(name):
         raise ValueError(
             f'{source}: {where}.timm_model_name is {name!r}, not a timm '
-            'tower of one of open_clip\'s model configs. Nothing was built.')
+            'tower of one of open_clip\'s model configs (or the synthetic '
+            'demo\'s). Nothing was built.')
     image = tower.get('image_size', 224)
     if type(image) is not int or not 1 <= image <= MAX_IMAGE_SIZE:
         raise ValueError(f'{source}: {where}.image_size must be an integer '

@@ -1,4 +1,6 @@
 """Students of other CLIP families through export, loading and ONNX."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -85,3 +87,27 @@ def test_a_stored_timm_tower_is_checked_before_it_is_built(
         torch.save(payload, tmp_path / 'changed.pth')
         with pytest.raises(ValueError, match=message):
             load_exported_student(str(tmp_path / 'changed.pth'))
+
+
+def test_the_demo_siglip_style_student_exports(tiny_large_clip_cfg,
+                                               tmp_path):
+    # Its timm tower is registered by this package, not named by open_clip.
+    from mmengine.config import Config
+    siglip = Config.fromfile(
+        str(Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
+            'models' / 'promptkd_tiny-clip.py'))['tiny_siglip_clip']
+    cfg = dict(
+        type='PromptKDDistiller', allow_untrained_teacher=True,
+        student=dict(clip=dict(model_cfg=siglip.to_dict(), quick_gelu=True),
+                     vision_prompt_depth=2),
+        teacher=dict(clip=tiny_large_clip_cfg, text_prompt_depth=1))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg).eval()
+    model.prepare_text_features(CLASSES, for_training=True)
+    path = tmp_path / 'student.pth'
+    export_student(model, cfg, str(path))
+    loaded = load_exported_student(str(path))
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.student_logits(images),
+                                   model.student_logits(images))
