@@ -175,10 +175,14 @@ def _edit_meta(cache: Path, edit) -> None:
 def test_the_recorded_cache_opens_and_names_its_teacher(
         cache_copy, shapes_root):
     assert len(_open_cached(cache_copy, shapes_root)) == 24
-    teacher = json.loads((cache_copy / 'meta.json').read_text())['teacher']
+    meta = json.loads((cache_copy / 'meta.json').read_text())
+    teacher = meta['teacher']
     # The tiny config's teacher has random prompts, allowed explicitly.
     assert teacher['trained_prompts'] is False
     assert teacher['checkpoint'] is None and len(teacher['sha256']) == 64
+    # Its images had the data preprocessor's CLIP normalisation (0-255).
+    assert meta['teacher_input']['mean'] == pytest.approx(
+        [0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255], abs=1e-3)
 
 
 def test_images_regenerated_in_place_are_refused(cache_copy, shapes_root,

@@ -44,6 +44,8 @@ from mmpromptkd.datasets.teacher_cache_fingerprints import (  # noqa: E402
 from mmpromptkd.datasets.teacher_logit_cache import (  # noqa: E402
     STORAGES, sample_paths)
 from mmpromptkd.engine.hooks import CPUThreadsHook  # noqa: E402
+from mmpromptkd.models.utils.input_normalization import (  # noqa: E402
+    teacher_input_normalization)
 from mmpromptkd.models.distillers.teacher_provenance import (  # noqa: E402
     teacher_record)
 from mmpromptkd.engine.hooks.epoch_seed_hook import epoch_seed  # noqa: E402
@@ -185,7 +187,10 @@ def record(runner, out: str, epochs: int, storage: str,
         pipeline=pipeline,
         seed=runner.seed,
         config=osp.basename(config),
-        teacher=teacher_record(model.teacher))
+        teacher=teacher_record(model.teacher),
+        # What the teacher's images were normalised with (0-255 scale).
+        teacher_input=teacher_input_normalization(
+            model.data_preprocessor, model.teacher_normalization))
     start = time.perf_counter()
     try:
         for epoch in range(epochs):

@@ -219,6 +219,7 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
                 f'features; the projector maps to {text_dim}')
         # The affine map from the student's normalised images to the
         # teacher's (None: the same), after checking both against weights.
+        self.teacher_normalization = teacher_normalization
         self._teacher_input_map = teacher_input_map(
             self.data_preprocessor, self.student, teacher_model,
             teacher_normalization)

@@ -6,7 +6,7 @@ from torch import nn
 
 __all__ = [
     'check_input_normalization', 'preprocessor_normalization',
-    'teacher_input_map'
+    'same_normalization', 'teacher_input_map', 'teacher_input_normalization'
 ]
 
 #: Largest difference on the 0-255 scale still taken as the same value
@@ -30,6 +30,52 @@ def preprocessor_normalization(
         return (data_preprocessor.mean.detach().flatten().float().cpu(),
                 data_preprocessor.std.detach().flatten().float().cpu())
     return torch.zeros(3), torch.ones(3)
+
+
+def _parse_teacher_normalization(
+        normalization: dict) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``mean`` and ``std`` of a ``teacher_normalization`` setting."""
+    if not isinstance(normalization, dict) or \
+            set(normalization) != {'mean', 'std'}:
+        raise ValueError('teacher_normalization must be dict(mean=[...],'
+                         f' std=[...]), got {normalization!r}')
+    mean, std = (torch.tensor([float(v) for v in normalization[k]])
+                 for k in ('mean', 'std'))
+    if mean.shape != (3, ) or std.shape != (3, ) or \
+            not bool((std > 0).all()):
+        raise ValueError('teacher_normalization: mean and std need 3 '
+                         f'values each, std > 0; got {normalization!r}')
+    return mean, std
+
+
+def teacher_input_normalization(data_preprocessor: nn.Module,
+                                normalization: Optional[dict]) -> dict:
+    """The mean and std the teacher's images are normalised with.
+
+    Args:
+        data_preprocessor (nn.Module): The distiller's data preprocessor.
+        normalization (dict, optional): Its ``teacher_normalization``.
+
+    Returns:
+        dict: ``mean`` and ``std``, lists of 3 floats on the 0-255 scale
+        (rounded to 4 decimals; JSON-serialisable, e.g. for a cache).
+    """
+    if normalization is None:
+        values = preprocessor_normalization(data_preprocessor)
+    else:
+        values = _parse_teacher_normalization(normalization)
+    return {
+        key: [round(float(v), 4) for v in value]
+        for key, value in zip(('mean', 'std'), values)
+    }
+
+
+def same_normalization(a: dict, b: dict) -> bool:
+    """Whether two ``dict(mean, std)`` (0-255 scale) agree to rounding."""
+    return all(
+        len(a[k]) == len(b[k]) and all(
+            abs(float(x) - float(y)) <= _TOLERANCE
+            for x, y in zip(a[k], b[k])) for k in ('mean', 'std'))
 
 
 def check_input_normalization(expected: Optional[Sequence[Sequence[float]]],
@@ -101,16 +147,8 @@ def teacher_input_map(
                               'model.data_preprocessor')
     teacher_mean, teacher_std = mean, std
     if normalization is not None:
-        if not isinstance(normalization, dict) or \
-                set(normalization) != {'mean', 'std'}:
-            raise ValueError('teacher_normalization must be dict(mean=[...],'
-                             f' std=[...]), got {normalization!r}')
-        teacher_mean, teacher_std = (torch.tensor(
-            [float(v) for v in normalization[k]]) for k in ('mean', 'std'))
-        if teacher_mean.shape != (3, ) or teacher_std.shape != (3, ) or \
-                not bool((teacher_std > 0).all()):
-            raise ValueError('teacher_normalization: mean and std need 3 '
-                             f'values each, std > 0; got {normalization!r}')
+        teacher_mean, teacher_std = _parse_teacher_normalization(
+            normalization)
     if teacher is not None:
         check_input_normalization(
             getattr(teacher, 'input_normalization', None), teacher_mean,
