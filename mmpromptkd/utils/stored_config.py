@@ -250,7 +250,8 @@ def _open_clip_timm_towers() -> FrozenSet[str]:
 
 def _known_timm_tower(name: Any) -> bool:
     """One of open_clip's timm towers, or one this package registers with
-    timm (the synthetic demo's); a lookup, nothing is imported."""
+    timm (the synthetic demo's): a registry lookup, nothing named is
+    imported."""
     if not isinstance(name, str):
         return False
     if name in _open_clip_timm_towers():
@@ -263,9 +264,9 @@ def _known_timm_tower(name: Any) -> bool:
 def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
                       shapes: Optional[Dict[str, Sequence[int]]]) -> None:
     """A declared timm image tower: one of open_clip's (or one the package
-    registers), without weights
-    to fetch, and (given ``shapes``) of the stored weights' shapes,
-    compared on the meta device, where building allocates nothing."""
+    registers), without weights to fetch, and (given ``shapes``) of the
+    stored weights' shapes, compared on the meta device, where building
+    allocates nothing."""
     import open_clip
     tower = model_cfg['vision_cfg']
     if tower.get('timm_model_pretrained'):

@@ -2,9 +2,12 @@
 
 Both models are plain ``open_clip.CLIP`` models defined by the config dicts
 ``tiny_teacher_clip`` / ``tiny_student_clip`` of
-``configs/_base_/models/promptkd_tiny-clip.py``. They are trained from
-scratch with the symmetric CLIP InfoNCE loss on (image, caption) pairs of the
-*shifted* ``'pretrain'`` domain of the synthetic shapes
+``configs/_base_/models/promptkd_tiny-clip.py``; ``--which siglip`` trains
+the SigLIP-style model of a second family, ``tiny_siglip_clip`` (a timm
+tower, a bidirectional text tower, a logit bias), with the sigmoid loss.
+They are trained from scratch with the symmetric CLIP InfoNCE loss (or the
+sigmoid loss) on (image, caption) pairs of the *shifted* ``'pretrain'``
+domain of the synthetic shapes
 (:func:`mmpromptkd.datasets.synthetic_shapes.iter_caption_pairs`), which
 covers every class concept, as web-scale CLIP data covers the names of
 "novel" classes. The target domain is used only for the final zero-shot
@@ -24,6 +27,7 @@ Outputs (fp16 plain state dicts with open_clip key names, loadable with
 
     <out-dir>/tiny_clip_teacher.pth
     <out-dir>/tiny_clip_student.pth
+    <out-dir>/tiny_siglip_clip.pth      (--which siglip)
     <out-dir>/SHA256SUMS
 
 Results are deterministic (byte-identical files) for the same arguments,
@@ -161,10 +165,11 @@ def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
     from mmengine import Config
     cfg = Config.fromfile(path)
     out = {}
-    for which, (var, _) in ((w, MODELS[w]) for w in which):
+    for name in which:
+        var = MODELS[name][0]
         if var not in cfg:
             raise KeyError(f'{path}: no variable {var}')
-        out[which] = cfg[var].to_dict() if hasattr(cfg[var], 'to_dict') \
+        out[name] = cfg[var].to_dict() if hasattr(cfg[var], 'to_dict') \
             else dict(cfg[var])
     return out
 
