@@ -57,12 +57,12 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from benchmarks.b2n_report import (METRICS, MIN_MARGIN, README_BEGIN,
+from benchmarks.b2n.report import (METRICS, MIN_MARGIN, README_BEGIN,
                                    README_END, check_orderings, command_line,
                                    format_table, ordering_margin, read_readme,
                                    summarise, update_readme, write_markdown,
                                    write_png)
-from benchmarks.b2n_rows import (CROSS_FAMILY_ROWS, REPO_ROOT, ROWS,
+from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, REPO_ROOT, ROWS,
                                  STAGE_A_ROWS, build_row_config, set_epochs)
 from mmpromptkd.datasets import synthetic_shapes
 

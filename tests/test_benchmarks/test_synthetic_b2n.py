@@ -11,7 +11,7 @@ import pytest
 from mmengine.config import Config
 
 from benchmarks import synthetic_b2n as script
-from benchmarks.b2n_rows import build_row_config
+from benchmarks.b2n.rows import build_row_config
 
 MODEL_CFG = (Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
              'models' / 'promptkd_tiny-clip.py')

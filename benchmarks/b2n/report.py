@@ -9,7 +9,7 @@ import shlex
 import statistics
 from typing import Dict, List, Sequence, Tuple
 
-from benchmarks.b2n_rows import ROWS
+from benchmarks.b2n.rows import ROWS
 
 METRICS = ('base', 'novel', 'hm')
 # Where --update-readme puts the table.

@@ -7,7 +7,7 @@ import copy
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 TEACHER_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'promptsrc',
