@@ -394,17 +394,15 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
 def sigmoid_loss(image_features: torch.Tensor,
                  text_features: torch.Tensor, logit_scale: torch.Tensor,
                  logit_bias: torch.Tensor) -> torch.Tensor:
-    """SigLIP's pairwise sigmoid loss, summed over pairs, mean over images.
+    """SigLIP's pairwise sigmoid loss, summed over pairs, mean over images
+    (open_clip's ``SigLipLoss`` on one process).
 
     Every (image, caption) pair of the batch is a binary problem: matching
     on the diagonal, not matching elsewhere.
     """
-    image_features = F.normalize(image_features, dim=-1)
-    text_features = F.normalize(text_features, dim=-1)
-    logits = (logit_scale.exp() * image_features @ text_features.t() +
-              logit_bias)
-    signs = 2 * torch.eye(logits.shape[0]) - 1
-    return -F.logsigmoid(signs * logits).sum() / logits.shape[0]
+    return open_clip.loss.SigLipLoss()(
+        F.normalize(image_features, dim=-1),
+        F.normalize(text_features, dim=-1), logit_scale.exp(), logit_bias)
 
 
 def train_model(model_cfg: dict, data: CaptionData, steps: int,
