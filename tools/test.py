@@ -38,6 +38,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers the components)
+from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, build_runner, check_cfg_options, close_distributed,
     load_config, naming_the_checkpoint, new_output, reporting_run_errors,
@@ -304,6 +305,8 @@ def main(argv=None) -> None:
 
     with naming_the_checkpoint(cfg):
         metrics = flat_metrics(runner.test())
+    # Now, not when the runner is collected (5 s per persistent worker).
+    end_dataloader_workers(runner.test_loop)
     close_distributed()
 
     if not is_main_process():

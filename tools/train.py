@@ -24,6 +24,7 @@ if sys.path[0] != _REPO_ROOT:
 from mmengine.config import Config  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers the components)
+from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, build_runner, check_cfg_options, check_work_dir_is_free,
     close_distributed, enable_amp, load_config, lock_work_dir,
@@ -177,6 +178,8 @@ def main(argv=None) -> None:
     runner = build_runner(cfg)
     with naming_the_checkpoint(cfg):
         runner.train()
+    # Now, not when the runner is collected (5 s per persistent worker).
+    end_dataloader_workers(runner.train_loop, runner.val_loop)
     close_distributed()
 
 

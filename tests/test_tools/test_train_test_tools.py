@@ -7,6 +7,7 @@ that the tools find the package from a source checkout.
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import os.path as osp
 import shutil
@@ -154,6 +155,33 @@ class TestTrainTest:
                 train_cmd(CONFIG, work_dir, shapes_root, 1, '--no-validate')))
         assert (work_dir / 'epoch_1.pth').is_file()
         assert 'Epoch(val)' not in log
+
+    def test_dataloader_workers_end_with_the_run(self, shapes_root,
+                                                 tmp_path):
+        """An in-process run ends its workers, persistent ones included.
+
+        Left to the garbage collector, a persistent iterator's queues are
+        closed before it is shut down, and each worker then costs torch's
+        5 s join timeout: the next phase of a dry run waited ~80 s.
+        """
+        before = {p.pid for p in multiprocessing.active_children()}
+        workers = [
+            f'{split}_dataloader.{key}'
+            for split in ('train', 'val', 'test')
+            for key in ('num_workers=2', 'persistent_workers=True')
+        ]
+        check_ok(
+            _train_in_process(
+                train_cmd(CONFIG, tmp_path / 'train', shapes_root, 1) +
+                workers))
+        check_ok(
+            call_tool(TOOLS / 'test.py', [
+                CONFIG, tmp_path / 'train' / 'epoch_1.pth', '--work-dir',
+                tmp_path / 'test', '--cfg-options',
+                *data_options(shapes_root), *workers
+            ]))
+        left = {p.pid for p in multiprocessing.active_children()} - before
+        assert not left, f'dataloader workers still alive: {sorted(left)}'
 
     @pytest.mark.slow
     def test_resume_matches_uninterrupted_run(self, trained, shapes_root,

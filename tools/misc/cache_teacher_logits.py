@@ -36,6 +36,7 @@ import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.cli import (CfgOptionsAction, build_runner,  # noqa: E402
                             check_cfg_options, load_config,
                             set_dataloader_defaults)
+from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.datasets import TeacherLogitCache  # noqa: E402
 from mmpromptkd.datasets.teacher_cached_dataset import (  # noqa: E402
     pipeline_signature, replayable_dataset_config)
@@ -124,6 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         runner = build_runner(cfg)
         cache = record(runner, out, epochs, args.storage, args.topk,
                        signature, args.config)
+        end_dataloader_workers(runner.train_loop)
     print(f'{cache.path}: {epochs} view(s) of {cache.num_samples} images, '
           f'{cache.meta["num_classes"]} classes, {args.storage} logits, '
           f'{cache.size_bytes() / 2**20:.2f} MiB '

@@ -41,7 +41,6 @@ import contextlib
 import glob
 import importlib.util
 import math
-import multiprocessing
 import os
 import os.path as osp
 import shutil
@@ -239,35 +238,6 @@ def _output_to(log: str) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _end_dataloader_workers(before: set) -> None:
-    """End the dataloader workers that a finished phase left alive.
-
-    Persistent workers outlive a run until the garbage collector shuts
-    their iterators down, and a worker forked while other loaders' queue
-    threads ran never exits by itself (each costs torch's 5 s join timeout,
-    in the next phase). Each such iterator is shut down here with its
-    workers ended first, so that it closes its queues at once.
-
-    Args:
-        before (set[int]): Process ids of the children alive before the
-            phase (they are not ended).
-    """
-    import gc
-
-    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
-    if not {c.pid for c in multiprocessing.active_children()} - before:
-        return  # no worker of this phase is alive
-    gc.collect()
-    for obj in gc.get_objects():
-        if isinstance(obj, _MultiProcessingDataLoaderIter) and \
-                not obj._shutdown:
-            for worker in obj._workers:
-                if worker.pid not in before and worker.is_alive():
-                    worker.terminate()
-                    worker.join()
-            obj._shutdown_workers()
-
-
 class PhaseFailed(RuntimeError):
     """A phase of the dry run failed; the message says how."""
 
@@ -282,7 +252,6 @@ def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
     _reset_peak_rss()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    children = {child.pid for child in multiprocessing.active_children()}
     start = time.perf_counter()
     error = None
     with _output_to(log):
@@ -295,8 +264,6 @@ def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
             import traceback
             traceback.print_exc()
             error = f'{type(e).__name__}: {e}'
-        finally:
-            _end_dataloader_workers(children)
     seconds = time.perf_counter() - start
     figures = f'{seconds:7.1f} s   peak RSS {_peak_rss_mib():8.0f} MiB'
     if torch.cuda.is_available():
