@@ -7,7 +7,7 @@ compares. The only allowed differences are additions made through the
 libraries' extension points: new submodules, the ``'atomic_local'`` file
 backend and the ``mmpromptkd://`` checkpoint scheme. torch's global
 unpickling allowlist, mmengine's registries and the default scope are
-compared by content.
+compared by content, and so are timm's and open_clip's model lists.
 """
 import json
 import subprocess
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = r'''
 import json, sys, types, warnings
 warnings.filterwarnings('ignore')
-import numpy, torch, mmengine, mmpretrain, open_clip
+import numpy, torch, mmengine, mmpretrain, open_clip, timm
 from mmpretrain.utils import register_all_modules
 register_all_modules(init_default_scope=False)
 from mmengine.fileio.backends import registry_utils
@@ -30,6 +30,7 @@ import mmpretrain.registry as pretrain_registry
 import mmengine.registry as engine_registry
 
 PREFIXES = ('torch', 'numpy', 'mmengine', 'mmpretrain', 'mmcv', 'open_clip',
+            'timm',
             'pickle', 'copyreg', 'io', 'os', 'builtins')
 
 
@@ -70,6 +71,8 @@ def state():
         grad=torch.is_grad_enabled(),
         threads=torch.get_num_threads(),
         warnings=len(warnings.filters),
+        timm_models=timm.list_models(),
+        open_clip_models=open_clip.list_models(),
     )
 
 
@@ -107,7 +110,8 @@ def test_import_changes_nothing_of_other_libraries():
     assert report['added'] == [], 'attributes added to foreign modules'
     before, after = report['before'], report['after']
     for key in ('safe_globals', 'prefixes', 'registries', 'default_scope',
-                'dtype', 'grad', 'threads', 'warnings'):
+                'dtype', 'grad', 'threads', 'warnings', 'timm_models',
+                'open_clip_models'):
         assert after[key] == before[key], key
     # Extension points: additions only, under names of our own.
     added_schemes = {k for k, _ in after['schemes']} - {

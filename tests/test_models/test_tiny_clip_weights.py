@@ -245,6 +245,7 @@ def test_demo_tower_has_no_pretrained_weights():
     import timm
 
     import mmpromptkd.models.clip.tiny_timm_vit as tower
+    tower.register_tiny_shapes_vit(tower.TINY_SHAPES_VIT)
     trunk = timm.create_model(tower.TINY_SHAPES_VIT, num_classes=0)
     out = trunk(torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, 96)

@@ -55,8 +55,8 @@ if _REPO_ROOT not in sys.path:
 
 from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
-# Registers the timm tower that tiny_siglip_clip names.
-from mmpromptkd.models.clip import tiny_timm_vit  # noqa: E402,F401
+from mmpromptkd.models.clip.tiny_timm_vit import \
+    register_tiny_shapes_vit  # noqa: E402
 
 DEFAULT_MODEL_CFG = osp.join(_REPO_ROOT, 'configs', '_base_', 'models',
                              'promptkd_tiny-clip.py')
@@ -280,6 +280,7 @@ def build_model(model_cfg: dict) -> nn.Module:
     A config with ``init_logit_bias`` gives a model with a logit bias,
     which is then trained with the sigmoid loss (:func:`sigmoid_loss`).
     """
+    register_tiny_shapes_vit(model_cfg['vision_cfg'].get('timm_model_name'))
     return open_clip.CLIP(
         embed_dim=model_cfg['embed_dim'],
         vision_cfg=dict(model_cfg['vision_cfg']),

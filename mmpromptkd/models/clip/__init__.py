@@ -1,4 +1,3 @@
-from . import tiny_timm_vit  # noqa: F401 (registers the demo tower)
 from .clip_builder import PRECISIONS, build_clip, infer_openai_clip_config
 from .label_free_data_preprocessor import LabelFreeDataPreprocessor
 from .prompted_clip import PromptedCLIP

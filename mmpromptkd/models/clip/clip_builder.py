@@ -31,6 +31,7 @@ from torch import nn
 from mmpromptkd.utils import (is_remote_path, load_checkpoint_file,
                               raise_remote_refused)
 from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
+from .tiny_timm_vit import register_tiny_shapes_vit
 
 __all__ = [
     'build_clip', 'build_clip_and_architecture', 'infer_openai_clip_config',
@@ -344,6 +345,8 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
         raise ValueError(f'clip: model_cfg keys {sorted(unknown)} are not '
                          'open_clip model settings (embed_dim, vision_cfg, '
                          'text_cfg, init_logit_bias, custom_text)')
+    register_tiny_shapes_vit(
+        model_cfg.get('vision_cfg', {}).get('timm_model_name'))
     kwargs = {k: v for k, v in model_cfg.items() if k != 'custom_text'}
     model_class = open_clip.CustomTextCLIP if model_cfg.get(
         'custom_text') else open_clip.CLIP

@@ -5,16 +5,19 @@ image size to a timm tower, so the SigLIP-style tiny CLIP of the demo
 (``tiny_siglip_clip`` in ``configs/_base_/models/promptkd_tiny-clip.py``)
 names this registered timm model: 32 px images, 8 px patches, no class
 token, one register token and an attention-pool (MAP) head, as in
-SigLIP / SigLIP2 towers. Importing this module registers it with timm.
+SigLIP / SigLIP2 towers. Importing this module changes nothing in timm: the
+tower is registered when a CLIP that names it is built
+(:func:`register_tiny_shapes_vit`).
 """
-from timm.models import register_model
+from timm.models import is_model, register_model
 from timm.models.vision_transformer import VisionTransformer
+
+__all__ = ['TINY_SHAPES_VIT', 'register_tiny_shapes_vit']
 
 #: The timm name of the tower.
 TINY_SHAPES_VIT = 'vit_tiny_patch8_32_map_shapes'
 
 
-@register_model
 def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
                                   **kwargs) -> VisionTransformer:
     """A 96-wide, 6-block ViT for 32 px images with MAP pooling.
@@ -46,3 +49,17 @@ def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
         kwargs.pop(option, None)
     args.update(kwargs)
     return VisionTransformer(**args)
+
+
+def register_tiny_shapes_vit(timm_model_name: str) -> None:
+    """Register the tower with timm if ``timm_model_name`` names it.
+
+    Called where a CLIP is built, so that only a process that builds the
+    demo's tower has it in timm's model list.
+
+    Args:
+        timm_model_name (str): The ``vision_cfg.timm_model_name`` of a
+            model config (any other name is left to timm).
+    """
+    if timm_model_name == TINY_SHAPES_VIT and not is_model(TINY_SHAPES_VIT):
+        register_model(vit_tiny_patch8_32_map_shapes)
