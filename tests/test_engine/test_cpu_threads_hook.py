@@ -62,7 +62,8 @@ def test_hook_arguments():
 
 
 def test_hook_sets_the_threads_of_a_cpu_run():
-    """In a subprocess: it changes the process's thread count."""
+    """In a subprocess: it changes the process's thread count for the
+    run, and restores it when the run ends."""
     code = textwrap.dedent('''
         import torch
         from torch import nn
@@ -74,8 +75,11 @@ def test_hook_sets_the_threads_of_a_cpu_run():
                 info = staticmethod(print)
 
         torch.set_num_threads(2)
-        CPUThreadsHook(threads='auto').before_run(Runner())
+        hook = CPUThreadsHook(threads='auto')
+        hook.before_run(Runner())
         print('threads', torch.get_num_threads())
+        hook.after_run(Runner())
+        print('after', torch.get_num_threads())
         CPUThreadsHook(threads=2).before_run(Runner())
         print('threads', torch.get_num_threads())
     ''')
@@ -85,3 +89,5 @@ def test_hook_sets_the_threads_of_a_cpu_run():
     assert "CPUThreadsHook: 1 torch thread(s) (threads='auto')" in out
     assert out.split().count('threads') == 2
     assert 'threads 1' in out and 'threads 2' in out
+    # The run's end restores the count the process had.
+    assert 'after 2' in out

@@ -142,7 +142,8 @@ def record(runner, out: str, epochs: int, storage: str,
     Per epoch, the sampler is told the epoch (DistSamplerSeedHook) and the
     global generators are seeded with :func:`epoch_seed` (EpochSeedHook),
     so the data loader draws what a training run draws; the config's
-    CPUThreadsHook sets the threads, so the teacher computes as in training.
+    CPUThreadsHook sets the threads (for the recording), so the teacher
+    computes as in training.
 
     Args:
         runner (Runner): A runner of the config (not trained).
@@ -165,9 +166,9 @@ def record(runner, out: str, epochs: int, storage: str,
                          "be 'logits'")
     # The thread count of training (CPUThreadsHook), so that the logits are
     # computed as an online run computes them, to the last bit.
-    for hook in runner.hooks:
-        if isinstance(hook, CPUThreadsHook):
-            hook.before_run(runner)
+    thread_hooks = [h for h in runner.hooks if isinstance(h, CPUThreadsHook)]
+    for hook in thread_hooks:
+        hook.before_run(runner)
     loader = runner.train_dataloader
     dataset = loader.dataset
     names = tuple(dataset.metainfo['classes'])
@@ -218,6 +219,9 @@ def record(runner, out: str, epochs: int, storage: str,
     except BaseException:
         cache.discard()
         raise
+    finally:
+        for hook in thread_hooks:
+            hook.after_run(runner)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,8 @@ class CPUThreadsHook(Hook):
     gains nothing on them, and when another job shares the CPUs every op
     waits for the descheduled thread), otherwise torch's default capped at
     the CPUs left idle by other jobs; ``OMP_NUM_THREADS`` always wins. An
-    integer sets the count. Runs on an accelerator are left alone.
+    integer sets the count. Runs on an accelerator are left alone. The
+    count the process had is restored when the run ends.
 
     Args:
         threads (int | str): A thread count or 'auto'. Defaults to 'auto'.
@@ -32,6 +33,7 @@ class CPUThreadsHook(Hook):
             raise ValueError(f"threads must be 'auto' or a positive int, "
                              f'got {threads!r}')
         self.threads = threads
+        self._process_threads = None
 
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
@@ -41,6 +43,12 @@ class CPUThreadsHook(Hook):
             return
         threads = (choose_cpu_threads(model)
                    if self.threads == 'auto' else self.threads)
+        self._process_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         runner.logger.info(f'CPUThreadsHook: {threads} torch thread(s) '
                            f'(threads={self.threads!r})')
+
+    def after_run(self, runner) -> None:
+        if self._process_threads is not None:
+            torch.set_num_threads(self._process_threads)
+            self._process_threads = None
