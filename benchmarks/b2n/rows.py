@@ -173,7 +173,9 @@ def build_row_config(key: str,
     Returns:
         mmengine.Config: The config.
     """
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
+
+    from mmpromptkd.cli import CfgOptionsAction
 
     spec = ROWS[key]
     teacher_cfg = Config.fromfile(TEACHER_CONFIG)
@@ -212,7 +214,7 @@ def build_row_config(key: str,
     _common(cfg, args, data, seed)
     if args.cfg_options:
         options = argparse.Namespace()
-        DictAction(
+        CfgOptionsAction(
             option_strings=[], dest='o')(None, options, args.cfg_options)
         cfg.merge_from_dict(options.o)
     return cfg

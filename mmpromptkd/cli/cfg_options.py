@@ -10,38 +10,61 @@ mmengine does but keeps the spaces inside them, and
 would create a new top-level field or an argument that the component it
 configures does not take, naming the closest valid key.
 """
+import argparse
 import difflib
 import inspect
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 __all__ = ['CfgOptionsAction', 'check_cfg_options']
 
 
-class CfgOptionsAction(DictAction):
-    """mmengine's ``DictAction``, except that values keep their spaces.
+class CfgOptionsAction(argparse.Action):
+    """``KEY=VALUE`` options as mmengine's ``DictAction`` parses them,
+    except that values keep their spaces.
 
     ``key=a b`` gives ``'a b'``; lists and tuples (``key=[a, b]``,
     ``key=(1,2)``, ``key=a,b``) are split at their top-level commas and
-    each item loses only the spaces around it.
+    each item loses only the spaces around it; single values become
+    ``int``, ``float``, ``bool`` (``true`` / ``false``, any case) or None
+    (``None``) where they read as one, as with mmengine.
     """
 
-    @staticmethod
-    def _parse_iterable(val: str) -> Any:
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] and val[0] in '\'"':
-            return val[1:-1]
-        bracketed = len(val) >= 2 and (val[0], val[-1]) in (('(', ')'),
-                                                            ('[', ']'))
-        if not bracketed and ',' not in val:
-            return DictAction._parse_int_float_bool(val)
-        body = val[1:-1] if bracketed else val
-        items = [
-            CfgOptionsAction._parse_iterable(item)
-            for item in _split_top_level(body)
-        ]
-        return tuple(items) if bracketed and val[0] == '(' else items
+    def __call__(self, parser: argparse.ArgumentParser,
+                 namespace: argparse.Namespace, values: Sequence[str],
+                 option_string: Optional[str] = None) -> None:
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for item in values or ():
+            key, value = item.split('=', maxsplit=1)
+            options[key] = parse_option_value(value)
+        setattr(namespace, self.dest, options)
+
+
+def parse_option_value(val: str) -> Any:
+    """The value of one ``KEY=VALUE`` option (see :class:`CfgOptionsAction`).
+    """
+    val = val.strip()
+    if len(val) >= 2 and val[0] == val[-1] and val[0] in '\'"':
+        return val[1:-1]
+    bracketed = len(val) >= 2 and (val[0], val[-1]) in (('(', ')'),
+                                                        ('[', ']'))
+    if not bracketed and ',' not in val:
+        return _scalar(val)
+    body = val[1:-1] if bracketed else val
+    items = [parse_option_value(item) for item in _split_top_level(body)]
+    return tuple(items) if bracketed and val[0] == '(' else items
+
+
+def _scalar(val: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(val)
+        except ValueError:
+            pass
+    if val.lower() in ('true', 'false'):
+        return val.lower() == 'true'
+    return None if val == 'None' else val
 
 
 def _split_top_level(text: str) -> List[str]:

@@ -5,7 +5,7 @@ from argparse import ArgumentParser
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from mmpromptkd.cli import CfgOptionsAction, check_cfg_options
 
@@ -34,6 +34,24 @@ class TestValues:
     ])
     def test_types_as_mmengine(self, text, value):
         assert _parse(f'k={text}') == {'k': value}
+
+    @pytest.mark.parametrize('text', [
+        '2', '-3', '1e-4', 'FALSE', 'None', 'none', 'a', '[a,b]', '(1,[2,x])',
+        'a,b,c', '[]', '[(1,2),(3,4)]', "'quoted'", 'x=y'
+    ])
+    def test_same_as_mmengine_without_spaces(self, text):
+        parser = ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        expected = parser.parse_args(['--o', f'k={text}']).o
+        assert _parse(f'k={text}') == expected
+
+    def test_options_accumulate(self):
+        parser = ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+',
+                            action=CfgOptionsAction)
+        args = parser.parse_args(
+            ['--cfg-options', 'a=1', '--cfg-options', 'b=x y'])
+        assert args.cfg_options == {'a': 1, 'b': 'x y'}
 
 
 class TestKeys:
