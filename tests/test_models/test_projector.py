@@ -148,6 +148,15 @@ class TestFeatureProjector:
         with pytest.raises(ValueError, match='more than 1 value'):
             model(torch.randn(1, IN_CH))
 
+    def test_global_path_refuses_what_batchnorm1d_refuses(self, monkeypatch):
+        monkeypatch.setattr(projector_module, '_dist_world_size', lambda: 2)
+        bn = projector_module._GlobalBatchNorm1d(4)
+        for shape in ((4, ), (2, 4, 3, 3)):
+            with pytest.raises(ValueError, match='expected 2D or 3D input'):
+                nn.BatchNorm1d(4)(torch.randn(shape))
+            with pytest.raises(ValueError, match='expected 2D or 3D input'):
+                bn(torch.randn(shape))
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -4,6 +4,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import LayerNormFp32
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.registry import MODELS
@@ -40,6 +41,21 @@ def test_dtypes_as_the_official_code_keeps_them(tiny_clip_cfg):
     expected = F.layer_norm(x.float(), ln.normalized_shape, ln.weight,
                             ln.bias, ln.eps).half()
     assert torch.equal(ln(x), expected)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(isinstance(m, LayerNormFp32) for m in norms)
+
+
+def test_layer_norms_keep_their_parameters(tiny_clip_cfg):
+    """The converted norms hold the same Parameter objects (an optimizer
+    built before still updates them)."""
+    from mmpromptkd.models.utils.reference_fp16 import \
+        convert_to_reference_fp16
+    model = build(tiny_clip_cfg)
+    before = dict(model.named_parameters())
+    convert_to_reference_fp16(model)
+    after = dict(model.named_parameters())
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
 
 
 def test_features_close_to_fp32(tiny_clip_cfg):

@@ -25,6 +25,9 @@ class ReplayableRandomFlip(RandomFlip):
             raise ValueError(
                 'ReplayableRandomFlip records a view as flipped or not: '
                 f'give one direction, not {self.direction!r}')
+        # Flips a replayed flipped view as this transform would.
+        self.always = RandomFlip(prob=1.0, direction=self.direction,
+                                 swap_seg_labels=self.swap_seg_labels)
 
     def transform(self, results: dict) -> dict:
         """Flip (a drawn or a replayed decision).
@@ -38,8 +41,8 @@ class ReplayableRandomFlip(RandomFlip):
         flip = replayed_flip()
         if flip is None:
             return super().transform(results)
-        results['flip'] = bool(flip)
-        results['flip_direction'] = self.direction if flip else None
         if flip:
-            self._flip(results)
+            return self.always.transform(results)
+        results['flip'] = False
+        results['flip_direction'] = None
         return results

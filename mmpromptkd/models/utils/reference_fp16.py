@@ -26,6 +26,16 @@ def _half(module: nn.Module, name: str) -> None:
         tensor.data = tensor.data.half()
 
 
+def _fp32_layer_norm(norm: nn.LayerNorm) -> LayerNormFp32:
+    """A LayerNormFp32 with the same parameters (not copies: optimizers
+    built before keep them)."""
+    fp32 = LayerNormFp32(norm.normalized_shape, eps=norm.eps,
+                         elementwise_affine=norm.elementwise_affine,
+                         bias=norm.bias is not None)
+    fp32.weight, fp32.bias = norm.weight, norm.bias
+    return fp32.train(norm.training)
+
+
 def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
     """Give ``module`` the dtypes the official code trains with.
 
@@ -44,8 +54,14 @@ def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
                 _half(m, name)
         for name in _PROJECTIONS:
             _half(m, name)
-        if isinstance(m, nn.LayerNorm) and not isinstance(m, LayerNormFp32):
-            # Same parameters; the forward casts to fp32 and back, as the
-            # official CLIP's LayerNorm does.
-            m.__class__ = LayerNormFp32
+    # Layer norms compute in fp32 and cast back, as the official CLIP's
+    # LayerNorm does: each becomes a LayerNormFp32 with its parameters
+    # (one replacement for a norm that appears under several names).
+    replaced = {}
+    for name, m in list(module.named_modules(remove_duplicate=False)):
+        if name and isinstance(m, nn.LayerNorm) and \
+                not isinstance(m, LayerNormFp32):
+            parent, _, child = name.rpartition('.')
+            fp32 = replaced.setdefault(id(m), _fp32_layer_norm(m))
+            setattr(module.get_submodule(parent), child, fp32)
     return module
