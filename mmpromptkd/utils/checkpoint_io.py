@@ -26,7 +26,7 @@ import torch
 
 from mmpromptkd.fileio import atomic_write
 from .remote_paths import is_remote_path, raise_remote_refused
-from .safe_globals import SAFE_GLOBALS
+from .safe_globals import SAFE_GLOBALS, rebuild_history_buffers
 from .torchscript_reader import (is_torchscript_archive,
                                  read_torchscript_state_dict)
 
@@ -116,10 +116,11 @@ def load_checkpoint_file(path: str,
         }
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(
-                path,
-                map_location=map_location,
-                weights_only=not allow_unsafe)
+            return rebuild_history_buffers(
+                torch.load(
+                    path,
+                    map_location=map_location,
+                    weights_only=not allow_unsafe))
     except pickle.UnpicklingError as e:
         raise pickle.UnpicklingError(
             f'{path}: refused to load: the file contains objects outside the '

@@ -22,14 +22,15 @@ _BUFFER_STATE = {
 }
 
 
-class _CheckedHistoryBuffer(HistoryBuffer):
+class _CheckedHistoryBuffer:
     """Stand-in that the name of mmengine's HistoryBuffer loads as.
 
     mmengine's ``HistoryBuffer.__setstate__`` copies ``statistics_methods``
     from the state into the class, for every buffer of the process. Here
     the state may hold only the known keys with their types, and only the
     built-in statistics, each bound to itself; nothing reaches the class.
-    The object then becomes a plain HistoryBuffer.
+    :func:`rebuild_history_buffers` then makes a HistoryBuffer of it with
+    the public constructor.
     """
 
     def __setstate__(self, state: Any) -> None:
@@ -55,9 +56,40 @@ class _CheckedHistoryBuffer(HistoryBuffer):
                 _refuse(f'HistoryBuffer statistics_methods[{name!r}] = '
                         f'{method!r} (only {list(STATISTICS)}, each bound '
                         'to itself)')
-        self.__dict__.update(
-            {k: v for k, v in state.items() if k != 'statistics_methods'})
-        self.__class__ = HistoryBuffer
+        empty = np.zeros(0)
+        self.log = state.get('_log_history', empty)
+        self.count = state.get('_count_history', empty)
+        if len(self.log) != len(self.count):
+            _refuse(f'a HistoryBuffer of {len(self.log)} values and '
+                    f'{len(self.count)} counts')
+        self.max_length = state.get('max_length', 1000000)
+
+    def rebuilt(self) -> HistoryBuffer:
+        """The HistoryBuffer of the checked state."""
+        return HistoryBuffer(self.log, self.count, self.max_length)
+
+
+def rebuild_history_buffers(loaded: Any) -> Any:
+    """Replace the checked stand-ins in a loaded checkpoint by
+    HistoryBuffers (in its dicts, lists and tuples, at any depth).
+
+    Args:
+        loaded: What ``torch.load`` returned under :data:`SAFE_GLOBALS`.
+
+    Returns:
+        The same object, its stand-ins replaced.
+    """
+    if isinstance(loaded, _CheckedHistoryBuffer):
+        return loaded.rebuilt()
+    if isinstance(loaded, dict):
+        for key, value in loaded.items():
+            if isinstance(value, (dict, list, tuple, _CheckedHistoryBuffer)):
+                loaded[key] = rebuild_history_buffers(value)
+    elif isinstance(loaded, list):
+        loaded[:] = [rebuild_history_buffers(v) for v in loaded]
+    elif type(loaded) is tuple:
+        loaded = tuple(rebuild_history_buffers(v) for v in loaded)
+    return loaded
 
 
 def _refuse(what: str) -> None:
@@ -78,9 +110,12 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
             f'{list(STATISTICS)} may be resolved')
 
 
-def _numpy_core(name: str) -> Any:
-    core = getattr(np, '_core', None) or np.core
-    return getattr(core.multiarray, name)
+#: The functions numpy pickles arrays and scalars with, as its public
+#: pickling protocol gives them (their module moved in numpy 2).
+_NUMPY_REBUILDERS = {
+    '_reconstruct': np.zeros(1).__reduce__()[0],
+    'scalar': np.float32(0).__reduce__()[0],
+}
 
 
 def _numpy_safe_globals() -> list:
@@ -89,7 +124,7 @@ def _numpy_safe_globals() -> list:
               np.int32, np.int64, np.uint8, np.bool_]
     items = [np.ndarray, np.dtype] + [type(np.dtype(t)) for t in dtypes]
     for name in ('_reconstruct', 'scalar'):
-        func = _numpy_core(name)
+        func = _NUMPY_REBUILDERS[name]
         items.append(func)
         # numpy 2 writes numpy._core, numpy 1 numpy.core; accept both.
         items.append((func, f'numpy.core.multiarray.{name}'))

@@ -90,3 +90,25 @@ def test_a_real_buffer_comes_back_and_works(tmp_path):
     assert loaded.current() == 5.0
     np.testing.assert_array_equal(loaded.data[0], [1.5, 2.5, 5.0])
     assert HistoryBuffer._statistics_methods == _defaults()
+
+
+def test_buffers_come_back_at_any_depth(tmp_path):
+    buffer = HistoryBuffer([1.0, 3.0], [1, 1], max_length=7)
+    torch.save({'hub': {'log_scalars': {'loss': buffer}},
+                'seq': [buffer, (1, buffer)]}, tmp_path / 'deep.pth')
+    loaded = load_checkpoint_file(str(tmp_path / 'deep.pth'))
+    found = [loaded['hub']['log_scalars']['loss'], loaded['seq'][0],
+             loaded['seq'][1][1]]
+    assert all(type(b) is HistoryBuffer for b in found)
+    assert loaded['seq'][1][0] == 1
+    for b in found:
+        assert b.max_length == 7 and b.statistics('mean') == 2.0
+
+
+def test_values_and_counts_of_one_length(tmp_path, monkeypatch):
+    path = tmp_path / 'lengths.pth'
+    _save_with_statistics(path, _defaults(), monkeypatch,
+                          _log_history=np.array([1.0, 2.0]),
+                          _count_history=np.array([1]))
+    with pytest.raises(pickle.UnpicklingError, match='2 values and 1 counts'):
+        load_checkpoint_file(str(path))
