@@ -33,7 +33,9 @@ from mmengine.config import Config
 
 from mmpromptkd.engine.hooks import RandomStateHook
 from mmpromptkd.engine.hooks.random_state_hook import _numpy_rng_state
-from mmpromptkd.engine.runner import SafeLoadingRunner
+from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
+from mmpromptkd.engine.runner.safe_loading_runner import \
+    choose_resume_checkpoint
 from mmpromptkd.cli import launch
 from mmpromptkd.utils import (is_complete_checkpoint, load_checkpoint_file,
                               save_checkpoint_file)
@@ -393,16 +395,10 @@ class TestDistributedFaults:
 
 
 class TestResumeCheckpointChoice:
-    """SafeLoadingRunner's choice on work directories left by crashes."""
+    """What an auto-resume resumes from, in work directories left by
+    crashes."""
 
-    @staticmethod
-    def _runner(work_dir: Path, resume: bool = True, load_from=None):
-        # Only what the choice reads, without building a whole Runner.
-        runner = SafeLoadingRunner.__new__(SafeLoadingRunner)
-        runner._resume, runner._load_from = resume, load_from
-        runner._work_dir, runner._hooks = str(work_dir), []
-        runner.logger = logging.getLogger('test_resume_checkpoint_choice')
-        return runner
+    LOGGER = logging.getLogger('test_resume_checkpoint_choice')
 
     @staticmethod
     def _save(path: Path, mtime: float, truncate: bool = False) -> Path:
@@ -412,61 +408,44 @@ class TestResumeCheckpointChoice:
         os.utime(path, (mtime, mtime))
         return path
 
-    def _choose(self, runner) -> None:
-        runner.choose_resume_checkpoint()
+    def _choose(self, work_dir: Path, folder: Path = None):
+        return choose_resume_checkpoint(str(work_dir),
+                                        str(folder or work_dir), self.LOGGER)
 
     def test_choices(self, tmp_path):
         work_dir = tmp_path / 'work_dir'
         work_dir.mkdir()
         marker = work_dir / 'last_checkpoint'
-        # No record: a fresh run, nothing changes.
-        runner = self._runner(work_dir)
-        self._choose(runner)
-        assert runner._resume and runner._load_from is None
+        # No record: a fresh run, left to mmengine.
+        assert self._choose(work_dir) == (True, None)
         # A record of a complete file is followed.
         first = self._save(work_dir / 'iter_4.pth', 1000)
         second = self._save(work_dir / 'iter_8.pth', 2000)
         newest_bad = self._save(work_dir / 'iter_12.pth', 3000, True)
         marker.write_text(str(first))
-        runner = self._runner(work_dir)
-        self._choose(runner)
-        assert runner._resume and runner._load_from is None
+        assert self._choose(work_dir) == (True, None)
         # Empty, or naming a truncated or missing file: the newest complete
         # checkpoint instead.
         for text in ('', str(newest_bad), str(work_dir / 'iter_16.pth')):
             marker.write_text(text)
-            runner = self._runner(work_dir)
-            self._choose(runner)
-            assert runner._load_from == str(second), text
-        # An explicit checkpoint or a fresh run are left alone.
-        runner = self._runner(work_dir, load_from=str(first))
-        self._choose(runner)
-        assert runner._load_from == str(first)
-        runner = self._runner(work_dir, resume=False)
-        self._choose(runner)
-        assert runner._load_from is None and not runner._resume
+            assert self._choose(work_dir) == (True, str(second)), text
         # No complete checkpoint at all: start afresh instead of failing.
         first.unlink()
         second.unlink()
         marker.write_text('')
-        runner = self._runner(work_dir)
-        self._choose(runner)
-        assert not runner._resume and runner._load_from is None
+        assert self._choose(work_dir) == (False, None)
 
     def test_checkpoints_under_the_hooks_out_dir(self, tmp_path):
-        from mmengine.hooks import CheckpointHook
         work_dir = tmp_path / 'runs' / 'run2'
         work_dir.mkdir(parents=True)
         (work_dir / 'last_checkpoint').write_text('')
         # CheckpointHook(out_dir=D) writes to D/<last level of work_dir>.
-        folder = tmp_path / 'ckpts' / 'run2'
-        folder.mkdir(parents=True)
-        newest = self._save(folder / 'epoch_2.pth', 2000)
+        folder = checkpoint_folder(str(work_dir), str(tmp_path / 'ckpts'))
+        assert folder == str(tmp_path / 'ckpts' / 'run2')
+        os.makedirs(folder)
+        newest = self._save(Path(folder) / 'epoch_2.pth', 2000)
         self._save(work_dir / 'epoch_1.pth', 1000)
-        runner = self._runner(work_dir)
-        runner._hooks = [CheckpointHook(out_dir=str(tmp_path / 'ckpts'))]
-        runner.choose_resume_checkpoint()
-        assert runner._load_from == str(newest)
+        assert self._choose(work_dir, folder) == (True, str(newest))
 
 
 def test_truncated_checkpoint_is_named(tmp_path):

@@ -1,14 +1,14 @@
 """mmengine's Runner, reading checkpoints without running code in them."""
+import logging
 import os
 import os.path as osp
 import re
-from typing import Callable, List, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
-from mmengine.runner.checkpoint import (CheckpointLoader,
-                                        _load_checkpoint_to_model)
+from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 
 from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
 from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
@@ -25,6 +25,56 @@ CheckpointLoader.register_scheme(prefixes=SAFE_SCHEME, loader=load_from_local)
 
 # Names CheckpointHook gives by default (``epoch_{}.pth``, ``iter_{}.pth``).
 _CHECKPOINT_NAME = re.compile(r'^(?:epoch|iter)_\d+\.pth$')
+
+
+def complete_checkpoints(folder: str) -> List[str]:
+    """Complete checkpoints of CheckpointHook's names in ``folder``, oldest
+    first."""
+    if not osp.isdir(folder):
+        return []
+    paths = [
+        osp.join(folder, name) for name in os.listdir(folder)
+        if _CHECKPOINT_NAME.match(name)
+    ]
+    paths = [p for p in paths if is_complete_checkpoint(p)]
+    return sorted(paths, key=lambda p: (osp.getmtime(p), p))
+
+
+def choose_resume_checkpoint(
+        work_dir: str, checkpoint_dir: str,
+        logger: logging.Logger) -> Tuple[bool, Optional[str]]:
+    """What an auto-resume (``--resume`` without a path) resumes from.
+
+    Args:
+        work_dir (str): The run's work directory (with ``last_checkpoint``).
+        checkpoint_dir (str): Where the checkpoint hook writes.
+        logger (logging.Logger): Where a changed choice is reported.
+
+    Returns:
+        tuple[bool, str | None]: Whether to resume, and from which file;
+        ``(True, None)`` lets mmengine follow ``last_checkpoint`` (a sound
+        record, or none at all: a fresh run).
+    """
+    marker = osp.join(work_dir, 'last_checkpoint')
+    recorded = ''
+    if osp.isfile(marker):
+        with open(marker, encoding='utf-8') as f:
+            recorded = f.read().strip()
+    if not recorded and not osp.exists(marker):
+        return True, None  # a fresh run: mmengine starts from scratch
+    if recorded and ('://' in recorded or is_complete_checkpoint(recorded)):
+        return True, None
+    problem = (f'names {recorded}, which is missing or incomplete'
+               if recorded else 'is empty')
+    candidates = complete_checkpoints(checkpoint_dir)
+    if candidates:
+        logger.warning(f'{marker} {problem}; resuming from the newest '
+                       f'complete checkpoint {candidates[-1]} instead')
+        return True, candidates[-1]
+    # mmengine would try to resume from the broken record.
+    logger.warning(f'{marker} {problem} and there is no complete '
+                   'checkpoint; training starts afresh')
+    return False, None
 
 
 @RUNNERS.register_module()
@@ -47,62 +97,50 @@ class SafeLoadingRunner(Runner):
     it with a plain ``open``, which a kill can leave empty) or names a
     missing or incomplete file: then the newest complete checkpoint of the
     checkpoint folder is used (with a warning), or, with none, training
-    starts afresh. Everything else is mmengine's. Select it with
-    ``runner_type = 'mmpromptkd.SafeLoadingRunner'`` (our
-    ``default_runtime`` does).
+    starts afresh (:func:`choose_resume_checkpoint`). Everything else is
+    mmengine's. Select it with ``runner_type = 'mmpromptkd.SafeLoadingRunner'``
+    (our ``default_runtime`` does).
+
+    Args:
+        *args: The arguments of mmengine's ``Runner``.
+        load_from (str, optional): The checkpoint to load or resume from.
+        resume (bool): Whether to resume. Defaults to False.
+        **kwargs: The other keyword arguments of mmengine's ``Runner``.
     """
 
-    def _checkpoint_dir(self) -> str:
+    def __init__(self, *args, load_from: Optional[str] = None,
+                 resume: bool = False, **kwargs) -> None:
+        super().__init__(*args, load_from=load_from, resume=resume, **kwargs)
+        self.checkpoint_to_load = load_from
+        self.resume_training = resume
+        self.checkpoint_loaded = False
+
+    def checkpoint_dir(self) -> str:
+        """The folder the run's checkpoint hook writes into."""
         hook = next((h for h in self.hooks if isinstance(h, CheckpointHook)),
                     None)
         return checkpoint_folder(self.work_dir, hook and hook.out_dir)
 
-    @staticmethod
-    def _complete_checkpoints(folder: str) -> List[str]:
-        """Complete checkpoints in ``folder``, oldest first."""
-        if not osp.isdir(folder):
-            return []
-        paths = [
-            osp.join(folder, name) for name in os.listdir(folder)
-            if _CHECKPOINT_NAME.match(name)
-        ]
-        paths = [p for p in paths if is_complete_checkpoint(p)]
-        return sorted(paths, key=lambda p: (osp.getmtime(p), p))
-
-    def choose_resume_checkpoint(self) -> None:
-        """Point an auto-resume at a complete checkpoint (see above)."""
-        if not self._resume or self._load_from is not None:
-            return
-        marker = osp.join(self.work_dir, 'last_checkpoint')
-        recorded = ''
-        if osp.isfile(marker):
-            with open(marker, encoding='utf-8') as f:
-                recorded = f.read().strip()
-        if not recorded and not osp.exists(marker):
-            return  # a fresh run: mmengine starts from scratch
-        if recorded and ('://' in recorded
-                         or is_complete_checkpoint(recorded)):
-            return
-        problem = (f'names {recorded}, which is missing or incomplete'
-                   if recorded else 'is empty')
-        candidates = self._complete_checkpoints(self._checkpoint_dir())
-        if candidates:
-            self._load_from = candidates[-1]
-            self.logger.warning(
-                f'{marker} {problem}; resuming from the newest complete '
-                f'checkpoint {candidates[-1]} instead')
-        else:
-            # mmengine would try to resume from the broken record.
-            self._resume = False
-            self.logger.warning(
-                f'{marker} {problem} and there is no complete checkpoint; '
-                'training starts afresh')
-
     def load_or_resume(self) -> None:
-        """Load or resume, from a complete checkpoint."""
-        if not self._has_loaded:
-            self.choose_resume_checkpoint()
-        super().load_or_resume()
+        """Load or resume, from a complete checkpoint (as mmengine's
+        ``Runner.load_or_resume`` does otherwise)."""
+        if self.checkpoint_loaded:
+            return
+        resume, path = self.resume_training, self.checkpoint_to_load
+        if resume and path is None:
+            resume, path = choose_resume_checkpoint(
+                self.work_dir, self.checkpoint_dir(), self.logger)
+        if resume and path is None:
+            path = find_latest_checkpoint(self.work_dir)
+            self.logger.info(
+                f'Auto resumed from the latest checkpoint {path}.')
+        if path is None:
+            return
+        if resume:
+            self.resume(path)
+        else:
+            self.load_checkpoint(path)
+        self.checkpoint_loaded = True
 
     def load_checkpoint(self,
                         filename: str,
@@ -136,8 +174,13 @@ class SafeLoadingRunner(Runner):
         check_frozen_weights(
             model, (meta if isinstance(meta, dict) else {}).get(
                 FROZEN_WEIGHTS_META), filename)
-        checkpoint = _load_checkpoint_to_model(
-            model, checkpoint, strict, revise_keys=revise_keys)
-        self._has_loaded = True
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        # Revised in place: the dict keeps torch's per-module versions.
+        for pattern, replacement in revise_keys:
+            for key in list(state_dict):
+                revised = re.sub(pattern, replacement, key)
+                if revised != key:
+                    state_dict[revised] = state_dict.pop(key)
+        load_state_dict(model, state_dict, strict)
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
