@@ -1,8 +1,7 @@
 """mmengine's CheckpointHook with writes that never lose a good checkpoint."""
 import os
 import os.path as osp
-from collections import deque
-from typing import Optional
+from typing import Callable, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -80,15 +79,23 @@ class SafeCheckpointHook(CheckpointHook):
     ``save_clip_weights`` is True (stage-(a) classifiers that should be
     self-contained), or ``save_frozen_weights=True``, keeps them.
 
+    It uses mmengine's hook through its public methods: the parent hook
+    runs with ``max_keep_ckpts=-1`` and this one keeps the count.
+
     Args:
         save_frozen_weights (bool): Keep the frozen parameters in the
             checkpoints. Defaults to False.
-        **kwargs: The arguments of mmengine's ``CheckpointHook``.
+        max_keep_ckpts (int): How many of the latest checkpoints to keep;
+            -1 keeps all. Defaults to -1.
+        **kwargs: The other arguments of mmengine's ``CheckpointHook``.
     """
 
-    def __init__(self, save_frozen_weights: bool = False, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, save_frozen_weights: bool = False,
+                 max_keep_ckpts: int = -1, **kwargs) -> None:
+        super().__init__(max_keep_ckpts=-1, **kwargs)
         self.save_frozen_weights = save_frozen_weights
+        self.keep_ckpts = max_keep_ckpts
+        self.kept_steps: List[int] = []
         self._frozen_record: Optional[dict] = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -112,6 +119,11 @@ class SafeCheckpointHook(CheckpointHook):
                 not is_remote_path(self.out_dir or runner.work_dir):
             self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
+        if self.keep_ckpts > 0:
+            # Stored in the checkpoints, so a resumed run keeps counting.
+            self.kept_steps = list(
+                runner.message_hub.get_info('keep_ckpt_ids') or [])
+            self._remove_old_checkpoints()
         if not is_main_process():
             return
         removed = []
@@ -122,44 +134,76 @@ class SafeCheckpointHook(CheckpointHook):
             runner.logger.info(f'Removed {len(removed)} temporary file(s) '
                                f'of killed runs: {removed}')
 
-    def _save_checkpoint_with_step(self, runner, step: int,
-                                   meta: dict) -> None:
-        filename = self.filename_tmpl.format(step)
-        path = self.file_backend.join_path(self.out_dir, filename)
-        kept = list(getattr(self, 'keep_ckpt_ids', None) or [])
-        if self.max_keep_ckpts > 0:
-            if not kept or kept[-1] != step:
-                kept.append(step)
-            # Stored in the checkpoint, so a resumed run keeps counting.
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           kept[-self.max_keep_ckpts:])
+    def after_train_epoch(self, runner) -> None:
+        saves = self.by_epoch and (
+            self.every_n_epochs(runner, self.interval, self.save_begin)
+            or (self.save_last and self.is_last_train_epoch(runner)))
+        self._checked_save(runner, runner.epoch + 1 if saves else None,
+                           lambda: super(SafeCheckpointHook,
+                                         self).after_train_epoch(runner))
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        saves = not self.by_epoch and (
+            self.every_n_train_iters(runner, self.interval, self.save_begin)
+            or (self.save_last and self.is_last_train_iter(runner)))
+        self._checked_save(
+            runner, runner.iter + 1 if saves else None,
+            lambda: super(SafeCheckpointHook, self).after_train_iter(
+                runner, batch_idx, data_batch, outputs))
+
+    def after_val_epoch(self, runner, metrics) -> None:
+        # A new best checkpoint saves the latest one again (same step).
+        self._checked_save(
+            runner, None, lambda: super(SafeCheckpointHook,
+                                        self).after_val_epoch(
+                                            runner, metrics))
+
+    def _checked_save(self, runner, step: Optional[int],
+                      save: Callable[[], None]) -> None:
+        """Run a save of mmengine's hook; then record ``last_checkpoint``
+        atomically and remove the checkpoints beyond ``max_keep_ckpts``.
+
+        Args:
+            runner (Runner): The runner.
+            step (int, optional): The step of the regular checkpoint this
+                call saves, or None.
+            save (callable): The parent hook's method.
+        """
+        if step is not None and self.keep_ckpts > 0:
+            if not self.kept_steps or self.kept_steps[-1] != step:
+                self.kept_steps.append(step)
+            # In the message hub before the save: the checkpoint holds it.
+            runner.message_hub.update_info(
+                'keep_ckpt_ids', self.kept_steps[-self.keep_ckpts:])
+        before = self.last_ckpt
         try:
-            runner.save_checkpoint(
-                self.out_dir,
-                filename,
-                self.file_client_args,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler,
-                meta=meta,
-                by_epoch=self.by_epoch,
-                backend_args=self.backend_args,
-                **self.args)
+            save()
         except OSError as e:
+            path = self.last_ckpt if self.last_ckpt != before else \
+                (e.filename or 'a checkpoint')
             raise OSError(
                 e.errno, f'could not write the checkpoint {path} '
                 f'({e.strerror or e}); the earlier checkpoints and '
                 f'last_checkpoint are unchanged') from e
-        self.last_ckpt = path
-        runner.message_hub.update_info('last_ckpt', path)
+        if self.last_ckpt is None or self.last_ckpt == before and \
+                step is None:
+            return
         if is_main_process():
+            # mmengine writes it with a plain open; rewritten whole.
             atomic_write(
-                str(path).encode('utf-8'),
+                str(self.last_ckpt).encode('utf-8'),
                 osp.join(runner.work_dir, 'last_checkpoint'))
-        if self.max_keep_ckpts > 0:
-            # Only now that the new checkpoint is complete.
-            while len(kept) > self.max_keep_ckpts:
-                old = self.file_backend.join_path(
-                    self.out_dir, self.filename_tmpl.format(kept.pop(0)))
-                if is_main_process() and self.file_backend.isfile(old):
-                    self.file_backend.remove(old)
-            self.keep_ckpt_ids = deque(kept, self.max_keep_ckpts)
+        self._remove_old_checkpoints()
+
+    def _remove_old_checkpoints(self) -> None:
+        """Remove the oldest checkpoints beyond ``max_keep_ckpts`` (only
+        once the new one is complete)."""
+        if self.keep_ckpts <= 0:
+            return
+        while len(self.kept_steps) > self.keep_ckpts:
+            old = self.file_backend.join_path(
+                self.out_dir, self.filename_tmpl.format(
+                    self.kept_steps.pop(0)))
+            if is_main_process() and self.file_backend.isfile(old):
+                self.file_backend.remove(old)
