@@ -136,6 +136,8 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
                                              or DISTILL_DATA_PREPROCESSOR)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # Checks every state dict loaded into it (strict_loading).
+        self.register_load_state_dict_pre_hook(prepare_distiller_load)
         if distill_target not in ('logits', 'features'):
             raise ValueError(f"distill_target must be 'logits' or "
                              f"'features', got {distill_target!r}")
@@ -266,14 +268,6 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
             name: param
             for name, param in self.named_parameters() if param.requires_grad
         }
-
-    # ------------------------------------------------------------------ #
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        prepare_distiller_load(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     # ------------------------------------------------------------------ #
     # The method. The loss reaches the towers in three calls: loss ->

@@ -7,9 +7,10 @@ from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
 from ..utils import fill_frozen_weights
 
 
-def prepare_distiller_load(model: nn.Module, state_dict: dict,
-                           prefix: str) -> None:
-    """Check a distiller's state dict and make ``model`` ready to load it.
+def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
+                           *load_args) -> None:
+    """Check a distiller's state dict and make ``model`` ready to load it
+    (a load-state-dict pre-hook of the distiller).
 
     mmengine's ``load_from`` and ``tools/test.py`` load with
     ``strict=False``, which would warn and then evaluate a model that is
@@ -24,6 +25,8 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict,
         model (nn.Module): The :class:`PromptKDDistiller` to load into.
         state_dict (dict): The state dict, keys with ``prefix``.
         prefix (str): The model's key prefix.
+        *load_args: The other arguments torch passes to a load-state-dict
+            pre-hook (not used).
 
     Raises:
         CheckpointMismatchError: If the state dict is not one of this

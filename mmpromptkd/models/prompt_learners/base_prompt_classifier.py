@@ -24,6 +24,19 @@ from .classifier_checkpoints import (drop_frozen_clip,
 TRAIN_SUBSETS = ('base', 'all')
 
 
+def _check_loaded_state(module: nn.Module, state_dict: dict, prefix: str,
+                        *load_args) -> None:
+    """Load-state-dict pre-hook: the state must hold everything the
+    classifier trains, with its shapes (see ``check_state_dict``)."""
+    own = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
+    check_state_dict(loadable_state(module), own, None,
+                     required=required_keys(module),
+                     model=f'this {type(module).__name__}')
+
+
 class BasePromptClassifier(BaseModel):
     """A classifier over a :class:`PromptedCLIP` trained on labelled images.
 
@@ -104,6 +117,9 @@ class BasePromptClassifier(BaseModel):
                                              or CLIP_DATA_PREPROCESSOR)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # Strict whatever the caller asks: a prompt left at its random
+        # initial value would silently give a wrong teacher.
+        self.register_load_state_dict_pre_hook(_check_loaded_state)
         if train_subset is not None and train_subset not in TRAIN_SUBSETS:
             raise ValueError(f'train_subset must be one of {TRAIN_SUBSETS} '
                              f'or None, got {train_subset!r}')
@@ -479,22 +495,6 @@ class BasePromptClassifier(BaseModel):
 
     # ------------------------------------------------------------------ #
     # Checkpoints.
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        # Strict whatever the caller asks: a prompt left at its random
-        # initial value would silently give a wrong teacher.
-        own = {
-            k[len(prefix):]: v
-            for k, v in state_dict.items() if k.startswith(prefix)
-        }
-        check_state_dict(loadable_state(self), own, None,
-                         required=required_keys(self),
-                         model=f'this {type(self).__name__}')
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-
     def load_prompt_checkpoint(self, path: str) -> None:
         """Load a stage-(a) checkpoint of this classifier (see
         :func:`~.classifier_checkpoints.load_classifier_checkpoint`).
