@@ -8,18 +8,63 @@ import collections
 import io
 import pickle
 import re
-import warnings
 import zipfile
 from typing import Any, Callable, Dict, NoReturn
 
 import torch
+from torch import Tensor, nn
+
+
+#: The storage types an archive may name, by their dtype (read without
+#: touching torch's deprecated typed-storage classes).
+_STORAGE_DTYPES = {
+    f'{name}Storage': dtype
+    for name, dtype in (('Float', torch.float32), ('Double', torch.float64),
+                        ('Half', torch.float16), ('BFloat16', torch.bfloat16),
+                        ('Long', torch.int64), ('Int', torch.int32),
+                        ('Short', torch.int16), ('Char', torch.int8),
+                        ('Byte', torch.uint8), ('Bool', torch.bool))
+}
+
+
+class _StorageType:
+    """What a storage type's name loads as: its dtype, nothing callable."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f'<storage of {self.dtype}>'
+
+
+class _Storage:
+    """A storage of the archive and the dtype its tensors read it as."""
+
+    def __init__(self, data: torch.UntypedStorage, dtype: torch.dtype):
+        self.data, self.dtype = data, dtype
+
+
+def _rebuild_tensor(storage: _Storage, offset: int, size: tuple,
+                    stride: tuple, requires_grad: bool, *hooks) -> Tensor:
+    """What ``torch._utils._rebuild_tensor_v2`` names in the archive: a
+    tensor viewing its storage (bounds checked by ``Tensor.set_``)."""
+    tensor = torch.empty(0, dtype=storage.dtype)
+    tensor.set_(storage.data, offset, torch.Size(size), stride)
+    tensor.requires_grad = bool(requires_grad)
+    return tensor
+
+
+def _rebuild_parameter(data: Tensor, requires_grad: bool, *hooks) -> Tensor:
+    """What ``torch._utils._rebuild_parameter`` names in the archive."""
+    return nn.Parameter(data, bool(requires_grad))
+
 
 # Globals a TorchScript ``data.pkl`` may reference besides its own
-# ``__torch__.*`` module classes.
+# ``__torch__.*`` module classes and storage types, and what they load as.
 _TORCHSCRIPT_GLOBALS = {
-    ('torch._utils', '_rebuild_tensor_v2'),
-    ('torch._utils', '_rebuild_parameter'),
-    ('collections', 'OrderedDict'),
+    ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
+    ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
+    ('collections', 'OrderedDict'): collections.OrderedDict,
 }
 
 
@@ -84,8 +129,6 @@ class _TorchScriptUnpickler(pickle._Unpickler):
         self._prefix = prefix
         self._path = path
         self._storages: Dict[str, torch.UntypedStorage] = {}
-        # Storages this archive made, by id (kept alive, so ids stay unique).
-        self._typed_storages: Dict[int, Any] = {}
 
     def _refuse(self, what: str) -> NoReturn:
         raise pickle.UnpicklingError(
@@ -96,12 +139,9 @@ class _TorchScriptUnpickler(pickle._Unpickler):
         if module.startswith('__torch__'):
             return _ScriptObject
         if (module, name) in _TORCHSCRIPT_GLOBALS:
-            return getattr(__import__(module, fromlist=[name]), name)
-        if module == 'torch' and re.fullmatch(r'[A-Za-z0-9]+Storage', name):
-            storage_type = getattr(torch, name, None)
-            if isinstance(storage_type, type) and hasattr(
-                    storage_type, 'dtype'):
-                return storage_type
+            return _TORCHSCRIPT_GLOBALS[module, name]
+        if module == 'torch' and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
         self._refuse(f'references the global "{module}.{name}", which is '
                      'not a tensor type')
 
@@ -110,9 +150,7 @@ class _TorchScriptUnpickler(pickle._Unpickler):
                 and pid[0] == 'storage'):
             self._refuse(f'has an unexpected persistent id {pid!r}')
         _, storage_type, key, _location, _numel = pid
-        if not (isinstance(storage_type, type)
-                and storage_type.__module__.startswith('torch')
-                and hasattr(storage_type, 'dtype')):
+        if not isinstance(storage_type, _StorageType):
             self._refuse(f'names {storage_type!r} as a storage type')
         if not (isinstance(key, str) and re.fullmatch(r'\w+', key)):
             self._refuse(f'names the storage {key!r}')
@@ -123,12 +161,7 @@ class _TorchScriptUnpickler(pickle._Unpickler):
                 self._refuse(f'lacks the storage data/{key}')
             self._storages[key] = torch.UntypedStorage.from_buffer(
                 raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
-        typed = torch.storage.TypedStorage(
-            wrap_storage=self._storages[key],
-            dtype=storage_type.dtype,
-            _internal=True)
-        self._typed_storages[id(typed)] = typed
-        return typed
+        return _Storage(self._storages[key], storage_type.dtype)
 
     # Checked versions of the opcodes that call or mutate objects.
     def _load_reduce(self) -> None:
@@ -139,14 +172,14 @@ class _TorchScriptUnpickler(pickle._Unpickler):
                          'tuple')
         if func is collections.OrderedDict and args == ():
             result = collections.OrderedDict()
-        elif func is torch._utils._rebuild_tensor_v2 and args and \
-                self._typed_storages.get(id(args[0])) is args[0]:
+        elif func is _rebuild_tensor and args and \
+                isinstance(args[0], _Storage):
             try:
                 result = func(*args)
             except (RuntimeError, TypeError, ValueError) as e:
                 self._refuse(f'holds a tensor that does not fit its storage '
                              f'({e})')
-        elif func is torch._utils._rebuild_parameter and args and \
+        elif func is _rebuild_parameter and args and \
                 isinstance(args[0], torch.Tensor):
             result = func(*args)
         else:
@@ -256,11 +289,8 @@ def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
             raise ValueError(f'{path}: expected one data.pkl in the '
                              f'TorchScript archive, found {len(pickles)}')
         prefix = pickles[0][:-len('data.pkl')]
-        with warnings.catch_warnings():
-            # Typed storages are deprecated but are what the format holds.
-            warnings.simplefilter('ignore', UserWarning)
-            root = _TorchScriptUnpickler(
-                archive.read(pickles[0]), archive, prefix, path).load()
+        root = _TorchScriptUnpickler(archive.read(pickles[0]), archive,
+                                     prefix, path).load()
     tensors: Dict[str, torch.Tensor] = {}
     _collect_tensors(root, '', tensors)
     return tensors
