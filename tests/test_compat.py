@@ -3,13 +3,16 @@
 Each test checks, on the installed version, the behaviour the package
 relies on; an upgrade that changes it fails here.
 """
+import inspect
 import multiprocessing
 from types import SimpleNamespace
 
 import torch
+from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from mmpromptkd.compat import end_dataloader_workers
+from mmpromptkd.compat import (MovesUnregisteredMembers,
+                               end_dataloader_workers, finish_epoch)
 
 
 def test_dataloader_iterator_holds_persistent_workers():
@@ -29,3 +32,47 @@ def test_dataloader_iterator_holds_persistent_workers():
     # The loader still works: a new epoch starts new workers.
     assert len(list(loader)) == 4
     end_dataloader_workers(SimpleNamespace(dataloader=loader))
+
+
+class _Holder(MovesUnregisteredMembers):
+    """A module with a submodule and a tensor outside its module tree."""
+
+    def __init__(self):
+        super().__init__()
+        self.own = torch.nn.Linear(2, 2)
+        object.__setattr__(self, 'hidden', torch.nn.Linear(2, 2))
+        self.loose = torch.zeros(3)
+
+    def unregistered_modules(self):
+        return [self.hidden]
+
+    def apply_to_unregistered_tensors(self, fn):
+        self.loose = fn(self.loose)
+
+
+def test_module_apply_reaches_every_device_and_dtype_change():
+    """``Module._apply`` is what .half(), .to(dtype), .double() and
+    .float() go through: unregistered members follow each of them."""
+    holder = _Holder()
+    assert 'hidden' not in dict(holder.named_modules())
+    for change, dtype in ((lambda m: m.half(), torch.float16),
+                          (lambda m: m.to(torch.float64), torch.float64),
+                          (lambda m: m.float(), torch.float32),
+                          (lambda m: m.to('cpu', torch.bfloat16),
+                           torch.bfloat16)):
+        assert change(holder) is holder
+        assert holder.own.weight.dtype == dtype
+        assert holder.hidden.weight.dtype == dtype
+        assert holder.loose.dtype == dtype
+
+
+def test_epoch_counter_behind_the_epoch_property():
+    """``finish_epoch`` advances what ``EpochBasedTrainLoop.epoch``
+    reads, as mmengine's own ``run_epoch`` does."""
+    loop = EpochBasedTrainLoop.__new__(EpochBasedTrainLoop)
+    loop._epoch = 3
+    assert loop.epoch == 3
+    finish_epoch(loop)
+    assert loop.epoch == 4
+    source = inspect.getsource(EpochBasedTrainLoop.run_epoch)
+    assert 'self._epoch += 1' in source

@@ -5,6 +5,9 @@ each module says why, and ``tests/test_compat.py`` pins the behaviour on
 the installed versions, so that an upgrade that changes it fails a test
 instead of changing a result.
 """
-from .torch_private import end_dataloader_workers
+from .mmengine_private import finish_epoch
+from .torch_private import MovesUnregisteredMembers, end_dataloader_workers
 
-__all__ = ['end_dataloader_workers']
+__all__ = [
+    'end_dataloader_workers', 'finish_epoch', 'MovesUnregisteredMembers'
+]

@@ -1,4 +1,4 @@
-"""Private names of torch that the package uses (see the package docs).
+"""Private names of torch that the package uses, and why.
 
 ``DataLoader._iterator``: torch has no public way to end a dataloader's
 persistent workers. Its iterator ends them when it is deleted, but only
@@ -8,12 +8,19 @@ weak-reference callbacks, which the collector calls before ``__del__``),
 the workers never receive their stop message, and each costs torch's 5 s
 join timeout. Dropping the loader's reference at the end of a run deletes
 the iterator at once, with working queues.
-"""
-from typing import Any
 
+``Module._apply``: the one method that every ``.to()``, ``.cuda()``,
+``.half()`` and ``.float()`` goes through. A module that holds a member
+outside its module tree (the distiller's frozen teacher, which must stay
+out of checkpoints, optimizers and DDP) overrides it so the member moves
+with the module.
+"""
+from typing import Any, Callable, Iterable
+
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-__all__ = ['end_dataloader_workers']
+__all__ = ['end_dataloader_workers', 'MovesUnregisteredMembers']
 
 
 def end_dataloader_workers(*loops: Any) -> None:
@@ -32,3 +39,24 @@ def end_dataloader_workers(*loops: Any) -> None:
         loader = getattr(loop, 'dataloader', None)
         if isinstance(loader, DataLoader):
             loader._iterator = None
+
+
+class MovesUnregisteredMembers(nn.Module):
+    """A mixin: members outside the module tree follow device and dtype
+    changes (``.to()``, ``.cuda()``, ``.half()``, ...) of the module."""
+
+    def unregistered_modules(self) -> Iterable[nn.Module]:
+        """Modules held outside the module tree; none by default."""
+        return ()
+
+    def apply_to_unregistered_tensors(self,
+                                      fn: Callable[[Tensor], Tensor]) -> None:
+        """Apply ``fn`` to tensors held outside the module's buffers (the
+        default holds none)."""
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        for member in self.unregistered_modules():
+            member._apply(fn, *args, **kwargs)
+        self.apply_to_unregistered_tensors(fn)
+        return self

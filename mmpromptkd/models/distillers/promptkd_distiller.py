@@ -7,6 +7,7 @@ from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 from torch import nn
 
+from mmpromptkd.compat import MovesUnregisteredMembers
 from mmpromptkd.registry import MODELS
 from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
 from .class_text_table import ClassTextTable
@@ -17,7 +18,7 @@ from ..utils import (cached_teacher_logits, check_image_size,
 
 
 @MODELS.register_module()
-class PromptKDDistiller(ClassTextTable, BaseModel):
+class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
     """A prompted CLIP student distilled from a frozen prompted CLIP teacher.
 
     Stage (b): the teacher's normalised text features of *all* classes are
@@ -174,7 +175,8 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
             teacher_model.requires_grad_(False)
             teacher_model.eval()
         # Not a registered submodule: it is frozen, and must not enter
-        # checkpoints, optimizers or DDP. _apply and train() handle it.
+        # checkpoints, optimizers or DDP. MovesUnregisteredMembers and train()
+        # handle it.
         object.__setattr__(self, '_teacher', teacher_model)
         self.text_encoder = None
         if text_encoder is not None:
@@ -247,13 +249,13 @@ class PromptKDDistiller(ClassTextTable, BaseModel):
         """PromptedCLIP or None: the frozen teacher."""
         return self._teacher
 
-    def _apply(self, fn, recurse: bool = True):
-        super()._apply(fn, recurse)
-        if self._teacher is not None:
-            self._teacher._apply(fn, recurse)
+    def unregistered_modules(self) -> List[nn.Module]:
+        """The teacher, outside the module tree (it moves with the model)."""
+        return [] if self._teacher is None else [self._teacher]
+
+    def apply_to_unregistered_tensors(self, fn) -> None:
         if self._eval_features is not None:
             self._eval_features = fn(self._eval_features)
-        return self
 
     def train(self, mode: bool = True) -> 'PromptKDDistiller':
         """Set the mode; the teacher always stays in eval mode."""
