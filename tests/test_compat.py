@@ -7,6 +7,7 @@ import inspect
 import multiprocessing
 from types import SimpleNamespace
 
+import pytest
 import torch
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
@@ -76,3 +77,22 @@ def test_epoch_counter_behind_the_epoch_property():
     assert loop.epoch == 4
     source = inspect.getsource(EpochBasedTrainLoop.run_epoch)
     assert 'self._epoch += 1' in source
+
+
+def test_pure_python_unpickler_runs_only_its_opcode_table():
+    """A subclass of ``pickle._Unpickler`` whose ``dispatch`` lacks an
+    opcode cannot run it; with the table's plain opcodes it reads data."""
+    import io
+    import pickle
+
+    from mmpromptkd.compat import PurePythonUnpickler, opcode_handlers
+
+    class Plain(PurePythonUnpickler):
+        dispatch = opcode_handlers(
+            ['PROTO', 'STOP', 'MARK', 'EMPTY_LIST', 'BININT1', 'APPENDS',
+             'MEMOIZE', 'FRAME'])
+
+    data = pickle.dumps([1, 2, 3], protocol=4)
+    assert Plain(io.BytesIO(data)).load() == [1, 2, 3]
+    with pytest.raises(KeyError):  # REDUCE is not in the table
+        Plain(io.BytesIO(pickle.dumps(range(3), protocol=4))).load()

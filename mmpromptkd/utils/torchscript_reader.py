@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, NoReturn
 import torch
 from torch import Tensor, nn
 
+from mmpromptkd.compat import PurePythonUnpickler, opcode_handlers
+
 
 #: The storage types an archive may name, by their dtype (read without
 #: touching torch's deprecated typed-storage classes).
@@ -109,7 +111,7 @@ _PLAIN_OPCODES = (
 _DICTS = (dict, collections.OrderedDict)
 
 
-class _TorchScriptUnpickler(pickle._Unpickler):
+class _TorchScriptUnpickler(PurePythonUnpickler):
     """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors.
 
     The pure-Python unpickler is used because its opcode table can be
@@ -227,10 +229,7 @@ class _TorchScriptUnpickler(pickle._Unpickler):
         items = self.pop_mark()
         self._target((list, ), 'appends to').extend(items)
 
-    dispatch: Dict[int, Callable] = {
-        _opcode(name): pickle._Unpickler.dispatch[_opcode(name)]
-        for name in _PLAIN_OPCODES
-    }
+    dispatch: Dict[int, Callable] = opcode_handlers(_PLAIN_OPCODES)
     dispatch.update({
         _opcode('REDUCE'): _load_reduce,
         _opcode('NEWOBJ'): _load_newobj,
