@@ -81,6 +81,10 @@ def main(argv=None) -> None:
     if args.cfg_options:
         check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    if cfg.model.get('teacher') is not None:
+        # Operations do not depend on the prompts' values: a teacher
+        # without its stage-(a) checkpoint counts the same.
+        cfg.model.allow_untrained_teacher = True
     model = get_model(cfg)
     model.eval()
     if not hasattr(model, 'extract_feat'):
@@ -88,10 +92,6 @@ def main(argv=None) -> None:
     is_distiller = hasattr(model, 'student_features')
     if is_distiller and args.stage == 'distill' and model.teacher is None:
         parser.error('--stage distill needs the teacher in model.teacher')
-    if is_distiller:
-        # Operations do not depend on the prompts' values: a teacher
-        # without its stage-(a) checkpoint counts the same.
-        model.allow_untrained_teacher = True
 
     if args.shape is None:
         owner = model.student if is_distiller else model

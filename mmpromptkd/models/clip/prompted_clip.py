@@ -202,6 +202,9 @@ class PromptedCLIP(BaseModule):
         if not freeze_clip:
             self.clip.requires_grad_(True)
             self.clip.logit_scale.requires_grad_(False)
+        #: The stage-(a) file the prompts were loaded from; None while they
+        #: keep their initial values (teacher_provenance reads it).
+        self.prompt_checkpoint: Optional[str] = None
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
 

@@ -27,14 +27,15 @@ def untrained_prompts(teacher: nn.Module) -> List[str]:
 
     Args:
         teacher (nn.Module): A :class:`PromptedCLIP` or a stage-(a)
-            classifier; its CLIP weights are the parameters under a
-            ``clip`` module, everything else is a prompt (or a prompt map).
+            classifier (both declare ``prompt_checkpoint``); its CLIP
+            weights are the parameters under a ``clip`` module, everything
+            else is a prompt (or a prompt map).
 
     Returns:
         list[str]: Names of the prompt parameters if the teacher loaded no
         ``checkpoint``, else an empty list.
     """
-    if getattr(teacher, 'prompt_checkpoint', None) is not None:
+    if teacher.prompt_checkpoint is not None:
         return []
     return [
         name for name, _ in teacher.named_parameters()
@@ -83,6 +84,6 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
         return None
     # The teacher is frozen: its fingerprint covers prompts and CLIP.
     return dict(
-        checkpoint=getattr(teacher, 'prompt_checkpoint', None),
+        checkpoint=teacher.prompt_checkpoint,
         trained_prompts=not untrained_prompts(teacher),
         **frozen_weights_record(teacher))

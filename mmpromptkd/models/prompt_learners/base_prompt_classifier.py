@@ -126,6 +126,9 @@ class BasePromptClassifier(BaseModel):
         if text_batch_size < 1:
             raise ValueError(f'text_batch_size must be >= 1, got '
                              f'{text_batch_size}')
+        #: The stage-(a) file the prompts were loaded from; None while they
+        #: keep their initial values (teacher_provenance reads it).
+        self.prompt_checkpoint: Optional[str] = None
         self.prompted_clip = PromptedCLIP(
             clip=clip,
             vision_prompt_depth=vision_prompt_depth,
