@@ -7,11 +7,12 @@ import mmpromptkd
 PACKAGE = Path(mmpromptkd.__file__).parent
 #: What each subpackage may import from the others.
 ALLOWED = {
+    'compat': set(),
     'fileio': set(),
-    'utils': {'fileio', 'registry'},
-    'models': {'fileio', 'registry', 'utils'},
-    'datasets': {'fileio', 'registry', 'utils'},
-    'evaluation': {'fileio', 'registry', 'utils'},
+    'utils': {'compat', 'fileio', 'registry'},
+    'models': {'compat', 'fileio', 'registry', 'utils'},
+    'datasets': {'compat', 'fileio', 'registry', 'utils'},
+    'evaluation': {'compat', 'fileio', 'registry', 'utils'},
 }
 
 
