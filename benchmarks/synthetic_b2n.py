@@ -64,7 +64,7 @@ from benchmarks.b2n.report import (METRICS, MIN_MARGIN, README_BEGIN,
                                    write_png)
 from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, REPO_ROOT, ROWS,
                                  STAGE_A_ROWS, build_row_config, set_epochs)
-from mmpromptkd.datasets import synthetic_shapes
+import synthetic_shapes
 
 # Used by the studies built on this benchmark.
 __all__ = [

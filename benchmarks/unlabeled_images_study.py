@@ -40,7 +40,7 @@ import time
 from typing import Dict, Optional, Sequence, Tuple
 
 from benchmarks import synthetic_b2n as b2n
-from mmpromptkd.datasets import synthetic_shapes
+import synthetic_shapes
 
 #: Multiples of the train split's size.
 SIZES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)

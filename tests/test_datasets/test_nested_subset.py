@@ -7,7 +7,7 @@ import pytest
 from mmengine.dataset import ConcatDataset
 
 from mmpromptkd.datasets import NestedSubset, UnlabeledImages
-from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
+from synthetic_shapes import generate_coop_dataset
 from unlabeled_helpers import write_images
 
 

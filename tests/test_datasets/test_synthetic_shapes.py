@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmpromptkd.datasets import synthetic_shapes as shapes
+import synthetic_shapes as shapes
 from tool_scripts import load_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from mmpromptkd.models.clip.towers import (OpenCLIPViTTower, TimmEvaTower,
                                            TimmViTTower, VisionTower)
 from mmpromptkd.models.clip.towers.timm_eva_tower import _with_identity_rows
 from mmpromptkd.registry import MODELS
-from mmpromptkd.testing import scaled_model_cfg, small_timm_trunks
+from scaled_open_clip import scaled_model_cfg, small_timm_trunks
 
 NAMES = ['dog', 'red_car', 'sea lion']
 #: A change of normalised features ten times the parity tolerance (4

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmpromptkd.models.clip import PromptedCLIP
-from mmpromptkd.testing import layout_of, write_small_hf_tokenizer
+from small_hf_tokenizer import layout_of, write_small_hf_tokenizer
 
 pytestmark = [pytest.mark.real_size, pytest.mark.slow]
 NAMES = ['dog', 'red car']

@@ -6,8 +6,8 @@ from mmpromptkd.models.clip import PromptedCLIP
 from mmpromptkd.models.clip.class_prompts import tokenize_class_prompts
 from mmpromptkd.models.clip.hf_tokenizer import (LocalHFTokenizer,
                                                  find_tokenizer_file)
-from mmpromptkd.testing import (scaled_model_cfg, small_timm_trunks,
-                                write_small_hf_tokenizer)
+from scaled_open_clip import scaled_model_cfg, small_timm_trunks
+from small_hf_tokenizer import write_small_hf_tokenizer
 
 # Ids of the small tokenizers, by hand: the specials first (padding,
 # unknown, those before and after a text), then the words in order

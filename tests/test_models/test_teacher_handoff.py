@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 import mmpromptkd  # noqa: F401
-from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
+from synthetic_shapes import generate_coop_dataset
 from mmpromptkd.models.clip import build_clip
 from mmpromptkd.registry import DATASETS, MODELS
 from mmpromptkd.utils import load_checkpoint_file

@@ -18,7 +18,7 @@ import torch
 from mmengine.config import Config
 
 import mmpromptkd  # noqa: F401
-from mmpromptkd.datasets import synthetic_shapes as shapes
+import synthetic_shapes as shapes
 from mmpromptkd.models.clip import PromptedCLIP
 from tool_scripts import load_tool
 

@@ -14,7 +14,7 @@ from reliability_utils import write_faults_module  # noqa: E402
 @pytest.fixture(scope='session')
 def shapes_root(tmp_path_factory) -> Path:
     """6 classes, 4 train / 1 val / 2 test images each (32 x 32 PNG)."""
-    from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
+    from synthetic_shapes import generate_coop_dataset
     root = tmp_path_factory.mktemp('reliability_data') / 'synthetic_shapes'
     generate_coop_dataset(
         root,

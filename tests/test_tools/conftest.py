@@ -8,8 +8,7 @@ import pytest
 # The helpers module sits next to this file.
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from mmpromptkd.datasets.synthetic_shapes import \
-    generate_coop_dataset  # noqa: E402
+from synthetic_shapes import generate_coop_dataset  # noqa: E402
 from tool_runs import CONFIG, call_tool, check_ok, train_cmd  # noqa: E402
 
 

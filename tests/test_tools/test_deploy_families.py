@@ -8,7 +8,7 @@ import mmpromptkd  # noqa: F401
 from mmpromptkd.apis import (StudentGraph, export_student,
                              load_exported_student)
 from mmpromptkd.registry import MODELS
-from mmpromptkd.testing import scaled_model_cfg, small_timm_trunks
+from scaled_open_clip import scaled_model_cfg, small_timm_trunks
 from mmpromptkd.utils import load_checkpoint_file
 
 CLASSES = ['red circle', 'blue square', 'green star']

@@ -13,7 +13,7 @@ from mmpromptkd.apis import (StudentGraph, StudentInferencer, export_student,
                              load_exported_student, preprocessing)
 from mmpromptkd.registry import MODELS, TRANSFORMS
 from mmpromptkd.utils import load_checkpoint_file
-from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
+from synthetic_shapes import generate_coop_dataset
 from tool_runs import TOOLS, call_tool, check_ok, run_tool
 
 TOOL = TOOLS / 'deployment' / 'pytorch2onnx.py'

@@ -12,7 +12,7 @@ from mmpretrain.apis import ImageClassificationInferencer
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.apis import load_exported_student
-from mmpromptkd.datasets import synthetic_shapes
+import synthetic_shapes
 from mmpromptkd.registry import TRANSFORMS
 from tool_runs import REPO, TOOLS, call_tool, check_ok
 from tool_scripts import load_tool

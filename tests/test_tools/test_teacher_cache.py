@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mmpromptkd.datasets import TeacherCacheError
-from mmpromptkd.datasets.synthetic_shapes import generate_coop_dataset
+from synthetic_shapes import generate_coop_dataset
 from mmpromptkd.datasets.teacher_cache_fingerprints import file_fingerprint
 from mmpromptkd.utils.checkpoint_io import load_checkpoint_file
 

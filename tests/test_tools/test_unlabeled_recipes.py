@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmpromptkd.datasets.synthetic_shapes import generate_unlabeled_images
+from synthetic_shapes import generate_unlabeled_images
 from tool_runs import REPO, TOOLS, UNTRAINED_TEACHER, call_tool, check_ok
 
 CONFIGS = REPO / 'configs' / 'promptkd'

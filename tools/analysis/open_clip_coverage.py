@@ -35,13 +35,16 @@ import tempfile
 from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+# The scaled-down models and small tokenizers of tools/misc.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../misc')))
 
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
 from mmpromptkd.models.clip import PromptedCLIP  # noqa: E402
-from mmpromptkd.testing import (layout_of, quick_gelu_of,  # noqa: E402
-                                scaled_model_cfg, small_timm_trunks,
+from scaled_open_clip import (quick_gelu_of, scaled_model_cfg,  # noqa: E402
+                              small_timm_trunks)
+from small_hf_tokenizer import (layout_of,  # noqa: E402
                                 write_small_hf_tokenizer)
 
 NAMES = ['dog', 'red car']

@@ -130,8 +130,7 @@ class MiniatureData:
                                             self.train_per_class))))
 
     def _synthetic_shapes(self, folder: str) -> None:
-        from mmpromptkd.datasets.synthetic_shapes import \
-            generate_coop_dataset
+        from synthetic_shapes import generate_coop_dataset
         generate_coop_dataset(
             folder, num_classes=self.num_classes,
             train_per_class=self.train_per_class,

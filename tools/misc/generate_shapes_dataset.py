@@ -22,10 +22,11 @@ from typing import List, Optional
 
 # Run from a source checkout without installing the package.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-from mmpromptkd.datasets import synthetic_shapes  # noqa: E402
+import synthetic_shapes  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

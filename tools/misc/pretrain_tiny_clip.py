@@ -8,7 +8,7 @@ tower, a bidirectional text tower, a logit bias), with the sigmoid loss.
 They are trained from scratch with the symmetric CLIP InfoNCE loss (or the
 sigmoid loss) on (image, caption) pairs of the *shifted* ``'pretrain'``
 domain of the synthetic shapes
-(:func:`mmpromptkd.datasets.synthetic_shapes.iter_caption_pairs`), which
+(:func:`synthetic_shapes.iter_caption_pairs`), which
 covers every class concept, as web-scale CLIP data covers the names of
 "novel" classes. The target domain is used only for the final zero-shot
 report.
@@ -50,10 +50,11 @@ import torch.nn.functional as F
 from torch import nn
 
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-from mmpromptkd.datasets import synthetic_shapes as shapes  # noqa: E402
+import synthetic_shapes as shapes  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
 from mmpromptkd.models.clip.tiny_timm_vit import \
     register_tiny_shapes_vit  # noqa: E402

@@ -93,7 +93,7 @@ class RandomWeights:
         """Name a small tokenizer of the same layout in ``text_cfg`` where
         its Hugging Face tokenizer is not in the local cache."""
         from mmpromptkd.models.clip.hf_tokenizer import find_tokenizer_file
-        from mmpromptkd.testing import layout_of, write_small_hf_tokenizer
+        from small_hf_tokenizer import layout_of, write_small_hf_tokenizer
         name = text_cfg.get('hf_tokenizer_name')
         if not name:
             return
