@@ -183,7 +183,10 @@ class TeacherCachedDataset:
             raise TeacherCacheError(
                 f'{path} was recorded for {len(cache.class_names)} classes, '
                 f'the dataset has {len(classes)} other ones (first: '
-                f'{_first_difference(cache.class_names, classes)})')
+                + first_difference(
+                    [repr(c) for c in cache.class_names],
+                    [repr(c) for c in classes],
+                    [f'label {i}' for i in range(len(classes))]) + ')')
         if len(self.dataset) != cache.num_samples:
             raise TeacherCacheError(
                 f'{path} was recorded on {cache.num_samples} images, the '
@@ -298,10 +301,3 @@ def _recorded_list(cache: TeacherLogitCache, key: str) -> list:
             f'{type(recorded).__name__}'
             + (f' of {len(recorded)}' if isinstance(recorded, list) else ''))
     return recorded
-
-
-def _first_difference(a, b) -> str:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return f'label {i}: {x!r} vs {y!r}'
-    return f'{len(a)} vs {len(b)} classes'
