@@ -61,7 +61,8 @@ def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
     for name, m in list(module.named_modules(remove_duplicate=False)):
         if name and isinstance(m, nn.LayerNorm) and \
                 not isinstance(m, LayerNormFp32):
+            if id(m) not in replaced:
+                replaced[id(m)] = _fp32_layer_norm(m)
             parent, _, child = name.rpartition('.')
-            fp32 = replaced.setdefault(id(m), _fp32_layer_norm(m))
-            setattr(module.get_submodule(parent), child, fp32)
+            setattr(module.get_submodule(parent), child, replaced[id(m)])
     return module
