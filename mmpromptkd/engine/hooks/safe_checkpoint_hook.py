@@ -186,8 +186,8 @@ class SafeCheckpointHook(CheckpointHook):
                 e.errno, f'could not write the checkpoint {path} '
                 f'({e.strerror or e}); the earlier checkpoints and '
                 f'last_checkpoint are unchanged') from e
-        if self.last_ckpt is None or self.last_ckpt == before and \
-                step is None:
+        saved = step is not None or self.last_ckpt != before
+        if not saved or self.last_ckpt is None:
             return
         if is_main_process():
             # mmengine writes it with a plain open; rewritten whole.
