@@ -1,10 +1,12 @@
 """Shared fixtures: tiny CLIP configs (no weights are ever downloaded)."""
 import copy
+import logging
 import os
 
 import mmengine.config.config
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 # Widths are multiples of 64 so that the OpenAI weight layout (heads of
 # width 64) can describe the same model.
@@ -81,3 +83,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if 'real_size' in item.keywords:
             item.add_marker(skip)
+
+
+class _LogRecords(logging.Handler):
+    """Keeps the messages of the records it handles."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_messages():
+    """The messages the current MMLogger logs during the test."""
+    logger = MMLogger.get_current_instance()
+    handler = _LogRecords()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)

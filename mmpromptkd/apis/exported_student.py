@@ -56,7 +56,7 @@ def export_student(model: nn.Module,
         dict: The standalone model config stored in the file (also usable
         as ``model`` of a config for ``mmpretrain.apis``).
     """
-    from mmpromptkd.models.distillers.teacher_provenance import (
+    from mmpromptkd.models.utils.teacher_provenance import (
         check_trained_teacher, teacher_record)
     if len(model.text_features) == 0:
         raise ValueError('the model has no stored text features; train it '
@@ -86,6 +86,7 @@ def export_student(model: nn.Module,
     if with_text_encoder:
         check_trained_teacher(model.teacher, model.allow_untrained_teacher,
                               'export_student(with_text_encoder=True)')
+        model.check_text_features_teacher()
         cfg['text_encoder'], text_state = _text_encoder(model, model_cfg)
         state.update(text_state)
     payload = dict(
@@ -96,7 +97,8 @@ def export_student(model: nn.Module,
             # Read by mmpretrain's inferencers for the class names.
             dataset_meta=dict(classes=list(model.class_names)),
             # The teacher the text features (and text encoder) came from.
-            teacher=teacher_record(model.teacher),
+            teacher=model.text_features_teacher
+            or teacher_record(model.teacher),
             test_pipeline=_plain(list(test_pipeline or []))))
     save_checkpoint_file(payload, path, overwrite=overwrite)
     return cfg

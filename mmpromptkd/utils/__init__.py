@@ -1,6 +1,6 @@
 from .checkpoint_io import (SAFE_SCHEME, is_complete_checkpoint,
                             load_checkpoint_file, load_from_local,
-                            read_state_dict, save_checkpoint_file)
+                            read_model_checkpoint, save_checkpoint_file)
 from .cpu_threads import available_cpus, choose_cpu_threads
 from .remote_paths import is_remote_path, raise_remote_refused
 from .safe_globals import SAFE_GLOBALS
@@ -10,6 +10,7 @@ from .torchscript_reader import (is_torchscript_archive,
 __all__ = [
     'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_complete_checkpoint', 'is_remote_path',
     'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
-    'raise_remote_refused', 'read_state_dict', 'read_torchscript_state_dict',
-    'save_checkpoint_file', 'available_cpus', 'choose_cpu_threads'
+    'raise_remote_refused', 'read_model_checkpoint',
+    'read_torchscript_state_dict', 'save_checkpoint_file', 'available_cpus',
+    'choose_cpu_threads'
 ]

@@ -20,7 +20,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Any, Callable, Dict, Union
+from typing import Any, Callable, Dict, Tuple, Union
 
 import torch
 
@@ -182,21 +182,23 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     return checkpoint
 
 
-def read_state_dict(path: str, model: str) -> dict:
-    """The state dict of a model checkpoint file, read safely.
+def read_model_checkpoint(path: str, model: str) -> Tuple[dict, dict]:
+    """The state dict and meta of a model checkpoint file, read safely.
 
     Args:
-        path (str): An mmengine checkpoint (weights under ``state_dict``)
-            or a bare state dict.
+        path (str): An mmengine checkpoint (weights under ``state_dict``,
+            a ``meta`` dict beside them) or a bare state dict.
         model (str): What the checkpoint should be of, for messages (e.g.
             ``'PromptedCLIP'``).
 
     Returns:
-        dict: The state dict.
+        tuple[dict, dict]: The state dict, and the ``meta`` (empty for a
+        bare state dict).
 
     Raises:
         ValueError: For a TorchScript archive (a CLIP weight file given as a
-            checkpoint) or a file that holds no dict.
+            checkpoint), a file that holds no dict, or a ``meta`` that is
+            not a dict.
     """
     if is_torchscript_archive(path):
         raise ValueError(
@@ -207,7 +209,11 @@ def read_state_dict(path: str, model: str) -> dict:
     state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict):
         raise ValueError(f'{path}: expected a state dict of {model}')
-    return state
+    meta = obj.get('meta', {}) if state is not obj else {}
+    if not isinstance(meta, dict):
+        raise ValueError(f'{path}: "meta" is a {type(meta).__name__}, not '
+                         'a dict')
+    return state, meta
 
 
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:

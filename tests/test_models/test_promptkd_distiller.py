@@ -232,8 +232,11 @@ def test_official_student_round_trip(distiller, distiller_cfg, tmp_path):
     converted = torch.load(tmp_path / 'converted.pth')['state_dict']
     fresh = MODELS.build(distiller_cfg)
     result = fresh.load_state_dict(converted, strict=False)
-    # Only the stored features are absent: the teacher computes them.
-    assert sorted(result.missing_keys) == ['class_names_utf8', 'text_features']
+    # Only the stored features (with their names and teacher record) are
+    # absent: the teacher computes them.
+    assert sorted(result.missing_keys) == [
+        'class_names_utf8', 'text_features', 'text_provenance_utf8'
+    ]
     assert result.unexpected_keys == []
     # Same (random) teacher, so that its text features are the same.
     fresh.teacher.load_state_dict(distiller.teacher.state_dict())

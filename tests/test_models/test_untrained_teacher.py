@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmpromptkd.apis import export_student
-from mmpromptkd.models.distillers.teacher_provenance import (
+from mmpromptkd.models.utils.teacher_provenance import (
     UntrainedTeacherError, teacher_record)
 from mmpromptkd.models.utils import frozen_weights_record
 from mmpromptkd.registry import MODELS
@@ -93,6 +93,11 @@ def test_export_refuses_random_text_prompts_and_records_the_teacher(
     export_student(model, cfg, str(tmp_path / 'b.pth'),
                    with_text_encoder=True)
     meta = load_checkpoint_file(str(tmp_path / 'b.pth'))['meta']
-    expected = frozen_weights_record(model.teacher)
+    expected = teacher_record(model.teacher)
     assert meta['teacher']['sha256'] == expected['sha256']
+    # Frozen in the distiller: the teacher's fingerprints cover all of it.
+    assert expected['frozen_sha256'] == frozen_weights_record(
+        model.teacher.clip)['sha256']
+    assert expected['tensors'] == frozen_weights_record(
+        model.teacher)['tensors']
     assert meta['teacher']['checkpoint'] == prompt_file

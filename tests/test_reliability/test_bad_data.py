@@ -5,7 +5,6 @@ are covered by ``tests/test_datasets/test_coop_datasets.py::TestErrors``.
 """
 import copy
 import json
-import logging
 import re
 import shutil
 from pathlib import Path
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -66,25 +64,6 @@ def _damage(path: Path, kind: str) -> None:
         path.unlink()
     else:
         raise ValueError(kind)
-
-
-class _Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_messages():
-    logger = MMLogger.get_current_instance()
-    handler = _Records()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 class TestLoadImageFromFileSafe:

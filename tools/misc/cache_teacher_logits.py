@@ -47,7 +47,7 @@ from mmpromptkd.datasets.teacher_logit_cache import (  # noqa: E402
 from mmpromptkd.engine.hooks import CPUThreadsHook  # noqa: E402
 from mmpromptkd.models.utils.input_normalization import (  # noqa: E402
     teacher_input_normalization)
-from mmpromptkd.models.distillers.teacher_provenance import (  # noqa: E402
+from mmpromptkd.models.utils.teacher_provenance import (  # noqa: E402
     teacher_record)
 from mmpromptkd.engine.hooks.epoch_seed_hook import epoch_seed  # noqa: E402
 

@@ -95,7 +95,8 @@ class PromptKDTextFeaturesHook(Hook):
                     f'loss has tau={tau}: record the cache at that tau')
             check_cached_teacher_input(cache, model)
             model.use_cached_text_features(
-                classes, cached, source=f'the teacher cache {cache.path}')
+                classes, cached, source=f'the teacher cache {cache.path}',
+                teacher=cache.meta.get('teacher'))
         kwargs = {}
         # ImageNet variants map their classes into ImageNet's 1000, so a
         # student with stored ImageNet features needs no teacher for them.

@@ -5,12 +5,13 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from mmpromptkd.utils import read_state_dict
+from mmpromptkd.utils import read_model_checkpoint
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                load_state_dict_strictly)
+from ..utils.teacher_provenance import PromptSource, prompt_source, settle
 
 
-def load_prompts(model: nn.Module, path: str) -> None:
+def load_prompts(model: nn.Module, path: str) -> PromptSource:
     """Load prompts (and optionally CLIP weights) from a checkpoint.
 
     Every prompt parameter of the model must be in the file; ``clip.*``
@@ -23,9 +24,14 @@ def load_prompts(model: nn.Module, path: str) -> None:
         model (PromptedCLIP): The model to load into.
         path (str): Checkpoint file, a state dict of this class or of a
             teacher classifier, possibly under a ``state_dict`` key.
+
+    Returns:
+        PromptSource: What the file records of its training.
     """
-    state = read_state_dict(path, 'PromptedCLIP')
+    state, meta = read_model_checkpoint(path, 'PromptedCLIP')
     state, outside = _strip_classifier_prefix(state)
+    num_clip = sum(k.startswith('clip.') for k in state)
+    source = prompt_source(model, path, meta, holds_clip_weights=num_clip > 0)
     expected = model.state_dict()
     prompt_keys = set(model.prompt_parameters())
     try:
@@ -55,10 +61,10 @@ def load_prompts(model: nn.Module, path: str) -> None:
             f'{e} Keys {outside} of this teacher classifier checkpoint '
             'are not part of a PromptedCLIP: use the classifier type '
             '(e.g. MaPLeClassifier) as the teacher') from e
-    num_clip = sum(k.startswith('clip.') for k in state)
     MMLogger.get_current_instance().info(
         f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '
         f'{len(expected) - len(prompt_keys)} CLIP tensors from {path}')
+    return settle(model, source)
 
 
 def _strip_classifier_prefix(

@@ -10,6 +10,7 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
 from ..utils.reference_fp16 import convert_to_reference_fp16
+from ..utils.teacher_provenance import PromptSource
 from .class_prompts import (Tokenizer, text_tokenizer,
                             tokenize_class_prompts)
 from .clip_builder import (build_clip_and_architecture,
@@ -204,7 +205,7 @@ class PromptedCLIP(BaseModule):
             self.clip.logit_scale.requires_grad_(False)
         #: The stage-(a) file the prompts were loaded from; None while they
         #: keep their initial values (teacher_provenance reads it).
-        self.prompt_checkpoint: Optional[str] = None
+        self.prompt_source: Optional[PromptSource] = None
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
 
@@ -490,9 +491,9 @@ class PromptedCLIP(BaseModule):
         Args:
             path (str): Checkpoint file.
         """
-        load_prompts(self, path)
+        source = load_prompts(self, path)
         # What the teacher checks (teacher_provenance): trained prompts.
-        self.prompt_checkpoint = path
+        self.prompt_source = source
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:

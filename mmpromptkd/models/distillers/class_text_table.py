@@ -9,19 +9,27 @@ from torch import nn
 from mmpromptkd.utils.class_name_keys import (normalize_class_name,
                                               repeated_class_names)
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
-from .teacher_provenance import check_trained_teacher
+from ..utils.teacher_provenance import (check_recorded_teacher,
+                                        check_trained_teacher,
+                                        describe_classes, same_teacher,
+                                        teacher_record)
 
 
 class ClassTextTable:
     """The table of class names and their teacher text features.
 
-    A mixin of :class:`PromptKDDistiller`: the two buffers it keeps are
-    ``text_features`` (C, D), the normalised teacher text features, and
-    ``class_names_utf8``, the class names as UTF-8 JSON bytes (a tensor, so
-    that checkpoints stay tensor-only and mmengine can broadcast the state
-    dict in distributed runs). Features of another class list used for
-    evaluation only (e.g. a cross-dataset target) are kept apart and never
-    saved.
+    A mixin of :class:`PromptKDDistiller`: the three buffers it keeps are
+    ``text_features`` (C, D), the normalised teacher text features,
+    ``class_names_utf8``, the class names, and ``text_provenance_utf8``,
+    the record of the teacher that made the features
+    (:func:`~mmpromptkd.models.utils.teacher_provenance.teacher_record`),
+    both as UTF-8 JSON bytes (tensors, so that checkpoints stay tensor-only
+    and mmengine can broadcast the state dict in distributed runs). Features
+    of another class list used for evaluation only (e.g. a cross-dataset
+    target) are kept apart and never saved.
+
+    A model with a teacher refuses stored features whose record names
+    another teacher (a ``load_from`` across teachers).
 
     New names are encoded by the teacher, or by the text encoder of an
     open-vocabulary export (``text_encoder``).
@@ -34,43 +42,64 @@ class ClassTextTable:
         self.register_buffer('text_features', torch.zeros(0, text_dim))
         self.register_buffer('class_names_utf8',
                              torch.zeros(0, dtype=torch.uint8))
+        self.register_buffer('text_provenance_utf8',
+                             torch.zeros(0, dtype=torch.uint8))
+        self._teacher_identity: Optional[dict] = None
         self._eval_features: Optional[torch.Tensor] = None
         self._eval_class_names: Optional[Tuple[str, ...]] = None
 
     @property
     def class_names(self) -> Tuple[str, ...]:
         """tuple[str]: Class names of the stored text features."""
-        return self._decode_class_names(self.class_names_utf8)
-
-    @staticmethod
-    def _decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
-        """Class names from their UTF-8 JSON bytes (a uint8 tensor).
-
-        Raises:
-            CheckpointMismatchError: If the bytes are not a UTF-8 JSON list
-                of strings (e.g. a corrupted checkpoint).
-        """
-        if data is None or len(data) == 0:
-            return ()
-        try:
-            if data.dtype != torch.uint8 or data.dim() != 1:
-                raise ValueError(f'a {data.dtype} tensor of shape '
-                                 f'{tuple(data.shape)}, not 1-D uint8')
-            names = json.loads(bytes(data.tolist()).decode('utf-8'))
-            if not (isinstance(names, list)
-                    and all(isinstance(n, str) for n in names)):
-                raise ValueError('not a JSON list of strings')
-        except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
-            raise CheckpointMismatchError(
-                f'class_names_utf8 does not hold the class names of the '
-                f'stored text features as UTF-8 JSON ({e})') from e
-        return tuple(names)
+        return decode_class_names(self.class_names_utf8)
 
     @class_names.setter
     def class_names(self, names: Sequence[str]) -> None:
-        data = json.dumps(list(names)).encode('utf-8')
-        self.class_names_utf8 = torch.tensor(
-            list(data), dtype=torch.uint8, device=self.class_names_utf8.device)
+        self.class_names_utf8 = _encode_json(list(names),
+                                             self.class_names_utf8.device)
+
+    @property
+    def text_features_teacher(self) -> Optional[dict]:
+        """dict or None: The record of the teacher the stored text features
+        come from (None where not recorded)."""
+        record = _decode_json(self.text_provenance_utf8,
+                              'text_provenance_utf8',
+                              'the record of the teacher of the stored text '
+                              'features')
+        if record is not None and not isinstance(record, dict):
+            raise CheckpointMismatchError(
+                'text_provenance_utf8 does not hold a teacher record '
+                '(a JSON object)')
+        return record
+
+    @text_features_teacher.setter
+    def text_features_teacher(self, record: Optional[dict]) -> None:
+        self.text_provenance_utf8 = torch.zeros(
+            0, dtype=torch.uint8) if record is None else _encode_json(
+                record, self.text_provenance_utf8.device)
+
+    def teacher_identity(self) -> Optional[dict]:
+        """The record of this model's teacher (None without one).
+
+        Computed once: the teacher is frozen, and its text tower may be
+        released after the features are stored.
+        """
+        if self._teacher is None:
+            return None
+        if self._teacher_identity is None:
+            self._teacher_identity = teacher_record(self._teacher)
+        return self._teacher_identity
+
+    def check_text_features_teacher(self) -> None:
+        """Refuse stored text features made by another teacher than this
+        model's (nothing to compare without a teacher or a record).
+
+        Raises:
+            CheckpointMismatchError: Naming both teachers.
+        """
+        if len(self.text_features) and self._teacher is not None:
+            same_teacher(self.text_features_teacher, self.teacher_identity(),
+                         'the stored text features')
 
     @torch.no_grad()
     def compute_text_features(self,
@@ -149,6 +178,8 @@ class ClassTextTable:
         features = self.compute_text_features(names)
         self.text_features = features.to(self.text_features.device)
         self.class_names = names
+        if self._teacher_has_text:
+            self.text_features_teacher = self.teacher_identity()
         self._eval_features = None
         self._eval_class_names = None
 
@@ -172,6 +203,7 @@ class ClassTextTable:
                 '(export_student.py --with-text-encoder)')
         table = self.text_features
         if new:
+            self.check_text_features_teacher()
             table = torch.cat([
                 table,
                 self.compute_text_features(new).to(table.device, table.dtype)
@@ -226,6 +258,7 @@ class ClassTextTable:
         self._eval_features = None
         self._eval_class_names = None
         if names == self.class_names and len(self.text_features):
+            self.check_text_features_teacher()
             return
         if len(self.text_features) == 0:
             if not self.can_encode_text:
@@ -235,8 +268,14 @@ class ClassTextTable:
             self.text_features = self.compute_text_features(names).to(
                 self.text_features.device)
             self.class_names = names
+            if self._teacher_has_text:
+                self.text_features_teacher = self.teacher_identity()
             logger.info(f'Stored teacher text features of {len(names)} '
                         f'classes of {dataset_name}')
+            other_classes = describe_classes(self.text_features_teacher,
+                                             names)
+            if other_classes:
+                logger.warning(other_classes)
             if for_training and self.release_teacher_text_tower and \
                     self._teacher_has_text:
                 self._teacher.release_text_tower()
@@ -247,6 +286,7 @@ class ClassTextTable:
                 0 <= i < len(self.class_names)
                 for i in class_indices) and tuple(
                     self.class_names[i] for i in class_indices) == names:
+            self.check_text_features_teacher()
             index = torch.as_tensor(
                 list(class_indices), device=self.text_features.device)
             self._eval_features = self.text_features[index]
@@ -293,9 +333,11 @@ class ClassTextTable:
                 'to custom_hooks or call prepare_text_features()')
         return text, names
 
-    def use_cached_text_features(self, class_names: Sequence[str],
+    def use_cached_text_features(self,
+                                 class_names: Sequence[str],
                                  features: torch.Tensor,
-                                 source: str = 'the teacher cache') -> None:
+                                 source: str = 'the teacher cache',
+                                 teacher: Optional[dict] = None) -> None:
         """Store the text features a teacher cache was recorded with.
 
         A run on cached teacher logits needs the same text features as the
@@ -307,7 +349,11 @@ class ClassTextTable:
             class_names (Sequence[str]): Classes of the features.
             features (Tensor): The cache's text features (C, D).
             source (str): Where they come from, for messages.
+            teacher (dict, optional): The record of the teacher that made
+                them (the cache's ``meta.json``); an untrained one needs
+                ``allow_untrained_teacher``. Defaults to None.
         """
+        check_recorded_teacher(teacher, self.allow_untrained_teacher, source)
         names = tuple(class_names)
         features = features.to(self.text_features.device,
                                self.text_features.dtype)
@@ -320,6 +366,7 @@ class ClassTextTable:
                     f'the projector maps to {self.text_features.shape[1]}')
             self.text_features = features.clone()
             self.class_names = names
+            self.text_features_teacher = teacher
             MMLogger.get_current_instance().info(
                 f'Stored the text features of {len(names)} classes from '
                 f'{source}')
@@ -331,6 +378,50 @@ class ClassTextTable:
                 f'the stored text features ({len(self.class_names)} '
                 f'classes) are not those {source} was recorded with: its '
                 'logits belong to another teacher')
+
+
+def _encode_json(value, device) -> torch.Tensor:
+    """``value`` as UTF-8 JSON bytes in a uint8 tensor."""
+    data = json.dumps(value).encode('utf-8')
+    return torch.tensor(list(data), dtype=torch.uint8, device=device)
+
+
+def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
+    """The JSON value in a uint8 tensor; None for an empty one.
+
+    Raises:
+        CheckpointMismatchError: If the bytes are not UTF-8 JSON (e.g. a
+            corrupted checkpoint).
+    """
+    if data is None or len(data) == 0:
+        return None
+    try:
+        if data.dtype != torch.uint8 or data.dim() != 1:
+            raise ValueError(f'a {data.dtype} tensor of shape '
+                             f'{tuple(data.shape)}, not 1-D uint8')
+        return json.loads(bytes(data.tolist()).decode('utf-8'))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
+        raise CheckpointMismatchError(
+            f'{key} does not hold {what} as UTF-8 JSON ({e})') from e
+
+
+def decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
+    """Class names from their UTF-8 JSON bytes (``class_names_utf8``).
+
+    Raises:
+        CheckpointMismatchError: If the bytes are not a UTF-8 JSON list of
+            strings (e.g. a corrupted checkpoint).
+    """
+    names = _decode_json(data, 'class_names_utf8',
+                         'the class names of the stored text features')
+    if names is None:
+        return ()
+    if not (isinstance(names, list)
+            and all(isinstance(n, str) for n in names)):
+        raise CheckpointMismatchError(
+            'class_names_utf8 does not hold the class names of the stored '
+            'text features as UTF-8 JSON (not a JSON list of strings)')
+    return tuple(names)
 
 
 def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:

@@ -12,7 +12,7 @@ from mmpromptkd.registry import MODELS
 from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
 from .class_text_table import ClassTextTable
 from .strict_loading import prepare_distiller_load
-from .teacher_provenance import check_trained_teacher
+from ..utils.teacher_provenance import check_trained_teacher
 from ..utils import (cached_teacher_logits, check_image_size,
                      logits_to_data_samples, teacher_input_map)
 

@@ -5,6 +5,12 @@ from torch import nn
 from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
                                                check_state_dict)
 from ..utils import fill_frozen_weights
+from .class_text_table import decode_class_names
+
+
+#: Buffers of JSON bytes (class names, the teacher's record), whose length
+#: is the stored one.
+VARIABLE_LENGTH = ('class_names_utf8', 'text_provenance_utf8')
 
 
 def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
@@ -51,7 +57,7 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
         # Stored features come with their class names, one row each.
         required += [prefix + 'text_features', prefix + 'class_names_utf8']
         try:
-            count = len(model._decode_class_names(names))
+            count = len(decode_class_names(names))
         except CheckpointMismatchError as e:
             raise CheckpointMismatchError(
                 f'the checkpoint: {e}. Nothing was loaded.') from e
@@ -61,8 +67,10 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
             # features, exported): the stored teacher features' width.
             width = features.shape[1]
         own[prefix + 'text_features'] = torch.empty(count, width)
-        if names is not None:
-            own[prefix + 'class_names_utf8'] = names
+    # Variable-length JSON bytes: the stored length is the right one.
+    for name in VARIABLE_LENGTH:
+        if state_dict.get(prefix + name) is not None:
+            own[prefix + name] = state_dict[prefix + name]
     check_state_dict(
         own, {
             k: v
@@ -71,7 +79,7 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
         None,
         required=required,
         model=f'this {type(model).__name__}')
-    for name in ('text_features', 'class_names_utf8'):
+    for name in ('text_features', ) + VARIABLE_LENGTH:
         stored = state_dict.get(prefix + name)
         buffer = getattr(model, name)
         if stored is not None and stored.shape != buffer.shape:

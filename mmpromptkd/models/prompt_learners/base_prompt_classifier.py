@@ -15,6 +15,7 @@ from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
 from ..utils import (check_image_size, check_input_normalization,
                      logits_to_data_samples, preprocessor_normalization)
+from ..utils.teacher_provenance import PromptSource
 from .classifier_checkpoints import (drop_frozen_clip,
                                      ignore_missing_frozen_clip,
                                      load_classifier_checkpoint,
@@ -128,7 +129,7 @@ class BasePromptClassifier(BaseModel):
                              f'{text_batch_size}')
         #: The stage-(a) file the prompts were loaded from; None while they
         #: keep their initial values (teacher_provenance reads it).
-        self.prompt_checkpoint: Optional[str] = None
+        self.prompt_source: Optional[PromptSource] = None
         self.prompted_clip = PromptedCLIP(
             clip=clip,
             vision_prompt_depth=vision_prompt_depth,
@@ -505,6 +506,6 @@ class BasePromptClassifier(BaseModel):
         Args:
             path (str): The checkpoint file.
         """
-        load_classifier_checkpoint(self, path)
+        source = load_classifier_checkpoint(self, path)
         # What the teacher checks (teacher_provenance): trained prompts.
-        self.prompt_checkpoint = path
+        self.prompt_source = source

@@ -10,8 +10,9 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from mmpromptkd.utils import read_state_dict
+from mmpromptkd.utils import read_model_checkpoint
 from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
+from ..utils.teacher_provenance import PromptSource, prompt_source, settle
 
 #: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.
 PROMPTED_CLIP_PREFIX = 'prompted_clip.'
@@ -55,7 +56,7 @@ def loadable_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     return state
 
 
-def load_classifier_checkpoint(model: nn.Module, path: str) -> None:
+def load_classifier_checkpoint(model: nn.Module, path: str) -> PromptSource:
     """Load a stage-(a) checkpoint of this classifier.
 
     Accepts an mmengine checkpoint (``state_dict`` key) or a bare state
@@ -66,16 +67,21 @@ def load_classifier_checkpoint(model: nn.Module, path: str) -> None:
     Args:
         model (BasePromptClassifier): The classifier to load into.
         path (str): The checkpoint file.
+
+    Returns:
+        PromptSource: What the file records of its training.
     """
-    state = read_state_dict(path, type(model).__name__)
+    state, meta = read_model_checkpoint(path, type(model).__name__)
     if state and not any(k.startswith(PROMPTED_CLIP_PREFIX)
                          for k in state):
         state = {PROMPTED_CLIP_PREFIX + k: v for k, v in state.items()}
+    num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
+    source = prompt_source(model, path, meta, holds_clip_weights=num_clip > 0)
     load_state_dict_strictly(
         model, state, path, expected=loadable_state(model),
         required=required_keys(model),
         model=f'this {type(model).__name__}')
-    num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
     MMLogger.get_current_instance().info(
         f'Loaded {len(state) - num_clip} prompt tensors and {num_clip} '
         f'CLIP tensors into {type(model).__name__} from {path}')
+    return settle(model, source)

@@ -17,7 +17,8 @@ from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 
 __all__ = [
     'FROZEN_WEIGHTS_META', 'check_frozen_weights', 'fill_frozen_weights',
-    'frozen_parameters', 'frozen_weights_record', 'strip_frozen_weights'
+    'frozen_parameters', 'frozen_weights_record', 'strip_frozen_weights',
+    'tensors_record'
 ]
 
 #: Key of the fingerprint record in a checkpoint's ``meta``.
@@ -39,8 +40,8 @@ def frozen_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
-def frozen_weights_record(model: nn.Module) -> dict:
-    """A fingerprint of the frozen parameters of ``model``.
+def tensors_record(tensors: Mapping[str, torch.Tensor]) -> dict:
+    """A fingerprint of named tensors.
 
     SHA-256 over each tensor's dtype, shape and bytes in the order of the
     sorted names; the names themselves are left out, so the same CLIP
@@ -49,21 +50,33 @@ def frozen_weights_record(model: nn.Module) -> dict:
     fingerprint.
 
     Args:
-        model (nn.Module): The model (unwrapped).
+        tensors (Mapping[str, Tensor]): The tensors, by name.
 
     Returns:
         dict: ``sha256`` (hex), ``tensors`` and ``elements``.
     """
     digest = hashlib.sha256()
-    frozen = frozen_parameters(model)
-    for name in sorted(frozen):
-        tensor = frozen[name].detach().to('cpu').contiguous()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to('cpu').contiguous()
         digest.update(f'{tensor.dtype}{tuple(tensor.shape)};'.encode())
         # Flattened: a 0-d tensor cannot be viewed as bytes.
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
     return dict(sha256=digest.hexdigest(),
-                tensors=len(frozen),
-                elements=sum(t.numel() for t in frozen.values()))
+                tensors=len(tensors),
+                elements=sum(t.numel() for t in tensors.values()))
+
+
+def frozen_weights_record(model: nn.Module) -> dict:
+    """A fingerprint of the frozen parameters of ``model``
+    (:func:`tensors_record`).
+
+    Args:
+        model (nn.Module): The model (unwrapped).
+
+    Returns:
+        dict: ``sha256`` (hex), ``tensors`` and ``elements``.
+    """
+    return tensors_record(frozen_parameters(model))
 
 
 def strip_frozen_weights(model: nn.Module,
