@@ -50,21 +50,47 @@ def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
         'folder holding them')
 
 
-def _token_name(value) -> Optional[str]:
+#: The sides transformers truncates and pads on.
+SIDES = ('left', 'right')
+
+
+def _engine_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a failure of the ``tokenizers`` engine: an
+    exception, or a Rust panic (``pyo3_runtime.PanicException``, which
+    derives from ``BaseException`` and passes ``except Exception``), not an
+    interruption such as ``KeyboardInterrupt`` or ``SystemExit``."""
+    return isinstance(error, Exception) or \
+        type(error).__name__ == 'PanicException'
+
+
+def _token_name(value, key: str, config_path: str) -> Optional[str]:
     """A special token as tokenizer_config.json writes it (a string or a
     dict with its ``content``)."""
-    return value.get('content') if isinstance(value, dict) else value
+    if isinstance(value, dict):
+        value = value.get('content')
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f'{config_path}: {key} must be a string or a dict with '
+                     f'a string "content", got {value!r}')
 
 
 class LocalHFTokenizer:
     """A Hugging Face fast tokenizer (``tokenizer.json``) that tokenises as
-    open_clip's ``HFTokenizer``: each text cleaned (``clean``), the special
-    tokens of the file's post-processor added, truncated and padded to
+    open_clip's ``HFTokenizer`` does (through ``transformers``, with
+    ``padding='max_length', truncation=True, max_length=context_length``):
+    each text cleaned (``clean``), truncated to leave room for the special
+    tokens of the file's post-processor, these added, then padded to
     ``context_length``; with ``strip_sep_token`` the separator becomes 0.
+
+    As ``transformers`` does, the file's own ``truncation`` and ``padding``
+    settings (length, multiple, padding id) give way to the context length;
+    their sides, and the padding token where ``tokenizer_config.json``
+    names none, are followed. Padding on the left is refused (a prompt's
+    learnable context must start at the same position in every row).
 
     The special tokens are those of ``tokenizer_config.json`` beside the
     file where it names them (``pad_token``, ``sep_token``), else the
-    file's ``<pad>`` / ``[PAD]`` and ``[SEP]``.
+    file's padding token, else its ``<pad>`` / ``[PAD]`` and ``[SEP]``.
 
     Args:
         path (str): The ``tokenizer.json`` file.
@@ -75,18 +101,23 @@ class LocalHFTokenizer:
             BERT tokenizer). Defaults to False.
 
     Raises:
-        ValueError: If the file names no padding token.
+        ValueError: Naming the file and setting: for a file the
+            ``tokenizers`` library cannot read, a special token that is not
+            in it, left padding, or a malformed ``tokenizer_config.json``.
     """
 
     def __init__(self, path: str, context_length: int,
                  clean: str = 'whitespace',
                  strip_sep_token: bool = False) -> None:
         from tokenizers import Tokenizer
+        self.path = path
         try:
             self._tokenizer = Tokenizer.from_file(path)
-        except Exception as e:  # the Rust library raises plain Exception
+        except BaseException as e:
+            if not _engine_failure(e):
+                raise
             raise ValueError(f'{path}: not a Hugging Face tokenizer file '
-                             f'({e})') from e
+                             f'({type(e).__name__}: {e})') from e
         self.context_length = context_length
         self._clean = get_clean_fn(clean)
         config = {}
@@ -100,43 +131,124 @@ class LocalHFTokenizer:
                     from e
             if not isinstance(config, dict):
                 raise ValueError(f'{config_path}: expected a JSON object')
-        pad = self._special(config, 'pad_token', ('<pad>', '[PAD]'), path)
+        file_truncation = self._tokenizer.truncation
+        file_padding = self._tokenizer.padding
+        # transformers replaces the file's truncation and padding by the
+        # context length at every call: off here, applied in __call__.
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self.truncation_side, _ = self._side(
+            config, 'truncation_side', file_truncation, config_path)
+        padding_side, origin = self._side(config, 'padding_side',
+                                          file_padding, config_path)
+        if padding_side != 'right':
+            raise ValueError(
+                f"{path}: padding side '{padding_side}' ({origin}) is not "
+                "supported; only 'right' (a prompt's learnable context must "
+                'start at the same position in every row)')
+        if 'pad_token' not in config and file_padding:
+            # transformers takes the file's padding token then.
+            config = dict(config, pad_token=file_padding['pad_token'])
+        pad = self._special(config, 'pad_token', ('<pad>', '[PAD]'),
+                            config_path)
         self._pad_id = self._tokenizer.token_to_id(pad)
         self._sep_id = None
         if strip_sep_token:
-            sep = self._special(config, 'sep_token', ('[SEP]', '</s>'), path)
+            sep = self._special(config, 'sep_token', ('[SEP]', '</s>'),
+                                config_path)
             self._sep_id = self._tokenizer.token_to_id(sep)
-        self.num_special = self._tokenizer.num_special_tokens_to_add(False)
+        self.num_special = self._engine('to count its special tokens',
+                                        self._tokenizer.
+                                        num_special_tokens_to_add, False)
         # Where a text starts: after the special tokens the post-processor
         # puts before it (a start token, or none, e.g. SigLIP's).
-        probe = self._tokenizer.encode('a')
+        probe = self._engine('to encode "a"', self._tokenizer.encode, 'a')
         self.start = probe.special_tokens_mask.index(0)
+        #: (what, token, id) of the tokens in every row.
+        self.special_ids = [('padding', pad, self._pad_id)] + [
+            ('special', token, i) for token, i, special in zip(
+                probe.tokens, probe.ids, probe.special_tokens_mask)
+            if special]
+
+    def _engine(self, doing: str, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` of the ``tokenizers`` engine, its
+        failures (panics included) an error naming the file."""
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as e:
+            if not _engine_failure(e):
+                raise
+            raise ValueError(f'{self.path}: the tokenizers library failed '
+                             f'{doing} ({type(e).__name__}: {e})') from e
+
+    def _side(self, config: dict, key: str, file_setting: Optional[dict],
+              config_path: str):
+        """The side transformers truncates or pads on, and where it is
+        set: ``tokenizer_config.json``'s ``key``, else the file's own
+        setting, else the right."""
+        if key in config:
+            side = config[key]
+            if side not in SIDES:
+                raise ValueError(f"{config_path}: {key} must be 'left' or "
+                                 f"'right', got {side!r}")
+            return side, f"{CONFIG_FILE}'s {key}"
+        if file_setting:
+            return file_setting['direction'], f'the file\'s {key[:-5]}'
+        return 'right', 'the default'
 
     def _special(self, config: dict, key: str, defaults: Sequence[str],
-                 path: str) -> str:
-        names = [_token_name(config.get(key))] + list(defaults)
-        for name in names:
-            if name and self._tokenizer.token_to_id(name) is not None:
+                 config_path: str) -> str:
+        named = _token_name(config.get(key), key, config_path)
+        if named is not None:
+            # transformers would add it as a new token past the vocabulary.
+            if self._tokenizer.token_to_id(named) is None:
+                raise ValueError(f'{config_path}: {key} {named!r} is not a '
+                                 f'token of {self.path}')
+            return named
+        for name in defaults:
+            if self._tokenizer.token_to_id(name) is not None:
                 return name
-        raise ValueError(f'{path}: no {key} (tried {names[1:]} and '
-                         f'{CONFIG_FILE}\'s {key})')
+        raise ValueError(f'{self.path}: no {key} (tried {list(defaults)} '
+                         f'and {CONFIG_FILE}\'s {key})')
+
+    def check_vocabulary(self, vocab_size: int) -> None:
+        """Refuse a padding or special token id that a text tower of
+        ``vocab_size`` tokens has no embedding for.
+
+        Args:
+            vocab_size (int): Rows of the tower's token embedding.
+
+        Raises:
+            ValueError: Naming the file, the token, its id and the size.
+        """
+        for what, token, i in self.special_ids:
+            if i >= vocab_size:
+                raise ValueError(
+                    f'{self.path}: the {what} token {token!r} has id {i}, '
+                    f"beyond the text tower's vocabulary of {vocab_size} "
+                    'tokens (the tokenizer is not the model\'s)')
 
     def encode(self, text: str) -> List[int]:
         """Token ids of a cleaned text, without special tokens."""
-        return self._tokenizer.encode(
-            self._clean(text), add_special_tokens=False).ids
+        return self._engine(f'to encode "{text}"', self._tokenizer.encode,
+                            self._clean(text), add_special_tokens=False).ids
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         """Token ids of shape (N, context_length): each text truncated to
-        leave room for the special tokens (as ``transformers`` truncates),
-        the special tokens added, then padded."""
+        leave room for the special tokens (on ``truncation_side``, as
+        ``transformers`` truncates), the special tokens added, then padded
+        on the right."""
         ids = torch.full((len(texts), self.context_length), self._pad_id,
                          dtype=torch.long)
         for i, text in enumerate(texts):
-            encoding = self._tokenizer.encode(
-                self._clean(text), add_special_tokens=False)
-            encoding.truncate(self.context_length - self.num_special)
-            row = self._tokenizer.post_process(encoding).ids
+            doing = f'to encode "{text}"'
+            encoding = self._engine(doing, self._tokenizer.encode,
+                                    self._clean(text),
+                                    add_special_tokens=False)
+            encoding.truncate(self.context_length - self.num_special,
+                              direction=self.truncation_side)
+            row = self._engine(doing, self._tokenizer.post_process,
+                               encoding).ids
             ids[i, :len(row)] = torch.tensor(row)
         if self._sep_id is not None:
             ids[ids == self._sep_id] = 0
