@@ -7,7 +7,10 @@ import pytest
 import torch
 from tokenizers import Regex, Tokenizer, pre_tokenizers
 
+from mmpromptkd.models.clip import PromptedCLIP
+from mmpromptkd.models.clip.class_prompts import text_tokenizer
 from mmpromptkd.models.clip.hf_tokenizer import LocalHFTokenizer
+from scaled_open_clip import scaled_model_cfg, small_timm_trunks
 from small_hf_tokenizer import write_small_hf_tokenizer
 
 # gemma layout, by hand: <pad> 0, <unk> 1, <bos> 2, <eos> 3, a 4, photo 5,
@@ -142,6 +145,16 @@ def test_a_non_string_pad_token_is_refused_by_name(tmp_path, value):
         LocalHFTokenizer(path, 6)
 
 
+@pytest.mark.parametrize('kwargs', [['clean'], 'lower',
+                                    dict(strip_sep_token='no')])
+def test_non_dict_tokenizer_kwargs_are_refused_by_name(tmp_path, kwargs):
+    folder = write_small_hf_tokenizer(str(tmp_path), 'bert')
+    with pytest.raises(ValueError, match=r'text_cfg\.tokenizer_kwargs'
+                       r'(\.strip_sep_token)?: expected a (dict|bool)'):
+        text_tokenizer(dict(hf_tokenizer_name=folder,
+                            tokenizer_kwargs=kwargs))
+
+
 def test_a_regex_panic_of_the_tokenizers_engine_is_an_error_naming_the_file(
         tmp_path):
     # Catastrophic backtracking: the engine panics (PanicException derives
@@ -165,6 +178,37 @@ def test_a_regex_panic_of_the_tokenizers_engine_is_an_error_naming_the_file(
     tokenizer._tokenizer = Interrupted()
     with pytest.raises(KeyboardInterrupt):
         tokenizer(['a dog'])
+
+
+def siglip(folder, vocab_size):
+    model_cfg = scaled_model_cfg('ViT-B-16-SigLIP')
+    model_cfg['text_cfg'].update(hf_tokenizer_name=folder,
+                                 vocab_size=vocab_size)
+    with small_timm_trunks():
+        return PromptedCLIP(clip=dict(model_cfg=model_cfg))
+
+
+def test_a_pad_id_beyond_the_text_tower_vocabulary_is_refused_at_build(
+        tmp_path):
+    # 'art' (id 24) pads; the token embedding has 20 rows.
+    crafted(tmp_path, config=dict(pad_token='art'))
+    with pytest.raises(ValueError, match=r'tokenizer\.json: the padding token '
+                       r"'art' has id 24, beyond the text tower's vocabulary "
+                       r'of 20 tokens'):
+        siglip(str(tmp_path), 20)
+
+
+def test_a_word_id_beyond_the_text_tower_vocabulary_is_refused_when_tokenising(
+        tmp_path):
+    # 'red car' is 12 13; the token embedding has 13 rows.
+    crafted(tmp_path)
+    model = siglip(str(tmp_path), 13)
+    model.encode_text(['dog'])
+    with pytest.raises(ValueError, match=r'tokenizer\.json: class name '
+                       r'"red car" has token id 13, beyond the text tower\'s '
+                       r'vocabulary of 13 tokens'):
+        model.encode_text(['red car'])
+    assert torch.isfinite(model.encode_text(['dog'])).all()
 
 
 CRAFTED = {
@@ -192,3 +236,34 @@ def test_crafted_file_settings_keep_open_clip_hf_tokenizer_ids(tmp_path,
                              clean='canonicalize')
         ours = LocalHFTokenizer(path, length, clean='canonicalize')
         assert torch.equal(ours(texts), theirs(texts)), length
+
+
+def test_a_ctx_init_id_beyond_the_text_tower_vocabulary_is_refused_at_build(
+        tmp_path):
+    # 'red' is 12; the token embedding has 12 rows.
+    crafted(tmp_path)
+    model_cfg = scaled_model_cfg('ViT-B-16-SigLIP')
+    model_cfg['text_cfg'].update(hf_tokenizer_name=str(tmp_path),
+                                 vocab_size=12)
+    with small_timm_trunks(), pytest.raises(
+            ValueError, match=r'tokenizer\.json: ctx_init "red car" has '
+            r"token id 12, beyond the text tower's vocabulary of 12 tokens"):
+        PromptedCLIP(clip=dict(model_cfg=model_cfg), ctx_init='red car',
+                     text_prompt_depth=1, text_prompt_length=2)
+
+
+def test_a_template_id_beyond_the_text_tower_vocabulary_is_refused(
+        tmp_path):
+    from mmpromptkd.registry import MODELS
+    crafted(tmp_path)
+    model_cfg = scaled_model_cfg('ViT-B-16-SigLIP')
+    model_cfg['text_cfg'].update(hf_tokenizer_name=str(tmp_path),
+                                 vocab_size=13)
+    with small_timm_trunks():
+        model = MODELS.build(dict(type='ZeroShotCLIPClassifier',
+                                  clip=dict(model_cfg=model_cfg),
+                                  template='a photo of a {}.'))
+    with pytest.raises(ValueError, match=r'tokenizer\.json: prompt "a photo '
+                       r'of a red car." has token id 13, beyond the text '
+                       r"tower's vocabulary of 13 tokens"):
+        model.encode_text(['dog', 'red car'])

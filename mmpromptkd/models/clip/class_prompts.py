@@ -1,7 +1,7 @@
 """Tokenising class prompts with a text tower's tokenizer: CLIP's BPE
 tokenizer, or a Hugging Face tokenizer from its local files."""
 import functools
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from open_clip.tokenizer import SimpleTokenizer
@@ -58,7 +58,11 @@ def text_tokenizer(text_cfg: dict) -> Tokenizer:
     name = text_cfg.get('hf_tokenizer_name')
     if not name:
         return shared_tokenizer(context_length)
-    kwargs = dict(text_cfg.get('tokenizer_kwargs') or {})
+    kwargs = text_cfg.get('tokenizer_kwargs') or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'text_cfg.tokenizer_kwargs: expected a dict of '
+                         f'open_clip HFTokenizer settings (tokenizer '
+                         f'{name}), got {kwargs!r}')
     unknown = set(kwargs) - set(HF_TOKENIZER_SETTINGS)
     if unknown:
         raise ValueError(f'text_cfg.tokenizer_kwargs: {sorted(unknown)} are '
@@ -67,8 +71,13 @@ def text_tokenizer(text_cfg: dict) -> Tokenizer:
     if clean not in CLEANINGS:
         raise ValueError(f'text_cfg.tokenizer_kwargs.clean must be one of '
                          f'{list(CLEANINGS)}, got {clean!r}')
-    return _hf_tokenizer(name, context_length, clean,
-                         bool(kwargs.get('strip_sep_token', False)))
+    strip_sep_token = kwargs.get('strip_sep_token', False)
+    if not isinstance(strip_sep_token, bool):
+        # bool('no') would be True.
+        raise ValueError(f'text_cfg.tokenizer_kwargs.strip_sep_token: '
+                         f'expected a bool (tokenizer {name}), got '
+                         f'{strip_sep_token!r}')
+    return _hf_tokenizer(name, context_length, clean, strip_sep_token)
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,10 +87,38 @@ def _hf_tokenizer(name: str, context_length: int, clean: str,
                             clean=clean, strip_sep_token=strip_sep_token)
 
 
+def check_token_ids(tokenizer: Tokenizer, tokens: torch.Tensor,
+                    vocab_size: int, texts: Sequence[str]) -> None:
+    """Refuse token ids a text tower's embedding has no row for (said
+    here, not as torch's ``IndexError`` inside the embedding).
+
+    Args:
+        tokenizer (SimpleTokenizer | LocalHFTokenizer): What made them.
+        tokens (Tensor): Token ids, one row per text.
+        vocab_size (int): Rows of the tower's token embedding.
+        texts (Sequence[str]): What each row is, for the message.
+
+    Raises:
+        ValueError: Naming the tokenizer file, the text, the id and the
+            vocabulary size.
+    """
+    tokens = torch.as_tensor(tokens).reshape(len(texts), -1)
+    beyond = (tokens >= vocab_size).any(dim=1).nonzero()
+    if len(beyond):
+        row = int(beyond[0])
+        first = int(tokens[row][tokens[row] >= vocab_size][0])
+        source = getattr(tokenizer, 'path', "open_clip's CLIP tokenizer")
+        raise ValueError(
+            f'{source}: {texts[row]} has token id {first}, '
+            f"beyond the text tower's vocabulary of {vocab_size} tokens (the "
+            "tokenizer is not the model's)")
+
+
 def tokenize_class_prompts(tokenizer: Tokenizer,
                            prefix: str,
                            class_names: Sequence[str],
-                           context_tokens: int = 0) -> torch.Tensor:
+                           context_tokens: int = 0,
+                           vocab_size: Optional[int] = None) -> torch.Tensor:
     """Tokenise ``"{prefix} {name}."`` for every class name.
 
     Args:
@@ -92,13 +129,17 @@ def tokenize_class_prompts(tokenizer: Tokenizer,
         context_tokens (int): The learnable context replaces this many
             first tokens of the prefix, which must then stand at the same
             positions in every prompt. Defaults to 0.
+        vocab_size (int, optional): Rows of the text tower's token
+            embedding, which every id must be below. Defaults to None (not
+            checked).
 
     Returns:
         Tensor: Token ids of shape (C, context_length).
 
     Raises:
         ValueError: If a prompt is longer than the context, naming it, or
-            the tokenizer merges the prefix's context tokens with a name.
+            the tokenizer merges the prefix's context tokens with a name,
+            or an id is beyond ``vocab_size`` (naming the tokenizer file).
     """
     context_length = tokenizer.context_length
     prompts = []
@@ -111,6 +152,9 @@ def tokenize_class_prompts(tokenizer: Tokenizer,
                 f'the context length {context_length}')
         prompts.append(text)
     tokens = tokenizer(prompts)
+    if vocab_size is not None:
+        check_token_ids(tokenizer, tokens, vocab_size,
+                        [f'class name "{name}"' for name in class_names])
     start, ids = tokenizer.start, tokenizer.encode(prefix)[:context_tokens]
     if len(ids) < context_tokens or not bool(
             (tokens[:, start:start + context_tokens] == torch.tensor(

@@ -11,10 +11,11 @@ from torch.utils.checkpoint import checkpoint as grad_checkpoint
 from mmpromptkd.registry import MODELS
 from ..utils.reference_fp16 import convert_to_reference_fp16
 from ..utils.teacher_provenance import PromptSource
-from .class_prompts import (Tokenizer, text_tokenizer,
+from .class_prompts import (Tokenizer, check_token_ids, text_tokenizer,
                             tokenize_class_prompts)
 from .clip_builder import (build_clip_and_architecture,
                            pretrained_normalization, text_only_source)
+from .hf_tokenizer import LocalHFTokenizer
 from .prompt_checkpoint import load_prompts
 from .towers import TextTower, VisionTower, vision_tower_of
 from .towers.openclip_vit_tower import batch_first_block
@@ -127,7 +128,11 @@ class PromptedCLIP(BaseModule):
         self.has_text_tower = text_tower
         if text_tower:
             self._text_tower = TextTower(self.clip)
-            self.tokenizer  # read now: a missing tokenizer file is an error
+            # Read now: a missing tokenizer file, or one whose padding or
+            # special tokens the embedding lacks, is an error at build.
+            if isinstance(self.tokenizer, LocalHFTokenizer) and \
+                    self._vocab_size is not None:
+                self.tokenizer.check_vocabulary(self._vocab_size)
             _check_depth('text_prompt_depth', text_prompt_depth,
                          len(self._text_tower.module.transformer.resblocks))
         elif text_prompt_depth:
@@ -169,6 +174,9 @@ class PromptedCLIP(BaseModule):
             init_ids = self.tokenizer.encode(self.prompt_prefix)
             if len(init_ids) >= text_prompt_length:
                 ids = torch.tensor(init_ids[:text_prompt_length])
+                if self._vocab_size is not None:
+                    check_token_ids(self.tokenizer, ids, self._vocab_size,
+                                    [f'ctx_init "{ctx_init}"'])
                 embedding = self._text_tower.module.token_embedding
                 with torch.no_grad():
                     init = embedding(ids.to(embedding.weight.device))
@@ -388,7 +396,15 @@ class PromptedCLIP(BaseModule):
         """
         return tokenize_class_prompts(
             self.tokenizer, self.prompt_prefix, class_names,
-            self.text_prompt_length if self.text_prompt_depth else 0)
+            self.text_prompt_length if self.text_prompt_depth else 0,
+            vocab_size=self._vocab_size)
+
+    @property
+    def _vocab_size(self) -> Optional[int]:
+        """int, optional: Rows of the text tower's token embedding (None
+        where the tower has no such embedding)."""
+        embedding = getattr(self.text_tower.module, 'token_embedding', None)
+        return getattr(embedding, 'num_embeddings', None)
 
     def _tokens(
         self, class_names: Sequence[str]

@@ -13,6 +13,7 @@ from mmpromptkd.utils.state_dict_check import check_state_dict
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
+from ..clip.class_prompts import check_token_ids
 from ..utils import (check_image_size, check_input_normalization,
                      logits_to_data_samples, preprocessor_normalization)
 from ..utils.teacher_provenance import PromptSource
@@ -322,8 +323,11 @@ class BasePromptClassifier(BaseModel):
                     context:
                 raise ValueError(f'prompt "{text}" is longer than the '
                                  f'context length {context}')
-        device = pc.text_tower.module.token_embedding.weight.device
-        return pc.tokenizer(list(texts)).to(device)
+        embedding = pc.text_tower.module.token_embedding
+        tokens = pc.tokenizer(list(texts))
+        check_token_ids(pc.tokenizer, tokens, embedding.num_embeddings,
+                        [f'prompt "{text}"' for text in texts])
+        return tokens.to(embedding.weight.device)
 
     @torch.no_grad()
     def template_text_features(self, class_names: Sequence[str],
