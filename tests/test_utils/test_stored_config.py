@@ -171,3 +171,26 @@ def test_a_text_encoder_builds_no_image_tower():
         'text_encoder.clip.transformer.resblocks.1.ln_1.weight': (64, ),
     })
     check_stored_config(cfg, 'f.pth: meta.model', state_shapes=shapes)
+
+
+def test_a_linear_timm_head_signature(tmp_path):
+    """open_clip's linear head over the demo's timm trunk (``timm_proj=
+    'linear'``, as ConvNeXt towers have) builds, exports and loads."""
+    from mmengine.config import Config
+
+    from mmpromptkd.apis import export_student
+    from mmpromptkd.registry import MODELS
+    model_cfg = Config.fromfile('configs/_base_/models/promptkd_tiny-clip.py'
+                                )['tiny_siglip_clip'].to_dict()
+    model_cfg['vision_cfg']['timm_proj'] = 'linear'
+    cfg = dict(type='PromptKDDistiller', allow_untrained_teacher=True,
+               student=dict(clip=dict(model_cfg=model_cfg)),
+               teacher=dict(clip=dict(model_cfg=copy.deepcopy(TINY))))
+    model = MODELS.build(cfg).eval()
+    model.prepare_text_features(['a', 'b'], for_training=True)
+    export_student(model, cfg, str(tmp_path / 'student.pth'))
+    loaded = load_exported_student(str(tmp_path / 'student.pth'))
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.student_logits(images),
+                                   model.student_logits(images))

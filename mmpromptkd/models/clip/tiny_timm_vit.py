@@ -48,7 +48,13 @@ def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
     for option in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'):
         kwargs.pop(option, None)
     args.update(kwargs)
-    return VisionTransformer(**args)
+    model = VisionTransformer(**args)
+    # timm's factories attach the model's input settings; open_clip reads
+    # them where it puts its own head (timm_proj='linear' or 'mlp').
+    model.pretrained_cfg = model.default_cfg = dict(
+        architecture=TINY_SHAPES_VIT, input_size=(3, 32, 32),
+        num_classes=model.num_classes)
+    return model
 
 
 def register_tiny_shapes_vit(timm_model_name: str) -> None:
