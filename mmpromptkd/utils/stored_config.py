@@ -16,11 +16,16 @@ cycles):
   one of open_clip's own configs uses and never pretrained, no Hugging
   Face names), and ``checkpoint``, ``pretrained`` and ``init_cfg`` are
   unset;
-- a declared CLIP tower whose weights the file stores has their shapes (a
-  timm tower is built on the meta device first, which allocates nothing),
-  and one it does not store (dropped after building) is at most
-  :data:`MAX_ABSENT_TOWER` parameters, so nothing larger than the file
-  holds is allocated.
+- every declared size is compared with the stored weights before anything
+  is allocated: first the block counts, widths and grids of the stored
+  towers (open_clip's ViT and text towers, ModifiedResNet's stages), then
+  every weight of the declared CLIP, built on the meta device (which
+  allocates nothing); prompt lengths and depths and the projector's
+  widths against their stored tensors. What the file does not store (a
+  tower dropped after building, buffers) is bounded: at most
+  :data:`MAX_ABSENT_LAYERS` blocks and :data:`MAX_ABSENT_TOWER` elements;
+- a timm trunk with a fixed patch grid declares the image size of that
+  grid (inference resizes images to it).
 
 Every refusal names the file and the key path; nothing is imported or
 called because a file names it.
@@ -91,6 +96,9 @@ def image_only_architecture(architecture: dict) -> dict:
 #: then dropped): above the text tower of ViT-L/14 (123.7 M), far below
 #: what would exhaust memory.
 MAX_ABSENT_TOWER = 200 * 10**6
+#: Blocks of a declared tower that the file does not store (built one by
+#: one, then dropped): above any of open_clip's text towers (32).
+MAX_ABSENT_LAYERS = 64
 
 
 def check_stored_config(cfg: Any,
@@ -119,6 +127,7 @@ def check_stored_config(cfg: Any,
     """
     allowed = frozenset(STORED_CONFIG_EXTRA_TYPES if extra_types is None
                         else extra_types)
+    prompted, projectors = [], []
     for node, where in _containers(cfg, source):
         if not isinstance(node, dict):
             continue
@@ -127,6 +136,17 @@ def check_stored_config(cfg: Any,
             # A text-only PromptedCLIP builds no image tower (a stand-in).
             _check_clip(node['clip'], f'{where}.clip', source, state_shapes,
                         node.get('image_tower', True) is not False)
+            prompted.append((node, where))
+        if node.get('type') in ('FeatureProjector',
+                                f'{_SCOPE}.FeatureProjector'):
+            projectors.append((node, where))
+    if state_shapes is None:
+        return
+    # After the CLIPs they run with (which tell the most).
+    for node, where in prompted:
+        _check_prompts(node, where, source, state_shapes)
+    for node, where in projectors:
+        _check_projector(node, where, source, state_shapes)
 
 
 def _containers(cfg: Any, source: str) -> Iterator[Tuple[Any, str]]:
@@ -230,13 +250,26 @@ def _check_clip(clip: dict, where: str, source: str,
                     "open_clip's towers only (no Hugging Face models or "
                     'tokenizers, which name hubs or folders). Nothing was '
                     'built.')
-        if part == 'vision_cfg' and any(k.startswith('timm_') for k in tower):
-            _check_timm_tower(model_cfg, f'{where}.{part}', source, prefix,
-                              state_shapes if image_tower else None)
-        elif state_shapes is not None and (image_tower
-                                           or part != 'vision_cfg'):
-            _check_tower(tower, part, f'{where}.{part}', source, prefix,
-                         state_shapes)
+    vision = model_cfg.get('vision_cfg', {})
+    timm_tower = any(k.startswith('timm_') for k in vision)
+    if timm_tower:
+        _check_timm_tower(vision, f'{where}.vision_cfg', source)
+    if state_shapes is None:
+        return
+    # First what decides the cost of building at all (block counts,
+    # widths and grids of the stored towers; the size of the others).
+    if image_tower and not timm_tower:
+        if isinstance(vision.get('layers'), (list, tuple)):
+            _check_resnet(vision, f'{where}.vision_cfg', source, prefix,
+                          state_shapes)
+        else:
+            _check_tower(vision, 'vision_cfg', f'{where}.vision_cfg', source,
+                         prefix, state_shapes)
+    _check_tower(model_cfg.get('text_cfg', {}), 'text_cfg',
+                 f'{where}.text_cfg', source, prefix, state_shapes)
+    # Then every declared shape, built on the meta device.
+    _check_declared_weights(clip, where, source, prefix, state_shapes,
+                            image_tower)
 
 
 @functools.lru_cache(maxsize=None)
@@ -261,14 +294,9 @@ def _known_timm_tower(name: Any) -> bool:
         name).__module__.startswith('mmpromptkd.')
 
 
-def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
-                      shapes: Optional[Dict[str, Sequence[int]]]) -> None:
+def _check_timm_tower(tower: dict, where: str, source: str) -> None:
     """A declared timm image tower: one of open_clip's (or one the package
-    registers), without weights to fetch, and (given ``shapes``) of the
-    stored weights' shapes, compared on the meta device, where building
-    allocates nothing."""
-    import open_clip
-    tower = model_cfg['vision_cfg']
+    registers), without weights to fetch, of a bounded image size."""
     if tower.get('timm_model_pretrained'):
         raise ValueError(f'{source}: {where}.timm_model_pretrained would '
                          'download weights. Nothing was built.')
@@ -283,30 +311,148 @@ def _check_timm_tower(model_cfg: dict, where: str, source: str, prefix: str,
         raise ValueError(f'{source}: {where}.image_size must be an integer '
                          f'in [1, {MAX_IMAGE_SIZE}], got {image!r}. Nothing '
                          'was built.')
-    if shapes is None:
-        return
-    declared_cfg = image_only_architecture(dict(model_cfg=model_cfg))[
-        'model_cfg']
-    model_class = open_clip.CustomTextCLIP if declared_cfg.pop(
-        'custom_text', False) else open_clip.CLIP
-    declared_cfg.pop('quick_gelu', None)
+
+
+def _check_declared_weights(clip: dict, where: str, source: str,
+                            prefix: str, shapes: Dict[str, Sequence[int]],
+                            image_tower: bool) -> None:
+    """Every weight a declared CLIP has against the stored ones.
+
+    The CLIP is built as :class:`PromptedCLIP` builds it, on the meta
+    device (which allocates nothing): its image tower must be the stored
+    one, any stored weight of it must have its shape, and what the file
+    does not store (a dropped tower, buffers such as the causal mask) is
+    at most :data:`MAX_ABSENT_TOWER` elements.
+    """
+    from mmpromptkd.models.clip.clip_builder import (_build_open_clip_model,
+                                                     text_only_source)
+    architecture = clip if image_tower else text_only_source(clip)
     try:
         with torch.device('meta'):
-            declared = model_class(**declared_cfg).visual.state_dict()
-    except (TypeError, ValueError, AssertionError, RuntimeError) as e:
-        raise ValueError(f'{source}: {where} does not build: {e}. Nothing '
-                         'was built.') from e
-    declared = {f'{prefix}visual.{k}': tuple(v.shape)
-                for k, v in declared.items()}
-    stored = {k: tuple(v) for k, v in shapes.items()
-              if k.startswith(f'{prefix}visual.')}
-    if declared != stored:
-        differing = sorted(set(declared.items()) ^ set(stored.items()))[:3]
+            model = _build_open_clip_model(
+                copy.deepcopy(dict(architecture['model_cfg'])),
+                bool(clip.get('quick_gelu', False)))
+    except Exception as e:  # noqa: B902 (any failure: a named refusal)
+        raise ValueError(f'{source}: {where} does not build: '
+                         f'{type(e).__name__}: {e}. Nothing was built.') from e
+    declared = {f'{prefix}{k}': tuple(v.shape)
+                for k, v in model.state_dict().items()}
+    stored = {k: tuple(v) for k, v in shapes.items() if k.startswith(prefix)}
+    visual = f'{prefix}visual.'
+    differing = sorted(k for k in declared.keys() | stored.keys()
+                       if declared.get(k) != stored.get(k) and (
+                           k in stored or (image_tower
+                                           and k.startswith(visual))))
+    if differing:
+        part = 'image-tower' if differing[0].startswith(visual) \
+            else 'text-tower'
+        first = [(k, declared.get(k), stored.get(k)) for k in differing[:3]]
         raise ValueError(
-            f'{source}: {where} declares other image-tower weights than the '
-            f'file stores (first differences: {differing}): the '
-            'architecture is not that of the stored weights. Nothing was '
+            f'{source}: {where} declares other {part} weights than '
+            f'the file stores (first differences, as (key, declared, '
+            f'stored): {first}): the architecture is not that of the stored '
+            'weights. Nothing was built.')
+    absent = sum(t.numel() for t in model.parameters()) + sum(
+        t.numel() for t in model.buffers()) - sum(
+            _numel(declared[k]) for k in declared.keys() & stored.keys())
+    if absent > MAX_ABSENT_TOWER:
+        raise ValueError(
+            f'{source}: {where} declares {absent:,} elements that '
+            f'the file does not store (at most {MAX_ABSENT_TOWER:,}: a '
+            'dropped tower and buffers). Nothing was built.')
+    if image_tower:
+        _check_timm_image_size(model.visual, where, source)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    """Elements of a tensor of ``shape``."""
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def _check_timm_image_size(visual: torch.nn.Module, where: str,
+                           source: str) -> None:
+    """A timm trunk with a fixed patch grid takes images of one size: the
+    declared ``image_size`` (which inference resizes to) must be it."""
+    embed = getattr(getattr(visual, 'trunk', None), 'patch_embed', None)
+    size = getattr(embed, 'img_size', None)
+    if size is None or getattr(visual.trunk, 'dynamic_img_size', False) or \
+            not getattr(embed, 'strict_img_size', True):
+        return  # no grid (a CNN) or any size: nothing to compare
+    image = tuple(visual.image_size)
+    if image != tuple(size):
+        raise ValueError(
+            f'{source}: {where}.vision_cfg.image_size is '
+            f'{image[0]}, but its timm trunk takes {tuple(size)} images (the '
+            'patch grid of its stored positional embedding). Nothing was '
             'built.')
+
+
+def _check_resnet(tower: dict, where: str, source: str, prefix: str,
+                  shapes: Dict[str, Sequence[int]]) -> None:
+    """A declared ModifiedResNet's blocks per stage against the stored
+    ones (its widths are compared when it is built on the meta device)."""
+    layers = tower['layers']
+    if len(layers) != 4 or not all(type(n) is int and n >= 1
+                                   for n in layers):
+        raise ValueError(f'{source}: {where}.layers must be four positive '
+                         f'block counts (a ModifiedResNet), got {layers!r}. '
+                         'Nothing was built.')
+    stored = []
+    for stage in range(1, 5):
+        head = f'{prefix}visual.layer{stage}.'
+        stored.append(len({k[len(head):].split('.', 1)[0]
+                           for k in shapes if k.startswith(head)}))
+    if list(layers) != stored:
+        raise ValueError(
+            f'{source}: {where}.layers declares {list(layers)} blocks per '
+            f'stage, but the file stores {stored}: the architecture is not '
+            'that of the stored weights. Nothing was built.')
+
+
+def _check_prompts(node: dict, where: str, source: str,
+                   shapes: Dict[str, Sequence[int]]) -> None:
+    """Declared prompt lengths and depths against the stored prompts."""
+    prefix = where.split('.', 1)[1] + '.'
+    for tower in ('vision', 'text'):
+        depth = node.get(f'{tower}_prompt_depth', 0)
+        length = node.get(f'{tower}_prompt_length', 4)
+        if not depth:
+            continue
+        first = shapes.get(f'{prefix}{tower}_ctx')
+        deep = f'{prefix}{tower}_deep_prompts.'
+        stored_depth = len([k for k in shapes if k.startswith(deep)]) + (
+            first is not None)
+        if stored_depth != depth or first is None or \
+                tuple(first)[:1] != (length, ):
+            raise ValueError(
+                f'{source}: {where}.{tower}_prompt_length is {length!r} and '
+                f'{tower}_prompt_depth {depth!r}, but the file stores '
+                f'{stored_depth} {tower} prompts, the first of shape '
+                f'{None if first is None else tuple(first)}. Nothing was '
+                'built.')
+
+
+def _check_projector(node: dict, where: str, source: str,
+                     shapes: Dict[str, Sequence[int]]) -> None:
+    """A declared FeatureProjector's widths against its stored layers."""
+    prefix = where.split('.', 1)[1] + '.'
+    fc1 = tuple(shapes.get(f'{prefix}fc1.weight', ()))
+    fc2 = tuple(shapes.get(f'{prefix}fc2.weight', ()))
+    out = node.get('out_channels')
+    hidden = node.get('hidden_channels', out)
+    declared = dict(out_channels=(out, fc2[:1]),
+                    hidden_channels=(hidden, fc1[:1]),
+                    in_channels=(node.get('in_channels'), fc1[1:2]))
+    for key, (value, stored) in declared.items():
+        if (value is not None or key != 'in_channels') and \
+                stored != (value, ):
+            raise ValueError(
+                f'{source}: {where}.{key} is {value!r}, but the file stores '
+                f'{prefix}fc1.weight of shape {fc1} and {prefix}fc2.weight '
+                f'of shape {fc2}. Nothing was built.')
 
 
 def _check_tower(tower: dict, part: str, where: str, source: str,
@@ -345,11 +491,12 @@ def _check_tower(tower: dict, part: str, where: str, source: str,
     if not any(k in shapes for k in expected) and not stored_blocks:
         # A tower dropped after building (a student's text tower).
         declared = layers * 12 * width * width + inputs
-        if declared > MAX_ABSENT_TOWER:
+        if declared > MAX_ABSENT_TOWER or layers > MAX_ABSENT_LAYERS:
             raise ValueError(
-                f'{source}: {where} declares about {declared:,} parameters '
-                f'for a tower the file does not store (at most '
-                f'{MAX_ABSENT_TOWER:,}). Nothing was built.')
+                f'{source}: {where} declares {layers} blocks and about '
+                f'{declared:,} parameters for a tower the file does not '
+                f'store (at most {MAX_ABSENT_LAYERS} blocks and '
+                f'{MAX_ABSENT_TOWER:,} parameters). Nothing was built.')
         return
     stored = {k: tuple(shapes.get(k, ())) for k in expected}
     if stored != expected or len(stored_blocks) != layers:

@@ -111,12 +111,18 @@ def test_no_file_is_named(key, value):
 
 
 def tiny_shapes(prefix='student.clip.', layers=2):
-    """The stored shapes of TINY's image tower."""
-    shapes = {f'{prefix}visual.conv1.weight': (64, 3, 8, 8),
-              f'{prefix}visual.positional_embedding': (17, 64)}
-    for i in range(layers):
-        shapes[f'{prefix}visual.transformer.resblocks.{i}.ln_1.weight'] = \
-            (64, )
+    """The stored shapes of TINY's image tower and of the projector (as a
+    student that dropped its text tower stores them)."""
+    import open_clip
+    model_cfg = copy.deepcopy(TINY)
+    model_cfg['vision_cfg']['layers'] = layers
+    with torch.device('meta'):
+        clip = open_clip.CLIP(**model_cfg)
+    shapes = {f'{prefix}{k}': tuple(v.shape)
+              for k, v in clip.state_dict().items()
+              if k.startswith('visual.') or k == 'logit_scale'}
+    shapes.update({'projector.fc1.weight': (32, 32),
+                   'projector.fc2.weight': (32, 32)})
     return shapes
 
 
@@ -171,6 +177,91 @@ def test_a_text_encoder_builds_no_image_tower():
         'text_encoder.clip.transformer.resblocks.1.ln_1.weight': (64, ),
     })
     check_stored_config(cfg, 'f.pth: meta.model', state_shapes=shapes)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """Payloads of exported tiny students: an open_clip ViT with a vision
+    prompt, and the demo's timm tower (32 px, 8 px patches)."""
+    from mmengine.config import Config
+
+    from mmpromptkd.apis import export_student
+    from mmpromptkd.registry import MODELS
+    from mmpromptkd.utils import load_checkpoint_file
+    demo = Config.fromfile('configs/_base_/models/promptkd_tiny-clip.py')
+    payloads = {}
+    for name, model_cfg in (('vit', copy.deepcopy(TINY)),
+                            ('timm', demo['tiny_siglip_clip'].to_dict())):
+        cfg = dict(type='PromptKDDistiller', allow_untrained_teacher=True,
+                   student=dict(clip=dict(model_cfg=model_cfg),
+                                vision_prompt_depth=1),
+                   teacher=dict(clip=dict(model_cfg=copy.deepcopy(TINY)),
+                                text_prompt_depth=1))
+        model = MODELS.build(cfg).eval()
+        model.prepare_text_features(['a', 'b'], for_training=True)
+        path = str(tmp_path_factory.mktemp(name) / 'student.pth')
+        export_student(model, cfg, path)
+        payloads[name] = load_checkpoint_file(path)
+    return payloads
+
+
+def changed(payload, path, change):
+    """Write ``payload`` with ``change(meta.model)`` applied to ``path``."""
+    payload = copy.deepcopy(payload)
+    change(payload['meta']['model'])
+    torch.save(payload, path)
+    return str(path)
+
+
+def _clip(model):
+    return model['student']['clip']['model_cfg']
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda m: _clip(m).update(embed_dim=10**12),
+     r'model_cfg declares other image-tower weights .*visual\.proj'),
+    (lambda m: _clip(m)['vision_cfg'].update(mlp_ratio=10**9),
+     r'model_cfg declares other image-tower weights .*c_fc'),
+    (lambda m: _clip(m)['text_cfg'].update(context_length=10**6),
+     r'model_cfg declares 1,000,\d+,\d+,\d+ elements that the file does '
+     'not store'),
+    (lambda m: _clip(m)['text_cfg'].update(width=1, heads=1, layers=10**7),
+     r'text_cfg declares 10000000 blocks'),
+    (lambda m: m['student'].update(vision_prompt_length=10**12),
+     r'student\.vision_prompt_length is 1000000000000'),
+    (lambda m: m['projector'].update(out_channels=10**12),
+     r'projector\.out_channels is 1000000000000'),
+    (lambda m: m['projector'].update(hidden_channels=10**12),
+     r'projector\.hidden_channels is 1000000000000'),
+], ids=['embed_dim', 'mlp_ratio', 'context_length', 'text_layers',
+        'vision_prompt_length', 'projector_out', 'projector_hidden'])
+def test_every_declared_size_is_compared_or_bounded(change, message,
+                                                    exported, tmp_path,
+                                                    monkeypatch):
+    """A size the stored weights do not have is refused before anything is
+    built (the sizes would need terabytes)."""
+    from mmpromptkd.registry import MODELS
+    path = changed(exported['vit'], tmp_path / 'student.pth', change)
+    monkeypatch.setattr(MODELS, 'build', lambda *a, **k: pytest.fail(
+        'built a model the file does not hold'))
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=message) as error:
+        load_exported_student(path)
+    assert time.perf_counter() - start < 3
+    assert str(error.value).endswith('Nothing was built.')
+
+
+def test_a_timm_image_size_is_that_of_its_patch_grid_signature(
+        exported, tmp_path):
+    """The demo's trunk takes 32 px images (a 4 x 4 grid of 8 px patches):
+    a stored 4096 would make inference resize every image to 4096 px and
+    fail inside timm."""
+    path = changed(exported['timm'], tmp_path / 'student.pth', lambda m: m[
+        'student']['clip']['model_cfg']['vision_cfg'].update(image_size=4096))
+    with pytest.raises(ValueError, match=r'image_size is 4096.*\(32, 32\)'):
+        load_exported_student(path)
+    same = changed(exported['timm'], tmp_path / 'same.pth', lambda m: None)
+    assert load_exported_student(same).student.image_size == (32, 32)
 
 
 def test_a_linear_timm_head_signature(tmp_path):
