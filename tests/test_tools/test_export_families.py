@@ -1,10 +1,12 @@
-"""Every family a student may be goes through export, loading and ONNX.
+"""Students of every family go through export, loading and ONNX.
 
 What ``export_student`` writes, ``load_exported_student`` reads, and
 ``tools/deployment/pytorch2onnx.py`` turns into a graph that onnxruntime
-runs as PyTorch does: open_clip's ViT, its ModifiedResNet (RN50 family)
-and a timm ConvNeXt with open_clip's linear projection head. Tiny random
-models only.
+runs as PyTorch does, for the convolutional families: open_clip's
+ModifiedResNet (RN50 family) and a timm ConvNeXt with open_clip's linear
+projection head. (open_clip's ViT goes through the same tools in
+test_deployment.py, timm ViT and EVA trunks in test_deploy_families.py.)
+Tiny random models only.
 """
 import json
 
@@ -20,10 +22,8 @@ from tool_scripts import load_tool
 CLASSES = ['red circle', 'blue square', 'green star']
 #: Students by open_clip config name: the vision prompt depth their tower
 #: takes (convolutional towers take none) and a small image size (the
-#: export and onnxruntime runs take less time). timm ViT and EVA trunks
-#: go through export and ONNX in test_deploy_families.py.
+#: export and onnxruntime runs take less time).
 FAMILIES = {
-    'ViT-B-16': (1, 32),  # open_clip's VisionTransformer
     'RN50': (0, 64),  # ModifiedResNet
     'convnext_base_w': (0, 64),  # timm ConvNeXt, timm_proj='linear'
 }
