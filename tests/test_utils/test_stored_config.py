@@ -6,6 +6,7 @@ local folders, or allocate what the file does not hold.
 """
 import copy
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,9 @@ import torch
 from mmpromptkd.apis import load_exported_student
 from mmpromptkd.utils.stored_config import check_stored_config
 
+#: The demo's model configs (its timm tower: 32 px, 8 px patches).
+DEMO_MODELS = str(Path(__file__).resolve().parents[2] / 'configs' / '_base_' /
+                  'models' / 'promptkd_tiny-clip.py')
 TINY = dict(
     embed_dim=32,
     vision_cfg=dict(image_size=32, patch_size=8, width=64, layers=2,
@@ -188,7 +192,7 @@ def exported(tmp_path_factory):
     from mmpromptkd.apis import export_student
     from mmpromptkd.registry import MODELS
     from mmpromptkd.utils import load_checkpoint_file
-    demo = Config.fromfile('configs/_base_/models/promptkd_tiny-clip.py')
+    demo = Config.fromfile(DEMO_MODELS)
     payloads = {}
     for name, model_cfg in (('vit', copy.deepcopy(TINY)),
                             ('timm', demo['tiny_siglip_clip'].to_dict())):
@@ -271,8 +275,7 @@ def test_a_linear_timm_head_signature(tmp_path):
 
     from mmpromptkd.apis import export_student
     from mmpromptkd.registry import MODELS
-    model_cfg = Config.fromfile('configs/_base_/models/promptkd_tiny-clip.py'
-                                )['tiny_siglip_clip'].to_dict()
+    model_cfg = Config.fromfile(DEMO_MODELS)['tiny_siglip_clip'].to_dict()
     model_cfg['vision_cfg']['timm_proj'] = 'linear'
     cfg = dict(type='PromptKDDistiller', allow_untrained_teacher=True,
                student=dict(clip=dict(model_cfg=model_cfg)),
