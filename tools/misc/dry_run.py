@@ -31,9 +31,14 @@ Each phase prints its wall time and the peak resident memory of the phase
 (and the peak CUDA memory on a GPU); the tools' own output goes to
 ``WORK_DIR/<phase>.log``. The last line is ``dry run ok: CONFIG`` or
 ``dry run failed: CONFIG: ...`` with the first error. Nothing is written
-outside the work dir and nothing is downloaded. ``--quick`` trains one
-epoch (iteration) without validation and tests the checkpoint, nothing
-else.
+outside the work dir and nothing is downloaded: every output location the
+config names (hooks' ``out_dir``, visualizers' and vis backends'
+``save_dir``, metrics' ``collect_dir``, ``DumpResults`` files) is
+redirected into the work dir (:func:`keep_outputs_inside`), the datasets
+read the miniature at their classes' own layout (a ``dataset_dir`` of the
+config is dropped) and a teacher-cache dataset reads the cache recorded
+in the work dir. ``--quick`` trains one epoch (iteration) without
+validation and tests the checkpoint, nothing else.
 """
 import argparse
 import ast
@@ -66,6 +71,27 @@ from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
 NUM_CLASSES = 4
 #: Models with nothing to train: their configs are evaluated only.
 EVALUATION_ONLY = ('ZeroShotCLIPClassifier', )
+#: Dataset arguments that name folders and files of the user's data
+#: (CoOpDataset's); a miniature is read at the class's own layout.
+LAYOUT_KEYS = ('dataset_dir', 'image_dir', 'split_file')
+#: Keys of a folder that outputs go to, anywhere in a config: hooks'
+#: ``out_dir``, visualizers' and vis backends' ``save_dir``, metrics'
+#: ``collect_dir`` (removed after use), and their kin.
+OUTPUT_FOLDER_KEYS = ('out_dir', 'save_dir', 'collect_dir', 'show_dir',
+                      'log_dir', 'output_dir', 'tmpdir')
+#: Keys of an output file (``DumpResults``' ``out_file_path``, ...).
+OUTPUT_FILE_KEYS = ('out_file', 'out_file_path')
+#: Names that LocalVisBackend joins to its ``save_dir``: an absolute one
+#: (or one with '..') would leave it.
+INSIDE_SAVE_DIR_KEYS = ('img_save_dir', 'config_save_file',
+                        'scalar_save_file')
+#: Hooks that write under ``<out_dir>/<last folder of the work dir>``: with
+#: the dry run's work dir as ``out_dir``, that is the phase's own folder
+#: (where the dry run finds the checkpoints).
+PHASE_FOLDER_HOOKS = ('CheckpointHook', 'SafeCheckpointHook', 'LoggerHook')
+#: Vis backends that write only under their ``save_dir``; the others send
+#: to a service and are replaced by LocalVisBackend.
+LOCAL_VIS_BACKENDS = ('LocalVisBackend', 'TensorboardVisBackend')
 
 
 # ---------------------------------------------------------------------- #
@@ -97,6 +123,9 @@ class MiniatureData:
         self.train_per_class = train_per_class
         self.tiny = tiny
         self.written: Dict[str, dict] = {}
+        #: Where a teacher cache of the dry run is recorded; every
+        #: ``TeacherCachedDataset`` reads this one, never the config's.
+        self.teacher_cache = osp.join(osp.dirname(root), 'teacher_cache')
 
     def _once(self, name: str,
               write: Callable[[str], Optional[dict]]) -> dict:
@@ -115,8 +144,16 @@ class MiniatureData:
         for inner in [dataset.get('dataset'), *dataset.get('datasets', [])]:
             if isinstance(inner, dict):
                 self.prepare(inner)
-        if name in ('TeacherCachedDataset', 'NestedSubset', 'ConcatDataset'):
+        if name == 'TeacherCachedDataset':
+            dataset['cache'] = self.teacher_cache
             return
+        if name in ('NestedSubset', 'ConcatDataset'):
+            return
+        # The miniature has the class's own layout: a folder the config
+        # names (an absolute dataset_dir is the user's real data, where a
+        # few-shot draw would be written) is never read.
+        for key in LAYOUT_KEYS:
+            dataset.pop(key, None)
         if name == 'SyntheticShapes':
             dataset.update(self._once(name, self._synthetic_shapes))
         elif name == 'UnlabeledImages':
@@ -166,6 +203,76 @@ def prepare_data(cfg: Config, data: MiniatureData) -> None:
             dataset = loader.dataset.to_dict()
             data.prepare(dataset)
             loader.dataset = dataset
+
+
+def _leaves_folder(name: str) -> bool:
+    """Whether a name joined to a folder lands outside it."""
+    return osp.isabs(name) or '..' in name.replace('\\', '/').split('/')
+
+
+def _output_folder(work_dir: str, where: str) -> str:
+    """The folder of the work dir that stands in for the config key
+    ``where`` (e.g. ``outputs/test_evaluator.1.out_file_path``)."""
+    return osp.join(work_dir, 'outputs',
+                    where.replace('[', '.').replace(']', ''))
+
+
+def _keep_inside(node, where: str, work_dir: str) -> None:
+    """Point every output location under ``node`` into ``work_dir``."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _keep_inside(item, f'{where}[{i}]', work_dir)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = bare_type(node.get('type'))
+    if isinstance(node.get('vis_backends'), list):
+        for i, backend in enumerate(node['vis_backends']):
+            name = bare_type(backend.get('type'))
+            if name not in LOCAL_VIS_BACKENDS:
+                print(f'  ({where}.vis_backends[{i}]: {name} sends outside '
+                      'the work dir; LocalVisBackend in its place)')
+                node['vis_backends'][i] = dict(type='LocalVisBackend')
+    for key, value in list(node.items()):
+        here = f'{where}.{key}' if where else key
+        if isinstance(value, (dict, list)):
+            _keep_inside(value, here, work_dir)
+        elif not isinstance(value, str) or not value:
+            continue
+        elif key == 'out_dir' and kind in PHASE_FOLDER_HOOKS:
+            node[key] = work_dir
+        elif key in OUTPUT_FOLDER_KEYS:
+            node[key] = _output_folder(work_dir, here)
+        elif key in OUTPUT_FILE_KEYS:
+            # The file name is kept: tools check its suffix ('.pkl').
+            node[key] = osp.join(_output_folder(work_dir, here),
+                                 osp.basename(value))
+        elif key in INSIDE_SAVE_DIR_KEYS and _leaves_folder(value):
+            node[key] = osp.basename(value)
+
+
+def keep_outputs_inside(cfg: Config, work_dir: str) -> None:
+    """Every output location a config names, redirected into ``work_dir``.
+
+    Hooks' ``out_dir`` (mmengine's loggers and checkpoint hooks write
+    under ``<out_dir>/<last folder of the run's work dir>``, here the
+    phase's own folder), visualizers' and vis backends' ``save_dir`` (and
+    the names LocalVisBackend joins to it), metrics' ``collect_dir`` and
+    ``DumpResults``' ``out_file_path``, wherever they are in the config;
+    vis backends that send to a service become LocalVisBackend. The data
+    (``data_root``, ``dataset_dir``, teacher caches) is pointed at the
+    miniature by :class:`MiniatureData`.
+
+    Args:
+        cfg (Config): The config; modified in place.
+        work_dir (str): The dry run's work dir.
+    """
+    for key in list(cfg.keys()):
+        value = cfg[key]
+        if isinstance(value, (dict, list)):
+            _keep_inside(value, key, work_dir)  # in place
+        elif key in OUTPUT_FOLDER_KEYS and isinstance(value, str):
+            cfg[key] = _output_folder(work_dir, key)
 
 
 def set_schedule(cfg: Config, length: int) -> None:
@@ -327,7 +434,11 @@ class DryRun:
             check_cfg_options(cfg, self.cfg_options)
             cfg.merge_from_dict(self.cfg_options)
         prepare_model(cfg, self.weights)
+        # No weight file is read: the phases load only their own
+        # checkpoints (the resume phase names its own).
+        cfg.load_from = None
         prepare_data(cfg, data)
+        keep_outputs_inside(cfg, self.work_dir)
         set_schedule(cfg, length)
         return cfg
 
@@ -345,7 +456,7 @@ class DryRun:
                               'names no _base_ config with the teacher')
         cfg = self._prepared(online, data, epochs)
         path = self._dump(cfg, 'online_config.json')
-        out = osp.join(self.work_dir, 'teacher_cache')
+        out = data.teacher_cache
         recorder = load_tool('misc/cache_teacher_logits.py')
         run_phase('cache', self.work_dir, lambda: recorder.main(
             [path, '--out', out, '--epochs', str(epochs)]))
@@ -353,10 +464,18 @@ class DryRun:
 
     def run(self) -> None:
         """Run every phase; raises :class:`PhaseFailed` at the first error."""
+        if osp.exists(self.work_dir) and not osp.isdir(self.work_dir):
+            raise PhaseFailed(f'work dir {self.work_dir} (--work-dir) is not '
+                              'a folder: give an empty or new folder')
         if osp.exists(self.work_dir) and os.listdir(self.work_dir):
             raise PhaseFailed(f'work dir {self.work_dir} is not empty: a dry '
                               'run starts in an empty (or new) folder')
-        os.makedirs(self.work_dir, exist_ok=True)
+        try:
+            os.makedirs(self.work_dir, exist_ok=True)
+        except OSError as e:  # e.g. a file where a parent folder should be
+            raise PhaseFailed(f'work dir {self.work_dir} (--work-dir) cannot '
+                              f'be created: {e.strerror}: give an empty or '
+                              'new folder') from e
         kind = 'tiny CLIPs' if self.tiny else \
             "random weights of the config's architectures"
         print(f'dry run of {self.config} ({kind}), work dir {self.work_dir}',

@@ -1,0 +1,128 @@
+"""Tools write only where they are told, and never over what a user has.
+
+A dry run keeps every output location a config may name inside its work
+dir; the tools that write files refuse to replace one without ``--force``
+and never default to the shipped weights; a teacher cache whose file is
+not a regular file is refused, not opened (a named pipe would block).
+"""
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from synthetic_shapes import generate_coop_dataset
+from tool_runs import CONFIG, torch_threads
+from tool_scripts import load_tool
+
+DRY_RUN = load_tool('misc/dry_run.py')
+USER_NOTE = b'{"mode": "train", "loss": 0.25}\n'
+
+
+def _snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` (and every folder) by relative path,
+    with the digest of its bytes."""
+    found = {}
+    for path in sorted(folder.rglob('*')):
+        key = str(path.relative_to(folder))
+        found[key] = 'dir' if path.is_dir() else \
+            hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def user_folder(tmp_path) -> Path:
+    """A user's folder: a log of their own and their real (shapes) data."""
+    user = tmp_path / 'user'
+    user.mkdir()
+    (user / 'scalars.json').write_bytes(USER_NOTE)
+    generate_coop_dataset(user / 'data', num_classes=4, train_per_class=2,
+                          val_per_class=1, test_per_class=1)
+    return user
+
+
+def _outside_config(tmp_path: Path, user: Path) -> Path:
+    """A config that names the user's folder as every output it can, and
+    the user's data as its dataset folder (few-shot: a draw is written)."""
+    data = str(user / 'data')
+    config = tmp_path / 'outside.py'
+    config.write_text(f"""
+_base_ = [{str(CONFIG)!r}]
+user = {str(user)!r}
+default_hooks = dict(
+    logger=dict(out_dir=user),
+    checkpoint=dict(out_dir=user),
+    visualization=dict(out_dir=user))
+visualizer = dict(save_dir=user, vis_backends=[
+    dict(type='LocalVisBackend', save_dir=user,
+         scalar_save_file=user + '/scalars.json')])
+train_dataloader = dict(batch_size=4,
+                        dataset=dict(dataset_dir={data!r}, num_shots=2))
+val_dataloader = dict(dataset=dict(dataset_dir={data!r}))
+test_dataloader = dict(dataset=dict(dataset_dir={data!r}))
+test_evaluator = [
+    dict(type='BaseNovelAccuracy', collect_dir=user + '/collect'),
+    dict(type='DumpResults', out_file_path=user + '/results.pkl'),
+]
+""")
+    return config
+
+
+def _strings(node, path=''):
+    """Every string of a config node, with its dotted key path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f'{path}.{key}' if path else key)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _strings(value, f'{path}[{i}]')
+    elif isinstance(node, str):
+        yield path, node
+
+
+def test_dry_run_writes_nothing_outside_its_work_dir(tmp_path, user_folder,
+                                                     capsys):
+    config = _outside_config(tmp_path, user_folder)
+    before = _snapshot(user_folder)
+    with torch_threads(1):
+        code = DRY_RUN.main([str(config), '--tiny', '--quick', '--work-dir',
+                             str(tmp_path / 'dry')])
+    out = capsys.readouterr().out
+    assert _snapshot(user_folder) == before, out[-2000:]
+    assert (user_folder / 'scalars.json').read_bytes() == USER_NOTE
+    assert code == 0, out[-2000:]
+
+
+def test_dry_run_config_names_no_outside_location(tmp_path, user_folder):
+    """Where the config is rewritten: no key, nested or not, still names
+    the user's folder (teacher caches and vis backends included)."""
+    config = _outside_config(tmp_path, user_folder)
+    with open(config, 'a') as f:
+        f.write(f"""
+test_dataloader = dict(dataset=dict(
+    _delete_=True, type='TeacherCachedDataset', cache=user + '/cache',
+    dataset=dict(type='SyntheticShapes', data_root={str(user_folder)!r},
+                 dataset_dir={str(user_folder / 'data')!r})))
+visualizer = dict(save_dir=user, vis_backends=[
+    dict(type='LocalVisBackend', save_dir=user),
+    dict(type='TensorboardVisBackend', save_dir=user)])
+""")
+    work_dir = tmp_path / 'dry'
+    run = DRY_RUN.DryRun(str(config), str(work_dir), tiny=True)
+    run.weights = DRY_RUN.RandomWeights(str(work_dir / 'weights'), True)
+    data = DRY_RUN.MiniatureData(str(work_dir / 'data'), 4, 2, True)
+    cfg = run._prepared(str(config), data, 1)
+    # (``user``: the config's own variable, which nothing reads.)
+    outside = [(key, value) for key, value in _strings(cfg.to_dict())
+               if str(user_folder) in value and key != 'user']
+    assert outside == []
+
+
+def test_dry_run_work_dir_naming_a_file_is_refused_by_name(tmp_path, capsys):
+    taken = tmp_path / 'notes.txt'
+    taken.write_bytes(USER_NOTE)
+    assert DRY_RUN.main([str(CONFIG), '--tiny', '--quick', '--work-dir',
+                         str(taken)]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith('dry run failed: ')
+    assert f'work dir {taken} (--work-dir) is not a folder' in last
+    assert taken.read_bytes() == USER_NOTE
