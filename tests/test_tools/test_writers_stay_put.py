@@ -6,12 +6,14 @@ and never default to the shipped weights; a teacher cache whose file is
 not a regular file is refused, not opened (a named pipe would block).
 """
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from synthetic_shapes import generate_coop_dataset
-from tool_runs import CONFIG, torch_threads
+from tool_runs import CONFIG, REPO, torch_threads
 from tool_scripts import load_tool
 
 DRY_RUN = load_tool('misc/dry_run.py')
@@ -126,3 +128,44 @@ def test_dry_run_work_dir_naming_a_file_is_refused_by_name(tmp_path, capsys):
     assert last.startswith('dry run failed: ')
     assert f'work dir {taken} (--work-dir) is not a folder' in last
     assert taken.read_bytes() == USER_NOTE
+
+
+# ---------------------------------------------------------------------- #
+# Tools that write files.
+MICRO = ('tiny_teacher_clip = dict(embed_dim=32, vision_cfg=dict('
+         'image_size=32, patch_size=8, width=32, layers=1, head_width=32), '
+         'text_cfg=dict(context_length=77, vocab_size=49408, width=32, '
+         'heads=1, layers=1))\n'
+         'tiny_student_clip = tiny_teacher_clip\n')
+
+
+def test_pretrain_tiny_clip_never_defaults_to_the_shipped_weights():
+    script = load_tool('misc/pretrain_tiny_clip.py')
+    out_dir = Path(os.path.abspath(script.parse_args([]).out_dir))
+    shipped = REPO / 'checkpoints'
+    assert shipped not in (out_dir, *out_dir.parents)
+
+
+def test_pretrain_tiny_clip_refuses_to_replace_weights(tmp_path):
+    micro = tmp_path / 'micro.py'
+    micro.write_text(MICRO)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'tiny_clip_student.pth').write_bytes(b'my weights')
+    (out / 'SHA256SUMS').write_bytes(b'my sums\n')
+    before = _snapshot(out)
+    script = load_tool('misc/pretrain_tiny_clip.py')
+    args = ['--model-cfg', str(micro), '--which', 'student', '--steps', '1',
+            '--batch-size', '4', '--images-per-class', '1',
+            '--eval-per-class', '0', '--out-dir', str(out)]
+    with pytest.raises(SystemExit, match='tiny_clip_student.pth'):
+        script.main(args)
+    assert _snapshot(out) == before
+    # With --force: replaced, and the sums name the new file.
+    script.main(args + ['--force'])
+    state = torch.load(out / 'tiny_clip_student.pth', weights_only=True)
+    assert 'visual.proj' in state
+    assert (out / 'SHA256SUMS').read_text().endswith(
+        '  tiny_clip_student.pth\n')
+    assert sorted(p.name for p in out.iterdir()) == [
+        'SHA256SUMS', 'tiny_clip_student.pth']  # no temporaries left

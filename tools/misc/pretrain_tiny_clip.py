@@ -13,13 +13,19 @@ covers every class concept, as web-scale CLIP data covers the names of
 "novel" classes. The target domain is used only for the final zero-shot
 report.
 
-Example (the command that made ``checkpoints/tiny_clip``; every value is
-the default)::
+Example (the command that made ``checkpoints/tiny_clip``, with ``--force``
+to make them again where they exist; every other value is the
+default)::
 
     python tools/misc/pretrain_tiny_clip.py --out-dir checkpoints/tiny_clip \
         --teacher-steps 500 --student-steps 200 --batch-size 128 --lr 1e-3 \
         --weight-decay 0.05 --warmup-frac 0.05 --images-per-class 48 \
-        --seed 0 --threads 1
+        --seed 0 --threads 1 --force
+
+The default ``--out-dir`` is ``work_dirs/tiny_clip``, never the shipped
+folder; an existing weight file or ``SHA256SUMS`` is replaced only with
+``--force`` (checked before training), and each file is written whole
+(a temporary file renamed into place).
 
 Outputs (fp16 plain state dicts with open_clip key names, loadable with
 ``torch.load(weights_only=True)`` and through
@@ -39,6 +45,7 @@ import math
 import os
 import os.path as osp
 import re
+import shutil
 import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -55,7 +62,7 @@ for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
         sys.path.insert(0, _path)
 
 import synthetic_shapes as shapes  # noqa: E402
-from mmpromptkd.fileio import atomic_write  # noqa: E402
+from mmpromptkd.fileio import atomic_write, temporary_path  # noqa: E402
 from mmpromptkd.models.clip.tiny_timm_vit import \
     register_tiny_shapes_vit  # noqa: E402
 
@@ -99,8 +106,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Contrastively pre-train the tiny teacher / student '
         'CLIPs on the shifted synthetic-shapes domain.')
     parser.add_argument(
-        '--out-dir', default=osp.join(_REPO_ROOT, 'checkpoints', 'tiny_clip'),
-        help='where the .pth files and SHA256SUMS are written')
+        '--out-dir', default=osp.join('work_dirs', 'tiny_clip'),
+        help='where the .pth files and SHA256SUMS are written (default: '
+        'work_dirs/tiny_clip; the shipped weights are checkpoints/tiny_clip)')
+    parser.add_argument(
+        '--force', action='store_true',
+        help='replace existing .pth files and SHA256SUMS in --out-dir')
     parser.add_argument(
         '--which', choices=('teacher', 'student', 'both', 'siglip'),
         default='both',
@@ -507,6 +518,47 @@ def fp16_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
+def check_outputs(out_dir: str, which: Sequence[str], force: bool) -> None:
+    """Refuse, before any training, to replace files without ``--force``.
+
+    Args:
+        out_dir (str): The output folder.
+        which (Sequence[str]): The models to write (keys of :data:`MODELS`).
+        force (bool): Whether existing outputs may be replaced.
+
+    Raises:
+        SystemExit: Naming the files that exist, or ``out_dir`` if it is
+            not a folder.
+    """
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise SystemExit(f'--out-dir {out_dir} is a file, not a folder')
+    names = [MODELS[name][1] for name in which] + [SUMS_FILE]
+    existing = [osp.join(out_dir, n) for n in names
+                if osp.lexists(osp.join(out_dir, n))]
+    if existing and not force:
+        raise SystemExit(f'{", ".join(existing)} exist(s); refusing to '
+                         'replace (pass --force, or choose another '
+                         '--out-dir)')
+
+
+def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
+    """``torch.save`` into ``path`` whole: written under the same file name
+    in a temporary folder beside it, then renamed into place.
+
+    The name matters: ``torch.save`` names its archive after the file, so
+    the bytes (and ``SHA256SUMS``) are those of a plain
+    ``torch.save(state, path)``.
+    """
+    tmp = temporary_path(path)
+    os.makedirs(tmp)
+    try:
+        staged = osp.join(tmp, osp.basename(path))
+        torch.save(state, staged)
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_sums(out_dir: str) -> str:
     """Write ``SHA256SUMS`` (sha256sum format) for the .pth files present.
 
@@ -607,6 +659,7 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
     image_size = cfgs[which[0]]['vision_cfg']['image_size']
     if any(cfgs[w]['vision_cfg']['image_size'] != image_size for w in which):
         raise ValueError('teacher and student must share the image size')
+    check_outputs(args.out_dir, which, args.force)
     os.makedirs(args.out_dir, exist_ok=True)
 
     start = time.time()
@@ -623,7 +676,7 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
         model = train_model(cfgs[name], data, steps, args, name)
         seconds = time.time() - start
         path = osp.join(args.out_dir, MODELS[name][1])
-        torch.save(fp16_state_dict(model), path)
+        save_weights(fp16_state_dict(model), path)
         results[name] = dict(path=path, seconds=seconds, steps=steps)
         print(f'[{name}] trained in {seconds:.0f}s, saved {path} '
               f'({osp.getsize(path) / 2**20:.1f} MiB)', flush=True)
