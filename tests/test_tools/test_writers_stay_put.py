@@ -169,3 +169,36 @@ def test_pretrain_tiny_clip_refuses_to_replace_weights(tmp_path):
         '  tiny_clip_student.pth\n')
     assert sorted(p.name for p in out.iterdir()) == [
         'SHA256SUMS', 'tiny_clip_student.pth']  # no temporaries left
+
+
+def test_open_clip_coverage_refuses_to_replace_its_out(tmp_path):
+    coverage = load_tool('analysis/open_clip_coverage.py')
+    table = tmp_path / 'coverage.md'
+    table.write_bytes(USER_NOTE)
+    with pytest.raises(SystemExit, match=str(table)):
+        coverage.main(['--out', str(table), '--models', 'RN50'])
+    assert table.read_bytes() == USER_NOTE
+
+
+def test_small_hf_tokenizer_refuses_another_tokenizer_in_place(tmp_path):
+    from small_hf_tokenizer import write_small_hf_tokenizer
+    folder = tmp_path / 'tokenizer'
+    folder.mkdir()
+    (folder / 'tokenizer.json').write_bytes(USER_NOTE)
+    with pytest.raises(FileExistsError, match='tokenizer.json'):
+        write_small_hf_tokenizer(str(folder), 'end')
+    assert (folder / 'tokenizer.json').read_bytes() == USER_NOTE
+    # The same tokenizer again is no replacement: written once, reused.
+    again = tmp_path / 'again'
+    write_small_hf_tokenizer(str(again), 'end')
+    files = _snapshot(again)
+    write_small_hf_tokenizer(str(again), 'end')
+    assert _snapshot(again) == files
+
+
+def test_random_clip_weights_refuse_to_replace_a_file(tmp_path):
+    weights = DRY_RUN.RandomWeights(str(tmp_path), tiny=True)
+    (tmp_path / 'clip_0.pth').write_bytes(b'my weights')
+    with pytest.raises(FileExistsError, match='clip_0.pth'):
+        weights.source({}, 'student')
+    assert (tmp_path / 'clip_0.pth').read_bytes() == b'my weights'

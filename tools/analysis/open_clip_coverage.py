@@ -1,7 +1,7 @@
 """Which open_clip model configurations PromptedCLIP builds, and how.
 
     python tools/analysis/open_clip_coverage.py \\
-        [--out docs/open_clip_coverage.md] [--models NAME ...]
+        [--out docs/open_clip_coverage.md [--force]] [--models NAME ...]
 
 For every model configuration open_clip knows (144 in open_clip 3.3), a
 scaled-down copy (2 blocks of width 64 in every transformer tower, the
@@ -41,6 +41,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../misc')))
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
+from mmpromptkd.cli import new_output  # noqa: E402
+from mmpromptkd.fileio import atomic_write  # noqa: E402
 from mmpromptkd.models.clip import PromptedCLIP  # noqa: E402
 from scaled_open_clip import (quick_gelu_of, scaled_model_cfg,  # noqa: E402
                               small_timm_trunks)
@@ -139,7 +141,7 @@ open_clip's own, relative to the largest feature (`ok`: below 1e-5).
 Regenerate with
 
     python tools/analysis/open_clip_coverage.py \\
-        --out docs/open_clip_coverage.md
+        --out docs/open_clip_coverage.md --force
 
 (`tests/test_tools/test_open_clip_coverage.py` builds every row again and
 compares it with this file.)
@@ -165,6 +167,8 @@ def coverage_document(names: Optional[List[str]] = None) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', help='write the table to this file')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --out file')
     parser.add_argument('--models', nargs='+',
                         help='open_clip model names (default: all)')
     return parser.parse_args(argv)
@@ -172,14 +176,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.out:
+        try:  # before minutes of building: nothing of the user's is lost
+            new_output(args.out, args.force)
+        except ValueError as e:
+            raise SystemExit(f'--out: {e}') from None
     unknown = sorted(set(args.models or []) - set(open_clip.list_models()))
     if unknown:
         print(f'--models: unknown open_clip models {unknown}')
         return 1
     document = coverage_document(args.models)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(document)
+        atomic_write(document, args.out)
     print(document, end='')
     return 0
 

@@ -11,6 +11,8 @@ from typing import Dict
 import torch
 from mmengine.config import Config
 
+from mmpromptkd.fileio import temporary_path
+
 _REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = Config.fromfile(
     osp.join(_REPO, 'configs', '_base_', 'models', 'promptkd_tiny-clip.py'))
@@ -80,11 +82,22 @@ class RandomWeights:
         key = json.dumps(arch, sort_keys=True)
         if key not in self.files:
             path = osp.join(self.folder, f'clip_{len(self.files)}.pth')
+            if osp.lexists(path):
+                raise FileExistsError(f'{path} exists; random weights never '
+                                      'replace a file (give an empty or '
+                                      'new folder)')
             os.makedirs(self.folder, exist_ok=True)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(len(self.files))
                 weights = build_clip(dict(arch)).state_dict()
-            torch.save(weights, path)
+            # Whole or not at all: a temporary file renamed into place.
+            tmp = temporary_path(path)
+            try:
+                torch.save(weights, tmp)
+                os.replace(tmp, path)
+            finally:
+                if osp.exists(tmp):
+                    os.remove(tmp)
             del weights
             self.files[key] = path
         return dict(arch, checkpoint=self.files[key])

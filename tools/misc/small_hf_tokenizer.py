@@ -8,9 +8,15 @@ tokenizers do), or between a start and an end token. Its ids are known in
 advance: specials first, then the words in the order given.
 """
 import json
-import os
 import os.path as osp
+import sys
 from typing import Dict, Sequence
+
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from mmpromptkd.fileio import atomic_write  # noqa: E402
 
 __all__ = ['LAYOUTS', 'WORDS', 'write_small_hf_tokenizer', 'layout_of']
 
@@ -62,6 +68,10 @@ def write_small_hf_tokenizer(folder: str, layout: str = 'end',
 
     Returns:
         str: ``folder`` (a ``text_cfg.hf_tokenizer_name``).
+
+    Raises:
+        FileExistsError: If ``folder`` holds other tokenizer files (the
+            same ones are kept as they are).
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     spec = LAYOUTS[layout]
@@ -75,12 +85,31 @@ def write_small_hf_tokenizer(folder: str, layout: str = 'end',
         single=template,
         special_tokens=[(t, vocab[t])
                         for t in (*spec['before'], *spec['after'])])
-    os.makedirs(folder, exist_ok=True)
-    tokenizer.save(osp.join(folder, 'tokenizer.json'))
     config = dict(pad_token=spec['pad'], unk_token=spec['unk'])
     if layout == 'bert':
         # What strip_sep_token (CLIPA) replaces.
         config.update(cls_token=spec['before'][0], sep_token=spec['after'][0])
-    with open(osp.join(folder, 'tokenizer_config.json'), 'w') as f:
-        json.dump(config, f)
+    files = {
+        'tokenizer.json': tokenizer.to_str(pretty=True),
+        'tokenizer_config.json': json.dumps(config),
+    }
+    for name, text in files.items():  # all checked before any is written
+        _check_new_or_same(osp.join(folder, name), text.encode('utf-8'))
+    for name, text in files.items():
+        path = osp.join(folder, name)
+        if not osp.lexists(path):
+            atomic_write(text, path, exclusive=True)
     return folder
+
+
+def _check_new_or_same(path: str, data: bytes) -> None:
+    """Refuse to replace a file that holds anything but ``data``."""
+    if not osp.lexists(path):
+        return
+    if osp.isfile(path):
+        with open(path, 'rb') as f:
+            if f.read() == data:
+                return
+    raise FileExistsError(f'{path} exists and is not this tokenizer\'s '
+                          'file; refusing to replace it (give an empty or '
+                          'new folder)')
