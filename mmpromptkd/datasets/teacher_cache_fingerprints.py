@@ -8,12 +8,14 @@ hashing runs at disk speed (about 1 GB/s a core), once per run, while
 training reads every image once per epoch.
 """
 import hashlib
+import os
 import os.path as osp
+import stat
 from typing import Dict, Iterable, List, Optional, Sequence
 
 __all__ = [
-    'array_fingerprints', 'bytes_fingerprint', 'file_fingerprint',
-    'first_difference', 'sample_fingerprints'
+    'array_fingerprints', 'bytes_fingerprint', 'check_regular_file',
+    'file_fingerprint', 'first_difference', 'sample_fingerprints'
 ]
 
 _CHUNK = 1 << 20
@@ -31,6 +33,32 @@ def bytes_fingerprint(data: bytes) -> str:
     return f'{len(data)}:{hashlib.blake2b(data, digest_size=16).hexdigest()}'
 
 
+def check_regular_file(path: str) -> None:
+    """Refuse a path that is there but is not a regular file.
+
+    Opening a named pipe blocks until something writes to it, and a device
+    or socket is no file of recorded bytes, so they are refused before
+    they are opened (a symbolic link counts as what it points to).
+
+    Args:
+        path (str): The file.
+
+    Raises:
+        ValueError: Naming the path and what it is.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return  # the caller's own error names a missing file
+    if stat.S_ISREG(mode):
+        return
+    kind = ('a named pipe' if stat.S_ISFIFO(mode) else
+            'a folder' if stat.S_ISDIR(mode) else
+            'a socket' if stat.S_ISSOCK(mode) else 'a device')
+    raise ValueError(f'{path}: not a regular file ({kind}); it is never '
+                     'opened')
+
+
 def file_fingerprint(path: str) -> str:
     """The fingerprint of a file's content, read in chunks.
 
@@ -39,7 +67,11 @@ def file_fingerprint(path: str) -> str:
 
     Returns:
         str: ``'<size>:<hex digest>'``.
+
+    Raises:
+        ValueError: If ``path`` is not a regular file (never opened).
     """
+    check_regular_file(path)
     digest, size = hashlib.blake2b(digest_size=16), 0
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(_CHUNK), b''):

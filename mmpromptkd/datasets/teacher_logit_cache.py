@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmpromptkd.fileio import dead_temporaries, temporary_path
-from .teacher_cache_fingerprints import array_fingerprints
+from .teacher_cache_fingerprints import array_fingerprints, check_regular_file
 
 FORMAT = 'mmpromptkd-teacher-logit-cache'
 #: 2: arrays and images carry fingerprints (version 1 had none).
@@ -279,6 +279,7 @@ class TeacherLogitCache:
         """
         path = osp.abspath(path)
         meta_file = osp.join(path, META_FILE)
+        _regular_or_refused(meta_file)
         if not osp.isfile(meta_file):
             raise TeacherCacheError(
                 f'{path} is not a teacher cache (no {META_FILE}); record one '
@@ -303,6 +304,7 @@ class TeacherLogitCache:
         arrays = {}
         for name in _ARRAYS + _LOGIT_ARRAYS[storage]:
             file = osp.join(path, f'{name}.npy')
+            _regular_or_refused(file)
             try:
                 arrays[name] = np.load(
                     file, mmap_mode='r', allow_pickle=False)
@@ -423,6 +425,16 @@ class TeacherLogitCache:
         return sum(
             osp.getsize(osp.join(self.path, f'{name}.npy'))
             for name in self.arrays)
+
+
+def _regular_or_refused(path: str) -> None:
+    """A cache's file that is not a regular file (a named pipe would block
+    its opening for ever) is refused before it is opened."""
+    try:
+        check_regular_file(path)
+    except ValueError as e:
+        raise TeacherCacheError(f'{e}: a teacher cache holds regular files '
+                                'only') from None
 
 
 def _all_finite(array: np.ndarray, chunk: int = 1 << 24) -> bool:

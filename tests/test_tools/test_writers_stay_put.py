@@ -7,17 +7,22 @@ not a regular file is refused, not opened (a named pipe would block).
 """
 import hashlib
 import os
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from mmpromptkd.datasets import TeacherCacheError, TeacherLogitCache
 from synthetic_shapes import generate_coop_dataset
 from tool_runs import CONFIG, REPO, torch_threads
 from tool_scripts import load_tool
 
 DRY_RUN = load_tool('misc/dry_run.py')
 USER_NOTE = b'{"mode": "train", "loss": 0.25}\n'
+#: Seconds before a call that should return at once counts as hung.
+HANG_TIMEOUT = 20
 
 
 def _snapshot(folder: Path) -> dict:
@@ -202,3 +207,57 @@ def test_random_clip_weights_refuse_to_replace_a_file(tmp_path):
     with pytest.raises(FileExistsError, match='clip_0.pth'):
         weights.source({}, 'student')
     assert (tmp_path / 'clip_0.pth').read_bytes() == b'my weights'
+
+
+# ---------------------------------------------------------------------- #
+# A teacher cache's files.
+def _call_or_unblock(call, fifo: Path):
+    """``call()`` in a thread; if it has not returned after
+    :data:`HANG_TIMEOUT` seconds (blocked opening ``fifo``), the fifo is
+    opened for writing so that it returns, and the test fails."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome['value'] = call()
+        except BaseException as e:  # noqa: B902  (re-raised below)
+            outcome['error'] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(HANG_TIMEOUT)
+    if thread.is_alive():
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)  # the blocked reader sees an empty file
+        thread.join(HANG_TIMEOUT)
+        pytest.fail(f'opening a cache whose {fifo.name} is a named pipe '
+                    f'blocked for {HANG_TIMEOUT} s')
+    if 'error' in outcome:
+        raise outcome['error']
+    return outcome.get('value')
+
+
+def test_cache_array_named_pipe_does_not_hang(tmp_path):
+    path = tmp_path / 'cache'
+    rng = np.random.default_rng(0)
+    cache = TeacherLogitCache.create(
+        str(path), 1, 2, ['a', 'b'], rng.normal(size=(2, 4)),
+        sample_paths=['0.png', '1.png'])
+    cache.put(0, [0, 1], [(0, 0, 4, 4)] * 2, [False, False],
+              rng.normal(size=(2, 2)))
+    cache.commit()
+    fifo = path / 'flips.npy'
+    fifo.unlink()
+    os.mkfifo(fifo)
+    with pytest.raises(TeacherCacheError, match='flips.npy') as error:
+        _call_or_unblock(lambda: TeacherLogitCache.open(str(path)), fifo)
+    assert 'not a regular file' in str(error.value)
+
+
+def test_fingerprint_of_a_named_pipe_does_not_hang(tmp_path):
+    from mmpromptkd.datasets.teacher_cache_fingerprints import \
+        file_fingerprint
+    fifo = tmp_path / 'image.png'
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match='image.png: not a regular file'):
+        _call_or_unblock(lambda: file_fingerprint(str(fifo)), fifo)
