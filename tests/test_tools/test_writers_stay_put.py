@@ -112,6 +112,9 @@ test_dataloader = dict(dataset=dict(
 visualizer = dict(save_dir=user, vis_backends=[
     dict(type='LocalVisBackend', save_dir=user),
     dict(type='TensorboardVisBackend', save_dir=user)])
+custom_hooks = [dict(
+    type='ProfilerHook', json_trace_path=user + '/trace.json',
+    on_trace_ready=dict(type='tb_trace', dir_name=user + '/tb'))]
 """)
     work_dir = tmp_path / 'dry'
     run = DRY_RUN.DryRun(str(config), str(work_dir), tiny=True)

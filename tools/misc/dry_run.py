@@ -76,11 +76,13 @@ EVALUATION_ONLY = ('ZeroShotCLIPClassifier', )
 LAYOUT_KEYS = ('dataset_dir', 'image_dir', 'split_file')
 #: Keys of a folder that outputs go to, anywhere in a config: hooks'
 #: ``out_dir``, visualizers' and vis backends' ``save_dir``, metrics'
-#: ``collect_dir`` (removed after use), and their kin.
+#: ``collect_dir`` (removed after use), ProfilerHook's trace ``dir_name``,
+#: and their kin.
 OUTPUT_FOLDER_KEYS = ('out_dir', 'save_dir', 'collect_dir', 'show_dir',
-                      'log_dir', 'output_dir', 'tmpdir')
-#: Keys of an output file (``DumpResults``' ``out_file_path``, ...).
-OUTPUT_FILE_KEYS = ('out_file', 'out_file_path')
+                      'log_dir', 'output_dir', 'tmpdir', 'dir_name')
+#: Keys of an output file (``DumpResults``' ``out_file_path``,
+#: ProfilerHook's ``json_trace_path``, ...).
+OUTPUT_FILE_KEYS = ('out_file', 'out_file_path', 'json_trace_path')
 #: Names that LocalVisBackend joins to its ``save_dir``: an absolute one
 #: (or one with '..') would leave it.
 INSIDE_SAVE_DIR_KEYS = ('img_save_dir', 'config_save_file',
