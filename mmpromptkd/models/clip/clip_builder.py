@@ -192,6 +192,42 @@ def _model_config(model_name: str) -> dict:
     return copy.deepcopy(cfg)
 
 
+#: The prefix by which open_clip, timm and Hugging Face resolve a name
+#: through the hub (a download).
+HUB_PREFIX = 'hf-hub:'
+
+
+def refuse_hub_names(value, key: str = 'clip') -> None:
+    """Refuse any hub name in a weight source or model config.
+
+    ``hf-hub:`` names make open_clip (model names), timm (tower names) and
+    the tokenizers fetch configs from the hub before anything else is
+    checked; nothing is downloaded at run time, so they are refused by the
+    key that holds them before they reach those libraries.
+
+    Args:
+        value: The weight source, model config, or a value in it.
+        key (str): Its key, for the message. Defaults to 'clip'.
+
+    Raises:
+        ValueError: Naming the first key whose value is a hub name.
+    """
+    pending = [(key, value)]
+    while pending:
+        key, value = pending.pop()
+        if isinstance(value, str) and value.startswith(HUB_PREFIX):
+            raise ValueError(
+                f'{key}: "{value}" names a model on the Hugging Face hub, '
+                'which would be fetched; nothing is downloaded at run time. '
+                'Give the open_clip model name with a local file '
+                '(clip=dict(model_name=..., checkpoint=...)) or a model_cfg '
+                '(docs/open_clip_coverage.md)')
+        if isinstance(value, dict):
+            pending += [(f'{key}.{k}', v) for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            pending += [(f'{key}[{i}]', v) for i, v in enumerate(value)]
+
+
 def build_clip(cfg: dict) -> nn.Module:
     """Build an open_clip ``CLIP`` in eval mode from a weight source.
 
@@ -216,6 +252,7 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         rebuilds the same architecture (random weights) without the weight
         file, e.g. for a student exported with its weights.
     """
+    refuse_hub_names(cfg)
     cfg = dict(cfg)
     precision = cfg.pop('precision', 'fp32')
     if precision not in PRECISIONS:
@@ -297,6 +334,7 @@ def pretrained_normalization(
         tuple | None: ``(mean, std)`` per channel on the 0-1 scale, or None
         where the source does not say.
     """
+    refuse_hub_names(cfg)
     if 'openai_file' in cfg:
         return (tuple(open_clip.OPENAI_DATASET_MEAN),
                 tuple(open_clip.OPENAI_DATASET_STD))
@@ -320,6 +358,7 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
     pretrained tower weights, or for a Hugging Face text model (built from
     the hub), is refused.
     """
+    refuse_hub_names(model_cfg, 'clip.model_cfg')
     if model_cfg.get('multimodal_cfg'):
         raise ValueError(
             'clip: model configs with multimodal_cfg (CoCa captioners) are '
