@@ -68,12 +68,27 @@ TRIALS = OrderedDict([
      ('outputs of train / test / infer', 'data lost', {})),
     ('tests/test_tools/test_export_inference.py',
      ('export over existing files', 'data lost', {})),
+    ('tests/test_reliability/test_teacher_identity.py',
+     ('teacher identity: frozen CLIP, trained prompts, records',
+      'silent wrong', {})),
+    ('tests/test_reliability/test_no_hub_names.py',
+     ('hub names in sources and stored configs',
+      'code executed or network', {})),
+    ('tests/test_models/test_tokenizer_files.py',
+     ('tokenizer.json settings and engine failures', 'silent wrong',
+      {'panic': 'bare traceback', 'non_': 'bare traceback',
+       'beyond': 'bare traceback', 'no_side': 'bare traceback'})),
+    ('tests/test_tools/test_writers_stay_put.py',
+     ('where the dry run and the tools write', 'data lost',
+      {'hang': 'hang', 'by_name': 'bare traceback'})),
+    ('tests/test_tools/test_export_families.py',
+     ('what export writes, load reads', 'bare traceback', {})),
 ])
 PAYLOAD_CHECKS = ('_live', '_loses_one')
 #: A passing trial whose name says the input is served, not refused.
 HANDLED = ('passes', 'works', 'comes_back', 'survives', 'left_alone',
            'keeps', 'configurable', 'opens', 'allows', 'needs_no',
-           'not_utf8', 'stable', 'builds_no')
+           'not_utf8', 'stable', 'builds_no', 'keep_', 'round_trips')
 COLUMNS = ('silent wrong', 'code executed or network', 'data lost', 'hang',
            'bare traceback')
 

@@ -41,7 +41,7 @@ def no_network(monkeypatch):
     assert not reached, f'the network was reached: {reached}'
 
 
-def test_the_guard_sees_a_hub_fetch(no_network):
+def test_a_hub_fetch_is_seen_by_the_guard_live(no_network):
     """The guard is live: open_clip itself does reach for the hub."""
     import open_clip
     with pytest.raises(NetworkReached):
