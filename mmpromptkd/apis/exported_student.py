@@ -7,8 +7,7 @@ from torch import nn
 
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
-from mmpromptkd.utils.stored_config import (check_stored_config,
-                                            image_only_architecture)
+from .stored_config import check_stored_config, image_only_architecture
 
 __all__ = ['export_student', 'load_exported_student', 'preprocessing']
 

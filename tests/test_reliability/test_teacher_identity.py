@@ -158,11 +158,29 @@ def test_load_from_a_checkpoint_of_another_teacher_is_refused(two_teachers):
     a, b = two_teachers
     a.prepare_text_features(CLASSES, for_training=True)
     b.load_state_dict(a.state_dict())
-    for for_training in (True, False):
-        with pytest.raises(CheckpointMismatchError,
-                           match=r'stored text features come from the teacher'
-                           r' .*a.pth.*this model\'s teacher is .*b.pth'):
-            b.prepare_text_features(CLASSES, for_training=for_training)
+    refused = dict(match=r'stored text features come from the teacher'
+                   r' .*a.pth.*this model\'s teacher is .*b.pth')
+    # Training, or classes of teacher B beside the student of teacher A.
+    with pytest.raises(CheckpointMismatchError, **refused):
+        b.prepare_text_features(CLASSES, for_training=True)
+    with pytest.raises(CheckpointMismatchError, **refused):
+        b.prepare_text_features(['cat', 'dog'], for_training=False)
+    with pytest.raises(CheckpointMismatchError, **refused):
+        b.add_classes(['cat'])
+    # Evaluating the stored classes needs no teacher: their features are
+    # the ones the student learned with.
+    b.prepare_text_features(CLASSES, for_training=False)
+
+
+def test_an_untrained_teacher_allowed_on_purpose_is_only_logged(
+        tiny_clip_cfg, clip_files, log_messages):
+    """Random prompts on purpose (a dry run) have no identity to keep."""
+    a, b = (_distiller(tiny_clip_cfg, clip_files[0], None,
+                       allow_untrained_teacher=True) for _ in range(2))
+    a.prepare_text_features(CLASSES, for_training=True)
+    b.load_state_dict(a.state_dict())
+    b.prepare_text_features(CLASSES, for_training=True)
+    assert any('allow_untrained_teacher=True' in m for m in log_messages)
 
 
 def test_open_vocabulary_export_of_another_teacher_is_refused(

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmpromptkd.apis import load_exported_student
-from mmpromptkd.utils.stored_config import check_stored_config
+from mmpromptkd.apis.stored_config import check_stored_config
 
 #: The demo's model configs (its timm tower: 32 px, 8 px patches).
 DEMO_MODELS = str(Path(__file__).resolve().parents[2] / 'configs' / '_base_' /

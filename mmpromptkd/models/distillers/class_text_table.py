@@ -12,7 +12,7 @@ from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 from ..utils.teacher_provenance import (check_recorded_teacher,
                                         check_trained_teacher,
                                         describe_classes, same_teacher,
-                                        teacher_record)
+                                        teacher_record, untrained_reason)
 
 
 class ClassTextTable:
@@ -91,15 +91,30 @@ class ClassTextTable:
         return self._teacher_identity
 
     def check_text_features_teacher(self) -> None:
-        """Refuse stored text features made by another teacher than this
-        model's (nothing to compare without a teacher or a record).
+        """Refuse to use this model's teacher together with stored text
+        features another teacher made (nothing to compare without a
+        teacher or a record).
+
+        Called where the teacher's outputs meet the stored features:
+        training, encoding new classes, exporting the teacher's text tower.
+        A teacher allowed to be untrained (random prompts on purpose, e.g. a
+        dry run) has no identity to keep: a difference is logged instead.
 
         Raises:
             CheckpointMismatchError: Naming both teachers.
         """
-        if len(self.text_features) and self._teacher is not None:
+        if not len(self.text_features) or self._teacher is None:
+            return
+        try:
             same_teacher(self.text_features_teacher, self.teacher_identity(),
                          'the stored text features')
+        except CheckpointMismatchError as e:
+            if not (self.allow_untrained_teacher
+                    and untrained_reason(self._teacher)):
+                raise
+            MMLogger.get_current_instance().warning(
+                f'{e} (allowed: the teacher is untrained and '
+                'allow_untrained_teacher=True)')
 
     @torch.no_grad()
     def compute_text_features(self,
@@ -258,7 +273,8 @@ class ClassTextTable:
         self._eval_features = None
         self._eval_class_names = None
         if names == self.class_names and len(self.text_features):
-            self.check_text_features_teacher()
+            if for_training:
+                self.check_text_features_teacher()
             return
         if len(self.text_features) == 0:
             if not self.can_encode_text:
@@ -286,7 +302,6 @@ class ClassTextTable:
                 0 <= i < len(self.class_names)
                 for i in class_indices) and tuple(
                     self.class_names[i] for i in class_indices) == names:
-            self.check_text_features_teacher()
             index = torch.as_tensor(
                 list(class_indices), device=self.text_features.device)
             self._eval_features = self.text_features[index]
@@ -314,6 +329,7 @@ class ClassTextTable:
                  (' (its text tower was released: set model.'
                   'release_teacher_text_tower=False).'
                   if self._teacher is not None else '.')))
+        self.check_text_features_teacher()
         self._eval_features = self.compute_text_features(names).to(
             self.text_features.device)
         self._eval_class_names = names
