@@ -25,6 +25,8 @@ param_scheduler = [
     dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=1, by_epoch=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+# The total batch the lr is set for (--auto-scale-lr scales from it).
+auto_scale_lr = dict(base_batch_size=32)
 # Every epoch's checkpoint is kept (175 KB each), for studies of the run.
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=-1))

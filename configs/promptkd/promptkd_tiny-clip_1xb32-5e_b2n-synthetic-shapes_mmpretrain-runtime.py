@@ -20,6 +20,8 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.001, momentum=0.9, weight_decay=5e-4))
 param_scheduler = dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True)
 train_cfg = dict(by_epoch=True, max_epochs=5, val_interval=5)
+# The total batch the lr is set for (--auto-scale-lr scales from it).
+auto_scale_lr = dict(base_batch_size=32)
 val_cfg = dict()
 test_cfg = dict()
 

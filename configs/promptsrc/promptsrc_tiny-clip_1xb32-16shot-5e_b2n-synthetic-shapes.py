@@ -38,6 +38,8 @@ model = dict(
 # short.
 train_dataloader = dict(
     batch_size=32, dataset=dict(subset='base', num_shots=16, seed=1))
+# The total batch the lr is set for (--auto-scale-lr scales from it).
+auto_scale_lr = dict(base_batch_size=32)
 
 # Chosen on the val split (HM, seed 1): lr 0.05 / 0.01 / 0.002 give 79.2 /
 # 80.0 / 80.7; the same lr is best for the tiny student (44.2 / 56.7 /

@@ -121,6 +121,19 @@ def test_real_configs_keep_the_last_checkpoint_without_frozen_weights(path):
     assert hook.max_keep_ckpts == (-1 if tiny else 1)
 
 
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=osp.basename)
+def test_auto_scale_lr_names_the_configs_total_batch(path):
+    """``auto_scale_lr.base_batch_size`` is the total batch of one update
+    that the config's lr is set for, as its name says (``1xb8``: 8)."""
+    cfg = Config.fromfile(path)
+    accumulation = cfg.optim_wrapper.get('accumulative_counts', 1)
+    total = cfg.train_dataloader.batch_size * accumulation
+    assert cfg.auto_scale_lr == dict(base_batch_size=total)
+    named = re.search(r'_(\d+)xb(\d+)-', osp.basename(path))
+    if named:  # the zero-shot configs train nothing and name no batch
+        assert int(named[1]) * int(named[2]) == total
+
+
 def test_readme_recipe_shortens_the_schedule():
     recipe = '--cfg-options train_cfg.max_epochs=5'
     with open(osp.join(ROOT, 'configs', 'promptkd', 'README.md'),

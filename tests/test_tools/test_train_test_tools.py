@@ -27,6 +27,7 @@ from mmpromptkd.cli import (check_work_dir_is_free, find_existing_checkpoints,
                             set_dataloader_defaults, setup_cpu_distributed)
 from tool_runs import (CONFIG, REPO, TOOLS, call_tool, check_ok, data_options,
                        run_tool, train_cmd)
+from tool_scripts import load_tool
 
 # Keys of the trained parameters (and the projector's BN buffers).
 TRAINED_PREFIXES = ('student.vision', 'projector.')
@@ -95,6 +96,28 @@ class TestTrainTest:
         # The error's message is the last line, after the traceback.
         assert result.stdout.strip().splitlines()[-1].startswith(
             'test.py: error: CheckpointMismatchError: ')
+
+    @pytest.mark.slow
+    def test_the_log_states_the_effective_batch_and_lr(self, trained):
+        # The fixture trains the 1xb32 config with batch 8 on one process.
+        log = '\n'.join(p.read_text() for p in trained.glob('*/*.log'))
+        assert ('Effective batch 8 = 8 per process x 1 process x 1 '
+                "accumulation step; lr 0.001 (the config's, set for a batch "
+                'of 32; not scaled)') in log
+        assert ('the effective batch 8 differs from '
+                'auto_scale_lr.base_batch_size=32') in log
+        assert 'pass --auto-scale-lr to scale it linearly (lr 0.00025)' \
+            in log
+
+    def test_auto_scale_lr_flag(self):
+        train = load_tool('train.py')
+        cfg = Config.fromfile(str(CONFIG))
+        args = train.parse_args([str(CONFIG), '--auto-scale-lr'])
+        cfg = train.merge_args(cfg, args)
+        assert cfg.auto_scale_lr == dict(base_batch_size=32, enable=True)
+        cfg.pop('auto_scale_lr')
+        with pytest.raises(ValueError, match='--auto-scale-lr needs'):
+            train.merge_args(cfg, args)
 
     @pytest.mark.slow
     def test_train_then_test(self, trained, shapes_root, tmp_path):
@@ -280,6 +303,9 @@ class TestDistributed:
         log = check_ok(result)
         assert 'Distributed training: True' in log
         assert "backend='gloo'" in log
+        # Two processes of batch 4 train with the batch of one of 8.
+        assert ('Effective batch 8 = 4 per process x 2 processes x 1 '
+                'accumulation step; lr 0.001') in log
         check_ok(
             run_tool(train_cmd(config, single, shapes_root, 2), cwd=tmp_path))
         # Warm-up epoch (lr 1e-5): equal up to float32 summation order.

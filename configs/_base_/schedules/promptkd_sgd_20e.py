@@ -21,5 +21,7 @@ train_cfg = dict(
     type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
-# The reference's batch size; lr is not scaled automatically.
-auto_scale_lr = dict(base_batch_size=8, enable=False)
+# The total batch the lr is set for (the reference's: 8 on one GPU). Runs
+# with another total batch (more GPUs) keep the lr and log a warning;
+# tools/train.py --auto-scale-lr scales it linearly instead.
+auto_scale_lr = dict(base_batch_size=8)

@@ -16,4 +16,5 @@ param_scheduler = [
          by_epoch=True),
     dict(type='DasslCosineAnnealingLR', eta_min=0.0, begin=1, by_epoch=True),
 ]
+# The total batch the lr is set for (--auto-scale-lr scales from it).
 auto_scale_lr = dict(base_batch_size=4)

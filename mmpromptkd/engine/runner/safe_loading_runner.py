@@ -7,8 +7,10 @@ from typing import Callable, List, Optional, Tuple, Union
 
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
+from torch.utils.data import DataLoader
 
 from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
 from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
@@ -17,6 +19,7 @@ from mmpromptkd.registry import RUNNERS
 from mmpromptkd.utils.checkpoint_io import (SAFE_SCHEME,
                                             is_complete_checkpoint,
                                             load_from_local)
+from .batch_and_lr import describe_batch_and_lr
 
 __all__ = ['SafeLoadingRunner']
 
@@ -97,7 +100,10 @@ class SafeLoadingRunner(Runner):
     it with a plain ``open``, which a kill can leave empty) or names a
     missing or incomplete file: then the newest complete checkpoint of the
     checkpoint folder is used (with a warning), or, with none, training
-    starts afresh (:func:`choose_resume_checkpoint`). Everything else is
+    starts afresh (:func:`choose_resume_checkpoint`). At the start of
+    training it logs the effective batch and the learning rate it trains
+    with, and warns when the config's lr was set for another batch
+    (:func:`~.batch_and_lr.describe_batch_and_lr`). Everything else is
     mmengine's. Select it with ``runner_type = 'mmpromptkd.SafeLoadingRunner'``
     (our ``default_runtime`` does).
 
@@ -114,6 +120,32 @@ class SafeLoadingRunner(Runner):
         self.checkpoint_to_load = load_from
         self.resume_training = resume
         self.checkpoint_loaded = False
+
+    def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
+        """mmengine's ``auto_scale_lr``, then one line stating the
+        effective batch and the learning rate training starts from.
+
+        Args:
+            optim_wrapper (OptimWrapper | OptimWrapperDict): The built
+                optimizer wrapper(s).
+            auto_scale_lr (dict, optional): The config's ``auto_scale_lr``.
+                Defaults to None.
+        """
+        super().scale_lr(optim_wrapper, auto_scale_lr)
+        loader = self._train_dataloader
+        batch_size = loader.batch_size if isinstance(loader, DataLoader) \
+            else loader['batch_size']
+        wrappers = list(optim_wrapper.values()) if isinstance(
+            optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+        lrs = [group['lr'] for wrapper in wrappers
+               for group in wrapper.optimizer.param_groups]
+        settings = self.cfg.get('optim_wrapper', None) or {}
+        statement, warning = describe_batch_and_lr(
+            batch_size, self.world_size, lrs, auto_scale_lr,
+            settings.get('accumulative_counts', 1))
+        self.logger.info(statement)
+        if warning is not None:
+            self.logger.warning(warning)
 
     def checkpoint_dir(self) -> str:
         """The folder the run's checkpoint hook writes into."""

@@ -1,0 +1,89 @@
+"""What batch a run trains with and at what learning rate, said plainly.
+
+A config names the batch of one process (``1xb8``); ``torchrun`` with 8
+processes trains with a batch of 64 at the lr that was set for 8 unless
+``--auto-scale-lr`` scales it. :func:`describe_batch_and_lr` states both at
+the start of training and warns when the two batches differ and the lr is
+left as it is.
+"""
+from typing import Mapping, Optional, Sequence, Tuple
+
+__all__ = ['describe_batch_and_lr']
+
+
+def _plural(count: int, word: str) -> str:
+    """``'1 process'``, ``'2 processes'``, ``'4 accumulation steps'``."""
+    if count == 1:
+        return f'{count} {word}'
+    return f'{count} {word}es' if word.endswith('s') else f'{count} {word}s'
+
+
+def describe_batch_and_lr(
+        batch_size: int,
+        world_size: int,
+        lrs: Sequence[float],
+        auto_scale_lr: Optional[Mapping] = None,
+        accumulative_counts: int = 1) -> Tuple[str, Optional[str]]:
+    """The effective batch and learning rate of a run, and what is amiss.
+
+    The effective batch is ``batch_size x world_size x
+    accumulative_counts``. mmengine's ``auto_scale_lr`` (enabled by
+    ``--auto-scale-lr``) multiplies the lr by ``batch_size x world_size /
+    base_batch_size``; gradient accumulation is not part of its rule.
+
+    Args:
+        batch_size (int): Images per process and step
+            (``train_dataloader.batch_size``).
+        world_size (int): Number of training processes (GPUs).
+        lrs (Sequence[float]): The learning rates of the optimizer's
+            parameter groups, after any automatic scaling and before the
+            parameter schedulers change them.
+        auto_scale_lr (Mapping, optional): The config's ``auto_scale_lr``
+            (``base_batch_size``, ``enable``). Defaults to None.
+        accumulative_counts (int): Steps whose gradients are accumulated
+            into one update (``optim_wrapper.accumulative_counts``).
+            Defaults to 1.
+
+    Returns:
+        tuple[str, str | None]: The statement, one line, and a warning
+        (None when the lr fits the batch or is scaled to it).
+    """
+    step_batch = batch_size * world_size
+    total = step_batch * accumulative_counts
+    distinct = sorted(set(lrs))
+    shown = ', '.join(f'{lr:g}' for lr in distinct)
+    lr_text = f'lr {shown}' if len(distinct) == 1 else \
+        f'lr {shown} (parameter groups)'
+    settings = auto_scale_lr or {}
+    base = settings.get('base_batch_size')
+    enabled = bool(settings.get('enable', False))
+    statement = (
+        f'Effective batch {total} = {batch_size} per process x '
+        f'{_plural(world_size, "process")} x '
+        f'{_plural(accumulative_counts, "accumulation step")}; {lr_text}')
+    if base is None:
+        statement += (' (the config sets no auto_scale_lr.base_batch_size: '
+                      'the lr is not scaled)')
+    elif enabled:
+        statement += (f' (--auto-scale-lr: the config\'s lr for a batch of '
+                      f'{base}, times {step_batch}/{base})')
+    else:
+        statement += (f' (the config\'s, set for a batch of {base}; not '
+                      'scaled)')
+
+    warning = None
+    if base is not None and not enabled and total != base:
+        scaled = ', '.join(f'{lr * step_batch / base:g}' for lr in distinct)
+        warning = (
+            f'the effective batch {total} differs from '
+            f'auto_scale_lr.base_batch_size={base}, the batch the config\'s '
+            f'lr is set for, and the lr is not scaled: pass --auto-scale-lr '
+            f'to scale it linearly (lr {scaled}), or train with a total '
+            f'batch of {base} (train_dataloader.batch_size x processes)')
+    if base is not None and accumulative_counts > 1 and \
+            (enabled or warning is not None):
+        note = (f'auto_scale_lr scales by the batch of one step '
+                f'({step_batch}), not counting the {accumulative_counts} '
+                'accumulation steps: give base_batch_size divided by them')
+        warning = note if warning is None else f'{warning}; {note}'
+    return statement, warning
