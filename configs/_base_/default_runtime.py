@@ -54,4 +54,6 @@ visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 log_level = 'INFO'
 load_from = None
 resume = False
+# The run's seed; the datasets' few-shot draws follow it (their seed=None),
+# so that --cfg-options randomness.seed=2 is all a run of seed 2 needs.
 randomness = dict(seed=1, deterministic=False)

@@ -37,7 +37,7 @@ model = dict(
 # every base class at every step, so fewer, larger steps keep the CPU demo
 # short.
 train_dataloader = dict(
-    batch_size=32, dataset=dict(subset='base', num_shots=16, seed=1))
+    batch_size=32, dataset=dict(subset='base', num_shots=16))
 # The total batch the lr is set for (--auto-scale-lr scales from it).
 auto_scale_lr = dict(base_batch_size=32)
 

@@ -3,13 +3,13 @@ _base_ = [
     './_base_/promptsrc_vit-l14.py',
 ]
 
-# Cross-dataset teacher: trained on all 1000 ImageNet classes (16 shots,
-# seed 1) with prompts of depth 3, then transferred to the other datasets
+# Cross-dataset teacher: trained on all 1000 ImageNet classes (16 shots
+# drawn with the run's seed) with prompts of depth 3, then transferred to the other datasets
 # (see configs/promptkd/*_xd-imagenet-to-*.py). Being an all-class teacher
 # is declared explicitly: train_subset='all'.
 model = dict(vision_prompt_depth=3, text_prompt_depth=3, train_subset='all')
 train_dataloader = dict(
-    batch_size=8, dataset=dict(subset='all', num_shots=16, seed=1))
+    batch_size=8, dataset=dict(subset='all', num_shots=16))
 
 custom_hooks = [
     dict(type='TrainSubsetCheckHook'),

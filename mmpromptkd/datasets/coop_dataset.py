@@ -12,6 +12,7 @@ from mmpromptkd.registry import DATASETS, TRANSFORMS
 from .class_names import distinct_class_names
 from .dassl_few_shot_cache import dassl_cache_records
 from .few_shot_cache import check_few_shot_draw, write_few_shot_cache
+from .run_seed import resolve_seed
 from .utils import Record, join_nonempty, sample_few_shot, \
     sample_few_shot_dassl
 
@@ -68,7 +69,11 @@ class CoOpDataset(BaseDataset):
         num_shots (int): Images per class for the train split (and
             ``min(num_shots, 4)`` for val); ``-1`` (or any value below 1)
             keeps every image. Defaults to -1.
-        seed (int): Seed of the few-shot draw. Defaults to 1.
+        seed (int, optional): Seed of the few-shot draw. None means the
+            seed of the run that builds the dataset (``randomness.seed``,
+            so that seeds 1, 2, 3 of a run draw the shots of seeds 1, 2,
+            3), or 1 where no run builds it; an int wins over the run's.
+            Defaults to None.
         few_shot_sampler (str): ``'mmpromptkd'`` or ``'dassl'`` (the
             official code's draw). Defaults to ``'mmpromptkd'``.
         num_base_classes (int, optional): Number of base classes; None means
@@ -115,7 +120,7 @@ class CoOpDataset(BaseDataset):
                  split: Optional[str] = None,
                  subset: str = 'all',
                  num_shots: int = -1,
-                 seed: int = 1,
+                 seed: Optional[int] = None,
                  few_shot_sampler: str = 'mmpromptkd',
                  num_base_classes: Optional[int] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
@@ -149,8 +154,10 @@ class CoOpDataset(BaseDataset):
         if isinstance(num_shots, bool) or not isinstance(num_shots, int):
             raise TypeError(f'{name}: num_shots must be an int, '
                             f'got {num_shots!r}')
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f'{name}: seed must be an int, got {seed!r}')
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, int)):
+            raise TypeError(f'{name}: seed must be an int or None (the '
+                            f"run's seed), got {seed!r}")
         if few_shot_sampler not in FEW_SHOT_SAMPLERS:
             raise ValueError(f'{name}: few_shot_sampler must be one of '
                              f'{FEW_SHOT_SAMPLERS}, got {few_shot_sampler!r}')
@@ -158,7 +165,7 @@ class CoOpDataset(BaseDataset):
         self.split = split
         self.subset = subset
         self.num_shots = num_shots
-        self.seed = seed
+        self.seed = resolve_seed(seed)
         self.few_shot_sampler = few_shot_sampler
         self.cache_few_shot = cache_few_shot
         self._root = osp.expanduser(data_root)

@@ -325,3 +325,101 @@ class TestRestrictedReader:
                            "keys \\['val'\\]")
         self.check_refused(tmp_path, pickle.dumps({'train': [1]}),
                            'item 0 of "train" is not a Datum')
+
+
+def dtd_loader(root, split='train', **dataset):
+    """A dataloader config of the DTD-layout split, 4 Dassl shots."""
+    return dict(
+        batch_size=2,
+        num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(_scope_='mmpromptkd', type='CoOpDTD',
+                     data_root=str(root), split=split,
+                     num_shots=4, few_shot_sampler='dassl',
+                     cache_few_shot=False, **dataset))
+
+
+@pytest.mark.filterwarnings('ignore:.*keep all of them:UserWarning')
+class TestRunSeed:
+    """The few-shot draw follows the run's seed unless a dataset sets one."""
+
+    def draw(self, root, run_seed, split='train', diff_rank_seed=False,
+             **dataset):
+        from mmpromptkd.engine.runner import SafeLoadingRunner
+        loader = SafeLoadingRunner.build_dataloader(
+            dtd_loader(root, split, **dataset), seed=run_seed,
+            diff_rank_seed=diff_rank_seed)
+        return samples(loader.dataset)
+
+    @pytest.mark.parametrize('seed', [1, 2, 3])
+    def test_the_run_seed_draws_the_reference_shots(self, tmp_path, split,
+                                                    seed):
+        expected = dassl_draw(split, 4, seed)
+        for name in ('train', 'val'):
+            assert self.draw(tmp_path, seed, name) == \
+                relative(expected[name])
+
+    def test_seed_2_of_the_run_alone_draws_seed_2(self, tmp_path, split):
+        by_run = self.draw(tmp_path, 2)
+        assert by_run != self.draw(tmp_path, 1)
+        assert by_run == samples(build(tmp_path, seed=2,
+                                       cache_few_shot=False))
+
+    def test_an_explicit_dataset_seed_wins(self, tmp_path, split):
+        assert self.draw(tmp_path, 2, seed=3) == \
+            relative(dassl_draw(split, 4, 3)['train'])
+        assert self.draw(tmp_path, 2, seed=1) == self.draw(tmp_path, 1)
+
+    def test_outside_a_run_the_seed_is_1(self, tmp_path, split):
+        ds = CoOpDTD(data_root=str(tmp_path), num_shots=4,
+                     few_shot_sampler='dassl', cache_few_shot=False)
+        assert ds.seed == 1
+        assert samples(ds) == relative(dassl_draw(split, 4, 1)['train'])
+
+    def test_every_rank_draws_the_same_shots(self, tmp_path, split,
+                                             monkeypatch):
+        # With diff_rank_seed, mmengine gives rank 1 of a seed-2 run the
+        # seed 3; its shots are still those of seed 2.
+        from mmpromptkd.engine.runner import safe_loading_runner
+        monkeypatch.setattr(safe_loading_runner, 'get_rank', lambda: 1)
+        assert self.draw(tmp_path, 3, diff_rank_seed=True) == \
+            relative(dassl_draw(split, 4, 2)['train'])
+
+    def test_training_and_testing_runs_draw_alike(self, tmp_path, split):
+        """``randomness.seed`` reaches the train, val and test loops (an
+        evaluation on a few-shot split draws the training's shots)."""
+        import torch
+        from mmengine.model import BaseModel
+
+        from mmpromptkd.engine.runner import SafeLoadingRunner
+
+        class Toy(BaseModel):
+
+            def __init__(self):
+                super().__init__()
+                self.linear = torch.nn.Linear(1, 1)
+
+            def forward(self, inputs, data_samples=None, mode='tensor'):
+                return inputs
+
+        runner = SafeLoadingRunner(
+            model=Toy(),
+            work_dir=str(tmp_path / 'work_dir'),
+            train_dataloader=dtd_loader(tmp_path),
+            train_cfg=dict(by_epoch=True, max_epochs=1),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+            val_dataloader=dtd_loader(tmp_path, 'val'),
+            val_cfg=dict(),
+            val_evaluator=dict(type='BaseNovelAccuracy'),
+            test_dataloader=dtd_loader(tmp_path, 'train'),
+            test_cfg=dict(),
+            test_evaluator=dict(type='BaseNovelAccuracy'),
+            randomness=dict(seed=2),
+            default_scope='mmpromptkd')
+        expected = dassl_draw(split, 4, 2)
+        assert samples(runner.train_loop.dataloader.dataset) == \
+            relative(expected['train'])
+        assert samples(runner.val_loop.dataloader.dataset) == \
+            relative(expected['val'])
+        assert samples(runner.test_loop.dataloader.dataset) == \
+            relative(expected['train'])

@@ -3,8 +3,9 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
+from mmengine.dist import get_rank
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
@@ -12,6 +13,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from torch.utils.data import DataLoader
 
+from mmpromptkd.datasets.run_seed import using_run_seed
 from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
 from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
                                                     check_frozen_weights)
@@ -103,9 +105,12 @@ class SafeLoadingRunner(Runner):
     starts afresh (:func:`choose_resume_checkpoint`). At the start of
     training it logs the effective batch and the learning rate it trains
     with, and warns when the config's lr was set for another batch
-    (:func:`~.batch_and_lr.describe_batch_and_lr`). Everything else is
-    mmengine's. Select it with ``runner_type = 'mmpromptkd.SafeLoadingRunner'``
-    (our ``default_runtime`` does).
+    (:func:`~.batch_and_lr.describe_batch_and_lr`). Datasets given
+    ``seed=None`` draw their few shots with the run's seed
+    (``randomness.seed``), in training and in testing alike. Everything
+    else is mmengine's. Select it with
+    ``runner_type = 'mmpromptkd.SafeLoadingRunner'`` (our
+    ``default_runtime`` does).
 
     Args:
         *args: The arguments of mmengine's ``Runner``.
@@ -146,6 +151,30 @@ class SafeLoadingRunner(Runner):
         self.logger.info(statement)
         if warning is not None:
             self.logger.warning(warning)
+
+    @staticmethod
+    def build_dataloader(dataloader: Union[DataLoader, Dict],
+                         seed: Optional[int] = None,
+                         diff_rank_seed: bool = False) -> DataLoader:
+        """mmengine's ``build_dataloader``, with ``seed`` as the default
+        seed of the datasets' few-shot draws.
+
+        Args:
+            dataloader (DataLoader | dict): The dataloader or its config.
+            seed (int, optional): The run's seed, as mmengine's loops pass
+                it. Defaults to None.
+            diff_rank_seed (bool): Whether each rank's seed has its rank
+                added. Defaults to False.
+
+        Returns:
+            DataLoader: The built dataloader.
+        """
+        # Every rank must train on the same shots: undo the rank that
+        # mmengine adds to the seed with diff_rank_seed.
+        draw_seed = seed - get_rank() \
+            if seed is not None and diff_rank_seed else seed
+        with using_run_seed(draw_seed):
+            return Runner.build_dataloader(dataloader, seed, diff_rank_seed)
 
     def checkpoint_dir(self) -> str:
         """The folder the run's checkpoint hook writes into."""
