@@ -16,6 +16,17 @@ unlabeled_images = dict(
     heldout_fraction=0.1,
     heldout_seed=0)
 
+# Images of any size: held-out and test images are resized to the tiny
+# CLIPs' 32 px (short edge, then a centre crop), as the ViT-B/16 recipe
+# resizes to 224 px; the generated 32 px shapes pass unchanged.
+test_pipeline = [
+    dict(type='mmpromptkd.LoadImageFromFileSafe'),
+    dict(type='ResizeEdge', scale=32, edge='short', interpolation='bicubic',
+         backend='pillow'),
+    dict(type='CenterCrop', crop_size=32),
+    dict(type='PackInputs'),
+]
+
 model = dict(predict_teacher=True)
 train_dataloader = dict(
     dataset=dict(
@@ -27,8 +38,9 @@ val_dataloader = dict(
     dataset=dict(
         _delete_=True,
         split='heldout',
-        pipeline={{_base_.test_pipeline}},
+        pipeline=test_pipeline,
         **unlabeled_images))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_evaluator = dict(
     _delete_=True, _scope_='mmpromptkd', type='TeacherStudentAgreement')
 train_cfg = dict(val_interval=1)

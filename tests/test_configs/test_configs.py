@@ -134,6 +134,40 @@ def test_auto_scale_lr_names_the_configs_total_batch(path):
         assert int(named[1]) * int(named[2]) == total
 
 
+OWN_IMAGES_TINY = osp.join(
+    ROOT, 'configs/promptkd/'
+    'promptkd_tiny-clip_1xb32-20e_unlabeled-folder-synthetic-shapes.py')
+
+
+def test_own_images_recipe_takes_images_of_any_size(tmp_path):
+    """The tiny recipe's pipelines bring 224 px (and odd-sized) images to
+    the tiny CLIPs' 32 px, and leave the generated 32 px images as they
+    are."""
+    import numpy as np
+    from PIL import Image
+
+    from mmpromptkd.registry import TRANSFORMS
+    cfg = Config.fromfile(OWN_IMAGES_TINY)
+    rng = np.random.default_rng(0)
+    shapes = {'large': (224, 224), 'wide': (224, 300), 'tiny': (32, 32)}
+    pixels = {}
+    for name, shape in shapes.items():
+        pixels[name] = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        Image.fromarray(pixels[name]).save(tmp_path / f'{name}.png')
+    for split in ('train', 'val', 'test'):
+        transforms = [TRANSFORMS.build(t)
+                      for t in cfg[f'{split}_dataloader'].dataset.pipeline]
+        for name in shapes:
+            data = dict(img_path=str(tmp_path / f'{name}.png'), gt_label=0)
+            for transform in transforms:
+                data = transform(data)
+            assert tuple(data['inputs'].shape) == (3, 32, 32), (split, name)
+            if name == 'tiny' and split != 'train':
+                # BGR, as the loader gives it; unchanged pixel for pixel.
+                assert (data['inputs'].numpy().transpose(1, 2, 0) ==
+                        pixels['tiny'][..., ::-1]).all(), split
+
+
 def test_readme_recipe_shortens_the_schedule():
     recipe = '--cfg-options train_cfg.max_epochs=5'
     with open(osp.join(ROOT, 'configs', 'promptkd', 'README.md'),
@@ -188,19 +222,26 @@ def _image_size(clip):
 
 
 def _pipeline_sizes(cfg):
-    """The side of the images each dataloader's pipeline ends with."""
+    """The side of the images each dataloader's pipeline ends with; None
+    for a pipeline that does not resize (only the generated shapes, 32 px
+    already, may do without)."""
     sizes = set()
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         for dataset in _datasets(loader.dataset) if loader else ():
-            for t in dataset.get('pipeline', ()):
+            if not dataset.get('pipeline'):
+                continue
+            last = None
+            for t in dataset.pipeline:
                 size = t.get('crop_size') or (
                     t.scale if t.type in ('RandomResizedCrop', 'Resize')
                     else None)
                 if size is not None:
                     last = size
-            if dataset.get('pipeline'):
-                sizes.add(last if isinstance(last, int) else tuple(last))
+            if last is None and dataset.get('type') == 'SyntheticShapes':
+                continue
+            sizes.add(last if last is None or isinstance(last, int) else
+                      tuple(last))
     return {(s, s) if isinstance(s, int) else s for s in sizes}
 
 
