@@ -27,9 +27,9 @@ import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
     CfgOptionsAction, build_runner, check_cfg_options, check_work_dir_is_free,
-    close_distributed, enable_amp, load_config, lock_work_dir,
-    naming_the_checkpoint, reporting_run_errors, resolve_work_dir,
-    set_dataloader_defaults, setup_cpu_distributed)
+    close_distributed, enable_amp, hinting_how_to_continue, load_config,
+    lock_work_dir, naming_the_checkpoint, reporting_run_errors,
+    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -176,7 +176,8 @@ def main(argv=None) -> None:
         sys.exit(f'{tool}: error: {e}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-    with naming_the_checkpoint(cfg):
+    # Ctrl-C says whether --resume would continue the run or start over.
+    with naming_the_checkpoint(cfg), hinting_how_to_continue(cfg):
         runner.train()
     # Now, not when the runner is collected (5 s per persistent worker).
     end_dataloader_workers(runner.train_loop, runner.val_loop)

@@ -31,8 +31,9 @@ from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 __all__ = [
     'DATALOADER_FIELDS', 'build_runner', 'close_distributed', 'enable_amp',
     'find_existing_checkpoints', 'check_work_dir_is_free',
-    'init_cpu_distributed', 'lock_work_dir', 'naming_the_checkpoint',
-    'resolve_work_dir', 'set_dataloader_defaults', 'setup_cpu_distributed'
+    'hinting_how_to_continue', 'init_cpu_distributed', 'lock_work_dir',
+    'naming_the_checkpoint', 'resolve_work_dir', 'set_dataloader_defaults',
+    'setup_cpu_distributed'
 ]
 
 DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -408,3 +409,35 @@ def naming_the_checkpoint(cfg: Config) -> Iterator[None]:
             cfg.get('resume', False)
             and find_latest_checkpoint(cfg.work_dir)) or 'the checkpoint'
         raise CheckpointMismatchError(f'{path}: {e}', path) from e
+
+
+#: What Ctrl-C says when the work directory holds a checkpoint, and not.
+CONTINUE_HINT = 'continue from the last checkpoint with --resume'
+NO_CHECKPOINT_HINT = ('no checkpoint was written yet: --resume would start '
+                      'over from the beginning')
+
+
+@contextlib.contextmanager
+def hinting_how_to_continue(cfg: Config) -> Iterator[None]:
+    """Give a Ctrl-C of training the way to go on, as its message.
+
+    :func:`~mmpromptkd.cli.reporting_run_errors` prints it: continue with
+    ``--resume`` where the run's checkpoint folder holds a checkpoint;
+    where it holds none, ``--resume`` would only start over, and the
+    message says so.
+
+    Args:
+        cfg (Config): The final config of the run, with ``work_dir`` set.
+
+    Yields:
+        None: Run ``runner.train()`` inside.
+
+    Raises:
+        KeyboardInterrupt: On Ctrl-C, with the hint as its message.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        hint = CONTINUE_HINT if find_existing_checkpoints(cfg) else \
+            NO_CHECKPOINT_HINT
+        raise KeyboardInterrupt(hint) from None

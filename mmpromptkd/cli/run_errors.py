@@ -72,18 +72,23 @@ def reporting_run_errors(tool: str) -> Iterator[None]:
     Raises:
         SystemExit: Code 1 after an error (the traceback, then
             ``TOOL: error: TYPE: message``), code 130 after Ctrl-C (where
-            training stopped, from mmengine's message hub, and how to go on).
+            training stopped, from mmengine's message hub, and how to go on:
+            the interrupt's message where it has one, as
+            :func:`~mmpromptkd.cli.hinting_how_to_continue` gives it).
     """
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         from mmengine.logging import MessageHub
         hub = MessageHub.get_current_instance()
         epoch, step = hub.get_info('epoch'), hub.get_info('iter')
+        hint = str(e)
         where = 'stopped'
         if epoch is not None and step is not None:
-            where = (f'stopped in epoch {epoch + 1}, after iteration {step}; '
-                     'continue from the last checkpoint with --resume')
+            where = f'stopped in epoch {epoch + 1}, after iteration {step}'
+            hint = hint or 'continue from the last checkpoint with --resume'
+        if hint:
+            where = f'{where}; {hint}'
         print(f'\n{tool}: {where}', file=sys.stderr, flush=True)
         raise SystemExit(130) from None
     except Exception as e:  # noqa: B902  (every error ends the same way)

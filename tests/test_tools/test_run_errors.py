@@ -99,3 +99,28 @@ def test_every_config_tool_names_the_closest_config(tool, extra, tmp_path,
         'did you mean configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-'
         'synthetic-shapes.py?')
     assert str(stop.value).startswith(osp.basename(tool))
+
+
+@pytest.mark.parametrize('checkpoint, hint', [
+    (None, 'no checkpoint was written yet: --resume would start over from '
+     'the beginning'),
+    ('epoch_1.pth', 'continue from the last checkpoint with --resume'),
+])
+def test_ctrl_c_says_whether_resume_would_continue(checkpoint, hint, tmp_path,
+                                                   capsys):
+    from mmengine.config import Config
+    from mmengine.logging import MessageHub
+
+    from mmpromptkd.cli import hinting_how_to_continue
+    hub = MessageHub.get_instance(f'test_ctrl_c_before_{checkpoint}')
+    hub.update_info('epoch', 0)
+    hub.update_info('iter', 3)
+    if checkpoint:
+        (tmp_path / checkpoint).write_bytes(b'')
+    cfg = Config(dict(work_dir=str(tmp_path)))
+    with pytest.raises(SystemExit) as stop:
+        with reporting_run_errors('train.py'), hinting_how_to_continue(cfg):
+            raise KeyboardInterrupt
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f'train.py: stopped in epoch 1, after iteration 3; {hint}')

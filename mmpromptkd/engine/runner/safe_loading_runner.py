@@ -193,8 +193,14 @@ class SafeLoadingRunner(Runner):
                 self.work_dir, self.checkpoint_dir(), self.logger)
         if resume and path is None:
             path = find_latest_checkpoint(self.work_dir)
-            self.logger.info(
-                f'Auto resumed from the latest checkpoint {path}.')
+            if path is None:
+                # Said, not silent: the user asked to continue a run.
+                self.logger.warning(
+                    f'--resume: {self.work_dir} holds no checkpoint; '
+                    'training starts from the beginning')
+            else:
+                self.logger.info(
+                    f'Auto resumed from the latest checkpoint {path}.')
         if path is None:
             return
         if resume:
