@@ -647,7 +647,9 @@ def run_command(command: List[str], env: Dict[str, str]) -> int:
     """Run one command to its end; a SIGTERM or SIGINT is passed on to it.
 
     Without passing them on, a killed campaign would leave its current run
-    going, holding the run's work directory.
+    going, holding the run's work directory. The run gets a process group
+    of its own, so that a Ctrl-C in the terminal reaches it once, through
+    the campaign, and not twice.
 
     Args:
         command (list[str]): The command.
@@ -656,20 +658,29 @@ def run_command(command: List[str], env: Dict[str, str]) -> int:
     Returns:
         int: Its exit status (``128 + signal`` after a signal, as a shell
         reports it).
+
+    Raises:
+        SystemExit: With ``128 + signal`` once the run ended after a signal
+            to the campaign.
     """
-    proc = subprocess.Popen(command, env={**os.environ, **env})
     received: List[int] = []
+    proc: Optional[subprocess.Popen] = None
 
     def forward(signum, frame):
         received.append(signum)
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.send_signal(signum)
 
+    # Installed before the run starts: a signal in between is not lost.
     previous = {
         sig: signal.signal(sig, forward)
         for sig in (signal.SIGTERM, signal.SIGINT)
     }
     try:
+        proc = subprocess.Popen(
+            command, env={**os.environ, **env}, preexec_fn=os.setpgrp)
+        if received:
+            proc.send_signal(received[0])
         code = proc.wait()
     finally:
         for sig, handler in previous.items():

@@ -4,11 +4,13 @@ The unit tests fake the files that runs write (checkpoints, results.json)
 in temporary folders and never train; the end-to-end test runs the tiny
 synthetic-shapes configs, is killed once and continues.
 """
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -344,6 +346,45 @@ class TestWhatIsFinished:
             'same campaign command again to continue.')
 
 
+class TestRunCommand:
+
+    def test_exit_status(self):
+        code = 'import sys; sys.exit(3)'
+        assert campaign.run_command([sys.executable, '-c', code], {}) == 3
+
+    def test_a_signal_to_the_campaign_ends_its_run(self, tmp_path):
+        started = tmp_path / 'started'
+        code = ('import os, sys, time; '
+                f'open({str(started)!r}, "w").write(str(os.getpid())); '
+                'time.sleep(60)')
+
+        def signal_when_started():
+            deadline = time.monotonic() + 30
+            while not started.exists() or not started.read_text():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.02)
+            # The handler is installed before the run starts.
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        before = signal.getsignal(signal.SIGTERM)
+        thread = threading.Thread(target=signal_when_started)
+        thread.start()
+        try:
+            with pytest.raises(SystemExit) as e:
+                campaign.run_command([sys.executable, '-c', code],
+                                     {'X': '1'})
+        finally:
+            thread.join()
+        assert e.value.code == 128 + signal.SIGTERM
+        # Passed on: the run ended (and was waited for) before the
+        # campaign stopped.
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(started.read_text()), 0)
+        # The campaign's own handlers are back.
+        assert signal.getsignal(signal.SIGTERM) == before
+
+
 class TestDry:
 
     def test_dry_prints_the_plan(self, tmp_path, capsys):
@@ -428,6 +469,7 @@ def test_campaign_killed_and_continued(shapes_root, tmp_path, capsys):
                             stderr=subprocess.DEVNULL,
                             start_new_session=True)
     teacher1 = root / 'teachers/synthetic-shapes/seed1'
+    runs = []
     try:
         deadline = time.monotonic() + 240
         while not (teacher1 / 'epoch_1.pth').exists():
@@ -437,13 +479,23 @@ def test_campaign_killed_and_continued(shapes_root, tmp_path, capsys):
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) in (128 + signal.SIGTERM,
                                          -signal.SIGTERM)
-        # The campaign passed the signal on: no run of it is left.
-        with pytest.raises(ProcessLookupError):
-            os.killpg(proc.pid, 0)
+        # The runs it started (each names its pid in its work directory)
+        # ended with it: the signal was passed on.
+        runs = [
+            json.loads(holder.read_text())['pid']
+            for holder in root.glob('teachers/*/seed*/.mmpromptkd-run.json')
+        ]
+        assert runs
+        for pid in runs:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for pid in runs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     expected = _status_after_kill(teacher1, 'epoch_5.pth')
     assert expected in ('resume', 'done')
 
