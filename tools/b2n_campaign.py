@@ -394,6 +394,8 @@ class Campaign:
         return list(dict.fromkeys(self.args.datasets))
 
     def _config(self, config: str, options: Dict[str, str]) -> Config:
+        """The merged config of a run, loaded once per config and options.
+        """
         key = (config, json.dumps(options, sort_keys=True))
         if key not in self._configs:
             self._configs[key] = load_run_config(config, options)
@@ -438,6 +440,7 @@ class Campaign:
 
     def _train_step(self, stage: str, dataset: str, seed: int,
                     needs: Optional[str]) -> Step:
+        """A stage-a or stage-b run; ``needs`` is stage b's teacher."""
         if stage == 'a':
             config = self.teacher_configs[dataset]
             extra = self.teacher_options
@@ -470,6 +473,7 @@ class Campaign:
 
     def _test_step(self, dataset: str, seed: int,
                    student: Step) -> Step:
+        """The stage-c test of the final checkpoint of ``student``."""
         config = self.student_configs[dataset]
         work_dir = self.run_dir('results', dataset, seed)
         output = osp.join(work_dir, RESULTS_FILE)
