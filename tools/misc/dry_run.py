@@ -2,6 +2,8 @@
 
     python tools/misc/dry_run.py CONFIG [--tiny] [--work-dir DIR]
         [--quick] [--classes N] [--cfg-options KEY=VALUE ...]
+    python tools/misc/dry_run.py CONFIG --check-inputs
+        [--cfg-options KEY=VALUE ...]
 
 The config runs through the tools a user runs (``tools/train.py``,
 ``tools/train.py --resume``, ``tools/test.py``, and for a distiller
@@ -29,8 +31,12 @@ except that:
 
 Each phase prints its wall time and the peak resident memory of the phase
 (and the peak CUDA memory on a GPU); the tools' own output goes to
-``WORK_DIR/<phase>.log``. The last line is ``dry run ok: CONFIG`` or
-``dry run failed: CONFIG: ...`` with the first error. Nothing is written
+``WORK_DIR/<phase>.log``. At the end, the real inputs the config needs
+(CLIP weights, tokenizers, teacher checkpoints, data, teacher caches) are
+listed, each with its config key, path, whether it exists and its source
+(:mod:`config_inputs`), and the last line is ``dry run ok: CONFIG (on
+stand-ins: ...)``, naming what the run replaced, or ``dry run failed:
+CONFIG: ...`` with the first error. Nothing is written
 outside the work dir and nothing is downloaded: every output location the
 config names (hooks' ``out_dir``, visualizers' and vis backends'
 ``save_dir``, metrics' ``collect_dir``, ``DumpResults`` files) is
@@ -39,6 +45,10 @@ read the miniature at their classes' own layout (a ``dataset_dir`` of the
 config is dropped) and a teacher-cache dataset reads the cache recorded
 in the work dir. ``--quick`` trains one epoch (iteration) without
 validation and tests the checkpoint, nothing else.
+
+``--check-inputs`` is the preflight: it only lists the real inputs (in
+seconds: no model is built, nothing is opened or downloaded) and exits
+with 0 if every one is there, 1 if any is missing.
 """
 import argparse
 import ast
@@ -61,6 +71,7 @@ for _path in (_REPO, osp.dirname(osp.abspath(__file__))):
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
+import config_inputs  # noqa: E402
 import miniature_data  # noqa: E402
 from random_clip_weights import (DISTILLERS, TINY_IMAGE_SIZE,  # noqa: E402
                                  RandomWeights, bare_type, prepare_model)
@@ -547,12 +558,50 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'work_dirs/dry_run/<config name>')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config first')
+    parser.add_argument('--check-inputs', action='store_true',
+                        help='only list the real inputs the config needs '
+                        '(weights, checkpoints, data), whether each exists '
+                        'and where it comes from; exit 1 if any is missing')
     return parser.parse_args(argv)
+
+
+def config_inputs_of(config: str, cfg_options: Optional[dict] = None
+                     ) -> List['config_inputs.Input']:
+    """The real inputs of a config, after ``--cfg-options``.
+
+    Args:
+        config (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options``. Defaults to None.
+
+    Returns:
+        list[config_inputs.Input]: See :func:`config_inputs.find_inputs`.
+    """
+    cfg = load_config(config, 'dry_run.py')
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    return config_inputs.find_inputs(cfg)
+
+
+def preflight(config: str, cfg_options: Optional[dict] = None) -> int:
+    """List the real inputs of a config; nothing is built or opened.
+
+    Args:
+        config (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options``. Defaults to None.
+
+    Returns:
+        int: The exit status: 0 if every input exists, else 1.
+    """
+    return config_inputs.print_inputs(config_inputs_of(config, cfg_options),
+                                      config)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Dry-run a config; returns the exit status."""
     args = parse_args(argv)
+    if args.check_inputs:
+        return preflight(args.config, args.cfg_options)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'dry_run', name)
     try:
@@ -561,7 +610,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (PhaseFailed, ValueError) as e:
         print(f'dry run failed: {args.config}: {e}', flush=True)
         return 1
-    print(f'dry run ok: {args.config}', flush=True)
+    # What the run did not prove: the real inputs, and what stood in.
+    inputs = config_inputs_of(args.config, args.cfg_options)
+    config_inputs.print_inputs(inputs, args.config)
+    missing = sum(not i.exists for i in inputs)
+    replaced = config_inputs.stand_ins(inputs, args.tiny)
+    state = (f'{missing} of {len(inputs)} missing, listed above' if missing
+             else f'all {len(inputs)} present')
+    print(f'dry run ok: {args.config} (on stand-ins: '
+          f'{", ".join(replaced) or "none"}; real inputs: {state})',
+          flush=True)
     return 0
 
 
