@@ -7,32 +7,45 @@ second on a CPU, with random weights.
 """
 import contextlib
 import copy
-from typing import Iterator
+from typing import Iterator, Optional
 
 import open_clip
 import timm
 from timm.models.vitamin import VitCfg, VitConvCfg
 
-__all__ = ['scaled_model_cfg', 'small_timm_trunks', 'quick_gelu_of']
+__all__ = [
+    'scaled_model_cfg', 'scale_model_cfg', 'small_timm_trunks',
+    'quick_gelu_of'
+]
 
 #: Scaled sizes of transformer towers.
 WIDTH, LAYERS, HEAD_WIDTH = 64, 2, 32
-#: timm keyword arguments that scale a trunk, tried in this order (the
-#: first that the trunk's class accepts is used; none: full size).
-TIMM_SCALINGS = (
-    # ViTamin: a convolutional stem that ends at the transformer's width
-    # (first: any other class refuses embed_cfg before building anything).
-    dict(depth=LAYERS, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH,
-         embed_cfg=VitCfg(embed_dim=(16, 32, WIDTH), depths=(1, 1, 1),
-                          stem_width=16, head_type='1d',
-                          conv_cfg=VitConvCfg(norm_layer='layernorm2d'))),
-    dict(depth=LAYERS, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH),
-    # A stem of fixed width (MobileCLIP-B): fewer blocks only.
-    dict(depth=LAYERS),
-    dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128)),
-    dict(depths=(1, 1, 1, 1), embed_dim=16, num_heads=(1, 2, 4, 8)),
-    dict(layers=(1, 1, 1, 1), embed_dims=(16, 32, 64, 128)),
-)
+
+
+def timm_scalings(layers: int = LAYERS) -> tuple:
+    """timm keyword arguments that scale a trunk to ``layers`` blocks (or
+    single-block stages), tried in this order: the first that the trunk's
+    class accepts is used; none: full size."""
+    return (
+        # ViTamin: a convolutional stem that ends at the transformer's
+        # width (first: any other class refuses embed_cfg before building
+        # anything).
+        dict(depth=layers, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH,
+             embed_cfg=VitCfg(embed_dim=(16, 32, WIDTH), depths=(1, 1, 1),
+                              stem_width=16, head_type='1d',
+                              conv_cfg=VitConvCfg(
+                                  norm_layer='layernorm2d'))),
+        dict(depth=layers, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH),
+        # A stem of fixed width (MobileCLIP-B): fewer blocks only.
+        dict(depth=layers),
+        dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128)),
+        dict(depths=(1, 1, 1, 1), embed_dim=16, num_heads=(1, 2, 4, 8)),
+        dict(layers=(1, 1, 1, 1), embed_dims=(16, 32, 64, 128)),
+    )
+
+
+#: timm keyword arguments that scale a trunk (:func:`timm_scalings`).
+TIMM_SCALINGS = timm_scalings()
 
 
 def scaled_model_cfg(name: str) -> dict:
@@ -45,7 +58,22 @@ def scaled_model_cfg(name: str) -> dict:
         dict: A ``model_cfg`` for ``clip=dict(model_cfg=...)``; timm trunks
         are scaled when it is built inside :func:`small_timm_trunks`.
     """
-    cfg = copy.deepcopy(open_clip.get_model_config(name))
+    return scale_model_cfg(open_clip.get_model_config(name))
+
+
+def scale_model_cfg(model_cfg: dict, layers: int = LAYERS) -> dict:
+    """A copy of an open_clip model config with small towers.
+
+    Args:
+        model_cfg (dict): An open_clip model config (``embed_dim``,
+            ``vision_cfg``, ``text_cfg``, ...).
+        layers (int): Blocks of each transformer tower. Defaults to
+            :data:`LAYERS`.
+
+    Returns:
+        dict: The scaled config (see :func:`scaled_model_cfg`).
+    """
+    cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop('quick_gelu', None)  # a source setting: quick_gelu_of(name)
     vision, text = cfg['vision_cfg'], cfg.get('text_cfg', {})
     if vision.get('timm_proj') == 'none':
@@ -55,11 +83,11 @@ def scaled_model_cfg(name: str) -> dict:
         if isinstance(vision.get('layers'), (list, tuple)):  # ResNet
             vision.update(layers=[1, 1, 1, 1], width=16, head_width=16)
         else:
-            vision.update(width=WIDTH, layers=LAYERS, head_width=HEAD_WIDTH)
+            vision.update(width=WIDTH, layers=layers, head_width=HEAD_WIDTH)
             if vision.get('attentional_pool'):
                 vision.update(attn_pooler_heads=2)
     if not text.get('hf_model_name'):
-        text.update(width=WIDTH, heads=WIDTH // HEAD_WIDTH, layers=LAYERS)
+        text.update(width=WIDTH, heads=WIDTH // HEAD_WIDTH, layers=layers)
     if text.get('hf_tokenizer_name'):
         # A small stand-in tokenizer's ids reach it in tests.
         text['vocab_size'] = min(text.get('vocab_size', 49408), 49408)
@@ -69,14 +97,27 @@ def scaled_model_cfg(name: str) -> dict:
 
 
 @contextlib.contextmanager
-def small_timm_trunks() -> Iterator[None]:
+def small_timm_trunks(layers: int = LAYERS,
+                      image: Optional[dict] = None) -> Iterator[None]:
     """Make ``timm.create_model`` build small trunks of the same class
-    (the first of :data:`TIMM_SCALINGS` the class accepts), until the
-    context ends."""
+    (the first of :func:`timm_scalings` the class accepts), until the
+    context ends.
+
+    Args:
+        layers (int): Blocks of a transformer trunk. Defaults to
+            :data:`LAYERS`.
+        image (dict, optional): Image settings tried with each scaling
+            first (e.g. ``dict(img_size=32, patch_size=8)``), for classes
+            that take them; without them where a class does not (a
+            convolutional trunk takes any size). Defaults to None.
+    """
     create = timm.create_model
+    scalings = timm_scalings(layers)
+    tries = [dict(scaling, **image) for scaling in scalings] + \
+        list(scalings) if image else list(scalings)
 
     def create_small(model_name, *args, **kwargs):
-        for scaling in TIMM_SCALINGS:
+        for scaling in tries:
             try:
                 return create(model_name, *args, **scaling, **kwargs)
             except (TypeError, AssertionError, ValueError):
