@@ -208,7 +208,7 @@ def test_random_clip_weights_refuse_to_replace_a_file(tmp_path):
     weights = DRY_RUN.RandomWeights(str(tmp_path), tiny=True)
     (tmp_path / 'clip_0.pth').write_bytes(b'my weights')
     with pytest.raises(FileExistsError, match='clip_0.pth'):
-        weights.source({}, 'student')
+        weights.source(dict(model_name='ViT-B-16'))
     assert (tmp_path / 'clip_0.pth').read_bytes() == b'my weights'
 
 

@@ -14,8 +14,11 @@ except that:
 * CLIP weights are random weights of the architecture the config names
   (no weight file is read; teacher checkpoints are left out, so the
   teacher's prompts are random: ``allow_untrained_teacher=True``), or with
-  ``--tiny`` the project's tiny CLIPs (and 32 px images) in place of every
-  CLIP;
+  ``--tiny`` of a tiny model of the same family in place of every CLIP
+  (its tower classes, pooling, tokens and text tower, 64 wide, 3 blocks,
+  32 px images; a Hugging Face tokenizer replaced by a small one of its
+  layout, prompt depths above 2 clamped to 2, as printed; see
+  ``tools/misc/tiny_clip_family.py``);
 * the data is a generated miniature of the config's own layout (CoOp split
   files, ImageNet and its variants, FGVC-Aircraft, unlabeled folders, tar
   shards, synthetic shapes), a few classes at the config's batch size, and
@@ -74,7 +77,8 @@ from mmengine.config import Config  # noqa: E402
 import config_inputs  # noqa: E402
 import miniature_data  # noqa: E402
 from random_clip_weights import (DISTILLERS, TINY_IMAGE_SIZE,  # noqa: E402
-                                 RandomWeights, bare_type, prepare_model)
+                                 RandomWeights, bare_type, prepare_model,
+                                 tiny_timm_trunks)
 from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
                             load_config)
 
@@ -126,7 +130,7 @@ class MiniatureData:
         root (str): Folder of the miniatures (inside the work dir).
         num_classes (int): Classes of each miniature.
         train_per_class (int): Train images per class.
-        tiny (bool): Shrink the pipelines to the tiny CLIPs' 32 px.
+        tiny (bool): Shrink the pipelines to the tiny models' 32 px.
     """
 
     def __init__(self, root: str, num_classes: int, train_per_class: int,
@@ -419,7 +423,8 @@ class DryRun:
     Args:
         config (str): The config file.
         work_dir (str): Where everything is written.
-        tiny (bool): Tiny CLIPs instead of random real-size ones.
+        tiny (bool): Tiny models of the config's CLIP families instead of
+            random real-size ones.
         quick (bool): Train one epoch (iteration) without validation and
             test it, nothing else.
         cfg_options (dict, optional): ``--cfg-options``, applied first.
@@ -477,6 +482,11 @@ class DryRun:
 
     def run(self) -> None:
         """Run every phase; raises :class:`PhaseFailed` at the first error."""
+        # Tiny models: every timm trunk is built tiny, in every phase.
+        with tiny_timm_trunks() if self.tiny else contextlib.nullcontext():
+            self._run()
+
+    def _run(self) -> None:
         if osp.exists(self.work_dir) and not osp.isdir(self.work_dir):
             raise PhaseFailed(f'work dir {self.work_dir} (--work-dir) is not '
                               'a folder: give an empty or new folder')
@@ -489,8 +499,8 @@ class DryRun:
             raise PhaseFailed(f'work dir {self.work_dir} (--work-dir) cannot '
                               f'be created: {e.strerror}: give an empty or '
                               'new folder') from e
-        kind = 'tiny CLIPs' if self.tiny else \
-            "random weights of the config's architectures"
+        kind = ("tiny models of the config's CLIP families" if self.tiny
+                else "random weights of the config's architectures")
         print(f'dry run of {self.config} ({kind}), work dir {self.work_dir}',
               flush=True)
         length = 1 if self.quick else 2
@@ -544,8 +554,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config')
     parser.add_argument('--tiny', action='store_true',
-                        help="the project's tiny CLIPs instead of random "
-                        'weights of the real architectures')
+                        help="tiny models of the config's CLIP families "
+                        'instead of random weights of the real '
+                        'architectures')
     parser.add_argument('--quick', action='store_true',
                         help='train one epoch (iteration) without '
                         'validation and test it, nothing else')

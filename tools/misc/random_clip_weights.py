@@ -1,7 +1,9 @@
 """Random CLIP weights in place of every weight file a config names, for
-``tools/misc/dry_run.py``: the config's own architectures (or the
-project's tiny CLIPs), and a small stand-in for a Hugging Face tokenizer
-that is not in the local cache."""
+``tools/misc/dry_run.py``: the config's own architectures, or tiny models
+of the same families (:mod:`tiny_clip_family`), and a small stand-in for a
+Hugging Face tokenizer that is not in the local cache (always, for a tiny
+model)."""
+import contextlib
 import copy
 import json
 import os
@@ -9,16 +11,12 @@ import os.path as osp
 from typing import Dict
 
 import torch
-from mmengine.config import Config
 
 from mmpromptkd.fileio import temporary_path
+from tiny_clip_family import (TINY_IMAGE_SIZE, TINY_LAYERS,
+                              clamp_prompt_depths, tiny_model_cfg,
+                              tiny_timm_trunks)
 
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY = Config.fromfile(
-    osp.join(_REPO, 'configs', '_base_', 'models', 'promptkd_tiny-clip.py'))
-TINY_IMAGE_SIZE = 32
-#: Prompt depth of every prompted tiny CLIP (they have 4 and 6 blocks).
-TINY_PROMPT_DEPTH = 2
 DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
 
 
@@ -27,35 +25,44 @@ def bare_type(type_name) -> str:
     return str(type_name).split('.')[-1]
 
 
-def clip_architecture(clip: dict, role: str, tiny: bool) -> dict:
+def clip_architecture(clip: dict, tiny: bool = False) -> dict:
     """The architecture of a CLIP weight source, without its weights.
 
     Args:
         clip (dict): The config's weight source (``openai_file``,
             ``model_name`` or ``model_cfg``).
-        role (str): 'student' or 'teacher' (which tiny CLIP to use).
-        tiny (bool): The project's tiny CLIP instead.
+        tiny (bool): A tiny model of the same family instead
+            (:func:`tiny_clip_family.tiny_model_cfg`; fp32, whatever
+            ``precision`` the source names). Defaults to False.
 
     Returns:
         dict: ``dict(model_cfg=..., quick_gelu=...)`` (random weights).
+
+    Raises:
+        ValueError: If the source names no architecture.
     """
     import open_clip
-    if tiny:
-        return dict(model_cfg=copy.deepcopy(TINY[f'tiny_{role}_clip']),
-                    quick_gelu=True)
     if 'model_cfg' in clip:
         model_cfg = clip['model_cfg']
-    else:
+    elif 'model_name' in clip or 'openai_file' in clip:
         name = clip.get('model_name') or osp.splitext(
             osp.basename(clip['openai_file']))[0]
         model_cfg = open_clip.get_model_config(name)
         if model_cfg is None:
             raise ValueError(f'clip: no open_clip architecture named {name!r}'
                              ' (from the weight file name); give model_name')
-    openai = 'openai_file' in clip or clip.get('pretrained') == 'openai'
-    source = dict(model_cfg=copy.deepcopy(dict(model_cfg)),
+    else:
+        raise ValueError(f'clip: {clip!r} names no architecture (model_cfg, '
+                         'model_name or openai_file)')
+    model_cfg = copy.deepcopy(dict(model_cfg))
+    # A setting of the source, not of the model (some open_clip configs).
+    openai = model_cfg.pop('quick_gelu', False) or 'openai_file' in clip \
+        or clip.get('pretrained') == 'openai'
+    source = dict(model_cfg=model_cfg,
                   quick_gelu=clip.get('quick_gelu', openai))
-    if 'precision' in clip:
+    if tiny:
+        source['model_cfg'] = tiny_model_cfg(source['model_cfg'])
+    elif 'precision' in clip:
         source['precision'] = clip['precision']
     return source
 
@@ -66,7 +73,8 @@ class RandomWeights:
 
     Args:
         folder (str): Where the weight files go (inside the work dir).
-        tiny (bool): The project's tiny CLIPs instead of the config's.
+        tiny (bool): Tiny models of the config's CLIP families instead of
+            its architectures.
     """
 
     def __init__(self, folder: str, tiny: bool) -> None:
@@ -74,10 +82,10 @@ class RandomWeights:
         self.tiny = tiny
         self.files: Dict[str, str] = {}
 
-    def source(self, clip: dict, role: str) -> dict:
+    def source(self, clip: dict) -> dict:
         """The weight source that replaces ``clip``."""
         from mmpromptkd.models.clip.clip_builder import build_clip
-        arch = clip_architecture(clip, role, self.tiny)
+        arch = clip_architecture(clip, self.tiny)
         self._stand_in_tokenizer(arch['model_cfg'].get('text_cfg', {}))
         key = json.dumps(arch, sort_keys=True)
         if key not in self.files:
@@ -87,7 +95,9 @@ class RandomWeights:
                                       'replace a file (give an empty or '
                                       'new folder)')
             os.makedirs(self.folder, exist_ok=True)
-            with torch.random.fork_rng(devices=[]):
+            towers = tiny_timm_trunks() if self.tiny else \
+                contextlib.nullcontext()
+            with torch.random.fork_rng(devices=[]), towers:
                 torch.manual_seed(len(self.files))
                 weights = build_clip(dict(arch)).state_dict()
             # Whole or not at all: a temporary file renamed into place.
@@ -104,40 +114,45 @@ class RandomWeights:
 
     def _stand_in_tokenizer(self, text_cfg: dict) -> None:
         """Name a small tokenizer of the same layout in ``text_cfg`` where
-        its Hugging Face tokenizer is not in the local cache."""
+        its Hugging Face tokenizer is not in the local cache, and always
+        for a tiny model (whose vocabulary is cut to the stand-in's)."""
         from mmpromptkd.models.clip.hf_tokenizer import find_tokenizer_file
         from small_hf_tokenizer import layout_of, write_small_hf_tokenizer
         name = text_cfg.get('hf_tokenizer_name')
         if not name:
             return
-        try:
-            find_tokenizer_file(name)
-        except FileNotFoundError:
-            layout = layout_of(name)
-            text_cfg['hf_tokenizer_name'] = write_small_hf_tokenizer(
-                osp.join(self.folder, f'tokenizer-{layout}'), layout)
-            print(f'  (the tokenizer {name} is not in the local cache: a '
-                  f'small stand-in of its layout, "{layout}")')
+        if not self.tiny:
+            try:
+                find_tokenizer_file(name)
+                return
+            except FileNotFoundError:
+                pass
+        layout = layout_of(name)
+        text_cfg['hf_tokenizer_name'] = write_small_hf_tokenizer(
+            osp.join(self.folder, f'tokenizer-{layout}'), layout)
+        why = 'a tiny model' if self.tiny else 'not in the local cache'
+        print(f'  (the tokenizer {name}: {why}, a small stand-in of its '
+              f'layout, "{layout}")')
 
 
-def replace_weights(node, role: str, weights: RandomWeights) -> None:
-    """Replace every weight source under a model config, in place."""
+def replace_weights(node, weights: RandomWeights,
+                    where: str = 'model') -> None:
+    """Replace every weight source under a model config, in place (and
+    for tiny models, clamp prompt depths to their towers, saying so)."""
     if isinstance(node, list):
-        for item in node:
-            replace_weights(item, role, weights)
+        for i, item in enumerate(node):
+            replace_weights(item, weights, f'{where}[{i}]')
         return
     if not isinstance(node, dict):
         return
     tiny = weights.tiny
     if isinstance(node.get('clip'), dict):
-        node['clip'] = weights.source(node['clip'], role)
+        node['clip'] = weights.source(node['clip'])
         if 'checkpoint' in node:
             node['checkpoint'] = None  # a stage-(a) checkpoint
         if tiny:
-            for key in ('vision_prompt_depth', 'text_prompt_depth',
-                        'prompt_depth'):
-                if node.get(key):
-                    node[key] = min(node[key], TINY_PROMPT_DEPTH)
+            for note in clamp_prompt_depths(node, where):
+                print(f'  (tiny towers of {TINY_LAYERS} blocks: {note})')
     init_cfg = node.get('init_cfg')
     if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
         node['init_cfg'] = None
@@ -145,22 +160,20 @@ def replace_weights(node, role: str, weights: RandomWeights) -> None:
         node['image_size'] = TINY_IMAGE_SIZE
     for key, value in node.items():
         if key != 'clip':
-            replace_weights(
-                value, 'teacher' if key in ('teacher', 'text_encoder') else
-                'student' if key == 'student' else role, weights)
+            replace_weights(value, weights, f'{where}.{key}')
 
 
-def prepare_model(cfg: Config, weights: RandomWeights) -> None:
-    """Random or tiny weights everywhere in ``cfg.model``."""
+def prepare_model(cfg, weights: RandomWeights) -> None:
+    """Random or tiny weights everywhere in ``cfg.model``.
+
+    A tiny model keeps its source's embedding dimension, so a projector
+    sized for the teacher (``out_channels``, where the teacher is not
+    built) fits the tiny teacher too.
+    """
     model = cfg.model.to_dict()
-    role = 'student' if model.get('type') in DISTILLERS else 'teacher'
-    replace_weights(model, role, weights)
-    if role == 'student' and model.get('teacher') is not None:
+    replace_weights(model, weights)
+    if model.get('type') in DISTILLERS and model.get('teacher') is not None:
         # The stage-(a) checkpoint is left out: the teacher's prompts are
         # random, as every weight of a dry run.
         model['allow_untrained_teacher'] = True
-    projector = model.get('projector')
-    if weights.tiny and isinstance(projector, dict) and \
-            'out_channels' in projector and model.get('teacher') is None:
-        projector['out_channels'] = TINY.tiny_teacher_clip['embed_dim']
     cfg.model = model
