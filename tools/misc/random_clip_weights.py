@@ -172,8 +172,9 @@ def prepare_model(cfg, weights: RandomWeights) -> None:
     """
     model = cfg.model.to_dict()
     replace_weights(model, weights)
-    if model.get('type') in DISTILLERS and model.get('teacher') is not None:
-        # The stage-(a) checkpoint is left out: the teacher's prompts are
-        # random, as every weight of a dry run.
+    if model.get('type') in DISTILLERS:
+        # The stage-(a) checkpoint is left out: the teacher's prompts (and
+        # so a teacher cache recorded in the dry run) are random, as every
+        # weight of a dry run.
         model['allow_untrained_teacher'] = True
     cfg.model = model
