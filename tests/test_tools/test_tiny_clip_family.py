@@ -12,7 +12,9 @@ them.
 import contextlib
 import glob
 import json
+import os
 import os.path as osp
+import tempfile
 
 import pytest
 import torch
@@ -30,6 +32,7 @@ from tool_runs import REPO
 CONFIGS = sorted(
     p for p in glob.glob(str(REPO / 'configs' / '**' / '*.py'),
                          recursive=True) if '_base_' not in p)
+SHARED_MEMORY = '/dev/shm'
 #: Text settings that scaling changes; every other one is kept.
 SCALED_TEXT_KEYS = {'width', 'heads', 'layers', 'vocab_size'}
 
@@ -50,11 +53,19 @@ def _clip_nodes(node, where='model'):
 @pytest.fixture(scope='module')
 def sources():
     """Every config's prompt learners: {config name: [(place, node)]}."""
-    return {
-        osp.basename(path):
-        list(_clip_nodes(Config.fromfile(path).model.to_dict()))
-        for path in CONFIGS
-    }
+    # mmengine copies each config and _base_ file into a temporary folder
+    # before reading it: in memory where there is one (7x faster here).
+    saved = tempfile.tempdir
+    if os.access(SHARED_MEMORY, os.W_OK):
+        tempfile.tempdir = SHARED_MEMORY
+    try:
+        return {
+            osp.basename(path):
+            list(_clip_nodes(Config.fromfile(path).model.to_dict()))
+            for path in CONFIGS
+        }
+    finally:
+        tempfile.tempdir = saved
 
 
 def _blocks(module) -> int:
