@@ -26,10 +26,9 @@ Configs are found by globbing: ``--teacher-configs`` and
 stands (a name of lower-case letters, digits and dashes, so that variants
 such as ``..._b2n-dtd_reference-selection.py`` do not match).
 
-Seeds: run ``k`` gets ``randomness.seed=k`` and, for every dataloader whose
-dataset sets the few-shot draw's ``seed`` in the config (the stage-a
-``train_dataloader.dataset.seed``, and ``val_dataloader.dataset.seed``
-where the val split is few-shot too), ``<split>_dataloader.dataset.seed=k``.
+Seeds: run ``k`` gets ``randomness.seed=k``, which the few-shot draws
+follow; a dataloader whose dataset sets its own ``seed`` in the config
+gets ``<split>_dataloader.dataset.seed=k`` too.
 
 Examples::
 
