@@ -6,8 +6,8 @@ import sys
 STUDIES = (
     'checkpoint_size', 'cpu_threads', 'gpa_scope_effect', 'gpu_check',
     'open_vocabulary_footprint', 'real_memory', 'speed', 'synthetic_b2n',
-    'teacher_cache_study', 'teacher_text_release', 'trust_audit',
-    'unlabeled_images_study')
+    'teacher_cache_study', 'teacher_ensemble_cost', 'teacher_text_release',
+    'trust_audit', 'unlabeled_images_study')
 
 
 def main(argv=None) -> int:

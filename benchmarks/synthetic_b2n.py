@@ -25,10 +25,15 @@ siglip_zs              zero-shot tiny SigLIP-style CLIP (a second family: timm
 siglip_promptsrc       stage (a): PromptSRC on the SigLIP-style CLIP
 siglip_teacher         PromptKD, SigLIP-style teacher -> tiny student CLIP
 siglip_student         PromptKD, tiny teacher CLIP -> SigLIP-style student
+ensemble_equal         PromptKD, ensemble of the CLIP and SigLIP-style
+                       stage-(a) teachers, equal weights -> tiny student CLIP
+ensemble_confidence    the same, weights per image by confidence (max prob.)
+ensemble_*_teacher     the ensemble's own scores on the test split (a
+                       teacher's accuracy; nothing trained)
 =====================  ======================================================
 
-The ``siglip_*`` rows run only when named (docs/synthetic_b2n_cross_family.md
-has the command that made their table).
+The ``siglip_*`` and ``ensemble_*`` rows run only when named
+(docs/synthetic_b2n_cross_family.md has the command that made their table).
 
 One dataset is generated (or reused) for all runs. Per seed, each stage-(a)
 teacher is trained once and shared by all distillation rows it teaches. The
@@ -63,7 +68,8 @@ from benchmarks.b2n.report import (METRICS, MIN_MARGIN, README_BEGIN,
                                    summarise, update_readme, write_markdown,
                                    write_png)
 from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, REPO_ROOT, ROWS,
-                                 STAGE_A_ROWS, build_row_config, set_epochs)
+                                 STAGE_A_ROWS, build_row_config, set_epochs,
+                                 stage_a_rows)
 import synthetic_shapes
 
 # Used by the studies built on this benchmark.
@@ -213,7 +219,8 @@ def run_row(key: str,
         args (argparse.Namespace): Command-line arguments.
         data (str): Dataset folder.
         seed (int): Random seed.
-        teacher_ckpt (str, optional): Stage-(a) checkpoint (distill rows).
+        teacher_ckpt (str | list[str], optional): Stage-(a) checkpoint
+            (distill rows), one per member for an ensemble.
         evaluate (bool): Test the trained model. Defaults to True.
         cfg (mmengine.Config, optional): The run's config, when a caller
             changed that of ``key`` (:func:`build_row_config`). Defaults to
@@ -233,7 +240,8 @@ def run_row(key: str,
     results = osp.join(run_dir, 'results.json')
     if cfg is None:
         cfg = build_row_config(key, args, data, seed, teacher_ckpt)
-    ckpt = ('' if spec.kind == 'zero_shot' else osp.join(
+    trains = spec.kind != 'zero_shot' and not spec.teacher_scores
+    ckpt = ('' if not trains else osp.join(
         run_dir, 'train', f'epoch_{cfg.train_cfg.max_epochs}.pth'))
     if osp.isfile(results):
         print(f'  {name or key} (seed {seed}): done, skipped', flush=True)
@@ -242,7 +250,7 @@ def run_row(key: str,
     config_file = osp.join(run_dir, 'config.py')
     cfg.dump(config_file)
     log_file = osp.join(run_dir, 'run.log')
-    if spec.kind != 'zero_shot' and not osp.isfile(ckpt):
+    if trains and not osp.isfile(ckpt):
         # A run stopped half-way leaves checkpoints that tools/train.py
         # refuses to overwrite: start it again from scratch.
         shutil.rmtree(osp.join(run_dir, 'train'), ignore_errors=True)
@@ -292,7 +300,11 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
     os.makedirs(args.work_dir, exist_ok=True)
     data = ensure_data(args)
     results: Dict[str, Dict[int, dict]] = {k: {} for k in args.rows}
-    stage_a = {ROWS[k].stage_a for k in args.rows if ROWS[k].kind == 'distill'}
+    stage_a = {
+        row
+        for k in args.rows if ROWS[k].kind == 'distill'
+        for row in stage_a_rows(k)
+    }
     for key in args.rows:
         if ROWS[key].kind == 'zero_shot':
             metrics, _ = run_row(key, args, data, args.seeds[0])
@@ -309,8 +321,10 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
         for key in args.rows:
             if ROWS[key].kind == 'zero_shot' or key in teachers:
                 continue
-            results[key][seed], _ = run_row(key, args, data, seed,
-                                            teachers.get(ROWS[key].stage_a))
+            needed = [teachers.get(row) for row in stage_a_rows(key)]
+            results[key][seed], _ = run_row(
+                key, args, data, seed,
+                needed if ROWS[key].members else needed[0])
     return results
 
 

@@ -5,7 +5,7 @@ See ``benchmarks/synthetic_b2n.py`` for the table of rows and how they run.
 import argparse
 import copy
 import os.path as osp
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -30,6 +30,11 @@ class RowSpec(NamedTuple):
             (``tiny_<student>_clip`` of the model base config).
         teacher (str): Tiny CLIP of a distillation row's teacher.
         stage_a (str): Row whose checkpoint is that teacher.
+        members (tuple[tuple[str, str]]): For a teacher ensemble, its
+            members' tiny CLIPs and stage-(a) rows, in order (the first
+            gives the student's text features).
+        teacher_scores (bool): Evaluate the teacher's scores (of the
+            distillation config, untrained student) instead of training.
     """
     label: str
     kind: str
@@ -37,6 +42,8 @@ class RowSpec(NamedTuple):
     student: str = 'student'
     teacher: str = 'teacher'
     stage_a: str = 'teacher_promptsrc'
+    members: tuple = ()
+    teacher_scores: bool = False
 
 
 def _feature_distillation(mode: str) -> dict:
@@ -97,13 +104,35 @@ ROWS: Dict[str, RowSpec] = {
     RowSpec('PromptKD: CLIP teacher -> SigLIP-style student', 'distill', {},
             student='siglip'),
 }
+#: Ensembles of the CLIP and the SigLIP-style stage-(a) teachers.
+_ENSEMBLE = (('teacher', 'teacher_promptsrc'), ('siglip', 'siglip_promptsrc'))
+_WEIGHTINGS = dict(
+    equal=('equal weights', dict(weighting='equal')),
+    confidence=('confidence weights',
+                dict(weighting='confidence', confidence='max_prob')))
+for _key, (_words, _options) in _WEIGHTINGS.items():
+    ROWS[f'ensemble_{_key}_teacher'] = RowSpec(
+        f'Teacher ensemble, {_words} (its own scores)', 'distill',
+        dict(model=dict(teacher=_options)), members=_ENSEMBLE,
+        teacher_scores=True)
+    ROWS[f'ensemble_{_key}'] = RowSpec(
+        f'PromptKD: teacher ensemble, {_words} -> CLIP student', 'distill',
+        dict(model=dict(teacher=_options)), members=_ENSEMBLE)
 #: Rows with the second family, run when asked for (``--rows``).
 CROSS_FAMILY_ROWS = ('siglip_zs', 'siglip_promptsrc', 'siglip_teacher',
-                     'siglip_student')
+                     'siglip_student') + tuple(
+                         k for k in ROWS if k.startswith('ensemble_'))
 #: Rows whose checkpoints are the teachers of distillation rows.
-STAGE_A_ROWS = tuple(
-    key for key in ROWS
-    if key in {spec.stage_a for spec in ROWS.values()})
+STAGE_A_ROWS = tuple(key for key in ROWS if key in {spec.stage_a for spec in
+                                                    ROWS.values()}
+                     | {row for spec in ROWS.values()
+                        for _, row in spec.members})
+
+
+def stage_a_rows(key: str) -> Tuple[str, ...]:
+    """The stage-(a) rows whose checkpoints a distillation row needs."""
+    spec = ROWS[key]
+    return tuple(row for _, row in spec.members) or (spec.stage_a, )
 
 
 # ----------------------------------------------------------------------------
@@ -156,11 +185,27 @@ def _clip_checkpoint(base, which: str, random_weights: bool) -> Optional[str]:
     return osp.normpath(base[f'tiny_{which}_clip_checkpoint'])
 
 
+def _ensemble(teacher, base, spec: RowSpec, checkpoints: Sequence[str],
+              random_weights: bool) -> dict:
+    """A TeacherEnsemble of the row's members: the distillation config's
+    prompted teacher on each member's tiny CLIP and stage-(a) checkpoint."""
+    members = []
+    for (which, _), checkpoint in zip(spec.members, checkpoints):
+        member = copy.deepcopy(teacher.to_dict())
+        member['clip'] = dict(
+            model_cfg=copy.deepcopy(base[f'tiny_{which}_clip']),
+            quick_gelu=True,
+            checkpoint=_clip_checkpoint(base, which, random_weights))
+        member['checkpoint'] = checkpoint
+        members.append(dict(teacher=member))
+    return dict(type='TeacherEnsemble', members=members)
+
+
 def build_row_config(key: str,
                      args: argparse.Namespace,
                      data: str,
                      seed: int,
-                     teacher_ckpt: Optional[str] = None):
+                     teacher_ckpt: Optional[Union[str, Sequence[str]]] = None):
     """The full config of one run.
 
     Args:
@@ -168,7 +213,8 @@ def build_row_config(key: str,
         args (argparse.Namespace): Command-line arguments.
         data (str): Dataset folder.
         seed (int): Random seed (also the few-shot sampling seed).
-        teacher_ckpt (str, optional): Stage-(a) checkpoint (distill rows).
+        teacher_ckpt (str | Sequence[str], optional): Stage-(a)
+            checkpoint (distill rows), one per member for an ensemble.
 
     Returns:
         mmengine.Config: The config.
@@ -208,6 +254,14 @@ def build_row_config(key: str,
             cfg.model[role].clip.checkpoint = _clip_checkpoint(
                 base, which, args.random_weights)
         cfg.model.teacher.checkpoint = teacher_ckpt
+        if spec.members:
+            cfg.model.teacher = _ensemble(cfg.model.teacher, base, spec,
+                                          teacher_ckpt, args.random_weights)
+        if spec.teacher_scores:
+            # The teacher's own accuracy: its scores on the test split.
+            cfg.model.predict_teacher = True
+            cfg.test_evaluator = dict(type='BaseNovelAccuracy',
+                                      score_key='teacher_score')
         cfg.merge_from_dict(copy.deepcopy(spec.overrides))
         if args.student_epochs is not None:
             set_epochs(cfg, args.student_epochs)

@@ -261,7 +261,13 @@ def test_each_model_gets_its_image_size_and_normalization(path):
         student = model.student
         roles = [(student.clip, preprocessor, True)] if 'clip' in student \
             else []
-        if model.get('teacher'):
+        teacher = model.get('teacher')
+        if teacher and teacher.get('type') == 'TeacherEnsemble':
+            # Members take the normalisation their weights declare unless
+            # they name one.
+            roles += [(m.teacher.clip, m.normalization, False)
+                      for m in teacher.members if m.get('normalization')]
+        elif teacher:
             roles.append((model.teacher.clip,
                           model.get('teacher_normalization') or preprocessor,
                           False))

@@ -58,6 +58,22 @@ class TestBaseNovelAccuracy:
         assert results['b2n/all'] == pytest.approx(200 / 7)
         assert all(isinstance(v, float) for v in results.values())
 
+    def test_the_teachers_scores_are_scored_with_score_key(self):
+        """The same scores as teacher_score, pred_score uniform (its
+        argmax, class 0, would score otherwise)."""
+        samples = []
+        for label, score in SAMPLES:
+            sample = DataSample().set_gt_label(label).set_pred_score(
+                torch.ones(5))
+            sample.set_field(torch.tensor(score), 'teacher_score')
+            samples.append(sample)
+        metric = METRICS.build(
+            dict(type='BaseNovelAccuracy', score_key='teacher_score'))
+        results = _evaluate(metric, samples)
+        assert results['b2n/hm'] == pytest.approx(15000 / 325)
+        with pytest.raises(ValueError, match="score_key must be"):
+            METRICS.build(dict(type='BaseNovelAccuracy', score_key='logits'))
+
     def test_explicit_num_base_classes_and_prefix(self):
         metric = METRICS.build(
             dict(type='BaseNovelAccuracy', num_base_classes=2, prefix='dtd'))

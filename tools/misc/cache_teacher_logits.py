@@ -161,6 +161,12 @@ def record(runner, out: str, epochs: int, storage: str,
         runner.model) else runner.model
     if model.teacher is None:
         raise ValueError('the config has no teacher to cache')
+    if hasattr(model.teacher, 'members'):
+        raise ValueError(
+            'model.teacher is a TeacherEnsemble: its combined logits depend '
+            "on the loss's temperature and weighting, and caches of "
+            'ensembles are not supported; record the cache of a single '
+            'teacher, or train the ensemble online')
     if model.distill_target != 'logits':
         raise ValueError("a teacher cache holds logits: distill_target must "
                          "be 'logits'")

@@ -69,6 +69,10 @@ class BaseNovelAccuracy(BaseMetric):
             meaning ``'b2n'``.
         collect_dir (str, optional): Directory used to collect results when
             ``collect_device='cpu'``. Defaults to None.
+        score_key (str): The scores of each sample to evaluate:
+            ``'pred_score'`` (the model's) or ``'teacher_score'`` (a
+            distiller's teacher, with ``model.predict_teacher=True``).
+            Defaults to 'pred_score'.
     """
     default_prefix: Optional[str] = 'b2n'
 
@@ -76,7 +80,8 @@ class BaseNovelAccuracy(BaseMetric):
                  num_base_classes: Optional[int] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+                 collect_dir: Optional[str] = None,
+                 score_key: str = 'pred_score') -> None:
         super().__init__(
             collect_device=collect_device,
             prefix=prefix,
@@ -88,6 +93,10 @@ class BaseNovelAccuracy(BaseMetric):
             raise ValueError('num_base_classes must be a non-negative int or '
                              f'None, got {num_base_classes!r}.')
         self.num_base_classes = num_base_classes
+        if score_key not in ('pred_score', 'teacher_score'):
+            raise ValueError("score_key must be 'pred_score' or "
+                             f"'teacher_score', got {score_key!r}")
+        self.score_key = score_key
 
     def _resolve_num_base(self, num_classes: int) -> int:
         """Number of base classes for scores with ``num_classes`` columns."""
@@ -113,11 +122,11 @@ class BaseNovelAccuracy(BaseMetric):
                 ``gt_label``.
         """
         for sample in data_samples:
-            score = _get(sample, 'pred_score')
+            score = _get(sample, self.score_key)
             label = _get(sample, 'gt_label')
             if score is None or label is None:
-                raise ValueError('BaseNovelAccuracy needs `pred_score` and '
-                                 '`gt_label` in every data sample.')
+                raise ValueError(f'BaseNovelAccuracy needs `{self.score_key}` '
+                                 'and `gt_label` in every data sample.')
             score = torch.as_tensor(score).detach().reshape(-1)
             n = score.numel()
             m = self._resolve_num_base(n)

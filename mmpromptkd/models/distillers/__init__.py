@@ -1,3 +1,4 @@
 from .promptkd_distiller import PromptKDDistiller
+from .teacher_ensemble import TeacherEnsemble
 
-__all__ = ['PromptKDDistiller']
+__all__ = ['PromptKDDistiller', 'TeacherEnsemble']

@@ -1,5 +1,5 @@
 """PromptKD: unsupervised prompt distillation (stages b and c)."""
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +15,8 @@ from .strict_loading import prepare_distiller_load
 from ..utils.teacher_provenance import check_trained_teacher
 from ..utils import (cached_teacher_logits, check_image_size,
                      logits_to_data_samples, teacher_input_map)
+from ..utils.input_normalization import teacher_view
+from .teacher_ensemble import TeacherEnsemble
 
 
 @MODELS.register_module()
@@ -222,8 +224,14 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                 f'text_encoder gives {self.text_encoder.embed_dim}-d '
                 f'features; the projector maps to {text_dim}')
         # The affine map from the student's normalised images to the
-        # teacher's (None: the same), after checking both against weights.
+        # teacher's (None: the same), after checking both against weights;
+        # an ensemble keeps one per member.
         self.teacher_normalization = teacher_normalization
+        if isinstance(teacher_model, TeacherEnsemble):
+            _check_ensemble_options(distill_target, teacher_normalization,
+                                    release_teacher_text_tower, compile)
+            teacher_model.bind_inputs(self.data_preprocessor, self.student)
+            teacher_model = None  # nothing more to map or compile here
         self._teacher_input_map = teacher_input_map(
             self.data_preprocessor, self.student, teacher_model,
             teacher_normalization)
@@ -334,30 +342,43 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             Tensor: Features (B, D_teacher).
         """
         teacher = self._require_teacher()
-        if self._teacher_input_map is not None:
-            scale, shift = (t.to(inputs) for t in self._teacher_input_map)
-            inputs = inputs * scale + shift
-        if tuple(inputs.shape[-2:]) != tuple(teacher.image_size):
-            inputs = F.interpolate(
-                inputs,
-                size=teacher.image_size,
-                mode='bicubic',
-                align_corners=False)
+        if isinstance(teacher, TeacherEnsemble):
+            raise ValueError('a TeacherEnsemble has one set of image '
+                             'features per member: it gives logits '
+                             '(teacher_logits), not features')
+        inputs = teacher_view(inputs, teacher.image_size,
+                              self._teacher_input_map)
         encode = self._compiled.get('teacher', teacher.encode_image)
         return F.normalize(encode(inputs), dim=-1).to(self._feature_dtype)
 
     @torch.no_grad()
-    def teacher_logits(self, inputs: torch.Tensor,
-                       text_features: torch.Tensor) -> torch.Tensor:
+    def teacher_logits(self,
+                       inputs: torch.Tensor,
+                       text_features: torch.Tensor,
+                       class_names: Optional[Sequence[str]] = None
+                       ) -> torch.Tensor:
         """Frozen teacher logits ``exp(s_T) * v_T @ t.T`` (no gradient).
+
+        A :class:`TeacherEnsemble` gives the logits of its members'
+        combined distribution at the loss's temperature instead.
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
             text_features (Tensor): Normalised features (C, D).
+            class_names (Sequence[str], optional): Their classes; an
+                ensemble's other members encode them. Defaults to the
+                training classes.
 
         Returns:
             Tensor: Logits (B, C).
         """
+        if isinstance(self._teacher, TeacherEnsemble):
+            teacher = self._require_teacher()
+            names = self._text(True)[1] if class_names is None else \
+                class_names
+            tau = float(getattr(self.distill_loss, 'tau', 1.0))
+            return teacher.logits(inputs, names, text_features,
+                                  tau).to(self._feature_dtype)
         features = self.teacher_features(inputs)
         return self._teacher.logit_scale.float() * \
             features @ text_features.t().to(features.dtype)
@@ -459,7 +480,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             text = self._text(True)[0]
             cached = cached_teacher_logits(data_samples,
                                            (len(inputs), len(text)))
-            teacher = self.teacher_logits(inputs, text) if cached is None \
+            teacher = self.teacher_logits(
+                inputs, text, self._text(True)[1]) if cached is None \
                 else cached.to(inputs.device, self._feature_dtype)
             student = self.student_logits(inputs, for_training=True)
         return dict(loss_kd=self.distill_loss(student, teacher))
@@ -486,7 +508,28 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             self.student_logits(inputs), data_samples)
         if self.predict_teacher and self._teacher is not None:
             teacher = self.teacher_logits(inputs,
-                                          self._text(False)[0]).softmax(-1)
+                                          *self._text(False)).softmax(-1)
             for sample, score in zip(samples, teacher):
                 sample.set_field(score, 'teacher_score')
         return samples
+
+
+def _check_ensemble_options(distill_target: str,
+                            teacher_normalization: Optional[dict],
+                            release_teacher_text_tower: bool,
+                            compile: Union[bool, dict]) -> None:
+    """Refuse distiller options an ensemble teacher does not take."""
+    if distill_target != 'logits':
+        raise ValueError("a TeacherEnsemble teacher gives logits: "
+                         "distill_target must be 'logits'")
+    if teacher_normalization is not None:
+        raise ValueError('with a TeacherEnsemble, each member has its own '
+                         'normalization (members[i].normalization); '
+                         'teacher_normalization must be None')
+    if release_teacher_text_tower:
+        raise ValueError('release_teacher_text_tower=True is not supported '
+                         'with a TeacherEnsemble: its members encode the '
+                         'class names of every dataset they classify')
+    if compile is not False:
+        raise ValueError('compile is not supported with a TeacherEnsemble '
+                         'teacher yet')

@@ -6,7 +6,8 @@ from torch import nn
 
 __all__ = [
     'check_input_normalization', 'preprocessor_normalization',
-    'same_normalization', 'teacher_input_map', 'teacher_input_normalization'
+    'same_normalization', 'teacher_input_map', 'teacher_input_normalization',
+    'teacher_view'
 ]
 
 #: Largest difference on the 0-255 scale still taken as the same value
@@ -159,3 +160,29 @@ def teacher_input_map(
     if bool((scale == 1).all() and (shift == 0).all()):
         return None
     return scale.view(1, 3, 1, 1), shift.view(1, 3, 1, 1)
+
+
+def teacher_view(inputs: torch.Tensor, image_size: Sequence[int],
+                 input_map: Optional[Tuple[torch.Tensor, torch.Tensor]]
+                 ) -> torch.Tensor:
+    """A teacher's view of the student's images: re-normalised with
+    ``input_map`` (see :func:`teacher_input_map`) and resized (bicubic) to
+    the teacher's ``image_size`` where they differ.
+
+    Args:
+        inputs (Tensor): The student's normalised images (B, 3, H, W).
+        image_size (Sequence[int]): The teacher's (H, W).
+        input_map (tuple[Tensor, Tensor], optional): ``scale`` and
+            ``shift``; None: the same normalisation.
+
+    Returns:
+        Tensor: The teacher's images.
+    """
+    if input_map is not None:
+        scale, shift = (t.to(inputs) for t in input_map)
+        inputs = inputs * scale + shift
+    if tuple(inputs.shape[-2:]) != tuple(image_size):
+        inputs = torch.nn.functional.interpolate(
+            inputs, size=tuple(image_size), mode='bicubic',
+            align_corners=False)
+    return inputs

@@ -142,6 +142,13 @@ def untrained_reason(teacher: nn.Module) -> Optional[str]:
         str or None: The reason, for messages; None when the teacher has
         no prompts or trained ones.
     """
+    members = getattr(teacher, 'members', None)
+    if members is not None:  # an ensemble: its first untrained member
+        for i, member in enumerate(members):
+            reason = untrained_reason(member)
+            if reason:
+                return f'members[{i}]: {reason}'
+        return None
     names: List[str] = list(_prompts(teacher))
     if not names:
         return None
@@ -216,6 +223,9 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
     """
     if teacher is None:
         return None
+    members = getattr(teacher, 'members', None)
+    if members is not None:
+        return _ensemble_record(teacher, [teacher_record(m) for m in members])
     source = getattr(teacher, 'prompt_source', None)
     frozen = tensors_record(_frozen_clip(teacher))
     prompts = tensors_record(_prompts(teacher))
@@ -233,6 +243,25 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
         sha256=both,
         tensors=frozen['tensors'] + prompts['tensors'],
         elements=frozen['elements'] + prompts['elements'])
+
+
+def _ensemble_record(ensemble: nn.Module, members: List[dict]) -> dict:
+    """The record of a :class:`TeacherEnsemble`: its members' records and
+    how they are combined, fingerprinted together."""
+    combination = dict(weighting=ensemble.weighting, weights=ensemble.weights,
+                       taus=ensemble.taus, confidence=ensemble.confidence,
+                       confidence_tau=ensemble.confidence_tau,
+                       text_member=ensemble.text_member)
+    digest = hashlib.sha256(repr(sorted(combination.items())).encode())
+    for member in members:
+        digest.update(member['sha256'].encode())
+    return dict(type=type(ensemble).__name__, checkpoint=None, iter=None,
+                classes=None,
+                trained_prompts=all(m['trained_prompts'] for m in members),
+                members=members, combination=combination,
+                sha256=digest.hexdigest(),
+                tensors=sum(m['tensors'] for m in members),
+                elements=sum(m['elements'] for m in members))
 
 
 def same_teacher(stored: Optional[dict], current: Optional[dict],

@@ -1,0 +1,301 @@
+"""Several frozen teachers as one distillation target."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmpromptkd.registry import MODELS
+from ..utils.input_normalization import teacher_input_map, teacher_view
+
+__all__ = ['TeacherEnsemble', 'combine_teacher_logits']
+
+WEIGHTINGS = ('equal', 'fixed', 'confidence')
+CONFIDENCES = ('max_prob', 'neg_entropy')
+
+
+def combine_teacher_logits(logits: Sequence[torch.Tensor],
+                           taus: Sequence[float],
+                           tau: float,
+                           weights: Optional[Sequence[float]] = None,
+                           confidence: Optional[str] = None,
+                           confidence_tau: float = 1.0) -> torch.Tensor:
+    """Logits whose distribution at ``tau`` is the members' mixture.
+
+    With member logits ``z_m`` (B, C) and temperatures ``tau_m``::
+
+        p_m = softmax(z_m / tau_m)
+        p   = sum_m w_m * p_m
+        out = tau * log(p)            # so that softmax(out / tau) = p
+
+    The weights ``w_m`` are fixed (``weights``, summing to 1), or per
+    sample from each member's confidence in its own distribution::
+
+        c_m = max_c p_m[c]                    (confidence='max_prob')
+        c_m = sum_c p_m[c] * log(p_m[c])      (confidence='neg_entropy')
+        w   = softmax_m(c / confidence_tau)
+
+    A single member's logits are returned unchanged.
+
+    Args:
+        logits (Sequence[Tensor]): One (B, C) tensor per member.
+        taus (Sequence[float]): The members' temperatures.
+        tau (float): The temperature the loss applies to the result.
+        weights (Sequence[float], optional): Fixed weights (M,). Used when
+            ``confidence`` is None.
+        confidence (str, optional): 'max_prob' or 'neg_entropy'.
+        confidence_tau (float): Temperature of the confidence softmax.
+            Defaults to 1.0.
+
+    Returns:
+        Tensor: (B, C) float32 logits.
+    """
+    if len(logits) == 1:
+        return logits[0]
+    log_p = torch.stack([
+        F.log_softmax(z.float() / t, dim=-1) for z, t in zip(logits, taus)
+    ])  # (M, B, C)
+    if confidence is None:
+        log_w = torch.tensor(
+            [float(w) for w in weights], device=log_p.device).log()
+        log_w = log_w[:, None].expand(log_p.shape[:2])
+    else:
+        p = log_p.exp()
+        if confidence == 'max_prob':
+            score = p.amax(-1)
+        else:
+            score = (p * log_p).sum(-1)
+        log_w = F.log_softmax(score / confidence_tau, dim=0)  # (M, B)
+    return tau * torch.logsumexp(log_w[..., None] + log_p, dim=0)
+
+
+@MODELS.register_module()
+class TeacherEnsemble(nn.Module):
+    """Frozen teachers of any family whose class distributions are mixed.
+
+    Each member ``m`` classifies the batch on its own: the images are
+    re-normalised and resized as the member takes them, and its logits are
+    ``exp(s_m) * normalize(f_m(x_m)) @ normalize(g_m(classes)).T`` with its
+    own text features of the class names. The distillation target combines
+    the members' distributions (:func:`combine_teacher_logits`): equal
+    weights, fixed weights, or per-sample confidence. The student's text
+    features come from one member (``text_member``, the first by default),
+    as in PromptKD. An ensemble of one is that teacher, bit for bit.
+
+    Used as a distiller's ``teacher``:
+    ``teacher=dict(type='TeacherEnsemble', members=[...])``.
+
+    Args:
+        members (list[dict]): One dict per member: ``teacher`` (its config:
+            a :class:`PromptedCLIP` by default, prompted from a stage-(a)
+            ``checkpoint`` or without prompts for a zero-shot member), and
+            optionally ``weight`` (for ``weighting='fixed'``), ``tau`` (its
+            temperature; defaults to the loss's) and ``normalization``
+            (``dict(mean=..., std=...)`` on the 0-255 scale; defaults to
+            what its weights declare, else the data preprocessor's).
+        weighting (str): 'equal', 'fixed' or 'confidence'.
+            Defaults to 'equal'.
+        confidence (str): 'max_prob' or 'neg_entropy', for
+            ``weighting='confidence'``. Defaults to 'max_prob'.
+        confidence_tau (float): Temperature of the confidence weights.
+            Defaults to 1.0.
+        text_member (int): The member whose text features the student
+            shares. Defaults to 0.
+        reference_fp16 (bool): Passed on to every member. Defaults to False.
+    """
+
+    def __init__(self,
+                 members: List[dict],
+                 weighting: str = 'equal',
+                 confidence: str = 'max_prob',
+                 confidence_tau: float = 1.0,
+                 text_member: int = 0,
+                 reference_fp16: bool = False) -> None:
+        super().__init__()
+        if not isinstance(members, (list, tuple)) or not members:
+            raise ValueError('TeacherEnsemble.members: a non-empty list of '
+                             f'dict(teacher=...), got {members!r}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'TeacherEnsemble.weighting must be one of '
+                             f'{WEIGHTINGS}, got {weighting!r}')
+        if confidence not in CONFIDENCES:
+            raise ValueError(f'TeacherEnsemble.confidence must be one of '
+                             f'{CONFIDENCES}, got {confidence!r}')
+        if not confidence_tau > 0:
+            raise ValueError('TeacherEnsemble.confidence_tau must be > 0, '
+                             f'got {confidence_tau!r}')
+        if not 0 <= text_member < len(members):
+            raise ValueError(f'TeacherEnsemble.text_member={text_member} is '
+                             f'not one of the {len(members)} members')
+        specs = [_member_spec(i, m) for i, m in enumerate(members)]
+        weights = [s['weight'] for s in specs]
+        if weighting == 'fixed':
+            if any(w is None for w in weights):
+                raise ValueError("weighting='fixed' needs a weight for every "
+                                 'member (members[i].weight)')
+            if any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+                raise ValueError(f'TeacherEnsemble member weights must be '
+                                 f'>= 0 and sum to 1, got {weights} (sum '
+                                 f'{sum(weights)})')
+        elif any(w is not None for w in weights):
+            raise ValueError(f'members[i].weight is for weighting=\'fixed\'; '
+                             f'this ensemble weighs by {weighting!r}')
+        self.weighting = weighting
+        self.confidence = confidence
+        self.confidence_tau = confidence_tau
+        self.text_member = text_member
+        self.weights = ([1.0 / len(specs)] * len(specs)
+                        if weighting == 'equal' else weights)
+        self.taus = [s['tau'] for s in specs]
+        self.normalizations = [s['normalization'] for s in specs]
+        built = []
+        for spec in specs:
+            teacher = dict(spec['teacher'])
+            teacher.setdefault('type', 'PromptedCLIP')
+            if reference_fp16:
+                teacher['reference_fp16'] = True
+            built.append(MODELS.build(teacher))
+        self.members = nn.ModuleList(built)
+        # Per member: the map from the student's normalised images (set by
+        # bind_inputs), and its text features by class list.
+        self._input_maps: List[Optional[Tuple[torch.Tensor,
+                                              torch.Tensor]]] = [None] * len(
+                                                  built)
+        self._text_cache: Dict[Tuple[int, Tuple[str, ...]],
+                               torch.Tensor] = {}
+
+    # The teacher interface the distiller's text table uses: the text member.
+    @property
+    def text_teacher(self) -> nn.Module:
+        """nn.Module: The member whose text features the student shares."""
+        return self.members[self.text_member]
+
+    @property
+    def embed_dim(self) -> int:
+        """int: Width of the shared text features."""
+        return self.text_teacher.embed_dim
+
+    @property
+    def has_text_tower(self) -> bool:
+        """bool: Whether every member can encode class names."""
+        return all(getattr(m, 'has_text_tower', True) for m in self.members)
+
+    def encode_text(self, class_names: Sequence[str],
+                    normalize: bool = False) -> torch.Tensor:
+        """The text member's features of ``class_names``."""
+        return self.text_teacher.encode_text(class_names, normalize=normalize)
+
+    def release_text_tower(self) -> None:
+        raise ValueError('release_teacher_text_tower=True is not supported '
+                         'with a TeacherEnsemble: its members encode the '
+                         'class names of every dataset they classify')
+
+    def bind_inputs(self, data_preprocessor: nn.Module,
+                    student: nn.Module) -> None:
+        """Prepare each member's input map from the student's images.
+
+        Args:
+            data_preprocessor (nn.Module): The distiller's preprocessor.
+            student (nn.Module): The student.
+
+        Raises:
+            ValueError: If a member would get images normalised otherwise
+                than its weights expect (naming the member).
+        """
+        for i, (member, normalization) in enumerate(
+                zip(self.members, self.normalizations)):
+            if normalization is None:
+                normalization = _declared_normalization(
+                    member, data_preprocessor)
+            try:
+                self._input_maps[i] = teacher_input_map(
+                    data_preprocessor, student, member, normalization)
+            except ValueError as e:
+                raise ValueError(f'TeacherEnsemble.members[{i}]: {e}') from e
+
+    def member_logits(self, inputs: torch.Tensor,
+                      class_names: Sequence[str],
+                      text_features: torch.Tensor) -> List[torch.Tensor]:
+        """Each member's logits of the batch over ``class_names``.
+
+        Args:
+            inputs (Tensor): The student's normalised images (B, 3, H, W).
+            class_names (Sequence[str]): The classes.
+            text_features (Tensor): The text member's (stored) features of
+                them, which that member uses as they are.
+
+        Returns:
+            list[Tensor]: One (B, C) float32 tensor per member.
+        """
+        out = []
+        for i, member in enumerate(self.members):
+            text = text_features if i == self.text_member else \
+                self._member_text(i, tuple(class_names))
+            view = teacher_view(inputs, member.image_size, self._input_maps[i])
+            features = F.normalize(member.encode_image(view), dim=-1)
+            out.append(member.logit_scale.float() *
+                       features.float() @ text.t().to(features.device).float())
+        return out
+
+    def logits(self, inputs: torch.Tensor, class_names: Sequence[str],
+               text_features: torch.Tensor, tau: float) -> torch.Tensor:
+        """The ensemble's target logits (see :func:`combine_teacher_logits`).
+
+        Args:
+            inputs (Tensor): The student's normalised images (B, 3, H, W).
+            class_names (Sequence[str]): The classes.
+            text_features (Tensor): The text member's features of them.
+            tau (float): The loss's temperature.
+
+        Returns:
+            Tensor: (B, C) logits.
+        """
+        members = self.member_logits(inputs, class_names, text_features)
+        taus = [tau if t is None else t for t in self.taus]
+        return combine_teacher_logits(
+            members, taus, tau, self.weights,
+            self.confidence if self.weighting == 'confidence' else None,
+            self.confidence_tau)
+
+    @torch.no_grad()
+    def _member_text(self, index: int,
+                     class_names: Tuple[str, ...]) -> torch.Tensor:
+        key = (index, class_names)
+        if key not in self._text_cache:
+            self._text_cache[key] = self.members[index].encode_text(
+                list(class_names), normalize=True).float()
+        return self._text_cache[key]
+
+
+def _member_spec(index: int, member: dict) -> dict:
+    """One member's settings, checked."""
+    allowed = {'teacher', 'weight', 'tau', 'normalization'}
+    if not isinstance(member, dict) or 'teacher' not in member or \
+            set(member) - allowed:
+        raise ValueError(
+            f'TeacherEnsemble.members[{index}]: expected dict(teacher=..., '
+            f'[weight=..., tau=..., normalization=...]), got {member!r}')
+    tau = member.get('tau')
+    if tau is not None and not (isinstance(tau, (int, float)) and tau > 0):
+        raise ValueError(f'TeacherEnsemble.members[{index}].tau must be > 0, '
+                         f'got {tau!r}')
+    weight = member.get('weight')
+    if weight is not None and not isinstance(weight, (int, float)):
+        raise ValueError(f'TeacherEnsemble.members[{index}].weight must be a '
+                         f'number, got {weight!r}')
+    return dict(teacher=member['teacher'],
+                weight=None if weight is None else float(weight),
+                tau=None if tau is None else float(tau),
+                normalization=member.get('normalization'))
+
+
+def _declared_normalization(member: nn.Module,
+                            data_preprocessor: nn.Module) -> Optional[dict]:
+    """The member's own normalisation (0-255), where its weights declare
+    one; None (the data preprocessor's) otherwise."""
+    declared = getattr(member, 'input_normalization', None)
+    if declared is None:
+        return None
+    mean, std = declared
+    return dict(mean=[float(v) * 255 for v in mean],
+                std=[float(v) * 255 for v in std])
