@@ -34,7 +34,8 @@ MAIN = str(REPO / 'configs' / 'promptkd' /
 #: One config of each family other than MAIN's, run at real size: every
 #: prompt learner of stage (a), zero-shot CLIP, and the distiller on the
 #: ImageNet layout with a recorded teacher cache, across datasets, with a
-#: MaPLe teacher, with an mmpretrain student and with an EVA02 teacher.
+#: MaPLe teacher, with an mmpretrain student and with an EVA02 teacher, and
+#: a teacher ensemble of two families.
 REAL_SIZE_FAMILIES = [
     str(REPO / 'configs' / name) for name in (
         'ivlp/ivlp_vit-l14_1xb8-16shot-20e_b2n-caltech101.py',
@@ -59,6 +60,8 @@ REAL_SIZE_FAMILIES = [
         'imagenet.py',
         'promptkd/promptkd_vit-b16_vit-l16-siglip2-256-promptsrc_1xb8-20e_'
         'b2n-imagenet.py',
+        'promptkd/promptkd_vit-b16_ensemble-vit-l14-promptsrc-siglip2-l16-zs_'
+        '1xb8-20e_b2n-dtd.py',
     )
 ]
 pytestmark = pytest.mark.slow

@@ -185,11 +185,6 @@ class TeacherEnsemble(nn.Module):
         """The text member's features of ``class_names``."""
         return self.text_teacher.encode_text(class_names, normalize=normalize)
 
-    def release_text_tower(self) -> None:
-        raise ValueError('release_teacher_text_tower=True is not supported '
-                         'with a TeacherEnsemble: its members encode the '
-                         'class names of every dataset they classify')
-
     def bind_inputs(self, data_preprocessor: nn.Module,
                     student: nn.Module) -> None:
         """Prepare each member's input map from the student's images.
@@ -205,8 +200,7 @@ class TeacherEnsemble(nn.Module):
         for i, (member, normalization) in enumerate(
                 zip(self.members, self.normalizations)):
             if normalization is None:
-                normalization = _declared_normalization(
-                    member, data_preprocessor)
+                normalization = _declared_normalization(member)
             try:
                 self._input_maps[i] = teacher_input_map(
                     data_preprocessor, student, member, normalization)
@@ -289,8 +283,7 @@ def _member_spec(index: int, member: dict) -> dict:
                 normalization=member.get('normalization'))
 
 
-def _declared_normalization(member: nn.Module,
-                            data_preprocessor: nn.Module) -> Optional[dict]:
+def _declared_normalization(member: nn.Module) -> Optional[dict]:
     """The member's own normalisation (0-255), where its weights declare
     one; None (the data preprocessor's) otherwise."""
     declared = getattr(member, 'input_normalization', None)
