@@ -29,7 +29,7 @@ TINY = [
     '--teacher-configs',
     str(REPO / 'configs/promptsrc/promptsrc_tiny-clip_*_b2n-{dataset}.py'),
     '--student-configs',
-    str(REPO / 'configs/promptkd/promptkd_tiny-clip_*_b2n-{dataset}.py')
+    str(REPO / 'configs/promptkd/promptkd_tiny-clip_1xb32-*_b2n-{dataset}.py')
 ]
 
 
