@@ -45,9 +45,9 @@ def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
         f'the tokenizer "{name}" is not in the local Hugging Face cache and '
         f'nothing is downloaded at run time: place {TOKENIZER_FILE} and '
         f'{CONFIG_FILE} of the hub repository {name} in the cache (e.g. '
-        f'`huggingface-cli download {name} {TOKENIZER_FILE} {CONFIG_FILE}` '
-        'on a machine with network), or set text_cfg.hf_tokenizer_name to a '
-        'folder holding them')
+        f'`hf download {name} {TOKENIZER_FILE} {CONFIG_FILE}` on a machine '
+        'with network; docs/inputs.md), or set text_cfg.hf_tokenizer_name to '
+        'a folder holding them')
 
 
 #: The sides transformers truncates and pads on.
