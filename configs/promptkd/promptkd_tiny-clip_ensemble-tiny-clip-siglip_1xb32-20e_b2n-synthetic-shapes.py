@@ -5,11 +5,6 @@
 # text features come from the first member.
 _base_ = ['./promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py']
 
-_prompts = dict(
-    vision_prompt_depth=3,
-    vision_prompt_length=4,
-    text_prompt_depth=3,
-    text_prompt_length=4)
 model = dict(
     teacher=dict(
         _delete_=True,
@@ -17,20 +12,17 @@ model = dict(
         weighting='confidence',
         confidence='max_prob',
         members=[
-            dict(teacher=dict(
-                type='PromptedCLIP',
-                clip=dict(
-                    model_cfg={{_base_.tiny_teacher_clip}},
-                    quick_gelu=True,
-                    checkpoint={{_base_.tiny_teacher_clip_checkpoint}}),
-                checkpoint=None,  # the CLIP teacher's stage-(a) checkpoint
-                **_prompts)),
+            # The base config's CLIP teacher (its stage-(a) checkpoint).
+            dict(teacher={{_base_.model.teacher}}),
             dict(teacher=dict(
                 type='PromptedCLIP',
                 clip=dict(
                     model_cfg={{_base_.tiny_siglip_clip}},
                     quick_gelu=True,
                     checkpoint={{_base_.tiny_siglip_clip_checkpoint}}),
-                checkpoint=None,  # the SigLIP-style stage-(a) checkpoint
-                **_prompts)),
+                vision_prompt_depth=3,
+                vision_prompt_length=4,
+                text_prompt_depth=3,
+                text_prompt_length=4,
+                checkpoint=None)),  # the SigLIP-style stage-(a) checkpoint
         ]))

@@ -12,15 +12,8 @@ model = dict(
         weighting='confidence',
         confidence='max_prob',
         members=[
-            dict(teacher=dict(
-                type='PromptedCLIP',
-                clip=dict(openai_file='checkpoints/clip/ViT-L-14.pt'),
-                vision_prompt_depth=9,
-                vision_prompt_length=4,
-                text_prompt_depth=9,
-                text_prompt_length=4,
-                ctx_init='a photo of a',
-                checkpoint='checkpoints/promptkd_teachers/imagenet.pth')),
-            dict(teacher=dict(
-                type='PromptedCLIP', clip=dict(model_name='EVA02-L-14', pretrained='merged2b_s4b_b131k'))),
+            # The base config's teacher, with this dataset's checkpoint.
+            dict(teacher={{_base_.model.teacher}}),
+            dict(teacher=dict(type='PromptedCLIP', clip=dict(
+                model_name='EVA02-L-14', pretrained='merged2b_s4b_b131k'))),
         ]))
