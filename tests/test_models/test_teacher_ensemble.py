@@ -192,3 +192,25 @@ def test_an_ensemble_distilled_student_exports_loads_and_converts(
     load_tool('deployment/pytorch2onnx.py').main(
         [str(path), str(tmp_path / 'student.onnx')])
     assert (tmp_path / 'student.onnx').is_file()
+
+
+def test_members_encode_class_names_in_batches(tiny_large_clip_cfg,
+                                               clip_file):
+    """Any batch size gives the same member logits (memory stays bounded
+    for large class lists)."""
+    images = torch.randn(2, 3, 32, 32)
+    members = [dict(teacher=_zero_shot(clip_file)),
+               dict(teacher=_zero_shot(tiny_large_clip_cfg))]
+    logits = []
+    for batch_size in (1, 256):
+        torch.manual_seed(0)
+        ensemble = MODELS.build(dict(type='TeacherEnsemble', members=members,
+                                     text_batch_size=batch_size)).eval()
+        text = ensemble.encode_text(CLASSES, normalize=True).float()
+        with torch.no_grad():
+            logits.append(ensemble.member_logits(images, CLASSES, text))
+    for one, whole in zip(*logits):
+        torch.testing.assert_close(one, whole, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='text_batch_size must be >= 1'):
+        MODELS.build(dict(type='TeacherEnsemble', members=members,
+                          text_batch_size=0))

@@ -127,14 +127,8 @@ class ClassTextTable:
         Returns:
             Tensor: Float tensor of shape (C, teacher embed_dim).
         """
-        teacher = self._text_source()
-        chunks = [
-            teacher.encode_text(
-                class_names[i:i + self.text_batch_size],
-                normalize=True).float()
-            for i in range(0, len(class_names), self.text_batch_size)
-        ]
-        return torch.cat(chunks)
+        return encode_class_names(self._text_source(), class_names,
+                                  self.text_batch_size)
 
     @property
     def can_encode_text(self) -> bool:
@@ -394,6 +388,22 @@ class ClassTextTable:
                 f'the stored text features ({len(self.class_names)} '
                 f'classes) are not those {source} was recorded with: its '
                 'logits belong to another teacher')
+
+
+@torch.no_grad()
+def encode_class_names(model: nn.Module, class_names: Sequence[str],
+                       batch_size: int) -> torch.Tensor:
+    """Normalised text features of ``class_names``, ``batch_size`` names
+    per forward of ``model.encode_text`` (bounded memory for 1,000 classes).
+
+    Returns:
+        Tensor: Float tensor of shape (C, D).
+    """
+    return torch.cat([
+        model.encode_text(class_names[i:i + batch_size],
+                          normalize=True).float()
+        for i in range(0, len(class_names), batch_size)
+    ])
 
 
 def _encode_json(value, device) -> torch.Tensor:

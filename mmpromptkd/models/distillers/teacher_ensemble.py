@@ -7,6 +7,7 @@ from torch import nn
 
 from mmpromptkd.registry import MODELS
 from ..utils.input_normalization import teacher_input_map, teacher_view
+from .class_text_table import encode_class_names
 
 __all__ = ['TeacherEnsemble', 'combine_teacher_logits']
 
@@ -102,6 +103,8 @@ class TeacherEnsemble(nn.Module):
         text_member (int): The member whose text features the student
             shares. Defaults to 0.
         reference_fp16 (bool): Passed on to every member. Defaults to False.
+        text_batch_size (int): Class names the other members encode per
+            forward. Defaults to 256.
     """
 
     def __init__(self,
@@ -110,7 +113,8 @@ class TeacherEnsemble(nn.Module):
                  confidence: str = 'max_prob',
                  confidence_tau: float = 1.0,
                  text_member: int = 0,
-                 reference_fp16: bool = False) -> None:
+                 reference_fp16: bool = False,
+                 text_batch_size: int = 256) -> None:
         super().__init__()
         if not isinstance(members, (list, tuple)) or not members:
             raise ValueError('TeacherEnsemble.members: a non-empty list of '
@@ -144,6 +148,10 @@ class TeacherEnsemble(nn.Module):
         self.confidence = confidence
         self.confidence_tau = confidence_tau
         self.text_member = text_member
+        if text_batch_size < 1:
+            raise ValueError('TeacherEnsemble.text_batch_size must be >= 1, '
+                             f'got {text_batch_size}')
+        self.text_batch_size = text_batch_size
         self.weights = ([1.0 / len(specs)] * len(specs)
                         if weighting == 'equal' else weights)
         self.taus = [s['tau'] for s in specs]
@@ -256,8 +264,8 @@ class TeacherEnsemble(nn.Module):
                      class_names: Tuple[str, ...]) -> torch.Tensor:
         key = (index, class_names)
         if key not in self._text_cache:
-            self._text_cache[key] = self.members[index].encode_text(
-                list(class_names), normalize=True).float()
+            self._text_cache[key] = encode_class_names(
+                self.members[index], list(class_names), self.text_batch_size)
         return self._text_cache[key]
 
 

@@ -16,7 +16,7 @@ into the distiller's stored text features (hence its checkpoints), teacher
 caches and exports; a consumer that has a teacher compares fingerprints.
 """
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -127,8 +127,7 @@ def settle(model: nn.Module, source: PromptSource) -> PromptSource:
     elif prompts and all(not p.detach().any() for p in prompts.values()):
         reason = (f'{source.checkpoint} holds prompt tensors that are all '
                   'zero')
-    return PromptSource(source.checkpoint, source.iter, source.classes,
-                        reason)
+    return replace(source, untrained=reason)
 
 
 def untrained_reason(teacher: nn.Module) -> Optional[str]:
