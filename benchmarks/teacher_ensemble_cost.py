@@ -2,9 +2,11 @@
 
 A single prompted teacher, and ensembles of it with one and two zero-shot
 members of the same architecture (random weights), distil the same student
-on the same batch; their steps are timed interleaved in one run (so that
-load drifts hit all alike) and their frozen teachers' parameter memory is
-counted. Example::
+on the same batch, online and from the members' caches (the samples carry
+logits mixed per image as ``TeacherCachedDataset`` mixes them, timed inside
+the step; no teacher is needed); their steps are timed interleaved in one
+run (so that load drifts hit all alike) and their frozen teachers'
+parameter memory is counted. Example::
 
     python -m benchmarks teacher_ensemble_cost --arch base --batch-size 8
 
@@ -17,6 +19,7 @@ import json
 from typing import Optional, Sequence
 
 import torch
+from mmpretrain.structures import DataSample
 
 from benchmarks.common import (ARCHS, build_distiller, class_names,
                                distiller_cfg, make_optimizer, make_step,
@@ -54,6 +57,31 @@ def ensemble_cfg(cfg: dict, members: int) -> dict:
              for _ in range(members - 1)]))
 
 
+def from_caches(model, inputs: torch.Tensor, members: int):
+    """A step on cached member logits, mixed per image in the step."""
+    from mmpromptkd.models.distillers.teacher_ensemble import \
+        EnsembleCombination
+    combination = EnsembleCombination.from_config(
+        [dict(teacher={}) for _ in range(members)], weighting='confidence')
+    with torch.no_grad():
+        logits = model.teacher_logits(inputs, model.text_features)
+    # Stand-ins for the members' recorded logits (the mix costs the same).
+    recorded = [logits + 0.5 * i for i in range(members)]
+    samples = [DataSample() for _ in range(len(inputs))]
+    step = make_step(model, make_optimizer(model), inputs,
+                     data_samples=samples)
+    tau = float(model.distill_loss.tau)
+
+    def run() -> torch.Tensor:
+        for b, sample in enumerate(samples):
+            sample.set_field(
+                combination.combine([z[b:b + 1] for z in recorded], tau)[0],
+                'teacher_logits')
+        return step()
+
+    return run
+
+
 def teacher_mib(model) -> float:
     """MiB of the frozen teacher's parameters."""
     return sum(p.numel() * p.element_size()
@@ -85,12 +113,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for label, model in models.items():
         step = make_step(model, make_optimizer(model), inputs)
         fns[label] = step
+    cached = {f'ensemble of {m}, from caches': m for m in (2, 3)}
+    for label, members in cached.items():
+        fns[label] = from_caches(models['single teacher'], inputs, members)
     stats = time_interleaved(fns, args.iters, args.warmup, device)
     base = stats['single teacher']['median_ms']
     figures, rows = {}, []
-    for label, model in models.items():
+    for label in fns:
+        model = models.get(label)
         fig = dict(stats[label], ratio=stats[label]['median_ms'] / base,
-                   teacher_mib=teacher_mib(model))
+                   teacher_mib=0.0 if model is None else teacher_mib(model))
         figures[label] = fig
         rows.append([label, fig['median_ms'], f'{fig["ratio"]:.2f}x',
                      fig['teacher_mib']])

@@ -45,7 +45,7 @@ TRIALS = OrderedDict([
       'silent wrong', {})),
     ('tests/test_models/test_untrained_teacher.py',
      ('teachers with untrained prompts', 'silent wrong', {})),
-    ('tests/test_datasets/test_teacher_logit_cache.py',
+    ('tests/test_teacher_cache/test_logit_cache.py',
      ('teacher cache arrays', 'silent wrong', {})),
     ('tests/test_datasets/test_class_names.py',
      ('class-name files', 'silent wrong', {})),

@@ -13,6 +13,8 @@ ALLOWED = {
     'models': {'compat', 'fileio', 'registry', 'utils'},
     'datasets': {'compat', 'fileio', 'registry', 'utils'},
     'evaluation': {'compat', 'fileio', 'registry', 'utils'},
+    'teacher_cache':
+    {'compat', 'datasets', 'engine', 'fileio', 'models', 'registry', 'utils'},
 }
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from mmpretrain.structures import DataSample
 
-from mmpromptkd.datasets import TeacherLogitCache
+from mmpromptkd.teacher_cache import TeacherLogitCache
 from ..common import (Bench, make_optimizer, make_step, print_table,
                       set_classes, time_interleaved)
 

@@ -9,8 +9,8 @@ Images without labels, for distillation on one's own domain, come from
 :class:`UnlabeledImages` (a folder or a file list) or
 :class:`UnlabeledShards` (tar shards, streamed); :class:`NestedSubset` keeps
 a nested, seeded fraction or number of any dataset's images.
-:class:`TeacherCachedDataset` replays the views and teacher logits of a
-:class:`TeacherLogitCache`, so that student runs need no teacher.
+Teacher caches (recorded views and teacher logits) live in
+:mod:`mmpromptkd.teacher_cache`.
 """
 from .caltech101 import CoOpCaltech101
 from .coop_dataset import CoOpDataset
@@ -29,8 +29,6 @@ from .oxford_pets import CoOpOxfordPets
 from .stanford_cars import CoOpStanfordCars
 from .sun397 import CoOpSUN397
 from .synthetic_shapes_dataset import SyntheticShapes
-from .teacher_cached_dataset import TeacherCachedDataset
-from .teacher_logit_cache import TeacherCacheError, TeacherLogitCache
 from .transforms import (LoadImageFromFileSafe, ReplayableRandomFlip,
                          ReplayableRandomResizedCrop)
 from .ucf101 import CoOpUCF101
@@ -43,6 +41,5 @@ __all__ = [
     'CoOpDTD', 'CoOpEuroSAT', 'CoOpUCF101', 'CoOpImageNet', 'CoOpImageNetV2',
     'CoOpImageNetSketch', 'CoOpImageNetA', 'CoOpImageNetR', 'SyntheticShapes',
     'LoadImageFromFileSafe', 'UnlabeledImages', 'UnlabeledShards',
-    'NestedSubset', 'TeacherCachedDataset', 'TeacherLogitCache',
-    'TeacherCacheError', 'ReplayableRandomResizedCrop', 'ReplayableRandomFlip'
+    'NestedSubset', 'ReplayableRandomResizedCrop', 'ReplayableRandomFlip'
 ]

@@ -53,7 +53,7 @@ def test_atomic_writes_use_the_own_name(tmp_path, monkeypatch):
 def test_a_killed_recording_leaves_nothing_behind(tmp_path):
     """The next recording of a teacher cache removes the folder a killed
     one left, and only that: another cache's and a user's stay."""
-    from mmpromptkd.datasets.teacher_logit_cache import TeacherLogitCache
+    from mmpromptkd.teacher_cache.logit_cache import TeacherLogitCache
     pid = dead_pid()
     cache = tmp_path / 'cache'
     leftover = temporary_path(str(cache), pid)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmpromptkd.datasets import TeacherCacheError
+from mmpromptkd.teacher_cache import TeacherCacheError
 from synthetic_shapes import generate_coop_dataset
-from mmpromptkd.datasets.teacher_cache_fingerprints import file_fingerprint
+from mmpromptkd.teacher_cache.fingerprints import file_fingerprint
 from mmpromptkd.utils.checkpoint_io import load_checkpoint_file
 
 from tool_runs import (CONFIG, TOOLS, UNTRAINED_TEACHER, call_tool, check_ok,
@@ -130,7 +130,7 @@ def test_persistent_workers_replay_each_epochs_views(caches, shapes_root):
     import torch
     from mmengine.config import Config
 
-    from mmpromptkd.datasets import TeacherCachedDataset
+    from mmpromptkd.teacher_cache import TeacherCachedDataset
     from mmpromptkd.registry import DATASETS
     cfg = Config.fromfile(CACHED).train_dataloader.dataset
     cfg.dataset.data_root = str(shapes_root)
@@ -152,7 +152,7 @@ def _open_cached(cache: Path, root: Path):
     """TeacherCachedDataset of the cached config, on the data at ``root``."""
     from mmengine.config import Config
 
-    from mmpromptkd.datasets import TeacherCachedDataset
+    from mmpromptkd.teacher_cache import TeacherCachedDataset
     dataset = Config.fromfile(CACHED).train_dataloader.dataset.dataset
     dataset = dataset.to_dict()
     dataset['data_root'] = str(root)
@@ -226,3 +226,94 @@ def test_missing_or_short_sample_paths_are_named(cache_copy, shapes_root,
                        match='"sample_paths" must list one string per '
                        r'recorded image \(24\)'):
         _open_cached(cache_copy, shapes_root)
+
+
+# A teacher ensemble: one cache per member, mixed at training time.
+ENSEMBLE = CONFIG.with_name(
+    'promptkd_tiny-clip_ensemble-tiny-clip-siglip_1xb32-20e_b2n-'
+    'synthetic-shapes.py')
+ENSEMBLE_CACHED = ENSEMBLE.with_name(ENSEMBLE.stem + '_teacher-cache.py')
+
+
+@pytest.fixture(scope='module')
+def member_caches(shapes_root, tmp_path_factory) -> list:
+    """float32 caches of 2 epochs of each of the tiny ensemble's members."""
+    tmp = tmp_path_factory.mktemp('member_caches')
+    made = []
+    for i in (0, 1):
+        check_ok(_record(shapes_root, tmp / f'member{i}', '--member', str(i),
+                         '--storage', 'float32', config=ENSEMBLE))
+        made.append(tmp / f'member{i}')
+    return made
+
+
+def _open_ensemble(caches, root):
+    from mmengine.config import Config
+
+    from mmpromptkd.teacher_cache import TeacherCachedDataset
+    cfg = Config.fromfile(ENSEMBLE_CACHED).train_dataloader.dataset.to_dict()
+    cfg['dataset']['data_root'] = str(root)
+    cfg.pop('type'), cfg.pop('_scope_')
+    cfg['cache'] = [str(c) for c in caches]
+    return TeacherCachedDataset(**cfg)
+
+
+def test_an_ensemble_from_member_caches_trains_the_online_student(
+        member_caches, trained, shapes_root, tmp_path):
+    _, script, *args = train_cmd(ENSEMBLE, tmp_path / 'online', shapes_root,
+                                 2)
+    check_ok(call_tool(script, args))
+    cmd = [
+        c.replace('train_dataloader.dataset.data_root',
+                  'train_dataloader.dataset.dataset.data_root')
+        if isinstance(c, str) else c
+        for c in train_cmd(ENSEMBLE_CACHED, tmp_path / 'cached', shapes_root,
+                           2)
+    ]
+    cmd += ['train_dataloader.dataset.cache=[{},{}]'.format(*member_caches)]
+    out = check_ok(call_tool(cmd[1], cmd[2:]))
+    assert 'Stored the text features of 6 classes from the teacher cache' \
+        in out
+    online, cached = (_student(tmp_path / 'online' / 'epoch_2.pth'),
+                      _student(tmp_path / 'cached' / 'epoch_2.pth'))
+    assert _max_difference(online, cached) <= 1e-5
+    # The CLIP member alone, the same run otherwise, trains another student.
+    assert _max_difference(online, _student(trained / 'epoch_2.pth')) > 1e-3
+    # Both runs record the same ensemble as the teacher of their features.
+    provenance = [
+        load_checkpoint_file(str(tmp_path / run / 'epoch_2.pth'))
+        ['state_dict']['text_provenance_utf8'] for run in ('online', 'cached')
+    ]
+    assert bytes(provenance[0].tolist()) == bytes(provenance[1].tolist())
+
+
+def test_a_swapped_member_cache_is_refused_by_name(member_caches,
+                                                   shapes_root):
+    assert len(_open_ensemble(member_caches, shapes_root)) == 24
+    with pytest.raises(TeacherCacheError,
+                       match=rf'cache\[0\] {member_caches[1]} was recorded '
+                       r'for members\[1\], PromptedCLIP with CLIP .*'
+                       r'tiny_siglip_clip.pth.* but ensemble.members\[0\] '
+                       r'is PromptedCLIP with CLIP .*tiny_clip_teacher.pth'):
+        _open_ensemble(member_caches[::-1], shapes_root)
+    with pytest.raises(ValueError, match='lists 1 caches for the 2 members'):
+        _open_ensemble(member_caches[:1], shapes_root)
+    with pytest.raises(TeacherCacheError, match=r'holds the logits of '
+                       r'members\[0\] of a teacher ensemble'):
+        _open_cached(member_caches[0], shapes_root)
+
+
+def test_the_recorder_needs_a_member_of_an_ensemble(member_caches,
+                                                    shapes_root, tmp_path):
+    result = _record(shapes_root, tmp_path / 'all', epochs=1,
+                     config=ENSEMBLE)
+    assert result.returncode != 0
+    assert 'record one cache per member (--member 0 to 1)' in result.stdout
+    result = _record(shapes_root, tmp_path / 'single', '--member', '0',
+                     epochs=1)
+    assert result.returncode != 0
+    assert '--member 0: the config has a single teacher' in result.stdout
+    assert not (tmp_path / 'all').exists()
+    meta = json.loads((member_caches[1] / 'meta.json').read_text())
+    assert meta['ensemble_member']['index'] == 1
+    assert meta['teacher']['type'] == 'PromptedCLIP'

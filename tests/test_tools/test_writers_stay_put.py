@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmpromptkd.datasets import TeacherCacheError, TeacherLogitCache
+from mmpromptkd.teacher_cache import TeacherCacheError, TeacherLogitCache
 from synthetic_shapes import generate_coop_dataset
 from tool_runs import CONFIG, REPO, torch_threads
 from tool_scripts import load_tool
@@ -258,7 +258,7 @@ def test_cache_array_named_pipe_does_not_hang(tmp_path):
 
 
 def test_fingerprint_of_a_named_pipe_does_not_hang(tmp_path):
-    from mmpromptkd.datasets.teacher_cache_fingerprints import \
+    from mmpromptkd.teacher_cache.fingerprints import \
         file_fingerprint
     fifo = tmp_path / 'image.png'
     os.mkfifo(fifo)

@@ -263,12 +263,15 @@ def _dataset_inputs(dataset: dict, where: str) -> Iterator[Input]:
     from mmpromptkd.registry import DATASETS
     name = _bare(dataset.get('type'))
     cls = DATASETS.get(name)
-    if name == 'TeacherCachedDataset' and isinstance(dataset.get('cache'),
-                                                     str):
-        yield _file(f'{where}.cache', dataset['cache'], 'teacher cache',
-                    'teacher cache folder',
-                    'python tools/misc/cache_teacher_logits.py '
-                    '(docs/teacher_cache.md)')
+    if name == 'TeacherCachedDataset':
+        caches = dataset.get('cache')
+        listed = not isinstance(caches, str)
+        for i, cache in enumerate([caches] if not listed else caches or []):
+            member = f' --member {i}' if listed else ''
+            yield _file(f'{where}.cache' + (f'[{i}]' if listed else ''),
+                        cache, 'teacher cache', 'teacher cache folder',
+                        f'python tools/misc/cache_teacher_logits.py{member} '
+                        '(docs/teacher_cache.md)')
         return
     if name == 'UnlabeledShards':
         shards = dataset.get('shards')
@@ -312,10 +315,14 @@ def _walk(node, where: str) -> Iterator[Input]:
         return
     if not isinstance(node, dict):
         return
+    cached = _is_dataset(node) and _bare(
+        node['type']) == 'TeacherCachedDataset'
     if _is_dataset(node):
         yield from _dataset_inputs(node, where)
     for key, value in node.items():
         here = _join(where, key)
+        if cached and key == 'ensemble':
+            continue  # compared with the caches' records, never built
         if key == 'clip' and isinstance(value, dict):
             yield from _clip_inputs(value, here)
         elif key in ('checkpoint', 'load_from') and isinstance(value, str):

@@ -467,18 +467,33 @@ class DryRun:
         cfg.dump(path)
         return path
 
-    def _record_cache(self, data: MiniatureData, epochs: int) -> str:
+    def _record_cache(self, data: MiniatureData, epochs: int,
+                      cached: dict) -> None:
+        """Record the cache of the config's first base (one per member of
+        an ensemble) and point ``cached``, the dataset, at it; an ensemble
+        becomes the recorded one (its members' stand-in weights)."""
+        ensemble = cached.get('ensemble')
         online = _first_base(self.config)
         if online is None:
             raise PhaseFailed(f'{self.config} trains on a teacher cache but '
                               'names no _base_ config with the teacher')
         cfg = self._prepared(online, data, epochs)
         path = self._dump(cfg, 'online_config.json')
-        out = data.teacher_cache
         recorder = load_tool('misc/cache_teacher_logits.py')
-        run_phase('cache', self.work_dir, lambda: recorder.main(
-            [path, '--out', out, '--epochs', str(epochs)]))
-        return out
+        args = [path, '--epochs', str(epochs)]
+        if ensemble is None:
+            run_phase('cache', self.work_dir, lambda: recorder.main(
+                args + ['--out', data.teacher_cache]))
+            cached['cache'] = data.teacher_cache
+            return
+        members = len(cfg.model.teacher.members)
+        cached['cache'] = [
+            f'{data.teacher_cache}_member{i}' for i in range(members)
+        ]
+        cached['ensemble'] = cfg.model.teacher
+        for i, out in enumerate(cached['cache']):
+            run_phase(f'cache_member{i}', self.work_dir, lambda: recorder.main(
+                args + ['--out', out, '--member', str(i)]))
 
     def run(self) -> None:
         """Run every phase; raises :class:`PhaseFailed` at the first error."""
@@ -514,7 +529,7 @@ class DryRun:
                                      self.tiny)
         cfg = self._prepared(self.config, data, length)
         if _cache_dataset(cfg) is not None:
-            _cache_dataset(cfg)['cache'] = self._record_cache(data, 2)
+            self._record_cache(data, 2, _cache_dataset(cfg))
         config = self._dump(cfg, 'config.json')
         test = load_tool('test.py')
         if bare_type(cfg.model.get('type')) in EVALUATION_ONLY:

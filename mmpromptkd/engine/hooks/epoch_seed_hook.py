@@ -40,7 +40,7 @@ class EpochSeedHook(Hook):
     they are recreated each epoch (``persistent_workers=False``).
 
     A training set (or one it wraps) with a ``set_epoch`` method, such as
-    :class:`~mmpromptkd.datasets.TeacherCachedDataset`, is told the epoch
+    :class:`~mmpromptkd.teacher_cache.TeacherCachedDataset`, is told the epoch
     before the epoch's dataloader iterator starts; such a dataset keeps it
     where its workers, persistent ones included, read it.
     """

@@ -1,4 +1,5 @@
 """Several frozen teachers as one distillation target."""
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -9,7 +10,7 @@ from mmpromptkd.registry import MODELS
 from ..utils.input_normalization import teacher_input_map, teacher_view
 from .class_text_table import encode_class_names
 
-__all__ = ['TeacherEnsemble', 'combine_teacher_logits']
+__all__ = ['EnsembleCombination', 'TeacherEnsemble', 'combine_teacher_logits']
 
 WEIGHTINGS = ('equal', 'fixed', 'confidence')
 CONFIDENCES = ('max_prob', 'neg_entropy')
@@ -70,6 +71,110 @@ def combine_teacher_logits(logits: Sequence[torch.Tensor],
     return tau * torch.logsumexp(log_w[..., None] + log_p, dim=0)
 
 
+@dataclass(frozen=True)
+class EnsembleCombination:
+    """How an ensemble mixes its members' distributions, checked once.
+
+    Both the online :class:`TeacherEnsemble` and a run on its members'
+    caches (:class:`~mmpromptkd.teacher_cache.TeacherCachedDataset`) are
+    made from the same config through :meth:`from_config`, so the two mix
+    alike and record the same identity.
+
+    Args:
+        weighting (str): 'equal', 'fixed' or 'confidence'.
+        weights (tuple[float]): Per member; ``1 / M`` each for 'equal'.
+        taus (tuple[float or None]): Per member; None: the loss's.
+        confidence (str): 'max_prob' or 'neg_entropy'.
+        confidence_tau (float): Temperature of the confidence weights.
+        text_member (int): The member whose text features the student
+            shares.
+        members (tuple[dict]): Per member: ``teacher`` (its effective
+            config, as built) and ``normalization`` (as configured, or None).
+    """
+    weighting: str
+    weights: Tuple[float, ...]
+    taus: Tuple[Optional[float], ...]
+    confidence: str
+    confidence_tau: float
+    text_member: int
+    members: Tuple[dict, ...]
+
+    @classmethod
+    def from_config(cls,
+                    members: List[dict],
+                    weighting: str = 'equal',
+                    confidence: str = 'max_prob',
+                    confidence_tau: float = 1.0,
+                    text_member: int = 0,
+                    reference_fp16: bool = False) -> 'EnsembleCombination':
+        """Check an ensemble's settings (see :class:`TeacherEnsemble`).
+
+        Raises:
+            ValueError: Naming the setting that is wrong.
+        """
+        if not isinstance(members, (list, tuple)) or not members:
+            raise ValueError('TeacherEnsemble.members: a non-empty list of '
+                             f'dict(teacher=...), got {members!r}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f'TeacherEnsemble.weighting must be one of '
+                             f'{WEIGHTINGS}, got {weighting!r}')
+        if confidence not in CONFIDENCES:
+            raise ValueError(f'TeacherEnsemble.confidence must be one of '
+                             f'{CONFIDENCES}, got {confidence!r}')
+        if not confidence_tau > 0:
+            raise ValueError('TeacherEnsemble.confidence_tau must be > 0, '
+                             f'got {confidence_tau!r}')
+        if not 0 <= text_member < len(members):
+            raise ValueError(f'TeacherEnsemble.text_member={text_member} is '
+                             f'not one of the {len(members)} members')
+        specs = [
+            _member_spec(i, m, reference_fp16) for i, m in enumerate(members)
+        ]
+        weights = [s['weight'] for s in specs]
+        if weighting == 'fixed':
+            if any(w is None for w in weights):
+                raise ValueError("weighting='fixed' needs a weight for every "
+                                 'member (members[i].weight)')
+            if any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+                raise ValueError(f'TeacherEnsemble member weights must be '
+                                 f'>= 0 and sum to 1, got {weights} (sum '
+                                 f'{sum(weights)})')
+        elif any(w is not None for w in weights):
+            raise ValueError(f'members[i].weight is for weighting=\'fixed\'; '
+                             f'this ensemble weighs by {weighting!r}')
+        if weighting == 'equal':
+            weights = [1.0 / len(specs)] * len(specs)
+        return cls(weighting, tuple(weights), tuple(s['tau'] for s in specs),
+                   confidence, float(confidence_tau), text_member,
+                   tuple(dict(teacher=s['teacher'],
+                              normalization=s['normalization'])
+                         for s in specs))
+
+    def combine(self, logits: Sequence[torch.Tensor],
+                tau: float) -> torch.Tensor:
+        """The members' logits mixed (:func:`combine_teacher_logits`).
+
+        Args:
+            logits (Sequence[Tensor]): One (B, C) tensor per member.
+            tau (float): The loss's temperature.
+
+        Returns:
+            Tensor: (B, C) logits.
+        """
+        return combine_teacher_logits(
+            logits, [tau if t is None else t for t in self.taus], tau,
+            self.weights,
+            self.confidence if self.weighting == 'confidence' else None,
+            self.confidence_tau)
+
+    def record(self) -> dict:
+        """dict: The settings that identify the mix (for provenance)."""
+        return dict(weighting=self.weighting, weights=list(self.weights),
+                    taus=list(self.taus), confidence=self.confidence,
+                    confidence_tau=self.confidence_tau,
+                    text_member=self.text_member)
+
+
 @MODELS.register_module()
 class TeacherEnsemble(nn.Module):
     """Frozen teachers of any family whose class distributions are mixed.
@@ -84,7 +189,10 @@ class TeacherEnsemble(nn.Module):
     as in PromptKD. An ensemble of one is that teacher, bit for bit.
 
     Used as a distiller's ``teacher``:
-    ``teacher=dict(type='TeacherEnsemble', members=[...])``.
+    ``teacher=dict(type='TeacherEnsemble', members=[...])``. Each member's
+    logits can also be recorded once in a teacher cache
+    (``tools/misc/cache_teacher_logits.py --member i``) and mixed at training
+    time from the caches (docs/teacher_ensembles.md).
 
     Args:
         members (list[dict]): One dict per member: ``teacher`` (its config:
@@ -116,63 +224,29 @@ class TeacherEnsemble(nn.Module):
                  reference_fp16: bool = False,
                  text_batch_size: int = 256) -> None:
         super().__init__()
-        if not isinstance(members, (list, tuple)) or not members:
-            raise ValueError('TeacherEnsemble.members: a non-empty list of '
-                             f'dict(teacher=...), got {members!r}')
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f'TeacherEnsemble.weighting must be one of '
-                             f'{WEIGHTINGS}, got {weighting!r}')
-        if confidence not in CONFIDENCES:
-            raise ValueError(f'TeacherEnsemble.confidence must be one of '
-                             f'{CONFIDENCES}, got {confidence!r}')
-        if not confidence_tau > 0:
-            raise ValueError('TeacherEnsemble.confidence_tau must be > 0, '
-                             f'got {confidence_tau!r}')
-        if not 0 <= text_member < len(members):
-            raise ValueError(f'TeacherEnsemble.text_member={text_member} is '
-                             f'not one of the {len(members)} members')
-        specs = [_member_spec(i, m) for i, m in enumerate(members)]
-        weights = [s['weight'] for s in specs]
-        if weighting == 'fixed':
-            if any(w is None for w in weights):
-                raise ValueError("weighting='fixed' needs a weight for every "
-                                 'member (members[i].weight)')
-            if any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
-                raise ValueError(f'TeacherEnsemble member weights must be '
-                                 f'>= 0 and sum to 1, got {weights} (sum '
-                                 f'{sum(weights)})')
-        elif any(w is not None for w in weights):
-            raise ValueError(f'members[i].weight is for weighting=\'fixed\'; '
-                             f'this ensemble weighs by {weighting!r}')
-        self.weighting = weighting
-        self.confidence = confidence
-        self.confidence_tau = confidence_tau
-        self.text_member = text_member
+        self.combination = EnsembleCombination.from_config(
+            members, weighting, confidence, confidence_tau, text_member,
+            reference_fp16)
         if text_batch_size < 1:
             raise ValueError('TeacherEnsemble.text_batch_size must be >= 1, '
                              f'got {text_batch_size}')
         self.text_batch_size = text_batch_size
-        self.weights = ([1.0 / len(specs)] * len(specs)
-                        if weighting == 'equal' else weights)
-        self.taus = [s['tau'] for s in specs]
-        self.normalizations = [s['normalization'] for s in specs]
-        built = []
-        for spec in specs:
-            teacher = dict(spec['teacher'])
-            teacher.setdefault('type', 'PromptedCLIP')
-            if reference_fp16:
-                teacher['reference_fp16'] = True
-            built.append(MODELS.build(teacher))
-        self.members = nn.ModuleList(built)
+        self.members = nn.ModuleList(
+            MODELS.build(m['teacher']) for m in self.combination.members)
         # Per member: the map from the student's normalised images (set by
         # bind_inputs), and its text features by class list.
         self._input_maps: List[Optional[Tuple[torch.Tensor,
                                               torch.Tensor]]] = [None] * len(
-                                                  built)
+                                                  self.members)
         self._text_cache: Dict[Tuple[int, Tuple[str, ...]],
                                torch.Tensor] = {}
 
     # The teacher interface the distiller's text table uses: the text member.
+    @property
+    def text_member(self) -> int:
+        """int: The index of the member whose text features are shared."""
+        return self.combination.text_member
+
     @property
     def text_teacher(self) -> nn.Module:
         """nn.Module: The member whose text features the student shares."""
@@ -193,6 +267,20 @@ class TeacherEnsemble(nn.Module):
         """The text member's features of ``class_names``."""
         return self.text_teacher.encode_text(class_names, normalize=normalize)
 
+    def member_normalization(self, index: int) -> Optional[dict]:
+        """The normalisation (0-255) member ``index`` takes its images with:
+        as configured, else as its weights declare; None: the data
+        preprocessor's."""
+        configured = self.combination.members[index]['normalization']
+        if configured is not None:
+            return configured
+        declared = getattr(self.members[index], 'input_normalization', None)
+        if declared is None:
+            return None
+        mean, std = declared
+        return dict(mean=[float(v) * 255 for v in mean],
+                    std=[float(v) * 255 for v in std])
+
     def bind_inputs(self, data_preprocessor: nn.Module,
                     student: nn.Module) -> None:
         """Prepare each member's input map from the student's images.
@@ -205,19 +293,19 @@ class TeacherEnsemble(nn.Module):
             ValueError: If a member would get images normalised otherwise
                 than its weights expect (naming the member).
         """
-        for i, (member, normalization) in enumerate(
-                zip(self.members, self.normalizations)):
-            if normalization is None:
-                normalization = _declared_normalization(member)
+        for i, member in enumerate(self.members):
             try:
                 self._input_maps[i] = teacher_input_map(
-                    data_preprocessor, student, member, normalization)
+                    data_preprocessor, student, member,
+                    self.member_normalization(i))
             except ValueError as e:
                 raise ValueError(f'TeacherEnsemble.members[{i}]: {e}') from e
 
-    def member_logits(self, inputs: torch.Tensor,
+    def member_logits(self,
+                      inputs: torch.Tensor,
                       class_names: Sequence[str],
-                      text_features: torch.Tensor) -> List[torch.Tensor]:
+                      text_features: torch.Tensor,
+                      only: Optional[int] = None) -> List[torch.Tensor]:
         """Each member's logits of the batch over ``class_names``.
 
         Args:
@@ -225,14 +313,18 @@ class TeacherEnsemble(nn.Module):
             class_names (Sequence[str]): The classes.
             text_features (Tensor): The text member's (stored) features of
                 them, which that member uses as they are.
+            only (int, optional): Compute this member's logits only (what a
+                member's teacher cache records). Defaults to None (all).
 
         Returns:
-            list[Tensor]: One (B, C) float32 tensor per member.
+            list[Tensor]: One (B, C) float32 tensor per member computed.
         """
         out = []
         for i, member in enumerate(self.members):
+            if only is not None and i != only:
+                continue
             text = text_features if i == self.text_member else \
-                self._member_text(i, tuple(class_names))
+                self.member_text_features(i, class_names)
             view = teacher_view(inputs, member.image_size, self._input_maps[i])
             features = F.normalize(member.encode_image(view), dim=-1)
             out.append(member.logit_scale.float() *
@@ -252,25 +344,23 @@ class TeacherEnsemble(nn.Module):
         Returns:
             Tensor: (B, C) logits.
         """
-        members = self.member_logits(inputs, class_names, text_features)
-        taus = [tau if t is None else t for t in self.taus]
-        return combine_teacher_logits(
-            members, taus, tau, self.weights,
-            self.confidence if self.weighting == 'confidence' else None,
-            self.confidence_tau)
+        return self.combination.combine(
+            self.member_logits(inputs, class_names, text_features), tau)
 
     @torch.no_grad()
-    def _member_text(self, index: int,
-                     class_names: Tuple[str, ...]) -> torch.Tensor:
-        key = (index, class_names)
+    def member_text_features(self, index: int,
+                             class_names: Sequence[str]) -> torch.Tensor:
+        """Member ``index``'s own text features of ``class_names``, encoded
+        once per class list (the text member's are the distiller's)."""
+        key = (index, tuple(class_names))
         if key not in self._text_cache:
             self._text_cache[key] = encode_class_names(
                 self.members[index], list(class_names), self.text_batch_size)
         return self._text_cache[key]
 
 
-def _member_spec(index: int, member: dict) -> dict:
-    """One member's settings, checked."""
+def _member_spec(index: int, member: dict, reference_fp16: bool) -> dict:
+    """One member's settings, checked; ``teacher`` as it is built."""
     allowed = {'teacher', 'weight', 'tau', 'normalization'}
     if not isinstance(member, dict) or 'teacher' not in member or \
             set(member) - allowed:
@@ -285,18 +375,11 @@ def _member_spec(index: int, member: dict) -> dict:
     if weight is not None and not isinstance(weight, (int, float)):
         raise ValueError(f'TeacherEnsemble.members[{index}].weight must be a '
                          f'number, got {weight!r}')
-    return dict(teacher=member['teacher'],
+    teacher = dict(member['teacher'])
+    teacher.setdefault('type', 'PromptedCLIP')
+    if reference_fp16:
+        teacher['reference_fp16'] = True
+    return dict(teacher=teacher,
                 weight=None if weight is None else float(weight),
                 tau=None if tau is None else float(tau),
                 normalization=member.get('normalization'))
-
-
-def _declared_normalization(member: nn.Module) -> Optional[dict]:
-    """The member's own normalisation (0-255), where its weights declare
-    one; None (the data preprocessor's) otherwise."""
-    declared = getattr(member, 'input_normalization', None)
-    if declared is None:
-        return None
-    mean, std = declared
-    return dict(mean=[float(v) * 255 for v in mean],
-                std=[float(v) * 255 for v in std])

@@ -10,7 +10,7 @@ def cached_teacher_logits(
         shape: Optional[Tuple[int, int]] = None) -> Optional[torch.Tensor]:
     """The cached teacher logits a batch of samples carries, or None.
 
-    Samples of a :class:`~mmpromptkd.datasets.TeacherCachedDataset` carry
+    Samples of a :class:`~mmpromptkd.teacher_cache.TeacherCachedDataset` carry
     ``teacher_logits``; the distiller uses them instead of running the
     teacher.
 

@@ -224,7 +224,8 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
         return None
     members = getattr(teacher, 'members', None)
     if members is not None:
-        return _ensemble_record(teacher, [teacher_record(m) for m in members])
+        return ensemble_record(teacher.combination.record(),
+                               [teacher_record(m) for m in members])
     source = getattr(teacher, 'prompt_source', None)
     frozen = tensors_record(_frozen_clip(teacher))
     prompts = tensors_record(_prompts(teacher))
@@ -244,17 +245,21 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
         elements=frozen['elements'] + prompts['elements'])
 
 
-def _ensemble_record(ensemble: nn.Module, members: List[dict]) -> dict:
-    """The record of a :class:`TeacherEnsemble`: its members' records and
-    how they are combined, fingerprinted together."""
-    combination = dict(weighting=ensemble.weighting, weights=ensemble.weights,
-                       taus=ensemble.taus, confidence=ensemble.confidence,
-                       confidence_tau=ensemble.confidence_tau,
-                       text_member=ensemble.text_member)
+def ensemble_record(combination: dict, members: List[dict]) -> dict:
+    """The record of a teacher ensemble: its members' records and how they
+    are combined (``EnsembleCombination.record()``), fingerprinted together.
+
+    Args:
+        combination (dict): The mixing settings.
+        members (list[dict]): The members' records, in order.
+
+    Returns:
+        dict: The ensemble's record.
+    """
     digest = hashlib.sha256(repr(sorted(combination.items())).encode())
     for member in members:
         digest.update(member['sha256'].encode())
-    return dict(type=type(ensemble).__name__, checkpoint=None, iter=None,
+    return dict(type='TeacherEnsemble', checkpoint=None, iter=None,
                 classes=None,
                 trained_prompts=all(m['trained_prompts'] for m in members),
                 members=members, combination=combination,

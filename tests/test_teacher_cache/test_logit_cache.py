@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from mmpromptkd.datasets import TeacherCacheError, TeacherLogitCache
-from mmpromptkd.datasets.teacher_cache_fingerprints import (
+from mmpromptkd.teacher_cache import TeacherCacheError, TeacherLogitCache
+from mmpromptkd.teacher_cache.fingerprints import (
     bytes_fingerprint, file_fingerprint, first_difference)
-from mmpromptkd.datasets.teacher_logit_cache import sample_paths
+from mmpromptkd.teacher_cache.logit_cache import sample_paths
 
 NAMES = [f'class {i}' for i in range(12)]
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmpromptkd.fileio import dead_temporaries, temporary_path
-from .teacher_cache_fingerprints import array_fingerprints, check_regular_file
+from .fingerprints import array_fingerprints, check_regular_file
 
 FORMAT = 'mmpromptkd-teacher-logit-cache'
 #: 2: arrays and images carry fingerprints (version 1 had none).

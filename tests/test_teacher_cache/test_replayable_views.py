@@ -5,11 +5,10 @@ from mmcv.transforms import RandomFlip
 from mmpretrain.datasets.transforms import RandomResizedCrop
 
 from mmpromptkd.datasets import (ReplayableRandomFlip,
-                                 ReplayableRandomResizedCrop,
-                                 TeacherCacheError)
-from mmpromptkd.datasets.teacher_cached_dataset import \
-    replayable_dataset_config
+                                 ReplayableRandomResizedCrop)
 from mmpromptkd.datasets.transforms import replay_view
+from mmpromptkd.teacher_cache import (TeacherCacheError,
+                                      replayable_dataset_config)
 
 CROP = dict(scale=16, crop_ratio_range=(0.3, 1.0), interpolation='bicubic',
             backend='pillow')

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import pytest
 from mmpretrain.models import ClsDataPreprocessor
 
-from mmpromptkd.engine.hooks.text_features_hook import \
-    check_cached_teacher_input
+from mmpromptkd.teacher_cache.cached_dataset import \
+    check_teacher_input
 from mmpromptkd.models.utils.input_normalization import \
     teacher_input_normalization
 
@@ -36,17 +36,17 @@ def test_the_teacher_gets_its_own_or_the_preprocessors_normalization():
 
 def test_recorded_and_current_teacher_input_must_agree():
     # Written with fewer digits (0.48145466 * 255 = 122.7709...): the same.
-    check_cached_teacher_input(
+    check_teacher_input(
         cache(dict(mean=[122.77, 116.75, 104.09], std=CLIP['std'])), model())
-    check_cached_teacher_input(cache(ZERO_ONE), model(ZERO_ONE))
+    check_teacher_input(cache(ZERO_ONE), model(ZERO_ONE))
     # Recorded from a 0 / 1 teacher input, now the preprocessor's CLIP one.
     with pytest.raises(ValueError, match=r"/caches/c was recorded from "
                        r"teacher images normalised with .*'mean': \[0.0.*"
                        r"this run would give the teacher .*122.7709.*"
                        r"model.teacher_normalization"):
-        check_cached_teacher_input(cache(ZERO_ONE), model())
+        check_teacher_input(cache(ZERO_ONE), model())
     # The student's preprocessor changed, the teacher's input did not.
-    check_cached_teacher_input(cache(CLIP), model(CLIP, preprocessor=ZERO_ONE))
+    check_teacher_input(cache(CLIP), model(CLIP, preprocessor=ZERO_ONE))
 
 
 @pytest.mark.parametrize('recorded', [
@@ -55,4 +55,4 @@ def test_recorded_and_current_teacher_input_must_agree():
 ])
 def test_a_missing_or_malformed_record_is_refused(recorded):
     with pytest.raises(ValueError, match='/caches/c'):
-        check_cached_teacher_input(cache(recorded), model())
+        check_teacher_input(cache(recorded), model())

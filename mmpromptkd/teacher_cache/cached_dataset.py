@@ -1,0 +1,400 @@
+"""A training set whose views and teacher logits come from caches."""
+import copy
+import json
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from mmpromptkd.datasets.transforms.view_replay import replay_view
+from mmpromptkd.models.distillers.teacher_ensemble import EnsembleCombination
+from mmpromptkd.models.utils.input_normalization import (
+    same_normalization, teacher_input_normalization)
+from mmpromptkd.models.utils.teacher_provenance import ensemble_record
+from mmpromptkd.registry import DATASETS
+from .fingerprints import first_difference, sample_fingerprints
+from .logit_cache import TeacherCacheError, TeacherLogitCache, sample_paths
+from .replay import pipeline_signature, replayable_dataset_config
+
+VIEW_CHOICES = ('recorded', 'random')
+
+
+@DATASETS.register_module()
+class TeacherCachedDataset:
+    """Training images as recorded views, with the teacher's logits.
+
+    Wraps the training set that a teacher cache was recorded on
+    (``tools/misc/cache_teacher_logits.py``): each sample replays a recorded
+    view (crop and flip) of its image and carries the teacher's logits for
+    that view in its data sample (``teacher_logits``), which the distiller
+    uses instead of running the teacher. The cache also gives the teacher's
+    text features (:meth:`training_text_features`), so a run with it needs
+    no teacher (``model.teacher=None``).
+
+    A teacher ensemble is trained from one cache per member (each recorded
+    with ``--member i``): ``cache`` lists them in the order of the members
+    and ``ensemble`` is the ensemble's config (its members are not built;
+    each cache must have been recorded for the member at its place, and
+    the samples carry the members' logits mixed as the ensemble mixes them,
+    see :class:`EnsembleCombination`).
+
+    Views, per ``views``:
+
+    - ``'recorded'``: epoch ``e`` replays the ``e``-th recorded view of each
+      image. With the seed the cache was recorded with, the run sees the
+      same images as a run with the teacher (the same crops and flips, the
+      same batches), so the student is that run's student to float
+      rounding. Runs with other seeds shuffle the images differently, but
+      every image's view at epoch ``e`` is still the recorded one. Needs
+      :class:`EpochSeedHook` (it gives the epoch), and at most as many
+      epochs as recorded views.
+    - ``'random'``: each sample draws one of its image's recorded views
+      with the pipeline's random generator, as fast knowledge-distillation
+      frameworks do: other seeds draw other views of the pool, for any
+      number of epochs, but an image is only ever seen in its recorded
+      views (online augmentation draws a new crop every time).
+
+    The dataset must be the one recorded (the same images, classes and
+    pipeline): a difference is an error naming it.
+
+    Args:
+        dataset (dict): Config of the training set, as in the config the
+            cache was recorded with (its random crop and flip are replaced
+            by replayable ones, see :func:`replayable_dataset_config`).
+        cache (str | list[str]): The cache folder, or one per ensemble
+            member.
+        views (str): 'recorded' or 'random'. Defaults to 'recorded'.
+        ensemble (dict, optional): The :class:`TeacherEnsemble` config whose
+            members' caches ``cache`` lists. Defaults to None.
+    """
+
+    def __init__(self,
+                 dataset: dict,
+                 cache: Union[str, Sequence[str]],
+                 views: str = 'recorded',
+                 ensemble: Optional[dict] = None) -> None:
+        if views not in VIEW_CHOICES:
+            raise ValueError(f'views must be one of {VIEW_CHOICES}, got '
+                             f'{views!r}')
+        if not isinstance(dataset, dict):
+            raise TypeError('TeacherCachedDataset needs the config of the '
+                            'training set (a dict), to make its views '
+                            f'replayable; got {type(dataset).__name__}')
+        paths = [cache] if isinstance(cache, str) else list(cache)
+        self.combination = None if ensemble is None else _combination(
+            ensemble)
+        if self.combination is None and len(paths) != 1:
+            raise ValueError(
+                f'TeacherCachedDataset.cache lists {len(paths)} caches: '
+                'caches of ensemble members need ensemble=<the '
+                'TeacherEnsemble config>')
+        if self.combination is not None and \
+                len(paths) != len(self.combination.members):
+            raise ValueError(
+                f'TeacherCachedDataset.cache lists {len(paths)} caches for '
+                f'the {len(self.combination.members)} members of the '
+                'ensemble: record one per member (--member i)')
+        replayable = replayable_dataset_config(dataset)
+        self.dataset = DATASETS.build(replayable)
+        self.caches = [TeacherLogitCache.open(p) for p in paths]
+        self.views = views
+        # In shared memory: dataloader workers, persistent ones included,
+        # read the epoch that the main process sets (-1: not set yet).
+        self._epoch = torch.full((), -1, dtype=torch.long).share_memory_()
+        self._check(pipeline_signature(replayable))
+
+    @property
+    def cache(self) -> TeacherLogitCache:
+        """TeacherLogitCache: The cache whose views and text features the
+        run uses (an ensemble's text member's)."""
+        index = 0 if self.combination is None else \
+            self.combination.text_member
+        return self.caches[index]
+
+    def _check(self, pipeline: str) -> None:
+        classes = tuple(self.dataset.metainfo.get('classes') or ())
+        paths = sample_paths(self.dataset)
+        images = None  # hashed once, when the first cache needs them
+        for i, cache in enumerate(self.caches):
+            path = cache.path
+            if classes != cache.class_names:
+                raise TeacherCacheError(
+                    f'{path} was recorded for {len(cache.class_names)} '
+                    f'classes, the dataset has {len(classes)} other ones '
+                    '(first: ' + first_difference(
+                        [repr(c) for c in cache.class_names],
+                        [repr(c) for c in classes],
+                        [f'label {i}' for i in range(len(classes))]) + ')')
+            if len(self.dataset) != cache.num_samples:
+                raise TeacherCacheError(
+                    f'{path} was recorded on {cache.num_samples} images, the '
+                    f'dataset has {len(self.dataset)}')
+            recorded = _recorded_list(cache, 'sample_paths')
+            if paths != recorded:
+                j = next(j for j, (a, b) in enumerate(zip(paths, recorded))
+                         if a != b)
+                raise TeacherCacheError(
+                    f'{path}: sample {j} is {paths[j]!r} in the dataset but '
+                    f'was {recorded[j]!r} when recorded: not the recorded '
+                    'images (or not in the recorded order)')
+            if pipeline != cache.meta.get('pipeline'):
+                raise TeacherCacheError(
+                    f'{path} was recorded with the pipeline '
+                    f'{cache.meta.get("pipeline")}, the dataset has '
+                    f'{pipeline}: its views would not be the recorded ones')
+            if images is None:
+                images = sample_fingerprints(self.dataset, path)
+            changed = first_difference(
+                _recorded_list(cache, 'sample_fingerprints'), images, paths)
+            if changed is not None:
+                raise TeacherCacheError(
+                    f'{path} was recorded on other image bytes: {changed} '
+                    '(the images were changed or regenerated after '
+                    'recording)')
+            if 'ReplayableRandomResizedCrop' in pipeline:
+                uncropped = np.argwhere(cache.arrays['crops'][..., 0] < 0)
+                if len(uncropped):
+                    view, sample = (int(v) for v in uncropped[0])
+                    raise TeacherCacheError(
+                        f'{path}/crops.npy: view {view} of sample {sample} '
+                        'has no crop, but the pipeline crops every view: '
+                        'the recorded view is lost')
+            self._check_member(i, cache)
+
+    def _check_member(self, index: int, cache: TeacherLogitCache) -> None:
+        """A cache is the one of the ensemble member at its place, and
+        records the views of the first cache."""
+        member = cache.meta.get('ensemble_member')
+        if self.combination is None:
+            if member is not None:
+                raise TeacherCacheError(
+                    f'{cache.path} holds the logits of '
+                    f'members[{member.get("index")}] of a teacher ensemble: '
+                    'train it with '
+                    'ensemble=<that TeacherEnsemble config>')
+            return
+        expected = self.combination.members[index]
+        if not isinstance(member, dict) or \
+                _canonical(member.get('teacher')) != _canonical(
+                    expected['teacher']) or \
+                _canonical(member.get('normalization')) != _canonical(
+                    expected['normalization']):
+            recorded = 'a single teacher' if not isinstance(member, dict) \
+                else (f'members[{member.get("index")}], '
+                      f'{_describe_member(member)}')
+            raise TeacherCacheError(
+                f'cache[{index}] {cache.path} was recorded for {recorded}, '
+                f'but ensemble.members[{index}] is '
+                f'{_describe_member(expected)}: give one cache per member, '
+                'in the order of the members, each recorded with '
+                f'tools/misc/cache_teacher_logits.py --member {index}')
+        first = self.caches[0]
+        for key in ('num_views', 'seed', 'tau'):
+            if cache.meta.get(key) != first.meta.get(key):
+                raise TeacherCacheError(
+                    f'{cache.path} was recorded with {key}='
+                    f'{cache.meta.get(key)!r}, {first.path} with '
+                    f'{first.meta.get(key)!r}: the members\' caches must '
+                    'record the same views at the same temperature')
+        for name in ('crops', 'flips'):
+            if not np.array_equal(cache.arrays[name], first.arrays[name]):
+                raise TeacherCacheError(
+                    f'{cache.path}/{name}.npy differs from {first.path}: the '
+                    'members were recorded on other views')
+        tau = self.combination.taus[index]
+        if cache.storage == 'topk' and tau is not None and \
+                tau != cache.meta['tau']:
+            raise TeacherCacheError(
+                f'{cache.path} keeps the top-{cache.meta["topk"]} logits with '
+                f'the rest\'s mass at tau={cache.meta["tau"]}; '
+                f'ensemble.members[{index}].tau is {tau}: record it with '
+                'float16 or float32 logits')
+
+    def training_text_features(
+            self, model) -> Tuple[torch.Tensor, Optional[dict]]:
+        """The teacher's text features the logits were made with, and the
+        teacher's record, after checking that ``model`` trains as recorded.
+
+        Args:
+            model (nn.Module): The distiller (its loss's ``tau``, its
+                ``data_preprocessor`` and ``teacher_normalization``).
+
+        Returns:
+            tuple: Text features (C, D) and the teacher's record (an
+            ensemble's made of its members' records).
+
+        Raises:
+            ValueError: If the loss's temperature or the teacher's input
+                differ from the recorded ones.
+        """
+        cache = self.cache
+        tau = getattr(getattr(model, 'distill_loss', None), 'tau', None)
+        # Top-k caches spread the rest's mass at the recorded tau, and an
+        # ensemble mixes its members at it.
+        if tau is not None and tau != cache.meta['tau'] and (
+                cache.storage == 'topk' or self.combination is not None):
+            what = (f'keeps the top-{cache.meta["topk"]} logits with the '
+                    'rest\'s mass' if self.combination is None else
+                    'was mixed from its members\' logits')
+            raise ValueError(
+                f'{cache.path} {what} at tau={cache.meta["tau"]}; the loss '
+                f'has tau={tau}: record the cache at that tau')
+        features = torch.from_numpy(np.array(cache.text_features))
+        if self.combination is None:
+            check_teacher_input(cache, model)
+            return features, cache.meta.get('teacher')
+        members = [c.meta.get('teacher') for c in self.caches]
+        if not all(isinstance(m, dict) and 'sha256' in m for m in members):
+            return features, None
+        return features, ensemble_record(self.combination.record(), members)
+
+    # ------------------------------------------------------------------ #
+    @property
+    def metainfo(self) -> dict:
+        """dict: The wrapped dataset's metainfo."""
+        return copy.deepcopy(self.dataset.metainfo)
+
+    def full_init(self) -> None:
+        """Initialise the wrapped dataset (built already)."""
+        self.dataset.full_init()
+
+    def get_data_info(self, idx: int) -> dict:
+        """The wrapped dataset's data info of sample ``idx``."""
+        return self.dataset.get_data_info(idx)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the recorded views of ``epoch`` (called by EpochSeedHook).
+
+        Args:
+            epoch (int): Completed epochs.
+        """
+        if self.views == 'recorded' and epoch >= self.cache.num_views:
+            raise TeacherCacheError(
+                f'{self.cache.path} holds {self.cache.num_views} recorded '
+                f'view(s) per image (epochs 0-{self.cache.num_views - 1}); '
+                f'epoch {epoch} has none: record more epochs or use '
+                "views='random'")
+        self._epoch.fill_(epoch)
+
+    @property
+    def epoch(self) -> Optional[int]:
+        """int or None: The epoch set by :meth:`set_epoch`, if any."""
+        epoch = int(self._epoch)
+        return None if epoch < 0 else epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _view_index(self) -> int:
+        if self.views == 'random':
+            # The pipeline's generator, as a random transform draws: seeded
+            # per epoch (EpochSeedHook) or per dataloader worker.
+            return int(np.random.randint(self.cache.num_views))
+        epoch = self.epoch
+        if epoch is None:
+            raise RuntimeError(
+                "TeacherCachedDataset(views='recorded') needs the epoch: add "
+                "dict(type='mmpromptkd.EpochSeedHook') to custom_hooks")
+        return epoch
+
+    def __getitem__(self, idx: int) -> dict:
+        view = self._view_index()
+        crop, flip, logits = self.cache.view(view, idx)
+        if self.combination is not None:
+            members = [torch.from_numpy(logits if c is self.cache else
+                                        c.view(view, idx)[2])[None]
+                       for c in self.caches]
+            logits = self.combination.combine(
+                members, self.cache.meta['tau'])[0].numpy()
+        with replay_view(crop, flip):
+            data = self.dataset[idx]
+        sample = data['data_samples']
+        if crop is not None and sample.metainfo.get('view_crop') != crop:
+            raise TeacherCacheError(
+                f'sample {idx}: the pipeline did not replay the recorded '
+                'crop (is a ReplayableRandomResizedCrop in it?)')
+        sample.set_field(torch.from_numpy(logits), 'teacher_logits')
+        return data
+
+
+def _recorded_list(cache: TeacherLogitCache, key: str) -> list:
+    """A per-sample list of ``meta.json``, checked for its length."""
+    recorded = cache.meta.get(key)
+    if not isinstance(recorded, list) or \
+            len(recorded) != cache.num_samples or \
+            not all(isinstance(v, str) for v in recorded):
+        raise TeacherCacheError(
+            f'{cache.path}/meta.json: "{key}" must list one string per '
+            f'recorded image ({cache.num_samples}), got '
+            f'{type(recorded).__name__}'
+            + (f' of {len(recorded)}' if isinstance(recorded, list) else ''))
+    return recorded
+
+
+def check_teacher_input(cache: TeacherLogitCache, model) -> None:
+    """Refuse a cache recorded from other teacher input.
+
+    Its logits were made from the teacher's images as normalised then
+    (``meta.json``'s ``teacher_input``); a run that would normalise them
+    otherwise (another data preprocessor or ``teacher_normalization``)
+    would learn from logits of other inputs. (An ensemble member's input
+    is bound by its recorded member config instead.)
+    """
+    recorded = cache.meta.get('teacher_input')
+    now = teacher_input_normalization(
+        model.data_preprocessor, getattr(model, 'teacher_normalization',
+                                         None))
+    if recorded is None:
+        raise ValueError(
+            f'{cache.path} does not record how the teacher\'s images were '
+            'normalised (recorded by an older version): record it again '
+            'with tools/misc/cache_teacher_logits.py')
+    valid = isinstance(recorded, dict) and set(recorded) == {
+        'mean', 'std'
+    } and all(
+        isinstance(v, list) and len(v) == 3 and all(
+            type(x) in (int, float) for x in v) for v in recorded.values())
+    if not (valid and same_normalization(recorded, now)):
+        raise ValueError(
+            f'{cache.path} was recorded from teacher images normalised with '
+            f'{recorded} (0-255 scale); this run would give the teacher '
+            f'{now}: set model.data_preprocessor and '
+            'model.teacher_normalization as when it was recorded, or record '
+            'the cache again')
+
+
+def _combination(ensemble: dict) -> EnsembleCombination:
+    """The mixing settings of a TeacherEnsemble config (not built)."""
+    if not isinstance(ensemble, dict) or not str(
+            ensemble.get('type', '')).endswith('TeacherEnsemble'):
+        raise TypeError('TeacherCachedDataset.ensemble must be a '
+                        f"dict(type='TeacherEnsemble', ...), got {ensemble!r}")
+    settings = {
+        k: v
+        for k, v in dict(ensemble).items()
+        if k not in ('type', '_scope_', 'text_batch_size')
+    }
+    try:
+        return EnsembleCombination.from_config(**settings)
+    except TypeError as e:
+        raise ValueError(f'TeacherCachedDataset.ensemble: {e}') from None
+
+
+def member_identity(combination: EnsembleCombination, index: int) -> dict:
+    """What a member's cache records of the member: its index, its teacher
+    config as built and its configured normalisation."""
+    return dict(index=index, **combination.members[index])
+
+
+def _canonical(value) -> str:
+    """A config value as JSON, for comparing recorded with configured."""
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _describe_member(member: dict) -> str:
+    teacher = member.get('teacher') or {}
+    clip = teacher.get('clip') or {}
+    weights = clip.get('checkpoint') or clip.get('pretrained') or \
+        clip.get('model_name')
+    return (f'{teacher.get("type")} with CLIP {weights!r} and prompts '
+            f'from {teacher.get("checkpoint")!r}')
