@@ -1,19 +1,10 @@
 """Safe reading of checkpoint files.
 
-Nothing here unpickles arbitrary objects: plain checkpoints go through
-``torch.load(weights_only=True)`` with an allowlist of the few globals
-mmengine writes (:data:`SAFE_GLOBALS`, active only around our own loads, as
-``torch.serialization.safe_globals``), and TorchScript archives, such as the
-OpenAI CLIP files ``ViT-B-16.pt`` and ``ViT-L-14.pt``, are read by a
-restricted unpickler that only rebuilds tensors and never compiles or runs
-TorchScript code.
-
-mmengine's own checkpoint loader is left as it is. Our configs select
-:class:`SafeLoadingRunner`, which reads ``--resume``, ``load_from`` and
-``tools/test.py CKPT`` through :func:`load_checkpoint_file`; elsewhere (e.g.
-mmpretrain's ``get_model(pretrained=...)``) a path written as
-``mmpromptkd://PATH`` selects the same loader through mmengine's scheme
-registry (:func:`load_from_local`).
+Plain checkpoints go through ``torch.load(weights_only=True)`` with
+:data:`SAFE_GLOBALS`; TorchScript archives (the OpenAI CLIP files) through a
+restricted unpickler. mmengine's own loader is left as it is; a path written
+as ``mmpromptkd://PATH`` selects :func:`load_from_local` in its scheme
+registry.
 """
 import io
 import os.path as osp
@@ -36,8 +27,7 @@ MapLocation = Union[None, str, torch.device, Callable, Dict[str, str]]
 def is_complete_checkpoint(path: str) -> bool:
     """Whether ``path`` is a whole ``torch.save`` file (zip format).
 
-    A copy cut short loses the zip directory at the end of the file, so this
-    detects truncation without reading the tensors.
+    A copy cut short loses the zip directory at the end of the file.
 
     Args:
         path (str): The file.
@@ -59,7 +49,7 @@ def _refusal_reason(error: BaseException) -> str:
     """The informative line of torch's weights-only refusal message."""
     text = str(error)
     own = re.search(r'^refused .*$', text, re.MULTILINE)
-    if own:  # a refusal of the allowlisted objects' checks
+    if own:
         return own.group(0)
     match = re.search(r'GLOBAL (\S+)', text)
     if match:
@@ -82,8 +72,8 @@ def load_checkpoint_file(path: str,
                          allow_unsafe: bool = False) -> Any:
     """Load a checkpoint without executing code stored in it.
 
-    ``weights_only`` is always passed explicitly, so the environment
-    variable ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot make this unsafe.
+    ``weights_only`` is passed explicitly, so
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot make this unsafe.
 
     Args:
         path (str): Checkpoint file (``torch.save`` output or a TorchScript
@@ -144,15 +134,13 @@ def load_checkpoint_file(path: str,
             f'failed with {type(e).__name__}: {e})') from e
 
 
+# The prefix that selects :func:`load_from_local` in mmengine's
 # ``CheckpointLoader`` (``load_checkpoint(model, 'mmpromptkd://a.pth')``).
 SAFE_SCHEME = 'mmpromptkd://'
 
 
 def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     """Read a local checkpoint safely and check that it is a checkpoint.
-
-    Used by :class:`SafeLoadingRunner` and, for paths written as
-    ``mmpromptkd://PATH``, by mmengine's ``CheckpointLoader``.
 
     Args:
         filename (str): Local path, optionally with the prefix
@@ -222,8 +210,10 @@ def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
     Args:
         obj (Any): What to save.
         path (str): Target file.
-        overwrite (bool): Replace an existing file. Defaults to False, which
-            refuses with an error naming the file.
+        overwrite (bool): Replace an existing file. Defaults to False.
+
+    Raises:
+        FileExistsError: If ``path`` exists and ``overwrite`` is False.
     """
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path} exists; refusing to overwrite it')

@@ -25,9 +25,8 @@ def choose_cpu_threads(model: Optional[nn.Module] = None,
 
     - ``OMP_NUM_THREADS`` set: the user's choice, kept.
     - A small model (fewer than :data:`SMALL_MODEL_PARAMETERS` parameters,
-      the teacher of a distiller counted): 1 thread. Its ops are too small
-      to split; a second thread adds synchronisation at every op, and when
-      another job holds a CPU every op waits for the descheduled thread.
+      the teacher of a distiller counted): 1 thread; its ops are too small
+      to split.
     - Otherwise torch's default, capped at the CPUs that other jobs leave
       idle (the 1-minute load average), at least 1.
 

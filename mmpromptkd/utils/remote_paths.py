@@ -25,10 +25,6 @@ def is_remote_path(path: Any) -> bool:
 def raise_remote_refused(path: str, map_location: Any = None) -> NoReturn:
     """Refuse a remote checkpoint, saying how to use it instead.
 
-    ``load_from``, ``--resume`` and ``tools/test.py`` never unpickle a
-    download (mmengine's URL loaders use ``weights_only=False``): the file
-    is fetched by the user and then read safely.
-
     Args:
         path (str): The URL.
         map_location: Unused; mmengine passes it.
@@ -41,6 +37,3 @@ def raise_remote_refused(path: str, map_location: Any = None) -> NoReturn:
         'unpickled without the safety checks of local files). Download it '
         'first, e.g. `curl -L -o model.pth URL`, and pass the local path; '
         'it is then read with weights_only=True.')
-
-
-# The prefix that selects :func:`load_from_local` in mmengine's

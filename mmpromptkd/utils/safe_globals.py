@@ -23,17 +23,11 @@ _BUFFER_STATE = {
 
 
 class _CheckedHistoryBuffer:
-    """Stand-in that the name of mmengine's HistoryBuffer loads as.
-
-    mmengine's ``HistoryBuffer.__setstate__`` copies ``statistics_methods``
-    from the state into the class, for every buffer of the process. Here
-    the state may hold only the known keys with their types, and only the
-    built-in statistics, each bound to itself; nothing reaches the class.
-    :func:`rebuild_history_buffers` then makes a HistoryBuffer of it with
-    the public constructor.
-    """
+    """Stand-in that the name of mmengine's HistoryBuffer loads as."""
 
     def __setstate__(self, state: Any) -> None:
+        # HistoryBuffer.__setstate__ would copy the state's
+        # statistics_methods into the class, for every buffer.
         if not isinstance(state, dict):
             _refuse(f'a HistoryBuffer state of type {type(state).__name__}')
         for key, value in state.items():
@@ -71,7 +65,7 @@ class _CheckedHistoryBuffer:
 
 def rebuild_history_buffers(loaded: Any) -> Any:
     """Replace the checked stand-ins in a loaded checkpoint by
-    HistoryBuffers (in its dicts, lists and tuples, at any depth).
+    HistoryBuffers (at any depth).
 
     Args:
         loaded: What ``torch.load`` returned under :data:`SAFE_GLOBALS`.
@@ -93,17 +87,15 @@ def rebuild_history_buffers(loaded: Any) -> Any:
 
 
 def _refuse(what: str) -> None:
+    """Raise the unpickling error of a refused object."""
     raise pickle.UnpicklingError(
         f'refused {what} while loading a checkpoint')
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` restricted to the statistics methods of HistoryBuffer.
-
-    mmengine pickles a HistoryBuffer's statistics methods as
-    ``getattr(HistoryBuffer, 'min')``; allowing ``getattr`` itself would
-    allow any code.
-    """
+    """``getattr`` restricted to the statistics methods of HistoryBuffer."""
+    # mmengine pickles them as getattr(HistoryBuffer, 'min'); allowing
+    # getattr itself would allow any code.
     if obj in (HistoryBuffer, _CheckedHistoryBuffer) and name in STATISTICS:
         return getattr(HistoryBuffer, name)
     _refuse(f'getattr({obj!r}, {name!r}): only the HistoryBuffer statistics '
@@ -132,9 +124,6 @@ def _numpy_safe_globals() -> list:
     return items
 
 
-# What an mmengine training checkpoint holds besides tensors and plain
-# containers: the message hub's HistoryBuffers (rebuilt through the checked
-# stand-in) and their numpy arrays.
 SAFE_GLOBALS = [
     (_CheckedHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
     (_history_buffer_getattr, 'builtins.getattr'),

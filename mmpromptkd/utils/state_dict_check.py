@@ -1,11 +1,8 @@
 """One strict check of weights against the model they are loaded into.
 
-Every loader of the package (CLIP weight files, prompt checkpoints, teacher
-and distiller checkpoints given to mmengine's ``load_from``,
-``tools/test.py`` and ``--resume``) calls :func:`check_state_dict` before a
-single value is copied, so that a checkpoint that is not what training
-produced (another width, a missing trained tensor, a NaN) is an error
-naming the key and the shapes, never a warning followed by metrics.
+Every loader of the package calls :func:`check_state_dict` before a value
+is copied, so a wrong checkpoint is an error naming the key and the shapes,
+never a warning followed by metrics.
 """
 from typing import Dict, Iterable, List, Mapping, Optional
 
@@ -34,6 +31,7 @@ class CheckpointMismatchError(ValueError):
 
 
 def _listed(keys: List[str]) -> str:
+    """At most ``_SHOWN`` keys, and how many more."""
     more = f' and {len(keys) - _SHOWN} more' if len(keys) > _SHOWN else ''
     return f'{keys[:_SHOWN]}{more}'
 
@@ -60,8 +58,7 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
             a tensor of the right shape (e.g. ``module.state_dict()``).
         state_dict (Mapping): The weights to load.
         source (str, optional): Where they come from (a file), for the
-            message; None inside ``load_state_dict`` (see
-            :class:`CheckpointMismatchError`).
+            message; None inside ``load_state_dict``.
         required (Iterable[str], optional): Keys that must be present.
             Defaults to every key of ``expected``.
         model (str): Name of the model, for the message. Defaults to
@@ -72,8 +69,7 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
     Raises:
         CheckpointMismatchError: On a missing required key, an unexpected
             key, a value that is not a tensor, a shape mismatch or a NaN or
-            infinite value; the message names the source, the keys and both
-            shapes.
+            infinite value.
     """
     required = list(expected) if required is None else list(required)
     missing = [k for k in required if k not in state_dict]
@@ -118,11 +114,6 @@ def load_state_dict_strictly(module: nn.Module,
                              required_name: str = 'keys') -> None:
     """Check weights with :func:`check_state_dict`, then load them.
 
-    The one way the package loads weights into a module: unlike
-    ``nn.Module.load_state_dict``, any mismatch is an error that lists every
-    missing, unexpected, mis-shaped and non-finite key together with the
-    file, before a single value is copied.
-
     Args:
         module (nn.Module): Target module.
         state_dict (Mapping[str, Tensor]): Weights to load.
@@ -137,5 +128,4 @@ def load_state_dict_strictly(module: nn.Module,
     expected = module.state_dict() if expected is None else expected
     check_state_dict(expected, state_dict, source, required=required,
                      model=model, required_name=required_name)
-    # Checked above: only keys that may be absent are missing here.
     module.load_state_dict(state_dict, strict=required is None)

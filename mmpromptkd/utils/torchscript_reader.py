@@ -96,6 +96,7 @@ class _ScriptObject:
 
 
 def _opcode(name: str) -> int:
+    """The byte of a pickle opcode."""
     return getattr(pickle, name)[0]
 
 
@@ -114,14 +115,8 @@ _DICTS = (dict, collections.OrderedDict)
 class _TorchScriptUnpickler(PurePythonUnpickler):
     """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors.
 
-    The pure-Python unpickler is used because its opcode table can be
-    replaced: only the opcodes TorchScript writes are honoured, and those
-    that call or mutate an object (REDUCE, NEWOBJ, BUILD, SETITEM(S),
-    APPEND(S)) are checked against what a weight archive needs: tensors
-    rebuilt from the archive's own storages, empty ``OrderedDict`` hooks,
-    module stand-ins created once and given their state once, and items
-    added to plain dicts and lists. Anything else (a call on a class, an
-    attribute write on a type or a function) is refused before it happens.
+    The pure-Python unpickler, because its opcode table can be replaced:
+    opcodes that call or mutate an object are checked before they run.
     """
 
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str,
@@ -165,7 +160,6 @@ class _TorchScriptUnpickler(PurePythonUnpickler):
                 raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
         return _Storage(self._storages[key], storage_type.dtype)
 
-    # Checked versions of the opcodes that call or mutate objects.
     def _load_reduce(self) -> None:
         args = self.stack.pop()
         func = self.stack[-1]
@@ -271,10 +265,8 @@ def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
 def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Read every tensor of a TorchScript archive without running its code.
 
-    The result holds the module's parameters and buffers under their
-    ``state_dict`` names, plus any other tensor attribute the archive stores
-    (for OpenAI CLIP: ``input_resolution``, ``context_length`` and
-    ``vocab_size``), which the caller filters.
+    Besides parameters and buffers, the result holds any other tensor
+    attribute (OpenAI CLIP: ``input_resolution``, ...); the caller filters.
 
     Args:
         path (str): A file written by ``torch.jit.save``.
