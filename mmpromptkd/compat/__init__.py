@@ -1,9 +1,6 @@
 """The only uses of other libraries' private names, one module per library.
 
-Each use is here because the library offers no public way to do the same;
-each module says why, and ``tests/test_compat.py`` pins the behaviour on
-the installed versions, so that an upgrade that changes it fails a test
-instead of changing a result.
+``tests/test_compat.py`` pins each on the installed versions.
 """
 from .mmengine_private import finish_epoch
 from .pickle_private import PurePythonUnpickler, opcode_handlers

@@ -1,9 +1,7 @@
 """Private names of mmengine that the package uses, and why.
 
-``EpochBasedTrainLoop._epoch``: a loop that overrides ``run_epoch`` (to
-resume in the middle of an epoch) must end the epoch as mmengine's own
-``run_epoch`` does, by advancing the counter behind the read-only
-``epoch`` property; mmengine has no setter for it.
+``EpochBasedTrainLoop._epoch``: a loop overriding ``run_epoch`` must advance
+it, and the ``epoch`` property has no setter.
 """
 from mmengine.runner import EpochBasedTrainLoop
 

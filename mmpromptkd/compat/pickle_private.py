@@ -1,17 +1,13 @@
 """Private names of CPython's pickle module that the package uses, and why.
 
-``pickle._Unpickler``: the pure-Python unpickler is the only one whose
-opcode table (``dispatch``) a subclass can replace. The C unpickler
-(``pickle.Unpickler``) lets a subclass choose what a global name loads as
-(``find_class``), but then runs REDUCE, NEWOBJ, BUILD and SETITEMS on it
-unchecked; the TorchScript reader checks each of those before it runs.
+``pickle._Unpickler``: the only unpickler whose opcode table a subclass can
+replace (the C one runs REDUCE, NEWOBJ, BUILD and SETITEMS unchecked).
 """
 import pickle
 from typing import Callable, Dict, Iterable
 
 __all__ = ['PurePythonUnpickler', 'opcode_handlers']
 
-#: The pure-Python unpickler (a subclass may replace ``dispatch``).
 PurePythonUnpickler = pickle._Unpickler
 
 

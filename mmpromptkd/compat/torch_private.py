@@ -1,19 +1,10 @@
 """Private names of torch that the package uses, and why.
 
-``DataLoader._iterator``: torch has no public way to end a dataloader's
-persistent workers. Its iterator ends them when it is deleted, but only
-while its queues still work: left to the garbage collector with the rest
-of a finished runner, the queues are closed first (their finalisers are
-weak-reference callbacks, which the collector calls before ``__del__``),
-the workers never receive their stop message, and each costs torch's 5 s
-join timeout. Dropping the loader's reference at the end of a run deletes
-the iterator at once, with working queues.
+``DataLoader._iterator``: no public way ends persistent workers; left to the
+garbage collector, their queues close first and each costs a 5 s timeout.
 
-``Module._apply``: the one method that every ``.to()``, ``.cuda()``,
-``.half()`` and ``.float()`` goes through. A module that holds a member
-outside its module tree (the distiller's frozen teacher, which must stay
-out of checkpoints, optimizers and DDP) overrides it so the member moves
-with the module.
+``Module._apply``: the one method every ``.to()``/``.half()`` goes through,
+so a member outside the module tree (the frozen teacher) can follow it.
 """
 from typing import Any, Callable, Iterable
 
@@ -26,12 +17,8 @@ __all__ = ['end_dataloader_workers', 'MovesUnregisteredMembers']
 def end_dataloader_workers(*loops: Any) -> None:
     """End the worker processes of the loops' dataloaders now.
 
-    Call it when the loops are done: a later epoch would start new workers.
-
     Args:
-        *loops: mmengine loops (or ``None``); each one's ``dataloader`` and,
-            for an iteration-based loop, its ``dataloader_iterator`` are
-            released.
+        *loops: mmengine loops (or ``None``), once they are done.
     """
     for loop in loops:
         if getattr(loop, 'dataloader_iterator', None) is not None:

@@ -13,14 +13,9 @@ __all__ = ['AtomicLocalBackend']
 class AtomicLocalBackend(LocalBackend):
     """mmengine's :class:`LocalBackend` with atomic ``put`` and ``put_text``.
 
-    mmengine writes a checkpoint straight into its final file, so a crash
-    mid-write leaves a truncated checkpoint, and a rewrite of the same name
-    destroys the good one. This backend writes through
-    :func:`atomic_write`. It is registered under the name ``'atomic_local'``
-    and used where selected, e.g. ``backend_args=dict(backend=
-    'atomic_local')`` of a checkpoint hook; :class:`SafeCheckpointHook`
-    selects it for local work directories. mmengine's own ``LocalBackend``
-    is not changed.
+    mmengine writes checkpoints straight into the final file, so a crash
+    mid-write leaves a truncated one. Selected by ``backend_args=dict(
+    backend='atomic_local')``; mmengine's ``LocalBackend`` is not changed.
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:

@@ -7,10 +7,8 @@ __all__ = [
     'TEMPORARY_NAME', 'atomic_write', 'dead_temporaries', 'temporary_path'
 ]
 
-#: Name of the package's temporary files and folders,
-#: ``.mmpromptkd-NAME.PID.tmp``; group 1 is the id of the writing process
-#: (so that leftovers of killed runs are known, and nothing else is taken
-#: for one).
+#: Name of the package's temporaries, ``.mmpromptkd-NAME.PID.tmp``; group 1
+#: is the writing process (so leftovers of killed runs are known).
 TEMPORARY_NAME = re.compile(r'^\.mmpromptkd-.+\.(\d{1,7})\.tmp$')
 
 
@@ -32,8 +30,7 @@ def temporary_path(path: str, pid: Optional[int] = None) -> str:
 def dead_temporaries(folder: str, of: Optional[str] = None) -> List[str]:
     """The package's temporaries in ``folder`` whose writer is gone.
 
-    Only names of :func:`temporary_path` count (a user's file of a similar
-    name never does), and never a symbolic link.
+    Symbolic links never count.
 
     Args:
         folder (str): The folder to look in.
@@ -55,6 +52,7 @@ def dead_temporaries(folder: str, of: Optional[str] = None) -> List[str]:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,21 +68,16 @@ def atomic_write(data: Union[bytes, str],
                  exclusive: bool = False) -> None:
     """Write ``data`` to ``filepath`` so that readers never see half a file.
 
-    The bytes go to a temporary file (:func:`temporary_path`) in the same
-    folder,
-    are flushed to disk, and then replace ``filepath`` in one rename; on
-    failure the temporary file is removed and any earlier ``filepath`` is
-    untouched.
+    The bytes go to :func:`temporary_path`, are flushed to disk and renamed
+    onto ``filepath``; on failure any earlier ``filepath`` is untouched.
 
     Args:
         data (bytes | str): Content; text is encoded with ``encoding``.
         filepath (str): Target path; its folder is created if missing.
         encoding (str): Encoding of text content. Defaults to 'utf-8'.
-        exclusive (bool): Never replace an existing ``filepath``: the
-            complete file is hard-linked into place, which fails if the
-            target exists, so that concurrent writers never overwrite one
-            another (on file systems without hard links, an existing file
-            is checked for just before the rename). Defaults to False.
+        exclusive (bool): Never replace an existing ``filepath`` (the file
+            is hard-linked into place, so concurrent writers never
+            overwrite one another). Defaults to False.
 
     Raises:
         FileExistsError: With ``exclusive``, if ``filepath`` exists.
