@@ -13,16 +13,13 @@ from mmpromptkd.utils import choose_cpu_threads
 class CPUThreadsHook(Hook):
     """Choose the intra-op threads of torch for a run on the CPU.
 
-    With ``threads='auto'`` (see :func:`~mmpromptkd.utils.choose_cpu_threads`):
-    one thread for small models such as the tiny demo pair (a second thread
-    gains nothing on them, and when another job shares the CPUs every op
-    waits for the descheduled thread), otherwise torch's default capped at
-    the CPUs left idle by other jobs; ``OMP_NUM_THREADS`` always wins. An
-    integer sets the count. Runs on an accelerator are left alone. The
-    count the process had is restored when the run ends.
+    Runs on an accelerator are left alone; the process's count is restored
+    when the run ends.
 
     Args:
-        threads (int | str): A thread count or 'auto'. Defaults to 'auto'.
+        threads (int | str): A thread count or 'auto'
+            (:func:`~mmpromptkd.utils.choose_cpu_threads`). Defaults to
+            'auto'.
     """
 
     priority = 'VERY_HIGH'

@@ -10,13 +10,7 @@ from mmpromptkd.registry import HOOKS
 
 
 def _labels(dataset: Any) -> Optional[np.ndarray]:
-    """The label of every sample, or None for a dataset without labels.
-
-    mmpretrain's datasets give them with ``get_gt_labels()``; other
-    mmengine datasets (:class:`~mmpromptkd.datasets.NestedSubset`) in their
-    samples' ``gt_label``. Images without labels
-    (:class:`~mmpromptkd.datasets.UnlabeledImages`) have neither.
-    """
+    """The label of every sample, or None for a dataset without labels."""
     if hasattr(dataset, 'get_gt_labels'):
         return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
     if not hasattr(dataset, 'get_data_info'):
@@ -31,13 +25,11 @@ def find_empty_classes(dataset: Any) -> List[str]:
     """Classes of ``dataset.metainfo['classes']`` with no sample.
 
     Args:
-        dataset (Any): A dataset with class names in its metainfo and
-            labels (see :func:`_labels`).
+        dataset (Any): A dataset with class names in its metainfo.
 
     Returns:
         list[str]: ``'<name>' (label <i>)`` for every empty class; none for
-        a dataset without class names or without labels (unlabeled images:
-        nothing to check).
+        a dataset without class names or without labels.
     """
     dataset = unwrap_dataset(dataset)
     classes: Sequence[str] = (getattr(dataset, 'metainfo', None)
@@ -54,19 +46,12 @@ def find_empty_classes(dataset: Any) -> List[str]:
 
 @HOOKS.register_module()
 class EmptyClassCheckHook(Hook):
-    """Refuse to train on a split where some class has no image.
+    """Refuse to train on a split where some class has no image, or that
+    gives no batch.
 
-    The training loader must also give at least one batch: with
-    ``drop_last=True`` (the reference's setting) a split smaller than one
-    batch per process would train nothing at all.
-
-    A class without training images cannot be learned, and for
-    distillation its teacher text features are never matched by any image;
-    both are almost always a broken split file or an incomplete download.
-    Before training, every class of the training dataset's metainfo must
-    have at least one sample; otherwise a ``ValueError`` names the empty
-    classes. Validation and test splits are not checked (the ImageNet
-    variants, for example, cover some classes only).
+    An empty class is almost always a broken split file or an incomplete
+    download. Validation and test splits are not checked (the ImageNet
+    variants cover some classes only).
     """
 
     priority = 'HIGHEST'

@@ -27,22 +27,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class EpochSeedHook(Hook):
     """Reseed the global random generators at the start of every epoch.
 
-    mmengine's checkpoints hold no random generator states, so after
-    ``--resume`` the random data augmentation of the main process (all of
-    it with ``num_workers=0``) would draw other numbers than an
-    uninterrupted run. Seeding ``random``, ``numpy`` and ``torch`` with
-    :func:`epoch_seed` of ``runner.seed`` (restored from the checkpoint) and
-    the epoch index makes every epoch's draws independent of how the run got
-    there. This holds for epoch-based training loops.
-
-    Dataloader workers seed themselves (mmengine's ``worker_init_fn``, from
-    the run's seed alone); their draws repeat across a resume only when
-    they are recreated each epoch (``persistent_workers=False``).
-
-    A training set (or one it wraps) with a ``set_epoch`` method, such as
-    :class:`~mmpromptkd.teacher_cache.TeacherCachedDataset`, is told the epoch
-    before the epoch's dataloader iterator starts; such a dataset keeps it
-    where its workers, persistent ones included, read it.
+    mmengine's checkpoints hold no generator states, so without this the
+    main process's augmentation would draw other numbers after
+    ``--resume``. A training set (or one it wraps) with ``set_epoch`` is
+    told the epoch before the epoch's iterator starts.
     """
 
     priority = 'VERY_HIGH'

@@ -25,10 +25,8 @@ class GaussianPromptAggregationHook(Hook):
         g(e) = \exp\left(-\frac{(e - \mu)^2}{2 \sigma^2}\right)
 
     and after the last epoch :math:`\bar\theta` replaces them. The hook runs
-    before ``CheckpointHook`` (priority 'LOW' < 'VERY_LOW'), so the last
-    checkpoint, and the validation after the last epoch, hold the
-    aggregate. The running aggregate is saved in every checkpoint (key
-    ``'gaussian_prompt_aggregation'``) and restored on ``--resume``.
+    before ``CheckpointHook``, so the last checkpoint holds the aggregate;
+    the running aggregate is saved in checkpoints for ``--resume``.
 
     Args:
         mean (float): :math:`\mu`, an epoch in ``[1, E]``. Defaults to 15.0.
@@ -84,6 +82,7 @@ class GaussianPromptAggregationHook(Hook):
 
     @staticmethod
     def _trainable(runner) -> Dict[str, nn.Parameter]:
+        """The model's parameters with ``requires_grad``, by name."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         return {
@@ -93,6 +92,7 @@ class GaussianPromptAggregationHook(Hook):
 
     @staticmethod
     def _accumulator_dtype(param: torch.Tensor) -> torch.dtype:
+        """At least float32."""
         return torch.promote_types(param.dtype, torch.float32)
 
     def before_train(self, runner) -> None:
@@ -190,6 +190,5 @@ class GaussianPromptAggregationHook(Hook):
             })
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Keep the saved aggregate; ``before_train`` decides whether it is
-        used (only when training resumes after epoch 0)."""
+        """Keep the saved aggregate for ``before_train``."""
         self._loaded = checkpoint.get(self.checkpoint_key)

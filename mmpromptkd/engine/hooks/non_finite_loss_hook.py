@@ -15,13 +15,9 @@ from mmpromptkd.utils import load_checkpoint_file
 class NonFiniteLossHook(Hook):
     """Stop training with a clear message when a loss is NaN or infinite.
 
-    It runs after every training iteration, before any checkpoint of the
-    epoch is written. The message names the newest checkpoint that is
-    *good*: all its floating tensors are finite, and its weights already
-    gave a finite loss (it was saved before the iteration before the failing
-    one). A checkpoint saved just before the failing iteration holds the
-    weights that produced the non-finite loss (e.g. prompts at 1e30 after a
-    diverging step) and is named as such, not as a point to resume from.
+    The message names the newest *good* checkpoint: finite, and saved before
+    the iteration before the failing one (the one saved just before holds
+    the weights that produced the non-finite loss).
     """
 
     priority = 'VERY_HIGH'
@@ -67,13 +63,7 @@ class NonFiniteLossHook(Hook):
 def _checkpoints_newest_first(
         work_dir: str,
         failing_iter: int) -> Iterator[Tuple[str, int, Optional[str]]]:
-    """(path, iteration, problem or None) of the run's checkpoints.
-
-    Newest written first, and read one at a time: the caller stops at the
-    first good one, so older (possibly large) files are never read. A
-    checkpoint saved after ``failing_iter`` iterations holds the weights the
-    failing iteration ran with.
-    """
+    """(path, iteration, problem or None) of the run's checkpoints."""
     paths = glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
     for path in sorted(paths, key=osp.getmtime, reverse=True):
         try:

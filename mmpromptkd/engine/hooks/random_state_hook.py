@@ -42,18 +42,11 @@ def _rng_states() -> Dict[str, Any]:
 class RandomStateHook(Hook):
     """Save every process's random states; restore them on an exact resume.
 
-    mmengine's checkpoints hold no generator states. Checkpoints get the
-    Python, NumPy, torch (and CUDA) states of the main process of every
-    rank (``meta['rng_states']``). Only rank 0 saves
-    (``Runner.save_checkpoint`` is master-only), so the states are gathered
-    from all ranks just before ``CheckpointHook`` saves, by the same rule it
-    uses. A run resumed in the middle of an epoch restores them once
-    :class:`ResumableEpochBasedTrainLoop` has skipped the batches trained
-    before the checkpoint (its ``after_skip_trained_batches`` stage), so
-    that randomness inside the model matches an uninterrupted run too. With
-    another number of processes than the checkpoint's, or from a checkpoint
-    saved at another moment (a best checkpoint), they are not restored (a
-    warning says so); the skip alone then reproduces the data pipeline.
+    States of every rank go to ``meta['rng_states']``, gathered before
+    ``CheckpointHook`` saves (only rank 0 saves). They are restored after
+    :class:`ResumableEpochBasedTrainLoop` has skipped the trained batches;
+    with another number of processes, or from a checkpoint saved at another
+    moment, they are not (a warning says so).
     """
 
     priority = 'BELOW_NORMAL'
@@ -80,11 +73,7 @@ class RandomStateHook(Hook):
                                  and hook.is_last_train_iter(runner))
 
     def _gather_if_saving(self, runner, by_epoch: bool) -> None:
-        """Collect every rank's states on all ranks before a save.
-
-        This hook runs before ``CheckpointHook`` (higher priority), so the
-        states are those the save would see.
-        """
+        """Collect every rank's states on all ranks before a save."""
         if get_world_size() > 1 and self._saves_now(runner, by_epoch):
             self._gathered = dict(
                 iter=runner.iter + (0 if by_epoch else 1),
@@ -120,11 +109,7 @@ class RandomStateHook(Hook):
                         or {}).get('rng_states', None)
 
     def after_skip_trained_batches(self, runner) -> None:
-        """Restore this process's states saved with the checkpoint.
-
-        Args:
-            runner (Runner): The runner, at the checkpoint's iteration.
-        """
+        """Restore this process's states saved with the checkpoint."""
         states, self._loaded = self._loaded, None
         if not states or states.get('iter') != runner.iter:
             return

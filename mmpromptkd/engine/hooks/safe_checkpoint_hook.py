@@ -35,9 +35,6 @@ def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
 def remove_stale_temporaries(folder: str) -> list:
     """Delete the package's temporary files left by killed processes.
 
-    Only files named by :func:`~mmpromptkd.fileio.temporary_path` whose
-    process is gone; a user's file of a similar name stays.
-
     Args:
         folder (str): A work or checkpoint directory.
 
@@ -56,31 +53,14 @@ def remove_stale_temporaries(folder: str) -> list:
 class SafeCheckpointHook(CheckpointHook):
     """CheckpointHook whose failures leave every earlier checkpoint usable.
 
-    Four differences from mmengine's hook, all in the order of writes:
+    Unlike mmengine's hook: local checkpoints and ``last_checkpoint`` are
+    written atomically (the latter once the checkpoint is complete); old
+    checkpoints are removed *after* the new one is written; a failed write
+    names the file; temporaries of killed runs are removed at the start.
 
-    * checkpoints in a local folder are written atomically, through the
-      ``'atomic_local'`` file backend (:class:`AtomicLocalBackend`), unless
-      ``backend_args`` or ``file_client_args`` choose another backend, so a
-      crash mid-write never leaves half a checkpoint under a final name;
-    * ``last_checkpoint`` is written atomically (mmengine uses a plain
-      ``open``, which a kill can leave empty), and only once the checkpoint
-      it names is complete;
-    * with ``max_keep_ckpts``, old checkpoints are removed *after* the new
-      one is written (mmengine removes first, so a failed save, e.g. a full
-      disk, leaves fewer good checkpoints than asked for);
-    * a failed write is an error naming the file, and temporary files that
-      killed runs left in the checkpoint folder are removed at the start.
-
-    Checkpoints hold what training changed: the frozen parameters
-    (``requires_grad=False``, e.g. a student's CLIP weights) are left out,
-    and ``meta['frozen_weights']`` records their fingerprint, which every
-    loader checks against the model it builds from the config
-    (:mod:`mmpromptkd.models.utils.frozen_weights`). A model whose
-    ``save_clip_weights`` is True (stage-(a) classifiers that should be
-    self-contained), or ``save_frozen_weights=True``, keeps them.
-
-    It uses mmengine's hook through its public methods: the parent hook
-    runs with ``max_keep_ckpts=-1`` and this one keeps the count.
+    Frozen parameters are left out of checkpoints and
+    ``meta['frozen_weights']`` records their fingerprint, unless the model's
+    ``save_clip_weights`` or ``save_frozen_weights`` is True.
 
     Args:
         save_frozen_weights (bool): Keep the frozen parameters in the
@@ -107,7 +87,6 @@ class SafeCheckpointHook(CheckpointHook):
                 getattr(model, 'save_clip_weights', False):
             return
         if self._frozen_record is None:
-            # Computed once: frozen weights do not change while training.
             self._frozen_record = frozen_weights_record(model)
         checkpoint['state_dict'] = strip_frozen_weights(
             model, checkpoint['state_dict'])
@@ -162,14 +141,7 @@ class SafeCheckpointHook(CheckpointHook):
     def _checked_save(self, runner, step: Optional[int],
                       save: Callable[[], None]) -> None:
         """Run a save of mmengine's hook; then record ``last_checkpoint``
-        atomically and remove the checkpoints beyond ``max_keep_ckpts``.
-
-        Args:
-            runner (Runner): The runner.
-            step (int, optional): The step of the regular checkpoint this
-                call saves, or None.
-            save (callable): The parent hook's method.
-        """
+        atomically and remove the checkpoints beyond ``max_keep_ckpts``."""
         if step is not None and self.keep_ckpts > 0:
             if not self.kept_steps or self.kept_steps[-1] != step:
                 self.kept_steps.append(step)
@@ -190,15 +162,14 @@ class SafeCheckpointHook(CheckpointHook):
         if not saved or self.last_ckpt is None:
             return
         if is_main_process():
-            # mmengine writes it with a plain open; rewritten whole.
+            # mmengine writes it with a plain open, which a kill can empty.
             atomic_write(
                 str(self.last_ckpt).encode('utf-8'),
                 osp.join(runner.work_dir, 'last_checkpoint'))
         self._remove_old_checkpoints()
 
     def _remove_old_checkpoints(self) -> None:
-        """Remove the oldest checkpoints beyond ``max_keep_ckpts`` (only
-        once the new one is complete)."""
+        """Remove the oldest checkpoints beyond ``max_keep_ckpts``."""
         if self.keep_ckpts <= 0:
             return
         while len(self.kept_steps) > self.keep_ckpts:

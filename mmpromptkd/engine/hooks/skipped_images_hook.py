@@ -16,11 +16,8 @@ _MAX_LISTED = 20
 def find_safe_loaders(dataset: Any) -> List[LoadImageFromFileSafe]:
     """The ``LoadImageFromFileSafe`` transforms of a dataset's pipeline.
 
-    Dataset wrappers (``RepeatDataset``, ``ConcatDataset``, ...) are
-    searched through their ``dataset`` / ``datasets`` attributes.
-
     Args:
-        dataset (Any): A dataset.
+        dataset (Any): A dataset, wrappers searched through.
 
     Returns:
         list[LoadImageFromFileSafe]: The transforms, in pipeline order.
@@ -38,18 +35,10 @@ def find_safe_loaders(dataset: Any) -> List[LoadImageFromFileSafe]:
 class SkippedImagesHook(Hook):
     """Let training skip unreadable images, and count them every epoch.
 
-    Before training it enables ``on_error='skip'`` of the
-    :class:`LoadImageFromFileSafe` transforms in the *training* pipeline;
-    validation and test pipelines are never enabled, so an unreadable
-    evaluation image stays an error. After every training epoch it logs the
-    number of skipped files (a warning naming this process's files when
-    there are any), stores it as ``skipped_images`` in the message hub, and
-    resets the count.
-
-    The count covers data-loader workers and, in distributed runs, all
-    processes (summed); the file names listed are those read in this
-    process (with ``num_workers > 0`` each worker names its files in its
-    own warning as it skips them).
+    Only the *training* pipeline's :class:`LoadImageFromFileSafe` with
+    ``on_error='skip'`` is enabled: an unreadable evaluation image stays an
+    error. The count of all processes is logged and stored as
+    ``skipped_images`` in the message hub after every epoch.
     """
 
     priority = 'NORMAL'

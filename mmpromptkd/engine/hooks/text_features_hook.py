@@ -9,26 +9,18 @@ from mmpromptkd.registry import HOOKS
 class PromptKDTextFeaturesHook(Hook):
     """Give the distiller the class names of each dataset it runs on.
 
-    Before training, the teacher's text features of the training classes are
-    computed once and stored (or checked against the stored ones after a
-    resume or ``load_from``: a mismatch stops the run before it starts).
-    Before validation and testing, the classes of that dataset are checked
-    against the stored ones; a subset of them (ImageNet-A/-R) uses their
-    rows, and different classes are evaluated with temporary teacher
-    features.
-
-    A training set with cached teacher logits
-    (:class:`~mmpromptkd.teacher_cache.TeacherCachedDataset`) gives the text
-    features they were made with instead: the run needs no teacher.
-
-    A model that takes no class names (no ``prepare_text_features``, e.g.
-    the stand-in model of mmpretrain's ``vis_scheduler.py``) is left alone.
+    Before training the teacher's text features of the training classes
+    are stored (or checked against the stored ones); before validation and
+    testing that dataset's classes are checked against them. A teacher
+    cache gives the features its logits were made with. A model without
+    ``prepare_text_features`` is left alone.
     """
 
     priority = 'VERY_HIGH'
 
     @staticmethod
     def _prepare(runner, dataloader, for_training: bool) -> None:
+        """Prepare the text features of one dataloader's classes."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         if not hasattr(model, 'prepare_text_features'):

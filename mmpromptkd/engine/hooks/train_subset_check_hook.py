@@ -9,11 +9,8 @@ from mmpromptkd.registry import HOOKS
 class TrainSubsetCheckHook(Hook):
     """Stop a teacher run that would train on the wrong classes.
 
-    Before training, passes the training dataset's ``metainfo`` to the
-    model's ``check_training_dataset``: a base-to-novel teacher
-    (``train_subset='base'``) must train on the base subset, an all-class
-    teacher (``train_subset='all'``) on all classes. It runs before
-    ``PromptKDTextFeaturesHook``, so nothing is computed for a wrong run.
+    The training dataset's ``metainfo`` goes to the model's
+    ``check_training_dataset`` before ``PromptKDTextFeaturesHook`` runs.
     """
 
     priority = 'HIGHEST'
