@@ -14,12 +14,9 @@ _DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 class AutocastOptimWrapper(OptimWrapper):
     """Run forward passes under ``torch.autocast``; keep fp32 weights.
 
-    mmengine's ``AmpOptimWrapper`` refuses machines without an accelerator.
-    bfloat16 has the range of float32, so it needs no loss scaling: this
-    wrapper only autocasts the forward pass, on whatever device the model is,
-    while parameters, gradients and optimizer state (the prompts and the
-    projector) stay float32 master weights. For float16 on a GPU use
-    ``AmpOptimWrapper``, which adds the loss scaling float16 needs.
+    mmengine's ``AmpOptimWrapper`` refuses machines without an accelerator;
+    bfloat16 needs no loss scaling. For float16 on a GPU use
+    ``AmpOptimWrapper``, which scales the loss.
 
     Args:
         dtype (str): 'bfloat16' (default) or 'float16'.

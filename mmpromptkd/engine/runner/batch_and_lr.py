@@ -1,10 +1,7 @@
 """What batch a run trains with and at what learning rate, said plainly.
 
-A config names the batch of one process (``1xb8``); ``torchrun`` with 8
-processes trains with a batch of 64 at the lr that was set for 8 unless
-``--auto-scale-lr`` scales it. :func:`describe_batch_and_lr` states both at
-the start of training and warns when the two batches differ and the lr is
-left as it is.
+A config names the batch of one process (``1xb8``); 8 processes train with
+a batch of 64 at the lr set for 8 unless ``--auto-scale-lr`` scales it.
 """
 from typing import Mapping, Optional, Sequence, Tuple
 
@@ -26,18 +23,12 @@ def describe_batch_and_lr(
         accumulative_counts: int = 1) -> Tuple[str, Optional[str]]:
     """The effective batch and learning rate of a run, and what is amiss.
 
-    The effective batch is ``batch_size x world_size x
-    accumulative_counts``. mmengine's ``auto_scale_lr`` (enabled by
-    ``--auto-scale-lr``) multiplies the lr by ``batch_size x world_size /
-    base_batch_size``; gradient accumulation is not part of its rule.
-
     Args:
         batch_size (int): Images per process and step
             (``train_dataloader.batch_size``).
         world_size (int): Number of training processes (GPUs).
         lrs (Sequence[float]): The learning rates of the optimizer's
-            parameter groups, after any automatic scaling and before the
-            parameter schedulers change them.
+            parameter groups, after any automatic scaling.
         auto_scale_lr (Mapping, optional): The config's ``auto_scale_lr``
             (``base_batch_size``, ``enable``). Defaults to None.
         accumulative_counts (int): Steps whose gradients are accumulated

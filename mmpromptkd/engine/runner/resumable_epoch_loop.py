@@ -11,18 +11,10 @@ __all__ = ['ResumableEpochBasedTrainLoop']
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """mmengine's ``EpochBasedTrainLoop``, resuming mid-epoch exactly.
 
-    With iteration checkpoints (``default_hooks.checkpoint.by_epoch=False``)
-    a resumed run restarts its epoch at the first batch in mmengine's loop,
-    so the batches trained before the checkpoint are trained twice. This
-    loop draws those batches from the epoch's dataloader without training
-    on them (same sampler order, same augmentation draws in the main
-    process and in the workers), as mmengine's ``IterBasedTrainLoop`` skips
-    trained iterations, then calls the hook stage
-    ``after_skip_trained_batches`` (where :class:`RandomStateHook` restores
-    the generator states of the checkpoint) and continues with the next
-    batch under its real index. It takes the arguments of
-    ``EpochBasedTrainLoop``; select it with
-    ``train_cfg = dict(type='ResumableEpochBasedTrainLoop', ...)``.
+    mmengine's loop restarts a resumed epoch at its first batch, training
+    the batches before an iteration checkpoint twice. This loop draws them
+    without training (same sampler order and augmentation draws), then
+    calls the hook stage ``after_skip_trained_batches``.
     """
 
     def run_epoch(self) -> None:

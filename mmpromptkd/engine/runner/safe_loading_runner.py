@@ -86,31 +86,15 @@ def choose_resume_checkpoint(
 class SafeLoadingRunner(Runner):
     """A Runner whose ``--resume``, ``load_from`` and test loads are safe.
 
-    mmengine reads checkpoints with a bare ``torch.load(filename)``, which
-    unpickles anything once the environment sets
-    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, fails on the ``HistoryBuffer``
-    objects of its own training checkpoints under torch's safe default, and
-    unpickles downloaded URLs with ``weights_only=False``; resuming also
-    executes the Python config stored in the checkpoint's
-    ``meta['config']`` (to compare GPU ids). This Runner reads every
-    checkpoint through :func:`~mmpromptkd.utils.load_checkpoint_file`
-    (``weights_only=True`` with an explicit allowlist, remote paths refused)
-    and drops the stored config text before anything parses it.
-
-    Resuming without a path (``--resume``) follows ``last_checkpoint`` as
-    mmengine does, unless it is empty (mmengine's ``CheckpointHook`` writes
-    it with a plain ``open``, which a kill can leave empty) or names a
-    missing or incomplete file: then the newest complete checkpoint of the
-    checkpoint folder is used (with a warning), or, with none, training
-    starts afresh (:func:`choose_resume_checkpoint`). At the start of
-    training it logs the effective batch and the learning rate it trains
-    with, and warns when the config's lr was set for another batch
-    (:func:`~.batch_and_lr.describe_batch_and_lr`). Datasets given
-    ``seed=None`` draw their few shots with the run's seed
-    (``randomness.seed``), in training and in testing alike. Everything
-    else is mmengine's. Select it with
-    ``runner_type = 'mmpromptkd.SafeLoadingRunner'`` (our
-    ``default_runtime`` does).
+    mmengine's bare ``torch.load`` unpickles anything under
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` and downloads with
+    ``weights_only=False``, and resuming executes the config stored in
+    ``meta['config']``. This Runner reads checkpoints through
+    :func:`~mmpromptkd.utils.load_checkpoint_file` and drops the stored
+    config text. It also resumes from the newest complete checkpoint when
+    ``last_checkpoint`` is broken (:func:`choose_resume_checkpoint`), logs
+    the effective batch and lr (:func:`describe_batch_and_lr`), and lets
+    datasets given ``seed=None`` draw their shots with the run's seed.
 
     Args:
         *args: The arguments of mmengine's ``Runner``.
@@ -127,8 +111,7 @@ class SafeLoadingRunner(Runner):
         self.checkpoint_loaded = False
 
     def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
-        """mmengine's ``auto_scale_lr``, then one line stating the
-        effective batch and the learning rate training starts from.
+        """mmengine's ``auto_scale_lr``, then log the effective batch and lr.
 
         Args:
             optim_wrapper (OptimWrapper | OptimWrapperDict): The built
@@ -156,8 +139,8 @@ class SafeLoadingRunner(Runner):
     def build_dataloader(dataloader: Union[DataLoader, Dict],
                          seed: Optional[int] = None,
                          diff_rank_seed: bool = False) -> DataLoader:
-        """mmengine's ``build_dataloader``, with ``seed`` as the default
-        seed of the datasets' few-shot draws.
+        """mmengine's ``build_dataloader``, with ``seed`` as the datasets'
+        default few-shot seed.
 
         Args:
             dataloader (DataLoader | dict): The dataloader or its config.
@@ -183,8 +166,7 @@ class SafeLoadingRunner(Runner):
         return checkpoint_folder(self.work_dir, hook and hook.out_dir)
 
     def load_or_resume(self) -> None:
-        """Load or resume, from a complete checkpoint (as mmengine's
-        ``Runner.load_or_resume`` does otherwise)."""
+        """mmengine's ``load_or_resume``, from a complete checkpoint."""
         if self.checkpoint_loaded:
             return
         resume, path = self.resume_training, self.checkpoint_to_load
@@ -220,8 +202,8 @@ class SafeLoadingRunner(Runner):
             filename (str): Local checkpoint path.
             map_location (str | callable): Where tensors go. Defaults to
                 'cpu'.
-            strict (bool): Whether keys must match exactly (models of this
-                package check their own keys). Defaults to False.
+            strict (bool): Whether keys must match exactly. Defaults to
+                False.
             revise_keys (list): ``(pattern, replacement)`` pairs applied to
                 the keys. Defaults to stripping ``module.``.
 

@@ -11,15 +11,10 @@ from mmpromptkd.registry import PARAM_SCHEDULERS
 class DasslCosineAnnealingLR(CosineAnnealingLR):
     """mmengine's ``CosineAnnealingLR`` with Dassl's period.
 
-    Dassl (the reference's trainer) anneals over ``T_max = MAX_EPOCH``
-    epochs, the whole training, and with ``WARMUP_RECOUNT=True`` restarts
-    that count when the warm-up ends: epoch ``k >= begin`` runs at
-    ``eta_min + (lr - eta_min) * (1 + cos(pi * (k - begin) / T_max)) / 2``.
-    mmengine's scheduler would anneal over ``end - begin`` epochs instead.
-    Here ``T_max`` defaults to ``end``, which the Runner sets to
-    ``train_cfg.max_epochs`` when the config leaves it out, so a shortened
-    run (``--cfg-options train_cfg.max_epochs=5``) keeps the reference's
-    schedule for its length.
+    Dassl anneals over the whole training (``T_max = MAX_EPOCH``),
+    restarting the count after the warm-up; mmengine over ``end - begin``.
+    ``T_max`` defaults to ``end``, which the Runner sets to the training
+    length.
 
     Args:
         optimizer: Wrapped optimizer (or optimizer wrapper).
