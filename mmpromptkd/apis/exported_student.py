@@ -29,31 +29,22 @@ def export_student(model: nn.Module,
                    test_pipeline: Optional[list] = None) -> dict:
     """Write the student, projector and stored text features to ``path``.
 
-    The file needs neither the teacher nor any CLIP weight file: the
-    student's architecture is stored as an open_clip config together with
-    its weights. With ``with_text_encoder``, the teacher's prompted text
-    tower goes with it (not its image tower): the loaded model then
-    encodes new class names itself (``set_class_names`` /
-    ``add_classes``), an open-vocabulary student.
+    The file needs neither the teacher nor any CLIP weight file.
 
     Args:
         model (nn.Module): A trained :class:`PromptKDDistiller` with stored
             text features.
         model_cfg (dict): The config the distiller was built from.
         path (str): Output file.
-        overwrite (bool): Replace an existing file. Defaults to False: an
-            existing file is an error naming it.
+        overwrite (bool): Replace an existing file. Defaults to False.
         with_text_encoder (bool): Also store the teacher's text tower and
-            text prompts (needs a :class:`PromptedCLIP` teacher). Defaults
-            to False.
-        test_pipeline (list[dict], optional): The test pipeline of the
-            training config, stored in ``meta.test_pipeline`` (plain data)
-            so that deployment states the preprocessing the student
-            expects. Defaults to None.
+            text prompts, so the loaded model encodes new class names (needs
+            a :class:`PromptedCLIP` teacher). Defaults to False.
+        test_pipeline (list[dict], optional): The training config's test
+            pipeline, stored in ``meta.test_pipeline``. Defaults to None.
 
     Returns:
-        dict: The standalone model config stored in the file (also usable
-        as ``model`` of a config for ``mmpretrain.apis``).
+        dict: The standalone model config stored in the file.
     """
     from mmpromptkd.models.utils.teacher_provenance import (
         check_trained_teacher, teacher_record)
@@ -64,8 +55,6 @@ def export_student(model: nn.Module,
     cfg['teacher'] = None
     student = dict(cfg['student'])
     if hasattr(model.student, 'clip'):
-        # The architecture only: the weights are in the file (of the image
-        # tower alone where the student dropped its text tower).
         architecture = model.student.clip_architecture
         if not model.student.has_text_tower:
             architecture = image_only_architecture(architecture)
@@ -80,8 +69,6 @@ def export_student(model: nn.Module,
     # Lets mmpretrain's APIs (which build in their own scope) build it.
     cfg['_scope_'] = 'mmpromptkd'
     state = model.state_dict()
-    # An open-vocabulary model keeps its text encoder (config and weights
-    # are in model_cfg and the state dict already).
     if with_text_encoder:
         check_trained_teacher(model.teacher, model.allow_untrained_teacher,
                               'export_student(with_text_encoder=True)')
@@ -95,7 +82,6 @@ def export_student(model: nn.Module,
             model=_plain(cfg),
             # Read by mmpretrain's inferencers for the class names.
             dataset_meta=dict(classes=list(model.class_names)),
-            # The teacher the text features (and text encoder) came from.
             teacher=model.text_features_teacher
             or teacher_record(model.teacher),
             test_pipeline=_plain(list(test_pipeline or []))))
@@ -153,9 +139,8 @@ def load_exported_student(path: str,
         device (str, optional): Device of the model. Defaults to 'cpu'.
 
     Returns:
-        nn.Module: :class:`PromptKDDistiller` in eval mode, which predicts
-        with the stored text features; its ``test_pipeline`` attribute is
-        the stored test pipeline (a list of transform dicts, or empty).
+        nn.Module: :class:`PromptKDDistiller` in eval mode; its
+        ``test_pipeline`` attribute is the stored test pipeline.
     """
     payload = load_checkpoint_file(path)
     meta = payload.get('meta', None) if isinstance(payload, dict) else None
@@ -168,8 +153,6 @@ def load_exported_student(path: str,
             payload.get('state_dict'), dict):
         raise ValueError(f'{path}: an exported student needs a dict '
                          '"meta.model" and a dict "state_dict"')
-    # The config comes from a file: it may only name our own models, and
-    # declare the architecture of the weights the file holds.
     shapes = {k: tuple(v.shape) for k, v in payload['state_dict'].items()
               if isinstance(v, torch.Tensor)}
     check_stored_config(meta['model'], f'{path}: meta.model',
@@ -185,15 +168,12 @@ def load_exported_student(path: str,
             f'from the classes of the stored text features '
             f'({len(model.class_names)} names, class_names_utf8): the file '
             'names other classes than it predicts. Export it again.')
-    # The preprocessing the student was tested with (empty for exports
-    # that did not store it), for deployment.
     model.test_pipeline = _checked_pipeline(meta.get('test_pipeline'), path)
     return model.to(device).eval()
 
 
 def _checked_pipeline(pipeline, path: str) -> List[dict]:
-    """A stored test pipeline, if it names only loading, resizing, cropping
-    and packing with sizes up to :data:`_MAX_SIZE`."""
+    """A stored test pipeline, if it names only allowed steps and sizes."""
     if pipeline is None:
         return []
     where = f'{path}: meta.test_pipeline'
@@ -220,9 +200,8 @@ def _checked_pipeline(pipeline, path: str) -> List[dict]:
 def preprocessing(model: nn.Module) -> List[dict]:
     """The resize and crop steps an exported student expects.
 
-    Those of its stored test pipeline (loading and packing left out), or,
-    where it stored none, a bicubic resize of the short edge and a centre
-    crop to the student's resolution.
+    Those of its stored test pipeline, or a bicubic short-edge resize and a
+    centre crop to the student's resolution.
 
     Args:
         model (nn.Module): A model from :func:`load_exported_student`.

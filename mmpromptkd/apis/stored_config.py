@@ -1,39 +1,17 @@
 """Validation of model configs that come from files.
 
-mmengine's registries build whatever a config's ``type`` names, and fall
-back on importing a dotted name (``'os.system'``) or a scope's module
-(``'evil.X'`` imports ``evil.registry``). A config stored in a data file
-(an exported student's ``meta['model']``) is therefore checked before it is
-built, walked iteratively with a budget (no recursion, no aliasing, no
-cycles):
-
-- every ``type`` is one of this package's registered models (or one of the
-  few mmpretrain components they are built with), by its bare name or as
-  ``mmpromptkd.<name>``, and ``_scope_`` is ``mmpromptkd``;
-- every other key is an argument of the component it configures;
-- nothing names a file, a hub or a folder: ``clip`` is an architecture
-  (``model_cfg`` of open_clip's towers, a timm image tower only by a name
-  one of open_clip's own configs uses and never pretrained, no Hugging
-  Face names), and ``checkpoint``, ``pretrained`` and ``init_cfg`` are
-  unset;
-- every declared size is compared with the stored weights before anything
-  is allocated: first the block counts, widths and grids of the stored
-  towers (open_clip's ViT and text towers, ModifiedResNet's stages), then
-  every weight of the declared CLIP, built on the meta device (which
-  allocates nothing); prompt lengths and depths and the projector's
-  widths against their stored tensors. What the file does not store (a
-  tower dropped after building, buffers) is bounded: at most
-  :data:`MAX_ABSENT_LAYERS` blocks and :data:`MAX_ABSENT_TOWER` elements;
-- a timm trunk with a fixed patch grid declares the image size of that
-  grid (inference resizes images to it).
-
-Every refusal names the file and the key path; nothing is imported or
-called because a file names it.
+mmengine's registries import whatever a config's ``type`` names
+(``'os.system'``, ``'evil.X'``), so a config stored in a data file (an
+exported student's ``meta['model']``) is checked before it is built: only
+this package's models and their arguments, nothing naming a file, hub or
+folder, and every declared size against the stored weights before anything
+is allocated.
 """
 import copy
 import dataclasses
 import functools
 import inspect
+import math
 from typing import (Any, Dict, FrozenSet, Iterable, Iterator, Optional,
                     Sequence, Tuple)
 
@@ -57,9 +35,7 @@ _UNSET_KEYS = ('checkpoint', 'pretrained', 'init_cfg')
 _CLIP_KEYS = frozenset({'model_cfg', 'quick_gelu', 'precision'})
 _MODEL_CFG_KEYS = frozenset({'embed_dim', 'vision_cfg', 'text_cfg',
                              'quick_gelu', 'custom_text', 'init_logit_bias'})
-# open_clip's towers and timm's image towers of open_clip's own model
-# configs: no Hugging Face models or tokenizers, which name hubs and
-# folders.
+# No Hugging Face models or tokenizers, which name hubs and folders.
 _TOWER_KEYS = {
     'vision_cfg': frozenset(f.name for f in dataclasses.fields(CLIPVisionCfg)),
     'text_cfg': frozenset(f.name for f in dataclasses.fields(CLIPTextCfg)
@@ -75,10 +51,8 @@ _STAND_IN_TEXT = dict(context_length=8, vocab_size=64, width=64, heads=1,
 def image_only_architecture(architecture: dict) -> dict:
     """A CLIP architecture whose text tower is a one-block stand-in.
 
-    An image-only model (a student) drops its text tower after building;
-    rebuilt from its stored architecture (an exported student), the tower
-    need not be allocated at full size first (262 M parameters for SigLIP2
-    ViT-L/16's), nor name a tokenizer. The feature dimension is kept.
+    A student drops its text tower after building, so a rebuilt one need
+    not allocate it at full size first.
 
     Args:
         architecture (dict): ``dict(model_cfg=..., ...)``, as
@@ -92,12 +66,10 @@ def image_only_architecture(architecture: dict) -> dict:
     return dict(architecture, model_cfg=model_cfg)
 
 
-#: Parameters of a declared tower that the file does not store (built,
-#: then dropped): above the text tower of ViT-L/14 (123.7 M), far below
-#: what would exhaust memory.
+#: Parameters of a declared tower that the file does not store: above the
+#: text tower of ViT-L/14 (123.7 M), far below what would exhaust memory.
 MAX_ABSENT_TOWER = 200 * 10**6
-#: Blocks of a declared tower that the file does not store (built one by
-#: one, then dropped): above any of open_clip's text towers (32).
+#: Blocks of such a tower: above any of open_clip's text towers (32).
 MAX_ABSENT_LAYERS = 64
 
 
@@ -122,8 +94,7 @@ def check_stored_config(cfg: Any,
         ValueError: If the config is aliased, cyclic, too large or deep,
             names a type outside this package's models or another scope,
             has a key its component does not take, names a file, hub or
-            folder, or declares another architecture than the file stores;
-            the message names the source and the key path.
+            folder, or declares another architecture than the file stores.
     """
     allowed = frozenset(STORED_CONFIG_EXTRA_TYPES if extra_types is None
                         else extra_types)
@@ -256,8 +227,7 @@ def _check_clip(clip: dict, where: str, source: str,
         _check_timm_tower(vision, f'{where}.vision_cfg', source)
     if state_shapes is None:
         return
-    # First what decides the cost of building at all (block counts,
-    # widths and grids of the stored towers; the size of the others).
+    # First what decides the cost of building at all.
     if image_tower and not timm_tower:
         if isinstance(vision.get('layers'), (list, tuple)):
             _check_resnet(vision, f'{where}.vision_cfg', source, prefix,
@@ -282,9 +252,7 @@ def _open_clip_timm_towers() -> FrozenSet[str]:
 
 
 def _known_timm_tower(name: Any) -> bool:
-    """One of open_clip's timm towers, or one this package registers with
-    timm (the synthetic demo's): a registry lookup, nothing named is
-    imported."""
+    """One of open_clip's timm towers, or one this package registers."""
     if not isinstance(name, str):
         return False
     if name in _open_clip_timm_towers():
@@ -295,8 +263,7 @@ def _known_timm_tower(name: Any) -> bool:
 
 
 def _check_timm_tower(tower: dict, where: str, source: str) -> None:
-    """A declared timm image tower: one of open_clip's (or one the package
-    registers), without weights to fetch, of a bounded image size."""
+    """A known timm tower, without weights to fetch, of a bounded size."""
     if tower.get('timm_model_pretrained'):
         raise ValueError(f'{source}: {where}.timm_model_pretrained would '
                          'download weights. Nothing was built.')
@@ -316,14 +283,7 @@ def _check_timm_tower(tower: dict, where: str, source: str) -> None:
 def _check_declared_weights(clip: dict, where: str, source: str,
                             prefix: str, shapes: Dict[str, Sequence[int]],
                             image_tower: bool) -> None:
-    """Every weight a declared CLIP has against the stored ones.
-
-    The CLIP is built as :class:`PromptedCLIP` builds it, on the meta
-    device (which allocates nothing): its image tower must be the stored
-    one, any stored weight of it must have its shape, and what the file
-    does not store (a dropped tower, buffers such as the causal mask) is
-    at most :data:`MAX_ABSENT_TOWER` elements.
-    """
+    """Every weight a declared CLIP has against the stored ones."""
     from mmpromptkd.models.clip.clip_builder import (_build_open_clip_model,
                                                      text_only_source)
     architecture = clip if image_tower else text_only_source(clip)
@@ -354,7 +314,7 @@ def _check_declared_weights(clip: dict, where: str, source: str,
             'weights. Nothing was built.')
     absent = sum(t.numel() for t in model.parameters()) + sum(
         t.numel() for t in model.buffers()) - sum(
-            _numel(declared[k]) for k in declared.keys() & stored.keys())
+            math.prod(declared[k]) for k in declared.keys() & stored.keys())
     if absent > MAX_ABSENT_TOWER:
         raise ValueError(
             f'{source}: {where} declares {absent:,} elements that '
@@ -364,18 +324,9 @@ def _check_declared_weights(clip: dict, where: str, source: str,
         _check_timm_image_size(model.visual, where, source)
 
 
-def _numel(shape: Sequence[int]) -> int:
-    """Elements of a tensor of ``shape``."""
-    count = 1
-    for size in shape:
-        count *= size
-    return count
-
-
 def _check_timm_image_size(visual: torch.nn.Module, where: str,
                            source: str) -> None:
-    """A timm trunk with a fixed patch grid takes images of one size: the
-    declared ``image_size`` (which inference resizes to) must be it."""
+    """A timm trunk with a fixed patch grid must declare its image size."""
     embed = getattr(getattr(visual, 'trunk', None), 'patch_embed', None)
     size = getattr(embed, 'img_size', None)
     if size is None or getattr(visual.trunk, 'dynamic_img_size', False) or \
@@ -392,8 +343,7 @@ def _check_timm_image_size(visual: torch.nn.Module, where: str,
 
 def _check_resnet(tower: dict, where: str, source: str, prefix: str,
                   shapes: Dict[str, Sequence[int]]) -> None:
-    """A declared ModifiedResNet's blocks per stage against the stored
-    ones (its widths are compared when it is built on the meta device)."""
+    """A declared ModifiedResNet's blocks per stage against the stored."""
     layers = tower['layers']
     if len(layers) != 4 or not all(type(n) is int and n >= 1
                                    for n in layers):

@@ -11,10 +11,8 @@ __all__ = ['StudentGraph']
 class StudentGraph(nn.Module):
     """A trained student, its projector and the stored text features.
 
-    What an exporter (ONNX) traces: CLIP's normalisation, the prompted
-    student image encoder, the projector and the product with the stored
-    teacher text features, with no Python-level state (class names, the
-    teacher) left in the forward. Batches of any size.
+    What an exporter (ONNX) traces, with no Python-level state left in the
+    forward.
 
     Args:
         model (nn.Module): A :class:`PromptKDDistiller` with stored text
@@ -75,9 +73,7 @@ class StudentGraph(nn.Module):
     def export_onnx(self, opset: int = 18):
         """The ONNX model of this graph (torch's dynamo exporter).
 
-        Inputs ``images``, outputs ``logits`` (and ``features``), the batch
-        dimension dynamic. Needs ``onnx`` and ``onnxscript`` (``pip install
-        -e ".[deploy]"``), which torch imports for the export only.
+        The batch dimension is dynamic. Needs ``onnx`` and ``onnxscript``.
 
         Args:
             opset (int): ONNX opset. Defaults to 18.

@@ -16,11 +16,7 @@ ImageInput = Union[str, np.ndarray]
 class StudentInferencer:
     """Classify images with an exported PromptKD student, on any device.
 
-    No teacher and no CLIP file: the exported file holds the student, the
-    projector and the teacher's text features of its classes. Images are
-    read safely, resized and cropped as the stored test pipeline of the
-    export says (by default: the short edge, bicubic, and a centre crop to
-    the student's resolution), then normalised by the model.
+    Images are resized and cropped by :func:`preprocessing`.
 
     Args:
         model (str): File written by ``export_student.py``.
@@ -56,6 +52,7 @@ class StudentInferencer:
         self._loader = TRANSFORMS.build(dict(type='LoadImageFromFileSafe'))
 
     def _prepare(self, image: ImageInput) -> dict:
+        """Load and preprocess one image."""
         if isinstance(image, np.ndarray):
             if image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f'an image array must be H x W x 3 (BGR, '
