@@ -12,11 +12,6 @@ from torch import Tensor
 from mmpromptkd.registry import METRICS
 
 
-def _get(sample: Union[BaseDataElement, dict], key: str) -> Any:
-    """Read ``key`` from a data sample or its dict form (both have ``get``)."""
-    return sample.get(key, None)
-
-
 def _label_to_int(label: Any) -> int:
     """Convert a single-label ``gt_label`` (int or tensor) to an int."""
     if isinstance(label, Tensor):
@@ -32,30 +27,11 @@ def _label_to_int(label: Any) -> int:
 class BaseNovelAccuracy(BaseMetric):
     """Base, novel and harmonic-mean accuracy of the base-to-novel protocol.
 
-    The model scores every test image against all ``n`` classes. Classes
-    ``0 .. m-1`` are the base classes and ``m .. n-1`` the novel ones. The
-    metric reports, in percent:
-
-    - ``base``: accuracy on images of base classes, predicting with the
-      argmax over the base columns ``[0, m)`` only (i.e. against base-class
-      text features only);
-    - ``novel``: accuracy on images of novel classes, predicting with the
-      argmax over the novel columns ``[m, n)`` only;
-    - ``hm``: ``2 * base * novel / (base + novel)`` (0 when both are 0);
-    - ``all``: accuracy on all images with the argmax over all ``n`` columns.
-
-    Ties are broken towards the lower class index, as ``torch.argmax`` does.
-    If the test set has no image of a base (or novel) class, that key is
-    omitted with a warning, and so is ``hm``.
-
-    Only the three predicted indices per image are kept between batches, not
-    the score vectors, so evaluation on large class sets stays light.
-
-    Evaluating a single subset also works: with scores over the base classes
-    only, ``m = n`` (only ``base`` and ``all`` are reported); with scores
-    over the novel classes only, relabelled from 0, ``m = 0`` (only
-    ``novel`` and ``all``). The CoOp datasets of this package set
-    ``num_base_classes`` in their metainfo accordingly.
+    Classes ``0 .. m-1`` of the ``n`` scored are base, ``m .. n-1`` novel.
+    Reported in percent: ``base`` (base images, argmax over the base
+    columns), ``novel`` (novel images, argmax over the novel columns),
+    ``hm`` (their harmonic mean) and ``all`` (argmax over all columns). A
+    split without images is omitted with a warning, and so is ``hm``.
 
     Args:
         num_base_classes (int, optional): Number of base classes ``m``,
@@ -122,8 +98,8 @@ class BaseNovelAccuracy(BaseMetric):
                 ``gt_label``.
         """
         for sample in data_samples:
-            score = _get(sample, self.score_key)
-            label = _get(sample, 'gt_label')
+            score = sample.get(self.score_key, None)
+            label = sample.get('gt_label', None)
             if score is None or label is None:
                 raise ValueError(f'BaseNovelAccuracy needs `{self.score_key}` '
                                  'and `gt_label` in every data sample.')

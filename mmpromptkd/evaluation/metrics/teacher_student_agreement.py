@@ -11,19 +11,9 @@ from mmpromptkd.registry import METRICS
 class TeacherStudentAgreement(BaseMetric):
     """Agreement of student and teacher predictions, a label-free signal.
 
-    When the images of a domain carry no labels, accuracy cannot be
-    measured; how well the student reproduces its teacher on held-out
-    images can. Reported, over all images:
-
-    - ``top1``: the percentage of images where the student's and the
-      teacher's top class agree;
-    - ``kl``: the mean ``KL(p_teacher || p_student)`` of the two softmax
-      distributions, in nats (0 for identical predictions).
-
-    The model must attach the teacher's scores: set
-    ``model.predict_teacher=True`` on a :class:`~mmpromptkd.models.
-    PromptKDDistiller` with its teacher (each sample then has a
-    ``teacher_score`` beside the student's ``pred_score``).
+    Reports ``top1`` (% of images whose top classes agree) and ``kl`` (mean
+    ``KL(p_teacher || p_student)`` in nats). Needs
+    ``model.predict_teacher=True`` on a distiller with its teacher.
 
     Args:
         collect_device (str): Device used to collect results across ranks.
