@@ -2,13 +2,7 @@
 
 mmengine's ``DictAction`` deletes every space of a value (``load_from=/a/b
 v2.pth`` loads ``/a/bv2.pth``), and ``Config.merge_from_dict`` accepts any
-key: ``randomnes.seed=2`` silently adds a field nobody reads, and
-``default_hooks.checkpoint.max_keep_ckpt=1`` is only refused by the hook at
-its first save, an epoch later. :class:`CfgOptionsAction` parses values as
-mmengine does but keeps the spaces inside them, and
-:func:`check_cfg_options` refuses, before anything is built, a key that
-would create a new top-level field or an argument that the component it
-configures does not take, naming the closest valid key.
+key (``randomnes.seed=2`` adds a field nobody reads).
 """
 import argparse
 import difflib
@@ -22,14 +16,7 @@ __all__ = ['CfgOptionsAction', 'check_cfg_options']
 
 class CfgOptionsAction(argparse.Action):
     """``KEY=VALUE`` options as mmengine's ``DictAction`` parses them,
-    except that values keep their spaces.
-
-    ``key=a b`` gives ``'a b'``; lists and tuples (``key=[a, b]``,
-    ``key=(1,2)``, ``key=a,b``) are split at their top-level commas and
-    each item loses only the spaces around it; single values become
-    ``int``, ``float``, ``bool`` (``true`` / ``false``, any case) or None
-    (``None``) where they read as one, as with mmengine.
-    """
+    except that values keep their spaces (``key=a b`` gives ``'a b'``)."""
 
     def __call__(self, parser: argparse.ArgumentParser,
                  namespace: argparse.Namespace, values: Sequence[str],
@@ -57,6 +44,7 @@ def parse_option_value(val: str) -> Any:
 
 
 def _scalar(val: str) -> Any:
+    """An int, float, bool or None where ``val`` reads as one."""
     for kind in (int, float):
         try:
             return kind(val)
@@ -88,6 +76,7 @@ def _split_top_level(text: str) -> List[str]:
 
 
 def _closest(name: str, choices) -> str:
+    """A 'Did you mean' hint, or ''."""
     match = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return f' Did you mean {match[0]!r}?' if match else ''
 
@@ -148,9 +137,7 @@ def check_cfg_options(cfg: Config,
 
     Raises:
         ValueError: For a key that creates a new top-level field, or that
-            gives a registered component (a dict with ``type``) an argument
-            it does not take; the message names the key and the closest
-            valid one.
+            gives a registered component an argument it does not take.
     """
     if allow_new_keys:
         return

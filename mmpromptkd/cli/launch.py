@@ -1,10 +1,4 @@
-"""Helpers shared by ``tools/train.py`` and ``tools/test.py``.
-
-They adapt a loaded :class:`mmengine.Config` to the command line and to the
-machine (CPU-only distributed runs, dataloader defaults, mixed precision)
-and guard a work directory against being overwritten. Nothing here runs on
-import: the tools call these functions explicitly.
-"""
+"""Helpers shared by ``tools/train.py`` and ``tools/test.py``."""
 import contextlib
 import glob
 import itertools
@@ -77,12 +71,8 @@ def set_dataloader_defaults(cfg: Config,
                             persistent_workers: bool = True) -> None:
     """Give the dataloaders of ``cfg`` mmpretrain's default options.
 
-    Options already in a dataloader config win over these defaults.
-    ``persistent_workers`` is only enabled for dataloaders with worker
-    processes (PyTorch refuses it with ``num_workers=0``), and pinned memory
-    only when a GPU can use it. ``False`` for either argument disables the
-    option even where the config enables it, as the ``--no-pin-memory`` and
-    ``--no-persistent-workers`` flags do.
+    Options in a dataloader config win, except that ``False`` for either
+    argument disables the option everywhere.
 
     Args:
         cfg (Config): The config; modified in place.
@@ -119,10 +109,8 @@ def _accelerator_available() -> bool:
 def enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to automatic mixed precision.
 
-    With a GPU: mmengine's ``AmpOptimWrapper``, float16 with a dynamic loss
-    scale. Without one: :class:`AutocastOptimWrapper` with bfloat16, which
-    needs no loss scaling (mmengine's wrapper refuses CPU-only machines).
-    Weights and optimizer state stay float32 in both cases.
+    ``AmpOptimWrapper`` (float16) with an accelerator, else
+    :class:`AutocastOptimWrapper` (bfloat16).
 
     Args:
         cfg (Config): The config; ``cfg.optim_wrapper`` is modified in place.
@@ -149,11 +137,8 @@ def enable_amp(cfg: Config) -> None:
 def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:
     """Start a gloo process group when a distributed run has no GPU.
 
-    Reads the rendezvous from the environment that ``torchrun``
-    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) or
-    ``srun`` (``SLURM_PROCID``, ``SLURM_NTASKS``, ...) provides. With a GPU,
-    or for ``launcher='none'``, it does nothing and mmengine's own launcher
-    runs.
+    The rendezvous comes from the environment of ``torchrun``, ``srun`` or
+    MPI.
 
     Args:
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
@@ -196,12 +181,8 @@ def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     """Prepare a distributed run on a machine without a GPU.
 
-    mmengine 0.10.7's launchers call ``torch.cuda.set_device``; here the
-    gloo process group is started beforehand
-    (:func:`init_cpu_distributed`), so the Runner finds it
-    initialised and skips its own. DDP also refuses ``device_ids`` for CPU
-    modules, which the Runner passes by default, so the model wrapper gets
-    ``device_ids=None``. With a GPU, or without a launcher, nothing changes.
+    mmengine's launchers call ``torch.cuda.set_device``, so the gloo group
+    is started beforehand; DDP refuses ``device_ids`` for CPU modules.
 
     Args:
         cfg (Config): The config; ``model_wrapper_cfg`` and
@@ -260,9 +241,6 @@ def find_existing_checkpoints(cfg: Config) -> List[str]:
 def check_work_dir_is_free(cfg: Config) -> None:
     """Refuse a fresh run that would overwrite earlier checkpoints.
 
-    A run with ``cfg.resume`` set continues (or, without a checkpoint,
-    starts) the work in its directory and is always allowed.
-
     Args:
         cfg (Config): The config, with ``work_dir`` and ``resume`` set.
 
@@ -290,12 +268,8 @@ WORK_DIR_HOLDER = '.mmpromptkd-run.json'
 def lock_work_dir(cfg: Config):
     """Take an exclusive lock on the work directory for this run.
 
-    Two runs started into one work directory (e.g. two seeds launched at
-    once) would overwrite each other's checkpoints; the second now fails
-    at once, naming the run that holds the directory. The lock is an
-    operating-system file lock (``filelock``): it ends with the process
-    that holds it, so a killed run never blocks the next one. In a
-    distributed run only the process of rank 0 takes it.
+    An operating-system file lock, so a killed run never blocks the next
+    one; only rank 0 takes it.
 
     Args:
         cfg (Config): The config, with ``work_dir`` set.
@@ -354,9 +328,7 @@ def build_runner(cfg: Config) -> Runner:
         cfg (Config): The final config.
 
     Returns:
-        Runner: ``Runner.from_cfg(cfg)``, or the ``runner_type`` of the
-        config built from the ``RUNNERS`` registry (ours, which falls back
-        on mmpretrain's and mmengine's).
+        Runner: ``Runner.from_cfg(cfg)``, or the config's ``runner_type``.
     """
     named = not cfg.get('experiment_name')
     if named:
@@ -374,11 +346,7 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def close_distributed() -> None:
-    """Wait for every process, then destroy the process group.
-
-    The process then ends as any Python process does (atexit handlers,
-    flushed logs). Without a process group this does nothing.
-    """
+    """Wait for every process, then destroy the process group, if any."""
     if not (dist.is_available() and dist.is_initialized()):
         return
     dist.barrier()
@@ -390,8 +358,7 @@ def naming_the_checkpoint(cfg: Config) -> Iterator[None]:
     """Put the checkpoint file into weight-mismatch errors of a run.
 
     Models check a checkpoint inside ``load_state_dict``, where the file is
-    unknown; the Runner loads ``load_from`` (or, resuming without a path,
-    the latest checkpoint of the work directory).
+    unknown.
 
     Args:
         cfg (Config): The final config of the run.
@@ -420,11 +387,6 @@ NO_CHECKPOINT_HINT = ('no checkpoint was written yet: --resume would start '
 @contextlib.contextmanager
 def hinting_how_to_continue(cfg: Config) -> Iterator[None]:
     """Give a Ctrl-C of training the way to go on, as its message.
-
-    :func:`~mmpromptkd.cli.reporting_run_errors` prints it: continue with
-    ``--resume`` where the run's checkpoint folder holds a checkpoint;
-    where it holds none, ``--resume`` would only start over, and the
-    message says so.
 
     Args:
         cfg (Config): The final config of the run, with ``work_dir`` set.

@@ -1,8 +1,4 @@
 """How a tool ends when a run fails: the error's message last, not a trace.
-
-A failed run's traceback stays (it helps a bug report), but the last lines
-a user sees are the error's one-line message, or, after Ctrl-C, where the
-run stopped and how to continue it.
 """
 import contextlib
 import difflib
@@ -13,6 +9,8 @@ import traceback
 from typing import Iterator, List
 
 from mmengine.config import Config
+
+from .launch import CONTINUE_HINT
 
 __all__ = ['load_config', 'reporting_run_errors']
 
@@ -60,9 +58,6 @@ def load_config(path: str, tool: str) -> Config:
 def reporting_run_errors(tool: str) -> Iterator[None]:
     """End a failed or interrupted command-line run with one clear line.
 
-    Wraps a tool's ``main()`` under ``if __name__ == '__main__'`` (called
-    in-process, ``main()`` raises as any function does).
-
     Args:
         tool (str): The tool's name, for the messages.
 
@@ -72,9 +67,7 @@ def reporting_run_errors(tool: str) -> Iterator[None]:
     Raises:
         SystemExit: Code 1 after an error (the traceback, then
             ``TOOL: error: TYPE: message``), code 130 after Ctrl-C (where
-            training stopped, from mmengine's message hub, and how to go on:
-            the interrupt's message where it has one, as
-            :func:`~mmpromptkd.cli.hinting_how_to_continue` gives it).
+            training stopped, and how to go on).
     """
     try:
         yield
@@ -86,7 +79,7 @@ def reporting_run_errors(tool: str) -> Iterator[None]:
         where = 'stopped'
         if epoch is not None and step is not None:
             where = f'stopped in epoch {epoch + 1}, after iteration {step}'
-            hint = hint or 'continue from the last checkpoint with --resume'
+            hint = hint or CONTINUE_HINT
         if hint:
             where = f'{where}; {hint}'
         print(f'\n{tool}: {where}', file=sys.stderr, flush=True)
