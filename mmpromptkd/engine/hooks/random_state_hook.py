@@ -8,6 +8,7 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 
 from mmpromptkd.registry import HOOKS
+from .safe_checkpoint_hook import saves_now
 
 __all__ = ['RandomStateHook']
 
@@ -55,26 +56,12 @@ class RandomStateHook(Hook):
         self._loaded: Optional[Dict[str, Any]] = None
         self._gathered: Optional[Dict[str, Any]] = None
 
-    @staticmethod
-    def _saves_now(runner, by_epoch: bool) -> bool:
-        """Whether ``CheckpointHook`` saves after this iteration / epoch."""
-        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
-                    None)
-        if hook is None or hook.by_epoch != by_epoch:
-            return False
-        if by_epoch:
-            return hook.every_n_epochs(
-                runner, hook.interval,
-                hook.save_begin) or (hook.save_last
-                                     and hook.is_last_train_epoch(runner))
-        return hook.every_n_train_iters(
-            runner, hook.interval,
-            hook.save_begin) or (hook.save_last
-                                 and hook.is_last_train_iter(runner))
-
     def _gather_if_saving(self, runner, by_epoch: bool) -> None:
         """Collect every rank's states on all ranks before a save."""
-        if get_world_size() > 1 and self._saves_now(runner, by_epoch):
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
+                    None)
+        if get_world_size() > 1 and hook is not None and \
+                saves_now(hook, runner, by_epoch):
             self._gathered = dict(
                 iter=runner.iter + (0 if by_epoch else 1),
                 ranks=all_gather_object(_rng_states()))

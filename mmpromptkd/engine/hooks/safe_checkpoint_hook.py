@@ -32,6 +32,26 @@ def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
     return osp.join(out_dir, osp.basename(osp.normpath(work_dir)))
 
 
+def saves_now(hook: CheckpointHook, runner, by_epoch: bool) -> bool:
+    """Whether ``hook`` saves after this training iteration or epoch.
+
+    Args:
+        hook (CheckpointHook): The checkpoint hook.
+        runner (Runner): The runner, before its counters advance.
+        by_epoch (bool): After an epoch (True) or an iteration (False).
+
+    Returns:
+        bool: True where the hook's schedule saves.
+    """
+    if hook.by_epoch != by_epoch:
+        return False
+    if by_epoch:
+        return hook.every_n_epochs(runner, hook.interval, hook.save_begin) \
+            or (hook.save_last and hook.is_last_train_epoch(runner))
+    return hook.every_n_train_iters(runner, hook.interval, hook.save_begin) \
+        or (hook.save_last and hook.is_last_train_iter(runner))
+
+
 def remove_stale_temporaries(folder: str) -> list:
     """Delete the package's temporary files left by killed processes.
 
@@ -114,18 +134,14 @@ class SafeCheckpointHook(CheckpointHook):
                                f'of killed runs: {removed}')
 
     def after_train_epoch(self, runner) -> None:
-        saves = self.by_epoch and (
-            self.every_n_epochs(runner, self.interval, self.save_begin)
-            or (self.save_last and self.is_last_train_epoch(runner)))
+        saves = saves_now(self, runner, by_epoch=True)
         self._checked_save(runner, runner.epoch + 1 if saves else None,
                            lambda: super(SafeCheckpointHook,
                                          self).after_train_epoch(runner))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        saves = not self.by_epoch and (
-            self.every_n_train_iters(runner, self.interval, self.save_begin)
-            or (self.save_last and self.is_last_train_iter(runner)))
+        saves = saves_now(self, runner, by_epoch=False)
         self._checked_save(
             runner, runner.iter + 1 if saves else None,
             lambda: super(SafeCheckpointHook, self).after_train_iter(
