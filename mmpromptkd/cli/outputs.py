@@ -17,7 +17,7 @@ def output_beside(out: str, suffix: str, force: bool) -> str:
 
     Raises:
         ValueError: If both would be the same file, or if one of them
-            exists and ``force`` is False; the message names them.
+            exists and ``force`` is False.
     """
     beside = osp.splitext(out)[0] + suffix
     if beside == out:
@@ -44,7 +44,7 @@ def new_output(out: str, force: bool, inputs=()) -> str:
 
     Raises:
         ValueError: If ``out`` is one of the inputs, or exists and ``force``
-            is False; the message names it.
+            is False.
     """
     for path in inputs:
         if osp.exists(path) and osp.exists(out) and osp.samefile(path, out):

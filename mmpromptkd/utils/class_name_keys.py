@@ -1,9 +1,7 @@
 """When two class names are the same class to CLIP's text encoder.
 
-CLIP's tokenizer cleans text before encoding it (``ftfy``, HTML unescape,
-whitespace collapsed), so names that differ only in Unicode form,
-zero-width characters, a byte-order mark or the kind of whitespace encode
-to the same tokens: two such labels are one class with two label ids.
+CLIP's tokenizer cleans text before encoding it, so names that differ only
+in Unicode form, zero-width characters or whitespace are one class.
 """
 import re
 import unicodedata

@@ -34,21 +34,18 @@ class BaseNovelAccuracy(BaseMetric):
     split without images is omitted with a warning, and so is ``hm``.
 
     Args:
-        num_base_classes (int, optional): Number of base classes ``m``,
-            ``0 <= m <= n``. Defaults to None: use
-            ``dataset_meta['num_base_classes']`` if the dataset provides it,
-            else ``ceil(n / 2)`` where ``n`` is the number of score columns
-            (the base-to-novel split of the protocol).
-        collect_device (str): Device used to collect results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
-        prefix (str, optional): Prefix of the metric names. Defaults to None,
-            meaning ``'b2n'``.
+        num_base_classes (int, optional): Number of base classes ``m``.
+            Defaults to None: ``dataset_meta['num_base_classes']``, else
+            ``ceil(n / 2)``.
+        collect_device (str): Device used to collect results across ranks.
+            Defaults to ``'cpu'``.
+        prefix (str, optional): Prefix of the metric names. Defaults to None
+            (``'b2n'``).
         collect_dir (str, optional): Directory used to collect results when
             ``collect_device='cpu'``. Defaults to None.
-        score_key (str): The scores of each sample to evaluate:
-            ``'pred_score'`` (the model's) or ``'teacher_score'`` (a
-            distiller's teacher, with ``model.predict_teacher=True``).
-            Defaults to 'pred_score'.
+        score_key (str): ``'pred_score'`` (the model's) or
+            ``'teacher_score'`` (a distiller's teacher). Defaults to
+            'pred_score'.
     """
     default_prefix: Optional[str] = 'b2n'
 
@@ -93,9 +90,7 @@ class BaseNovelAccuracy(BaseMetric):
 
         Args:
             data_batch (Any): The batch from the dataloader (unused).
-            data_samples (Sequence[DataSample | dict]): Model outputs, each
-                with ``pred_score`` (scores over all ``n`` classes) and
-                ``gt_label``.
+            data_samples (Sequence[DataSample | dict]): Model outputs.
         """
         for sample in data_samples:
             score = sample.get(self.score_key, None)
@@ -106,8 +101,7 @@ class BaseNovelAccuracy(BaseMetric):
             score = torch.as_tensor(score).detach().reshape(-1)
             n = score.numel()
             m = self._resolve_num_base(n)
-            # -1: no column of that split exists, so no sample of it can
-            # be right (and none can occur, see ``_check``).
+            # -1: that split has no column (and no sample, see _check).
             base_pred = int(score[:m].argmax()) if m > 0 else -1
             novel_pred = (int(score[m:].argmax()) + m) if m < n else -1
             self.results.append(
@@ -141,8 +135,7 @@ class BaseNovelAccuracy(BaseMetric):
 
         Returns:
             dict[str, float]: ``base``, ``novel``, ``hm`` and ``all``
-            accuracies in percent (``base``, ``novel`` and ``hm`` only when
-            both splits have samples).
+            accuracies in percent.
         """
         if not results:
             print_log(
