@@ -22,14 +22,7 @@ _CHUNK = 1 << 20
 
 
 def bytes_fingerprint(data: bytes) -> str:
-    """The fingerprint of bytes in memory (e.g. a member of a tar shard).
-
-    Args:
-        data (bytes): The content.
-
-    Returns:
-        str: ``'<size>:<hex digest>'``.
-    """
+    """``'<size>:<hex digest>'`` of bytes in memory (a tar shard's image)."""
     return f'{len(data)}:{hashlib.blake2b(data, digest_size=16).hexdigest()}'
 
 
@@ -60,13 +53,7 @@ def check_regular_file(path: str) -> None:
 
 
 def file_fingerprint(path: str) -> str:
-    """The fingerprint of a file's content, read in chunks.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        str: ``'<size>:<hex digest>'``.
+    """``'<size>:<hex digest>'`` of a file's content, read in chunks.
 
     Raises:
         ValueError: If ``path`` is not a regular file (never opened).
@@ -132,15 +119,7 @@ def first_difference(recorded: Sequence[str], found: Sequence[str],
 
 
 def array_fingerprints(folder: str, names: Iterable[str]) -> Dict[str, str]:
-    """The fingerprints of a cache's ``<name>.npy`` files.
-
-    Args:
-        folder (str): The cache folder.
-        names (Iterable[str]): The array names.
-
-    Returns:
-        dict[str, str]: Fingerprint by array name.
-    """
+    """The fingerprint of each ``<folder>/<name>.npy``, by name."""
     return {
         name: file_fingerprint(osp.join(folder, f'{name}.npy'))
         for name in names

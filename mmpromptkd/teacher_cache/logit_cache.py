@@ -166,19 +166,7 @@ class TeacherLogitCache:
             storage=storage,
             topk=topk,
             tau=float(tau))
-        shapes = {
-            'crops': ((num_views, num_samples, 4), np.int32),
-            'flips': ((num_views, num_samples), np.uint8),
-        }
-        if storage == 'topk':
-            shapes['topk_values'] = ((num_views, num_samples, topk),
-                                     np.float32)
-            shapes['topk_indices'] = ((num_views, num_samples, topk),
-                                      np.int32)
-            shapes['rest_logit'] = ((num_views, num_samples), np.float32)
-        else:
-            shapes['logits'] = ((num_views, num_samples, num_classes),
-                                np.dtype(storage))
+        shapes = _logit_shapes(full)
         arrays = {
             name: np.lib.format.open_memmap(
                 osp.join(tmp, f'{name}.npy'),
@@ -314,24 +302,6 @@ class TeacherLogitCache:
         cache._check()
         return cache
 
-    def _expected(self) -> Dict[str, Tuple[tuple, Any]]:
-        meta = self.meta
-        v, n, c = meta['num_views'], meta['num_samples'], meta['num_classes']
-        shapes = {
-            'crops': ((v, n, 4), np.int32),
-            'flips': ((v, n), np.uint8),
-            'text_features': ((c, self.arrays['text_features'].shape[-1]),
-                              np.float32),
-        }
-        if self.storage == 'topk':
-            k = meta['topk']
-            shapes['topk_values'] = ((v, n, k), np.float32)
-            shapes['topk_indices'] = ((v, n, k), np.int32)
-            shapes['rest_logit'] = ((v, n), np.float32)
-        else:
-            shapes['logits'] = ((v, n, c), np.dtype(self.storage))
-        return shapes
-
     def _check(self) -> None:
         meta = self.meta
         for key in ('num_views', 'num_samples', 'num_classes'):
@@ -345,7 +315,10 @@ class TeacherLogitCache:
         if self.arrays['text_features'].ndim != 2:
             raise TeacherCacheError(f'{self.path}: text_features.npy is not '
                                     'a (classes, dim) array')
-        for name, (shape, dtype) in self._expected().items():
+        expected = dict(_logit_shapes(meta), text_features=(
+            (meta['num_classes'], self.arrays['text_features'].shape[-1]),
+            np.float32))
+        for name, (shape, dtype) in expected.items():
             array = self.arrays[name]
             if array.shape != shape or array.dtype != dtype:
                 raise TeacherCacheError(
@@ -425,6 +398,20 @@ class TeacherLogitCache:
         return sum(
             osp.getsize(osp.join(self.path, f'{name}.npy'))
             for name in self.arrays)
+
+
+def _logit_shapes(meta: Dict[str, Any]) -> Dict[str, Tuple[tuple, Any]]:
+    """Shape and dtype of each array but the text features, by name."""
+    v, n, c = meta['num_views'], meta['num_samples'], meta['num_classes']
+    shapes = {'crops': ((v, n, 4), np.int32), 'flips': ((v, n), np.uint8)}
+    if meta['storage'] == 'topk':
+        k = meta['topk']
+        shapes['topk_values'] = ((v, n, k), np.float32)
+        shapes['topk_indices'] = ((v, n, k), np.int32)
+        shapes['rest_logit'] = ((v, n), np.float32)
+    else:
+        shapes['logits'] = ((v, n, c), np.dtype(meta['storage']))
+    return shapes
 
 
 def _regular_or_refused(path: str) -> None:
