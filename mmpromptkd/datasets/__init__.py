@@ -12,26 +12,17 @@ a nested, seeded fraction or number of any dataset's images.
 Teacher caches (recorded views and teacher logits) live in
 :mod:`mmpromptkd.teacher_cache`.
 """
-from .caltech101 import CoOpCaltech101
+from .coop_benchmarks import (CoOpCaltech101, CoOpDTD, CoOpEuroSAT,
+                              CoOpFood101, CoOpOxfordFlowers, CoOpOxfordPets,
+                              CoOpStanfordCars, CoOpSUN397, CoOpUCF101,
+                              SyntheticShapes)
 from .coop_dataset import CoOpDataset
-from .dtd import CoOpDTD
-from .eurosat import CoOpEuroSAT
 from .fgvc_aircraft import CoOpFGVCAircraft
-from .food101 import CoOpFood101
-from .imagenet import CoOpImageNet
-from .imagenet_a import CoOpImageNetA
-from .imagenet_r import CoOpImageNetR
-from .imagenet_sketch import CoOpImageNetSketch
-from .imagenet_v2 import CoOpImageNetV2
+from .imagenet import (CoOpImageNet, CoOpImageNetA, CoOpImageNetR,
+                       CoOpImageNetSketch, CoOpImageNetV2)
 from .nested_subset import NestedSubset
-from .oxford_flowers import CoOpOxfordFlowers
-from .oxford_pets import CoOpOxfordPets
-from .stanford_cars import CoOpStanfordCars
-from .sun397 import CoOpSUN397
-from .synthetic_shapes_dataset import SyntheticShapes
 from .transforms import (LoadImageFromFileSafe, ReplayableRandomFlip,
                          ReplayableRandomResizedCrop)
-from .ucf101 import CoOpUCF101
 from .unlabeled_images import UnlabeledImages
 from .unlabeled_shards import UnlabeledShards
 

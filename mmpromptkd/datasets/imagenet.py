@@ -1,4 +1,12 @@
-"""The ImageNet dataset in the CoOp format."""
+"""The ImageNet dataset in the CoOp format.
+
+The test-only variants (ImageNet-V2, -Sketch, -A, -R) read their class
+names from their own ``classnames.txt`` if present, else from
+``imagenet/classnames.txt``; their ``metainfo['imagenet_class_indices']``
+maps each class to its index among the ImageNet classes. Their arguments
+are those of :class:`~.coop_dataset.CoOpDataset` (``split`` must be
+``'test'``; ``num_shots`` has no effect).
+"""
 import os.path as osp
 from typing import Any, Dict, List
 
@@ -13,23 +21,13 @@ class CoOpImageNet(CoOpDataset):
     """ImageNet-1k, read from class folders and ``classnames.txt``.
 
     ``classnames.txt`` has one ``<wnid> <class name>`` line per class; the
-    line order defines the labels. The images of a class are the files of
-    ``images/<train|val>/<wnid>/``, listed in sorted order. As in CoOp, the
-    official validation set is the test split and also serves as the val
-    split, which is never few-shot sampled.
-
-    Layout under ``data_root``::
-
-        imagenet/
-            classnames.txt
-            images/
-                train/<wnid>/*.JPEG
-                val/<wnid>/*.JPEG
+    line order defines the labels. As in CoOp, the official validation set
+    is the test split and also serves as the val split, which is never
+    few-shot sampled.
 
     Besides the keys of :class:`CoOpDataset`, ``metainfo`` holds
     ``imagenet_class_indices`` (tuple[int]): the index of each class of the
-    subset among the ImageNet classes of ``classnames.txt``, which the
-    ImageNet variants use to map their classes onto ImageNet's.
+    subset among the ImageNet classes of ``classnames.txt``.
 
     The arguments are those of :class:`CoOpDataset` (``split_file`` is not
     used).
@@ -82,10 +80,7 @@ class CoOpImageNet(CoOpDataset):
         return [self._split_root(s) for s in splits] + [self.classnames_path]
 
     def _load_classnames(self) -> List[str]:
-        """Read ``classnames.txt`` and, for -A/-R, keep the present classes.
-
-        Also records each class's wnid and ImageNet index.
-        """
+        """Read ``classnames.txt`` (for -A/-R, the present classes only)."""
         path = self.classnames_path
         wnids, names = read_imagenet_classnames(path)
         indices = list(range(len(wnids)))
@@ -130,3 +125,55 @@ class CoOpImageNet(CoOpDataset):
             records.extend(
                 (osp.join(prefix, name), label) for name in list_files(folder))
         return records
+
+
+@DATASETS.register_module()
+class CoOpImageNetV2(CoOpImageNet):
+    """ImageNet-V2 (matched frequency); class folders are named by the
+    ImageNet label (``0`` .. ``999``)."""
+
+    dataset_dir = 'imagenetv2'
+    image_dir = 'imagenetv2-matched-frequency-format-val'
+    split_dirs = {'test': ''}
+    few_shot_splits = ()
+    class_folder = 'index'
+    present_classes_only = False
+
+
+@DATASETS.register_module()
+class CoOpImageNetSketch(CoOpImageNet):
+    """ImageNet-Sketch, all 1000 classes; every class of ``classnames.txt``
+    must have a wnid folder."""
+
+    dataset_dir = 'imagenet-sketch'
+    image_dir = 'images'
+    split_dirs = {'test': ''}
+    few_shot_splits = ()
+    class_folder = 'wnid'
+    present_classes_only = False
+
+
+@DATASETS.register_module()
+class CoOpImageNetA(CoOpImageNet):
+    """ImageNet-A (natural adversarial examples), 200 ImageNet classes: the
+    wnid folders present, ordered as in ``classnames.txt``."""
+
+    dataset_dir = 'imagenet-adversarial'
+    image_dir = 'imagenet-a'
+    split_dirs = {'test': ''}
+    few_shot_splits = ()
+    class_folder = 'wnid'
+    present_classes_only = True
+
+
+@DATASETS.register_module()
+class CoOpImageNetR(CoOpImageNet):
+    """ImageNet-R (renditions), 200 ImageNet classes: the wnid folders
+    present, ordered as in ``classnames.txt``."""
+
+    dataset_dir = 'imagenet-rendition'
+    image_dir = 'imagenet-r'
+    split_dirs = {'test': ''}
+    few_shot_splits = ()
+    class_folder = 'wnid'
+    present_classes_only = True
