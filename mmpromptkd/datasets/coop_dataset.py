@@ -19,44 +19,37 @@ from .utils import Record, join_nonempty, sample_few_shot, \
 SUBSETS = ('all', 'base', 'novel')
 FEW_SHOT_SAMPLERS = ('mmpromptkd', 'dassl')
 DOCS_HINT = 'see docs/datasets.md'
+SPLIT_LAYOUT = ('expected {"train": [[relpath, label, classname], ...], '
+                f'"val": [...], "test": [...]}} ({DOCS_HINT})')
+
+
+def _load_json(path: str, remedy: str) -> Any:
+    """Decode a JSON file; a syntax error names the place and ``remedy``."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f'{path} is not valid JSON: {e.msg} at line {e.lineno}, '
+            f'column {e.colno} (char {e.pos}); {remedy}') from e
 
 
 @DATASETS.register_module()
 class CoOpDataset(BaseDataset):
     """A dataset in the CoOp format, with base/novel subsets and few-shot.
 
-    The layout under ``data_root`` is ``<dataset_dir>/<image_dir>/...`` for
-    the images and ``<dataset_dir>/<split_file>`` for a JSON split file
-    ``{"train": [[relpath, label, classname], ...], "val": [...],
-    "test": [...]}`` where ``relpath`` is relative to the image folder.
-    Subclasses fix the three names for each dataset (see
-    ``docs/datasets.md``); this class can also be used directly for any
-    dataset in that format by passing them.
+    The images are under ``<data_root>/<dataset_dir>/<image_dir>/`` and the
+    JSON split file ``<dataset_dir>/<split_file>`` is ``{"train": [[relpath,
+    label, classname], ...], "val": [...], "test": [...]}``. Subclasses fix
+    the three names; passing them reads any dataset in that format.
 
-    Each sample is ``dict(img_path=str, gt_label=int)``. ``metainfo`` holds:
-
-    - ``classes`` (tuple[str]): the raw class names of the subset, in label
-      order (underscores are kept; the text encoder handles them).
-    - ``subset`` (str): the subset, ``'all'``, ``'base'`` or ``'novel'``.
-    - ``num_base_classes`` (int): how many of ``classes`` are base classes;
-      they are the labels ``0 .. num_base_classes - 1``. It is ``m`` for
-      ``'all'`` and ``'base'`` and 0 for ``'novel'``.
-
-    Classes and subsets: the distinct labels of the split file must be
-    ``0 .. n-1``. The first ``m = ceil(n / 2)`` (or ``num_base_classes``)
-    are base, the rest novel. ``'base'`` keeps the base samples with their
-    labels; ``'novel'`` keeps the novel samples relabelled to
-    ``0 .. n-m-1`` in the same order.
-
-    Few-shot: with ``num_shots = K > 0`` the train split keeps ``K`` images
-    per class and the val split ``min(K, 4)``, as in CoOp, drawn on all
-    classes before the subset is taken (base and novel runs share one
-    draw), by :func:`~.utils.sample_few_shot` or, with ``'dassl'``, the
-    official code's draw (:func:`~.utils.sample_few_shot_dassl`; Dassl's
-    own cache ``split_fewshot/shot_{K}-seed_{seed}.pkl`` is read when it
-    exists). The draw is stored once in
-    ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}[-dassl].json``,
-    never rewritten (``docs/datasets.md``).
+    Each sample is ``dict(img_path=str, gt_label=int)``; ``metainfo`` holds
+    ``classes`` (raw names, in label order), ``subset`` and
+    ``num_base_classes`` (labels below it are base; 0 for ``'novel'``).
+    Subsets, the few-shot draw (:func:`~.utils.sample_few_shot`, or
+    :func:`~.utils.sample_few_shot_dassl` for ``'dassl'``) and its cache
+    ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}[-dassl].json`` are
+    described in ``docs/datasets.md``.
 
     Args:
         data_root (str): The folder holding every dataset folder, e.g.
@@ -70,12 +63,12 @@ class CoOpDataset(BaseDataset):
             ``min(num_shots, 4)`` for val); ``-1`` (or any value below 1)
             keeps every image. Defaults to -1.
         seed (int, optional): Seed of the few-shot draw. None means the
-            seed of the run that builds the dataset (``randomness.seed``,
-            so that seeds 1, 2, 3 of a run draw the shots of seeds 1, 2,
-            3), or 1 where no run builds it; an int wins over the run's.
-            Defaults to None.
+            seed of the run that builds the dataset (``randomness.seed``),
+            or 1 where no run builds it. Defaults to None.
         few_shot_sampler (str): ``'mmpromptkd'`` or ``'dassl'`` (the
-            official code's draw). Defaults to ``'mmpromptkd'``.
+            official code's draw; Dassl's own cache
+            ``split_fewshot/shot_{K}-seed_{seed}.pkl`` is read if it
+            exists). Defaults to ``'mmpromptkd'``.
         num_base_classes (int, optional): Number of base classes; None means
             ``ceil(n / 2)``. Defaults to None.
         pipeline (Sequence[dict | Callable]): Transforms; dicts are built
@@ -198,9 +191,7 @@ class CoOpDataset(BaseDataset):
             max_refetch=max_refetch)
         self._metainfo['subset'] = subset
 
-    # ------------------------------------------------------------------
     # Layout hooks, overridden by datasets that are not a JSON split file.
-    # ------------------------------------------------------------------
     @property
     def split_path(self) -> str:
         """str: Path of the JSON split file."""
@@ -222,20 +213,13 @@ class CoOpDataset(BaseDataset):
         return self._parse_split_file()[0]
 
     def _load_records(self, split: str) -> List[Record]:
-        """Return the ``(relpath, label)`` records of a split.
-
-        ``relpath`` is relative to the image folder and ``label`` indexes
-        the full class list.
-        """
+        """The ``(relpath, label among all classes)`` records of a split."""
         return self._parse_split_file()[1][split]
 
     def _per_class_metainfo(self) -> Dict[str, List[Any]]:
         """Extra per-class metainfo lists, subset along with the classes."""
         return {}
 
-    # ------------------------------------------------------------------
-    # Checks and parsing
-    # ------------------------------------------------------------------
     def _layout_hint(self) -> str:
         """Describe the expected layout for error messages."""
         paths = self._required_paths()
@@ -244,10 +228,7 @@ class CoOpDataset(BaseDataset):
         return f'expected {listed} ({DOCS_HINT})'
 
     def _check_layout(self) -> None:
-        """Check that the data root, dataset folder and required paths exist.
-
-        Only folders and annotation files are checked, never the images.
-        """
+        """Check the folders and annotation files (never the images)."""
         name = type(self).__name__
         if not osp.isdir(self._root):
             raise FileNotFoundError(
@@ -268,17 +249,8 @@ class CoOpDataset(BaseDataset):
         if self._parsed is not None:
             return self._parsed
         path = self.split_path
-        try:
-            with open(path, encoding='utf-8') as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f'{path} is not valid JSON: {e.msg} at line {e.lineno}, '
-                f'column {e.colno} (char {e.pos}); expected {{"train": '
-                '[[relpath, label, classname], ...], "val": [...], '
-                f'"test": [...]}} ({DOCS_HINT})') from e
-        self._parsed = self._parse_entries(data, path,
-                                           ('train', 'val', 'test'))
+        self._parsed = self._parse_entries(_load_json(path, SPLIT_LAYOUT),
+                                           path, ('train', 'val', 'test'))
         return self._parsed
 
     def _parse_entries(
@@ -288,22 +260,8 @@ class CoOpDataset(BaseDataset):
         keys: Sequence[str],
         classnames: Optional[List[str]] = None
     ) -> Tuple[List[str], Dict[str, List[Record]]]:
-        """Validate ``{split: [[relpath, label, classname], ...]}``.
-
-        Args:
-            data (Any): The decoded JSON.
-            path (str): The file it came from, for messages.
-            keys (Sequence[str]): The splits that must be present.
-            classnames (list[str], optional): Known class names to check
-                the entries against; None derives them from the entries.
-                Defaults to None.
-
-        Returns:
-            tuple[list[str], dict[str, list[tuple[str, int]]]]: The class
-            names in label order and the records of each split.
-        """
-        layout = ('expected {"train": [[relpath, label, classname], ...], '
-                  f'"val": [...], "test": [...]}} ({DOCS_HINT})')
+        """Validate split entries into (class names, records by split)."""
+        layout = SPLIT_LAYOUT
         if not isinstance(data, dict):
             raise ValueError(f'{path}: top level is a '
                              f'{type(data).__name__}; {layout}')
@@ -386,9 +344,6 @@ class CoOpDataset(BaseDataset):
             metainfo[key] = tuple(values[lo:hi])
         return metainfo
 
-    # ------------------------------------------------------------------
-    # Loading
-    # ------------------------------------------------------------------
     def load_data_list(self) -> List[dict]:
         """Read the split, apply few-shot sampling and take the subset.
 
@@ -478,14 +433,8 @@ class CoOpDataset(BaseDataset):
 
     def _read_cache(self, path: str) -> Dict[str, List[Record]]:
         """Load and validate a few-shot cache file."""
-        try:
-            with open(path, encoding='utf-8') as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f'{path} is not valid JSON: {e.msg} at line {e.lineno}, '
-                f'column {e.colno} (char {e.pos}); delete it to draw the '
-                f'few-shot split again ({DOCS_HINT})') from e
+        data = _load_json(path, 'delete it to draw the few-shot split again '
+                          f'({DOCS_HINT})')
         try:
             return self._parse_entries(data, path, self.few_shot_splits,
                                        self._all_classes)[1]

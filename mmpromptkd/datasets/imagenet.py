@@ -1,11 +1,8 @@
 """The ImageNet dataset in the CoOp format.
 
-The test-only variants (ImageNet-V2, -Sketch, -A, -R) read their class
-names from their own ``classnames.txt`` if present, else from
-``imagenet/classnames.txt``; their ``metainfo['imagenet_class_indices']``
-maps each class to its index among the ImageNet classes. Their arguments
+Also its test-only variants (ImageNet-V2, -Sketch, -A, -R), whose arguments
 are those of :class:`~.coop_dataset.CoOpDataset` (``split`` must be
-``'test'``; ``num_shots`` has no effect).
+``'test'``); layouts and classes in ``docs/datasets.md``.
 """
 import os.path as osp
 from typing import Any, Dict, List
