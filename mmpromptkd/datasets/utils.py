@@ -1,9 +1,4 @@
-"""Helpers shared by the CoOp-format datasets.
-
-These functions hold the parts of the data protocol that several datasets
-share: deterministic folder listing, ImageNet class-name files and the
-few-shot sampling rule.
-"""
+"""Helpers shared by the CoOp-format datasets."""
 import os
 import os.path as osp
 import random
@@ -19,12 +14,20 @@ __all__ = [
 ]
 
 
-def list_files(folder: str) -> List[str]:
-    """List the non-hidden regular files of a folder, sorted by name.
+def _list_entries(folder: str, dirs: bool) -> List[str]:
+    """The sorted names of a folder's non-hidden files or sub-folders."""
+    # os.scandir reads the entry type from the directory itself, so no
+    # image is stat-ed on common file systems.
+    with os.scandir(folder) as entries:
+        return sorted(
+            e.name for e in entries
+            if not e.name.startswith('.') and (e.is_dir() if dirs else
+                                               e.is_file()))
 
-    Sorting makes the listing independent of the file system's order.
-    ``os.scandir`` reads the entry type from the directory itself, so no
-    image is stat-ed on common file systems.
+
+def list_files(folder: str) -> List[str]:
+    """List the non-hidden regular files of a folder, sorted by name, so
+    that the listing does not depend on the file system's order.
 
     Args:
         folder (str): The folder to list.
@@ -32,12 +35,7 @@ def list_files(folder: str) -> List[str]:
     Returns:
         list[str]: File names (not paths), sorted.
     """
-    with os.scandir(folder) as entries:
-        names = [
-            e.name for e in entries
-            if not e.name.startswith('.') and e.is_file()
-        ]
-    return sorted(names)
+    return _list_entries(folder, dirs=False)
 
 
 def list_dirs(folder: str) -> List[str]:
@@ -49,19 +47,11 @@ def list_dirs(folder: str) -> List[str]:
     Returns:
         list[str]: Sub-folder names (not paths), sorted.
     """
-    with os.scandir(folder) as entries:
-        names = [
-            e.name for e in entries
-            if not e.name.startswith('.') and e.is_dir()
-        ]
-    return sorted(names)
+    return _list_entries(folder, dirs=True)
 
 
 def read_imagenet_classnames(path: str) -> Tuple[List[str], List[str]]:
-    """Read an ImageNet ``classnames.txt``.
-
-    Each non-empty line is ``<wnid> <class name>``; the name may contain
-    spaces. The line order defines the labels.
+    """Read an ImageNet ``classnames.txt`` (``<wnid> <class name>`` lines).
 
     Args:
         path (str): Path of ``classnames.txt``.
@@ -104,15 +94,11 @@ def sample_few_shot(records: Sequence[Record],
                     salt: str = '') -> Tuple[List[Record], Dict[int, int]]:
     """Draw ``num_shots`` records per class, deterministically.
 
-    The rule, which does not depend on the order of ``records``:
-
-    1. group the records by label and sort each group by path;
-    2. for each label ``c``, draw ``num_shots`` of them with
-       ``random.Random(f'{salt}{seed}-{c}').sample``, a generator of its own
-       per class, so one class's draw does not depend on the others;
-    3. a class with at most ``num_shots`` records keeps all of them.
-
-    The result is sorted by label, then path.
+    Each class's paths are sorted and sampled with a generator of its own,
+    ``random.Random(f'{salt}{seed}-{label}')``, so the draw depends neither
+    on the order of ``records`` nor on the other classes; a class with at
+    most ``num_shots`` records keeps all. The result is sorted by label,
+    then path (``docs/datasets.md``).
 
     Args:
         records (Sequence[tuple[str, int]]): ``(relpath, label)`` pairs.
@@ -151,12 +137,10 @@ def sample_few_shot_dassl(
         seed: int) -> Tuple[List[List[Record]], List[Dict[int, int]]]:
     """Draw few-shot splits exactly as Dassl does for a seed.
 
-    Dassl seeds Python's global generator with the run's seed and, for each
-    split in turn (train, then val), groups the records by label in order
-    of first appearance and takes ``random.sample(items, k)`` per label (all
-    items when a label has fewer than ``k``). One generator serves every
-    split and label, so the draw depends on the records' order, which is
-    the split file's. The drawn records keep the order of the draw.
+    Dassl seeds one generator with the run's seed and, split after split,
+    takes ``random.sample(items, k)`` per label in order of first appearance
+    (all items when fewer), so the draw depends on the records' order (the
+    split file's). The drawn records keep the order of the draw.
 
     Args:
         splits (Sequence[tuple[Sequence[tuple[str, int]], int]]): The
@@ -192,10 +176,9 @@ def sample_few_shot_dassl(
 
 
 def join_nonempty(*parts: str) -> str:
-    """Join path parts, dropping empty ones.
-
-    ``osp.join('a', '')`` ends in a separator, which reads badly in error
-    messages and makes two spellings of one path.
+    """Join path parts, dropping empty ones: ``osp.join('a', '')`` ends in
+    a separator, which reads badly in messages and makes two spellings of
+    one path.
 
     Args:
         *parts (str): Path parts; empty ones are skipped.
