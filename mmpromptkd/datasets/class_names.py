@@ -14,18 +14,7 @@ FORMATS = ('a list of names, a .txt file with one name per line, or a '
 
 def _check_names(names: Sequence[object], source: str,
                  where: Sequence[str]) -> Tuple[str, ...]:
-    """Refuse non-strings, blank, padded and repeated names; normalise.
-
-    Args:
-        names (Sequence[object]): The names, in label order.
-        source (str): Where they come from, for messages.
-        where (Sequence[str]): How to name the position of each name in
-            ``source`` (a line number, a list index).
-
-    Returns:
-        tuple[str, ...]: The names as CLIP reads them
-        (:func:`~mmpromptkd.utils.class_name_keys.normalize_class_name`).
-    """
+    """Refuse non-strings, blank, padded and repeated names; normalise."""
     for name, at in zip(names, where):
         if not isinstance(name, str):
             raise ValueError(f'{source}, {at}: class names must be strings, '
@@ -58,11 +47,10 @@ def _check_names(names: Sequence[object], source: str,
 def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     """Read the class names of a dataset whose images carry no labels.
 
-    The names define the classes the student learns (the teacher's text
-    features are computed for them), so nothing about them is guessed: a
-    blank entry, a name padded with whitespace or a repeated name is an
-    error that says where it is. A ``.txt`` file holds one name per line;
-    only the newline(s) at its very end are ignored.
+    The names define the classes the student learns, so nothing about them
+    is guessed: a blank, padded or repeated name is an error that says
+    where it is. Only the newline(s) at the very end of a ``.txt`` file are
+    ignored.
 
     Args:
         source (str | Sequence[str]): The names, or the path of a ``.txt``

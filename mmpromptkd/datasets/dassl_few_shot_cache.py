@@ -39,12 +39,10 @@ class DasslDatum(NamedTuple):
 
 
 class _DatumState:
-    """What a pickled ``Datum`` becomes: a holder of its checked state.
+    """What a pickled ``Datum`` becomes: a holder of its checked state."""
 
-    Pickle makes it with ``__new__`` (NEWOBJ) or a call without arguments
-    (REDUCE); either way the state comes only through ``__setstate__``.
-    """
-
+    # Pickle makes it with ``__new__`` (NEWOBJ) or a call without arguments
+    # (REDUCE); either way the state comes only through ``__setstate__``.
     state: Any = None
 
     def __setstate__(self, state: Any) -> None:

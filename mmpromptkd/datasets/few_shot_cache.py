@@ -12,10 +12,8 @@ def write_few_shot_cache(path: str, drawn: Dict[str, List[Tuple[str, int]]],
                          class_names: Sequence[str], dataset: str) -> bool:
     """Write a few-shot draw unless the file exists or cannot be made.
 
-    The file is written atomically and never replaces an existing one
-    (:func:`~mmpromptkd.fileio.atomic_write` with ``exclusive``), so
-    concurrent processes never overwrite one another. Each record is kept
-    as ``[relative path, label, class name]``.
+    The file is written atomically and never replaces an existing one, so
+    concurrent processes never overwrite one another.
 
     Args:
         path (str): The cache file.
@@ -47,11 +45,7 @@ def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
                         split_records: List[Tuple[str, int]], shots: int,
                         class_names: Sequence[str],
                         source: str) -> List[Tuple[str, int]]:
-    """Check a cached few-shot draw against its split.
-
-    Every image must be one of the split's, with the split's label, listed
-    once, and every class must keep ``min(shots, its images)`` images, as
-    a draw of this split would.
+    """Check that a cached few-shot draw is a draw of its split.
 
     Args:
         drawn (list[tuple[str, int]]): The cached ``(path, label)`` records.
@@ -64,8 +58,9 @@ def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
         list[tuple[str, int]]: ``drawn``.
 
     Raises:
-        ValueError: Naming the first image or class that differs, and how
-            to draw again.
+        ValueError: If an image is not the split's, has another label or
+            is listed twice, or a class keeps other than ``min(shots, its
+            images)`` images.
     """
     labels = dict(split_records)
     seen = set()

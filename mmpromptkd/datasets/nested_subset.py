@@ -15,28 +15,14 @@ from mmpromptkd.registry import DATASETS
 class NestedSubset(BaseDataset):
     """Keep a fraction or a number of a dataset's images, nested by size.
 
-    For the study of how many unlabeled images distillation needs. The
-    images are grouped by class where the samples carry a ``gt_label`` (a
-    CoOp split) and form one group otherwise (an unlabeled folder); labels
-    only choose the images, they are not passed on to training differently
-    than the wrapped dataset passes them. Each group is sorted by image
-    path and shuffled with a generator of its own,
-    ``random.Random(f'{seed}-{group}')``, and its first images are kept:
-
-    - ``fraction=f``: ``ceil(f * n)`` of the ``n`` images of each group;
-    - ``count=k``: ``k`` images per class (a class with fewer keeps all,
-      with a warning, as few-shot sampling does), or ``k`` images in all
-      for an unlabeled dataset (more than it has is an error).
-
-    With one seed, a smaller subset is therefore always contained in a
-    larger one (25 % of the images in 50 %), and the choice does not depend
-    on the order in which the wrapped dataset lists its images. The kept
-    samples keep their order in the wrapped dataset.
-
-    The subset is a dataset of its own (mmengine's ``BaseDataset``), so it
-    can be concatenated with others; its samples are those of the wrapped
-    dataset (a ``ConcatDataset`` too), through that dataset's pipelines, and
-    its metainfo is the wrapped dataset's.
+    The images are grouped by ``gt_label`` (one group without labels); each
+    group, sorted by path, is shuffled with
+    ``random.Random(f'{seed}-{group}')`` and its first ``ceil(fraction *
+    n)`` or ``count`` images are kept (a class with fewer keeps all, with a
+    warning; more than an unlabeled dataset has is an error). With one seed
+    a smaller subset thus lies inside a larger one, whatever the order of
+    the wrapped dataset, whose samples (through its pipeline), order and
+    metainfo the subset keeps (``docs/unlabeled_data.md``).
 
     Args:
         dataset (dict | BaseDataset): The dataset, or its config.

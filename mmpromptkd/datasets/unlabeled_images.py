@@ -35,9 +35,8 @@ def heldout_draw(relpath: str, seed: int) -> float:
     """A number in [0, 1) fixed by an image's relative path and a seed.
 
     An image is held out when its number is below the held-out fraction, so
-    the held-out set depends neither on the order of the files nor on the
-    other files: adding images never moves one from training to held out,
-    and the held-out set of a fraction contains that of a smaller one.
+    adding images never moves one from training to held out, and the
+    held-out set of a fraction contains that of a smaller one.
 
     Args:
         relpath (str): The path relative to the dataset root, with ``/``.
@@ -54,15 +53,8 @@ def heldout_draw(relpath: str, seed: int) -> float:
 
 
 def _walk_images(root: str) -> Tuple[List[str], List[str]]:
-    """Every non-hidden file under ``root``, split into images and others.
-
-    Symbolic links to files and folders are followed; a folder reached
-    twice (a link cycle, or two links to one folder) is listed once.
-
-    Returns:
-        tuple[list[str], list[str]]: Relative paths (``/``-separated,
-        sorted) of the image files and of the other files.
-    """
+    """Every non-hidden file under ``root`` (links followed, each folder
+    once), as sorted relative paths of the images and of the others."""
     images, others = [], []
     seen = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -86,31 +78,14 @@ def _walk_images(root: str) -> Tuple[List[str], List[str]]:
 class UnlabeledImages(BaseDataset):
     """Images of a domain without labels, and the names of its classes.
 
-    The images come from a folder tree (``data_root``: every image file
-    under it, in sub-folders too, symbolic links followed) or from a text
-    file (``file_list``: one path per line, relative to ``data_root`` or,
-    without one, to the list's folder). Hidden files and folders (names
-    starting with ``.``) are not read. The class names are not taken from
-    the images or the folders: they come from ``classes`` (a list, or a
-    ``.txt`` / ``.json`` file, see :func:`~.class_names.read_class_names`),
-    and the teacher's text features are computed for them.
-
-    Each sample is ``dict(img_path=str)``, without ``gt_label``;
-    ``metainfo['classes']`` holds the class names. Unreadable images are
-    reported (or skipped, opt-in) by ``LoadImageFromFileSafe`` when loaded.
-
-    What is trained on never changes silently: an empty folder or list, a
-    file that is not an image (by its extension), a listed file that does
-    not exist and a path listed twice are errors naming the files.
-    ``skip_non_images=True`` skips non-image files instead and logs how
-    many.
-
-    A held-out part, e.g. for :class:`~mmpromptkd.evaluation.
-    TeacherStudentAgreement` when there is no labeled set: with
-    ``heldout_fraction=f``, ``split='heldout'`` keeps the images whose
-    :func:`heldout_draw` is below ``f`` and ``split='train'`` the others.
-    The two are disjoint, independent of the listing order, and stable when
-    images are added.
+    The images are every image file under ``data_root`` or those listed in
+    ``file_list``; the class names come from ``classes``
+    (:func:`~.class_names.read_class_names`), never from the images or
+    folders. Each sample is ``dict(img_path=str)``. An empty folder or
+    list, a non-image, a missing or a repeated file is an error naming the
+    files. ``split='heldout'`` keeps the images whose :func:`heldout_draw`
+    is below ``heldout_fraction`` and ``split='train'`` the others
+    (``docs/unlabeled_data.md``).
 
     Args:
         data_root (str, optional): The folder of the images (or the root of

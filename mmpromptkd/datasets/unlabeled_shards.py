@@ -25,9 +25,8 @@ class CorruptShardError(ValueError):
 def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
     """Expand brace patterns (``data/shard-{000..099}.tar``) to local files.
 
-    Only local files are read: a URL or a ``pipe:`` command, which
-    webdataset would open by running a program, is refused. Mount a bucket
-    or copy the shards to read them.
+    A URL or a ``pipe:`` command, which webdataset would open by running a
+    program, is refused.
 
     Args:
         shards (str | Sequence[str]): Paths or brace patterns of ``.tar``
@@ -106,35 +105,19 @@ def check_tar_end(path: str) -> None:
 class UnlabeledShards(IterableDataset):
     """An endless stream of unlabeled images from tar shards.
 
-    For data that does not fit a folder: images stored as webdataset tar
-    shards (each sample a group of members ``<key>.<ext>``; one of them an
-    image, the others, e.g. ``<key>.json``, ignored). The tar members are
-    read by webdataset; nothing in a shard is decoded but the image, by the
-    pipeline's ``LoadImageFromFileSafe`` (never a pickle).
+    Each sample of a webdataset shard is a group of members ``<key>.<ext>``
+    of which exactly one is an image; nothing but the image is decoded, by
+    the pipeline's ``LoadImageFromFileSafe`` (never a pickle). Each epoch
+    the shards are shuffled with ``random.Random(f'{seed}-{epoch}')`` and
+    reader ``r`` of the ``R = world_size * num_workers`` readers reads
+    shards ``r, r + R, ...``, so each image is seen once per epoch across
+    all ranks; samples are mixed within a reader by a seeded buffer. Train
+    with ``IterBasedTrainLoop`` and ``sampler=None``
+    (``docs/unlabeled_data.md``).
 
-    **Order and ranks.** The stream runs epoch after epoch. Each epoch the
-    shards are shuffled with ``random.Random(f'{seed}-{epoch}')`` (the same
-    order in every process) and dealt to the ``R = world_size *
-    num_workers`` readers (data-loader workers of all processes): reader
-    ``r`` reads shards ``r, r + R, r + 2R, ...`` of that order. Each shard
-    is thus read once per epoch, by one reader, and each image is seen once
-    per epoch across all ranks. Samples are mixed within a reader through a
-    seeded buffer of ``shuffle_buffer`` images. Readers move to the next
-    epoch independently: with as many shards per reader and as many images
-    per shard everywhere (the shard count a multiple of ``R``), the epochs
-    stay aligned; otherwise images of small shares are repeated sooner. At
-    least one shard per reader is required.
-
-    Train with mmengine's iteration-based loop (``IterBasedTrainLoop``) and
-    ``sampler=None``; ``--resume`` replays the stream up to the resumed
-    iteration, as that loop does.
-
-    **Length.** ``len()`` is one epoch's images per process,
-    ``num_images // world_size`` (mmengine reads it to build schedules).
-    Unless ``num_images`` is given (e.g. from the ``shards.json`` of
-    ``tools/misc/images_to_shards.py``), the shards' tar headers are read
-    once at construction to count the images, which also finds truncated
-    shards before training starts.
+    ``len()`` is one epoch's images per process, ``num_images //
+    world_size``; without ``num_images`` the tar headers are read at
+    construction to count them, which also finds truncated shards.
 
     Each sample is ``dict(img_path='<shard>#<key>', img_bytes=bytes,
     epoch=int)`` before the pipeline, which must start with
@@ -209,8 +192,7 @@ class UnlabeledShards(IterableDataset):
         return max(self.num_images // self.world_size, 1)
 
     def _count_images(self) -> int:
-        """Count the samples with an image, reading only tar headers; a
-        shard that cannot be read is refused (or dropped, ``'skip'``)."""
+        """Count the samples with an image from the tar headers."""
         from webdataset.tariterators import base_plus_ext
         total, readable = 0, []
         for path in self.shards:

@@ -61,10 +61,8 @@ def find_truncation(data: bytes) -> Optional[str]:
 
 
 def check_declared_size(data: bytes, max_pixels: int) -> None:
-    """Refuse an image whose header declares more than ``max_pixels``.
-
-    Only the header is read (no pixel is decoded); a format Pillow does not
-    know passes.
+    """Refuse an image whose header declares more than ``max_pixels``
+    (only the header is read; a format Pillow does not know passes).
 
     Args:
         data (bytes): The file content.
@@ -88,12 +86,7 @@ def check_declared_size(data: bytes, max_pixels: int) -> None:
 
 
 class _SharedCount:
-    """A counter shared with the data-loader worker processes.
-
-    Workers started by ``fork`` share it through memory; workers started by
-    ``spawn`` receive it while being started. Any other copy (``deepcopy``,
-    pickling) gets a counter of its own with the current value.
-    """
+    """A counter shared with the data-loader worker processes."""
 
     def __init__(self, value: int = 0) -> None:
         self._value = multiprocessing.Value('q', value)
@@ -110,6 +103,9 @@ class _SharedCount:
         with self._value.get_lock():
             self._value.value = 0
 
+    # Workers started by ``fork`` share it through memory; workers started
+    # by ``spawn`` receive it while being started. Any other copy
+    # (``deepcopy``, pickling) gets a counter of its own.
     def __getstate__(self) -> dict:
         from multiprocessing.context import get_spawning_popen
         if get_spawning_popen() is not None:
@@ -189,8 +185,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     def _read(self,
               filename: str,
               data: Optional[bytes] = None) -> np.ndarray:
-        """Read (unless given) and decode one image; raises on any
-        problem."""
+        """Read (unless given) and decode one image, or raise."""
         if data is None and self.file_client_args is not None:
             client = fileio.FileClient.infer_client(self.file_client_args,
                                                     filename)
