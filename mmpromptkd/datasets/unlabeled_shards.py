@@ -12,9 +12,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from mmpromptkd.registry import DATASETS, TRANSFORMS
 from .class_names import read_class_names
+from .transforms.load_image_from_file_safe import ON_ERROR_CHOICES
 from .unlabeled_images import IMAGE_EXTENSIONS
 
-ON_ERROR_CHOICES = ('raise', 'skip')
 _TAR_BLOCK = 512
 
 
