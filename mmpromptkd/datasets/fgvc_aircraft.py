@@ -11,19 +11,9 @@ from .utils import Record, join_nonempty
 class CoOpFGVCAircraft(CoOpDataset):
     """FGVC-Aircraft (100 aircraft variants), read from its own text files.
 
-    There is no JSON split file: ``variants.txt`` lists one variant per line
-    and its line order defines the labels; ``images_variant_{split}.txt``
-    has one ``<image id> <variant name>`` line per image (the name may
-    contain spaces) and the image is ``images/<image id>.jpg``.
-
-    Layout under ``data_root``::
-
-        fgvc_aircraft/
-            images/
-            variants.txt
-            images_variant_train.txt
-            images_variant_val.txt
-            images_variant_test.txt
+    ``variants.txt`` lists the variants in label order and each line of
+    ``images_variant_{split}.txt`` is ``<image id> <variant name>`` for the
+    image ``images/<image id>.jpg`` (``docs/datasets.md``).
 
     The arguments are those of :class:`CoOpDataset` (``split_file`` is not
     used).
