@@ -1,9 +1,8 @@
 """Data transforms of mmpromptkd."""
 from .load_image_from_file_safe import (LoadImageFromFileSafe,
                                         UnreadableImageError)
-from .replayable_random_flip import ReplayableRandomFlip
-from .replayable_random_resized_crop import ReplayableRandomResizedCrop
-from .view_replay import replay_view
+from .view_replay import (ReplayableRandomFlip, ReplayableRandomResizedCrop,
+                          replay_view)
 
 __all__ = [
     'LoadImageFromFileSafe', 'UnreadableImageError',
