@@ -124,17 +124,12 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     """``LoadImageFromFile`` that names unreadable files and can skip them.
 
     A missing, empty, truncated or undecodable image raises
-    :class:`UnreadableImageError` naming the file and the reason
-    (``on_error='raise'``, the default).
-
-    With ``on_error='skip'`` the transform returns None for such a file, so
-    that mmengine's ``BaseDataset`` draws another sample; the file is named
-    in a warning and counted. Skipping only takes effect in training
-    pipelines of a Runner with ``SkippedImagesHook`` in ``custom_hooks``,
-    which enables it (``skip_enabled``) before training and reports the
-    count after every epoch. Everywhere else, evaluation pipelines included,
-    an unreadable image stays an error: an evaluation that quietly replaced
-    test images by others would report wrong accuracies.
+    :class:`UnreadableImageError` naming the file and the reason. With
+    ``on_error='skip'`` the transform returns None instead (the dataset
+    draws another sample) and names and counts the file, but only in the
+    training pipelines of a Runner with ``SkippedImagesHook``, which enables
+    it (``skip_enabled``): an evaluation that quietly replaced test images
+    would report wrong accuracies.
 
     Args:
         on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
