@@ -13,8 +13,9 @@ from ..clip.data_preprocessor import DISTILL_DATA_PREPROCESSOR
 from .class_text_table import ClassTextTable
 from .strict_loading import prepare_distiller_load
 from ..utils.teacher_provenance import check_trained_teacher
-from ..utils import (cached_teacher_logits, check_image_size,
-                     logits_to_data_samples, teacher_input_map)
+from ..utils import (cached_teacher_logits, logits_to_data_samples,
+                     teacher_input_map)
+from ..utils.predictions import dispatch_forward
 from ..utils.input_normalization import teacher_view
 from .teacher_ensemble import TeacherEnsemble
 
@@ -441,17 +442,10 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             dict | list | Tensor: Losses, DataSamples with ``pred_score``
             over all classes, or student logits.
         """
-        size = getattr(self.student, 'image_size', None)
-        if size is not None:  # CNN students take any size
-            check_image_size(inputs, size, data_samples)
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.student_logits(inputs)
-        raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict '
-                           'or tensor')
+        # CNN students have no image_size: they take any size.
+        return dispatch_forward(self, inputs, data_samples, mode,
+                                getattr(self.student, 'image_size', None),
+                                self.student_logits)
 
     def loss(
         self,

@@ -14,8 +14,9 @@ from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
 from ..clip.class_prompts import check_token_ids
-from ..utils import (check_image_size, check_input_normalization,
-                     logits_to_data_samples, preprocessor_normalization)
+from ..utils import (check_input_normalization, logits_to_data_samples,
+                     preprocessor_normalization)
+from ..utils.predictions import dispatch_forward
 from ..utils.teacher_provenance import PromptSource
 from .classifier_checkpoints import (drop_frozen_clip,
                                      ignore_missing_frozen_clip,
@@ -28,8 +29,7 @@ TRAIN_SUBSETS = ('base', 'all')
 
 def _check_loaded_state(module: nn.Module, state_dict: dict, prefix: str,
                         *load_args) -> None:
-    """Load-state-dict pre-hook: the state must hold everything the
-    classifier trains, with its shapes (see ``check_state_dict``)."""
+    """Load pre-hook: the state must hold all trained keys, in shape."""
     own = {
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
@@ -54,16 +54,11 @@ class BasePromptClassifier(BaseModel):
       all evaluation classes, which ``BaseNovelAccuracy`` splits into base
       and novel.
 
-    A classifier is also a drop-in teacher of :class:`PromptKDDistiller`: it
-    has ``encode_image``, ``encode_text``, ``logit_scale``, ``image_size``
-    and ``embed_dim`` with the meaning of :class:`PromptedCLIP`'s, and takes
-    its own stage-(a) checkpoint as ``checkpoint=``.
-
-    Checkpoints: the frozen CLIP weights are left out of the state dict (a
-    ViT-L/14 is 1.7 GB per epoch otherwise) unless ``save_clip_weights``;
-    they are rebuilt from ``clip`` when the model is built. Loading a state
-    dict is strict about everything else: a missing prompt, an unexpected
-    key or a shape mismatch is an error that names them.
+    A classifier is also a drop-in teacher of :class:`PromptKDDistiller`
+    (the image and text interface of :class:`PromptedCLIP`). Checkpoints
+    leave out the frozen CLIP weights (a ViT-L/14 is 1.7 GB per epoch
+    otherwise) unless ``save_clip_weights``; loading is strict about
+    everything else.
 
     Args:
         clip (dict): Weight source of the CLIP, see
@@ -94,6 +89,8 @@ class BasePromptClassifier(BaseModel):
             features are computed without gradient. Defaults to 256.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             mmpretrain's ``ClsDataPreprocessor`` with CLIP's mean and std.
+        checkpoint (str, optional): A stage-(a) checkpoint of this class to
+            load (e.g. when used as a distiller's teacher). Defaults to None.
         init_cfg (dict, optional): Unused; CLIP weights come from ``clip``.
     """
 
@@ -112,6 +109,7 @@ class BasePromptClassifier(BaseModel):
                  save_clip_weights: bool = False,
                  text_batch_size: int = 256,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
             # Built in our scope so mmpretrain's preprocessors are found.
@@ -154,8 +152,13 @@ class BasePromptClassifier(BaseModel):
         self._eval_text_cache: Optional[Tuple[tuple, torch.Tensor]] = None
         self.register_state_dict_post_hook(drop_frozen_clip)
         self.register_load_state_dict_post_hook(ignore_missing_frozen_clip)
+        self._add_prompt_modules()
+        if checkpoint is not None:
+            self.load_prompt_checkpoint(checkpoint)
 
-    # ------------------------------------------------------------------ #
+    def _add_prompt_modules(self) -> None:
+        """Trainable modules of a subclass, added before loading."""
+
     # The teacher interface of PromptKDDistiller.
     @property
     def clip(self) -> nn.Module:
@@ -206,10 +209,7 @@ class BasePromptClassifier(BaseModel):
         return self.prompted_clip.encode_text(class_names, normalize=normalize)
 
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Normalised prompted image features, as mmpretrain extracts them.
-
-        What FLOP counters (mmpretrain's ``get_flops.py``) count per image;
-        the text features of a class list are computed once per evaluation.
+        """Normalised prompted image features (what FLOP counters count).
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -233,8 +233,6 @@ class BasePromptClassifier(BaseModel):
             for name, param in self.named_parameters() if param.requires_grad
         }
 
-    # ------------------------------------------------------------------ #
-    # Class names.
     def prepare_text_features(
             self,
             class_names: Sequence[str],
@@ -273,10 +271,6 @@ class BasePromptClassifier(BaseModel):
                                dataset_name: str = 'the dataset') -> None:
         """Check that the training data is the declared class subset.
 
-        A base-to-novel teacher trained on all classes would have seen the
-        novel classes, which invalidates its novel accuracy; an all-class
-        teacher trained on the base half would miss classes.
-
         Args:
             metainfo (dict): ``metainfo`` of the training dataset; the CoOp
                 datasets hold ``subset`` ('all', 'base' or 'novel').
@@ -312,8 +306,6 @@ class BasePromptClassifier(BaseModel):
                 f'{dataset_name} is the base subset but has {len(classes)} '
                 f'classes and num_base_classes={base}')
 
-    # ------------------------------------------------------------------ #
-    # Text features.
     def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Tokenise full prompts, refusing any longer than the context."""
         pc = self.prompted_clip
@@ -334,9 +326,6 @@ class BasePromptClassifier(BaseModel):
                                templates: Union[str, Sequence[str]]
                                ) -> torch.Tensor:
         """Frozen (unprompted) CLIP text features of filled templates.
-
-        All prompts go through the text tower in chunks of
-        ``text_batch_size``, whatever the number of templates.
 
         Args:
             class_names (Sequence[str]): Class names.
@@ -374,6 +363,7 @@ class BasePromptClassifier(BaseModel):
         ])
 
     def _eval_names(self) -> Tuple[str, ...]:
+        """The evaluation classes (else the training ones)."""
         names = self.eval_class_names or self.train_class_names
         if not names:
             raise RuntimeError(
@@ -382,6 +372,7 @@ class BasePromptClassifier(BaseModel):
         return names
 
     def _train_names(self) -> Tuple[str, ...]:
+        """The training classes."""
         if not self.train_class_names:
             raise RuntimeError(
                 'training classes are not prepared: add '
@@ -404,7 +395,6 @@ class BasePromptClassifier(BaseModel):
                                      self._class_text_features(names, True))
         return self._eval_text_cache[1]
 
-    # ------------------------------------------------------------------ #
     def logits(self, images: torch.Tensor,
                text_features: torch.Tensor) -> torch.Tensor:
         """Cosine logits of images against normalised text features.
@@ -437,16 +427,10 @@ class BasePromptClassifier(BaseModel):
             dict | list | Tensor: Losses, DataSamples with ``pred_score``,
             or logits over the evaluation classes.
         """
-        check_image_size(inputs, self.prompted_clip.image_size, data_samples)
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            names = self._eval_names()
-            return self.logits(inputs, self._class_text_features(names, False))
-        raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict '
-                           'or tensor')
+        return dispatch_forward(
+            self, inputs, data_samples, mode, self.prompted_clip.image_size,
+            lambda x: self.logits(
+                x, self._class_text_features(self._eval_names(), False)))
 
     def _labels(self, data_samples: Optional[List[DataSample]],
                 device: torch.device) -> torch.Tensor:
@@ -501,8 +485,6 @@ class BasePromptClassifier(BaseModel):
         return logits_to_data_samples(
             self.logits(inputs, self.eval_text_features()), data_samples)
 
-    # ------------------------------------------------------------------ #
-    # Checkpoints.
     def load_prompt_checkpoint(self, path: str) -> None:
         """Load a stage-(a) checkpoint of this classifier (see
         :func:`~.classifier_checkpoints.load_classifier_checkpoint`).
@@ -510,6 +492,4 @@ class BasePromptClassifier(BaseModel):
         Args:
             path (str): The checkpoint file.
         """
-        source = load_classifier_checkpoint(self, path)
-        # What the teacher checks (teacher_provenance): trained prompts.
-        self.prompt_source = source
+        self.prompt_source = load_classifier_checkpoint(self, path)

@@ -1,6 +1,4 @@
 """IVLP: independent vision-language prompts trained with cross-entropy."""
-from typing import Optional
-
 from mmpromptkd.registry import MODELS
 from .base_prompt_classifier import BasePromptClassifier
 
@@ -9,10 +7,8 @@ from .base_prompt_classifier import BasePromptClassifier
 class IVLPClassifier(BasePromptClassifier):
     """Independent deep vision and text prompts, cross-entropy only.
 
-    A :class:`PromptedCLIP` whose vision and text prompts are learned
-    independently from labelled base-class images with
-    ``CE(exp(s) * normalize(v) @ normalize(t).T, y)``. Defaults are those of
-    the base-to-novel teachers: depth 9 and 4 tokens in both towers.
+    Defaults are those of the base-to-novel teachers: depth 9 and 4 tokens
+    in both towers.
 
     Args:
         clip (dict): Weight source of the CLIP.
@@ -20,9 +16,8 @@ class IVLPClassifier(BasePromptClassifier):
         vision_prompt_length (int): Defaults to 4.
         text_prompt_depth (int): Defaults to 9.
         text_prompt_length (int): Defaults to 4.
-        checkpoint (str, optional): A stage-(a) checkpoint of this class to
-            load (e.g. when used as a distiller's teacher). Defaults to None.
-        **kwargs: Other arguments of :class:`BasePromptClassifier`.
+        **kwargs: Other arguments of :class:`BasePromptClassifier`, such as
+            ``checkpoint``.
     """
 
     def __init__(self,
@@ -31,7 +26,6 @@ class IVLPClassifier(BasePromptClassifier):
                  vision_prompt_length: int = 4,
                  text_prompt_depth: int = 9,
                  text_prompt_length: int = 4,
-                 checkpoint: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(
             clip=clip,
@@ -40,5 +34,3 @@ class IVLPClassifier(BasePromptClassifier):
             text_prompt_depth=text_prompt_depth,
             text_prompt_length=text_prompt_length,
             **kwargs)
-        if checkpoint is not None:
-            self.load_prompt_checkpoint(checkpoint)

@@ -1,5 +1,5 @@
 """MaPLe: multi-modal prompts, vision prompts coupled to text prompts."""
-from typing import List, Optional
+from typing import List
 
 import torch
 from torch import nn
@@ -12,18 +12,12 @@ from .base_prompt_classifier import BasePromptClassifier
 class MaPLeClassifier(BasePromptClassifier):
     """Deep text prompts and vision prompts made from them.
 
-    The text tower has a learnable context of ``prompt_length`` tokens
-    (initialised from ``ctx_init``) and deep prompts up to block
-    ``prompt_depth - 1``, as in :class:`PromptedCLIP`. The vision prompt of
-    every block ``i < prompt_depth`` is not a parameter but
+    The text prompts are those of :class:`PromptedCLIP`; the vision prompt
+    of every block ``i < prompt_depth`` is
     ``vision_prompt_maps[i](text_prompt[i])``, a learned
-    ``Linear(text width, vision width)`` per block, so the two towers are
-    coupled. Trainable: the text context, the deep text prompts and the
-    linear maps; trained with cross-entropy on the base classes.
-
-    The PromptedCLIP's own vision prompts are removed (they would be unused
-    parameters); its ``encode_image`` must therefore always be given
-    ``prompts``, which :meth:`encode_image` does.
+    ``Linear(text width, vision width)`` per block. The PromptedCLIP's own
+    vision prompts are removed, so its ``encode_image`` must always be given
+    ``prompts``.
 
     Args:
         clip (dict): Weight source of the CLIP.
@@ -33,10 +27,8 @@ class MaPLeClassifier(BasePromptClassifier):
         ctx_init (str): Initial context text; with 2 tokens the context
             starts as "a photo" and the prompt is "a photo of a {}.".
             Defaults to 'a photo of a'.
-        checkpoint (str, optional): A stage-(a) checkpoint of this class to
-            load (e.g. when used as a distiller's teacher). Defaults to None.
         **kwargs: Other arguments of :class:`BasePromptClassifier` (not the
-            per-tower prompt depths and lengths).
+            per-tower prompt depths and lengths), such as ``checkpoint``.
     """
 
     def __init__(self,
@@ -44,7 +36,6 @@ class MaPLeClassifier(BasePromptClassifier):
                  prompt_depth: int = 9,
                  prompt_length: int = 2,
                  ctx_init: str = 'a photo of a',
-                 checkpoint: Optional[str] = None,
                  **kwargs) -> None:
         for key in ('vision_prompt_depth', 'vision_prompt_length',
                     'text_prompt_depth', 'text_prompt_length'):
@@ -69,29 +60,30 @@ class MaPLeClassifier(BasePromptClassifier):
                 raise
             raise ValueError(f'MaPLe prompt_depth={prompt_depth} is larger '
                              f'than a tower of this CLIP: {e}') from None
-        self.prompt_depth = prompt_depth
-        self.prompt_length = prompt_length
+
+    def _add_prompt_modules(self) -> None:
+        """Replace the vision prompts with maps from the text prompts."""
         pc = self.prompted_clip
-        # Vision prompts are produced from the text prompts instead.
+        self.prompt_depth = pc.text_prompt_depth
+        self.prompt_length = pc.text_prompt_length
         del pc.vision_ctx
         del pc.vision_deep_prompts
         text_width = pc.text_ctx.shape[-1]
         vision_width = pc.vision_tower.prompt_width
         self.vision_prompt_maps = nn.ModuleList([
-            nn.Linear(text_width, vision_width) for _ in range(prompt_depth)
+            nn.Linear(text_width, vision_width)
+            for _ in range(self.prompt_depth)
         ])
         if pc.reference_fp16:
             # The official code halves the first map (its ``proj``) only.
             self.vision_prompt_maps[0].half()
-        if checkpoint is not None:
-            self.load_prompt_checkpoint(checkpoint)
 
     def text_prompts(self) -> List[torch.Tensor]:
-        """The text prompts, first block first.
+        """The text prompts: the context, then the deep prompts.
 
         Returns:
             list[Tensor]: ``prompt_depth`` tensors (prompt_length, text
-            width): the context, then the deep prompts.
+            width).
         """
         return self.prompted_clip.own_prompts('text')
 

@@ -8,11 +8,11 @@ from mmpretrain.structures import DataSample
 
 from mmpromptkd.registry import MODELS
 from ..clip.templates import IMAGENET_TEMPLATES, check_template
-from .base_prompt_classifier import BasePromptClassifier
+from .ivlp_classifier import IVLPClassifier
 
 
 @MODELS.register_module()
-class PromptSRCClassifier(BasePromptClassifier):
+class PromptSRCClassifier(IVLPClassifier):
     r"""Independent vision-language prompts regularised towards frozen CLIP.
 
     With the prompted, normalised features :math:`v_p` (images) and
@@ -27,26 +27,15 @@ class PromptSRCClassifier(BasePromptClassifier):
         L = CE(z, y) + w_t \,\mathrm{mean}|t_p - t_0|
             + w_v \,\mathrm{mean}|v_p - v_0| + KL(z_0 \| z)
 
-    where the KL term is ``logit_loss`` (by default
-    ``KLLogitLoss(reduction='mean')``: summed over batch and classes and
-    divided by their product), ``w_t = 25`` and ``w_v = 10``. ``t_0`` is
-    the normalised mean over ``templates`` (the 60 ImageNet templates) of
-    the normalised frozen features of each template.
-
-    ``t_0`` is computed once per training class list, in
-    :meth:`prepare_text_features`, and kept in the non-persistent buffer
-    ``zero_shot_text_features``: it is not saved in checkpoints (it follows
-    from the class names and the frozen CLIP, and is recomputed on resume).
-    ``v_0`` comes from the same frozen CLIP, run without prompts, so no
-    second copy of the CLIP is held. Gaussian prompt aggregation is the
-    ``GaussianPromptAggregationHook``.
+    where the KL term is ``logit_loss`` and ``t_0`` is the normalised mean
+    over ``templates`` of the frozen features of each template. ``t_0`` is
+    computed once per training class list and kept in the non-persistent
+    buffer ``zero_shot_text_features`` (recomputed on resume); ``v_0`` comes
+    from the same frozen CLIP run without prompts. Gaussian prompt
+    aggregation is the ``GaussianPromptAggregationHook``.
 
     Args:
         clip (dict): Weight source of the CLIP.
-        vision_prompt_depth (int): Defaults to 9.
-        vision_prompt_length (int): Defaults to 4.
-        text_prompt_depth (int): Defaults to 9.
-        text_prompt_length (int): Defaults to 4.
         text_loss_weight (float): ``w_t``. Defaults to 25.0.
         image_loss_weight (float): ``w_v``. Defaults to 10.0.
         logit_loss (dict): Config of the logit consistency loss, called as
@@ -57,49 +46,36 @@ class PromptSRCClassifier(BasePromptClassifier):
         normalize_template_features (bool): Normalise each template's
             features before averaging. The reference implementation averages
             unnormalised features (False reproduces it). Defaults to True.
-        checkpoint (str, optional): A stage-(a) checkpoint of this class to
-            load. Defaults to None.
-        **kwargs: Other arguments of :class:`BasePromptClassifier`.
+        **kwargs: Arguments of :class:`IVLPClassifier` (the prompt depths
+            and lengths, 9 and 4 by default) and :class:`BasePromptClassifier`
+            (e.g. ``checkpoint``).
     """
 
     def __init__(self,
                  clip: dict,
-                 vision_prompt_depth: int = 9,
-                 vision_prompt_length: int = 4,
-                 text_prompt_depth: int = 9,
-                 text_prompt_length: int = 4,
                  text_loss_weight: float = 25.0,
                  image_loss_weight: float = 10.0,
                  logit_loss: dict = dict(
                      type='KLLogitLoss', loss_weight=1.0, reduction='mean'),
                  templates: Optional[Sequence[str]] = None,
                  normalize_template_features: bool = True,
-                 checkpoint: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(
-            clip=clip,
-            vision_prompt_depth=vision_prompt_depth,
-            vision_prompt_length=vision_prompt_length,
-            text_prompt_depth=text_prompt_depth,
-            text_prompt_length=text_prompt_length,
-            **kwargs)
-        self.text_loss_weight = float(text_loss_weight)
-        self.image_loss_weight = float(image_loss_weight)
-        self.logit_loss = MODELS.build(logit_loss)
         templates = IMAGENET_TEMPLATES if templates is None else templates
         if isinstance(templates, str) or not templates:
             raise ValueError('templates must be a non-empty sequence of '
                              f'templates, got {templates!r}')
-        self.templates: Tuple[str, ...] = tuple(
-            check_template(t) for t in templates)
+        templates = tuple(check_template(t) for t in templates)
+        super().__init__(clip=clip, **kwargs)
+        self.text_loss_weight = float(text_loss_weight)
+        self.image_loss_weight = float(image_loss_weight)
+        self.logit_loss = MODELS.build(logit_loss)
+        self.templates: Tuple[str, ...] = templates
         self.normalize_template_features = normalize_template_features
         self.register_buffer(
             'zero_shot_text_features',
             torch.zeros(0, self.embed_dim),
             persistent=False)
         self._zero_shot_classes: Tuple[str, ...] = ()
-        if checkpoint is not None:
-            self.load_prompt_checkpoint(checkpoint)
 
     @torch.no_grad()
     def compute_zero_shot_text_features(
@@ -119,6 +95,7 @@ class PromptSRCClassifier(BasePromptClassifier):
 
     def _prepare_training(self, class_names: Tuple[str, ...],
                           dataset_name: str = 'the dataset') -> None:
+        """Compute ``t_0`` for a new training class list."""
         if class_names == self._zero_shot_classes:
             return
         device = self.zero_shot_text_features.device

@@ -14,13 +14,10 @@ from .base_prompt_classifier import BasePromptClassifier
 class ZeroShotCLIPClassifier(BasePromptClassifier):
     """The plain CLIP with one hand-written prompt per class.
 
-    Text features are those of ``template`` filled with each class name (by
-    default ``"a photo of a {}."``, the prompt of PromptKD's zero-shot
-    teacher, which equals a :class:`PromptedCLIP` of depth 0). The
-    per-dataset prompts of CoOp are in
-    :data:`mmpromptkd.models.clip.templates.DATASET_TEMPLATES`. There is
-    nothing to train: evaluate with ``tools/test.py`` (see
-    ``docs/teachers.md``), or use it as a distiller's teacher.
+    Text features are those of ``template`` filled with each class name
+    (CoOp's per-dataset prompts are
+    :data:`mmpromptkd.models.clip.templates.DATASET_TEMPLATES`). There is
+    nothing to train (see ``docs/teachers.md``).
 
     Args:
         clip (dict): Weight source of the CLIP.
@@ -46,10 +43,10 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
         if unknown:
             raise TypeError(f'ZeroShotCLIPClassifier has no prompts or '
                             f'training; unexpected arguments {unknown}')
-        super().__init__(clip=clip, train_subset=None, **kwargs)
-        self.template = check_template(template)
-        if checkpoint is not None:
-            self.load_prompt_checkpoint(checkpoint)
+        template = check_template(template)
+        super().__init__(
+            clip=clip, train_subset=None, checkpoint=checkpoint, **kwargs)
+        self.template = template
 
     def encode_text(self,
                     class_names: Sequence[str],

@@ -1,8 +1,11 @@
 """Turning classifier logits into mmpretrain predictions."""
-from typing import List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 from mmpretrain.structures import DataSample
+from torch import nn
+
+from .image_size_check import check_image_size
 
 
 def logits_to_data_samples(
@@ -29,3 +32,33 @@ def logits_to_data_samples(
         sample.set_field(score, 'pred_score', dtype=torch.Tensor)
         sample.set_field(label, 'pred_label', dtype=torch.Tensor)
     return data_samples
+
+
+def dispatch_forward(model: nn.Module, inputs: torch.Tensor,
+                     data_samples: Optional[List[DataSample]], mode: str,
+                     image_size: Optional[Sequence[int]],
+                     tensor: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``BaseModel.forward``: check the image size, then run ``mode``.
+
+    Args:
+        model (nn.Module): Has ``loss`` and ``predict``.
+        inputs (Tensor): Normalised images (B, 3, H, W).
+        data_samples (list[DataSample], optional): Passed on.
+        mode (str): 'loss', 'predict' or 'tensor'.
+        image_size (Sequence[int], optional): The model's (H, W); None
+            takes any size.
+        tensor (Callable): Gives the logits in 'tensor' mode.
+
+    Returns:
+        dict | list | Tensor: What the mode returns.
+    """
+    if image_size is not None:
+        check_image_size(inputs, image_size, data_samples)
+    if mode == 'loss':
+        return model.loss(inputs, data_samples)
+    if mode == 'predict':
+        return model.predict(inputs, data_samples)
+    if mode == 'tensor':
+        return tensor(inputs)
+    raise RuntimeError(f'Invalid mode "{mode}"; expected loss, predict '
+                       'or tensor')
