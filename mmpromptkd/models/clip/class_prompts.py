@@ -20,17 +20,12 @@ CLEANINGS = ('whitespace', 'lower', 'canonicalize')
 def shared_tokenizer(context_length: int) -> SimpleTokenizer:
     """The one CLIP tokenizer of a context length in this process.
 
-    Built on first use (never at import), then shared: it holds only the
-    BPE vocabulary and a cache of encoded words.
-
     Args:
         context_length (int): Tokens per text.
 
     Returns:
-        SimpleTokenizer: open_clip's tokenizer; ``start`` and
-        ``num_special`` say where a text starts (after the start token) and
-        how many special tokens surround it (the start and end tokens), as
-        :class:`LocalHFTokenizer` does.
+        SimpleTokenizer: open_clip's tokenizer, with ``start`` and
+        ``num_special`` as :class:`LocalHFTokenizer` has them.
     """
     tokenizer = SimpleTokenizer(context_length=context_length)
     tokenizer.start, tokenizer.num_special = 1, 2
@@ -38,11 +33,8 @@ def shared_tokenizer(context_length: int) -> SimpleTokenizer:
 
 
 def text_tokenizer(text_cfg: dict) -> Tokenizer:
-    """The tokenizer of an open_clip text tower config.
-
-    CLIP's BPE tokenizer, or, where ``hf_tokenizer_name`` names one, a
-    Hugging Face tokenizer read from a folder or the local cache with the
-    config's ``tokenizer_kwargs``.
+    """The tokenizer of an open_clip text tower config: CLIP's BPE one or
+    the local Hugging Face one that ``hf_tokenizer_name`` names.
 
     Args:
         text_cfg (dict): open_clip's ``text_cfg``.
@@ -83,14 +75,14 @@ def text_tokenizer(text_cfg: dict) -> Tokenizer:
 @functools.lru_cache(maxsize=None)
 def _hf_tokenizer(name: str, context_length: int, clean: str,
                   strip_sep_token: bool) -> LocalHFTokenizer:
+    """One Hugging Face tokenizer per setting in a process."""
     return LocalHFTokenizer(find_tokenizer_file(name), context_length,
                             clean=clean, strip_sep_token=strip_sep_token)
 
 
 def check_token_ids(tokenizer: Tokenizer, tokens: torch.Tensor,
                     vocab_size: int, texts: Sequence[str]) -> None:
-    """Refuse token ids a text tower's embedding has no row for (said
-    here, not as torch's ``IndexError`` inside the embedding).
+    """Refuse token ids a text tower's embedding has no row for.
 
     Args:
         tokenizer (SimpleTokenizer | LocalHFTokenizer): What made them.
@@ -99,8 +91,7 @@ def check_token_ids(tokenizer: Tokenizer, tokens: torch.Tensor,
         texts (Sequence[str]): What each row is, for the message.
 
     Raises:
-        ValueError: Naming the tokenizer file, the text, the id and the
-            vocabulary size.
+        ValueError: Naming the tokenizer file, the text and the id.
     """
     tokens = torch.as_tensor(tokens).reshape(len(texts), -1)
     beyond = (tokens >= vocab_size).any(dim=1).nonzero()
@@ -126,20 +117,18 @@ def tokenize_class_prompts(tokenizer: Tokenizer,
             context length bounds each prompt.
         prefix (str): The text before each name (e.g. 'a photo of a').
         class_names (Sequence[str]): Class names; ``_`` becomes a space.
-        context_tokens (int): The learnable context replaces this many
-            first tokens of the prefix, which must then stand at the same
-            positions in every prompt. Defaults to 0.
+        context_tokens (int): First tokens of the prefix that the learnable
+            context replaces (same positions in every prompt). Defaults to 0.
         vocab_size (int, optional): Rows of the text tower's token
-            embedding, which every id must be below. Defaults to None (not
-            checked).
+            embedding; None does not check ids. Defaults to None.
 
     Returns:
         Tensor: Token ids of shape (C, context_length).
 
     Raises:
-        ValueError: If a prompt is longer than the context, naming it, or
-            the tokenizer merges the prefix's context tokens with a name,
-            or an id is beyond ``vocab_size`` (naming the tokenizer file).
+        ValueError: If a prompt is longer than the context, the tokenizer
+            merges the context tokens with a name, or an id is beyond
+            ``vocab_size``.
     """
     context_length = tokenizer.context_length
     prompts = []

@@ -1,16 +1,8 @@
 """Text prompt templates for CLIP classifiers.
 
-Every template holds exactly one ``{}``, the place of the class name (with
-``_`` written as a space).
-
-* :data:`IMAGENET_TEMPLATES`: the 60 hand-written ImageNet prompts that
-  PromptSRC averages into its frozen zero-shot text features: the first 60
-  of the 80 prompts published with CLIP (taken from open_clip's
-  ``OPENAI_IMAGENET_TEMPLATES``), ``"a photo of a {}."`` moved to the
-  front, as PromptSRC orders them.
-* :data:`DATASET_TEMPLATES`: CoOp's single hand-written prompt per dataset,
-  keyed by the dataset class name of :mod:`mmpromptkd.datasets` (the name a
-  ``PromptKDTextFeaturesHook`` reports).
+Every template holds exactly one ``{}``, the place of the class name.
+:data:`IMAGENET_TEMPLATES` are PromptSRC's 60 ImageNet prompts;
+:data:`DATASET_TEMPLATES` CoOp's prompt per dataset class name.
 """
 from typing import Dict, Tuple
 
@@ -52,13 +44,7 @@ DATASET_TEMPLATES: Dict[str, str] = {
 
 
 def check_template(template: str) -> str:
-    """Check that a template has exactly one ``{}``.
-
-    Args:
-        template (str): The template.
-
-    Returns:
-        str: The template.
+    """Return ``template`` if it has exactly one ``{}``.
 
     Raises:
         ValueError: If it has no or several ``{}``.
@@ -70,9 +56,7 @@ def check_template(template: str) -> str:
 
 
 def fill_template(template: str, class_name: str) -> str:
-    """The prompt of one class.
-
-    ``str.format`` is not used, so class names may contain braces.
+    """The prompt of one class (class names may contain braces).
 
     Args:
         template (str): Template with one ``{}``.
@@ -95,8 +79,7 @@ def get_dataset_template(dataset: str) -> str:
         str: Its template, e.g. ``'{} texture.'``.
 
     Raises:
-        KeyError: For a dataset without a template; the message lists the
-            known ones.
+        KeyError: For a dataset without a template.
     """
     try:
         return DATASET_TEMPLATES[dataset]

@@ -10,16 +10,9 @@ _REDUCTIONS = ('mean', 'batchmean', 'sum')
 
 
 def _kl_elementwise(log_p: Tensor, log_q: Tensor) -> Tensor:
-    """Elementwise ``p * (log p - log q)`` with ``0 * log 0 = 0``.
-
-    torch's ``F.kl_div(log_q, log_p, log_target=True)``, which takes both
-    arguments as log-probabilities, so no ``log`` of an underflowed
-    probability is ever taken. A class with ``p`` exactly zero has
-    ``log p = -inf``, for which ``kl_div`` gives ``0 * (-inf) = NaN``; its
-    log-probability is raised to the lowest finite value, whose ``exp`` is
-    still exactly zero, so the class contributes exactly zero (and no
-    gradient).
-    """
+    """Elementwise ``p * (log p - log q)`` with ``0 * log 0 = 0``."""
+    # log p = -inf would give 0 * (-inf) = NaN in kl_div; the lowest finite
+    # value still has exp() == 0, so such a class contributes exactly zero.
     log_p = log_p.clamp_min(torch.finfo(log_p.dtype).min)
     return F.kl_div(log_q, log_p, reduction='none', log_target=True)
 
@@ -37,17 +30,9 @@ class KLLogitLoss(nn.Module):
             \sum_{b, c} p_T^{(b,c)}
             \left(\log p_T^{(b,c)} - \log p_S^{(b,c)}\right)
 
-    where :math:`D` depends on ``reduction``: ``'mean'`` divides by the number
-    of logits :math:`B \cdot C` (the PromptKD reference does this, which is why
-    its published loss weights are as large as 1000 and 200),
-    ``'batchmean'`` divides by :math:`B` (the textbook KL per sample) and
-    ``'sum'`` does not divide.
-
-    The teacher logits are detached: gradients reach the student only. Both
-    log-distributions come from ``log_softmax``, so the loss stays finite for
-    logits of any magnitude, and a class with zero teacher probability
-    contributes exactly zero. The computation runs in at least float32 so that
-    half-precision logits do not lose the small probabilities.
+    where :math:`D` depends on ``reduction`` (``'mean'``, as in the PromptKD
+    reference, is why its loss weights are as large as 1000). The teacher
+    logits are detached; the computation runs in at least float32.
 
     Args:
         tau (float): Softmax temperature, must be positive. Defaults to 1.0.
@@ -55,12 +40,8 @@ class KLLogitLoss(nn.Module):
         reduction (str): One of ``'mean'`` (divide by ``B * C``),
             ``'batchmean'`` (divide by ``B``) or ``'sum'``.
             Defaults to ``'mean'``.
-        symmetric (bool): If True, also compute the reverse divergence
-            :math:`KL(p_S \| p_T)` with the same reduction and return the
-            average of the two directions, :math:`(KL(p_T \| p_S) +
-            KL(p_S \| p_T)) / 2`, before applying ``loss_weight * tau ** 2``.
-            Averaging (rather than summing) keeps the loss on the scale of
-            the one-directional loss, so the same ``loss_weight`` applies.
+        symmetric (bool): Average :math:`KL(p_T \| p_S)` and
+            :math:`KL(p_S \| p_T)` (keeping the one-directional scale).
             Defaults to False.
     """
 

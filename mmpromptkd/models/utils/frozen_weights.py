@@ -1,11 +1,8 @@
 """Checkpoints without the frozen weights, bound to them by a fingerprint.
 
-Training changes the prompts, the projector and whatever else has
-``requires_grad``; the frozen CLIP weights (91 % of a tiny distiller, ~86 M
-parameters of a ViT-B/16 student) come from the config's weight source and
-are left out of training checkpoints. A fingerprint of them, stored in the
-checkpoint's ``meta``, makes a model built on other frozen weights an error
-when the checkpoint is loaded, never a silent mix.
+The frozen CLIP weights come from the config's weight source and are left
+out of training checkpoints; their fingerprint in the checkpoint's ``meta``
+makes loading onto other frozen weights an error, never a silent mix.
 """
 import hashlib
 from typing import Dict, Mapping, Optional
@@ -26,13 +23,13 @@ FROZEN_WEIGHTS_META = 'frozen_weights'
 
 
 def frozen_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """The parameters of ``model`` that training does not change, by name.
+    """Parameters of ``model`` with ``requires_grad=False``, by name.
 
     Args:
         model (nn.Module): The model (unwrapped).
 
     Returns:
-        dict[str, Tensor]: Parameters with ``requires_grad=False``.
+        dict[str, Tensor]: The parameters.
     """
     return {
         name: param
@@ -43,11 +40,8 @@ def frozen_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
 def tensors_record(tensors: Mapping[str, torch.Tensor]) -> dict:
     """A fingerprint of named tensors.
 
-    SHA-256 over each tensor's dtype, shape and bytes in the order of the
-    sorted names; the names themselves are left out, so the same CLIP
-    under another module prefix (a teacher classifier's
-    ``prompted_clip.clip`` and a PromptedCLIP's ``clip``) has the same
-    fingerprint.
+    SHA-256 over dtypes, shapes and bytes in sorted name order; the names
+    are left out, so the same CLIP under another prefix has the same one.
 
     Args:
         tensors (Mapping[str, Tensor]): The tensors, by name.
@@ -67,8 +61,7 @@ def tensors_record(tensors: Mapping[str, torch.Tensor]) -> dict:
 
 
 def frozen_weights_record(model: nn.Module) -> dict:
-    """A fingerprint of the frozen parameters of ``model``
-    (:func:`tensors_record`).
+    """:func:`tensors_record` of the frozen parameters of ``model``.
 
     Args:
         model (nn.Module): The model (unwrapped).
@@ -88,8 +81,7 @@ def strip_frozen_weights(model: nn.Module,
         state_dict (Mapping[str, Tensor]): Its state dict.
 
     Returns:
-        dict: The other entries (buffers such as BatchNorm statistics and
-        stored text features stay).
+        dict: The other entries (buffers stay).
     """
     frozen = frozen_parameters(model)
     return {k: v for k, v in state_dict.items() if k not in frozen}
@@ -133,10 +125,8 @@ def fill_frozen_weights(model: nn.Module, state_dict: dict,
                         prefix: str = '') -> None:
     """Complete a checkpoint without frozen weights with the model's own.
 
-    Called at the start of a model's ``_load_from_state_dict``, so that
-    loading copies every parameter (strict loads pass, no missing-key
-    warnings) and the frozen ones keep the values of the config's weight
-    source.
+    Called at the start of a model's ``_load_from_state_dict``, so strict
+    loads pass and the frozen weights keep the config's values.
 
     Args:
         model (nn.Module): The model being loaded.

@@ -58,8 +58,8 @@ def teacher_input_normalization(data_preprocessor: nn.Module,
         normalization (dict, optional): Its ``teacher_normalization``.
 
     Returns:
-        dict: ``mean`` and ``std``, lists of 3 floats on the 0-255 scale
-        (rounded to 4 decimals; JSON-serialisable, e.g. for a cache).
+        dict: ``mean`` and ``std``, lists of 3 floats on the 0-255 scale,
+        rounded to 4 decimals.
     """
     if normalization is None:
         values = preprocessor_normalization(data_preprocessor)
@@ -84,9 +84,8 @@ def check_input_normalization(expected: Optional[Sequence[Sequence[float]]],
                               model: str, setting: str) -> None:
     """Refuse images normalised otherwise than a model's weights expect.
 
-    A CLIP given images of another normalisation still gives numbers,
-    only worse ones (e.g. MobileCLIP's 0 / 1 against OpenAI's mean and
-    std), so a mismatch is an error rather than a result.
+    A CLIP given images of another normalisation still gives numbers, only
+    worse ones, so a mismatch is an error rather than a result.
 
     Args:
         expected (Sequence, optional): ``(mean, std)`` on the 0-1 scale the
@@ -103,10 +102,8 @@ def check_input_normalization(expected: Optional[Sequence[Sequence[float]]],
         return
     want = [[round(255 * v, 4) for v in values] for values in expected]
     got = [[round(float(v), 4) for v in values] for values in (mean, std)]
-    if all(
-            len(w) == len(g) and all(abs(a - b) <= _TOLERANCE
-                                     for a, b in zip(w, g))
-            for w, g in zip(want, got)):
+    if same_normalization(dict(mean=want[0], std=want[1]),
+                          dict(mean=got[0], std=got[1])):
         return
     raise ValueError(
         f'{model}: its weights were trained on images normalised with '
@@ -121,9 +118,7 @@ def teacher_input_map(
 ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
     """The affine map from a student's normalised images to a teacher's.
 
-    Both models are checked against the normalisation their weights were
-    trained with (their ``input_normalization``, where they have one): the
-    student gets the data preprocessor's, the teacher ``normalization``.
+    Both models are checked against their ``input_normalization``.
 
     Args:
         data_preprocessor (nn.Module): The distiller's data preprocessor.
@@ -165,9 +160,8 @@ def teacher_input_map(
 def teacher_view(inputs: torch.Tensor, image_size: Sequence[int],
                  input_map: Optional[Tuple[torch.Tensor, torch.Tensor]]
                  ) -> torch.Tensor:
-    """A teacher's view of the student's images: re-normalised with
-    ``input_map`` (see :func:`teacher_input_map`) and resized (bicubic) to
-    the teacher's ``image_size`` where they differ.
+    """The student's images re-normalised and resized (bicubic) for a
+    teacher.
 
     Args:
         inputs (Tensor): The student's normalised images (B, 3, H, W).

@@ -1,19 +1,10 @@
 """A teacher's identity: where its prompts come from, whether they were
 trained, and the one record of it that every artifact carries.
 
-Prompts are trained when they were loaded from a stage-(a) checkpoint
-(``checkpoint=``) written after at least one optimizer step, trained on the
-frozen CLIP weights the teacher has now, and not all zero. A prompted
-teacher that fails this is untrained: distilling from it, encoding class
-names with it, recording a cache of it or exporting its text tower is
-refused unless the config says so (``allow_untrained_teacher=True``). A
-teacher without prompts (zero-shot CLIP) needs no checkpoint.
-
-The record (:func:`teacher_record`) names the teacher's type, checkpoint,
-training iterations and classes, and fingerprints its frozen weights, its
-prompts and both together. It is made where the teacher is used and goes
-into the distiller's stored text features (hence its checkpoints), teacher
-caches and exports; a consumer that has a teacher compares fingerprints.
+Prompts are trained when loaded from a stage-(a) checkpoint written after
+at least one optimizer step, on the teacher's frozen CLIP weights, and not
+all zero; using an untrained prompted teacher is refused unless
+``allow_untrained_teacher=True``.
 """
 import hashlib
 from dataclasses import dataclass, replace
@@ -57,8 +48,7 @@ class PromptSource:
 
 
 def _prompts(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """A teacher's prompt parameters (and prompt maps): everything outside
-    its ``clip`` module."""
+    """A teacher's parameters outside its ``clip`` module (prompts, maps)."""
     return {
         name: param
         for name, param in model.named_parameters()
@@ -67,6 +57,7 @@ def _prompts(model: nn.Module) -> Dict[str, torch.Tensor]:
 
 
 def _frozen_clip(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """A teacher's parameters inside its ``clip`` module."""
     return {
         name: param
         for name, param in model.named_parameters()
@@ -76,12 +67,8 @@ def _frozen_clip(model: nn.Module) -> Dict[str, torch.Tensor]:
 
 def prompt_source(model: nn.Module, path: str, meta: dict,
                   holds_clip_weights: bool) -> PromptSource:
-    """Check a stage-(a) file against the model about to load it.
-
-    Called by the prompt loaders before loading: a file without CLIP
-    weights must have been trained on the model's frozen CLIP (its
-    ``meta.frozen_weights`` fingerprint). After loading, :func:`settle`
-    decides whether the loaded prompts are trained ones.
+    """Check a stage-(a) file against the model about to load it: without
+    CLIP weights it must have been trained on the model's frozen CLIP.
 
     Args:
         model (nn.Module): The model (its CLIP built, prompts initial).
@@ -185,8 +172,7 @@ def check_trained_teacher(teacher: Optional[nn.Module], allowed: bool,
 
 def check_recorded_teacher(record: Optional[dict], allowed: bool,
                            source: str) -> None:
-    """Refuse what an untrained teacher made (e.g. a teacher cache), unless
-    ``allowed``.
+    """Refuse what an untrained teacher made, unless ``allowed``.
 
     Args:
         record (dict, optional): Its :func:`teacher_record`.
@@ -213,12 +199,10 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
         teacher (nn.Module, optional): The teacher.
 
     Returns:
-        dict or None: ``type``; ``checkpoint`` (its stage-(a) file, or
-        None), ``iter`` and ``classes`` recorded there; ``trained_prompts``;
-        the SHA-256 fingerprints of its frozen CLIP (``frozen_sha256``,
-        as ``meta.frozen_weights`` records it) and of its prompts
-        (``prompts_sha256``), and ``sha256`` of the two, which consumers
-        compare (with ``tensors`` and ``elements``). None without a teacher.
+        dict or None: ``type``, ``checkpoint``, ``iter``, ``classes``,
+        ``trained_prompts``, the SHA-256 fingerprints ``frozen_sha256``,
+        ``prompts_sha256`` and ``sha256`` (of both, which consumers
+        compare), ``tensors`` and ``elements``. None without a teacher.
     """
     if teacher is None:
         return None
@@ -247,7 +231,7 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
 
 def ensemble_record(combination: dict, members: List[dict]) -> dict:
     """The record of a teacher ensemble: its members' records and how they
-    are combined (``EnsembleCombination.record()``), fingerprinted together.
+    are combined, fingerprinted together.
 
     Args:
         combination (dict): The mixing settings.
@@ -277,14 +261,11 @@ def same_teacher(stored: Optional[dict], current: Optional[dict],
             not recorded, nothing to compare).
         current (dict, optional): The record of the teacher at hand (None:
             no teacher, nothing to compare).
-        what (str): What was made, for the message (e.g. 'the stored text
-            features').
-        source (str, optional): The checkpoint it came with, passed to the
-            error.
+        what (str): What was made, for the message.
+        source (str, optional): The checkpoint it came with.
 
     Raises:
-        CheckpointMismatchError: If the fingerprints differ; the message
-            names both teachers.
+        CheckpointMismatchError: If the fingerprints differ.
     """
     if not stored or not current or stored.get('sha256') == current[
             'sha256']:
@@ -297,6 +278,7 @@ def same_teacher(stored: Optional[dict], current: Optional[dict],
 
 
 def _describe(record: dict) -> str:
+    """A teacher record, for messages."""
     sha = record.get('sha256')
     return (f'{record.get("type")} from {record.get("checkpoint")} '
             f'(weights SHA-256 {str(sha)[:16]}...)')
@@ -311,7 +293,7 @@ def describe_classes(record: Optional[dict], names: Sequence[str]) -> str:
 
     Returns:
         str: A sentence for the log when the teacher was trained on classes
-        outside ``names`` (cross-dataset distillation), else ''.
+        outside ``names``, else ''.
     """
     classes = (record or {}).get('classes')
     if not classes:
