@@ -27,16 +27,11 @@ class PromptedCLIP(BaseModule):
     """A frozen open_clip CLIP with learnable deep prompts.
 
     Vision tower: ``vision_prompt_length`` tokens are appended after the
-    prefix (class, register) and patch tokens (without positional
-    embedding) before the pre-norm; blocks ``1 .. vision_prompt_depth - 1``
-    replace them with their own prompt, and they are removed before the
-    tower's own pooling and projection (see :mod:`.towers` for open_clip's
-    ViT and timm's ViT / EVA towers; convolutional towers take no visual
-    prompts). Text tower: the ``text_prompt_length`` context tokens after
-    the start token are learnable (initialised from ``ctx_init``) and get
-    positional embeddings; blocks ``1 .. text_prompt_depth - 1`` replace them
-    with their own prompt. A depth of 0 means no prompt: the tower is exactly
-    the plain CLIP tower. All CLIP weights are frozen.
+    patch tokens (without positional embedding) before the pre-norm, replaced
+    by blocks ``1 .. vision_prompt_depth - 1`` and removed before pooling
+    (see :mod:`.towers`). Text tower: the ``text_prompt_length`` context
+    tokens after the start token are learnable, replaced by blocks
+    ``1 .. text_prompt_depth - 1``. A depth of 0 is the plain CLIP tower.
 
     Args:
         clip (dict): Weight source of the CLIP, see
@@ -48,42 +43,29 @@ class PromptedCLIP(BaseModule):
             Defaults to 0.
         text_prompt_length (int): Learnable context tokens. Defaults to 4.
         ctx_init (str): Text that initialises the context and prefixes every
-            class name (``"{ctx_init} {name}."``). When it has fewer tokens
-            than ``text_prompt_length`` the context starts random and the
-            prefix is ``"X"`` repeated. Defaults to 'a photo of a'.
+            class name (``"{ctx_init} {name}."``); with fewer tokens than
+            ``text_prompt_length`` the context starts random.
+            Defaults to 'a photo of a'.
         prompt_init_std (float): Std of the normal init of random prompts.
             Defaults to 0.02.
         round_prompts_to_fp16 (bool): Round prompts through fp16 on every
-            forward, as the reference implementation does, for bit-level
-            comparisons. Defaults to False.
+            forward, as the reference implementation does. Defaults to False.
         reference_fp16 (bool): The official code's pure-fp16 precision
             (``PREC: fp16``, see :func:`~mmpromptkd.models.utils.
-            convert_to_reference_fp16`): CLIP's linear and convolution
-            weights in fp16, layer norms in fp32, and the text context
-            ``text_ctx`` in fp16 (the official prompt learner creates it in
-            CLIP's dtype); the deep prompts stay fp32 and are cast to fp16
-            on every forward. With SGD this trains fp16 tensors in fp16.
-            Defaults to False (fp32; ``--amp`` gives mixed precision).
+            convert_to_reference_fp16`), with ``text_ctx`` in fp16 too.
+            Defaults to False.
         grad_checkpointing (bool): Recompute block activations in the
             backward pass to save memory. Defaults to False.
         truncate_text (bool): Run the causal text tower only up to the last
-            end token of the class list (3-4x faster, same features up to
-            float rounding, about 1e-6). False runs all context positions,
-            exactly as open_clip does. Defaults to True.
-        text_tower (bool): Keep the text tower. An image-only model (e.g. a
-            PromptKD student, which uses the teacher's stored text features)
-            drops it after loading to save memory. Defaults to True.
-        image_tower (bool): Keep the image tower. A text-only model (the
-            teacher's prompted text tower that an open-vocabulary student
-            export carries to encode new class names) drops it; then
-            ``vision_prompt_depth`` must be 0. Defaults to True.
-        freeze_clip (bool): Keep the CLIP weights frozen. False fine-tunes
-            them (except the logit scale) together with the prompts.
+            end token of the class list (same features up to about 1e-6).
             Defaults to True.
-        checkpoint (str, optional): A checkpoint of this class (e.g. made by
-            ``tools/model_converters/promptsrc_teacher_to_mmpromptkd.py``):
-            all of its prompt parameters are loaded, and any ``clip.*`` keys
-            it holds replace the corresponding CLIP weights. Defaults to None.
+        text_tower (bool): Keep the text tower. Defaults to True.
+        image_tower (bool): Keep the image tower; without it
+            ``vision_prompt_depth`` must be 0. Defaults to True.
+        freeze_clip (bool): Keep the CLIP weights frozen; False fine-tunes
+            them (except the logit scale). Defaults to True.
+        checkpoint (str, optional): A checkpoint of this class; any
+            ``clip.*`` keys it holds replace CLIP weights. Defaults to None.
         init_cfg (dict, optional): Unused; CLIP weights come from ``clip``.
     """
 
@@ -110,7 +92,6 @@ class PromptedCLIP(BaseModule):
         # clip_architecture rebuilds this CLIP without its weight file.
         self.clip, self.clip_architecture = build_clip_and_architecture(clip)
         self.clip.requires_grad_(False)
-        # (mean, std) its weights were trained with, where the source says.
         self.input_normalization = pretrained_normalization(clip)
         self.reference_fp16 = reference_fp16
         if reference_fp16:
@@ -211,8 +192,7 @@ class PromptedCLIP(BaseModule):
         if not freeze_clip:
             self.clip.requires_grad_(True)
             self.clip.logit_scale.requires_grad_(False)
-        #: The stage-(a) file the prompts were loaded from; None while they
-        #: keep their initial values (teacher_provenance reads it).
+        #: The stage-(a) file the prompts were loaded from, or None.
         self.prompt_source: Optional[PromptSource] = None
         if checkpoint is not None:
             self.load_prompt_checkpoint(checkpoint)
@@ -223,8 +203,6 @@ class PromptedCLIP(BaseModule):
         self.clip.eval()
         return self
 
-    # ------------------------------------------------------------------ #
-    # Properties read by the other components.
     @property
     def embed_dim(self) -> int:
         """int: Dimension of the image and text features."""
@@ -237,6 +215,7 @@ class PromptedCLIP(BaseModule):
         return self._vision_tower.dtype
 
     def _require_text_tower(self) -> None:
+        """Refuse text encoding without a text tower."""
         if not self.has_text_tower:
             raise RuntimeError('this PromptedCLIP has no text tower (built '
                                'with text_tower=False, or released after '
@@ -244,6 +223,7 @@ class PromptedCLIP(BaseModule):
                                'encode text')
 
     def _require_image_tower(self) -> None:
+        """Refuse image encoding without an image tower."""
         if not self.has_image_tower:
             raise RuntimeError('this PromptedCLIP was built with '
                                'image_tower=False and has no image tower')
@@ -271,9 +251,9 @@ class PromptedCLIP(BaseModule):
         self._require_text_tower()
         return self._text_tower
 
-    # ------------------------------------------------------------------ #
     def _prompt(self, prompt: torch.Tensor, like: torch.Tensor,
                 batch: int) -> torch.Tensor:
+        """A prompt in the dtype of ``like``, expanded to the batch."""
         if self.round_prompts_to_fp16:
             prompt = prompt.half()
         return prompt.to(like.dtype).unsqueeze(0).expand(batch, -1, -1)
@@ -294,6 +274,7 @@ class PromptedCLIP(BaseModule):
 
     def _check_prompts(self, prompts: Optional[Sequence[torch.Tensor]],
                        tower: str) -> Sequence[torch.Tensor]:
+        """Given prompts, checked against the tower, or this model's own."""
         if prompts is None:
             return self.own_prompts(tower)
         depth = getattr(self, f'{tower}_prompt_depth')
@@ -306,8 +287,7 @@ class PromptedCLIP(BaseModule):
 
     def _run_block(self, block, x: torch.Tensor,
                    attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """Run one block function ``block(x, attn_mask)``, recomputed in
-        the backward pass with gradient checkpointing."""
+        """Run ``block(x, attn_mask)``, with gradient checkpointing."""
         if self.grad_checkpointing and self.training and \
                 torch.is_grad_enabled():
             return grad_checkpoint(block, x, attn_mask, use_reentrant=False)
@@ -325,12 +305,10 @@ class PromptedCLIP(BaseModule):
             images (Tensor): Images of shape (B, 3, H, W).
             normalize (bool): L2-normalise the features. Defaults to False.
             attn_mask (Tensor, optional): Additive attention mask over the
-                whole token sequence (class, patches, prompts), used to study
-                the prompts' effect. Defaults to None.
+                whole token sequence. Defaults to None.
             prompts (Sequence[Tensor], optional): ``vision_prompt_depth``
-                prompts of shape (n_v, width) used instead of this model's
-                own, e.g. produced from text prompts (MaPLe). Defaults to
-                None.
+                prompts of shape (n_v, width) instead of this model's own.
+                Defaults to None.
 
         Returns:
             Tensor: Features of shape (B, embed_dim).
@@ -359,11 +337,7 @@ class PromptedCLIP(BaseModule):
         return F.normalize(x, dim=-1) if normalize else x
 
     def release_text_tower(self) -> None:
-        """Free the text tower and the text prompts.
-
-        For a frozen teacher whose text features are stored: it encodes
-        images only from then on (``encode_text`` says why it cannot).
-        """
+        """Free the text tower and the text prompts."""
         if not self.has_image_tower:
             raise ValueError('a text-only PromptedCLIP cannot release its '
                              'text tower')
@@ -378,10 +352,8 @@ class PromptedCLIP(BaseModule):
 
     @property
     def tokenizer(self) -> Tokenizer:
-        """SimpleTokenizer | LocalHFTokenizer: the text tower's tokenizer
-        (CLIP's BPE tokenizer, or the Hugging Face tokenizer the model config
-        names, from its local files), one per setting and process for all
-        models (about 21 MB each otherwise; image encoders never use it)."""
+        """SimpleTokenizer | LocalHFTokenizer: the text tower's tokenizer,
+        shared by all models of a setting."""
         return text_tokenizer(
             self.clip_architecture['model_cfg'].get('text_cfg', {}))
 
@@ -401,25 +373,17 @@ class PromptedCLIP(BaseModule):
 
     @property
     def _vocab_size(self) -> Optional[int]:
-        """int, optional: Rows of the text tower's token embedding (None
-        where the tower has no such embedding)."""
+        """int, optional: Rows of the text tower's token embedding."""
         embedding = getattr(self.text_tower.module, 'token_embedding', None)
         return getattr(embedding, 'num_embeddings', None)
 
     def _tokens(
         self, class_names: Sequence[str]
     ) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        """Token ids, pooled positions and the used length, cached per
-        class list.
-
-        A causal text tower reads each feature at one position (the end
-        token for CLIP), so positions after the last of them cannot change
-        the features: the tower only runs over the first ``length``
-        positions (e.g. 18 of 77 for ImageNet's class names, 4x less
-        compute), unless ``truncate_text=False``. The embeddings are looked
-        up at every call (not cached), so that a trained or reloaded
-        ``token_embedding`` is always the one used.
-        """
+        """Token ids, pooled positions and the used length, per class list."""
+        # A causal tower reads each feature at one position, so positions
+        # after the last of them cannot change the features. Embeddings are
+        # looked up at every call so a reloaded token_embedding is used.
         tower = self.text_tower
         key = (tuple(class_names),
                tower.module.token_embedding.weight.device)
@@ -443,8 +407,8 @@ class PromptedCLIP(BaseModule):
             class_names (Sequence[str]): Class names.
             normalize (bool): L2-normalise the features. Defaults to False.
             prompts (Sequence[Tensor], optional): ``text_prompt_depth``
-                prompts of shape (n_t, width) used instead of this model's
-                own context and deep prompts. Defaults to None.
+                prompts of shape (n_t, width) instead of this model's own.
+                Defaults to None.
 
         Returns:
             Tensor: Features of shape (C, embed_dim).
@@ -490,7 +454,6 @@ class PromptedCLIP(BaseModule):
         text = self.encode_text(class_names, normalize=True)
         return self.logit_scale * image @ text.t()
 
-    # ------------------------------------------------------------------ #
     def prompt_parameters(self) -> Dict[str, nn.Parameter]:
         """Dict of the prompt parameters (not CLIP's) by name."""
         return {
@@ -500,19 +463,17 @@ class PromptedCLIP(BaseModule):
         }
 
     def load_prompt_checkpoint(self, path: str) -> None:
-        """Load prompts (and optionally CLIP weights) from a checkpoint.
-
-        See :func:`~mmpromptkd.models.clip.prompt_checkpoint.load_prompts`.
+        """Load prompts (and optionally CLIP weights) from a checkpoint (see
+        :func:`~mmpromptkd.models.clip.prompt_checkpoint.load_prompts`).
 
         Args:
             path (str): Checkpoint file.
         """
-        source = load_prompts(self, path)
-        # What the teacher checks (teacher_provenance): trained prompts.
-        self.prompt_source = source
+        self.prompt_source = load_prompts(self, path)
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:
+    """Refuse a prompt depth beyond the tower's blocks."""
     if not 0 <= depth <= num_blocks:
         raise ValueError(f'{name}={depth} must be between 0 and the number '
                          f'of transformer blocks ({num_blocks})')

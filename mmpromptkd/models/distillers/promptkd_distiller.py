@@ -33,19 +33,10 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             projector(student.encode_image(x))) @ t.T
         loss = distill_loss(logits_S, logits_T)
 
-    Labels are never read (the default data preprocessor drops the
-    samples in training). Only the student's prompts and the projector
-    train. Stage (c): inference needs only the student, the projector and
-    the stored text features, all of which are in the checkpoint; the
-    teacher is kept out of the module tree, so it is never written into a
-    checkpoint, and can be left out (``teacher=None``) for inference.
-
-    Ablations of the paper are options: ``distill_target='features'``
-    distils projected image features with a feature loss (L1 / MSE) instead
-    of logits, ``shared_text_features=False`` gives the student its own
-    prompted text encoder (no projector; its logits come from its own text
-    features), a student with ``vision_prompt_depth=0`` trains the projector
-    only, and ``freeze_clip=False`` fine-tunes the student's image encoder.
+    Labels are never read. Stage (c): inference needs only the student, the
+    projector and the stored text features, all in the checkpoint; the
+    teacher is kept out of the module tree (never in a checkpoint) and can
+    be left out (``teacher=None``) for inference.
 
     Args:
         student (dict): Config of the student: a :class:`PromptedCLIP`
@@ -53,9 +44,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             ``shared_text_features=False``) or any module with the same
             image interface, such as :class:`BackboneStudent`.
         teacher (dict, optional): Config of the frozen teacher
-            :class:`PromptedCLIP` (e.g. with ``checkpoint=`` a converted
-            official teacher or a stage-(a) checkpoint). Needed to train and
-            to compute text features for new classes. Defaults to None.
+            :class:`PromptedCLIP` (e.g. with ``checkpoint=``). Needed to
+            train and to encode new classes. Defaults to None.
         projector (dict): Config of the projector neck; ``in_channels`` and
             ``out_channels`` are read from the student and the teacher.
             Without a teacher, ``out_channels`` must be given. Defaults to
@@ -69,49 +59,31 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             features (the method). False uses the student's own prompted
             text encoder. Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to
-            :class:`LabelFreeDataPreprocessor` (mmpretrain's
-            ``ClsDataPreprocessor`` that passes no data samples in
-            training) with CLIP's mean and std.
+            :class:`LabelFreeDataPreprocessor` with CLIP's mean and std.
         text_batch_size (int): Class names encoded per teacher forward when
             the text features are computed. Defaults to 256.
-        text_encoder (dict, optional): Config of a text-only
-            :class:`PromptedCLIP` (``image_tower=False``): the teacher's
-            prompted text tower, which an open-vocabulary export carries
-            instead of the teacher to encode new class names
-            (:meth:`set_class_names`, :meth:`add_classes`). Only without a
-            teacher; frozen. Defaults to None.
+        text_encoder (dict, optional): Config of a frozen text-only
+            :class:`PromptedCLIP`: the teacher's prompted text tower, which
+            an open-vocabulary export carries instead of the teacher. Only
+            without a teacher. Defaults to None.
         reference_fp16 (bool): The official code's pure-fp16 training
-            (``PREC: fp16``): passed on to the student, the teacher and the
-            projector (fp16 linear weights updated in fp16, layer norms and
-            BatchNorm in fp32, see :class:`PromptedCLIP`), and the student
-            and teacher logits are computed in fp16 as there; the loss is
-            computed in fp32 from them. Defaults to False.
+            (``PREC: fp16``), passed on to the student, the teacher and the
+            projector; logits in fp16, the loss in fp32. Defaults to False.
         release_teacher_text_tower (bool): Free the teacher's text tower
-            and text prompts once the training features are stored (for
-            ViT-L/14, 123.7 M parameters). Evaluation on other classes and
-            ``export_student(with_text_encoder=True)`` then need a fresh
-            teacher. Defaults to False.
+            and text prompts once the training features are stored.
+            Defaults to False.
         predict_teacher (bool): In 'predict' mode, also attach the teacher's
-            softmax scores to each sample as ``teacher_score`` (when the
-            teacher is there), for :class:`TeacherStudentAgreement` on
-            images without labels. Defaults to False.
+            softmax scores as ``teacher_score``. Defaults to False.
         compile (bool | dict): Compile the student's and the teacher's image
-            encoders with ``torch.compile`` (a dict gives its options, e.g.
-            ``dict(mode='max-autotune')``), as mmengine's ``compile`` does
-            for a whole ``train_step``; the modules, their parameters and
-            checkpoints stay as they are. Defaults to False.
-        teacher_normalization (dict, optional): ``dict(mean=..., std=...)``
-            on the pipeline's 0-255 scale (as mmpretrain's data
-            preprocessor takes them): the teacher's own input normalisation
-            where it differs from the student's, which the data
-            preprocessor applies (e.g. an OpenAI teacher and a MobileCLIP
-            student, 0 / 1); the teacher then gets the images
-            re-normalised. Defaults to None (the data preprocessor's).
+            encoders with ``torch.compile`` (a dict gives its options).
+            Defaults to False.
+        teacher_normalization (dict, optional): The teacher's own
+            ``dict(mean=..., std=...)`` (0-255 scale) where it differs from
+            the data preprocessor's; the teacher then gets the images
+            re-normalised. Defaults to None.
         allow_untrained_teacher (bool): Use a prompted teacher whose prompts
-            were never trained (no ``checkpoint``; random prompts), e.g. in
-            tests. Otherwise distilling from it, encoding class names with
-            it and exporting its text tower are errors. A teacher without
-            prompts needs no checkpoint. Defaults to False.
+            were never trained; otherwise that is an error. Defaults to
+            False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
@@ -134,13 +106,11 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                  allow_untrained_teacher: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         if not isinstance(data_preprocessor, nn.Module):
-            # Built here, in our scope, so mmpretrain's preprocessors are
-            # found by bare name (mmengine's BaseModel looks in its root).
+            # Built in our scope so mmpretrain's preprocessors are found.
             data_preprocessor = MODELS.build(data_preprocessor
                                              or DISTILL_DATA_PREPROCESSOR)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        # Checks every state dict loaded into it (strict_loading).
         self.register_load_state_dict_pre_hook(prepare_distiller_load)
         if distill_target not in ('logits', 'features'):
             raise ValueError(f"distill_target must be 'logits' or "
@@ -252,7 +222,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                     self._compiled[role] = torch.compile(
                         model.encode_image, **options)
 
-    # ------------------------------------------------------------------ #
     @property
     def teacher(self) -> Optional[nn.Module]:
         """PromptedCLIP or None: the frozen teacher."""
@@ -263,6 +232,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         return [] if self._teacher is None else [self._teacher]
 
     def apply_to_unregistered_tensors(self, fn) -> None:
+        """Apply ``fn`` to the cached evaluation features."""
         if self._eval_features is not None:
             self._eval_features = fn(self._eval_features)
 
@@ -280,8 +250,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             for name, param in self.named_parameters() if param.requires_grad
         }
 
-    # ------------------------------------------------------------------ #
-    # The method. The loss reaches the towers in three calls: loss ->
+    # The loss reaches the towers in three calls: loss ->
     # {student,teacher}_logits -> {student,teacher}_features -> tower.
     @property
     def _feature_dtype(self) -> torch.dtype:
@@ -289,10 +258,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         return torch.float16 if self.reference_fp16 else torch.float32
 
     def student_features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Normalised student image features.
-
-        Projected into the teacher's space when there is a projector (the
-        method); the student's own features otherwise.
+        """Normalised student image features, projected if there is a
+        projector.
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -311,10 +278,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                        inputs: torch.Tensor,
                        for_training: bool = False) -> torch.Tensor:
         """Student logits over the training or the evaluation classes.
-
-        With shared text features, ``exp(s_S) * student_features @ t.T``
-        with the teacher's text features ``t``; otherwise cosine logits with
-        the student's own prompted text features of the class names.
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -358,10 +321,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                        text_features: torch.Tensor,
                        class_names: Optional[Sequence[str]] = None
                        ) -> torch.Tensor:
-        """Frozen teacher logits ``exp(s_T) * v_T @ t.T`` (no gradient).
-
-        A :class:`TeacherEnsemble` gives the logits of its members'
-        combined distribution at the loss's temperature instead.
+        """Frozen teacher logits ``exp(s_T) * v_T @ t.T`` (no gradient), or
+        a :class:`TeacherEnsemble`'s combined logits.
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -389,13 +350,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         inputs: torch.Tensor,
         stage: str = 'student'
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Image features, as mmpretrain's classifiers extract them.
-
-        FLOP counters (mmpretrain's ``get_flops.py``) count this method:
-        'student' is what an inference costs (the student and the
-        projector; the product with the stored text features adds only
-        ``C * D`` multiply-adds per image), 'distill' what a training step
-        computes forward (the frozen teacher's image features as well).
+        """Image features, as mmpretrain's classifiers (and FLOP counters)
+        extract them: 'student' is an inference, 'distill' a training step.
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
@@ -415,6 +371,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         return self.teacher_features(inputs), student
 
     def _require_teacher(self) -> nn.Module:
+        """The teacher, which must be there and trained."""
         if self._teacher is None:
             raise RuntimeError('training needs a teacher (this model was '
                                'built with teacher=None)')

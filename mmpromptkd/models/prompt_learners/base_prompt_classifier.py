@@ -42,17 +42,10 @@ def _check_loaded_state(module: nn.Module, state_dict: dict, prefix: str,
 class BasePromptClassifier(BaseModel):
     """A classifier over a :class:`PromptedCLIP` trained on labelled images.
 
-    The base of the stage-(a) teachers (IVLP, PromptSRC, MaPLe, zero-shot
-    CLIP). Class names come from the datasets: ``PromptKDTextFeaturesHook``
-    calls :meth:`prepare_text_features` with the training classes before
-    training and with the evaluation classes before validation and testing.
-
-    - ``loss`` mode: cross-entropy of
-      ``exp(s) * normalize(image) @ normalize(text(train classes)).T``
-      against ``gt_label``; subclasses add terms.
-    - ``predict`` mode: ``DataSample``s with ``pred_score`` (softmax) over
-      all evaluation classes, which ``BaseNovelAccuracy`` splits into base
-      and novel.
+    The base of the stage-(a) teachers. ``PromptKDTextFeaturesHook`` gives
+    the class names (:meth:`prepare_text_features`). ``loss`` mode is the
+    cross-entropy of cosine logits over the training classes (subclasses add
+    terms); ``predict`` mode scores all evaluation classes.
 
     A classifier is also a drop-in teacher of :class:`PromptKDDistiller`
     (the image and text interface of :class:`PromptedCLIP`). Checkpoints
@@ -72,19 +65,15 @@ class BasePromptClassifier(BaseModel):
         prompt_init_std (float): Std of random prompt init. Defaults to 0.02.
         round_prompts_to_fp16 (bool): See :class:`PromptedCLIP`.
             Defaults to False.
-        reference_fp16 (bool): The official code's pure-fp16 training, see
-            :class:`PromptedCLIP`; the losses are computed in fp32 from the
-            fp16 features. Defaults to False.
+        reference_fp16 (bool): See :class:`PromptedCLIP`; the losses are
+            computed in fp32. Defaults to False.
         grad_checkpointing (bool): See :class:`PromptedCLIP`.
             Defaults to False.
         train_subset (str, optional): The class subset the training dataset
-            must be, checked by ``TrainSubsetCheckHook`` before training:
-            'base' for base-to-novel teachers, 'all' for all-class teachers
-            (e.g. the cross-dataset ImageNet teacher); None skips the check.
-            Defaults to 'base'.
+            must be ('base' or 'all'; checked by ``TrainSubsetCheckHook``);
+            None skips the check. Defaults to 'base'.
         save_clip_weights (bool): Keep the frozen CLIP weights in the state
-            dict (e.g. for a tiny random CLIP that exists nowhere else).
-            Defaults to False.
+            dict. Defaults to False.
         text_batch_size (int): Class names encoded per forward when text
             features are computed without gradient. Defaults to 256.
         data_preprocessor (dict | nn.Module, optional): Defaults to
@@ -126,8 +115,7 @@ class BasePromptClassifier(BaseModel):
         if text_batch_size < 1:
             raise ValueError(f'text_batch_size must be >= 1, got '
                              f'{text_batch_size}')
-        #: The stage-(a) file the prompts were loaded from; None while they
-        #: keep their initial values (teacher_provenance reads it).
+        #: The stage-(a) file the prompts were loaded from, or None.
         self.prompt_source: Optional[PromptSource] = None
         self.prompted_clip = PromptedCLIP(
             clip=clip,
