@@ -18,21 +18,11 @@ from ..utils.teacher_provenance import (check_recorded_teacher,
 class ClassTextTable:
     """The table of class names and their teacher text features.
 
-    A mixin of :class:`PromptKDDistiller`: the three buffers it keeps are
-    ``text_features`` (C, D), the normalised teacher text features,
-    ``class_names_utf8``, the class names, and ``text_provenance_utf8``,
-    the record of the teacher that made the features
-    (:func:`~mmpromptkd.models.utils.teacher_provenance.teacher_record`),
-    both as UTF-8 JSON bytes (tensors, so that checkpoints stay tensor-only
-    and mmengine can broadcast the state dict in distributed runs). Features
-    of another class list used for evaluation only (e.g. a cross-dataset
-    target) are kept apart and never saved.
-
-    A model with a teacher refuses stored features whose record names
-    another teacher (a ``load_from`` across teachers).
-
-    New names are encoded by the teacher, or by the text encoder of an
-    open-vocabulary export (``text_encoder``).
+    A mixin of :class:`PromptKDDistiller` with three buffers:
+    ``text_features`` (C, D), ``class_names_utf8`` and
+    ``text_provenance_utf8`` (the teacher's record), the last two as UTF-8
+    JSON bytes so that checkpoints stay tensor-only. Evaluation-only
+    features of another class list are never saved.
     """
 
     def _init_class_text_table(self, text_dim: int,
@@ -55,6 +45,7 @@ class ClassTextTable:
 
     @class_names.setter
     def class_names(self, names: Sequence[str]) -> None:
+        """Store the class names."""
         self.class_names_utf8 = _encode_json(list(names),
                                              self.class_names_utf8.device)
 
@@ -74,6 +65,7 @@ class ClassTextTable:
 
     @text_features_teacher.setter
     def text_features_teacher(self, record: Optional[dict]) -> None:
+        """Store the teacher record."""
         self.text_provenance_utf8 = torch.zeros(
             0, dtype=torch.uint8) if record is None else _encode_json(
                 record, self.text_provenance_utf8.device)
@@ -81,8 +73,7 @@ class ClassTextTable:
     def teacher_identity(self) -> Optional[dict]:
         """The record of this model's teacher (None without one).
 
-        Computed once: the teacher is frozen, and its text tower may be
-        released after the features are stored.
+        Computed once: the teacher's text tower may be released later.
         """
         if self._teacher is None:
             return None
@@ -92,13 +83,8 @@ class ClassTextTable:
 
     def check_text_features_teacher(self) -> None:
         """Refuse to use this model's teacher together with stored text
-        features another teacher made (nothing to compare without a
-        teacher or a record).
-
-        Called where the teacher's outputs meet the stored features:
-        training, encoding new classes, exporting the teacher's text tower.
-        A teacher allowed to be untrained (random prompts on purpose, e.g. a
-        dry run) has no identity to keep: a difference is logged instead.
+        features another teacher made (logged only for a teacher allowed to
+        be untrained).
 
         Raises:
             CheckpointMismatchError: Naming both teachers.
@@ -132,16 +118,18 @@ class ClassTextTable:
 
     @property
     def can_encode_text(self) -> bool:
-        """bool: Whether text features of new class names can be computed
-        (a teacher, or the text encoder of an open-vocabulary export)."""
+        """bool: Whether text features of new class names can be
+        computed."""
         return self._teacher_has_text or self.text_encoder is not None
 
     @property
     def _teacher_has_text(self) -> bool:
+        """Whether there is a teacher with a text tower."""
         return self._teacher is not None and getattr(
             self._teacher, 'has_text_tower', True)
 
     def _text_source(self) -> nn.Module:
+        """The model that encodes new class names."""
         if self._teacher_has_text:
             check_trained_teacher(self._teacher,
                                   self.allow_untrained_teacher,
@@ -155,6 +143,7 @@ class ClassTextTable:
 
     @staticmethod
     def _check_new_names(names: Sequence[str]) -> Tuple[str, ...]:
+        """Checked, normalised class names."""
         names = tuple(names)
         if not names:
             raise ValueError('the class list is empty')
@@ -172,11 +161,8 @@ class ClassTextTable:
         return tuple(normalize_class_name(n) for n in names)
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
-        """Replace the stored classes by ``class_names``.
-
-        Their teacher text features are computed by the teacher or by the
-        text encoder of an open-vocabulary export; predictions, exports and
-        inferencers then use them.
+        """Replace the stored classes by ``class_names``, encoded by the
+        teacher or the text encoder.
 
         Args:
             class_names (Sequence[str]): The new class list, in label
@@ -193,11 +179,8 @@ class ClassTextTable:
         self._eval_class_names = None
 
     def select_classes(self, class_names: Sequence[str]) -> None:
-        """Classify over ``class_names`` from now on.
-
-        Stored classes keep their stored rows, unchanged (no text encoder
-        needed for them); only new names are encoded, as in
-        :meth:`set_class_names`.
+        """Classify over ``class_names`` from now on; stored classes keep
+        their rows, only new names are encoded.
 
         Args:
             class_names (Sequence[str]): Class list, in label order.
@@ -246,12 +229,10 @@ class ClassTextTable:
             class_indices: Optional[Sequence[int]] = None) -> None:
         """Make the text features of ``class_names`` ready.
 
-        For training, the stored features must be empty (they are computed
-        once with the teacher) or belong to exactly these classes. For
-        evaluation, stored features of the same classes are used; a subset
-        of the stored classes (``class_indices``, e.g. the 200 classes of
-        ImageNet-A among ImageNet's 1000) selects their rows; other classes
-        get temporary teacher features. Evaluation features are never saved.
+        For training, the stored features must be empty or of exactly these
+        classes. For evaluation, a subset of the stored classes
+        (``class_indices``) selects their rows; other classes get temporary
+        teacher features, never saved.
 
         Args:
             class_names (Sequence[str]): Classes of the dataset, in label
@@ -348,12 +329,8 @@ class ClassTextTable:
                                  features: torch.Tensor,
                                  source: str = 'the teacher cache',
                                  teacher: Optional[dict] = None) -> None:
-        """Store the text features a teacher cache was recorded with.
-
-        A run on cached teacher logits needs the same text features as the
-        teacher that made them, and then no teacher. Features stored
-        already (a resume, or computed by a configured teacher) must be
-        these, to float rounding.
+        """Store the text features a teacher cache was recorded with;
+        features stored already must be these, to float rounding.
 
         Args:
             class_names (Sequence[str]): Classes of the features.
@@ -394,7 +371,7 @@ class ClassTextTable:
 def encode_class_names(model: nn.Module, class_names: Sequence[str],
                        batch_size: int) -> torch.Tensor:
     """Normalised text features of ``class_names``, ``batch_size`` names
-    per forward of ``model.encode_text`` (bounded memory for 1,000 classes).
+    per forward of ``model.encode_text``.
 
     Returns:
         Tensor: Float tensor of shape (C, D).
@@ -416,8 +393,7 @@ def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
     """The JSON value in a uint8 tensor; None for an empty one.
 
     Raises:
-        CheckpointMismatchError: If the bytes are not UTF-8 JSON (e.g. a
-            corrupted checkpoint).
+        CheckpointMismatchError: If the bytes are not UTF-8 JSON.
     """
     if data is None or len(data) == 0:
         return None
@@ -436,7 +412,7 @@ def decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
 
     Raises:
         CheckpointMismatchError: If the bytes are not a UTF-8 JSON list of
-            strings (e.g. a corrupted checkpoint).
+            strings.
     """
     names = _decode_json(data, 'class_names_utf8',
                          'the class names of the stored text features')
@@ -467,6 +443,7 @@ def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:
 
 
 def _describe_mismatch(stored: Sequence[str], given: Sequence[str]) -> str:
+    """Where two class lists first differ."""
     for i, (a, b) in enumerate(zip(stored, given)):
         if a != b:
             return f'first difference at label {i}: "{a}" vs "{b}"'

@@ -14,6 +14,7 @@ from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
 from ..clip.class_prompts import check_token_ids
+from ..distillers.class_text_table import encode_class_names
 from ..utils import (check_input_normalization, logits_to_data_samples,
                      preprocessor_normalization)
 from ..utils.predictions import dispatch_forward
@@ -338,17 +339,10 @@ class BasePromptClassifier(BaseModel):
                                           -1)
         return features[0] if single else features
 
-    def _class_text_features(self, class_names: Sequence[str],
-                             chunked: bool) -> torch.Tensor:
-        """Normalised text features in float, optionally in chunks."""
-        if not chunked:
-            return self.encode_text(class_names, normalize=True).float()
-        return torch.cat([
-            self.encode_text(
-                class_names[i:i + self.text_batch_size],
-                normalize=True).float()
-            for i in range(0, len(class_names), self.text_batch_size)
-        ])
+    def _class_text_features(self,
+                             class_names: Sequence[str]) -> torch.Tensor:
+        """Normalised text features in float."""
+        return self.encode_text(class_names, normalize=True).float()
 
     def _eval_names(self) -> Tuple[str, ...]:
         """The evaluation classes (else the training ones)."""
@@ -379,8 +373,8 @@ class BasePromptClassifier(BaseModel):
         device = self.clip.logit_scale.device
         key = (names, device)
         if self._eval_text_cache is None or self._eval_text_cache[0] != key:
-            self._eval_text_cache = (key,
-                                     self._class_text_features(names, True))
+            self._eval_text_cache = (key, encode_class_names(
+                self, names, self.text_batch_size))
         return self._eval_text_cache[1]
 
     def logits(self, images: torch.Tensor,
@@ -418,7 +412,7 @@ class BasePromptClassifier(BaseModel):
         return dispatch_forward(
             self, inputs, data_samples, mode, self.prompted_clip.image_size,
             lambda x: self.logits(
-                x, self._class_text_features(self._eval_names(), False)))
+                x, self._class_text_features(self._eval_names())))
 
     def _labels(self, data_samples: Optional[List[DataSample]],
                 device: torch.device) -> torch.Tensor:
@@ -449,7 +443,7 @@ class BasePromptClassifier(BaseModel):
             dict[str, Tensor]: ``{'loss_ce': loss}``.
         """
         names = self._train_names()
-        text = self._class_text_features(names, False)
+        text = self._class_text_features(names)
         logits = self.logits(inputs, text)
         labels = self._labels(data_samples, logits.device)
         return dict(loss_ce=F.cross_entropy(logits, labels))

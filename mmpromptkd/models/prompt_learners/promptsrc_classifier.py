@@ -136,7 +136,7 @@ class PromptSRCClassifier(IVLPClassifier):
         names = self._train_names()
         # Normally done by prepare_text_features; a no-op after it.
         self._prepare_training(names)
-        text = self._class_text_features(names, False)
+        text = self._class_text_features(names)
         image = self.encode_image(inputs, normalize=True).float()
         scale = self.logit_scale.float()
         logits = scale * image @ text.t()
