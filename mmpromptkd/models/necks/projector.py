@@ -11,16 +11,9 @@ from ..utils.reference_fp16 import convert_to_reference_fp16
 
 
 class _AllReduceSum(torch.autograd.Function):
-    """Differentiable sum over all processes of the default group.
-
-    The backward pass sums the incoming gradients over processes as well:
-    every process's loss depends on the global sum, so the gradient of the
-    summed loss with respect to a local contribution is the sum of all
-    processes' upstream gradients. This is the same rule as
-    ``torch.distributed.nn.functional.all_reduce``; a private copy is used
-    because that function is deprecated in recent torch releases and emits a
-    warning on every call, i.e. on every training step here.
-    """
+    """Differentiable sum over all processes of the default group."""
+    # torch.distributed.nn.functional.all_reduce (the same backward rule)
+    # is deprecated and warns on every call, i.e. every training step.
 
     @staticmethod
     def forward(ctx, tensor: Tensor) -> Tensor:  # type: ignore[override]
@@ -41,26 +34,9 @@ def _dist_world_size() -> int:
 
 
 class _GlobalBatchNorm1d(nn.BatchNorm1d):
-    """``nn.BatchNorm1d`` whose training statistics cover the global batch.
-
-    Outside distributed training, or in eval mode, or with
-    ``sync_stats=False``, this is exactly :class:`torch.nn.BatchNorm1d`.
-    Otherwise the batch mean and the biased batch variance used for
-    normalisation are computed over the rows of all processes with a
-    differentiable all-reduce, and the running statistics are updated with
-    the global mean and the unbiased global variance, as BN does for a single
-    batch. Unlike :class:`torch.nn.SyncBatchNorm` this works with CPU tensors
-    (gloo backend) and with batches of different sizes per process, including
-    empty ones.
-
-    Parameter and buffer names are those of ``nn.BatchNorm1d``.
-
-    Args:
-        num_features (int): Number of channels ``C``.
-        sync_stats (bool): Whether to synchronise the training statistics
-            across processes. Defaults to True.
-        **kwargs: Further arguments of :class:`torch.nn.BatchNorm1d`.
-    """
+    """``nn.BatchNorm1d`` whose training statistics cover the global batch."""
+    # Unlike nn.SyncBatchNorm it works on CPU (gloo) and with batches of
+    # different, even empty, sizes per process.
 
     def __init__(self, num_features: int, sync_stats: bool = True,
                  **kwargs) -> None:
