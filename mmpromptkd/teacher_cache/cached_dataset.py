@@ -12,7 +12,8 @@ from mmpromptkd.models.utils.input_normalization import (
     same_normalization, teacher_input_normalization)
 from mmpromptkd.models.utils.teacher_provenance import ensemble_record
 from mmpromptkd.registry import DATASETS
-from .fingerprints import first_difference, sample_fingerprints
+from mmpromptkd.utils.differences import first_difference
+from .fingerprints import sample_fingerprints
 from .logit_cache import TeacherCacheError, TeacherLogitCache, sample_paths
 from .replay import pipeline_signature, replayable_dataset_config
 

@@ -11,11 +11,11 @@ import hashlib
 import os
 import os.path as osp
 import stat
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List
 
 __all__ = [
     'array_fingerprints', 'bytes_fingerprint', 'check_regular_file',
-    'file_fingerprint', 'first_difference', 'sample_fingerprints'
+    'file_fingerprint', 'sample_fingerprints'
 ]
 
 _CHUNK = 1 << 20
@@ -94,28 +94,6 @@ def sample_fingerprints(dataset, what: str) -> List[str]:
                 f'{what}: sample {i} has no image file to fingerprint '
                 f'(img_path={info.get("img_path")!r})')
     return found
-
-
-def first_difference(recorded: Sequence[str], found: Sequence[str],
-                     names: Optional[Sequence[str]] = None) -> Optional[str]:
-    """The first entry where two fingerprint lists differ, described.
-
-    Args:
-        recorded (Sequence[str]): Fingerprints written in the cache.
-        found (Sequence[str]): Fingerprints of what is there now.
-        names (Sequence[str], optional): A name per entry.
-
-    Returns:
-        str or None: ``"<name>: recorded <fp>, now <fp>"``, or None if the
-        lists are equal.
-    """
-    for i, (a, b) in enumerate(zip(recorded, found)):
-        if a != b:
-            name = names[i] if names is not None else f'entry {i}'
-            return f'{name}: recorded {a}, now {b}'
-    if len(recorded) != len(found):
-        return f'{len(recorded)} recorded entries, {len(found)} now'
-    return None
 
 
 def array_fingerprints(folder: str, names: Iterable[str]) -> Dict[str, str]:

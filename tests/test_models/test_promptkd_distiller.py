@@ -133,8 +133,8 @@ class TestPromptKDDistiller:
             alone(images, mode='loss')
 
     def test_class_mismatch_before_training(self, distiller):
-        with pytest.raises(
-                ValueError, match='label 1: "blue_square" vs "dog"'):
+        with pytest.raises(ValueError,
+                           match='label 1: stored "blue_square", given "dog"'):
             distiller.prepare_text_features(
                 ['red circle', 'dog', 'green star', 'pink heart', 'cat'],
                 for_training=True)

@@ -328,7 +328,7 @@ class TestStoredFeaturesMismatch:
             ])
         message = str(e.value)
         assert 'stored text features are for 6 classes' in message
-        assert 'first difference at label 0: "class 0" vs ' in message
+        assert 'label 0: stored "class 0", given ' in message
         log = next(work_dir.glob('*/*.log')).read_text()
         assert 'Epoch(train)' not in log
         assert not list(work_dir.glob('*.pth'))

@@ -6,7 +6,8 @@ import pytest
 
 from mmpromptkd.teacher_cache import TeacherCacheError, TeacherLogitCache
 from mmpromptkd.teacher_cache.fingerprints import (
-    bytes_fingerprint, file_fingerprint, first_difference)
+    bytes_fingerprint, file_fingerprint)
+from mmpromptkd.utils.differences import first_difference
 from mmpromptkd.teacher_cache.logit_cache import sample_paths
 
 NAMES = [f'class {i}' for i in range(12)]

@@ -1,9 +1,11 @@
-"""Tokenising class prompts with a text tower's tokenizer: CLIP's BPE
-tokenizer, or a Hugging Face tokenizer from its local files."""
+"""Tokenising class prompts with a text tower's tokenizer (CLIP's BPE
+tokenizer, or a Hugging Face tokenizer from its local files), and encoding
+class names in batches."""
 import functools
 from typing import Optional, Sequence, Union
 
 import torch
+from torch import nn
 from open_clip.tokenizer import SimpleTokenizer
 
 from .hf_tokenizer import LocalHFTokenizer, find_tokenizer_file
@@ -153,3 +155,18 @@ def tokenize_class_prompts(tokenizer: Tokenizer,
             f'of the prompt prefix "{prefix}" before every class name (the '
             'learnable context replaces them); choose another ctx_init')
     return tokens
+
+
+def encode_class_names(model: nn.Module, class_names: Sequence[str],
+                       batch_size: int) -> torch.Tensor:
+    """Normalised text features of ``class_names``, ``batch_size`` names
+    per forward of ``model.encode_text``.
+
+    Returns:
+        Tensor: Float tensor of shape (C, D).
+    """
+    return torch.cat([
+        model.encode_text(class_names[i:i + batch_size],
+                          normalize=True).float()
+        for i in range(0, len(class_names), batch_size)
+    ])

@@ -8,7 +8,9 @@ from torch import nn
 
 from mmpromptkd.utils.class_name_keys import (normalize_class_name,
                                               repeated_class_names)
+from mmpromptkd.utils.differences import first_difference
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
+from ..clip.class_prompts import encode_class_names
 from ..utils.teacher_provenance import (check_recorded_teacher,
                                         check_trained_teacher,
                                         describe_classes, same_teacher,
@@ -293,7 +295,9 @@ class ClassTextTable:
                 f'({near}); features for such names would be recomputed '
                 'and change the results. Correct the class names (or the '
                 'stored ones) so that they are identical.')
-        mismatch = _describe_mismatch(self.class_names, names)
+        mismatch = first_difference(
+            [f'"{c}"' for c in self.class_names], [f'"{c}"' for c in names],
+            [f'label {i}' for i in range(len(names))], ('stored', 'given'))
         if for_training or not self.can_encode_text:
             raise ValueError(
                 f'the stored text features are for {len(self.class_names)} '
@@ -368,21 +372,6 @@ class ClassTextTable:
 
 
 @torch.no_grad()
-def encode_class_names(model: nn.Module, class_names: Sequence[str],
-                       batch_size: int) -> torch.Tensor:
-    """Normalised text features of ``class_names``, ``batch_size`` names
-    per forward of ``model.encode_text``.
-
-    Returns:
-        Tensor: Float tensor of shape (C, D).
-    """
-    return torch.cat([
-        model.encode_text(class_names[i:i + batch_size],
-                          normalize=True).float()
-        for i in range(0, len(class_names), batch_size)
-    ])
-
-
 def _encode_json(value, device) -> torch.Tensor:
     """``value`` as UTF-8 JSON bytes in a uint8 tensor."""
     data = json.dumps(value).encode('utf-8')
@@ -440,11 +429,3 @@ def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:
     shown = ', '.join(f'label {stored.index(a)}: stored {a!r} vs {b!r}'
                       for a, b in pairs[:5])
     return shown + (f' and {len(pairs) - 5} more' if len(pairs) > 5 else '')
-
-
-def _describe_mismatch(stored: Sequence[str], given: Sequence[str]) -> str:
-    """Where two class lists first differ."""
-    for i, (a, b) in enumerate(zip(stored, given)):
-        if a != b:
-            return f'first difference at label {i}: "{a}" vs "{b}"'
-    return f'{len(stored)} vs {len(given)} classes'

@@ -8,7 +8,7 @@ from torch import nn
 
 from mmpromptkd.registry import MODELS
 from ..utils.input_normalization import teacher_input_map, teacher_view
-from .class_text_table import encode_class_names
+from ..clip.class_prompts import encode_class_names
 
 __all__ = ['EnsembleCombination', 'TeacherEnsemble', 'combine_teacher_logits']
 

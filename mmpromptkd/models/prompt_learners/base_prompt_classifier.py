@@ -14,7 +14,7 @@ from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
 from ..clip.class_prompts import check_token_ids
-from ..distillers.class_text_table import encode_class_names
+from ..clip.class_prompts import encode_class_names
 from ..utils import (check_input_normalization, logits_to_data_samples,
                      preprocessor_normalization)
 from ..utils.predictions import dispatch_forward

@@ -65,10 +65,12 @@ class PromptSRCClassifier(IVLPClassifier):
             raise ValueError('templates must be a non-empty sequence of '
                              f'templates, got {templates!r}')
         templates = tuple(check_template(t) for t in templates)
+        # Bad settings fail before the checkpoint loads (in super().__init__).
+        loss = MODELS.build(logit_loss)
         super().__init__(clip=clip, **kwargs)
         self.text_loss_weight = float(text_loss_weight)
         self.image_loss_weight = float(image_loss_weight)
-        self.logit_loss = MODELS.build(logit_loss)
+        self.logit_loss = loss
         self.templates: Tuple[str, ...] = templates
         self.normalize_template_features = normalize_template_features
         self.register_buffer(
