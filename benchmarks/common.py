@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+from tool_scripts import status_mib  # noqa: F401  (for the studies)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -173,22 +174,6 @@ def class_names(num: int, kind: str = 'imagenet') -> List[str]:
 
 
 # Timing and printing.
-def status_mib(key: str) -> float:
-    """A memory figure of this process from ``/proc/self/status`` (Linux).
-
-    Args:
-        key (str): ``'VmRSS'`` (resident now) or ``'VmHWM'`` (peak resident
-            set of this process image; ``ru_maxrss`` would carry a parent's
-            peak over an exec).
-
-    Returns:
-        float: The figure in MiB.
-    """
-    with open('/proc/self/status') as f:
-        line = next(x for x in f if x.startswith(key + ':'))
-    return int(line.split()[1]) / 1024
-
-
 def synchronize(device: torch.device) -> None:
     """Wait for queued CUDA work so that wall-clock times are real."""
     if device.type == 'cuda':

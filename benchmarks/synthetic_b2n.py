@@ -52,7 +52,7 @@ Example::
 import argparse
 import contextlib
 import datetime
-import importlib.util
+import functools
 import json
 import os
 import os.path as osp
@@ -67,10 +67,11 @@ from benchmarks.b2n.report import (METRICS, MIN_MARGIN, README_BEGIN,
                                    format_table, ordering_margin, read_readme,
                                    summarise, update_readme, write_markdown,
                                    write_png)
-from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, REPO_ROOT, ROWS,
+from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, ROWS,
                                  STAGE_A_ROWS, build_row_config, set_epochs,
                                  stage_a_rows)
 import synthetic_shapes
+from tool_scripts import load_tool
 
 # Used by the studies built on this benchmark.
 __all__ = [
@@ -160,19 +161,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------
 # Runs
 # ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
 def _tool(name: str):
     """Import ``tools/<name>.py`` as a module (once)."""
-    if name not in _TOOLS:
-        spec = importlib.util.spec_from_file_location(
-            f'_benchmark_tool_{name}',
-            osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOLS[name] = module
-    return _TOOLS[name]
-
-
-_TOOLS: dict = {}
+    return load_tool(f'{name}.py')
 
 
 def _run(tool: str, tool_args: List[str], log_file: str) -> None:

@@ -57,7 +57,6 @@ import argparse
 import ast
 import contextlib
 import glob
-import importlib.util
 import math
 import os
 import os.path as osp
@@ -81,6 +80,7 @@ from random_clip_weights import (DISTILLERS, TINY_IMAGE_SIZE,  # noqa: E402
                                  tiny_timm_trunks)
 from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
                             load_config)
+from tool_scripts import load_tool, status_mib  # noqa: E402
 
 #: Classes of a miniature (half base, half novel) unless --classes says.
 NUM_CLASSES = 4
@@ -315,24 +315,6 @@ def set_schedule(cfg: Config, length: int) -> None:
 
 # ---------------------------------------------------------------------- #
 # Running the tools.
-def load_tool(relpath: str):
-    """Import a tool script (``tools/<relpath>``) as a module."""
-    path = osp.join(_REPO, 'tools', relpath)
-    name = 'dry_run_' + relpath.replace('/', '_')[:-3]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _peak_rss_mib() -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
-
-
 def _reset_peak_rss() -> None:
     try:
         with open('/proc/self/clear_refs', 'w') as f:
@@ -388,7 +370,8 @@ def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
             traceback.print_exc()
             error = f'{type(e).__name__}: {e}'
     seconds = time.perf_counter() - start
-    figures = f'{seconds:7.1f} s   peak RSS {_peak_rss_mib():8.0f} MiB'
+    peak = status_mib('VmHWM')
+    figures = f'{seconds:7.1f} s   peak RSS {peak:8.0f} MiB'
     if torch.cuda.is_available():
         figures += (f'   peak CUDA '
                     f'{torch.cuda.max_memory_allocated() / 2**20:8.0f} MiB')

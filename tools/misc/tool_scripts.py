@@ -4,7 +4,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Union
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
 
 
@@ -24,3 +24,19 @@ def load_tool(path: Union[str, Path]) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def status_mib(key: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (Linux).
+
+    Args:
+        key (str): ``'VmRSS'`` (resident now) or ``'VmHWM'`` (peak resident
+            set of this process image; ``ru_maxrss`` would carry a parent's
+            peak over an exec).
+
+    Returns:
+        float: The figure in MiB, NaN if the file does not list it.
+    """
+    with open('/proc/self/status') as f:
+        line = next((x for x in f if x.startswith(key + ':')), None)
+    return float('nan') if line is None else int(line.split()[1]) / 1024
