@@ -40,8 +40,8 @@ from mmengine.dist import is_main_process  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
-    CfgOptionsAction, build_runner, check_cfg_options, close_distributed,
-    load_config, naming_the_checkpoint, new_output, reporting_run_errors,
+    build_runner, check_cfg_options, close_distributed, load_config,
+    naming_the_checkpoint, new_output, parse_run_args, reporting_run_errors,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 from mmpromptkd.fileio import temporary_path  # noqa: E402
 
@@ -109,29 +109,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--no-pin-memory',
         action='store_true',
         help='disable pin_memory in the dataloader')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=CfgOptionsAction,
-        help='override settings of the config, as key=value pairs merged '
-        'into it, e.g. test_dataloader.batch_size=64 or key="[a,b]" for '
-        'lists (quotes needed); a key the config does not have is an '
-        'error')
-    parser.add_argument(
-        '--cfg-options-new-keys',
-        action='store_true',
-        help='let --cfg-options add fields the config does not have')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
-    # --local_rank (older); torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    args = parse_run_args(parser, argv, 'test_dataloader.batch_size=64')
     if args.out_item is not None and args.out is None:
         parser.error('--out-item needs --out')
     if args.out is not None and args.out_item is None:

@@ -11,7 +11,6 @@ directory already holds checkpoints, continue with ``--resume`` or choose
 another ``--work-dir``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -26,10 +25,11 @@ from mmengine.config import Config  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.cli import (  # noqa: E402
-    CfgOptionsAction, build_runner, check_cfg_options, check_work_dir_is_free,
+    build_runner, check_cfg_options, check_work_dir_is_free,
     close_distributed, enable_amp, hinting_how_to_continue, load_config,
-    lock_work_dir, naming_the_checkpoint, reporting_run_errors,
-    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
+    lock_work_dir, naming_the_checkpoint, parse_run_args,
+    reporting_run_errors, resolve_work_dir, set_dataloader_defaults,
+    setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -75,29 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='disable persistent_workers in the dataloaders (it is only '
         'ever enabled for dataloaders with num_workers > 0)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=CfgOptionsAction,
-        help='override settings of the config, as key=value pairs merged '
-        'into it, e.g. train_cfg.max_epochs=2 or key="[a,b]" for lists '
-        '(quotes needed); a key the config does not have is an error')
-    parser.add_argument(
-        '--cfg-options-new-keys',
-        action='store_true',
-        help='let --cfg-options add fields the config does not have')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
-    # --local_rank (older); torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_run_args(parser, argv, 'train_cfg.max_epochs=2')
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:

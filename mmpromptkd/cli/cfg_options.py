@@ -7,11 +7,12 @@ key (``randomnes.seed=2`` adds a field nobody reads).
 import argparse
 import difflib
 import inspect
+import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
-__all__ = ['CfgOptionsAction', 'check_cfg_options']
+__all__ = ['CfgOptionsAction', 'check_cfg_options', 'parse_run_args']
 
 
 class CfgOptionsAction(argparse.Action):
@@ -164,3 +165,45 @@ def check_cfg_options(cfg: Config,
                     f'--cfg-options {key}: {cls.__name__} ({where}) takes '
                     f'no argument {part!r}.{_closest(part, accepted)}')
             break
+
+
+def parse_run_args(parser: argparse.ArgumentParser, argv: Optional[
+        Sequence[str]], example: str) -> argparse.Namespace:
+    """Parse ``argv`` with the options ``tools/train.py`` and
+    ``tools/test.py`` share added last.
+
+    They are ``--cfg-options`` (its help names ``example``),
+    ``--cfg-options-new-keys``, ``--launcher`` and ``--local-rank``, which
+    becomes ``LOCAL_RANK`` where that is not set.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's other options.
+        argv (Sequence[str], optional): Arguments; defaults to
+            ``sys.argv[1:]``.
+        example (str): A ``key=value`` option of the tool.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=CfgOptionsAction,
+        help='override settings of the config, as key=value pairs merged '
+        f'into it, e.g. {example} or key="[a,b]" for lists (quotes '
+        'needed); a key the config does not have is an error')
+    parser.add_argument(
+        '--cfg-options-new-keys',
+        action='store_true',
+        help='let --cfg-options add fields the config does not have')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or
+    # --local_rank (older); torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
