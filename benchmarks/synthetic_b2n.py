@@ -64,21 +64,55 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks.b2n.report import (METRICS, MIN_MARGIN, README_BEGIN,
                                    README_END, check_orderings, command_line,
-                                   format_table, ordering_margin, read_readme,
-                                   summarise, update_readme, write_markdown,
-                                   write_png)
-from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, ROWS,
-                                 STAGE_A_ROWS, build_row_config, set_epochs,
-                                 stage_a_rows)
+                                   format_table, markdown_table,
+                                   mean_std_cells, ordering_margin,
+                                   read_readme, summarise, update_readme,
+                                   write_markdown, write_png)
+from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, ROWS, STAGE_A_ROWS,
+                                 build_row_config, set_epochs, stage_a_rows)
 import synthetic_shapes
 from tool_scripts import load_tool
 
 # Used by the studies built on this benchmark.
 __all__ = [
-    'METRICS', 'MIN_MARGIN', 'ROWS', 'check_orderings', 'command_line',
-    'ensure_data', 'main', 'ordering_margin', 'run_benchmark', 'run_row',
+    'METRICS', 'MIN_MARGIN', 'ROWS', 'add_data_args', 'check_orderings',
+    'command_line', 'ensure_data', 'main', 'markdown_table', 'mean_std_cells',
+    'ordering_margin', 'run_benchmark', 'run_row',
     'set_epochs', 'summarise', 'write_markdown'
 ]
+
+
+def add_data_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
+    """The options of the work dir, data, seeds, outputs and runs, shared
+    by the studies built on this benchmark (the ``--*-per-class`` and
+    epochs options shrink them for smoke tests)."""
+    parser.add_argument('--work-dir', default=work_dir,
+                        help='runs, generated configs and results go here')
+    parser.add_argument('--data', default=None,
+                        help='dataset folder (generated if missing); '
+                        'defaults to <work-dir>/data')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    parser.add_argument('--out-markdown', help='write the table here (.md)')
+    parser.add_argument('--out-png', help='write a chart here (.png)')
+    parser.add_argument('--out-json', help='write all per-seed numbers here')
+    parser.add_argument('--num-classes', type=int, default=40)
+    parser.add_argument('--train-per-class', type=int, default=64)
+    parser.add_argument('--val-per-class', type=int, default=10)
+    parser.add_argument('--test-per-class', type=int, default=50)
+    parser.add_argument('--shots', type=int, default=16,
+                        help='labeled shots per base class (PromptSRC rows)')
+    parser.add_argument('--teacher-epochs', type=int, default=None,
+                        help='epochs of the PromptSRC rows (default: config)')
+    parser.add_argument('--student-epochs', type=int, default=None,
+                        help='epochs of the distillation rows '
+                        '(default: config)')
+    parser.add_argument('--random-weights', action='store_true',
+                        help='do not load the pre-trained tiny CLIPs')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch CPU threads; the tiny models gain little '
+                        'from more, and shared cores suffer from them')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra key=value options for every run')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -93,16 +127,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(
         description='Base-to-novel benchmark of PromptKD on synthetic shapes')
-    parser.add_argument(
-        '--work-dir',
-        default='work_dirs/synthetic_b2n',
-        help='runs, generated configs and results go here')
-    parser.add_argument(
-        '--data',
-        default=None,
-        help='dataset folder (generated if missing); '
-        'defaults to <work-dir>/data')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    add_data_args(parser, 'work_dirs/synthetic_b2n')
     parser.add_argument(
         '--rows',
         nargs='+',
@@ -111,50 +136,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar='ROW',
         help=f'rows to run, of: {", ".join(ROWS)} (default: all but the '
         'cross-family rows siglip_*)')
-    parser.add_argument('--out-markdown', help='write the table here (.md)')
-    parser.add_argument('--out-png', help='write a bar chart here (.png)')
-    parser.add_argument('--out-json', help='write all per-seed numbers here')
     parser.add_argument(
         '--update-readme',
         metavar='FILE',
         help='replace the table between the markers '
         f'{README_BEGIN} and {README_END} in FILE (e.g. README.md)')
-    # Shrinking, for smoke tests.
-    parser.add_argument('--num-classes', type=int, default=40)
-    parser.add_argument('--train-per-class', type=int, default=64)
-    parser.add_argument('--val-per-class', type=int, default=10)
-    parser.add_argument('--test-per-class', type=int, default=50)
-    parser.add_argument(
-        '--shots',
-        type=int,
-        default=16,
-        help='labeled shots per base class (PromptSRC rows)')
-    parser.add_argument(
-        '--teacher-epochs',
-        type=int,
-        default=None,
-        help='epochs of the PromptSRC rows (default: config)')
-    parser.add_argument(
-        '--student-epochs',
-        type=int,
-        default=None,
-        help='epochs of the distillation rows '
-        '(default: config)')
-    parser.add_argument(
-        '--random-weights',
-        action='store_true',
-        help='do not load the pre-trained tiny CLIPs')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='torch CPU threads; the tiny models gain little '
-        'from more, and shared cores suffer from them')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        default=[],
-        help='extra key=value options for every run')
     return parser.parse_args(argv)
 
 

@@ -165,15 +165,11 @@ def summarise(results: Dict[str, Dict[int, dict]]) -> List[tuple]:
 
 def format_table(summary, topk: int) -> str:
     """A Markdown table: row, seeds, base / novel / HM, time per run."""
-    lines = ['| student trained | seeds | base | novel | HM | s / run |',
-             '|---|---|---|---|---|---|']
-    for row, seeds, stats in summary:
-        name = ROW_NAMES.get(row, f'cache top-{topk}, recorded views')
-        cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}'
-                 for m in b2n.METRICS]
-        lines.append(f'| {name} | {", ".join(map(str, seeds))} | ' +
-                     ' | '.join(cells) + f' | {stats["seconds"]:.0f} |')
-    return '\n'.join(lines)
+    return b2n.markdown_table(
+        ['student trained', 'seeds', 'base', 'novel', 'HM', 's / run'],
+        [[ROW_NAMES.get(row, f'cache top-{topk}, recorded views'),
+          ', '.join(map(str, seeds)), *b2n.mean_std_cells(stats),
+          f'{stats["seconds"]:.0f}'] for row, seeds, stats in summary])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

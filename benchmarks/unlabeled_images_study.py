@@ -60,30 +60,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='HM of the PromptKD student against the number of '
         'unlabeled images (synthetic shapes)')
-    parser.add_argument('--work-dir', default='work_dirs/unlabeled_study')
-    parser.add_argument('--data', default=None,
-                        help='dataset folder (generated if missing); '
-                        'defaults to <work-dir>/data')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    b2n.add_data_args(parser, 'work_dirs/unlabeled_study')
     parser.add_argument('--sizes', type=float, nargs='+', default=SIZES,
                         help='multiples of the train split: fractions <= 1 '
                         'subset it, larger values add generated images '
                         '(integers)')
-    parser.add_argument('--out-markdown', help='write the table here (.md)')
-    parser.add_argument('--out-png', help='write the plot here (.png)')
-    parser.add_argument('--out-json', help='write all numbers here')
-    parser.add_argument('--num-classes', type=int, default=40)
-    parser.add_argument('--train-per-class', type=int, default=64)
-    parser.add_argument('--val-per-class', type=int, default=10)
-    parser.add_argument('--test-per-class', type=int, default=50)
-    parser.add_argument('--shots', type=int, default=16)
-    parser.add_argument('--teacher-epochs', type=int, default=None)
-    parser.add_argument('--student-epochs', type=int, default=None)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='extra key=value options for every run')
-    parser.add_argument('--random-weights', action='store_true',
-                        help='do not load the pre-trained tiny CLIPs')
     parser.add_argument('--no-control', dest='control', action='store_false',
                         help='leave out the runs at the steps of the 1x run')
     args = parser.parse_args(argv)
@@ -240,17 +221,13 @@ def format_table(summaries, plans, args: argparse.Namespace) -> str:
         plans (dict): ``{'epochs' | 'steps': {size: (epochs, steps)}}``.
         args (argparse.Namespace): The study's arguments.
     """
-    lines = ['| unlabeled images | count | epochs | steps | base | novel | '
-             'HM |', '|---|---|---|---|---|---|---|']
+    rows = []
     for key, label in (('epochs', ''), ('steps', ', steps of 1')):
         for size, stats in summaries.get(key, []):
-            epochs, steps = plans[key][size]
-            cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}'
-                     for m in b2n.METRICS]
-            lines.append(f'| {size_name(size)}{label} | '
-                         f'{num_images(size, args)} | {epochs} | {steps} | ' +
-                         ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+            rows.append([f'{size_name(size)}{label}', num_images(size, args),
+                         *plans[key][size], *b2n.mean_std_cells(stats)])
+    return b2n.markdown_table(['unlabeled images', 'count', 'epochs', 'steps',
+                               'base', 'novel', 'HM'], rows)
 
 
 def equal_steps(summaries) -> list:

@@ -38,16 +38,23 @@ def summarise(
     return rows
 
 
+def mean_std_cells(stats: Dict[str, Tuple[float, float]]) -> List[str]:
+    """``mean ± std`` of base, novel and HM, as table cells."""
+    return [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}' for m in METRICS]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A Markdown table of ``header`` and ``rows`` (lists of cells)."""
+    lines = ['| ' + ' | '.join(map(str, r)) + ' |' for r in [header, *rows]]
+    lines.insert(1, '|' + '---|' * len(header))
+    return '\n'.join(lines)
+
+
 def format_table(summary, num_seeds: int) -> str:
     """A Markdown table of the summary."""
-    lines = [
-        '| method | base | novel | HM |',
-        '|---|---|---|---|',
-    ]
-    for key, stats in summary:
-        cells = [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}' for m in METRICS]
-        lines.append(f'| {ROWS[key].label} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+    return markdown_table(['method', 'base', 'novel', 'HM'],
+                          [[ROWS[key].label, *mean_std_cells(stats)]
+                           for key, stats in summary])
 
 
 def write_png(summary, path: str, title: str) -> None:
