@@ -1,56 +1,20 @@
 """Case 8: candidate speed-ups measured against the current code."""
-from typing import Any, Dict, Sequence
+import copy
+from typing import Any, Dict
 
 import torch
-import torch.nn.functional as F
 
 from ..common import (Bench, class_names, print_table, set_classes,
                       time_interleaved)
 
 
 # 8. Candidate speed-ups.
-def encode_text_to_eot(model,
-                       names: Sequence[str],
-                       normalize: bool = True) -> torch.Tensor:
-    """``PromptedCLIP.encode_text`` over the tokens up to the last EOT only.
-
-    The text tower's attention is causal and the feature is read at the end
-    token, so tokens after the longest prompt's end token cannot change any
-    feature: running only ``max(eot) + 1`` positions gives the same result.
-    """
-    clip = model.clip
-    device = clip.token_embedding.weight.device
-    # Token ids are built on the CPU: the length is read from them (also
-    # when the model lives on the meta device, to count FLOPs).
-    tokens = model.tokenize(names)
-    eot = tokens.argmax(dim=-1)
-    length = int(eot.max()) + 1
-    tokens, eot = tokens[:, :length].to(device), eot.to(device)
-    with torch.no_grad():
-        x = clip.token_embedding(tokens)
-    x = x.to(clip.transformer.get_cast_dtype())
-    num, n_t = x.shape[0], model.text_prompt_length
-    prompts = model.own_prompts('text')
-
-    def insert(x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        prompt = prompt.to(x.dtype).unsqueeze(0).expand(num, -1, -1)
-        return torch.cat([x[:, :1], prompt, x[:, 1 + n_t:]], dim=1)
-
-    if prompts:
-        x = insert(x, prompts[0])
-    x = x + clip.positional_embedding[:length].to(x.dtype)
-    mask = clip.attn_mask[:length, :length]
-    for i, block in enumerate(clip.transformer.resblocks):
-        if 1 <= i < len(prompts):
-            x = insert(x, prompts[i])
-        if clip.transformer.batch_first:
-            x = block(x, attn_mask=mask)
-        else:
-            x = block(x.transpose(0, 1), attn_mask=mask).transpose(0, 1)
-    x = clip.ln_final(x)[torch.arange(num, device=x.device), eot]
-    proj = clip.text_projection
-    x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-    return F.normalize(x, dim=-1) if normalize else x
+def text_truncation(model, truncate: bool):
+    """A shallow copy of a ``PromptedCLIP`` (the same weights) whose text
+    tower runs to the last end token only, or over the whole context."""
+    model = copy.copy(model)
+    model.truncate_text, model._text_cache = truncate, None
+    return model
 
 
 def bench_ideas(bench: Bench) -> Dict[str, Any]:
@@ -64,14 +28,16 @@ def bench_ideas(bench: Bench) -> Dict[str, Any]:
     with torch.no_grad():
         for num in args.classes:
             names = class_names(num, args.class_names)
-            full = teacher.encode_text(names, normalize=True)
-            short = encode_text_to_eot(teacher, names)
-            diff = (full.float() - short.float()).abs().max().item()
+            full = text_truncation(teacher, False)
+            short = text_truncation(teacher, True)
+            diff = (full.encode_text(names, normalize=True).float() -
+                    short.encode_text(names, normalize=True).float()
+                    ).abs().max().item()
             length = int(teacher.tokenize(names).argmax(-1).max()) + 1
             timed = time_interleaved(
                 dict(
-                    full=lambda: teacher.encode_text(names, normalize=True),
-                    to_eot=lambda: encode_text_to_eot(teacher, names)),
+                    full=lambda: full.encode_text(names, normalize=True),
+                    to_eot=lambda: short.encode_text(names, normalize=True)),
                 args.iters, args.warmup, device)
             fig = dict(
                 full=timed['full'],
@@ -112,8 +78,9 @@ def bench_ideas(bench: Bench) -> Dict[str, Any]:
         '8. Candidate speed-ups (current vs candidate)',
         ['idea', 'current ms', 'candidate ms', 'speed-up', 'max |diff|'], rows,
         [
-            'text to EOT: run the teacher text tower (no grad) over the first '
-            f'max(eot)+1 = {tokens} of {teacher.clip.context_length} tokens; '
+            'text to EOT: the teacher text tower (no grad) over the whole '
+            'context (truncate_text=False) against the first max(eot)+1 = '
+            f'{tokens} of {teacher.clip.context_length} tokens (the default); '
             'its causal attention makes the features equal up to rounding',
             'channels-last: images in channels-last memory format (only the '
             'patch-embedding convolution can use it)',

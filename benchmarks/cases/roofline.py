@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..common import (Bench, class_names, distiller_cfg, loss_with_text,
                       print_table)
-from .ideas import encode_text_to_eot
+from .ideas import text_truncation
 
 
 # 7. Roofline.
@@ -75,11 +75,15 @@ def count_flops(arch: str,
     # On the meta device the text of the largest class list costs nothing
     # to count; its longest prompt sets the length run to the end token.
     text_names = class_names(max(classes), names_kind)
+    # As the distiller runs it (to the end token unless truncate_text=False).
     out['text_per_class'] = flops(
         lambda: model.compute_text_features(text_names)) / len(text_names)
     with torch.no_grad():
-        out['text_per_class_to_eot'] = flops(lambda: encode_text_to_eot(
-            model.teacher, text_names)) / len(text_names)
+        for key, truncate in (('text_per_class_full', False),
+                              ('text_per_class_to_eot', True)):
+            text = text_truncation(model.teacher, truncate)
+            out[key] = flops(
+                lambda: text.encode_text(text_names)) / len(text_names)
     out['text_tokens_to_eot'] = int(
         model.teacher.tokenize(text_names).argmax(-1).max()) + 1
     dim = model.teacher.embed_dim
@@ -140,8 +144,10 @@ def bench_roofline(bench: Optional[Bench], args: argparse.Namespace,
                 f'{counts["student_inference"] / 1e9:.3g} GFLOP; '
                 'text encoder '
                 f'{counts["text_per_class"] / 1e9:.3g} GFLOP per class '
-                f'({counts["text_per_class_to_eot"] / 1e9:.3g} when run to '
-                'the end token only, see section 8)',
+                f'({counts["text_per_class_full"] / 1e9:.3g} over the whole '
+                'context, '
+                f'{counts["text_per_class_to_eot"] / 1e9:.3g} to the end '
+                'token only, see section 8)',
                 f'recompute adds text GFLOP/class x classes / batch '
                 f'{args.batch_size}; counted with FlopCounterMode on '
                 f'{counts["device"]}'
