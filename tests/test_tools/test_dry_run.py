@@ -25,7 +25,6 @@ from tool_runs import REPO, run_tool, torch_threads
 from tool_scripts import TOOLS, load_tool
 
 DRY_RUN = load_tool('misc/dry_run.py')
-MINIATURES = DRY_RUN.miniature_data
 CONFIGS = sorted(
     p for p in glob.glob(str(REPO / 'configs' / '**' / '*.py'),
                          recursive=True) if '_base_' not in p)
@@ -67,13 +66,25 @@ REAL_SIZE_FAMILIES = [
 pytestmark = pytest.mark.slow
 
 
+def _layout_name(dataset_type: str) -> str:
+    """The layout a dataset type reads: 'json-split' for the CoOp datasets
+    with a JSON split file (DTD, Caltech101, ...), else the type itself."""
+    from mmpromptkd.datasets import CoOpDataset
+    from mmpromptkd.registry import DATASETS
+    cls = DATASETS.get(dataset_type)
+    if cls is not None and isinstance(cls, type) and \
+            issubclass(cls, CoOpDataset) and cls.split_file:
+        return 'json-split'
+    return dataset_type
+
+
 def _types(node) -> tuple:
     """The ``type`` of a config node and of everything under it (datasets
     by the layout they read)."""
     if isinstance(node, dict):
         own = str(node.get('type'))
         if 'data_root' in node:
-            own = MINIATURES.layout_name(own.split('.')[-1])
+            own = _layout_name(own.split('.')[-1])
         return tuple(sorted({own, *(
             t for v in node.values() for t in _types(v))} - {'None'}))
     if isinstance(node, list):

@@ -129,17 +129,6 @@ def write_unlabeled_folder(root: str, num_classes: int, images: int,
     return dict(data_root=image_root, classes=classes)
 
 
-def layout_name(dataset_type: str) -> str:
-    """The layout a dataset type reads: 'json-split' for the CoOp datasets
-    with a JSON split file (DTD, Caltech101, ...), else the type itself."""
-    from mmpromptkd.datasets import CoOpDataset
-    cls = DATASETS.get(dataset_type)
-    if cls is not None and isinstance(cls, type) and \
-            issubclass(cls, CoOpDataset) and cls.split_file:
-        return 'json-split'
-    return dataset_type
-
-
 def write_layout(dataset_type: str, root: str, num_classes: int,
                  train_per_class: int) -> None:
     """Write the layout that ``dataset_type`` reads under ``root``.

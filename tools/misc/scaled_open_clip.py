@@ -44,10 +44,6 @@ def timm_scalings(layers: int = LAYERS) -> tuple:
     )
 
 
-#: timm keyword arguments that scale a trunk (:func:`timm_scalings`).
-TIMM_SCALINGS = timm_scalings()
-
-
 def scaled_model_cfg(name: str) -> dict:
     """The open_clip config of a model, with small towers.
 

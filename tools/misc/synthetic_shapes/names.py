@@ -107,15 +107,6 @@ def _all_combos() -> List[Combo]:
             range(len(COLOURS)), range(len(PATTERNS)), range(len(SHAPES))))
 
 
-def all_class_names() -> List[str]:
-    """All ``MAX_CLASSES`` attribute combinations in canonical order.
-
-    Returns:
-        list[str]: Names ``"<colour> <pattern> <shape>"``, colour-major.
-    """
-    return [_combo_name(c) for c in _all_combos()]
-
-
 def _check_num_classes(num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise TypeError(
