@@ -1,45 +1,11 @@
 """Measure the speed, memory and scaling of PromptKD training and inference.
 
 Every figure is measured in one run, side by side with the figure it is
-compared with, and printed as a small table with the ratio. Each case is a
-module of ``benchmarks/cases/``; this study is their one entry
-point:
-
-1. ``train_step``: a distillation step (forward, backward, SGD step; the
-   teacher frozen) with the stored teacher text features versus recomputing
-   the teacher's text features of all classes on every step, as the
-   reference implementation does.
-2. ``overhead``: a full mmengine ``Runner`` iteration (``IterBasedTrainLoop``,
-   the hooks of the configs' runtime, the distiller's data preprocessor)
-   versus a bare loop over the same batches.
-3. ``inference``: images/s of the exported student (student, projector and
-   stored text features) versus the teacher's image encoder with the same
-   stored features.
-4. ``data``: images/s of the real training pipeline of the configs over
-   JPEGs written to a temporary folder versus the images/s a step consumes.
-5. ``memory``: memory of a step with and without gradient checkpointing.
-6. ``precision``: bf16 (and, on CUDA, fp16) autocast, optionally with a
-   half-precision teacher: step time and agreement of the logits with fp32.
-7. ``roofline``: FLOPs per image and the implied images/s bound for a peak
-   throughput.
-8. ``ideas``: candidate speed-ups measured against the current code.
-9. ``onnx``: images/s of the exported student as ONNX in onnxruntime (CPU)
-   versus the same graph in PyTorch eager and the teacher's image encoder,
-   and their largest logit difference (needs ``.[deploy]``).
-10. ``sources``: images/s of unlabeled tar shards (``UnlabeledShards``)
-    versus a folder (``UnlabeledImages``) of the same JPEGs through the same
-    pipeline, and versus what a step consumes (needs ``.[shards]``).
-11. ``teacher_cache``: a step on cached teacher logits (what
-    ``TeacherCachedDataset`` gives; no teacher forward) versus the step with
-    the teacher, the teacher's forward alone (recording's cost per batch),
-    and a cache's bytes per view in each storage.
-12. ``compile``: a step with ``model.compile=True`` (``torch.compile`` of
-    the student's and the teacher's image encoders) versus eager, the
-    compile time and the largest logit difference.
-
-Timings are medians over ``--iters`` iterations after ``--warmup``
-iterations; CUDA is synchronised around every timed call. Models have random
-weights: nothing is downloaded.
+compared with, and printed as a small table with the ratio. Each case
+(``--sections``: train_step, overhead, inference, data, memory, precision,
+roofline, ideas, onnx, sources, teacher_cache, compile) is a module of
+``benchmarks/cases/``; docs/performance.md describes what each measures.
+Models have random weights: nothing is downloaded.
 
 Example::
 

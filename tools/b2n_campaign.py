@@ -1,34 +1,11 @@
 """Run the paper's base-to-novel campaign: datasets x seeds x stages.
 
-For every dataset and seed, stage by stage (all runs of a stage before the
-next stage):
-
-- ``a``: teacher prompts on the base classes (``configs/promptsrc``),
-  ``tools/train.py`` into ``WORK_ROOT/teachers/<dataset>/seed<k>``;
-- ``b``: distillation (``configs/promptkd``) from the stage-a teacher of the
-  same dataset and seed (or the released teacher,
-  ``--teacher released``), into ``WORK_ROOT/students/<dataset>/seed<k>``;
-- ``c``: ``tools/test.py`` on the last stage-b checkpoint, writing
-  ``WORK_ROOT/results/<dataset>/seed<k>/results.json``, the files that
-  ``tools/analysis/aggregate_results.py`` reads.
-
-The campaign keeps no state of its own: what is finished is read from the
-files the runs write. A training run is finished when its final checkpoint
-(``epoch_<max_epochs>.pth``) exists (checkpoints are written atomically),
-a test when its ``results.json`` exists (written atomically too). A training
-run that left checkpoints but not the final one continues with
-``tools/train.py --resume``. Run the same command again after a kill or a
-failure and it continues where it stopped; ``--dry`` prints the plan, the
-exact commands and what is already done, and runs nothing.
-
-Configs are found by globbing: ``--teacher-configs`` and
-``--student-configs`` are patterns with ``{dataset}`` where the dataset name
-stands (a name of lower-case letters, digits and dashes, so that variants
-such as ``..._b2n-dtd_reference-selection.py`` do not match).
-
-Seeds: run ``k`` gets ``randomness.seed=k``, which the few-shot draws
-follow; a dataloader whose dataset sets its own ``seed`` in the config
-gets ``<split>_dataloader.dataset.seed=k`` too.
+Stage ``a`` trains the teacher prompts (``configs/promptsrc``), ``b``
+distils them (``configs/promptkd``), ``c`` tests the last stage-b
+checkpoint into ``WORK_ROOT/results/<dataset>/seed<k>/results.json``. What
+is finished is read from the files the runs write; run the same command
+again after a kill and it continues where it stopped. ``--dry`` prints the
+plan and runs nothing. See docs/campaign.md.
 
 Examples::
 

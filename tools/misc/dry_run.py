@@ -5,53 +5,21 @@
     python tools/misc/dry_run.py CONFIG --check-inputs
         [--cfg-options KEY=VALUE ...]
 
-The config runs through the tools a user runs (``tools/train.py``,
-``tools/train.py --resume``, ``tools/test.py``, and for a distiller
-``tools/model_converters/export_student.py``), with the same runner, loop,
-hooks and dataloader settings (workers, sampler, ``persistent_workers``),
-except that:
+The config runs through ``tools/train.py``, ``--resume``, ``tools/test.py``
+and, for a distiller, ``export_student.py`` (README.md, "Train and test"),
+on random weights of its CLIP architectures (``--tiny``: tiny models of the
+same families, ``tiny_clip_family.py``) and a generated miniature of its
+data layout (``miniature_data.py``), a teacher-cache config on a cache
+recorded on the fly from the first config of its ``_base_``. Training runs
+two epochs (iterations), the resume phase continues from the first
+checkpoint; ``--quick`` trains one without validation and tests it.
 
-* CLIP weights are random weights of the architecture the config names
-  (no weight file is read; teacher checkpoints are left out, so the
-  teacher's prompts are random: ``allow_untrained_teacher=True``), or with
-  ``--tiny`` of a tiny model of the same family in place of every CLIP
-  (its tower classes, pooling, tokens and text tower, 64 wide, 3 blocks,
-  32 px images; a Hugging Face tokenizer replaced by a small one of its
-  layout, prompt depths above 2 clamped to 2, as printed; see
-  ``tools/misc/tiny_clip_family.py``);
-* the data is a generated miniature of the config's own layout (CoOp split
-  files, ImageNet and its variants, FGVC-Aircraft, unlabeled folders, tar
-  shards, synthetic shapes), a few classes at the config's batch size, and
-  a teacher-cache config gets a cache recorded on the fly by
-  ``tools/misc/cache_teacher_logits.py`` from the config it names first in
-  ``_base_`` (the config with the teacher);
-* training runs two epochs of the miniature (at least one batch each; two
-  iterations of an iteration-based loop), validating and keeping a
-  checkpoint after each; the resume phase continues from the first
-  checkpoint in a work dir of its own; a Gaussian prompt aggregation is
-  centred on the first epoch. A model with nothing to train (zero-shot
-  CLIP) is tested only.
-
-Each phase prints its wall time and the peak resident memory of the phase
-(and the peak CUDA memory on a GPU); the tools' own output goes to
-``WORK_DIR/<phase>.log``. At the end, the real inputs the config needs
-(CLIP weights, tokenizers, teacher checkpoints, data, teacher caches) are
-listed, each with its config key, path, whether it exists and its source
-(:mod:`config_inputs`), and the last line is ``dry run ok: CONFIG (on
-stand-ins: ...)``, naming what the run replaced, or ``dry run failed:
-CONFIG: ...`` with the first error. Nothing is written
-outside the work dir and nothing is downloaded: every output location the
-config names (hooks' ``out_dir``, visualizers' and vis backends'
-``save_dir``, metrics' ``collect_dir``, ``DumpResults`` files) is
-redirected into the work dir (:func:`keep_outputs_inside`), the datasets
-read the miniature at their classes' own layout (a ``dataset_dir`` of the
-config is dropped) and a teacher-cache dataset reads the cache recorded
-in the work dir. ``--quick`` trains one epoch (iteration) without
-validation and tests the checkpoint, nothing else.
-
-``--check-inputs`` is the preflight: it only lists the real inputs (in
-seconds: no model is built, nothing is opened or downloaded) and exits
-with 0 if every one is there, 1 if any is missing.
+Each phase prints its wall time and peak memory; the tools' output goes to
+``WORK_DIR/<phase>.log``. Nothing is written outside the work dir
+(:func:`keep_outputs_inside`) and nothing is downloaded. The run ends with
+the real inputs of the config (``--check-inputs`` lists only them, see
+docs/inputs.md) and ``dry run ok: CONFIG (on stand-ins: ...)`` or ``dry run
+failed: CONFIG: ...``.
 """
 import argparse
 import ast
