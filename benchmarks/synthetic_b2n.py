@@ -154,19 +154,8 @@ def _tool(name: str):
 
 
 def _run(tool: str, tool_args: List[str], log_file: str) -> None:
-    """Run ``tools/<tool>.py`` in this process; its output goes to a log.
-
-    In-process runs save the start-up of a Python process with torch,
-    mmengine and mmpretrain per run, which dominates the tiny runs on CPU.
-
-    Args:
-        tool (str): ``'train'`` or ``'test'``.
-        tool_args (list[str]): Its command line.
-        log_file (str): Where its output goes.
-
-    Raises:
-        RuntimeError: If the tool fails.
-    """
+    """Run ``tools/<tool>.py`` in this process (no start-up per run), its
+    output into ``log_file``; RuntimeError if it fails."""
     start = time.time()
     with open(log_file, 'a') as log:
         log.write(f'$ python tools/{tool}.py ' +

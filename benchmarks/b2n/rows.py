@@ -139,11 +139,7 @@ def stage_a_rows(key: str) -> Tuple[str, ...]:
 # Configs
 # ----------------------------------------------------------------------------
 def _gpa_hooks(hooks: List[dict], max_epochs: int) -> List[dict]:
-    """Move the aggregation's peak to the last-but-one epoch, as configured.
-
-    The tiny configs put the Gaussian's mean one epoch before the end; keep
-    that when the number of epochs is changed.
-    """
+    """Keep the aggregation's peak on the last-but-one epoch."""
     hooks = copy.deepcopy(hooks)
     for hook in hooks:
         if hook.get('type') == 'GaussianPromptAggregationHook':

@@ -77,12 +77,7 @@ class BareLoop:
 
 
 def _interleaving_clock(device: torch.device, bare: Callable[[], None]):
-    """A hook timing Runner iterations, with a bare iteration between them.
-
-    After each Runner iteration the hook runs and times one bare iteration,
-    then restarts the clock, so that the two alternate on the same model and
-    see the same machine load.
-    """
+    """A hook timing Runner iterations, with a timed bare one after each."""
     from mmengine.hooks import Hook
 
     class InterleavingClock(Hook):

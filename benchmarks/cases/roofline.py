@@ -14,11 +14,7 @@ from .ideas import text_truncation
 # 7. Roofline.
 @contextlib.contextmanager
 def _mha_slow_path() -> Iterator[None]:
-    """Route attention through the counted ops (linear, SDPA).
-
-    The fused inference path of ``nn.MultiheadAttention`` has no FLOP
-    formula and would be missed by the counter.
-    """
+    """Route attention through ops the FLOP counter counts (linear, SDPA)."""
     enabled = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:

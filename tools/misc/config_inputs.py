@@ -120,12 +120,7 @@ def _openai_url(path: str) -> Optional[str]:
 
 def _pretrained_file(model_name: str, tag: str,
                      cache_dir: Optional[str]) -> Tuple[str, bool, str]:
-    """The cache file a pretrained tag resolves to, offline.
-
-    Returns:
-        tuple[str, bool, str]: The file (or where it is looked for), whether
-        it is there, and its source.
-    """
+    """(file, exists, source) of the cache file a pretrained tag names."""
     import open_clip
     from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -215,12 +210,7 @@ def _checkpoint_source(path: str) -> str:
 # ---------------------------------------------------------------------- #
 # Datasets.
 def _coop_paths(cls: type, dataset: dict) -> List[Tuple[str, str]]:
-    """``(what, path)`` of what a CoOp dataset checks before reading.
-
-    The class's own ``_required_paths`` decides (its split folders, split
-    files, ``classnames.txt``), on an instance that is only given the
-    paths: nothing is read.
-    """
+    """``(what, path)`` a CoOp dataset checks (its ``_required_paths``)."""
     from mmpromptkd.datasets.utils import join_nonempty
     probe = cls.__new__(cls)
     for name in ('dataset_dir', 'image_dir', 'split_file'):

@@ -41,12 +41,8 @@ from mmpromptkd.cli import (  # noqa: E402
 
 
 def _scoped(transform: dict) -> dict:
-    """Name a transform of this package with its scope.
-
-    mmpretrain's inferencer builds the pipeline in its own scope, where our
-    transforms (e.g. ``LoadImageFromFileSafe``) are found only as
-    ``mmpromptkd.<name>``; mmpretrain's own stay bare.
-    """
+    """Name a transform of this package ``mmpromptkd.<name>`` (for
+    mmpretrain's inferencer, which builds in its own scope)."""
     transform = dict(transform)
     name = transform.get('type')
     if isinstance(name, str) and '.' not in name and \

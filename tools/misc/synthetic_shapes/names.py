@@ -120,15 +120,8 @@ def _check_num_classes(num_classes: int) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _select_combos(num_classes: int) -> Tuple[Combo, ...]:
-    """Choose the classes: base half first, then the novel half.
-
-    Each attribute uses its first ``min(#values, n_novel)`` values, so both
-    halves are big enough to contain every used value. Classes are picked
-    greedily, alternating between the halves; a candidate scores first by
-    how many attribute values it adds that are still missing in its half,
-    then by how rarely its values are already used there (balance), then by
-    a fixed pseudo-random rank (ties).
-    """
+    """Base half, then novel half: picked greedily, alternating halves, by
+    missing attribute values added, then balance, then a fixed rank."""
     _check_num_classes(num_classes)
     n_base = math.ceil(num_classes / 2)
     n_novel = num_classes - n_base
