@@ -11,15 +11,7 @@ STUDIES = (
 
 
 def main(argv=None) -> int:
-    """Run the study named by the first argument with the others.
-
-    Args:
-        argv (list[str], optional): ``[NAME, *ARGS]``. Defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        int: The study's exit status.
-    """
+    """Run the study named by the first argument with the others."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in STUDIES:
         lines = []

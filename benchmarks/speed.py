@@ -183,14 +183,7 @@ def environment(args: argparse.Namespace,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """Run the selected sections, print their tables, write the JSON.
-
-    Args:
-        argv (Sequence[str], optional): Command line; None reads sys.argv.
-
-    Returns:
-        dict: All figures, as written to ``--out``.
-    """
+    """Run the selected sections, print their tables, write the JSON."""
     args = parse_args(argv)
     args.threads = args.threads or auto_threads(torch.device(args.device))
     torch.set_num_threads(args.threads)

@@ -116,15 +116,7 @@ def add_data_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='Base-to-novel benchmark of PromptKD on synthetic shapes')
     add_data_args(parser, 'work_dirs/synthetic_b2n')
@@ -296,12 +288,7 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run the benchmark and print (and write) the table.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-    """
+    """Run the benchmark and print (and write) the table."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.update_readme:

@@ -42,15 +42,7 @@ TINY_TEACHER_DIM = 96
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line: ``--topk``, then the benchmark's options.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse the command line: ``--topk``, then the benchmark's options."""
     parser = argparse.ArgumentParser(
         description='The demo student with and without a teacher cache; '
         'other options are those of synthetic_b2n.py',

@@ -75,14 +75,7 @@ def _run(arch: str, mode: str, steps: int, classes: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    """Measure both ways and print the table.
-
-    Args:
-        argv (list[str], optional): Command line. Defaults to None.
-
-    Returns:
-        dict: The figures.
-    """
+    """Measure both ways and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--arch', default='tiny',
                         choices=('tiny', 'base', 'real'))

@@ -47,16 +47,7 @@ SIZES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line (the dataset and run options are the
-    benchmark's, see ``synthetic_b2n.py``).
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse the command line (data and run options: synthetic_b2n.py)."""
     parser = argparse.ArgumentParser(
         description='HM of the PromptKD student against the number of '
         'unlabeled images (synthetic shapes)')
@@ -292,12 +283,7 @@ def trend(summary) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run the study and print (and write) the table.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-    """
+    """Run the study and print (and write) the table."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     import torch

@@ -672,15 +672,7 @@ def run_command(command: List[str], env: Dict[str, str]) -> int:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='Run the base-to-novel campaign (datasets x seeds, '
         'stages a: teacher, b: distillation, c: test), resumable; --dry '
@@ -756,15 +748,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Plan the campaign, then print the plan (``--dry``) or run it.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-
-    Returns:
-        int: Exit status.
-    """
+    """Plan the campaign, then print the plan (``--dry``) or run it."""
     args = parse_args(argv)
     try:
         campaign = Campaign(args)

@@ -54,14 +54,7 @@ METRIC_SUFFIXES = ('.json', '.yaml', '.yml') + PRED_SUFFIXES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
@@ -255,11 +248,7 @@ def dataset_name(runner) -> str:
 
 
 def main(argv=None) -> None:
-    """Test.
-
-    Args:
-        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
-    """
+    """Test."""
     args = parse_args(argv)
     if args.checkpoint is not None:
         try:

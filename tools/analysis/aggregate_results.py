@@ -323,14 +323,7 @@ def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to ``sys.argv``.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Average base-to-novel results over seeds and datasets.')
     parser.add_argument(
@@ -355,14 +348,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line tool.
-
-    Args:
-        argv (Sequence[str], optional): Arguments; defaults to ``sys.argv``.
-
-    Returns:
-        int: Exit status.
-    """
+    """Run the command line tool."""
     args = parse_args(argv)
     try:
         paths = expand_paths(args.files)

@@ -39,15 +39,7 @@ from mmpromptkd.teacher_cache import (STORAGES,  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments.
-
-    Args:
-        argv (list[str], optional): Arguments without the program name;
-            None reads ``sys.argv``. Defaults to None.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Cache the teacher logits of a training stream.')
     parser.add_argument('config', help='a PromptKD training config (with '
@@ -71,14 +63,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Record a teacher cache.
-
-    Args:
-        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
-
-    Returns:
-        int: The exit status.
-    """
+    """Record a teacher cache."""
     args = parse_args(argv)
     cfg = load_config(args.config, 'cache_teacher_logits.py')
     name = osp.splitext(osp.basename(args.config))[0]

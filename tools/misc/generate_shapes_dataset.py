@@ -30,15 +30,7 @@ import synthetic_shapes  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments.
-
-    Args:
-        argv (list[str], optional): Arguments without the program name;
-            None reads ``sys.argv``. Defaults to None.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Generate the deterministic synthetic-shapes dataset '
         '(images/ + split_shapes.json + classnames.txt, CoOp format).')
@@ -88,15 +80,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Generate the dataset and print a summary.
-
-    Args:
-        argv (list[str], optional): Arguments without the program name.
-            Defaults to None.
-
-    Returns:
-        int: Exit status (0 on success, 1 on a refused or invalid request).
-    """
+    """Generate the dataset and print a summary."""
     args = parse_args(argv)
     start = time.perf_counter()
     common = dict(

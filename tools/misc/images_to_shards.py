@@ -29,15 +29,7 @@ from mmpromptkd.datasets import UnlabeledImages  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments.
-
-    Args:
-        argv (list[str], optional): Arguments without the program name;
-            None reads ``sys.argv``. Defaults to None.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Write images as webdataset tar shards.')
     parser.add_argument('source', help='a folder of images, or a .txt file '
@@ -64,15 +56,7 @@ def shard_key(index: int, relpath: str) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Write the shards.
-
-    Args:
-        argv (list[str], optional): Command-line arguments. Defaults to
-            None.
-
-    Returns:
-        int: The exit status.
-    """
+    """Write the shards."""
     args = parse_args(argv)
     from webdataset import TarWriter
     if args.images_per_shard < 1:

@@ -93,15 +93,7 @@ def _sha256(path: str) -> str:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments.
-
-    Args:
-        argv (list[str], optional): Arguments without the program name;
-            None reads ``sys.argv``. Defaults to None.
-
-    Returns:
-        argparse.Namespace: The parsed arguments.
-    """
+    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Contrastively pre-train the tiny teacher / student '
         'CLIPs on the shifted synthetic-shapes domain.')
@@ -633,16 +625,7 @@ def load_shipped(model_cfg: dict, path: str) -> nn.Module:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
-    """Run the pre-training.
-
-    Args:
-        argv (list[str], optional): Command-line arguments; None reads
-            ``sys.argv``. Defaults to None.
-
-    Returns:
-        dict[str, dict]: Per model: output path, seconds, and the zero-shot
-        accuracies when measured.
-    """
+    """Run the pre-training."""
     args = parse_args(argv)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
