@@ -73,15 +73,7 @@ class Row:
 
 
 def harmonic_mean(base: float, novel: float) -> float:
-    """``2 * base * novel / (base + novel)``, 0 when both are 0.
-
-    Args:
-        base (float): Base accuracy.
-        novel (float): Novel accuracy.
-
-    Returns:
-        float: The harmonic mean.
-    """
+    """``2 * base * novel / (base + novel)``, 0 when both are 0."""
     return 2 * base * novel / (base + novel) if base + novel > 0 else 0.0
 
 
@@ -269,25 +261,14 @@ def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
     if fmt == 'csv':
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator='\n')
-        writer.writerow([
-            'dataset', 'num_seeds', 'base', 'base_std', 'novel', 'novel_std',
-            'hm', 'hm_std', 'hm_of_means'
-        ])
-
-        def num(x: Optional[float]) -> str:
-            return '' if x is None else f'{x:.4f}'
-
+        columns = ('base', 'base_std', 'novel', 'novel_std', 'hm', 'hm_std',
+                   'hm_of_means')
+        writer.writerow(['dataset', 'num_seeds', *columns])
         for r in rows:
-            writer.writerow([
-                r.name, '' if r.num_seeds is None else r.num_seeds,
-                num(r.base),
-                num(r.base_std),
-                num(r.novel),
-                num(r.novel_std),
-                num(r.hm),
-                num(r.hm_std),
-                num(r.hm_of_means)
-            ])
+            writer.writerow(
+                [r.name, '' if r.num_seeds is None else r.num_seeds] +
+                ['' if getattr(r, c) is None else f'{getattr(r, c):.4f}'
+                 for c in columns])
         return buf.getvalue()
 
     header = ['Dataset', 'Seeds', 'Base', 'Novel', 'HM', 'HM(means)']
