@@ -136,9 +136,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# ----------------------------------------------------------------------------
 # Runs
-# ----------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
 def _tool(name: str):
     """Import ``tools/<name>.py`` as a module (once)."""

@@ -135,9 +135,7 @@ def stage_a_rows(key: str) -> Tuple[str, ...]:
     return tuple(row for _, row in spec.members) or (spec.stage_a, )
 
 
-# ----------------------------------------------------------------------------
 # Configs
-# ----------------------------------------------------------------------------
 def _gpa_hooks(hooks: List[dict], max_epochs: int) -> List[dict]:
     """Keep the aggregation's peak on the last-but-one epoch."""
     hooks = copy.deepcopy(hooks)

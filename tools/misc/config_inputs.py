@@ -104,7 +104,6 @@ def _file(key: str, path: str, kind: str, what: str, source: str) -> Input:
                  osp.exists(osp.expanduser(path)))
 
 
-# ---------------------------------------------------------------------- #
 # CLIP weights and tokenizers.
 def _openai_url(path: str) -> Optional[str]:
     """OpenAI's URL of a CLIP file, from open_clip's table, by file name."""
@@ -207,7 +206,6 @@ def _checkpoint_source(path: str) -> str:
     return f'{DOCS}#teachers'
 
 
-# ---------------------------------------------------------------------- #
 # Datasets.
 def _coop_paths(cls: type, dataset: dict) -> List[Tuple[str, str]]:
     """``(what, path)`` a CoOp dataset checks (its ``_required_paths``)."""
@@ -296,7 +294,6 @@ def _is_dataset(node: dict) -> bool:
     return 'type' in node and DATASETS.get(_bare(node['type'])) is not None
 
 
-# ---------------------------------------------------------------------- #
 # The walk.
 def _walk(node, where: str) -> Iterator[Input]:
     if isinstance(node, (list, tuple)):

@@ -79,7 +79,6 @@ PHASE_FOLDER_HOOKS = ('CheckpointHook', 'SafeCheckpointHook', 'LoggerHook')
 LOCAL_VIS_BACKENDS = ('LocalVisBackend', 'TensorboardVisBackend')
 
 
-# ---------------------------------------------------------------------- #
 # Data.
 def _shrink_pipeline(pipeline: list) -> None:
     for transform in pipeline:
@@ -281,7 +280,6 @@ def set_schedule(cfg: Config, length: int) -> None:
             hook['mean'] = 1.0  # within the short schedule
 
 
-# ---------------------------------------------------------------------- #
 # Running the tools.
 def _reset_peak_rss() -> None:
     try:

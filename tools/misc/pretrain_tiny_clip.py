@@ -178,9 +178,7 @@ def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
     return out
 
 
-# --------------------------------------------------------------------------
 # Data
-# --------------------------------------------------------------------------
 def class_of_caption(caption: str) -> str:
     """The class name a caption holds (every template holds one).
 
@@ -275,9 +273,7 @@ class CaptionData:
         return normalize_images(out), self.caption_ids[picks]
 
 
-# --------------------------------------------------------------------------
 # Model
-# --------------------------------------------------------------------------
 def build_model(model_cfg: dict) -> nn.Module:
     """An open_clip ``CLIP`` with QuickGELU from a config dict.
 
@@ -499,9 +495,7 @@ def check_text_equivalence(model: nn.Module, text: CompactText) -> None:
                            'CLIP.encode_text')
 
 
-# --------------------------------------------------------------------------
 # Saving and evaluation
-# --------------------------------------------------------------------------
 def fp16_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     """A plain fp16 state dict (contiguous tensors, open_clip key names)."""
     return {

@@ -94,9 +94,7 @@ _DOMAIN_STYLE = {
 Combo = Tuple[int, int, int]
 
 
-# --------------------------------------------------------------------------
 # Class list
-# --------------------------------------------------------------------------
 def _combo_name(combo: Combo) -> str:
     return f'{COLOURS[combo[0]]} {PATTERNS[combo[1]]} {SHAPES[combo[2]]}'
 
@@ -232,6 +230,3 @@ def _name_to_combo(name: str) -> Combo:
     colour, pattern, shape = parse_class_name(name)
     return (COLOURS.index(colour), PATTERNS.index(pattern),
             SHAPES.index(shape))
-
-
-# --------------------------------------------------------------------------

@@ -233,9 +233,7 @@ def render_image(class_name: str,
     return _render(combo, image_size, domain, rng)
 
 
-# --------------------------------------------------------------------------
 # Captions (pre-training domain)
-# --------------------------------------------------------------------------
 def make_caption(class_name: str,
                  template: Union[int, np.random.Generator, None] = None
                  ) -> str:
@@ -311,8 +309,3 @@ def generate_caption_pairs(n: int,
         list[tuple[PIL.Image.Image, str]]: Images and captions.
     """
     return list(iter_caption_pairs(n, image_size, seed))
-
-
-# --------------------------------------------------------------------------
-# CoOp dataset writer
-# --------------------------------------------------------------------------
