@@ -1,29 +1,11 @@
 """Which open_clip model configurations PromptedCLIP builds, and how.
 
-    python tools/analysis/open_clip_coverage.py \\
+    python tools/analysis/open_clip_coverage.py \
         [--out docs/open_clip_coverage.md [--force]] [--models NAME ...]
 
-For every model configuration open_clip knows (144 in open_clip 3.3), a
-scaled-down copy (2 blocks of width 64 in every transformer tower, the
-smallest stages in every convolutional one; the tower classes, pooling,
-position embeddings, tokens and image size of the real model) is built
-through ``PromptedCLIP`` with random weights, and:
-
-* **image tower**: the tower class that serves it, and whether deep visual
-  prompts enter it (else the reason);
-* **text tower**: whether text prompts enter it (else the reason);
-* **roles**: a student needs the image tower, a prompted (stage a) or
-  zero-shot teacher also the text tower;
-* **parity**: at prompt depth 0, the largest difference of ``encode_image``
-  / ``encode_text`` from open_clip's own, relative to the largest feature
-  (``ok`` below 1e-5).
-
-A model with a Hugging Face tokenizer is built with a small word-level
-stand-in of its special-token layout (``mmpromptkd.testing``); a real run
-reads the model's own ``tokenizer.json`` from the local cache. Nothing is
-downloaded; no weight file is read. The page is Markdown
-(``docs/open_clip_coverage.md``); the test suite builds every row again and
-compares it with the file.
+Every model configuration open_clip knows is built through ``PromptedCLIP``
+at a scaled-down size with random weights (nothing downloaded, no weight
+file read); the page's header (:data:`HEADER`) says what each column means.
 """
 import argparse
 import atexit

@@ -2,21 +2,13 @@
 
 Example::
 
-    python tools/misc/cache_teacher_logits.py \\
+    python tools/misc/cache_teacher_logits.py \
         configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py
 
-iterates the config's training data exactly as ``tools/train.py`` would
-(the same sampler order, the same per-epoch seeds, the same crops and
-flips) for ``--epochs`` epochs (default: the config's), runs only the
-teacher, and writes every view's crop, flip and teacher logits, and the
-teacher's text features, to a :class:`TeacherLogitCache` folder (default
-``work_dirs/teacher_cache/<config name>``; it must not exist, and appears
-only when complete). With a teacher ensemble, ``--member i`` records member
-``i`` (default folder ``<config name>_member<i>``), one cache per member.
-Student runs then read it through :class:`TeacherCachedDataset` (see the
-``*_teacher-cache.py`` configs and docs/teacher_cache.md) and need no
-teacher; with the same seed and
-``views='recorded'`` they train the same student as the config itself.
+It iterates the config's training data exactly as ``tools/train.py`` would
+and writes a :class:`TeacherLogitCache` folder that
+:class:`TeacherCachedDataset` reads; with a teacher ensemble, ``--member
+i`` records member ``i``. See docs/teacher_cache.md.
 """
 import argparse
 import os.path as osp

@@ -5,25 +5,10 @@
     print_inputs(inputs, 'CONFIG')
 
 One walk over the whole config finds every file and folder a run reads
-before its first iteration, wherever the config puts it:
-
-* CLIP weights: ``clip.openai_file``, ``clip.checkpoint`` and
-  ``clip.model_name`` + ``clip.pretrained`` (the file of the open_clip /
-  Hugging Face cache the tag resolves to, looked up offline);
-* Hugging Face tokenizers: ``tokenizer.json`` of the ``hf_tokenizer_name``
-  of a CLIP's text tower (in ``model_cfg`` or open_clip's config of
-  ``model_name``), in the local cache;
-* checkpoints: any other ``checkpoint`` (a teacher's prompts) and
-  ``load_from``;
-* datasets: the folders and split files a dataset class checks before
-  reading (CoOp datasets, ImageNet and its variants, FGVC-Aircraft,
-  synthetic shapes), unlabeled folders, file lists and class files, tar
-  shards, and teacher caches.
-
-Nothing is built, opened or downloaded: paths are only tested for
-existence. Relative paths are relative to the working directory, as the
-tools read them. Where each input comes from is a short source, a URL or a
-section of ``docs/inputs.md``.
+before its first iteration (CLIP weights, tokenizers, checkpoints, data,
+teacher caches; the table of docs/inputs.md). Nothing is built, opened or
+downloaded: paths are only tested for existence, relative to the working
+directory.
 """
 import glob
 import os.path as osp

@@ -1,25 +1,7 @@
 """The synthetic-shapes domain: its classes, attributes and constants.
 
-Every class is a composition ``"<colour> <pattern> <shape>"`` such as
-``"red striped circle"``. The class list for a given number of classes is
-chosen so that the base half (the first ``ceil(n / 2)`` labels) and the novel
-half use exactly the same colours, patterns and shapes: novel classes are new
-*combinations* of attributes that were all seen on base classes.
-
-Images are rendered with numpy and Pillow only. Each image is drawn from its
-own random generator, seeded by ``(seed, domain, split, class attributes,
-index)``, so the output is byte-identical for the same arguments whatever the
-generation order, and the images of a class do not depend on ``num_classes``.
-
-Two domains exist:
-
-* ``'target'``: the domain the CoOp dataset is written in (near-grey,
-  gently shaded backgrounds, medium-sized shapes, light noise).
-* ``'pretrain'``: a shifted domain for contrastive pre-training of tiny CLIP
-  models (tinted, blotchy backgrounds, wider size range, stronger noise),
-  paired with captions from several templates by :func:`iter_caption_pairs`.
-
-See ``docs/synthetic_shapes.md`` for the folder layout and the full design.
+Classes are ``"<colour> <pattern> <shape>"`` compositions whose base and
+novel halves use the same attribute values; see docs/synthetic_shapes.md.
 """
 import functools
 import itertools
