@@ -1,17 +1,11 @@
 """Real-size training on one accelerator: AMP speed, memory, loss tracking.
 
-Runs the real-size pair (ViT-L/14 teacher, ViT-B/16 student with deep
-prompts, random weights, 224 px, 1,000 classes) at ``--batch-size`` 256 for
-``--steps`` steps from the same initial weights and on the same batches in
-three precisions: fp32, bf16 autocast, and fp16 autocast with loss scaling
-(``GradScaler``). For each it reports images/s (median step after
-``--warmup`` steps), peak memory, the achieved TFLOP/s (FLOPs of a step
-counted by ``benchmarks/roofline.py``) against ``--peak-tflops``, and the
-largest relative difference of each step's loss from the fp32 loss of the
-same weights and batch, which must stay within ``--tolerance`` (exit status
-1 otherwise); the difference from the fp32 run's losses is reported too.
-
-Example (the command of docs/performance.md)::
+The real-size pair at ``--batch-size`` 256 for ``--steps`` steps, from the
+same weights on the same batches, in fp32, bf16 autocast and fp16 autocast
+with loss scaling: images/s, peak memory, achieved TFLOP/s against
+``--peak-tflops``, and each step's loss against the fp32 loss, within
+``--tolerance`` (exit status 1 otherwise). See docs/performance.md
+("Reproducing on a GPU"). Example::
 
     python -m benchmarks gpu_check --device cuda --out gpu_check.json
 

@@ -1,27 +1,12 @@
 """Memory of the real-size training steps, stage (a) and stage (b).
 
-Builds the paper's towers with random weights (ViT-L/14 PromptSRC teacher,
-depth-9 prompts in both towers; ViT-B/16 student, depth-9 deep visual
-prompts) and measures, per step of batch 8 in fp32:
-
-- the bytes of the weights, of the trained tensors' gradients and SGD
-  momentum (counted from the modules);
-- the activations saved for the backward pass (distinct tensors passed to
-  ``saved_tensors_hooks``, parameters excluded), with and without
-  gradient checkpointing. The image tower is measured at batch 8. The text
-  tower's activations are per class and independent of each other: they
-  are measured on two subsets of the class list (both holding its longest
-  name, so the text tower runs to the same end token) and extended
-  linearly to all classes. Stage (a) encodes every training class at every
-  step (500 ImageNet base classes; 1,000 for the cross-dataset teacher);
-  stage (b) stores the teacher's text features once.
-
-The estimated peak of a step is their sum; it leaves out transient
-buffers (an attention matrix, a matmul's output before it is saved) and
-the allocator's slack. The official code's step is the same computation
-in fp16 weights and activations (``PREC: fp16``), with the text tower run
-over all 77 context positions: its activations are measured here at 77
-positions and halved, its weights halved. Example::
+Builds the paper's towers with random weights and counts, per step of
+batch 8 in fp32, the weights, gradients and SGD momentum and the
+activations saved for the backward pass, with and without gradient
+checkpointing, and the official code's step (fp16, 77 text positions); the
+text tower is measured on two subsets of the class list and extended
+linearly. docs/performance.md ("Memory of the real training steps") has
+the method and the figures. Example::
 
     python -m benchmarks real_memory --out work_dirs/real_memory.json
 """
