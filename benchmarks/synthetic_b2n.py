@@ -302,16 +302,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(table, flush=True)
     if args.out_json:
         with open(args.out_json, 'w') as f:
-            json.dump(
-                {
-                    k: {
-                        str(s): v
-                        for s, v in r.items()
-                    }
-                    for k, r in results.items()
-                },
-                f,
-                indent=2)
+            json.dump({k: {str(s): v for s, v in r.items()}
+                       for k, r in results.items()}, f, indent=2)
     if args.out_png:
         write_png(
             summary, args.out_png,
