@@ -1,23 +1,15 @@
 """Build an unmodified open_clip ``CLIP`` from any supported weight source.
 
-One ``clip=dict(...)`` describes where the model comes from; exactly one of
-these forms is accepted:
+Exactly one of these ``clip=dict(...)`` forms, each also taking
+``precision`` (``'fp32'``, ``'fp16'`` or ``'bf16'``):
 
-* ``dict(model_name='ViT-B-16', pretrained='openai')``: an open_clip model
-  name with a pretrained tag. The weights are read from the open_clip / Hugging
-  Face cache; nothing is downloaded.
-* ``dict(openai_file='ViT-B-16.pt')``: an OpenAI CLIP file, TorchScript
-  archive or plain state dict. The architecture is inferred from the weights
-  and QuickGELU is always used, as the OpenAI weights were trained with it.
-* ``dict(model_name='ViT-B-16', checkpoint='x.pth', quick_gelu=False)``: an
-  open_clip model config by name plus a local checkpoint file.
-* ``dict(model_cfg=dict(embed_dim=..., vision_cfg=..., text_cfg=...),
-  quick_gelu=True, checkpoint=None)``: a model config dict, with random
-  weights unless a checkpoint is given (tiny models for tests and demos).
-
-Every form also takes ``precision`` in ``{'fp32', 'fp16', 'bf16'}``.
-Loading is safe (see :mod:`mmpromptkd.utils.checkpoint_io`) and strict: a
-missing, unexpected or mis-shaped key is an error that names it.
+* ``dict(model_name='ViT-B-16', pretrained='openai')``: weights from the
+  local open_clip / Hugging Face cache only.
+* ``dict(openai_file='ViT-B-16.pt')``: an OpenAI CLIP file (TorchScript
+  archive or state dict); QuickGELU, architecture inferred from the weights.
+* ``dict(model_name='ViT-B-16', checkpoint='x.pth', quick_gelu=False)``.
+* ``dict(model_cfg=dict(...), quick_gelu=True, checkpoint=None)``: random
+  weights unless a checkpoint is given.
 """
 import copy
 import os.path as osp
@@ -44,21 +36,21 @@ PRECISIONS = {
     'bf16': torch.bfloat16,
 }
 
-# Tensors stored in OpenAI CLIP files that are not model parameters: three
-# scalars, and causal attention masks, which TorchScript archives may keep as
-# attributes (open_clip rebuilds them).
+# Non-parameters in OpenAI CLIP files; TorchScript archives may also keep the
+# causal attention masks, which open_clip rebuilds.
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 
 
 def _is_extra_key(key: str) -> bool:
+    """Whether an OpenAI file's key is not a model parameter."""
     return key in _OPENAI_EXTRA_KEYS or key.split('.')[-1] == 'attn_mask'
 
 
-# OpenAI CLIP sizes every attention head to 64 channels.
 _OPENAI_HEAD_WIDTH = 64
 
 
 def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
+    """Number of numbered blocks under ``prefix``."""
     pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
     indices = {int(m.group(1)) for k in state_dict if (m := pattern.match(k))}
     return len(indices)
@@ -68,16 +60,17 @@ def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
                              source: str = 'state dict') -> dict:
     """Infer the open_clip config of a ViT CLIP from its OpenAI weights.
 
-    Attention heads are not stored in the weights; OpenAI CLIP always uses
-    heads of width 64, so ``heads = width // 64``.
+    Heads are not stored in the weights; OpenAI CLIP's have width 64.
 
     Args:
         state_dict (dict[str, Tensor]): OpenAI-format CLIP weights.
         source (str): Name of the weights for error messages.
 
     Returns:
-        dict: ``embed_dim``, ``vision_cfg`` and ``text_cfg`` for
-        ``open_clip.CLIP``.
+        dict: ``embed_dim``, ``vision_cfg`` and ``text_cfg``.
+
+    Raises:
+        ValueError: If the weights are not those of an OpenAI ViT CLIP.
     """
     required = ('visual.conv1.weight', 'visual.positional_embedding',
                 'visual.proj', 'text_projection', 'positional_embedding',
@@ -137,6 +130,7 @@ def _extract_state_dict(obj, source: str) -> Dict[str, torch.Tensor]:
 
 
 def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
+    """Safely read the state dict of a local weight file."""
     if is_remote_path(path):
         raise_remote_refused(path)
     if not osp.isfile(path):
@@ -149,7 +143,10 @@ def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
 
 def _cached_pretrained_file(model_name: str, tag: str,
                             cache_dir: Optional[str]) -> str:
-    """Find the weights of an open_clip pretrained tag in local caches."""
+    """Path of a pretrained tag's weights in the local caches (no download).
+
+    Not ``open_clip.download_pretrained``: it downloads on a cache miss.
+    """
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
     if not cfg:
         tags = [t for m, t in open_clip.list_pretrained() if m == model_name]
@@ -183,6 +180,7 @@ def _cached_pretrained_file(model_name: str, tag: str,
 
 
 def _model_config(model_name: str) -> dict:
+    """A copy of open_clip's config of a built-in model name."""
     cfg = open_clip.get_model_config(model_name)
     if cfg is None:
         raise ValueError(
@@ -192,18 +190,16 @@ def _model_config(model_name: str) -> dict:
     return copy.deepcopy(cfg)
 
 
-#: The prefix by which open_clip, timm and Hugging Face resolve a name
-#: through the hub (a download).
+#: Names with this prefix are fetched from the hub by open_clip, timm and
+#: Hugging Face.
 HUB_PREFIX = 'hf-hub:'
 
 
 def refuse_hub_names(value, key: str = 'clip') -> None:
     """Refuse any hub name in a weight source or model config.
 
-    ``hf-hub:`` names make open_clip (model names), timm (tower names) and
-    the tokenizers fetch configs from the hub before anything else is
-    checked; nothing is downloaded at run time, so they are refused by the
-    key that holds them before they reach those libraries.
+    The libraries fetch ``hf-hub:`` configs before checking anything else,
+    so they are refused here first.
 
     Args:
         value: The weight source, model config, or a value in it.
@@ -243,14 +239,19 @@ def build_clip(cfg: dict) -> nn.Module:
 def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
     """:func:`build_clip`, and the weight source of its architecture alone.
 
+    Not ``open_clip.create_model(name, pretrained=<file>)``: its loader may
+    retry ``torch.load`` without ``weights_only``, reads TorchScript only via
+    ``torch.jit.load``, reads ``.npz`` files, and silently converts foreign
+    state dicts and resizes positional embeddings; loading here is safe
+    (:mod:`mmpromptkd.utils.checkpoint_io`) and strict.
+
     Args:
         cfg (dict): The weight source, see the module docstring.
 
     Returns:
         tuple[nn.Module, dict]: The ``open_clip.CLIP`` and
         ``dict(model_cfg=..., quick_gelu=..., precision=...)``, which
-        rebuilds the same architecture (random weights) without the weight
-        file, e.g. for a student exported with its weights.
+        rebuilds the architecture with random weights.
     """
     refuse_hub_names(cfg)
     cfg = dict(cfg)
@@ -322,10 +323,8 @@ def pretrained_normalization(
         cfg: dict) -> Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
     """The input normalisation the weights of a source were trained with.
 
-    OpenAI files and open_clip pretrained tags declare it (open_clip's
-    ``mean`` / ``std`` of the tag, OpenAI's where a tag names none: e.g.
-    SigLIP and PE-Core use 0.5 / 0.5, MobileCLIP 0 / 1); a config dict or a
-    checkpoint of one's own does not.
+    Read from the tag's config, not ``open_clip.get_model_preprocess_cfg``,
+    which needs a model built by ``open_clip.create_model``.
 
     Args:
         cfg (dict): The weight source, see the module docstring.
@@ -354,9 +353,9 @@ _DOWNLOADING_SETTINGS = (('vision_cfg', 'timm_model_pretrained'),
 def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
     """An open_clip ``CLIP`` or ``CustomTextCLIP`` of random weights.
 
-    Nothing is downloaded: a config that asks open_clip or timm for
-    pretrained tower weights, or for a Hugging Face text model (built from
-    the hub), is refused.
+    Not ``open_clip.create_model``, which takes no config dict and turns on
+    tower downloads when no weight file is given; configs that would download
+    are refused.
     """
     refuse_hub_names(model_cfg, 'clip.model_cfg')
     if model_cfg.get('multimodal_cfg'):
@@ -395,11 +394,15 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
 def text_only_source(clip: dict) -> dict:
     """A CLIP source whose image tower is a one-block stand-in.
 
-    A text-only model drops its image tower; built from a config dict
-    alone (no weight file, as an exported text encoder is), that tower need
-    not be allocated at full size first (304 M parameters for ViT-L/14).
-    The stand-in keeps the feature dimension. Sources with weight files
-    are returned unchanged: their image weights must match.
+    Spares text-only models built from a config dict from allocating a
+    full image tower; sources with weight files are returned unchanged, as
+    their image weights must match.
+
+    Args:
+        clip (dict): The weight source.
+
+    Returns:
+        dict: The source to build.
     """
     if set(clip) - {'model_cfg', 'quick_gelu', 'precision'}:
         return clip

@@ -9,8 +9,6 @@ from open_clip.tokenizer import get_clean_fn
 
 __all__ = ['LocalHFTokenizer', 'find_tokenizer_file']
 
-#: The fast-tokenizer file of a Hugging Face tokenizer, and the settings
-#: file that names its special tokens.
 TOKENIZER_FILE = 'tokenizer.json'
 CONFIG_FILE = 'tokenizer_config.json'
 
@@ -20,10 +18,8 @@ def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
     Hugging Face cache (nothing is downloaded).
 
     Args:
-        name (str): A folder holding the files, or a Hugging Face hub
-            repository (open_clip's ``text_cfg.hf_tokenizer_name``).
-        cache_dir (str, optional): The Hugging Face cache. Defaults to its
-            default place.
+        name (str): A folder holding the files, or a hub repository.
+        cache_dir (str, optional): The Hugging Face cache.
 
     Returns:
         str: The path of ``tokenizer.json``.
@@ -50,22 +46,18 @@ def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
         'a folder holding them')
 
 
-#: The sides transformers truncates and pads on.
 SIDES = ('left', 'right')
 
 
 def _engine_failure(error: BaseException) -> bool:
-    """Whether ``error`` is a failure of the ``tokenizers`` engine: an
-    exception, or a Rust panic (``pyo3_runtime.PanicException``, which
-    derives from ``BaseException`` and passes ``except Exception``), not an
-    interruption such as ``KeyboardInterrupt`` or ``SystemExit``."""
+    """Whether ``error`` is a tokenizers failure, not an interruption."""
+    # Rust panics (pyo3_runtime.PanicException) derive from BaseException.
     return isinstance(error, Exception) or \
         type(error).__name__ == 'PanicException'
 
 
 def _token_name(value, key: str, config_path: str) -> Optional[str]:
-    """A special token as tokenizer_config.json writes it (a string or a
-    dict with its ``content``)."""
+    """A special token of tokenizer_config.json (a string or a dict)."""
     if isinstance(value, dict):
         value = value.get('content')
     if value is None or isinstance(value, str):
@@ -76,21 +68,10 @@ def _token_name(value, key: str, config_path: str) -> Optional[str]:
 
 class LocalHFTokenizer:
     """A Hugging Face fast tokenizer (``tokenizer.json``) that tokenises as
-    open_clip's ``HFTokenizer`` does (through ``transformers``, with
-    ``padding='max_length', truncation=True, max_length=context_length``):
-    each text cleaned (``clean``), truncated to leave room for the special
-    tokens of the file's post-processor, these added, then padded to
-    ``context_length``; with ``strip_sep_token`` the separator becomes 0.
+    open_clip's ``HFTokenizer`` does through ``transformers``.
 
-    As ``transformers`` does, the file's own ``truncation`` and ``padding``
-    settings (length, multiple, padding id) give way to the context length;
-    their sides, and the padding token where ``tokenizer_config.json``
-    names none, are followed. Padding on the left is refused (a prompt's
-    learnable context must start at the same position in every row).
-
-    The special tokens are those of ``tokenizer_config.json`` beside the
-    file where it names them (``pad_token``, ``sep_token``), else the
-    file's padding token, else its ``<pad>`` / ``[PAD]`` and ``[SEP]``.
+    Left padding is refused: a prompt's learnable context must start at the
+    same position in every row.
 
     Args:
         path (str): The ``tokenizer.json`` file.
@@ -171,8 +152,7 @@ class LocalHFTokenizer:
             if special]
 
     def _engine(self, doing: str, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` of the ``tokenizers`` engine, its
-        failures (panics included) an error naming the file."""
+        """Call the engine, its failures an error naming the file."""
         try:
             return fn(*args, **kwargs)
         except BaseException as e:
@@ -183,9 +163,7 @@ class LocalHFTokenizer:
 
     def _side(self, config: dict, key: str, file_setting: Optional[dict],
               config_path: str):
-        """The side transformers truncates or pads on, and where it is
-        set: ``tokenizer_config.json``'s ``key``, else the file's own
-        setting, else the right."""
+        """The side transformers truncates or pads on, and its origin."""
         if key in config:
             side = config[key]
             if side not in SIDES:
@@ -198,6 +176,7 @@ class LocalHFTokenizer:
 
     def _special(self, config: dict, key: str, defaults: Sequence[str],
                  config_path: str) -> str:
+        """The special token ``key``: named in the config, else a default."""
         named = _token_name(config.get(key), key, config_path)
         if named is not None:
             # transformers would add it as a new token past the vocabulary.
@@ -212,8 +191,7 @@ class LocalHFTokenizer:
                          f'and {CONFIG_FILE}\'s {key})')
 
     def check_vocabulary(self, vocab_size: int) -> None:
-        """Refuse a padding or special token id that a text tower of
-        ``vocab_size`` tokens has no embedding for.
+        """Refuse a special token id beyond the text tower's vocabulary.
 
         Args:
             vocab_size (int): Rows of the tower's token embedding.
@@ -234,10 +212,7 @@ class LocalHFTokenizer:
                             self._clean(text), add_special_tokens=False).ids
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
-        """Token ids of shape (N, context_length): each text truncated to
-        leave room for the special tokens (on ``truncation_side``, as
-        ``transformers`` truncates), the special tokens added, then padded
-        on the right."""
+        """Token ids of shape (N, context_length), padded on the right."""
         ids = torch.full((len(texts), self.context_length), self._pad_id,
                          dtype=torch.long)
         for i, text in enumerate(texts):

@@ -11,21 +11,14 @@ from mmpromptkd.registry import MODELS
 class LabelFreeDataPreprocessor(ClsDataPreprocessor):
     """mmpretrain's ``ClsDataPreprocessor`` that drops labels in training.
 
-    Distillation learns from the teacher's predictions only. In training
-    the data samples are dropped before anything reads them, so a label in
-    a training sample (a CoOp split) cannot influence a step, and batches
-    that mix images with and without labels (a CoOp split concatenated with
-    an unlabeled folder) are accepted. mmengine's distributed wrapper calls
-    the preprocessor directly, so this holds in every launcher. Evaluation
-    keeps the samples (and their labels, for the metrics).
-
-    Samples from a teacher cache (:class:`TeacherCachedDataset`) carry the
-    teacher's logits: training then gets new data samples that hold only
-    ``teacher_logits``.
+    Training samples are dropped before anything reads them (keeping only
+    cached ``teacher_logits``), so no label can influence a step.
 
     Args:
-        **kwargs: Arguments of ``ClsDataPreprocessor``; batch augments,
-            which would need labels, are refused.
+        **kwargs: Arguments of ``ClsDataPreprocessor``.
+
+    Raises:
+        ValueError: For batch augments, which need labels.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -42,8 +35,7 @@ class LabelFreeDataPreprocessor(ClsDataPreprocessor):
             training (bool): Whether this is a training step.
 
         Returns:
-            dict: ``inputs`` and ``data_samples`` (in training, None, or
-            samples with ``teacher_logits`` only).
+            dict: ``inputs`` and ``data_samples``.
         """
         if training:
             data = dict(data, data_samples=_teacher_logits_only(

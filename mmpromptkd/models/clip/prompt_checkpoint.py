@@ -14,19 +14,19 @@ from ..utils.teacher_provenance import PromptSource, prompt_source, settle
 def load_prompts(model: nn.Module, path: str) -> PromptSource:
     """Load prompts (and optionally CLIP weights) from a checkpoint.
 
-    Every prompt parameter of the model must be in the file; ``clip.*``
-    keys in the file replace CLIP weights; anything else is an error.
-    A stage-(a) checkpoint of a teacher classifier (mmengine format, its
-    PromptedCLIP under ``prompted_clip.``) is read through that prefix;
-    its other keys (e.g. MaPLe's prompt maps) are unexpected here.
+    Every prompt parameter must be in the file, ``clip.*`` keys replace CLIP
+    weights, and a teacher classifier's keys are read under
+    ``prompted_clip.``; anything else is an error.
 
     Args:
         model (PromptedCLIP): The model to load into.
-        path (str): Checkpoint file, a state dict of this class or of a
-            teacher classifier, possibly under a ``state_dict`` key.
+        path (str): Checkpoint of a PromptedCLIP or a teacher classifier.
 
     Returns:
         PromptSource: What the file records of its training.
+
+    Raises:
+        CheckpointMismatchError: Naming the missing or unexpected keys.
     """
     state, meta = read_model_checkpoint(path, 'PromptedCLIP')
     state, outside = _strip_classifier_prefix(state)
@@ -70,22 +70,7 @@ def load_prompts(model: nn.Module, path: str) -> PromptSource:
 def _strip_classifier_prefix(
         state: dict,
         prefix: str = 'prompted_clip.') -> Tuple[dict, List[str]]:
-    """Read a teacher classifier's state dict as a PromptedCLIP's.
-
-    The stage-(a) classifiers hold their PromptedCLIP as the submodule
-    ``prompted_clip``; a state dict with keys under that prefix is one
-    of theirs.
-
-    Args:
-        state (dict): The state dict.
-        prefix (str): The classifier's submodule prefix.
-            Defaults to 'prompted_clip.'.
-
-    Returns:
-        tuple[dict, list[str]]: The state with the prefix removed (other
-        keys kept, so that they are reported as unexpected), and the
-        sorted keys that were outside the prefix.
-    """
+    """The state without ``prefix`` (other keys kept), and those others."""
     if not any(k.startswith(prefix) for k in state):
         return state, []
     stripped = {
@@ -102,8 +87,7 @@ def prompt_depths_of(state: Dict[str, torch.Tensor]) -> Dict[str, int]:
         state (dict[str, Tensor]): A state dict of :class:`PromptedCLIP`.
 
     Returns:
-        dict[str, int]: ``{'vision': depth, 'text': depth}``: 1 for the
-        first-layer prompt plus the number of deep prompts, 0 if none.
+        dict[str, int]: ``{'vision': depth, 'text': depth}``.
     """
     depths = {}
     for tower in ('vision', 'text'):

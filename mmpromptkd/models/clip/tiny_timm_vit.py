@@ -1,13 +1,8 @@
 """A tiny timm ViT for the synthetic-shapes demo of a second CLIP family.
 
-timm's own small test ViTs are fixed at 160 px, and open_clip passes no
-image size to a timm tower, so the SigLIP-style tiny CLIP of the demo
-(``tiny_siglip_clip`` in ``configs/_base_/models/promptkd_tiny-clip.py``)
-names this registered timm model: 32 px images, 8 px patches, no class
-token, one register token and an attention-pool (MAP) head, as in
-SigLIP / SigLIP2 towers. Importing this module changes nothing in timm: the
-tower is registered when a CLIP that names it is built
-(:func:`register_tiny_shapes_vit`).
+timm's small test ViTs are fixed at 160 px and open_clip passes no image
+size to a timm tower, hence this 32 px SigLIP-style tower. Importing this
+module changes nothing in timm (see :func:`register_tiny_shapes_vit`).
 """
 from timm.models import is_model, register_model
 from timm.models.vision_transformer import VisionTransformer
@@ -23,14 +18,14 @@ def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
     """A 96-wide, 6-block ViT for 32 px images with MAP pooling.
 
     Args:
-        pretrained (bool): Must be False: there are no published weights.
-            Defaults to False.
-        **kwargs: Overrides of the timm ``VisionTransformer`` arguments
-            (open_clip passes ``num_classes`` and ``global_pool``); timm's
-            factory options about pretrained weights are dropped.
+        pretrained (bool): Must be False (no published weights).
+        **kwargs: Overrides of the timm ``VisionTransformer`` arguments.
 
     Returns:
         VisionTransformer: The randomly initialised tower.
+
+    Raises:
+        ValueError: If ``pretrained``.
     """
     if pretrained:
         raise ValueError(f'{TINY_SHAPES_VIT} has no pretrained weights; '
@@ -60,12 +55,8 @@ def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
 def register_tiny_shapes_vit(timm_model_name: str) -> None:
     """Register the tower with timm if ``timm_model_name`` names it.
 
-    Called where a CLIP is built, so that only a process that builds the
-    demo's tower has it in timm's model list.
-
     Args:
-        timm_model_name (str): The ``vision_cfg.timm_model_name`` of a
-            model config (any other name is left to timm).
+        timm_model_name (str): A ``vision_cfg.timm_model_name``.
     """
     if timm_model_name == TINY_SHAPES_VIT and not is_model(TINY_SHAPES_VIT):
         register_model(vit_tiny_patch8_32_map_shapes)

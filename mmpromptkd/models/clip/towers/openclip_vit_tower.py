@@ -12,10 +12,7 @@ __all__ = ['OpenCLIPViTTower', 'batch_first_block']
 class OpenCLIPViTTower(VisionTower):
     """open_clip's ``VisionTransformer`` (OpenAI, LAION, DFN, MetaCLIP).
 
-    Prompts join after the class, patch and position embeddings, before
-    ``ln_pre``, as in the official IVLP / PromptKD code; pooling (class
-    token, average, attention pooling) and the projection are the tower's
-    own, applied after the prompts are removed.
+    Prompts join before ``ln_pre``, as in the official IVLP / PromptKD code.
     """
 
     takes_prompts = True
@@ -54,8 +51,7 @@ class OpenCLIPViTTower(VisionTower):
 
 
 def batch_first_block(block: nn.Module, batch_first: bool) -> Callable:
-    """``f(x, attn_mask)`` running an open_clip residual block on
-    batch-first tokens, whichever layout its transformer keeps."""
+    """``f(x, attn_mask)`` running an open_clip block on batch-first x."""
 
     def run(x, attn_mask):
         if not batch_first:

@@ -13,19 +13,13 @@ CLIP_TEXT_PARTS = ('transformer', 'token_embedding', 'positional_embedding',
 
 
 class TextTower:
-    """open_clip's text transformer, as a ``CLIP`` holds it (its own
-    attributes) or a ``CustomTextCLIP`` (``clip.text``).
-
-    It tells where features are pooled (``argmax``: the end token, the
-    highest id of CLIP's tokenizer; ``eos``: the first end token; ``last``;
-    ``first``) and how many positions a causal tower must run for them.
+    """open_clip's text transformer, in a ``CLIP`` or ``CustomTextCLIP``.
 
     Args:
         clip (nn.Module): The open_clip model.
 
     Raises:
-        ValueError: For text towers prompts cannot enter (Hugging Face
-            text models, CoCa's appended class token), saying why.
+        ValueError: For text towers prompts cannot enter, saying why.
     """
 
     def __init__(self, clip: nn.Module) -> None:
@@ -86,9 +80,8 @@ class TextTower:
                           device=tokens.device)
 
     def used_length(self, tokens: torch.Tensor) -> int:
-        """Positions a forward must run: a causal tower stops after the
-        last pooled position (later positions cannot change the features);
-        any other runs them all."""
+        """Positions a forward must run (a causal one stops after the last
+        pooled position, as later ones cannot change the features)."""
         if not self.causal:
             return tokens.shape[1]
         return int(self.pool_positions(tokens).max()) + 1

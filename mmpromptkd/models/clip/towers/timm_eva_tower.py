@@ -12,10 +12,7 @@ __all__ = ['TimmEvaTower']
 class TimmEvaTower(TimmViTTower):
     """An open_clip ``TimmModel`` whose trunk is a timm ``Eva``.
 
-    Rotary position embeddings rotate the queries and keys of the patch
-    tokens. Prompt tokens take no rotary position: their rows of the
-    rotation are the identity (sine 0, cosine 1), so attention sees them
-    unrotated, as the class token is.
+    Prompt tokens take the identity rotation, unrotated as the class token.
     """
 
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, object]:

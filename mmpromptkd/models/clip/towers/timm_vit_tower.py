@@ -13,11 +13,7 @@ __all__ = ['TimmViTTower']
 class TimmViTTower(VisionTower):
     """An open_clip ``TimmModel`` whose trunk is a timm ``VisionTransformer``.
 
-    Prompts join after the prefix (class, register) and patch tokens with
-    their position embeddings, before the trunk's ``norm_pre``. After the
-    last block they are removed, so the trunk's own final norm and head
-    (class token, average or attention-pool ``map``) and open_clip's
-    projection see exactly the tokens of the plain tower.
+    Prompts join before the trunk's ``norm_pre``.
     """
 
     takes_prompts = True

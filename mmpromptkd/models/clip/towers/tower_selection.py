@@ -14,10 +14,6 @@ __all__ = ['vision_tower_of']
 def vision_tower_of(visual: nn.Module) -> VisionTower:
     """The tower class for an open_clip model's ``visual``.
 
-    open_clip's ViT, timm's ``VisionTransformer`` and ``Eva`` trunks take
-    deep prompts; every other tower (ModifiedResNet, ConvNeXt, FastViT,
-    Swin) runs whole.
-
     Args:
         visual (nn.Module): ``clip.visual``.
 

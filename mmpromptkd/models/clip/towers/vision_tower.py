@@ -6,19 +6,15 @@ from torch import nn
 
 __all__ = ['VisionTower']
 
-#: Tower classes without a token sequence (the rest are transformers of
-#: other kinds: windowed or with relative positions).
+#: Tower classes without a token sequence.
 CONVOLUTIONAL = ('ModifiedResNet', 'ConvNeXt', 'FastVit', 'ResNet')
 
 
 class VisionTower:
     """An image tower run as it is, without a token sequence for prompts.
 
-    Convolutional towers (open_clip's ``ModifiedResNet``, timm's ConvNeXt,
-    FastViT / MobileCLIP, Swin) have no sequence of tokens that deep
-    visual prompts could join; their features are the tower's own output.
-    The subclasses (:class:`OpenCLIPViTTower`, :class:`TimmViTTower`) split
-    a transformer tower into the steps between which prompts enter.
+    Subclasses split a transformer tower into the steps prompts enter
+    between.
 
     Args:
         visual (nn.Module): The CLIP's image tower (``clip.visual``).
@@ -56,8 +52,7 @@ class VisionTower:
 
     @property
     def dtype(self) -> torch.dtype:
-        """torch.dtype: dtype of the tower's first convolution or linear
-        weight (the input's dtype; embeddings may be kept in fp32)."""
+        """torch.dtype: The input's dtype (embeddings may be kept in fp32)."""
         layers = (nn.Conv2d, nn.Linear)
         return next(m.weight.dtype for m in self.visual.modules()
                     if isinstance(m, layers))
