@@ -20,11 +20,8 @@ from ..utils.teacher_provenance import (check_recorded_teacher,
 class ClassTextTable:
     """The table of class names and their teacher text features.
 
-    A mixin of :class:`PromptKDDistiller` with three buffers:
-    ``text_features`` (C, D), ``class_names_utf8`` and
-    ``text_provenance_utf8`` (the teacher's record), the last two as UTF-8
-    JSON bytes so that checkpoints stay tensor-only. Evaluation-only
-    features of another class list are never saved.
+    A mixin of :class:`PromptKDDistiller`; names and the teacher's record
+    are UTF-8 JSON bytes so that checkpoints stay tensor-only.
     """
 
     def _init_class_text_table(self, text_dim: int,
@@ -53,8 +50,7 @@ class ClassTextTable:
 
     @property
     def text_features_teacher(self) -> Optional[dict]:
-        """dict or None: The record of the teacher the stored text features
-        come from (None where not recorded)."""
+        """dict or None: The record of the stored features' teacher."""
         record = _decode_json(self.text_provenance_utf8,
                               'text_provenance_utf8',
                               'the record of the teacher of the stored text '
@@ -73,10 +69,8 @@ class ClassTextTable:
                 record, self.text_provenance_utf8.device)
 
     def teacher_identity(self) -> Optional[dict]:
-        """The record of this model's teacher (None without one).
-
-        Computed once: the teacher's text tower may be released later.
-        """
+        """The record of this model's teacher (None without one)."""
+        # Computed once: the teacher's text tower may be released later.
         if self._teacher is None:
             return None
         if self._teacher_identity is None:
@@ -84,9 +78,7 @@ class ClassTextTable:
         return self._teacher_identity
 
     def check_text_features_teacher(self) -> None:
-        """Refuse to use this model's teacher together with stored text
-        features another teacher made (logged only for a teacher allowed to
-        be untrained).
+        """Refuse stored text features another teacher made.
 
         Raises:
             CheckpointMismatchError: Naming both teachers.
@@ -120,8 +112,7 @@ class ClassTextTable:
 
     @property
     def can_encode_text(self) -> bool:
-        """bool: Whether text features of new class names can be
-        computed."""
+        """bool: Whether new class names can be encoded."""
         return self._teacher_has_text or self.text_encoder is not None
 
     @property
@@ -163,26 +154,24 @@ class ClassTextTable:
         return tuple(normalize_class_name(n) for n in names)
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
-        """Replace the stored classes by ``class_names``, encoded by the
-        teacher or the text encoder.
+        """Replace the stored classes by ``class_names``, encoded anew.
 
         Args:
-            class_names (Sequence[str]): The new class list, in label
-                order: non-empty, no duplicates, each name within the text
-                context.
+            class_names (Sequence[str]): The new class list, in label order.
         """
-        names = self._check_new_names(class_names)
-        features = self.compute_text_features(names)
-        self.text_features = features.to(self.text_features.device)
+        self._store_encoded(self._check_new_names(class_names))
+        self._eval_features = self._eval_class_names = None
+
+    def _store_encoded(self, names: Tuple[str, ...]) -> None:
+        """Store the classes ``names`` with features encoded now."""
+        self.text_features = self.compute_text_features(names).to(
+            self.text_features.device)
         self.class_names = names
         if self._teacher_has_text:
             self.text_features_teacher = self.teacher_identity()
-        self._eval_features = None
-        self._eval_class_names = None
 
     def select_classes(self, class_names: Sequence[str]) -> None:
-        """Classify over ``class_names`` from now on; stored classes keep
-        their rows, only new names are encoded.
+        """Classify over ``class_names``; only new names are encoded.
 
         Args:
             class_names (Sequence[str]): Class list, in label order.
@@ -207,12 +196,10 @@ class ClassTextTable:
                                device=table.device)
         self.text_features = table[rows]
         self.class_names = names
-        self._eval_features = None
-        self._eval_class_names = None
+        self._eval_features = self._eval_class_names = None
 
     def add_classes(self, class_names: Sequence[str]) -> None:
-        """Append ``class_names`` to the stored classes (see
-        :meth:`select_classes`); the stored rows are kept as they are.
+        """Append ``class_names`` to the stored classes.
 
         Args:
             class_names (Sequence[str]): New names, none already stored.
@@ -231,10 +218,7 @@ class ClassTextTable:
             class_indices: Optional[Sequence[int]] = None) -> None:
         """Make the text features of ``class_names`` ready.
 
-        For training, the stored features must be empty or of exactly these
-        classes. For evaluation, a subset of the stored classes
-        (``class_indices``) selects their rows; other classes get temporary
-        teacher features, never saved.
+        Evaluation on other classes uses temporary features, never saved.
 
         Args:
             class_names (Sequence[str]): Classes of the dataset, in label
@@ -242,13 +226,14 @@ class ClassTextTable:
             for_training (bool): Whether the features define training.
             dataset_name (str): Dataset name for messages.
             class_indices (Sequence[int], optional): Index of each class in
-                the stored class list, when the dataset is a subset of it.
-                Defaults to None.
+                the stored class list, for a subset of it.
+
+        Raises:
+            ValueError: If the classes cannot be classified.
         """
         names = tuple(class_names)
         logger = MMLogger.get_current_instance()
-        self._eval_features = None
-        self._eval_class_names = None
+        self._eval_features = self._eval_class_names = None
         if names == self.class_names and len(self.text_features):
             if for_training:
                 self.check_text_features_teacher()
@@ -258,11 +243,7 @@ class ClassTextTable:
                 raise ValueError(
                     f'no stored text features and no teacher: cannot '
                     f'classify the {len(names)} classes of {dataset_name}')
-            self.text_features = self.compute_text_features(names).to(
-                self.text_features.device)
-            self.class_names = names
-            if self._teacher_has_text:
-                self.text_features_teacher = self.teacher_identity()
+            self._store_encoded(names)
             logger.info(f'Stored teacher text features of {len(names)} '
                         f'classes of {dataset_name}')
             other_classes = describe_classes(self.text_features_teacher,
@@ -333,16 +314,16 @@ class ClassTextTable:
                                  features: torch.Tensor,
                                  source: str = 'the teacher cache',
                                  teacher: Optional[dict] = None) -> None:
-        """Store the text features a teacher cache was recorded with;
-        features stored already must be these, to float rounding.
+        """Store the text features a teacher cache was recorded with.
 
         Args:
             class_names (Sequence[str]): Classes of the features.
             features (Tensor): The cache's text features (C, D).
             source (str): Where they come from, for messages.
-            teacher (dict, optional): The record of the teacher that made
-                them (the cache's ``meta.json``); an untrained one needs
-                ``allow_untrained_teacher``. Defaults to None.
+            teacher (dict, optional): The record of their teacher.
+
+        Raises:
+            ValueError: If other features are stored already.
         """
         check_recorded_teacher(teacher, self.allow_untrained_teacher, source)
         names = tuple(class_names)
@@ -379,11 +360,7 @@ def _encode_json(value, device) -> torch.Tensor:
 
 
 def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
-    """The JSON value in a uint8 tensor; None for an empty one.
-
-    Raises:
-        CheckpointMismatchError: If the bytes are not UTF-8 JSON.
-    """
+    """The JSON value in a uint8 tensor; None for an empty one."""
     if data is None or len(data) == 0:
         return None
     try:
@@ -398,6 +375,12 @@ def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
 
 def decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
     """Class names from their UTF-8 JSON bytes (``class_names_utf8``).
+
+    Args:
+        data (Tensor, optional): The bytes.
+
+    Returns:
+        tuple[str]: The names; empty for no bytes.
 
     Raises:
         CheckpointMismatchError: If the bytes are not a UTF-8 JSON list of

@@ -8,31 +8,22 @@ from ..utils import fill_frozen_weights
 from .class_text_table import decode_class_names
 
 
-#: Buffers of JSON bytes (class names, the teacher's record), whose length
-#: is the stored one.
+#: Buffers of JSON bytes, whose length is the stored one.
 VARIABLE_LENGTH = ('class_names_utf8', 'text_provenance_utf8')
 
 
 def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
                            *load_args) -> None:
-    """Check a distiller's state dict and make ``model`` ready to load it
-    (a load-state-dict pre-hook of the distiller).
+    """Check a distiller's state dict and make ``model`` ready to load it.
 
-    mmengine's ``load_from`` and ``tools/test.py`` load with
-    ``strict=False``, which would warn and then evaluate a model that is
-    not what training produced: everything training produces must be in
-    the checkpoint, with this model's shapes and finite values. Stored text
-    features may be missing (the teacher computes them, e.g. for converted
-    students); when present, the stored class count resizes the model's
-    buffers. The frozen weights that training checkpoints leave out are
-    filled from the model's own.
+    A load-state-dict pre-hook: mmengine loads with ``strict=False``, which
+    would only warn about a checkpoint that is not what training produced.
 
     Args:
         model (nn.Module): The :class:`PromptKDDistiller` to load into.
         state_dict (dict): The state dict, keys with ``prefix``.
         prefix (str): The model's key prefix.
-        *load_args: The other arguments torch passes to a load-state-dict
-            pre-hook (not used).
+        *load_args: The hook's other arguments (not used).
 
     Raises:
         CheckpointMismatchError: If the state dict is not one of this
