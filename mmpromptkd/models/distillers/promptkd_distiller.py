@@ -245,10 +245,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
 
     def trainable_parameters(self) -> Dict[str, nn.Parameter]:
         """Parameters that distillation updates, by name."""
-        return {
-            name: param
-            for name, param in self.named_parameters() if param.requires_grad
-        }
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
     # The loss reaches the towers in three calls: loss ->
     # {student,teacher}_logits -> {student,teacher}_features -> tower.

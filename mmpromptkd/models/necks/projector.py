@@ -105,36 +105,24 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
 class FeatureProjector(nn.Module):
     """MLP that maps student features into the teacher's feature space.
 
-    ``Linear(in, hidden) -> BatchNorm1d(hidden) -> ReLU -> Linear(hidden,
-    out)``, applied to features of shape ``(B, in_channels)``.
-
-    The submodules are named ``fc1``, ``bn`` and ``fc2``. The official
-    PromptKD checkpoints store the same layers as 1x1 convolutions under
-    ``VPT_image_trans.conv1.0`` (-> ``fc1``, weight reshaped from
-    ``(hidden, in, 1, 1)`` to ``(hidden, in)``), ``VPT_image_trans.conv1.1``
-    (-> ``bn``) and ``VPT_image_trans.conv1.3`` (-> ``fc2``); the checkpoint
-    converter relies on these names. ``bn`` has exactly the parameters and
-    buffers of ``nn.BatchNorm1d`` (``weight``, ``bias``, ``running_mean``,
-    ``running_var``, ``num_batches_tracked``).
+    ``fc1 -> bn -> relu -> fc2``; the checkpoint converter maps the official
+    ``VPT_image_trans.conv1.{0,1,3}`` 1x1 convolutions onto these names.
 
     Args:
         in_channels (int): Dimension of the input (student) features.
         out_channels (int): Dimension of the output (teacher) features.
         hidden_channels (int, optional): Width of the hidden layer.
             Defaults to None, meaning ``out_channels``.
-        sync_stats (bool): In distributed training (more than one process),
-            compute the BatchNorm batch statistics over the global batch of
-            all processes, so that training on N processes with batch B each
-            normalises like one process with batch N * B. It has no effect in
-            a single process or in eval mode, where the layer is exactly
-            ``nn.BatchNorm1d``. Defaults to True.
+        sync_stats (bool): In distributed training, BatchNorm statistics
+            over the global batch of all processes. Defaults to True.
         bn_eps (float): ``eps`` of the BatchNorm. Defaults to 1e-5.
         bn_momentum (float, optional): ``momentum`` of the BatchNorm.
             Defaults to 0.1.
-        reference_fp16 (bool): Keep the linear layers in fp16 and the
-            BatchNorm in fp32, as the official code's pure-fp16 training
-            does (it converts the projector's convolutions to fp16).
-            Defaults to False.
+        reference_fp16 (bool): fp16 linear layers and fp32 BatchNorm, as
+            the official code's pure-fp16 training. Defaults to False.
+
+    Raises:
+        ValueError: If a channel count is not a positive int.
     """
 
     def __init__(self,

@@ -217,10 +217,7 @@ class BasePromptClassifier(BaseModel):
 
     def trainable_parameters(self) -> Dict[str, nn.Parameter]:
         """Parameters that training updates, by name."""
-        return {
-            name: param
-            for name, param in self.named_parameters() if param.requires_grad
-        }
+        return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
     def prepare_text_features(
             self,

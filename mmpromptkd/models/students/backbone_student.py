@@ -13,22 +13,20 @@ from mmpromptkd.registry import MODELS
 class BackboneStudent(BaseModule):
     """An mmpretrain backbone (plus neck) with the student interface.
 
-    The distiller needs ``encode_image``, ``embed_dim``, ``logit_scale`` and
-    ``image_size`` from a student; this class gives them to any backbone of
-    the toolbox (``ResNet``, ``MobileNetV3``, ``VisionTransformer``, ...).
     Unlike a prompted CLIP student, all of its weights train.
 
     Args:
         backbone (dict): mmpretrain backbone config.
-        neck (dict, optional): Neck that pools the last feature map, e.g.
-            ``dict(type='GlobalAveragePooling')``. Defaults to global average
-            pooling; None uses the backbone output as is.
-        logit_scale (float): Fixed factor of the cosine logits (CLIP's
-            trained value is 100). Defaults to 100.0.
-        image_size (int): Input resolution (used to infer the feature size,
-            and to report it). Defaults to 224.
-        init_cfg (dict, optional): Initialisation config, e.g.
-            ``dict(type='Pretrained', checkpoint=...)``. Defaults to None.
+        neck (dict, optional): Neck that pools the last feature map; None
+            uses the backbone output as is. Defaults to global average
+            pooling.
+        logit_scale (float): Fixed factor of the cosine logits.
+            Defaults to 100.0.
+        image_size (int): Input resolution. Defaults to 224.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Raises:
+        ValueError: If the features are not (B, C) vectors.
     """
 
     def __init__(self,

@@ -10,18 +10,12 @@ def cached_teacher_logits(
         shape: Optional[Tuple[int, int]] = None) -> Optional[torch.Tensor]:
     """The cached teacher logits a batch of samples carries, or None.
 
-    Samples of a :class:`~mmpromptkd.teacher_cache.TeacherCachedDataset` carry
-    ``teacher_logits``; the distiller uses them instead of running the
-    teacher.
-
     Args:
         data_samples (Sequence, optional): The batch's data samples.
-        shape (tuple[int, int], optional): The expected (batch size,
-            number of training classes). Defaults to None (not checked).
+        shape (tuple[int, int], optional): The expected (B, C), if checked.
 
     Returns:
-        Tensor | None: Logits (B, C), or None for a batch without cached
-        logits.
+        Tensor | None: Logits (B, C), or None without cached logits.
 
     Raises:
         ValueError: If the logits do not have the expected shape.

@@ -31,10 +31,7 @@ def frozen_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
     Returns:
         dict[str, Tensor]: The parameters.
     """
-    return {
-        name: param
-        for name, param in model.named_parameters() if not param.requires_grad
-    }
+    return {n: p for n, p in model.named_parameters() if not p.requires_grad}
 
 
 def tensors_record(tensors: Mapping[str, torch.Tensor]) -> dict:

@@ -10,19 +10,17 @@ def check_image_size(inputs: torch.Tensor, expected: Sequence[int],
                      data_samples: Optional[List] = None) -> None:
     """Refuse images that the vision transformer cannot take.
 
-    The data preprocessor pads a batch to its largest image, so a single
-    image of another size changes the whole batch; without this check the
-    error comes from deep inside the transformer and names no file.
+    Without this check the error comes from deep inside the transformer and
+    names no file.
 
     Args:
         inputs (Tensor): The batch (B, 3, H, W).
         expected (Sequence[int]): The model's (H, W).
         data_samples (list, optional): Samples with ``img_path`` and
-            ``img_shape`` metainfo; only read when the size is wrong.
+            ``img_shape`` metainfo, to name the images.
 
     Raises:
-        ValueError: If the batch is not of the expected size; the message
-            names the images of another size and both sizes.
+        ValueError: Naming the images of another size and both sizes.
     """
     expected = tuple(int(s) for s in expected)
     if tuple(inputs.shape[-2:]) == expected:

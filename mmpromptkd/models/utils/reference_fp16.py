@@ -1,13 +1,8 @@
 """The official code's pure-fp16 precision (``PREC: fp16``), reproduced.
 
-The official code loads OpenAI CLIP with fp16 weights and trains without
-master weights or loss scaling: the fp16 tensors are updated in fp16 by
-SGD (momentum buffers in fp16 too). Which tensors are fp16 follows OpenAI
-CLIP's ``convert_weights``: the weights and biases of every convolution and
-linear layer, the attention input projections, and the ``proj`` /
-``text_projection`` matrices. Layer norms keep fp32 weights and compute in
-fp32 (then cast back), embeddings, class token and prompts created by the
-prompt code stay fp32 and are cast to fp16 where they enter the towers.
+The official code trains OpenAI CLIP's fp16 tensors in fp16, without master
+weights or loss scaling. Which tensors are fp16 follows OpenAI CLIP's
+``convert_weights``; layer norms keep fp32 weights and compute in fp32.
 """
 from open_clip.transformer import LayerNormFp32
 from torch import nn
@@ -20,6 +15,7 @@ _PROJECTIONS = ('proj', 'text_projection')
 
 
 def _half(module: nn.Module, name: str) -> None:
+    """Cast the parameter ``name`` of ``module`` to fp16, if it has one."""
     tensor = getattr(module, name, None)
     if isinstance(tensor, nn.Parameter):
         # In place: optimizers built before keep the same parameters.
@@ -27,8 +23,8 @@ def _half(module: nn.Module, name: str) -> None:
 
 
 def _fp32_layer_norm(norm: nn.LayerNorm) -> LayerNormFp32:
-    """A LayerNormFp32 with the same parameters (not copies: optimizers
-    built before keep them)."""
+    """A LayerNormFp32 sharing the parameters of ``norm``."""
+    # Not copies: optimizers built before keep them.
     fp32 = LayerNormFp32(norm.normalized_shape, eps=norm.eps,
                          elementwise_affine=norm.elementwise_affine,
                          bias=norm.bias is not None)
@@ -38,6 +34,9 @@ def _fp32_layer_norm(norm: nn.LayerNorm) -> LayerNormFp32:
 
 def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
     """Give ``module`` the dtypes the official code trains with.
+
+    Not open_clip's ``convert_weights_to_lp``: it also casts its own
+    ``Attention`` and only the projections of its own tower classes.
 
     Args:
         module (nn.Module): A CLIP model (or a projector); changed in place.
@@ -54,9 +53,8 @@ def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
                 _half(m, name)
         for name in _PROJECTIONS:
             _half(m, name)
-    # Layer norms compute in fp32 and cast back, as the official CLIP's
-    # LayerNorm does: each becomes a LayerNormFp32 with its parameters
-    # (one replacement for a norm that appears under several names).
+    # As the official CLIP's LayerNorm; one replacement for a norm that
+    # appears under several names.
     replaced = {}
     for name, m in list(module.named_modules(remove_duplicate=False)):
         if name and isinstance(m, nn.LayerNorm) and \
