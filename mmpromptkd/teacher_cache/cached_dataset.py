@@ -82,8 +82,21 @@ class TeacherCachedDataset:
                             'training set (a dict), to make its views '
                             f'replayable; got {type(dataset).__name__}')
         paths = [cache] if isinstance(cache, str) else list(cache)
-        self.combination = None if ensemble is None else _combination(
-            ensemble)
+        self.combination = None
+        if ensemble is not None:
+            # The mixing settings of the ensemble (its members not built).
+            if not isinstance(ensemble, dict) or not str(
+                    ensemble.get('type', '')).endswith('TeacherEnsemble'):
+                raise TypeError(
+                    'TeacherCachedDataset.ensemble must be a '
+                    f"dict(type='TeacherEnsemble', ...), got {ensemble!r}")
+            try:
+                self.combination = EnsembleCombination.from_config(**{
+                    k: v for k, v in dict(ensemble).items()
+                    if k not in ('type', '_scope_', 'text_batch_size')})
+            except TypeError as e:
+                raise ValueError(
+                    f'TeacherCachedDataset.ensemble: {e}') from None
         if self.combination is None and len(paths) != 1:
             raise ValueError(
                 f'TeacherCachedDataset.cache lists {len(paths)} caches: '
@@ -175,11 +188,9 @@ class TeacherCachedDataset:
                     'ensemble=<that TeacherEnsemble config>')
             return
         expected = self.combination.members[index]
-        if not isinstance(member, dict) or \
-                _canonical(member.get('teacher')) != _canonical(
-                    expected['teacher']) or \
-                _canonical(member.get('normalization')) != _canonical(
-                    expected['normalization']):
+        if not isinstance(member, dict) or any(
+                _canonical(member.get(k)) != _canonical(expected[k])
+                for k in ('teacher', 'normalization')):
             recorded = 'a single teacher' if not isinstance(member, dict) \
                 else (f'members[{member.get("index")}], '
                       f'{_describe_member(member)}')
@@ -286,20 +297,15 @@ class TeacherCachedDataset:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def _view_index(self) -> int:
-        if self.views == 'random':
-            # The pipeline's generator, as a random transform draws: seeded
-            # per epoch (EpochSeedHook) or per dataloader worker.
-            return int(np.random.randint(self.cache.num_views))
-        epoch = self.epoch
-        if epoch is None:
+    def __getitem__(self, idx: int) -> dict:
+        # 'random': the pipeline's generator, as a random transform draws:
+        # seeded per epoch (EpochSeedHook) or per dataloader worker.
+        view = int(np.random.randint(self.cache.num_views)) \
+            if self.views == 'random' else self.epoch
+        if view is None:
             raise RuntimeError(
                 "TeacherCachedDataset(views='recorded') needs the epoch: add "
                 "dict(type='mmpromptkd.EpochSeedHook') to custom_hooks")
-        return epoch
-
-    def __getitem__(self, idx: int) -> dict:
-        view = self._view_index()
         crop, flip, logits = self.cache.view(view, idx)
         if self.combination is not None:
             members = [torch.from_numpy(logits if c is self.cache else
@@ -362,29 +368,6 @@ def check_teacher_input(cache: TeacherLogitCache, model) -> None:
             f'{now}: set model.data_preprocessor and '
             'model.teacher_normalization as when it was recorded, or record '
             'the cache again')
-
-
-def _combination(ensemble: dict) -> EnsembleCombination:
-    """The mixing settings of a TeacherEnsemble config (not built)."""
-    if not isinstance(ensemble, dict) or not str(
-            ensemble.get('type', '')).endswith('TeacherEnsemble'):
-        raise TypeError('TeacherCachedDataset.ensemble must be a '
-                        f"dict(type='TeacherEnsemble', ...), got {ensemble!r}")
-    settings = {
-        k: v
-        for k, v in dict(ensemble).items()
-        if k not in ('type', '_scope_', 'text_batch_size')
-    }
-    try:
-        return EnsembleCombination.from_config(**settings)
-    except TypeError as e:
-        raise ValueError(f'TeacherCachedDataset.ensemble: {e}') from None
-
-
-def member_identity(combination: EnsembleCombination, index: int) -> dict:
-    """What a member's cache records of the member: its index, its teacher
-    config as built and its configured normalisation."""
-    return dict(index=index, **combination.members[index])
 
 
 def _canonical(value) -> str:

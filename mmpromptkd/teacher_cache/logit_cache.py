@@ -150,7 +150,11 @@ class TeacherLogitCache:
         if text_features.shape[0] != num_classes:
             raise ValueError(f'{text_features.shape[0]} text features for '
                              f'{num_classes} classes')
-        _remove_dead_recordings(path)
+        # Recordings of this cache whose process was killed.
+        for leftover in dead_temporaries(
+                osp.dirname(path), of=osp.basename(path)):
+            if osp.isdir(leftover):
+                shutil.rmtree(leftover)
         tmp = temporary_path(path)
         if osp.lexists(tmp):
             shutil.rmtree(tmp)
@@ -327,7 +331,10 @@ class TeacherLogitCache:
                     'incomplete or corrupted')
         for name in ('logits', 'topk_values', 'rest_logit',
                      'text_features'):
-            if name in self.arrays and not _all_finite(self.arrays[name]):
+            flat = self.arrays.get(name, np.zeros(0)).reshape(-1)
+            # In chunks: the arrays are memory-mapped.
+            if not all(np.isfinite(flat[i:i + (1 << 24)]).all()
+                       for i in range(0, flat.size, 1 << 24)):
                 raise TeacherCacheError(
                     f'{self.path}/{name}.npy holds NaN or infinite values: '
                     'the cache is corrupted')
@@ -347,9 +354,6 @@ class TeacherLogitCache:
                         f'{self.path}/topk_indices.npy: view {view} of '
                         f'sample {int(repeated[0][0])} names one class '
                         'twice; top-k classes are distinct')
-        self._check_fingerprints()
-
-    def _check_fingerprints(self) -> None:
         recorded = self.meta.get('arrays')
         if not isinstance(recorded, dict) or \
                 set(recorded) != set(self.arrays):
@@ -424,14 +428,6 @@ def _regular_or_refused(path: str) -> None:
                                 'only') from None
 
 
-def _all_finite(array: np.ndarray, chunk: int = 1 << 24) -> bool:
-    """Whether every value is finite, read in chunks (memory-mapped)."""
-    flat = array.reshape(-1)
-    return all(
-        np.isfinite(flat[i:i + chunk]).all()
-        for i in range(0, flat.size, chunk))
-
-
 def sample_paths(dataset) -> List[str]:
     """Each sample's image path, relative to the folder they all lie in.
 
@@ -453,12 +449,3 @@ def sample_paths(dataset) -> List[str]:
         return []
     root = osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths])
     return [osp.relpath(osp.abspath(p), root) for p in paths]
-
-
-def _remove_dead_recordings(path: str) -> None:
-    """Remove the temporary folders of recordings of ``path`` whose process
-    was killed (only the package's own names, only for this cache)."""
-    folder = osp.dirname(osp.abspath(path))
-    for leftover in dead_temporaries(folder, of=osp.basename(path)):
-        if osp.isdir(leftover):
-            shutil.rmtree(leftover)

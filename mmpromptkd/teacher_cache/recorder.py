@@ -14,7 +14,6 @@ from mmpromptkd.engine.hooks.epoch_seed_hook import epoch_seed
 from mmpromptkd.models.utils.input_normalization import \
     teacher_input_normalization
 from mmpromptkd.models.utils.teacher_provenance import teacher_record
-from .cached_dataset import member_identity
 from .fingerprints import sample_fingerprints
 from .logit_cache import TeacherLogitCache, sample_paths
 from .replay import pipeline_signature
@@ -95,7 +94,8 @@ def record_teacher_cache(runner,
         text = shared if member == teacher.text_member else \
             teacher.member_text_features(member, names)
         normalization = teacher.member_normalization(member)
-        identity = member_identity(teacher.combination, member)
+        # Its index, its teacher config as built and its normalisation.
+        identity = dict(index=member, **teacher.combination.members[member])
         extra = dict(ensemble_member=json.loads(
             json.dumps(identity, sort_keys=True, default=repr)))
     cache = TeacherLogitCache.create(
