@@ -100,12 +100,6 @@ def set_dataloader_defaults(cfg: Config,
         cfg[field] = merged
 
 
-def _accelerator_available() -> bool:
-    """Whether a device that mmengine's ``AmpOptimWrapper`` accepts exists."""
-    return (is_cuda_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
-
-
 def enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to automatic mixed precision.
 
@@ -125,7 +119,9 @@ def enable_amp(cfg: Config) -> None:
             f'--amp replaces the optimizer wrapper, but the config uses '
             f'{optim_wrapper.type}; set mixed precision in the config '
             'instead.')
-    if _accelerator_available():
+    # The devices that mmengine's AmpOptimWrapper accepts.
+    if is_cuda_available() or is_npu_available() or is_mlu_available() \
+            or is_musa_available():
         optim_wrapper.type = 'AmpOptimWrapper'
         optim_wrapper.setdefault('loss_scale', 'dynamic')
         optim_wrapper.setdefault('dtype', 'float16')
@@ -212,13 +208,6 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     return True
 
 
-def _checkpoint_dirs(cfg: Config) -> List[str]:
-    """Directories in which a run of ``cfg`` writes checkpoints."""
-    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
-    out_dir = hook.get('out_dir', None) if hook else None
-    return sorted({cfg.work_dir, checkpoint_folder(cfg.work_dir, out_dir)})
-
-
 def find_existing_checkpoints(cfg: Config) -> List[str]:
     """Checkpoints that a run of ``cfg`` could overwrite.
 
@@ -229,8 +218,10 @@ def find_existing_checkpoints(cfg: Config) -> List[str]:
         list[str]: Sorted paths of ``*.pth`` files and ``last_checkpoint``
         markers in the checkpoint directories.
     """
+    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
+    out_dir = hook.get('out_dir', None) if hook else None
     found: List[str] = []
-    for directory in _checkpoint_dirs(cfg):
+    for directory in {cfg.work_dir, checkpoint_folder(cfg.work_dir, out_dir)}:
         found += glob.glob(osp.join(glob.escape(directory), '*.pth'))
         marker = osp.join(directory, 'last_checkpoint')
         if osp.isfile(marker):
