@@ -98,7 +98,7 @@ def check_stored_config(cfg: Any,
     """
     allowed = frozenset(STORED_CONFIG_EXTRA_TYPES if extra_types is None
                         else extra_types)
-    prompted, projectors = [], []
+    later = []  # checks against the stored shapes, after the CLIPs'
     for node, where in _containers(cfg, source):
         if not isinstance(node, dict):
             continue
@@ -107,17 +107,14 @@ def check_stored_config(cfg: Any,
             # A text-only PromptedCLIP builds no image tower (a stand-in).
             _check_clip(node['clip'], f'{where}.clip', source, state_shapes,
                         node.get('image_tower', True) is not False)
-            prompted.append((node, where))
+            later.append((0, _check_prompts, node, where))
         if node.get('type') in ('FeatureProjector',
                                 f'{_SCOPE}.FeatureProjector'):
-            projectors.append((node, where))
-    if state_shapes is None:
-        return
-    # After the CLIPs they run with (which tell the most).
-    for node, where in prompted:
-        _check_prompts(node, where, source, state_shapes)
-    for node, where in projectors:
-        _check_projector(node, where, source, state_shapes)
+            later.append((1, _check_projector, node, where))
+    # After the CLIPs they run with (which tell the most): prompts first.
+    for _, check, node, where in sorted(later, key=lambda c: c[0]):
+        if state_shapes is not None:
+            check(node, where, source, state_shapes)
 
 
 def _containers(cfg: Any, source: str) -> Iterator[Tuple[Any, str]]:
@@ -251,24 +248,18 @@ def _open_clip_timm_towers() -> FrozenSet[str]:
         for n in open_clip.list_models()) - {None}
 
 
-def _known_timm_tower(name: Any) -> bool:
-    """One of open_clip's timm towers, or one this package registers."""
-    if not isinstance(name, str):
-        return False
-    if name in _open_clip_timm_towers():
-        return True
-    import timm
-    return timm.is_model(name) and timm.models.model_entrypoint(
-        name).__module__.startswith('mmpromptkd.')
-
-
 def _check_timm_tower(tower: dict, where: str, source: str) -> None:
     """A known timm tower, without weights to fetch, of a bounded size."""
+    import timm
     if tower.get('timm_model_pretrained'):
         raise ValueError(f'{source}: {where}.timm_model_pretrained would '
                          'download weights. Nothing was built.')
     name = tower.get('timm_model_name')
-    if not _known_timm_tower(name):
+    # One of open_clip's timm towers, or one this package registers.
+    if not isinstance(name, str) or (
+            name not in _open_clip_timm_towers() and not (
+                timm.is_model(name) and timm.models.model_entrypoint(
+                    name).__module__.startswith('mmpromptkd.'))):
         raise ValueError(
             f'{source}: {where}.timm_model_name is {name!r}, not a timm '
             'tower of one of open_clip\'s model configs (or the synthetic '
@@ -320,25 +311,19 @@ def _check_declared_weights(clip: dict, where: str, source: str,
             f'{source}: {where} declares {absent:,} elements that '
             f'the file does not store (at most {MAX_ABSENT_TOWER:,}: a '
             'dropped tower and buffers). Nothing was built.')
-    if image_tower:
-        _check_timm_image_size(model.visual, where, source)
-
-
-def _check_timm_image_size(visual: torch.nn.Module, where: str,
-                           source: str) -> None:
-    """A timm trunk with a fixed patch grid must declare its image size."""
+    # A timm trunk with a fixed patch grid must declare its image size (a
+    # CNN has no grid; a dynamic or lax one takes any size).
+    visual = model.visual if image_tower else None
     embed = getattr(getattr(visual, 'trunk', None), 'patch_embed', None)
     size = getattr(embed, 'img_size', None)
-    if size is None or getattr(visual.trunk, 'dynamic_img_size', False) or \
-            not getattr(embed, 'strict_img_size', True):
-        return  # no grid (a CNN) or any size: nothing to compare
-    image = tuple(visual.image_size)
-    if image != tuple(size):
+    if size is not None and getattr(embed, 'strict_img_size', True) and \
+            not getattr(visual.trunk, 'dynamic_img_size', False) and \
+            tuple(visual.image_size) != tuple(size):
         raise ValueError(
             f'{source}: {where}.vision_cfg.image_size is '
-            f'{image[0]}, but its timm trunk takes {tuple(size)} images (the '
-            'patch grid of its stored positional embedding). Nothing was '
-            'built.')
+            f'{tuple(visual.image_size)[0]}, but its timm trunk takes '
+            f'{tuple(size)} images (the patch grid of its stored positional '
+            'embedding). Nothing was built.')
 
 
 def _check_resnet(tower: dict, where: str, source: str, prefix: str,
@@ -350,11 +335,8 @@ def _check_resnet(tower: dict, where: str, source: str, prefix: str,
         raise ValueError(f'{source}: {where}.layers must be four positive '
                          f'block counts (a ModifiedResNet), got {layers!r}. '
                          'Nothing was built.')
-    stored = []
-    for stage in range(1, 5):
-        head = f'{prefix}visual.layer{stage}.'
-        stored.append(len({k[len(head):].split('.', 1)[0]
-                           for k in shapes if k.startswith(head)}))
+    stored = [_stored_blocks(shapes, f'{prefix}visual.layer{stage}.')
+              for stage in range(1, 5)]
     if list(layers) != stored:
         raise ValueError(
             f'{source}: {where}.layers declares {list(layers)} blocks per '
@@ -434,10 +416,7 @@ def _check_tower(tower: dict, part: str, where: str, source: str,
             f'{prefix}positional_embedding': (context, width),
         }
         inputs = (vocab + context) * width
-    stored_blocks = {
-        k[len(blocks):].split('.', 1)[0]
-        for k in shapes if k.startswith(blocks)
-    }
+    stored_blocks = _stored_blocks(shapes, blocks)
     if not any(k in shapes for k in expected) and not stored_blocks:
         # A tower dropped after building (a student's text tower).
         declared = layers * 12 * width * width + inputs
@@ -449,9 +428,15 @@ def _check_tower(tower: dict, part: str, where: str, source: str,
                 f'{MAX_ABSENT_TOWER:,} parameters). Nothing was built.')
         return
     stored = {k: tuple(shapes.get(k, ())) for k in expected}
-    if stored != expected or len(stored_blocks) != layers:
+    if stored != expected or stored_blocks != layers:
         raise ValueError(
             f'{source}: {where} declares {layers} blocks and the shapes '
-            f'{expected}, but the file stores {len(stored_blocks)} blocks '
+            f'{expected}, but the file stores {stored_blocks} blocks '
             f'and {stored}: the architecture is not that of the stored '
             'weights. Nothing was built.')
+
+
+def _stored_blocks(shapes: Dict[str, Sequence[int]], head: str) -> int:
+    """How many blocks ``head<name>.`` the stored keys number."""
+    return len({k[len(head):].split('.', 1)[0]
+                for k in shapes if k.startswith(head)})
