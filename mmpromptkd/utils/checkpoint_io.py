@@ -58,15 +58,6 @@ def _refusal_reason(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _move(tensor: torch.Tensor, map_location: MapLocation) -> torch.Tensor:
-    """Apply a device-like ``map_location`` to a tensor read on the CPU."""
-    if isinstance(map_location, (str, torch.device)):
-        return tensor.to(map_location)
-    # None, dicts and callables describe remapping of saved locations;
-    # tensors of a TorchScript archive are read on the CPU and stay there.
-    return tensor
-
-
 def load_checkpoint_file(path: str,
                          map_location: MapLocation = 'cpu',
                          allow_unsafe: bool = False) -> Any:
@@ -100,10 +91,11 @@ def load_checkpoint_file(path: str,
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     if is_torchscript_archive(path):
-        return {
-            k: _move(v, map_location)
-            for k, v in read_torchscript_state_dict(path).items()
-        }
+        # Read on the CPU; None, dicts and callables remap saved locations,
+        # which an archive's tensors do not have: they stay there.
+        move = isinstance(map_location, (str, torch.device))
+        return {k: v.to(map_location) if move else v
+                for k, v in read_torchscript_state_dict(path).items()}
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return rebuild_history_buffers(

@@ -102,25 +102,19 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
             f'{list(STATISTICS)} may be resolved')
 
 
-#: The functions numpy pickles arrays and scalars with, as its public
-#: pickling protocol gives them (their module moved in numpy 2).
-_NUMPY_REBUILDERS = {
-    '_reconstruct': np.zeros(1).__reduce__()[0],
-    'scalar': np.float32(0).__reduce__()[0],
-}
-
-
 def _numpy_safe_globals() -> list:
     """numpy globals of plain numeric arrays and scalars in a checkpoint."""
     dtypes = [np.float16, np.float32, np.float64, np.int8, np.int16,
               np.int32, np.int64, np.uint8, np.bool_]
     items = [np.ndarray, np.dtype] + [type(np.dtype(t)) for t in dtypes]
-    for name in ('_reconstruct', 'scalar'):
-        func = _NUMPY_REBUILDERS[name]
-        items.append(func)
-        # numpy 2 writes numpy._core, numpy 1 numpy.core; accept both.
-        items.append((func, f'numpy.core.multiarray.{name}'))
-        items.append((func, f'numpy._core.multiarray.{name}'))
+    # The functions numpy pickles arrays and scalars with, as its public
+    # pickling protocol gives them; numpy 2 writes numpy._core, numpy 1
+    # numpy.core: both are accepted.
+    for name, value in (('_reconstruct', np.zeros(1)),
+                        ('scalar', np.float32(0))):
+        func = value.__reduce__()[0]
+        items += [func, (func, f'numpy.core.multiarray.{name}'),
+                  (func, f'numpy._core.multiarray.{name}')]
     return items
 
 

@@ -95,11 +95,6 @@ class _ScriptObject:
         self.built = False
 
 
-def _opcode(name: str) -> int:
-    """The byte of a pickle opcode."""
-    return getattr(pickle, name)[0]
-
-
 # Opcodes of the pickles TorchScript writes (protocol 2); any other opcode
 # in a data.pkl is refused before it runs.
 _PLAIN_OPCODES = (
@@ -110,6 +105,18 @@ _PLAIN_OPCODES = (
     'BINUNICODE', 'SHORT_BINSTRING', 'BINSTRING', 'BINBYTES',
     'SHORT_BINBYTES', 'BINPERSID')
 _DICTS = (dict, collections.OrderedDict)
+
+
+class _OpcodeTable(dict):
+    """An opcode table that refuses the opcodes it does not hold."""
+
+    def __missing__(self, key: int) -> Callable:
+
+        def refuse(unpickler: '_TorchScriptUnpickler') -> None:
+            unpickler._refuse(f'uses the pickle opcode {bytes([key])!r}, '
+                              'which weight archives do not need')
+
+        return refuse
 
 
 class _TorchScriptUnpickler(PurePythonUnpickler):
@@ -223,31 +230,16 @@ class _TorchScriptUnpickler(PurePythonUnpickler):
         items = self.pop_mark()
         self._target((list, ), 'appends to').extend(items)
 
-    dispatch: Dict[int, Callable] = opcode_handlers(_PLAIN_OPCODES)
+    dispatch: Dict[int, Callable] = _OpcodeTable(
+        opcode_handlers(_PLAIN_OPCODES))
     dispatch.update({
-        _opcode('REDUCE'): _load_reduce,
-        _opcode('NEWOBJ'): _load_newobj,
-        _opcode('BUILD'): _load_build,
-        _opcode('SETITEM'): _load_setitem,
-        _opcode('SETITEMS'): _load_setitems,
-        _opcode('APPEND'): _load_append,
-        _opcode('APPENDS'): _load_appends,
+        getattr(pickle, name)[0]: handler
+        for name, handler in (
+            ('REDUCE', _load_reduce), ('NEWOBJ', _load_newobj),
+            ('BUILD', _load_build), ('SETITEM', _load_setitem),
+            ('SETITEMS', _load_setitems), ('APPEND', _load_append),
+            ('APPENDS', _load_appends))
     })
-
-
-class _OpcodeTable(dict):
-    """An opcode table that refuses the opcodes it does not hold."""
-
-    def __missing__(self, key: int) -> Callable:
-
-        def refuse(unpickler: _TorchScriptUnpickler) -> None:
-            unpickler._refuse(f'uses the pickle opcode {bytes([key])!r}, '
-                              'which weight archives do not need')
-
-        return refuse
-
-
-_TorchScriptUnpickler.dispatch = _OpcodeTable(_TorchScriptUnpickler.dispatch)
 
 
 def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
