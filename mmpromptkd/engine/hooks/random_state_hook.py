@@ -21,13 +21,6 @@ def _numpy_rng_state() -> tuple:
             int(has_gauss), float(cached))
 
 
-def _set_numpy_rng_state(state: tuple) -> None:
-    """Inverse of :func:`_numpy_rng_state`."""
-    name, keys, pos, has_gauss, cached = state
-    np.random.set_state(
-        (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-
-
 def _rng_states() -> Dict[str, Any]:
     """This process's Python, NumPy, torch (and CUDA) generator states."""
     states: Dict[str, Any] = dict(
@@ -119,7 +112,9 @@ class RandomStateHook(Hook):
             return
         own = ranks[get_rank()]
         random.setstate(own['python'])
-        _set_numpy_rng_state(own['numpy'])
+        name, keys, pos, has_gauss, cached = own['numpy']
+        np.random.set_state(
+            (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         torch.set_rng_state(own['torch'])
         if 'cuda' in own and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(own['cuda'])
