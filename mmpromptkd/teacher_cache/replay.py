@@ -43,7 +43,39 @@ def replayable_dataset_config(dataset: dict) -> dict:
     """
     dataset = copy.deepcopy(dataset)
     for node, key in list(_pipeline_slots(dataset)):
-        node[key] = _replayable_pipeline(node[key])
+        converted, seen = [], set()
+        for step in node[key]:
+            if not isinstance(step, dict) or 'type' not in step:
+                raise TeacherCacheError(
+                    f'a teacher cache needs a pipeline of transform configs, '
+                    f'got {step!r}')
+            step = dict(step)
+            kind = step['type']
+            kind = kind if isinstance(kind, str) else getattr(
+                kind, '__name__', repr(kind))
+            new = _REPLAYABLE.get(kind, kind)
+            if new.startswith('mmpromptkd.Replayable'):
+                if new in seen:
+                    raise TeacherCacheError(
+                        f'the pipeline has more than one {kind}: a view '
+                        'records one crop and one flip')
+                seen.add(new)
+            elif kind not in _DETERMINISTIC:
+                raise TeacherCacheError(
+                    f'transform {kind!r} of the training pipeline is not '
+                    'known to draw nothing: a teacher cache replays only one'
+                    ' RandomResizedCrop and one RandomFlip, so a view with '
+                    'it would differ from the recorded one')
+            step['type'] = new
+            if kind == 'PackInputs':
+                keys = step.get('meta_keys', (
+                    'sample_idx', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor', 'flip', 'flip_direction'))
+                step['meta_keys'] = tuple(keys) + tuple(
+                    k for k in ('sample_idx', 'view_crop', 'flip')
+                    if k not in keys)
+            converted.append(step)
+        node[key] = converted
     return dataset
 
 
@@ -58,43 +90,6 @@ def _pipeline_slots(node: Any) -> Iterator[Tuple[dict, str]]:
     elif isinstance(node, (list, tuple)):
         for value in node:
             yield from _pipeline_slots(value)
-
-
-def _replayable_pipeline(pipeline: list) -> list:
-    converted, seen = [], set()
-    for step in pipeline:
-        if not isinstance(step, dict) or 'type' not in step:
-            raise TeacherCacheError(
-                f'a teacher cache needs a pipeline of transform configs, '
-                f'got {step!r}')
-        step = dict(step)
-        kind = step['type']
-        kind = kind if isinstance(kind, str) else getattr(
-            kind, '__name__', repr(kind))
-        new = _REPLAYABLE.get(kind, kind)
-        if new.startswith('mmpromptkd.Replayable'):
-            if new in seen:
-                raise TeacherCacheError(
-                    f'the pipeline has more than one {kind}: a view records '
-                    'one crop and one flip')
-            seen.add(new)
-        elif kind not in _DETERMINISTIC:
-            raise TeacherCacheError(
-                f'transform {kind!r} of the training pipeline is not known '
-                'to draw nothing: a teacher cache replays only one '
-                'RandomResizedCrop and one RandomFlip, so a view with it '
-                'would differ from the recorded one')
-        step['type'] = new
-        if kind == 'PackInputs':
-            keys = step.get('meta_keys', ('sample_idx', 'img_path',
-                                          'ori_shape', 'img_shape',
-                                          'scale_factor', 'flip',
-                                          'flip_direction'))
-            step['meta_keys'] = tuple(keys) + tuple(
-                k for k in ('sample_idx', 'view_crop', 'flip')
-                if k not in keys)
-        converted.append(step)
-    return converted
 
 
 def pipeline_signature(dataset: dict) -> str:

@@ -30,21 +30,6 @@ class CheckpointMismatchError(ValueError):
         self.source = source
 
 
-def _listed(keys: List[str]) -> str:
-    """At most ``_SHOWN`` keys, and how many more."""
-    more = f' and {len(keys) - _SHOWN} more' if len(keys) > _SHOWN else ''
-    return f'{keys[:_SHOWN]}{more}'
-
-
-def _non_finite(value: torch.Tensor) -> Optional[str]:
-    """How many entries of a floating tensor are NaN or infinite."""
-    if not (isinstance(value, torch.Tensor) and
-            (value.is_floating_point() or value.is_complex())):
-        return None
-    bad = int((~torch.isfinite(value)).sum())
-    return f'{bad} of {value.numel()}' if bad else None
-
-
 def check_state_dict(expected: Mapping[str, torch.Tensor],
                      state_dict: Mapping,
                      source: Optional[str],
@@ -84,9 +69,10 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
         if tuple(value.shape) != tuple(expected[key].shape):
             wrong.append(f'{key}: checkpoint {tuple(value.shape)}, model '
                          f'{tuple(expected[key].shape)}')
-        bad = _non_finite(value)
+        bad = int((~torch.isfinite(value)).sum()) if (
+            value.is_floating_point() or value.is_complex()) else 0
         if bad:
-            non_finite.append(f'{key} ({bad} values)')
+            non_finite.append(f'{key} ({bad} of {value.numel()} values)')
     problems: Dict[str, List[str]] = {
         f'missing {required_name}': missing,
         'unexpected keys': unexpected,
@@ -94,8 +80,10 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
         'shape mismatch': wrong,
         'NaN or infinite values': non_finite,
     }
-    found = [f'{what} {_listed(keys)}' for what, keys in problems.items()
-             if keys]
+    # At most _SHOWN keys of each, and how many more.
+    found = [f'{what} {keys[:_SHOWN]}' + (
+        f' and {len(keys) - _SHOWN} more' if len(keys) > _SHOWN else '')
+             for what, keys in problems.items() if keys]
     if found:
         raise CheckpointMismatchError(
             f'{source or "the checkpoint"} does not fit {model}; ' +
