@@ -2,7 +2,7 @@
 import glob
 import math
 import os.path as osp
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -43,44 +43,34 @@ class NonFiniteLossHook(Hook):
     def _checkpoint_advice(runner) -> str:
         """Which checkpoint of the work directory to resume from, and why."""
         bad: List[str] = []
-        for path, step, problem in _checkpoints_newest_first(
-                runner.work_dir, runner.iter):
-            if problem is None:
+        paths = glob.glob(osp.join(glob.escape(runner.work_dir), '*.pth'))
+        for path in sorted(paths, key=osp.getmtime, reverse=True):
+            try:
+                checkpoint = load_checkpoint_file(path)
+                step = int(checkpoint['meta']['iter'])
+                state = checkpoint['state_dict']
+            except Exception as e:  # noqa: BLE001 (an unreadable one named)
+                bad.append(f'{path} (unreadable: {type(e).__name__})')
+                continue
+            non_finite = [
+                k for k, v in state.items()
+                if isinstance(v, torch.Tensor) and v.is_floating_point()
+                and not torch.isfinite(v).all()
+            ]
+            if non_finite:
+                bad.append(f'{path} (NaN or infinite values in '
+                           f'{non_finite[:3]})')
+            elif step >= runner.iter:
+                bad.append(f'{path} (its weights produced this loss)')
+            else:
                 shown = '; newer ones: ' + ', '.join(bad) if bad else ''
                 return (f'The last good checkpoint is {path} (after '
                         f'iteration {step}: finite weights that gave finite '
                         f'losses){shown}. Resume from it (--resume {path}) '
                         'with a lower learning rate or loss weight.')
-            bad.append(f'{path} ({problem})')
         if bad:
             return ('No checkpoint of the work directory is good: ' +
                     ', '.join(bad) + '. Start again with a lower learning '
                     'rate or loss weight.')
         return (f'No checkpoint was written in {runner.work_dir}; start '
                 'again with a lower learning rate or loss weight.')
-
-
-def _checkpoints_newest_first(
-        work_dir: str,
-        failing_iter: int) -> Iterator[Tuple[str, int, Optional[str]]]:
-    """(path, iteration, problem or None) of the run's checkpoints."""
-    paths = glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
-    for path in sorted(paths, key=osp.getmtime, reverse=True):
-        try:
-            checkpoint = load_checkpoint_file(path)
-            step = int(checkpoint['meta']['iter'])
-            state = checkpoint['state_dict']
-        except Exception as e:  # noqa: BLE001 (any unreadable file is named)
-            yield path, -1, f'unreadable: {type(e).__name__}'
-            continue
-        non_finite = [
-            k for k, v in state.items()
-            if isinstance(v, torch.Tensor) and v.is_floating_point()
-            and not torch.isfinite(v).all()
-        ]
-        if non_finite:
-            yield path, step, f'NaN or infinite values in {non_finite[:3]}'
-        elif step >= failing_iter:
-            yield path, step, 'its weights produced this loss'
-        else:
-            yield path, step, None
