@@ -3,7 +3,7 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 from mmengine.dist import get_rank
 from mmengine.hooks import CheckpointHook
@@ -32,19 +32,6 @@ CheckpointLoader.register_scheme(prefixes=SAFE_SCHEME, loader=load_from_local)
 _CHECKPOINT_NAME = re.compile(r'^(?:epoch|iter)_\d+\.pth$')
 
 
-def complete_checkpoints(folder: str) -> List[str]:
-    """Complete checkpoints of CheckpointHook's names in ``folder``, oldest
-    first."""
-    if not osp.isdir(folder):
-        return []
-    paths = [
-        osp.join(folder, name) for name in os.listdir(folder)
-        if _CHECKPOINT_NAME.match(name)
-    ]
-    paths = [p for p in paths if is_complete_checkpoint(p)]
-    return sorted(paths, key=lambda p: (osp.getmtime(p), p))
-
-
 def choose_resume_checkpoint(
         work_dir: str, checkpoint_dir: str,
         logger: logging.Logger) -> Tuple[bool, Optional[str]]:
@@ -71,7 +58,13 @@ def choose_resume_checkpoint(
         return True, None
     problem = (f'names {recorded}, which is missing or incomplete'
                if recorded else 'is empty')
-    candidates = complete_checkpoints(checkpoint_dir)
+    # Complete checkpoints of CheckpointHook's names, oldest first.
+    names = os.listdir(checkpoint_dir) if osp.isdir(checkpoint_dir) else []
+    candidates = sorted(
+        (p for p in (osp.join(checkpoint_dir, n) for n in names
+                     if _CHECKPOINT_NAME.match(n))
+         if is_complete_checkpoint(p)),
+        key=lambda p: (osp.getmtime(p), p))
     if candidates:
         logger.warning(f'{marker} {problem}; resuming from the newest '
                        f'complete checkpoint {candidates[-1]} instead')
@@ -159,20 +152,18 @@ class SafeLoadingRunner(Runner):
         with using_run_seed(draw_seed):
             return Runner.build_dataloader(dataloader, seed, diff_rank_seed)
 
-    def checkpoint_dir(self) -> str:
-        """The folder the run's checkpoint hook writes into."""
-        hook = next((h for h in self.hooks if isinstance(h, CheckpointHook)),
-                    None)
-        return checkpoint_folder(self.work_dir, hook and hook.out_dir)
-
     def load_or_resume(self) -> None:
         """mmengine's ``load_or_resume``, from a complete checkpoint."""
         if self.checkpoint_loaded:
             return
         resume, path = self.resume_training, self.checkpoint_to_load
         if resume and path is None:
+            hook = next((h for h in self.hooks
+                         if isinstance(h, CheckpointHook)), None)
             resume, path = choose_resume_checkpoint(
-                self.work_dir, self.checkpoint_dir(), self.logger)
+                self.work_dir,
+                checkpoint_folder(self.work_dir, hook and hook.out_dir),
+                self.logger)
         if resume and path is None:
             path = find_latest_checkpoint(self.work_dir)
             if path is None:
