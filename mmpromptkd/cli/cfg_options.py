@@ -38,22 +38,18 @@ def parse_option_value(val: str) -> Any:
     bracketed = len(val) >= 2 and (val[0], val[-1]) in (('(', ')'),
                                                         ('[', ']'))
     if not bracketed and ',' not in val:
-        return _scalar(val)
+        # An int, float, bool or None where it reads as one.
+        for kind in (int, float):
+            try:
+                return kind(val)
+            except ValueError:
+                pass
+        if val.lower() in ('true', 'false'):
+            return val.lower() == 'true'
+        return None if val == 'None' else val
     body = val[1:-1] if bracketed else val
     items = [parse_option_value(item) for item in _split_top_level(body)]
     return tuple(items) if bracketed and val[0] == '(' else items
-
-
-def _scalar(val: str) -> Any:
-    """An int, float, bool or None where ``val`` reads as one."""
-    for kind in (int, float):
-        try:
-            return kind(val)
-        except ValueError:
-            pass
-    if val.lower() in ('true', 'false'):
-        return val.lower() == 'true'
-    return None if val == 'None' else val
 
 
 def _split_top_level(text: str) -> List[str]:

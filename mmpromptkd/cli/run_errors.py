@@ -17,17 +17,6 @@ __all__ = ['load_config', 'reporting_run_errors']
 _REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def _shipped_configs(path: str) -> List[str]:
-    """Configs near ``path``: its folder's, ./configs' and the repo's."""
-    folders = {osp.dirname(path) or '.', 'configs', osp.join(_REPO, 'configs')}
-    found = []
-    for folder in sorted(folders):
-        if osp.isdir(folder):
-            found += glob.glob(osp.join(glob.escape(folder), '**', '*.py'),
-                               recursive=True)
-    return [p for p in found if f'{osp.sep}_base_{osp.sep}' not in p]
-
-
 def load_config(path: str, tool: str) -> Config:
     """``Config.fromfile``; a missing file names the closest config.
 
@@ -42,8 +31,15 @@ def load_config(path: str, tool: str) -> Config:
         SystemExit: If ``path`` is not a file.
     """
     if not osp.isfile(path):
-        candidates = _shipped_configs(path)
-        names = {osp.basename(p): p for p in candidates}
+        # Configs near it: its folder's, ./configs' and the repo's.
+        folders = {osp.dirname(path) or '.', 'configs',
+                   osp.join(_REPO, 'configs')}
+        found: List[str] = []
+        for folder in sorted(f for f in folders if osp.isdir(f)):
+            found += glob.glob(osp.join(glob.escape(folder), '**', '*.py'),
+                               recursive=True)
+        names = {osp.basename(p): p for p in found
+                 if f'{osp.sep}_base_{osp.sep}' not in p}
         close = difflib.get_close_matches(osp.basename(path), list(names),
                                           n=1, cutoff=0.6)
         shown = close and names[close[0]]
