@@ -90,11 +90,6 @@ class GaussianPromptAggregationHook(Hook):
             for name, param in model.named_parameters() if param.requires_grad
         }
 
-    @staticmethod
-    def _accumulator_dtype(param: torch.Tensor) -> torch.dtype:
-        """At least float32."""
-        return torch.promote_types(param.dtype, torch.float32)
-
     def before_train(self, runner) -> None:
         """Compute the weights, start or restore the aggregate."""
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
@@ -111,9 +106,10 @@ class GaussianPromptAggregationHook(Hook):
         start = runner.epoch
         if start == 0:
             self.epochs = []
+            # Accumulated in at least float32.
             self._aggregate = {
-                name: torch.zeros_like(
-                    p, dtype=self._accumulator_dtype(p)).detach()
+                name: torch.zeros_like(p, dtype=torch.promote_types(
+                    p.dtype, torch.float32)).detach()
                 for name, p in params.items()
             }
         else:
@@ -152,7 +148,8 @@ class GaussianPromptAggregationHook(Hook):
         self.epochs = epochs
         self._aggregate = {
             name: aggregate[name].to(
-                device=p.device, dtype=self._accumulator_dtype(p)).clone()
+                device=p.device,
+                dtype=torch.promote_types(p.dtype, torch.float32)).clone()
             for name, p in params.items()
         }
 
