@@ -39,11 +39,8 @@ class _StorageType:
         return f'<storage of {self.dtype}>'
 
 
-class _Storage:
-    """A storage of the archive and the dtype its tensors read it as."""
-
-    def __init__(self, data: torch.UntypedStorage, dtype: torch.dtype):
-        self.data, self.dtype = data, dtype
+#: A storage of the archive and the dtype its tensors read it as.
+_Storage = collections.namedtuple('_Storage', ['data', 'dtype'])
 
 
 def _rebuild_tensor(storage: _Storage, offset: int, size: tuple,

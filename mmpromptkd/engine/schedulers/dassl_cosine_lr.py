@@ -43,16 +43,8 @@ class DasslCosineAnnealingLR(CosineAnnealingLR):
                 f'{type(self).__name__} needs T_max or end; the Runner sets '
                 'end to train_cfg.max_epochs (or max_iters) when it builds '
                 'the schedulers of a training run')
-        if T_max is None:
-            T_max = end
-        if end <= begin:
-            # A run no longer than the warm-up (e.g. max_epochs=1) has no
-            # cosine epoch: keep the scheduler, which then never acts.
-            end = begin + 1
+        # A run no longer than the warm-up (e.g. max_epochs=1) has no cosine
+        # epoch: the scheduler is kept, and never acts.
         super().__init__(
-            optimizer,
-            T_max=T_max,
-            eta_min=eta_min,
-            begin=begin,
-            end=end,
-            **kwargs)
+            optimizer, T_max=end if T_max is None else T_max,
+            eta_min=eta_min, begin=begin, end=max(end, begin + 1), **kwargs)
