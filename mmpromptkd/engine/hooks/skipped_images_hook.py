@@ -1,5 +1,5 @@
 """Enable and report the skipping of unreadable training images."""
-from typing import Any, List
+from typing import List
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
@@ -11,24 +11,6 @@ from mmpromptkd.registry import HOOKS
 
 # Paths listed per process and epoch; the count is always complete.
 _MAX_LISTED = 20
-
-
-def find_safe_loaders(dataset: Any) -> List[LoadImageFromFileSafe]:
-    """The ``LoadImageFromFileSafe`` transforms of a dataset's pipeline.
-
-    Args:
-        dataset (Any): A dataset, wrappers searched through.
-
-    Returns:
-        list[LoadImageFromFileSafe]: The transforms, in pipeline order.
-    """
-    found: List[LoadImageFromFileSafe] = []
-    for current in iter_wrapped_datasets(dataset):
-        pipeline = getattr(current, 'pipeline', None)
-        for transform in getattr(pipeline, 'transforms', None) or []:
-            if isinstance(transform, LoadImageFromFileSafe):
-                found.append(transform)
-    return found
 
 
 @HOOKS.register_module()
@@ -47,7 +29,14 @@ class SkippedImagesHook(Hook):
         self._loaders: List[LoadImageFromFileSafe] = []
 
     def before_train(self, runner) -> None:
-        self._loaders = find_safe_loaders(runner.train_dataloader.dataset)
+        # The training pipeline's, wrappers searched through.
+        self._loaders = [
+            transform for current in iter_wrapped_datasets(
+                runner.train_dataloader.dataset)
+            for transform in getattr(getattr(current, 'pipeline', None),
+                                     'transforms', None) or []
+            if isinstance(transform, LoadImageFromFileSafe)
+        ]
         if not self._loaders:
             runner.logger.warning(
                 'SkippedImagesHook: the training pipeline has no '
