@@ -1,5 +1,5 @@
 """Stop a run whose training data is empty or has a class without images."""
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Sequence
 
 import numpy as np
 from mmengine.hooks import Hook
@@ -7,18 +7,6 @@ from torch.utils.data import IterableDataset
 
 from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
 from mmpromptkd.registry import HOOKS
-
-
-def _labels(dataset: Any) -> Optional[np.ndarray]:
-    """The label of every sample, or None for a dataset without labels."""
-    if hasattr(dataset, 'get_gt_labels'):
-        return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
-    if not hasattr(dataset, 'get_data_info'):
-        return None
-    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
-    if not infos or any('gt_label' not in info for info in infos):
-        return None
-    return np.asarray([info['gt_label'] for info in infos], dtype=np.int64)
 
 
 def find_empty_classes(dataset: Any) -> List[str]:
@@ -34,9 +22,17 @@ def find_empty_classes(dataset: Any) -> List[str]:
     dataset = unwrap_dataset(dataset)
     classes: Sequence[str] = (getattr(dataset, 'metainfo', None)
                               or {}).get('classes') or ()
-    labels = _labels(dataset) if classes else None
-    if labels is None:
+    if not classes:
         return []
+    if hasattr(dataset, 'get_gt_labels'):
+        labels = np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+    else:  # every sample's gt_label, if each has one
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))] \
+            if hasattr(dataset, 'get_data_info') else []
+        if not infos or any('gt_label' not in info for info in infos):
+            return []
+        labels = np.asarray([info['gt_label'] for info in infos],
+                            dtype=np.int64)
     counts = np.bincount(labels[labels >= 0], minlength=len(classes))
     return [
         f'{name!r} (label {i})' for i, name in enumerate(classes)
