@@ -303,6 +303,22 @@ def test_a_swapped_member_cache_is_refused_by_name(member_caches,
         _open_cached(member_caches[0], shapes_root)
 
 
+def test_member_caches_of_other_views_or_tau_are_refused(
+        member_caches, shapes_root, tmp_path):
+    other = tmp_path / 'member1'
+    shutil.copytree(member_caches[1], other)
+    _edit_meta(other, lambda meta: meta.update(seed=7))
+    with pytest.raises(TeacherCacheError,
+                       match=f'{other} was recorded with seed=7, '
+                       f'{member_caches[0]} with 0'):
+        _open_ensemble([member_caches[0], other], shapes_root)
+    dataset = _open_ensemble(member_caches, shapes_root)
+    loss = type('Loss', (), {'tau': 2.0})()
+    with pytest.raises(ValueError, match='was mixed from its members\' '
+                       'logits at tau=1.0; the loss has tau=2.0'):
+        dataset.training_text_features(type('M', (), {'distill_loss': loss}))
+
+
 def test_the_recorder_needs_a_member_of_an_ensemble(member_caches,
                                                     shapes_root, tmp_path):
     result = _record(shapes_root, tmp_path / 'all', epochs=1,
