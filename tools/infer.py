@@ -14,11 +14,12 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+_REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path[:0] = [_REPO, osp.join(_REPO, 'tools', 'misc')]
 
 from mmpromptkd.apis import StudentInferencer  # noqa: E402
-from mmpromptkd.cli import new_output  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
+from run_cli import new_output  # noqa: E402
 
 
 def main(argv=None) -> None:

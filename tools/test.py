@@ -31,7 +31,7 @@ from typing import Dict, List, Optional
 # this checkout even where another copy is installed.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if sys.path[0] != _REPO_ROOT:
-    sys.path.insert(0, _REPO_ROOT)
+    sys.path[:0] = [_REPO_ROOT, osp.join(_REPO_ROOT, 'tools', 'misc')]
 
 import mmengine  # noqa: E402
 from mmengine.config import Config  # noqa: E402
@@ -39,11 +39,11 @@ from mmengine.dist import is_main_process  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
-from mmpromptkd.cli import (  # noqa: E402
+from mmpromptkd.fileio import temporary_path  # noqa: E402
+from run_cli import (  # noqa: E402
     build_runner, check_cfg_options, close_distributed, load_config,
     naming_the_checkpoint, new_output, parse_run_args, reporting_run_errors,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
-from mmpromptkd.fileio import temporary_path  # noqa: E402
 
 # Table columns: metric suffix -> header.
 B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),

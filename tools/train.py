@@ -18,13 +18,13 @@ import sys
 # this checkout even where another copy is installed.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if sys.path[0] != _REPO_ROOT:
-    sys.path.insert(0, _REPO_ROOT)
+    sys.path[:0] = [_REPO_ROOT, osp.join(_REPO_ROOT, 'tools', 'misc')]
 
 from mmengine.config import Config  # noqa: E402
 
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
-from mmpromptkd.cli import (  # noqa: E402
+from run_cli import (  # noqa: E402
     build_runner, check_cfg_options, check_work_dir_is_free,
     close_distributed, enable_amp, hinting_how_to_continue, load_config,
     lock_work_dir, naming_the_checkpoint, parse_run_args,

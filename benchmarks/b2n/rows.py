@@ -215,7 +215,7 @@ def build_row_config(key: str,
     """
     from mmengine.config import Config
 
-    from mmpromptkd.cli import CfgOptionsAction
+    from run_cli import CfgOptionsAction
 
     spec = ROWS[key]
     teacher_cfg = Config.fromfile(TEACHER_CONFIG)

@@ -6,7 +6,7 @@ from torch import nn
 
 import mmpromptkd  # noqa: F401
 from mmpromptkd.registry import OPTIM_WRAPPERS
-from mmpromptkd.cli import enable_amp
+from run_cli import enable_amp
 
 
 def test_bf16_forward_fp32_weights():

@@ -36,13 +36,13 @@ from mmpromptkd.engine.hooks.random_state_hook import _numpy_rng_state
 from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
 from mmpromptkd.engine.runner.safe_loading_runner import \
     choose_resume_checkpoint
-from mmpromptkd.cli import launch
 from mmpromptkd.utils import (is_complete_checkpoint, load_checkpoint_file,
                               save_checkpoint_file)
 from reliability_utils import (dist_train_cmd, free_port, kill_group,
                                max_difference, read_int, start,
                                subprocess_env, tail, train_cmd, trained_state,
                                wait_for, write_run_config)
+import run_cli
 
 # Seed of the random kill point (an iteration and a delay within it). With
 # this seed the run resumes from an iteration checkpoint written at the end
@@ -388,9 +388,9 @@ class TestDistributedFaults:
             calls.append(timeout_s)
             return False
 
-        monkeypatch.setattr(launch, 'init_cpu_distributed', fake_init)
+        monkeypatch.setattr(run_cli, 'init_cpu_distributed', fake_init)
         cfg = Config(dict(env_cfg=dict(dist_cfg=dict(timeout=15))))
-        launch.setup_cpu_distributed(cfg, 'pytorch')
+        run_cli.setup_cpu_distributed(cfg, 'pytorch')
         assert calls == [15]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config, DictAction
 
-from mmpromptkd.cli import CfgOptionsAction, check_cfg_options
+from run_cli import CfgOptionsAction, check_cfg_options
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/promptkd' / \

@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 
-from mmpromptkd.cli import load_config, reporting_run_errors
+from run_cli import load_config, reporting_run_errors
 from tool_runs import CONFIG, REPO
 from tool_scripts import load_tool
 
@@ -63,7 +63,7 @@ def test_two_runs_in_one_second_keep_their_own_scope_and_log(
     notebook) each log into their own file and build in their own scope."""
     import time
 
-    from mmpromptkd.cli import build_runner
+    from run_cli import build_runner
     monkeypatch.setattr(time, 'time', lambda: 1.8e9)  # the same second
     runners = []
     for name, config in (('a', MMPRETRAIN_RUNTIME), ('b', CONFIG)):
@@ -111,7 +111,7 @@ def test_ctrl_c_says_whether_resume_would_continue(checkpoint, hint, tmp_path,
     from mmengine.config import Config
     from mmengine.logging import MessageHub
 
-    from mmpromptkd.cli import hinting_how_to_continue
+    from run_cli import hinting_how_to_continue
     hub = MessageHub.get_instance(f'test_ctrl_c_before_{checkpoint}')
     hub.update_info('epoch', 0)
     hub.update_info('iter', 3)

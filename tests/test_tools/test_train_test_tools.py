@@ -23,8 +23,8 @@ from mmengine.config import Config
 
 from mmpromptkd.engine.hooks import EpochSeedHook, epoch_seed
 from mmpromptkd.utils import load_checkpoint_file
-from mmpromptkd.cli import (check_work_dir_is_free, find_existing_checkpoints,
-                            set_dataloader_defaults, setup_cpu_distributed)
+from run_cli import (check_work_dir_is_free, find_existing_checkpoints,
+                     set_dataloader_defaults, setup_cpu_distributed)
 from tool_runs import (CONFIG, REPO, TOOLS, call_tool, check_ok, data_options,
                        run_tool, train_cmd)
 from tool_scripts import load_tool
@@ -272,7 +272,8 @@ class TestDistributed:
         script.write_text(
             'import atexit, sys\n'
             'import torch.distributed as dist\n'
-            'from mmpromptkd.cli import close_distributed\n'
+            f'sys.path[:0] = {[str(REPO), str(TOOLS / "misc")]!r}\n'
+            'from run_cli import close_distributed\n'
             f'dist.init_process_group("gloo", init_method='
             f'"file://{tmp_path / "store"}", rank=0, world_size=1)\n'
             'atexit.register(lambda: open(sys.argv[1], "w").write("ran"))\n'

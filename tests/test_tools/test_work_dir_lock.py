@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from mmpromptkd.cli import lock_work_dir
+from run_cli import lock_work_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/promptkd' / \
@@ -22,7 +22,8 @@ CONFIG = REPO / 'configs/promptkd' / \
 HOLD = '''
 import sys, time
 from mmengine.config import Config
-from mmpromptkd.cli import lock_work_dir
+sys.path.insert(0, 'tools/misc')
+from run_cli import lock_work_dir
 lock = lock_work_dir(Config(dict(work_dir=sys.argv[1])))
 print('locked', flush=True)
 time.sleep(600)

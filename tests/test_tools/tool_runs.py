@@ -59,7 +59,7 @@ def call_tool(script: Path, args: Sequence) -> subprocess.CompletedProcess:
         CompletedProcess: The exit status (0, 1 after an error, as on the
         command line) and everything printed and logged in ``.stdout``.
     """
-    from mmpromptkd.cli import reporting_run_errors
+    from run_cli import reporting_run_errors
     module = load_tool(script)
     out = io.StringIO()
     code = 0

@@ -18,14 +18,15 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path[:0] = [_REPO, osp.join(_REPO, 'tools', 'misc')]
 
 from mmengine.analysis import get_model_complexity_info  # noqa: E402
 from mmpretrain.apis import get_model  # noqa: E402
 from torch import nn  # noqa: E402
 
-from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
-                            load_config)
+from run_cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
+                     load_config)
 
 
 class CountedForward(nn.Module):

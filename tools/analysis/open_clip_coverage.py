@@ -16,16 +16,16 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-# The scaled-down models and small tokenizers of tools/misc.
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../misc')))
+# The shared helpers, scaled-down models and small tokenizers of tools/misc.
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path[:0] = [_REPO, osp.join(_REPO, 'tools', 'misc')]
 
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 
-from mmpromptkd.cli import new_output  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
 from mmpromptkd.models.clip import PromptedCLIP  # noqa: E402
+from run_cli import new_output  # noqa: E402
 from scaled_open_clip import (quick_gelu_of, scaled_model_cfg,  # noqa: E402
                               small_timm_trunks)
 from small_hf_tokenizer import (layout_of,  # noqa: E402

@@ -24,14 +24,15 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path[:0] = [_REPO, osp.join(_REPO, 'tools', 'misc')]
 
 import torch  # noqa: E402
 
 from mmpromptkd.apis import (StudentGraph, load_exported_student,  # noqa: E402
                              preprocessing)
-from mmpromptkd.cli import output_beside  # noqa: E402
 from mmpromptkd.fileio import atomic_write  # noqa: E402
+from run_cli import output_beside  # noqa: E402
 
 #: The opset of torch's dynamo exporter, run by every current onnxruntime.
 DEFAULT_OPSET = 18

@@ -17,17 +17,17 @@ import tempfile
 from typing import List, Optional
 
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import mmpromptkd  # noqa: E402,F401  (registers the components)
-from mmpromptkd.cli import (CfgOptionsAction, build_runner,  # noqa: E402
-                            check_cfg_options, load_config,
-                            set_dataloader_defaults)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.teacher_cache import (STORAGES,  # noqa: E402
                                       record_teacher_cache,
                                       replayable_dataset_config)
+from run_cli import (CfgOptionsAction, build_runner,  # noqa: E402
+                     check_cfg_options, load_config, set_dataloader_defaults)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

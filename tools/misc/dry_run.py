@@ -46,8 +46,8 @@ import miniature_data  # noqa: E402
 from random_clip_weights import (DISTILLERS, TINY_IMAGE_SIZE,  # noqa: E402
                                  RandomWeights, bare_type, prepare_model,
                                  tiny_timm_trunks)
-from mmpromptkd.cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
-                            load_config)
+from run_cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
+                     load_config)
 from tool_scripts import load_tool, status_mib  # noqa: E402
 
 #: Classes of a miniature (half base, half novel) unless --classes says.

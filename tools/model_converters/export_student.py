@@ -25,7 +25,8 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path[:0] = [_REPO, osp.join(_REPO, 'tools', 'misc')]
 
 from mmengine.config import Config  # noqa: E402
 
@@ -35,7 +36,7 @@ from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpromptkd.models.utils import (FROZEN_WEIGHTS_META,  # noqa: E402
                                      check_frozen_weights)
 from mmpromptkd.utils import load_from_local  # noqa: E402
-from mmpromptkd.cli import (  # noqa: E402
+from run_cli import (  # noqa: E402
     CfgOptionsAction, check_cfg_options, load_config, output_beside,
     reporting_run_errors)
 
