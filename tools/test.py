@@ -1,19 +1,10 @@
 """Test a checkpoint with an mmpromptkd config (mmpretrain's command line).
 
-Prints the base-to-novel accuracies as a table, e.g.::
-
-    +-----------------+-------+-------+-------+-------+
-    |     dataset     | base  | novel |  HM   |  all  |
-    +-----------------+-------+-------+-------+-------+
-    | SyntheticShapes | 84.12 | 77.30 | 80.57 | 70.20 |
-    +-----------------+-------+-------+-------+-------+
-
-``--out metrics.json`` writes the flat metrics dict (``{"b2n/base": 84.12,
-...}``) that ``tools/analysis/aggregate_results.py`` reads; ``--out
+Prints the base-to-novel accuracies as a table (dataset, base, novel, HM,
+all). ``--out metrics.json`` writes the flat metrics dict (``{"b2n/base":
+84.12, ...}``) that ``tools/analysis/aggregate_results.py`` reads; ``--out
 preds.pkl`` dumps the predictions instead (``--out-item`` chooses
 explicitly).
-
-Examples::
 
     python tools/test.py configs/promptkd/<config>.py work_dirs/x/epoch_20.pth
     bash tools/dist_test.sh configs/promptkd/<config>.py CKPT 8 --out m.json
@@ -25,7 +16,7 @@ import os
 import os.path as osp
 import sys
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 # Runs from a source checkout without installing the package, and uses
 # this checkout even where another copy is installed.
@@ -41,26 +32,20 @@ import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from mmpromptkd.fileio import temporary_path  # noqa: E402
 from run_cli import (  # noqa: E402
-    build_runner, check_cfg_options, close_distributed, load_config,
+    build_runner, close_distributed, load_config, merge_cfg_options,
     naming_the_checkpoint, new_output, parse_run_args, reporting_run_errors,
     resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
-# Table columns: metric suffix -> header.
-B2N_COLUMNS = (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
-               ('all', 'all'))
-B2N_PREFIX = 'b2n'
 PRED_SUFFIXES = ('.pkl', '.pickle')
 METRIC_SUFFIXES = ('.json', '.yaml', '.yml') + PRED_SUFFIXES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
-        'checkpoint',
-        nargs='?',
+        'checkpoint', nargs='?',
         help='checkpoint file; leave it out to evaluate the model as the '
         'config builds it (a zero-shot CLIP, or a teacher whose weights the '
         'config names)')
@@ -71,16 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='output file: the metrics as a flat JSON dict (.json), or the '
         'predictions (.pkl)')
     parser.add_argument(
-        '--force', action='store_true',
-        help='replace an existing --out file')
+        '--force', action='store_true', help='replace an existing --out file')
     parser.add_argument(
-        '--out-item',
-        choices=['metrics', 'pred'],
+        '--out-item', choices=['metrics', 'pred'],
         help='what --out holds. Defaults to "pred" for .pkl/.pickle files '
         'and "metrics" otherwise')
     parser.add_argument(
-        '--amp',
-        action='store_true',
+        '--amp', action='store_true',
         help='test in automatic mixed precision (test_cfg.fp16)')
     parser.add_argument(
         '--show-dir',
@@ -88,20 +70,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         '(mmpretrain\'s VisualizationHook)')
     parser.add_argument(
         '--show', action='store_true', help='show the predictions in a window')
+    parser.add_argument('--interval', type=int, default=1,
+                        help='visualize every this many samples')
     parser.add_argument(
-        '--interval',
-        type=int,
-        default=1,
-        help='visualize every this many samples')
-    parser.add_argument(
-        '--wait-time',
-        type=float,
-        default=2,
+        '--wait-time', type=float, default=2,
         help='seconds each shown image stays (0: until a key is pressed)')
-    parser.add_argument(
-        '--no-pin-memory',
-        action='store_true',
-        help='disable pin_memory in the dataloader')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in the dataloader')
     args = parse_run_args(parser, argv, 'test_dataloader.batch_size=64')
     if args.out_item is not None and args.out is None:
         parser.error('--out-item needs --out')
@@ -124,15 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command line to the config.
-
-    Args:
-        cfg (Config): The loaded config.
-        args (argparse.Namespace): The parsed arguments.
-
-    Returns:
-        Config: The updated config.
-    """
+    """Apply the command line to the config (in place) and return it."""
     cfg.setdefault('default_scope', 'mmpromptkd')
     cfg.launcher = args.launcher
     resolve_work_dir(cfg, args.work_dir, args.config)
@@ -148,41 +115,15 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.default_hooks.visualization.update(
             enable=True, show=args.show, wait_time=args.wait_time,
             out_dir=args.show_dir, interval=args.interval)
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options,
-                          args.cfg_options_new_keys)
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options, args.cfg_options_new_keys)
     set_dataloader_defaults(
         cfg, fields=('test_dataloader', ), pin_memory=not args.no_pin_memory)
     return cfg
 
 
-def check_checkpoint(path: str) -> None:
-    """Fail early, and clearly, on a missing local checkpoint.
-
-    Args:
-        path (str): Local path or URL (``scheme://...``, not checked).
-
-    Raises:
-        FileNotFoundError: If a local path is not a file.
-    """
-    if '://' in path:
-        return
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist (or is '
-                                'not a file)')
-
-
 def flat_metrics(metrics: Dict) -> Dict[str, float]:
-    """The numeric metrics as a flat ``{name: float}`` dict.
-
-    Args:
-        metrics (dict): What ``runner.test()`` returned.
-
-    Returns:
-        dict[str, float]: The scalar metrics; other values are left out
-        with a warning.
-    """
+    """The scalar metrics as ``{name: float}``; others are left out with a
+    warning."""
     flat: Dict[str, float] = {}
     for name, value in metrics.items():
         if hasattr(value, 'item') and getattr(value, 'size', 1) in (1, ()):
@@ -195,81 +136,48 @@ def flat_metrics(metrics: Dict) -> Dict[str, float]:
     return flat
 
 
-def _format_table(header: List[str], rows: List[List[str]]) -> str:
-    """A plain ASCII table with centred cells."""
-    widths = [
-        max(len(r[i]) for r in [header] + rows) + 2
-        for i in range(len(header))
-    ]
-    rule = '+' + '+'.join('-' * w for w in widths) + '+'
-
-    def centre(text: str, width: int) -> str:
-        # An odd remainder goes to the right, as prettytable does.
-        left = (width - len(text)) // 2
-        return ' ' * left + text + ' ' * (width - len(text) - left)
-
-    def line(cells: List[str]) -> str:
-        return '|' + '|'.join(centre(c, w)
-                              for c, w in zip(cells, widths)) + '|'
-
-    return '\n'.join([rule, line(header), rule] + [line(r) for r in rows] +
-                     [rule])
-
-
-def b2n_table(metrics: Dict[str, float], dataset: str,
-              prefix: str = B2N_PREFIX) -> Optional[str]:
-    """Base-to-novel table of one dataset.
-
-    Args:
-        metrics (dict[str, float]): Flat metrics in percent.
-        dataset (str): Name of the row.
-        prefix (str): Prefix of the metric names. Defaults to 'b2n'.
-
-    Returns:
-        str, optional: The table with the columns present (2 decimals), or
-        None without any base-to-novel metric.
-    """
-    header, row = ['dataset'], [dataset]
-    for key, title in B2N_COLUMNS:
-        value = metrics.get(f'{prefix}/{key}')
-        if value is None:
-            continue
-        header.append(title)
-        row.append('nan' if math.isnan(value) else f'{value:.2f}')
-    if len(header) == 1:
+def b2n_table(metrics: Dict[str, float], dataset: str) -> Optional[str]:
+    """An ASCII table of the ``b2n/*`` metrics present (2 decimals), or None
+    without any."""
+    cells = [('dataset', dataset)]
+    for key, title in (('base', 'base'), ('novel', 'novel'), ('hm', 'HM'),
+                       ('all', 'all')):
+        value = metrics.get(f'b2n/{key}')
+        if value is not None:
+            cells.append(
+                (title, 'nan' if math.isnan(value) else f'{value:.2f}'))
+    if len(cells) == 1:
         return None
-    return _format_table(header, [row])
-
-
-def dataset_name(runner) -> str:
-    """Class name of the test dataset, inside dataset wrappers."""
-    from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
-    return type(unwrap_dataset(runner.test_dataloader.dataset)).__name__
+    widths = [max(map(len, c)) + 2 for c in cells]
+    rule = '+' + '+'.join('-' * w for w in widths) + '+'
+    # Centred; an odd remainder goes to the right, as prettytable does.
+    lines = [
+        '|' + '|'.join((' ' * ((w - len(c[row])) // 2) + c[row]).ljust(w)
+                       for c, w in zip(cells, widths)) + '|'
+        for row in (0, 1)
+    ]
+    return '\n'.join([rule, lines[0], rule, lines[1], rule])
 
 
 def main(argv=None) -> None:
-    """Test."""
     args = parse_args(argv)
-    if args.checkpoint is not None:
-        try:
-            check_checkpoint(args.checkpoint)
-        except FileNotFoundError as e:
-            sys.exit(f'{osp.basename(__file__)}: error: {e}')
     tool = osp.basename(__file__)
+    if args.checkpoint is not None and '://' not in args.checkpoint and \
+            not osp.isfile(args.checkpoint):
+        sys.exit(f'{tool}: error: checkpoint {args.checkpoint} does not '
+                 'exist (or is not a file)')
     try:
         cfg = merge_args(load_config(args.config, tool), args)
     except ValueError as e:  # a mistyped --cfg-options key
         sys.exit(f'{tool}: error: {e}')
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
-
     if args.out_item == 'pred':
         from mmengine.evaluator import DumpResults
         # Dumped beside, then renamed: an earlier file is never half
         # replaced.
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=temporary_path(args.out)))
-
     with naming_the_checkpoint(cfg):
         metrics = flat_metrics(runner.test())
     # Now, not when the runner is collected (5 s per persistent worker).
@@ -280,18 +188,18 @@ def main(argv=None) -> None:
         return
     if args.out_item == 'pred':
         os.replace(temporary_path(args.out), args.out)
-    table = b2n_table(metrics, dataset_name(runner))
+    from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
+    dataset = unwrap_dataset(runner.test_dataloader.dataset)
+    table = b2n_table(metrics, type(dataset).__name__)
     if table is not None:
         print(table, flush=True)
     if args.out_item == 'metrics':
-        out_dir = osp.dirname(osp.abspath(args.out))
-        os.makedirs(out_dir, exist_ok=True)
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         # Atomic: an interrupted write never leaves half a results file.
-        atomic = dict(backend='atomic_local')
-        if args.out.endswith('.json'):
-            mmengine.dump(metrics, args.out, indent=2, backend_args=atomic)
-        else:  # yaml or pickle, by the suffix
-            mmengine.dump(metrics, args.out, backend_args=atomic)
+        # JSON indented; yaml or pickle by the suffix.
+        indent = dict(indent=2) if args.out.endswith('.json') else {}
+        mmengine.dump(metrics, args.out,
+                      backend_args=dict(backend='atomic_local'), **indent)
         print(f'metrics written to {args.out}', flush=True)
 
 

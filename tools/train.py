@@ -1,14 +1,10 @@
 """Train a model with an mmpromptkd config (mmpretrain's command line).
 
-Examples::
-
-    python tools/train.py configs/promptkd/<config>.py
-    python tools/train.py configs/promptkd/<config>.py --resume
+    python tools/train.py configs/promptkd/<config>.py [--resume]
     bash tools/dist_train.sh configs/promptkd/<config>.py 8
 
-A fresh run never overwrites the checkpoints of an earlier one: when the work
-directory already holds checkpoints, continue with ``--resume`` or choose
-another ``--work-dir``.
+A fresh run never overwrites the checkpoints of an earlier one (continue
+with ``--resume`` or choose another ``--work-dir``).
 """
 import argparse
 import os.path as osp
@@ -25,93 +21,59 @@ from mmengine.config import Config  # noqa: E402
 import mmpromptkd  # noqa: E402,F401  (registers the components)
 from mmpromptkd.compat import end_dataloader_workers  # noqa: E402
 from run_cli import (  # noqa: E402
-    build_runner, check_cfg_options, check_work_dir_is_free,
-    close_distributed, enable_amp, hinting_how_to_continue, load_config,
-    lock_work_dir, naming_the_checkpoint, parse_run_args,
-    reporting_run_errors, resolve_work_dir, set_dataloader_defaults,
-    setup_cpu_distributed)
+    build_runner, check_work_dir_is_free, close_distributed, enable_amp,
+    hinting_how_to_continue, load_config, lock_work_dir, merge_cfg_options,
+    naming_the_checkpoint, parse_run_args, reporting_run_errors,
+    resolve_work_dir, set_dataloader_defaults, setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line."""
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
+        '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or without a path from the '
         'latest checkpoint of the work directory (a fresh start if there is '
         'none)')
     parser.add_argument(
-        '--amp',
-        action='store_true',
+        '--amp', action='store_true',
         help='automatic mixed precision: float16 with loss scaling on a GPU, '
         'bfloat16 autocast on a CPU; weights stay float32')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not evaluate checkpoints during training')
     parser.add_argument(
-        '--no-validate',
-        action='store_true',
-        help='do not evaluate checkpoints during training')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
+        '--auto-scale-lr', action='store_true',
         help='scale the learning rate by the actual total batch size over '
         'auto_scale_lr.base_batch_size')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='disable pin_memory in the dataloaders')
     parser.add_argument(
-        '--no-pin-memory',
-        action='store_true',
-        help='disable pin_memory in the dataloaders')
-    parser.add_argument(
-        '--no-persistent-workers',
-        action='store_true',
+        '--no-persistent-workers', action='store_true',
         help='disable persistent_workers in the dataloaders (it is only '
         'ever enabled for dataloaders with num_workers > 0)')
     return parse_run_args(parser, argv, 'train_cfg.max_epochs=2')
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command line to the config.
-
-    Args:
-        cfg (Config): The loaded config.
-        args (argparse.Namespace): The parsed arguments.
-
-    Returns:
-        Config: The updated config.
-    """
+    """Apply the command line to the config (in place) and return it."""
     cfg.setdefault('default_scope', 'mmpromptkd')
     cfg.launcher = args.launcher
     resolve_work_dir(cfg, args.work_dir, args.config)
-
     if args.amp:
         enable_amp(cfg)
-
-    if args.resume == 'auto':
+    if args.resume is not None:
         cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
-
+        cfg.load_from = None if args.resume == 'auto' else args.resume
     if args.auto_scale_lr:
         if 'base_batch_size' not in (cfg.get('auto_scale_lr', None) or {}):
             raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict('
                              'base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
-
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options,
-                          args.cfg_options_new_keys)
-        cfg.merge_from_dict(args.cfg_options)
-
+    merge_cfg_options(cfg, args.cfg_options, args.cfg_options_new_keys)
     # After --cfg-options, which may name the validation settings.
     if args.no_validate:
-        cfg.val_cfg = None
-        cfg.val_dataloader = None
-        cfg.val_evaluator = None
-
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     # After --cfg-options, which may change num_workers; options set
     # explicitly in the config or on the command line win over defaults.
     set_dataloader_defaults(
@@ -122,7 +84,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def main(argv=None) -> None:
-    """Train."""
     args = parse_args(argv)
     tool = osp.basename(__file__)
     cfg = load_config(args.config, tool)

@@ -1,28 +1,15 @@
 """Aggregate base-to-novel results over seeds and datasets.
 
-Reads metric JSON files (flat dicts such as ``{"b2n/base": 84.1,
-"b2n/novel": 77.3, "b2n/hm": 80.6, "b2n/all": 70.2}``, as dumped by
-``tools/test.py``), groups them by dataset and seed using a regular
-expression on the file path, and prints per dataset the mean and sample
-standard deviation (``ddof=1``; 0 for a single seed) over seeds of the base,
-novel and HM accuracies, followed by an ``Average`` row over datasets.
-
-Two HM columns are printed because the literature uses both:
-
-- ``HM``: per dataset, the mean (and std) over seeds of the per-seed HM;
-  in the ``Average`` row, the mean of the per-dataset ``HM`` values.
-- ``HM(means)``: the harmonic mean of the ``Base`` and ``Novel`` values of
-  the same row. In the ``Average`` row this is the HM of the averaged base
-  and novel accuracies, which is how papers (CoCoOp, PromptSRC, PromptKD)
-  compute their average HM; compare published averages with this column.
-
-The ``Average`` row's ``Base`` and ``Novel`` are the means of the
-per-dataset means; it has no standard deviations.
-
-Example::
-
     python tools/analysis/aggregate_results.py \\
         'work_dirs/b2n/*/seed*/metrics.json' --format markdown
+
+Reads the flat metrics JSON files of ``tools/test.py``, groups them by
+dataset and seed (a regular expression on the path) and prints per dataset
+the mean and sample std (``ddof=1``; 0 for one seed) of base, novel and HM,
+then an ``Average`` row (means of the dataset means, no stds). ``HM`` is
+the mean of the per-seed (per-dataset) HMs; ``HM(means)`` is the HM of the
+row's Base and Novel, which is how papers (CoCoOp, PromptSRC, PromptKD)
+average: compare published averages with it.
 """
 import argparse
 import csv
@@ -47,20 +34,8 @@ FORMATS = ('table', 'markdown', 'csv')
 
 @dataclass
 class Row:
-    """One line of the summary.
-
-    Args:
-        name (str): Dataset name, or ``'Average'``.
-        num_seeds (int, optional): Number of seeds; None for ``Average``.
-        base (float): Mean base accuracy.
-        novel (float): Mean novel accuracy.
-        hm (float): Mean of the HM values (see the module docstring).
-        hm_of_means (float): HM of ``base`` and ``novel``.
-        base_std (float, optional): Std of base over seeds. Defaults to None.
-        novel_std (float, optional): Std of novel over seeds.
-            Defaults to None.
-        hm_std (float, optional): Std of HM over seeds. Defaults to None.
-    """
+    """One line of the summary (``num_seeds`` and the stds are None for
+    ``Average``; ``hm`` and ``hm_of_means`` as in the module docstring)."""
     name: str
     num_seeds: Optional[int]
     base: float
@@ -78,20 +53,9 @@ def harmonic_mean(base: float, novel: float) -> float:
 
 
 def expand_paths(patterns: Iterable[str]) -> List[str]:
-    """Expand file names and glob patterns, keeping the given order.
-
-    Matches of one pattern are sorted; duplicates are dropped.
-
-    Args:
-        patterns (Iterable[str]): File paths or glob patterns (``**`` is
-            recursive).
-
-    Returns:
-        list[str]: The existing files.
-
-    Raises:
-        FileNotFoundError: If a pattern matches no file.
-    """
+    """The files of paths or glob patterns (``**`` recursive), in order,
+    each pattern's sorted, without duplicates; FileNotFoundError for a
+    pattern without any."""
     paths: List[str] = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True))
@@ -104,17 +68,7 @@ def expand_paths(patterns: Iterable[str]) -> List[str]:
 
 
 def load_metrics(path: str) -> Dict[str, float]:
-    """Load one flat metrics dict from a JSON file.
-
-    Args:
-        path (str): Path of the JSON file.
-
-    Returns:
-        dict[str, float]: The numeric entries of the file.
-
-    Raises:
-        ValueError: If the file does not hold a JSON object.
-    """
+    """The numeric entries of a JSON object file."""
     with open(path, encoding='utf-8') as f:
         try:
             data = json.load(f)
@@ -132,11 +86,9 @@ def load_metrics(path: str) -> Dict[str, float]:
 
 def _lookup(metrics: Dict[str, float], name: str,
             prefix: str) -> Optional[float]:
-    """Find ``prefix/name`` (or bare ``name``) in ``metrics``."""
-    for key in (f'{prefix}/{name}' if prefix else name, name):
-        if key in metrics:
-            return metrics[key]
-    return None
+    """``prefix/name``, else bare ``name``, of ``metrics``, or None."""
+    return metrics.get(f'{prefix}/{name}' if prefix else name,
+                       metrics.get(name))
 
 
 def group_results(paths: Sequence[str],
@@ -147,23 +99,15 @@ def group_results(paths: Sequence[str],
 
     Args:
         paths (Sequence[str]): Result JSON files.
-        pattern (str): Regular expression searched in each path (with ``/``
-            as separator) with the named group ``dataset`` and optionally
-            ``seed`` (a path without a seed counts as one seed). With the
-            default, a path it does not match is tried with
-            ``UNSEEDED_PATTERN``. Defaults to ``DEFAULT_PATTERN``.
-        prefix (str): Metric name prefix; ``'{prefix}/base'`` is looked up
-            first, then ``'base'``. Defaults to ``'b2n'``.
+        pattern (str): Regular expression searched in each path (``/``
+            separated), with the named group ``dataset`` and optionally
+            ``seed``; with the default, ``UNSEEDED_PATTERN`` is tried next.
+        prefix (str): Metric name prefix: ``'{prefix}/base'``, then
+            ``'base'``.
 
     Returns:
-        dict[str, dict[int | None, dict[str, float]]]: ``{dataset: {seed:
-        {'base':
-        .., 'novel': .., 'hm': ..}}}``, datasets in order of first
-        appearance. A missing ``hm`` is computed from base and novel.
-
-    Raises:
-        ValueError: If the pattern lacks a group, a path does not match, a
-            metric is missing, or a (dataset, seed) pair appears twice.
+        dict: ``{dataset: {seed or None: {'base': .., 'novel': .., 'hm':
+        ..}}}`` in order of appearance; a missing ``hm`` is computed.
     """
     regexes = [re.compile(pattern)]
     if 'dataset' not in regexes[0].groupindex:
@@ -212,28 +156,18 @@ def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
 
 
 def summarise(groups: Dict[str, Dict[int, Dict[str, float]]]) -> List[Row]:
-    """Compute the per-dataset rows and the ``Average`` row.
-
-    Args:
-        groups (dict): Output of :func:`group_results`.
-
-    Returns:
-        list[Row]: One row per dataset, then ``Average`` (only when there are
-        datasets).
-    """
+    """One row per dataset of :func:`group_results`, then ``Average``."""
     rows: List[Row] = []
     for dataset, seeds in groups.items():
         runs = [seeds[s] for s in sorted(seeds)]
-        base, base_std = _mean_std([r['base'] for r in runs])
-        novel, novel_std = _mean_std([r['novel'] for r in runs])
-        hm, hm_std = _mean_std([r['hm'] for r in runs])
+        (base, base_std), (novel, novel_std), (hm, hm_std) = (
+            _mean_std([r[k] for r in runs]) for k in ('base', 'novel', 'hm'))
         rows.append(
             Row(dataset, len(runs), base, novel, hm,
                 harmonic_mean(base, novel), base_std, novel_std, hm_std))
     if rows:
-        base = statistics.fmean(r.base for r in rows)
-        novel = statistics.fmean(r.novel for r in rows)
-        hm = statistics.fmean(r.hm for r in rows)
+        base, novel, hm = (statistics.fmean(getattr(r, k) for r in rows)
+                           for k in ('base', 'novel', 'hm'))
         rows.append(
             Row('Average', None, base, novel, hm,
                 harmonic_mean(base, novel)))
@@ -245,17 +179,8 @@ def _cell(mean: float, std: Optional[float]) -> str:
 
 
 def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
-    """Render the summary.
-
-    Args:
-        rows (Sequence[Row]): Output of :func:`summarise`.
-        fmt (str): ``'table'`` (aligned text), ``'markdown'`` or ``'csv'``
-            (means and stds in separate columns, empty stds in the
-            ``Average`` row). Defaults to ``'table'``.
-
-    Returns:
-        str: The rendered text, ending with a newline.
-    """
+    """The rows of :func:`summarise` as ``'table'`` (aligned text),
+    ``'markdown'`` or ``'csv'`` (stds in their own columns)."""
     if fmt not in FORMATS:
         raise ValueError(f'fmt must be one of {FORMATS}, got {fmt!r}.')
     if fmt == 'csv':
@@ -273,12 +198,9 @@ def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
 
     header = ['Dataset', 'Seeds', 'Base', 'Novel', 'HM', 'HM(means)']
     body = [[
-        r.name,
-        '-' if r.num_seeds is None else str(r.num_seeds),
-        _cell(r.base, r.base_std),
-        _cell(r.novel, r.novel_std),
-        _cell(r.hm, r.hm_std),
-        f'{r.hm_of_means:.2f}',
+        r.name, '-' if r.num_seeds is None else str(r.num_seeds),
+        _cell(r.base, r.base_std), _cell(r.novel, r.novel_std),
+        _cell(r.hm, r.hm_std), f'{r.hm_of_means:.2f}'
     ] for r in rows]
     if fmt == 'markdown':
         lines = ['| ' + ' | '.join(header) + ' |',
@@ -286,10 +208,7 @@ def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
         lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
         return '\n'.join(lines) + '\n'
 
-    widths = [
-        max(len(line[i]) for line in [header] + body)
-        for i in range(len(header))
-    ]
+    widths = [max(map(len, column)) for column in zip(header, *body)]
 
     def render(cells: List[str]) -> str:
         first = cells[0].ljust(widths[0])
@@ -303,34 +222,25 @@ def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
     return '\n'.join(lines) + '\n'
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments."""
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description='Average base-to-novel results over seeds and datasets.')
     parser.add_argument(
-        'files',
-        nargs='+',
+        'files', nargs='+',
         help='result JSON files or glob patterns (quote them), each a flat '
         'dict of metrics')
     parser.add_argument(
-        '--pattern',
-        default=DEFAULT_PATTERN,
+        '--pattern', default=DEFAULT_PATTERN,
         help='regular expression with the named group "dataset" and '
         'optionally "seed", searched in each path (default: '
         f'{DEFAULT_PATTERN}, and for a path without a seed folder '
         f'{UNSEEDED_PATTERN})')
     parser.add_argument(
-        '--prefix',
-        default=DEFAULT_PREFIX,
+        '--prefix', default=DEFAULT_PREFIX,
         help='metric name prefix, e.g. "b2n" for "b2n/base" (default: b2n)')
     parser.add_argument(
         '--format', choices=FORMATS, default='table', help='output format')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line tool."""
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         paths = expand_paths(args.files)
         groups = group_results(paths, args.pattern, args.prefix)

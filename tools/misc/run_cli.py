@@ -1,7 +1,6 @@
 """What the command-line tools share: config options and run set-up.
 
-The tools put ``tools/misc`` on ``sys.path`` and import this module; the
-package itself never does.
+The tools put ``tools/misc`` on ``sys.path``; the package never imports it.
 """
 import argparse
 import contextlib
@@ -30,14 +29,16 @@ from mmpromptkd.fileio import atomic_write
 from mmpromptkd.registry import RUNNERS
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: What Ctrl-C says when the work directory holds a checkpoint.
+CONTINUE_HINT = 'continue from the last checkpoint with --resume'
+
 
 class CfgOptionsAction(argparse.Action):
     """``KEY=VALUE`` options as mmengine's ``DictAction`` parses them,
-    except that values keep their spaces (``key=a b`` gives ``'a b'``)."""
+    except that values keep their spaces (``DictAction`` deletes them)."""
 
-    def __call__(self, parser: argparse.ArgumentParser,
-                 namespace: argparse.Namespace, values: Sequence[str],
-                 option_string: Optional[str] = None) -> None:
+    def __call__(self, parser, namespace, values, option_string=None):
         options = dict(getattr(namespace, self.dest, None) or {})
         for item in values or ():
             key, value = item.split('=', maxsplit=1)
@@ -46,8 +47,7 @@ class CfgOptionsAction(argparse.Action):
 
 
 def parse_option_value(val: str) -> Any:
-    """The value of one ``KEY=VALUE`` option (see :class:`CfgOptionsAction`).
-    """
+    """The value of one ``KEY=VALUE`` option."""
     val = val.strip()
     if len(val) >= 2 and val[0] == val[-1] and val[0] in '\'"':
         return val[1:-1]
@@ -96,26 +96,21 @@ def _closest(name: str, choices) -> str:
 
 def _component(type_name: Any) -> Optional[type]:
     """The class a ``type`` names, from this package's registries."""
-    if isinstance(type_name, type):
-        return type_name
     if not isinstance(type_name, str):
-        return None
+        return type_name if isinstance(type_name, type) else None
     from mmpromptkd import registry
     for name in registry.__all__:
-        found = getattr(registry, name).module_dict.get(type_name)
-        parent = getattr(registry, name).parent
-        while found is None and parent is not None:
-            found = parent.module_dict.get(type_name)
-            parent = parent.parent
-        if found is not None:
-            return found
+        reg = getattr(registry, name)
+        while reg is not None:
+            if type_name in reg.module_dict:
+                return reg.module_dict[type_name]
+            reg = reg.parent
     return None
 
 
 def _accepted(cls: type) -> Optional[set]:
     """Keyword arguments ``cls`` takes; None if it takes any."""
     from mmengine.hooks import CheckpointHook
-    from mmengine.runner import Runner
     names, open_ended = set(), True
     # A subclass that passes **kwargs on takes its parents' arguments too.
     for klass in cls.__mro__:
@@ -142,15 +137,13 @@ def check_cfg_options(cfg: Config,
                       allow_new_keys: bool = False) -> None:
     """Refuse ``--cfg-options`` keys that the run would never read.
 
+    A key that adds a top-level field, or gives a registered component an
+    argument it does not take, raises ValueError.
+
     Args:
         cfg (Config): The config the options are merged into.
         options (dict): The parsed options (dotted keys).
-        allow_new_keys (bool): Allow keys that create new fields. Defaults
-            to False.
-
-    Raises:
-        ValueError: For a key that creates a new top-level field, or that
-            gives a registered component an argument it does not take.
+        allow_new_keys (bool): Allow keys that create new fields.
     """
     if allow_new_keys:
         return
@@ -179,23 +172,29 @@ def check_cfg_options(cfg: Config,
             break
 
 
-def parse_run_args(parser: argparse.ArgumentParser, argv: Optional[
-        Sequence[str]], example: str) -> argparse.Namespace:
-    """Parse ``argv`` with the options ``tools/train.py`` and
-    ``tools/test.py`` share added last.
+def merge_cfg_options(cfg: Config,
+                      options: Optional[Dict[str, Any]],
+                      allow_new_keys: bool = False) -> None:
+    """Check ``options`` (:func:`check_cfg_options`), then merge them."""
+    if options:
+        check_cfg_options(cfg, options, allow_new_keys)
+        cfg.merge_from_dict(options)
 
-    They are ``--cfg-options`` (its help names ``example``),
-    ``--cfg-options-new-keys``, ``--launcher`` and ``--local-rank``, which
-    becomes ``LOCAL_RANK`` where that is not set.
+
+def parse_run_args(parser: argparse.ArgumentParser,
+                   argv: Optional[Sequence[str]],
+                   example: str) -> argparse.Namespace:
+    """Parse ``argv`` with the options of ``tools/train.py`` and
+    ``tools/test.py`` added last.
 
     Args:
         parser (argparse.ArgumentParser): The tool's other options.
-        argv (Sequence[str], optional): Arguments; defaults to
-            ``sys.argv[1:]``.
-        example (str): A ``key=value`` option of the tool.
+        argv (Sequence[str], optional): Arguments (``sys.argv[1:]``).
+        example (str): A ``key=value`` for the help of ``--cfg-options``.
 
     Returns:
-        argparse.Namespace: The parsed arguments.
+        argparse.Namespace: The arguments; ``--local-rank`` also becomes
+        ``LOCAL_RANK`` where that is not set.
     """
     parser.add_argument(
         '--cfg-options',
@@ -221,24 +220,12 @@ def parse_run_args(parser: argparse.ArgumentParser, argv: Optional[
     return args
 
 
-DATALOADER_FIELDS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
 def resolve_work_dir(cfg: Config, work_dir: Optional[str],
                      config_path: str) -> str:
-    """Set ``cfg.work_dir``: command line, then config, then config name.
+    """Set and return ``cfg.work_dir``: command line, config, config name.
 
-    Args:
-        cfg (Config): The loaded config; modified in place.
-        work_dir (str, optional): ``--work-dir`` of the command line.
-        config_path (str): Path of the config file.
-
-    Returns:
-        str: The work directory.
-
-    Raises:
-        ValueError: If the work directory is the config's own folder
-            (mmengine would overwrite the config with the merged one).
+    Refuses (ValueError) the config's own folder, where mmengine would
+    overwrite the config with the merged one.
     """
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -257,21 +244,15 @@ def resolve_work_dir(cfg: Config, work_dir: Optional[str],
 
 
 def set_dataloader_defaults(cfg: Config,
-                            fields: Sequence = DATALOADER_FIELDS,
+                            fields: Sequence = ('train_dataloader',
+                                                'val_dataloader',
+                                                'test_dataloader'),
                             pin_memory: bool = True,
                             persistent_workers: bool = True) -> None:
     """Give the dataloaders of ``cfg`` mmpretrain's default options.
 
-    Options in a dataloader config win, except that ``False`` for either
-    argument disables the option everywhere.
-
-    Args:
-        cfg (Config): The config; modified in place.
-        fields (Sequence[str]): Dataloader fields to update. Defaults to
-            :data:`DATALOADER_FIELDS`.
-        pin_memory (bool): Whether memory may be pinned. Defaults to True.
-        persistent_workers (bool): Whether workers may persist between
-            epochs. Defaults to True.
+    Options in a dataloader config win, except that ``False`` for
+    ``pin_memory`` or ``persistent_workers`` disables it everywhere.
     """
     for field in fields:
         loader = cfg.get(field, None)
@@ -283,8 +264,7 @@ def set_dataloader_defaults(cfg: Config,
         merged.update(loader)
         if not pin_memory:
             merged.pin_memory = False
-        workers = merged.get('num_workers', 0)
-        if persistent_workers and workers > 0:
+        if persistent_workers and merged.get('num_workers', 0) > 0:
             merged.setdefault('persistent_workers', True)
         else:
             merged.persistent_workers = False
@@ -292,16 +272,10 @@ def set_dataloader_defaults(cfg: Config,
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to automatic mixed precision.
+    """Switch ``cfg.optim_wrapper`` to automatic mixed precision.
 
     ``AmpOptimWrapper`` (float16) with an accelerator, else
     :class:`AutocastOptimWrapper` (bfloat16).
-
-    Args:
-        cfg (Config): The config; ``cfg.optim_wrapper`` is modified in place.
-
-    Raises:
-        ValueError: If the config uses another optimizer wrapper type.
     """
     optim_wrapper = cfg.optim_wrapper
     known = ('OptimWrapper', 'AmpOptimWrapper', 'AutocastOptimWrapper')
@@ -324,34 +298,25 @@ def enable_amp(cfg: Config) -> None:
 def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:
     """Start a gloo process group when a distributed run has no GPU.
 
-    The rendezvous comes from the environment of ``torchrun``, ``srun`` or
-    MPI.
-
-    Args:
-        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
-        timeout_s (int): Collective timeout in seconds. Defaults to 1800.
-
-    Returns:
-        bool: True if this function initialised the process group.
+    The rendezvous comes from the environment of torchrun, srun or MPI.
+    Returns True if this function started the group.
     """
     if launcher == 'none' or torch.cuda.is_available() or \
             dist.is_initialized():
         return False
+    sources = dict(
+        slurm=('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID'),
+        mpi=('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE',
+             'OMPI_COMM_WORLD_LOCAL_RANK')).get(launcher, ())
+    for key, source in zip(('RANK', 'WORLD_SIZE', 'LOCAL_RANK'), sources):
+        os.environ.setdefault(key, os.environ[source])
     if launcher == 'slurm':
-        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
-        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-        os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
         os.environ.setdefault('MASTER_PORT', '29500')
         if 'MASTER_ADDR' not in os.environ:
             import subprocess
             nodes = os.environ['SLURM_NODELIST']
             os.environ['MASTER_ADDR'] = subprocess.getoutput(
                 f'scontrol show hostname {nodes} | head -n1')
-    elif launcher == 'mpi':
-        os.environ.setdefault('RANK', os.environ['OMPI_COMM_WORLD_RANK'])
-        os.environ.setdefault('WORLD_SIZE', os.environ['OMPI_COMM_WORLD_SIZE'])
-        os.environ.setdefault('LOCAL_RANK',
-                              os.environ['OMPI_COMM_WORLD_LOCAL_RANK'])
     missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
                if k not in os.environ]
     if missing:
@@ -369,16 +334,9 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     """Prepare a distributed run on a machine without a GPU.
 
     mmengine's launchers call ``torch.cuda.set_device``, so the gloo group
-    is started beforehand; DDP refuses ``device_ids`` for CPU modules.
-
-    Args:
-        cfg (Config): The config; ``model_wrapper_cfg`` and
-            ``env_cfg.dist_cfg`` are modified in place when a group is
-            started.
-        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
-
-    Returns:
-        bool: True if a CPU process group was started.
+    is started beforehand, and DDP refuses ``device_ids`` for CPU modules:
+    ``cfg``'s ``model_wrapper_cfg`` and ``env_cfg.dist_cfg`` change in
+    place. Returns True if a CPU process group was started.
     """
     dist_cfg = (cfg.get('env_cfg', None) or {}).get('dist_cfg', None) or {}
     if not init_cpu_distributed(
@@ -400,15 +358,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
 
 
 def find_existing_checkpoints(cfg: Config) -> List[str]:
-    """Checkpoints that a run of ``cfg`` could overwrite.
-
-    Args:
-        cfg (Config): The config, with ``work_dir`` set.
-
-    Returns:
-        list[str]: Sorted paths of ``*.pth`` files and ``last_checkpoint``
-        markers in the checkpoint directories.
-    """
+    """Sorted ``*.pth`` files and ``last_checkpoint`` markers that a run of
+    ``cfg`` (``work_dir`` set) could overwrite."""
     hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
     out_dir = hook.get('out_dir', None) if hook else None
     found: List[str] = []
@@ -421,18 +372,10 @@ def find_existing_checkpoints(cfg: Config) -> List[str]:
 
 
 def check_work_dir_is_free(cfg: Config) -> None:
-    """Refuse a fresh run that would overwrite earlier checkpoints.
-
-    Args:
-        cfg (Config): The config, with ``work_dir`` and ``resume`` set.
-
-    Raises:
-        FileExistsError: If a fresh run would write into a directory that
-            already holds checkpoints.
-    """
-    if cfg.get('resume', False):
-        return
-    existing = find_existing_checkpoints(cfg)
+    """Refuse (FileExistsError) a fresh run that would overwrite earlier
+    checkpoints."""
+    existing = [] if cfg.get('resume', False) else \
+        find_existing_checkpoints(cfg)
     if not existing:
         return
     shown = ', '.join(existing[:5]) + (
@@ -443,27 +386,19 @@ def check_work_dir_is_free(cfg: Config) -> None:
         '--resume CHECKPOINT), or choose another --work-dir.')
 
 
-WORK_DIR_LOCK = '.mmpromptkd-run.lock'
-WORK_DIR_HOLDER = '.mmpromptkd-run.json'
-
-
 def lock_work_dir(cfg: Config):
     """Take an exclusive lock on the work directory for this run.
 
-    An operating-system file lock, so a killed run never blocks the next
-    one; only rank 0 takes it.
+    An operating-system file lock, so a killed run never blocks the next;
+    only rank 0 takes it. A directory that another run holds raises
+    RuntimeError naming that run.
 
     Args:
         cfg (Config): The config, with ``work_dir`` set.
 
     Returns:
-        filelock.FileLock | None: The held lock (keep a reference for the
-        life of the run), or None on ranks other than 0.
-
-    Raises:
-        FileNotFoundError: If the work directory is a dangling symbolic
-            link.
-        RuntimeError: If another run holds the work directory.
+        filelock.FileLock | None: The held lock (keep it for the life of the
+        run), or None on ranks other than 0.
     """
     from filelock import FileLock, Timeout
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
@@ -476,8 +411,8 @@ def lock_work_dir(cfg: Config):
             f'{os.readlink(work_dir)}, which does not exist; create its '
             'target or choose another --work-dir')
     os.makedirs(work_dir, exist_ok=True)
-    lock = FileLock(osp.join(work_dir, WORK_DIR_LOCK), timeout=0)
-    holder_file = osp.join(work_dir, WORK_DIR_HOLDER)
+    lock = FileLock(osp.join(work_dir, '.mmpromptkd-run.lock'), timeout=0)
+    holder_file = osp.join(work_dir, '.mmpromptkd-run.json')
     try:
         lock.acquire()
     except Timeout:
@@ -504,14 +439,7 @@ _RUN_NUMBERS = itertools.count()
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner that ``cfg`` describes.
-
-    Args:
-        cfg (Config): The final config.
-
-    Returns:
-        Runner: ``Runner.from_cfg(cfg)``, or the config's ``runner_type``.
-    """
+    """``Runner.from_cfg(cfg)``, or the config's ``runner_type``."""
     named = not cfg.get('experiment_name')
     if named:
         # mmengine names a run's logger, message hub and registry scope
@@ -529,25 +457,15 @@ def build_runner(cfg: Config) -> Runner:
 
 def close_distributed() -> None:
     """Wait for every process, then destroy the process group, if any."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    dist.barrier()
-    dist.destroy_process_group()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
 def naming_the_checkpoint(cfg: Config) -> Iterator[None]:
-    """Put the checkpoint file into weight-mismatch errors of a run.
-
-    Models check a checkpoint inside ``load_state_dict``, where the file is
-    unknown.
-
-    Args:
-        cfg (Config): The final config of the run.
-
-    Yields:
-        None: Run ``runner.train()`` or ``runner.test()`` inside.
-    """
+    """Put the checkpoint file into weight-mismatch errors of a run (models
+    check a checkpoint inside ``load_state_dict``, where it is unknown)."""
     try:
         yield
     except CheckpointMismatchError as e:
@@ -560,47 +478,23 @@ def naming_the_checkpoint(cfg: Config) -> Iterator[None]:
         raise CheckpointMismatchError(f'{path}: {e}', path) from e
 
 
-#: What Ctrl-C says when the work directory holds a checkpoint, and not.
-CONTINUE_HINT = 'continue from the last checkpoint with --resume'
-NO_CHECKPOINT_HINT = ('no checkpoint was written yet: --resume would start '
-                      'over from the beginning')
-
-
 @contextlib.contextmanager
 def hinting_how_to_continue(cfg: Config) -> Iterator[None]:
-    """Give a Ctrl-C of training the way to go on, as its message.
-
-    Args:
-        cfg (Config): The final config of the run, with ``work_dir`` set.
-
-    Yields:
-        None: Run ``runner.train()`` inside.
-
-    Raises:
-        KeyboardInterrupt: On Ctrl-C, with the hint as its message.
-    """
+    """Give a Ctrl-C of training the way to go on, as its message."""
     try:
         yield
     except KeyboardInterrupt:
-        hint = CONTINUE_HINT if find_existing_checkpoints(cfg) else \
-            NO_CHECKPOINT_HINT
+        hint = CONTINUE_HINT if find_existing_checkpoints(cfg) else (
+            'no checkpoint was written yet: --resume would start over from '
+            'the beginning')
         raise KeyboardInterrupt(hint) from None
 
 
 def output_beside(out: str, suffix: str, force: bool) -> str:
-    """The path written beside ``out`` (same name, ``suffix``), checked.
+    """The path beside ``out`` with ``suffix`` (e.g. '.json').
 
-    Args:
-        out (str): The main output file.
-        suffix (str): Suffix of the file beside it, e.g. '.py' or '.json'.
-        force (bool): Whether existing outputs may be replaced.
-
-    Returns:
-        str: The path beside ``out``.
-
-    Raises:
-        ValueError: If both would be the same file, or if one of them
-            exists and ``force`` is False.
+    Raises ValueError if both would be one file, or if either exists and
+    ``force`` is False.
     """
     beside = osp.splitext(out)[0] + suffix
     if beside == out:
@@ -615,19 +509,12 @@ def output_beside(out: str, suffix: str, force: bool) -> str:
 
 
 def new_output(out: str, force: bool, inputs=()) -> str:
-    """Check that writing ``out`` loses nothing.
+    """Return ``out`` if writing it loses nothing, else raise ValueError.
 
     Args:
         out (str): The output file a tool is asked to write.
         force (bool): Whether an existing output may be replaced.
         inputs (Sequence[str]): The tool's input files, never replaced.
-
-    Returns:
-        str: ``out``.
-
-    Raises:
-        ValueError: If ``out`` is one of the inputs, or exists and ``force``
-            is False.
     """
     for path in inputs:
         if osp.exists(path) and osp.exists(out) and osp.samefile(path, out):
@@ -639,21 +526,8 @@ def new_output(out: str, force: bool, inputs=()) -> str:
     return out
 
 
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
 def load_config(path: str, tool: str) -> Config:
-    """``Config.fromfile``; a missing file names the closest config.
-
-    Args:
-        path (str): The config path given on the command line.
-        tool (str): The tool's name, for the message.
-
-    Returns:
-        Config: The loaded config.
-
-    Raises:
-        SystemExit: If ``path`` is not a file.
+    """``Config.fromfile``; a missing file exits naming the closest config.
     """
     if not osp.isfile(path):
         # Configs near it: its folder's, ./configs' and the repo's.
@@ -677,18 +551,11 @@ def load_config(path: str, tool: str) -> Config:
 
 @contextlib.contextmanager
 def reporting_run_errors(tool: str) -> Iterator[None]:
-    """End a failed or interrupted command-line run with one clear line.
+    """End a failed or interrupted run of ``tool`` with one clear line.
 
-    Args:
-        tool (str): The tool's name, for the messages.
-
-    Yields:
-        None: Run the tool's ``main()`` inside.
-
-    Raises:
-        SystemExit: Code 1 after an error (the traceback, then
-            ``TOOL: error: TYPE: message``), code 130 after Ctrl-C (where
-            training stopped, and how to go on).
+    An error exits with code 1 after its traceback, as ``TOOL: error:
+    TYPE: message``; Ctrl-C exits with 130, saying where training stopped
+    and how to go on.
     """
     try:
         yield

@@ -10,16 +10,15 @@ Student::
     python tools/model_converters/promptkd_official_to_mmpromptkd.py \
         student model-best.pth.tar student_dtd.pth
 
-The official checkpoints are Dassl ``torch.save`` dicts in the reference
-implementation's key layout. Loading is safe (no arbitrary unpickling). The
-tool prints every key it maps and refuses keys it cannot account for. It
-never overwrites an existing output file unless ``--force`` is given.
+The Dassl checkpoints of the reference implementation are read safely (no
+arbitrary unpickling); every key mapped is printed, keys it cannot account
+for are refused, and an existing output is kept unless ``--force``.
 """
 import argparse
 import os.path as osp
 import re
 import sys
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -72,52 +71,73 @@ def _map_vision(key: str, prefix: str, source: str) -> str:
     return f'{prefix}clip.visual.{rest}'
 
 
+def _state_dict_of(checkpoint: dict, source: str) -> StateDict:
+    state = checkpoint.get('state_dict') if isinstance(checkpoint,
+                                                       dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{source}: expected a Dassl checkpoint with a '
+                         '"state_dict" entry')
+    return state
+
+
+def _rename(state: StateDict, rename: Callable,
+            source: str) -> Tuple[StateDict, Mapping]:
+    """``rename(key, value)`` gives ``(new key, value)``, ``()`` to skip a
+    key, or None for one it cannot account for (refused)."""
+    converted: StateDict = {}
+    mapping: Mapping = []
+    unknown = []
+    for key, value in state.items():
+        renamed = rename(key, value)
+        if renamed is None:
+            unknown.append(key)
+        elif renamed:
+            converted[renamed[0]] = renamed[1]
+            mapping.append((key, renamed[0]))
+    if unknown:
+        raise ValueError(f'{source}: keys the converter cannot account for: '
+                         f'{unknown}')
+    return converted, mapping
+
+
 def convert_official_teacher(checkpoint: dict, openai_state_dict: StateDict,
                              source: str) -> Tuple[dict, Mapping]:
     """Convert a released teacher (``VLPromptLearner/model-best.pth.tar``).
 
     Args:
         checkpoint (dict): The loaded Dassl checkpoint.
-        openai_state_dict (dict[str, Tensor]): Weights of the OpenAI CLIP
-            file the teacher was trained from; it supplies the token
-            embedding, which the teacher checkpoint does not store.
+        openai_state_dict (dict[str, Tensor]): The OpenAI CLIP weights the
+            teacher was trained from (its token embedding is not stored).
         source (str): File name for messages.
 
     Returns:
-        tuple[dict, list]: A checkpoint loadable by
-        ``PromptedCLIP(checkpoint=...)`` (``state_dict`` plus ``meta`` with
-        the prompt depths and lengths), and the list of (old, new) key pairs.
+        tuple[dict, list]: A checkpoint for ``PromptedCLIP(checkpoint=...)``
+        (``state_dict``, and ``meta`` with the prompt depths and lengths),
+        and the (old, new) key pairs.
     """
     state = _state_dict_of(checkpoint, source)
     if 'prompt_learner.ctx' not in state:
         raise ValueError(f'{source}: no prompt_learner.ctx; this is not a '
                          'PromptSRC/PromptKD teacher checkpoint (a student '
                          'checkpoint needs convert_official_student)')
-    converted: StateDict = {}
-    mapping: Mapping = []
-    unknown = []
-    for key, value in state.items():
+
+    def rename(key, value):
         if _TEACHER_IGNORED.match(key):
-            continue
+            return ()
         if key == 'prompt_learner.ctx':
-            new = 'text_ctx'
-        elif key == 'logit_scale':
-            new = 'clip.logit_scale'
-        elif key.startswith('image_encoder.'):
-            new = _map_vision(key, '', source)
-        elif _TEXT_KEYS.match(key):
+            return 'text_ctx', value
+        if key == 'logit_scale':
+            return 'clip.logit_scale', value
+        if key.startswith('image_encoder.'):
+            return _map_vision(key, '', source), value
+        if _TEXT_KEYS.match(key):
             rest = key[len('text_encoder.'):]
             match = _SHALLOW.match(rest)
-            new = (_deep_prompt_key(match, 'text_deep_prompts', source)
-                   if match else f'clip.{rest}')
-        else:
-            unknown.append(key)
-            continue
-        converted[new] = value
-        mapping.append((key, new))
-    if unknown:
-        raise ValueError(f'{source}: keys the converter cannot account for: '
-                         f'{unknown}')
+            return (_deep_prompt_key(match, 'text_deep_prompts', source)
+                    if match else f'clip.{rest}'), value
+        return None
+
+    converted, mapping = _rename(state, rename, source)
     if 'token_embedding.weight' not in openai_state_dict:
         raise ValueError('the OpenAI CLIP weights have no '
                          'token_embedding.weight')
@@ -126,14 +146,13 @@ def convert_official_teacher(checkpoint: dict, openai_state_dict: StateDict,
     mapping.append(('<openai>token_embedding.weight',
                     'clip.token_embedding.weight'))
     keys = list(converted)
+    vision = converted.get('vision_ctx')
     meta = dict(
         kind='PromptedCLIP',
         source=source,
-        vision_prompt_depth=(1 + _check_contiguous(
-            keys, 'vision_deep_prompts', source)
-                             if 'vision_ctx' in converted else 0),
-        vision_prompt_length=(converted['vision_ctx'].shape[0]
-                              if 'vision_ctx' in converted else 0),
+        vision_prompt_depth=0 if vision is None else 1 + _check_contiguous(
+            keys, 'vision_deep_prompts', source),
+        vision_prompt_length=0 if vision is None else vision.shape[0],
         text_prompt_depth=1 + _check_contiguous(keys, 'text_deep_prompts',
                                                 source),
         text_prompt_length=converted['text_ctx'].shape[0])
@@ -144,50 +163,39 @@ def convert_official_student(checkpoint: dict,
                              source: str) -> Tuple[dict, Mapping]:
     """Convert a released PromptKD student checkpoint.
 
-    The projector ``VPT_image_trans.conv1`` is a sequence of 1x1
-    convolutions (0: conv, 1: BatchNorm, 2: ReLU, 3: conv) on a B x C x 1 x 1
-    view; its conv weights become the linear weights of
-    :class:`FeatureProjector` (``fc1``, ``bn``, ``fc2``).
-
-    Args:
-        checkpoint (dict): The loaded Dassl checkpoint.
-        source (str): File name for messages.
+    The projector ``VPT_image_trans.conv1`` (1x1 convolutions on a B x C x 1
+    x 1 view; 0: conv, 1: BatchNorm, 2: ReLU, 3: conv) becomes the linear
+    ``fc1``, ``bn``, ``fc2`` of :class:`FeatureProjector`.
 
     Returns:
-        tuple[dict, list]: A checkpoint loadable into
-        :class:`PromptKDDistiller` (``load_from``), without stored text
-        features (the teacher computes them), and the (old, new) key pairs.
+        tuple[dict, list]: A checkpoint for :class:`PromptKDDistiller`
+        (``load_from``; no stored text features: the teacher computes
+        them), and the (old, new) key pairs.
     """
     state = _state_dict_of(checkpoint, source)
     if 'prompt_learner.ctx' in state:
         raise ValueError(f'{source}: this is a teacher checkpoint; use '
                          'convert_official_teacher')
     projector = {'0': 'fc1', '1': 'bn', '3': 'fc2'}
-    converted: StateDict = {}
-    mapping: Mapping = []
-    unknown = []
-    for key, value in state.items():
+
+    def rename(key, value):
         match = re.match(r'^VPT_image_trans\.conv1\.(\d)\.(\w+)$', key)
         if match and match.group(1) in projector:
-            new = f'projector.{projector[match.group(1)]}.{match.group(2)}'
             if value.dim() == 4:
                 if value.shape[2:] != (1, 1):
                     raise ValueError(f'{source}: {key} has shape '
                                      f'{tuple(value.shape)}, expected a 1x1 '
                                      'convolution')
                 value = value.flatten(1)
-        elif key == 'logit_scale':
-            new = 'student.clip.logit_scale'
-        elif key.startswith('image_encoder.'):
-            new = _map_vision(key, 'student.', source)
-        else:
-            unknown.append(key)
-            continue
-        converted[new] = value
-        mapping.append((key, new))
-    if unknown:
-        raise ValueError(f'{source}: keys the converter cannot account for: '
-                         f'{unknown}')
+            return (f'projector.{projector[match.group(1)]}.'
+                    f'{match.group(2)}'), value
+        if key == 'logit_scale':
+            return 'student.clip.logit_scale', value
+        if key.startswith('image_encoder.'):
+            return _map_vision(key, 'student.', source), value
+        return None
+
+    converted, mapping = _rename(state, rename, source)
     if 'projector.fc1.weight' not in converted:
         raise ValueError(f'{source}: no VPT_image_trans projector; this is '
                          'not a PromptKD student checkpoint')
@@ -195,16 +203,7 @@ def convert_official_student(checkpoint: dict,
     return dict(state_dict=converted, meta=meta), mapping
 
 
-def _state_dict_of(checkpoint: dict, source: str) -> StateDict:
-    state = checkpoint.get('state_dict') if isinstance(checkpoint,
-                                                       dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{source}: expected a Dassl checkpoint with a '
-                         '"state_dict" entry')
-    return state
-
-
-def parse_args(argv=None) -> argparse.Namespace:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('kind', choices=['teacher', 'student'])
     parser.add_argument('src', help='official checkpoint file')
@@ -217,11 +216,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='overwrite an existing output file')
     parser.add_argument('--quiet', action='store_true',
                         help='do not print the key mapping')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> None:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     if osp.exists(args.dst) and not args.force:
         sys.exit(f'{args.dst} exists; pass --force to overwrite it')
     checkpoint = load_checkpoint_file(args.src)
@@ -241,15 +236,13 @@ def main(argv=None) -> None:
     print(f'converted {len(mapping)} tensors into {args.dst}; '
           f'meta: {converted["meta"]}')
     if args.kind == 'teacher':
-        meta = converted['meta']
         # The official code builds every teacher with depth 9 and loads it
         # non-strictly; our configs must name the depth the file has.
-        print('prompt depths found: '
-              f'vision {meta["vision_prompt_depth"]}, text '
-              f'{meta["text_prompt_depth"]}; the teacher config needs '
-              f'model.teacher.vision_prompt_depth='
-              f'{meta["vision_prompt_depth"]} '
-              f'model.teacher.text_prompt_depth={meta["text_prompt_depth"]}')
+        vision, text = (converted['meta'][f'{k}_prompt_depth']
+                        for k in ('vision', 'text'))
+        print(f'prompt depths found: vision {vision}, text {text}; the '
+              f'teacher config needs model.teacher.vision_prompt_depth='
+              f'{vision} model.teacher.text_prompt_depth={text}')
 
 
 if __name__ == '__main__':
