@@ -25,14 +25,14 @@ from run_cli import new_output  # noqa: E402
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('images', nargs='+', help='image files')
-    parser.add_argument(
-        '--model', required=True, help='exported student (.pth)')
+    parser.add_argument('--model', required=True,
+                        help='exported student (.pth)')
     parser.add_argument(
         '--classes',
         help='comma-separated class names to choose from (default: the '
         'stored ones)')
-    parser.add_argument(
-        '--topk', type=int, default=1, help='classes shown per image')
+    parser.add_argument('--topk', type=int, default=1,
+                        help='classes shown per image')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--out', help='also write the results as JSON')
@@ -46,17 +46,14 @@ def main(argv=None) -> None:
             parser.error(str(e))
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
-    classes = None
-    if args.classes is not None:  # names checked by the model
-        classes = [c.strip() for c in args.classes.split(',')]
+    classes = None if args.classes is None else [  # checked by the model
+        c.strip() for c in args.classes.split(',')]
     missing = [p for p in args.images if not osp.isfile(p)]
     if missing:
         parser.error(f'no such image file(s): {", ".join(missing)}')
     try:
         inferencer = StudentInferencer(
-            args.model,
-            classes=classes,
-            device=args.device,
+            args.model, classes=classes, device=args.device,
             batch_size=args.batch_size)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
@@ -70,11 +67,10 @@ def main(argv=None) -> None:
             shown = path if rank == 0 else ''
             print(f'{shown:<{width}}  {name:<{names}}  {score:.4f}')
     if args.out:
-        atomic_write(
-            json.dumps([
-                dict(image=p, topk=r['topk'])
-                for p, r in zip(args.images, results)
-            ], indent=2, ensure_ascii=False), args.out)
+        rows = [dict(image=p, topk=r['topk'])
+                for p, r in zip(args.images, results)]
+        atomic_write(json.dumps(rows, indent=2, ensure_ascii=False),
+                     args.out)
 
 
 if __name__ == '__main__':

@@ -61,10 +61,8 @@ def expand_paths(patterns: Iterable[str]) -> List[str]:
         matches = sorted(glob.glob(pattern, recursive=True))
         if not matches:
             raise FileNotFoundError(f'No result file matches {pattern!r}.')
-        for path in matches:
-            if path not in paths:
-                paths.append(path)
-    return paths
+        paths += matches
+    return list(dict.fromkeys(paths))
 
 
 def load_metrics(path: str) -> Dict[str, float]:
@@ -77,11 +75,8 @@ def load_metrics(path: str) -> Dict[str, float]:
     if not isinstance(data, dict):
         raise ValueError(f'{path} must hold a JSON object of metrics, got '
                          f'{type(data).__name__}.')
-    return {
-        k: float(v)
-        for k, v in data.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    return {k: float(v) for k, v in data.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _lookup(metrics: Dict[str, float], name: str,

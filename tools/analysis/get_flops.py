@@ -25,63 +25,46 @@ from mmengine.analysis import get_model_complexity_info  # noqa: E402
 from mmpretrain.apis import get_model  # noqa: E402
 from torch import nn  # noqa: E402
 
-from run_cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
-                     load_config)
+from run_cli import (CfgOptionsAction, load_config,  # noqa: E402
+                     merge_cfg_options)
 
 
 class CountedForward(nn.Module):
-    """What the counter runs: ``model.extract_feat`` at one stage.
+    """``model.extract_feat`` at ``stage`` (None: a model without stages).
 
-    The teacher of a distiller sits outside its module tree (it never
-    enters checkpoints); for ``stage='distill'`` it is registered here, so
-    that its parameters are counted with the FLOPs it costs.
-
-    Args:
-        model (nn.Module): A model with ``extract_feat``.
-        stage (str, optional): Passed on to ``extract_feat``; None for
-            models whose ``extract_feat`` has no stages.
+    A distiller's teacher sits outside its module tree (it never enters
+    checkpoints); for ``stage='distill'`` it is registered here, so that
+    its parameters count with its FLOPs.
     """
 
     def __init__(self, model: nn.Module, stage: str = None) -> None:
         super().__init__()
         self.model = model
-        self.stage = stage
+        self.kwargs = {} if stage is None else dict(stage=stage)
         if stage == 'distill':
             self.teacher = model.teacher
 
     def forward(self, inputs):
-        if self.stage is None:
-            return self.model.extract_feat(inputs)
-        return self.model.extract_feat(inputs, stage=self.stage)
+        return self.model.extract_feat(inputs, **self.kwargs)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file')
     parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        default=None,
+        '--shape', type=int, nargs='+',
         help='input size, H [W]; defaults to the image size of the student '
         '(or of the classifier)')
     parser.add_argument(
-        '--stage',
-        choices=['student', 'distill'],
-        default='student',
+        '--stage', choices=['student', 'distill'], default='student',
         help='for a distiller: an inference (student) or the forward of a '
         'training step (distill: teacher and student)')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=CfgOptionsAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, KEY=VALUE')
     args = parser.parse_args(argv)
-
     cfg = load_config(args.config, 'get_flops.py')
-    if args.cfg_options:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if cfg.model.get('teacher') is not None:
         # Operations do not depend on the prompts' values: a teacher
         # without its stage-(a) checkpoint counts the same.

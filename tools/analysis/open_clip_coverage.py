@@ -131,33 +131,24 @@ compares it with this file.)
 """
 
 
-def table_lines(rows: List[Dict[str, str]]) -> List[str]:
-    """Markdown lines of a table of coverage rows (header first)."""
-    lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
-    return lines + [
-        '| ' + ' | '.join(r[c] for c in COLUMNS) + ' |' for r in rows
-    ]
-
-
 def coverage_document(names: Optional[List[str]] = None) -> str:
     """The Markdown page of ``names`` (every open_clip model by default)."""
-    rows = [coverage_row(n) for n in names or open_clip.list_models()]
+    rows = [dict(zip(COLUMNS, COLUMNS))]
+    rows += [coverage_row(n) for n in names or open_clip.list_models()]
+    lines = ['| ' + ' | '.join(r[c] for c in COLUMNS) + ' |' for r in rows]
+    lines.insert(1, '|' + '---|' * len(COLUMNS))
     return HEADER.format(version=open_clip.__version__) + '\n'.join(
-        table_lines(rows)) + '\n'
+        lines) + '\n'
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', help='write the table to this file')
     parser.add_argument('--force', action='store_true',
                         help='replace an existing --out file')
     parser.add_argument('--models', nargs='+',
                         help='open_clip model names (default: all)')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     if args.out:
         try:  # before minutes of building: nothing of the user's is lost
             new_output(args.out, args.force)

@@ -3,20 +3,13 @@
     python tools/deployment/pytorch2onnx.py STUDENT.pth OUT.onnx \\
         [--features] [--classes "a,b"] [--opset 18] [--force]
 
-``STUDENT.pth`` is written by ``tools/model_converters/export_student.py``.
-The graph holds CLIP's normalisation, the prompted student image encoder,
-the projector and the stored teacher text features; its input ``images``
-is float RGB in ``[0, 255]``, ``(batch, 3, H, W)`` at the student's
-resolution (resize and crop as the test pipeline does), with a dynamic
-batch; its outputs are ``logits`` (and ``features`` with ``--features``).
-The class names go into the model's metadata (``class_names``, JSON) and
-into ``OUT.json`` beside it, with the input layout and the resize and crop
-of the student's test pipeline (``preprocessing``). The graph is checked
-with ``onnx.checker`` and run by onnxruntime on random batches of 1 and 7
-images against the PyTorch student (the largest difference is printed).
-
-Needs ``pip install -e ".[deploy]"`` (onnx, onnxruntime, onnxscript).
-Existing outputs are never replaced without ``--force``.
+``STUDENT.pth`` comes from ``tools/model_converters/export_student.py``.
+Input ``images``: float RGB in ``[0, 255]``, ``(batch, 3, H, W)``; the
+class names, input layout and test-pipeline resize and crop also go into
+``OUT.json``. The graph is checked with ``onnx.checker`` and against the
+PyTorch student in onnxruntime (README.md, "Deploy a student alone").
+Needs ``pip install -e ".[deploy]"``; outputs are replaced only with
+``--force``.
 """
 import argparse
 import importlib
@@ -75,19 +68,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('student', help='exported student (.pth)')
     parser.add_argument('out', help='output ONNX file; OUT.json beside it')
-    parser.add_argument(
-        '--features',
-        action='store_true',
-        help='also output the normalised image features')
+    parser.add_argument('--features', action='store_true',
+                        help='also output the normalised image features')
     parser.add_argument(
         '--classes',
         help='comma-separated class names of the graph (default: the stored '
         'ones); new names need an open-vocabulary export')
-    parser.add_argument(
-        '--opset',
-        type=int,
-        default=DEFAULT_OPSET,
-        help=f'ONNX opset (default {DEFAULT_OPSET})')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
+                        help=f'ONNX opset (default {DEFAULT_OPSET})')
     parser.add_argument(
         '--force', action='store_true', help='replace existing outputs')
     args = parser.parse_args(argv)
@@ -107,18 +95,14 @@ def main(argv=None) -> None:
             parser.error(f'--classes: {e}')
     graph = StudentGraph(model, with_features=args.features)
     proto = graph.export_onnx(args.opset)
-    names = json.dumps(list(graph.class_names), ensure_ascii=False)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = 'class_names', names
+    proto.metadata_props.add(
+        key='class_names',
+        value=json.dumps(list(graph.class_names), ensure_ascii=False))
     onnx.checker.check_model(proto)
     meta = dict(
         class_names=list(graph.class_names),
-        input=dict(
-            name='images',
-            shape=['batch', 3, *graph.image_size],
-            channels='RGB',
-            range=[0, 255],
-            dtype='float32'),
+        input=dict(name='images', shape=['batch', 3, *graph.image_size],
+                   channels='RGB', range=[0, 255], dtype='float32'),
         # Resize and crop as the student's test pipeline does (e.g. the
         # short edge to 224 px, bicubic, then a 224 px centre crop);
         # normalisation is inside the graph.

@@ -1,14 +1,10 @@
 """Run the teacher once over a training stream and cache its logits.
 
-Example::
+    python tools/misc/cache_teacher_logits.py CONFIG [--member I]
 
-    python tools/misc/cache_teacher_logits.py \
-        configs/promptkd/promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py
-
-It iterates the config's training data exactly as ``tools/train.py`` would
-and writes a :class:`TeacherLogitCache` folder that
-:class:`TeacherCachedDataset` reads; with a teacher ensemble, ``--member
-i`` records member ``i``. See docs/teacher_cache.md.
+The config's training data is iterated exactly as ``tools/train.py`` would;
+the :class:`TeacherLogitCache` folder written is what
+:class:`TeacherCachedDataset` reads (docs/teacher_cache.md).
 """
 import argparse
 import os.path as osp
@@ -27,11 +23,10 @@ from mmpromptkd.teacher_cache import (STORAGES,  # noqa: E402
                                       record_teacher_cache,
                                       replayable_dataset_config)
 from run_cli import (CfgOptionsAction, build_runner,  # noqa: E402
-                     check_cfg_options, load_config, set_dataloader_defaults)
+                     load_config, merge_cfg_options, set_dataloader_defaults)
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments."""
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description='Cache the teacher logits of a training stream.')
     parser.add_argument('config', help='a PromptKD training config (with '
@@ -51,12 +46,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config, as in '
                         'tools/train.py (e.g. randomness.seed=2)')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Record a teacher cache."""
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     cfg = load_config(args.config, 'cache_teacher_logits.py')
     name = osp.splitext(osp.basename(args.config))[0]
     member = '' if args.member is None else f'_member{args.member}'
@@ -66,9 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 'TeacherCachedDataset', 'mmpromptkd.TeacherCachedDataset'):
             raise ValueError('the config trains on a teacher cache already: '
                              'give the config with the teacher')
-        if args.cfg_options:
-            check_cfg_options(cfg, args.cfg_options)
-            cfg.merge_from_dict(args.cfg_options)
+        merge_cfg_options(cfg, args.cfg_options)
         if osp.lexists(out):
             raise FileExistsError(f'{out} exists: a teacher cache is never '
                                   'overwritten')

@@ -135,16 +135,9 @@ def _accepted(cls: type) -> Optional[set]:
 def check_cfg_options(cfg: Config,
                       options: Dict[str, Any],
                       allow_new_keys: bool = False) -> None:
-    """Refuse ``--cfg-options`` keys that the run would never read.
-
-    A key that adds a top-level field, or gives a registered component an
-    argument it does not take, raises ValueError.
-
-    Args:
-        cfg (Config): The config the options are merged into.
-        options (dict): The parsed options (dotted keys).
-        allow_new_keys (bool): Allow keys that create new fields.
-    """
+    """Refuse (ValueError) ``--cfg-options`` keys that the run would never
+    read: a new top-level field (unless ``allow_new_keys``), or an argument
+    that a registered component does not take."""
     if allow_new_keys:
         return
     for key in options:
@@ -184,34 +177,19 @@ def merge_cfg_options(cfg: Config,
 def parse_run_args(parser: argparse.ArgumentParser,
                    argv: Optional[Sequence[str]],
                    example: str) -> argparse.Namespace:
-    """Parse ``argv`` with the options of ``tools/train.py`` and
-    ``tools/test.py`` added last.
-
-    Args:
-        parser (argparse.ArgumentParser): The tool's other options.
-        argv (Sequence[str], optional): Arguments (``sys.argv[1:]``).
-        example (str): A ``key=value`` for the help of ``--cfg-options``.
-
-    Returns:
-        argparse.Namespace: The arguments; ``--local-rank`` also becomes
-        ``LOCAL_RANK`` where that is not set.
-    """
+    """Parse ``argv`` with the options that ``tools/train.py`` and
+    ``tools/test.py`` share added (``example``: a ``key=value`` for the help
+    of ``--cfg-options``); ``--local-rank`` also sets ``LOCAL_RANK``."""
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=CfgOptionsAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs merged '
         f'into it, e.g. {example} or key="[a,b]" for lists (quotes '
         'needed); a key the config does not have is an error')
     parser.add_argument(
-        '--cfg-options-new-keys',
-        action='store_true',
+        '--cfg-options-new-keys', action='store_true',
         help='let --cfg-options add fields the config does not have')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    parser.add_argument('--launcher', default='none', help='job launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank (older); torchrun sets LOCAL_RANK instead.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -387,18 +365,11 @@ def check_work_dir_is_free(cfg: Config) -> None:
 
 
 def lock_work_dir(cfg: Config):
-    """Take an exclusive lock on the work directory for this run.
+    """Lock ``cfg.work_dir`` for this run; RuntimeError names a holder.
 
-    An operating-system file lock, so a killed run never blocks the next;
-    only rank 0 takes it. A directory that another run holds raises
-    RuntimeError naming that run.
-
-    Args:
-        cfg (Config): The config, with ``work_dir`` set.
-
-    Returns:
-        filelock.FileLock | None: The held lock (keep it for the life of the
-        run), or None on ranks other than 0.
+    An operating-system file lock, so a killed run never blocks the next.
+    Returns the lock (keep it for the life of the run); None on ranks other
+    than 0, which take none.
     """
     from filelock import FileLock, Timeout
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
@@ -509,12 +480,8 @@ def output_beside(out: str, suffix: str, force: bool) -> str:
 
 
 def new_output(out: str, force: bool, inputs=()) -> str:
-    """Return ``out`` if writing it loses nothing, else raise ValueError.
-
-    Args:
-        out (str): The output file a tool is asked to write.
-        force (bool): Whether an existing output may be replaced.
-        inputs (Sequence[str]): The tool's input files, never replaced.
+    """Return ``out`` if writing it loses nothing, else raise ValueError:
+    ``inputs`` are never replaced, an existing ``out`` only with ``force``.
     """
     for path in inputs:
         if osp.exists(path) and osp.exists(out) and osp.samefile(path, out):

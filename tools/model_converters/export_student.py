@@ -3,15 +3,12 @@
     python tools/model_converters/export_student.py CONFIG CHECKPOINT OUT \\
         [--with-text-encoder] [--force]
 
-The output holds the student's weights and architecture, the projector and
-the teacher's stored text features with their class names; load it with
-``mmpromptkd.apis.load_exported_student(OUT)``. No CLIP weight file and no
-teacher is needed afterwards. ``--with-text-encoder`` also stores the
-teacher's prompted text tower (not its image tower), so that the student
-takes new class names (``model.set_class_names``, ``tools/infer.py
---classes``); this builds the teacher, so its CLIP weights must be there.
-A config ``OUT`` with the suffix ``.py`` is written beside it for
-mmpretrain's inference API::
+``OUT`` holds the student, the projector and the teacher's stored text
+features with their class names (``mmpromptkd.apis.load_exported_student``;
+no CLIP file or teacher needed). ``--with-text-encoder`` also stores the
+teacher's prompted text tower, for new class names (this builds the
+teacher: its CLIP weights must be there). ``OUT`` with the suffix ``.py``
+is a config for mmpretrain's inference API::
 
     from mmpretrain.apis import ImageClassificationInferencer
     inferencer = ImageClassificationInferencer(
@@ -36,14 +33,13 @@ from mmpromptkd.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmpromptkd.models.utils import (FROZEN_WEIGHTS_META,  # noqa: E402
                                      check_frozen_weights)
 from mmpromptkd.utils import load_from_local  # noqa: E402
-from run_cli import (  # noqa: E402
-    CfgOptionsAction, check_cfg_options, load_config, output_beside,
-    reporting_run_errors)
+from run_cli import (CfgOptionsAction, load_config,  # noqa: E402
+                     merge_cfg_options, output_beside, reporting_run_errors)
 
 
 def _scoped(transform: dict) -> dict:
-    """Name a transform of this package ``mmpromptkd.<name>`` (for
-    mmpretrain's inferencer, which builds in its own scope)."""
+    """``mmpromptkd.<name>`` for our transforms (mmpretrain's inferencer
+    builds in its own scope)."""
     transform = dict(transform)
     name = transform.get('type')
     if isinstance(name, str) and '.' not in name and \
@@ -59,9 +55,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         'out', help='output file (.pth); the config is written beside it '
         'with the suffix .py')
-    parser.add_argument(
-        '--force', action='store_true',
-        help='replace an existing output file and config')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing output file and config')
     parser.add_argument(
         '--with-text-encoder', action='store_true',
         help="also store the teacher's prompted text tower (not its image "
@@ -74,9 +69,7 @@ def main(argv=None) -> None:
     except ValueError as e:
         parser.error(f'{e} (e.g. .pth for the weights)')
     cfg = load_config(args.config, 'export_student.py')
-    if args.cfg_options:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     checkpoint = load_from_local(args.checkpoint)
     state = checkpoint.get('state_dict', checkpoint)
     if 'text_features' not in state:
@@ -101,26 +94,19 @@ def main(argv=None) -> None:
     check_frozen_weights(model, (meta or {}).get(FROZEN_WEIGHTS_META),
                          args.checkpoint)
     model.load_state_dict(state, strict=True)
+    pipeline = cfg.test_dataloader.dataset.pipeline
     student_cfg = export_student(
-        model,
-        model_cfg,
-        args.out,
-        overwrite=args.force,
-        with_text_encoder=args.with_text_encoder,
-        test_pipeline=cfg.test_dataloader.dataset.pipeline)
-    Config(
-        dict(
-            # A fresh process (e.g. mmpretrain's inferencer) imports the
-            # package from the config and finds our transforms by scope.
-            custom_imports=dict(
-                imports=['mmpromptkd'], allow_failed_imports=False),
-            default_scope='mmpromptkd',
-            model=student_cfg,
-            test_dataloader=dict(
-                dataset=dict(pipeline=[
-                    _scoped(t) for t in cfg.test_dataloader.dataset.pipeline
-                ]))
-        )).dump(config_path)
+        model, model_cfg, args.out, overwrite=args.force,
+        with_text_encoder=args.with_text_encoder, test_pipeline=pipeline)
+    # A fresh process (e.g. mmpretrain's inferencer) imports the package
+    # from the config and finds our transforms by scope.
+    Config(dict(
+        custom_imports=dict(imports=['mmpromptkd'],
+                            allow_failed_imports=False),
+        default_scope='mmpromptkd',
+        model=student_cfg,
+        test_dataloader=dict(dataset=dict(
+            pipeline=[_scoped(t) for t in pipeline])))).dump(config_path)
     kind = ', open-vocabulary' if args.with_text_encoder else ''
     print(f'exported the student ({len(model.class_names)} classes{kind}) '
           f'to {args.out}, with the config {config_path}')
