@@ -1,13 +1,12 @@
 """Test a checkpoint with an mmpromptkd config (mmpretrain's command line).
 
-Prints the base-to-novel accuracies as a table (dataset, base, novel, HM,
-all). ``--out metrics.json`` writes the flat metrics dict (``{"b2n/base":
-84.12, ...}``) that ``tools/analysis/aggregate_results.py`` reads; ``--out
-preds.pkl`` dumps the predictions instead (``--out-item`` chooses
-explicitly).
-
     python tools/test.py configs/promptkd/<config>.py work_dirs/x/epoch_20.pth
     bash tools/dist_test.sh configs/promptkd/<config>.py CKPT 8 --out m.json
+
+Prints the base-to-novel accuracies as a table. ``--out metrics.json``
+writes the flat metrics (``{"b2n/base": 84.12, ...}``) that
+``tools/analysis/aggregate_results.py`` reads; ``--out preds.pkl`` dumps
+the predictions (``--out-item`` chooses explicitly).
 """
 import argparse
 import math
@@ -61,9 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out-item', choices=['metrics', 'pred'],
         help='what --out holds. Defaults to "pred" for .pkl/.pickle files '
         'and "metrics" otherwise')
-    parser.add_argument(
-        '--amp', action='store_true',
-        help='test in automatic mixed precision (test_cfg.fp16)')
+    parser.add_argument('--amp', action='store_true', help='test in automatic '
+                        'mixed precision (test_cfg.fp16)')
     parser.add_argument(
         '--show-dir',
         help='directory to write the images with their predictions in '
@@ -174,8 +172,7 @@ def main(argv=None) -> None:
     runner = build_runner(cfg)
     if args.out_item == 'pred':
         from mmengine.evaluator import DumpResults
-        # Dumped beside, then renamed: an earlier file is never half
-        # replaced.
+        # Dumped beside, then renamed: never half an earlier file.
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=temporary_path(args.out)))
     with naming_the_checkpoint(cfg):

@@ -1,18 +1,14 @@
 """FLOPs and parameters of a config's model, for inference or for training.
 
-mmpretrain's ``tools/analysis_tools/get_flops.py`` counts a model's
-``extract_feat``; for a PromptKD distiller that is what an inference costs
-(the student and the projector). This tool also counts what a training
-step computes forward (``--stage distill``: the frozen teacher's image
-encoder as well, whose parameters then count too)::
-
     python tools/analysis/get_flops.py CONFIG [--shape 224] \\
         [--stage student|distill] [--cfg-options KEY=VALUE ...]
 
-The product with the stored text features (``C * D`` multiply-adds per
-image) and, for prompt classifiers, the text encoder (run once per class
-list) are not counted. Counts come from mmengine's FLOP counter
-(``get_model_complexity_info``); a FLOP is one multiply-add, as there.
+As mmpretrain's ``get_flops.py``, ``model.extract_feat`` is counted: for a
+distiller an inference (student and projector), or with ``--stage
+distill`` a training step's forward (the frozen teacher's image encoder
+too, and its parameters). Not counted: the product with the stored text
+features and a prompt classifier's text encoder. A FLOP is one
+multiply-add, as in mmengine's ``get_model_complexity_info``.
 """
 import argparse
 import os.path as osp
@@ -86,10 +82,9 @@ def main(argv=None) -> None:
         parser.error(f'--shape takes H or H W, got {args.shape}')
     counted = CountedForward(model, args.stage if is_distiller else None)
     result = get_model_complexity_info(counted, input_shape=(3, ) + size)
-    what = {
-        'student': 'an inference: student and projector',
-        'distill': 'a training step forward: teacher and student',
-    }[args.stage] if is_distiller else 'image features'
+    what = 'image features' if not is_distiller else dict(
+        student='an inference: student and projector',
+        distill='a training step forward: teacher and student')[args.stage]
     print(result['out_table'])
     print(f'{type(model).__name__}, {what}\n'
           f'Input shape: {(3, ) + size}\n'

@@ -1,15 +1,11 @@
 """Convert released PromptSRC/PromptKD checkpoints for mmpromptkd.
 
-Teacher (``teacher_model/<Dataset>/VLPromptLearner/model-best.pth.tar``)::
-
     python tools/model_converters/promptkd_official_to_mmpromptkd.py \
         teacher model-best.pth.tar teacher_dtd.pth --openai-clip ViT-L-14.pt
-
-Student::
-
     python tools/model_converters/promptkd_official_to_mmpromptkd.py \
         student model-best.pth.tar student_dtd.pth
 
+A teacher is ``teacher_model/<Dataset>/VLPromptLearner/model-best.pth.tar``.
 The Dassl checkpoints of the reference implementation are read safely (no
 arbitrary unpickling); every key mapped is printed, keys it cannot account
 for are refused, and an existing output is kept unless ``--force``.
