@@ -32,16 +32,14 @@ def export_student(model: nn.Module,
     The file needs neither the teacher nor any CLIP weight file.
 
     Args:
-        model (nn.Module): A trained :class:`PromptKDDistiller` with stored
-            text features.
+        model (nn.Module): A trained :class:`PromptKDDistiller`.
         model_cfg (dict): The config the distiller was built from.
         path (str): Output file.
-        overwrite (bool): Replace an existing file. Defaults to False.
-        with_text_encoder (bool): Also store the teacher's text tower and
-            text prompts, so the loaded model encodes new class names (needs
-            a :class:`PromptedCLIP` teacher). Defaults to False.
-        test_pipeline (list[dict], optional): The training config's test
-            pipeline, stored in ``meta.test_pipeline``. Defaults to None.
+        overwrite (bool): Replace an existing file.
+        with_text_encoder (bool): Also store the teacher's prompted text
+            tower, so the loaded model encodes new class names.
+        test_pipeline (list[dict], optional): Stored in
+            ``meta.test_pipeline``.
 
     Returns:
         dict: The standalone model config stored in the file.
@@ -136,11 +134,11 @@ def load_exported_student(path: str,
 
     Args:
         path (str): File written by :func:`export_student`.
-        device (str, optional): Device of the model. Defaults to 'cpu'.
+        device (str, optional): Device of the model.
 
     Returns:
-        nn.Module: :class:`PromptKDDistiller` in eval mode; its
-        ``test_pipeline`` attribute is the stored test pipeline.
+        nn.Module: The distiller in eval mode, with the stored
+        ``test_pipeline``.
     """
     payload = load_checkpoint_file(path)
     meta = payload.get('meta', None) if isinstance(payload, dict) else None
@@ -200,14 +198,14 @@ def _checked_pipeline(pipeline, path: str) -> List[dict]:
 def preprocessing(model: nn.Module) -> List[dict]:
     """The resize and crop steps an exported student expects.
 
-    Those of its stored test pipeline, or a bicubic short-edge resize and a
-    centre crop to the student's resolution.
+    Those of its stored test pipeline, else a bicubic short-edge resize and
+    a centre crop to the student's resolution.
 
     Args:
         model (nn.Module): A model from :func:`load_exported_student`.
 
     Returns:
-        list[dict]: Transform configs, with their bare type names.
+        list[dict]: Transform configs, with bare type names.
     """
     steps = [
         dict(t, type=t['type'].rpartition('.')[2])

@@ -1,8 +1,8 @@
 from .checkpoint_io import (SAFE_SCHEME, is_complete_checkpoint,
-                            load_checkpoint_file, load_from_local,
+                            is_remote_path, load_checkpoint_file,
+                            load_from_local, raise_remote_refused,
                             read_model_checkpoint, save_checkpoint_file)
 from .cpu_threads import available_cpus, choose_cpu_threads
-from .remote_paths import is_remote_path, raise_remote_refused
 from .safe_globals import SAFE_GLOBALS
 from .torchscript_reader import (is_torchscript_archive,
                                  read_torchscript_state_dict)

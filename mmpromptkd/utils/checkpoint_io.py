@@ -1,39 +1,48 @@
-"""Safe reading of checkpoint files.
+"""Safe reading and atomic writing of checkpoint files.
 
-Plain checkpoints go through ``torch.load(weights_only=True)`` with
-:data:`SAFE_GLOBALS`; TorchScript archives (the OpenAI CLIP files) through a
-restricted unpickler. mmengine's own loader is left as it is; a path written
-as ``mmpromptkd://PATH`` selects :func:`load_from_local` in its scheme
-registry.
+Plain checkpoints are read by ``torch.load(weights_only=True)`` with
+:data:`SAFE_GLOBALS`, TorchScript archives by a restricted unpickler.
 """
 import io
 import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Any, Callable, Dict, Tuple, Union
+from typing import Any, Callable, Dict, NoReturn, Tuple, Union
 
 import torch
 
 from mmpromptkd.fileio import atomic_write
-from .remote_paths import is_remote_path, raise_remote_refused
 from .safe_globals import SAFE_GLOBALS, rebuild_history_buffers
 from .torchscript_reader import (is_torchscript_archive,
                                  read_torchscript_state_dict)
 
 MapLocation = Union[None, str, torch.device, Callable, Dict[str, str]]
+# The prefix that selects :func:`load_from_local` in mmengine's
+# ``CheckpointLoader`` (``load_checkpoint(model, 'mmpromptkd://a.pth')``).
+SAFE_SCHEME = 'mmpromptkd://'
+
+
+def is_remote_path(path: Any) -> bool:
+    """Whether ``path`` is a URL (``scheme://...``) rather than a file."""
+    return isinstance(path, str) and re.match(
+        r'([A-Za-z][\w+.-]*:)?[A-Za-z][\w+.-]*://', path) is not None
+
+
+def raise_remote_refused(path: str) -> NoReturn:
+    """Refuse a remote checkpoint, saying how to use it instead."""
+    # mmengine's loaders of URLs unpickle with ``weights_only=False``.
+    raise ValueError(
+        f'{path}: remote checkpoints are not loaded (the download would be '
+        'unpickled without the safety checks of local files). Download it '
+        'first, e.g. `curl -L -o model.pth URL`, and pass the local path; '
+        'it is then read with weights_only=True.')
 
 
 def is_complete_checkpoint(path: str) -> bool:
     """Whether ``path`` is a whole ``torch.save`` file (zip format).
 
     A copy cut short loses the zip directory at the end of the file.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        bool: True for a readable zip archive with a ``data.pkl`` record.
     """
     if not osp.isfile(path) or not zipfile.is_zipfile(path):
         return False
@@ -67,24 +76,20 @@ def load_checkpoint_file(path: str,
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot make this unsafe.
 
     Args:
-        path (str): Checkpoint file (``torch.save`` output or a TorchScript
-            archive, for which the state dict is returned).
-        map_location (str | torch.device | callable | dict, optional):
-            Where the tensors go, as for :func:`torch.load`. Defaults to
-            'cpu'.
+        path (str): A ``torch.save`` file, or a TorchScript archive (its
+            state dict is returned).
+        map_location (str | torch.device | callable | dict, optional): As
+            for :func:`torch.load`.
         allow_unsafe (bool): Unpickle arbitrary objects. Only for files you
-            trust completely: a crafted file can run any code. Defaults to
-            False.
+            trust completely: a crafted file can run any code.
 
     Returns:
         Any: What the file holds.
 
     Raises:
-        FileNotFoundError: If ``path`` is not a file.
         pickle.UnpicklingError: If the file holds objects outside the
             allowlist; the message names the file and the object.
-        RuntimeError: If the file is not a complete checkpoint (e.g. a
-            truncated copy); the message names the file.
+        RuntimeError: If the file is not a complete checkpoint.
     """
     if is_remote_path(path):
         raise_remote_refused(path)
@@ -126,26 +131,17 @@ def load_checkpoint_file(path: str,
             f'failed with {type(e).__name__}: {e})') from e
 
 
-# The prefix that selects :func:`load_from_local` in mmengine's
-# ``CheckpointLoader`` (``load_checkpoint(model, 'mmpromptkd://a.pth')``).
-SAFE_SCHEME = 'mmpromptkd://'
-
-
 def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     """Read a local checkpoint safely and check that it is a checkpoint.
 
     Args:
-        filename (str): Local path, optionally with the prefix
+        filename (str): Local path, optionally prefixed with
             :data:`SAFE_SCHEME`; ``~`` is expanded.
         map_location (str | torch.device | callable | dict, optional): As
-            for :func:`torch.load`. Defaults to None.
+            for :func:`torch.load`.
 
     Returns:
         dict: What the file holds.
-
-    Raises:
-        TypeError: If the file holds no dict, or a ``state_dict`` that is
-            not a dict.
     """
     if filename.startswith(SAFE_SCHEME):
         filename = filename[len(SAFE_SCHEME):]
@@ -166,19 +162,12 @@ def read_model_checkpoint(path: str, model: str) -> Tuple[dict, dict]:
     """The state dict and meta of a model checkpoint file, read safely.
 
     Args:
-        path (str): An mmengine checkpoint (weights under ``state_dict``,
-            a ``meta`` dict beside them) or a bare state dict.
-        model (str): What the checkpoint should be of, for messages (e.g.
-            ``'PromptedCLIP'``).
+        path (str): An mmengine checkpoint or a bare state dict.
+        model (str): What it should be a checkpoint of, for messages.
 
     Returns:
-        tuple[dict, dict]: The state dict, and the ``meta`` (empty for a
+        tuple[dict, dict]: The state dict and the ``meta`` (empty for a
         bare state dict).
-
-    Raises:
-        ValueError: For a TorchScript archive (a CLIP weight file given as a
-            checkpoint), a file that holds no dict, or a ``meta`` that is
-            not a dict.
     """
     if is_torchscript_archive(path):
         raise ValueError(
@@ -202,10 +191,7 @@ def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
     Args:
         obj (Any): What to save.
         path (str): Target file.
-        overwrite (bool): Replace an existing file. Defaults to False.
-
-    Raises:
-        FileExistsError: If ``path`` exists and ``overwrite`` is False.
+        overwrite (bool): Replace an existing file.
     """
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path} exists; refusing to overwrite it')

@@ -1,25 +1,17 @@
-"""The globals a checkpoint may name besides tensors and containers.
-
-mmengine's training checkpoints hold the message hub's HistoryBuffers and
-their numpy arrays; :data:`SAFE_GLOBALS` allows exactly those, for
-``torch.load(weights_only=True)`` through ``torch.serialization.safe_globals``.
-"""
+"""The globals a checkpoint may name besides tensors and containers:
+mmengine's HistoryBuffers and their numpy arrays, checked, for
+``torch.load(weights_only=True)``."""
 import pickle
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from mmengine.logging.history_buffer import HistoryBuffer
 
-#: The statistics every HistoryBuffer has; the only names ``getattr`` in a
-#: checkpoint may resolve (a fixed list: nothing loaded can widen it).
+# The statistics every HistoryBuffer has; the only names ``getattr`` in a
+# checkpoint may resolve (a fixed list: nothing loaded can widen it).
 STATISTICS = ('min', 'max', 'current', 'mean')
-#: What a HistoryBuffer's pickled state may hold, and the type of each.
-_BUFFER_STATE = {
-    'max_length': int,
-    '_log_history': np.ndarray,
-    '_count_history': np.ndarray,
-    'statistics_methods': dict,
-}
+_BUFFER_STATE = dict(max_length=int, _log_history=np.ndarray,
+                     _count_history=np.ndarray, statistics_methods=dict)
 
 
 class _CheckedHistoryBuffer:
@@ -51,30 +43,20 @@ class _CheckedHistoryBuffer:
                         f'{method!r} (only {list(STATISTICS)}, each bound '
                         'to itself)')
         empty = np.zeros(0)
-        self.log = state.get('_log_history', empty)
-        self.count = state.get('_count_history', empty)
-        if len(self.log) != len(self.count):
-            _refuse(f'a HistoryBuffer of {len(self.log)} values and '
-                    f'{len(self.count)} counts')
-        self.max_length = state.get('max_length', 1000000)
-
-    def rebuilt(self) -> HistoryBuffer:
-        """The HistoryBuffer of the checked state."""
-        return HistoryBuffer(self.log, self.count, self.max_length)
+        log = state.get('_log_history', empty)
+        count = state.get('_count_history', empty)
+        if len(log) != len(count):
+            _refuse(f'a HistoryBuffer of {len(log)} values and {len(count)} '
+                    'counts')
+        self.buffer = HistoryBuffer(log, count,
+                                    state.get('max_length', 1000000))
 
 
 def rebuild_history_buffers(loaded: Any) -> Any:
-    """Replace the checked stand-ins in a loaded checkpoint by
-    HistoryBuffers (at any depth).
-
-    Args:
-        loaded: What ``torch.load`` returned under :data:`SAFE_GLOBALS`.
-
-    Returns:
-        The same object, its stand-ins replaced.
-    """
+    """Replace the stand-ins in what ``torch.load`` returned under
+    :data:`SAFE_GLOBALS` by HistoryBuffers (at any depth)."""
     if isinstance(loaded, _CheckedHistoryBuffer):
-        return loaded.rebuilt()
+        return loaded.buffer
     if isinstance(loaded, dict):
         for key, value in loaded.items():
             if isinstance(value, (dict, list, tuple, _CheckedHistoryBuffer)):
@@ -86,10 +68,8 @@ def rebuild_history_buffers(loaded: Any) -> Any:
     return loaded
 
 
-def _refuse(what: str) -> None:
-    """Raise the unpickling error of a refused object."""
-    raise pickle.UnpicklingError(
-        f'refused {what} while loading a checkpoint')
+def _refuse(what: str) -> NoReturn:
+    raise pickle.UnpicklingError(f'refused {what} while loading a checkpoint')
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:

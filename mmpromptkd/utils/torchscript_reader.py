@@ -1,9 +1,5 @@
-"""Reading the tensors of a TorchScript archive without running it.
-
-The OpenAI CLIP files (``ViT-B-16.pt``, ``ViT-L-14.pt``) are TorchScript
-archives. A restricted unpickler rebuilds their tensors and never compiles
-or runs TorchScript code.
-"""
+"""Reading the tensors of a TorchScript archive (the OpenAI CLIP files)
+with a restricted unpickler, never compiling or running its code."""
 import collections
 import io
 import pickle
@@ -16,9 +12,8 @@ from torch import Tensor, nn
 
 from mmpromptkd.compat import PurePythonUnpickler, opcode_handlers
 
-
-#: The storage types an archive may name, by their dtype (read without
-#: touching torch's deprecated typed-storage classes).
+# The storage types an archive may name, by their dtype (read without
+# touching torch's deprecated typed-storage classes).
 _STORAGE_DTYPES = {
     f'{name}Storage': dtype
     for name, dtype in (('Float', torch.float32), ('Double', torch.float64),
@@ -39,14 +34,12 @@ class _StorageType:
         return f'<storage of {self.dtype}>'
 
 
-#: A storage of the archive and the dtype its tensors read it as.
 _Storage = collections.namedtuple('_Storage', ['data', 'dtype'])
 
 
 def _rebuild_tensor(storage: _Storage, offset: int, size: tuple,
                     stride: tuple, requires_grad: bool, *hooks) -> Tensor:
-    """What ``torch._utils._rebuild_tensor_v2`` names in the archive: a
-    tensor viewing its storage (bounds checked by ``Tensor.set_``)."""
+    """``torch._utils._rebuild_tensor_v2`` (``set_`` checks the bounds)."""
     tensor = torch.empty(0, dtype=storage.dtype)
     tensor.set_(storage.data, offset, torch.Size(size), stride)
     tensor.requires_grad = bool(requires_grad)
@@ -54,7 +47,7 @@ def _rebuild_tensor(storage: _Storage, offset: int, size: tuple,
 
 
 def _rebuild_parameter(data: Tensor, requires_grad: bool, *hooks) -> Tensor:
-    """What ``torch._utils._rebuild_parameter`` names in the archive."""
+    """``torch._utils._rebuild_parameter``."""
     return nn.Parameter(data, bool(requires_grad))
 
 
@@ -68,14 +61,7 @@ _TORCHSCRIPT_GLOBALS = {
 
 
 def is_torchscript_archive(path: str) -> bool:
-    """Whether ``path`` is a TorchScript archive (zip with compiled code).
-
-    Args:
-        path (str): File to inspect.
-
-    Returns:
-        bool: True for files written by ``torch.jit.save``.
-    """
+    """Whether ``path`` was written by ``torch.jit.save``."""
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:
@@ -87,9 +73,8 @@ def is_torchscript_archive(path: str) -> bool:
 class _ScriptObject:
     """Stand-in for a ``__torch__.*`` class: it only keeps its state."""
 
-    def __init__(self) -> None:
-        self.state = None
-        self.built = False
+    state = None
+    built = False
 
 
 # Opcodes of the pickles TorchScript writes (protocol 2); any other opcode
@@ -119,8 +104,7 @@ class _OpcodeTable(dict):
 class _TorchScriptUnpickler(PurePythonUnpickler):
     """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors.
 
-    The pure-Python unpickler, because its opcode table can be replaced:
-    opcodes that call or mutate an object are checked before they run.
+    Opcodes that call or mutate an object are checked before they run.
     """
 
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str,
@@ -252,7 +236,7 @@ def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
 
 
 def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read every tensor of a TorchScript archive without running its code.
+    """Every tensor of a TorchScript archive, without running its code.
 
     Besides parameters and buffers, the result holds any other tensor
     attribute (OpenAI CLIP: ``input_resolution``, ...); the caller filters.

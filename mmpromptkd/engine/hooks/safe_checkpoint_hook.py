@@ -13,7 +13,7 @@ from mmpromptkd.models.utils.frozen_weights import (FROZEN_WEIGHTS_META,
                                                     frozen_weights_record,
                                                     strip_frozen_weights)
 from mmpromptkd.registry import HOOKS
-from mmpromptkd.utils.remote_paths import is_remote_path
+from mmpromptkd.utils import is_remote_path
 
 
 def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
