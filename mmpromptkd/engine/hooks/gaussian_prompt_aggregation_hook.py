@@ -13,28 +13,16 @@ from mmpromptkd.registry import HOOKS
 
 @HOOKS.register_module()
 class GaussianPromptAggregationHook(Hook):
-    r"""Replace the trained parameters by their Gaussian-weighted epoch mean.
+    """Replace the trained parameters by their Gaussian-weighted epoch mean.
 
-    After every epoch :math:`e = 1 .. E` the trainable parameters
-    :math:`\theta_e` (those with ``requires_grad``) are accumulated into
-
-    .. math::
-
-        \bar\theta = \sum_{e=1}^{E} w_e \theta_e, \quad
-        w_e = \frac{g(e)}{\sum_{k=1}^{E} g(k)}, \quad
-        g(e) = \exp\left(-\frac{(e - \mu)^2}{2 \sigma^2}\right)
-
-    and after the last epoch :math:`\bar\theta` replaces them. The hook runs
-    before ``CheckpointHook``, so the last checkpoint holds the aggregate;
-    the running aggregate is saved in checkpoints for ``--resume``.
+    Runs before ``CheckpointHook``; see docs/teachers.md.
 
     Args:
-        mean (float): :math:`\mu`, an epoch in ``[1, E]``. Defaults to 15.0.
-        std (float): :math:`\sigma > 0`. Defaults to 1.0.
+        mean (float): The epoch of the largest weight, in ``[1, E]``.
+        std (float): The spread of the weights, in epochs.
     """
 
     priority = 'LOW'
-    #: Key of the hook's state in checkpoints.
     checkpoint_key = 'gaussian_prompt_aggregation'
 
     def __init__(self, mean: float = 15.0, std: float = 1.0) -> None:
@@ -54,16 +42,7 @@ class GaussianPromptAggregationHook(Hook):
     @staticmethod
     def gaussian_weights(mean: float, std: float,
                          max_epochs: int) -> List[float]:
-        """Normalised Gaussian weights of the epochs ``1 .. max_epochs``.
-
-        Args:
-            mean (float): Mean, in ``[1, max_epochs]``.
-            std (float): Standard deviation, positive.
-            max_epochs (int): Number of epochs ``E``.
-
-        Returns:
-            list[float]: ``w_1 .. w_E``, summing to 1.
-        """
+        """Normalised Gaussian weights of the epochs ``1 .. max_epochs``."""
         if max_epochs < 1:
             raise ValueError(f'max_epochs must be >= 1, got {max_epochs}')
         if not 1 <= mean <= max_epochs:
@@ -85,13 +64,9 @@ class GaussianPromptAggregationHook(Hook):
         """The model's parameters with ``requires_grad``, by name."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        return {
-            name: param
-            for name, param in model.named_parameters() if param.requires_grad
-        }
+        return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
     def before_train(self, runner) -> None:
-        """Compute the weights, start or restore the aggregate."""
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             raise TypeError('GaussianPromptAggregationHook aggregates per '
                             'epoch and needs an epoch-based training loop, '
@@ -103,25 +78,26 @@ class GaussianPromptAggregationHook(Hook):
         if not params:
             raise ValueError('GaussianPromptAggregationHook: the model has '
                              'no trainable parameters to aggregate')
-        start = runner.epoch
-        if start == 0:
+        if runner.epoch == 0:
             self.epochs = []
-            # Accumulated in at least float32.
-            self._aggregate = {
-                name: torch.zeros_like(p, dtype=torch.promote_types(
-                    p.dtype, torch.float32)).detach()
-                for name, p in params.items()
-            }
+            start = {n: torch.zeros_like(p) for n, p in params.items()}
         else:
-            self._restore(params, start)
+            start = self._restored(params, runner.epoch)
+        # Accumulated in at least float32.
+        self._aggregate = {
+            n: start[n].to(device=p.device, dtype=torch.promote_types(
+                p.dtype, torch.float32)).detach().clone()
+            for n, p in params.items()
+        }
         self._loaded = None
         runner.logger.info(
             f'Gaussian prompt aggregation of {len(params)} tensors, mean '
             f'{self.mean}, std {self.std}, epoch weights ' +
             ', '.join(f'{w:.4g}' for w in self.weights))
 
-    def _restore(self, params: Dict[str, nn.Parameter], start: int) -> None:
-        """Take the aggregate of epochs ``1 .. start`` from the checkpoint."""
+    def _restored(self, params: Dict[str, nn.Parameter],
+                  start: int) -> Dict[str, torch.Tensor]:
+        """The aggregate of epochs ``1 .. start`` from the checkpoint."""
         state = self._loaded
         if state is None:
             raise RuntimeError(
@@ -146,15 +122,9 @@ class GaussianPromptAggregationHook(Hook):
                 f'trainable parameters: {sorted(aggregate)} vs '
                 f'{sorted(params)}')
         self.epochs = epochs
-        self._aggregate = {
-            name: aggregate[name].to(
-                device=p.device,
-                dtype=torch.promote_types(p.dtype, torch.float32)).clone()
-            for name, p in params.items()
-        }
+        return aggregate
 
     def after_train_epoch(self, runner) -> None:
-        """Accumulate this epoch; after the last, write the aggregate."""
         epoch = runner.epoch + 1
         params = self._trainable(runner)
         weight = self.weights[epoch - 1]
@@ -162,30 +132,23 @@ class GaussianPromptAggregationHook(Hook):
             for name, param in params.items():
                 acc = self._aggregate[name]
                 acc.add_(param.detach().to(acc.dtype), alpha=weight)
+                if epoch == self.max_epochs:
+                    param.copy_(acc.to(param.dtype))
         self.epochs.append(epoch)
         if epoch == self.max_epochs:
-            with torch.no_grad():
-                for name, param in params.items():
-                    param.copy_(self._aggregate[name].to(param.dtype))
             runner.logger.info(
                 f'Gaussian prompt aggregation: {len(params)} trainable '
                 f'tensors replaced by their weighted mean over epochs '
                 f'1..{epoch}')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Save the running aggregate with the checkpoint."""
         if not self._aggregate:
             return
         checkpoint[self.checkpoint_key] = dict(
-            mean=self.mean,
-            std=self.std,
-            max_epochs=self.max_epochs,
+            mean=self.mean, std=self.std, max_epochs=self.max_epochs,
             epochs=list(self.epochs),
-            aggregate={
-                k: v.detach().cpu().clone()
-                for k, v in self._aggregate.items()
-            })
+            aggregate={k: v.detach().cpu().clone()
+                       for k, v in self._aggregate.items()})
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Keep the saved aggregate for ``before_train``."""
         self._loaded = checkpoint.get(self.checkpoint_key)

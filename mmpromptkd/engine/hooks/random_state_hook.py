@@ -23,10 +23,9 @@ def _numpy_rng_state() -> tuple:
 
 def _rng_states() -> Dict[str, Any]:
     """This process's Python, NumPy, torch (and CUDA) generator states."""
-    states: Dict[str, Any] = dict(
-        python=random.getstate(),
-        numpy=_numpy_rng_state(),
-        torch=torch.get_rng_state())
+    states: Dict[str, Any] = dict(python=random.getstate(),
+                                  numpy=_numpy_rng_state(),
+                                  torch=torch.get_rng_state())
     if torch.cuda.is_available():
         states['cuda'] = torch.cuda.get_rng_state_all()
     return states
@@ -36,11 +35,11 @@ def _rng_states() -> Dict[str, Any]:
 class RandomStateHook(Hook):
     """Save every process's random states; restore them on an exact resume.
 
-    States of every rank go to ``meta['rng_states']``, gathered before
-    ``CheckpointHook`` saves (only rank 0 saves). They are restored after
-    :class:`ResumableEpochBasedTrainLoop` has skipped the trained batches;
-    with another number of processes, or from a checkpoint saved at another
-    moment, they are not (a warning says so).
+    Every rank's states go to ``meta['rng_states']``, gathered before
+    ``CheckpointHook`` saves. They are restored after
+    :class:`ResumableEpochBasedTrainLoop` has skipped the trained batches,
+    unless the number of processes or the moment of saving differs (a
+    warning says so).
     """
 
     priority = 'BELOW_NORMAL'
@@ -59,11 +58,8 @@ class RandomStateHook(Hook):
                 iter=runner.iter + (0 if by_epoch else 1),
                 ranks=all_gather_object(_rng_states()))
 
-    def after_train_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch: Any = None,
-                         outputs: Any = None) -> None:
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
         self._gather_if_saving(runner, by_epoch=False)
 
     def after_train_epoch(self, runner) -> None:
@@ -81,15 +77,14 @@ class RandomStateHook(Hook):
             ranks = gathered['ranks']
         else:  # e.g. a best checkpoint, saved after validation
             ranks = []
-        meta['rng_states'] = dict(
-            iter=step, world_size=world_size, ranks=ranks)
+        meta['rng_states'] = dict(iter=step, world_size=world_size,
+                                  ranks=ranks)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._loaded = (checkpoint.get('meta', None)
                         or {}).get('rng_states', None)
 
     def after_skip_trained_batches(self, runner) -> None:
-        """Restore this process's states saved with the checkpoint."""
         states, self._loaded = self._loaded, None
         if not states or states.get('iter') != runner.iter:
             return

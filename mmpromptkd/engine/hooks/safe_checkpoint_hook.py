@@ -17,32 +17,17 @@ from mmpromptkd.utils import is_remote_path
 
 
 def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
-    """The folder mmengine's ``CheckpointHook`` writes checkpoints into.
-
-    Args:
-        work_dir (str): The run's work directory.
-        out_dir (str, optional): The hook's ``out_dir`` argument.
-
-    Returns:
-        str: ``work_dir``, or ``out_dir`` joined with the last level of
-        ``work_dir`` (the hook's rule) when ``out_dir`` is another folder.
-    """
+    """The folder mmengine's ``CheckpointHook`` with ``out_dir`` writes
+    checkpoints into (``out_dir`` joined with the last level of
+    ``work_dir``, or ``work_dir``)."""
     if not out_dir or out_dir == work_dir:
         return work_dir
     return osp.join(out_dir, osp.basename(osp.normpath(work_dir)))
 
 
 def saves_now(hook: CheckpointHook, runner, by_epoch: bool) -> bool:
-    """Whether ``hook`` saves after this training iteration or epoch.
-
-    Args:
-        hook (CheckpointHook): The checkpoint hook.
-        runner (Runner): The runner, before its counters advance.
-        by_epoch (bool): After an epoch (True) or an iteration (False).
-
-    Returns:
-        bool: True where the hook's schedule saves.
-    """
+    """Whether ``hook`` saves after this training epoch (``by_epoch``) or
+    iteration; ``runner``'s counters have not advanced yet."""
     if hook.by_epoch != by_epoch:
         return False
     if by_epoch:
@@ -53,14 +38,8 @@ def saves_now(hook: CheckpointHook, runner, by_epoch: bool) -> bool:
 
 
 def remove_stale_temporaries(folder: str) -> list:
-    """Delete the package's temporary files left by killed processes.
-
-    Args:
-        folder (str): A work or checkpoint directory.
-
-    Returns:
-        list[str]: The removed files.
-    """
+    """Delete the package's temporary files of killed processes in
+    ``folder``; return their paths."""
     removed = []
     for path in dead_temporaries(folder):
         if osp.isfile(path):  # never a folder
@@ -73,20 +52,17 @@ def remove_stale_temporaries(folder: str) -> list:
 class SafeCheckpointHook(CheckpointHook):
     """CheckpointHook whose failures leave every earlier checkpoint usable.
 
-    Unlike mmengine's hook: local checkpoints and ``last_checkpoint`` are
-    written atomically (the latter once the checkpoint is complete); old
-    checkpoints are removed *after* the new one is written; a failed write
-    names the file; temporaries of killed runs are removed at the start.
-
-    Frozen parameters are left out of checkpoints and
-    ``meta['frozen_weights']`` records their fingerprint, unless the model's
-    ``save_clip_weights`` or ``save_frozen_weights`` is True.
+    Local checkpoints and then ``last_checkpoint`` are written atomically;
+    old checkpoints are removed after the new one is written; a failed
+    write names the file; temporaries of killed runs are removed at the
+    start. Frozen parameters are left out (``meta['frozen_weights']``
+    records their fingerprint) unless the model's ``save_clip_weights`` or
+    ``save_frozen_weights`` is True.
 
     Args:
-        save_frozen_weights (bool): Keep the frozen parameters in the
-            checkpoints. Defaults to False.
+        save_frozen_weights (bool): Keep the frozen parameters.
         max_keep_ckpts (int): How many of the latest checkpoints to keep;
-            -1 keeps all. Defaults to -1.
+            -1 keeps all.
         **kwargs: The other arguments of mmengine's ``CheckpointHook``.
     """
 
@@ -136,28 +112,25 @@ class SafeCheckpointHook(CheckpointHook):
     def after_train_epoch(self, runner) -> None:
         saves = saves_now(self, runner, by_epoch=True)
         self._checked_save(runner, runner.epoch + 1 if saves else None,
-                           lambda: super(SafeCheckpointHook,
-                                         self).after_train_epoch(runner))
+                           super().after_train_epoch, runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         saves = saves_now(self, runner, by_epoch=False)
-        self._checked_save(
-            runner, runner.iter + 1 if saves else None,
-            lambda: super(SafeCheckpointHook, self).after_train_iter(
-                runner, batch_idx, data_batch, outputs))
+        self._checked_save(runner, runner.iter + 1 if saves else None,
+                           super().after_train_iter, runner, batch_idx,
+                           data_batch, outputs)
 
     def after_val_epoch(self, runner, metrics) -> None:
         # A new best checkpoint saves the latest one again (same step).
-        self._checked_save(
-            runner, None, lambda: super(SafeCheckpointHook,
-                                        self).after_val_epoch(
-                                            runner, metrics))
+        self._checked_save(runner, None, super().after_val_epoch, runner,
+                           metrics)
 
-    def _checked_save(self, runner, step: Optional[int],
-                      save: Callable[[], None]) -> None:
-        """Run a save of mmengine's hook; then record ``last_checkpoint``
-        atomically and remove the checkpoints beyond ``max_keep_ckpts``."""
+    def _checked_save(self, runner, step: Optional[int], save: Callable,
+                      *args) -> None:
+        """Run ``save(*args)`` of mmengine's hook, then record
+        ``last_checkpoint`` and remove the checkpoints beyond
+        ``max_keep_ckpts``."""
         if step is not None and self.keep_ckpts > 0:
             if not self.kept_steps or self.kept_steps[-1] != step:
                 self.kept_steps.append(step)
@@ -166,7 +139,7 @@ class SafeCheckpointHook(CheckpointHook):
                 'keep_ckpt_ids', self.kept_steps[-self.keep_ckpts:])
         before = self.last_ckpt
         try:
-            save()
+            save(*args)
         except OSError as e:
             path = self.last_ckpt if self.last_ckpt != before else \
                 (e.filename or 'a checkpoint')
@@ -174,8 +147,8 @@ class SafeCheckpointHook(CheckpointHook):
                 e.errno, f'could not write the checkpoint {path} '
                 f'({e.strerror or e}); the earlier checkpoints and '
                 f'last_checkpoint are unchanged') from e
-        saved = step is not None or self.last_ckpt != before
-        if not saved or self.last_ckpt is None:
+        if self.last_ckpt is None or (step is None
+                                      and self.last_ckpt == before):
             return
         if is_main_process():
             # mmengine writes it with a plain open, which a kill can empty.
@@ -186,9 +159,7 @@ class SafeCheckpointHook(CheckpointHook):
 
     def _remove_old_checkpoints(self) -> None:
         """Remove the oldest checkpoints beyond ``max_keep_ckpts``."""
-        if self.keep_ckpts <= 0:
-            return
-        while len(self.kept_steps) > self.keep_ckpts:
+        while self.keep_ckpts > 0 and len(self.kept_steps) > self.keep_ckpts:
             old = self.file_backend.join_path(
                 self.out_dir, self.filename_tmpl.format(
                     self.kept_steps.pop(0)))

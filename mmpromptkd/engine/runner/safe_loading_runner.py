@@ -25,7 +25,6 @@ from .batch_and_lr import describe_batch_and_lr
 
 __all__ = ['SafeLoadingRunner']
 
-# An added prefix only: mmengine's loaders of other paths stay as they are.
 CheckpointLoader.register_scheme(prefixes=SAFE_SCHEME, loader=load_from_local)
 
 # Names CheckpointHook gives by default (``epoch_{}.pth``, ``iter_{}.pth``).
@@ -44,8 +43,7 @@ def choose_resume_checkpoint(
 
     Returns:
         tuple[bool, str | None]: Whether to resume, and from which file;
-        ``(True, None)`` lets mmengine follow ``last_checkpoint`` (a sound
-        record, or none at all: a fresh run).
+        None lets mmengine follow ``last_checkpoint``.
     """
     marker = osp.join(work_dir, 'last_checkpoint')
     recorded = ''
@@ -79,21 +77,17 @@ def choose_resume_checkpoint(
 class SafeLoadingRunner(Runner):
     """A Runner whose ``--resume``, ``load_from`` and test loads are safe.
 
-    mmengine's bare ``torch.load`` unpickles anything under
-    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` and downloads with
-    ``weights_only=False``, and resuming executes the config stored in
-    ``meta['config']``. This Runner reads checkpoints through
-    :func:`~mmpromptkd.utils.load_checkpoint_file` and drops the stored
-    config text. It also resumes from the newest complete checkpoint when
-    ``last_checkpoint`` is broken (:func:`choose_resume_checkpoint`), logs
-    the effective batch and lr (:func:`describe_batch_and_lr`), and lets
-    datasets given ``seed=None`` draw their shots with the run's seed.
+    Checkpoints are read by :func:`~mmpromptkd.utils.load_checkpoint_file`
+    (mmengine's ``torch.load`` can unpickle anything) and the config text
+    stored in them, which resuming would execute, is dropped. It also
+    resumes from the newest complete checkpoint when ``last_checkpoint`` is
+    broken, logs the effective batch and lr, and lets datasets given
+    ``seed=None`` draw their shots with the run's seed.
 
     Args:
-        *args: The arguments of mmengine's ``Runner``.
         load_from (str, optional): The checkpoint to load or resume from.
-        resume (bool): Whether to resume. Defaults to False.
-        **kwargs: The other keyword arguments of mmengine's ``Runner``.
+        resume (bool): Whether to resume.
+        *args, **kwargs: The other arguments of mmengine's ``Runner``.
     """
 
     def __init__(self, *args, load_from: Optional[str] = None,
@@ -104,14 +98,8 @@ class SafeLoadingRunner(Runner):
         self.checkpoint_loaded = False
 
     def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
-        """mmengine's ``auto_scale_lr``, then log the effective batch and lr.
-
-        Args:
-            optim_wrapper (OptimWrapper | OptimWrapperDict): The built
-                optimizer wrapper(s).
-            auto_scale_lr (dict, optional): The config's ``auto_scale_lr``.
-                Defaults to None.
-        """
+        """mmengine's ``auto_scale_lr``, then log the effective batch and
+        lr."""
         super().scale_lr(optim_wrapper, auto_scale_lr)
         loader = self._train_dataloader
         batch_size = loader.batch_size if isinstance(loader, DataLoader) \
@@ -133,18 +121,7 @@ class SafeLoadingRunner(Runner):
                          seed: Optional[int] = None,
                          diff_rank_seed: bool = False) -> DataLoader:
         """mmengine's ``build_dataloader``, with ``seed`` as the datasets'
-        default few-shot seed.
-
-        Args:
-            dataloader (DataLoader | dict): The dataloader or its config.
-            seed (int, optional): The run's seed, as mmengine's loops pass
-                it. Defaults to None.
-            diff_rank_seed (bool): Whether each rank's seed has its rank
-                added. Defaults to False.
-
-        Returns:
-            DataLoader: The built dataloader.
-        """
+        default few-shot seed."""
         # Every rank must train on the same shots: undo the rank that
         # mmengine adds to the seed with diff_rank_seed.
         draw_seed = seed - get_rank() \
@@ -187,33 +164,18 @@ class SafeLoadingRunner(Runner):
                         map_location: Union[str, Callable] = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]) -> dict:
-        """Load a checkpoint into the model, as mmengine's Runner does.
-
-        Args:
-            filename (str): Local checkpoint path.
-            map_location (str | callable): Where tensors go. Defaults to
-                'cpu'.
-            strict (bool): Whether keys must match exactly. Defaults to
-                False.
-            revise_keys (list): ``(pattern, replacement)`` pairs applied to
-                the keys. Defaults to stripping ``module.``.
-
-        Returns:
-            dict: The checkpoint.
-        """
+        """mmengine's ``load_checkpoint``, reading the file safely."""
         checkpoint = load_from_local(filename, map_location=map_location)
         meta = checkpoint.get('meta')
-        if isinstance(meta, dict):
-            # Config.fromstring would execute it: stored text is code.
-            meta.pop('config', None)
+        meta = meta if isinstance(meta, dict) else {}
+        # Config.fromstring would execute it: stored text is code.
+        meta.pop('config', None)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
         # A checkpoint without its frozen weights takes the model's: they
         # must be the ones it was trained with.
-        check_frozen_weights(
-            model, (meta if isinstance(meta, dict) else {}).get(
-                FROZEN_WEIGHTS_META), filename)
+        check_frozen_weights(model, meta.get(FROZEN_WEIGHTS_META), filename)
         state_dict = checkpoint.get('state_dict', checkpoint)
         # Revised in place: the dict keeps torch's per-module versions.
         for pattern, replacement in revise_keys:
