@@ -9,27 +9,20 @@ __all__ = ['StudentGraph']
 
 
 class StudentGraph(nn.Module):
-    """A trained student, its projector and the stored text features.
+    """A trained student, its projector and the stored text features, as
+    one graph an exporter (ONNX) traces.
 
-    What an exporter (ONNX) traces, with no Python-level state left in the
-    forward.
+    The forward takes float RGB pixels in ``[0, 255]`` of shape
+    ``(B, 3, H, W)``, resized and cropped as the test pipeline does, and
+    returns ``logits`` (B, C) over ``model.class_names`` (and ``features``
+    (B, D), normalised, with ``with_features``).
 
     Args:
         model (nn.Module): A :class:`PromptKDDistiller` with stored text
-            features and shared text features (a projector), e.g. from
+            features and a projector, e.g. from
             :func:`load_exported_student`.
-        with_features (bool): Also return the normalised image features in
-            the teacher's space. Defaults to False.
-
-    Inputs:
-        images (Tensor): RGB pixels in ``[0, 255]``, float, of shape
-        ``(B, 3, H, W)`` at the student's resolution (resized and cropped as
-        the test pipeline does); normalised inside the graph.
-
-    Outputs:
-        Tensor | tuple[Tensor, Tensor]: ``logits`` (B, C) over the stored
-        classes (in ``model.class_names`` order), and ``features`` (B, D)
-        with ``with_features``.
+        with_features (bool): Also return the image features in the
+            teacher's space.
     """
 
     def __init__(self, model: nn.Module, with_features: bool = False) -> None:
@@ -49,12 +42,10 @@ class StudentGraph(nn.Module):
         self.with_features = with_features
         self.register_buffer('mean', preprocessor.mean.detach().clone())
         self.register_buffer('std', preprocessor.std.detach().clone())
+        self.register_buffer('text_features',
+                             model.text_features.detach().float().clone())
         self.register_buffer(
-            'text_features',
-            model.text_features.detach().float().clone())
-        self.register_buffer(
-            'logit_scale',
-            model.student.logit_scale.detach().float().clone())
+            'logit_scale', model.student.logit_scale.detach().float().clone())
         self.class_names = tuple(model.class_names)
         size = getattr(model.student, 'image_size', None)  # CNNs: any
         self.image_size = None if size is None else tuple(size)
@@ -71,16 +62,8 @@ class StudentGraph(nn.Module):
         return logits
 
     def export_onnx(self, opset: int = 18):
-        """The ONNX model of this graph (torch's dynamo exporter).
-
-        The batch dimension is dynamic. Needs ``onnx`` and ``onnxscript``.
-
-        Args:
-            opset (int): ONNX opset. Defaults to 18.
-
-        Returns:
-            onnx.ModelProto: The model, not yet checked or saved.
-        """
+        """The ONNX model (``onnx.ModelProto``) of this graph, with a
+        dynamic batch (torch's dynamo exporter; needs ``onnxscript``)."""
         if self.image_size is None:
             raise ValueError('the student has no fixed image size (a CNN '
                              'student); only ViT students are exported')
@@ -93,8 +76,6 @@ class StudentGraph(nn.Module):
             if self.with_features else ['logits'],
             opset_version=opset,
             dynamo=True,
-            dynamic_shapes={'images': {
-                0: batch
-            }},
+            dynamic_shapes={'images': {0: batch}},
             verbose=False)
         return program.model_proto

@@ -20,13 +20,11 @@ class StudentInferencer:
 
     Args:
         model (str): File written by ``export_student.py``.
-        classes (Sequence[str], optional): Classify over these names:
-            stored classes keep their stored features (scores renormalised
-            over the list); new names need an open-vocabulary export, whose
-            text encoder computes their features. Defaults to None (all
-            stored classes).
-        device (str): Device to run on. Defaults to 'cpu'.
-        batch_size (int): Images per forward. Defaults to 32.
+        classes (Sequence[str], optional): Classify over these names (by
+            default the stored classes); new names need an open-vocabulary
+            export, whose text encoder computes their features.
+        device (str): Device to run on.
+        batch_size (int): Images per forward.
 
     Example:
         >>> inferencer = StudentInferencer('student.pth')
@@ -70,7 +68,7 @@ class StudentInferencer:
 
         Args:
             inputs (str | ndarray | Sequence): Image paths or BGR arrays.
-            topk (int): Classes listed per image in ``topk``. Defaults to 1.
+            topk (int): Classes listed per image in ``topk``.
 
         Returns:
             list[dict]: Per image, ``pred_label``, ``pred_class`` and

@@ -9,9 +9,5 @@ __all__ = ['finish_epoch']
 
 
 def finish_epoch(loop: EpochBasedTrainLoop) -> None:
-    """Count the epoch that ``loop.run_epoch`` just ran.
-
-    Args:
-        loop (EpochBasedTrainLoop): The loop.
-    """
+    """Count the epoch that ``loop.run_epoch`` just ran."""
     loop._epoch += 1

@@ -12,14 +12,7 @@ PurePythonUnpickler = pickle._Unpickler
 
 
 def opcode_handlers(names: Iterable[str]) -> Dict[int, Callable]:
-    """The pure-Python unpickler's handlers of the named opcodes.
-
-    Args:
-        names (Iterable[str]): Opcode names of the ``pickle`` module, e.g.
-            ``'MARK'``.
-
-    Returns:
-        dict[int, callable]: ``dispatch`` entries, by opcode byte.
-    """
+    """The pure-Python unpickler's ``dispatch`` entries, by opcode byte,
+    of the named opcodes (e.g. ``'MARK'``)."""
     codes = [getattr(pickle, name)[0] for name in names]
     return {code: PurePythonUnpickler.dispatch[code] for code in codes}

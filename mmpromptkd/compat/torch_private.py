@@ -15,11 +15,7 @@ __all__ = ['end_dataloader_workers', 'MovesUnregisteredMembers']
 
 
 def end_dataloader_workers(*loops: Any) -> None:
-    """End the worker processes of the loops' dataloaders now.
-
-    Args:
-        *loops: mmengine loops (or ``None``), once they are done.
-    """
+    """End the worker processes of the (done) loops' dataloaders now."""
     for loop in loops:
         if getattr(loop, 'dataloader_iterator', None) is not None:
             loop.dataloader_iterator = None  # holds the loader's iterator

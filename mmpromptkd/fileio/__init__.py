@@ -1,7 +1,6 @@
 """File writing of mmpromptkd, through mmengine's backend registry."""
-from .atomic_local_backend import AtomicLocalBackend
-from .atomic_write import (TEMPORARY_NAME, atomic_write, dead_temporaries,
-                           temporary_path)
+from .atomic_write import (TEMPORARY_NAME, AtomicLocalBackend, atomic_write,
+                           dead_temporaries, temporary_path)
 
 __all__ = [
     'AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write', 'dead_temporaries',

@@ -1,10 +1,14 @@
 """Writes that readers never see half done."""
 import os
 import re
+from pathlib import Path
 from typing import List, Optional, Union
 
+from mmengine.fileio import LocalBackend, register_backend
+
 __all__ = [
-    'TEMPORARY_NAME', 'atomic_write', 'dead_temporaries', 'temporary_path'
+    'AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write',
+    'dead_temporaries', 'temporary_path'
 ]
 
 #: Name of the package's temporaries, ``.mmpromptkd-NAME.PID.tmp``; group 1
@@ -13,15 +17,8 @@ TEMPORARY_NAME = re.compile(r'^\.mmpromptkd-.+\.(\d{1,7})\.tmp$')
 
 
 def temporary_path(path: str, pid: Optional[int] = None) -> str:
-    """Where a write of ``path`` by process ``pid`` goes first.
-
-    Args:
-        path (str): The final path.
-        pid (int, optional): The writing process. Defaults to this one.
-
-    Returns:
-        str: ``.mmpromptkd-NAME.PID.tmp`` in the folder of ``path``.
-    """
+    """Where a write of ``path`` by process ``pid`` (this one by default)
+    goes first: ``.mmpromptkd-NAME.PID.tmp`` in the folder of ``path``."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     pid = os.getpid() if pid is None else pid
     return os.path.join(folder, f'.mmpromptkd-{name}.{pid}.tmp')
@@ -35,7 +32,6 @@ def dead_temporaries(folder: str, of: Optional[str] = None) -> List[str]:
     Args:
         folder (str): The folder to look in.
         of (str, optional): Only the temporaries of this final name.
-            Defaults to None (all of them).
 
     Returns:
         list[str]: Their paths (files or folders), sorted.
@@ -52,7 +48,6 @@ def dead_temporaries(folder: str, of: Optional[str] = None) -> List[str]:
 
 
 def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,19 +69,15 @@ def atomic_write(data: Union[bytes, str],
     Args:
         data (bytes | str): Content; text is encoded with ``encoding``.
         filepath (str): Target path; its folder is created if missing.
-        encoding (str): Encoding of text content. Defaults to 'utf-8'.
-        exclusive (bool): Never replace an existing ``filepath`` (the file
-            is hard-linked into place, so concurrent writers never
-            overwrite one another). Defaults to False.
-
-    Raises:
-        FileExistsError: With ``exclusive``, if ``filepath`` exists.
+        encoding (str): Encoding of text content.
+        exclusive (bool): Never replace an existing ``filepath`` (raise
+            FileExistsError); the file is hard-linked into place, so
+            concurrent writers never overwrite one another.
     """
     if isinstance(data, str):
         data = data.encode(encoding)
     filepath = os.fspath(filepath)
-    folder = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
     tmp = temporary_path(filepath)
     try:
         with open(tmp, 'wb') as f:
@@ -107,3 +98,20 @@ def atomic_write(data: Union[bytes, str],
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's :class:`LocalBackend` with atomic ``put`` and ``put_text``.
+
+    mmengine writes checkpoints straight into the final file, so a crash
+    mid-write leaves a truncated one. Selected by ``backend_args=dict(
+    backend='atomic_local')``; mmengine's ``LocalBackend`` is not changed.
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        atomic_write(obj, str(filepath))
+
+    def put_text(self, obj: str, filepath: Union[str, Path],
+                 encoding: str = 'utf-8') -> None:
+        atomic_write(obj, str(filepath), encoding=encoding)

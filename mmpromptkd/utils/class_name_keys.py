@@ -15,28 +15,14 @@ _INVISIBLE = re.compile('[\u200b\u200c\u200d\u2060\ufeff]')
 
 def normalize_class_name(name: str) -> str:
     """A class name as CLIP reads it: Unicode NFKC, no zero-width
-    characters or byte-order mark, whitespace collapsed to single spaces.
-
-    Args:
-        name (str): A class name.
-
-    Returns:
-        str: The normalised name.
-    """
+    characters or byte-order mark, whitespace collapsed to single spaces."""
     name = _INVISIBLE.sub('', unicodedata.normalize('NFKC', name))
     return ' '.join(name.split())
 
 
 def repeated_class_names(names: Sequence[str]) -> Dict[str, List[int]]:
-    """The names that are the same class, with the positions of each.
-
-    Args:
-        names (Sequence[str]): Class names, in label order.
-
-    Returns:
-        dict[str, list[int]]: Normalised name -> positions, for every name
-        that appears at more than one position.
-    """
+    """Normalised name -> positions in ``names``, for every name at more
+    than one position."""
     positions = defaultdict(list)
     for i, name in enumerate(names):
         positions[normalize_class_name(name)].append(i)

@@ -5,9 +5,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-#: Models with fewer parameters than this (the tiny demo pair: 11.9 M) gain
-#: nothing from a second thread on CPU and lose most when it competes with
-#: other jobs (benchmarks/cpu_threads.py).
+# Models with fewer parameters than this (the tiny demo pair: 11.9 M) gain
+# nothing from a second thread on CPU and lose most when it competes with
+# other jobs (benchmarks/cpu_threads.py).
 SMALL_MODEL_PARAMETERS = 30_000_000
 
 
@@ -23,17 +23,14 @@ def choose_cpu_threads(model: Optional[nn.Module] = None,
                        load: Optional[float] = None) -> int:
     """Torch intra-op threads for a CPU run of ``model``.
 
-    - ``OMP_NUM_THREADS`` set: the user's choice, kept.
-    - A small model (fewer than :data:`SMALL_MODEL_PARAMETERS` parameters,
-      the teacher of a distiller counted): 1 thread; its ops are too small
-      to split.
-    - Otherwise torch's default, capped at the CPUs that other jobs leave
-      idle (the 1-minute load average), at least 1.
+    Torch's default if ``OMP_NUM_THREADS`` is set; 1 for a model (teacher
+    included) under :data:`SMALL_MODEL_PARAMETERS`; else torch's default
+    capped at the CPUs that other jobs leave idle, at least 1.
 
     Args:
-        model (nn.Module, optional): The model to run. Defaults to None.
-        load (float, optional): Load average to assume; defaults to the
-            machine's 1-minute load average.
+        model (nn.Module, optional): The model to run.
+        load (float, optional): Load average to assume instead of the
+            machine's 1-minute one.
 
     Returns:
         int: The thread count.

@@ -12,15 +12,12 @@ def first_difference(
     Args:
         old (Sequence[str]): What was recorded or stored.
         new (Sequence[str]): What is there now.
-        names (Sequence[str], optional): A name per entry; ``entry i`` by
-            default.
+        names (Sequence[str], optional): A name per entry (``entry i``).
         words (tuple[str, str]): What ``old`` and ``new`` are called.
-            Defaults to ``('recorded', 'now')``.
 
     Returns:
         str or None: ``"<name>: <old word> <a>, <new word> <b>"``, the two
-        lengths if one list is a prefix of the other, or None if they are
-        equal.
+        lengths if one list is a prefix of the other, or None if equal.
     """
     for i, (a, b) in enumerate(zip(old, new)):
         if a != b:

@@ -1,9 +1,5 @@
-"""One strict check of weights against the model they are loaded into.
-
-Every loader of the package calls :func:`check_state_dict` before a value
-is copied, so a wrong checkpoint is an error naming the key and the shapes,
-never a warning followed by metrics.
-"""
+"""One strict check of weights against the model they are loaded into: a
+wrong checkpoint is an error naming the keys and shapes, never a warning."""
 from typing import Dict, Iterable, List, Mapping, Optional
 
 import torch
@@ -17,13 +13,8 @@ _SHOWN = 8
 
 
 class CheckpointMismatchError(ValueError):
-    """Weights that do not fit the model they are loaded into.
-
-    Args:
-        message (str): What does not fit.
-        source (str, optional): The file, where the checker knew it; None
-            for checks inside ``load_state_dict``, whose caller names it.
-    """
+    """Weights that do not fit the model; ``source`` is the file, or None
+    inside ``load_state_dict`` (whose caller names it)."""
 
     def __init__(self, message: str, source: Optional[str] = None) -> None:
         super().__init__(message)
@@ -38,23 +29,19 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
                      required_name: str = 'keys') -> None:
     """Refuse weights that do not fit ``expected``.
 
+    Missing required keys, unexpected keys, values that are not tensors,
+    shape mismatches and NaN or infinite values raise
+    :class:`CheckpointMismatchError`.
+
     Args:
         expected (Mapping[str, Tensor]): Every key the model can load, with
-            a tensor of the right shape (e.g. ``module.state_dict()``).
+            a tensor of its shape (e.g. ``module.state_dict()``).
         state_dict (Mapping): The weights to load.
-        source (str, optional): Where they come from (a file), for the
-            message; None inside ``load_state_dict``.
-        required (Iterable[str], optional): Keys that must be present.
-            Defaults to every key of ``expected``.
-        model (str): Name of the model, for the message. Defaults to
-            'the model'.
-        required_name (str): What the required keys are, for the message
-            (e.g. 'prompt keys'). Defaults to 'keys'.
-
-    Raises:
-        CheckpointMismatchError: On a missing required key, an unexpected
-            key, a value that is not a tensor, a shape mismatch or a NaN or
-            infinite value.
+        source (str, optional): Where they come from, for the message.
+        required (Iterable[str], optional): Keys that must be present; by
+            default every key of ``expected``.
+        model (str): Name of the model, for the message.
+        required_name (str): What the required keys are, for the message.
     """
     required = list(expected) if required is None else list(required)
     missing = [k for k in required if k not in state_dict]
@@ -102,16 +89,9 @@ def load_state_dict_strictly(module: nn.Module,
                              required_name: str = 'keys') -> None:
     """Check weights with :func:`check_state_dict`, then load them.
 
-    Args:
-        module (nn.Module): Target module.
-        state_dict (Mapping[str, Tensor]): Weights to load.
-        source (str, optional): Where the weights come from, for messages.
-        expected (Mapping[str, Tensor], optional): Every key ``module`` can
-            load, with its shape. Defaults to ``module.state_dict()``.
-        required (Iterable[str], optional): Keys that must be present.
-            Defaults to every key of ``expected`` (a strict load).
-        model (str): Name of the model, for messages.
-        required_name (str): What the required keys are, for messages.
+    ``expected`` defaults to ``module.state_dict()``; the load is strict
+    unless ``required`` is given. Other arguments: those of
+    :func:`check_state_dict`.
     """
     expected = module.state_dict() if expected is None else expected
     check_state_dict(expected, state_dict, source, required=required,

@@ -18,8 +18,7 @@ class CPUThreadsHook(Hook):
 
     Args:
         threads (int | str): A thread count or 'auto'
-            (:func:`~mmpromptkd.utils.choose_cpu_threads`). Defaults to
-            'auto'.
+            (:func:`~mmpromptkd.utils.choose_cpu_threads`).
     """
 
     priority = 'VERY_HIGH'

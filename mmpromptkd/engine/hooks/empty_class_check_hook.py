@@ -10,15 +10,9 @@ from mmpromptkd.registry import HOOKS
 
 
 def find_empty_classes(dataset: Any) -> List[str]:
-    """Classes of ``dataset.metainfo['classes']`` with no sample.
-
-    Args:
-        dataset (Any): A dataset with class names in its metainfo.
-
-    Returns:
-        list[str]: ``'<name>' (label <i>)`` for every empty class; none for
-        a dataset without class names or without labels.
-    """
+    """``'<name>' (label <i>)`` for every class of
+    ``dataset.metainfo['classes']`` without a sample (none for a dataset
+    without class names or labels)."""
     dataset = unwrap_dataset(dataset)
     classes: Sequence[str] = (getattr(dataset, 'metainfo', None)
                               or {}).get('classes') or ()

@@ -10,15 +10,7 @@ from mmpromptkd.registry import HOOKS
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """A 32-bit seed derived from a run's seed and an epoch index.
-
-    Args:
-        seed (int): The run's seed (``runner.seed``).
-        epoch (int): Number of completed epochs.
-
-    Returns:
-        int: The seed of that epoch.
-    """
+    """The 32-bit seed of a run's ``seed`` after ``epoch`` epochs."""
     mixed = np.random.SeedSequence([seed % 2**32, epoch])
     return int(mixed.generate_state(1)[0])
 

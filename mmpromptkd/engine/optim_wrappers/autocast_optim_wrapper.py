@@ -19,7 +19,7 @@ class AutocastOptimWrapper(OptimWrapper):
     ``AmpOptimWrapper``, which scales the loss.
 
     Args:
-        dtype (str): 'bfloat16' (default) or 'float16'.
+        dtype (str): 'bfloat16' or 'float16'.
         **kwargs: Arguments of ``OptimWrapper``.
     """
 
@@ -32,7 +32,6 @@ class AutocastOptimWrapper(OptimWrapper):
 
     @contextmanager
     def optim_context(self, model: nn.Module):
-        """Autocast the forward pass on the model's device."""
         device = next(model.parameters()).device.type
         with super().optim_context(model), torch.autocast(
                 device_type=device, dtype=self.cast_dtype):

@@ -9,7 +9,6 @@ __all__ = ['describe_batch_and_lr']
 
 
 def _plural(count: int, word: str) -> str:
-    """``'1 process'``, ``'2 processes'``, ``'4 accumulation steps'``."""
     if count == 1:
         return f'{count} {word}'
     return f'{count} {word}es' if word.endswith('s') else f'{count} {word}s'
@@ -24,16 +23,11 @@ def describe_batch_and_lr(
     """The effective batch and learning rate of a run, and what is amiss.
 
     Args:
-        batch_size (int): Images per process and step
-            (``train_dataloader.batch_size``).
-        world_size (int): Number of training processes (GPUs).
-        lrs (Sequence[float]): The learning rates of the optimizer's
-            parameter groups, after any automatic scaling.
-        auto_scale_lr (Mapping, optional): The config's ``auto_scale_lr``
-            (``base_batch_size``, ``enable``). Defaults to None.
-        accumulative_counts (int): Steps whose gradients are accumulated
-            into one update (``optim_wrapper.accumulative_counts``).
-            Defaults to 1.
+        batch_size (int): ``train_dataloader.batch_size``.
+        world_size (int): Number of training processes.
+        lrs (Sequence[float]): The parameter groups' lrs, after any scaling.
+        auto_scale_lr (Mapping, optional): The config's ``auto_scale_lr``.
+        accumulative_counts (int): ``optim_wrapper.accumulative_counts``.
 
     Returns:
         tuple[str, str | None]: The statement, one line, and a warning

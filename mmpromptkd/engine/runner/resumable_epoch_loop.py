@@ -18,7 +18,6 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """
 
     def run_epoch(self) -> None:
-        """Iterate one epoch, after the batches a checkpoint already has."""
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
         total = len(self.dataloader)

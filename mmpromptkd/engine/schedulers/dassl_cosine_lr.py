@@ -13,22 +13,15 @@ class DasslCosineAnnealingLR(CosineAnnealingLR):
 
     Dassl anneals over the whole training (``T_max = MAX_EPOCH``),
     restarting the count after the warm-up; mmengine over ``end - begin``.
-    ``T_max`` defaults to ``end``, which the Runner sets to the training
-    length.
 
     Args:
         optimizer: Wrapped optimizer (or optimizer wrapper).
-        T_max (int, optional): Period of the cosine in epochs (or
-            iterations). Defaults to ``end``.
-        eta_min (float, optional): Minimum learning rate. Defaults to None
-            (0, or ``eta_min_ratio`` of the initial lr).
-        begin (int): First step of the scheduler (the end of the warm-up).
-            Defaults to 0.
-        end (int): Step after the last one; the Runner's default is the
-            training length. Defaults to ``INF`` (then ``T_max`` is
-            required).
-        **kwargs: The other arguments of ``CosineAnnealingLR``
-            (``by_epoch``, ``last_step``, ``eta_min_ratio``, ...).
+        T_max (int, optional): Period of the cosine; by default ``end``.
+        eta_min (float, optional): Minimum learning rate.
+        begin (int): First step (the end of the warm-up).
+        end (int): Step after the last one; the Runner sets it to the
+            training length.
+        **kwargs: The other arguments of ``CosineAnnealingLR``.
     """
 
     def __init__(self,

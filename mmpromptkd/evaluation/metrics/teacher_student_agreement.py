@@ -17,21 +17,13 @@ class TeacherStudentAgreement(BaseMetric):
 
     Args:
         collect_device (str): Device used to collect results across ranks.
-            Defaults to ``'cpu'``.
-        prefix (str, optional): Prefix of the metric names. Defaults to
-            None, meaning ``'agreement'``.
+        prefix (str, optional): Prefix of the metric names (``'agreement'``).
         collect_dir (str, optional): Directory used to collect results when
-            ``collect_device='cpu'``. Defaults to None.
+            ``collect_device='cpu'``.
     """
     default_prefix: Optional[str] = 'agreement'
 
     def process(self, data_batch, data_samples: Sequence) -> None:
-        """Keep, per image, whether the top classes agree and the KL.
-
-        Args:
-            data_batch: The batch (unused).
-            data_samples (Sequence[DataSample | dict]): Predictions.
-        """
         for sample in data_samples:
             student = sample.get('pred_score', None)
             teacher = sample.get('teacher_score', None)
@@ -57,14 +49,6 @@ class TeacherStudentAgreement(BaseMetric):
                 (bool(student.argmax() == teacher.argmax()), float(kl)))
 
     def compute_metrics(self, results: List) -> Dict[str, float]:
-        """Average over the images.
-
-        Args:
-            results (list[tuple[bool, float]]): Per image.
-
-        Returns:
-            dict[str, float]: ``top1`` (%) and ``kl``.
-        """
         if not results:
             raise ValueError('TeacherStudentAgreement: no image was '
                              'evaluated')
