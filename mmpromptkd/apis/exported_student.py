@@ -9,8 +9,6 @@ from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import load_checkpoint_file, save_checkpoint_file
 from .stored_config import check_stored_config, image_only_architecture
 
-__all__ = ['export_student', 'load_exported_student', 'preprocessing']
-
 EXPORT_KIND = 'mmpromptkd.exported_student'
 #: What a stored test pipeline may name (it comes from a file): loading,
 #: resizing, cropping and packing. Geometry steps are used for inference.

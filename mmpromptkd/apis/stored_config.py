@@ -12,7 +12,6 @@ from typing import Any, Dict, FrozenSet, Iterator, NoReturn, Optional, Tuple
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
-__all__ = ['check_stored_config', 'image_only_architecture']
 
 Shapes = Dict[str, Tuple[int, ...]]
 # mmpretrain components a stored model config of ours may name.

@@ -5,8 +5,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ['StudentGraph']
-
 
 class StudentGraph(nn.Module):
     """A trained student, its projector and the stored text features, as

@@ -8,7 +8,6 @@ from mmengine.dataset import Compose, default_collate
 from mmpromptkd.registry import TRANSFORMS
 from .exported_student import load_exported_student, preprocessing
 
-__all__ = ['StudentInferencer']
 
 ImageInput = Union[str, np.ndarray]
 

@@ -5,8 +5,6 @@ it, and the ``epoch`` property has no setter.
 """
 from mmengine.runner import EpochBasedTrainLoop
 
-__all__ = ['finish_epoch']
-
 
 def finish_epoch(loop: EpochBasedTrainLoop) -> None:
     """Count the epoch that ``loop.run_epoch`` just ran."""

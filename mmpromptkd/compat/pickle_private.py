@@ -6,7 +6,6 @@ replace (the C one runs REDUCE, NEWOBJ, BUILD and SETITEMS unchecked).
 import pickle
 from typing import Callable, Dict, Iterable
 
-__all__ = ['PurePythonUnpickler', 'opcode_handlers']
 
 PurePythonUnpickler = pickle._Unpickler
 

@@ -11,8 +11,6 @@ from typing import Any, Callable, Iterable
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-__all__ = ['end_dataloader_workers', 'MovesUnregisteredMembers']
-
 
 def end_dataloader_workers(*loops: Any) -> None:
     """End the worker processes of the (done) loops' dataloaders now."""

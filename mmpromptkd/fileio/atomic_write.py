@@ -6,11 +6,6 @@ from typing import List, Optional, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-__all__ = [
-    'AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write',
-    'dead_temporaries', 'temporary_path'
-]
-
 #: Name of the package's temporaries, ``.mmpromptkd-NAME.PID.tmp``; group 1
 #: is the writing process (so leftovers of killed runs are known).
 TEMPORARY_NAME = re.compile(r'^\.mmpromptkd-.+\.(\d{1,7})\.tmp$')

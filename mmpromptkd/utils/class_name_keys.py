@@ -8,8 +8,6 @@ import unicodedata
 from collections import defaultdict
 from typing import Dict, List, Sequence
 
-__all__ = ['normalize_class_name', 'repeated_class_names']
-
 _INVISIBLE = re.compile('[\u200b\u200c\u200d\u2060\ufeff]')
 
 

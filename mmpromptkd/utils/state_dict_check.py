@@ -5,10 +5,6 @@ from typing import Dict, Iterable, List, Mapping, Optional
 import torch
 from torch import nn
 
-__all__ = [
-    'CheckpointMismatchError', 'check_state_dict', 'load_state_dict_strictly'
-]
-
 _SHOWN = 8
 
 

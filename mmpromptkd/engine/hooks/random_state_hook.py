@@ -10,8 +10,6 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmpromptkd.registry import HOOKS
 from .safe_checkpoint_hook import saves_now
 
-__all__ = ['RandomStateHook']
-
 
 def _numpy_rng_state() -> tuple:
     """NumPy's global generator state, in types that load safely."""

@@ -5,8 +5,6 @@ a batch of 64 at the lr set for 8 unless ``--auto-scale-lr`` scales it.
 """
 from typing import Mapping, Optional, Sequence, Tuple
 
-__all__ = ['describe_batch_and_lr']
-
 
 def _plural(count: int, word: str) -> str:
     if count == 1:

@@ -4,8 +4,6 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmpromptkd.compat import finish_epoch
 from mmpromptkd.registry import LOOPS
 
-__all__ = ['ResumableEpochBasedTrainLoop']
-
 
 @LOOPS.register_module()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):

@@ -23,7 +23,6 @@ from mmpromptkd.utils.checkpoint_io import (SAFE_SCHEME,
                                             load_from_local)
 from .batch_and_lr import describe_batch_and_lr
 
-__all__ = ['SafeLoadingRunner']
 
 CheckpointLoader.register_scheme(prefixes=SAFE_SCHEME, loader=load_from_local)
 
