@@ -19,7 +19,7 @@ _EXTRA_TYPES = frozenset({'ClsDataPreprocessor'})
 _SCOPE = 'mmpromptkd'
 MAX_NODES = 10000
 MAX_DEPTH = 32
-#: Keys naming files or initialisation, which a stored config leaves unset.
+# Keys naming files or initialisation, which a stored config leaves unset.
 _UNSET_KEYS = ('checkpoint', 'pretrained', 'init_cfg')
 _CLIP_KEYS = frozenset({'model_cfg', 'quick_gelu', 'precision'})
 _MODEL_CFG_KEYS = frozenset({'embed_dim', 'vision_cfg', 'text_cfg',
@@ -31,28 +31,19 @@ _TOWER_KEYS = {
                           if not f.name.startswith(('hf_', 'tokenizer_'))),
 }
 MAX_IMAGE_SIZE = 4096
-#: The smallest plain text tower: what an image-only architecture declares.
+# The smallest plain text tower: what an image-only architecture declares.
 _STAND_IN_TEXT = dict(context_length=8, vocab_size=64, width=64, heads=1,
                       layers=1)
-#: Parameters of a declared tower that the file does not store: above the
-#: text tower of ViT-L/14 (123.7 M), far below what would exhaust memory.
+# Parameters of a declared tower that the file does not store: above the
+# text tower of ViT-L/14 (123.7 M), far below what would exhaust memory.
 MAX_ABSENT_TOWER = 200 * 10**6
-#: Blocks of such a tower: above any of open_clip's text towers (32).
+# Blocks of such a tower: above any of open_clip's text towers (32).
 MAX_ABSENT_LAYERS = 64
 
 
 def image_only_architecture(architecture: dict) -> dict:
-    """A copy of a CLIP architecture whose text tower is a small stand-in.
-
-    A student drops its text tower after building, so a rebuilt one need
-    not allocate it at full size first.
-
-    Args:
-        architecture (dict): As ``build_clip_and_architecture`` returns it.
-
-    Returns:
-        dict: The copy.
-    """
+    """A copy of a CLIP ``architecture`` whose text tower is a small
+    stand-in (a student drops its text tower after building)."""
     model_cfg = copy.deepcopy(dict(architecture['model_cfg']))
     model_cfg['text_cfg'] = dict(_STAND_IN_TEXT)
     return dict(architecture, model_cfg=model_cfg)
@@ -66,16 +57,14 @@ def _refuse(source: str, message: str) -> NoReturn:
 def check_stored_config(cfg: Any,
                         source: str,
                         state_shapes: Optional[Shapes] = None) -> None:
-    """Refuse a stored model config that is not a plain config of ours.
+    """Refuse (ValueError) a stored model config that is not a plain one
+    of ours.
 
     Args:
         cfg (Any): The config read from a file (dicts, lists and values).
         source (str): Where it came from, for messages (file and key).
         state_shapes (dict[str, Sequence[int]], optional): Shapes of the
             stored tensors by key; declared architectures must match them.
-
-    Raises:
-        ValueError: Naming the key path of what is refused.
     """
     later = []  # checks against the stored shapes, after the CLIPs'
     for node, where in _containers(cfg, source):

@@ -48,16 +48,13 @@ class StudentGraph(nn.Module):
         size = getattr(model.student, 'image_size', None)  # CNNs: any
         self.image_size = None if size is None else tuple(size)
 
-    def forward(
-        self, images: torch.Tensor
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, images: torch.Tensor
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         inputs = (images - self.mean) / self.std
         features = self.student.encode_image(inputs).float()
         features = F.normalize(self.projector(features), dim=-1)
         logits = self.logit_scale * features @ self.text_features.t()
-        if self.with_features:
-            return logits, features
-        return logits
+        return (logits, features) if self.with_features else logits
 
     def export_onnx(self, opset: int = 18):
         """The ONNX model (``onnx.ModelProto``) of this graph, with a
@@ -67,13 +64,9 @@ class StudentGraph(nn.Module):
                              'student); only ViT students are exported')
         example = torch.zeros(2, 3, *self.image_size)
         batch = torch.export.Dim('batch', min=1, max=65536)
+        outputs = ['logits', 'features'] if self.with_features else ['logits']
         program = torch.onnx.export(
-            self.eval(), (example, ),
-            input_names=['images'],
-            output_names=['logits', 'features']
-            if self.with_features else ['logits'],
-            opset_version=opset,
-            dynamo=True,
-            dynamic_shapes={'images': {0: batch}},
-            verbose=False)
+            self.eval(), (example, ), input_names=['images'],
+            output_names=outputs, opset_version=opset, dynamo=True,
+            dynamic_shapes={'images': {0: batch}}, verbose=False)
         return program.model_proto

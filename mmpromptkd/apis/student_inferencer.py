@@ -30,11 +30,8 @@ class StudentInferencer:
         >>> inferencer(['cat.jpg'])[0]['pred_class']
     """
 
-    def __init__(self,
-                 model: str,
-                 classes: Optional[Sequence[str]] = None,
-                 device: str = 'cpu',
-                 batch_size: int = 32) -> None:
+    def __init__(self, model: str, classes: Optional[Sequence[str]] = None,
+                 device: str = 'cpu', batch_size: int = 32) -> None:
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
         self.model = load_exported_student(model, device=device)
@@ -44,12 +41,10 @@ class StudentInferencer:
         self.class_names = tuple(self.model.class_names)
         self.pipeline = Compose([
             TRANSFORMS.build(t)
-            for t in preprocessing(self.model) + [dict(type='PackInputs')]
-        ])
+            for t in preprocessing(self.model) + [dict(type='PackInputs')]])
         self._loader = TRANSFORMS.build(dict(type='LoadImageFromFileSafe'))
 
     def _prepare(self, image: ImageInput) -> dict:
-        """Load and preprocess one image."""
         if isinstance(image, np.ndarray):
             if image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f'an image array must be H x W x 3 (BGR, '
@@ -78,21 +73,17 @@ class StudentInferencer:
             inputs = [inputs]
         results = []
         for start in range(0, len(inputs), self.batch_size):
-            batch = default_collate(
-                [self._prepare(x) for x in inputs[start:start +
-                                                  self.batch_size]])
+            chunk = inputs[start:start + self.batch_size]
+            batch = default_collate([self._prepare(x) for x in chunk])
             data = self.model.data_preprocessor(batch, False)
             logits = self.model.student_logits(data['inputs'])
             scores = logits.float().softmax(-1).cpu()
             for row in scores:
                 top = row.topk(min(topk, len(row)))
                 label = int(top.indices[0])
-                results.append(
-                    dict(
-                        pred_label=label,
-                        pred_class=self.class_names[label],
-                        pred_score=float(top.values[0]),
-                        pred_scores=row.numpy(),
-                        topk=[(self.class_names[int(i)], float(v))
-                              for v, i in zip(top.values, top.indices)]))
+                results.append(dict(
+                    pred_label=label, pred_class=self.class_names[label],
+                    pred_score=float(top.values[0]), pred_scores=row.numpy(),
+                    topk=[(self.class_names[int(i)], float(v))
+                          for v, i in zip(top.values, top.indices)]))
         return results

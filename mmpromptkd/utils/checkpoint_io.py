@@ -1,8 +1,4 @@
-"""Safe reading and atomic writing of checkpoint files.
-
-Plain checkpoints are read by ``torch.load(weights_only=True)`` with
-:data:`SAFE_GLOBALS`, TorchScript archives by a restricted unpickler.
-"""
+"""Safe reading and atomic writing of checkpoint files."""
 import io
 import os.path as osp
 import pickle
@@ -70,10 +66,11 @@ def _refusal_reason(error: BaseException) -> str:
 def load_checkpoint_file(path: str,
                          map_location: MapLocation = 'cpu',
                          allow_unsafe: bool = False) -> Any:
-    """Load a checkpoint without executing code stored in it.
+    """What a checkpoint file holds, read without executing code in it.
 
     ``weights_only`` is passed explicitly, so
-    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot make this unsafe.
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot make this unsafe; objects
+    outside the allowlist raise ``pickle.UnpicklingError``.
 
     Args:
         path (str): A ``torch.save`` file, or a TorchScript archive (its
@@ -82,14 +79,6 @@ def load_checkpoint_file(path: str,
             for :func:`torch.load`.
         allow_unsafe (bool): Unpickle arbitrary objects. Only for files you
             trust completely: a crafted file can run any code.
-
-    Returns:
-        Any: What the file holds.
-
-    Raises:
-        pickle.UnpicklingError: If the file holds objects outside the
-            allowlist; the message names the file and the object.
-        RuntimeError: If the file is not a complete checkpoint.
     """
     if is_remote_path(path):
         raise_remote_refused(path)
@@ -132,16 +121,13 @@ def load_checkpoint_file(path: str,
 
 
 def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
-    """Read a local checkpoint safely and check that it is a checkpoint.
+    """The dict a local checkpoint holds, read safely.
 
     Args:
         filename (str): Local path, optionally prefixed with
             :data:`SAFE_SCHEME`; ``~`` is expanded.
         map_location (str | torch.device | callable | dict, optional): As
             for :func:`torch.load`.
-
-    Returns:
-        dict: What the file holds.
     """
     if filename.startswith(SAFE_SCHEME):
         filename = filename[len(SAFE_SCHEME):]
@@ -159,16 +145,8 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
 
 
 def read_model_checkpoint(path: str, model: str) -> Tuple[dict, dict]:
-    """The state dict and meta of a model checkpoint file, read safely.
-
-    Args:
-        path (str): An mmengine checkpoint or a bare state dict.
-        model (str): What it should be a checkpoint of, for messages.
-
-    Returns:
-        tuple[dict, dict]: The state dict and the ``meta`` (empty for a
-        bare state dict).
-    """
+    """The state dict and ``meta`` (empty for a bare state dict) of a
+    model checkpoint file, read safely; ``model`` names it in messages."""
     if is_torchscript_archive(path):
         raise ValueError(
             f'{path} is a TorchScript archive (a CLIP weight file?), not a '
@@ -186,13 +164,8 @@ def read_model_checkpoint(path: str, model: str) -> Tuple[dict, dict]:
 
 
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:
-    """``torch.save`` into ``path`` atomically (never half a file).
-
-    Args:
-        obj (Any): What to save.
-        path (str): Target file.
-        overwrite (bool): Replace an existing file.
-    """
+    """``torch.save`` ``obj`` into ``path`` atomically (never half a
+    file), replacing an existing file only with ``overwrite``."""
     if osp.exists(path) and not overwrite:
         raise FileExistsError(f'{path} exists; refusing to overwrite it')
     buffer = io.BytesIO()

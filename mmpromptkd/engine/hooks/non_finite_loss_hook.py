@@ -22,20 +22,15 @@ class NonFiniteLossHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def after_train_iter(self,
-                         runner,
-                         batch_idx: int,
+    def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
         for name, value in (outputs or {}).items():
-            if 'loss' not in name:
-                continue
             if hasattr(value, 'detach'):
                 value = value.detach()
-            value = float(value)
-            if not math.isfinite(value):
+            if 'loss' in name and not math.isfinite(float(value)):
                 raise FloatingPointError(
-                    f'{name} is {value} at iteration {runner.iter + 1} '
+                    f'{name} is {float(value)} at iteration {runner.iter + 1} '
                     f'(epoch {runner.epoch + 1}, batch {batch_idx + 1}); '
                     f'stopping. {self._checkpoint_advice(runner)}')
 

@@ -2,7 +2,7 @@
 from typing import List
 
 import torch
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
 from mmpromptkd.datasets.dataset_wrappers import iter_wrapped_datasets
@@ -52,11 +52,9 @@ class SkippedImagesHook(Hook):
             return
         local = sum(loader.skipped_count for loader in self._loaders)
         paths = [p for loader in self._loaders for p in loader.skipped_paths]
-        total = local
-        if get_world_size() > 1:
-            count = torch.tensor([local], dtype=torch.int64)
-            all_reduce(count)
-            total = int(count.item())
+        count = torch.tensor([local], dtype=torch.int64)
+        all_reduce(count)  # nothing to do in a single process
+        total = int(count.item())
         runner.message_hub.update_info('skipped_images', total)
         epoch = runner.epoch + 1
         if total == 0:
