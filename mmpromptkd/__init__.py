@@ -1,9 +1,5 @@
-"""mmpromptkd: PromptKD for OpenMMLab.
-
-Importing the package registers its components in the ``mmpromptkd``
-registries (children of mmpretrain's) and nothing else: mmengine, mmpretrain
-and torch behave as before for every other model in the process.
-"""
+"""mmpromptkd: PromptKD for OpenMMLab. Importing it registers its components
+in its own registries and changes nothing else in the process."""
 from . import (apis, datasets, engine, evaluation, fileio,  # noqa: F401
                models, teacher_cache)
 from .version import __version__

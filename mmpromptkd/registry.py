@@ -1,13 +1,9 @@
-"""Registries of mmpromptkd.
+"""Registries of mmpromptkd: children, in the ``mmpromptkd`` scope, of
+mmpretrain's, so configs of either scope build components of both.
 
-Every registry has the scope ``mmpromptkd`` and is a child of the matching
-mmpretrain registry, except ``RUNNERS``: mmpretrain registers no runner, and
-train scripts build the ``runner_type`` of a config from mmengine's root
-registry, which finds ``'mmpromptkd.SafeLoadingRunner'`` only in a direct
-child. A config in our scope can therefore build any mmpretrain
-or mmengine component by its bare name (``type='VisionTransformer'``), and an
-mmpretrain config can build ours as ``type='mmpromptkd.PromptKDDistiller'``
-once ``mmpromptkd`` is imported (``custom_imports``).
+``RUNNERS`` is a child of mmengine's root registry instead: train scripts
+build a config's ``runner_type`` from it, which finds
+``'mmpromptkd.SafeLoadingRunner'`` only in a direct child.
 """
 import warnings
 
@@ -34,11 +30,8 @@ __all__ = [
 
 
 def _child(name: str, parent: Registry) -> Registry:
-    """Create a child registry of ``parent`` in the ``mmpromptkd`` scope.
-
-    Importing the package registers every component, so the package itself
-    is the only location to import.
-    """
+    """A child registry of ``parent`` in the ``mmpromptkd`` scope (the
+    package, once imported, has registered every component)."""
     return Registry(
         name, parent=parent, scope='mmpromptkd', locations=['mmpromptkd'])
 
