@@ -71,17 +71,14 @@ def export_student(model: nn.Module,
         model.check_text_features_teacher()
         cfg['text_encoder'], text_state = _text_encoder(model, model_cfg)
         state.update(text_state)
-    payload = dict(
-        state_dict=state,
-        meta=dict(
-            kind=EXPORT_KIND,
-            model=_plain(cfg),
-            # Read by mmpretrain's inferencers for the class names.
-            dataset_meta=dict(classes=list(model.class_names)),
-            teacher=model.text_features_teacher
-            or teacher_record(model.teacher),
-            test_pipeline=_plain(list(test_pipeline or []))))
-    save_checkpoint_file(payload, path, overwrite=overwrite)
+    meta = dict(
+        kind=EXPORT_KIND, model=_plain(cfg),
+        # Read by mmpretrain's inferencers for the class names.
+        dataset_meta=dict(classes=list(model.class_names)),
+        teacher=model.text_features_teacher or teacher_record(model.teacher),
+        test_pipeline=_plain(list(test_pipeline or [])))
+    save_checkpoint_file(dict(state_dict=state, meta=meta), path,
+                         overwrite=overwrite)
     return cfg
 
 
@@ -108,12 +105,9 @@ def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
             'stored config names no hub or folder); export without the text '
             'encoder')
     cfg = copy.deepcopy(dict(model_cfg['teacher']))
-    cfg.update(
-        type='PromptedCLIP',
-        clip=copy.deepcopy(teacher.clip_architecture),
-        vision_prompt_depth=0,
-        image_tower=False,
-        checkpoint=None)
+    cfg.update(type='PromptedCLIP', image_tower=False, checkpoint=None,
+               clip=copy.deepcopy(teacher.clip_architecture),
+               vision_prompt_depth=0)
     built = MODELS.build(cfg)  # its keys: what the file must hold
     source = teacher.state_dict()
     missing = sorted(set(built.state_dict()) - set(source))

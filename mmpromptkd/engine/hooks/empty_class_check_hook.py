@@ -1,8 +1,10 @@
-"""Stop a run whose training data is empty or has a class without images."""
+"""Stop a run whose training data is empty, has a class without images, or
+has classes a teacher must not train on."""
 from typing import Any, List, Sequence
 
 import numpy as np
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from torch.utils.data import IterableDataset
 
 from mmpromptkd.datasets.dataset_wrappers import unwrap_dataset
@@ -68,3 +70,26 @@ class EmptyClassCheckHook(Hook):
                 f'the training split of {name} has no image of '
                 f'{len(empty)} class(es): {shown}. Check the split file '
                 'and the image folders.')
+
+
+@HOOKS.register_module()
+class TrainSubsetCheckHook(Hook):
+    """Stop a teacher run that would train on the wrong classes.
+
+    The training dataset's ``metainfo`` goes to the model's
+    ``check_training_dataset`` before ``PromptKDTextFeaturesHook`` runs.
+    """
+
+    priority = 'HIGHEST'
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if not hasattr(model, 'check_training_dataset'):
+            raise TypeError(f'TrainSubsetCheckHook needs a model with '
+                            f'check_training_dataset() (a teacher '
+                            f'classifier), got {type(model).__name__}')
+        dataset = runner.train_dataloader.dataset
+        model.check_training_dataset(
+            dict(getattr(dataset, 'metainfo', {}) or {}),
+            dataset_name=type(dataset).__name__)

@@ -37,9 +37,8 @@ class PromptKDTextFeaturesHook(Hook):
             # A teacher cache: its logits were made with these features.
             features, teacher = dataset.training_text_features(model)
             model.use_cached_text_features(
-                classes, features,
-                source=f'the teacher cache {dataset.cache.path}',
-                teacher=teacher)
+                classes, features, teacher=teacher,
+                source=f'the teacher cache {dataset.cache.path}')
         kwargs = {}
         # ImageNet variants map their classes into ImageNet's 1000, so a
         # student with stored ImageNet features needs no teacher for them.
@@ -47,9 +46,7 @@ class PromptKDTextFeaturesHook(Hook):
         if indices is not None and not for_training:
             kwargs['class_indices'] = indices
         model.prepare_text_features(
-            classes,
-            for_training,
-            dataset_name=type(dataset).__name__,
+            classes, for_training, dataset_name=type(dataset).__name__,
             **kwargs)
 
     def before_train(self, runner) -> None:
