@@ -19,11 +19,8 @@ _SCOPES = ('', 'mmpretrain', 'mmcv', 'mmpromptkd')
 _MAX_SIZE = 4096
 
 
-def export_student(model: nn.Module,
-                   model_cfg: dict,
-                   path: str,
-                   overwrite: bool = False,
-                   with_text_encoder: bool = False,
+def export_student(model: nn.Module, model_cfg: dict, path: str,
+                   overwrite: bool = False, with_text_encoder: bool = False,
                    test_pipeline: Optional[list] = None) -> dict:
     """Write the student, projector and stored text features to ``path``.
 
@@ -113,10 +110,8 @@ def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
     missing = sorted(set(built.state_dict()) - set(source))
     if missing:
         raise ValueError(f'the teacher lacks text-tower weights {missing}')
-    state = {
-        f'text_encoder.{k}': source[k].detach().clone()
-        for k in built.state_dict()
-    }
+    state = {f'text_encoder.{k}': source[k].detach().clone()
+             for k in built.state_dict()}
     return cfg, state
 
 
@@ -199,19 +194,15 @@ def preprocessing(model: nn.Module) -> List[dict]:
     Returns:
         list[dict]: Transform configs, with bare type names.
     """
-    steps = [
-        dict(t, type=t['type'].rpartition('.')[2])
-        for t in getattr(model, 'test_pipeline', [])
-        if t['type'].rpartition('.')[2] in _GEOMETRY
-    ]
+    steps = [dict(t, type=t['type'].rpartition('.')[2])
+             for t in getattr(model, 'test_pipeline', [])
+             if t['type'].rpartition('.')[2] in _GEOMETRY]
     if steps:
         return steps
     size = tuple(model.student.image_size)
-    return [
-        dict(type='ResizeEdge', scale=min(size), edge='short',
-             interpolation='bicubic', backend='pillow'),
-        dict(type='CenterCrop', crop_size=size[::-1]),
-    ]
+    return [dict(type='ResizeEdge', scale=min(size), edge='short',
+                 interpolation='bicubic', backend='pillow'),
+            dict(type='CenterCrop', crop_size=size[::-1])]
 
 
 def _plain(obj):

@@ -52,10 +52,8 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def atomic_write(data: Union[bytes, str],
-                 filepath: str,
-                 encoding: str = 'utf-8',
-                 exclusive: bool = False) -> None:
+def atomic_write(data: Union[bytes, str], filepath: str,
+                 encoding: str = 'utf-8', exclusive: bool = False) -> None:
     """Write ``data`` to ``filepath`` so that readers never see half a file.
 
     The bytes go to :func:`temporary_path`, are flushed to disk and renamed

@@ -3,8 +3,7 @@ from typing import Optional, Sequence, Tuple
 
 
 def first_difference(
-        old: Sequence[str],
-        new: Sequence[str],
+        old: Sequence[str], new: Sequence[str],
         names: Optional[Sequence[str]] = None,
         words: Tuple[str, str] = ('recorded', 'now')) -> Optional[str]:
     """The first entry where ``old`` and ``new`` differ, described.

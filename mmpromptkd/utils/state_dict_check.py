@@ -18,8 +18,7 @@ class CheckpointMismatchError(ValueError):
 
 
 def check_state_dict(expected: Mapping[str, torch.Tensor],
-                     state_dict: Mapping,
-                     source: Optional[str],
+                     state_dict: Mapping, source: Optional[str],
                      required: Optional[Iterable[str]] = None,
                      model: str = 'the model',
                      required_name: str = 'keys') -> None:
@@ -78,8 +77,7 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
 def load_state_dict_strictly(module: nn.Module,
                              state_dict: Mapping[str, torch.Tensor],
                              source: Optional[str],
-                             expected: Optional[Mapping[str,
-                                                        torch.Tensor]] = None,
+                             expected: Optional[Mapping] = None,
                              required: Optional[Iterable[str]] = None,
                              model: str = 'the model',
                              required_name: str = 'keys') -> None:

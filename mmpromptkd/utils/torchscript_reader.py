@@ -20,8 +20,7 @@ _STORAGE_DTYPES = {
                         ('Half', torch.float16), ('BFloat16', torch.bfloat16),
                         ('Long', torch.int64), ('Int', torch.int32),
                         ('Short', torch.int16), ('Char', torch.int8),
-                        ('Byte', torch.uint8), ('Bool', torch.bool))
-}
+                        ('Byte', torch.uint8), ('Bool', torch.bool))}
 
 
 class _StorageType:
@@ -56,8 +55,7 @@ def _rebuild_parameter(data: Tensor, requires_grad: bool, *hooks) -> Tensor:
 _TORCHSCRIPT_GLOBALS = {
     ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
     ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
-    ('collections', 'OrderedDict'): collections.OrderedDict,
-}
+    ('collections', 'OrderedDict'): collections.OrderedDict}
 
 
 def is_torchscript_archive(path: str) -> bool:

@@ -30,10 +30,8 @@ def find_empty_classes(dataset: Any) -> List[str]:
         labels = np.asarray([info['gt_label'] for info in infos],
                             dtype=np.int64)
     counts = np.bincount(labels[labels >= 0], minlength=len(classes))
-    return [
-        f'{name!r} (label {i})' for i, name in enumerate(classes)
-        if counts[i] == 0
-    ]
+    return [f'{name!r} (label {i})' for i, name in enumerate(classes)
+            if counts[i] == 0]
 
 
 @HOOKS.register_module()

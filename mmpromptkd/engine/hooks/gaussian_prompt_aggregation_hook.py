@@ -87,8 +87,7 @@ class GaussianPromptAggregationHook(Hook):
         self._aggregate = {
             n: start[n].to(device=p.device, dtype=torch.promote_types(
                 p.dtype, torch.float32)).detach().clone()
-            for n, p in params.items()
-        }
+            for n, p in params.items()}
         self._loaded = None
         runner.logger.info(
             f'Gaussian prompt aggregation of {len(params)} tensors, mean '

@@ -47,11 +47,10 @@ class NonFiniteLossHook(Hook):
             except Exception as e:  # noqa: BLE001 (an unreadable one named)
                 bad.append(f'{path} (unreadable: {type(e).__name__})')
                 continue
-            non_finite = [
-                k for k, v in state.items()
-                if isinstance(v, torch.Tensor) and v.is_floating_point()
-                and not torch.isfinite(v).all()
-            ]
+            non_finite = [k for k, v in state.items()
+                          if isinstance(v, torch.Tensor)
+                          and v.is_floating_point()
+                          and not torch.isfinite(v).all()]
             if non_finite:
                 bad.append(f'{path} (NaN or infinite values in '
                            f'{non_finite[:3]})')

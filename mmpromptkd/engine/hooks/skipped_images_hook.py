@@ -35,8 +35,7 @@ class SkippedImagesHook(Hook):
                 runner.train_dataloader.dataset)
             for transform in getattr(getattr(current, 'pipeline', None),
                                      'transforms', None) or []
-            if isinstance(transform, LoadImageFromFileSafe)
-        ]
+            if isinstance(transform, LoadImageFromFileSafe)]
         if not self._loaders:
             runner.logger.warning(
                 'SkippedImagesHook: the training pipeline has no '

@@ -13,9 +13,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def describe_batch_and_lr(
-        batch_size: int,
-        world_size: int,
-        lrs: Sequence[float],
+        batch_size: int, world_size: int, lrs: Sequence[float],
         auto_scale_lr: Optional[Mapping] = None,
         accumulative_counts: int = 1) -> Tuple[str, Optional[str]]:
     """The effective batch and learning rate of a run, and what is amiss.

@@ -158,8 +158,7 @@ class SafeLoadingRunner(Runner):
             self.load_checkpoint(path)
         self.checkpoint_loaded = True
 
-    def load_checkpoint(self,
-                        filename: str,
+    def load_checkpoint(self, filename: str,
                         map_location: Union[str, Callable] = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]) -> dict:

@@ -24,13 +24,9 @@ class DasslCosineAnnealingLR(CosineAnnealingLR):
         **kwargs: The other arguments of ``CosineAnnealingLR``.
     """
 
-    def __init__(self,
-                 optimizer,
-                 T_max: Optional[int] = None,
-                 eta_min: Optional[float] = None,
-                 begin: int = 0,
-                 end: int = INF,
-                 **kwargs) -> None:
+    def __init__(self, optimizer, T_max: Optional[int] = None,
+                 eta_min: Optional[float] = None, begin: int = 0,
+                 end: int = INF, **kwargs) -> None:
         if T_max is None and end == INF:
             raise ValueError(
                 f'{type(self).__name__} needs T_max or end; the Runner sets '

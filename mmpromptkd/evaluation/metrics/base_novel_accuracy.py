@@ -37,16 +37,12 @@ class BaseNovelAccuracy(BaseMetric):
     """
     default_prefix: Optional[str] = 'b2n'
 
-    def __init__(self,
-                 num_base_classes: Optional[int] = None,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
+    def __init__(self, num_base_classes: Optional[int] = None,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None,
                  collect_dir: Optional[str] = None,
                  score_key: str = 'pred_score') -> None:
-        super().__init__(
-            collect_device=collect_device,
-            prefix=prefix,
-            collect_dir=collect_dir)
+        super().__init__(collect_device=collect_device, prefix=prefix,
+                         collect_dir=collect_dir)
         if num_base_classes is not None and (
                 isinstance(num_base_classes, bool)
                 or not isinstance(num_base_classes, int)
