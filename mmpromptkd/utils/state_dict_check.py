@@ -62,7 +62,6 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
         'shape mismatch': wrong,
         'NaN or infinite values': non_finite,
     }
-    # At most _SHOWN keys of each, and how many more.
     found = [f'{what} {keys[:_SHOWN]}' + (
         f' and {len(keys) - _SHOWN} more' if len(keys) > _SHOWN else '')
              for what, keys in problems.items() if keys]

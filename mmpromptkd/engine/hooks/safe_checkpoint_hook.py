@@ -40,11 +40,9 @@ def saves_now(hook: CheckpointHook, runner, by_epoch: bool) -> bool:
 def remove_stale_temporaries(folder: str) -> list:
     """Delete the package's temporary files of killed processes in
     ``folder``; return their paths."""
-    removed = []
-    for path in dead_temporaries(folder):
-        if osp.isfile(path):  # never a folder
-            os.remove(path)
-            removed.append(path)
+    removed = [p for p in dead_temporaries(folder) if osp.isfile(p)]
+    for path in removed:  # never a folder
+        os.remove(path)
     return removed
 
 
