@@ -1,33 +1,27 @@
 """Bytes of a distiller training checkpoint with and without frozen weights.
 
-Builds the distiller of an arch (random weights; no file is read), stores
-text features of ``--classes`` classes, and writes the checkpoint that
-``SafeCheckpointHook`` writes (state dict and SGD momentum of the trained
-tensors) both ways::
+Builds the distiller of an arch (random weights), stores text features of
+``--classes`` classes and serialises the checkpoint ``SafeCheckpointHook``
+writes (state dict and SGD momentum of the trained tensors) both ways::
 
     python -m benchmarks checkpoint_size --arch real --classes 1000
 """
-import argparse
 import io
 from types import SimpleNamespace
 
 import torch
 
 import mmpromptkd  # noqa: F401
-from benchmarks.common import ARCHS, distiller_cfg
+from benchmarks.common import arg_parser, distiller_cfg
 from mmpromptkd.engine.hooks import SafeCheckpointHook
 from mmpromptkd.registry import MODELS
 
 
 def checkpoint_bytes(model, save_frozen_weights: bool) -> int:
     """Size of the serialised training checkpoint of ``model``."""
-    checkpoint = dict(
-        meta={},
-        state_dict=model.state_dict(),
-        optimizer=dict(state={
-            i: dict(momentum_buffer=torch.zeros_like(p))
-            for i, p in enumerate(model.trainable_parameters().values())
-        }))
+    checkpoint = dict(meta={}, state_dict=model.state_dict(), optimizer=dict(
+        state={i: dict(momentum_buffer=torch.zeros_like(p))
+               for i, p in enumerate(model.trainable_parameters().values())}))
     SafeCheckpointHook(interval=1, save_frozen_weights=save_frozen_weights) \
         .before_save_checkpoint(SimpleNamespace(model=model), checkpoint)
     buffer = io.BytesIO()
@@ -36,15 +30,11 @@ def checkpoint_bytes(model, save_frozen_weights: bool) -> int:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--arch', choices=ARCHS, default='real')
-    parser.add_argument('--classes', type=int, default=1000)
-    args = parser.parse_args(argv)
+    args = arg_parser(__doc__, arch='real', classes=1000).parse_args(argv)
     cfg = distiller_cfg(args.arch)
-    teacher = MODELS.build(cfg.pop('teacher'))
+    dim = cfg['teacher']['clip']['model_cfg']['embed_dim']
     cfg.update(teacher=None, projector=dict(type='FeatureProjector',
-                                            out_channels=teacher.embed_dim))
-    del teacher
+                                            out_channels=dim))
     model = MODELS.build(cfg)
     model.text_features = torch.randn(args.classes,
                                       model.text_features.shape[1])

@@ -2,36 +2,30 @@
 
 A training step of the offline demo (tiny teacher and student of
 ``configs/_base_/models/promptkd_tiny-clip.py``, batch 32, 32 px, 40
-classes) is timed with each thread count, the counts interleaved round by
-round, first on an idle machine, then while one competing job runs (another
-torch process multiplying matrices on ``--competitor-threads`` threads, as a
-second training job would). The thread count that
-:func:`mmpromptkd.utils.choose_cpu_threads` picks is printed for each
-condition. With ``--demo-epochs N``, the demo's distillation itself
-(``tools/train.py`` on the demo config for N epochs, a fresh process per
-run, on the data of ``--data-root``) is timed with ``CPUThreadsHook``'s
-choice and with 2 threads, in both conditions.
-
-Example::
+classes) is timed with each thread count, interleaved round by round,
+first on an idle machine, then while a competing job runs (a torch process
+multiplying matrices on ``--competitor-threads`` threads, as a second
+training job would); the choice of
+:func:`mmpromptkd.utils.choose_cpu_threads` is printed for each. With
+``--demo-epochs N``, the demo's distillation itself (``tools/train.py``, N
+epochs, a fresh process per run, data of ``--data-root``) is timed with
+``CPUThreadsHook``'s choice and with 2 threads, in both conditions::
 
     python -m benchmarks cpu_threads --iters 30 --demo-epochs 5
 """
-import argparse
 import os.path as osp
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from benchmarks.common import (REPO_ROOT, class_names, make_optimizer,
-                               make_step, print_table)
+from benchmarks.common import (REPO_ROOT, arg_parser, class_names,
+                               make_optimizer, make_step, print_table,
+                               time_interleaved)
 
-MODEL_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
-                        'promptkd_tiny-clip.py')
-DEMO_CONFIG = osp.join(REPO_ROOT, 'configs', 'promptkd',
-                       'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py')
 COMPETITOR = '''
 import sys, torch
 torch.set_num_threads(int(sys.argv[1]))
@@ -42,84 +36,55 @@ while True:
 '''
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        description='Tiny demo step time with 1 and 2 threads, idle and '
-        'with one competing job')
-    parser.add_argument('--iters', type=int, default=30)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
-    parser.add_argument('--competitor-threads', type=int, default=2)
-    parser.add_argument('--demo-epochs', type=int, default=0,
-                        help='also time the demo distillation for this '
-                        'many epochs (0: do not)')
-    parser.add_argument('--data-root', default='data/synthetic_shapes',
-                        help='the demo dataset (tools/run_demo.sh makes it)')
-    return parser.parse_args(argv)
-
-
-def time_demo(args: argparse.Namespace, threads: str) -> float:
+def time_demo(args, threads: str) -> float:
     """Seconds of a demo distillation run (a fresh ``tools/train.py``)."""
-    import tempfile
     with tempfile.TemporaryDirectory() as work_dir:
         start = time.perf_counter()
         subprocess.run([
-            sys.executable,
-            osp.join(REPO_ROOT, 'tools', 'train.py'), DEMO_CONFIG,
+            sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'),
+            osp.join(REPO_ROOT, 'configs', 'promptkd',
+                     'promptkd_tiny-clip_1xb32-20e_b2n-synthetic-shapes.py'),
             '--work-dir', work_dir, '--cfg-options',
             f'train_cfg.max_epochs={args.demo_epochs}',
-            'train_cfg.val_interval=1000', 'default_hooks.checkpoint.'
-            f'interval={args.demo_epochs}', 'custom_hooks.0.threads=' +
-            threads, *(f'{split}_dataloader.dataset.data_root='
-                       f'{args.data_root}' for split in ('train', 'val',
-                                                         'test'))
+            'train_cfg.val_interval=1000',
+            f'default_hooks.checkpoint.interval={args.demo_epochs}',
+            f'custom_hooks.0.threads={threads}',
+            *(f'{split}_dataloader.dataset.data_root={args.data_root}'
+              for split in ('train', 'val', 'test'))
         ], check=True, capture_output=True, cwd=REPO_ROOT)
         return time.perf_counter() - start
 
 
-def build_demo_pair():
-    """The demo's distiller (pre-trained tiny CLIPs), 40 classes stored."""
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Measure idle, then with a competing job; print the tables."""
     from mmengine.config import Config
 
     import mmpromptkd  # noqa: F401
     from mmpromptkd.registry import MODELS
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(MODEL_CONFIG).model).train()
-    model.prepare_text_features(class_names(40, 'synthetic'), True)
-    return model
-
-
-def time_threads(model, inputs: torch.Tensor, threads: Sequence[int],
-                 iters: int, warmup: int) -> Dict[int, float]:
-    """Median step ms per thread count, the counts interleaved."""
-    step = make_step(model, make_optimizer(model), inputs)
-    times: Dict[int, list] = {n: [] for n in threads}
-    for n in threads:
-        torch.set_num_threads(n)
-        for _ in range(warmup):
-            step()
-    for i in range(iters):
-        for j in range(len(threads)):
-            n = threads[(i + j) % len(threads)]
-            torch.set_num_threads(n)
-            start = time.perf_counter()
-            step()
-            times[n].append(time.perf_counter() - start)
-    return {n: sorted(t)[len(t) // 2] * 1e3 for n, t in times.items()}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    """Measure idle, then with a competing job; print the table."""
     from mmpromptkd.utils import choose_cpu_threads
 
-    args = parse_args(argv)
+    parser = arg_parser(__doc__, iters=30, warmup=3, batch_size=32)
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--competitor-threads', type=int, default=2)
+    parser.add_argument('--demo-epochs', type=int, default=0,
+                        help='also time the demo distillation (0: do not)')
+    parser.add_argument('--data-root', default='data/synthetic_shapes',
+                        help='the demo dataset (tools/run_demo.sh makes it)')
+    args = parser.parse_args(argv)
     default = torch.get_num_threads()
-    model = build_demo_pair()
+    # The demo's distiller (pre-trained tiny CLIPs), 40 classes stored.
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', '_base_', 'models',
+        'promptkd_tiny-clip.py')).model).train()
+    model.prepare_text_features(class_names(40, 'synthetic'), True)
     inputs = torch.randn(args.batch_size, 3, 32, 32,
                          generator=torch.Generator().manual_seed(0))
+    step = make_step(model, make_optimizer(model), inputs)
+    fns = {n: lambda n=n: (torch.set_num_threads(n), step())
+           for n in args.threads}
     figures, rows = {}, []
+    first, last = args.threads[0], args.threads[-1]
     for condition in ('idle', 'one competing job'):
         competitor = None
         if condition != 'idle':
@@ -132,26 +97,24 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         try:
             torch.set_num_threads(default)
             chosen = choose_cpu_threads(model)
-            ms = time_threads(model, inputs, args.threads, args.iters,
-                              args.warmup)
-            demo = {
-                threads: time_demo(args, threads)
-                for threads in ('auto', '2')
-            } if args.demo_epochs else {}
+            timed = time_interleaved(fns, args.iters, args.warmup,
+                                     torch.device('cpu'))
+            ms = {n: timed[n]['median_ms'] for n in args.threads}
+            demo = {t: time_demo(args, t) for t in ('auto', '2')
+                    } if args.demo_epochs else {}
         finally:
             if competitor is not None:
                 competitor.kill()
                 competitor.wait()
         figures[condition] = dict(step_ms=ms, auto_threads=chosen,
                                   demo_s=demo)
-        rows.append([condition] + [ms[n] for n in args.threads] +
-                    [f'{ms[args.threads[-1]] / ms[args.threads[0]]:.2f}x',
-                     chosen])
+        rows.append([condition, *ms.values(),
+                     f'{ms[last] / ms[first]:.2f}x', chosen])
     torch.set_num_threads(default)
     print_table(
         'Tiny demo step: torch threads, idle and with one competing job',
         ['machine'] + [f'{n} thread(s) ms' for n in args.threads] +
-        [f'{args.threads[-1]} / {args.threads[0]}', 'auto picks'], rows, [
+        [f'{last} / {first}', 'auto picks'], rows, [
             f'batch {args.batch_size}, 32 px, 40 classes; forward + '
             'backward + SGD; median of interleaved rounds',
             f'competing job: a torch process on '

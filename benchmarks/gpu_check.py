@@ -12,9 +12,7 @@ with loss scaling: images/s, peak memory, achieved TFLOP/s against
 A CPU smoke run of the same code: ``--device cpu --arch tiny --batch-size 4
 --steps 3``.
 """
-import argparse
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -22,38 +20,27 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from benchmarks.common import (ARCHS, DEFAULT_PEAK_TFLOPS,
-                               build_distiller, class_names, distiller_cfg,
-                               make_optimizer, print_table, set_classes,
-                               synchronize)
 from benchmarks.cases.roofline import count_flops
+from benchmarks.common import (DEFAULT_PEAK_TFLOPS, arg_parser,
+                               build_distiller, class_names, distiller_cfg,
+                               make_optimizer, print_table, quiet_mmengine,
+                               set_classes, synchronize, trained_state,
+                               write_json)
 
-PRECISIONS = ('fp32', 'bf16', 'fp16')
 
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Optional[Sequence[str]] = None):
     """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        description='AMP training check of the real-size pair')
-    parser.add_argument('--device', default='cuda')
-    parser.add_argument('--arch', choices=ARCHS, default='real')
-    parser.add_argument('--batch-size', type=int, default=256)
-    parser.add_argument('--steps', type=int, default=20)
-    parser.add_argument('--warmup', type=int, default=3,
-                        help='steps left out of the timing')
-    parser.add_argument('--classes', type=int, default=1000)
+    parser = arg_parser(__doc__, device='cuda', arch='real', batch_size=256,
+                        steps=20, warmup=3, classes=1000, seed=0, out=None)
     parser.add_argument('--peak-tflops', type=float,
-                        default=DEFAULT_PEAK_TFLOPS,
-                        help='peak of the device (default: H200 dense bf16)')
+                        default=DEFAULT_PEAK_TFLOPS)
     parser.add_argument('--tolerance', type=float, default=0.05,
                         help='largest relative loss difference from fp32 '
-                        'allowed at any step (default: 0.05)')
+                        'allowed at any step')
     parser.add_argument('--init-scale', type=float, default=2.0**10,
-                        help='initial loss scale of fp16 (default: 1024; '
-                        "torch's 65536 overflows the first steps of this "
-                        'loss, weighted by 1000, which then are skipped)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', help='JSON file of the figures')
+                        help="fp16's initial loss scale (torch's 65536 "
+                        'overflows the first steps of this loss, weighted '
+                        'by 1000, which then are skipped)')
     args = parser.parse_args(argv)
     if args.warmup >= args.steps:
         parser.error('--warmup must be smaller than --steps')
@@ -78,13 +65,11 @@ def run_precision(model, pristine: Dict[str, torch.Tensor], batches,
         synchronize(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        autocast = (torch.autocast(device.type, dtype=dtype)
-                    if dtype is not None else contextlib.nullcontext())
-        with autocast:
+        with (torch.autocast(device.type, dtype=dtype)
+              if dtype is not None else contextlib.nullcontext()):
             loss = model(inputs, mode='loss')['loss_kd']
         if dtype is not None:
-            # The fp32 loss of the same weights and batch (not timed: the
-            # clock stops around it).
+            # The fp32 loss of the same weights and batch, not timed.
             synchronize(device)
             paused = time.perf_counter()
             with torch.no_grad():
@@ -104,14 +89,10 @@ def run_precision(model, pristine: Dict[str, torch.Tensor], batches,
         synchronize(device)
         times.append(time.perf_counter() - start)
         losses.append(float(loss))
-    timed = times[warmup:]
-    step_s = statistics.median(timed)
-    out = dict(
-        losses=losses,
-        fp32_losses_same_weights=same_weights or losses,
-        step_ms=step_s * 1e3,
-        img_s=len(batches[0]) / step_s,
-        skipped_steps=skipped)
+    step_s = statistics.median(times[warmup:])
+    out = dict(losses=losses, fp32_losses_same_weights=same_weights or losses,
+               step_ms=step_s * 1e3, img_s=len(batches[0]) / step_s,
+               skipped_steps=skipped)
     if device.type == 'cuda':
         out['peak_memory_gib'] = torch.cuda.max_memory_allocated(
             device) / 2**30
@@ -128,19 +109,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the three precisions; print the table; check the losses."""
     args = parse_args(argv)
     device = torch.device(args.device)
-    import mmpromptkd  # noqa: F401  (registers the components)
-    from mmengine.logging import MMLogger
-    MMLogger.get_instance('mmengine').setLevel('WARNING')
+    quiet_mmengine()
     if device.type == 'cuda':
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 is fp32
     model = build_distiller(distiller_cfg(args.arch), device, args.seed)
     set_classes(model, class_names(args.classes))
-    state = model.state_dict()
-    pristine = {
-        k: v.detach().clone()
-        for k, v in state.items()
-        if k in model.trainable_parameters() or k.startswith('projector.')
-    }
+    pristine = trained_state(model)
     gen = torch.Generator().manual_seed(args.seed)
     shape = (args.batch_size, 3) + tuple(model.student.image_size)
     batches = [torch.randn(shape, generator=gen).to(device)
@@ -154,9 +128,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         classes=args.classes, step_gflop=step_flops / 1e9,
         peak_tflops=args.peak_tflops, tolerance=args.tolerance)
     rows, failed = [], []
-    for precision in PRECISIONS:
-        fig = run_precision(model, pristine, batches, precision, device,
-                            args.warmup, args.init_scale)
+    for precision in ('fp32', 'bf16', 'fp16'):
+        fig = figures[precision] = run_precision(
+            model, pristine, batches, precision, device, args.warmup,
+            args.init_scale)
         fig['tflops'] = step_flops / (fig['step_ms'] / 1e3) / 1e12
         fig['of_peak'] = fig['tflops'] / args.peak_tflops
         # The check: each step's loss against the fp32 loss of the same
@@ -164,12 +139,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         fig['max_rel_loss_diff'] = _max_rel_diff(
             fig['losses'], fig['fp32_losses_same_weights'])
         fig['max_rel_trajectory_diff'] = _max_rel_diff(
-            fig['losses'], figures.get('fp32', fig)['losses'])
-        finite = all(v == v and abs(v) != float('inf')
-                     for v in fig['losses'])
+            fig['losses'], figures['fp32']['losses'])
+        finite = all(abs(v) < float('inf') for v in fig['losses'])
         if not finite or fig['max_rel_loss_diff'] > args.tolerance:
             failed.append(precision)
-        figures[precision] = fig
         rows.append([
             precision, fig['img_s'], fig['step_ms'],
             fig.get('peak_memory_gib', '-'), fig['tflops'],
@@ -192,9 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             'and skipped fp16 steps let trajectories part)'
         ])
     figures['passed'] = not failed
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(figures, f, indent=2)
+    write_json(args.out, figures)
     if failed:
         print(f'FAILED: {", ".join(failed)} losses leave the tolerance')
         return 1

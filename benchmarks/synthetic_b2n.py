@@ -1,48 +1,18 @@
 """Base-to-novel benchmark of PromptKD and its ablations on synthetic shapes.
 
-Every row is a real run of ``tools/train.py`` / ``tools/test.py`` (called
-in this process, one after the other) on the tiny CLIPs of the offline
-demo; the script prints one table of base / novel / HM accuracy (mean ±
-std over seeds) and can write it as Markdown and as a bar chart.
+Every row (``ROWS`` of ``benchmarks/b2n/rows.py``; ``--rows`` takes a
+subset by key) is a real run of ``tools/train.py`` / ``tools/test.py``,
+called in this process, on the tiny CLIPs of the offline demo; the table
+of base / novel / HM accuracy (mean ± std over seeds) is printed and can be
+written as Markdown and as a bar chart. The ``siglip_*`` and
+``ensemble_*`` rows run only when named (docs/synthetic_b2n_cross_family.md
+has their command).
 
-Rows (``--rows`` takes a subset, by key):
-
-=====================  ======================================================
-key                    run
-=====================  ======================================================
-student_zs             zero-shot tiny student CLIP, "a photo of a {}."
-teacher_zs             zero-shot tiny teacher CLIP, "a photo of a {}."
-teacher_promptsrc      stage (a): PromptSRC on the teacher, 16 base shots
-student_labels         PromptSRC on the student, 16 base shots (labels)
-promptkd               PromptKD student (stage b), unlabeled images
-projector_only         PromptKD, student without prompts (projector only)
-full_finetune          PromptKD, whole student image encoder trained
-wo_shared_text         PromptKD, student's own prompted text encoder
-feature_l1             PromptKD, L1 on image features instead of logit KL
-feature_mse            PromptKD, MSE on image features instead of logit KL
-siglip_zs              zero-shot tiny SigLIP-style CLIP (a second family: timm
-                       ViT tower with attention pooling, sigmoid loss)
-siglip_promptsrc       stage (a): PromptSRC on the SigLIP-style CLIP
-siglip_teacher         PromptKD, SigLIP-style teacher -> tiny student CLIP
-siglip_student         PromptKD, tiny teacher CLIP -> SigLIP-style student
-ensemble_equal         PromptKD, ensemble of the CLIP and SigLIP-style
-                       stage-(a) teachers, equal weights -> tiny student CLIP
-ensemble_confidence    the same, weights per image by confidence (max prob.)
-ensemble_*_teacher     the ensemble's own scores on the test split (a
-                       teacher's accuracy; nothing trained)
-=====================  ======================================================
-
-The ``siglip_*`` and ``ensemble_*`` rows run only when named
-(docs/synthetic_b2n_cross_family.md has the command that made their table).
-
-One dataset is generated (or reused) for all runs. Per seed, each stage-(a)
-teacher is trained once and shared by all distillation rows it teaches. The
-zero-shot rows train nothing and do not depend on the seed: they are
-evaluated once and counted for every seed (std 0). A run whose
-``results.json`` exists is skipped, so an interrupted benchmark resumes
-where it stopped.
-
-Example::
+One dataset is generated (or reused) for all runs. Per seed, each
+stage-(a) teacher is trained once and shared by the rows it teaches;
+zero-shot rows train nothing and are evaluated once for every seed (std 0).
+A run whose ``results.json`` exists is skipped, so an interrupted
+benchmark resumes. Example::
 
     python -m benchmarks synthetic_b2n \\
         --work-dir work_dirs/synthetic_b2n --seeds 1 2 3 \\
@@ -54,89 +24,102 @@ import contextlib
 import datetime
 import functools
 import json
+import math
 import os
 import os.path as osp
 import shlex
 import shutil
+import statistics
 import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from benchmarks.b2n.report import (METRICS, MIN_MARGIN, README_BEGIN,
-                                   README_END, check_orderings, command_line,
-                                   format_table, markdown_table,
-                                   mean_std_cells, ordering_margin,
-                                   read_readme, summarise, update_readme,
-                                   write_markdown, write_png)
 from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, ROWS, STAGE_A_ROWS,
-                                 build_row_config, set_epochs, stage_a_rows)
+                                 build_row_config, stage_a_rows)
+from benchmarks.common import markdown_table
 import synthetic_shapes
 from tool_scripts import load_tool
 
-# Used by the studies built on this benchmark.
-__all__ = [
-    'METRICS', 'MIN_MARGIN', 'ROWS', 'add_data_args', 'check_orderings',
-    'command_line', 'ensure_data', 'main', 'markdown_table', 'mean_std_cells',
-    'ordering_margin', 'run_benchmark', 'run_row',
-    'set_epochs', 'summarise', 'write_markdown'
-]
+METRICS = ('base', 'novel', 'hm')
+# Where --update-readme puts the table.
+README_BEGIN = '<!-- synthetic-b2n-table:begin -->'
+README_END = '<!-- synthetic-b2n-table:end -->'
+NOTES_MARKER = '<!-- notes: kept when the file is generated again -->'
+# Smallest HM difference counted as an ordering: about twice the binomial
+# std of an HM measured on 1,000 + 1,000 test images (the default split).
+MIN_MARGIN = 2.0
+# Orderings of HM reported in the paper (ImageNet ablations, Tab. 6-7):
+# (better row, worse row, what it shows).
+PAPER_ORDERINGS = (
+    ('promptkd', 'student_zs', 'distilled student > zero-shot student'),
+    ('promptkd', 'student_labels',
+     'distilled student > student trained with labels'),
+    ('promptkd', 'feature_l1', 'logit KL > feature L1'),
+    ('promptkd', 'feature_mse', 'logit KL > feature MSE'),
+    ('promptkd', 'wo_shared_text',
+     "shared teacher text features > student's own text encoder"),
+    ('promptkd', 'projector_only', 'prompts + projector > projector only'),
+    ('promptkd', 'full_finetune', 'prompts + projector > full fine-tune'),
+    ('teacher_promptsrc', 'promptkd', 'teacher > its student'),
+    # The same premises across CLIP families.
+    ('siglip_teacher', 'student_zs',
+     'distilled student > zero-shot student (SigLIP-style teacher)'),
+    ('siglip_student', 'siglip_zs',
+     'distilled student > zero-shot student (SigLIP-style student)'),
+    ('siglip_promptsrc', 'siglip_teacher',
+     'teacher > its student (SigLIP-style teacher)'),
+    ('teacher_promptsrc', 'siglip_student',
+     'teacher > its student (SigLIP-style student)'),
+)
 
 
 def add_data_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
     """The options of the work dir, data, seeds, outputs and runs, shared
-    by the studies built on this benchmark (the ``--*-per-class`` and
-    epochs options shrink them for smoke tests)."""
-    parser.add_argument('--work-dir', default=work_dir,
-                        help='runs, generated configs and results go here')
-    parser.add_argument('--data', default=None,
-                        help='dataset folder (generated if missing); '
-                        'defaults to <work-dir>/data')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
-    parser.add_argument('--out-markdown', help='write the table here (.md)')
-    parser.add_argument('--out-png', help='write a chart here (.png)')
-    parser.add_argument('--out-json', help='write all per-seed numbers here')
-    parser.add_argument('--num-classes', type=int, default=40)
-    parser.add_argument('--train-per-class', type=int, default=64)
-    parser.add_argument('--val-per-class', type=int, default=10)
-    parser.add_argument('--test-per-class', type=int, default=50)
-    parser.add_argument('--shots', type=int, default=16,
-                        help='labeled shots per base class (PromptSRC rows)')
-    parser.add_argument('--teacher-epochs', type=int, default=None,
-                        help='epochs of the PromptSRC rows (default: config)')
-    parser.add_argument('--student-epochs', type=int, default=None,
-                        help='epochs of the distillation rows '
-                        '(default: config)')
-    parser.add_argument('--random-weights', action='store_true',
-                        help='do not load the pre-trained tiny CLIPs')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch CPU threads; the tiny models gain little '
-                        'from more, and shared cores suffer from them')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='extra key=value options for every run')
+    with the studies built on this benchmark (the sizes and epochs shrink
+    them for smoke tests)."""
+    add = parser.add_argument
+    add('--work-dir', default=work_dir,
+        help='runs, generated configs and results go here')
+    add('--data', help='dataset folder (generated if missing); default: '
+        '<work-dir>/data')
+    add('--seeds', type=int, nargs='+', default=[1, 2, 3])
+    add('--out-markdown', help='write the table here (.md)')
+    add('--out-png', help='write a chart here (.png)')
+    add('--out-json', help='write all per-seed numbers here')
+    for name, default in (('num-classes', 40), ('train-per-class', 64),
+                          ('val-per-class', 10), ('test-per-class', 50)):
+        add(f'--{name}', type=int, default=default)
+    add('--shots', type=int, default=16,
+        help='labeled shots per base class (PromptSRC rows)')
+    add('--teacher-epochs', type=int,
+        help='epochs of the PromptSRC rows (default: config)')
+    add('--student-epochs', type=int,
+        help='epochs of the distillation rows (default: config)')
+    add('--random-weights', action='store_true',
+        help='do not load the pre-trained tiny CLIPs')
+    add('--threads', type=int, default=1,
+        help='torch CPU threads; the tiny models gain little from more, '
+        'and shared cores suffer from them')
+    add('--cfg-options', nargs='+', default=[],
+        help='extra key=value options for every run')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        description='Base-to-novel benchmark of PromptKD on synthetic shapes')
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_data_args(parser, 'work_dirs/synthetic_b2n')
     parser.add_argument(
-        '--rows',
-        nargs='+',
+        '--rows', nargs='+', choices=list(ROWS), metavar='ROW',
         default=[k for k in ROWS if k not in CROSS_FAMILY_ROWS],
-        choices=list(ROWS),
-        metavar='ROW',
         help=f'rows to run, of: {", ".join(ROWS)} (default: all but the '
-        'cross-family rows siglip_*)')
+        'cross-family rows)')
     parser.add_argument(
-        '--update-readme',
-        metavar='FILE',
-        help='replace the table between the markers '
-        f'{README_BEGIN} and {README_END} in FILE (e.g. README.md)')
+        '--update-readme', metavar='FILE',
+        help=f'replace the table between {README_BEGIN} and {README_END} '
+        'in FILE')
     return parser.parse_args(argv)
 
 
-# Runs
 @functools.lru_cache(maxsize=None)
 def _tool(name: str):
     """Import ``tools/<name>.py`` as a module (once)."""
@@ -161,13 +144,8 @@ def _run(tool: str, tool_args: List[str], log_file: str) -> None:
     print(f'    {tool}: {time.time() - start:.0f} s', flush=True)
 
 
-def run_row(key: str,
-            args: argparse.Namespace,
-            data: str,
-            seed: int,
-            teacher_ckpt: Optional[str] = None,
-            evaluate: bool = True,
-            cfg=None,
+def run_row(key: str, args: argparse.Namespace, data: str, seed: int,
+            teacher_ckpt=None, evaluate: bool = True, cfg=None,
             name: Optional[str] = None) -> Tuple[Optional[dict], str]:
     """Train (if needed) and test one row for one seed.
 
@@ -178,69 +156,56 @@ def run_row(key: str,
         seed (int): Random seed.
         teacher_ckpt (str | list[str], optional): Stage-(a) checkpoint
             (distill rows), one per member for an ensemble.
-        evaluate (bool): Test the trained model. Defaults to True.
-        cfg (mmengine.Config, optional): The run's config, when a caller
-            changed that of ``key`` (:func:`build_row_config`). Defaults to
-            None.
-        name (str, optional): Folder of the run under the seed's folder.
-            Defaults to None (``key``).
+        evaluate (bool): Test the trained model.
+        cfg (mmengine.Config, optional): The run's config when a caller
+            changed that of ``key`` (:func:`build_row_config`).
+        name (str, optional): Folder of the run in the seed's (``key``).
 
     Returns:
         tuple[dict | None, str]: Metrics of ``results.json`` (None when not
         evaluated) and the last checkpoint (``''`` for zero-shot rows).
     """
     spec = ROWS[key]
-    run_dir = (
-        osp.join(args.work_dir, 'zero_shot', key) if spec.kind == 'zero_shot'
-        else osp.join(args.work_dir, f'seed{seed}', name or key))
+    run_dir = (osp.join(args.work_dir, 'zero_shot', key)
+               if spec.kind == 'zero_shot' else
+               osp.join(args.work_dir, f'seed{seed}', name or key))
     os.makedirs(run_dir, exist_ok=True)
     results = osp.join(run_dir, 'results.json')
     if cfg is None:
         cfg = build_row_config(key, args, data, seed, teacher_ckpt)
     trains = spec.kind != 'zero_shot' and not spec.teacher_scores
-    ckpt = ('' if not trains else osp.join(
-        run_dir, 'train', f'epoch_{cfg.train_cfg.max_epochs}.pth'))
-    if osp.isfile(results):
+    ckpt = osp.join(run_dir, 'train',
+                    f'epoch_{cfg.train_cfg.max_epochs}.pth') if trains else ''
+    if not osp.isfile(results):
+        print(f'  {name or key} (seed {seed})', flush=True)
+        config_file = osp.join(run_dir, 'config.py')
+        cfg.dump(config_file)
+        log_file = osp.join(run_dir, 'run.log')
+        if trains and not osp.isfile(ckpt):
+            # A run stopped half-way leaves checkpoints that tools/train.py
+            # refuses to overwrite: start it again from scratch.
+            shutil.rmtree(osp.join(run_dir, 'train'), ignore_errors=True)
+            _run('train', [config_file, '--work-dir',
+                           osp.join(run_dir, 'train')], log_file)
+        if not evaluate:
+            return None, ckpt
+        _run('test', [config_file] + [ckpt] * trains +
+             ['--work-dir', osp.join(run_dir, 'test'), '--out', results],
+             log_file)
+    else:
         print(f'  {name or key} (seed {seed}): done, skipped', flush=True)
-        return _load(results), ckpt
-    print(f'  {name or key} (seed {seed})', flush=True)
-    config_file = osp.join(run_dir, 'config.py')
-    cfg.dump(config_file)
-    log_file = osp.join(run_dir, 'run.log')
-    if trains and not osp.isfile(ckpt):
-        # A run stopped half-way leaves checkpoints that tools/train.py
-        # refuses to overwrite: start it again from scratch.
-        shutil.rmtree(osp.join(run_dir, 'train'), ignore_errors=True)
-        _run('train', [config_file, '--work-dir',
-                       osp.join(run_dir, 'train')], log_file)
-    if not evaluate:
-        return None, ckpt
-    test_args = [config_file] + ([ckpt] if ckpt else [])
-    _run(
-        'test', test_args +
-        ['--work-dir',
-         osp.join(run_dir, 'test'), '--out', results], log_file)
-    return _load(results), ckpt
-
-
-def _load(path: str) -> dict:
-    with open(path) as f:
+    with open(results) as f:
         metrics = json.load(f)
-    return {m: float(metrics[f'b2n/{m}']) for m in METRICS}
+    return {m: float(metrics[f'b2n/{m}']) for m in METRICS}, ckpt
 
 
 def ensure_data(args: argparse.Namespace) -> str:
-    """Generate the dataset unless a finished one is there.
-
-    Returns:
-        str: Absolute dataset folder.
-    """
+    """The absolute dataset folder, generated unless a finished one is
+    there (what tools/misc/generate_shapes_dataset.py writes)."""
     data = osp.abspath(args.data or osp.join(args.work_dir, 'data'))
     if not osp.isfile(osp.join(data, 'split_shapes.json')):
-        # What tools/misc/generate_shapes_dataset.py writes, in-process.
         synthetic_shapes.generate_coop_dataset(
-            data,
-            num_classes=args.num_classes,
+            data, num_classes=args.num_classes,
             train_per_class=args.train_per_class,
             val_per_class=args.val_per_class,
             test_per_class=args.test_per_class)
@@ -248,20 +213,13 @@ def ensure_data(args: argparse.Namespace) -> str:
 
 
 def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
-    """All requested rows for all seeds.
-
-    Returns:
-        dict: ``{row: {seed: {'base', 'novel', 'hm'}}}``.
-    """
+    """``{row: {seed: {'base', 'novel', 'hm'}}}`` of the requested rows."""
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     data = ensure_data(args)
     results: Dict[str, Dict[int, dict]] = {k: {} for k in args.rows}
-    stage_a = {
-        row
-        for k in args.rows if ROWS[k].kind == 'distill'
-        for row in stage_a_rows(k)
-    }
+    stage_a = {row for k in args.rows if ROWS[k].kind == 'distill'
+               for row in stage_a_rows(k)}
     for key in args.rows:
         if ROWS[key].kind == 'zero_shot':
             metrics, _ = run_row(key, args, data, args.seeds[0])
@@ -276,13 +234,135 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
                 if key in args.rows:
                     results[key][seed] = metrics
         for key in args.rows:
-            if ROWS[key].kind == 'zero_shot' or key in teachers:
-                continue
-            needed = [teachers.get(row) for row in stage_a_rows(key)]
-            results[key][seed], _ = run_row(
-                key, args, data, seed,
-                needed if ROWS[key].members else needed[0])
+            if ROWS[key].kind != 'zero_shot' and key not in teachers:
+                needed = [teachers.get(row) for row in stage_a_rows(key)]
+                results[key][seed], _ = run_row(
+                    key, args, data, seed,
+                    needed if ROWS[key].members else needed[0])
     return results
+
+
+def summarise(results: Dict[str, Dict[int, dict]]) -> list:
+    """``[(row key, {metric: (mean, sample std)})]`` in row order (std 0
+    for one seed)."""
+    return [(key, {m: (statistics.fmean(r[m] for r in per_seed.values()),
+                       statistics.stdev(r[m] for r in per_seed.values())
+                       if len(per_seed) > 1 else 0.0) for m in METRICS})
+            for key, per_seed in results.items() if per_seed]
+
+
+def mean_std_cells(stats: Dict[str, Tuple[float, float]]) -> List[str]:
+    """``mean ± std`` of base, novel and HM, as table cells."""
+    return [f'{stats[m][0]:.2f} ± {stats[m][1]:.2f}' for m in METRICS]
+
+
+def write_png(summary, path: str, title: str) -> None:
+    """Grouped bar chart (base / novel / HM) with std error bars."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [ROWS[k].label for k, _ in summary]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) + 2), 4.8))
+    for i, m in enumerate(METRICS):
+        ax.bar(x + (i - 1) * 0.27, [s[m][0] for _, s in summary], 0.27,
+               yerr=[s[m][1] for _, s in summary], capsize=2,
+               label={'hm': 'HM'}.get(m, m))
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=35, ha='right', fontsize=8)
+    ax.set_ylabel('accuracy (%)')
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis='y', alpha=0.3)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str) -> None:
+    """Save a matplotlib figure (tight layout, 120 dpi) and close it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def ordering_margin(std_better: float, std_worse: float,
+                    num_seeds: int) -> float:
+    """HM difference needed before an ordering counts as reproduced: twice
+    the standard error of the difference of two means over ``num_seeds``
+    seeds, ``2 * sqrt((s1^2 + s2^2) / n)``, and at least ``MIN_MARGIN``
+    (test-set sampling noise, which the seeds do not vary)."""
+    return max(2.0 * math.sqrt((std_better**2 + std_worse**2) /
+                               max(num_seeds, 1)), MIN_MARGIN)
+
+
+def check_orderings(summary, num_seeds: int) -> List[str]:
+    """Markdown table lines: which of the paper's HM orderings hold here
+    (the mean HM difference beyond :func:`ordering_margin`); empty when
+    no ordering's rows ran."""
+    stats = dict(summary)
+    lines = []
+    for better, worse, what in PAPER_ORDERINGS:
+        if better in stats and worse in stats:
+            (hm_b, std_b), (hm_w, std_w) = stats[better]['hm'], \
+                stats[worse]['hm']
+            diff, margin = hm_b - hm_w, ordering_margin(std_b, std_w,
+                                                        num_seeds)
+            verdict = ('yes' if diff > margin else
+                       'no (reversed)' if diff < -margin else 'within noise')
+            lines.append(
+                f'| {what} | {diff:+.2f} | {margin:.2f} | {verdict} |')
+    return ['| paper ordering (HM) | difference | margin | reproduced |',
+            '|---|---|---|---|'] + lines if lines else []
+
+
+def command_line(argv: Sequence[str],
+                 script: str = 'synthetic_b2n.py') -> str:
+    """The command of the study ``script`` through the entry point."""
+    return ' '.join(['python -m benchmarks',
+                     osp.splitext(osp.basename(script))[0]] +
+                    [shlex.quote(a) for a in argv])
+
+
+def write_markdown(path: str, lines: List[str]) -> None:
+    """Write generated Markdown lines, keeping what was written by hand
+    below :data:`NOTES_MARKER` in an earlier version of the file."""
+    notes = [NOTES_MARKER, '']
+    if osp.isfile(path):
+        with open(path) as f:
+            old = f.read()
+        if NOTES_MARKER in old:
+            notes = [old[old.index(NOTES_MARKER):].rstrip('\n'), '']
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines + notes))
+
+
+def read_readme(path: str) -> Tuple[str, int, int]:
+    """Text of a Markdown file and the span of its benchmark table markers."""
+    with open(path) as f:
+        text = f.read()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(
+            f'{path}: expected the markers {README_BEGIN} and then '
+            f'{README_END} around the table to replace')
+    return text, begin, end + len(README_END)
+
+
+def update_readme(path: str, table: str, argv: Sequence[str]) -> None:
+    """Replace the table between the markers of the Markdown file ``path``
+    by ``table``, below the command of ``argv``."""
+    text, begin, end = read_readme(path)
+    block = '\n'.join([
+        README_BEGIN, f'<!-- generated by: {command_line(argv)} -->', '',
+        table, '', README_END
+    ])
+    with open(path, 'w') as f:
+        f.write(text[:begin] + block + text[end:])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -296,27 +376,27 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     start = time.time()
     results = run_benchmark(args)
     summary = summarise(results)
-    table = format_table(summary, len(args.seeds))
-    print(f'\nSynthetic shapes base-to-novel, seeds {args.seeds} '
-          f'(mean ± std), {time.time() - start:.0f} s\n')
+    table = markdown_table(['method', 'base', 'novel', 'HM'],
+                           [[ROWS[key].label, *mean_std_cells(stats)]
+                            for key, stats in summary])
+    title = f'Synthetic shapes base-to-novel, seeds {args.seeds} (mean ± std)'
+    print(f'\n{title}, {time.time() - start:.0f} s\n')
     print(table, flush=True)
     if args.out_json:
         with open(args.out_json, 'w') as f:
             json.dump({k: {str(s): v for s, v in r.items()}
                        for k, r in results.items()}, f, indent=2)
     if args.out_png:
-        write_png(
-            summary, args.out_png,
-            f'Synthetic shapes base-to-novel, tiny CLIPs, '
-            f'seeds {" ".join(map(str, args.seeds))} (mean ± std)')
+        write_png(summary, args.out_png, 'Synthetic shapes base-to-novel, '
+                  f'tiny CLIPs, seeds {" ".join(map(str, args.seeds))} '
+                  '(mean ± std)')
     if args.out_markdown:
         weights = ('random weights' if args.random_weights else
                    'pre-trained tiny CLIPs (checkpoints/tiny_clip)')
         text = [
             '# Synthetic shapes base-to-novel benchmark', '',
             f'Generated on {datetime.date.today().isoformat()} by:', '',
-            '```bash',
-            command_line(argv), '```', '',
+            '```bash', command_line(argv), '```', '',
             f'Seeds {args.seeds}; {args.num_classes} classes, '
             f'{args.train_per_class} / {args.val_per_class} / '
             f'{args.test_per_class} train / val / test images per class; '

@@ -12,18 +12,14 @@ first seed (``tools/misc/cache_teacher_logits.py``):
 - ``float16``, every seed, ``views='random'``: views drawn from the pool;
 - ``top-k`` (``--topk``, the rest's mass spread evenly), first seed.
 
-The script prints base / novel / HM (mean ± std over the seeds of a row)
-and the time per run (training and test), and can write the table
-(Markdown) and all numbers (JSON). Runs whose ``results.json`` exists are
-skipped. The dataset and run options are those of
-``synthetic_b2n.py``.
-
-Example::
+Prints base / novel / HM (mean ± std over a row's seeds) and the time per
+run (training and test); writes the table (Markdown) and all numbers
+(JSON). Runs whose ``results.json`` exists are skipped. The other options
+are those of ``synthetic_b2n``. Example::
 
     python -m benchmarks teacher_cache_study \\
         --work-dir work_dirs/teacher_cache_study --seeds 1 2 3 \\
-        --train-per-class 16 \\
-        --out-markdown docs/teacher_cache_study.md
+        --train-per-class 16 --out-markdown docs/teacher_cache_study.md
 """
 import argparse
 import copy
@@ -33,22 +29,27 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from benchmarks import synthetic_b2n as b2n
+from benchmarks.common import markdown_table
 
 #: Feature size of the tiny teacher (the cached runs build no teacher).
 TINY_TEACHER_DIM = 96
+ROW_NAMES = {
+    'online': 'online (teacher at every step)',
+    'cache_float32': 'cache float32, recorded views',
+    'cache_float16_recorded': 'cache float16, recorded views',
+    'cache_float16_random': "cache float16, views='random'",
+}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line: ``--topk``, then the benchmark's options."""
-    parser = argparse.ArgumentParser(
-        description='The demo student with and without a teacher cache; '
-        'other options are those of synthetic_b2n.py',
-        add_help=False)
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     add_help=False)
     parser.add_argument('--topk', type=int, default=5,
-                        help='logits kept by the top-k cache (default: 5)')
+                        help='logits kept by the top-k cache')
     own, rest = parser.parse_known_args(argv)
     args = b2n.parse_args(['--work-dir', 'work_dirs/teacher_cache_study'] +
                           list(rest))
@@ -62,36 +63,14 @@ def cached_config(online_cfg, cache: str, views: str):
     cfg.model.teacher = None
     cfg.model.projector.out_channels = TINY_TEACHER_DIM
     cfg.train_dataloader.dataset = dict(
-        _scope_='mmpromptkd',
-        type='TeacherCachedDataset',
-        cache=cache,
+        _scope_='mmpromptkd', type='TeacherCachedDataset', cache=cache,
         views=views,
         dataset=copy.deepcopy(online_cfg.train_dataloader.dataset))
     return cfg
 
 
-def record_cache(args: argparse.Namespace, config_file: str, storage: str,
-                 epochs: int) -> str:
-    """Record (once) a cache of the first seed's online config."""
-    out = osp.join(args.work_dir, 'caches', storage)
-    if osp.isdir(out):
-        return out
-    options = ['--storage', storage]
-    if storage == 'topk':
-        options += ['--topk', str(args.topk)]
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    b2n._run('misc/cache_teacher_logits',
-             [config_file, '--out', out, '--epochs', str(epochs), *options],
-             osp.join(args.work_dir, 'caches', f'{storage}.log'))
-    return out
-
-
 def run_study(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
-    """Every row for its seeds.
-
-    Returns:
-        dict: ``{row: {seed: {'base', 'novel', 'hm', 'seconds'}}}``.
-    """
+    """``{row: {seed: {'base', 'novel', 'hm', 'seconds'}}}``."""
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     data = b2n.ensure_data(args)
@@ -118,13 +97,18 @@ def run_study(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
         online[seed] = b2n.build_row_config('promptkd', args, data, seed,
                                             teacher)
         run('online', seed, online[seed])
-    config_file = osp.join(args.work_dir, f'seed{first}', 'online',
-                           'config.py')
-    epochs = online[first].train_cfg.max_epochs
-    caches = {
-        storage: record_cache(args, config_file, storage, epochs)
-        for storage in ('float32', 'float16', 'topk')
-    }
+    caches = {}
+    for storage in ('float32', 'float16', 'topk'):
+        # Recorded once, from the first seed's online config.
+        caches[storage] = osp.join(args.work_dir, 'caches', storage)
+        if not osp.isdir(caches[storage]):
+            os.makedirs(osp.dirname(caches[storage]), exist_ok=True)
+            b2n._run('misc/cache_teacher_logits', [
+                osp.join(args.work_dir, f'seed{first}', 'online',
+                         'config.py'), '--out', caches[storage], '--epochs',
+                str(online[first].train_cfg.max_epochs), '--storage',
+                storage, *['--topk', str(args.topk)] * (storage == 'topk')
+            ], osp.join(args.work_dir, 'caches', f'{storage}.log'))
     run('cache_float32', first,
         cached_config(online[first], caches['float32'], 'recorded'))
     run(f'cache_top{args.topk}', first,
@@ -136,34 +120,6 @@ def run_study(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
     return results
 
 
-ROW_NAMES = {
-    'online': 'online (teacher at every step)',
-    'cache_float32': 'cache float32, recorded views',
-    'cache_float16_recorded': 'cache float16, recorded views',
-    'cache_float16_random': "cache float16, views='random'",
-}
-
-
-def summarise(results: Dict[str, Dict[int, dict]]) -> List[tuple]:
-    """``(row, seeds, {metric: (mean, std)})`` in the table's order."""
-    summary = []
-    for row, per_seed in results.items():
-        stats = dict(b2n.summarise({row: per_seed})[0][1])
-        times = [r['seconds'] for r in per_seed.values()]
-        stats['seconds'] = sum(times) / len(times)
-        summary.append((row, sorted(per_seed), stats))
-    return summary
-
-
-def format_table(summary, topk: int) -> str:
-    """A Markdown table: row, seeds, base / novel / HM, time per run."""
-    return b2n.markdown_table(
-        ['student trained', 'seeds', 'base', 'novel', 'HM', 's / run'],
-        [[ROW_NAMES.get(row, f'cache top-{topk}, recorded views'),
-          ', '.join(map(str, seeds)), *b2n.mean_std_cells(stats),
-          f'{stats["seconds"]:.0f}'] for row, seeds, stats in summary])
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Run the study; print and write the table."""
     args = parse_args(argv)
@@ -171,8 +127,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     torch.set_num_threads(args.threads)
     start = time.time()
     results = run_study(args)
-    summary = summarise(results)
-    table = format_table(summary, args.topk)
+    rows = []
+    for row, per_seed in results.items():
+        stats = b2n.summarise({row: per_seed})[0][1]
+        seconds = [r['seconds'] for r in per_seed.values()]
+        rows.append([ROW_NAMES.get(row, f'cache top-{args.topk}, recorded '
+                                   'views'),
+                     ', '.join(map(str, sorted(per_seed))),
+                     *b2n.mean_std_cells(stats),
+                     f'{sum(seconds) / len(seconds):.0f}'])
+    table = markdown_table(
+        ['student trained', 'seeds', 'base', 'novel', 'HM', 's / run'], rows)
     print(table)
     if args.out_json:
         with open(args.out_json, 'w') as f:

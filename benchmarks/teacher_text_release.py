@@ -3,40 +3,30 @@
 Once the teacher's text features are stored, a distiller built with
 ``release_teacher_text_tower=True`` frees the teacher's text tower and text
 prompts; a run on a teacher cache (``TeacherCachedDataset``) builds no
-teacher at all. This script trains a few steps of one architecture (random
-weights, nothing downloaded) in three fresh processes, one each way (the
-cached run gets its teacher logits and text features as a cache gives
-them), and reports side by side: the parameters released, the resident
-memory after the steps and the peak (Linux ``/proc/self/status``)::
+teacher at all. This trains a few steps of one arch (random weights) in
+three fresh processes, one each way (the cached run gets teacher logits and
+text features as a cache gives them), and reports side by side: the
+parameters released, the resident memory after the steps and the peak::
 
     python -m benchmarks teacher_text_release [--arch real] [--steps 3]
 """
-import argparse
-import json
-import subprocess
-import sys
-
-from benchmarks.common import REPO_ROOT
-
-_PATHS = [REPO_ROOT]
+from benchmarks.common import arg_parser, run_snippet
 
 #: One run: build, store the features, train, report memory (MiB).
 _RUN = '''
-import json, sys, torch
-sys.path[:0] = {paths!r}
-
+import json, torch
 import mmpromptkd
 from benchmarks.common import distiller_cfg, status_mib
 from mmpromptkd.registry import MODELS
 from mmpretrain.structures import DataSample
-arch, mode, steps, classes = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
-    int(sys.argv[4])
+arch, mode = sys.argv[1:3]
+steps, classes = int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(0)
 cfg = dict(distiller_cfg(arch), release_teacher_text_tower=mode == 'released')
-names = [f'class {{i}}' for i in range(classes)]
+names = [f'class {i}' for i in range(classes)]
 size = cfg['student']['clip']['model_cfg']['vision_cfg']['image_size']
 images = torch.randn(2, 3, size, size)
-samples = None
+samples, released = None, 0
 if mode == 'cached':
     dim = cfg['teacher']['clip']['model_cfg']['embed_dim']
     cfg = dict(cfg, teacher=None, projector=dict(type='FeatureProjector',
@@ -46,7 +36,6 @@ if mode == 'cached':
     model.use_cached_text_features(names, text)
     samples = [DataSample(teacher_logits=torch.randn(classes))
                for _ in images]
-    released = 0
 else:
     model = MODELS.build(cfg)
     teacher = sum(p.numel() for p in model.teacher.parameters())
@@ -65,25 +54,12 @@ print('RESULT', json.dumps(dict(
 '''
 
 
-def _run(arch: str, mode: str, steps: int, classes: int) -> dict:
-    code = _RUN.format(paths=_PATHS)
-    out = subprocess.run(
-        [sys.executable, '-c', code, arch, mode, str(steps),
-         str(classes)], capture_output=True, text=True, check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith('RESULT '))
-    return json.loads(line[len('RESULT '):])
-
-
 def main(argv=None) -> dict:
-    """Measure both ways and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--arch', default='tiny',
-                        choices=('tiny', 'base', 'real'))
-    parser.add_argument('--steps', type=int, default=3)
-    parser.add_argument('--classes', type=int, default=100)
-    args = parser.parse_args(argv)
+    """Measure the three ways and print the table."""
+    args = arg_parser(__doc__, arch='tiny', steps=3,
+                      classes=100).parse_args(argv)
     kept, released, cached = (
-        _run(args.arch, mode, args.steps, args.classes)
+        run_snippet(_RUN, args.arch, mode, args.steps, args.classes)
         for mode in ('kept', 'released', 'cached'))
     print(f'{args.arch}: {args.steps} training steps (batch 2) after storing '
           f'{args.classes} classes, fresh process each')
@@ -91,9 +67,9 @@ def main(argv=None) -> dict:
     for name, fig in (('text tower kept', kept), ('released', released),
                       ('no teacher (teacher cache)', cached)):
         print(f'{name:28s} {fig["rss_mib"]:12.1f} {fig["peak_mib"]:9.1f}')
-    saved = kept['rss_mib'] - released['rss_mib']
     print(f'released {released["released_params"] / 1e6:.1f} M teacher '
-          f'parameters; resident memory {saved:.1f} MiB lower '
+          f'parameters; resident memory '
+          f'{kept["rss_mib"] - released["rss_mib"]:.1f} MiB lower '
           f'({kept["rss_mib"] / released["rss_mib"]:.2f}x); without the '
           f'teacher {kept["rss_mib"] - cached["rss_mib"]:.1f} MiB lower '
           f'({kept["rss_mib"] / cached["rss_mib"]:.2f}x)')

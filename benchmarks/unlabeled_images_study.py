@@ -2,26 +2,16 @@
 
 The PromptKD student of the offline demo is distilled, for each seed, from
 one stage-(a) teacher, on a growing set of unlabeled images of the target
-domain:
-
-- fractions ``1/8, 1/4, 1/2, 1`` of the train split (a
-  :class:`~mmpromptkd.datasets.NestedSubset` per class, seeded with the run's
-  seed, so that 1/4 of the images is a subset of 1/2);
-- ``2x, 4x``: the train split plus ``1x, 3x`` its size of new images of the
-  same domain, generated beyond it (an :class:`~mmpromptkd.datasets.
-  UnlabeledImages` folder, concatenated; the extra images of 2x are among
-  those of 4x).
-
-Every run keeps the demo's schedule (20 epochs), so a larger set also means
-more steps. The control runs separate the two: every size other than 1 is
-also trained for the optimizer steps of the 1x run (epochs scaled by the
-inverse of the size; ``--no-control`` leaves them out). The script prints
-base / novel / HM (mean ± std over seeds) per size and can write the table
-(Markdown), a plot of HM against the number of images (PNG) and all numbers
-(JSON). Runs whose ``results.json`` exists are skipped, so an interrupted
-study resumes.
-
-Example::
+domain: fractions ``1/8, 1/4, 1/2, 1`` of the train split (a nested
+``NestedSubset`` per class, seeded with the run's seed), and ``2x, 4x``:
+the train split plus ``1x, 3x`` its size of new images of the same domain
+(an ``UnlabeledImages`` folder, concatenated; those of 2x are among those
+of 4x). Every run keeps the demo's 20 epochs, so a larger set also means
+more steps; the control runs (``--no-control`` leaves them out) train
+every other size for the optimizer steps of the 1x run. Prints base /
+novel / HM (mean ± std over seeds) per size; writes the table (Markdown),
+HM against the number of images (PNG) and all numbers (JSON). Runs whose
+``results.json`` exists are skipped. Example::
 
     python -m benchmarks unlabeled_images_study \\
         --work-dir work_dirs/unlabeled_study --seeds 1 2 3 \\
@@ -40,19 +30,17 @@ import time
 from typing import Dict, Optional, Sequence, Tuple
 
 from benchmarks import synthetic_b2n as b2n
+from benchmarks.b2n.rows import set_epochs
+from benchmarks.common import markdown_table
 import synthetic_shapes
-
-#: Multiples of the train split's size.
-SIZES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line (data and run options: synthetic_b2n.py)."""
-    parser = argparse.ArgumentParser(
-        description='HM of the PromptKD student against the number of '
-        'unlabeled images (synthetic shapes)')
+    """Parse the command line (data and run options: synthetic_b2n)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     b2n.add_data_args(parser, 'work_dirs/unlabeled_study')
-    parser.add_argument('--sizes', type=float, nargs='+', default=SIZES,
+    parser.add_argument('--sizes', type=float, nargs='+',
+                        default=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0),
                         help='multiples of the train split: fractions <= 1 '
                         'subset it, larger values add generated images '
                         '(integers)')
@@ -63,104 +51,57 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         if size <= 0 or (size > 1 and size != int(size)):
             parser.error(f'--sizes: {size} is neither a fraction in (0, 1] '
                          'nor a whole multiple')
-    args.rows = []  # the benchmark's row selection: not used here
     return args
-
-
-def ensure_extra(args: argparse.Namespace) -> Optional[str]:
-    """Generate the images beyond the train split for the largest size.
-
-    Returns:
-        str, optional: The folder (None when no size exceeds 1).
-    """
-    extra = max(args.sizes) - 1
-    if extra <= 0:
-        return None
-    folder = osp.join(args.work_dir, f'extra_{int(extra)}x')
-    if not osp.isfile(osp.join(folder, 'classes.txt')):
-        synthetic_shapes.generate_unlabeled_images(
-            folder,
-            num_classes=args.num_classes,
-            per_class=int(extra) * args.train_per_class,
-            first_index=args.train_per_class)
-    return folder
-
-
-def extra_list(folder: str, multiple: int, args: argparse.Namespace) -> str:
-    """A file list of the first ``multiple`` train splits' worth of extra
-    images: the generator numbers them index by index, so a prefix holds as
-    many images of every class and grows with ``multiple``."""
-    count = multiple * args.train_per_class * args.num_classes
-    path = osp.join(folder, f'first_{multiple}x.txt')
-    with open(path, 'w') as f:
-        f.write(''.join(f'{n:06d}.png\n' for n in range(count)))
-    return path
 
 
 def study_config(size: float, args: argparse.Namespace, data: str,
                  extra: Optional[str], seed: int, teacher_ckpt: str):
-    """The distillation config of one size."""
+    """The distillation config of one size (``extra``: the folder of the
+    images beyond the train split)."""
     cfg = b2n.build_row_config('promptkd', args, data, seed, teacher_ckpt)
     split = copy.deepcopy(cfg.train_dataloader.dataset)
     if size <= 1:
         cfg.train_dataloader.dataset = dict(
-            _scope_='mmpromptkd',
-            type='NestedSubset',
-            dataset=split,
-            fraction=size,
-            seed=seed)
-    else:
-        cfg.train_dataloader.dataset = dict(
-            _scope_='mmpromptkd',
-            type='ConcatDataset',
-            datasets=[
-                split,
-                dict(
-                    _scope_='mmpromptkd',
-                    type='UnlabeledImages',
-                    data_root=osp.join(extra, 'images'),
-                    file_list=extra_list(extra, int(size) - 1, args),
-                    pipeline=split['pipeline'])
-            ],
-            ignore_keys=['classes', 'num_base_classes', 'subset'])
+            _scope_='mmpromptkd', type='NestedSubset', dataset=split,
+            fraction=size, seed=seed)
+        return cfg
+    # The generator numbers the extra images index by index, so a prefix
+    # holds as many of every class and grows with the size.
+    multiple = int(size) - 1
+    file_list = osp.join(extra, f'first_{multiple}x.txt')
+    with open(file_list, 'w') as f:
+        f.writelines(f'{n:06d}.png\n' for n in range(
+            multiple * args.train_per_class * args.num_classes))
+    cfg.train_dataloader.dataset = dict(
+        _scope_='mmpromptkd', type='ConcatDataset', datasets=[
+            split, dict(_scope_='mmpromptkd', type='UnlabeledImages',
+                        data_root=osp.join(extra, 'images'),
+                        file_list=file_list, pipeline=split['pipeline'])
+        ], ignore_keys=['classes', 'num_base_classes', 'subset'])
     return cfg
 
 
 def num_images(size: float, args: argparse.Namespace) -> int:
     """Unlabeled images of a size (per-class ceil for fractions)."""
-    per_class = (math.ceil(size * args.train_per_class) if size <= 1 else
-                 int(size) * args.train_per_class)
-    return per_class * args.num_classes
+    return math.ceil(size * args.train_per_class) * args.num_classes
 
 
 def size_name(size: float) -> str:
     """``1/8``, ``1``, ``2x``, ..."""
-    if size > 1:
-        return f'{int(size)}x'
-    if size == 1:
-        return '1'
+    if size >= 1:
+        return f'{int(size)}x' if size > 1 else '1'
     return f'1/{round(1 / size)}' if (1 / size).is_integer() else f'{size:g}'
 
 
 def schedule(size: float, args: argparse.Namespace, cfg,
              control: bool) -> Tuple[int, int]:
-    """Epochs and optimizer steps of a run on ``size`` times the split.
-
-    Args:
-        size (float): Multiple of the train split.
-        args (argparse.Namespace): The study's arguments (the split).
-        cfg (mmengine.Config): The run's config (its epochs and batch).
-        control (bool): The control run: epochs scaled by ``1 / size`` so
-            that it takes the steps of the 1x run (to rounding).
-
-    Returns:
-        tuple[int, int]: ``(epochs, steps)``.
-    """
+    """``(epochs, optimizer steps)`` of a run on ``size`` times the split;
+    a ``control`` run's epochs are scaled by ``1 / size`` so that it takes
+    the steps of the 1x run (to rounding)."""
     epochs = cfg.train_cfg.max_epochs
     if control:
         epochs = max(1, round(epochs / size))
-    loader = cfg.train_dataloader
-    count = num_images(size, args)
+    loader, count = cfg.train_dataloader, num_images(size, args)
     per_epoch = (count // loader.batch_size if loader.get('drop_last')
                  else math.ceil(count / loader.batch_size))
     return epochs, epochs * per_epoch
@@ -171,14 +112,22 @@ def run_study(args: argparse.Namespace) -> Dict[str, Dict[float, dict]]:
 
     Returns:
         dict: ``{'epochs' | 'steps': {size: {seed: {'base', 'novel',
-        'hm'}}}, 'schedule': {key: {size: [epochs, steps]}}}``: the runs at
+        'hm'}}}, 'schedule': {key: {size: (epochs, steps)}}}``: the runs at
         the demo's epochs and, for sizes other than 1, at the steps of the
         1x run.
     """
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     data = b2n.ensure_data(args)
-    extra = ensure_extra(args)
+    extra = None
+    if max(args.sizes) > 1:
+        # The images beyond the train split for the largest size.
+        extra = osp.join(args.work_dir, f'extra_{int(max(args.sizes)) - 1}x')
+        if not osp.isfile(osp.join(extra, 'classes.txt')):
+            synthetic_shapes.generate_unlabeled_images(
+                extra, num_classes=args.num_classes,
+                per_class=(int(max(args.sizes)) - 1) * args.train_per_class,
+                first_index=args.train_per_class)
     results = dict(epochs={s: {} for s in args.sizes},
                    steps={s: {} for s in args.sizes
                           if args.control and s != 1})
@@ -191,34 +140,13 @@ def run_study(args: argparse.Namespace) -> Dict[str, Dict[float, dict]]:
             for size in runs:
                 cfg = study_config(size, args, data, extra, seed,
                                    teacher_ckpt)
-                plans[key][size] = schedule(size, args, cfg,
-                                            key == 'steps')
-                b2n.set_epochs(cfg, plans[key][size][0])
-                name = f'images_{size:g}' + ('_steps' if key == 'steps'
-                                             else '')
+                plans[key][size] = schedule(size, args, cfg, key == 'steps')
+                set_epochs(cfg, plans[key][size][0])
                 runs[size][seed], _ = b2n.run_row(
                     'promptkd', args, data, seed, teacher_ckpt, cfg=cfg,
-                    name=name)
+                    name=f'images_{size:g}' + '_steps' * (key == 'steps'))
     results['schedule'] = plans
     return results
-
-
-def format_table(summaries, plans, args: argparse.Namespace) -> str:
-    """A Markdown table: size, images, epochs, steps, base / novel / HM.
-
-    Args:
-        summaries (dict): ``{'epochs' | 'steps': summary}``, each a
-            :func:`~benchmarks.synthetic_b2n.summarise` of one series.
-        plans (dict): ``{'epochs' | 'steps': {size: (epochs, steps)}}``.
-        args (argparse.Namespace): The study's arguments.
-    """
-    rows = []
-    for key, label in (('epochs', ''), ('steps', ', steps of 1')):
-        for size, stats in summaries.get(key, []):
-            rows.append([f'{size_name(size)}{label}', num_images(size, args),
-                         *plans[key][size], *b2n.mean_std_cells(stats)])
-    return b2n.markdown_table(['unlabeled images', 'count', 'epochs', 'steps',
-                               'base', 'novel', 'HM'], rows)
 
 
 def equal_steps(summaries) -> list:
@@ -231,41 +159,37 @@ def equal_steps(summaries) -> list:
 def write_png(summaries, args: argparse.Namespace, path: str) -> None:
     """HM (and base, novel) against the number of images, log scale; HM at
     the steps of the 1x run dotted."""
-    summary = summaries['epochs']
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    counts = [num_images(size, args) for size, _ in summary]
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    for m, style in (('hm', 'o-'), ('base', 's--'), ('novel', '^--')):
-        means = [s[m][0] for _, s in summary]
-        stds = [s[m][1] for _, s in summary]
-        ax.errorbar(counts, means, yerr=stds, fmt=style, capsize=3,
-                    label={'hm': 'HM'}.get(m, m),
-                    linewidth=2 if m == 'hm' else 1)
-    control = equal_steps(summaries)
-    if len(control) > 1:
-        ax.errorbar([num_images(s, args) for s, _ in control],
-                    [st['hm'][0] for _, st in control],
-                    yerr=[st['hm'][1] for _, st in control], fmt='o:',
-                    capsize=3, label='HM, steps of 1x')
-    train_split = args.train_per_class * args.num_classes
-    ax.axvline(train_split, color='grey', alpha=0.4, linestyle=':')
+    series = [(summaries['epochs'], m, style, {'hm': 'HM'}.get(m, m))
+              for m, style in (('hm', 'o-'), ('base', 's--'),
+                               ('novel', '^--'))]
+    if len(equal_steps(summaries)) > 1:
+        series.append((equal_steps(summaries), 'hm', 'o:',
+                       'HM, steps of 1x'))
+    for summary, m, style, label in series:
+        ax.errorbar([num_images(s, args) for s, _ in summary],
+                    [st[m][0] for _, st in summary],
+                    yerr=[st[m][1] for _, st in summary], fmt=style,
+                    capsize=3, label=label,
+                    linewidth=2 if style == 'o-' else 1)
+    ax.axvline(args.train_per_class * args.num_classes, color='grey',
+               alpha=0.4, linestyle=':')
     ax.set_xscale('log', base=2)
+    counts = [num_images(size, args) for size, _ in summaries['epochs']]
     ax.set_xticks(counts)
-    ax.set_xticklabels([f'{c}\n({size_name(s)})'
-                        for c, (s, _) in zip(counts, summary)], fontsize=7)
+    ax.set_xticklabels([f'{c}\n({size_name(s)})' for c, (s, _) in zip(
+        counts, summaries['epochs'])], fontsize=7)
     ax.set_xlabel('unlabeled images (multiple of the train split)')
     ax.set_ylabel('accuracy (%)')
     ax.set_title('PromptKD student on synthetic shapes, seeds '
                  f'{" ".join(map(str, args.seeds))} (mean ± std)', fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    b2n.save_figure(fig, path)
 
 
 def trend(summary) -> str:
@@ -293,7 +217,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     plans = results.pop('schedule')
     # Keyed by size instead of row: the benchmark's mean and sample std.
     summaries = {key: b2n.summarise(runs) for key, runs in results.items()}
-    table = format_table(summaries, plans, args)
+    table = markdown_table(
+        ['unlabeled images', 'count', 'epochs', 'steps', 'base', 'novel',
+         'HM'],
+        [[size_name(size) + label, num_images(size, args), *plans[key][size],
+          *b2n.mean_std_cells(stats)]
+         for key, label in (('epochs', ''), ('steps', ', steps of 1'))
+         for size, stats in summaries.get(key, [])])
     trends = trend(summaries['epochs'])
     if len(equal_steps(summaries)) > 1:
         control = trend(equal_steps(summaries))
@@ -305,13 +235,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(trends, flush=True)
     if args.out_json:
         with open(args.out_json, 'w') as f:
-            json.dump({
-                key: {f'{s:g}': {str(k): v for k, v in r.items()}
-                      for s, r in runs.items()}
-                for key, runs in results.items()
-            } | {'schedule': {key: {f'{s:g}': list(p) for s, p in
-                                    plan.items()}
-                              for key, plan in plans.items()}},
+            json.dump({key: {f'{s:g}': {str(k): v for k, v in r.items()}
+                             for s, r in runs.items()}
+                       for key, runs in results.items()} |
+                      {'schedule': {key: {f'{s:g}': list(p)
+                                          for s, p in plan.items()}
+                                    for key, plan in plans.items()}},
                       f, indent=2)
     if args.out_png:
         write_png(summaries, args, args.out_png)

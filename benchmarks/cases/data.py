@@ -1,8 +1,12 @@
-"""Case 4: the training data pipeline versus what a step consumes."""
-import copy
-import math
+"""Cases of the input side: 4 (data pipeline) and 10 (unlabeled sources)
+of docs/performance.md."""
+import itertools
+import json
+import os
 import os.path as osp
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any, Dict, List, Sequence
@@ -10,14 +14,10 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from ..common import (Bench, FALLBACK_TRAIN_PIPELINE, PIPELINE_CONFIG,
-                      print_table, set_classes)
+from ..common import REPO_ROOT, Bench, print_table
 
 
-# 4. Data pipeline.
-def write_jpegs(folder: str,
-                num: int,
-                seed: int,
+def write_jpegs(folder: str, num: int, seed: int,
                 size: Sequence[int] = (400, 300)) -> List[str]:
     """Write ``num`` textured JPEGs of ``size`` (width, height)."""
     from PIL import Image
@@ -27,23 +27,21 @@ def write_jpegs(folder: str,
         # Smooth colour blobs plus mild noise: JPEG-like content, unlike
         # pure noise, which decodes unrealistically slowly.
         small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-        img = np.asarray(
-            Image.fromarray(small).resize(size, Image.BICUBIC),
-            dtype=np.float32)
-        img += rng.normal(0, 8, img.shape)
-        path = osp.join(folder, f'img_{i:05d}.jpg')
+        img = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC),
+                         dtype=np.float32) + rng.normal(0, 8, (*size[::-1],
+                                                               3))
+        paths.append(osp.join(folder, f'img_{i:05d}.jpg'))
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(
-            path, quality=90)
-        paths.append(path)
+            paths[-1], quality=90)
     return paths
 
 
 def train_pipeline() -> List[dict]:
     """The training pipeline of the configs (DTD's, shared by all)."""
-    if osp.isfile(PIPELINE_CONFIG):
-        from mmengine.config import Config
-        return list(Config.fromfile(PIPELINE_CONFIG).train_pipeline)
-    return copy.deepcopy(FALLBACK_TRAIN_PIPELINE)
+    from mmengine.config import Config
+    return list(Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', '_base_', 'datasets',
+        'dtd.py')).train_pipeline)
 
 
 class FilePipeline(Dataset):
@@ -63,65 +61,113 @@ class FilePipeline(Dataset):
         return self.pipeline(dict(img_path=self.paths[index]))
 
 
+def _images_per_s(loader, batches: int, warmup: int) -> float:
+    """Images/s over ``batches`` batches after ``warmup`` of them, epoch
+    after epoch."""
+    it = itertools.chain.from_iterable(itertools.repeat(loader))
+    for _ in range(warmup):
+        # Worker start-up and first decodes are not steady state.
+        next(it)
+    start, images = time.perf_counter(), 0
+    for batch in itertools.islice(it, batches):
+        images += len(batch['inputs'])
+    return images / (time.perf_counter() - start)
+
+
 def bench_data(bench: Bench) -> Dict[str, Any]:
-    """Images/s of the training pipeline versus a step's consumption."""
+    """4. Images/s of the training pipeline versus a step's consumption."""
     from mmengine.dataset import pseudo_collate
 
     args = bench.args
     tmp = tempfile.mkdtemp(prefix='promptkd_bench_jpegs_')
     try:
-        paths = write_jpegs(tmp, args.num_images, args.seed)
         pipeline = train_pipeline()
-        loader = DataLoader(
-            FilePipeline(paths, pipeline),
-            batch_size=args.batch_size,
-            shuffle=True,
-            num_workers=args.workers,
-            collate_fn=pseudo_collate,
-            persistent_workers=args.workers > 0)
-        done, images, start = 0, 0, None
-        while done < args.warmup + args.iters:
-            for batch in loader:
-                done += 1
-                if done == args.warmup:
-                    # Worker start-up and first decodes are not steady state.
-                    start = time.perf_counter()
-                elif done > args.warmup:
-                    images += len(batch['inputs'])
-                if done == args.warmup + args.iters:
-                    break
-        if start is None:  # warmup == 0
-            raise ValueError('--warmup must be >= 1 for the data section')
-        elapsed = time.perf_counter() - start
-        shape = tuple(batch['inputs'][0].shape)
+        dataset = FilePipeline(write_jpegs(tmp, args.num_images, args.seed),
+                               pipeline)
+        loader = DataLoader(dataset, batch_size=args.batch_size,
+                            shuffle=True, num_workers=args.workers,
+                            collate_fn=pseudo_collate,
+                            persistent_workers=args.workers > 0)
+        pipe_ips = _images_per_s(loader, args.iters, args.warmup)
+        shape = tuple(dataset[0]['inputs'].shape)
         del loader
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    pipe_ips = images / elapsed
-    step = bench.results.get('train_step', {}).get(str(max(args.classes)))
-    if step is None:
-        set_classes(bench.model, bench.names)
-        step = bench.time_steps(dict(stored={}))
-    step_ips = step['stored']['img_s']
+    step_ips = bench.stored_step()['img_s']
     per_worker = pipe_ips / max(args.workers, 1)
-    out = dict(
-        workers=args.workers,
-        pipeline_img_s=pipe_ips,
-        pipeline_img_s_per_worker=per_worker,
-        step_img_s=step_ips,
-        ratio=pipe_ips / step_ips,
-        workers_needed=math.ceil(step_ips / per_worker),
-        output_shape=list(shape),
-        pipeline=[t['type'] for t in pipeline])
+    out = dict(workers=args.workers, pipeline_img_s=pipe_ips,
+               pipeline_img_s_per_worker=per_worker, step_img_s=step_ips,
+               ratio=pipe_ips / step_ips,
+               workers_needed=int(np.ceil(step_ips / per_worker)),
+               output_shape=list(shape),
+               pipeline=[t['type'] for t in pipeline])
     print_table(
         '4. Data pipeline vs training step', ['what', 'img/s'],
         [[f'pipeline, {args.workers} workers', pipe_ips],
          ['training step consumes', step_ips]], [
-             f'ratio pipeline/step {out["ratio"]:.2f}x; workers to keep up: '
-             f'{out["workers_needed"]} ({per_worker:.1f} img/s per worker)',
-             f'pipeline {" > ".join(out["pipeline"])} over {args.num_images} '
-             f'JPEGs of 400x300 -> {shape}; step at '
-             f'{bench.image_size[0]} px, stored features, '
-             f'{len(bench.names)} classes'
-         ])
+            f'ratio pipeline/step {out["ratio"]:.2f}x; workers to keep up: '
+            f'{out["workers_needed"]} ({per_worker:.1f} img/s per worker)',
+            f'pipeline {" > ".join(out["pipeline"])} over {args.num_images} '
+            f'JPEGs of 400x300 -> {shape}; step at {bench.image_size[0]} '
+            f'px, stored features, {len(bench.names)} classes'
+        ])
+    return out
+
+
+def bench_sources(bench: Bench) -> Dict[str, Any]:
+    """10. Images/s of ``UnlabeledShards`` and ``UnlabeledImages`` over the
+    same JPEGs and pipeline, and what a training step consumes."""
+    from mmengine.dataset import pseudo_collate
+
+    from mmpromptkd.datasets import UnlabeledImages, UnlabeledShards
+
+    args = bench.args
+    tmp = tempfile.mkdtemp(prefix='promptkd_bench_sources_')
+    try:
+        folder, shards = osp.join(tmp, 'images'), osp.join(tmp, 'shards')
+        os.makedirs(folder)
+        write_jpegs(folder, args.num_images, args.seed)
+        per_shard = max(1, args.num_images // (4 * max(args.workers, 1)))
+        subprocess.run([
+            sys.executable,
+            osp.join(REPO_ROOT, 'tools', 'misc', 'images_to_shards.py'),
+            folder, shards, '--images-per-shard', str(per_shard)
+        ], check=True, stdout=subprocess.DEVNULL)
+        with open(osp.join(shards, 'shards.json')) as f:
+            pattern = osp.join(shards, json.load(f)['shards'])
+        pipeline = train_pipeline()
+        start = time.perf_counter()
+        stream = UnlabeledShards(pattern, pipeline=pipeline,
+                                 shuffle_buffer=256)
+        count_s = time.perf_counter() - start
+        images = UnlabeledImages(data_root=folder, pipeline=pipeline)
+        kw = dict(batch_size=args.batch_size, num_workers=args.workers,
+                  collate_fn=pseudo_collate)
+        batches = max(1, args.num_images // args.batch_size - args.warmup)
+        shard_ips, folder_ips = [], []
+        for _ in range(2):  # alternating: both see the same machine load
+            shard_ips.append(_images_per_s(
+                DataLoader(stream, **kw), batches, args.warmup))
+            folder_ips.append(_images_per_s(
+                DataLoader(images, shuffle=True, **kw), batches, args.warmup))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    step_ips = bench.stored_step()['img_s']
+    out = dict(workers=args.workers, num_images=args.num_images,
+               images_per_shard=per_shard, count_images_s=count_s,
+               shards_img_s=max(shard_ips), folder_img_s=max(folder_ips),
+               step_img_s=step_ips)
+    out['shards_vs_folder'] = out['shards_img_s'] / out['folder_img_s']
+    out['shards_vs_step'] = out['shards_img_s'] / step_ips
+    print_table(
+        '10. Unlabeled sources vs training step', ['what', 'img/s'],
+        [[f'UnlabeledShards, {args.workers} workers', out['shards_img_s']],
+         [f'UnlabeledImages (folder), {args.workers} workers',
+          out['folder_img_s']], ['training step consumes', step_ips]], [
+            f'shards/folder {out["shards_vs_folder"]:.2f}x, shards/step '
+            f'{out["shards_vs_step"]:.2f}x; best of 2 alternating runs',
+            f'{args.num_images} JPEGs of 400x300 in shards of {per_shard}; '
+            f'counting their images at start took {count_s * 1e3:.0f} ms; '
+            f'step at {bench.image_size[0]} px, stored features'
+        ])
     return out
