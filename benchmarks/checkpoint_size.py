@@ -1,10 +1,7 @@
 """Bytes of a distiller training checkpoint with and without frozen weights.
 
-Builds the distiller of an arch (random weights), stores text features of
-``--classes`` classes and serialises the checkpoint ``SafeCheckpointHook``
-writes (state dict and SGD momentum of the trained tensors) both ways::
-
-    python -m benchmarks checkpoint_size --arch real --classes 1000
+``python -m benchmarks checkpoint_size --arch real --classes 1000``; see
+docs/performance.md.
 """
 import io
 from types import SimpleNamespace

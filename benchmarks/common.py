@@ -74,17 +74,8 @@ def _clip_cfg(embed_dim: int, image_size: int, patch_size: int, width: int,
 
 
 def arch_clips(arch: str) -> Dict[str, Any]:
-    """Student and teacher CLIP configs and prompt depths of an arch.
-
-    Args:
-        arch (str): 'tiny' (small random CLIPs at 64 px), 'base' (a
-            ViT-B/16 teacher and a ViT-S/16 student at 112 px) or 'real'
-            (ViT-L/14 teacher, ViT-B/16 student, 224 px, as in the paper).
-
-    Returns:
-        dict: ``student``, ``teacher`` (open_clip config dicts), ``depth``
-        (vision and text prompt depth) and ``length`` (prompt tokens).
-    """
+    """``student``, ``teacher`` (open_clip config dicts), prompt ``depth``
+    and ``length`` of an arch (docs/performance.md, ``--arch``)."""
     import open_clip
     if arch == 'tiny':
         # Text tower sized so that encoding one class costs about a tenth
@@ -220,12 +211,8 @@ def trained_state(model) -> Dict[str, torch.Tensor]:
 
 
 def set_classes(model, names: Sequence[str], force: bool = False) -> float:
-    """Store the teacher text features of ``names`` (the one-off cost).
-
-    Returns:
-        float: Seconds spent computing them; 0 when ``names`` were stored
-        already (unless ``force``).
-    """
+    """Seconds spent storing the teacher text features of ``names``; 0
+    when they were stored already (unless ``force``)."""
     if not force and tuple(names) == tuple(model.class_names) and \
             len(model.text_features):
         return 0.0
@@ -263,12 +250,10 @@ def make_step(model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
               amp_dtype: Optional[torch.dtype] = None, scaler=None,
               data_samples: Optional[list] = None
               ) -> Callable[[], torch.Tensor]:
-    """A closure running one training step on a fixed batch.
+    """A closure running one training step of ``model`` on ``inputs`` and
+    returning the detached loss (also kept as its ``last_loss``).
 
     Args:
-        model (PromptKDDistiller): The distiller, in train mode.
-        optimizer (Optimizer): Optimiser of its trainable parameters.
-        inputs (Tensor): Normalised images on the model's device.
         recompute_names (Sequence[str], optional): Recompute the teacher's
             text features of these classes in the step, as the reference
             implementation does, instead of using the stored ones.
@@ -276,10 +261,6 @@ def make_step(model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
         scaler (GradScaler, optional): Loss scaler (fp16).
         data_samples (list[DataSample], optional): Samples with cached
             ``teacher_logits``, used instead of the teacher.
-
-    Returns:
-        Callable[[], Tensor]: Runs the step and returns the detached loss
-        (also kept as its ``last_loss``).
     """
     def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -345,18 +326,13 @@ class Bench:
     def time_steps(self, variants: Dict[str, dict],
                    inputs: Optional[torch.Tensor] = None
                    ) -> Dict[str, Dict[str, float]]:
-        """Time training-step variants, interleaved, from reset weights.
+        """Per variant, :func:`summarize` plus ``img_s`` and the last
+        ``loss`` of training steps timed interleaved from reset weights.
 
-        Args:
-            variants (dict[str, dict]): Keyword arguments of
-                :func:`make_step` by name; also ``model`` (default: the
-                shared one), ``inputs`` and ``around`` (a context manager
-                factory entered around each step).
-            inputs (Tensor, optional): The batch; :meth:`batch` if None.
-
-        Returns:
-            dict[str, dict]: Per variant, :func:`summarize` plus ``img_s``
-            and the last ``loss``.
+        ``variants`` holds keyword arguments of :func:`make_step` by name,
+        and ``model``, ``inputs`` (default: these ``inputs``, or
+        :meth:`batch`) and ``around`` (a context manager factory entered
+        around each step).
         """
         self.reset()
         inputs = self.batch() if inputs is None else inputs

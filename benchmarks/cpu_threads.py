@@ -1,17 +1,8 @@
 """Step time of the tiny demo pair with 1 and 2 torch threads, idle and busy.
 
-A training step of the offline demo (tiny teacher and student of
-``configs/_base_/models/promptkd_tiny-clip.py``, batch 32, 32 px, 40
-classes) is timed with each thread count, interleaved round by round,
-first on an idle machine, then while a competing job runs (a torch process
-multiplying matrices on ``--competitor-threads`` threads, as a second
-training job would); the choice of
-:func:`mmpromptkd.utils.choose_cpu_threads` is printed for each. With
-``--demo-epochs N``, the demo's distillation itself (``tools/train.py``, N
-epochs, a fresh process per run, data of ``--data-root``) is timed with
-``CPUThreadsHook``'s choice and with 2 threads, in both conditions::
-
-    python -m benchmarks cpu_threads --iters 30 --demo-epochs 5
+With ``--demo-epochs N`` also the demo's distillation (``tools/train.py``)
+with ``CPUThreadsHook``'s choice and with 2 threads; see
+docs/performance.md ("CPU threads of the tiny demo").
 """
 import os.path as osp
 import subprocess

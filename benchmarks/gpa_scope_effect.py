@@ -1,15 +1,7 @@
 """Measure what averaging the whole state dict in fp16 does to frozen weights.
 
-The official PromptSRC code's Gaussian prompt aggregation (GPA) averages
-the whole state dict, frozen CLIP weights included, in their dtype (fp16):
-after epoch e every tensor is multiplied by the normalised weight g(e) and
-added to the running sum, which rounds. Ours averages only the trained
-prompts, in fp32. This applies the official accumulation to a CLIP's
-frozen weights and reports how far they, and its image and text features,
-move. Example::
-
-    python -m benchmarks gpa_scope_effect            # the tiny teacher
-    python -m benchmarks gpa_scope_effect --model-name ViT-B-16
+The official GPA of PromptSRC against ours (the trained prompts only, in
+fp32); see docs/reference_differences.md ("GPA scope").
 """
 import argparse
 import math

@@ -1,15 +1,8 @@
 """Real-size training on one accelerator: AMP speed, memory, loss tracking.
 
-The real-size pair at ``--batch-size`` 256 for ``--steps`` steps, from the
-same weights on the same batches, in fp32, bf16 autocast and fp16 autocast
-with loss scaling: images/s, peak memory, achieved TFLOP/s against
-``--peak-tflops``, and each step's loss against the fp32 loss, within
-``--tolerance`` (exit status 1 otherwise). See docs/performance.md
-("Reproducing on a GPU"). Example::
-
-    python -m benchmarks gpu_check --device cuda --out gpu_check.json
-
-A CPU smoke run of the same code: ``--device cpu --arch tiny --batch-size 4
+fp32, bf16 and fp16 from the same weights on the same batches; exit status
+1 when a loss leaves ``--tolerance``. See docs/performance.md ("Reproducing
+on a GPU"); CPU smoke run: ``--device cpu --arch tiny --batch-size 4
 --steps 3``.
 """
 import contextlib

@@ -1,14 +1,7 @@
 """File size and memory of an open-vocabulary student export.
 
-An exported student carries the teacher's text features of its classes;
-with ``--with-text-encoder`` it also carries the teacher's prompted text
-tower (not its image tower) to encode new class names. This builds a
-distiller of one arch with random weights, exports it both ways and
-measures side by side: parameters of the teacher and its towers, file
-sizes, and the peak resident memory of a fresh process that loads each
-file and classifies one batch (and of one with teacher + student)::
-
-    python -m benchmarks open_vocabulary_footprint [--arch real]
+Each load in a fresh process; see docs/performance.md ("Open-vocabulary
+export: size and memory").
 """
 import os.path as osp
 import tempfile

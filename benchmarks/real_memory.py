@@ -1,14 +1,7 @@
 """Memory of the real-size training steps, stage (a) and stage (b).
 
-Builds the paper's towers with random weights and counts, per step of
-batch 8 in fp32, the weights, gradients and SGD momentum and the
-activations saved for the backward pass, with and without gradient
-checkpointing, and the official code's step (fp16, 77 text positions); the
-text tower is measured on two subsets of the class list and extended
-linearly. docs/performance.md ("Memory of the real training steps") has
-the method and the figures. Example::
-
-    python -m benchmarks real_memory --out work_dirs/real_memory.json
+docs/performance.md ("Memory of the real training steps") has the method
+and the figures.
 """
 import time
 from typing import List, Sequence

@@ -1,12 +1,7 @@
 """Measure the speed, memory and scaling of PromptKD training and inference.
 
-Every figure is measured in one run, side by side with the figure it is
-compared with, and printed as a table with the ratio; docs/performance.md
-describes the options and what each case (``--sections``) measures. Models
-have random weights: nothing is downloaded. Example::
-
-    python -m benchmarks speed --arch real --device cuda \\
-        --batch-size 32 --sections train_step precision roofline
+Every figure is measured side by side with the one it is compared with;
+docs/performance.md describes the options and the cases (``--sections``).
 """
 import argparse
 import os

@@ -1,23 +1,8 @@
 """Base-to-novel benchmark of PromptKD and its ablations on synthetic shapes.
 
-Every row (``ROWS`` of ``benchmarks/b2n/rows.py``; ``--rows`` takes a
-subset by key) is a real run of ``tools/train.py`` / ``tools/test.py``,
-called in this process, on the tiny CLIPs of the offline demo; the table
-of base / novel / HM accuracy (mean ± std over seeds) is printed and can be
-written as Markdown and as a bar chart. The ``siglip_*`` and
-``ensemble_*`` rows run only when named (docs/synthetic_b2n_cross_family.md
-has their command).
-
-One dataset is generated (or reused) for all runs. Per seed, each
-stage-(a) teacher is trained once and shared by the rows it teaches;
-zero-shot rows train nothing and are evaluated once for every seed (std 0).
-A run whose ``results.json`` exists is skipped, so an interrupted
-benchmark resumes. Example::
-
-    python -m benchmarks synthetic_b2n \\
-        --work-dir work_dirs/synthetic_b2n --seeds 1 2 3 \\
-        --out-markdown docs/synthetic_b2n.md \\
-        --out-png docs/synthetic_b2n.png --update-readme README.md
+Each row (``ROWS`` of ``b2n/rows.py``) is a run of ``tools/train.py`` /
+``tools/test.py`` in this process; finished runs are skipped, so an
+interrupted benchmark resumes. docs/synthetic_b2n.md has the command.
 """
 import argparse
 import contextlib
@@ -147,16 +132,11 @@ def _run(tool: str, tool_args: List[str], log_file: str) -> None:
 def run_row(key: str, args: argparse.Namespace, data: str, seed: int,
             teacher_ckpt=None, evaluate: bool = True, cfg=None,
             name: Optional[str] = None) -> Tuple[Optional[dict], str]:
-    """Train (if needed) and test one row for one seed.
+    """Train (if needed) and test row ``key`` for one seed.
 
     Args:
-        key (str): Row key.
-        args (argparse.Namespace): Command-line arguments.
-        data (str): Dataset folder.
-        seed (int): Random seed.
         teacher_ckpt (str | list[str], optional): Stage-(a) checkpoint
             (distill rows), one per member for an ensemble.
-        evaluate (bool): Test the trained model.
         cfg (mmengine.Config, optional): The run's config when a caller
             changed that of ``key`` (:func:`build_row_config`).
         name (str, optional): Folder of the run in the seed's (``key``).

@@ -1,25 +1,8 @@
 """HM and training time of the demo student with and without a teacher cache.
 
-One stage-(a) teacher (trained with the first seed) is distilled into the
-demo student (synthetic shapes, 20 epochs) for every seed, online (the
-teacher runs at every step) and from teacher caches recorded once with the
-first seed (``tools/misc/cache_teacher_logits.py``):
-
-- ``float32``, first seed: the same views and logits as the online run;
-  the student must be the online one (the same HM);
-- ``float16``, every seed, ``views='recorded'``: other seeds shuffle the
-  images differently, every image's view of an epoch is the recorded one;
-- ``float16``, every seed, ``views='random'``: views drawn from the pool;
-- ``top-k`` (``--topk``, the rest's mass spread evenly), first seed.
-
-Prints base / novel / HM (mean ± std over a row's seeds) and the time per
-run (training and test); writes the table (Markdown) and all numbers
-(JSON). Runs whose ``results.json`` exists are skipped. The other options
-are those of ``synthetic_b2n``. Example::
-
-    python -m benchmarks teacher_cache_study \\
-        --work-dir work_dirs/teacher_cache_study --seeds 1 2 3 \\
-        --train-per-class 16 --out-markdown docs/teacher_cache_study.md
+Online, and from caches recorded once (float32, float16 with recorded or
+random views, top-k); docs/teacher_cache_study.md has the table and its
+command, the other options are those of ``synthetic_b2n``.
 """
 import argparse
 import copy

@@ -1,13 +1,7 @@
 """Cost of a teacher ensemble: training-step time and teacher memory.
 
-A single prompted teacher, and ensembles of it with one and two zero-shot
-members of the same architecture (random weights), distil the same student
-on the same batch, online and from the members' caches (logits mixed per
-image as ``TeacherCachedDataset`` mixes them, inside the timed step; no
-teacher needed); the steps are timed interleaved in one run and the frozen
-teachers' parameter memory is counted. Example::
-
-    python -m benchmarks teacher_ensemble_cost --arch base --batch-size 8
+Online and from the members' caches, interleaved in one run; see
+docs/teacher_ensembles.md ("Cost").
 """
 import copy
 from typing import Optional, Sequence

@@ -1,14 +1,7 @@
 """Memory of a training run with the teacher, without its text tower, or none.
 
-Once the teacher's text features are stored, a distiller built with
-``release_teacher_text_tower=True`` frees the teacher's text tower and text
-prompts; a run on a teacher cache (``TeacherCachedDataset``) builds no
-teacher at all. This trains a few steps of one arch (random weights) in
-three fresh processes, one each way (the cached run gets teacher logits and
-text features as a cache gives them), and reports side by side: the
-parameters released, the resident memory after the steps and the peak::
-
-    python -m benchmarks teacher_text_release [--arch real] [--steps 3]
+Three fresh processes; see docs/performance.md ("Teacher text tower
+released after the features are stored").
 """
 from benchmarks.common import arg_parser, run_snippet
 

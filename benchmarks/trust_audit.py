@@ -1,16 +1,7 @@
 """Run the trust trials and print what happened to each kind of attack.
 
-Every trial is one test case of the files below: a crafted file, URL,
-checkpoint, option or fault given to an entry point, where passing means a
-clear error naming the problem, nothing executed and nothing lost. Tests
-that only show that a payload is live when left unchecked (``*_live``,
-``*_loses_one``) are counted apart. Example::
-
-    python -m benchmarks trust_audit            # all trials
-    python -m benchmarks trust_audit -m "not slow"
-
-Prints a markdown table: trials, clear errors, inputs handled correctly,
-and the failures by what they mean. Exit status 1 if any trial failed.
+A markdown table per area (docs/guarantees.md); exit status 1 if any trial
+failed. ``-m "not slow"`` passes a pytest marker expression.
 """
 import argparse
 import os.path as osp

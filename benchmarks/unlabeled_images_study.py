@@ -1,22 +1,8 @@
 """How many unlabeled images distillation needs, on synthetic shapes.
 
-The PromptKD student of the offline demo is distilled, for each seed, from
-one stage-(a) teacher, on a growing set of unlabeled images of the target
-domain: fractions ``1/8, 1/4, 1/2, 1`` of the train split (a nested
-``NestedSubset`` per class, seeded with the run's seed), and ``2x, 4x``:
-the train split plus ``1x, 3x`` its size of new images of the same domain
-(an ``UnlabeledImages`` folder, concatenated; those of 2x are among those
-of 4x). Every run keeps the demo's 20 epochs, so a larger set also means
-more steps; the control runs (``--no-control`` leaves them out) train
-every other size for the optimizer steps of the 1x run. Prints base /
-novel / HM (mean ± std over seeds) per size; writes the table (Markdown),
-HM against the number of images (PNG) and all numbers (JSON). Runs whose
-``results.json`` exists are skipped. Example::
-
-    python -m benchmarks unlabeled_images_study \\
-        --work-dir work_dirs/unlabeled_study --seeds 1 2 3 \\
-        --out-markdown docs/unlabeled_images_study.md \\
-        --out-png docs/unlabeled_images_study.png
+1/8 to 4x the train split, at the demo's epochs and (control runs) at the
+steps of the 1x run; docs/unlabeled_data.md and
+docs/unlabeled_images_study.md (the table and its command).
 """
 import argparse
 import copy

@@ -141,19 +141,9 @@ def _clip(base, which: str, args) -> dict:
 def build_row_config(key: str, args: argparse.Namespace, data: str,
                      seed: int,
                      teacher_ckpt: Optional[Union[str, Sequence[str]]] = None):
-    """The full config of one run.
-
-    Args:
-        key (str): Row key.
-        args (argparse.Namespace): Command-line arguments.
-        data (str): Dataset folder.
-        seed (int): Random seed (also the few-shot sampling seed).
-        teacher_ckpt (str | Sequence[str], optional): Stage-(a)
-            checkpoint (distill rows), one per member for an ensemble.
-
-    Returns:
-        mmengine.Config: The config.
-    """
+    """The full config of a run of row ``key`` on ``data`` (``seed`` is
+    also the few-shot sampling seed; ``teacher_ckpt``: the stage-(a)
+    checkpoint of a distillation row, one per member of an ensemble)."""
     from mmengine.config import Config
 
     from run_cli import CfgOptionsAction
