@@ -20,7 +20,7 @@ from benchmarks.cases.training import (bench_compile, bench_ideas,
                                        bench_precision, bench_teacher_cache,
                                        bench_train_step)
 from benchmarks.common import (ARCHS, DEFAULT_PEAK_TFLOPS, Bench,
-                               quiet_mmengine, write_json)
+                               arg_parser, quiet_mmengine, write_json)
 
 #: The cases by name, in the order of their numbers (``--sections 1``...).
 CASES = dict(train_step=bench_train_step, overhead=bench_overhead,
@@ -33,15 +33,11 @@ SECTIONS = tuple(CASES)
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (see docs/performance.md, "Options")."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = arg_parser(__doc__, arch=None, device=None, batch_size=8,
+                        iters=10, warmup=2, threads=0, out=None, seed=0)
     add = parser.add_argument
-    add('--arch', choices=ARCHS, help='default: real on CUDA, tiny on CPU')
     add('--flops-arch', choices=ARCHS, default='real')
-    add('--device', help='default: cuda if available')
-    add('--batch-size', type=int, default=8)
     add('--infer-batch-size', type=int)
-    add('--iters', type=int, default=10)
-    add('--warmup', type=int, default=2)
     add('--classes', type=int, nargs='+', default=[100, 1000])
     add('--class-names', choices=('imagenet', 'synthetic'),
         default='imagenet')
@@ -51,9 +47,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add('--num-images', type=int, default=64)
     add('--peak-tflops', type=float,
         help=f'default {DEFAULT_PEAK_TFLOPS:g}, H200 dense bf16')
-    add('--threads', type=int, default=0, help='0: auto')
-    add('--out', help='JSON file of figures')
-    add('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     sections = set()
     for name in ','.join(args.sections).split(','):

@@ -106,11 +106,8 @@ def bench_data(bench: Bench) -> Dict[str, Any]:
         [[f'pipeline, {args.workers} workers', pipe_ips],
          ['training step consumes', step_ips]], [
             f'ratio pipeline/step {out["ratio"]:.2f}x; workers to keep up: '
-            f'{out["workers_needed"]} ({per_worker:.1f} img/s per worker)',
-            f'pipeline {" > ".join(out["pipeline"])} over {args.num_images} '
-            f'JPEGs of 400x300 -> {shape}; step at {bench.image_size[0]} '
-            f'px, stored features, {len(bench.names)} classes'
-        ])
+            f'{out["workers_needed"]} ({per_worker:.1f} img/s per worker); '
+            f'{args.num_images} JPEGs of 400x300 -> {shape}'])
     return out
 
 
@@ -165,9 +162,6 @@ def bench_sources(bench: Bench) -> Dict[str, Any]:
          [f'UnlabeledImages (folder), {args.workers} workers',
           out['folder_img_s']], ['training step consumes', step_ips]], [
             f'shards/folder {out["shards_vs_folder"]:.2f}x, shards/step '
-            f'{out["shards_vs_step"]:.2f}x; best of 2 alternating runs',
-            f'{args.num_images} JPEGs of 400x300 in shards of {per_shard}; '
-            f'counting their images at start took {count_s * 1e3:.0f} ms; '
-            f'step at {bench.image_size[0]} px, stored features'
-        ])
+            f'{out["shards_vs_step"]:.2f}x; shards of {per_shard}, counted '
+            f'in {count_s * 1e3:.0f} ms'])
     return out

@@ -12,23 +12,14 @@ from .training import text_truncation
 
 def count_flops(arch: str, classes: Sequence[int],
                 names_kind: str = 'imagenet') -> Dict[str, Any]:
-    """FLOPs per image (and per class) of one arch, on the meta device.
+    """FLOPs per image of the teacher forward, student forward + backward,
+    student inference and the step per class count, and per class of the
+    text encoder, of one arch on the meta device (the CPU if a meta build
+    fails).
 
-    The step is counted through the calls of ``model(inputs, mode='loss')``
-    with explicit text features, so that no stored state has to live on
-    the meta device (the CPU if a meta build fails); batch 2, the smallest
-    the projector's BatchNorm accepts in training.
-
-    Args:
-        arch (str): Architecture.
-        classes (Sequence[int]): Class counts (the logits depend on them).
-        names_kind (str): Class names, see :func:`class_names`; they set
-            the length of the text run to the end token.
-
-    Returns:
-        dict: FLOPs of the teacher forward, student forward + backward,
-        student inference and text encoding per class, and of the step per
-        class count.
+    The step runs the calls of ``model(inputs, mode='loss')`` with explicit
+    text features, so that no stored state has to live on the meta device;
+    batch 2, the smallest the projector's BatchNorm trains on.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -110,27 +101,20 @@ def bench_roofline(bench: Optional[Bench], args: argparse.Namespace,
                 recompute_bound_img_s=peak / recompute)
             rows.append([num, stored / 1e9, recompute / 1e9, peak / stored,
                          peak / recompute])
-        giga = {k: v / 1e9 for k, v in counts.items()
+        giga = {k: f'{v / 1e9:.3g}' for k, v in counts.items()
                 if isinstance(v, float)}
         print_table(
             f'7. Roofline ({arch}): FLOPs per image and the images/s bound', [
                 'classes', 'stored GFLOP/img', 'recompute GFLOP/img',
                 'stored bound img/s', 'recompute bound img/s'
             ], rows, [
-                f'peak {args.peak_tflops:g} TFLOP/s used for the bound '
-                '(default: H200 dense bf16, no sparsity)',
-                f'per image: teacher forward {giga["teacher_forward"]:.3g} '
-                'GFLOP, student forward+backward '
-                f'{giga["student_forward_backward"]:.3g} GFLOP, student '
-                f'inference {giga["student_inference"]:.3g} GFLOP; text '
-                f'encoder {giga["text_per_class"]:.3g} GFLOP per class '
-                f'({giga["text_per_class_full"]:.3g} over the whole context, '
-                f'{giga["text_per_class_to_eot"]:.3g} to the end token only, '
-                'see section 8)',
-                'recompute adds text GFLOP/class x classes / batch '
-                f'{args.batch_size}; counted with FlopCounterMode on '
-                f'{counts["device"]}'
-            ])
+                f'peak {args.peak_tflops:g} TFLOP/s; GFLOP per image: teacher '
+                f'forward {giga["teacher_forward"]}, student forward+backward '
+                f'{giga["student_forward_backward"]}, student inference '
+                f'{giga["student_inference"]}; text encoder per class '
+                f'{giga["text_per_class"]} ({giga["text_per_class_full"]} '
+                f'over the whole context, {giga["text_per_class_to_eot"]} to '
+                'the end token)'])
     # Measured throughput against the FLOPs of the measured arch.
     measured = out['archs'].get(args.arch)
     steps = results.get('train_step', {})
@@ -153,9 +137,6 @@ def bench_roofline(bench: Optional[Bench], args: argparse.Namespace,
                      if frac is None else f'{frac * 100:.2f}%'])
     print_table(
         f'7b. Measured ({args.arch} on {bench.device}) vs the FLOPs',
-        ['classes', 'step', 'img/s', 'achieved TFLOP/s', 'of peak'], rows, [
-            'achieved = counted FLOPs per image x measured images/s',
-            f'of peak: against {args.peak_tflops:g} TFLOP/s; fp32 steps run '
-            'on a lower peak than bf16 / fp16 ones'
-        ])
+        ['classes', 'step', 'img/s', 'achieved TFLOP/s', 'of peak'], rows,
+        ['achieved = counted FLOPs per image x measured images/s'])
     return out

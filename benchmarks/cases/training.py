@@ -161,10 +161,8 @@ def bench_overhead(bench: Bench) -> Dict[str, Any]:
         [[name, s['median_ms'], batch / s['median_ms'] * 1e3]
          for name, s in (('bare', bare_s), ('Runner', runner_s))], [
             f'overhead {overhead * 100:+.1f}% ({out["overhead_ms"]:+.2f} '
-            f'ms/iter); {len(images)} in-memory uint8 images, batch {batch}, '
-            f'{len(bench.names)} classes; alternating',
-            f'hooks of the configs: {", ".join(hooks)}'
-        ])
+            f'ms/iter); batch {batch}, {len(bench.names)} classes; hooks: '
+            f'{", ".join(hooks)}'])
     return out
 
 
@@ -238,24 +236,18 @@ def bench_memory(bench: Bench) -> Dict[str, Any]:
     plain, ckpt = out['plain'], out['checkpointing']
     out['saved_ratio'] = plain['saved_bytes'] / max(ckpt['saved_bytes'], 1)
     out['time_ratio'] = _ratio(ckpt['step'], plain['step'])
-    notes = [
-        'saved MiB: bytes of distinct tensors saved for backward '
-        '(saved_tensors_hooks; parameters and buffers excluded), a proxy for '
-        'activation memory',
-        f'saved ratio off/on {out["saved_ratio"]:.2f}x; step time on/off '
-        f'{out["time_ratio"]:.2f}x; batch {args.batch_size}'
-    ]
     out['measure'] = 'saved_tensors_hooks bytes (CPU proxy)'
     if cuda:
         out['measure'] = ('torch.cuda.max_memory_allocated, and '
                           'saved_tensors_hooks bytes')
         out['cuda_ratio'] = plain['cuda_step_peak_bytes'] / max(
             ckpt['cuda_step_peak_bytes'], 1)
-        notes.append('CUDA step peak: max_memory_allocated during one step '
-                     'minus the memory allocated before it')
     print_table(f'5. Memory of a training step ({out["measure"]})',
                 ['student grad checkpointing', 'saved MiB'] +
-                ['CUDA step peak MiB'] * cuda + ['step ms'], rows, notes)
+                ['CUDA step peak MiB'] * cuda + ['step ms'], rows, [
+                    f'saved ratio off/on {out["saved_ratio"]:.2f}x; step '
+                    f'time on/off {out["time_ratio"]:.2f}x; batch '
+                    f'{args.batch_size}'])
     return out
 
 
@@ -326,10 +318,8 @@ def bench_precision(bench: Bench) -> Dict[str, Any]:
         'variant', 'step ms', 'speed vs fp32', 'max|dS|', 'max|dT|',
         'loss rel diff'
     ], rows, [
-        'prompts and projector stay fp32 (master weights); dS / dT: '
-        'student / teacher logits vs fp32 on the same batch and weights',
-        f'logit scale {float(model.student.logit_scale):.1f}; batch '
-        f'{args.batch_size}, {len(bench.names)} classes'
+        'dS / dT: student / teacher logits vs fp32 on the same batch and '
+        f'weights; batch {args.batch_size}, {len(bench.names)} classes'
     ])
     return out
 
@@ -388,16 +378,9 @@ def bench_ideas(bench: Bench) -> Dict[str, Any]:
     print_table(
         '8. Candidate speed-ups (current vs candidate)',
         ['idea', 'current ms', 'candidate ms', 'speed-up', 'max |diff|'], rows,
-        [
-            'text to EOT: the teacher text tower (no grad) over the whole '
-            'context (truncate_text=False) against the first max(eot)+1 = '
-            f'{tokens} of {teacher.clip.context_length} tokens (the default); '
-            'its causal attention makes the features equal up to rounding',
-            'channels-last: images in channels-last memory format (only the '
-            'patch-embedding convolution can use it)',
-            'SDPA math: the unfused attention kernel instead of the fused one '
-            'the current code gets (a check, not a proposal)'
-        ])
+        ['text to EOT: the teacher text tower over the whole context against '
+         f'its first {tokens} of {teacher.clip.context_length} tokens (the '
+         'default)'])
     return out
 
 
@@ -467,12 +450,8 @@ def bench_teacher_cache(bench: Bench) -> Dict[str, Any]:
             'classes', 'teacher+student ms', 'student-only ms', 'ratio',
             'teacher fwd ms', 'B/view f32', 'B/view f16', 'B/view top-20'
         ], rows, [
-            f'batch {bench.args.batch_size}; forward + backward + SGD step; '
-            'ratio = with the teacher / on cached logits (the same logits)',
-            'teacher fwd: the per-batch cost of recording the cache once; '
-            'bytes per view: crop + flip + logits as written by '
-            'TeacherLogitCache'
-        ])
+            f'batch {bench.args.batch_size}; ratio = with the teacher / on '
+            'cached logits; teacher fwd: the cost of recording a batch'])
     return out
 
 
@@ -510,8 +489,6 @@ def bench_compile(bench: Bench) -> Dict[str, Any]:
          'max |logit diff|'],
         [[num, timed['eager']['median_ms'], timed['compiled']['median_ms'],
           f'{out["speedup"]:.2f}x', compile_s, difference]], [
-            f'batch {args.batch_size}; torch.compile of the student and '
-            'teacher image encoders (default options); ratio = eager / '
-            'compiled; compile s: the first step, paid once per process'
-        ])
+            f'batch {args.batch_size}; ratio = eager / compiled; compile s: '
+            'the first step, paid once per process'])
     return out
