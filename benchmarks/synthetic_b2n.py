@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, ROWS, STAGE_A_ROWS,
                                  build_row_config, stage_a_rows)
-from benchmarks.common import markdown_table
+from benchmarks.common import markdown_table, write_json
 import synthetic_shapes
 from tool_scripts import load_tool
 
@@ -362,10 +362,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     title = f'Synthetic shapes base-to-novel, seeds {args.seeds} (mean ± std)'
     print(f'\n{title}, {time.time() - start:.0f} s\n')
     print(table, flush=True)
-    if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump({k: {str(s): v for s, v in r.items()}
-                       for k, r in results.items()}, f, indent=2)
+    write_json(args.out_json, {k: {str(s): v for s, v in r.items()}
+                               for k, r in results.items()})
     if args.out_png:
         write_png(summary, args.out_png, 'Synthetic shapes base-to-novel, '
                   f'tiny CLIPs, seeds {" ".join(map(str, args.seeds))} '

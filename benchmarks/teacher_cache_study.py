@@ -15,7 +15,7 @@ import time
 from typing import Dict, Optional, Sequence
 
 from benchmarks import synthetic_b2n as b2n
-from benchmarks.common import markdown_table
+from benchmarks.common import markdown_table, write_json
 
 #: Feature size of the tiny teacher (the cached runs build no teacher).
 TINY_TEACHER_DIM = 96
@@ -122,10 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     table = markdown_table(
         ['student trained', 'seeds', 'base', 'novel', 'HM', 's / run'], rows)
     print(table)
-    if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump({r: {str(s): v for s, v in d.items()}
-                       for r, d in results.items()}, f, indent=1)
+    write_json(args.out_json, {r: {str(s): v for s, v in d.items()}
+                               for r, d in results.items()}, indent=1)
     if args.out_markdown:
         argv = sys.argv[1:] if argv is None else list(argv)
         b2n.write_markdown(args.out_markdown, [

@@ -7,7 +7,6 @@ docs/unlabeled_images_study.md (the table and its command).
 import argparse
 import copy
 import datetime
-import json
 import math
 import os
 import os.path as osp
@@ -17,7 +16,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from benchmarks import synthetic_b2n as b2n
 from benchmarks.b2n.rows import set_epochs
-from benchmarks.common import markdown_table
+from benchmarks.common import markdown_table, write_json
 import synthetic_shapes
 
 
@@ -219,15 +218,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f'(mean ± std), {time.time() - start:.0f} s\n')
     print(table)
     print(trends, flush=True)
-    if args.out_json:
-        with open(args.out_json, 'w') as f:
-            json.dump({key: {f'{s:g}': {str(k): v for k, v in r.items()}
-                             for s, r in runs.items()}
-                       for key, runs in results.items()} |
-                      {'schedule': {key: {f'{s:g}': list(p)
-                                          for s, p in plan.items()}
-                                    for key, plan in plans.items()}},
-                      f, indent=2)
+    write_json(args.out_json, {
+        key: {f'{s:g}': {str(k): v for k, v in r.items()}
+              for s, r in runs.items()} for key, runs in results.items()} | {
+        'schedule': {key: {f'{s:g}': list(p) for s, p in plan.items()}
+                     for key, plan in plans.items()}})
     if args.out_png:
         write_png(summaries, args, args.out_png)
     if args.out_markdown:

@@ -253,8 +253,6 @@ def bench_memory(bench: Bench) -> Dict[str, Any]:
 
 def bench_precision(bench: Bench) -> Dict[str, Any]:
     """6. bf16 / fp16 autocast: step time and agreement with fp32."""
-    from mmpromptkd.registry import MODELS
-
     args, model, device = bench.args, bench.model, bench.device
     set_classes(model, bench.names)
     bench.reset()
@@ -275,8 +273,8 @@ def bench_precision(bench: Bench) -> Dict[str, Any]:
         if teacher_precision != 'fp32':
             # The fp32 model's weights; the half teacher stores its own text
             # features, as a run with this config would.
-            variant = MODELS.build(distiller_cfg(
-                args.arch, teacher_precision)).to(device).train()
+            variant = build_distiller(distiller_cfg(
+                args.arch, teacher_precision), device, args.seed)
             variant.load_state_dict(model.state_dict(), strict=True)
             variant.teacher.load_state_dict(model.teacher.state_dict())
             set_classes(variant, bench.names, force=True)
