@@ -9,31 +9,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..common import REPO_ROOT, Bench, print_table
 
 
-def write_jpegs(folder: str, num: int, seed: int,
-                size: Sequence[int] = (400, 300)) -> List[str]:
-    """Write ``num`` textured JPEGs of ``size`` (width, height)."""
+def write_jpegs(folder: str, num: int, seed: int) -> None:
+    """Write ``num`` textured JPEGs of 400x300."""
     from PIL import Image
     rng = np.random.default_rng(seed)
-    paths = []
     for i in range(num):
         # Smooth colour blobs plus mild noise: JPEG-like content, unlike
         # pure noise, which decodes unrealistically slowly.
         small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-        img = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC),
-                         dtype=np.float32) + rng.normal(0, 8, (*size[::-1],
-                                                               3))
-        paths.append(osp.join(folder, f'img_{i:05d}.jpg'))
+        img = np.asarray(Image.fromarray(small).resize(
+            (400, 300), Image.BICUBIC), dtype=np.float32)
+        img += rng.normal(0, 8, img.shape)
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(
-            paths[-1], quality=90)
-    return paths
+            osp.join(folder, f'img_{i:05d}.jpg'), quality=90)
 
 
 def train_pipeline() -> List[dict]:
@@ -42,23 +38,6 @@ def train_pipeline() -> List[dict]:
     return list(Config.fromfile(osp.join(
         REPO_ROOT, 'configs', '_base_', 'datasets',
         'dtd.py')).train_pipeline)
-
-
-class FilePipeline(Dataset):
-    """Image files run through a transform pipeline."""
-
-    def __init__(self, paths: Sequence[str], pipeline: Sequence[dict]):
-        from mmengine.dataset import Compose
-
-        from mmpromptkd.registry import TRANSFORMS
-        self.paths = list(paths)
-        self.pipeline = Compose([TRANSFORMS.build(t) for t in pipeline])
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.pipeline(dict(img_path=self.paths[index]))
 
 
 def _images_per_s(loader, batches: int, warmup: int) -> float:
@@ -78,12 +57,14 @@ def bench_data(bench: Bench) -> Dict[str, Any]:
     """4. Images/s of the training pipeline versus a step's consumption."""
     from mmengine.dataset import pseudo_collate
 
+    from mmpromptkd.datasets import UnlabeledImages
+
     args = bench.args
     tmp = tempfile.mkdtemp(prefix='promptkd_bench_jpegs_')
     try:
         pipeline = train_pipeline()
-        dataset = FilePipeline(write_jpegs(tmp, args.num_images, args.seed),
-                               pipeline)
+        write_jpegs(tmp, args.num_images, args.seed)
+        dataset = UnlabeledImages(data_root=tmp, pipeline=pipeline)
         loader = DataLoader(dataset, batch_size=args.batch_size,
                             shuffle=True, num_workers=args.workers,
                             collate_fn=pseudo_collate,
