@@ -1,21 +1,5 @@
-"""Run the paper's base-to-novel campaign: datasets x seeds x stages.
-
-Stage ``a`` trains the teacher prompts (``configs/promptsrc``), ``b``
-distils them (``configs/promptkd``), ``c`` tests the last stage-b
-checkpoint into ``WORK_ROOT/results/<dataset>/seed<k>/results.json``. What
-is finished is read from the files the runs write; run the same command
-again after a kill and it continues where it stopped. ``--dry`` prints the
-plan and runs nothing. See docs/campaign.md.
-
-Examples::
-
-    python tools/b2n_campaign.py --dry
-    python tools/b2n_campaign.py --datasets dtd eurosat --seeds 1 2 3
-    python tools/b2n_campaign.py --launcher pytorch --gpus 8
-    python tools/b2n_campaign.py --launcher slurm --partition PART --gpus 8
-    python tools/b2n_campaign.py --stages b c --teacher released
-    python tools/analysis/aggregate_results.py \\
-        'work_dirs/b2n_campaign/results/*/seed*/results.json'
+"""Run the paper's base-to-novel campaign (datasets x seeds x stages a, b,
+c), resumable; ``--dry`` prints the plan. See docs/campaign.md.
 """
 import argparse
 import glob
@@ -31,8 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-# Runs from a source checkout without installing the package, and uses
-# this checkout even where another copy is installed.
+# This checkout, even where another copy is installed.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if sys.path[0] != _REPO_ROOT:
     sys.path.insert(0, _REPO_ROOT)
@@ -79,13 +62,10 @@ class Step:
         output (str): The file whose existence means the run is finished.
         command (list[str]): The command that runs it.
         env (dict[str, str]): Environment variables set for the command.
-        status (str): ``'done'``, ``'resume'`` (checkpoints of an
-            interrupted run), ``'todo'``, ``'after'`` (its input comes from
-            an earlier stage of this campaign) or ``'blocked'`` (its input
-            is missing and no stage of this campaign writes it).
-        needs (str, optional): The input file from another run (teacher or
-            student checkpoint). Defaults to None.
-        note (str): What the status rests on. Defaults to ''.
+        status (str): ``'done'``, ``'resume'``, ``'todo'``, ``'after'`` (an
+            earlier stage writes its input) or ``'blocked'``.
+        needs (str, optional): The input file from another run.
+        note (str): What the status rests on.
     """
     stage: str
     dataset: str
@@ -100,21 +80,14 @@ class Step:
     note: str = ''
 
     def shell(self) -> str:
-        """str: The command as one shell line, environment first."""
+        """The command as one shell line, environment first."""
         env = [f'{k}={shlex.quote(v)}' for k, v in self.env.items()]
         return ' '.join(env + [shlex.join(self.command)])
 
 
 def show_path(path: str) -> str:
-    """``path`` relative to the current directory when inside it.
-
-    Args:
-        path (str): A path.
-
-    Returns:
-        str: A relative path for files under the current directory, else
-        the absolute path.
-    """
+    """``path`` relative to the current directory when inside it, else
+    absolute."""
     absolute = osp.abspath(path)
     cwd = os.getcwd()
     if absolute == cwd or absolute.startswith(cwd.rstrip(os.sep) + os.sep):
@@ -134,28 +107,23 @@ def find_configs(pattern: str) -> Dict[str, str]:
     """Configs of each dataset matching ``pattern``.
 
     Args:
-        pattern (str): A glob pattern of config files with ``{dataset}``
-            where the dataset name stands, e.g.
-            ``configs/promptkd/promptkd_vit-b16_*_b2n-{dataset}.py``.
+        pattern (str): A glob of config files with ``{dataset}`` where the
+            dataset name stands.
 
     Returns:
         dict[str, str]: ``{dataset: config}``, sorted by dataset.
-
-    Raises:
-        ValueError: If the pattern has no ``{dataset}``, or if two configs
-            match for one dataset (the message names both).
     """
     if pattern.count('{dataset}') != 1:
         raise ValueError(f'config pattern {pattern!r} must contain '
                          '"{dataset}" exactly once')
     head, tail = pattern.split('{dataset}')
-    regex = re.compile(
-        ''.join('[^/]*' if part == '*' else re.escape(part)
-                for part in re.split(r'(\*)', head.replace(os.sep, '/'))) +
-        f'(?P<dataset>{DATASET_NAME})' +
-        ''.join('[^/]*' if part == '*' else re.escape(part)
-                for part in re.split(r'(\*)', tail.replace(os.sep, '/'))) +
-        '$')
+
+    def glob_regex(part: str) -> str:
+        return ''.join('[^/]*' if p == '*' else re.escape(p)
+                       for p in re.split(r'(\*)', part.replace(os.sep, '/')))
+
+    regex = re.compile(glob_regex(head) + f'(?P<dataset>{DATASET_NAME})' +
+                       glob_regex(tail) + '$')
     found: Dict[str, str] = {}
     for path in sorted(glob.glob(head + '*' + tail)):
         match = regex.match(path.replace(os.sep, '/'))
@@ -171,20 +139,8 @@ def find_configs(pattern: str) -> Dict[str, str]:
 
 
 def final_checkpoint(cfg: Config, work_dir: str) -> str:
-    """The checkpoint a finished training run of ``cfg`` leaves last.
-
-    Args:
-        cfg (Config): The config with the campaign's options merged.
-        work_dir (str): The run's work directory.
-
-    Returns:
-        str: ``work_dir/epoch_<max_epochs>.pth`` (``iter_<max_iters>.pth``
-        for an iteration-based loop).
-
-    Raises:
-        ValueError: If ``train_cfg`` has neither ``max_epochs`` nor
-            ``max_iters``.
-    """
+    """``work_dir/epoch_<max_epochs>.pth`` (or ``iter_<max_iters>.pth``):
+    the checkpoint a finished training run of ``cfg`` leaves last."""
     train_cfg = cfg.get('train_cfg') or {}
     if train_cfg.get('max_epochs') is not None:
         name = f'epoch_{train_cfg["max_epochs"]}.pth'
@@ -197,15 +153,8 @@ def final_checkpoint(cfg: Config, work_dir: str) -> str:
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` would continue from, if any.
-
-    Args:
-        work_dir (str): A training run's work directory.
-
-    Returns:
-        str | None: The file named by ``last_checkpoint`` (mmengine's
-        marker), else the newest ``*.pth``, else None.
-    """
+    """The checkpoint ``--resume`` would continue from: mmengine's
+    ``last_checkpoint`` marker, else the newest ``*.pth``, else None."""
     marker = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(marker):
         with open(marker, encoding='utf-8') as f:
@@ -217,15 +166,7 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
 
 
 def check_results(path: str) -> None:
-    """Check that an existing results file holds base and novel accuracies.
-
-    Args:
-        path (str): A ``results.json`` written by ``tools/test.py``.
-
-    Raises:
-        ValueError: If it is not a JSON object with ``b2n/base`` and
-            ``b2n/novel`` (the message names the file).
-    """
+    """Refuse a ``results.json`` without base and novel accuracies."""
     try:
         with open(path, encoding='utf-8') as f:
             data = json.load(f)
@@ -245,15 +186,7 @@ def option_items(options: Dict[str, str]) -> List[str]:
 
 
 def load_run_config(config: str, options: Dict[str, str]) -> Config:
-    """The config as a run with ``--cfg-options options`` sees it.
-
-    Args:
-        config (str): The config file.
-        options (dict[str, str]): Raw ``KEY=VALUE`` options.
-
-    Returns:
-        Config: The merged config.
-    """
+    """The config as a run with ``--cfg-options options`` sees it."""
     cfg = Config.fromfile(config)
     if options:
         # Parsed as tools/train.py does, except for spaces inside values,
@@ -268,16 +201,8 @@ def load_run_config(config: str, options: Dict[str, str]) -> Config:
 
 
 def seed_options(cfg: Config, seed: int) -> Dict[str, str]:
-    """The options that give a run the seed ``seed``.
-
-    Args:
-        cfg (Config): The run's config.
-        seed (int): The seed.
-
-    Returns:
-        dict[str, str]: ``randomness.seed`` and the few-shot ``seed`` of
-        every dataloader whose dataset sets it.
-    """
+    """``randomness.seed`` and the few-shot ``seed`` of every dataloader
+    whose dataset sets it."""
     options = {'randomness.seed': str(seed)}
     for split in ('train', 'val', 'test'):
         dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset') or {}
@@ -291,10 +216,6 @@ class Campaign:
 
     Args:
         args (argparse.Namespace): The parsed command line.
-
-    Raises:
-        ValueError: If the arguments do not describe a campaign (the message
-            names the argument).
     """
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -370,8 +291,7 @@ class Campaign:
         return list(dict.fromkeys(self.args.datasets))
 
     def _config(self, config: str, options: Dict[str, str]) -> Config:
-        """The merged config of a run, loaded once per config and options.
-        """
+        """The merged config of a run, loaded once."""
         key = (config, json.dumps(options, sort_keys=True))
         if key not in self._configs:
             self._configs[key] = load_run_config(config, options)
@@ -381,8 +301,6 @@ class Campaign:
         """``WORK_ROOT/<kind>/<dataset>/seed<k>``."""
         return osp.join(self.args.work_root, kind, dataset, f'seed{seed}')
 
-    # Commands -----------------------------------------------------------
-
     def _launch(self, kind: str, stage: str, dataset: str, seed: int,
                 config: str, work_dir: str, checkpoint: Optional[str],
                 tail: List[str]) -> Tuple[List[str], Dict[str, str]]:
@@ -390,17 +308,14 @@ class Campaign:
         args = self.args
         config = show_path(config)
         work_dir = show_path(work_dir)
-        if args.launcher == 'none':
-            script = show_path(osp.join(TOOLS, f'{kind}.py'))
-            head = [python_command(), script, config]
+        if args.launcher != 'slurm':
+            local = args.launcher == 'none'
+            script = f'{kind}.py' if local else f'dist_{kind}.sh'
+            head = [python_command() if local else 'bash',
+                    show_path(osp.join(TOOLS, script)), config]
             head += [checkpoint] if checkpoint else []
+            head += [] if local else [str(args.gpus)]
             return head + ['--work-dir', work_dir] + tail, {}
-        if args.launcher == 'pytorch':
-            script = show_path(osp.join(TOOLS, f'dist_{kind}.sh'))
-            head = ['bash', script, config]
-            head += [checkpoint] if checkpoint else []
-            return (head + [str(args.gpus), '--work-dir', work_dir] + tail,
-                    {})
         script = show_path(osp.join(TOOLS, f'slurm_{kind}.sh'))
         job = f'{args.job_name}-{stage}-{dataset}-seed{seed}'
         env = {
@@ -417,15 +332,10 @@ class Campaign:
     def _train_step(self, stage: str, dataset: str, seed: int,
                     needs: Optional[str]) -> Step:
         """A stage-a or stage-b run; ``needs`` is stage b's teacher."""
-        if stage == 'a':
-            config = self.teacher_configs[dataset]
-            extra = self.teacher_options
-            work_dir = self.run_dir('teachers', dataset, seed)
-        else:
-            config = self.student_configs[dataset]
-            extra = self.student_options
-            work_dir = self.run_dir('students', dataset, seed)
-        base = {**self.common, **extra}
+        kind = 'teacher' if stage == 'a' else 'student'
+        config = getattr(self, f'{kind}_configs')[dataset]
+        base = {**self.common, **getattr(self, f'{kind}_options')}
+        work_dir = self.run_dir(f'{kind}s', dataset, seed)
         cfg = self._config(config, base)
         options = {**seed_options(cfg, seed), **base}
         if needs is not None:
@@ -470,13 +380,7 @@ class Campaign:
                     env, status, student.output, note)
 
     def plan(self) -> List[Step]:
-        """Every run of the campaign, stage by stage, with its status.
-
-        Statuses are read from the files on disk now.
-
-        Returns:
-            list[Step]: Stage a runs (datasets x seeds), then b, then c.
-        """
+        """Every run, stage by stage, with its status read from disk."""
         steps: Dict[str, List[Step]] = {s: [] for s in STAGES}
         for dataset in self.datasets:
             for seed in self.seeds:
@@ -514,10 +418,8 @@ class Campaign:
                 planned.append(step)
         return planned
 
-    # Output and execution -------------------------------------------------
-
     def header(self) -> str:
-        """str: One line describing the campaign."""
+        """One line describing the campaign."""
         args = self.args
         launcher = args.launcher
         if launcher != 'none':
@@ -534,21 +436,17 @@ class Campaign:
                 f'teacher: {teacher}; work root '
                 f'{show_path(args.work_root)}')
 
-    def results_glob(self) -> str:
-        """str: The glob of the results files, for aggregate_results.py."""
-        return osp.join(show_path(self.args.work_root), 'results', '*',
-                        'seed*', RESULTS_FILE)
+    def results_command(self) -> str:
+        """The aggregate_results.py command over the results files."""
+        return 'python ' + shlex.join([
+            show_path(osp.join(TOOLS, 'analysis', 'aggregate_results.py')),
+            osp.join(show_path(self.args.work_root), 'results', '*', 'seed*',
+                     RESULTS_FILE)
+        ])
 
     def format_plan(self, steps: Sequence[Step]) -> str:
-        """The plan as printed by ``--dry``.
-
-        Args:
-            steps (Sequence[Step]): Output of :meth:`plan`.
-
-        Returns:
-            str: Per stage a title with counts, then per run a status line
-            and its exact command.
-        """
+        """The plan as ``--dry`` prints it: per stage a title with counts,
+        per run a status line and its exact command."""
         lines = [self.header()]
         for stage in self.stages:
             runs = [s for s in steps if s.stage == stage]
@@ -564,19 +462,11 @@ class Campaign:
                              f'{step.seed} ({step.note})')
                 lines.append(f'    {step.shell()}')
         lines.append('')
-        lines.append('results: python ' + shlex.join([
-            show_path(osp.join(TOOLS, 'analysis', 'aggregate_results.py')),
-            self.results_glob()
-        ]))
+        lines.append('results: ' + self.results_command())
         return '\n'.join(lines)
 
     def run(self) -> int:
-        """Run what is not finished, stage by stage.
-
-        Returns:
-            int: 0 when every run finished, else the exit status of the run
-            that failed (its command is printed to rerun it alone).
-        """
+        """Run what is not finished; the exit status of a failed run."""
         steps = self.plan()
         blocked = [s for s in steps if s.status == 'blocked']
         if blocked:
@@ -614,35 +504,21 @@ class Campaign:
                 raise FileNotFoundError(
                     f'{title} ended without writing {show_path(step.output)}'
                     '; check its logs in ' + show_path(step.work_dir))
-        print(f'campaign finished ({total} runs); results: python ' +
-              shlex.join([
-                  show_path(osp.join(TOOLS, 'analysis',
-                                     'aggregate_results.py')),
-                  self.results_glob()
-              ]), flush=True)
+        print(f'campaign finished ({total} runs); results: '
+              f'{self.results_command()}', flush=True)
         return 0
 
 
 def run_command(command: List[str], env: Dict[str, str]) -> int:
-    """Run one command to its end; a SIGTERM or SIGINT is passed on to it.
-
-    Without passing them on, a killed campaign would leave its current run
-    going, holding the run's work directory. The run gets a process group
-    of its own, so that a Ctrl-C in the terminal reaches it once, through
-    the campaign, and not twice.
-
-    Args:
-        command (list[str]): The command.
-        env (dict[str, str]): Environment variables added for it.
-
-    Returns:
-        int: Its exit status (``128 + signal`` after a signal, as a shell
-        reports it).
+    """Run one command to its end, passing SIGTERM and SIGINT on to it
+    (a killed campaign would otherwise leave its run going); returns its
+    exit status, ``128 + signal`` as a shell reports it.
 
     Raises:
-        SystemExit: With ``128 + signal`` once the run ended after a signal
-            to the campaign.
+        SystemExit: ``128 + signal`` once the run ended after a signal.
     """
+    # The run gets a process group of its own, so that a Ctrl-C in the
+    # terminal reaches it once, through the campaign, not twice.
     received: List[int] = []
     proc: Optional[subprocess.Popen] = None
 
@@ -672,73 +548,57 @@ def run_command(command: List[str], env: Dict[str, str]) -> int:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line."""
     parser = argparse.ArgumentParser(
         description='Run the base-to-novel campaign (datasets x seeds, '
         'stages a: teacher, b: distillation, c: test), resumable; --dry '
         'prints the plan')
-    parser.add_argument(
-        '--datasets', nargs='+',
+    add = parser.add_argument
+    add('--datasets', nargs='+',
         help='dataset names as in the config names (default: every dataset '
         'with configs for the stages asked for)')
-    parser.add_argument(
-        '--seeds', nargs='+', type=int, default=[1, 2, 3],
+    add('--seeds', nargs='+', type=int, default=[1, 2, 3],
         help='seeds (default: 1 2 3)')
-    parser.add_argument(
-        '--stages', nargs='+', choices=STAGES, default=list(STAGES),
+    add('--stages', nargs='+', choices=STAGES, default=list(STAGES),
         help='stages to run, always in the order a, b, c (default: a b c)')
-    parser.add_argument(
-        '--work-root', default=DEFAULT_WORK_ROOT,
+    add('--work-root', default=DEFAULT_WORK_ROOT,
         help='root of the work directories: teachers/, students/ and '
         f'results/<dataset>/seed<k>/ (default: {DEFAULT_WORK_ROOT})')
-    parser.add_argument(
-        '--teacher', choices=('campaign', 'released'), default='campaign',
+    add('--teacher', choices=('campaign', 'released'), default='campaign',
         help='teacher of stage b: the stage-a run of the same dataset and '
         'seed (campaign, default), or <released-teachers>/<dataset>.pth '
         '(released)')
-    parser.add_argument(
-        '--released-teachers', default=DEFAULT_RELEASED_TEACHERS,
+    add('--released-teachers', default=DEFAULT_RELEASED_TEACHERS,
         help='folder of the converted released teachers, <dataset>.pth '
         f'(default: {DEFAULT_RELEASED_TEACHERS})')
-    parser.add_argument(
-        '--teacher-configs', default=DEFAULT_TEACHER_CONFIGS,
+    add('--teacher-configs', default=DEFAULT_TEACHER_CONFIGS,
         help='glob of the stage-a configs with {dataset} for the dataset '
         'name (default: configs/promptsrc/promptsrc_vit-l14_*_b2n-'
         '{dataset}.py)')
-    parser.add_argument(
-        '--student-configs', default=DEFAULT_STUDENT_CONFIGS,
+    add('--student-configs', default=DEFAULT_STUDENT_CONFIGS,
         help='glob of the stage-b/c configs with {dataset} (default: '
         'configs/promptkd/promptkd_vit-b16_vit-l14-promptsrc_*_b2n-'
         '{dataset}.py)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', metavar='KEY=VALUE',
+    add('--cfg-options', nargs='+', metavar='KEY=VALUE',
         help='passed to every run of every stage (tools/train.py and '
         'tools/test.py --cfg-options)')
-    parser.add_argument(
-        '--teacher-cfg-options', nargs='+', metavar='KEY=VALUE',
+    add('--teacher-cfg-options', nargs='+', metavar='KEY=VALUE',
         help='passed to the stage-a runs only')
-    parser.add_argument(
-        '--student-cfg-options', nargs='+', metavar='KEY=VALUE',
+    add('--student-cfg-options', nargs='+', metavar='KEY=VALUE',
         help='passed to the stage-b and stage-c runs only')
-    parser.add_argument(
-        '--launcher', choices=LAUNCHERS, default='none',
+    add('--launcher', choices=LAUNCHERS, default='none',
         help='none: python tools/train.py / test.py; pytorch: '
         'tools/dist_*.sh (torchrun, one node); slurm: tools/slurm_*.sh '
         '(srun)')
-    parser.add_argument(
-        '--gpus', type=int, default=1,
+    add('--gpus', type=int, default=1,
         help='processes (GPUs) per run for --launcher pytorch / slurm '
         '(default: 1)')
-    parser.add_argument(
-        '--gpus-per-node', type=int, default=8,
+    add('--gpus-per-node', type=int, default=8,
         help='slurm: tasks per node, at most --gpus (default: 8)')
-    parser.add_argument('--partition', help='slurm partition')
-    parser.add_argument(
-        '--job-name', default='promptkd',
+    add('--partition', help='slurm partition')
+    add('--job-name', default='promptkd',
         help='slurm job name prefix; each run adds -<stage>-<dataset>-'
         'seed<k> (default: promptkd)')
-    parser.add_argument(
-        '--dry', action='store_true',
+    add('--dry', action='store_true',
         help='print the plan (every run, its status and exact command) and '
         'run nothing')
     args = parser.parse_args(argv)
