@@ -1,43 +1,6 @@
-"""Contrastive pre-training of the tiny teacher and student CLIPs.
-
-Both models are plain ``open_clip.CLIP`` models defined by the config dicts
-``tiny_teacher_clip`` / ``tiny_student_clip`` of
-``configs/_base_/models/promptkd_tiny-clip.py``; ``--which siglip`` trains
-the SigLIP-style model of a second family, ``tiny_siglip_clip`` (a timm
-tower, a bidirectional text tower, a logit bias), with the sigmoid loss.
-They are trained from scratch with the symmetric CLIP InfoNCE loss (or the
-sigmoid loss) on (image, caption) pairs of the *shifted* ``'pretrain'``
-domain of the synthetic shapes
-(:func:`synthetic_shapes.iter_caption_pairs`), which
-covers every class concept, as web-scale CLIP data covers the names of
-"novel" classes. The target domain is used only for the final zero-shot
-report.
-
-Example (the command that made ``checkpoints/tiny_clip``, with ``--force``
-to make them again where they exist; every other value is the
-default)::
-
-    python tools/misc/pretrain_tiny_clip.py --out-dir checkpoints/tiny_clip \
-        --teacher-steps 500 --student-steps 200 --batch-size 128 --lr 1e-3 \
-        --weight-decay 0.05 --warmup-frac 0.05 --images-per-class 48 \
-        --seed 0 --threads 1 --force
-
-The default ``--out-dir`` is ``work_dirs/tiny_clip``, never the shipped
-folder; an existing weight file or ``SHA256SUMS`` is replaced only with
-``--force`` (checked before training), and each file is written whole
-(a temporary file renamed into place).
-
-Outputs (fp16 plain state dicts with open_clip key names, loadable with
-``torch.load(weights_only=True)`` and through
-``build_clip(dict(model_cfg=..., quick_gelu=True, checkpoint=...))``)::
-
-    <out-dir>/tiny_clip_teacher.pth
-    <out-dir>/tiny_clip_student.pth
-    <out-dir>/tiny_siglip_clip.pth      (--which siglip)
-    <out-dir>/SHA256SUMS
-
-Results are deterministic (byte-identical files) for the same arguments,
-thread count and torch build; see ``checkpoints/tiny_clip/README.md``.
+"""Contrastive pre-training of the tiny CLIPs (teacher, student, SigLIP-style)
+on the shifted 'pretrain' domain of the synthetic shapes; the command that
+made them and their outputs: ``checkpoints/tiny_clip/README.md``.
 """
 import argparse
 import hashlib
@@ -71,7 +34,7 @@ DEFAULT_MODEL_CFG = osp.join(_REPO_ROOT, 'configs', '_base_', 'models',
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_LOGIT_SCALE = 100.0
-# Which config variable describes which model, and the output file names.
+# The config variable of each model and its output file.
 MODELS = {
     'teacher': ('tiny_teacher_clip', 'tiny_clip_teacher.pth'),
     'student': ('tiny_student_clip', 'tiny_clip_student.pth'),
@@ -93,56 +56,46 @@ def _sha256(path: str) -> str:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Contrastively pre-train the tiny teacher / student '
         'CLIPs on the shifted synthetic-shapes domain.')
-    parser.add_argument(
-        '--out-dir', default=osp.join('work_dirs', 'tiny_clip'),
+    add = parser.add_argument
+    add('--out-dir', default=osp.join('work_dirs', 'tiny_clip'),
         help='where the .pth files and SHA256SUMS are written (default: '
         'work_dirs/tiny_clip; the shipped weights are checkpoints/tiny_clip)')
-    parser.add_argument(
-        '--force', action='store_true',
+    add('--force', action='store_true',
         help='replace existing .pth files and SHA256SUMS in --out-dir')
-    parser.add_argument(
-        '--which', choices=('teacher', 'student', 'both', 'siglip'),
+    add('--which', choices=('teacher', 'student', 'both', 'siglip'),
         default='both',
         help='both = teacher and student; siglip = the second-family '
         'model (timm tower, sigmoid loss)')
-    parser.add_argument(
-        '--model-cfg', default=DEFAULT_MODEL_CFG,
+    add('--model-cfg', default=DEFAULT_MODEL_CFG,
         help='python config file defining tiny_teacher_clip, '
         'tiny_student_clip and tiny_siglip_clip (open_clip config dicts)')
-    parser.add_argument(
-        '--steps', type=int, default=None,
+    add('--steps', type=int, default=None,
         help='optimisation steps of each model (default: per model, see '
         '--teacher-steps / --student-steps)')
-    parser.add_argument('--teacher-steps', type=int, default=500)
-    parser.add_argument('--student-steps', type=int, default=200)
-    parser.add_argument('--siglip-steps', type=int, default=400)
-    parser.add_argument(
-        '--batch-size', type=int, default=128,
+    add('--teacher-steps', type=int, default=500)
+    add('--student-steps', type=int, default=200)
+    add('--siglip-steps', type=int, default=400)
+    add('--batch-size', type=int, default=128,
         help='pairs per step; every pair of a batch has a different class, '
         f'so at most {shapes.MAX_CLASSES}')
-    parser.add_argument('--lr', type=float, default=1e-3)
-    parser.add_argument('--weight-decay', type=float, default=0.05)
-    parser.add_argument(
-        '--warmup-frac', type=float, default=0.05,
+    add('--lr', type=float, default=1e-3)
+    add('--weight-decay', type=float, default=0.05)
+    add('--warmup-frac', type=float, default=0.05,
         help='fraction of the steps with a linear learning-rate warm-up')
-    parser.add_argument(
-        '--images-per-class', type=int, default=48,
+    add('--images-per-class', type=int, default=48,
         help='pre-training images rendered per class (cached as uint8)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--threads', type=int, default=1,
+    add('--seed', type=int, default=0)
+    add('--threads', type=int, default=1,
         help='torch intra-op threads (1 was faster than 2 on the 2-core '
         'machine these weights were made on; results depend on it)')
-    parser.add_argument(
-        '--eval-per-class', type=int, default=50,
+    add('--eval-per-class', type=int, default=50,
         help='target-domain test images per class for the zero-shot report '
         '(50 = the test split of the default dataset; 0 skips it)')
-    parser.add_argument('--eval-classes', type=int, default=40)
-    parser.add_argument('--log-interval', type=int, default=50)
+    add('--eval-classes', type=int, default=40)
+    add('--log-interval', type=int, default=50)
     args = parser.parse_args(argv)
     if not 1 <= args.batch_size <= shapes.MAX_CLASSES:
         parser.error(f'--batch-size must be in [1, {shapes.MAX_CLASSES}]')
@@ -157,14 +110,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
-    """Read model config dicts from a python config.
-
-    Args:
-        path (str): Config file defining the variables of :data:`MODELS`.
-        which (Sequence[str]): Keys of :data:`MODELS` to read.
-
-    Returns:
-        dict[str, dict]: e.g. ``{'teacher': cfg, 'student': cfg}``.
+    """Model config dicts (by keys of :data:`MODELS`) from a python config.
     """
     from mmengine import Config
     cfg = Config.fromfile(path)
@@ -178,16 +124,8 @@ def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
     return out
 
 
-# Data
 def class_of_caption(caption: str) -> str:
-    """The class name a caption holds (every template holds one).
-
-    Args:
-        caption (str): A caption of :func:`shapes.make_caption`.
-
-    Returns:
-        str: ``"<colour> <pattern> <shape>"``.
-    """
+    """The class name a caption holds (every template holds one)."""
     match = _CLASS_RE.search(caption)
     if match is None:
         raise ValueError(f'no class name in caption {caption!r}')
@@ -208,13 +146,8 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 
 class CaptionData:
-    """Pre-training pairs cached in memory, with class-unique batches.
-
-    Pairs come from :func:`shapes.iter_caption_pairs`, so an image count of
-    ``images_per_class * MAX_CLASSES`` gives exactly ``images_per_class``
-    images of every class. A batch holds at most one pair per class: two
-    captions of the same class in one InfoNCE batch would be false
-    negatives, which a 192-class pool makes frequent at batch sizes >= 64.
+    """Pre-training pairs cached in memory, with class-unique batches (two
+    captions of one class in an InfoNCE batch would be false negatives).
 
     Args:
         images_per_class (int): Images rendered per class.
@@ -225,15 +158,14 @@ class CaptionData:
     def __init__(self, images_per_class: int, image_size: int,
                  seed: int) -> None:
         num = images_per_class * shapes.MAX_CLASSES
-        images, captions = [], []
-        for image, caption in shapes.iter_caption_pairs(
-                num, image_size=image_size, seed=seed):
-            images.append(image)
-            captions.append(caption)
-        self.images = images_to_uint8(images)
-        self.class_names = sorted(set(map(class_of_caption, captions)))
+        pairs = list(shapes.iter_caption_pairs(num, image_size=image_size,
+                                               seed=seed))
+        self.images = images_to_uint8([image for image, _ in pairs])
+        captions = [caption for _, caption in pairs]
+        classes = [class_of_caption(c) for c in captions]
+        self.class_names = sorted(set(classes))
         index = {name: i for i, name in enumerate(self.class_names)}
-        labels = torch.tensor([index[class_of_caption(c)] for c in captions])
+        labels = torch.tensor([index[c] for c in classes])
         self.by_class = [
             torch.nonzero(labels == c).flatten()
             for c in range(len(self.class_names))
@@ -245,19 +177,8 @@ class CaptionData:
 
     def batch(self, rng: np.random.Generator,
               batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Draw a batch: distinct classes, a random image of each.
-
-        Each image gets a random symmetry of the square (flips and 90 degree
-        turns): shapes are drawn at any rotation, so the label holds.
-
-        Args:
-            rng (np.random.Generator): Source of the data order.
-            batch_size (int): Number of pairs.
-
-        Returns:
-            tuple[Tensor, Tensor]: Normalised images (B, 3, H, W) and caption
-            indices (B,) into :attr:`tokens`.
-        """
+        """Normalised images and caption ids of distinct classes, each image
+        turned or flipped at random (shapes are drawn at any rotation)."""
         classes = rng.permutation(len(self.by_class))[:batch_size]
         picks = [
             int(self.by_class[c][rng.integers(len(self.by_class[c]))])
@@ -273,13 +194,9 @@ class CaptionData:
         return normalize_images(out), self.caption_ids[picks]
 
 
-# Model
 def build_model(model_cfg: dict) -> nn.Module:
-    """An open_clip ``CLIP`` with QuickGELU from a config dict.
-
-    A config with ``init_logit_bias`` gives a model with a logit bias,
-    which is then trained with the sigmoid loss (:func:`sigmoid_loss`).
-    """
+    """An open_clip ``CLIP`` with QuickGELU (with ``init_logit_bias``: one
+    trained with :func:`sigmoid_loss`)."""
     register_tiny_shapes_vit(model_cfg['vision_cfg'].get('timm_model_name'))
     return open_clip.CLIP(
         embed_dim=model_cfg['embed_dim'],
@@ -292,12 +209,10 @@ def build_model(model_cfg: dict) -> nn.Module:
 class CompactText(nn.Module):
     """Text tower over the few token ids the captions use.
 
-    The CLIP vocabulary has 49408 tokens, the captions about 40. Training
-    only those rows is exact (no other row would receive a gradient, and the
-    token embedding is not weight-decayed) and skips a dense AdamW update of
-    the whole table every step. Under a causal mask with end-token pooling
-    the sequence is cut after the longest caption's end token, which is
-    exact as well; a bidirectional tower keeps every position.
+    Exact: no other row of the 49408-token table gets a gradient (nor weight
+    decay), and under a causal mask with end-token pooling nothing after
+    the longest caption's end token counts. It saves a dense AdamW update
+    of the whole table every step.
 
     Args:
         model (nn.Module): The CLIP whose text tower is used.
@@ -342,21 +257,15 @@ class CompactText(nn.Module):
 
     @torch.no_grad()
     def write_back(self) -> None:
-        """Put the trained rows into the full table; zero all others.
-
-        Rows of tokens that never occur in the captions were never trained;
-        zeros mark them as such and keep the saved file compressible.
-        """
+        """Put the trained rows into the full table; zero the untrained
+        others (marked so, and the file stays compressible)."""
         weight = self.model.token_embedding.weight
         weight.zero_()
         weight[self.vocab] = self.table
 
 
 def param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
-    """AdamW groups: decay weight matrices only.
-
-    Biases, norm gains, embeddings (token, positional, class) and the logit
-    scale are not decayed, as in CLIP.
+    """AdamW groups: decay weight matrices only, not embeddings, as CLIP.
     """
     decay, no_decay = [], []
     for name, param in module.named_parameters():
@@ -395,12 +304,8 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
 def sigmoid_loss(image_features: torch.Tensor,
                  text_features: torch.Tensor, logit_scale: torch.Tensor,
                  logit_bias: torch.Tensor) -> torch.Tensor:
-    """SigLIP's pairwise sigmoid loss, summed over pairs, mean over images
-    (open_clip's ``SigLipLoss`` on one process).
-
-    Every (image, caption) pair of the batch is a binary problem: matching
-    on the diagonal, not matching elsewhere.
-    """
+    """SigLIP's pairwise sigmoid loss (open_clip's ``SigLipLoss`` on one
+    process)."""
     return open_clip.loss.SigLipLoss()(
         F.normalize(image_features, dim=-1),
         F.normalize(text_features, dim=-1), logit_scale.exp(), logit_bias)
@@ -408,22 +313,8 @@ def sigmoid_loss(image_features: torch.Tensor,
 
 def train_model(model_cfg: dict, data: CaptionData, steps: int,
                 args: argparse.Namespace, name: str) -> nn.Module:
-    """Pre-train one CLIP from scratch.
-
-    The model, its initialisation and its data order depend on
-    ``args.seed`` only, so a model is the same whether it is trained alone
-    or after the other one.
-
-    Args:
-        model_cfg (dict): open_clip config dict.
-        data (CaptionData): The cached pairs.
-        steps (int): Optimisation steps.
-        args (argparse.Namespace): Optimisation arguments.
-        name (str): Name for the log.
-
-    Returns:
-        nn.Module: The trained CLIP (fp32, eval mode).
-    """
+    """Pre-train one CLIP from scratch; it depends on ``args.seed`` only,
+    not on what was trained before."""
     torch.manual_seed(args.seed)
     model = build_model(model_cfg)
     text = CompactText(model, data.captions)
@@ -434,11 +325,8 @@ def train_model(model_cfg: dict, data: CaptionData, steps: int,
     # The full table is replaced by text.table during training.
     model.token_embedding.weight.requires_grad_(False)
     model.train()
-    optimizer = torch.optim.AdamW(
-        param_groups(text, args.weight_decay),
-        lr=args.lr,
-        betas=(0.9, 0.98),
-        eps=1e-6)
+    optimizer = torch.optim.AdamW(param_groups(text, args.weight_decay),
+                                  lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, round(args.warmup_frac * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: cosine_with_warmup(s, steps, warmup))
@@ -495,26 +383,8 @@ def check_text_equivalence(model: nn.Module, text: CompactText) -> None:
                            'CLIP.encode_text')
 
 
-# Saving and evaluation
-def fp16_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """A plain fp16 state dict (contiguous tensors, open_clip key names)."""
-    return {
-        k: v.detach().to(torch.float16).contiguous().clone()
-        for k, v in model.state_dict().items()
-    }
-
-
 def check_outputs(out_dir: str, which: Sequence[str], force: bool) -> None:
     """Refuse, before any training, to replace files without ``--force``.
-
-    Args:
-        out_dir (str): The output folder.
-        which (Sequence[str]): The models to write (keys of :data:`MODELS`).
-        force (bool): Whether existing outputs may be replaced.
-
-    Raises:
-        SystemExit: Naming the files that exist, or ``out_dir`` if it is
-            not a folder.
     """
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise SystemExit(f'--out-dir {out_dir} is a file, not a folder')
@@ -528,12 +398,10 @@ def check_outputs(out_dir: str, which: Sequence[str], force: bool) -> None:
 
 
 def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
-    """``torch.save`` into ``path`` whole: written under the same file name
-    in a temporary folder beside it, then renamed into place.
+    """``torch.save`` into ``path`` whole, through a temporary folder.
 
-    The name matters: ``torch.save`` names its archive after the file, so
-    the bytes (and ``SHA256SUMS``) are those of a plain
-    ``torch.save(state, path)``.
+    The file name stays: ``torch.save`` names its archive after it, so the
+    bytes are those of a plain ``torch.save(state, path)``.
     """
     tmp = temporary_path(path)
     os.makedirs(tmp)
@@ -546,13 +414,7 @@ def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
 
 
 def write_sums(out_dir: str) -> str:
-    """Write ``SHA256SUMS`` (sha256sum format) for the .pth files present.
-
-    Args:
-        out_dir (str): Directory of the weight files.
-
-    Returns:
-        str: Path of the sums file.
+    """Write ``SHA256SUMS`` for the .pth files present; returns its path.
     """
     names = sorted(f for _, f in MODELS.values()
                    if osp.isfile(osp.join(out_dir, f)))
@@ -564,32 +426,23 @@ def write_sums(out_dir: str) -> str:
 
 def render_target_test(num_classes: int, per_class: int,
                        image_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Target-domain test images (seed 0, split 'test'), by label.
-
-    Indices ``0 .. per_class - 1`` are the images of the CoOp dataset that
-    ``generate_coop_dataset(num_classes=..., seed=0)`` writes.
-    """
-    names = shapes.list_class_names(num_classes)
-    images, labels = [], []
-    for label, name in enumerate(names):
-        for index in range(per_class):
-            images.append(
-                shapes.render_image(
-                    name, image_size, seed=0, split='test', index=index))
-            labels.append(label)
-    return normalize_images(images_to_uint8(images)), torch.tensor(labels)
+    """Target-domain test images (those of ``generate_coop_dataset``'s
+    test split, seed 0) and labels."""
+    images = [
+        shapes.render_image(name, image_size, seed=0, split='test', index=i)
+        for name in shapes.list_class_names(num_classes)
+        for i in range(per_class)
+    ]
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    return normalize_images(images_to_uint8(images)), labels
 
 
 @torch.no_grad()
 def zero_shot_report(model: nn.Module, images: torch.Tensor,
                      labels: torch.Tensor,
                      class_names: Sequence[str]) -> Dict[str, float]:
-    """Zero-shot base / novel / HM accuracy (%) with ``EVAL_PROMPT``.
-
-    Base images are scored against base-class prompts only and novel images
-    against novel-class prompts only (the first ``ceil(n / 2)`` labels are
-    base); ``all`` is the accuracy over all classes at once.
-    """
+    """Zero-shot accuracy (%) with ``EVAL_PROMPT``: base and novel each
+    among their own half's prompts, HM, and ``all`` over every class."""
     model.eval()
     tokens = open_clip.tokenize([EVAL_PROMPT.format(n) for n in class_names],
                                 context_length=model.context_length)
@@ -610,16 +463,7 @@ def zero_shot_report(model: nn.Module, images: torch.Tensor,
     return dict(base=b, novel=n, hm=hm, all=100 * acc_all.mean().item())
 
 
-def load_shipped(model_cfg: dict, path: str) -> nn.Module:
-    """Rebuild a model from a saved fp16 file, as it will be used."""
-    model = build_model(model_cfg)
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model.eval()
-
-
 def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
-    """Run the pre-training."""
     args = parse_args(argv)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -653,7 +497,10 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
         model = train_model(cfgs[name], data, steps, args, name)
         seconds = time.time() - start
         path = osp.join(args.out_dir, MODELS[name][1])
-        save_weights(fp16_state_dict(model), path)
+        save_weights({
+            k: v.detach().to(torch.float16).contiguous().clone()
+            for k, v in model.state_dict().items()
+        }, path)
         results[name] = dict(path=path, seconds=seconds, steps=steps)
         print(f'[{name}] trained in {seconds:.0f}s, saved {path} '
               f'({osp.getsize(path) / 2**20:.1f} MiB)', flush=True)
@@ -668,7 +515,11 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
               f'({args.eval_classes} classes x {args.eval_per_class} images, '
               f'prompt "{EVAL_PROMPT}"):')
         for name in which:
-            model = load_shipped(cfgs[name], results[name]['path'])
+            # As it will be used: rebuilt from the fp16 file.
+            model = build_model(cfgs[name])
+            state = torch.load(results[name]['path'], map_location='cpu',
+                               weights_only=True)
+            model.load_state_dict({k: v.float() for k, v in state.items()})
             acc = zero_shot_report(model, images, labels, names)
             results[name].update(acc)
             print(f'  {name:8s} base {acc["base"]:5.1f}  novel '
