@@ -1,25 +1,7 @@
 """Prove that a config runs, on generated data, before a GPU hour is spent.
 
-    python tools/misc/dry_run.py CONFIG [--tiny] [--work-dir DIR]
-        [--quick] [--classes N] [--cfg-options KEY=VALUE ...]
-    python tools/misc/dry_run.py CONFIG --check-inputs
-        [--cfg-options KEY=VALUE ...]
-
-The config runs through ``tools/train.py``, ``--resume``, ``tools/test.py``
-and, for a distiller, ``export_student.py`` (README.md, "Train and test"),
-on random weights of its CLIP architectures (``--tiny``: tiny models of the
-same families, ``tiny_clip_family.py``) and a generated miniature of its
-data layout (``miniature_data.py``), a teacher-cache config on a cache
-recorded on the fly from the first config of its ``_base_``. Training runs
-two epochs (iterations), the resume phase continues from the first
-checkpoint; ``--quick`` trains one without validation and tests it.
-
-Each phase prints its wall time and peak memory; the tools' output goes to
-``WORK_DIR/<phase>.log``. Nothing is written outside the work dir
-(:func:`keep_outputs_inside`) and nothing is downloaded. The run ends with
-the real inputs of the config (``--check-inputs`` lists only them, see
-docs/inputs.md) and ``dry run ok: CONFIG (on stand-ins: ...)`` or ``dry run
-failed: CONFIG: ...``.
+Train, resume, test and export on stand-ins, writing only into the work dir;
+see README.md, "Train and test", and docs/inputs.md (``--check-inputs``).
 """
 import argparse
 import ast
@@ -54,32 +36,23 @@ from tool_scripts import load_tool, status_mib  # noqa: E402
 NUM_CLASSES = 4
 #: Models with nothing to train: their configs are evaluated only.
 EVALUATION_ONLY = ('ZeroShotCLIPClassifier', )
-#: Dataset arguments that name folders and files of the user's data
-#: (CoOpDataset's); a miniature is read at the class's own layout.
+#: CoOpDataset's arguments naming the user's folders and files.
 LAYOUT_KEYS = ('dataset_dir', 'image_dir', 'split_file')
-#: Keys of a folder that outputs go to, anywhere in a config: hooks'
-#: ``out_dir``, visualizers' and vis backends' ``save_dir``, metrics'
-#: ``collect_dir`` (removed after use), ProfilerHook's trace ``dir_name``,
-#: and their kin.
+#: Keys of an output folder or file, anywhere in a config.
 OUTPUT_FOLDER_KEYS = ('out_dir', 'save_dir', 'collect_dir', 'show_dir',
                       'log_dir', 'output_dir', 'tmpdir', 'dir_name')
-#: Keys of an output file (``DumpResults``' ``out_file_path``,
-#: ProfilerHook's ``json_trace_path``, ...).
 OUTPUT_FILE_KEYS = ('out_file', 'out_file_path', 'json_trace_path')
-#: Names that LocalVisBackend joins to its ``save_dir``: an absolute one
-#: (or one with '..') would leave it.
+#: Names LocalVisBackend joins to its ``save_dir``.
 INSIDE_SAVE_DIR_KEYS = ('img_save_dir', 'config_save_file',
                         'scalar_save_file')
 #: Hooks that write under ``<out_dir>/<last folder of the work dir>``: with
-#: the dry run's work dir as ``out_dir``, that is the phase's own folder
-#: (where the dry run finds the checkpoints).
+#: the dry run's work dir as ``out_dir``, the phase's own folder.
 PHASE_FOLDER_HOOKS = ('CheckpointHook', 'SafeCheckpointHook', 'LoggerHook')
 #: Vis backends that write only under their ``save_dir``; the others send
 #: to a service and are replaced by LocalVisBackend.
 LOCAL_VIS_BACKENDS = ('LocalVisBackend', 'TensorboardVisBackend')
 
 
-# Data.
 def _shrink_pipeline(pipeline: list) -> None:
     for transform in pipeline:
         for key in ('scale', 'crop_size', 'size'):
@@ -97,7 +70,7 @@ class MiniatureData:
         root (str): Folder of the miniatures (inside the work dir).
         num_classes (int): Classes of each miniature.
         train_per_class (int): Train images per class.
-        tiny (bool): Shrink the pipelines to the tiny models' 32 px.
+        tiny (bool): Shrink the pipelines to the tiny models' size.
     """
 
     def __init__(self, root: str, num_classes: int, train_per_class: int,
@@ -107,14 +80,12 @@ class MiniatureData:
         self.train_per_class = train_per_class
         self.tiny = tiny
         self.written: Dict[str, dict] = {}
-        #: Where a teacher cache of the dry run is recorded; every
-        #: ``TeacherCachedDataset`` reads this one, never the config's.
+        # Every TeacherCachedDataset reads this one, never the config's.
         self.teacher_cache = osp.join(osp.dirname(root), 'teacher_cache')
 
     def _once(self, name: str,
               write: Callable[[str], Optional[dict]]) -> dict:
-        """``write(folder)`` once per name; its dict of settings, or
-        ``data_root=folder``."""
+        """``write(folder)`` once per name; its settings or ``data_root``."""
         if name not in self.written:
             folder = osp.join(self.root, name)
             self.written[name] = write(folder) or dict(data_root=folder)
@@ -133,9 +104,8 @@ class MiniatureData:
             return
         if name in ('NestedSubset', 'ConcatDataset'):
             return
-        # The miniature has the class's own layout: a folder the config
-        # names (an absolute dataset_dir is the user's real data, where a
-        # few-shot draw would be written) is never read.
+        # The class's own layout: a folder the config names (maybe the
+        # user's data, where a few-shot draw would be written) is not read.
         for key in LAYOUT_KEYS:
             dataset.pop(key, None)
         if name == 'SyntheticShapes':
@@ -169,7 +139,7 @@ class MiniatureData:
             folder, self.num_classes, self._unlabeled_count(), size)
 
     def _shards(self, folder: str) -> dict:
-        """The unlabeled images in two tar shards."""
+        # The unlabeled images in two tar shards.
         images = self._unlabeled(folder + '_images')
         shards = load_tool('misc/images_to_shards.py')
         per_shard = math.ceil(self._unlabeled_count() / 2)
@@ -189,14 +159,8 @@ def prepare_data(cfg: Config, data: MiniatureData) -> None:
             loader.dataset = dataset
 
 
-def _leaves_folder(name: str) -> bool:
-    """Whether a name joined to a folder lands outside it."""
-    return osp.isabs(name) or '..' in name.replace('\\', '/').split('/')
-
-
 def _output_folder(work_dir: str, where: str) -> str:
-    """The folder of the work dir that stands in for the config key
-    ``where`` (e.g. ``outputs/test_evaluator.1.out_file_path``)."""
+    """The work dir's folder for the config key ``where``."""
     return osp.join(work_dir, 'outputs',
                     where.replace('[', '.').replace(']', ''))
 
@@ -231,26 +195,14 @@ def _keep_inside(node, where: str, work_dir: str) -> None:
             # The file name is kept: tools check its suffix ('.pkl').
             node[key] = osp.join(_output_folder(work_dir, here),
                                  osp.basename(value))
-        elif key in INSIDE_SAVE_DIR_KEYS and _leaves_folder(value):
-            node[key] = osp.basename(value)
+        elif key in INSIDE_SAVE_DIR_KEYS and (osp.isabs(value) or '..' in (
+                value.replace('\\', '/').split('/'))):
+            node[key] = osp.basename(value)  # it would leave save_dir
 
 
 def keep_outputs_inside(cfg: Config, work_dir: str) -> None:
-    """Every output location a config names, redirected into ``work_dir``.
-
-    Hooks' ``out_dir`` (mmengine's loggers and checkpoint hooks write
-    under ``<out_dir>/<last folder of the run's work dir>``, here the
-    phase's own folder), visualizers' and vis backends' ``save_dir`` (and
-    the names LocalVisBackend joins to it), metrics' ``collect_dir`` and
-    ``DumpResults``' ``out_file_path``, wherever they are in the config;
-    vis backends that send to a service become LocalVisBackend. The data
-    (``data_root``, ``dataset_dir``, teacher caches) is pointed at the
-    miniature by :class:`MiniatureData`.
-
-    Args:
-        cfg (Config): The config; modified in place.
-        work_dir (str): The dry run's work dir.
-    """
+    """Redirect every output location of ``cfg`` into ``work_dir``; vis
+    backends that send to a service become LocalVisBackend."""
     for key in list(cfg.keys()):
         value = cfg[key]
         if isinstance(value, (dict, list)):
@@ -261,11 +213,6 @@ def keep_outputs_inside(cfg: Config, work_dir: str) -> None:
 
 def set_schedule(cfg: Config, length: int) -> None:
     """Train ``length`` epochs (or iterations), keeping every checkpoint.
-
-    Args:
-        cfg (Config): The config; modified in place.
-        length (int): Epochs of an epoch-based loop, iterations of an
-            iteration-based one.
     """
     train_cfg = cfg.train_cfg
     by_iter = train_cfg.get('max_iters') is not None or \
@@ -280,7 +227,6 @@ def set_schedule(cfg: Config, length: int) -> None:
             hook['mean'] = 1.0  # within the short schedule
 
 
-# Running the tools.
 def _reset_peak_rss() -> None:
     try:
         with open('/proc/self/clear_refs', 'w') as f:
@@ -314,11 +260,8 @@ class PhaseFailed(RuntimeError):
 
 
 def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
-    """Run one phase, print its time and peak memory.
-
-    Raises:
-        PhaseFailed: With the tool's last error line and the log.
-    """
+    """Run one phase, print its time and peak memory; a failure raises
+    :class:`PhaseFailed` with the tool's last error line and the log."""
     log = osp.join(work_dir, f'{name}.log')
     _reset_peak_rss()
     if torch.cuda.is_available():
@@ -347,6 +290,14 @@ def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
                           f'(log: {log})')
 
 
+def _load(config: str, cfg_options: Optional[dict]) -> Config:
+    cfg = load_config(config, 'dry_run.py')
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def _first_base(config: str) -> Optional[str]:
     """The first ``_base_`` file of a config, read without running it."""
     with open(config, encoding='utf-8') as f:
@@ -360,25 +311,17 @@ def _first_base(config: str) -> Optional[str]:
     return None
 
 
-def _cache_dataset(cfg: Config) -> Optional[dict]:
-    dataset = cfg.train_dataloader.dataset
-    cached = bare_type(dataset.get('type')) == 'TeacherCachedDataset'
-    return dataset if cached else None
-
-
 class DryRun:
-    """The dry run of one config (see the module docstring).
+    """The dry run of one config.
 
     Args:
         config (str): The config file.
         work_dir (str): Where everything is written.
-        tiny (bool): Tiny models of the config's CLIP families instead of
-            random real-size ones.
+        tiny (bool): Tiny models of the config's CLIP families.
         quick (bool): Train one epoch (iteration) without validation and
             test it, nothing else.
         cfg_options (dict, optional): ``--cfg-options``, applied first.
-        num_classes (int): Classes of the miniatures (at least 2). Defaults
-            to :data:`NUM_CLASSES`.
+        num_classes (int): Classes of the miniatures (at least 2).
     """
 
     def __init__(self, config: str, work_dir: str, tiny: bool = False,
@@ -396,13 +339,9 @@ class DryRun:
 
     def _prepared(self, config: str, data: MiniatureData,
                   length: int) -> Config:
-        cfg = load_config(config, 'dry_run.py')
-        if self.cfg_options:
-            check_cfg_options(cfg, self.cfg_options)
-            cfg.merge_from_dict(self.cfg_options)
+        cfg = _load(config, self.cfg_options)
         prepare_model(cfg, self.weights)
-        # No weight file is read: the phases load only their own
-        # checkpoints (the resume phase names its own).
+        # The phases load only their own checkpoints.
         cfg.load_from = None
         prepare_data(cfg, data)
         keep_outputs_inside(cfg, self.work_dir)
@@ -410,17 +349,15 @@ class DryRun:
         return cfg
 
     def _dump(self, cfg: Config, name: str) -> str:
-        # JSON: written without formatting Python code (a quarter of a
-        # second per config).
+        # JSON: no formatting of Python code (a quarter second a config).
         path = osp.join(self.work_dir, name)
         cfg.dump(path)
         return path
 
     def _record_cache(self, data: MiniatureData, epochs: int,
                       cached: dict) -> None:
-        """Record the cache of the config's first base (one per member of
-        an ensemble) and point ``cached``, the dataset, at it; an ensemble
-        becomes the recorded one (its members' stand-in weights)."""
+        """Record the cache of the config's first base (one per ensemble
+        member) and point the ``cached`` dataset at it."""
         ensemble = cached.get('ensemble')
         online = _first_base(self.config)
         if online is None:
@@ -446,7 +383,6 @@ class DryRun:
 
     def run(self) -> None:
         """Run every phase; raises :class:`PhaseFailed` at the first error."""
-        # Tiny models: every timm trunk is built tiny, in every phase.
         with tiny_timm_trunks() if self.tiny else contextlib.nullcontext():
             self._run()
 
@@ -477,8 +413,9 @@ class DryRun:
         self.weights = RandomWeights(osp.join(self.work_dir, 'weights'),
                                      self.tiny)
         cfg = self._prepared(self.config, data, length)
-        if _cache_dataset(cfg) is not None:
-            self._record_cache(data, 2, _cache_dataset(cfg))
+        dataset = cfg.train_dataloader.dataset
+        if bare_type(dataset.get('type')) == 'TeacherCachedDataset':
+            self._record_cache(data, 2, dataset)
         config = self._dump(cfg, 'config.json')
         test = load_tool('test.py')
         if bare_type(cfg.model.get('type')) in EVALUATION_ONLY:
@@ -499,8 +436,7 @@ class DryRun:
             run_phase('test', self.work_dir, lambda: test.main(
                 [config, last, '--work-dir', osp.join(self.work_dir, 'test')]))
             return
-        # The last epoch (iteration) again, resumed from the first one's
-        # checkpoint in a work dir of its own.
+        # The last epoch again, resumed from the first one's checkpoint.
         resume_dir = osp.join(self.work_dir, 'resume')
         os.makedirs(resume_dir)
         first = shutil.copy(checkpoints[0][1], resume_dir)
@@ -516,67 +452,40 @@ class DryRun:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='training config')
-    parser.add_argument('--tiny', action='store_true',
-                        help="tiny models of the config's CLIP families "
-                        'instead of random weights of the real '
-                        'architectures')
-    parser.add_argument('--quick', action='store_true',
-                        help='train one epoch (iteration) without '
-                        'validation and test it, nothing else')
-    parser.add_argument('--classes', type=int, default=NUM_CLASSES,
-                        help='classes of the generated data (the memory of '
-                        'text features grows with them); defaults to '
-                        f'{NUM_CLASSES}')
-    parser.add_argument('--work-dir',
-                        help='an empty or new folder; defaults to '
-                        'work_dirs/dry_run/<config name>')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override settings of the config first')
-    parser.add_argument('--check-inputs', action='store_true',
-                        help='only list the real inputs the config needs '
-                        '(weights, checkpoints, data), whether each exists '
-                        'and where it comes from; exit 1 if any is missing')
+    add = parser.add_argument
+    add('config', help='training config')
+    add('--tiny', action='store_true',
+        help="tiny models of the config's CLIP families instead of random "
+        'weights of the real architectures')
+    add('--quick', action='store_true',
+        help='train one epoch (iteration) without validation and test it, '
+        'nothing else')
+    add('--classes', type=int, default=NUM_CLASSES,
+        help='classes of the generated data (the memory of text features '
+        f'grows with them); defaults to {NUM_CLASSES}')
+    add('--work-dir', help='an empty or new folder; defaults to '
+        'work_dirs/dry_run/<config name>')
+    add('--cfg-options', nargs='+', action=CfgOptionsAction,
+        help='override settings of the config first')
+    add('--check-inputs', action='store_true',
+        help='only list the real inputs the config needs (weights, '
+        'checkpoints, data), whether each exists and where it comes from; '
+        'exit 1 if any is missing')
     return parser.parse_args(argv)
 
 
 def config_inputs_of(config: str, cfg_options: Optional[dict] = None
                      ) -> List['config_inputs.Input']:
-    """The real inputs of a config, after ``--cfg-options``.
-
-    Args:
-        config (str): The config file.
-        cfg_options (dict, optional): ``--cfg-options``. Defaults to None.
-
-    Returns:
-        list[config_inputs.Input]: See :func:`config_inputs.find_inputs`.
-    """
-    cfg = load_config(config, 'dry_run.py')
-    if cfg_options:
-        check_cfg_options(cfg, cfg_options)
-        cfg.merge_from_dict(cfg_options)
-    return config_inputs.find_inputs(cfg)
-
-
-def preflight(config: str, cfg_options: Optional[dict] = None) -> int:
-    """List the real inputs of a config; nothing is built or opened.
-
-    Args:
-        config (str): The config file.
-        cfg_options (dict, optional): ``--cfg-options``. Defaults to None.
-
-    Returns:
-        int: The exit status: 0 if every input exists, else 1.
-    """
-    return config_inputs.print_inputs(config_inputs_of(config, cfg_options),
-                                      config)
+    """The real inputs of a config, after ``--cfg-options``."""
+    return config_inputs.find_inputs(_load(config, cfg_options))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Dry-run a config; returns the exit status."""
     args = parse_args(argv)
     if args.check_inputs:
-        return preflight(args.config, args.cfg_options)
+        return config_inputs.print_inputs(
+            config_inputs_of(args.config, args.cfg_options), args.config)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'dry_run', name)
     try:
