@@ -1,14 +1,5 @@
-"""The real inputs a config reads, where they are and where they come from.
-
-    from config_inputs import find_inputs, print_inputs
-    inputs = find_inputs(cfg)   # a loaded mmengine Config or a plain dict
-    print_inputs(inputs, 'CONFIG')
-
-One walk over the whole config finds every file and folder a run reads
-before its first iteration (CLIP weights, tokenizers, checkpoints, data,
-teacher caches; the table of docs/inputs.md). Nothing is built, opened or
-downloaded: paths are only tested for existence, relative to the working
-directory.
+"""The real inputs a config reads (the table of docs/inputs.md), where they
+are and where they come from; nothing is built, opened or downloaded.
 """
 import glob
 import os.path as osp
@@ -20,25 +11,19 @@ DOCS = 'docs/inputs.md'
 #: CoOp's data preparation guide (folders and split files).
 COOP_DATASETS = 'https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md'
 #: Where each dataset class's data comes from.
-DATASET_SOURCES = {
-    'CoOpImageNet': f'{COOP_DATASETS} (ImageNet)',
-    'CoOpCaltech101': f'{COOP_DATASETS} (Caltech101)',
-    'CoOpOxfordPets': f'{COOP_DATASETS} (OxfordPets)',
-    'CoOpStanfordCars': f'{COOP_DATASETS} (StanfordCars)',
-    'CoOpOxfordFlowers': f'{COOP_DATASETS} (Flowers102)',
-    'CoOpFood101': f'{COOP_DATASETS} (Food101)',
-    'CoOpFGVCAircraft': f'{COOP_DATASETS} (FGVCAircraft)',
-    'CoOpSUN397': f'{COOP_DATASETS} (SUN397)',
-    'CoOpDTD': f'{COOP_DATASETS} (DTD)',
-    'CoOpEuroSAT': f'{COOP_DATASETS} (EuroSAT)',
-    'CoOpUCF101': f'{COOP_DATASETS} (UCF101)',
-    'CoOpImageNetV2': f'{COOP_DATASETS} (ImageNetV2)',
-    'CoOpImageNetSketch': f'{COOP_DATASETS} (ImageNet-Sketch)',
-    'CoOpImageNetA': f'{COOP_DATASETS} (ImageNet-A)',
-    'CoOpImageNetR': f'{COOP_DATASETS} (ImageNet-R)',
-    'SyntheticShapes': 'python tools/misc/generate_shapes_dataset.py '
-    '(docs/synthetic_shapes.md)',
-}
+DATASET_SOURCES = dict(
+    {
+        f'CoOp{name}': f'{COOP_DATASETS} ({name})'
+        for name in ('ImageNet', 'Caltech101', 'OxfordPets', 'StanfordCars',
+                     'Food101', 'FGVCAircraft', 'SUN397', 'DTD', 'EuroSAT',
+                     'UCF101', 'ImageNetV2')
+    },
+    CoOpOxfordFlowers=f'{COOP_DATASETS} (Flowers102)',
+    CoOpImageNetSketch=f'{COOP_DATASETS} (ImageNet-Sketch)',
+    CoOpImageNetA=f'{COOP_DATASETS} (ImageNet-A)',
+    CoOpImageNetR=f'{COOP_DATASETS} (ImageNet-R)',
+    SyntheticShapes='python tools/misc/generate_shapes_dataset.py '
+    '(docs/synthetic_shapes.md)')
 #: What a dry run uses in place of each kind of input.
 STAND_INS = {
     'CLIP weights': 'random CLIP weights',
@@ -57,8 +42,7 @@ class Input:
     """One file or folder a config reads.
 
     Args:
-        key (str): Where the config names it, e.g.
-            ``'model.teacher.checkpoint'``.
+        key (str): Where the config names it.
         path (str): The path, as the tools read it.
         kind (str): One of :data:`STAND_INS`' keys.
         what (str): What it is, e.g. ``'CoOpDTD split file'``.
@@ -89,7 +73,6 @@ def _file(key: str, path: str, kind: str, what: str, source: str) -> Input:
                  osp.exists(osp.expanduser(path)))
 
 
-# CLIP weights and tokenizers.
 def _openai_url(path: str) -> Optional[str]:
     """OpenAI's URL of a CLIP file, from open_clip's table, by file name."""
     import open_clip
@@ -179,7 +162,7 @@ def _clip_inputs(clip: dict, where: str) -> Iterator[Input]:
 
 def _checkpoint_source(path: str) -> str:
     """A teacher trained here (``work_dirs/<config name>/``) names its
-    config; any other one is a released or converted checkpoint."""
+    config; any other is a released or converted one."""
     parts = osp.normpath(path).split(osp.sep)
     if len(parts) > 2 and parts[0] == 'work_dirs':
         configs = glob.glob(osp.join(osp.dirname(osp.dirname(osp.dirname(
@@ -191,8 +174,7 @@ def _checkpoint_source(path: str) -> str:
     return f'{DOCS}#teachers'
 
 
-# Datasets.
-def _coop_paths(cls: type, dataset: dict) -> List[Tuple[str, str]]:
+def _coop_paths(cls: type, dataset: dict) -> Iterator[Tuple[str, str]]:
     """``(what, path)`` a CoOp dataset checks (its ``_required_paths``)."""
     from mmpromptkd.datasets.utils import join_nonempty
     probe = cls.__new__(cls)
@@ -205,11 +187,8 @@ def _coop_paths(cls: type, dataset: dict) -> List[Tuple[str, str]]:
     probe._image_root = join_nonempty(probe._dataset_root, probe.image_dir)
     probe.split = dataset.get('split') or probe.splits[0]
     probe.num_shots = dataset.get('num_shots', -1)
-    paths = [] if probe._dataset_root == probe._root else [
-        probe._dataset_root
-    ]
-    named = []
-    for path in paths + probe._required_paths():
+    root = [] if probe._dataset_root == probe._root else [probe._dataset_root]
+    for path in root + probe._required_paths():
         if path == probe._dataset_root:
             what = 'dataset folder'
         elif path.startswith(probe._image_root) and \
@@ -217,8 +196,7 @@ def _coop_paths(cls: type, dataset: dict) -> List[Tuple[str, str]]:
             what = 'image folder'
         else:
             what = osp.basename(path)
-        named.append((what, path))
-    return named
+        yield what, path
 
 
 def _expand(shards) -> List[str]:
@@ -279,7 +257,6 @@ def _is_dataset(node: dict) -> bool:
     return 'type' in node and DATASETS.get(_bare(node['type'])) is not None
 
 
-# The walk.
 def _walk(node, where: str) -> Iterator[Input]:
     if isinstance(node, (list, tuple)):
         for i, item in enumerate(node):
@@ -308,14 +285,8 @@ def _walk(node, where: str) -> Iterator[Input]:
 
 
 def find_inputs(cfg) -> List[Input]:
-    """Every real input of a config, each path once (first key wins).
-
-    Args:
-        cfg (Config | dict): The config, after ``--cfg-options``.
-
-    Returns:
-        list[Input]: In the order the config names them.
-    """
+    """Every real input of a config (a Config or dict), each path once,
+    in the order the config names them."""
     import mmpromptkd.datasets  # noqa: F401  (registers the dataset types)
     config = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
     found, seen = [], set()
@@ -327,16 +298,8 @@ def find_inputs(cfg) -> List[Input]:
 
 
 def stand_ins(inputs: Sequence[Input], tiny: bool = False) -> List[str]:
-    """What a dry run puts in place of these inputs, in words.
-
-    Args:
-        inputs (Sequence[Input]): The config's inputs.
-        tiny (bool): The dry run's ``--tiny`` (tiny CLIPs in place of
-            every CLIP). Defaults to False.
-
-    Returns:
-        list[str]: One phrase per kind of input replaced.
-    """
+    """What a dry run (``--tiny`` or not) puts in place of these inputs,
+    one phrase per kind."""
     words = []
     for item in inputs:
         # A tokenizer is replaced only where the real one is missing.
@@ -351,10 +314,7 @@ def stand_ins(inputs: Sequence[Input], tiny: bool = False) -> List[str]:
 
 
 def print_inputs(inputs: Sequence[Input], config: str) -> int:
-    """Print one line per input, then a summary line.
-
-    Returns:
-        int: 0 if every input is there, else 1.
+    """Print each input, then a summary; 0 if every input is there, else 1.
     """
     missing = [i for i in inputs if not i.exists]
     print(f'real inputs of {config} (relative paths from {osp.abspath(".")}'
