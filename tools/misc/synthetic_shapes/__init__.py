@@ -1,11 +1,5 @@
-"""A deterministic synthetic image domain in CoOp format ("synthetic shapes").
-
-Every class is a composition ``"<colour> <pattern> <shape>"`` such as
-``"red striped circle"``; the base and novel halves use the same attributes
-in new combinations. :mod:`.names` holds the classes and constants,
-:mod:`.render` draws images and captions, :mod:`.writers` writes a CoOp
-dataset or an unlabeled folder. See ``docs/synthetic_shapes.md``.
-"""
+"""A deterministic synthetic image domain in CoOp format; see
+docs/synthetic_shapes.md."""
 from .names import (CAPTION_TEMPLATES, CLASSNAMES_FILE, COLOUR_RGB, COLOURS,
                     DOMAINS, FORMAT_VERSION, IMAGE_DIR, MARKER_FILE,
                     MAX_CLASSES, MIN_CLASSES, PATTERNS, SHAPES, SPLIT_FILE,

@@ -1,8 +1,4 @@
-"""The synthetic-shapes domain: its classes, attributes and constants.
-
-Classes are ``"<colour> <pattern> <shape>"`` compositions whose base and
-novel halves use the same attribute values; see docs/synthetic_shapes.md.
-"""
+"""The synthetic-shapes domain: its classes, attributes and constants."""
 import functools
 import itertools
 import math
@@ -76,7 +72,6 @@ _DOMAIN_STYLE = {
 Combo = Tuple[int, int, int]
 
 
-# Class list
 def _combo_name(combo: Combo) -> str:
     return f'{COLOURS[combo[0]]} {PATTERNS[combo[1]]} {SHAPES[combo[2]]}'
 
@@ -146,46 +141,20 @@ def _select_combos(num_classes: int) -> Tuple[Combo, ...]:
 
 
 def list_class_names(num_classes: int = 40) -> List[str]:
-    """Class names of a dataset with ``num_classes`` classes, by label.
-
-    Nothing is written. The list depends on ``num_classes`` only (not on the
-    image seed); labels ``0 .. ceil(n/2) - 1`` are base classes.
-
-    Args:
-        num_classes (int): Number of classes, in
-            ``[MIN_CLASSES, MAX_CLASSES]``. Defaults to 40.
-
-    Returns:
-        list[str]: ``"<colour> <pattern> <shape>"`` names; index = label.
-    """
+    """Class names of a dataset of ``num_classes`` classes, by label (the
+    first ``ceil(n/2)`` are base); independent of the image seed."""
     return [_combo_name(c) for c in _select_combos(num_classes)]
 
 
 def split_base_novel(num_classes: int = 40) -> Tuple[List[str], List[str]]:
-    """Base and novel class names (first ``ceil(n/2)`` labels are base).
-
-    Args:
-        num_classes (int): Number of classes. Defaults to 40.
-
-    Returns:
-        tuple[list[str], list[str]]: Base names, novel names.
-    """
+    """Base and novel class names (first ``ceil(n/2)`` labels are base)."""
     names = list_class_names(num_classes)
     n_base = math.ceil(num_classes / 2)
     return names[:n_base], names[n_base:]
 
 
 def parse_class_name(name: str) -> Tuple[str, str, str]:
-    """Split a class name (spaces or underscores) into its attributes.
-
-    Args:
-        name (str): E.g. ``"red striped circle"`` or ``"red_striped_circle"``.
-
-    Returns:
-        tuple[str, str, str]: ``(colour, pattern, shape)``.
-
-    Raises:
-        ValueError: If the name is not a valid combination.
+    """``(colour, pattern, shape)`` of a class name (spaces or underscores).
     """
     parts = name.replace('_', ' ').split()
     if (len(parts) != 3 or parts[0] not in COLOUR_RGB
@@ -197,14 +166,7 @@ def parse_class_name(name: str) -> Tuple[str, str, str]:
 
 
 def class_folder(name: str) -> str:
-    """Folder name of a class under ``images/`` (spaces -> underscores).
-
-    Args:
-        name (str): Class name such as ``"red striped circle"``.
-
-    Returns:
-        str: E.g. ``"red_striped_circle"``.
-    """
+    """Folder of a class under ``images/``, e.g. ``red_striped_circle``."""
     return '_'.join(parse_class_name(name))
 
 

@@ -47,12 +47,6 @@ def _unit_outline(shape: str) -> np.ndarray:
 _OUTLINES = {s: _unit_outline(s) for s in SHAPES}
 
 
-def _supersampling(image_size: int) -> int:
-    # Draw at >= ~128 px and box-filter down: anti-aliased edges and
-    # patterns at small sizes without slowing large ones much.
-    return max(2, min(4, math.ceil(128 / image_size)))
-
-
 def _pattern_mask(pattern: str, u: np.ndarray, v: np.ndarray,
                   rng: np.random.Generator) -> np.ndarray:
     """Where the secondary colour goes; u, v in shape-radius units."""
@@ -116,7 +110,9 @@ def _render(combo: Combo, image_size: int, domain: str,
     colour, pattern, shape = (COLOURS[combo[0]], PATTERNS[combo[1]],
                               SHAPES[combo[2]])
     style = _DOMAIN_STYLE[domain]
-    ss = _supersampling(image_size)
+    # Draw at >= ~128 px and box-filter down: anti-aliased edges and
+    # patterns at small sizes without slowing large ones much.
+    ss = max(2, min(4, math.ceil(128 / image_size)))
     big = image_size * ss
 
     # Slight colour jitter: brightness gain plus per-channel offset.
@@ -209,14 +205,11 @@ def render_image(class_name: str,
 
     Args:
         class_name (str): ``"<colour> <pattern> <shape>"``.
-        image_size (int): Side in pixels, in ``[16, 1024]``. Defaults to 32.
-        seed (int): Non-negative global seed. Defaults to 0.
-        split (str): ``'train'``, ``'val'`` or ``'test'``. Defaults to
-            ``'train'``.
+        image_size (int): Side in pixels, in ``[16, 1024]``.
+        seed (int): Non-negative global seed.
+        split (str): ``'train'``, ``'val'`` or ``'test'``.
         index (int): Index of the image within its class and split.
-            Defaults to 0.
-        domain (str): ``'target'`` or ``'pretrain'``. Defaults to
-            ``'target'``.
+        domain (str): ``'target'`` or ``'pretrain'``.
 
     Returns:
         PIL.Image.Image: RGB image of size ``image_size x image_size``.
@@ -233,7 +226,6 @@ def render_image(class_name: str,
     return _render(combo, image_size, domain, rng)
 
 
-# Captions (pre-training domain)
 def make_caption(class_name: str,
                  template: Union[int, np.random.Generator, None] = None
                  ) -> str:
@@ -242,11 +234,7 @@ def make_caption(class_name: str,
     Args:
         class_name (str): ``"<colour> <pattern> <shape>"``.
         template (int | np.random.Generator | None): Template index, a
-            generator to draw one from, or None for the first template
-            ("a photo of a {}."). Defaults to None.
-
-    Returns:
-        str: The caption.
+            generator to draw one from, or None for the first template.
     """
     parse_class_name(class_name)
     if template is None:
@@ -261,23 +249,9 @@ def make_caption(class_name: str,
 def iter_caption_pairs(n: int,
                        image_size: int = 32,
                        seed: int = 0) -> Iterator[Tuple[Image.Image, str]]:
-    """Lazily yield ``n`` (image, caption) pairs in the pre-training domain.
-
-    The items walk through all ``MAX_CLASSES`` attribute combinations in a
-    seed-dependent order, so any ``n >= MAX_CLASSES`` covers every
-    combination (each ``ceil(n / MAX_CLASSES)`` or fewer times); a smaller
-    ``n`` gives ``n`` distinct combinations. Images come from the shifted
-    ``'pretrain'`` domain and from a stream of their own, so they never
-    coincide with images of a CoOp dataset in either domain.
-
-    Args:
-        n (int): Number of pairs, positive.
-        image_size (int): Side in pixels. Defaults to 32.
-        seed (int): Non-negative seed. Defaults to 0.
-
-    Yields:
-        tuple[PIL.Image.Image, str]: An image and its caption.
-    """
+    """Yield ``n`` (image, caption) pairs of the 'pretrain' domain, walking
+    through every attribute combination in a seed-dependent order; the
+    images never coincide with a CoOp dataset's."""
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f'n must be a positive int, got {n!r}')
     _check_image_size(image_size)
@@ -296,16 +270,5 @@ def iter_caption_pairs(n: int,
 def generate_caption_pairs(n: int,
                            image_size: int = 32,
                            seed: int = 0) -> List[Tuple[Image.Image, str]]:
-    """``n`` (image, caption) pairs in the pre-training domain, as a list.
-
-    See :func:`iter_caption_pairs`; prefer it for large ``n``.
-
-    Args:
-        n (int): Number of pairs, positive.
-        image_size (int): Side in pixels. Defaults to 32.
-        seed (int): Non-negative seed. Defaults to 0.
-
-    Returns:
-        list[tuple[PIL.Image.Image, str]]: Images and captions.
-    """
+    """:func:`iter_caption_pairs` as a list."""
     return list(iter_caption_pairs(n, image_size, seed))

@@ -1,10 +1,9 @@
-"""Writing the synthetic-shapes domain: a CoOp dataset or an unlabeled
-folder."""
+"""Writing the synthetic-shapes domain: a CoOp dataset or unlabeled folder."""
 import json
 import math
 import os
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Tuple, Union
 
 from mmpromptkd.fileio import atomic_write
 from .names import (_GENERATOR_ID, CLASSNAMES_FILE, FORMAT_VERSION, IMAGE_DIR,
@@ -14,8 +13,28 @@ from .render import (_check_domain, _check_image_size, _check_seed,
                      _image_rng, _render)
 
 
-def _claim_out_dir(out: Path, marker: Dict) -> None:
-    """Refuse foreign or differently generated directories, then mark."""
+def _claim_out_dir(out_dir: Union[str, os.PathLike],
+                   arguments: Dict) -> Tuple[Path, tuple, List[str]]:
+    """Check the arguments, refuse foreign or differently generated
+    directories, then mark; ``(out, combos, names)``."""
+    _check_num_classes(arguments['num_classes'])
+    for key, value in arguments.items():
+        if key.endswith('per_class') and (
+                isinstance(value, bool) or not isinstance(value, int)
+                or value <= 0):
+            raise ValueError(f'{key} must be a positive int, got {value!r}')
+    first_index = arguments.get('first_index', 0)
+    if isinstance(first_index, bool) or not isinstance(
+            first_index, int) or first_index < 0:
+        raise ValueError(f'first_index must be a non-negative int, got '
+                         f'{first_index!r}')
+    _check_image_size(arguments['image_size'])
+    _check_seed(arguments['seed'])
+    _check_domain(arguments['domain'])
+    combos = _select_combos(arguments['num_classes'])
+    out = Path(out_dir)
+    marker = dict(generator=_GENERATOR_ID, format_version=FORMAT_VERSION,
+                  arguments=arguments)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f'{out} exists and is not a directory')
     marker_path = out / MARKER_FILE
@@ -48,11 +67,7 @@ def _claim_out_dir(out: Path, marker: Dict) -> None:
     # Written first: an interrupted run can be resumed by re-running with
     # the same arguments. The split file, written last, marks completion.
     atomic_write(json.dumps(marker, indent=2) + '\n', str(marker_path))
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
+    return out, combos, [_combo_name(c) for c in combos]
 
 
 def generate_coop_dataset(out_dir: Union[str, os.PathLike],
@@ -63,71 +78,31 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
                           image_size: int = 32,
                           seed: int = 0,
                           domain: str = 'target') -> Dict:
-    """Write a synthetic-shapes dataset in CoOp format.
-
-    Layout::
-
-        out_dir/
-          generator.json            arguments + format version (ownership)
-          classnames.txt            "<folder> <class name>" per label
-          split_shapes.json         {"train"|"val"|"test": [[relpath, label,
-                                     classname], ...]}
-          images/<folder>/<split>_<index>.png
-
-    ``relpath`` is relative to ``out_dir/images``. Re-running with the same
-    arguments into the same directory rewrites identical bytes.
+    """Write a synthetic-shapes dataset in CoOp format (layout:
+    docs/synthetic_shapes.md); the same arguments rewrite the same bytes.
 
     Args:
-        out_dir (str | os.PathLike): Output directory; must be missing,
-            empty, or produced earlier by this function with identical
-            arguments.
-        num_classes (int): Number of classes. Defaults to 40.
-        train_per_class (int): Train images per class. Defaults to 64 (the
-            unlabeled pool of the student; teachers sample 16 shots).
-        val_per_class (int): Validation images per class. Defaults to 10.
-        test_per_class (int): Test images per class. Defaults to 50.
-        image_size (int): Image side in pixels. Defaults to 32.
-        seed (int): Non-negative image seed (the class list does not
-            depend on it). Defaults to 0.
+        out_dir (str | os.PathLike): Missing, empty, or written by this
+            function with the same arguments (else FileExistsError).
+        num_classes (int): Number of classes.
+        train_per_class (int): Train images per class.
+        val_per_class (int): Validation images per class.
+        test_per_class (int): Test images per class.
+        image_size (int): Image side in pixels.
+        seed (int): Non-negative image seed (not of the class list).
         domain (str): ``'target'`` or the shifted ``'pretrain'``.
-            Defaults to ``'target'``.
 
     Returns:
-        dict: ``out_dir`` (str), ``class_names`` (list[str]), ``num_base``
-        (int) and ``counts`` (dict of split -> number of images).
-
-    Raises:
-        ValueError: On invalid arguments.
-        FileExistsError: If ``out_dir`` is non-empty and was not produced
-            by this generator with the same arguments.
+        dict: ``out_dir``, ``class_names``, ``num_base`` and ``counts`` (per
+        split).
     """
-    _check_num_classes(num_classes)
-    per_split = dict(
-        train=train_per_class, val=val_per_class, test=test_per_class)
-    for split, count in per_split.items():
-        _check_count(f'{split}_per_class', count)
-    _check_image_size(image_size)
-    _check_seed(seed)
-    _check_domain(domain)
-
-    combos = _select_combos(num_classes)
-    names = [_combo_name(c) for c in combos]
+    out, combos, names = _claim_out_dir(out_dir, dict(
+        num_classes=num_classes, train_per_class=train_per_class,
+        val_per_class=val_per_class, test_per_class=test_per_class,
+        image_size=image_size, seed=seed, domain=domain))
+    per_split = dict(train=train_per_class, val=val_per_class,
+                     test=test_per_class)
     folders = [class_folder(n) for n in names]
-
-    out = Path(out_dir)
-    marker = dict(
-        generator=_GENERATOR_ID,
-        format_version=FORMAT_VERSION,
-        arguments=dict(
-            num_classes=num_classes,
-            train_per_class=train_per_class,
-            val_per_class=val_per_class,
-            test_per_class=test_per_class,
-            image_size=image_size,
-            seed=seed,
-            domain=domain))
-    _claim_out_dir(out, marker)
-
     image_root = out / IMAGE_DIR
     split_data: Dict[str, List[list]] = {s: [] for s in SPLITS}
     for label, (combo, name, folder) in enumerate(zip(combos, names,
@@ -161,55 +136,28 @@ def generate_unlabeled_images(out_dir: Union[str, os.PathLike],
                               image_size: int = 32,
                               seed: int = 0,
                               domain: str = 'target') -> Dict:
-    """Write images of the domain as an unlabeled folder with class names.
-
-    The images are those of the CoOp dataset's train split of the same
-    arguments, indices ``first_index .. first_index + per_class - 1`` of
-    each class: with ``first_index`` equal to the dataset's
-    ``train_per_class`` they are new images of the same distribution,
-    beyond its train split. They go to ``images/<n>.png``, numbered in an
-    order that interleaves the classes (nothing in a name tells the class);
-    ``classes.txt`` lists the class names, one per line, in label order.
+    """Write train-stream images ``first_index ..`` of each class as an
+    unlabeled folder: ``images/<n>.png`` (classes interleaved) and
+    ``classes.txt``, the class names in label order.
 
     Args:
-        out_dir (str | os.PathLike): Output folder (missing, empty, or
-            written by this function with the same arguments).
-        num_classes (int): Number of classes. Defaults to 40.
-        per_class (int): Images per class. Defaults to 16.
-        first_index (int): Index of the first image of each class in the
-            train stream. Defaults to 0.
-        image_size (int): Image side. Defaults to 32.
-        seed (int): Image seed. Defaults to 0.
-        domain (str): 'target' or 'pretrain'. Defaults to 'target'.
+        out_dir (str | os.PathLike): Missing, empty, or written by this
+            function with the same arguments.
+        num_classes (int): Number of classes.
+        per_class (int): Images per class.
+        first_index (int): Index of the first image of each class (a
+            dataset's ``train_per_class``: images beyond its train split).
+        image_size (int): Image side.
+        seed (int): Image seed.
+        domain (str): 'target' or 'pretrain'.
 
     Returns:
         dict: ``out_dir``, ``class_names`` and ``num_images``.
     """
-    _check_num_classes(num_classes)
-    _check_count('per_class', per_class)
-    if isinstance(first_index, bool) or not isinstance(
-            first_index, int) or first_index < 0:
-        raise ValueError(f'first_index must be a non-negative int, got '
-                         f'{first_index!r}')
-    _check_image_size(image_size)
-    _check_seed(seed)
-    _check_domain(domain)
-    combos = _select_combos(num_classes)
-    names = [_combo_name(c) for c in combos]
-    out = Path(out_dir)
-    _claim_out_dir(
-        out,
-        dict(
-            generator=_GENERATOR_ID,
-            format_version=FORMAT_VERSION,
-            arguments=dict(
-                kind='unlabeled',
-                num_classes=num_classes,
-                per_class=per_class,
-                first_index=first_index,
-                image_size=image_size,
-                seed=seed,
-                domain=domain)))
+    out, combos, names = _claim_out_dir(out_dir, dict(
+        kind='unlabeled', num_classes=num_classes, per_class=per_class,
+        first_index=first_index, image_size=image_size, seed=seed,
+        domain=domain))
     image_root = out / IMAGE_DIR
     image_root.mkdir(parents=True, exist_ok=True)
     stream = SPLITS.index('train')
