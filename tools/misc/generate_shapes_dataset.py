@@ -1,18 +1,5 @@
-"""Write the synthetic-shapes dataset (CoOp format) to a directory.
-
-Example::
-
-    python tools/misc/generate_shapes_dataset.py data/synthetic_shapes \\
-        --num-classes 40 --train-per-class 16 --val-per-class 4 \\
-        --test-per-class 10 --image-size 32 --seed 0
-
-An unlabeled folder of the same domain (``images/<n>.png`` and
-``classes.txt``), here 64 more images per class beyond that train split::
-
-    python tools/misc/generate_shapes_dataset.py data/shapes_unlabeled \\
-        --unlabeled-per-class 64 --first-index 16
-
-See ``docs/synthetic_shapes.md`` for the layout and the design.
+"""Write the synthetic-shapes dataset (CoOp format), or an unlabeled folder
+of the same domain, to a directory; see docs/synthetic_shapes.md.
 """
 import argparse
 import os.path as osp
@@ -20,7 +7,7 @@ import sys
 import time
 from typing import List, Optional
 
-# Run from a source checkout without installing the package.
+# From a source checkout without installing the package.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 for _path in (_REPO_ROOT, osp.dirname(osp.abspath(__file__))):
     if _path not in sys.path:
@@ -30,49 +17,29 @@ import synthetic_shapes  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Generate the deterministic synthetic-shapes dataset '
         '(images/ + split_shapes.json + classnames.txt, CoOp format).')
-    parser.add_argument(
-        'out_dir',
-        help='output directory; must be missing, empty, or written earlier '
-        'by this tool with the same arguments')
-    parser.add_argument(
-        '--num-classes',
-        type=int,
-        default=40,
+    add = parser.add_argument
+    add('out_dir', help='output directory; must be missing, empty, or '
+        'written earlier by this tool with the same arguments')
+    add('--num-classes', type=int, default=40,
         help=f'number of classes, {synthetic_shapes.MIN_CLASSES}..'
         f'{synthetic_shapes.MAX_CLASSES} (default: 40)')
-    parser.add_argument(
-        '--train-per-class', type=int, default=64, help='(default: 64)')
-    parser.add_argument(
-        '--val-per-class', type=int, default=10, help='(default: 10)')
-    parser.add_argument(
-        '--test-per-class', type=int, default=50, help='(default: 50)')
-    parser.add_argument(
-        '--image-size', type=int, default=32, help='(default: 32)')
-    parser.add_argument(
-        '--seed',
-        type=int,
-        default=0,
+    add('--train-per-class', type=int, default=64, help='(default: 64)')
+    add('--val-per-class', type=int, default=10, help='(default: 10)')
+    add('--test-per-class', type=int, default=50, help='(default: 50)')
+    add('--image-size', type=int, default=32, help='(default: 32)')
+    add('--seed', type=int, default=0,
         help='image seed; the class list does not depend on it (default: 0)')
-    parser.add_argument(
-        '--domain',
-        choices=synthetic_shapes.DOMAINS,
-        default='target',
+    add('--domain', choices=synthetic_shapes.DOMAINS, default='target',
         help="'pretrain' writes the shifted pre-training domain instead "
         '(default: target)')
-    parser.add_argument(
-        '--unlabeled-per-class',
-        type=int,
+    add('--unlabeled-per-class', type=int,
         help='write an unlabeled folder instead (images/<n>.png and '
         'classes.txt) with this many train-stream images per class; the '
         '--*-per-class options are then ignored')
-    parser.add_argument(
-        '--first-index',
-        type=int,
-        default=0,
+    add('--first-index', type=int, default=0,
         help='with --unlabeled-per-class: index of the first image of each '
         'class in the train stream; the train_per_class of a CoOp dataset '
         'gives images beyond its train split (default: 0)')
@@ -80,28 +47,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Generate the dataset and print a summary."""
     args = parse_args(argv)
     start = time.perf_counter()
-    common = dict(
-        num_classes=args.num_classes,
-        image_size=args.image_size,
-        seed=args.seed,
-        domain=args.domain)
+    common = dict(num_classes=args.num_classes, image_size=args.image_size,
+                  seed=args.seed, domain=args.domain)
     try:
         if args.unlabeled_per_class is not None:
             summary = synthetic_shapes.generate_unlabeled_images(
-                args.out_dir,
-                per_class=args.unlabeled_per_class,
-                first_index=args.first_index,
-                **common)
+                args.out_dir, per_class=args.unlabeled_per_class,
+                first_index=args.first_index, **common)
         else:
             summary = synthetic_shapes.generate_coop_dataset(
-                args.out_dir,
-                train_per_class=args.train_per_class,
+                args.out_dir, train_per_class=args.train_per_class,
                 val_per_class=args.val_per_class,
-                test_per_class=args.test_per_class,
-                **common)
+                test_per_class=args.test_per_class, **common)
     except (ValueError, TypeError, FileExistsError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

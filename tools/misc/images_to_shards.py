@@ -1,16 +1,5 @@
-"""Write a folder (or a list) of images as tar shards for UnlabeledShards.
-
-Example::
-
-    python tools/misc/images_to_shards.py data/my_domain/images \\
-        data/my_domain/shards --images-per-shard 1000
-
-writes ``data/my_domain/shards/shard-000000.tar``, ... (webdataset format:
-each image is one sample ``<key>.<ext>`` holding the file's bytes as they
-are) and ``shards.json`` with the pattern and the image count of each
-shard. The output folder must not exist: it is written under a temporary
-name and renamed when complete, so a failed run leaves nothing half
-written. Non-image files are refused unless ``--skip-non-images``.
+"""Write a folder (or a list) of images as webdataset tar shards for
+UnlabeledShards, whole or not at all; see docs/unlabeled_data.md.
 """
 import argparse
 import json
@@ -29,7 +18,6 @@ from mmpromptkd.datasets import UnlabeledImages  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse command-line arguments."""
     parser = argparse.ArgumentParser(
         description='Write images as webdataset tar shards.')
     parser.add_argument('source', help='a folder of images, or a .txt file '
@@ -46,17 +34,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def shard_key(index: int, relpath: str) -> str:
-    """A sample key: its position and its path, without dots or slashes.
-
-    webdataset splits a member name at the first dot of its base name, so
-    the key keeps no dot; the position makes every key unique.
-    """
+    """A unique sample key without dots (webdataset splits a name at the
+    first dot) or slashes."""
     stem = osp.splitext(relpath)[0]
     return f'{index:09d}_' + stem.replace('/', '__').replace('.', '_')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Write the shards."""
     args = parse_args(argv)
     from webdataset import TarWriter
     if args.images_per_shard < 1:

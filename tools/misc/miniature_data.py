@@ -1,10 +1,5 @@
-"""Miniatures of the data layouts the configs read, for the dry run.
-
-Each writer lays out a few classes of small generated images exactly as
-the dataset class of a config reads them (its ``dataset_dir``,
-``image_dir``, split file, class files), so that a config runs on its own
-data path without the real data set. ``tools/misc/dry_run.py`` uses them.
-"""
+"""Miniatures of the data layouts the configs read (a few classes of small
+random images, laid out as each dataset class reads them), for dry runs."""
 import json
 import os
 import os.path as osp
@@ -83,12 +78,8 @@ def write_fgvc_aircraft(root: str, cls: type, num_classes: int,
 
 def write_imagenet_family(root: str, cls: type, num_classes: int,
                           train_per_class: int) -> None:
-    """ImageNet or a variant: class folders and ``imagenet/classnames.txt``.
-
-    The variants read ImageNet's ``classnames.txt`` (their classes are a
-    subset of it); folders are named by WordNet id or by class index, as
-    the class says.
-    """
+    """ImageNet or a variant: class folders (by WordNet id or index) and
+    ImageNet's ``classnames.txt``, which the variants read too."""
     wnids = [f'n{i:08d}' for i in range(num_classes)]
     names = class_names(num_classes, 'imagenet')
     listing = osp.join(root, cls.imagenet_dir, 'classnames.txt')
@@ -108,17 +99,8 @@ def write_imagenet_family(root: str, cls: type, num_classes: int,
 
 def write_unlabeled_folder(root: str, num_classes: int, images: int,
                            size: int = IMAGE_SIZE) -> Dict[str, str]:
-    """A folder of unlabeled images and a class list.
-
-    Args:
-        root (str): The folder to write.
-        num_classes (int): Number of class names in the list.
-        images (int): Number of images.
-        size (int): Side of the images. Defaults to :data:`IMAGE_SIZE`.
-
-    Returns:
-        dict: ``data_root`` and ``classes`` (the class file).
-    """
+    """A folder of ``images`` unlabeled images and a list of
+    ``num_classes`` names; ``data_root`` and ``classes`` (the file)."""
     image_root = osp.join(root, 'images')
     for i in range(images):
         write_image(osp.join(image_root, f'sub{i % 3}', f'{i:04d}.png'), i,
@@ -131,17 +113,8 @@ def write_unlabeled_folder(root: str, num_classes: int, images: int,
 
 def write_layout(dataset_type: str, root: str, num_classes: int,
                  train_per_class: int) -> None:
-    """Write the layout that ``dataset_type`` reads under ``root``.
-
-    Args:
-        dataset_type (str): A registered CoOp dataset type.
-        root (str): Its ``data_root``.
-        num_classes (int): Number of classes.
-        train_per_class (int): Images per class of the train split.
-
-    Raises:
-        ValueError: For a dataset type without a miniature.
-    """
+    """Write the layout that the CoOp dataset ``dataset_type`` reads under
+    ``root``."""
     from mmpromptkd.datasets import (CoOpDataset, CoOpFGVCAircraft,
                                      CoOpImageNet)
     cls = DATASETS.get(dataset_type)

@@ -1,8 +1,6 @@
-"""Random CLIP weights in place of every weight file a config names, for
-``tools/misc/dry_run.py``: the config's own architectures, or tiny models
-of the same families (:mod:`tiny_clip_family`), and a small stand-in for a
-Hugging Face tokenizer that is not in the local cache (always, for a tiny
-model)."""
+"""Random CLIP weights (of the config's architectures or tiny ones) and
+stand-in tokenizers in place of every weight file a config names, for
+``dry_run.py``."""
 import contextlib
 import copy
 import json
@@ -26,21 +24,8 @@ def bare_type(type_name) -> str:
 
 
 def clip_architecture(clip: dict, tiny: bool = False) -> dict:
-    """The architecture of a CLIP weight source, without its weights.
-
-    Args:
-        clip (dict): The config's weight source (``openai_file``,
-            ``model_name`` or ``model_cfg``).
-        tiny (bool): A tiny model of the same family instead
-            (:func:`tiny_clip_family.tiny_model_cfg`; fp32, whatever
-            ``precision`` the source names). Defaults to False.
-
-    Returns:
-        dict: ``dict(model_cfg=..., quick_gelu=...)`` (random weights).
-
-    Raises:
-        ValueError: If the source names no architecture.
-    """
+    """``dict(model_cfg=..., quick_gelu=...)`` of a CLIP weight source, or of
+    a tiny model of its family (fp32) with ``tiny``."""
     import open_clip
     if 'model_cfg' in clip:
         model_cfg = clip['model_cfg']
@@ -72,9 +57,8 @@ class RandomWeights:
     phase (a checkpoint records the fingerprint of its frozen weights).
 
     Args:
-        folder (str): Where the weight files go (inside the work dir).
-        tiny (bool): Tiny models of the config's CLIP families instead of
-            its architectures.
+        folder (str): Where the weight files go.
+        tiny (bool): Tiny models of the config's CLIP families.
     """
 
     def __init__(self, folder: str, tiny: bool) -> None:
@@ -113,9 +97,8 @@ class RandomWeights:
         return dict(arch, checkpoint=self.files[key])
 
     def _stand_in_tokenizer(self, text_cfg: dict) -> None:
-        """Name a small tokenizer of the same layout in ``text_cfg`` where
-        its Hugging Face tokenizer is not in the local cache, and always
-        for a tiny model (whose vocabulary is cut to the stand-in's)."""
+        """A small tokenizer of the same layout where the real one is not
+        cached, and always for a tiny model."""
         from mmpromptkd.models.clip.hf_tokenizer import find_tokenizer_file
         from small_hf_tokenizer import layout_of, write_small_hf_tokenizer
         name = text_cfg.get('hf_tokenizer_name')
@@ -137,8 +120,7 @@ class RandomWeights:
 
 def replace_weights(node, weights: RandomWeights,
                     where: str = 'model') -> None:
-    """Replace every weight source under a model config, in place (and
-    for tiny models, clamp prompt depths to their towers, saying so)."""
+    """Replace every weight source under a model config, in place."""
     if isinstance(node, list):
         for i, item in enumerate(node):
             replace_weights(item, weights, f'{where}[{i}]')
@@ -164,17 +146,10 @@ def replace_weights(node, weights: RandomWeights,
 
 
 def prepare_model(cfg, weights: RandomWeights) -> None:
-    """Random or tiny weights everywhere in ``cfg.model``.
-
-    A tiny model keeps its source's embedding dimension, so a projector
-    sized for the teacher (``out_channels``, where the teacher is not
-    built) fits the tiny teacher too.
-    """
+    """Random or tiny weights everywhere in ``cfg.model``."""
     model = cfg.model.to_dict()
     replace_weights(model, weights)
     if model.get('type') in DISTILLERS:
-        # The stage-(a) checkpoint is left out: the teacher's prompts (and
-        # so a teacher cache recorded in the dry run) are random, as every
-        # weight of a dry run.
+        # No stage-(a) checkpoint: the teacher's prompts are random too.
         model['allow_untrained_teacher'] = True
     cfg.model = model

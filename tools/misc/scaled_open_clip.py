@@ -1,10 +1,6 @@
-"""Scaled-down copies of open_clip's model configurations, for tests.
-
-The real tower classes, pooling, position embeddings, tokens and image size
-of a model, with 2 transformer blocks of width 64 (or the smallest
-convolutional stages): every family builds and runs in a fraction of a
-second on a CPU, with random weights.
-"""
+"""Scaled-down copies of open_clip's model configurations, for tests: the
+real tower classes, pooling and tokens, with 2 blocks of width 64 (or the
+smallest convolutional stages)."""
 import contextlib
 import copy
 from typing import Iterator, Optional
@@ -45,30 +41,14 @@ def timm_scalings(layers: int = LAYERS) -> tuple:
 
 
 def scaled_model_cfg(name: str) -> dict:
-    """The open_clip config of a model, with small towers.
-
-    Args:
-        name (str): An open_clip model name (``open_clip.list_models()``).
-
-    Returns:
-        dict: A ``model_cfg`` for ``clip=dict(model_cfg=...)``; timm trunks
-        are scaled when it is built inside :func:`small_timm_trunks`.
-    """
+    """The open_clip config of a model name, with small towers (timm trunks
+    are scaled when built inside :func:`small_timm_trunks`)."""
     return scale_model_cfg(open_clip.get_model_config(name))
 
 
 def scale_model_cfg(model_cfg: dict, layers: int = LAYERS) -> dict:
-    """A copy of an open_clip model config with small towers.
-
-    Args:
-        model_cfg (dict): An open_clip model config (``embed_dim``,
-            ``vision_cfg``, ``text_cfg``, ...).
-        layers (int): Blocks of each transformer tower. Defaults to
-            :data:`LAYERS`.
-
-    Returns:
-        dict: The scaled config (see :func:`scaled_model_cfg`).
-    """
+    """A copy of an open_clip model config with small towers of ``layers``
+    blocks."""
     cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop('quick_gelu', None)  # a source setting: quick_gelu_of(name)
     vision, text = cfg['vision_cfg'], cfg.get('text_cfg', {})
@@ -100,12 +80,9 @@ def small_timm_trunks(layers: int = LAYERS,
     context ends.
 
     Args:
-        layers (int): Blocks of a transformer trunk. Defaults to
-            :data:`LAYERS`.
+        layers (int): Blocks of a transformer trunk.
         image (dict, optional): Image settings tried with each scaling
-            first (e.g. ``dict(img_size=32, patch_size=8)``), for classes
-            that take them; without them where a class does not (a
-            convolutional trunk takes any size). Defaults to None.
+            first, for classes that take them.
     """
     create = timm.create_model
     scalings = timm_scalings(layers)

@@ -1,12 +1,5 @@
-"""Small Hugging Face tokenizer files, for tests that run offline.
-
-A word-level tokenizer over a short word list, written as the
-``tokenizer.json`` and ``tokenizer_config.json`` a Hugging Face hub
-repository holds, with one of the special-token layouts such tokenizers
-use: the text followed by an end token (as T5-style sentencepiece
-tokenizers do), or between a start and an end token. Its ids are known in
-advance: specials first, then the words in the order given.
-"""
+"""Small word-level Hugging Face tokenizer files, for tests that run offline;
+ids are the special tokens of a layout, then the words in order."""
 import json
 import os.path as osp
 import sys
@@ -39,16 +32,9 @@ WORDS = ('a', 'photo', 'of', 'the', 'x', 'X', '.', 'dog', 'red', 'car',
 
 
 def layout_of(hub_name: str) -> str:
-    """The layout that stands in for an open_clip model's tokenizer (an
-    approximation: the real file's post-processor decides where its special
-    tokens go, and the code reads it from there).
-
-    Args:
-        hub_name (str): Its ``text_cfg.hf_tokenizer_name``.
-
-    Returns:
-        str: A key of :data:`LAYOUTS`.
-    """
+    """The key of :data:`LAYOUTS` that stands in for the tokenizer
+    ``hub_name`` (an approximation: the real file's post-processor decides
+    where its special tokens go)."""
     if hub_name.startswith('bert'):
         return 'bert'
     if hub_name.startswith('facebook/'):
@@ -58,20 +44,17 @@ def layout_of(hub_name: str) -> str:
 
 def write_small_hf_tokenizer(folder: str, layout: str = 'end',
                              words: Sequence[str] = WORDS) -> str:
-    """Write a word-level tokenizer into ``folder``.
+    """Write a word-level tokenizer into ``folder``; never replaces other
+    tokenizer files (FileExistsError).
 
     Args:
         folder (str): Where ``tokenizer.json`` and
-            ``tokenizer_config.json`` go (created if needed).
-        layout (str): A key of :data:`LAYOUTS`. Defaults to 'end'.
+            ``tokenizer_config.json`` go.
+        layout (str): A key of :data:`LAYOUTS`.
         words (Sequence[str]): The vocabulary after the special tokens.
 
     Returns:
         str: ``folder`` (a ``text_cfg.hf_tokenizer_name``).
-
-    Raises:
-        FileExistsError: If ``folder`` holds other tokenizer files (the
-            same ones are kept as they are).
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     spec = LAYOUTS[layout]

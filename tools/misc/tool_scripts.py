@@ -9,14 +9,7 @@ TOOLS = REPO / 'tools'
 
 
 def load_tool(path: Union[str, Path]) -> ModuleType:
-    """A fresh module of a tool script.
-
-    Args:
-        path (str | Path): The script, relative to ``tools/`` (e.g.
-            ``'train.py'``, ``'misc/dry_run.py'``) or absolute.
-
-    Returns:
-        ModuleType: The executed script; ``main`` is its entry point.
+    """A fresh module of a tool script, relative to ``tools/`` or absolute.
     """
     path = TOOLS / path
     name = '_tool_' + '_'.join(path.relative_to(REPO).with_suffix('').parts)
@@ -27,16 +20,8 @@ def load_tool(path: Union[str, Path]) -> ModuleType:
 
 
 def status_mib(key: str) -> float:
-    """A memory figure of this process from ``/proc/self/status`` (Linux).
-
-    Args:
-        key (str): ``'VmRSS'`` (resident now) or ``'VmHWM'`` (peak resident
-            set of this process image; ``ru_maxrss`` would carry a parent's
-            peak over an exec).
-
-    Returns:
-        float: The figure in MiB, NaN if the file does not list it.
-    """
+    """``'VmRSS'`` or ``'VmHWM'`` (peak; ``ru_maxrss`` would carry a
+    parent's over an exec) of this process in MiB, NaN where not listed."""
     with open('/proc/self/status') as f:
         line = next((x for x in f if x.startswith(key + ':')), None)
     return float('nan') if line is None else int(line.split()[1]) / 1024
