@@ -51,22 +51,9 @@ RESERVED_KEYS = ('randomness.seed', 'model.teacher.checkpoint')
 
 @dataclass
 class Step:
-    """One run of the campaign.
-
-    Args:
-        stage (str): ``'a'``, ``'b'`` or ``'c'``.
-        dataset (str): Dataset name, as in the config file names.
-        seed (int): The seed.
-        config (str): The config file.
-        work_dir (str): The run's work directory.
-        output (str): The file whose existence means the run is finished.
-        command (list[str]): The command that runs it.
-        env (dict[str, str]): Environment variables set for the command.
-        status (str): ``'done'``, ``'resume'``, ``'todo'``, ``'after'`` (an
-            earlier stage writes its input) or ``'blocked'``.
-        needs (str, optional): The input file from another run.
-        note (str): What the status rests on.
-    """
+    """One run of the campaign, finished once ``output`` exists; ``status``
+    is ``'done'``, ``'resume'``, ``'todo'``, ``'after'`` (an earlier stage
+    writes its input, ``needs``) or ``'blocked'``; ``note`` says why."""
     stage: str
     dataset: str
     seed: int
@@ -104,15 +91,8 @@ def python_command() -> str:
 
 
 def find_configs(pattern: str) -> Dict[str, str]:
-    """Configs of each dataset matching ``pattern``.
-
-    Args:
-        pattern (str): A glob of config files with ``{dataset}`` where the
-            dataset name stands.
-
-    Returns:
-        dict[str, str]: ``{dataset: config}``, sorted by dataset.
-    """
+    """``{dataset: config}`` of a glob with ``{dataset}`` where the dataset
+    name stands, sorted by dataset."""
     if pattern.count('{dataset}') != 1:
         raise ValueError(f'config pattern {pattern!r} must contain '
                          '"{dataset}" exactly once')
@@ -212,11 +192,7 @@ def seed_options(cfg: Config, seed: int) -> Dict[str, str]:
 
 
 class Campaign:
-    """The plan of a campaign and its execution.
-
-    Args:
-        args (argparse.Namespace): The parsed command line.
-    """
+    """The plan of a campaign (of the parsed command line) and its run."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args

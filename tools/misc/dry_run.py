@@ -79,6 +79,8 @@ class MiniatureData:
         self.num_classes = num_classes
         self.train_per_class = train_per_class
         self.tiny = tiny
+        # At least 40: a held-out 5 % is one image or more.
+        self.unlabeled = max(40, num_classes * train_per_class)
         self.written: Dict[str, dict] = {}
         # Every TeacherCachedDataset reads this one, never the config's.
         self.teacher_cache = osp.join(osp.dirname(root), 'teacher_cache')
@@ -128,21 +130,17 @@ class MiniatureData:
             val_per_class=miniature_data.EVAL_PER_CLASS,
             test_per_class=miniature_data.EVAL_PER_CLASS)
 
-    def _unlabeled_count(self) -> int:
-        # At least 40: a held-out 5 % is one image or more.
-        return max(40, self.num_classes * self.train_per_class)
-
     def _unlabeled(self, folder: str) -> dict:
         # Tiny configs may read unlabeled images without resizing them.
         size = TINY_IMAGE_SIZE if self.tiny else miniature_data.IMAGE_SIZE
         return miniature_data.write_unlabeled_folder(
-            folder, self.num_classes, self._unlabeled_count(), size)
+            folder, self.num_classes, self.unlabeled, size)
 
     def _shards(self, folder: str) -> dict:
         # The unlabeled images in two tar shards.
         images = self._unlabeled(folder + '_images')
         shards = load_tool('misc/images_to_shards.py')
-        per_shard = math.ceil(self._unlabeled_count() / 2)
+        per_shard = math.ceil(self.unlabeled / 2)
         shards.main([images['data_root'], folder, '--images-per-shard',
                      str(per_shard)])
         return dict(shards=osp.join(folder, 'shard-{000000..000001}.tar'),

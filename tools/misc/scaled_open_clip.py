@@ -9,11 +9,6 @@ import open_clip
 import timm
 from timm.models.vitamin import VitCfg, VitConvCfg
 
-__all__ = [
-    'scaled_model_cfg', 'scale_model_cfg', 'small_timm_trunks',
-    'quick_gelu_of'
-]
-
 #: Scaled sizes of transformer towers.
 WIDTH, LAYERS, HEAD_WIDTH = 64, 2, 32
 

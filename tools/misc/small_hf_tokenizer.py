@@ -11,8 +11,6 @@ if _REPO not in sys.path:
 
 from mmpromptkd.fileio import atomic_write  # noqa: E402
 
-__all__ = ['LAYOUTS', 'WORDS', 'write_small_hf_tokenizer', 'layout_of']
-
 #: Special tokens of each layout: padding, what goes before and after a
 #: text, and unknown words.
 LAYOUTS: Dict[str, dict] = {

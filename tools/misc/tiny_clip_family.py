@@ -5,11 +5,6 @@ from typing import Iterator, List
 
 from scaled_open_clip import scale_model_cfg, small_timm_trunks
 
-__all__ = [
-    'TINY_IMAGE_SIZE', 'TINY_LAYERS', 'TINY_PROMPT_DEPTH', 'tiny_model_cfg',
-    'tiny_timm_trunks', 'clamp_prompt_depths'
-]
-
 #: Image size of every tiny model (the dry run's pipelines resize to it).
 TINY_IMAGE_SIZE = 32
 #: Patch size of the tiny ViTs (a 4 x 4 grid).
