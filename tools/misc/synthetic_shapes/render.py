@@ -169,20 +169,14 @@ def _render(combo: Combo, image_size: int, domain: str,
     return Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
 
 
-def _check_image_size(image_size: int) -> None:
+def _check(image_size: int, seed: int, domain: str = 'target') -> None:
     if isinstance(image_size, bool) or not isinstance(image_size, int):
         raise TypeError(
             f'image_size must be an int, got {type(image_size).__name__}')
     if not 16 <= image_size <= 1024:
         raise ValueError(f'image_size must be in [16, 1024], got {image_size}')
-
-
-def _check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f'seed must be a non-negative int, got {seed!r}')
-
-
-def _check_domain(domain: str) -> None:
     if domain not in DOMAINS:
         raise ValueError(f'domain must be one of {DOMAINS}, got {domain!r}')
 
@@ -195,11 +189,8 @@ def _image_rng(seed: int, domain: str, stream: int, combo: Combo,
         [seed, DOMAINS.index(domain), stream, *combo, index])
 
 
-def render_image(class_name: str,
-                 image_size: int = 32,
-                 seed: int = 0,
-                 split: str = 'train',
-                 index: int = 0,
+def render_image(class_name: str, image_size: int = 32, seed: int = 0,
+                 split: str = 'train', index: int = 0,
                  domain: str = 'target') -> Image.Image:
     """Render one image, exactly as the dataset generator would.
 
@@ -214,9 +205,7 @@ def render_image(class_name: str,
     Returns:
         PIL.Image.Image: RGB image of size ``image_size x image_size``.
     """
-    _check_image_size(image_size)
-    _check_seed(seed)
-    _check_domain(domain)
+    _check(image_size, seed, domain)
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     if index < 0:
@@ -246,16 +235,14 @@ def make_caption(class_name: str,
     return CAPTION_TEMPLATES[idx].format(class_name)
 
 
-def iter_caption_pairs(n: int,
-                       image_size: int = 32,
+def iter_caption_pairs(n: int, image_size: int = 32,
                        seed: int = 0) -> Iterator[Tuple[Image.Image, str]]:
     """Yield ``n`` (image, caption) pairs of the 'pretrain' domain, walking
     through every attribute combination in a seed-dependent order; the
     images never coincide with a CoOp dataset's."""
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f'n must be a positive int, got {n!r}')
-    _check_image_size(image_size)
-    _check_seed(seed)
+    _check(image_size, seed)
     combos = _all_combos()
     order = np.random.default_rng([seed, _CAPTION_STREAM]).permutation(
         len(combos))
@@ -267,8 +254,7 @@ def iter_caption_pairs(n: int,
         yield image, make_caption(_combo_name(combo), rng)
 
 
-def generate_caption_pairs(n: int,
-                           image_size: int = 32,
+def generate_caption_pairs(n: int, image_size: int = 32,
                            seed: int = 0) -> List[Tuple[Image.Image, str]]:
     """:func:`iter_caption_pairs` as a list."""
     return list(iter_caption_pairs(n, image_size, seed))

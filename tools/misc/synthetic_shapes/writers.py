@@ -9,8 +9,7 @@ from mmpromptkd.fileio import atomic_write
 from .names import (_GENERATOR_ID, CLASSNAMES_FILE, FORMAT_VERSION, IMAGE_DIR,
                     MARKER_FILE, SPLIT_FILE, SPLITS, _check_num_classes,
                     _combo_name, _select_combos, class_folder)
-from .render import (_check_domain, _check_image_size, _check_seed,
-                     _image_rng, _render)
+from .render import _check, _image_rng, _render
 
 
 def _claim_out_dir(out_dir: Union[str, os.PathLike],
@@ -28,9 +27,7 @@ def _claim_out_dir(out_dir: Union[str, os.PathLike],
             first_index, int) or first_index < 0:
         raise ValueError(f'first_index must be a non-negative int, got '
                          f'{first_index!r}')
-    _check_image_size(arguments['image_size'])
-    _check_seed(arguments['seed'])
-    _check_domain(arguments['domain'])
+    _check(arguments['image_size'], arguments['seed'], arguments['domain'])
     combos = _select_combos(arguments['num_classes'])
     out = Path(out_dir)
     marker = dict(generator=_GENERATOR_ID, format_version=FORMAT_VERSION,
@@ -71,12 +68,9 @@ def _claim_out_dir(out_dir: Union[str, os.PathLike],
 
 
 def generate_coop_dataset(out_dir: Union[str, os.PathLike],
-                          num_classes: int = 40,
-                          train_per_class: int = 64,
-                          val_per_class: int = 10,
-                          test_per_class: int = 50,
-                          image_size: int = 32,
-                          seed: int = 0,
+                          num_classes: int = 40, train_per_class: int = 64,
+                          val_per_class: int = 10, test_per_class: int = 50,
+                          image_size: int = 32, seed: int = 0,
                           domain: str = 'target') -> Dict:
     """Write a synthetic-shapes dataset in CoOp format (layout:
     docs/synthetic_shapes.md); the same arguments rewrite the same bytes.
@@ -111,31 +105,26 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
         for stream, split in enumerate(SPLITS):
             for index in range(per_split[split]):
                 rng = _image_rng(seed, domain, stream, combo, index)
-                image = _render(combo, image_size, domain, rng)
                 rel = f'{folder}/{split}_{index:04d}.png'
-                image.save(image_root / rel, format='PNG')
+                _render(combo, image_size, domain, rng).save(
+                    image_root / rel, format='PNG')
                 split_data[split].append([rel, label, name])
 
     atomic_write(''.join(f'{f} {n}\n' for f, n in zip(folders, names)),
                  str(out / CLASSNAMES_FILE))
     atomic_write(json.dumps(split_data), str(out / SPLIT_FILE))
-    return dict(
-        out_dir=str(out),
-        class_names=names,
-        num_base=math.ceil(num_classes / 2),
-        counts={s: len(v) for s, v in split_data.items()})
+    return dict(out_dir=str(out), class_names=names,
+                num_base=math.ceil(num_classes / 2),
+                counts={s: len(v) for s, v in split_data.items()})
 
 
 UNLABELED_CLASSES_FILE = 'classes.txt'
 
 
 def generate_unlabeled_images(out_dir: Union[str, os.PathLike],
-                              num_classes: int = 40,
-                              per_class: int = 16,
-                              first_index: int = 0,
-                              image_size: int = 32,
-                              seed: int = 0,
-                              domain: str = 'target') -> Dict:
+                              num_classes: int = 40, per_class: int = 16,
+                              first_index: int = 0, image_size: int = 32,
+                              seed: int = 0, domain: str = 'target') -> Dict:
     """Write train-stream images ``first_index ..`` of each class as an
     unlabeled folder: ``images/<n>.png`` (classes interleaved) and
     ``classes.txt``, the class names in label order.
