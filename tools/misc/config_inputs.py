@@ -252,11 +252,6 @@ def _dataset_inputs(dataset: dict, where: str) -> Iterator[Input]:
                     f'{name} data root', f'{DOCS}#datasets')
 
 
-def _is_dataset(node: dict) -> bool:
-    from mmpromptkd.registry import DATASETS
-    return 'type' in node and DATASETS.get(_bare(node['type'])) is not None
-
-
 def _walk(node, where: str) -> Iterator[Input]:
     if isinstance(node, (list, tuple)):
         for i, item in enumerate(node):
@@ -264,9 +259,11 @@ def _walk(node, where: str) -> Iterator[Input]:
         return
     if not isinstance(node, dict):
         return
-    cached = _is_dataset(node) and _bare(
-        node['type']) == 'TeacherCachedDataset'
-    if _is_dataset(node):
+    from mmpromptkd.registry import DATASETS
+    name = _bare(node.get('type'))
+    is_dataset = 'type' in node and DATASETS.get(name) is not None
+    cached = is_dataset and name == 'TeacherCachedDataset'
+    if is_dataset:
         yield from _dataset_inputs(node, where)
     for key, value in node.items():
         here = _join(where, key)
@@ -275,11 +272,9 @@ def _walk(node, where: str) -> Iterator[Input]:
         if key == 'clip' and isinstance(value, dict):
             yield from _clip_inputs(value, here)
         elif key in ('checkpoint', 'load_from') and isinstance(value, str):
-            teacher = where.split('.')[-1] == 'teacher'
-            yield _file(
-                here, value, 'teacher checkpoint' if teacher else 'checkpoint',
-                'teacher checkpoint' if teacher else 'checkpoint',
-                _checkpoint_source(value))
+            kind = 'teacher checkpoint' if where.split('.')[-1] == 'teacher' \
+                else 'checkpoint'
+            yield _file(here, value, kind, kind, _checkpoint_source(value))
         elif isinstance(value, (dict, list, tuple)):
             yield from _walk(value, here)
 
@@ -289,12 +284,10 @@ def find_inputs(cfg) -> List[Input]:
     in the order the config names them."""
     import mmpromptkd.datasets  # noqa: F401  (registers the dataset types)
     config = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
-    found, seen = [], set()
+    found = {}
     for item in _walk(config, ''):
-        if item.path not in seen:
-            seen.add(item.path)
-            found.append(item)
-    return found
+        found.setdefault(item.path, item)
+    return list(found.values())
 
 
 def stand_ins(inputs: Sequence[Input], tiny: bool = False) -> List[str]:

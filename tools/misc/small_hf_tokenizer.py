@@ -2,14 +2,9 @@
 ids are the special tokens of a layout, then the words in order."""
 import json
 import os.path as osp
-import sys
 from typing import Dict, Sequence
 
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
-
-from mmpromptkd.fileio import atomic_write  # noqa: E402
+from mmpromptkd.fileio import atomic_write
 
 #: Special tokens of each layout: padding, what goes before and after a
 #: text, and unknown words.
