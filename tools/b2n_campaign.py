@@ -122,14 +122,11 @@ def final_checkpoint(cfg: Config, work_dir: str) -> str:
     """``work_dir/epoch_<max_epochs>.pth`` (or ``iter_<max_iters>.pth``):
     the checkpoint a finished training run of ``cfg`` leaves last."""
     train_cfg = cfg.get('train_cfg') or {}
-    if train_cfg.get('max_epochs') is not None:
-        name = f'epoch_{train_cfg["max_epochs"]}.pth'
-    elif train_cfg.get('max_iters') is not None:
-        name = f'iter_{train_cfg["max_iters"]}.pth'
-    else:
-        raise ValueError(f'{cfg.filename}: train_cfg has neither max_epochs '
-                         'nor max_iters; the final checkpoint is unknown')
-    return osp.join(work_dir, name)
+    for key, prefix in (('max_epochs', 'epoch'), ('max_iters', 'iter')):
+        if train_cfg.get(key) is not None:
+            return osp.join(work_dir, f'{prefix}_{train_cfg[key]}.pth')
+    raise ValueError(f'{cfg.filename}: train_cfg has neither max_epochs '
+                     'nor max_iters; the final checkpoint is unknown')
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:

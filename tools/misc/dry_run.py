@@ -352,6 +352,9 @@ class DryRun:
         cfg.dump(path)
         return path
 
+    def _phase(self, name: str, tool, *args: str) -> None:
+        run_phase(name, self.work_dir, lambda: tool.main(list(args)))
+
     def _record_cache(self, data: MiniatureData, epochs: int,
                       cached: dict) -> None:
         """Record the cache of the config's first base (one per ensemble
@@ -366,18 +369,16 @@ class DryRun:
         recorder = load_tool('misc/cache_teacher_logits.py')
         args = [path, '--epochs', str(epochs)]
         if ensemble is None:
-            run_phase('cache', self.work_dir, lambda: recorder.main(
-                args + ['--out', data.teacher_cache]))
+            self._phase('cache', recorder, *args, '--out', data.teacher_cache)
             cached['cache'] = data.teacher_cache
             return
         members = len(cfg.model.teacher.members)
-        cached['cache'] = [
-            f'{data.teacher_cache}_member{i}' for i in range(members)
-        ]
+        cached['cache'] = [f'{data.teacher_cache}_member{i}'
+                           for i in range(members)]
         cached['ensemble'] = cfg.model.teacher
         for i, out in enumerate(cached['cache']):
-            run_phase(f'cache_member{i}', self.work_dir, lambda: recorder.main(
-                args + ['--out', out, '--member', str(i)]))
+            self._phase(f'cache_member{i}', recorder, *args, '--out', out,
+                        '--member', str(i))
 
     def run(self) -> None:
         """Run every phase; raises :class:`PhaseFailed` at the first error."""
@@ -416,36 +417,32 @@ class DryRun:
             self._record_cache(data, 2, dataset)
         config = self._dump(cfg, 'config.json')
         test = load_tool('test.py')
+        test_dir = osp.join(self.work_dir, 'test')
         if bare_type(cfg.model.get('type')) in EVALUATION_ONLY:
-            run_phase('test', self.work_dir, lambda: test.main(
-                [config, '--work-dir', osp.join(self.work_dir, 'test')]))
+            self._phase('test', test, config, '--work-dir', test_dir)
             return
         train_dir = osp.join(self.work_dir, 'train')
         train = load_tool('train.py')
         options = ['--no-validate'] if self.quick else []
-        run_phase('train', self.work_dir,
-                  lambda: train.main([config, '--work-dir', train_dir,
-                                      *options]))
+        self._phase('train', train, config, '--work-dir', train_dir, *options)
         checkpoints = sorted(
             (osp.getmtime(p), p)
             for p in glob.glob(osp.join(train_dir, '*_[0-9]*.pth')))
         last = checkpoints[-1][1]
         if self.quick:
-            run_phase('test', self.work_dir, lambda: test.main(
-                [config, last, '--work-dir', osp.join(self.work_dir, 'test')]))
+            self._phase('test', test, config, last, '--work-dir', test_dir)
             return
         # The last epoch again, resumed from the first one's checkpoint.
         resume_dir = osp.join(self.work_dir, 'resume')
         os.makedirs(resume_dir)
         first = shutil.copy(checkpoints[0][1], resume_dir)
-        run_phase('resume', self.work_dir, lambda: train.main(
-            [config, '--work-dir', resume_dir, '--resume', first]))
-        run_phase('test', self.work_dir, lambda: test.main(
-            [config, last, '--work-dir', osp.join(self.work_dir, 'test')]))
+        self._phase('resume', train, config, '--work-dir', resume_dir,
+                    '--resume', first)
+        self._phase('test', test, config, last, '--work-dir', test_dir)
         if cfg.model.get('type') in DISTILLERS:
-            export = load_tool('model_converters/export_student.py')
-            run_phase('export', self.work_dir, lambda: export.main(
-                [config, last, osp.join(self.work_dir, 'student.pth')]))
+            self._phase('export', load_tool(
+                'model_converters/export_student.py'), config, last,
+                osp.join(self.work_dir, 'student.pth'))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -269,17 +269,12 @@ def param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
     """
     decay, no_decay = [], []
     for name, param in module.named_parameters():
-        if not param.requires_grad:
-            continue
-        is_embedding = ('embedding' in name or name.endswith('table'))
-        if param.ndim >= 2 and not is_embedding:
-            decay.append(param)
-        else:
-            no_decay.append(param)
-    return [
-        dict(params=decay, weight_decay=weight_decay),
-        dict(params=no_decay, weight_decay=0.0)
-    ]
+        if param.requires_grad:
+            embedding = 'embedding' in name or name.endswith('table')
+            group = decay if param.ndim >= 2 and not embedding else no_decay
+            group.append(param)
+    return [dict(params=decay, weight_decay=weight_decay),
+            dict(params=no_decay, weight_decay=0.0)]
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
