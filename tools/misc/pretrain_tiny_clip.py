@@ -50,11 +50,6 @@ _CLASS_RE = re.compile(r'\b({})\s+({})\s+({})\b'.format(
     '|'.join(shapes.SHAPES)))
 
 
-def _sha256(path: str) -> str:
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Contrastively pre-train the tiny teacher / student '
@@ -408,30 +403,6 @@ def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_sums(out_dir: str) -> str:
-    """Write ``SHA256SUMS`` for the .pth files present; returns its path.
-    """
-    names = sorted(f for _, f in MODELS.values()
-                   if osp.isfile(osp.join(out_dir, f)))
-    lines = ''.join(f'{_sha256(osp.join(out_dir, n))}  {n}\n' for n in names)
-    path = osp.join(out_dir, SUMS_FILE)
-    atomic_write(lines, path)
-    return path
-
-
-def render_target_test(num_classes: int, per_class: int,
-                       image_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Target-domain test images (those of ``generate_coop_dataset``'s
-    test split, seed 0) and labels."""
-    images = [
-        shapes.render_image(name, image_size, seed=0, split='test', index=i)
-        for name in shapes.list_class_names(num_classes)
-        for i in range(per_class)
-    ]
-    labels = torch.arange(num_classes).repeat_interleave(per_class)
-    return normalize_images(images_to_uint8(images)), labels
-
-
 @torch.no_grad()
 def zero_shot_report(model: nn.Module, images: torch.Tensor,
                      labels: torch.Tensor,
@@ -499,13 +470,26 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
         results[name] = dict(path=path, seconds=seconds, steps=steps)
         print(f'[{name}] trained in {seconds:.0f}s, saved {path} '
               f'({osp.getsize(path) / 2**20:.1f} MiB)', flush=True)
-    sums = write_sums(args.out_dir)
-    print(f'wrote {sums}', flush=True)
+    # SHA256SUMS of the .pth files present.
+    sums = ''
+    for name in sorted(f for _, f in MODELS.values()):
+        path = osp.join(args.out_dir, name)
+        if osp.isfile(path):
+            with open(path, 'rb') as f:
+                sums += f'{hashlib.sha256(f.read()).hexdigest()}  {name}\n'
+    atomic_write(sums, osp.join(args.out_dir, SUMS_FILE))
+    print(f'wrote {osp.join(args.out_dir, SUMS_FILE)}', flush=True)
 
     if args.eval_per_class > 0:
+        # The test split of generate_coop_dataset (seed 0).
         names = shapes.list_class_names(args.eval_classes)
-        images, labels = render_target_test(args.eval_classes,
-                                            args.eval_per_class, image_size)
+        images = normalize_images(images_to_uint8([
+            shapes.render_image(name, image_size, seed=0, split='test',
+                                index=i)
+            for name in names for i in range(args.eval_per_class)
+        ]))
+        labels = torch.arange(args.eval_classes).repeat_interleave(
+            args.eval_per_class)
         print(f'zero-shot on the target-domain test split '
               f'({args.eval_classes} classes x {args.eval_per_class} images, '
               f'prompt "{EVAL_PROMPT}"):')
