@@ -39,16 +39,9 @@ UNLABELED_KEYS = ('data_root', 'file_list', 'classes')
 
 @dataclass
 class Input:
-    """One file or folder a config reads.
-
-    Args:
-        key (str): Where the config names it.
-        path (str): The path, as the tools read it.
-        kind (str): One of :data:`STAND_INS`' keys.
-        what (str): What it is, e.g. ``'CoOpDTD split file'``.
-        source (str): Where it comes from: a URL or a doc section.
-        exists (bool): Whether it is there now.
-    """
+    """One file or folder a config reads: the config key naming it, its
+    path, its ``kind`` (a key of :data:`STAND_INS`), what it is, where it
+    comes from (a URL or a doc section) and whether it exists now."""
 
     key: str
     path: str

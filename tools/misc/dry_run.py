@@ -64,14 +64,9 @@ def _shrink_pipeline(pipeline: list) -> None:
 
 
 class MiniatureData:
-    """Writes each dataset's miniature once and points the configs at it.
-
-    Args:
-        root (str): Folder of the miniatures (inside the work dir).
-        num_classes (int): Classes of each miniature.
-        train_per_class (int): Train images per class.
-        tiny (bool): Shrink the pipelines to the tiny models' size.
-    """
+    """Writes each dataset's miniature (``num_classes`` classes) once under
+    ``root`` and points the configs at it; ``tiny`` shrinks the pipelines to
+    the tiny models' size."""
 
     def __init__(self, root: str, num_classes: int, train_per_class: int,
                  tiny: bool) -> None:

@@ -118,13 +118,12 @@ def write_layout(dataset_type: str, root: str, num_classes: int,
     from mmpromptkd.datasets import (CoOpDataset, CoOpFGVCAircraft,
                                      CoOpImageNet)
     cls = DATASETS.get(dataset_type)
-    if cls is None or not issubclass(cls, CoOpDataset):
-        raise ValueError(f'no miniature of the data of {dataset_type}')
-    if issubclass(cls, CoOpImageNet):
+    coop = cls is not None and issubclass(cls, CoOpDataset)
+    if coop and issubclass(cls, CoOpImageNet):
         write_imagenet_family(root, cls, num_classes, train_per_class)
-    elif issubclass(cls, CoOpFGVCAircraft):
+    elif coop and issubclass(cls, CoOpFGVCAircraft):
         write_fgvc_aircraft(root, cls, num_classes, train_per_class)
-    elif cls.split_file:
+    elif coop and cls.split_file:
         write_json_split(root, cls, num_classes, train_per_class)
     else:
         raise ValueError(f'no miniature of the data of {dataset_type}')

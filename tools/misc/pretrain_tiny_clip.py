@@ -142,13 +142,7 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 class CaptionData:
     """Pre-training pairs cached in memory, with class-unique batches (two
-    captions of one class in an InfoNCE batch would be false negatives).
-
-    Args:
-        images_per_class (int): Images rendered per class.
-        image_size (int): Side of the images.
-        seed (int): Seed of the rendered pairs.
-    """
+    captions of one class in an InfoNCE batch would be false negatives)."""
 
     def __init__(self, images_per_class: int, image_size: int,
                  seed: int) -> None:
@@ -208,10 +202,6 @@ class CompactText(nn.Module):
     decay), and under a causal mask with end-token pooling nothing after
     the longest caption's end token counts. It saves a dense AdamW update
     of the whole table every step.
-
-    Args:
-        model (nn.Module): The CLIP whose text tower is used.
-        captions (Sequence[str]): The distinct captions.
     """
 
     def __init__(self, model: nn.Module, captions: Sequence[str]) -> None:

@@ -130,15 +130,11 @@ def generate_unlabeled_images(out_dir: Union[str, os.PathLike],
     ``classes.txt``, the class names in label order.
 
     Args:
-        out_dir (str | os.PathLike): Missing, empty, or written by this
-            function with the same arguments.
-        num_classes (int): Number of classes.
+        out_dir (str | os.PathLike): As for :func:`generate_coop_dataset`,
+            and so are ``num_classes``, ``image_size``, ``seed``, ``domain``.
         per_class (int): Images per class.
         first_index (int): Index of the first image of each class (a
             dataset's ``train_per_class``: images beyond its train split).
-        image_size (int): Image side.
-        seed (int): Image seed.
-        domain (str): 'target' or 'pretrain'.
 
     Returns:
         dict: ``out_dir``, ``class_names`` and ``num_images``.
