@@ -484,12 +484,8 @@ class Campaign:
 
 def run_command(command: List[str], env: Dict[str, str]) -> int:
     """Run one command to its end, passing SIGTERM and SIGINT on to it
-    (a killed campaign would otherwise leave its run going); returns its
-    exit status, ``128 + signal`` as a shell reports it.
-
-    Raises:
-        SystemExit: ``128 + signal`` once the run ended after a signal.
-    """
+    (a killed campaign would otherwise leave its run going) and then exiting
+    with ``128 + signal``; its exit status, as a shell reports it."""
     # The run gets a process group of its own, so that a Ctrl-C in the
     # terminal reaches it once, through the campaign, not twice.
     received: List[int] = []

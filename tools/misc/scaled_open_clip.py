@@ -70,15 +70,10 @@ def scale_model_cfg(model_cfg: dict, layers: int = LAYERS) -> dict:
 @contextlib.contextmanager
 def small_timm_trunks(layers: int = LAYERS,
                       image: Optional[dict] = None) -> Iterator[None]:
-    """Make ``timm.create_model`` build small trunks of the same class
-    (the first of :func:`timm_scalings` the class accepts), until the
-    context ends.
-
-    Args:
-        layers (int): Blocks of a transformer trunk.
-        image (dict, optional): Image settings tried with each scaling
-            first, for classes that take them.
-    """
+    """Until the context ends, ``timm.create_model`` builds small trunks
+    of ``layers`` blocks, of the same class (the first of
+    :func:`timm_scalings` the class accepts), with the ``image`` settings
+    where the class takes them."""
     create = timm.create_model
     scalings = timm_scalings(layers)
     tries = [dict(scaling, **image) for scaling in scalings] + \

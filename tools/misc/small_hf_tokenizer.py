@@ -2,6 +2,7 @@
 ids are the special tokens of a layout, then the words in order."""
 import json
 import os.path as osp
+from pathlib import Path
 from typing import Dict, Sequence
 
 from mmpromptkd.fileio import atomic_write
@@ -70,22 +71,14 @@ def write_small_hf_tokenizer(folder: str, layout: str = 'end',
         'tokenizer_config.json': json.dumps(config),
     }
     for name, text in files.items():  # all checked before any is written
-        _check_new_or_same(osp.join(folder, name), text.encode('utf-8'))
+        path = osp.join(folder, name)
+        if osp.lexists(path) and not (osp.isfile(path) and Path(
+                path).read_bytes() == text.encode('utf-8')):
+            raise FileExistsError(f'{path} exists and is not this '
+                                  "tokenizer's file; refusing to replace it "
+                                  '(give an empty or new folder)')
     for name, text in files.items():
         path = osp.join(folder, name)
         if not osp.lexists(path):
             atomic_write(text, path, exclusive=True)
     return folder
-
-
-def _check_new_or_same(path: str, data: bytes) -> None:
-    """Refuse to replace a file that holds anything but ``data``."""
-    if not osp.lexists(path):
-        return
-    if osp.isfile(path):
-        with open(path, 'rb') as f:
-            if f.read() == data:
-                return
-    raise FileExistsError(f'{path} exists and is not this tokenizer\'s '
-                          'file; refusing to replace it (give an empty or '
-                          'new folder)')
