@@ -1,5 +1,4 @@
 """Base class of the CoOp-format datasets."""
-import functools
 import json
 import math
 import os.path as osp
@@ -10,8 +9,8 @@ from mmpretrain.datasets import BaseDataset
 
 from mmpromptkd.registry import DATASETS, TRANSFORMS
 from .class_names import distinct_class_names
-from .dassl_few_shot_cache import dassl_cache_records
-from .few_shot_cache import check_few_shot_draw, write_few_shot_cache
+from .few_shot_cache import (check_few_shot_draw, dassl_cache_records,
+                             write_few_shot_cache)
 from .run_seed import resolve_seed
 from .utils import Record, join_nonempty, sample_few_shot, \
     sample_few_shot_dassl
@@ -34,78 +33,52 @@ def _load_json(path: str, remedy: str) -> Any:
             f'column {e.colno} (char {e.pos}); {remedy}') from e
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @DATASETS.register_module()
 class CoOpDataset(BaseDataset):
     """A dataset in the CoOp format, with base/novel subsets and few-shot.
 
-    The images are under ``<data_root>/<dataset_dir>/<image_dir>/`` and the
-    JSON split file ``<dataset_dir>/<split_file>`` is ``{"train": [[relpath,
-    label, classname], ...], "val": [...], "test": [...]}``. Subclasses fix
-    the three names; passing them reads any dataset in that format.
-
-    Each sample is ``dict(img_path=str, gt_label=int)``; ``metainfo`` holds
-    ``classes`` (raw names, in label order), ``subset`` and
-    ``num_base_classes`` (labels below it are base; 0 for ``'novel'``).
-    Subsets, the few-shot draw (:func:`~.utils.sample_few_shot`, or
-    :func:`~.utils.sample_few_shot_dassl` for ``'dassl'``) and its cache
-    ``<dataset_dir>/split_fewshot/shot_{K}-seed_{seed}[-dassl].json`` are
+    Images lie under ``<data_root>/<dataset_dir>/<image_dir>/``; the split
+    file ``<dataset_dir>/<split_file>`` is ``{"train": [[relpath, label,
+    classname], ...], "val": [...], "test": [...]}``. Samples are
+    ``dict(img_path, gt_label)``; ``metainfo`` holds ``classes``, ``subset``
+    and ``num_base_classes``. Subsets, the few-shot draw and its cache are
     described in ``docs/datasets.md``.
 
     Args:
-        data_root (str): The folder holding every dataset folder, e.g.
-            ``'data'``.
-        split (str, optional): ``'train'``, ``'val'`` or ``'test'``. None
-            means the dataset's first split: ``'train'``, or ``'test'`` for
-            the test-only ImageNet variants. Defaults to None.
-        subset (str): ``'all'``, ``'base'`` or ``'novel'``. Defaults to
-            ``'all'``.
-        num_shots (int): Images per class for the train split (and
-            ``min(num_shots, 4)`` for val); ``-1`` (or any value below 1)
-            keeps every image. Defaults to -1.
-        seed (int, optional): Seed of the few-shot draw. None means the
-            seed of the run that builds the dataset (``randomness.seed``),
-            or 1 where no run builds it. Defaults to None.
-        few_shot_sampler (str): ``'mmpromptkd'`` or ``'dassl'`` (the
-            official code's draw; Dassl's own cache
-            ``split_fewshot/shot_{K}-seed_{seed}.pkl`` is read if it
-            exists). Defaults to ``'mmpromptkd'``.
-        num_base_classes (int, optional): Number of base classes; None means
-            ``ceil(n / 2)``. Defaults to None.
-        pipeline (Sequence[dict | Callable]): Transforms; dicts are built
-            from the ``mmpromptkd`` transform registry, so mmpretrain and
-            mmcv transforms work by their bare names. Defaults to ().
-        test_mode (bool): Raise on a failing sample instead of drawing
-            another one. Defaults to False.
+        data_root (str): The folder holding every dataset folder.
+        split (str, optional): 'train', 'val' or 'test'; None: the
+            dataset's first split.
+        subset (str): 'all', 'base' or 'novel'.
+        num_shots (int): Images per class of the train split (``min(
+            num_shots, 4)`` for val); below 1 keeps every image.
+        seed (int, optional): Seed of the few-shot draw; None: the run's
+            seed (``randomness.seed``), or 1 outside a run.
+        few_shot_sampler (str): 'mmpromptkd' or 'dassl' (the official
+            draw; Dassl's ``shot_{K}-seed_{seed}.pkl`` is read if present).
+        num_base_classes (int, optional): Base classes; None: ``ceil(n/2)``.
+        pipeline (Sequence[dict | Callable]): Transforms (dicts built from
+            the ``mmpromptkd`` registry).
+        test_mode (bool): Raise on a failing sample instead of redrawing.
         cache_few_shot (bool): Read and write the few-shot cache file.
-            Defaults to True.
-        dataset_dir (str, optional): Overrides the dataset folder under
-            ``data_root``. Defaults to None (the class default).
-        image_dir (str, optional): Overrides the image folder under the
-            dataset folder. Defaults to None (the class default).
-        split_file (str, optional): Overrides the split file name under the
-            dataset folder. Defaults to None (the class default).
-        indices (int | Sequence[int], optional): Keep only these samples
-            (after subset and few-shot); for quick runs. Defaults to None.
-        serialize_data (bool): Serialise the sample list to share it with
-            data-loader workers. Defaults to True.
-        lazy_init (bool): Defer reading the samples until first use; the
-            class names are read at construction either way. Defaults to
-            False.
-        max_refetch (int): Retries for a sample whose pipeline returns None.
-            Defaults to 1000.
+        dataset_dir (str, optional): Overrides the class's dataset folder.
+        image_dir (str, optional): Overrides the class's image folder.
+        split_file (str, optional): Overrides the class's split file.
+        indices (int | Sequence[int], optional): Keep only these samples.
+        serialize_data (bool): Serialise the samples for the workers.
+        lazy_init (bool): Defer reading the samples (the class names are
+            read at construction).
+        max_refetch (int): Retries for a sample the pipeline drops.
     """
 
-    #: Folder of the dataset under ``data_root``.
     dataset_dir: str = ''
-    #: Image folder under the dataset folder ('' for the dataset folder).
     image_dir: str = ''
-    #: Split file under the dataset folder.
     split_file: Optional[str] = None
-    #: The splits this dataset provides.
     splits: Tuple[str, ...] = ('train', 'val', 'test')
-    #: The splits that few-shot sampling applies to.
     few_shot_splits: Tuple[str, ...] = ('train', 'val')
-    #: Upper bound on the val shots (CoOp uses ``min(num_shots, 4)``).
     max_val_shots: int = 4
 
     def __init__(self,
@@ -127,14 +100,12 @@ class CoOpDataset(BaseDataset):
                  lazy_init: bool = False,
                  max_refetch: int = 1000) -> None:
         name = type(self).__name__
-        if dataset_dir is not None:
-            self.dataset_dir = dataset_dir
-        if image_dir is not None:
-            self.image_dir = image_dir
-        if split_file is not None:
-            self.split_file = split_file
-        if split is None:
-            split = self.splits[0]
+        for key, value in (('dataset_dir', dataset_dir),
+                           ('image_dir', image_dir),
+                           ('split_file', split_file)):
+            if value is not None:
+                setattr(self, key, value)
+        split = self.splits[0] if split is None else split
         if split not in self.splits:
             if self.splits == ('test', ):
                 raise ValueError(f"{name} is test-only: split must be 'test', "
@@ -144,11 +115,10 @@ class CoOpDataset(BaseDataset):
         if subset not in SUBSETS:
             raise ValueError(f'{name}: subset must be one of {SUBSETS}, '
                              f'got {subset!r}')
-        if isinstance(num_shots, bool) or not isinstance(num_shots, int):
+        if not _is_int(num_shots):
             raise TypeError(f'{name}: num_shots must be an int, '
                             f'got {num_shots!r}')
-        if seed is not None and (isinstance(seed, bool)
-                                 or not isinstance(seed, int)):
+        if seed is not None and not _is_int(seed):
             raise TypeError(f'{name}: seed must be an int or None (the '
                             f"run's seed), got {seed!r}")
         if few_shot_sampler not in FEW_SHOT_SAMPLERS:
@@ -164,19 +134,16 @@ class CoOpDataset(BaseDataset):
         self._root = osp.expanduser(data_root)
         self._dataset_root = join_nonempty(self._root, self.dataset_dir)
         self._image_root = join_nonempty(self._dataset_root, self.image_dir)
-        # The parsed annotation, kept between construction and ``full_init``
-        # so that the file is read once; dropped afterwards because the
-        # sample list is serialised for the workers.
+        # The parsed split file, kept until ``full_init`` so that it is read
+        # once, then dropped: the sample list is serialised for the workers.
         self._parsed: Any = None
 
         self._check_layout()
         self._all_classes = list(distinct_class_names(
             self._load_classnames(), self._ann_file()))
-        metainfo = self._subset_metainfo(num_base_classes)
-
         super().__init__(
             ann_file=self._ann_file(),
-            metainfo=metainfo,
+            metainfo=self._subset_metainfo(num_base_classes),
             data_root=self._root,
             data_prefix=dict(
                 img_path=join_nonempty(self.dataset_dir, self.image_dir)),
@@ -189,6 +156,8 @@ class CoOpDataset(BaseDataset):
             test_mode=test_mode,
             lazy_init=lazy_init,
             max_refetch=max_refetch)
+        # Set after construction: mmengine would read a string metainfo
+        # value as a file name.
         self._metainfo['subset'] = subset
 
     # Layout hooks, overridden by datasets that are not a JSON split file.
@@ -209,7 +178,7 @@ class CoOpDataset(BaseDataset):
         return [self._image_root, self.split_path]
 
     def _load_classnames(self) -> List[str]:
-        """Return every class name of the dataset, in label order."""
+        """Every class name of the dataset, in label order."""
         return self._parse_split_file()[0]
 
     def _load_records(self, split: str) -> List[Record]:
@@ -220,37 +189,31 @@ class CoOpDataset(BaseDataset):
         """Extra per-class metainfo lists, subset along with the classes."""
         return {}
 
-    def _layout_hint(self) -> str:
-        """Describe the expected layout for error messages."""
-        paths = self._required_paths()
-        listed = (' and '.join(paths) if len(paths) <= 2 else
-                  ', '.join(paths[:-1]) + ' and ' + paths[-1])
-        return f'expected {listed} ({DOCS_HINT})'
-
     def _check_layout(self) -> None:
         """Check the folders and annotation files (never the images)."""
+        paths = self._required_paths()
+        listed = ', '.join(paths[:-1]) + ' and ' + paths[-1] \
+            if len(paths) > 1 else paths[0]
+        hint = f'expected {listed} ({DOCS_HINT})'
         name = type(self).__name__
         if not osp.isdir(self._root):
             raise FileNotFoundError(
-                f'{name}: data_root {self._root} is not a folder; '
-                f'{self._layout_hint()}')
+                f'{name}: data_root {self._root} is not a folder; {hint}')
         if self._dataset_root != self._root and not osp.isdir(
                 self._dataset_root):
             raise FileNotFoundError(
                 f'{name}: dataset folder {self._dataset_root} not found; '
-                f'{self._layout_hint()}')
-        for path in self._required_paths():
+                f'{hint}')
+        for path in paths:
             if not osp.exists(path):
-                raise FileNotFoundError(f'{name}: {path} not found; '
-                                        f'{self._layout_hint()}')
+                raise FileNotFoundError(f'{name}: {path} not found; {hint}')
 
     def _parse_split_file(self) -> Tuple[List[str], Dict[str, List[Record]]]:
         """Read and validate the JSON split file (once per instance)."""
-        if self._parsed is not None:
-            return self._parsed
-        path = self.split_path
-        self._parsed = self._parse_entries(_load_json(path, SPLIT_LAYOUT),
-                                           path, ('train', 'val', 'test'))
+        if self._parsed is None:
+            path = self.split_path
+            self._parsed = self._parse_entries(
+                _load_json(path, SPLIT_LAYOUT), path, ('train', 'val', 'test'))
         return self._parsed
 
     def _parse_entries(
@@ -261,13 +224,13 @@ class CoOpDataset(BaseDataset):
         classnames: Optional[List[str]] = None
     ) -> Tuple[List[str], Dict[str, List[Record]]]:
         """Validate split entries into (class names, records by split)."""
-        layout = SPLIT_LAYOUT
         if not isinstance(data, dict):
             raise ValueError(f'{path}: top level is a '
-                             f'{type(data).__name__}; {layout}')
+                             f'{type(data).__name__}; {SPLIT_LAYOUT}')
         missing = [k for k in keys if k not in data]
         if missing:
-            raise ValueError(f'{path}: missing key(s) {missing}; {layout}')
+            raise ValueError(f'{path}: missing key(s) {missing}; '
+                             f'{SPLIT_LAYOUT}')
 
         names: Dict[int, str] = {}
         records: Dict[str, List[Record]] = {}
@@ -276,44 +239,40 @@ class CoOpDataset(BaseDataset):
             if not isinstance(entries, list):
                 raise ValueError(f'{path}: "{key}" is a '
                                  f'{type(entries).__name__}, not a list; '
-                                 f'{layout}')
-            out: List[Record] = []
+                                 f'{SPLIT_LAYOUT}')
+            records[key] = []
             for i, entry in enumerate(entries):
+                at = f'{path}: entry {i} of "{key}"'
                 if not (isinstance(entry, list) and len(entry) == 3
-                        and isinstance(entry[0], str) and isinstance(
-                            entry[1], int) and not isinstance(entry[1], bool)
+                        and isinstance(entry[0], str) and _is_int(entry[1])
                         and isinstance(entry[2], str)):
                     raise ValueError(
-                        f'{path}: entry {i} of "{key}" is {entry!r}; each '
-                        'entry must be [relpath (str), label (int), '
-                        f'classname (str)] ({DOCS_HINT})')
+                        f'{at} is {entry!r}; each entry must be [relpath '
+                        f'(str), label (int), classname (str)] ({DOCS_HINT})')
                 relpath, label, cname = entry
                 if classnames is not None:
                     if not 0 <= label < len(classnames):
                         raise ValueError(
-                            f'{path}: entry {i} of "{key}" has label '
-                            f'{label}, out of range [0, {len(classnames)})')
+                            f'{at} has label {label}, out of range [0, '
+                            f'{len(classnames)})')
                     expected = classnames[label]
                 else:
                     if label < 0:
-                        raise ValueError(
-                            f'{path}: entry {i} of "{key}" has label '
-                            f'{label}; labels must be 0..n-1')
-                    expected = names.get(label, cname)
+                        raise ValueError(f'{at} has label {label}; labels '
+                                         'must be 0..n-1')
+                    expected = names.setdefault(label, cname)
                 if cname != expected:
                     raise ValueError(
-                        f'{path}: entry {i} of "{key}" names label {label} '
-                        f'{cname!r}, but it is {expected!r} elsewhere; one '
-                        'label must have one class name')
-                names.setdefault(label, cname)
-                out.append((relpath, label))
-            records[key] = out
+                        f'{at} names label {label} {cname!r}, but it is '
+                        f'{expected!r} elsewhere; one label must have one '
+                        'class name')
+                records[key].append((relpath, label))
 
         if classnames is not None:
             return list(classnames), records
         n = len(names)
         if n == 0:
-            raise ValueError(f'{path} has no entries; {layout}')
+            raise ValueError(f'{path} has no entries; {SPLIT_LAYOUT}')
         outside = sorted(lab for lab in names if lab >= n)
         if outside:
             raise ValueError(
@@ -327,7 +286,7 @@ class CoOpDataset(BaseDataset):
         name = type(self).__name__
         n = len(self._all_classes)
         m = math.ceil(n / 2) if num_base_classes is None else num_base_classes
-        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= n:
+        if not _is_int(m) or not 0 <= m <= n:
             raise ValueError(f'{name}: num_base_classes must be an int in '
                              f'[0, {n}], got {num_base_classes!r}')
         lo, hi = {'all': (0, n), 'base': (0, m), 'novel': (m, n)}[self.subset]
@@ -335,8 +294,6 @@ class CoOpDataset(BaseDataset):
             raise ValueError(f'{name}: the {self.subset!r} subset is empty '
                              f'({n} classes, {m} base)')
         self._label_range = (lo, hi)
-        # ``subset`` is added after construction: mmengine would try to read
-        # a string metainfo value as a file name.
         metainfo: Dict[str, Any] = dict(
             classes=tuple(self._all_classes[lo:hi]),
             num_base_classes=0 if self.subset == 'novel' else m)
@@ -345,29 +302,22 @@ class CoOpDataset(BaseDataset):
         return metainfo
 
     def load_data_list(self) -> List[dict]:
-        """Read the split, apply few-shot sampling and take the subset.
-
-        Returns:
-            list[dict]: ``dict(img_path=str, gt_label=int)`` per sample.
-        """
+        """Read the split, draw the few shots and take the subset."""
         if self.num_shots > 0 and self.split in self.few_shot_splits:
             records = self._few_shot_records()
         else:
             records = self._load_records(self.split)
         self._parsed = None
-
         lo, hi = self._label_range
         return [
-            dict(
-                img_path=osp.join(self._image_root, relpath),
-                gt_label=label - lo) for relpath, label in records
+            dict(img_path=osp.join(self._image_root, relpath),
+                 gt_label=label - lo) for relpath, label in records
             if lo <= label < hi
         ]
 
     @property
     def few_shot_cache_path(self) -> str:
-        """str: Where the few-shot draw of ``num_shots`` and ``seed`` is
-        cached."""
+        """str: The cache of the few-shot draw of ``num_shots``, ``seed``."""
         suffix = '-dassl' if self.few_shot_sampler == 'dassl' else ''
         return osp.join(
             self._dataset_root, 'split_fewshot',
@@ -375,33 +325,35 @@ class CoOpDataset(BaseDataset):
 
     @property
     def dassl_cache_path(self) -> str:
-        """str: Where Dassl caches its few-shot draw (read, never
-        written)."""
+        """str: Dassl's cache of the draw (read, never written)."""
         return osp.join(self._dataset_root, 'split_fewshot',
                         f'shot_{self.num_shots}-seed_{self.seed}.pkl')
 
     def _shots_of(self, split: str) -> int:
-        """Images per class for a few-shot split."""
         if split == 'val':
             return min(self.num_shots, self.max_val_shots)
         return self.num_shots
 
     def _few_shot_records(self) -> List[Record]:
-        """Return the few-shot records of ``self.split``, cached or drawn."""
+        """The few-shot records of ``self.split``, cached or drawn."""
         path, dassl_path = self.few_shot_cache_path, self.dassl_cache_path
         records = self._load_records(self.split)
-        check = functools.partial(
-            check_few_shot_draw, split_records=records,
-            shots=self._shots_of(self.split), class_names=self._all_classes)
+
+        def checked(drawn: List[Record], source: str) -> List[Record]:
+            return check_few_shot_draw(
+                drawn, split_records=records,
+                shots=self._shots_of(self.split),
+                class_names=self._all_classes,
+                source=f'{source}: "{self.split}"')
+
         if self.cache_few_shot:
             if self.few_shot_sampler == 'dassl' and osp.isfile(dassl_path):
-                return check(dassl_cache_records(
+                return checked(dassl_cache_records(
                     dassl_path, self.split, self.few_shot_splits,
                     dict(records), self._all_classes, type(self).__name__),
-                             source=f'{dassl_path}: "{self.split}"')
+                               dassl_path)
             if osp.isfile(path):
-                return check(self._read_cache(path)[self.split],
-                             source=f'{path}: "{self.split}"')
+                return checked(self._read_cache(path)[self.split], path)
 
         splits = [(s, self._load_records(s), self._shots_of(s))
                   for s in self.few_shot_splits]
@@ -413,8 +365,8 @@ class CoOpDataset(BaseDataset):
                 records, k, self.seed, salt=split)
                                   for split, records, k in splits))
         drawn: Dict[str, List[Record]] = {}
-        for (split, _, k), records, short in zip(splits, lists, shorts):
-            drawn[split] = records
+        for (split, _, k), chosen, short in zip(splits, lists, shorts):
+            drawn[split] = chosen
             if short:
                 listed = ', '.join(f'{self._all_classes[lab]!r} ({cnt})'
                                    for lab, cnt in list(short.items())[:10])
@@ -427,8 +379,7 @@ class CoOpDataset(BaseDataset):
         if self.cache_few_shot and write_few_shot_cache(
                 path, drawn, self._all_classes, type(self).__name__):
             # Another process wrote the file first; its draw is the cache.
-            return check(self._read_cache(path)[self.split],
-                         source=f'{path}: "{self.split}"')
+            return checked(self._read_cache(path)[self.split], path)
         return drawn[self.split]
 
     def _read_cache(self, path: str) -> Dict[str, List[Record]]:

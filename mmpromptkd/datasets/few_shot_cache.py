@@ -1,19 +1,36 @@
-"""The few-shot cache files: writing them, and checking a cached draw."""
+"""Few-shot cache files: ours (JSON, written) and Dassl's (pickle, read).
+
+Dassl's pickle is never given to a general unpickler: the one global it may
+name, Dassl's ``Datum``, becomes a holder of checked plain state, and every
+other global or persistent id is refused; nothing is imported or called.
+"""
 import collections
+import io
 import json
-from typing import Dict, List, Sequence, Tuple
+import pickle
+from typing import Any, Dict, List, Sequence, Tuple
 
 from mmengine.logging import print_log
 
 from mmpromptkd.fileio import atomic_write
 
+__all__ = [
+    'check_few_shot_draw', 'dassl_cache_records', 'read_dassl_few_shot_cache',
+    'write_few_shot_cache'
+]
+
+_DATUM_GLOBAL = ('dassl.data.datasets.base_dataset', 'Datum')
+_STATE_TYPES = {
+    '_impath': str,
+    '_label': int,
+    '_domain': int,
+    '_classname': str
+}
+
 
 def write_few_shot_cache(path: str, drawn: Dict[str, List[Tuple[str, int]]],
                          class_names: Sequence[str], dataset: str) -> bool:
-    """Write a few-shot draw unless the file exists or cannot be made.
-
-    The file is written atomically and never replaces an existing one, so
-    concurrent processes never overwrite one another.
+    """Write a few-shot draw atomically, never replacing an existing file.
 
     Args:
         path (str): The cache file.
@@ -45,7 +62,7 @@ def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
                         split_records: List[Tuple[str, int]], shots: int,
                         class_names: Sequence[str],
                         source: str) -> List[Tuple[str, int]]:
-    """Check that a cached few-shot draw is a draw of its split.
+    """Return a cached draw after checking that it is a draw of its split.
 
     Args:
         drawn (list[tuple[str, int]]): The cached ``(path, label)`` records.
@@ -53,14 +70,6 @@ def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
         shots (int): Images per class of the draw.
         class_names (Sequence[str]): All class names, by label.
         source (str): The cache file and split, for messages.
-
-    Returns:
-        list[tuple[str, int]]: ``drawn``.
-
-    Raises:
-        ValueError: If an image is not the split's, has another label or
-            is listed twice, or a class keeps other than ``min(shots, its
-            images)`` images.
     """
     labels = dict(split_records)
     seen = set()
@@ -86,3 +95,120 @@ def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
                 f'{counts[label]} images, a draw of {shots} shots has '
                 f'{expected}; {again}')
     return drawn
+
+
+class _DatumState:
+    """What a pickled ``Datum`` becomes: a holder of its checked state."""
+
+    # Pickle makes it with ``__new__`` (NEWOBJ) or a call without arguments
+    # (REDUCE); either way the state comes only through ``__setstate__``.
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.state is not None:
+            raise pickle.UnpicklingError('a Datum was given state twice')
+        if not (isinstance(state, dict) and set(state) == set(_STATE_TYPES)
+                and all(
+                    type(state[k]) is t for k, t in _STATE_TYPES.items())):
+            raise pickle.UnpicklingError(
+                f'a Datum has state {state!r:.200}; expected a dict of '
+                f'{ {k: t.__name__ for k, t in _STATE_TYPES.items()} }')
+        self.state = state
+
+
+class _CacheUnpickler(pickle.Unpickler):
+    """Resolves Dassl's ``Datum`` to :class:`_DatumState`, nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == _DATUM_GLOBAL:
+            return _DatumState
+        raise pickle.UnpicklingError(
+            f'refusing global {module}.{name}: a Dassl few-shot cache holds '
+            f'only {".".join(_DATUM_GLOBAL)} records')
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError(
+            'refusing a persistent id: a Dassl few-shot cache has none')
+
+
+def read_dassl_few_shot_cache(
+        path: str,
+        splits: Sequence[str]) -> Dict[str, List[Tuple[str, int, str]]]:
+    """Read a Dassl few-shot cache (``split_fewshot/shot_K-seed_S.pkl``).
+
+    Args:
+        path (str): The ``.pkl`` file.
+        splits (Sequence[str]): The keys it must hold (ImageNet's: train).
+
+    Returns:
+        dict: ``(impath, label, classname)`` records of each split, in the
+        file's order.
+    """
+    with open(path, 'rb') as f:
+        payload = f.read()
+    try:
+        data = _CacheUnpickler(io.BytesIO(payload)).load()
+    except Exception as e:  # any malformed pickle, named with the file
+        raise ValueError(f'{path} is not a Dassl few-shot cache: {e}') from e
+    expected = (f'expected {{{", ".join(repr(s) for s in splits)}: '
+                '[dassl Datum, ...]}} as Dassl writes it')
+    if not isinstance(data, dict) or not set(splits) <= set(data):
+        keys = sorted(map(str, data)) if isinstance(data, dict) else None
+        raise ValueError(f'{path}: top level is {type(data).__name__} with '
+                         f'keys {keys}; {expected}')
+    out = {}
+    for split in splits:
+        items = data[split]
+        if not isinstance(items, list):
+            raise ValueError(f'{path}: "{split}" is a {type(items).__name__};'
+                             f' {expected}')
+        for i, item in enumerate(items):
+            if not isinstance(item, _DatumState) or item.state is None:
+                raise ValueError(f'{path}: item {i} of "{split}" is not a '
+                                 f'Datum with state; {expected}')
+        out[split] = [(d.state['_impath'], d.state['_label'],
+                       d.state['_classname']) for d in items]
+    return out
+
+
+def dassl_cache_records(path: str, split: str, splits: Sequence[str],
+                        labels: Dict[str, int], class_names: Sequence[str],
+                        dataset: str) -> List[Tuple[str, int]]:
+    """Map Dassl's cached draw of one split onto a dataset's records.
+
+    Dassl stores absolute paths of the machine that drew it: each is
+    matched to the image whose relative path is its longest suffix, and
+    must have the split file's label and class name.
+
+    Args:
+        path (str): The Dassl cache file.
+        split (str): The split to map.
+        splits (Sequence[str]): The splits the file must hold.
+        labels (dict[str, int]): Label of each image of ``split``, by path
+            relative to the image folder.
+        class_names (Sequence[str]): All class names, by label.
+        dataset (str): The dataset's name, for messages.
+
+    Returns:
+        list[tuple[str, int]]: ``(relative path, label)`` records.
+    """
+    records = []
+    for i, (impath, label, classname) in enumerate(
+            read_dassl_few_shot_cache(path, splits)[split]):
+        parts = impath.replace('\\', '/').split('/')
+        relpath = next((r for r in ('/'.join(parts[j:])
+                                    for j in range(len(parts)))
+                        if r in labels), None)
+        at = f'{path}: item {i} of "{split}" ({impath})'
+        if relpath is None:
+            raise ValueError(
+                f'{at} is not an image of the {split} split of {dataset}; '
+                'the cache belongs to other data')
+        expected = (labels[relpath], class_names[labels[relpath]])
+        if (label, classname) != expected:
+            raise ValueError(
+                f'{at} has label {label} {classname!r}, but the split gives '
+                f'{expected[0]} {expected[1]!r}; the cache belongs to other '
+                'data')
+        records.append((relpath, expected[0]))
+    return records

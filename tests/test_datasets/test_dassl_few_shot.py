@@ -13,7 +13,7 @@ import pytest
 
 import mmpromptkd  # noqa: F401  (registers everything)
 from mmpromptkd.datasets import CoOpDTD, CoOpImageNet
-from mmpromptkd.datasets.dassl_few_shot_cache import read_dassl_few_shot_cache
+from mmpromptkd.datasets.few_shot_cache import read_dassl_few_shot_cache
 
 NUM_CLASSES = 12
 DASSL_ROOT = '/home/someone/DATA'  # where "Dassl" drew the split
