@@ -1,19 +1,12 @@
-"""The CoOp benchmarks that are read from a JSON split file.
-
-Each class only fixes the folders and the split file of
-:class:`~.coop_dataset.CoOpDataset` (layouts in ``docs/datasets.md``); the
-arguments are those of :class:`~.coop_dataset.CoOpDataset`.
-:class:`SyntheticShapes` reads the synthetic domain that
-``tools/misc/generate_shapes_dataset.py`` writes in the same format.
-"""
+"""The CoOp benchmarks read from a JSON split file: each class fixes the
+folders and split file of :class:`CoOpDataset` (``docs/datasets.md``)."""
 from mmpromptkd.registry import DATASETS
 from .coop_dataset import CoOpDataset
 
 
 @DATASETS.register_module()
 class CoOpCaltech101(CoOpDataset):
-    """Caltech-101 (100 object categories; the split file leaves out the
-    background class)."""
+    """Caltech-101 (100 categories; no background class)."""
 
     dataset_dir = 'caltech-101'
     image_dir = '101_ObjectCategories'
@@ -67,11 +60,7 @@ class CoOpOxfordPets(CoOpDataset):
 
 @DATASETS.register_module()
 class CoOpStanfordCars(CoOpDataset):
-    """Stanford Cars (196 car models).
-
-    The split file's paths (``cars_train/...``, ``cars_test/...``) are
-    relative to the dataset folder itself, so the image folder is ''.
-    """
+    """Stanford Cars (196 models); paths relative to the dataset folder."""
 
     dataset_dir = 'stanford_cars'
     image_dir = ''
@@ -98,11 +87,8 @@ class CoOpUCF101(CoOpDataset):
 
 @DATASETS.register_module()
 class SyntheticShapes(CoOpDataset):
-    """Images written by ``tools/misc/generate_shapes_dataset.py``.
-
-    ``data_root`` is the generator's output folder, which holds ``images/``
-    and ``split_shapes.json`` (see ``docs/synthetic_shapes.md``).
-    """
+    """The output folder of ``tools/misc/generate_shapes_dataset.py`` as
+    ``data_root`` (``docs/synthetic_shapes.md``)."""
 
     dataset_dir = ''
     image_dir = 'images'

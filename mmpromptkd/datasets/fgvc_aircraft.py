@@ -1,4 +1,4 @@
-"""The FGVC-Aircraft dataset in the CoOp format."""
+"""FGVC-Aircraft in the CoOp format."""
 import os.path as osp
 from typing import Dict, List, Tuple
 
@@ -9,47 +9,36 @@ from .utils import Record, join_nonempty
 
 @DATASETS.register_module()
 class CoOpFGVCAircraft(CoOpDataset):
-    """FGVC-Aircraft (100 aircraft variants), read from its own text files.
+    """FGVC-Aircraft (100 variants), read from its own text files.
 
-    ``variants.txt`` lists the variants in label order and each line of
-    ``images_variant_{split}.txt`` is ``<image id> <variant name>`` for the
-    image ``images/<image id>.jpg`` (``docs/datasets.md``).
-
-    The arguments are those of :class:`CoOpDataset` (``split_file`` is not
-    used).
+    ``variants.txt`` lists the variants in label order; each line of
+    ``images_variant_{split}.txt`` is ``<image id> <variant name>``
+    (``docs/datasets.md``). Arguments as :class:`CoOpDataset`.
     """
 
     dataset_dir = 'fgvc_aircraft'
     image_dir = 'images'
     split_file = None
-    #: The file listing the variants in label order.
     variants_file = 'variants.txt'
-    #: The per-split image lists, ``{split}`` is replaced by the split.
     list_file = 'images_variant_{split}.txt'
-    #: The extension of the image files.
     image_ext = '.jpg'
 
     def _list_path(self, split: str) -> str:
-        """Path of the image list of a split."""
         return join_nonempty(self._dataset_root,
                              self.list_file.format(split=split))
 
     def _ann_file(self) -> str:
-        """The split's image list relative to ``data_root``."""
         return join_nonempty(self.dataset_dir,
                              self.list_file.format(split=self.split))
 
     def _required_paths(self) -> List[str]:
-        """The image folder, ``variants.txt`` and the three image lists."""
         return [
             self._image_root,
             join_nonempty(self._dataset_root, self.variants_file)
         ] + [self._list_path(s) for s in self.splits]
 
     def _load_classnames(self) -> List[str]:
-        """Read ``variants.txt``: one variant per line, in label order."""
         path = join_nonempty(self._dataset_root, self.variants_file)
-        names: List[str] = []
         seen: Dict[str, int] = {}
         with open(path, encoding='utf-8') as f:
             for lineno, line in enumerate(f, start=1):
@@ -62,14 +51,12 @@ class CoOpFGVCAircraft(CoOpDataset):
                         f'appears on line {seen[name]}; expected one '
                         f'distinct variant per line ({DOCS_HINT})')
                 seen[name] = lineno
-                names.append(name)
-        if not names:
+        if not seen:
             raise ValueError(f'{path} lists no variant; expected one variant '
                              f'per line ({DOCS_HINT})')
-        return names
+        return list(seen)
 
     def _load_records(self, split: str) -> List[Record]:
-        """Read ``images_variant_{split}.txt`` into records."""
         path = self._list_path(split)
         label_of = {name: i for i, name in enumerate(self._all_classes)}
         records: List[Tuple[str, int]] = []
