@@ -24,49 +24,22 @@ VIEW_CHOICES = ('recorded', 'random')
 class TeacherCachedDataset:
     """Training images as recorded views, with the teacher's logits.
 
-    Wraps the training set that a teacher cache was recorded on
-    (``tools/misc/cache_teacher_logits.py``): each sample replays a recorded
-    view (crop and flip) of its image and carries the teacher's logits for
-    that view in its data sample (``teacher_logits``), which the distiller
-    uses instead of running the teacher. The cache also gives the teacher's
-    text features (:meth:`training_text_features`), so a run with it needs
-    no teacher (``model.teacher=None``).
-
-    A teacher ensemble is trained from one cache per member (each recorded
-    with ``--member i``): ``cache`` lists them in the order of the members
-    and ``ensemble`` is the ensemble's config (its members are not built;
-    each cache must have been recorded for the member at its place, and
-    the samples carry the members' logits mixed as the ensemble mixes them,
-    see :class:`EnsembleCombination`).
-
-    Views, per ``views``:
-
-    - ``'recorded'``: epoch ``e`` replays the ``e``-th recorded view of each
-      image. With the seed the cache was recorded with, the run sees the
-      same images as a run with the teacher (the same crops and flips, the
-      same batches), so the student is that run's student to float
-      rounding. Runs with other seeds shuffle the images differently, but
-      every image's view at epoch ``e`` is still the recorded one. Needs
-      :class:`EpochSeedHook` (it gives the epoch), and at most as many
-      epochs as recorded views.
-    - ``'random'``: each sample draws one of its image's recorded views
-      with the pipeline's random generator, as fast knowledge-distillation
-      frameworks do: other seeds draw other views of the pool, for any
-      number of epochs, but an image is only ever seen in its recorded
-      views (online augmentation draws a new crop every time).
-
-    The dataset must be the one recorded (the same images, classes and
-    pipeline): a difference is an error naming it.
+    Wraps the training set a teacher cache was recorded on: each sample
+    replays a recorded view (crop and flip) of its image and carries the
+    teacher's logits for it (``teacher_logits``); the cache also gives the
+    text features, so a run needs no teacher. ``views='recorded'`` replays
+    view ``e`` at epoch ``e`` (needs ``EpochSeedHook``); ``'random'`` draws
+    one of the image's recorded views. A teacher ensemble trains from one
+    cache per member. The dataset must be the recorded one; see
+    ``docs/teacher_cache.md`` and ``docs/teacher_ensembles.md``.
 
     Args:
-        dataset (dict): Config of the training set, as in the config the
-            cache was recorded with (its random crop and flip are replaced
-            by replayable ones, see :func:`replayable_dataset_config`).
-        cache (str | list[str]): The cache folder, or one per ensemble
-            member.
-        views (str): 'recorded' or 'random'. Defaults to 'recorded'.
-        ensemble (dict, optional): The :class:`TeacherEnsemble` config whose
-            members' caches ``cache`` lists. Defaults to None.
+        dataset (dict): Config of the training set as recorded (its random
+            crop and flip become replayable ones).
+        cache (str | list[str]): The cache folder, or one per member.
+        views (str): 'recorded' or 'random'.
+        ensemble (dict, optional): The ``TeacherEnsemble`` config whose
+            members' caches ``cache`` lists (its members are not built).
     """
 
     def __init__(self,
@@ -84,7 +57,6 @@ class TeacherCachedDataset:
         paths = [cache] if isinstance(cache, str) else list(cache)
         self.combination = None
         if ensemble is not None:
-            # The mixing settings of the ensemble (its members not built).
             if not isinstance(ensemble, dict) or not str(
                     ensemble.get('type', '')).endswith('TeacherEnsemble'):
                 raise TypeError(
@@ -119,8 +91,7 @@ class TeacherCachedDataset:
 
     @property
     def cache(self) -> TeacherLogitCache:
-        """TeacherLogitCache: The cache whose views and text features the
-        run uses (an ensemble's text member's)."""
+        """TeacherLogitCache: The cache of the views and text features."""
         index = 0 if self.combination is None else \
             self.combination.text_member
         return self.caches[index]
@@ -176,8 +147,7 @@ class TeacherCachedDataset:
             self._check_member(i, cache)
 
     def _check_member(self, index: int, cache: TeacherLogitCache) -> None:
-        """A cache is the one of the ensemble member at its place, and
-        records the views of the first cache."""
+        """Refuse a cache of another member, or of other views."""
         member = cache.meta.get('ensemble_member')
         if self.combination is None:
             if member is not None:
@@ -224,21 +194,9 @@ class TeacherCachedDataset:
 
     def training_text_features(
             self, model) -> Tuple[torch.Tensor, Optional[dict]]:
-        """The teacher's text features the logits were made with, and the
-        teacher's record, after checking that ``model`` trains as recorded.
-
-        Args:
-            model (nn.Module): The distiller (its loss's ``tau``, its
-                ``data_preprocessor`` and ``teacher_normalization``).
-
-        Returns:
-            tuple: Text features (C, D) and the teacher's record (an
-            ensemble's made of its members' records).
-
-        Raises:
-            ValueError: If the loss's temperature or the teacher's input
-                differ from the recorded ones.
-        """
+        """The recorded text features (C, D) and teacher record, after
+        checking that the distiller ``model`` trains as recorded (its
+        loss's ``tau``, its teacher input)."""
         cache = self.cache
         tau = getattr(getattr(model, 'distill_loss', None), 'tau', None)
         # Top-k caches spread the rest's mass at the recorded tau, and an
@@ -260,14 +218,13 @@ class TeacherCachedDataset:
             return features, None
         return features, ensemble_record(self.combination.record(), members)
 
-    # ------------------------------------------------------------------ #
     @property
     def metainfo(self) -> dict:
         """dict: The wrapped dataset's metainfo."""
         return copy.deepcopy(self.dataset.metainfo)
 
     def full_init(self) -> None:
-        """Initialise the wrapped dataset (built already)."""
+        """Initialise the wrapped dataset."""
         self.dataset.full_init()
 
     def get_data_info(self, idx: int) -> dict:
@@ -275,11 +232,7 @@ class TeacherCachedDataset:
         return self.dataset.get_data_info(idx)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the recorded views of ``epoch`` (called by EpochSeedHook).
-
-        Args:
-            epoch (int): Completed epochs.
-        """
+        """Select the recorded views of ``epoch`` (from EpochSeedHook)."""
         if self.views == 'recorded' and epoch >= self.cache.num_views:
             raise TeacherCacheError(
                 f'{self.cache.path} holds {self.cache.num_views} recorded '
@@ -339,14 +292,9 @@ def _recorded_list(cache: TeacherLogitCache, key: str) -> list:
 
 
 def check_teacher_input(cache: TeacherLogitCache, model) -> None:
-    """Refuse a cache recorded from other teacher input.
-
-    Its logits were made from the teacher's images as normalised then
-    (``meta.json``'s ``teacher_input``); a run that would normalise them
-    otherwise (another data preprocessor or ``teacher_normalization``)
-    would learn from logits of other inputs. (An ensemble member's input
-    is bound by its recorded member config instead.)
-    """
+    """Refuse a cache whose ``teacher_input`` normalisation is not the one
+    ``model`` would give the teacher (ensemble members are bound by their
+    recorded member config instead)."""
     recorded = cache.meta.get('teacher_input')
     now = teacher_input_normalization(
         model.data_preprocessor, getattr(model, 'teacher_normalization',

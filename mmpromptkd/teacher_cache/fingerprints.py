@@ -1,22 +1,10 @@
-"""Fingerprints that bind a teacher cache to its images and its arrays.
-
-A cache is only valid for the exact bytes it was recorded from: images
-regenerated in place under the same names, or an array copied from another
-cache, would otherwise train a student on logits of other views. Each
-fingerprint is ``'<bytes>:<BLAKE2b-128 hex>'`` of the whole content;
-hashing runs at disk speed (about 1 GB/s a core), once per run, while
-training reads every image once per epoch.
-"""
+"""Fingerprints (``'<bytes>:<BLAKE2b-128 hex>'``) that bind a teacher cache
+to the exact bytes of its images and arrays (``docs/teacher_cache.md``)."""
 import hashlib
 import os
 import os.path as osp
 import stat
 from typing import Dict, Iterable, List
-
-__all__ = [
-    'array_fingerprints', 'bytes_fingerprint', 'check_regular_file',
-    'file_fingerprint', 'sample_fingerprints'
-]
 
 _CHUNK = 1 << 20
 
@@ -27,18 +15,8 @@ def bytes_fingerprint(data: bytes) -> str:
 
 
 def check_regular_file(path: str) -> None:
-    """Refuse a path that is there but is not a regular file.
-
-    Opening a named pipe blocks until something writes to it, and a device
-    or socket is no file of recorded bytes, so they are refused before
-    they are opened (a symbolic link counts as what it points to).
-
-    Args:
-        path (str): The file.
-
-    Raises:
-        ValueError: Naming the path and what it is.
-    """
+    """ValueError for an existing path that is no regular file (a named
+    pipe would block its reader; links count as their target)."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -53,11 +31,7 @@ def check_regular_file(path: str) -> None:
 
 
 def file_fingerprint(path: str) -> str:
-    """``'<size>:<hex digest>'`` of a file's content, read in chunks.
-
-    Raises:
-        ValueError: If ``path`` is not a regular file (never opened).
-    """
+    """``'<size>:<hex digest>'`` of a regular file's content."""
     check_regular_file(path)
     digest, size = hashlib.blake2b(digest_size=16), 0
     with open(path, 'rb') as f:
@@ -68,19 +42,8 @@ def file_fingerprint(path: str) -> str:
 
 
 def sample_fingerprints(dataset, what: str) -> List[str]:
-    """The fingerprint of each sample's image, in sample order.
-
-    Args:
-        dataset: A dataset with ``get_data_info``; a sample's image is its
-            ``img_bytes`` or the file at ``img_path``.
-        what (str): The dataset, for messages.
-
-    Returns:
-        list[str]: One fingerprint per sample.
-
-    Raises:
-        FileNotFoundError: If a sample has neither bytes nor a file.
-    """
+    """The fingerprint of each sample's ``img_bytes`` or ``img_path`` file
+    (``what`` names the dataset in errors)."""
     found = []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)

@@ -31,34 +31,16 @@ class TeacherCacheError(ValueError):
 class TeacherLogitCache:
     """A folder of teacher logits for recorded views of every image.
 
-    For ``V`` views (one per recorded epoch) of ``N`` images over ``C``
-    classes, the folder holds ``meta.json`` and NumPy arrays, read with
-    ``allow_pickle=False`` (nothing in it can run code) and memory-mapped:
-
-    - ``crops.npy`` (V, N, 4) int32: ``(top, left, height, width)`` of each
-      view's random resized crop in the loaded image (-1 without a crop);
-    - ``flips.npy`` (V, N) uint8: whether the view is flipped;
-    - the logits, per ``storage``: ``'float32'`` or ``'float16'``:
-      ``logits.npy`` (V, N, C), each row shifted so that its maximum is 0
-      (softmax and the KL loss do not change; in float16 the largest
-      logits keep the finest steps); ``'topk'``: ``topk_values.npy`` and
-      ``topk_indices.npy`` (V, N, k) float32 / int32 and
-      ``rest_logit.npy`` (V, N) float32, the one logit that every other
-      class gets, chosen so that their total probability at the recorded
-      temperature ``tau`` is the teacher's (so the top-k probabilities are
-      exact and the rest's mass is spread evenly);
-    - ``text_features.npy`` (C, D) float32: the teacher's stored text
-      features, so that a student run needs no teacher at all.
-
-    ``meta.json`` names the classes, the images (paths relative to their
-    common folder, and a fingerprint of each image's bytes), the data
-    pipeline the views were drawn with, the seed, the temperature, the
-    teacher, and a fingerprint of every array (checked when opened: an
-    array copied from another cache or changed later is an error). A cache
-    is written into a temporary folder and renamed when complete
-    (:meth:`create`, :meth:`commit`), and checked when opened
-    (:meth:`open`): shapes, dtypes, finite logits, indices in range,
-    distinct top-k classes, fingerprints.
+    ``meta.json`` and NumPy arrays (read with ``allow_pickle=False``,
+    memory-mapped) for V views of N images over C classes: ``crops`` (V, N,
+    4) ``(top, left, height, width)`` or -1, ``flips`` (V, N), the logits
+    per ``storage`` (``logits`` (V, N, C) shifted to a maximum of 0, or
+    ``topk_values``/``topk_indices`` (V, N, k) and ``rest_logit`` (V, N),
+    the logit of every other class that keeps their mass at ``tau``), and
+    ``text_features`` (C, D). ``meta.json`` binds the cache to its classes,
+    images (relative paths and fingerprints), pipeline, seed, temperature,
+    teacher and arrays (fingerprints); :meth:`open` checks all of it
+    (``docs/teacher_cache.md``).
 
     Args:
         path (str): The cache folder.
@@ -73,7 +55,6 @@ class TeacherLogitCache:
         self.arrays = arrays
         self._final_path: Optional[str] = None
 
-    # ------------------------------------------------------------------ #
     @property
     def num_views(self) -> int:
         """int: Views per image (recorded epochs)."""
@@ -99,7 +80,6 @@ class TeacherLogitCache:
         """np.ndarray: The teacher's text features (C, D)."""
         return self.arrays['text_features']
 
-    # ------------------------------------------------------------------ #
     @classmethod
     def create(cls,
                path: str,
@@ -111,7 +91,8 @@ class TeacherLogitCache:
                topk: Optional[int] = None,
                tau: float = 1.0,
                **meta: Any) -> 'TeacherLogitCache':
-        """Start writing a cache; :meth:`commit` makes it appear at ``path``.
+        """Start writing a cache in a temporary folder; :meth:`commit`
+        makes it appear at ``path``.
 
         Args:
             path (str): The folder to create; must not exist.
@@ -120,15 +101,10 @@ class TeacherLogitCache:
             class_names (Sequence[str]): Class names.
             text_features (np.ndarray): The teacher's text features (C, D).
             storage (str): 'float32', 'float16' or 'topk'.
-                Defaults to 'float16'.
             topk (int, optional): Logits kept per view with 'topk'.
-            tau (float): The distillation temperature (the rest's mass of
-                'topk' is exact at it). Defaults to 1.0.
-            **meta: More fields of ``meta.json`` (``sample_paths``,
-                ``pipeline``, ``seed``, ...); JSON-serialisable.
-
-        Returns:
-            TeacherLogitCache: A writable cache in a temporary folder.
+            tau (float): The distillation temperature ('topk' keeps the
+                rest's mass exact at it).
+            **meta: More JSON fields of ``meta.json``.
         """
         path = osp.abspath(path)
         if osp.lexists(path):
@@ -190,15 +166,8 @@ class TeacherLogitCache:
     def put(self, view: int, indices: Sequence[int],
             crops: Sequence[Optional[Sequence[int]]],
             flips: Sequence[Optional[bool]], logits: np.ndarray) -> None:
-        """Store the views and teacher logits of a batch.
-
-        Args:
-            view (int): The view (epoch) index.
-            indices (Sequence[int]): Dataset index of each sample.
-            crops (Sequence): Each sample's crop, or None without a crop.
-            flips (Sequence): Each sample's flip, or None without a flip.
-            logits (np.ndarray): Teacher logits (B, C).
-        """
+        """Store the views (crop or None, flip) and teacher logits (B, C)
+        of the samples ``indices`` in view (epoch) ``view``."""
         if self._final_path is None:
             raise RuntimeError(f'{self.path} was opened for reading')
         logits = np.asarray(logits, dtype=np.float64)
@@ -230,18 +199,14 @@ class TeacherLogitCache:
         self.arrays['rest_logit'][view, indices] = rest_logit
 
     def commit(self) -> 'TeacherLogitCache':
-        """Check that every view is complete, then rename into place.
-
-        Returns:
-            TeacherLogitCache: The cache, opened for reading.
-        """
+        """Check that every view is complete, rename into place, reopen."""
         missing = np.argwhere(~self._written)
         if len(missing):
             view, index = missing[0]
             raise TeacherCacheError(
                 f'{len(missing)} view(s) were never recorded (first: sample '
                 f'{index} of view {view}); the cache is not written')
-        for name, array in self.arrays.items():
+        for array in self.arrays.values():
             if isinstance(array, np.memmap):
                 array.flush()
         self.meta['arrays'] = array_fingerprints(self.path, self.arrays)
@@ -255,20 +220,10 @@ class TeacherLogitCache:
         if self._final_path is not None and osp.isdir(self.path):
             shutil.rmtree(self.path)
 
-    # ------------------------------------------------------------------ #
     @classmethod
     def open(cls, path: str) -> 'TeacherLogitCache':
-        """Open a cache for reading and check it.
-
-        Args:
-            path (str): The cache folder.
-
-        Returns:
-            TeacherLogitCache: The cache.
-
-        Raises:
-            TeacherCacheError: If the folder is not a complete cache.
-        """
+        """Open a cache folder for reading; TeacherCacheError unless it is
+        a complete, unchanged cache."""
         path = osp.abspath(path)
         meta_file = osp.join(path, META_FILE)
         _regular_or_refused(meta_file)
@@ -369,18 +324,9 @@ class TeacherLogitCache:
                     f'{recorded[name]}): copied from another cache or '
                     'changed after recording')
 
-    # ------------------------------------------------------------------ #
     def view(self, view: int,
              index: int) -> Tuple[Optional[tuple], bool, np.ndarray]:
-        """The crop, flip and dense teacher logits of one recorded view.
-
-        Args:
-            view (int): View index.
-            index (int): Sample index.
-
-        Returns:
-            tuple: ``(crop or None, flip, logits (C,) float32)``.
-        """
+        """``(crop or None, flip, dense logits (C,) float32)`` of a view."""
         crop = tuple(int(v) for v in self.arrays['crops'][view, index])
         crop = None if crop[0] < 0 else crop
         flip = bool(self.arrays['flips'][view, index])
@@ -419,8 +365,7 @@ def _logit_shapes(meta: Dict[str, Any]) -> Dict[str, Tuple[tuple, Any]]:
 
 
 def _regular_or_refused(path: str) -> None:
-    """A cache's file that is not a regular file (a named pipe would block
-    its opening for ever) is refused before it is opened."""
+    """Refuse a non-regular file (a named pipe would block for ever)."""
     try:
         check_regular_file(path)
     except ValueError as e:
@@ -429,18 +374,8 @@ def _regular_or_refused(path: str) -> None:
 
 
 def sample_paths(dataset) -> List[str]:
-    """Each sample's image path, relative to the folder they all lie in.
-
-    What a cache records of its images and checks a training set against;
-    relative, so a dataset moved elsewhere is still the recorded one.
-
-    Args:
-        dataset: A dataset with ``get_data_info`` (a sample without
-            ``img_path`` is named by its index).
-
-    Returns:
-        list[str]: The relative paths, in sample order.
-    """
+    """Each sample's ``img_path`` (else its index) relative to the folder
+    they all lie in, so that a moved dataset is still the recorded one."""
     paths = [
         str(dataset.get_data_info(i).get('img_path', i))
         for i in range(len(dataset))

@@ -28,28 +28,24 @@ def record_teacher_cache(runner,
                          config: str = '') -> TeacherLogitCache:
     """Iterate the runner's training data as training does; cache logits.
 
-    Per epoch, the sampler is told the epoch (DistSamplerSeedHook) and the
-    global generators are seeded with :func:`epoch_seed` (EpochSeedHook),
-    so the data loader draws what a training run draws; the config's
-    CPUThreadsHook sets the threads (for the recording), so the teacher
-    computes as in training.
+    Each epoch seeds the sampler and the global generators as
+    ``DistSamplerSeedHook`` and ``EpochSeedHook`` do, with the threads of
+    the config's ``CPUThreadsHook``, so the views and logits are those of a
+    training run.
 
     Args:
-        runner (Runner): A runner of a config whose training pipeline is
-            replayable (:func:`replayable_dataset_config`), not trained.
+        runner (Runner): A runner of a config with a replayable training
+            pipeline (:func:`replayable_dataset_config`).
         out (str): The cache folder; must not exist.
         epochs (int): Epochs (views per image) to record.
-        storage (str): Logit storage. Defaults to 'float16'.
+        storage (str): Logit storage.
         topk (int, optional): Logits kept with 'topk'.
-        member (int, optional): With a :class:`TeacherEnsemble` teacher,
-            the member whose own logits and text features are recorded.
+        member (int, optional): The member of a ``TeacherEnsemble`` teacher
+            whose own logits and text features are recorded.
         config (str): The config path, for the record.
 
     Returns:
         TeacherLogitCache: The committed cache.
-
-    Raises:
-        ValueError: If the model cannot be cached as asked.
     """
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
@@ -74,8 +70,8 @@ def record_teacher_cache(runner,
     if model.distill_target != 'logits':
         raise ValueError("a teacher cache holds logits: distill_target must "
                          "be 'logits'")
-    # The thread count of training (CPUThreadsHook), so that the logits are
-    # computed as an online run computes them, to the last bit.
+    # The threads of training, so that the logits are an online run's to
+    # the last bit.
     thread_hooks = [h for h in runner.hooks if isinstance(h, CPUThreadsHook)]
     for hook in thread_hooks:
         hook.before_run(runner)

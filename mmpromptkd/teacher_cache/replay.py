@@ -24,22 +24,10 @@ _DETERMINISTIC = {
 def replayable_dataset_config(dataset: dict) -> dict:
     """A copy of a dataset config whose views can be recorded and replayed.
 
-    Every ``pipeline`` in the config (also inside wrappers) gets
-    :class:`ReplayableRandomResizedCrop` and :class:`ReplayableRandomFlip`
-    in place of mmpretrain's and mmcv's transforms (which draw the same
-    numbers), and ``PackInputs`` keeps ``view_crop`` and ``flip`` in the
-    metainfo of each sample.
-
-    Args:
-        dataset (dict): A dataset config.
-
-    Returns:
-        dict: The converted copy.
-
-    Raises:
-        TeacherCacheError: If a pipeline has a transform that may draw
-            random numbers other than one crop and one flip (a replayed view
-            would then differ from the recorded one).
+    In every ``pipeline`` (wrappers included), ``RandomResizedCrop`` and
+    ``RandomFlip`` become their replayable versions and ``PackInputs``
+    keeps ``view_crop`` and ``flip``; any other transform that may draw is
+    a :class:`TeacherCacheError`.
     """
     dataset = copy.deepcopy(dataset)
     for node, key in list(_pipeline_slots(dataset)):
@@ -93,13 +81,6 @@ def _pipeline_slots(node: Any) -> Iterator[Tuple[dict, str]]:
 
 
 def pipeline_signature(dataset: dict) -> str:
-    """The pipelines of a (replayable) dataset config, as a JSON string.
-
-    Args:
-        dataset (dict): A dataset config.
-
-    Returns:
-        str: Every ``pipeline`` found, in order, as JSON.
-    """
+    """Every ``pipeline`` of a dataset config, in order, as JSON."""
     found = [node[key] for node, key in _pipeline_slots(dataset)]
     return json.dumps(found, sort_keys=True, default=repr)
