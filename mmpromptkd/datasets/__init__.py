@@ -1,17 +1,6 @@
-"""CoOp-format datasets with base/novel subsets and few-shot sampling.
-
-Every class carries the ``CoOp`` prefix, so that none shadows mmpretrain's
-datasets of the same benchmark (``DTD``, ``ImageNet``, ...), which read other
-split files. :class:`SyntheticShapes` reads the synthetic dataset that
-``tools/misc/generate_shapes_dataset.py`` writes in the same format.
-
-Images without labels, for distillation on one's own domain, come from
-:class:`UnlabeledImages` (a folder or a file list) or
-:class:`UnlabeledShards` (tar shards, streamed); :class:`NestedSubset` keeps
-a nested, seeded fraction or number of any dataset's images.
-Teacher caches (recorded views and teacher logits) live in
-:mod:`mmpromptkd.teacher_cache`.
-"""
+"""CoOp-format datasets (base/novel subsets, few-shot), unlabeled images
+(folders, lists, tar shards) and their transforms (``docs/datasets.md``,
+``docs/unlabeled_data.md``)."""
 from .coop_benchmarks import (CoOpCaltech101, CoOpDTD, CoOpEuroSAT,
                               CoOpFood101, CoOpOxfordFlowers, CoOpOxfordPets,
                               CoOpStanfordCars, CoOpSUN397, CoOpUCF101,

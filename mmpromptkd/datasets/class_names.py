@@ -6,8 +6,6 @@ from typing import List, Sequence, Tuple, Union
 from mmpromptkd.utils.class_name_keys import (normalize_class_name,
                                               repeated_class_names)
 
-__all__ = ['distinct_class_names', 'read_class_names']
-
 FORMATS = ('a list of names, a .txt file with one name per line, or a '
            '.json file holding a list of names')
 
@@ -45,23 +43,10 @@ def _check_names(names: Sequence[object], source: str,
 
 
 def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
-    """Read the class names of a dataset whose images carry no labels.
+    """The class names of a list, a ``.txt`` (one a line) or ``.json`` file.
 
-    The names define the classes the student learns, so nothing about them
-    is guessed: a blank, padded or repeated name is an error that says
-    where it is. Only the newline(s) at the very end of a ``.txt`` file are
-    ignored.
-
-    Args:
-        source (str | Sequence[str]): The names, or the path of a ``.txt``
-            or ``.json`` file holding them.
-
-    Returns:
-        tuple[str, ...]: The class names, in label order.
-
-    Raises:
-        FileNotFoundError: If ``source`` is a path that does not exist.
-        ValueError: If the file or list is not as described.
+    Nothing is guessed: a blank, padded or repeated name is an error saying
+    where; only the newline(s) ending a ``.txt`` file are ignored.
     """
     if not isinstance(source, str):
         if not isinstance(source, (list, tuple)):
@@ -103,18 +88,8 @@ def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
 
 def distinct_class_names(names: Sequence[str],
                          source: str) -> Tuple[str, ...]:
-    """Refuse a class list in which two labels are one class to CLIP.
-
-    Args:
-        names (Sequence[str]): Class names, by label.
-        source (str): Where they come from, for messages.
-
-    Returns:
-        tuple[str, ...]: The names, unchanged.
-
-    Raises:
-        ValueError: Naming the labels that share a name.
-    """
+    """The names by label, unless two labels are one class to CLIP
+    (``source`` names them in the error)."""
     repeated = repeated_class_names(names)
     if repeated:
         listed = '; '.join(

@@ -1,8 +1,6 @@
 """Seeing through dataset wrappers (RepeatDataset, ConcatDataset, ...)."""
 from typing import Any, Iterator
 
-__all__ = ['iter_wrapped_datasets', 'unwrap_dataset']
-
 
 def _wrapped(dataset: Any) -> list:
     # Instance attributes only, as the wrappers set them: a stand-in that
@@ -15,18 +13,8 @@ def _wrapped(dataset: Any) -> list:
 
 
 def iter_wrapped_datasets(dataset: Any) -> Iterator[Any]:
-    """A dataset and every dataset it wraps, breadth first, each once.
-
-    mmengine's wrappers keep what they wrap in ``dataset``
-    (``RepeatDataset``, ``ClassBalancedDataset``) or ``datasets``
-    (``ConcatDataset``).
-
-    Args:
-        dataset (Any): A dataset, wrapped or not.
-
-    Yields:
-        Any: ``dataset`` first, then the datasets inside it.
-    """
+    """A dataset and every dataset it wraps (in ``dataset`` or
+    ``datasets``, as mmengine's wrappers keep them), breadth first, once."""
     pending, seen = [dataset], set()
     while pending:
         current = pending.pop(0)
@@ -38,13 +26,5 @@ def iter_wrapped_datasets(dataset: Any) -> Iterator[Any]:
 
 
 def unwrap_dataset(dataset: Any) -> Any:
-    """The first dataset inside the wrappers (``dataset`` if none).
-
-    Args:
-        dataset (Any): A dataset, wrapped or not.
-
-    Returns:
-        Any: The first dataset of :func:`iter_wrapped_datasets` that wraps
-        nothing.
-    """
+    """The first dataset inside the wrappers (``dataset`` if none)."""
     return next(d for d in iter_wrapped_datasets(dataset) if not _wrapped(d))

@@ -15,29 +15,21 @@ from mmpromptkd.registry import DATASETS
 class NestedSubset(BaseDataset):
     """Keep a fraction or a number of a dataset's images, nested by size.
 
-    The images are grouped by ``gt_label`` (one group without labels); each
-    group, sorted by path, is shuffled with
-    ``random.Random(f'{seed}-{group}')`` and its first ``ceil(fraction *
-    n)`` or ``count`` images are kept (a class with fewer keeps all, with a
-    warning; more than an unlabeled dataset has is an error). With one seed
-    a smaller subset thus lies inside a larger one, whatever the order of
-    the wrapped dataset, whose samples (through its pipeline), order and
-    metainfo the subset keeps (``docs/unlabeled_data.md``).
+    Each ``gt_label`` group (one without labels), sorted by path, is
+    shuffled with ``random.Random(f'{seed}-{group}')`` and its first
+    ``ceil(fraction * n)`` or ``count`` images are kept, so with one seed a
+    smaller subset lies inside a larger one (``docs/unlabeled_data.md``).
+    The wrapped dataset's pipeline, order and metainfo are kept.
 
     Args:
         dataset (dict | BaseDataset): The dataset, or its config.
-        fraction (float, optional): Fraction of each group to keep, in
-            ``(0, 1]``. Defaults to None.
-        count (int, optional): Images per class, or in all without labels.
-            Defaults to None. Exactly one of ``fraction`` and ``count``
-            must be given.
-        seed (int): Seed of the order. Defaults to 1.
-        serialize_data (bool): Serialise the sample list for the workers.
-            Defaults to True.
+        fraction (float, optional): Fraction of each group, in (0, 1].
+        count (int, optional): Images per class, or in all without labels
+            (exactly one of ``fraction`` and ``count``).
+        seed (int): Seed of the order.
+        serialize_data (bool): Serialise the samples for the workers.
         lazy_init (bool): Defer choosing the images until first use.
-            Defaults to False.
-        max_refetch (int): Retries for a sample whose pipeline returns None.
-            Defaults to 1000.
+        max_refetch (int): Retries for a sample the pipeline drops.
     """
 
     def __init__(self,
@@ -80,18 +72,8 @@ class NestedSubset(BaseDataset):
         if not lazy_init:
             self.full_init()
 
-    def _order(self, group: Hashable, paths: List[str]) -> List[int]:
-        """Positions of ``paths`` in the seeded order of their group."""
-        order = sorted(range(len(paths)), key=paths.__getitem__)
-        random.Random(f'{self.seed}-{group}').shuffle(order)
-        return order
-
     def load_data_list(self) -> List[dict]:
-        """Choose the images.
-
-        Returns:
-            list[dict]: The data infos of the kept samples.
-        """
+        """Choose the images."""
         source = self._source
         infos = []
         for i in range(len(source)):
@@ -126,9 +108,9 @@ class NestedSubset(BaseDataset):
                 k = min(self.count, n)
                 if n < self.count:
                     short[group] = n
-            order = self._order(group,
-                                [infos[i]['img_path'] for i in members])
-            kept.extend(members[j] for j in order[:k])
+            members.sort(key=lambda i: infos[i]['img_path'])
+            random.Random(f'{self.seed}-{group}').shuffle(members)
+            kept.extend(members[:k])
         if short:
             listed = ', '.join(f'label {g} ({n})'
                                for g, n in list(short.items())[:10])
@@ -138,18 +120,8 @@ class NestedSubset(BaseDataset):
         return [dict(infos[i], source_index=i) for i in sorted(kept)]
 
     def prepare_data(self, idx: int) -> Optional[dict]:
-        """The sample of the wrapped dataset, through its pipeline.
-
-        A sample the pipeline drops (an unreadable image skipped on
-        request) is replaced by another one of the subset, as mmengine's
-        datasets do, when the wrapped dataset is a ``BaseDataset``.
-
-        Args:
-            idx (int): Index in the subset.
-
-        Returns:
-            dict, optional: The transformed sample.
-        """
+        """The wrapped dataset's sample through its pipeline (None if it
+        drops it, so that another one is drawn)."""
         index = self.get_data_info(idx)['source_index']
         if hasattr(self._source, 'prepare_data'):
             return self._source.prepare_data(index)

@@ -17,44 +17,26 @@ SPLITS = ('all', 'train', 'heldout')
 _LISTED = 5
 
 
-def is_image_file(path: str,
-                  extensions: Sequence[str] = IMAGE_EXTENSIONS) -> bool:
-    """Whether a file name ends in one of ``extensions`` (any case).
-
-    Args:
-        path (str): A file name or path.
-        extensions (Sequence[str]): Endings with their dot.
-
-    Returns:
-        bool: True for an image file name.
-    """
-    return path.lower().endswith(tuple(e.lower() for e in extensions))
+def is_image_file(path: str) -> bool:
+    """Whether a file name ends in an image extension (any case)."""
+    return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def heldout_draw(relpath: str, seed: int) -> float:
     """A number in [0, 1) fixed by an image's relative path and a seed.
 
-    An image is held out when its number is below the held-out fraction, so
-    adding images never moves one from training to held out, and the
-    held-out set of a fraction contains that of a smaller one.
-
-    Args:
-        relpath (str): The path relative to the dataset root, with ``/``.
-        seed (int): The seed of the split.
-
-    Returns:
-        float: The draw.
+    Below the held-out fraction, the image is held out: adding images
+    moves none, and a smaller fraction's held-out set nests in a larger's.
     """
-    # The file name's bytes: also names that are not valid UTF-8 (kept by
-    # Python as surrogate escapes) have a draw.
+    # The name's bytes: names that are not valid UTF-8 have a draw too.
     digest = hashlib.blake2b(f'{seed}:'.encode() + os.fsencode(relpath),
                              digest_size=8).digest()
     return int.from_bytes(digest, 'big') / 2.0**64
 
 
 def _walk_images(root: str) -> Tuple[List[str], List[str]]:
-    """Every non-hidden file under ``root`` (links followed, each folder
-    once), as sorted relative paths of the images and of the others."""
+    """Sorted relative paths of the images and other non-hidden files
+    under ``root`` (links followed, each folder once)."""
     images, others = [], []
     seen = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -78,50 +60,28 @@ def _walk_images(root: str) -> Tuple[List[str], List[str]]:
 class UnlabeledImages(BaseDataset):
     """Images of a domain without labels, and the names of its classes.
 
-    The images are every image file under ``data_root`` or those listed in
-    ``file_list``; the class names come from ``classes``
-    (:func:`~.class_names.read_class_names`), never from the images or
-    folders. Each sample is ``dict(img_path=str)``. An empty folder or
-    list, a non-image, a missing or a repeated file is an error naming the
-    files. ``split='heldout'`` keeps the images whose :func:`heldout_draw`
-    is below ``heldout_fraction`` and ``split='train'`` the others
-    (``docs/unlabeled_data.md``).
+    Every image file under ``data_root``, or those listed in ``file_list``;
+    samples are ``dict(img_path)``. An empty folder or list, a non-image, a
+    missing or a repeated file is an error naming the files. The held-out
+    split keeps the images whose :func:`heldout_draw` is below
+    ``heldout_fraction``, 'train' the others (``docs/unlabeled_data.md``).
 
     Args:
         data_root (str, optional): The folder of the images (or the root of
-            the paths of ``file_list``). Defaults to None.
-        file_list (str, optional): A text file with one image path per
-            line. Defaults to None (every image under ``data_root``).
+            the paths of ``file_list``).
+        file_list (str, optional): A text file of image paths, one a line.
         classes (str | Sequence[str], optional): The class names, or a file
-            holding them. Required for training; None gives an empty tuple
-            (e.g. for a held-out set or a source concatenated after a
-            labeled one). Defaults to None.
-        split (str): ``'all'``, ``'train'`` or ``'heldout'``. Defaults to
-            ``'all'``.
-        heldout_fraction (float): Fraction of images held out, in
-            ``[0, 1)``; needed by the ``'train'`` and ``'heldout'`` splits.
-            Defaults to 0.
-        heldout_seed (int): Seed of the held-out draw. Defaults to 0.
-        skip_non_images (bool): Skip files that are not images instead of
-            stopping. Defaults to False.
-        pipeline (Sequence[dict | Callable]): Transforms; dicts are built
-            from our registry. Defaults to ().
-        test_mode (bool): Raise on a failing sample instead of drawing
-            another one. Defaults to False.
+            holding them (:func:`read_class_names`); needed for training.
+        split (str): 'all', 'train' or 'heldout'.
+        heldout_fraction (float): Fraction held out, in [0, 1).
+        heldout_seed (int): Seed of the held-out draw.
+        skip_non_images (bool): Skip non-image files instead of stopping.
+        pipeline (Sequence[dict | Callable]): Transforms.
+        test_mode (bool): Raise on a failing sample instead of redrawing.
         indices (int | Sequence[int], optional): Keep only these samples.
-            Defaults to None.
-        serialize_data (bool): Serialise the sample list for the workers.
-            Defaults to True.
+        serialize_data (bool): Serialise the samples for the workers.
         lazy_init (bool): Defer listing the images until first use.
-            Defaults to False.
-        max_refetch (int): Retries for a sample whose pipeline returns None.
-            Defaults to 1000.
-
-    Examples:
-        >>> from mmpromptkd.registry import DATASETS
-        >>> ds = DATASETS.build(dict(type='UnlabeledImages',
-        ...                          data_root='data/my_domain/images',
-        ...                          classes='data/my_domain/classes.txt'))
+        max_refetch (int): Retries for a sample the pipeline drops.
     """
 
     def __init__(self,
@@ -237,11 +197,7 @@ class UnlabeledImages(BaseDataset):
                   logger='current')
 
     def load_data_list(self) -> List[dict]:
-        """List the images of the split.
-
-        Returns:
-            list[dict]: ``dict(img_path=str)`` per image.
-        """
+        """List the images of the split."""
         paths = self._listed_images()
         if not paths:
             raise ValueError(f'{type(self).__name__}: no image in '

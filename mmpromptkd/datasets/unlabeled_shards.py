@@ -23,18 +23,8 @@ class CorruptShardError(ValueError):
 
 
 def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
-    """Expand brace patterns (``data/shard-{000..099}.tar``) to local files.
-
-    A URL or a ``pipe:`` command, which webdataset would open by running a
-    program, is refused.
-
-    Args:
-        shards (str | Sequence[str]): Paths or brace patterns of ``.tar``
-            files.
-
-    Returns:
-        list[str]: The shard paths, in the order of the patterns.
-    """
+    """Expand brace patterns to existing local files, in order; a URL or
+    ``pipe:`` command (webdataset would run a program) is refused."""
     try:
         from braceexpand import braceexpand  # installed with webdataset
         import webdataset  # noqa: F401
@@ -75,19 +65,8 @@ def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
 
 
 def check_tar_end(path: str) -> None:
-    """Refuse a tar file that does not end with its end-of-archive blocks.
-
-    A tar archive ends with two zero blocks of 512 bytes; a shard cut short
-    while being copied does not, even when the cut falls between two
-    members, which a streaming reader would take for a normal end.
-
-    Args:
-        path (str): The shard.
-
-    Raises:
-        CorruptShardError: If the file is not a whole number of blocks or
-            does not end with two zero blocks.
-    """
+    """Refuse a tar file without its two zero end blocks: a shard cut
+    between two members would otherwise read as complete."""
     size = osp.getsize(path)
     if size < 2 * _TAR_BLOCK or size % _TAR_BLOCK:
         raise CorruptShardError(
@@ -103,45 +82,29 @@ def check_tar_end(path: str) -> None:
 
 @DATASETS.register_module()
 class UnlabeledShards(IterableDataset):
-    """An endless stream of unlabeled images from tar shards.
+    """An endless stream of unlabeled images from local tar shards.
 
-    Each sample of a webdataset shard is a group of members ``<key>.<ext>``
-    of which exactly one is an image; nothing but the image is decoded, by
-    the pipeline's ``LoadImageFromFileSafe`` (never a pickle). Each epoch
-    the shards are shuffled with ``random.Random(f'{seed}-{epoch}')`` and
-    reader ``r`` of the ``R = world_size * num_workers`` readers reads
-    shards ``r, r + R, ...``, so each image is seen once per epoch across
-    all ranks; samples are mixed within a reader by a seeded buffer. Train
-    with ``IterBasedTrainLoop`` and ``sampler=None``
-    (``docs/unlabeled_data.md``).
-
-    ``len()`` is one epoch's images per process, ``num_images //
-    world_size``; without ``num_images`` the tar headers are read at
-    construction to count them, which also finds truncated shards.
-
-    Each sample is ``dict(img_path='<shard>#<key>', img_bytes=bytes,
-    epoch=int)`` before the pipeline, which must start with
-    ``LoadImageFromFileSafe`` (it decodes ``img_bytes``).
+    Each webdataset sample must hold exactly one image member, the only
+    thing decoded (by the pipeline's ``LoadImageFromFileSafe``, from
+    ``img_bytes``). Shard order per epoch, the split over ranks and
+    workers, the shuffle buffer and ``len()`` (one epoch's images per
+    process) are described in ``docs/unlabeled_data.md``.
 
     Args:
-        shards (str | Sequence[str]): Local tar files, or brace patterns of
-            them (``'data/shard-{000..099}.tar'``). See
-            :func:`expand_shards`.
+        shards (str | Sequence[str]): Local tar files or brace patterns
+            (``'data/shard-{000..099}.tar'``).
         classes (str | Sequence[str], optional): The class names, or a
-            ``.txt`` / ``.json`` file holding them. Defaults to None.
-        pipeline (Sequence[dict | Callable]): Transforms. Defaults to ().
+            ``.txt`` / ``.json`` file holding them.
+        pipeline (Sequence[dict | Callable]): Transforms.
         seed (int): Seed of the shard order and of the shuffle buffer.
-            Defaults to 0.
         shuffle_buffer (int): Images mixed within a reader; 1 keeps the
-            shard order. Defaults to 1000.
-        on_error (str): A truncated or unreadable shard, or a sample without
-            exactly one image, stops the run (``'raise'``) or is skipped
-            with a warning naming it and a count (``'skip'``). Defaults to
-            ``'raise'``.
-        extensions (Sequence[str]): Member endings read as images. Defaults
-            to :data:`~.unlabeled_images.IMAGE_EXTENSIONS`.
-        num_images (int, optional): The number of images in all shards;
-            None counts them. Defaults to None.
+            shard order.
+        on_error (str): A truncated shard or a sample without exactly one
+            image stops the run ('raise') or is skipped and counted
+            ('skip').
+        extensions (Sequence[str]): Member endings read as images.
+        num_images (int, optional): Images in all shards; None counts them
+            (and finds truncated shards) at construction.
     """
 
     def __init__(self,
@@ -188,7 +151,6 @@ class UnlabeledShards(IterableDataset):
             'ignore', message=r'Length of IterableDataset .*UnlabeledShards')
 
     def __len__(self) -> int:
-        """int: Images of one epoch for this process."""
         return max(self.num_images // self.world_size, 1)
 
     def _count_images(self) -> int:
@@ -227,16 +189,8 @@ class UnlabeledShards(IterableDataset):
         return dict(self._metainfo)
 
     def shards_of(self, epoch: int, reader: int, readers: int) -> List[str]:
-        """The shards one reader reads in one epoch.
-
-        Args:
-            epoch (int): The epoch, from 0.
-            reader (int): The reader, ``rank * num_workers + worker_id``.
-            readers (int): ``world_size * num_workers``.
-
-        Returns:
-            list[str]: Shard paths, in reading order.
-        """
+        """The shards, in order, of reader ``rank * num_workers +
+        worker_id`` of ``readers`` in ``epoch``."""
         order = list(self.shards)
         random.Random(f'{self.seed}-{epoch}').shuffle(order)
         return order[reader::readers]
@@ -327,8 +281,7 @@ class UnlabeledShards(IterableDataset):
             epoch += 1
 
     def _transformed(self, sample: dict) -> Iterator[dict]:
-        """The sample through the pipeline, unless the pipeline drops it
-        (an unreadable image skipped by ``LoadImageFromFileSafe``)."""
+        """The sample through the pipeline, unless the pipeline drops it."""
         out = self.pipeline(sample)
         if out is not None:
             yield out

@@ -29,18 +29,9 @@ class UnreadableImageError(OSError):
 def find_truncation(data: bytes) -> Optional[str]:
     """Why a PNG or JPEG byte string is cut short, or None.
 
-    Some decoders (OpenCV 4 for JPEG) return a partly grey image for a
-    truncated file instead of failing. A PNG must end with its ``IEND``
-    chunk and a JPEG with its end marker; a file without one is decoded
-    completely with Pillow, which refuses truncated data but accepts valid
-    files with trailing bytes.
-
-    Args:
-        data (bytes): The file content.
-
-    Returns:
-        str, optional: The reason, or None if the file looks complete (or
-        is neither PNG nor JPEG).
+    OpenCV returns a partly grey image for a truncated JPEG. A file without
+    its end (PNG ``IEND``, JPEG end marker) is decoded fully with Pillow,
+    which refuses truncated data but accepts trailing bytes.
     """
     if data.startswith(_PNG_SIGNATURE):
         if b'IEND' in data[-12:]:
@@ -61,16 +52,8 @@ def find_truncation(data: bytes) -> Optional[str]:
 
 
 def check_declared_size(data: bytes, max_pixels: int) -> None:
-    """Refuse an image whose header declares more than ``max_pixels``
-    (only the header is read; a format Pillow does not know passes).
-
-    Args:
-        data (bytes): The file content.
-        max_pixels (int): The largest width x height accepted.
-
-    Raises:
-        ValueError: If the declared image is larger, naming its size.
-    """
+    """ValueError if the image header declares more than ``max_pixels``
+    (only the header is read; a format Pillow does not know passes)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
@@ -124,25 +107,18 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     """``LoadImageFromFile`` that names unreadable files and can skip them.
 
     A missing, empty, truncated or undecodable image raises
-    :class:`UnreadableImageError` naming the file and the reason. With
-    ``on_error='skip'`` the transform returns None instead (the dataset
-    draws another sample) and names and counts the file, but only in the
-    training pipelines of a Runner with ``SkippedImagesHook``, which enables
-    it (``skip_enabled``): an evaluation that quietly replaced test images
-    would report wrong accuracies.
+    :class:`UnreadableImageError` naming the file. ``on_error='skip'``
+    returns None instead (the dataset draws another sample) and counts the
+    file, but only where ``SkippedImagesHook`` enables it
+    (``skip_enabled``, training pipelines): evaluation never skips.
 
     Args:
-        on_error (str): 'raise' or 'skip'. Defaults to 'raise'.
-        check_truncation (bool): Detect PNG and JPEG files that are cut
-            short even where the decoder would return an image (see
-            :func:`find_truncation`). Defaults to True.
+        on_error (str): 'raise' or 'skip'.
+        check_truncation (bool): Detect cut-short PNG and JPEG files
+            (:func:`find_truncation`).
         max_pixels (int, optional): Refuse an image whose header declares
-            more pixels, before it is decoded (a small file can declare a
-            huge image). Defaults to Pillow's limit,
-            :data:`DEFAULT_MAX_PIXELS`; None disables the check.
-        **kwargs: Arguments of ``LoadImageFromFile`` (``to_float32``,
-            ``color_type``, ``imdecode_backend``, ``backend_args``), except
-            ``ignore_empty``, which ``on_error`` replaces.
+            more pixels, before decoding; None disables the check.
+        **kwargs: Arguments of ``LoadImageFromFile`` but ``ignore_empty``.
     """
 
     def __init__(self,
@@ -168,8 +144,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
 
     @property
     def skipped_count(self) -> int:
-        """int: Files skipped since the last reset, worker processes
-        included."""
+        """int: Files skipped since the last reset, workers included."""
         return self._skipped.value
 
     def reset_skipped(self) -> None:
@@ -203,24 +178,12 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         return img
 
     def transform(self, results: dict) -> Optional[dict]:
-        """Load the image of ``results['img_path']``.
+        """Load the image of ``results['img_path']`` (None if skipped).
 
-        A sample that already holds an image and no path is returned as it
-        is: mmpretrain's inferencers drop ``LoadImageFromFile`` from a
-        config's pipeline, read the image themselves and pass it that way.
-
-        A sample read from an archive (:class:`~mmpromptkd.datasets.
-        UnlabeledShards`) brings the file's content as ``img_bytes``, which
-        is decoded (and dropped) instead of reading ``img_path``, which then
-        only names the image.
-
-        Args:
-            results (dict): Sample with ``img_path`` (or an ``img``).
-
-        Returns:
-            dict, optional: The sample with ``img``, ``img_shape`` and
-            ``ori_shape``, or None for a skipped file.
+        The file's content may come as ``img_bytes`` (from a tar shard);
+        ``img_path`` then only names it.
         """
+        # mmpretrain's inferencers read the image themselves and pass it.
         if results.get('img_path') is None and 'img' in results:
             return results
         filename = results['img_path']

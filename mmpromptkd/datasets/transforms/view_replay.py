@@ -1,8 +1,5 @@
-"""The view a replayable transform must produce instead of drawing one.
-
-Also the replayable transforms: mmpretrain's ``RandomResizedCrop`` and
-mmcv's ``RandomFlip``, which record their draw and can replay it.
-"""
+"""Random crop and flip that record their draw and can replay a recorded
+view (``docs/teacher_cache.md``)."""
 import contextlib
 import contextvars
 from typing import Iterator, Optional, Tuple
@@ -12,28 +9,18 @@ from mmpretrain.datasets.transforms import RandomResizedCrop
 
 from mmpromptkd.registry import TRANSFORMS
 
-#: ``(offset_h, offset_w, target_h, target_w)`` of a random resized crop.
-CropParams = Tuple[int, int, int, int]
-
 _VIEW: contextvars.ContextVar = contextvars.ContextVar(
-    'mmpromptkd_replayed_view', default=None)
+    'mmpromptkd_replayed_view', default=(None, None))
 
 
 @contextlib.contextmanager
-def replay_view(crop: Optional[CropParams],
+def replay_view(crop: Optional[Tuple[int, int, int, int]],
                 flip: Optional[bool]) -> Iterator[None]:
-    """Make the replayable transforms produce one recorded view.
+    """Inside the block, the replayable transforms crop ``crop`` and flip
+    if ``flip`` instead of drawing (a None part is drawn).
 
-    Inside the block, :class:`ReplayableRandomResizedCrop` crops ``crop``
-    and :class:`ReplayableRandomFlip` flips when ``flip`` is True, instead
-    of drawing; a None part is drawn as usual. The data pipeline of one
-    sample runs synchronously in one process (a dataloader worker), so a
-    context variable carries the view to the transforms of that sample,
-    whatever dataset wrappers lie between.
-
-    Args:
-        crop (tuple[int, int, int, int], optional): Crop parameters.
-        flip (bool, optional): Whether the view is flipped.
+    A sample's pipeline runs synchronously in one process, so a context
+    variable reaches its transforms through any dataset wrappers.
     """
     token = _VIEW.set((crop, flip))
     try:
@@ -42,44 +29,15 @@ def replay_view(crop: Optional[CropParams],
         _VIEW.reset(token)
 
 
-def replayed_crop() -> Optional[CropParams]:
-    """The crop to replay, or None to draw one."""
-    view = _VIEW.get()
-    return None if view is None else view[0]
-
-
-def replayed_flip() -> Optional[bool]:
-    """Whether to flip in the view being replayed, or None to draw."""
-    view = _VIEW.get()
-    return None if view is None else view[1]
-
-
 @TRANSFORMS.register_module()
 class ReplayableRandomResizedCrop(RandomResizedCrop):
-    """``RandomResizedCrop`` whose crop can be recorded and replayed.
-
-    It draws exactly as mmpretrain's transform (the same random numbers,
-    so a pipeline gives the same images with either) and writes the crop
-    into ``results['view_crop']`` as ``(offset_h, offset_w, target_h,
-    target_w)`` in the input image. Inside :func:`replay_view` it crops the
-    given box instead of drawing, which reproduces a recorded view pixel
-    for pixel. :class:`TeacherCachedDataset` puts it in place of
-    ``RandomResizedCrop``.
-
-    Args:
-        **kwargs: Arguments of mmpretrain's ``RandomResizedCrop``.
-    """
+    """mmpretrain's ``RandomResizedCrop`` (the same draws) that records its
+    box in ``results['view_crop']`` and crops the box of :func:`replay_view`
+    instead of drawing."""
 
     def transform(self, results: dict) -> dict:
-        """Crop (a drawn or a replayed box) and resize.
-
-        Args:
-            results (dict): Result dict with ``img``.
-
-        Returns:
-            dict: The cropped and resized result, with ``view_crop``.
-        """
-        crop = replayed_crop()
+        """Crop (a drawn or a replayed box) and resize."""
+        crop = _VIEW.get()[0]
         if crop is None:
             crop = tuple(int(v) for v in self.rand_crop_params(results['img']))
         height, width = results['img'].shape[:2]
@@ -109,17 +67,8 @@ class ReplayableRandomResizedCrop(RandomResizedCrop):
 
 @TRANSFORMS.register_module()
 class ReplayableRandomFlip(RandomFlip):
-    """``RandomFlip`` of one direction whose draw can be replayed.
-
-    It draws exactly as mmcv's transform and records the outcome in
-    ``results['flip']`` (as mmcv does). Inside :func:`replay_view` it flips
-    when the recorded view was flipped instead of drawing.
-    :class:`TeacherCachedDataset` puts it in place of ``RandomFlip``.
-
-    Args:
-        **kwargs: Arguments of mmcv's ``RandomFlip``; ``direction`` must be
-            one direction, so that a flag records the view.
-    """
+    """mmcv's ``RandomFlip`` of one ``direction`` (the same draws) that
+    flips as :func:`replay_view` says instead of drawing."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -132,15 +81,8 @@ class ReplayableRandomFlip(RandomFlip):
                                  swap_seg_labels=self.swap_seg_labels)
 
     def transform(self, results: dict) -> dict:
-        """Flip (a drawn or a replayed decision).
-
-        Args:
-            results (dict): Result dict with ``img``.
-
-        Returns:
-            dict: The result with ``flip`` and ``flip_direction``.
-        """
-        flip = replayed_flip()
+        """Flip (a drawn or a replayed decision)."""
+        flip = _VIEW.get()[1]
         if flip is None:
             return super().transform(results)
         if flip:
