@@ -30,17 +30,8 @@ _STATE_TYPES = {
 
 def write_few_shot_cache(path: str, drawn: Dict[str, List[Tuple[str, int]]],
                          class_names: Sequence[str], dataset: str) -> bool:
-    """Write a few-shot draw atomically, never replacing an existing file.
-
-    Args:
-        path (str): The cache file.
-        drawn (dict[str, list[tuple[str, int]]]): Records by split.
-        class_names (Sequence[str]): All class names, by label.
-        dataset (str): The dataset's name, for messages.
-
-    Returns:
-        bool: True if the file already existed (and was left alone).
-    """
+    """Write the records by split atomically; True if the file existed
+    already (it is never replaced)."""
     payload = {
         split: [[relpath, label, class_names[label]]
                 for relpath, label in records]
@@ -62,15 +53,8 @@ def check_few_shot_draw(drawn: List[Tuple[str, int]], *,
                         split_records: List[Tuple[str, int]], shots: int,
                         class_names: Sequence[str],
                         source: str) -> List[Tuple[str, int]]:
-    """Return a cached draw after checking that it is a draw of its split.
-
-    Args:
-        drawn (list[tuple[str, int]]): The cached ``(path, label)`` records.
-        split_records (list[tuple[str, int]]): The split's records.
-        shots (int): Images per class of the draw.
-        class_names (Sequence[str]): All class names, by label.
-        source (str): The cache file and split, for messages.
-    """
+    """Return a cached draw after checking it is a ``shots`` draw of
+    ``split_records`` (``source`` names the cache in errors)."""
     labels = dict(split_records)
     seen = set()
     again = 'the cache belongs to other data; delete it to draw again'
@@ -134,16 +118,8 @@ class _CacheUnpickler(pickle.Unpickler):
 def read_dassl_few_shot_cache(
         path: str,
         splits: Sequence[str]) -> Dict[str, List[Tuple[str, int, str]]]:
-    """Read a Dassl few-shot cache (``split_fewshot/shot_K-seed_S.pkl``).
-
-    Args:
-        path (str): The ``.pkl`` file.
-        splits (Sequence[str]): The keys it must hold (ImageNet's: train).
-
-    Returns:
-        dict: ``(impath, label, classname)`` records of each split, in the
-        file's order.
-    """
+    """The ``(impath, label, classname)`` records of each of ``splits`` in
+    a Dassl few-shot cache (``split_fewshot/shot_K-seed_S.pkl``)."""
     with open(path, 'rb') as f:
         payload = f.read()
     try:
@@ -174,23 +150,11 @@ def read_dassl_few_shot_cache(
 def dassl_cache_records(path: str, split: str, splits: Sequence[str],
                         labels: Dict[str, int], class_names: Sequence[str],
                         dataset: str) -> List[Tuple[str, int]]:
-    """Map Dassl's cached draw of one split onto a dataset's records.
+    """Dassl's cached draw of ``split`` as ``(relpath, label)`` records.
 
-    Dassl stores absolute paths of the machine that drew it: each is
-    matched to the image whose relative path is its longest suffix, and
+    Each absolute path of the drawing machine is matched to the image of
+    ``labels`` (label by relative path) that is its longest suffix, and
     must have the split file's label and class name.
-
-    Args:
-        path (str): The Dassl cache file.
-        split (str): The split to map.
-        splits (Sequence[str]): The splits the file must hold.
-        labels (dict[str, int]): Label of each image of ``split``, by path
-            relative to the image folder.
-        class_names (Sequence[str]): All class names, by label.
-        dataset (str): The dataset's name, for messages.
-
-    Returns:
-        list[tuple[str, int]]: ``(relative path, label)`` records.
     """
     records = []
     for i, (impath, label, classname) in enumerate(

@@ -52,18 +52,9 @@ def sample_few_shot(records: Sequence[Record],
     """Draw ``num_shots`` records per class, deterministically.
 
     Each class's sorted paths are sampled with
-    ``random.Random(f'{salt}{seed}-{label}')``, so the draw depends neither
-    on the records' order nor on other classes (``docs/datasets.md``).
-
-    Args:
-        records (Sequence[tuple[str, int]]): ``(relpath, label)`` pairs.
-        num_shots (int): Images per class, at least 1.
-        seed (int): The random seed.
-        salt (str): Mixed into each class's seed (one stream per split).
-
-    Returns:
-        tuple: The records, sorted by label then path, and the count of
-        each class with fewer than ``num_shots`` records (kept whole).
+    ``random.Random(f'{salt}{seed}-{label}')`` (``docs/datasets.md``).
+    Returns the records, sorted by label then path, and the count of each
+    class with fewer than ``num_shots`` records (kept whole).
     """
     if num_shots < 1:
         raise ValueError(f'num_shots must be >= 1, got {num_shots}')
@@ -86,20 +77,11 @@ def sample_few_shot(records: Sequence[Record],
 def sample_few_shot_dassl(
         splits: Sequence[Tuple[Sequence[Record], int]],
         seed: int) -> Tuple[List[List[Record]], List[Dict[int, int]]]:
-    """Draw few-shot splits exactly as Dassl does for a seed.
+    """Draw the ``(records, shots)`` splits exactly as Dassl does.
 
-    One ``random.Random(seed)`` (the stream of Dassl's global seeding)
-    takes, split after split, ``sample(items, k)`` per label in order of
-    first appearance (all items when fewer); the draw keeps its order.
-
-    Args:
-        splits (Sequence[tuple]): ``(records, shots)`` of each split, in
-            Dassl's order.
-        seed (int): The run's seed (Dassl's ``cfg.SEED``).
-
-    Returns:
-        tuple: The drawn records of each split and, per split, the count of
-        each label with fewer than ``shots`` records.
+    One ``random.Random(seed)`` takes, split after split, ``sample(items,
+    k)`` per label in order of first appearance (all when fewer). Returns
+    each split's draw and its labels with fewer records, with counts.
     """
     rng = random.Random(seed)
     drawn, shorts = [], []
