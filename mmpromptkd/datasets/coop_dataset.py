@@ -62,16 +62,11 @@ class CoOpDataset(BaseDataset):
         num_base_classes (int, optional): Base classes; None: ``ceil(n/2)``.
         pipeline (Sequence[dict | Callable]): Transforms (dicts built from
             the ``mmpromptkd`` registry).
-        test_mode (bool): Raise on a failing sample instead of redrawing.
         cache_few_shot (bool): Read and write the few-shot cache file.
-        dataset_dir (str, optional): Overrides the class's dataset folder.
-        image_dir (str, optional): Overrides the class's image folder.
-        split_file (str, optional): Overrides the class's split file.
-        indices (int | Sequence[int], optional): Keep only these samples.
-        serialize_data (bool): Serialise the samples for the workers.
-        lazy_init (bool): Defer reading the samples (the class names are
-            read at construction).
-        max_refetch (int): Retries for a sample the pipeline drops.
+        dataset_dir, image_dir, split_file (str, optional): Override the
+            class's folders and split file.
+        test_mode, indices, serialize_data, lazy_init, max_refetch: As in
+            mmengine's ``BaseDataset`` (class names are read at once).
     """
 
     dataset_dir: str = ''

@@ -27,9 +27,8 @@ class NestedSubset(BaseDataset):
         count (int, optional): Images per class, or in all without labels
             (exactly one of ``fraction`` and ``count``).
         seed (int): Seed of the order.
-        serialize_data (bool): Serialise the samples for the workers.
-        lazy_init (bool): Defer choosing the images until first use.
-        max_refetch (int): Retries for a sample the pipeline drops.
+        serialize_data, lazy_init, max_refetch: As in mmengine's
+            ``BaseDataset``.
     """
 
     def __init__(self,

@@ -77,11 +77,8 @@ class UnlabeledImages(BaseDataset):
         heldout_seed (int): Seed of the held-out draw.
         skip_non_images (bool): Skip non-image files instead of stopping.
         pipeline (Sequence[dict | Callable]): Transforms.
-        test_mode (bool): Raise on a failing sample instead of redrawing.
-        indices (int | Sequence[int], optional): Keep only these samples.
-        serialize_data (bool): Serialise the samples for the workers.
-        lazy_init (bool): Defer listing the images until first use.
-        max_refetch (int): Retries for a sample the pipeline drops.
+        test_mode, indices, serialize_data, lazy_init, max_refetch: As in
+            mmengine's ``BaseDataset``.
     """
 
     def __init__(self,
