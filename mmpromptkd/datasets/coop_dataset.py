@@ -12,8 +12,8 @@ from .class_names import distinct_class_names
 from .few_shot_cache import (check_few_shot_draw, dassl_cache_records,
                              write_few_shot_cache)
 from .run_seed import resolve_seed
-from .utils import Record, join_nonempty, sample_few_shot, \
-    sample_few_shot_dassl
+from .utils import (Record, is_int, join_nonempty, sample_few_shot,
+                    sample_few_shot_dassl)
 
 SUBSETS = ('all', 'base', 'novel')
 FEW_SHOT_SAMPLERS = ('mmpromptkd', 'dassl')
@@ -31,10 +31,6 @@ def _load_json(path: str, remedy: str) -> Any:
         raise ValueError(
             f'{path} is not valid JSON: {e.msg} at line {e.lineno}, '
             f'column {e.colno} (char {e.pos}); {remedy}') from e
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @DATASETS.register_module()
@@ -110,10 +106,10 @@ class CoOpDataset(BaseDataset):
         if subset not in SUBSETS:
             raise ValueError(f'{name}: subset must be one of {SUBSETS}, '
                              f'got {subset!r}')
-        if not _is_int(num_shots):
+        if not is_int(num_shots):
             raise TypeError(f'{name}: num_shots must be an int, '
                             f'got {num_shots!r}')
-        if seed is not None and not _is_int(seed):
+        if seed is not None and not is_int(seed):
             raise TypeError(f'{name}: seed must be an int or None (the '
                             f"run's seed), got {seed!r}")
         if few_shot_sampler not in FEW_SHOT_SAMPLERS:
@@ -239,7 +235,7 @@ class CoOpDataset(BaseDataset):
             for i, entry in enumerate(entries):
                 at = f'{path}: entry {i} of "{key}"'
                 if not (isinstance(entry, list) and len(entry) == 3
-                        and isinstance(entry[0], str) and _is_int(entry[1])
+                        and isinstance(entry[0], str) and is_int(entry[1])
                         and isinstance(entry[2], str)):
                     raise ValueError(
                         f'{at} is {entry!r}; each entry must be [relpath '
@@ -281,7 +277,7 @@ class CoOpDataset(BaseDataset):
         name = type(self).__name__
         n = len(self._all_classes)
         m = math.ceil(n / 2) if num_base_classes is None else num_base_classes
-        if not _is_int(m) or not 0 <= m <= n:
+        if not is_int(m) or not 0 <= m <= n:
             raise ValueError(f'{name}: num_base_classes must be an int in '
                              f'[0, {n}], got {num_base_classes!r}')
         lo, hi = {'all': (0, n), 'base': (0, m), 'novel': (m, n)}[self.subset]
@@ -310,39 +306,26 @@ class CoOpDataset(BaseDataset):
             if lo <= label < hi
         ]
 
-    @property
-    def few_shot_cache_path(self) -> str:
-        """str: The cache of the few-shot draw of ``num_shots``, ``seed``."""
-        suffix = '-dassl' if self.few_shot_sampler == 'dassl' else ''
-        return osp.join(
-            self._dataset_root, 'split_fewshot',
-            f'shot_{self.num_shots}-seed_{self.seed}{suffix}.json')
-
-    @property
-    def dassl_cache_path(self) -> str:
-        """str: Dassl's cache of the draw (read, never written)."""
-        return osp.join(self._dataset_root, 'split_fewshot',
-                        f'shot_{self.num_shots}-seed_{self.seed}.pkl')
-
-    def _shots_of(self, split: str) -> int:
-        if split == 'val':
-            return min(self.num_shots, self.max_val_shots)
-        return self.num_shots
-
     def _few_shot_records(self) -> List[Record]:
         """The few-shot records of ``self.split``, cached or drawn."""
-        path, dassl_path = self.few_shot_cache_path, self.dassl_cache_path
+        stem = osp.join(self._dataset_root, 'split_fewshot',
+                        f'shot_{self.num_shots}-seed_{self.seed}')
+        dassl = self.few_shot_sampler == 'dassl'
+        path = stem + ('-dassl.json' if dassl else '.json')
+        # Dassl's own cache of the draw is read, never written.
+        dassl_path = stem + '.pkl'
+        shots = {s: min(self.num_shots, self.max_val_shots) if s == 'val'
+                 else self.num_shots for s in self.few_shot_splits}
         records = self._load_records(self.split)
 
         def checked(drawn: List[Record], source: str) -> List[Record]:
             return check_few_shot_draw(
-                drawn, split_records=records,
-                shots=self._shots_of(self.split),
+                drawn, split_records=records, shots=shots[self.split],
                 class_names=self._all_classes,
                 source=f'{source}: "{self.split}"')
 
         if self.cache_few_shot:
-            if self.few_shot_sampler == 'dassl' and osp.isfile(dassl_path):
+            if dassl and osp.isfile(dassl_path):
                 return checked(dassl_cache_records(
                     dassl_path, self.split, self.few_shot_splits,
                     dict(records), self._all_classes, type(self).__name__),
@@ -350,9 +333,8 @@ class CoOpDataset(BaseDataset):
             if osp.isfile(path):
                 return checked(self._read_cache(path)[self.split], path)
 
-        splits = [(s, self._load_records(s), self._shots_of(s))
-                  for s in self.few_shot_splits]
-        if self.few_shot_sampler == 'dassl':
+        splits = [(s, self._load_records(s), k) for s, k in shots.items()]
+        if dassl:
             lists, shorts = sample_few_shot_dassl(
                 [(records, k) for _, records, k in splits], self.seed)
         else:

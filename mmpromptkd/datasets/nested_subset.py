@@ -9,6 +9,7 @@ from typing import Dict, Hashable, List, Optional, Union
 from mmengine.dataset import BaseDataset
 
 from mmpromptkd.registry import DATASETS
+from .utils import is_int
 
 
 @DATASETS.register_module()
@@ -44,13 +45,11 @@ class NestedSubset(BaseDataset):
             raise ValueError(f'{name}: give exactly one of fraction and '
                              f'count, got fraction={fraction!r}, '
                              f'count={count!r}')
-        if fraction is not None and not (isinstance(fraction, (int, float))
-                                         and not isinstance(fraction, bool)
-                                         and 0 < fraction <= 1):
+        if fraction is not None and (isinstance(fraction, bool) or not (
+                isinstance(fraction, (int, float)) and 0 < fraction <= 1)):
             raise ValueError(f'{name}: fraction must be in (0, 1], got '
                              f'{fraction!r}')
-        if count is not None and (isinstance(count, bool)
-                                  or not isinstance(count, int) or count < 1):
+        if count is not None and (not is_int(count) or count < 1):
             raise ValueError(f'{name}: count must be an int >= 1, got '
                              f'{count!r}')
         if isinstance(dataset, dict):

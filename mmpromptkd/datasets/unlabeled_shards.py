@@ -14,6 +14,7 @@ from mmpromptkd.registry import DATASETS, TRANSFORMS
 from .class_names import read_class_names
 from .transforms.load_image_from_file_safe import ON_ERROR_CHOICES
 from .unlabeled_images import IMAGE_EXTENSIONS
+from .utils import is_int
 
 _TAR_BLOCK = 512
 
@@ -119,8 +120,7 @@ class UnlabeledShards(IterableDataset):
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f'UnlabeledShards: on_error must be one of '
                              f'{ON_ERROR_CHOICES}, got {on_error!r}')
-        if isinstance(shuffle_buffer, bool) or not isinstance(
-                shuffle_buffer, int) or shuffle_buffer < 1:
+        if not is_int(shuffle_buffer) or shuffle_buffer < 1:
             raise ValueError('UnlabeledShards: shuffle_buffer must be an int '
                              f'>= 1, got {shuffle_buffer!r}')
         self.shards = expand_shards(shards)
@@ -134,14 +134,12 @@ class UnlabeledShards(IterableDataset):
             TRANSFORMS.build(t) if isinstance(t, dict) else t
             for t in pipeline
         ])
-        # The dataset is built in each process once distributed training is
-        # set up; the workers receive a copy with these values.
+        # Built in each process once distributed training is set up.
         self.rank, self.world_size = get_dist_info()
         self._skipped = 0
         if num_images is None:
             num_images = self._count_images()
-        elif isinstance(num_images, bool) or not isinstance(
-                num_images, int) or num_images < 1:
+        elif not is_int(num_images) or num_images < 1:
             raise ValueError('UnlabeledShards: num_images must be an int >= '
                              f'1, got {num_images!r}')
         self.num_images = num_images
@@ -168,13 +166,11 @@ class UnlabeledShards(IterableDataset):
                         if member.isreg() and key is not None and \
                                 ext.lower() in self.extensions:
                             keys.add(key)
-            except CorruptShardError as e:
-                self._skip_or_raise(e)
-                continue
-            except (tarfile.TarError, OSError) as e:
-                self._skip_or_raise(
-                    CorruptShardError(f'{path}: not a readable tar file '
-                                      f'({e})'))
+            except (CorruptShardError, tarfile.TarError, OSError) as e:
+                self._skip_or_raise(e if isinstance(e, CorruptShardError)
+                                    else CorruptShardError(
+                                        f'{path}: not a readable tar file '
+                                        f'({e})'))
                 continue
             total += len(keys)
             readable.append(path)

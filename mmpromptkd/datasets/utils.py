@@ -9,6 +9,11 @@ from typing import Dict, List, Sequence, Tuple
 Record = Tuple[str, int]
 
 
+def is_int(value) -> bool:
+    """Whether ``value`` is an int (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def list_folder(folder: str, dirs: bool = False) -> List[str]:
     """The sorted names of a folder's non-hidden files (or sub-folders)."""
     # os.scandir reads the entry type from the directory itself, so no
