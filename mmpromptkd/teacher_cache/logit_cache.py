@@ -17,11 +17,8 @@ VERSION = 2
 STORAGES = ('float32', 'float16', 'topk')
 META_FILE = 'meta.json'
 _ARRAYS = ('crops', 'flips', 'text_features')
-_LOGIT_ARRAYS = {
-    'float32': ('logits', ),
-    'float16': ('logits', ),
-    'topk': ('topk_values', 'topk_indices', 'rest_logit')
-}
+_LOGIT_ARRAYS = dict(float32=('logits', ), float16=('logits', ),
+                     topk=('topk_values', 'topk_indices', 'rest_logit'))
 
 
 class TeacherCacheError(ValueError):
@@ -135,25 +132,14 @@ class TeacherLogitCache:
         if osp.lexists(tmp):
             shutil.rmtree(tmp)
         os.makedirs(tmp)
-        full = dict(
-            meta,
-            format=FORMAT,
-            version=VERSION,
-            num_views=num_views,
-            num_samples=num_samples,
-            num_classes=num_classes,
-            class_names=list(class_names),
-            storage=storage,
-            topk=topk,
-            tau=float(tau))
-        shapes = _logit_shapes(full)
+        full = dict(meta, format=FORMAT, version=VERSION, num_views=num_views,
+                    num_samples=num_samples, num_classes=num_classes,
+                    class_names=list(class_names), storage=storage,
+                    topk=topk, tau=float(tau))
         arrays = {
             name: np.lib.format.open_memmap(
-                osp.join(tmp, f'{name}.npy'),
-                mode='w+',
-                dtype=dtype,
-                shape=shape)
-            for name, (shape, dtype) in shapes.items()
+                osp.join(tmp, f'{name}.npy'), 'w+', dtype, shape)
+            for name, (shape, dtype) in _logit_shapes(full).items()
         }
         arrays['crops'][:] = -1
         np.save(osp.join(tmp, 'text_features.npy'), text_features)
@@ -172,8 +158,7 @@ class TeacherLogitCache:
             raise RuntimeError(f'{self.path} was opened for reading')
         logits = np.asarray(logits, dtype=np.float64)
         logits = logits - logits.max(axis=1, keepdims=True)
-        for row, (index, crop, flip) in enumerate(zip(indices, crops,
-                                                      flips)):
+        for index, crop, flip in zip(indices, crops, flips):
             if self._written[view, index]:
                 raise ValueError(f'sample {index} appears twice in view '
                                  f'{view}: a view is one pass over the data')
@@ -253,8 +238,7 @@ class TeacherLogitCache:
             file = osp.join(path, f'{name}.npy')
             _regular_or_refused(file)
             try:
-                arrays[name] = np.load(
-                    file, mmap_mode='r', allow_pickle=False)
+                arrays[name] = np.load(file, mmap_mode='r', allow_pickle=False)
             except (OSError, ValueError) as e:
                 raise TeacherCacheError(f'{file}: not a readable array ({e})')
         cache = cls(path, meta, arrays)
@@ -335,10 +319,9 @@ class TeacherLogitCache:
             logits = np.array(
                 self.arrays['logits'][view, index], dtype=np.float32)
         else:
-            logits = np.full(
-                self.meta['num_classes'],
-                self.arrays['rest_logit'][view, index],
-                dtype=np.float32)
+            logits = np.full(self.meta['num_classes'],
+                             self.arrays['rest_logit'][view, index],
+                             dtype=np.float32)
             logits[self.arrays['topk_indices'][view, index]] = \
                 self.arrays['topk_values'][view, index]
         return crop, flip, logits
