@@ -46,13 +46,11 @@ def _walk_images(root: str) -> Tuple[List[str], List[str]]:
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-        rel = osp.relpath(folder, root)
         for name in files:
-            if name.startswith('.'):
-                continue
-            relpath = name if rel == '.' else osp.join(rel, name)
-            relpath = relpath.replace(os.sep, '/')
-            (images if is_image_file(name) else others).append(relpath)
+            if not name.startswith('.'):
+                relpath = osp.relpath(osp.join(folder, name), root)
+                (images if is_image_file(name) else others).append(
+                    relpath.replace(os.sep, '/'))
     return sorted(images), sorted(others)
 
 

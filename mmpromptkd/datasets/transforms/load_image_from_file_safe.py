@@ -74,9 +74,9 @@ class _SharedCount:
     def __init__(self, value: int = 0) -> None:
         self._value = multiprocessing.Value('q', value)
 
-    def add(self, n: int = 1) -> None:
+    def add(self) -> None:
         with self._value.get_lock():
-            self._value.value += n
+            self._value.value += 1
 
     @property
     def value(self) -> int:
@@ -96,10 +96,8 @@ class _SharedCount:
         return dict(value=self.value)
 
     def __setstate__(self, state: dict) -> None:
-        if 'shared' in state:
-            self._value = state['shared']
-        else:
-            self._value = multiprocessing.Value('q', state['value'])
+        self._value = state.get('shared') or multiprocessing.Value(
+            'q', state['value'])
 
 
 @TRANSFORMS.register_module()
@@ -202,7 +200,7 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         reason = str(error) or type(error).__name__
         message = f'cannot read image {filename}: {reason}'
         if self.on_error == 'skip' and self.skip_enabled:
-            self._skipped.add(1)
+            self._skipped.add()
             self.skipped_paths.append(filename)
             print_log(
                 f'{message}; skipped it (on_error="skip")',
