@@ -26,47 +26,32 @@ from .towers.text_tower import drop_text_tower
 class PromptedCLIP(BaseModule):
     """A frozen open_clip CLIP with learnable deep prompts.
 
-    Vision tower: ``vision_prompt_length`` tokens are appended after the
-    patch tokens (without positional embedding) before the pre-norm, replaced
-    by blocks ``1 .. vision_prompt_depth - 1`` and removed before pooling
-    (see :mod:`.towers`). Text tower: the ``text_prompt_length`` context
-    tokens after the start token are learnable, replaced by blocks
-    ``1 .. text_prompt_depth - 1``. A depth of 0 is the plain CLIP tower.
+    Vision prompts are appended after the patch tokens and replaced by
+    blocks ``1 .. depth - 1`` (see :mod:`.towers`); the text context tokens
+    after the start token likewise. A depth of 0 is the plain tower.
 
     Args:
-        clip (dict): Weight source of the CLIP, see
-            :func:`mmpromptkd.models.clip.build_clip`.
-        vision_prompt_depth (int): Number of vision blocks with a prompt
-            (0 <= depth <= blocks). Defaults to 0.
-        vision_prompt_length (int): Vision prompt tokens. Defaults to 4.
-        text_prompt_depth (int): Number of text blocks with a prompt.
-            Defaults to 0.
-        text_prompt_length (int): Learnable context tokens. Defaults to 4.
-        ctx_init (str): Text that initialises the context and prefixes every
-            class name (``"{ctx_init} {name}."``); with fewer tokens than
-            ``text_prompt_length`` the context starts random.
-            Defaults to 'a photo of a'.
-        prompt_init_std (float): Std of the normal init of random prompts.
-            Defaults to 0.02.
+        clip (dict): Weight source, see :func:`build_clip`.
+        vision_prompt_depth (int): Vision blocks with a prompt.
+        vision_prompt_length (int): Vision prompt tokens.
+        text_prompt_depth (int): Text blocks with a prompt.
+        text_prompt_length (int): Learnable context tokens.
+        ctx_init (str): Initial context text, also the prefix of every class
+            prompt (``"{ctx_init} {name}."``); random if too short.
+        prompt_init_std (float): Std of the random prompt init.
         round_prompts_to_fp16 (bool): Round prompts through fp16 on every
-            forward, as the reference implementation does. Defaults to False.
-        reference_fp16 (bool): The official code's pure-fp16 precision
-            (``PREC: fp16``, see :func:`~mmpromptkd.models.utils.
-            convert_to_reference_fp16`), with ``text_ctx`` in fp16 too.
-            Defaults to False.
-        grad_checkpointing (bool): Recompute block activations in the
-            backward pass to save memory. Defaults to False.
+            forward, as the reference implementation does.
+        reference_fp16 (bool): The official pure-fp16 precision, see
+            :func:`convert_to_reference_fp16`.
+        grad_checkpointing (bool): Recompute block activations in backward.
         truncate_text (bool): Run the causal text tower only up to the last
-            end token of the class list (same features up to about 1e-6).
-            Defaults to True.
-        text_tower (bool): Keep the text tower. Defaults to True.
-        image_tower (bool): Keep the image tower; without it
-            ``vision_prompt_depth`` must be 0. Defaults to True.
-        freeze_clip (bool): Keep the CLIP weights frozen; False fine-tunes
-            them (except the logit scale). Defaults to True.
-        checkpoint (str, optional): A checkpoint of this class; any
-            ``clip.*`` keys it holds replace CLIP weights. Defaults to None.
-        init_cfg (dict, optional): Unused; CLIP weights come from ``clip``.
+            end token of the class list.
+        text_tower (bool): Keep the text tower.
+        image_tower (bool): Keep the image tower.
+        freeze_clip (bool): Keep CLIP frozen (False fine-tunes all but the
+            logit scale).
+        checkpoint (str, optional): A checkpoint of this class to load.
+        init_cfg (dict, optional): Unused; weights come from ``clip``.
     """
 
     def __init__(self,
@@ -198,24 +183,23 @@ class PromptedCLIP(BaseModule):
             self.load_prompt_checkpoint(checkpoint)
 
     def train(self, mode: bool = True) -> 'PromptedCLIP':
-        """Set the mode; the frozen CLIP always stays in eval mode."""
+        """Set the mode; the frozen CLIP stays in eval mode."""
         super().train(mode)
         self.clip.eval()
         return self
 
     @property
     def embed_dim(self) -> int:
-        """int: Dimension of the image and text features."""
+        """int: Feature dimension."""
         return self._embed_dim
 
     @property
     def dtype(self) -> torch.dtype:
-        """torch.dtype: Activation dtype of the image tower's weights."""
+        """torch.dtype: Dtype of the image tower."""
         self._require_image_tower()
         return self._vision_tower.dtype
 
     def _require_text_tower(self) -> None:
-        """Refuse text encoding without a text tower."""
         if not self.has_text_tower:
             raise RuntimeError('this PromptedCLIP has no text tower (built '
                                'with text_tower=False, or released after '
@@ -223,19 +207,18 @@ class PromptedCLIP(BaseModule):
                                'encode text')
 
     def _require_image_tower(self) -> None:
-        """Refuse image encoding without an image tower."""
         if not self.has_image_tower:
             raise RuntimeError('this PromptedCLIP was built with '
                                'image_tower=False and has no image tower')
 
     @property
     def logit_scale(self) -> torch.Tensor:
-        """Tensor: ``exp(logit_scale)``, the factor of cosine logits."""
+        """Tensor: ``exp(logit_scale)``."""
         return self.clip.logit_scale.exp()
 
     @property
     def image_size(self) -> Tuple[int, int]:
-        """tuple[int, int]: Input resolution of the image tower."""
+        """tuple[int, int]: Input resolution."""
         self._require_image_tower()
         return self._vision_tower.image_size
 
@@ -259,14 +242,8 @@ class PromptedCLIP(BaseModule):
         return prompt.to(like.dtype).unsqueeze(0).expand(batch, -1, -1)
 
     def own_prompts(self, tower: str) -> List[torch.Tensor]:
-        """This model's prompts of one tower, first layer first.
-
-        Args:
-            tower (str): 'vision' or 'text'.
-
-        Returns:
-            list[Tensor]: ``depth`` tensors of shape (length, width).
-        """
+        """The ``depth`` (length, width) prompts of tower 'vision' or
+        'text', first layer first."""
         if not getattr(self, f'{tower}_prompt_depth'):
             return []
         return [getattr(self, f'{tower}_ctx')] + list(
@@ -299,19 +276,14 @@ class PromptedCLIP(BaseModule):
             normalize: bool = False,
             attn_mask: Optional[torch.Tensor] = None,
             prompts: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
-        """Encode an image batch.
+        """Features (B, embed_dim) of images (B, 3, H, W).
 
         Args:
-            images (Tensor): Images of shape (B, 3, H, W).
-            normalize (bool): L2-normalise the features. Defaults to False.
-            attn_mask (Tensor, optional): Additive attention mask over the
-                whole token sequence. Defaults to None.
-            prompts (Sequence[Tensor], optional): ``vision_prompt_depth``
-                prompts of shape (n_v, width) instead of this model's own.
-                Defaults to None.
-
-        Returns:
-            Tensor: Features of shape (B, embed_dim).
+            images (Tensor): The images.
+            normalize (bool): L2-normalise the features.
+            attn_mask (Tensor, optional): Additive mask over all tokens.
+            prompts (Sequence[Tensor], optional): Prompts instead of this
+                model's own.
         """
         self._require_image_tower()
         tower = self._vision_tower
@@ -352,20 +324,12 @@ class PromptedCLIP(BaseModule):
 
     @property
     def tokenizer(self) -> Tokenizer:
-        """SimpleTokenizer | LocalHFTokenizer: the text tower's tokenizer,
-        shared by all models of a setting."""
+        """SimpleTokenizer | LocalHFTokenizer: The (shared) tokenizer."""
         return text_tokenizer(
             self.clip_architecture['model_cfg'].get('text_cfg', {}))
 
     def tokenize(self, class_names: Sequence[str]) -> torch.Tensor:
-        """Tokenise ``"{prefix} {name}."`` for every class name.
-
-        Args:
-            class_names (Sequence[str]): Class names; ``_`` becomes a space.
-
-        Returns:
-            Tensor: Token ids of shape (C, context_length).
-        """
+        """Token ids (C, context_length) of ``"{prefix} {name}."``."""
         return tokenize_class_prompts(
             self.tokenizer, self.prompt_prefix, class_names,
             self.text_prompt_length if self.text_prompt_depth else 0,
@@ -373,7 +337,7 @@ class PromptedCLIP(BaseModule):
 
     @property
     def _vocab_size(self) -> Optional[int]:
-        """int, optional: Rows of the text tower's token embedding."""
+        """int, optional: Rows of the token embedding."""
         embedding = getattr(self.text_tower.module, 'token_embedding', None)
         return getattr(embedding, 'num_embeddings', None)
 
@@ -401,17 +365,13 @@ class PromptedCLIP(BaseModule):
             class_names: Sequence[str],
             normalize: bool = False,
             prompts: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
-        """Encode class names through the prompted text tower.
+        """Prompted text features (C, embed_dim) of class names.
 
         Args:
             class_names (Sequence[str]): Class names.
-            normalize (bool): L2-normalise the features. Defaults to False.
-            prompts (Sequence[Tensor], optional): ``text_prompt_depth``
-                prompts of shape (n_t, width) instead of this model's own.
-                Defaults to None.
-
-        Returns:
-            Tensor: Features of shape (C, embed_dim).
+            normalize (bool): L2-normalise the features.
+            prompts (Sequence[Tensor], optional): Prompts instead of this
+                model's own.
         """
         tower = self.text_tower
         module = tower.module
@@ -441,34 +401,18 @@ class PromptedCLIP(BaseModule):
 
     def forward(self, images: torch.Tensor,
                 class_names: Sequence[str]) -> torch.Tensor:
-        """Cosine logits of images against class names.
-
-        Args:
-            images (Tensor): Images of shape (B, 3, H, W).
-            class_names (Sequence[str]): Class names.
-
-        Returns:
-            Tensor: ``exp(logit_scale) * image @ text.T`` of shape (B, C).
-        """
+        """Cosine logits (B, C) of images against class names."""
         image = self.encode_image(images, normalize=True)
         text = self.encode_text(class_names, normalize=True)
         return self.logit_scale * image @ text.t()
 
     def prompt_parameters(self) -> Dict[str, nn.Parameter]:
-        """Dict of the prompt parameters (not CLIP's) by name."""
-        return {
-            name: param
-            for name, param in self.named_parameters()
-            if not name.startswith('clip.')
-        }
+        """The prompt parameters (not CLIP's) by name."""
+        return {n: p for n, p in self.named_parameters()
+                if not n.startswith('clip.')}
 
     def load_prompt_checkpoint(self, path: str) -> None:
-        """Load prompts (and optionally CLIP weights) from a checkpoint (see
-        :func:`~mmpromptkd.models.clip.prompt_checkpoint.load_prompts`).
-
-        Args:
-            path (str): Checkpoint file.
-        """
+        """Load prompts (and any CLIP weights) with :func:`load_prompts`."""
         self.prompt_source = load_prompts(self, path)
 
 

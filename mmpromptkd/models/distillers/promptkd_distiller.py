@@ -24,67 +24,43 @@ from .teacher_ensemble import TeacherEnsemble
 class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
     """A prompted CLIP student distilled from a frozen prompted CLIP teacher.
 
-    Stage (b): the teacher's normalised text features of *all* classes are
-    computed once and stored in the ``text_features`` buffer (with the class
-    names), then for every unlabeled batch::
-
-        logits_T = exp(s_T) * normalize(teacher.encode_image(x)) @ t.T
-        logits_S = exp(s_S) * normalize(
-            projector(student.encode_image(x))) @ t.T
-        loss = distill_loss(logits_S, logits_T)
-
-    Labels are never read. Stage (c): inference needs only the student, the
-    projector and the stored text features, all in the checkpoint; the
-    teacher is kept out of the module tree (never in a checkpoint) and can
-    be left out (``teacher=None``) for inference.
+    Stage (b) matches ``exp(s) * normalize(image features) @ t.T`` of the
+    student (after the projector) and the teacher over the teacher's stored
+    text features ``t`` of all classes; labels are never read. Stage (c)
+    needs only the student, projector and stored features; the teacher is
+    kept out of the module tree and checkpoints.
 
     Args:
-        student (dict): Config of the student: a :class:`PromptedCLIP`
-            (default type; its text tower is dropped unless
-            ``shared_text_features=False``) or any module with the same
-            image interface, such as :class:`BackboneStudent`.
-        teacher (dict, optional): Config of the frozen teacher
-            :class:`PromptedCLIP` (e.g. with ``checkpoint=``). Needed to
-            train and to encode new classes. Defaults to None.
-        projector (dict): Config of the projector neck; ``in_channels`` and
-            ``out_channels`` are read from the student and the teacher.
-            Without a teacher, ``out_channels`` must be given. Defaults to
-            ``dict(type='FeatureProjector')``.
-        distill_loss (dict): Config of the loss. Defaults to
-            ``dict(type='KLLogitLoss', loss_weight=1000.0)``.
-        distill_target (str): 'logits' (the method) or 'features' (feature
-            distillation between projected student and teacher image
-            features). Defaults to 'logits'.
+        student (dict): A :class:`PromptedCLIP` (default type) or any module
+            with its image interface, e.g. :class:`BackboneStudent`.
+        teacher (dict, optional): The frozen teacher; needed to train and to
+            encode new classes.
+        projector (dict): The projector neck; its channels are read from the
+            student and teacher (``out_channels`` is needed without one).
+        distill_loss (dict): The loss config.
+        distill_target (str): 'logits' (the method) or 'features'.
         shared_text_features (bool): Classify with the teacher's stored text
-            features (the method). False uses the student's own prompted
-            text encoder. Defaults to True.
+            features (the method); False uses the student's own text tower.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             :class:`LabelFreeDataPreprocessor` with CLIP's mean and std.
-        text_batch_size (int): Class names encoded per teacher forward when
-            the text features are computed. Defaults to 256.
-        text_encoder (dict, optional): Config of a frozen text-only
-            :class:`PromptedCLIP`: the teacher's prompted text tower, which
-            an open-vocabulary export carries instead of the teacher. Only
-            without a teacher. Defaults to None.
-        reference_fp16 (bool): The official code's pure-fp16 training
-            (``PREC: fp16``), passed on to the student, the teacher and the
-            projector; logits in fp16, the loss in fp32. Defaults to False.
-        release_teacher_text_tower (bool): Free the teacher's text tower
-            and text prompts once the training features are stored.
-            Defaults to False.
-        predict_teacher (bool): In 'predict' mode, also attach the teacher's
-            softmax scores as ``teacher_score``. Defaults to False.
-        compile (bool | dict): Compile the student's and the teacher's image
-            encoders with ``torch.compile`` (a dict gives its options).
-            Defaults to False.
+        text_batch_size (int): Class names per teacher text forward.
+        text_encoder (dict, optional): A frozen text-only
+            :class:`PromptedCLIP` that replaces the teacher in an
+            open-vocabulary export.
+        reference_fp16 (bool): The official pure-fp16 training, passed on to
+            the student, teacher and projector (the loss stays fp32).
+        release_teacher_text_tower (bool): Free the teacher's text tower once
+            the training features are stored.
+        predict_teacher (bool): Also attach the teacher's ``teacher_score``
+            in 'predict' mode.
+        compile (bool | dict): ``torch.compile`` the image encoders (a dict
+            gives its options).
         teacher_normalization (dict, optional): The teacher's own
-            ``dict(mean=..., std=...)`` (0-255 scale) where it differs from
-            the data preprocessor's; the teacher then gets the images
-            re-normalised. Defaults to None.
-        allow_untrained_teacher (bool): Use a prompted teacher whose prompts
-            were never trained; otherwise that is an error. Defaults to
-            False.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
+            ``dict(mean=..., std=...)`` (0-255) where it differs from the
+            data preprocessor's.
+        allow_untrained_teacher (bool): Accept a teacher whose prompts were
+            never trained.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
@@ -247,8 +223,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         """Parameters that distillation updates, by name."""
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
-    # The loss reaches the towers in three calls: loss ->
-    # {student,teacher}_logits -> {student,teacher}_features -> tower.
     @property
     def _feature_dtype(self) -> torch.dtype:
         """The dtype of the features and logits the losses see."""
@@ -256,15 +230,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
 
     def student_features(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalised student image features, projected if there is a
-        projector.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-
-        Returns:
-            Tensor: Features (B, D_teacher), or (B, D_student) without a
-            projector.
-        """
+        projector: (B, D_teacher), else (B, D_student)."""
         encode = self._compiled.get('student', self.student.encode_image)
         if self.projector is None:
             return F.normalize(encode(inputs).float(), dim=-1)
@@ -274,15 +240,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
     def student_logits(self,
                        inputs: torch.Tensor,
                        for_training: bool = False) -> torch.Tensor:
-        """Student logits over the training or the evaluation classes.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            for_training (bool): Use the training classes. Defaults to False.
-
-        Returns:
-            Tensor: Logits (B, C).
-        """
+        """Student logits (B, C) over the training or evaluation classes."""
         text, names = self._text(for_training)
         if not self.shared_text_features:
             text = self.student.encode_text(names, normalize=True).float()
@@ -292,16 +250,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
 
     @torch.no_grad()
     def teacher_features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Normalised teacher image features (no gradient).
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W); re-normalised
-                (``teacher_normalization``) and resized to the teacher's
-                resolution where they differ.
-
-        Returns:
-            Tensor: Features (B, D_teacher).
-        """
+        """Normalised teacher image features (B, D_teacher); the inputs are
+        re-normalised and resized to the teacher's where they differ."""
         teacher = self._require_teacher()
         if isinstance(teacher, TeacherEnsemble):
             raise ValueError('a TeacherEnsemble has one set of image '
@@ -318,18 +268,14 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                        text_features: torch.Tensor,
                        class_names: Optional[Sequence[str]] = None
                        ) -> torch.Tensor:
-        """Frozen teacher logits ``exp(s_T) * v_T @ t.T`` (no gradient), or
-        a :class:`TeacherEnsemble`'s combined logits.
+        """Frozen teacher logits ``exp(s_T) * v_T @ t.T`` (B, C), or a
+        :class:`TeacherEnsemble`'s combined logits.
 
         Args:
             inputs (Tensor): Normalised images (B, 3, H, W).
             text_features (Tensor): Normalised features (C, D).
-            class_names (Sequence[str], optional): Their classes; an
-                ensemble's other members encode them. Defaults to the
-                training classes.
-
-        Returns:
-            Tensor: Logits (B, C).
+            class_names (Sequence[str], optional): Their classes, which an
+                ensemble's other members encode; default: the training ones.
         """
         if isinstance(self._teacher, TeacherEnsemble):
             teacher = self._require_teacher()
@@ -347,18 +293,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         inputs: torch.Tensor,
         stage: str = 'student'
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Image features, as mmpretrain's classifiers (and FLOP counters)
-        extract them: 'student' is an inference, 'distill' a training step.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            stage (str): 'student' or 'distill'. Defaults to 'student'.
-
-        Returns:
-            Tensor | tuple[Tensor, Tensor]: Normalised, projected student
-            features (B, D_teacher); for 'distill', the teacher's features
-            and the student's.
-        """
+        """Image features as mmpretrain extracts them: the student's for
+        'student' (inference), (teacher's, student's) for 'distill'."""
         if stage not in ('student', 'distill'):
             raise ValueError(
                 f"stage must be 'student' or 'distill', got {stage!r}")
@@ -382,20 +318,9 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         data_samples: Optional[List[DataSample]] = None,
         mode: str = 'tensor'
     ) -> Union[Dict[str, torch.Tensor], List[DataSample], torch.Tensor]:
-        """Run in 'loss', 'predict' or 'tensor' mode.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample], optional): In 'predict' mode,
-                the samples to attach predictions to; in 'loss' mode, only
-                their cached ``teacher_logits`` are read (distillation uses
-                no labels).
-            mode (str): 'loss', 'predict' or 'tensor'. Defaults to 'tensor'.
-
-        Returns:
-            dict | list | Tensor: Losses, DataSamples with ``pred_score``
-            over all classes, or student logits.
-        """
+        """Losses ('loss'), scored DataSamples ('predict') or student logits
+        ('tensor'); 'loss' reads only the samples' cached
+        ``teacher_logits``, never labels."""
         # CNN students have no image_size: they take any size.
         return dispatch_forward(self, inputs, data_samples, mode,
                                 getattr(self.student, 'image_size', None),
@@ -406,18 +331,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         inputs: torch.Tensor,
         data_samples: Optional[List[DataSample]] = None
     ) -> Dict[str, torch.Tensor]:
-        """Distillation loss of an unlabeled batch (labels are never read).
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample], optional): Samples with the
-                teacher's logits of these images (``teacher_logits``, from a
-                :class:`TeacherCachedDataset`), used instead of running the
-                teacher. Defaults to None.
-
-        Returns:
-            dict[str, Tensor]: ``{'loss_kd': loss}``.
-        """
+        """``{'loss_kd': loss}`` of an unlabeled batch; cached
+        ``teacher_logits`` in the samples replace running the teacher."""
         if self.distill_target == 'features':
             if cached_teacher_logits(data_samples) is not None:
                 raise ValueError('a teacher cache holds logits: it cannot '
@@ -425,11 +340,11 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             teacher = self.teacher_features(inputs)
             student = self.student_features(inputs)
         else:
-            text = self._text(True)[0]
+            text, names = self._text(True)
             cached = cached_teacher_logits(data_samples,
                                            (len(inputs), len(text)))
-            teacher = self.teacher_logits(
-                inputs, text, self._text(True)[1]) if cached is None \
+            teacher = self.teacher_logits(inputs, text, names) \
+                if cached is None \
                 else cached.to(inputs.device, self._feature_dtype)
             student = self.student_logits(inputs, for_training=True)
         return dict(loss_kd=self.distill_loss(student, teacher))
@@ -440,18 +355,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             inputs: torch.Tensor,
             data_samples: Optional[List[DataSample]] = None
     ) -> List[DataSample]:
-        """Class scores over all classes from the student alone.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample], optional): Samples to attach the
-                predictions to. Defaults to None.
-
-        Returns:
-            list[DataSample]: With ``pred_score`` (softmax over all classes)
-            and ``pred_label``; also ``teacher_score`` with
-            ``predict_teacher=True`` and a teacher.
-        """
+        """Student ``pred_score``/``pred_label`` over all classes (and the
+        teacher's ``teacher_score`` with ``predict_teacher``)."""
         samples = logits_to_data_samples(
             self.student_logits(inputs), data_samples)
         if self.predict_teacher and self._teacher is not None:

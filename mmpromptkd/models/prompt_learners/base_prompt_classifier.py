@@ -43,45 +43,31 @@ def _check_loaded_state(module: nn.Module, state_dict: dict, prefix: str,
 class BasePromptClassifier(BaseModel):
     """A classifier over a :class:`PromptedCLIP` trained on labelled images.
 
-    The base of the stage-(a) teachers. ``PromptKDTextFeaturesHook`` gives
-    the class names (:meth:`prepare_text_features`). ``loss`` mode is the
-    cross-entropy of cosine logits over the training classes (subclasses add
-    terms); ``predict`` mode scores all evaluation classes.
-
-    A classifier is also a drop-in teacher of :class:`PromptKDDistiller`
-    (the image and text interface of :class:`PromptedCLIP`). Checkpoints
-    leave out the frozen CLIP weights (a ViT-L/14 is 1.7 GB per epoch
-    otherwise) unless ``save_clip_weights``; loading is strict about
-    everything else.
+    The base of the stage-(a) teachers and a drop-in teacher of
+    :class:`PromptKDDistiller`. ``loss`` is the cross-entropy of cosine
+    logits over the training classes (subclasses add terms); ``predict``
+    scores the evaluation classes. Checkpoints leave out the frozen CLIP
+    unless ``save_clip_weights``; loading is strict about the rest.
 
     Args:
-        clip (dict): Weight source of the CLIP, see
-            :func:`mmpromptkd.models.clip.build_clip`.
-        vision_prompt_depth (int): Vision blocks with a prompt.
-            Defaults to 0.
-        vision_prompt_length (int): Vision prompt tokens. Defaults to 4.
-        text_prompt_depth (int): Text blocks with a prompt. Defaults to 0.
-        text_prompt_length (int): Learnable context tokens. Defaults to 4.
-        ctx_init (str): Initial context text. Defaults to 'a photo of a'.
-        prompt_init_std (float): Std of random prompt init. Defaults to 0.02.
+        clip (dict): Weight source, see :func:`build_clip`.
+        vision_prompt_depth (int): See :class:`PromptedCLIP`.
+        vision_prompt_length (int): See :class:`PromptedCLIP`.
+        text_prompt_depth (int): See :class:`PromptedCLIP`.
+        text_prompt_length (int): See :class:`PromptedCLIP`.
+        ctx_init (str): See :class:`PromptedCLIP`.
+        prompt_init_std (float): See :class:`PromptedCLIP`.
         round_prompts_to_fp16 (bool): See :class:`PromptedCLIP`.
-            Defaults to False.
-        reference_fp16 (bool): See :class:`PromptedCLIP`; the losses are
-            computed in fp32. Defaults to False.
+        reference_fp16 (bool): See :class:`PromptedCLIP`; losses stay fp32.
         grad_checkpointing (bool): See :class:`PromptedCLIP`.
-            Defaults to False.
-        train_subset (str, optional): The class subset the training dataset
-            must be ('base' or 'all'; checked by ``TrainSubsetCheckHook``);
-            None skips the check. Defaults to 'base'.
-        save_clip_weights (bool): Keep the frozen CLIP weights in the state
-            dict. Defaults to False.
-        text_batch_size (int): Class names encoded per forward when text
-            features are computed without gradient. Defaults to 256.
+        train_subset (str, optional): The class subset ('base' or 'all') the
+            training dataset must be; None skips the check.
+        save_clip_weights (bool): Keep the frozen CLIP in the state dict.
+        text_batch_size (int): Class names per no-grad text forward.
         data_preprocessor (dict | nn.Module, optional): Defaults to
-            mmpretrain's ``ClsDataPreprocessor`` with CLIP's mean and std.
-        checkpoint (str, optional): A stage-(a) checkpoint of this class to
-            load (e.g. when used as a distiller's teacher). Defaults to None.
-        init_cfg (dict, optional): Unused; CLIP weights come from ``clip``.
+            ``ClsDataPreprocessor`` with CLIP's mean and std.
+        checkpoint (str, optional): A stage-(a) checkpoint to load.
+        init_cfg (dict, optional): Unused; weights come from ``clip``.
     """
 
     def __init__(self,
@@ -151,12 +137,12 @@ class BasePromptClassifier(BaseModel):
     # The teacher interface of PromptKDDistiller.
     @property
     def clip(self) -> nn.Module:
-        """nn.Module: The frozen open_clip CLIP."""
+        """nn.Module: The frozen CLIP."""
         return self.prompted_clip.clip
 
     @property
     def embed_dim(self) -> int:
-        """int: Dimension of the image and text features."""
+        """int: Feature dimension."""
         return self.prompted_clip.embed_dim
 
     @property
@@ -166,46 +152,23 @@ class BasePromptClassifier(BaseModel):
 
     @property
     def image_size(self) -> Tuple[int, int]:
-        """tuple[int, int]: Input resolution of the image tower."""
+        """tuple[int, int]: Input resolution."""
         return self.prompted_clip.image_size
 
     def encode_image(self,
                      images: torch.Tensor,
                      normalize: bool = False) -> torch.Tensor:
-        """Prompted image features.
-
-        Args:
-            images (Tensor): Normalised images (B, 3, H, W).
-            normalize (bool): L2-normalise the features. Defaults to False.
-
-        Returns:
-            Tensor: Features (B, embed_dim).
-        """
+        """Prompted image features (B, embed_dim)."""
         return self.prompted_clip.encode_image(images, normalize=normalize)
 
     def encode_text(self,
                     class_names: Sequence[str],
                     normalize: bool = False) -> torch.Tensor:
-        """Prompted text features of class names.
-
-        Args:
-            class_names (Sequence[str]): Class names.
-            normalize (bool): L2-normalise the features. Defaults to False.
-
-        Returns:
-            Tensor: Features (C, embed_dim).
-        """
+        """Prompted text features (C, embed_dim) of class names."""
         return self.prompted_clip.encode_text(class_names, normalize=normalize)
 
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Normalised prompted image features (what FLOP counters count).
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-
-        Returns:
-            Tensor: Features (B, embed_dim).
-        """
+        """Normalised prompted image features (what FLOP counters count)."""
         return self.encode_image(inputs, normalize=True)
 
     def train(self, mode: bool = True) -> 'BasePromptClassifier':
@@ -231,9 +194,8 @@ class BasePromptClassifier(BaseModel):
             class_names (Sequence[str]): Classes in label order.
             for_training (bool): Whether they are the training classes.
             dataset_name (str): Dataset name for messages.
-            class_indices (Sequence[int], optional): Indices of the classes
-                in a larger class list (ImageNet variants); unused, as a
-                classifier encodes any class names. Defaults to None.
+            class_indices (Sequence[int], optional): Unused: a classifier
+                encodes any class names.
         """
         names = tuple(class_names)
         if not names:
@@ -255,17 +217,8 @@ class BasePromptClassifier(BaseModel):
 
     def check_training_dataset(self, metainfo: dict,
                                dataset_name: str = 'the dataset') -> None:
-        """Check that the training data is the declared class subset.
-
-        Args:
-            metainfo (dict): ``metainfo`` of the training dataset; the CoOp
-                datasets hold ``subset`` ('all', 'base' or 'novel').
-            dataset_name (str): Dataset name for messages.
-
-        Raises:
-            ValueError: If the subset differs from ``train_subset`` or the
-                dataset does not say which subset it is.
-        """
+        """Refuse training data (``metainfo['subset']``) other than the
+        ``train_subset``, or that does not say which subset it is."""
         if self.train_subset is None:
             return
         name = type(self).__name__
@@ -311,17 +264,8 @@ class BasePromptClassifier(BaseModel):
     def template_text_features(self, class_names: Sequence[str],
                                templates: Union[str, Sequence[str]]
                                ) -> torch.Tensor:
-        """Frozen (unprompted) CLIP text features of filled templates.
-
-        Args:
-            class_names (Sequence[str]): Class names.
-            templates (str | Sequence[str]): One template with ``{}``, or
-                several.
-
-        Returns:
-            Tensor: Float features, not normalised: (C, embed_dim) for one
-            template, (T, C, embed_dim) for a sequence of T.
-        """
+        """Frozen CLIP text features of filled templates, unnormalised:
+        (C, embed_dim) for one template, (T, C, embed_dim) for T of them."""
         single = isinstance(templates, str)
         templates = [templates] if single else list(templates)
         texts = [
@@ -361,11 +305,7 @@ class BasePromptClassifier(BaseModel):
 
     @torch.no_grad()
     def eval_text_features(self) -> torch.Tensor:
-        """Normalised text features of the evaluation classes (cached).
-
-        Returns:
-            Tensor: Float features (C, embed_dim).
-        """
+        """Normalised text features of the evaluation classes (cached)."""
         names = self._eval_names()
         device = self.clip.logit_scale.device
         key = (names, device)
@@ -376,15 +316,7 @@ class BasePromptClassifier(BaseModel):
 
     def logits(self, images: torch.Tensor,
                text_features: torch.Tensor) -> torch.Tensor:
-        """Cosine logits of images against normalised text features.
-
-        Args:
-            images (Tensor): Normalised images (B, 3, H, W).
-            text_features (Tensor): Normalised features (C, D).
-
-        Returns:
-            Tensor: ``exp(s) * normalize(image) @ text.T`` (B, C), float.
-        """
+        """Float logits ``exp(s) * normalize(image) @ text.T`` (B, C)."""
         image = self.encode_image(images, normalize=True).float()
         return self.logit_scale.float() * image @ text_features.t()
 
@@ -394,18 +326,8 @@ class BasePromptClassifier(BaseModel):
                 mode: str = 'tensor') -> Union[Dict[str, torch.Tensor],
                                                List[DataSample],
                                                torch.Tensor]:
-        """Run in 'loss', 'predict' or 'tensor' mode.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample], optional): With ``gt_label`` in
-                'loss' mode; predictions are attached in 'predict' mode.
-            mode (str): 'loss', 'predict' or 'tensor'. Defaults to 'tensor'.
-
-        Returns:
-            dict | list | Tensor: Losses, DataSamples with ``pred_score``,
-            or logits over the evaluation classes.
-        """
+        """Losses ('loss', from ``gt_label``), scored DataSamples
+        ('predict') or evaluation-class logits ('tensor')."""
         return dispatch_forward(
             self, inputs, data_samples, mode, self.prompted_clip.image_size,
             lambda x: self.logits(
@@ -430,15 +352,7 @@ class BasePromptClassifier(BaseModel):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
-        """Cross-entropy over the training classes.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample]): With ``gt_label``.
-
-        Returns:
-            dict[str, Tensor]: ``{'loss_ce': loss}``.
-        """
+        """``{'loss_ce': loss}``: cross-entropy over the training classes."""
         names = self._train_names()
         text = self._class_text_features(names)
         logits = self.logits(inputs, text)
@@ -450,25 +364,11 @@ class BasePromptClassifier(BaseModel):
                 inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None
                 ) -> List[DataSample]:
-        """Class scores over all evaluation classes.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample], optional): Samples to attach the
-                predictions to. Defaults to None.
-
-        Returns:
-            list[DataSample]: With ``pred_score`` (softmax) and
-            ``pred_label``.
-        """
+        """``pred_score``/``pred_label`` over the evaluation classes."""
         return logits_to_data_samples(
             self.logits(inputs, self.eval_text_features()), data_samples)
 
     def load_prompt_checkpoint(self, path: str) -> None:
-        """Load a stage-(a) checkpoint of this classifier (see
-        :func:`~.classifier_checkpoints.load_classifier_checkpoint`).
-
-        Args:
-            path (str): The checkpoint file.
+        """Load a stage-(a) checkpoint (:func:`load_classifier_checkpoint`).
         """
         self.prompt_source = load_classifier_checkpoint(self, path)
