@@ -1,15 +1,8 @@
-"""Build an unmodified open_clip ``CLIP`` from any supported weight source.
+"""Build an unmodified open_clip ``CLIP`` from a local weight source.
 
-Exactly one of these ``clip=dict(...)`` forms, each also taking
-``precision`` (``'fp32'``, ``'fp16'`` or ``'bf16'``):
-
-* ``dict(model_name='ViT-B-16', pretrained='openai')``: weights from the
-  local open_clip / Hugging Face cache only.
-* ``dict(openai_file='ViT-B-16.pt')``: an OpenAI CLIP file (TorchScript
-  archive or state dict); QuickGELU, architecture inferred from the weights.
-* ``dict(model_name='ViT-B-16', checkpoint='x.pth', quick_gelu=False)``.
-* ``dict(model_cfg=dict(...), quick_gelu=True, checkpoint=None)``: random
-  weights unless a checkpoint is given.
+``clip=dict(...)`` is one of ``model_name=, pretrained=`` (local cache
+only), ``openai_file=``, ``model_name=, checkpoint=`` or ``model_cfg=``
+(random weights unless ``checkpoint=``), each with optional ``precision``.
 """
 import copy
 import os.path as osp
@@ -30,22 +23,12 @@ __all__ = [
     'pretrained_normalization', 'PRECISIONS'
 ]
 
-PRECISIONS = {
-    'fp32': torch.float32,
-    'fp16': torch.float16,
-    'bf16': torch.bfloat16,
-}
+PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16,
+              'bf16': torch.bfloat16}
 
 # Non-parameters in OpenAI CLIP files; TorchScript archives may also keep the
 # causal attention masks, which open_clip rebuilds.
 _OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
-
-
-def _is_extra_key(key: str) -> bool:
-    """Whether an OpenAI file's key is not a model parameter."""
-    return key in _OPENAI_EXTRA_KEYS or key.split('.')[-1] == 'attn_mask'
-
-
 _OPENAI_HEAD_WIDTH = 64
 
 
@@ -58,20 +41,8 @@ def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
 
 def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
                              source: str = 'state dict') -> dict:
-    """Infer the open_clip config of a ViT CLIP from its OpenAI weights.
-
-    Heads are not stored in the weights; OpenAI CLIP's have width 64.
-
-    Args:
-        state_dict (dict[str, Tensor]): OpenAI-format CLIP weights.
-        source (str): Name of the weights for error messages.
-
-    Returns:
-        dict: ``embed_dim``, ``vision_cfg`` and ``text_cfg``.
-
-    Raises:
-        ValueError: If the weights are not those of an OpenAI ViT CLIP.
-    """
+    """The open_clip config (``embed_dim``, ``vision_cfg``, ``text_cfg``)
+    of OpenAI ViT CLIP weights; heads, not stored, are 64 wide."""
     required = ('visual.conv1.weight', 'visual.positional_embedding',
                 'visual.proj', 'text_projection', 'positional_embedding',
                 'token_embedding.weight', 'ln_final.weight')
@@ -143,7 +114,7 @@ def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
 
 def _cached_pretrained_file(model_name: str, tag: str,
                             cache_dir: Optional[str]) -> str:
-    """Path of a pretrained tag's weights in the local caches (no download).
+    """Path of a pretrained tag's weights in the local caches.
 
     Not ``open_clip.download_pretrained``: it downloads on a cache miss.
     """
@@ -190,24 +161,13 @@ def _model_config(model_name: str) -> dict:
     return copy.deepcopy(cfg)
 
 
-#: Names with this prefix are fetched from the hub by open_clip, timm and
-#: Hugging Face.
+#: Names open_clip, timm and Hugging Face fetch from the hub.
 HUB_PREFIX = 'hf-hub:'
 
 
 def refuse_hub_names(value, key: str = 'clip') -> None:
-    """Refuse any hub name in a weight source or model config.
-
-    The libraries fetch ``hf-hub:`` configs before checking anything else,
-    so they are refused here first.
-
-    Args:
-        value: The weight source, model config, or a value in it.
-        key (str): Its key, for the message. Defaults to 'clip'.
-
-    Raises:
-        ValueError: Naming the first key whose value is a hub name.
-    """
+    """Refuse any ``hf-hub:`` name in ``value`` (a weight source, model
+    config or value in it, at ``key``): the libraries fetch those first."""
     pending = [(key, value)]
     while pending:
         key, value = pending.pop()
@@ -225,33 +185,18 @@ def refuse_hub_names(value, key: str = 'clip') -> None:
 
 
 def build_clip(cfg: dict) -> nn.Module:
-    """Build an open_clip ``CLIP`` in eval mode from a weight source.
-
-    Args:
-        cfg (dict): The weight source, see the module docstring.
-
-    Returns:
-        nn.Module: An ``open_clip.CLIP`` with the requested precision.
-    """
+    """An open_clip ``CLIP`` in eval mode from a weight source."""
     return build_clip_and_architecture(cfg)[0]
 
 
 def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
-    """:func:`build_clip`, and the weight source of its architecture alone.
+    """:func:`build_clip`, and the source (``model_cfg``, ``quick_gelu``,
+    ``precision``) that rebuilds its architecture with random weights.
 
     Not ``open_clip.create_model(name, pretrained=<file>)``: its loader may
-    retry ``torch.load`` without ``weights_only``, reads TorchScript only via
-    ``torch.jit.load``, reads ``.npz`` files, and silently converts foreign
-    state dicts and resizes positional embeddings; loading here is safe
-    (:mod:`mmpromptkd.utils.checkpoint_io`) and strict.
-
-    Args:
-        cfg (dict): The weight source, see the module docstring.
-
-    Returns:
-        tuple[nn.Module, dict]: The ``open_clip.CLIP`` and
-        ``dict(model_cfg=..., quick_gelu=..., precision=...)``, which
-        rebuilds the architecture with random weights.
+    retry ``torch.load`` without ``weights_only``, uses ``torch.jit.load``,
+    reads ``.npz`` and silently converts foreign state dicts; loading here is
+    safe and strict.
     """
     refuse_hub_names(cfg)
     cfg = dict(cfg)
@@ -309,7 +254,8 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         expected = model.state_dict()
         state_dict = {
             k: v.to(expected[k].dtype) if k in expected else v
-            for k, v in state_dict.items() if not _is_extra_key(k)
+            for k, v in state_dict.items() if k not in _OPENAI_EXTRA_KEYS
+            and k.split('.')[-1] != 'attn_mask'
         }
         load_state_dict_strictly(model, state_dict, weights_name)
     architecture = dict(
@@ -321,17 +267,11 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
 
 def pretrained_normalization(
         cfg: dict) -> Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
-    """The input normalisation the weights of a source were trained with.
+    """``(mean, std)`` (0-1 scale) the source's weights were trained with,
+    or None where it does not say.
 
-    Read from the tag's config, not ``open_clip.get_model_preprocess_cfg``,
-    which needs a model built by ``open_clip.create_model``.
-
-    Args:
-        cfg (dict): The weight source, see the module docstring.
-
-    Returns:
-        tuple | None: ``(mean, std)`` per channel on the 0-1 scale, or None
-        where the source does not say.
+    Read from the tag's config: ``open_clip.get_model_preprocess_cfg`` needs
+    a model built by ``open_clip.create_model``.
     """
     refuse_hub_names(cfg)
     if 'openai_file' in cfg:
@@ -392,18 +332,8 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
 
 
 def text_only_source(clip: dict) -> dict:
-    """A CLIP source whose image tower is a one-block stand-in.
-
-    Spares text-only models built from a config dict from allocating a
-    full image tower; sources with weight files are returned unchanged, as
-    their image weights must match.
-
-    Args:
-        clip (dict): The weight source.
-
-    Returns:
-        dict: The source to build.
-    """
+    """A config-dict source with a one-block image tower stand-in (for
+    text-only models); sources with weight files are returned unchanged."""
     if set(clip) - {'model_cfg', 'quick_gelu', 'precision'}:
         return clip
     model_cfg = copy.deepcopy(dict(clip['model_cfg']))
