@@ -22,35 +22,20 @@ def combine_teacher_logits(logits: Sequence[torch.Tensor],
                            weights: Optional[Sequence[float]] = None,
                            confidence: Optional[str] = None,
                            confidence_tau: float = 1.0) -> torch.Tensor:
-    """Logits whose distribution at ``tau`` is the members' mixture.
-
-    With member logits ``z_m`` (B, C) and temperatures ``tau_m``::
-
-        p_m = softmax(z_m / tau_m)
-        p   = sum_m w_m * p_m
-        out = tau * log(p)            # so that softmax(out / tau) = p
-
-    The weights ``w_m`` are fixed (``weights``, summing to 1), or per
-    sample from each member's confidence in its own distribution::
-
-        c_m = max_c p_m[c]                    (confidence='max_prob')
-        c_m = sum_c p_m[c] * log(p_m[c])      (confidence='neg_entropy')
-        w   = softmax_m(c / confidence_tau)
-
-    A single member's logits are returned unchanged.
+    """(B, C) logits ``tau * log(sum_m w_m * softmax(z_m / tau_m))``,
+    whose distribution at ``tau`` is the members' mixture (one member's are
+    returned unchanged); see docs/teacher_ensembles.md.
 
     Args:
         logits (Sequence[Tensor]): One (B, C) tensor per member.
         taus (Sequence[float]): The members' temperatures.
         tau (float): The temperature the loss applies to the result.
-        weights (Sequence[float], optional): Fixed weights (M,). Used when
+        weights (Sequence[float], optional): Fixed weights, used when
             ``confidence`` is None.
-        confidence (str, optional): 'max_prob' or 'neg_entropy'.
+        confidence (str, optional): Per-sample weights
+            ``softmax_m(c_m / confidence_tau)`` from 'max_prob' or
+            'neg_entropy' of each member's distribution.
         confidence_tau (float): Temperature of the confidence softmax.
-            Defaults to 1.0.
-
-    Returns:
-        Tensor: (B, C) float32 logits.
     """
     if len(logits) == 1:
         return logits[0]
@@ -75,21 +60,11 @@ def combine_teacher_logits(logits: Sequence[torch.Tensor],
 class EnsembleCombination:
     """How an ensemble mixes its members' distributions, checked once.
 
-    Both the online :class:`TeacherEnsemble` and a run on its members'
-    caches (:class:`~mmpromptkd.teacher_cache.TeacherCachedDataset`) are
-    made from the same config through :meth:`from_config`, so the two mix
-    alike and record the same identity.
-
-    Args:
-        weighting (str): 'equal', 'fixed' or 'confidence'.
-        weights (tuple[float]): Per member; ``1 / M`` each for 'equal'.
-        taus (tuple[float or None]): Per member; None: the loss's.
-        confidence (str): 'max_prob' or 'neg_entropy'.
-        confidence_tau (float): Temperature of the confidence weights.
-        text_member (int): The member whose text features the student
-            shares.
-        members (tuple[dict]): Per member: ``teacher`` (its effective
-            config, as built) and ``normalization`` (as configured, or None).
+    The online :class:`TeacherEnsemble` and a run on its members' caches
+    both come from :meth:`from_config`, so they mix alike and record the
+    same identity. Fields are :class:`TeacherEnsemble`'s arguments, per
+    member; ``members`` holds each ``teacher`` (as built) and
+    ``normalization``.
     """
     weighting: str
     weights: Tuple[float, ...]
@@ -107,11 +82,7 @@ class EnsembleCombination:
                     confidence_tau: float = 1.0,
                     text_member: int = 0,
                     reference_fp16: bool = False) -> 'EnsembleCombination':
-        """Check an ensemble's settings (see :class:`TeacherEnsemble`).
-
-        Raises:
-            ValueError: Naming the setting that is wrong.
-        """
+        """Check an ensemble's settings (see :class:`TeacherEnsemble`)."""
         if not isinstance(members, (list, tuple)) or not members:
             raise ValueError('TeacherEnsemble.members: a non-empty list of '
                              f'dict(teacher=...), got {members!r}')
@@ -152,15 +123,7 @@ class EnsembleCombination:
 
     def combine(self, logits: Sequence[torch.Tensor],
                 tau: float) -> torch.Tensor:
-        """The members' logits mixed (:func:`combine_teacher_logits`).
-
-        Args:
-            logits (Sequence[Tensor]): One (B, C) tensor per member.
-            tau (float): The loss's temperature.
-
-        Returns:
-            Tensor: (B, C) logits.
-        """
+        """The members' (B, C) logits mixed at the loss's ``tau``."""
         return combine_teacher_logits(
             logits, [tau if t is None else t for t in self.taus], tau,
             self.weights,
@@ -179,40 +142,23 @@ class EnsembleCombination:
 class TeacherEnsemble(nn.Module):
     """Frozen teachers of any family whose class distributions are mixed.
 
-    Each member ``m`` classifies the batch on its own: the images are
-    re-normalised and resized as the member takes them, and its logits are
-    ``exp(s_m) * normalize(f_m(x_m)) @ normalize(g_m(classes)).T`` with its
-    own text features of the class names. The distillation target combines
-    the members' distributions (:func:`combine_teacher_logits`): equal
-    weights, fixed weights, or per-sample confidence. The student's text
-    features come from one member (``text_member``, the first by default),
-    as in PromptKD. An ensemble of one is that teacher, bit for bit.
-
-    Used as a distiller's ``teacher``:
-    ``teacher=dict(type='TeacherEnsemble', members=[...])``. Each member's
-    logits can also be recorded once in a teacher cache
-    (``tools/misc/cache_teacher_logits.py --member i``) and mixed at training
-    time from the caches (docs/teacher_ensembles.md).
+    Each member classifies the batch with its own image view and text
+    features; :func:`combine_teacher_logits` mixes the results. The student
+    shares the text features of ``text_member``. An ensemble of one is that
+    teacher, bit for bit. See docs/teacher_ensembles.md.
 
     Args:
-        members (list[dict]): One dict per member: ``teacher`` (its config:
-            a :class:`PromptedCLIP` by default, prompted from a stage-(a)
-            ``checkpoint`` or without prompts for a zero-shot member), and
-            optionally ``weight`` (for ``weighting='fixed'``), ``tau`` (its
-            temperature; defaults to the loss's) and ``normalization``
-            (``dict(mean=..., std=...)`` on the 0-255 scale; defaults to
+        members (list[dict]): Per member: ``teacher`` (a
+            :class:`PromptedCLIP` config by default), and optionally
+            ``weight`` (for 'fixed'), ``tau`` (default: the loss's) and
+            ``normalization`` (``dict(mean=..., std=...)``, 0-255; default:
             what its weights declare, else the data preprocessor's).
         weighting (str): 'equal', 'fixed' or 'confidence'.
-            Defaults to 'equal'.
-        confidence (str): 'max_prob' or 'neg_entropy', for
-            ``weighting='confidence'``. Defaults to 'max_prob'.
+        confidence (str): 'max_prob' or 'neg_entropy' (for 'confidence').
         confidence_tau (float): Temperature of the confidence weights.
-            Defaults to 1.0.
-        text_member (int): The member whose text features the student
-            shares. Defaults to 0.
-        reference_fp16 (bool): Passed on to every member. Defaults to False.
-        text_batch_size (int): Class names the other members encode per
-            forward. Defaults to 256.
+        text_member (int): The member whose text features are shared.
+        reference_fp16 (bool): Passed on to every member.
+        text_batch_size (int): Class names per text forward of the others.
     """
 
     def __init__(self,
@@ -233,18 +179,14 @@ class TeacherEnsemble(nn.Module):
         self.text_batch_size = text_batch_size
         self.members = nn.ModuleList(
             MODELS.build(m['teacher']) for m in self.combination.members)
-        # Per member: the map from the student's normalised images (set by
-        # bind_inputs), and its text features by class list.
-        self._input_maps: List[Optional[Tuple[torch.Tensor,
-                                              torch.Tensor]]] = [None] * len(
-                                                  self.members)
-        self._text_cache: Dict[Tuple[int, Tuple[str, ...]],
-                               torch.Tensor] = {}
+        # Per member: the map from the student's images (bind_inputs).
+        self._input_maps: List[Optional[tuple]] = [None] * len(self.members)
+        self._text_cache: Dict[tuple, torch.Tensor] = {}
 
     # The teacher interface the distiller's text table uses: the text member.
     @property
     def text_member(self) -> int:
-        """int: The index of the member whose text features are shared."""
+        """int: Index of the member whose text features are shared."""
         return self.combination.text_member
 
     @property
@@ -283,16 +225,8 @@ class TeacherEnsemble(nn.Module):
 
     def bind_inputs(self, data_preprocessor: nn.Module,
                     student: nn.Module) -> None:
-        """Prepare each member's input map from the student's images.
-
-        Args:
-            data_preprocessor (nn.Module): The distiller's preprocessor.
-            student (nn.Module): The student.
-
-        Raises:
-            ValueError: If a member would get images normalised otherwise
-                than its weights expect (naming the member).
-        """
+        """Prepare each member's map from the student's images; refuse a
+        member that would get images normalised otherwise than it expects."""
         for i, member in enumerate(self.members):
             try:
                 self._input_maps[i] = teacher_input_map(
@@ -306,18 +240,13 @@ class TeacherEnsemble(nn.Module):
                       class_names: Sequence[str],
                       text_features: torch.Tensor,
                       only: Optional[int] = None) -> List[torch.Tensor]:
-        """Each member's logits of the batch over ``class_names``.
+        """Each member's (B, C) float32 logits over ``class_names``.
 
         Args:
             inputs (Tensor): The student's normalised images (B, 3, H, W).
             class_names (Sequence[str]): The classes.
-            text_features (Tensor): The text member's (stored) features of
-                them, which that member uses as they are.
-            only (int, optional): Compute this member's logits only (what a
-                member's teacher cache records). Defaults to None (all).
-
-        Returns:
-            list[Tensor]: One (B, C) float32 tensor per member computed.
+            text_features (Tensor): The text member's (stored) features.
+            only (int, optional): Compute only this member's logits.
         """
         out = []
         for i, member in enumerate(self.members):
@@ -333,17 +262,7 @@ class TeacherEnsemble(nn.Module):
 
     def logits(self, inputs: torch.Tensor, class_names: Sequence[str],
                text_features: torch.Tensor, tau: float) -> torch.Tensor:
-        """The ensemble's target logits (see :func:`combine_teacher_logits`).
-
-        Args:
-            inputs (Tensor): The student's normalised images (B, 3, H, W).
-            class_names (Sequence[str]): The classes.
-            text_features (Tensor): The text member's features of them.
-            tau (float): The loss's temperature.
-
-        Returns:
-            Tensor: (B, C) logits.
-        """
+        """The ensemble's (B, C) target logits at the loss's ``tau``."""
         return self.combination.combine(
             self.member_logits(inputs, class_names, text_features), tau)
 

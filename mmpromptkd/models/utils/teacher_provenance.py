@@ -1,11 +1,6 @@
 """A teacher's identity: where its prompts come from, whether they were
-trained, and the one record of it that every artifact carries.
-
-Prompts are trained when loaded from a stage-(a) checkpoint written after
-at least one optimizer step, on the teacher's frozen CLIP weights, and not
-all zero; using an untrained prompted teacher is refused unless
-``allow_untrained_teacher=True``.
-"""
+trained (loaded from a stage-(a) checkpoint saved after an optimizer step,
+not all zero), and the record of it that every artifact carries."""
 import hashlib
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -34,12 +29,9 @@ class PromptSource:
 
     Attributes:
         checkpoint (str): The file.
-        iter (int, optional): Training iterations it records (``meta.iter``;
-            None for a bare state dict).
-        classes (tuple[str], optional): The classes it was trained on
-            (``meta.dataset_meta.classes``), if recorded.
-        untrained (str, optional): Why its prompts are not trained ones;
-            None when they are.
+        iter (int, optional): Its ``meta.iter``.
+        classes (tuple[str], optional): Its ``meta.dataset_meta.classes``.
+        untrained (str, optional): Why its prompts are not trained ones.
     """
     checkpoint: str
     iter: Optional[int] = None
@@ -47,42 +39,17 @@ class PromptSource:
     untrained: Optional[str] = None
 
 
-def _prompts(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """A teacher's parameters outside its ``clip`` module (prompts, maps)."""
-    return {
-        name: param
-        for name, param in model.named_parameters()
-        if 'clip' not in name.split('.')
-    }
-
-
-def _frozen_clip(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """A teacher's parameters inside its ``clip`` module."""
-    return {
-        name: param
-        for name, param in model.named_parameters()
-        if 'clip' in name.split('.')
-    }
+def _prompts(model: nn.Module,
+             in_clip: bool = False) -> Dict[str, torch.Tensor]:
+    """A teacher's parameters outside (prompts, maps) or in its ``clip``."""
+    return {n: p for n, p in model.named_parameters()
+            if ('clip' in n.split('.')) == in_clip}
 
 
 def prompt_source(model: nn.Module, path: str, meta: dict,
                   holds_clip_weights: bool) -> PromptSource:
-    """Check a stage-(a) file against the model about to load it: without
-    CLIP weights it must have been trained on the model's frozen CLIP.
-
-    Args:
-        model (nn.Module): The model (its CLIP built, prompts initial).
-        path (str): The file, for messages.
-        meta (dict): The file's ``meta`` (empty for a bare state dict).
-        holds_clip_weights (bool): Whether the file replaces the CLIP
-            weights (then they need no fingerprint).
-
-    Returns:
-        PromptSource: What the file records.
-
-    Raises:
-        CheckpointMismatchError: If it was trained on other frozen weights.
-    """
+    """What stage-(a) file ``path`` (with ``meta``) records; a file without
+    CLIP weights must have been trained on the model's frozen CLIP."""
     if not holds_clip_weights:
         check_frozen_weights(model, meta.get(FROZEN_WEIGHTS_META), path)
     step = meta.get('iter')
@@ -96,16 +63,8 @@ def prompt_source(model: nn.Module, path: str, meta: dict,
 
 
 def settle(model: nn.Module, source: PromptSource) -> PromptSource:
-    """``source``, with why the prompts just loaded are untrained, if so.
-
-    Args:
-        model (nn.Module): The model, after loading the file.
-        source (PromptSource): From :func:`prompt_source`.
-
-    Returns:
-        PromptSource: ``source`` with ``untrained`` set where the file was
-        saved before the first optimizer step or its prompts are all zero.
-    """
+    """``source`` with ``untrained`` set where the file was saved before
+    the first optimizer step or the prompts just loaded are all zero."""
     reason = None
     prompts = _prompts(model)
     if source.iter == 0:
@@ -118,16 +77,8 @@ def settle(model: nn.Module, source: PromptSource) -> PromptSource:
 
 
 def untrained_reason(teacher: nn.Module) -> Optional[str]:
-    """Why the teacher's prompts are not trained ones, or None.
-
-    Args:
-        teacher (nn.Module): A :class:`PromptedCLIP` or a stage-(a)
-            classifier (both declare ``prompt_source``).
-
-    Returns:
-        str or None: The reason, for messages; None when the teacher has
-        no prompts or trained ones.
-    """
+    """Why the teacher's prompts are not trained ones; None when it has
+    none or trained ones."""
     members = getattr(teacher, 'members', None)
     if members is not None:  # an ensemble: its first untrained member
         for i, member in enumerate(members):
@@ -152,16 +103,8 @@ _WAYS_OUT = ('set model.teacher.checkpoint to its stage-(a) checkpoint '
 
 def check_trained_teacher(teacher: Optional[nn.Module], allowed: bool,
                           action: str) -> None:
-    """Refuse a teacher with untrained prompts, unless ``allowed``.
-
-    Args:
-        teacher (nn.Module, optional): The teacher (None: nothing to check).
-        allowed (bool): ``allow_untrained_teacher`` of the distiller.
-        action (str): What would use it, for the message.
-
-    Raises:
-        UntrainedTeacherError: Naming why and both ways out.
-    """
+    """Refuse a teacher with untrained prompts for ``action``, unless
+    ``allowed`` (``allow_untrained_teacher``)."""
     if teacher is None or allowed:
         return
     reason = untrained_reason(teacher)
@@ -172,16 +115,8 @@ def check_trained_teacher(teacher: Optional[nn.Module], allowed: bool,
 
 def check_recorded_teacher(record: Optional[dict], allowed: bool,
                            source: str) -> None:
-    """Refuse what an untrained teacher made, unless ``allowed``.
-
-    Args:
-        record (dict, optional): Its :func:`teacher_record`.
-        allowed (bool): ``allow_untrained_teacher`` of the distiller.
-        source (str): What holds the record, for the message.
-
-    Raises:
-        UntrainedTeacherError: If the record says the prompts were untrained.
-    """
+    """Refuse what ``source`` recorded from an untrained teacher (its
+    :func:`teacher_record`), unless ``allowed``."""
     if allowed or not isinstance(record, dict):
         return
     if record.get('trained_prompts') is not True:
@@ -193,17 +128,10 @@ def check_recorded_teacher(record: Optional[dict], allowed: bool,
 
 
 def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
-    """The teacher's identity, as caches, checkpoints and exports record it.
-
-    Args:
-        teacher (nn.Module, optional): The teacher.
-
-    Returns:
-        dict or None: ``type``, ``checkpoint``, ``iter``, ``classes``,
-        ``trained_prompts``, the SHA-256 fingerprints ``frozen_sha256``,
-        ``prompts_sha256`` and ``sha256`` (of both, which consumers
-        compare), ``tensors`` and ``elements``. None without a teacher.
-    """
+    """The teacher's identity, as caches, checkpoints and exports record it:
+    ``type``, ``checkpoint``, ``iter``, ``classes``, ``trained_prompts``,
+    SHA-256 fingerprints ``frozen_sha256``, ``prompts_sha256`` and ``sha256``
+    (of both, which consumers compare), ``tensors`` and ``elements``."""
     if teacher is None:
         return None
     members = getattr(teacher, 'members', None)
@@ -211,7 +139,7 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
         return ensemble_record(teacher.combination.record(),
                                [teacher_record(m) for m in members])
     source = getattr(teacher, 'prompt_source', None)
-    frozen = tensors_record(_frozen_clip(teacher))
+    frozen = tensors_record(_prompts(teacher, in_clip=True))
     prompts = tensors_record(_prompts(teacher))
     both = hashlib.sha256(
         f'{frozen["sha256"]}:{prompts["sha256"]}'.encode()).hexdigest()
@@ -230,16 +158,8 @@ def teacher_record(teacher: Optional[nn.Module]) -> Optional[dict]:
 
 
 def ensemble_record(combination: dict, members: List[dict]) -> dict:
-    """The record of a teacher ensemble: its members' records and how they
-    are combined, fingerprinted together.
-
-    Args:
-        combination (dict): The mixing settings.
-        members (list[dict]): The members' records, in order.
-
-    Returns:
-        dict: The ensemble's record.
-    """
+    """A teacher ensemble's record: its members' records and their mixing
+    settings, fingerprinted together."""
     digest = hashlib.sha256(repr(sorted(combination.items())).encode())
     for member in members:
         digest.update(member['sha256'].encode())
@@ -254,19 +174,8 @@ def ensemble_record(combination: dict, members: List[dict]) -> dict:
 
 def same_teacher(stored: Optional[dict], current: Optional[dict],
                  what: str, source: Optional[str] = None) -> None:
-    """Refuse ``what`` made by another teacher than ``current``.
-
-    Args:
-        stored (dict, optional): The record kept with it (None or empty:
-            not recorded, nothing to compare).
-        current (dict, optional): The record of the teacher at hand (None:
-            no teacher, nothing to compare).
-        what (str): What was made, for the message.
-        source (str, optional): The checkpoint it came with.
-
-    Raises:
-        CheckpointMismatchError: If the fingerprints differ.
-    """
+    """Refuse ``what`` (from ``source``) whose ``stored`` teacher record
+    differs from the ``current`` one; either missing: nothing to compare."""
     if not stored or not current or stored.get('sha256') == current[
             'sha256']:
         return
@@ -285,16 +194,8 @@ def _describe(record: dict) -> str:
 
 
 def describe_classes(record: Optional[dict], names: Sequence[str]) -> str:
-    """How a teacher's training classes relate to ``names``, or ''.
-
-    Args:
-        record (dict, optional): The teacher's record.
-        names (Sequence[str]): The classes it is used on.
-
-    Returns:
-        str: A sentence for the log when the teacher was trained on classes
-        outside ``names``, else ''.
-    """
+    """A log sentence when the recorded teacher was trained on classes
+    outside ``names``, else ''."""
     classes = (record or {}).get('classes')
     if not classes:
         return ''
