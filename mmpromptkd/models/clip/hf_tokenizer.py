@@ -14,19 +14,8 @@ CONFIG_FILE = 'tokenizer_config.json'
 
 
 def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
-    """The ``tokenizer.json`` of a tokenizer, from a folder or the local
-    Hugging Face cache (nothing is downloaded).
-
-    Args:
-        name (str): A folder holding the files, or a hub repository.
-        cache_dir (str, optional): The Hugging Face cache.
-
-    Returns:
-        str: The path of ``tokenizer.json``.
-
-    Raises:
-        FileNotFoundError: Saying where to place the file.
-    """
+    """The ``tokenizer.json`` of ``name`` (a folder or a hub repository in
+    the local Hugging Face cache); nothing is downloaded."""
     if osp.isdir(name):
         path = osp.join(name, TOKENIZER_FILE)
         if osp.isfile(path):
@@ -77,14 +66,8 @@ class LocalHFTokenizer:
         path (str): The ``tokenizer.json`` file.
         context_length (int): Tokens per text.
         clean (str): open_clip's cleaning: 'whitespace', 'lower' or
-            'canonicalize'. Defaults to 'whitespace'.
-        strip_sep_token (bool): Replace the separator token by 0 (CLIPA's
-            BERT tokenizer). Defaults to False.
-
-    Raises:
-        ValueError: Naming the file and setting: for a file the
-            ``tokenizers`` library cannot read, a special token that is not
-            in it, left padding, or a malformed ``tokenizer_config.json``.
+            'canonicalize'.
+        strip_sep_token (bool): Replace the separator token by 0 (CLIPA).
     """
 
     def __init__(self, path: str, context_length: int,
@@ -191,14 +174,7 @@ class LocalHFTokenizer:
                          f'and {CONFIG_FILE}\'s {key})')
 
     def check_vocabulary(self, vocab_size: int) -> None:
-        """Refuse a special token id beyond the text tower's vocabulary.
-
-        Args:
-            vocab_size (int): Rows of the tower's token embedding.
-
-        Raises:
-            ValueError: Naming the file, the token, its id and the size.
-        """
+        """Refuse a special token id beyond the tower's ``vocab_size``."""
         for what, token, i in self.special_ids:
             if i >= vocab_size:
                 raise ValueError(
@@ -206,24 +182,25 @@ class LocalHFTokenizer:
                     f"beyond the text tower's vocabulary of {vocab_size} "
                     'tokens (the tokenizer is not the model\'s)')
 
+    def _encode(self, text: str):
+        """The engine's encoding of a cleaned text, without special tokens."""
+        return self._engine(f'to encode "{text}"', self._tokenizer.encode,
+                            self._clean(text), add_special_tokens=False)
+
     def encode(self, text: str) -> List[int]:
         """Token ids of a cleaned text, without special tokens."""
-        return self._engine(f'to encode "{text}"', self._tokenizer.encode,
-                            self._clean(text), add_special_tokens=False).ids
+        return self._encode(text).ids
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         """Token ids of shape (N, context_length), padded on the right."""
         ids = torch.full((len(texts), self.context_length), self._pad_id,
                          dtype=torch.long)
         for i, text in enumerate(texts):
-            doing = f'to encode "{text}"'
-            encoding = self._engine(doing, self._tokenizer.encode,
-                                    self._clean(text),
-                                    add_special_tokens=False)
+            encoding = self._encode(text)
             encoding.truncate(self.context_length - self.num_special,
                               direction=self.truncation_side)
-            row = self._engine(doing, self._tokenizer.post_process,
-                               encoding).ids
+            row = self._engine(f'to encode "{text}"',
+                               self._tokenizer.post_process, encoding).ids
             ids[i, :len(row)] = torch.tensor(row)
         if self._sep_id is not None:
             ids[ids == self._sep_id] = 0

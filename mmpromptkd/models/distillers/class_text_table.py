@@ -18,15 +18,13 @@ from ..utils.teacher_provenance import (check_recorded_teacher,
 
 
 class ClassTextTable:
-    """The table of class names and their teacher text features.
-
-    A mixin of :class:`PromptKDDistiller`; names and the teacher's record
-    are UTF-8 JSON bytes so that checkpoints stay tensor-only.
-    """
+    """The class names and teacher text features, a mixin of
+    :class:`PromptKDDistiller`; names and the teacher record are stored as
+    UTF-8 JSON bytes so that checkpoints stay tensor-only."""
 
     def _init_class_text_table(self, text_dim: int,
                                text_batch_size: int) -> None:
-        """Register the empty table (called by the owner's ``__init__``)."""
+        """Register the empty table."""
         self.text_batch_size = text_batch_size
         self.register_buffer('text_features', torch.zeros(0, text_dim))
         self.register_buffer('class_names_utf8',
@@ -78,11 +76,7 @@ class ClassTextTable:
         return self._teacher_identity
 
     def check_text_features_teacher(self) -> None:
-        """Refuse stored text features another teacher made.
-
-        Raises:
-            CheckpointMismatchError: Naming both teachers.
-        """
+        """Refuse stored text features another teacher made."""
         if not len(self.text_features) or self._teacher is None:
             return
         try:
@@ -99,14 +93,7 @@ class ClassTextTable:
     @torch.no_grad()
     def compute_text_features(self,
                               class_names: Sequence[str]) -> torch.Tensor:
-        """Normalised teacher text features of ``class_names``.
-
-        Args:
-            class_names (Sequence[str]): Class names.
-
-        Returns:
-            Tensor: Float tensor of shape (C, teacher embed_dim).
-        """
+        """Normalised float teacher text features (C, D) of class names."""
         return encode_class_names(self._text_source(), class_names,
                                   self.text_batch_size)
 
@@ -154,11 +141,7 @@ class ClassTextTable:
         return tuple(normalize_class_name(n) for n in names)
 
     def set_class_names(self, class_names: Sequence[str]) -> None:
-        """Replace the stored classes by ``class_names``, encoded anew.
-
-        Args:
-            class_names (Sequence[str]): The new class list, in label order.
-        """
+        """Replace the stored classes by ``class_names``, encoded anew."""
         self._store_encoded(self._check_new_names(class_names))
         self._eval_features = self._eval_class_names = None
 
@@ -171,11 +154,7 @@ class ClassTextTable:
             self.text_features_teacher = self.teacher_identity()
 
     def select_classes(self, class_names: Sequence[str]) -> None:
-        """Classify over ``class_names``; only new names are encoded.
-
-        Args:
-            class_names (Sequence[str]): Class list, in label order.
-        """
+        """Classify over ``class_names``; only new names are encoded."""
         names = self._check_new_names(class_names)
         stored = self.class_names
         new = [n for n in names if n not in stored]
@@ -199,11 +178,7 @@ class ClassTextTable:
         self._eval_features = self._eval_class_names = None
 
     def add_classes(self, class_names: Sequence[str]) -> None:
-        """Append ``class_names`` to the stored classes.
-
-        Args:
-            class_names (Sequence[str]): New names, none already stored.
-        """
+        """Append ``class_names``, none stored yet, to the stored classes."""
         names = self._check_new_names(class_names)
         known = sorted(set(names) & set(self.class_names))
         if known:
@@ -216,20 +191,15 @@ class ClassTextTable:
             for_training: bool,
             dataset_name: str = 'the dataset',
             class_indices: Optional[Sequence[int]] = None) -> None:
-        """Make the text features of ``class_names`` ready.
-
-        Evaluation on other classes uses temporary features, never saved.
+        """Make the text features of ``class_names`` ready; evaluation on
+        other classes uses temporary features, never saved.
 
         Args:
-            class_names (Sequence[str]): Classes of the dataset, in label
-                order.
+            class_names (Sequence[str]): The dataset's classes, in order.
             for_training (bool): Whether the features define training.
             dataset_name (str): Dataset name for messages.
             class_indices (Sequence[int], optional): Index of each class in
                 the stored class list, for a subset of it.
-
-        Raises:
-            ValueError: If the classes cannot be classified.
         """
         names = tuple(class_names)
         logger = MMLogger.get_current_instance()
@@ -314,17 +284,9 @@ class ClassTextTable:
                                  features: torch.Tensor,
                                  source: str = 'the teacher cache',
                                  teacher: Optional[dict] = None) -> None:
-        """Store the text features a teacher cache was recorded with.
-
-        Args:
-            class_names (Sequence[str]): Classes of the features.
-            features (Tensor): The cache's text features (C, D).
-            source (str): Where they come from, for messages.
-            teacher (dict, optional): The record of their teacher.
-
-        Raises:
-            ValueError: If other features are stored already.
-        """
+        """Store the (C, D) text features of ``class_names`` a teacher
+        cache (``source``, with the ``teacher`` record) was recorded with;
+        refuse other stored features."""
         check_recorded_teacher(teacher, self.allow_untrained_teacher, source)
         names = tuple(class_names)
         features = features.to(self.text_features.device,
@@ -374,18 +336,7 @@ def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
 
 
 def decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
-    """Class names from their UTF-8 JSON bytes (``class_names_utf8``).
-
-    Args:
-        data (Tensor, optional): The bytes.
-
-    Returns:
-        tuple[str]: The names; empty for no bytes.
-
-    Raises:
-        CheckpointMismatchError: If the bytes are not a UTF-8 JSON list of
-            strings.
-    """
+    """Class names from their UTF-8 JSON bytes (``class_names_utf8``)."""
     names = _decode_json(data, 'class_names_utf8',
                          'the class names of the stored text features')
     if names is None:

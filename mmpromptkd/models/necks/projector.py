@@ -43,14 +43,10 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
         super().__init__(num_features, **kwargs)
         self.sync_stats = sync_stats
 
-    def forward(self, input: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         if not (self.sync_stats and self.training
                 and _dist_world_size() > 1):
-            return super().forward(input)
-        return self._forward_global(input)
-
-    def _forward_global(self, x: Tensor) -> Tensor:
-        """Training forward with statistics over all processes."""
+            return super().forward(x)
         if x.dim() not in (2, 3):
             raise ValueError(f'expected 2D or 3D input (got {x.dim()}D '
                              'input)')
@@ -61,11 +57,8 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
         local_count = x.numel() // max(x.shape[1], 1)
 
         # One collective for the sums and the row count together.
-        packed = torch.cat([
-            xf.sum(dims),
-            xf.new_full((1, ), float(local_count)),
-        ])
-        packed = _AllReduceSum.apply(packed)
+        packed = _AllReduceSum.apply(torch.cat(
+            [xf.sum(dims), xf.new_full((1, ), float(local_count))]))
         global_sum, count = packed[:-1], packed[-1].detach()
         n = int(count.item())
         if n <= 1:
@@ -103,26 +96,19 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
 
 @MODELS.register_module()
 class FeatureProjector(nn.Module):
-    """MLP that maps student features into the teacher's feature space.
-
-    ``fc1 -> bn -> relu -> fc2``; the checkpoint converter maps the official
-    ``VPT_image_trans.conv1.{0,1,3}`` 1x1 convolutions onto these names.
+    """``fc1 -> bn -> relu -> fc2``: student features to the teacher's
+    space (the official ``VPT_image_trans.conv1.{0,1,3}`` convert to these).
 
     Args:
-        in_channels (int): Dimension of the input (student) features.
-        out_channels (int): Dimension of the output (teacher) features.
-        hidden_channels (int, optional): Width of the hidden layer.
-            Defaults to None, meaning ``out_channels``.
-        sync_stats (bool): In distributed training, BatchNorm statistics
-            over the global batch of all processes. Defaults to True.
-        bn_eps (float): ``eps`` of the BatchNorm. Defaults to 1e-5.
+        in_channels (int): Student feature dimension.
+        out_channels (int): Teacher feature dimension.
+        hidden_channels (int, optional): Hidden width; None: out_channels.
+        sync_stats (bool): BatchNorm statistics over the global batch in
+            distributed training.
+        bn_eps (float): ``eps`` of the BatchNorm.
         bn_momentum (float, optional): ``momentum`` of the BatchNorm.
-            Defaults to 0.1.
-        reference_fp16 (bool): fp16 linear layers and fp32 BatchNorm, as
-            the official code's pure-fp16 training. Defaults to False.
-
-    Raises:
-        ValueError: If a channel count is not a positive int.
+        reference_fp16 (bool): fp16 linear layers and fp32 BatchNorm, as the
+            official pure-fp16 training.
     """
 
     def __init__(self,
@@ -146,11 +132,8 @@ class FeatureProjector(nn.Module):
         self.out_channels = out_channels
         self.hidden_channels = hidden_channels
         self.fc1 = nn.Linear(in_channels, hidden_channels)
-        self.bn = _GlobalBatchNorm1d(
-            hidden_channels,
-            sync_stats=sync_stats,
-            eps=bn_eps,
-            momentum=bn_momentum)
+        self.bn = _GlobalBatchNorm1d(hidden_channels, sync_stats=sync_stats,
+                                     eps=bn_eps, momentum=bn_momentum)
         self.relu = nn.ReLU()
         self.fc2 = nn.Linear(hidden_channels, out_channels)
         if reference_fp16:
@@ -162,14 +145,7 @@ class FeatureProjector(nn.Module):
         return self.bn.sync_stats
 
     def forward(self, x: Tensor) -> Tensor:
-        """Project features.
-
-        Args:
-            x (Tensor): Features of shape ``(B, in_channels)``.
-
-        Returns:
-            Tensor: Projected features of shape ``(B, out_channels)``.
-        """
+        """Project (B, in_channels) features to (B, out_channels)."""
         if x.dim() != 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f'Expected input of shape (B, {self.in_channels}), got '

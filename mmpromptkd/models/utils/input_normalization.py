@@ -17,16 +17,8 @@ _TOLERANCE = 0.05
 
 def preprocessor_normalization(
         data_preprocessor: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The mean and std a data preprocessor normalises images with.
-
-    Args:
-        data_preprocessor (nn.Module): An mmengine / mmpretrain image data
-            preprocessor.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``mean`` and ``std`` of shape (3,) on the
-        pipeline's 0-255 scale; 0 and 1 where it does not normalise.
-    """
+    """The (3,) mean and std (0-255) an image data preprocessor normalises
+    with; 0 and 1 where it does not normalise."""
     if getattr(data_preprocessor, '_enable_normalize', False):
         return (data_preprocessor.mean.detach().flatten().float().cpu(),
                 data_preprocessor.std.detach().flatten().float().cpu())
@@ -51,16 +43,8 @@ def _parse_teacher_normalization(
 
 def teacher_input_normalization(data_preprocessor: nn.Module,
                                 normalization: Optional[dict]) -> dict:
-    """The mean and std the teacher's images are normalised with.
-
-    Args:
-        data_preprocessor (nn.Module): The distiller's data preprocessor.
-        normalization (dict, optional): Its ``teacher_normalization``.
-
-    Returns:
-        dict: ``mean`` and ``std``, lists of 3 floats on the 0-255 scale,
-        rounded to 4 decimals.
-    """
+    """``dict(mean, std)`` (0-255, 4 decimals) the teacher's images get,
+    from the ``teacher_normalization`` or else the data preprocessor."""
     if normalization is None:
         values = preprocessor_normalization(data_preprocessor)
     else:
@@ -82,21 +66,16 @@ def same_normalization(a: dict, b: dict) -> bool:
 def check_input_normalization(expected: Optional[Sequence[Sequence[float]]],
                               mean: Sequence[float], std: Sequence[float],
                               model: str, setting: str) -> None:
-    """Refuse images normalised otherwise than a model's weights expect.
-
-    A CLIP given images of another normalisation still gives numbers, only
-    worse ones, so a mismatch is an error rather than a result.
+    """Refuse images normalised otherwise than a model's weights expect
+    (a CLIP would give worse numbers, not an error).
 
     Args:
-        expected (Sequence, optional): ``(mean, std)`` on the 0-1 scale the
-            weights were trained with; None (unknown) passes.
-        mean (Sequence[float]): The mean the model gets, 0-255 scale.
-        std (Sequence[float]): The std the model gets, 0-255 scale.
+        expected (Sequence, optional): ``(mean, std)`` (0-1) the weights
+            were trained with; None (unknown) passes.
+        mean (Sequence[float]): The mean the model gets (0-255).
+        std (Sequence[float]): The std the model gets (0-255).
         model (str): The model, for the message (e.g. 'model.student').
         setting (str): The config setting that fixes it.
-
-    Raises:
-        ValueError: If they differ, naming both and the setting.
     """
     if expected is None:
         return
@@ -116,26 +95,16 @@ def teacher_input_map(
         data_preprocessor: nn.Module, student: nn.Module,
         teacher: Optional[nn.Module], normalization: Optional[dict]
 ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """The affine map from a student's normalised images to a teacher's.
-
-    Both models are checked against their ``input_normalization``.
+    """``(scale, shift)`` (1, 3, 1, 1) with ``teacher_input = input *
+    scale + shift`` (None: alike), after checking both models against their
+    ``input_normalization``.
 
     Args:
         data_preprocessor (nn.Module): The distiller's data preprocessor.
         student (nn.Module): The student.
         teacher (nn.Module, optional): The teacher.
         normalization (dict, optional): The teacher's
-            ``dict(mean=..., std=...)`` on the 0-255 scale; None: the data
-            preprocessor's.
-
-    Returns:
-        tuple[Tensor, Tensor] | None: ``scale`` and ``shift`` of shape
-        (1, 3, 1, 1) with ``teacher_input = input * scale + shift``; None
-        where both normalise alike.
-
-    Raises:
-        ValueError: If ``normalization`` is malformed, or a model would get
-            images normalised otherwise than its weights expect.
+            ``dict(mean=..., std=...)`` (0-255); None: the preprocessor's.
     """
     mean, std = preprocessor_normalization(data_preprocessor)
     check_input_normalization(getattr(student, 'input_normalization', None),
@@ -160,18 +129,8 @@ def teacher_input_map(
 def teacher_view(inputs: torch.Tensor, image_size: Sequence[int],
                  input_map: Optional[Tuple[torch.Tensor, torch.Tensor]]
                  ) -> torch.Tensor:
-    """The student's images re-normalised and resized (bicubic) for a
-    teacher.
-
-    Args:
-        inputs (Tensor): The student's normalised images (B, 3, H, W).
-        image_size (Sequence[int]): The teacher's (H, W).
-        input_map (tuple[Tensor, Tensor], optional): ``scale`` and
-            ``shift``; None: the same normalisation.
-
-    Returns:
-        Tensor: The teacher's images.
-    """
+    """The student's images mapped by ``input_map`` (see
+    :func:`teacher_input_map`) and resized (bicubic) to the teacher's."""
     if input_map is not None:
         scale, shift = (t.to(inputs) for t in input_map)
         inputs = inputs * scale + shift
