@@ -20,34 +20,16 @@ CLEANINGS = ('whitespace', 'lower', 'canonicalize')
 
 @functools.lru_cache(maxsize=None)
 def shared_tokenizer(context_length: int) -> SimpleTokenizer:
-    """The one CLIP tokenizer of a context length in this process.
-
-    Args:
-        context_length (int): Tokens per text.
-
-    Returns:
-        SimpleTokenizer: open_clip's tokenizer, with ``start`` and
-        ``num_special`` as :class:`LocalHFTokenizer` has them.
-    """
+    """The one CLIP tokenizer of a context length in this process, with
+    ``start`` and ``num_special`` as :class:`LocalHFTokenizer` has them."""
     tokenizer = SimpleTokenizer(context_length=context_length)
     tokenizer.start, tokenizer.num_special = 1, 2
     return tokenizer
 
 
 def text_tokenizer(text_cfg: dict) -> Tokenizer:
-    """The tokenizer of an open_clip text tower config: CLIP's BPE one or
-    the local Hugging Face one that ``hf_tokenizer_name`` names.
-
-    Args:
-        text_cfg (dict): open_clip's ``text_cfg``.
-
-    Returns:
-        SimpleTokenizer | LocalHFTokenizer: One per setting in a process.
-
-    Raises:
-        FileNotFoundError: If the Hugging Face tokenizer is not local.
-        ValueError: For tokenizer settings it does not follow.
-    """
+    """The tokenizer (one per setting in a process) of an open_clip
+    ``text_cfg``: CLIP's BPE one or the local ``hf_tokenizer_name``."""
     context_length = text_cfg.get('context_length', 77)
     name = text_cfg.get('hf_tokenizer_name')
     if not name:
@@ -84,17 +66,8 @@ def _hf_tokenizer(name: str, context_length: int, clean: str,
 
 def check_token_ids(tokenizer: Tokenizer, tokens: torch.Tensor,
                     vocab_size: int, texts: Sequence[str]) -> None:
-    """Refuse token ids a text tower's embedding has no row for.
-
-    Args:
-        tokenizer (SimpleTokenizer | LocalHFTokenizer): What made them.
-        tokens (Tensor): Token ids, one row per text.
-        vocab_size (int): Rows of the tower's token embedding.
-        texts (Sequence[str]): What each row is, for the message.
-
-    Raises:
-        ValueError: Naming the tokenizer file, the text and the id.
-    """
+    """Refuse token ids (one row per text of ``texts``) at or beyond
+    ``vocab_size``, the rows of the tower's token embedding."""
     tokens = torch.as_tensor(tokens).reshape(len(texts), -1)
     beyond = (tokens >= vocab_size).any(dim=1).nonzero()
     if len(beyond):
@@ -112,25 +85,16 @@ def tokenize_class_prompts(tokenizer: Tokenizer,
                            class_names: Sequence[str],
                            context_tokens: int = 0,
                            vocab_size: Optional[int] = None) -> torch.Tensor:
-    """Tokenise ``"{prefix} {name}."`` for every class name.
+    """Token ids (C, context_length) of ``"{prefix} {name}."`` per class.
 
     Args:
-        tokenizer (SimpleTokenizer | LocalHFTokenizer): The tokenizer; its
-            context length bounds each prompt.
+        tokenizer (SimpleTokenizer | LocalHFTokenizer): The tokenizer.
         prefix (str): The text before each name (e.g. 'a photo of a').
         class_names (Sequence[str]): Class names; ``_`` becomes a space.
-        context_tokens (int): First tokens of the prefix that the learnable
-            context replaces (same positions in every prompt). Defaults to 0.
-        vocab_size (int, optional): Rows of the text tower's token
-            embedding; None does not check ids. Defaults to None.
-
-    Returns:
-        Tensor: Token ids of shape (C, context_length).
-
-    Raises:
-        ValueError: If a prompt is longer than the context, the tokenizer
-            merges the context tokens with a name, or an id is beyond
-            ``vocab_size``.
+        context_tokens (int): First prefix tokens the learnable context
+            replaces; they must keep their positions in every prompt.
+        vocab_size (int, optional): Token embedding rows to check ids
+            against.
     """
     context_length = tokenizer.context_length
     prompts = []
@@ -159,12 +123,8 @@ def tokenize_class_prompts(tokenizer: Tokenizer,
 
 def encode_class_names(model: nn.Module, class_names: Sequence[str],
                        batch_size: int) -> torch.Tensor:
-    """Normalised text features of ``class_names``, ``batch_size`` names
-    per forward of ``model.encode_text``.
-
-    Returns:
-        Tensor: Float tensor of shape (C, D).
-    """
+    """Normalised float text features (C, D) of ``class_names``,
+    ``batch_size`` names per forward of ``model.encode_text``."""
     return torch.cat([
         model.encode_text(class_names[i:i + batch_size],
                           normalize=True).float()

@@ -5,20 +5,9 @@ from .base_prompt_classifier import BasePromptClassifier
 
 @MODELS.register_module()
 class IVLPClassifier(BasePromptClassifier):
-    """Independent deep vision and text prompts, cross-entropy only.
-
-    Defaults are those of the base-to-novel teachers: depth 9 and 4 tokens
-    in both towers.
-
-    Args:
-        clip (dict): Weight source of the CLIP.
-        vision_prompt_depth (int): Defaults to 9.
-        vision_prompt_length (int): Defaults to 4.
-        text_prompt_depth (int): Defaults to 9.
-        text_prompt_length (int): Defaults to 4.
-        **kwargs: Other arguments of :class:`BasePromptClassifier`, such as
-            ``checkpoint``.
-    """
+    """Independent deep vision and text prompts, cross-entropy only; the
+    defaults are those of the base-to-novel teachers. Arguments are those of
+    :class:`BasePromptClassifier`."""
 
     def __init__(self,
                  clip: dict,

@@ -12,23 +12,17 @@ from .base_prompt_classifier import BasePromptClassifier
 class MaPLeClassifier(BasePromptClassifier):
     """Deep text prompts and vision prompts made from them.
 
-    The text prompts are those of :class:`PromptedCLIP`; the vision prompt
-    of every block ``i < prompt_depth`` is
-    ``vision_prompt_maps[i](text_prompt[i])``, a learned
-    ``Linear(text width, vision width)`` per block. The PromptedCLIP's own
-    vision prompts are removed, so its ``encode_image`` must always be given
-    ``prompts``.
+    The vision prompt of block ``i`` is ``vision_prompt_maps[i]`` (a learned
+    ``Linear``) of the text prompt ``i``; the PromptedCLIP's own vision
+    prompts are removed, so its ``encode_image`` always gets ``prompts``.
 
     Args:
         clip (dict): Weight source of the CLIP.
-        prompt_depth (int): Blocks with prompts in both towers,
-            ``1 <= depth <= blocks`` of either tower. Defaults to 9.
-        prompt_length (int): Prompt tokens in both towers. Defaults to 2.
-        ctx_init (str): Initial context text; with 2 tokens the context
-            starts as "a photo" and the prompt is "a photo of a {}.".
-            Defaults to 'a photo of a'.
+        prompt_depth (int): Blocks with prompts in both towers (>= 1).
+        prompt_length (int): Prompt tokens in both towers.
+        ctx_init (str): Initial context text.
         **kwargs: Other arguments of :class:`BasePromptClassifier` (not the
-            per-tower prompt depths and lengths), such as ``checkpoint``.
+            per-tower prompt depths and lengths).
     """
 
     def __init__(self,
@@ -70,46 +64,25 @@ class MaPLeClassifier(BasePromptClassifier):
         del pc.vision_deep_prompts
         text_width = pc.text_ctx.shape[-1]
         vision_width = pc.vision_tower.prompt_width
-        self.vision_prompt_maps = nn.ModuleList([
+        self.vision_prompt_maps = nn.ModuleList(
             nn.Linear(text_width, vision_width)
-            for _ in range(self.prompt_depth)
-        ])
+            for _ in range(self.prompt_depth))
         if pc.reference_fp16:
             # The official code halves the first map (its ``proj``) only.
             self.vision_prompt_maps[0].half()
 
     def text_prompts(self) -> List[torch.Tensor]:
-        """The text prompts: the context, then the deep prompts.
-
-        Returns:
-            list[Tensor]: ``prompt_depth`` tensors (prompt_length, text
-            width).
-        """
+        """The ``prompt_depth`` text prompts, the context first."""
         return self.prompted_clip.own_prompts('text')
 
     def vision_prompts(self) -> List[torch.Tensor]:
-        """The vision prompts mapped from the text prompts.
-
-        Returns:
-            list[Tensor]: ``prompt_depth`` tensors (prompt_length, vision
-            width).
-        """
-        return [
-            linear(prompt) for linear, prompt in zip(self.vision_prompt_maps,
-                                                     self.text_prompts())
-        ]
+        """The vision prompts mapped from the text prompts."""
+        return [linear(prompt) for linear, prompt in
+                zip(self.vision_prompt_maps, self.text_prompts())]
 
     def encode_image(self,
                      images: torch.Tensor,
                      normalize: bool = False) -> torch.Tensor:
-        """Image features with the coupled vision prompts.
-
-        Args:
-            images (Tensor): Normalised images (B, 3, H, W).
-            normalize (bool): L2-normalise the features. Defaults to False.
-
-        Returns:
-            Tensor: Features (B, embed_dim).
-        """
+        """Image features (B, embed_dim) with the coupled vision prompts."""
         return self.prompted_clip.encode_image(
             images, normalize=normalize, prompts=self.vision_prompts())

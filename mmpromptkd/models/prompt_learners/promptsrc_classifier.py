@@ -27,28 +27,22 @@ class PromptSRCClassifier(IVLPClassifier):
         L = CE(z, y) + w_t \,\mathrm{mean}|t_p - t_0|
             + w_v \,\mathrm{mean}|v_p - v_0| + KL(z_0 \| z)
 
-    where the KL term is ``logit_loss`` and ``t_0`` is the normalised mean
-    over ``templates`` of the frozen features of each template. ``t_0`` is
-    computed once per training class list and kept in the non-persistent
-    buffer ``zero_shot_text_features`` (recomputed on resume); ``v_0`` comes
-    from the same frozen CLIP run without prompts. Gaussian prompt
+    where the KL term is ``logit_loss`` and ``t_0`` the normalised mean of
+    the frozen features over ``templates``, kept per training class list in
+    the non-persistent buffer ``zero_shot_text_features``. Gaussian prompt
     aggregation is the ``GaussianPromptAggregationHook``.
 
     Args:
         clip (dict): Weight source of the CLIP.
-        text_loss_weight (float): ``w_t``. Defaults to 25.0.
-        image_loss_weight (float): ``w_v``. Defaults to 10.0.
-        logit_loss (dict): Config of the logit consistency loss, called as
-            ``loss(student_logits=z, teacher_logits=z0)``. Defaults to
-            ``dict(type='KLLogitLoss', loss_weight=1.0, reduction='mean')``.
-        templates (Sequence[str], optional): Templates of the frozen text
-            features. Defaults to None (the 60 ImageNet templates).
+        text_loss_weight (float): ``w_t``.
+        image_loss_weight (float): ``w_v``.
+        logit_loss (dict): The logit consistency loss, called as
+            ``loss(student_logits=z, teacher_logits=z0)``.
+        templates (Sequence[str], optional): Templates of ``t_0``; None: the
+            60 ImageNet templates.
         normalize_template_features (bool): Normalise each template's
-            features before averaging. The reference implementation averages
-            unnormalised features (False reproduces it). Defaults to True.
-        **kwargs: Arguments of :class:`IVLPClassifier` (the prompt depths
-            and lengths, 9 and 4 by default) and :class:`BasePromptClassifier`
-            (e.g. ``checkpoint``).
+            features before averaging (False: as the reference code).
+        **kwargs: Arguments of :class:`IVLPClassifier`.
     """
 
     def __init__(self,
@@ -73,23 +67,14 @@ class PromptSRCClassifier(IVLPClassifier):
         self.logit_loss = loss
         self.templates: Tuple[str, ...] = templates
         self.normalize_template_features = normalize_template_features
-        self.register_buffer(
-            'zero_shot_text_features',
-            torch.zeros(0, self.embed_dim),
-            persistent=False)
+        self.register_buffer('zero_shot_text_features',
+                             torch.zeros(0, self.embed_dim), persistent=False)
         self._zero_shot_classes: Tuple[str, ...] = ()
 
     @torch.no_grad()
     def compute_zero_shot_text_features(
             self, class_names: Sequence[str]) -> torch.Tensor:
-        """Frozen template-ensemble text features ``t_0``.
-
-        Args:
-            class_names (Sequence[str]): Class names.
-
-        Returns:
-            Tensor: Normalised float features (C, embed_dim).
-        """
+        """Normalised frozen template-ensemble text features ``t_0``."""
         features = self.template_text_features(class_names, self.templates)
         if self.normalize_template_features:
             features = F.normalize(features, dim=-1)
@@ -111,30 +96,14 @@ class PromptSRCClassifier(IVLPClassifier):
 
     @torch.no_grad()
     def zero_shot_image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised image features ``v_0`` of the frozen, unprompted CLIP.
-
-        Args:
-            images (Tensor): Normalised images (B, 3, H, W).
-
-        Returns:
-            Tensor: Float features (B, embed_dim).
-        """
+        """Normalised image features ``v_0`` of the frozen, unprompted CLIP."""
         features = self.clip.encode_image(images.to(self.prompted_clip.dtype))
         return F.normalize(features.float(), dim=-1)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
-        """Cross-entropy plus the three self-regulating terms.
-
-        Args:
-            inputs (Tensor): Normalised images (B, 3, H, W).
-            data_samples (list[DataSample]): With ``gt_label``.
-
-        Returns:
-            dict[str, Tensor]: ``loss_ce``, ``loss_text`` (weighted L1 of
-            text features), ``loss_image`` (weighted L1 of image features)
-            and ``loss_logits`` (the logit consistency term).
-        """
+        """``loss_ce`` plus the self-regulating ``loss_text``, ``loss_image``
+        and ``loss_logits``."""
         names = self._train_names()
         # Normally done by prepare_text_features; a no-op after it.
         self._prepare_training(names)

@@ -12,19 +12,13 @@ from .base_prompt_classifier import BasePromptClassifier
 
 @MODELS.register_module()
 class ZeroShotCLIPClassifier(BasePromptClassifier):
-    """The plain CLIP with one hand-written prompt per class.
-
-    Text features are those of ``template`` filled with each class name
-    (CoOp's per-dataset prompts are
-    :data:`mmpromptkd.models.clip.templates.DATASET_TEMPLATES`). There is
-    nothing to train (see ``docs/teachers.md``).
+    """The plain CLIP with one hand-written prompt per class (CoOp's are
+    ``DATASET_TEMPLATES``); nothing to train (docs/teachers.md).
 
     Args:
         clip (dict): Weight source of the CLIP.
         template (str): Prompt template with one ``{}``.
-            Defaults to 'a photo of a {}.'.
-        checkpoint (str, optional): A checkpoint holding at most CLIP
-            weights. Defaults to None.
+        checkpoint (str, optional): A checkpoint of at most CLIP weights.
         **kwargs: ``save_clip_weights``, ``text_batch_size``,
             ``data_preprocessor``, ``init_cfg`` of
             :class:`BasePromptClassifier`.
@@ -35,11 +29,9 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
                  template: str = DEFAULT_TEMPLATE,
                  checkpoint: Optional[str] = None,
                  **kwargs) -> None:
-        allowed = {
-            'save_clip_weights', 'text_batch_size', 'data_preprocessor',
-            'init_cfg'
-        }
-        unknown = sorted(set(kwargs) - allowed)
+        unknown = sorted(set(kwargs) - {'save_clip_weights', 'init_cfg',
+                                        'text_batch_size',
+                                        'data_preprocessor'})
         if unknown:
             raise TypeError(f'ZeroShotCLIPClassifier has no prompts or '
                             f'training; unexpected arguments {unknown}')
@@ -51,26 +43,14 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
     def encode_text(self,
                     class_names: Sequence[str],
                     normalize: bool = False) -> torch.Tensor:
-        """Frozen CLIP features of the filled template.
-
-        Args:
-            class_names (Sequence[str]): Class names.
-            normalize (bool): L2-normalise the features. Defaults to False.
-
-        Returns:
-            Tensor: Features (C, embed_dim).
-        """
+        """Frozen CLIP features (C, embed_dim) of the filled template."""
         features = self.template_text_features(class_names, self.template)
         features = features.to(self.prompted_clip.dtype)
         return F.normalize(features, dim=-1) if normalize else features
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
-        """Zero-shot CLIP is not trained.
-
-        Raises:
-            RuntimeError: Always.
-        """
+        """Refused: zero-shot CLIP is not trained."""
         raise RuntimeError(
             'ZeroShotCLIPClassifier has nothing to train: evaluate it with '
             'tools/test.py (docs/teachers.md) or use it as a teacher')

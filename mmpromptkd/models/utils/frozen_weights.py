@@ -1,9 +1,5 @@
-"""Checkpoints without the frozen weights, bound to them by a fingerprint.
-
-The frozen CLIP weights come from the config's weight source and are left
-out of training checkpoints; their fingerprint in the checkpoint's ``meta``
-makes loading onto other frozen weights an error, never a silent mix.
-"""
+"""Checkpoints without the frozen weights, bound to them by a fingerprint
+in their ``meta``: loading onto other frozen weights is an error."""
 import hashlib
 from typing import Dict, Mapping, Optional
 
@@ -23,28 +19,15 @@ FROZEN_WEIGHTS_META = 'frozen_weights'
 
 
 def frozen_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Parameters of ``model`` with ``requires_grad=False``, by name.
-
-    Args:
-        model (nn.Module): The model (unwrapped).
-
-    Returns:
-        dict[str, Tensor]: The parameters.
-    """
+    """Parameters of ``model`` with ``requires_grad=False``, by name."""
     return {n: p for n, p in model.named_parameters() if not p.requires_grad}
 
 
 def tensors_record(tensors: Mapping[str, torch.Tensor]) -> dict:
-    """A fingerprint of named tensors.
+    """``sha256``, ``tensors`` and ``elements`` of named tensors.
 
     SHA-256 over dtypes, shapes and bytes in sorted name order; the names
     are left out, so the same CLIP under another prefix has the same one.
-
-    Args:
-        tensors (Mapping[str, Tensor]): The tensors, by name.
-
-    Returns:
-        dict: ``sha256`` (hex), ``tensors`` and ``elements``.
     """
     digest = hashlib.sha256()
     for name in sorted(tensors):
@@ -58,46 +41,21 @@ def tensors_record(tensors: Mapping[str, torch.Tensor]) -> dict:
 
 
 def frozen_weights_record(model: nn.Module) -> dict:
-    """:func:`tensors_record` of the frozen parameters of ``model``.
-
-    Args:
-        model (nn.Module): The model (unwrapped).
-
-    Returns:
-        dict: ``sha256`` (hex), ``tensors`` and ``elements``.
-    """
+    """:func:`tensors_record` of the frozen parameters of ``model``."""
     return tensors_record(frozen_parameters(model))
 
 
 def strip_frozen_weights(model: nn.Module,
                          state_dict: Mapping[str, torch.Tensor]) -> dict:
-    """``state_dict`` without the frozen parameters of ``model``.
-
-    Args:
-        model (nn.Module): The model the state dict is of (unwrapped).
-        state_dict (Mapping[str, Tensor]): Its state dict.
-
-    Returns:
-        dict: The other entries (buffers stay).
-    """
+    """``state_dict`` without the frozen parameters of ``model``."""
     frozen = frozen_parameters(model)
     return {k: v for k, v in state_dict.items() if k not in frozen}
 
 
 def check_frozen_weights(model: nn.Module, record: Optional[dict],
                          source: str) -> None:
-    """Refuse a checkpoint trained on other frozen weights than the model's.
-
-    Args:
-        model (nn.Module): The model about to load it (unwrapped).
-        record (dict, optional): The checkpoint's ``meta`` record; None for
-            checkpoints that hold their frozen weights (nothing to check).
-        source (str): The checkpoint file, for the message.
-
-    Raises:
-        CheckpointMismatchError: If the record is malformed or the
-            fingerprints differ; the message names both.
-    """
+    """Refuse checkpoint ``source`` if its ``meta`` fingerprint ``record``
+    (None: it holds its frozen weights) is not the model's."""
     if record is None:
         return
     if not (isinstance(record, dict)
@@ -120,15 +78,7 @@ def check_frozen_weights(model: nn.Module, record: Optional[dict],
 
 def fill_frozen_weights(model: nn.Module, state_dict: dict,
                         prefix: str = '') -> None:
-    """Complete a checkpoint without frozen weights with the model's own.
-
-    Called at the start of a model's ``_load_from_state_dict``, so strict
-    loads pass and the frozen weights keep the config's values.
-
-    Args:
-        model (nn.Module): The model being loaded.
-        state_dict (dict): The state dict being loaded; modified in place.
-        prefix (str): The model's key prefix in it. Defaults to ''.
-    """
+    """Complete ``state_dict`` (the model's keys under ``prefix``) in place
+    with the model's own frozen weights, so strict loads pass."""
     for name, param in frozen_parameters(model).items():
         state_dict.setdefault(prefix + name, param.detach())
