@@ -12,22 +12,9 @@ from ..utils.teacher_provenance import PromptSource, prompt_source, settle
 
 
 def load_prompts(model: nn.Module, path: str) -> PromptSource:
-    """Load prompts (and optionally CLIP weights) from a checkpoint.
-
-    Every prompt parameter must be in the file, ``clip.*`` keys replace CLIP
-    weights, and a teacher classifier's keys are read under
-    ``prompted_clip.``; anything else is an error.
-
-    Args:
-        model (PromptedCLIP): The model to load into.
-        path (str): Checkpoint of a PromptedCLIP or a teacher classifier.
-
-    Returns:
-        PromptSource: What the file records of its training.
-
-    Raises:
-        CheckpointMismatchError: Naming the missing or unexpected keys.
-    """
+    """Load prompts (and any ``clip.*`` weights) into a PromptedCLIP from a
+    checkpoint of one, or of a teacher classifier (under ``prompted_clip.``);
+    every prompt must be there, and nothing else."""
     state, meta = read_model_checkpoint(path, 'PromptedCLIP')
     state, outside = _strip_classifier_prefix(state)
     num_clip = sum(k.startswith('clip.') for k in state)
@@ -36,14 +23,10 @@ def load_prompts(model: nn.Module, path: str) -> PromptSource:
     prompt_keys = set(model.prompt_parameters())
     try:
         load_state_dict_strictly(
-            model,
-            state,
-            path,
-            required=sorted(prompt_keys),
+            model, state, path, required=sorted(prompt_keys),
             model=f'this PromptedCLIP (vision depth '
             f'{model.vision_prompt_depth}, text depth '
-            f'{model.text_prompt_depth})',
-            required_name='prompt keys')
+            f'{model.text_prompt_depth})', required_name='prompt keys')
     except CheckpointMismatchError as e:
         found = prompt_depths_of(state)
         ours = dict(
@@ -73,24 +56,13 @@ def _strip_classifier_prefix(
     """The state without ``prefix`` (other keys kept), and those others."""
     if not any(k.startswith(prefix) for k in state):
         return state, []
-    stripped = {
-        (k[len(prefix):] if k.startswith(prefix) else k): v
-        for k, v in state.items()
-    }
+    stripped = {(k[len(prefix):] if k.startswith(prefix) else k): v
+                for k, v in state.items()}
     return stripped, sorted(k for k in state if not k.startswith(prefix))
 
 
 def prompt_depths_of(state: Dict[str, torch.Tensor]) -> Dict[str, int]:
-    """The prompt depths a PromptedCLIP state dict was saved with.
-
-    Args:
-        state (dict[str, Tensor]): A state dict of :class:`PromptedCLIP`.
-
-    Returns:
-        dict[str, int]: ``{'vision': depth, 'text': depth}``.
-    """
-    depths = {}
-    for tower in ('vision', 'text'):
-        deep = sum(k.startswith(f'{tower}_deep_prompts.') for k in state)
-        depths[tower] = (f'{tower}_ctx' in state) + deep
-    return depths
+    """``{'vision': depth, 'text': depth}`` of a PromptedCLIP state dict."""
+    return {tower: (f'{tower}_ctx' in state) +
+            sum(k.startswith(f'{tower}_deep_prompts.') for k in state)
+            for tower in ('vision', 'text')}

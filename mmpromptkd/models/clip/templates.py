@@ -1,9 +1,5 @@
-"""Text prompt templates for CLIP classifiers.
-
-Every template holds exactly one ``{}``, the place of the class name.
-:data:`IMAGENET_TEMPLATES` are PromptSRC's 60 ImageNet prompts;
-:data:`DATASET_TEMPLATES` CoOp's prompt per dataset class name.
-"""
+"""Text prompt templates (one ``{}`` for the class name): PromptSRC's 60
+ImageNet prompts and CoOp's prompt per dataset."""
 from typing import Dict, Tuple
 
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
@@ -44,11 +40,7 @@ DATASET_TEMPLATES: Dict[str, str] = {
 
 
 def check_template(template: str) -> str:
-    """Return ``template`` if it has exactly one ``{}``.
-
-    Raises:
-        ValueError: If it has no or several ``{}``.
-    """
+    """``template``, refused unless it has exactly one ``{}``."""
     if not isinstance(template, str) or template.count('{}') != 1:
         raise ValueError(f'a prompt template needs exactly one "{{}}" for the '
                          f'class name, got {template!r}')
@@ -56,31 +48,14 @@ def check_template(template: str) -> str:
 
 
 def fill_template(template: str, class_name: str) -> str:
-    """The prompt of one class (class names may contain braces).
-
-    Args:
-        template (str): Template with one ``{}``.
-        class_name (str): Class name; ``_`` becomes a space.
-
-    Returns:
-        str: The prompt, e.g. ``"a photo of a sea lion."``.
-    """
+    """The prompt of one class (``_`` becomes a space; names may hold
+    braces)."""
     return check_template(template).replace('{}',
                                             class_name.replace('_', ' '))
 
 
 def get_dataset_template(dataset: str) -> str:
-    """CoOp's hand-written prompt of a dataset.
-
-    Args:
-        dataset (str): Dataset class name, e.g. ``'CoOpDTD'``.
-
-    Returns:
-        str: Its template, e.g. ``'{} texture.'``.
-
-    Raises:
-        KeyError: For a dataset without a template.
-    """
+    """CoOp's hand-written template of a dataset class, e.g. 'CoOpDTD'."""
     try:
         return DATASET_TEMPLATES[dataset]
     except KeyError:

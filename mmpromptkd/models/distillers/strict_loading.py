@@ -14,21 +14,8 @@ VARIABLE_LENGTH = ('class_names_utf8', 'text_provenance_utf8')
 
 def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
                            *load_args) -> None:
-    """Check a distiller's state dict and make ``model`` ready to load it.
-
-    A load-state-dict pre-hook: mmengine loads with ``strict=False``, which
-    would only warn about a checkpoint that is not what training produced.
-
-    Args:
-        model (nn.Module): The :class:`PromptKDDistiller` to load into.
-        state_dict (dict): The state dict, keys with ``prefix``.
-        prefix (str): The model's key prefix.
-        *load_args: The hook's other arguments (not used).
-
-    Raises:
-        CheckpointMismatchError: If the state dict is not one of this
-            model, naming what differs.
-    """
+    """Load pre-hook: check a distiller's state dict and make ``model``
+    ready to load it (mmengine's ``strict=False`` would only warn)."""
     if any(k.startswith(prefix + 'prompted_clip.') for k in state_dict):
         raise CheckpointMismatchError(
             'the checkpoint is a stage-(a) teacher checkpoint (its keys '
@@ -38,10 +25,8 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
     own = {prefix + k: v for k, v in model.state_dict().items()}
     required = [prefix + name for name in model.trainable_parameters()]
     if model.projector is not None:
-        required += [
-            f'{prefix}projector.{name}'
-            for name, _ in model.projector.named_buffers()
-        ]
+        required += [f'{prefix}projector.{name}'
+                     for name, _ in model.projector.named_buffers()]
     names = state_dict.get(prefix + 'class_names_utf8')
     features = state_dict.get(prefix + 'text_features')
     if features is not None or names is not None:
@@ -63,13 +48,8 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
         if state_dict.get(prefix + name) is not None:
             own[prefix + name] = state_dict[prefix + name]
     check_state_dict(
-        own, {
-            k: v
-            for k, v in state_dict.items() if k.startswith(prefix)
-        },
-        None,
-        required=required,
-        model=f'this {type(model).__name__}')
+        own, {k: v for k, v in state_dict.items() if k.startswith(prefix)},
+        None, required=required, model=f'this {type(model).__name__}')
     for name in ('text_features', ) + VARIABLE_LENGTH:
         stored = state_dict.get(prefix + name)
         buffer = getattr(model, name)

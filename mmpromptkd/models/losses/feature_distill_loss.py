@@ -8,15 +8,12 @@ _MODES = ('l1', 'mse')
 
 @MODELS.register_module()
 class FeatureDistillLoss(nn.Module):
-    """L1 or MSE between projected student and teacher image features.
-
-    ``loss = loss_weight * mean(|s - t|)`` (``mode='l1'``) or
-    ``loss_weight * mean((s - t) ** 2)`` (``mode='mse'``), averaged over the
-    batch and the feature channels; the teacher features are constants.
+    """``loss_weight * mean(|s - t|)`` ('l1') or ``mean((s - t) ** 2)``
+    ('mse') of projected student and (constant) teacher image features.
 
     Args:
-        mode (str): 'l1' or 'mse'. Defaults to 'l1'.
-        loss_weight (float): Weight of the loss. Defaults to 1.0.
+        mode (str): 'l1' or 'mse'.
+        loss_weight (float): Weight of the loss.
     """
 
     def __init__(self, mode: str = 'l1', loss_weight: float = 1.0) -> None:
@@ -29,15 +26,7 @@ class FeatureDistillLoss(nn.Module):
 
     def forward(self, student_features: Tensor,
                 teacher_features: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_features (Tensor): (B, D) projected student features.
-            teacher_features (Tensor): (B, D) teacher features.
-
-        Returns:
-            Tensor: Scalar loss.
-        """
+        """Scalar loss of (B, D) student and teacher features."""
         if student_features.shape != teacher_features.shape:
             raise ValueError(
                 'FeatureDistillLoss: student features '

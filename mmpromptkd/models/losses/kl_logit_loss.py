@@ -35,14 +35,12 @@ class KLLogitLoss(nn.Module):
     logits are detached; the computation runs in at least float32.
 
     Args:
-        tau (float): Softmax temperature, must be positive. Defaults to 1.0.
-        loss_weight (float): Weight :math:`w` of the loss. Defaults to 1.0.
-        reduction (str): One of ``'mean'`` (divide by ``B * C``),
-            ``'batchmean'`` (divide by ``B``) or ``'sum'``.
-            Defaults to ``'mean'``.
+        tau (float): Softmax temperature (> 0).
+        loss_weight (float): Weight :math:`w`.
+        reduction (str): ``'mean'`` (divide by ``B * C``), ``'batchmean'``
+            (by ``B``) or ``'sum'``.
         symmetric (bool): Average :math:`KL(p_T \| p_S)` and
-            :math:`KL(p_S \| p_T)` (keeping the one-directional scale).
-            Defaults to False.
+            :math:`KL(p_S \| p_T)`.
     """
 
     def __init__(self,
@@ -72,16 +70,7 @@ class KLLogitLoss(nn.Module):
 
     def forward(self, student_logits: Tensor,
                 teacher_logits: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student_logits (Tensor): Student logits of shape ``(B, C)``.
-            teacher_logits (Tensor): Teacher logits of shape ``(B, C)``;
-                treated as constants.
-
-        Returns:
-            Tensor: The weighted scalar loss.
-        """
+        """The weighted scalar loss of (B, C) student and teacher logits."""
         if student_logits.dim() != 2:
             raise ValueError('student_logits must have shape (B, C), got '
                              f'{tuple(student_logits.shape)}.')

@@ -1,9 +1,5 @@
-"""What a stage-(a) classifier checkpoint holds, and loading one.
-
-Checkpoints leave out the frozen CLIP weights (they come from the config's
-weight source) unless ``save_clip_weights=True``; every other key (the
-prompts and what else training changed) must be in the file.
-"""
+"""What a stage-(a) classifier checkpoint holds (all but the frozen CLIP,
+unless ``save_clip_weights``), and loading one."""
 from typing import Dict, List
 
 import torch
@@ -40,37 +36,22 @@ def ignore_missing_frozen_clip(module: nn.Module,
 
 def required_keys(model: nn.Module) -> List[str]:
     """State keys a checkpoint must hold: all but the frozen CLIP."""
-    return [
-        k for k in model.state_dict(keep_vars=True)
-        if not k.startswith(FROZEN_CLIP_PREFIX)
-    ]
+    return [k for k in model.state_dict(keep_vars=True)
+            if not k.startswith(FROZEN_CLIP_PREFIX)]
 
 
 def loadable_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     """Every key a checkpoint may hold, the frozen CLIP's included."""
     state = dict(model.state_dict(keep_vars=True))
-    state.update({
-        FROZEN_CLIP_PREFIX + k: v
-        for k, v in model.clip.state_dict(keep_vars=True).items()
-    })
+    state.update({FROZEN_CLIP_PREFIX + k: v
+                  for k, v in model.clip.state_dict(keep_vars=True).items()})
     return state
 
 
 def load_classifier_checkpoint(model: nn.Module, path: str) -> PromptSource:
-    """Load a stage-(a) checkpoint of this classifier.
-
-    Accepts an mmengine checkpoint (``state_dict`` key) or a bare state
-    dict, of this classifier or, without the ``prompted_clip.`` prefix,
-    of a :class:`PromptedCLIP`. Every non-CLIP key of this model must be
-    there; CLIP keys, if present, replace the CLIP weights.
-
-    Args:
-        model (BasePromptClassifier): The classifier to load into.
-        path (str): The checkpoint file.
-
-    Returns:
-        PromptSource: What the file records of its training.
-    """
+    """Load a checkpoint (or bare state dict) of this classifier, or of a
+    :class:`PromptedCLIP`; every non-CLIP key must be there, and CLIP keys
+    replace the CLIP weights."""
     state, meta = read_model_checkpoint(path, type(model).__name__)
     if state and not any(k.startswith(PROMPTED_CLIP_PREFIX)
                          for k in state):

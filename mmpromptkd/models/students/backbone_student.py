@@ -11,22 +11,16 @@ from mmpromptkd.registry import MODELS
 
 @MODELS.register_module()
 class BackboneStudent(BaseModule):
-    """An mmpretrain backbone (plus neck) with the student interface.
-
-    Unlike a prompted CLIP student, all of its weights train.
+    """An mmpretrain backbone (plus neck), all trained, with the student
+    interface.
 
     Args:
         backbone (dict): mmpretrain backbone config.
-        neck (dict, optional): Neck that pools the last feature map; None
-            uses the backbone output as is. Defaults to global average
-            pooling.
+        neck (dict, optional): Neck that pools the last feature map into
+            (B, C) vectors; None uses the backbone output as is.
         logit_scale (float): Fixed factor of the cosine logits.
-            Defaults to 100.0.
-        image_size (int): Input resolution. Defaults to 224.
-        init_cfg (dict, optional): Initialisation config. Defaults to None.
-
-    Raises:
-        ValueError: If the features are not (B, C) vectors.
+        image_size (int): Input resolution.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,
@@ -71,15 +65,7 @@ class BackboneStudent(BaseModule):
     def encode_image(self,
                      images: torch.Tensor,
                      normalize: bool = False) -> torch.Tensor:
-        """Encode images into feature vectors.
-
-        Args:
-            images (Tensor): (B, 3, H, W) normalised images.
-            normalize (bool): L2-normalise. Defaults to False.
-
-        Returns:
-            Tensor: (B, embed_dim) features.
-        """
+        """(B, embed_dim) features of (B, 3, H, W) normalised images."""
         features = self.backbone(images)
         if self.neck is not None:
             features = self.neck(features)

@@ -1,9 +1,6 @@
-"""The official code's pure-fp16 precision (``PREC: fp16``), reproduced.
-
-The official code trains OpenAI CLIP's fp16 tensors in fp16, without master
-weights or loss scaling. Which tensors are fp16 follows OpenAI CLIP's
-``convert_weights``; layer norms keep fp32 weights and compute in fp32.
-"""
+"""The official code's pure-fp16 precision (``PREC: fp16``): OpenAI CLIP's
+``convert_weights`` tensors in fp16, without master weights or loss scaling;
+layer norms in fp32."""
 from open_clip.transformer import LayerNormFp32
 from torch import nn
 
@@ -33,16 +30,10 @@ def _fp32_layer_norm(norm: nn.LayerNorm) -> LayerNormFp32:
 
 
 def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
-    """Give ``module`` the dtypes the official code trains with.
+    """Give a CLIP (or projector) in place the official code's dtypes.
 
     Not open_clip's ``convert_weights_to_lp``: it also casts its own
     ``Attention`` and only the projections of its own tower classes.
-
-    Args:
-        module (nn.Module): A CLIP model (or a projector); changed in place.
-
-    Returns:
-        nn.Module: ``module``.
     """
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
