@@ -9,16 +9,8 @@ from mmpromptkd.registry import MODELS
 
 @MODELS.register_module()
 class LabelFreeDataPreprocessor(ClsDataPreprocessor):
-    """mmpretrain's ``ClsDataPreprocessor`` that drops labels in training.
-
-    Training samples are dropped before anything reads them (keeping only
-    cached ``teacher_logits``), so no label can influence a step.
-
-    Args:
-        **kwargs: Arguments of ``ClsDataPreprocessor``.
-
-    Raises:
-        ValueError: For batch augments, which need labels.
+    """mmpretrain's ``ClsDataPreprocessor`` that drops training samples
+    (keeping only cached ``teacher_logits``) before anything reads a label.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -28,15 +20,7 @@ class LabelFreeDataPreprocessor(ClsDataPreprocessor):
         super().__init__(**kwargs)
 
     def forward(self, data: Dict[str, Any], training: bool = False) -> dict:
-        """Normalise the images; in training, return no data samples.
-
-        Args:
-            data (dict): ``inputs`` and ``data_samples`` from the loader.
-            training (bool): Whether this is a training step.
-
-        Returns:
-            dict: ``inputs`` and ``data_samples``.
-        """
+        """Normalise the images; in training, drop the data samples."""
         if training:
             data = dict(data, data_samples=_teacher_logits_only(
                 data.get('data_samples')))

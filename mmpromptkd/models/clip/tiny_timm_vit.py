@@ -1,9 +1,5 @@
-"""A tiny timm ViT for the synthetic-shapes demo of a second CLIP family.
-
-timm's small test ViTs are fixed at 160 px and open_clip passes no image
-size to a timm tower, hence this 32 px SigLIP-style tower. Importing this
-module changes nothing in timm (see :func:`register_tiny_shapes_vit`).
-"""
+"""A tiny 32 px SigLIP-style timm ViT for the synthetic-shapes demo (timm's
+test ViTs are fixed at 160 px); registered only on demand."""
 from timm.models import is_model, register_model
 from timm.models.vision_transformer import VisionTransformer
 
@@ -15,31 +11,14 @@ TINY_SHAPES_VIT = 'vit_tiny_patch8_32_map_shapes'
 
 def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
                                   **kwargs) -> VisionTransformer:
-    """A 96-wide, 6-block ViT for 32 px images with MAP pooling.
-
-    Args:
-        pretrained (bool): Must be False (no published weights).
-        **kwargs: Overrides of the timm ``VisionTransformer`` arguments.
-
-    Returns:
-        VisionTransformer: The randomly initialised tower.
-
-    Raises:
-        ValueError: If ``pretrained``.
-    """
+    """A random 96-wide, 6-block ViT for 32 px images with MAP pooling
+    (``kwargs`` override its ``VisionTransformer`` arguments)."""
     if pretrained:
         raise ValueError(f'{TINY_SHAPES_VIT} has no pretrained weights; '
                          'give them with checkpoint=')
-    args = dict(
-        img_size=32,
-        patch_size=8,
-        embed_dim=96,
-        depth=6,
-        num_heads=3,
-        mlp_ratio=4.0,
-        class_token=False,
-        reg_tokens=1,
-        global_pool='map')
+    args = dict(img_size=32, patch_size=8, embed_dim=96, depth=6, num_heads=3,
+                mlp_ratio=4.0, class_token=False, reg_tokens=1,
+                global_pool='map')
     for option in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'):
         kwargs.pop(option, None)
     args.update(kwargs)
@@ -53,10 +32,6 @@ def vit_tiny_patch8_32_map_shapes(pretrained: bool = False,
 
 
 def register_tiny_shapes_vit(timm_model_name: str) -> None:
-    """Register the tower with timm if ``timm_model_name`` names it.
-
-    Args:
-        timm_model_name (str): A ``vision_cfg.timm_model_name``.
-    """
+    """Register the tower with timm if ``timm_model_name`` names it."""
     if timm_model_name == TINY_SHAPES_VIT and not is_model(TINY_SHAPES_VIT):
         register_model(vit_tiny_patch8_32_map_shapes)

@@ -8,18 +8,8 @@ from mmpretrain.structures import DataSample
 def cached_teacher_logits(
         data_samples: Optional[Sequence[Any]],
         shape: Optional[Tuple[int, int]] = None) -> Optional[torch.Tensor]:
-    """The cached teacher logits a batch of samples carries, or None.
-
-    Args:
-        data_samples (Sequence, optional): The batch's data samples.
-        shape (tuple[int, int], optional): The expected (B, C), if checked.
-
-    Returns:
-        Tensor | None: Logits (B, C), or None without cached logits.
-
-    Raises:
-        ValueError: If the logits do not have the expected shape.
-    """
+    """The (B, C) cached teacher logits a batch carries (checked against
+    ``shape`` if given), or None."""
     # Only samples of the preprocessor's making are looked into.
     if not data_samples or not isinstance(data_samples[0], DataSample) \
             or 'teacher_logits' not in data_samples[0]:

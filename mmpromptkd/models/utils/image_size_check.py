@@ -8,20 +8,9 @@ __all__ = ['check_image_size']
 
 def check_image_size(inputs: torch.Tensor, expected: Sequence[int],
                      data_samples: Optional[List] = None) -> None:
-    """Refuse images that the vision transformer cannot take.
-
-    Without this check the error comes from deep inside the transformer and
-    names no file.
-
-    Args:
-        inputs (Tensor): The batch (B, 3, H, W).
-        expected (Sequence[int]): The model's (H, W).
-        data_samples (list, optional): Samples with ``img_path`` and
-            ``img_shape`` metainfo, to name the images.
-
-    Raises:
-        ValueError: Naming the images of another size and both sizes.
-    """
+    """Refuse a batch of another size than the model's (H, W), naming the
+    images from the samples' ``img_path``/``img_shape`` (the transformer's
+    own error names no file)."""
     expected = tuple(int(s) for s in expected)
     if tuple(inputs.shape[-2:]) == expected:
         return

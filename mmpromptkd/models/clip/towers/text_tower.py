@@ -13,14 +13,8 @@ CLIP_TEXT_PARTS = ('transformer', 'token_embedding', 'positional_embedding',
 
 
 class TextTower:
-    """open_clip's text transformer, in a ``CLIP`` or ``CustomTextCLIP``.
-
-    Args:
-        clip (nn.Module): The open_clip model.
-
-    Raises:
-        ValueError: For text towers prompts cannot enter, saying why.
-    """
+    """open_clip's text transformer in a ``CLIP`` or ``CustomTextCLIP``
+    (refused, saying why, where prompts cannot enter it)."""
 
     def __init__(self, clip: nn.Module) -> None:
         text = getattr(clip, 'text', None)
@@ -63,14 +57,7 @@ class TextTower:
         return self.module.attn_mask is not None
 
     def pool_positions(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The position of each text's feature.
-
-        Args:
-            tokens (Tensor): Token ids of shape (N, context_length).
-
-        Returns:
-            Tensor: Positions of shape (N, ).
-        """
+        """The (N, ) positions of the features of (N, L) token ids."""
         if self.pool_type == 'argmax':
             return tokens.argmax(dim=-1)
         if self.pool_type == 'eos':
@@ -101,11 +88,7 @@ class TextTower:
 
 
 def drop_text_tower(clip: nn.Module) -> None:
-    """Delete the text tower of an open_clip model, where it is kept.
-
-    Args:
-        clip (nn.Module): A ``CLIP`` or ``CustomTextCLIP``.
-    """
+    """Delete the text tower of a ``CLIP`` or ``CustomTextCLIP``."""
     for name in ('text', ) if hasattr(clip, 'text') else CLIP_TEXT_PARTS:
         if hasattr(clip, name):
             delattr(clip, name)

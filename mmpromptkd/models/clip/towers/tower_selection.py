@@ -12,14 +12,7 @@ __all__ = ['vision_tower_of']
 
 
 def vision_tower_of(visual: nn.Module) -> VisionTower:
-    """The tower class for an open_clip model's ``visual``.
-
-    Args:
-        visual (nn.Module): ``clip.visual``.
-
-    Returns:
-        VisionTower: The tower.
-    """
+    """The tower for an open_clip model's ``visual``."""
     from timm.models.eva import Eva
     from timm.models.vision_transformer import \
         VisionTransformer as TimmVisionTransformer

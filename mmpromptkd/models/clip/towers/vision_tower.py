@@ -11,14 +11,9 @@ CONVOLUTIONAL = ('ModifiedResNet', 'ConvNeXt', 'FastVit', 'ResNet')
 
 
 class VisionTower:
-    """An image tower run as it is, without a token sequence for prompts.
-
-    Subclasses split a transformer tower into the steps prompts enter
-    between.
-
-    Args:
-        visual (nn.Module): The CLIP's image tower (``clip.visual``).
-    """
+    """An image tower (``clip.visual``) run as it is, without prompts;
+    subclasses split a transformer tower into the steps prompts enter
+    between."""
 
     #: Whether deep visual prompts can enter this tower.
     takes_prompts = False
