@@ -100,27 +100,20 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         self.predict_teacher = predict_teacher
         self.release_teacher_text_tower = release_teacher_text_tower
         self.allow_untrained_teacher = allow_untrained_teacher
-        if reference_fp16:
-            student = dict(student, reference_fp16=True)
-            teacher = None if teacher is None else dict(
-                teacher, reference_fp16=True)
-            projector = None if projector is None else dict(
-                projector, reference_fp16=True)
-        student = dict(student)
-        student.setdefault('type', 'PromptedCLIP')
+        fp16 = dict(reference_fp16=True) if reference_fp16 else {}
+        student = {'type': 'PromptedCLIP', **student, **fp16}
         if student['type'] in ('PromptedCLIP', 'mmpromptkd.PromptedCLIP'):
             student.setdefault('text_tower', not shared_text_features)
         self.student = MODELS.build(student)
 
         teacher_model = None
         if teacher is not None:
-            teacher = dict(teacher)
-            teacher.setdefault('type', 'PromptedCLIP')
             # Built on a fork of the random generator: the trainable
             # parameters built after it (the projector) start the same with
             # any teacher, or none (a run on cached teacher logits).
             with torch.random.fork_rng(devices=[]):
-                teacher_model = MODELS.build(teacher)
+                teacher_model = MODELS.build(
+                    {'type': 'PromptedCLIP', **teacher, **fp16})
             teacher_model.requires_grad_(False)
             teacher_model.eval()
         # Not a registered submodule: it is frozen, and must not enter
@@ -132,17 +125,16 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             if teacher_model is not None:
                 raise ValueError('text_encoder replaces the teacher in an '
                                  'exported student: give one of them')
-            text_encoder = dict(text_encoder)
-            text_encoder.setdefault('type', 'PromptedCLIP')
             # A registered submodule: exported with the student.
-            self.text_encoder = MODELS.build(text_encoder)
+            self.text_encoder = MODELS.build(
+                {'type': 'PromptedCLIP', **text_encoder})
             self.text_encoder.requires_grad_(False)
 
         if shared_text_features:
             if projector is None:
                 raise ValueError('the shared text features need a projector '
                                  'from the student to the teacher dimension')
-            projector = dict(projector)
+            projector = {**projector, **fp16}
             if teacher_model is not None:
                 given = projector.get('out_channels', teacher_model.embed_dim)
                 if given != teacher_model.embed_dim:

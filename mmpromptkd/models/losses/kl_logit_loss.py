@@ -19,20 +19,10 @@ def _kl_elementwise(log_p: Tensor, log_q: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class KLLogitLoss(nn.Module):
-    r"""KL divergence from the teacher's to the student's class distribution.
-
-    With :math:`p_T = \mathrm{softmax}(z_T / \tau)` and
-    :math:`p_S = \mathrm{softmax}(z_S / \tau)` over the last dimension,
-
-    .. math::
-
-        L = w \, \tau^2 \, \frac{1}{D}
-            \sum_{b, c} p_T^{(b,c)}
-            \left(\log p_T^{(b,c)} - \log p_S^{(b,c)}\right)
-
-    where :math:`D` depends on ``reduction`` (``'mean'``, as in the PromptKD
-    reference, is why its loss weights are as large as 1000). The teacher
-    logits are detached; the computation runs in at least float32.
+    r"""``w * tau^2 * KL(softmax(z_T / tau) || softmax(z_S / tau)) / D``,
+    in at least float32, the teacher logits detached; ``D`` follows
+    ``reduction`` ('mean', as in the PromptKD reference, is why its loss
+    weights are as large as 1000).
 
     Args:
         tau (float): Softmax temperature (> 0).

@@ -51,15 +51,10 @@ class BasePromptClassifier(BaseModel):
 
     Args:
         clip (dict): Weight source, see :func:`build_clip`.
-        vision_prompt_depth (int): See :class:`PromptedCLIP`.
-        vision_prompt_length (int): See :class:`PromptedCLIP`.
-        text_prompt_depth (int): See :class:`PromptedCLIP`.
-        text_prompt_length (int): See :class:`PromptedCLIP`.
-        ctx_init (str): See :class:`PromptedCLIP`.
-        prompt_init_std (float): See :class:`PromptedCLIP`.
-        round_prompts_to_fp16 (bool): See :class:`PromptedCLIP`.
-        reference_fp16 (bool): See :class:`PromptedCLIP`; losses stay fp32.
-        grad_checkpointing (bool): See :class:`PromptedCLIP`.
+        vision_prompt_depth, vision_prompt_length, text_prompt_depth,
+            text_prompt_length, ctx_init, prompt_init_std,
+            round_prompts_to_fp16, reference_fp16, grad_checkpointing: As
+            in :class:`PromptedCLIP` (losses stay fp32).
         train_subset (str, optional): The class subset ('base' or 'all') the
             training dataset must be; None skips the check.
         save_clip_weights (bool): Keep the frozen CLIP in the state dict.

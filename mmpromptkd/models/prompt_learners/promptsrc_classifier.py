@@ -15,22 +15,11 @@ from .ivlp_classifier import IVLPClassifier
 class PromptSRCClassifier(IVLPClassifier):
     r"""Independent vision-language prompts regularised towards frozen CLIP.
 
-    With the prompted, normalised features :math:`v_p` (images) and
-    :math:`t_p` (training classes), the frozen CLIP's normalised image
-    features :math:`v_0` and its template-ensemble text features
-    :math:`t_0`, and :math:`s` the CLIP logit scale:
-
-    .. math::
-
-        z = e^s v_p t_p^\top, \quad z_0 = e^s v_0 t_0^\top
-
-        L = CE(z, y) + w_t \,\mathrm{mean}|t_p - t_0|
-            + w_v \,\mathrm{mean}|v_p - v_0| + KL(z_0 \| z)
-
-    where the KL term is ``logit_loss`` and ``t_0`` the normalised mean of
-    the frozen features over ``templates``, kept per training class list in
-    the non-persistent buffer ``zero_shot_text_features``. Gaussian prompt
-    aggregation is the ``GaussianPromptAggregationHook``.
+    ``L = CE(z, y) + w_t mean|t_p - t_0| + w_v mean|v_p - v_0| +
+    KL(z_0 || z)`` with prompted normalised features ``v_p``, ``t_p``, the
+    frozen CLIP's image features ``v_0`` and template-ensemble text features
+    ``t_0`` (buffer ``zero_shot_text_features``), and cosine logits ``z``,
+    ``z_0``. Gaussian prompt aggregation is a hook.
 
     Args:
         clip (dict): Weight source of the CLIP.
