@@ -80,10 +80,8 @@ def check_token_ids(tokenizer: Tokenizer, tokens: torch.Tensor,
             "tokenizer is not the model's)")
 
 
-def tokenize_class_prompts(tokenizer: Tokenizer,
-                           prefix: str,
-                           class_names: Sequence[str],
-                           context_tokens: int = 0,
+def tokenize_class_prompts(tokenizer: Tokenizer, prefix: str,
+                           class_names: Sequence[str], context_tokens: int = 0,
                            vocab_size: Optional[int] = None) -> torch.Tensor:
     """Token ids (C, context_length) of ``"{prefix} {name}."`` per class.
 

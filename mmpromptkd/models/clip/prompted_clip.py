@@ -54,22 +54,15 @@ class PromptedCLIP(BaseModule):
         init_cfg (dict, optional): Unused; weights come from ``clip``.
     """
 
-    def __init__(self,
-                 clip: dict,
-                 vision_prompt_depth: int = 0,
-                 vision_prompt_length: int = 4,
-                 text_prompt_depth: int = 0,
-                 text_prompt_length: int = 4,
-                 ctx_init: str = 'a photo of a',
+    def __init__(self, clip: dict, vision_prompt_depth: int = 0,
+                 vision_prompt_length: int = 4, text_prompt_depth: int = 0,
+                 text_prompt_length: int = 4, ctx_init: str = 'a photo of a',
                  prompt_init_std: float = 0.02,
                  round_prompts_to_fp16: bool = False,
                  reference_fp16: bool = False,
-                 grad_checkpointing: bool = False,
-                 truncate_text: bool = True,
-                 text_tower: bool = True,
-                 image_tower: bool = True,
-                 freeze_clip: bool = True,
-                 checkpoint: Optional[str] = None,
+                 grad_checkpointing: bool = False, truncate_text: bool = True,
+                 text_tower: bool = True, image_tower: bool = True,
+                 freeze_clip: bool = True, checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not image_tower:
@@ -271,9 +264,7 @@ class PromptedCLIP(BaseModule):
         return block(x, attn_mask)
 
     def encode_image(
-            self,
-            images: torch.Tensor,
-            normalize: bool = False,
+            self, images: torch.Tensor, normalize: bool = False,
             attn_mask: Optional[torch.Tensor] = None,
             prompts: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
         """Features (B, embed_dim) of images (B, 3, H, W).
@@ -341,9 +332,8 @@ class PromptedCLIP(BaseModule):
         embedding = getattr(self.text_tower.module, 'token_embedding', None)
         return getattr(embedding, 'num_embeddings', None)
 
-    def _tokens(
-        self, class_names: Sequence[str]
-    ) -> Tuple[torch.Tensor, torch.Tensor, int]:
+    def _tokens(self, class_names: Sequence[str]
+                ) -> Tuple[torch.Tensor, torch.Tensor, int]:
         """Token ids, pooled positions and the used length, per class list."""
         # A causal tower reads each feature at one position, so positions
         # after the last of them cannot change the features. Embeddings are
@@ -361,9 +351,7 @@ class PromptedCLIP(BaseModule):
         return self._text_cache[1:]
 
     def encode_text(
-            self,
-            class_names: Sequence[str],
-            normalize: bool = False,
+            self, class_names: Sequence[str], normalize: bool = False,
             prompts: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
         """Prompted text features (C, embed_dim) of class names.
 

@@ -279,8 +279,7 @@ class ClassTextTable:
                 'to custom_hooks or call prepare_text_features()')
         return text, names
 
-    def use_cached_text_features(self,
-                                 class_names: Sequence[str],
+    def use_cached_text_features(self, class_names: Sequence[str],
                                  features: torch.Tensor,
                                  source: str = 'the teacher cache',
                                  teacher: Optional[dict] = None) -> None:

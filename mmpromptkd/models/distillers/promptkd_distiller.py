@@ -63,9 +63,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 student: dict,
-                 teacher: Optional[dict] = None,
+    def __init__(self, student: dict, teacher: Optional[dict] = None,
                  projector: Optional[dict] = dict(type='FeatureProjector'),
                  distill_loss: dict = dict(
                      type='KLLogitLoss', loss_weight=1000.0),
@@ -281,9 +279,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             features @ text_features.t().to(features.dtype)
 
     def extract_feat(
-        self,
-        inputs: torch.Tensor,
-        stage: str = 'student'
+        self, inputs: torch.Tensor, stage: str = 'student'
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """Image features as mmpretrain extracts them: the student's for
         'student' (inference), (teacher's, student's) for 'distill'."""
@@ -305,10 +301,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         return self._teacher
 
     def forward(
-        self,
-        inputs: torch.Tensor,
-        data_samples: Optional[List[DataSample]] = None,
-        mode: str = 'tensor'
+        self, inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None, mode: str = 'tensor'
     ) -> Union[Dict[str, torch.Tensor], List[DataSample], torch.Tensor]:
         """Losses ('loss'), scored DataSamples ('predict') or student logits
         ('tensor'); 'loss' reads only the samples' cached
@@ -318,11 +312,9 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                                 getattr(self.student, 'image_size', None),
                                 self.student_logits)
 
-    def loss(
-        self,
-        inputs: torch.Tensor,
-        data_samples: Optional[List[DataSample]] = None
-    ) -> Dict[str, torch.Tensor]:
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Optional[List[DataSample]] = None
+             ) -> Dict[str, torch.Tensor]:
         """``{'loss_kd': loss}`` of an unlabeled batch; cached
         ``teacher_logits`` in the samples replace running the teacher."""
         if self.distill_target == 'features':
@@ -336,17 +328,15 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             cached = cached_teacher_logits(data_samples,
                                            (len(inputs), len(text)))
             teacher = self.teacher_logits(inputs, text, names) \
-                if cached is None \
-                else cached.to(inputs.device, self._feature_dtype)
+                if cached is None else cached.to(inputs.device,
+                                                 self._feature_dtype)
             student = self.student_logits(inputs, for_training=True)
         return dict(loss_kd=self.distill_loss(student, teacher))
 
     @torch.no_grad()
-    def predict(
-            self,
-            inputs: torch.Tensor,
-            data_samples: Optional[List[DataSample]] = None
-    ) -> List[DataSample]:
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
         """Student ``pred_score``/``pred_label`` over all classes (and the
         teacher's ``teacher_score`` with ``predict_teacher``)."""
         samples = logits_to_data_samples(

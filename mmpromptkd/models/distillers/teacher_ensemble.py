@@ -17,8 +17,7 @@ CONFIDENCES = ('max_prob', 'neg_entropy')
 
 
 def combine_teacher_logits(logits: Sequence[torch.Tensor],
-                           taus: Sequence[float],
-                           tau: float,
+                           taus: Sequence[float], tau: float,
                            weights: Optional[Sequence[float]] = None,
                            confidence: Optional[str] = None,
                            confidence_tau: float = 1.0) -> torch.Tensor:
@@ -75,11 +74,8 @@ class EnsembleCombination:
     members: Tuple[dict, ...]
 
     @classmethod
-    def from_config(cls,
-                    members: List[dict],
-                    weighting: str = 'equal',
-                    confidence: str = 'max_prob',
-                    confidence_tau: float = 1.0,
+    def from_config(cls, members: List[dict], weighting: str = 'equal',
+                    confidence: str = 'max_prob', confidence_tau: float = 1.0,
                     text_member: int = 0,
                     reference_fp16: bool = False) -> 'EnsembleCombination':
         """Check an ensemble's settings (see :class:`TeacherEnsemble`)."""
@@ -161,13 +157,9 @@ class TeacherEnsemble(nn.Module):
         text_batch_size (int): Class names per text forward of the others.
     """
 
-    def __init__(self,
-                 members: List[dict],
-                 weighting: str = 'equal',
-                 confidence: str = 'max_prob',
-                 confidence_tau: float = 1.0,
-                 text_member: int = 0,
-                 reference_fp16: bool = False,
+    def __init__(self, members: List[dict], weighting: str = 'equal',
+                 confidence: str = 'max_prob', confidence_tau: float = 1.0,
+                 text_member: int = 0, reference_fp16: bool = False,
                  text_batch_size: int = 256) -> None:
         super().__init__()
         self.combination = EnsembleCombination.from_config(
@@ -235,9 +227,7 @@ class TeacherEnsemble(nn.Module):
             except ValueError as e:
                 raise ValueError(f'TeacherEnsemble.members[{i}]: {e}') from e
 
-    def member_logits(self,
-                      inputs: torch.Tensor,
-                      class_names: Sequence[str],
+    def member_logits(self, inputs: torch.Tensor, class_names: Sequence[str],
                       text_features: torch.Tensor,
                       only: Optional[int] = None) -> List[torch.Tensor]:
         """Each member's (B, C) float32 logits over ``class_names``.

@@ -33,11 +33,8 @@ class KLLogitLoss(nn.Module):
             :math:`KL(p_S \| p_T)`.
     """
 
-    def __init__(self,
-                 tau: float = 1.0,
-                 loss_weight: float = 1.0,
-                 reduction: str = 'mean',
-                 symmetric: bool = False) -> None:
+    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0,
+                 reduction: str = 'mean', symmetric: bool = False) -> None:
         super().__init__()
         if not tau > 0:
             raise ValueError(f'tau must be a positive number, got {tau!r}.')

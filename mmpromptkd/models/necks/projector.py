@@ -111,12 +111,9 @@ class FeatureProjector(nn.Module):
             official pure-fp16 training.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
+    def __init__(self, in_channels: int, out_channels: int,
                  hidden_channels: Optional[int] = None,
-                 sync_stats: bool = True,
-                 bn_eps: float = 1e-5,
+                 sync_stats: bool = True, bn_eps: float = 1e-5,
                  bn_momentum: Optional[float] = 0.1,
                  reference_fp16: bool = False) -> None:
         super().__init__()

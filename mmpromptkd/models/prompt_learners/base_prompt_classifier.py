@@ -65,20 +65,15 @@ class BasePromptClassifier(BaseModel):
         init_cfg (dict, optional): Unused; weights come from ``clip``.
     """
 
-    def __init__(self,
-                 clip: dict,
-                 vision_prompt_depth: int = 0,
-                 vision_prompt_length: int = 4,
-                 text_prompt_depth: int = 0,
-                 text_prompt_length: int = 4,
-                 ctx_init: str = 'a photo of a',
+    def __init__(self, clip: dict, vision_prompt_depth: int = 0,
+                 vision_prompt_length: int = 4, text_prompt_depth: int = 0,
+                 text_prompt_length: int = 4, ctx_init: str = 'a photo of a',
                  prompt_init_std: float = 0.02,
                  round_prompts_to_fp16: bool = False,
                  reference_fp16: bool = False,
                  grad_checkpointing: bool = False,
                  train_subset: Optional[str] = 'base',
-                 save_clip_weights: bool = False,
-                 text_batch_size: int = 256,
+                 save_clip_weights: bool = False, text_batch_size: int = 256,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  checkpoint: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:

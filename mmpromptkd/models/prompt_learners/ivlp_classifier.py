@@ -9,13 +9,9 @@ class IVLPClassifier(BasePromptClassifier):
     defaults are those of the base-to-novel teachers. Arguments are those of
     :class:`BasePromptClassifier`."""
 
-    def __init__(self,
-                 clip: dict,
-                 vision_prompt_depth: int = 9,
-                 vision_prompt_length: int = 4,
-                 text_prompt_depth: int = 9,
-                 text_prompt_length: int = 4,
-                 **kwargs) -> None:
+    def __init__(self, clip: dict, vision_prompt_depth: int = 9,
+                 vision_prompt_length: int = 4, text_prompt_depth: int = 9,
+                 text_prompt_length: int = 4, **kwargs) -> None:
         super().__init__(
             clip=clip,
             vision_prompt_depth=vision_prompt_depth,

@@ -25,11 +25,8 @@ class MaPLeClassifier(BasePromptClassifier):
             per-tower prompt depths and lengths).
     """
 
-    def __init__(self,
-                 clip: dict,
-                 prompt_depth: int = 9,
-                 prompt_length: int = 2,
-                 ctx_init: str = 'a photo of a',
+    def __init__(self, clip: dict, prompt_depth: int = 9,
+                 prompt_length: int = 2, ctx_init: str = 'a photo of a',
                  **kwargs) -> None:
         for key in ('vision_prompt_depth', 'vision_prompt_length',
                     'text_prompt_depth', 'text_prompt_length'):

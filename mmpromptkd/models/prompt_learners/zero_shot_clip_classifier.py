@@ -24,11 +24,8 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
             :class:`BasePromptClassifier`.
     """
 
-    def __init__(self,
-                 clip: dict,
-                 template: str = DEFAULT_TEMPLATE,
-                 checkpoint: Optional[str] = None,
-                 **kwargs) -> None:
+    def __init__(self, clip: dict, template: str = DEFAULT_TEMPLATE,
+                 checkpoint: Optional[str] = None, **kwargs) -> None:
         unknown = sorted(set(kwargs) - {'save_clip_weights', 'init_cfg',
                                         'text_batch_size',
                                         'data_preprocessor'})

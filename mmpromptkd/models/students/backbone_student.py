@@ -23,11 +23,9 @@ class BackboneStudent(BaseModule):
         init_cfg (dict, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 backbone: dict,
+    def __init__(self, backbone: dict,
                  neck: Optional[dict] = dict(type='GlobalAveragePooling'),
-                 logit_scale: float = 100.0,
-                 image_size: int = 224,
+                 logit_scale: float = 100.0, image_size: int = 224,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
