@@ -9,14 +9,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from mmpromptkd.registry import MODELS
+from mmpromptkd.utils import read_model_checkpoint
+from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
+                                               load_state_dict_strictly)
 from ..utils.reference_fp16 import convert_to_reference_fp16
-from ..utils.teacher_provenance import PromptSource
+from ..utils.teacher_provenance import PromptSource, prompt_source, settle
 from .class_prompts import (Tokenizer, check_token_ids, text_tokenizer,
                             tokenize_class_prompts)
 from .clip_builder import (build_clip_and_architecture,
                            pretrained_normalization, text_only_source)
 from .hf_tokenizer import LocalHFTokenizer
-from .prompt_checkpoint import load_prompts
 from .towers import TextTower, VisionTower, vision_tower_of
 from .towers.openclip_vit_tower import batch_first_block
 from .towers.text_tower import drop_text_tower
@@ -400,8 +402,49 @@ class PromptedCLIP(BaseModule):
                 if not n.startswith('clip.')}
 
     def load_prompt_checkpoint(self, path: str) -> None:
-        """Load prompts (and any CLIP weights) with :func:`load_prompts`."""
-        self.prompt_source = load_prompts(self, path)
+        """Load prompts (and any ``clip.*`` weights) from a checkpoint of this
+        class, or of a teacher classifier (under ``prompted_clip.``); every
+        prompt must be there, and nothing else."""
+        state, meta = read_model_checkpoint(path, 'PromptedCLIP')
+        prefix, outside = 'prompted_clip.', []
+        if any(k.startswith(prefix) for k in state):
+            outside = sorted(k for k in state if not k.startswith(prefix))
+            state = {(k[len(prefix):] if k.startswith(prefix) else k): v
+                     for k, v in state.items()}
+        num_clip = sum(k.startswith('clip.') for k in state)
+        source = prompt_source(self, path, meta,
+                               holds_clip_weights=num_clip > 0)
+        prompt_keys = set(self.prompt_parameters())
+        ours = dict(vision=self.vision_prompt_depth,
+                    text=self.text_prompt_depth)
+        try:
+            load_state_dict_strictly(
+                self, state, path, required=sorted(prompt_keys),
+                model=f'this PromptedCLIP (vision depth {ours["vision"]}, '
+                f'text depth {ours["text"]})', required_name='prompt keys')
+        except CheckpointMismatchError as e:
+            if outside:
+                raise CheckpointMismatchError(
+                    f'{e} Keys {outside} of this teacher classifier '
+                    'checkpoint are not part of a PromptedCLIP: use the '
+                    'classifier type (e.g. MaPLeClassifier) as the '
+                    'teacher') from e
+            found = {t: (f'{t}_ctx' in state) +
+                     sum(k.startswith(f'{t}_deep_prompts.') for k in state)
+                     for t in ('vision', 'text')}
+            if found == ours:
+                raise
+            raise CheckpointMismatchError(
+                f'{e} The checkpoint has prompts of vision depth '
+                f'{found["vision"]} and text depth {found["text"]}: set '
+                f'vision_prompt_depth={found["vision"]} and '
+                f'text_prompt_depth={found["text"]} (e.g. '
+                'model.teacher.*) to load it', e.source) from e
+        MMLogger.get_current_instance().info(
+            f'Loaded {len(prompt_keys)} prompt tensors and {num_clip} of '
+            f'{len(self.state_dict()) - len(prompt_keys)} CLIP tensors from '
+            f'{path}')
+        self.prompt_source = settle(self, source)
 
 
 def _check_depth(name: str, depth: int, num_blocks: int) -> None:

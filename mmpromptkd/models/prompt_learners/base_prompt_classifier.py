@@ -9,7 +9,9 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmpromptkd.registry import MODELS
-from mmpromptkd.utils.state_dict_check import check_state_dict
+from mmpromptkd.utils import read_model_checkpoint
+from mmpromptkd.utils.state_dict_check import (check_state_dict,
+                                               load_state_dict_strictly)
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.templates import fill_template
@@ -18,23 +20,53 @@ from ..clip.class_prompts import encode_class_names
 from ..utils import (check_input_normalization, logits_to_data_samples,
                      preprocessor_normalization)
 from ..utils.predictions import dispatch_forward
-from ..utils.teacher_provenance import PromptSource
-from .classifier_checkpoints import (drop_frozen_clip,
-                                     ignore_missing_frozen_clip,
-                                     load_classifier_checkpoint,
-                                     loadable_state, required_keys)
+from ..utils.teacher_provenance import PromptSource, prompt_source, settle
 
 #: Values of ``train_subset``; None skips the check.
 TRAIN_SUBSETS = ('base', 'all')
+#: Attribute name, and checkpoint key prefix, of a classifier's PromptedCLIP.
+PROMPTED_CLIP_PREFIX = 'prompted_clip.'
+#: Key prefix of the frozen CLIP weights in a classifier's state dict.
+FROZEN_CLIP_PREFIX = PROMPTED_CLIP_PREFIX + 'clip.'
+
+
+def drop_frozen_clip(module: nn.Module, state_dict: dict, prefix: str,
+                     local_metadata: dict) -> None:
+    """State-dict hook: leave the frozen CLIP weights out of checkpoints."""
+    if module.save_clip_weights:
+        return
+    start = prefix + FROZEN_CLIP_PREFIX
+    for key in [k for k in state_dict if k.startswith(start)]:
+        del state_dict[key]
+
+
+def ignore_missing_frozen_clip(module: nn.Module,
+                               incompatible_keys) -> None:
+    """Load hook: frozen CLIP weights come from ``clip``, not the file."""
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if FROZEN_CLIP_PREFIX not in k]
+    module._eval_text_cache = None
+
+
+def required_keys(model: nn.Module) -> List[str]:
+    """State keys a checkpoint must hold: all but the frozen CLIP."""
+    return [k for k in model.state_dict(keep_vars=True)
+            if not k.startswith(FROZEN_CLIP_PREFIX)]
+
+
+def loadable_state(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Every key a checkpoint may hold, the frozen CLIP's included."""
+    state = dict(model.state_dict(keep_vars=True))
+    state.update({FROZEN_CLIP_PREFIX + k: v
+                  for k, v in model.clip.state_dict(keep_vars=True).items()})
+    return state
 
 
 def _check_loaded_state(module: nn.Module, state_dict: dict, prefix: str,
                         *load_args) -> None:
     """Load pre-hook: the state must hold all trained keys, in shape."""
-    own = {
-        k[len(prefix):]: v
-        for k, v in state_dict.items() if k.startswith(prefix)
-    }
+    own = {k[len(prefix):]: v
+           for k, v in state_dict.items() if k.startswith(prefix)}
     check_state_dict(loadable_state(module), own, None,
                      required=required_keys(module),
                      model=f'this {type(module).__name__}')
@@ -359,6 +391,21 @@ class BasePromptClassifier(BaseModel):
             self.logits(inputs, self.eval_text_features()), data_samples)
 
     def load_prompt_checkpoint(self, path: str) -> None:
-        """Load a stage-(a) checkpoint (:func:`load_classifier_checkpoint`).
-        """
-        self.prompt_source = load_classifier_checkpoint(self, path)
+        """Load a checkpoint (or bare state dict) of this classifier, or of a
+        :class:`PromptedCLIP`; every non-CLIP key must be there, and CLIP
+        keys replace the CLIP weights."""
+        name = type(self).__name__
+        state, meta = read_model_checkpoint(path, name)
+        if state and not any(k.startswith(PROMPTED_CLIP_PREFIX)
+                             for k in state):
+            state = {PROMPTED_CLIP_PREFIX + k: v for k, v in state.items()}
+        num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
+        source = prompt_source(self, path, meta,
+                               holds_clip_weights=num_clip > 0)
+        load_state_dict_strictly(
+            self, state, path, expected=loadable_state(self),
+            required=required_keys(self), model=f'this {name}')
+        MMLogger.get_current_instance().info(
+            f'Loaded {len(state) - num_clip} prompt tensors and {num_clip} '
+            f'CLIP tensors into {name} from {path}')
+        self.prompt_source = settle(self, source)
