@@ -1,12 +1,11 @@
-from .cached_teacher_logits import cached_teacher_logits
 from .frozen_weights import (FROZEN_WEIGHTS_META, check_frozen_weights,
                              fill_frozen_weights, frozen_parameters,
                              frozen_weights_record, strip_frozen_weights)
-from .image_size_check import check_image_size
 from .input_normalization import (check_input_normalization,
                                   preprocessor_normalization,
                                   teacher_input_map)
-from .predictions import logits_to_data_samples
+from .predictions import (cached_teacher_logits, check_image_size,
+                          logits_to_data_samples)
 from .reference_fp16 import convert_to_reference_fp16
 
 __all__ = [
