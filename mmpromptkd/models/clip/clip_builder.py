@@ -18,11 +18,6 @@ from mmpromptkd.utils import (is_remote_path, load_checkpoint_file,
 from mmpromptkd.utils.state_dict_check import load_state_dict_strictly
 from .tiny_timm_vit import register_tiny_shapes_vit
 
-__all__ = [
-    'build_clip', 'build_clip_and_architecture', 'infer_openai_clip_config',
-    'pretrained_normalization', 'PRECISIONS'
-]
-
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16,
               'bf16': torch.bfloat16}
 

@@ -1,8 +1,6 @@
 """CLIP's input normalisation as an mmpretrain data preprocessor."""
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
-__all__ = ['CLIP_DATA_PREPROCESSOR', 'DISTILL_DATA_PREPROCESSOR']
-
 # open_clip's OpenAI mean / std, scaled to the 0-255 range of the pipeline.
 CLIP_DATA_PREPROCESSOR = dict(
     type='ClsDataPreprocessor',

@@ -7,8 +7,6 @@ from typing import List, Optional, Sequence
 import torch
 from open_clip.tokenizer import get_clean_fn
 
-__all__ = ['LocalHFTokenizer', 'find_tokenizer_file']
-
 TOKENIZER_FILE = 'tokenizer.json'
 CONFIG_FILE = 'tokenizer_config.json'
 

@@ -4,11 +4,6 @@ from typing import Dict, Tuple
 
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
-__all__ = [
-    'IMAGENET_TEMPLATES', 'DATASET_TEMPLATES', 'DEFAULT_TEMPLATE',
-    'get_dataset_template', 'check_template', 'fill_template'
-]
-
 #: The zero-shot CLIP prompt of PromptKD's teachers.
 DEFAULT_TEMPLATE = 'a photo of a {}.'
 

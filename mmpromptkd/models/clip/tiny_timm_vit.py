@@ -3,8 +3,6 @@ test ViTs are fixed at 160 px); registered only on demand."""
 from timm.models import is_model, register_model
 from timm.models.vision_transformer import VisionTransformer
 
-__all__ = ['TINY_SHAPES_VIT', 'register_tiny_shapes_vit']
-
 #: The timm name of the tower.
 TINY_SHAPES_VIT = 'vit_tiny_patch8_32_map_shapes'
 

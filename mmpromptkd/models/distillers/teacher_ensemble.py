@@ -10,8 +10,6 @@ from mmpromptkd.registry import MODELS
 from ..utils.input_normalization import teacher_input_map, teacher_view
 from ..clip.class_prompts import encode_class_names
 
-__all__ = ['EnsembleCombination', 'TeacherEnsemble', 'combine_teacher_logits']
-
 WEIGHTINGS = ('equal', 'fixed', 'confidence')
 CONFIDENCES = ('max_prob', 'neg_entropy')
 

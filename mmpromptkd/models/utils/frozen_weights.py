@@ -8,12 +8,6 @@ from torch import nn
 
 from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 
-__all__ = [
-    'FROZEN_WEIGHTS_META', 'check_frozen_weights', 'fill_frozen_weights',
-    'frozen_parameters', 'frozen_weights_record', 'strip_frozen_weights',
-    'tensors_record'
-]
-
 #: Key of the fingerprint record in a checkpoint's ``meta``.
 FROZEN_WEIGHTS_META = 'frozen_weights'
 

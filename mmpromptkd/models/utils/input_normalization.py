@@ -4,12 +4,6 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-__all__ = [
-    'check_input_normalization', 'preprocessor_normalization',
-    'same_normalization', 'teacher_input_map', 'teacher_input_normalization',
-    'teacher_view'
-]
-
 #: Largest difference on the 0-255 scale still taken as the same value
 #: (configs write e.g. 0.48145466 * 255 with fewer digits).
 _TOLERANCE = 0.05

@@ -4,8 +4,6 @@ layer norms in fp32."""
 from open_clip.transformer import LayerNormFp32
 from torch import nn
 
-__all__ = ['convert_to_reference_fp16']
-
 _ATTENTION_TENSORS = ('in_proj_weight', 'q_proj_weight', 'k_proj_weight',
                       'v_proj_weight', 'in_proj_bias', 'bias_k', 'bias_v')
 _PROJECTIONS = ('proj', 'text_projection')

@@ -12,12 +12,6 @@ from mmpromptkd.utils.state_dict_check import CheckpointMismatchError
 from .frozen_weights import (FROZEN_WEIGHTS_META, check_frozen_weights,
                              tensors_record)
 
-__all__ = [
-    'PromptSource', 'UntrainedTeacherError', 'check_recorded_teacher',
-    'check_trained_teacher', 'describe_classes', 'prompt_source',
-    'same_teacher', 'settle', 'teacher_record', 'untrained_reason'
-]
-
 
 class UntrainedTeacherError(ValueError):
     """A prompted teacher whose prompts were never trained would be used."""

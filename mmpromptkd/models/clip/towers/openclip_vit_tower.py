@@ -6,8 +6,6 @@ from torch import nn
 
 from .vision_tower import VisionTower
 
-__all__ = ['OpenCLIPViTTower', 'batch_first_block']
-
 
 class OpenCLIPViTTower(VisionTower):
     """open_clip's ``VisionTransformer`` (OpenAI, LAION, DFN, MetaCLIP).

@@ -5,8 +5,6 @@ import torch
 from open_clip.transformer import TextTransformer
 from torch import nn
 
-__all__ = ['TextTower', 'drop_text_tower']
-
 #: The parts of an open_clip ``CLIP`` that only text encoding uses.
 CLIP_TEXT_PARTS = ('transformer', 'token_embedding', 'positional_embedding',
                    'ln_final', 'text_projection', 'attn_mask')

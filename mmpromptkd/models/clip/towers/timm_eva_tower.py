@@ -6,8 +6,6 @@ import torch
 
 from .timm_vit_tower import TimmViTTower
 
-__all__ = ['TimmEvaTower']
-
 
 class TimmEvaTower(TimmViTTower):
     """An open_clip ``TimmModel`` whose trunk is a timm ``Eva``.

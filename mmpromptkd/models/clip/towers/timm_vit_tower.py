@@ -7,8 +7,6 @@ from torch import nn
 
 from .vision_tower import VisionTower
 
-__all__ = ['TimmViTTower']
-
 
 class TimmViTTower(VisionTower):
     """An open_clip ``TimmModel`` whose trunk is a timm ``VisionTransformer``.

@@ -4,8 +4,6 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-__all__ = ['VisionTower']
-
 #: Tower classes without a token sequence.
 CONVOLUTIONAL = ('ModifiedResNet', 'ConvNeXt', 'FastVit', 'ResNet')
 
