@@ -13,7 +13,7 @@ from timm.layers import apply_rot_embed_cat
 import mmpromptkd  # noqa: F401
 from mmpromptkd.models.clip.towers import (OpenCLIPViTTower, TimmEvaTower,
                                            TimmViTTower, VisionTower)
-from mmpromptkd.models.clip.towers.timm_eva_tower import _with_identity_rows
+from mmpromptkd.models.clip.towers.timm_vit_tower import _with_identity_rows
 from mmpromptkd.registry import MODELS
 from scaled_open_clip import scaled_model_cfg, small_timm_trunks
 

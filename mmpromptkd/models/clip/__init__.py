@@ -1,5 +1,5 @@
 from .clip_builder import PRECISIONS, build_clip, infer_openai_clip_config
-from .label_free_data_preprocessor import LabelFreeDataPreprocessor
+from .data_preprocessor import LabelFreeDataPreprocessor
 from .prompted_clip import PromptedCLIP
 
 __all__ = [

@@ -1,8 +1,7 @@
 """Stage (a): prompt-learning teachers (IVLP, PromptSRC, MaPLe, zero-shot)."""
 from .base_prompt_classifier import BasePromptClassifier
-from .ivlp_classifier import IVLPClassifier
 from .maple_classifier import MaPLeClassifier
-from .promptsrc_classifier import PromptSRCClassifier
+from .promptsrc_classifier import IVLPClassifier, PromptSRCClassifier
 from .zero_shot_clip_classifier import ZeroShotCLIPClassifier
 
 __all__ = [

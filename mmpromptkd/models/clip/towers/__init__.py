@@ -5,8 +5,7 @@ from torch import nn
 
 from .openclip_vit_tower import OpenCLIPViTTower
 from .text_tower import TextTower
-from .timm_eva_tower import TimmEvaTower
-from .timm_vit_tower import TimmViTTower
+from .timm_vit_tower import TimmEvaTower, TimmViTTower
 from .vision_tower import VisionTower
 
 __all__ = [
