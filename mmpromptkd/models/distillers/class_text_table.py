@@ -42,26 +42,19 @@ class ClassTextTable:
 
     @class_names.setter
     def class_names(self, names: Sequence[str]) -> None:
-        """Store the class names."""
         self.class_names_utf8 = _encode_json(list(names),
                                              self.class_names_utf8.device)
 
     @property
     def text_features_teacher(self) -> Optional[dict]:
         """dict or None: The record of the stored features' teacher."""
-        record = _decode_json(self.text_provenance_utf8,
-                              'text_provenance_utf8',
-                              'the record of the teacher of the stored text '
-                              'features')
-        if record is not None and not isinstance(record, dict):
-            raise CheckpointMismatchError(
-                'text_provenance_utf8 does not hold a teacher record '
-                '(a JSON object)')
-        return record
+        return _decode_json(
+            self.text_provenance_utf8, 'text_provenance_utf8',
+            'the record of the teacher of the stored text features',
+            lambda v: isinstance(v, dict), 'a JSON object')
 
     @text_features_teacher.setter
     def text_features_teacher(self, record: Optional[dict]) -> None:
-        """Store the teacher record."""
         self.text_provenance_utf8 = torch.zeros(
             0, dtype=torch.uint8) if record is None else _encode_json(
                 record, self.text_provenance_utf8.device)
@@ -320,15 +313,20 @@ def _encode_json(value, device) -> torch.Tensor:
     return torch.tensor(list(data), dtype=torch.uint8, device=device)
 
 
-def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
-    """The JSON value in a uint8 tensor; None for an empty one."""
+def _decode_json(data: Optional[torch.Tensor], key: str, what: str, valid,
+                 kind: str):
+    """The JSON value in a uint8 tensor, which must be ``valid`` (a
+    ``kind``); None for an empty one."""
     if data is None or len(data) == 0:
         return None
     try:
         if data.dtype != torch.uint8 or data.dim() != 1:
             raise ValueError(f'a {data.dtype} tensor of shape '
                              f'{tuple(data.shape)}, not 1-D uint8')
-        return json.loads(bytes(data.tolist()).decode('utf-8'))
+        value = json.loads(bytes(data.tolist()).decode('utf-8'))
+        if not valid(value):
+            raise ValueError(f'not {kind}')
+        return value
     except ValueError as e:  # UnicodeDecodeError and JSONDecodeError too
         raise CheckpointMismatchError(
             f'{key} does not hold {what} as UTF-8 JSON ({e})') from e
@@ -336,16 +334,11 @@ def _decode_json(data: Optional[torch.Tensor], key: str, what: str):
 
 def decode_class_names(data: Optional[torch.Tensor]) -> Tuple[str, ...]:
     """Class names from their UTF-8 JSON bytes (``class_names_utf8``)."""
-    names = _decode_json(data, 'class_names_utf8',
-                         'the class names of the stored text features')
-    if names is None:
-        return ()
-    if not (isinstance(names, list)
-            and all(isinstance(n, str) for n in names)):
-        raise CheckpointMismatchError(
-            'class_names_utf8 does not hold the class names of the stored '
-            'text features as UTF-8 JSON (not a JSON list of strings)')
-    return tuple(names)
+    names = _decode_json(
+        data, 'class_names_utf8', 'the class names of the stored text '
+        'features', lambda v: isinstance(v, list) and all(
+            isinstance(n, str) for n in v), 'a JSON list of strings')
+    return () if names is None else tuple(names)
 
 
 def _near_misses(stored: Sequence[str], given: Sequence[str]) -> str:
