@@ -80,23 +80,9 @@ def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
             mlp_ratio=text_mlp_hidden.shape[0] / text_width))
 
 
-def _extract_state_dict(obj, source: str) -> Dict[str, torch.Tensor]:
-    """Return the tensor dict of a checkpoint, unwrapping common containers."""
-    if isinstance(obj, dict):
-        for key in ('state_dict', 'model'):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(
-            isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f'{source}: expected a state dict of tensors')
-    if obj and all(k.startswith('module.') for k in obj):
-        obj = {k[len('module.'):]: v for k, v in obj.items()}
-    return obj
-
-
 def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
-    """Safely read the state dict of a local weight file."""
+    """Safely read the state dict of a local weight file, unwrapped from
+    common containers."""
     if is_remote_path(path):
         raise_remote_refused(path)
     if not osp.isfile(path):
@@ -104,7 +90,18 @@ def _read_weights(path: str, arg: str) -> Dict[str, torch.Tensor]:
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         return load_file(path)
-    return _extract_state_dict(load_checkpoint_file(path), path)
+    obj = load_checkpoint_file(path)
+    if isinstance(obj, dict):
+        for key in ('state_dict', 'model'):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(
+            isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f'{path}: expected a state dict of tensors')
+    if obj and all(k.startswith('module.') for k in obj):
+        obj = {k[len('module.'):]: v for k, v in obj.items()}
+    return obj
 
 
 def _cached_pretrained_file(model_name: str, tag: str,
@@ -143,17 +140,6 @@ def _cached_pretrained_file(model_name: str, tag: str,
         f'{candidates}, or pass the file directly with '
         'clip=dict(openai_file=...) or clip=dict(model_name=..., '
         'checkpoint=...).')
-
-
-def _model_config(model_name: str) -> dict:
-    """A copy of open_clip's config of a built-in model name."""
-    cfg = open_clip.get_model_config(model_name)
-    if cfg is None:
-        raise ValueError(
-            f'clip.model_name: unknown open_clip model '
-            f'"{model_name}"; known ViT models include '
-            f'{[m for m in open_clip.list_models() if "ViT" in m][:20]}')
-    return copy.deepcopy(cfg)
 
 
 #: Names open_clip, timm and Hugging Face fetch from the hub.
@@ -223,7 +209,13 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
     else:
         allowed = {'model_name', 'pretrained', 'checkpoint', 'quick_gelu'}
         name = cfg['model_name']
-        model_cfg = _model_config(name)
+        model_cfg = open_clip.get_model_config(name)
+        if model_cfg is None:
+            raise ValueError(
+                f'clip.model_name: unknown open_clip model "{name}"; known '
+                'ViT models include '
+                f'{[m for m in open_clip.list_models() if "ViT" in m][:20]}')
+        model_cfg = copy.deepcopy(model_cfg)
         quick_gelu = model_cfg.pop('quick_gelu', False)
         if ('pretrained' in cfg) == ('checkpoint' in cfg):
             raise ValueError(f'clip: model_name "{name}" needs exactly one '
@@ -280,11 +272,6 @@ def pretrained_normalization(
             tuple(tag_cfg.get('std') or open_clip.OPENAI_DATASET_STD))
 
 
-#: Settings under which open_clip or timm would download weights.
-_DOWNLOADING_SETTINGS = (('vision_cfg', 'timm_model_pretrained'),
-                         ('text_cfg', 'hf_model_pretrained'))
-
-
 def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
     """An open_clip ``CLIP`` or ``CustomTextCLIP`` of random weights.
 
@@ -304,7 +291,9 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
             f'clip: the text tower is the Hugging Face model "{hf_text}", '
             'which open_clip builds from the hub (a download); models with '
             'open_clip\'s own text transformer are supported')
-    for tower, key in _DOWNLOADING_SETTINGS:
+    # Settings under which open_clip or timm would download weights.
+    for tower, key in (('vision_cfg', 'timm_model_pretrained'),
+                       ('text_cfg', 'hf_model_pretrained')):
         if model_cfg.get(tower, {}).get(key):
             raise ValueError(
                 f'clip: model_cfg.{tower}.{key}=True would download tower '

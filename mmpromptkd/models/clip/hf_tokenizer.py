@@ -33,24 +33,11 @@ def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
         'a folder holding them')
 
 
-SIDES = ('left', 'right')
-
-
 def _engine_failure(error: BaseException) -> bool:
     """Whether ``error`` is a tokenizers failure, not an interruption."""
     # Rust panics (pyo3_runtime.PanicException) derive from BaseException.
     return isinstance(error, Exception) or \
         type(error).__name__ == 'PanicException'
-
-
-def _token_name(value, key: str, config_path: str) -> Optional[str]:
-    """A special token of tokenizer_config.json (a string or a dict)."""
-    if isinstance(value, dict):
-        value = value.get('content')
-    if value is None or isinstance(value, str):
-        return value
-    raise ValueError(f'{config_path}: {key} must be a string or a dict with '
-                     f'a string "content", got {value!r}')
 
 
 class LocalHFTokenizer:
@@ -147,7 +134,7 @@ class LocalHFTokenizer:
         """The side transformers truncates or pads on, and its origin."""
         if key in config:
             side = config[key]
-            if side not in SIDES:
+            if side not in ('left', 'right'):
                 raise ValueError(f"{config_path}: {key} must be 'left' or "
                                  f"'right', got {side!r}")
             return side, f"{CONFIG_FILE}'s {key}"
@@ -158,7 +145,12 @@ class LocalHFTokenizer:
     def _special(self, config: dict, key: str, defaults: Sequence[str],
                  config_path: str) -> str:
         """The special token ``key``: named in the config, else a default."""
-        named = _token_name(config.get(key), key, config_path)
+        named = config.get(key)  # a string or a dict with its 'content'
+        if isinstance(named, dict):
+            named = named.get('content')
+        if named is not None and not isinstance(named, str):
+            raise ValueError(f'{config_path}: {key} must be a string or a '
+                             f'dict with a string "content", got {named!r}')
         if named is not None:
             # transformers would add it as a new token past the vocabulary.
             if self._tokenizer.token_to_id(named) is None:
