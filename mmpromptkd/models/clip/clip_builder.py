@@ -235,7 +235,6 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
     if cfg.get('checkpoint') is not None:
         weights_name = cfg['checkpoint']
         state_dict = _read_weights(weights_name, 'checkpoint')
-
     model = _build_open_clip_model(model_cfg, quick_gelu)
     if state_dict is not None:
         expected = model.state_dict()

@@ -110,7 +110,6 @@ class PromptedCLIP(BaseModule):
                 f'text_prompt_length={text_prompt_length} does not fit the '
                 f'context length {self._text_tower.context_length} (the '
                 'special tokens, context and at least one name token)')
-
         self.vision_prompt_depth = vision_prompt_depth
         self.vision_prompt_length = vision_prompt_length
         self.text_prompt_depth = text_prompt_depth

@@ -104,7 +104,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         if student['type'] in ('PromptedCLIP', 'mmpromptkd.PromptedCLIP'):
             student.setdefault('text_tower', not shared_text_features)
         self.student = MODELS.build(student)
-
         teacher_model = None
         if teacher is not None:
             # Built on a fork of the random generator: the trainable
@@ -128,7 +127,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             self.text_encoder = MODELS.build(
                 {'type': 'PromptedCLIP', **text_encoder})
             self.text_encoder.requires_grad_(False)
-
         if shared_text_features:
             if projector is None:
                 raise ValueError('the shared text features need a projector '

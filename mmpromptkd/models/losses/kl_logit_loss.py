@@ -66,12 +66,10 @@ class KLLogitLoss(nn.Module):
                 'teacher_logits must have the same shape as student_logits '
                 f'{tuple(student_logits.shape)}, got '
                 f'{tuple(teacher_logits.shape)}.')
-
         dtype = torch.promote_types(student_logits.dtype, torch.float32)
         log_p_s = F.log_softmax(student_logits.to(dtype) / self.tau, dim=-1)
         log_p_t = F.log_softmax(
             teacher_logits.detach().to(dtype) / self.tau, dim=-1)
-
         # Not clamped at 0: near the optimum float32 rounding can give
         # -1e-7, and a clamp there would also zero the gradient.
         loss = self._reduce(_kl_elementwise(log_p_t, log_p_s))

@@ -55,7 +55,6 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
         shape = [1, -1] + [1] * (x.dim() - 2)
         xf = x.float()  # statistics in float32, as torch's BN kernels do
         local_count = x.numel() // max(x.shape[1], 1)
-
         # One collective for the sums and the row count together.
         packed = _AllReduceSum.apply(torch.cat(
             [xf.sum(dims), xf.new_full((1, ), float(local_count))]))
@@ -70,10 +69,8 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
         centred = xf - mean.view(shape)
         sq_sum = _AllReduceSum.apply((centred * centred).sum(dims))
         var = sq_sum / n  # biased, used for normalisation
-
         if self.track_running_stats and self.running_mean is not None:
             self._update_running_stats(mean.detach(), var.detach(), n)
-
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)

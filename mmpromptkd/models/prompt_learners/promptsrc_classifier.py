@@ -118,7 +118,6 @@ class PromptSRCClassifier(IVLPClassifier):
         scale = self.logit_scale.float()
         logits = scale * image @ text.t()
         labels = self._labels(data_samples, logits.device)
-
         text_0 = self.zero_shot_text_features.float()
         image_0 = self.zero_shot_image_features(inputs)
         logits_0 = scale * image_0 @ text_0.t()
