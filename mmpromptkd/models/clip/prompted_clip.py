@@ -193,13 +193,6 @@ class PromptedCLIP(BaseModule):
         self._require_image_tower()
         return self._vision_tower.dtype
 
-    def _require_text_tower(self) -> None:
-        if not self.has_text_tower:
-            raise RuntimeError('this PromptedCLIP has no text tower (built '
-                               'with text_tower=False, or released after '
-                               'its text features were stored) and cannot '
-                               'encode text')
-
     def _require_image_tower(self) -> None:
         if not self.has_image_tower:
             raise RuntimeError('this PromptedCLIP was built with '
@@ -225,7 +218,11 @@ class PromptedCLIP(BaseModule):
     @property
     def text_tower(self) -> TextTower:
         """TextTower: The text tower (context length, width, pooling)."""
-        self._require_text_tower()
+        if not self.has_text_tower:
+            raise RuntimeError('this PromptedCLIP has no text tower (built '
+                               'with text_tower=False, or released after '
+                               'its text features were stored) and cannot '
+                               'encode text')
         return self._text_tower
 
     def _prompt(self, prompt: torch.Tensor, like: torch.Tensor,

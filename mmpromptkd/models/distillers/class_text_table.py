@@ -4,7 +4,6 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MMLogger
-from torch import nn
 
 from mmpromptkd.utils.class_name_keys import (normalize_class_name,
                                               repeated_class_names)
@@ -87,8 +86,18 @@ class ClassTextTable:
     def compute_text_features(self,
                               class_names: Sequence[str]) -> torch.Tensor:
         """Normalised float teacher text features (C, D) of class names."""
-        return encode_class_names(self._text_source(), class_names,
-                                  self.text_batch_size)
+        if self._teacher_has_text:
+            check_trained_teacher(self._teacher,
+                                  self.allow_untrained_teacher,
+                                  'encoding class names')
+            source = self._teacher
+        elif self.text_encoder is not None:
+            source = self.text_encoder
+        else:
+            raise RuntimeError(
+                'text features of new class names need the teacher or its '
+                'text encoder (export_student(..., with_text_encoder=True))')
+        return encode_class_names(source, class_names, self.text_batch_size)
 
     @property
     def can_encode_text(self) -> bool:
@@ -100,19 +109,6 @@ class ClassTextTable:
         """Whether there is a teacher with a text tower."""
         return self._teacher is not None and getattr(
             self._teacher, 'has_text_tower', True)
-
-    def _text_source(self) -> nn.Module:
-        """The model that encodes new class names."""
-        if self._teacher_has_text:
-            check_trained_teacher(self._teacher,
-                                  self.allow_untrained_teacher,
-                                  'encoding class names')
-            return self._teacher
-        if self.text_encoder is not None:
-            return self.text_encoder
-        raise RuntimeError(
-            'text features of new class names need the teacher or its text '
-            'encoder (export_student(..., with_text_encoder=True))')
 
     @staticmethod
     def _check_new_names(names: Sequence[str]) -> Tuple[str, ...]:

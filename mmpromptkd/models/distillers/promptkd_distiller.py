@@ -164,8 +164,22 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         # an ensemble keeps one per member.
         self.teacher_normalization = teacher_normalization
         if isinstance(teacher_model, TeacherEnsemble):
-            _check_ensemble_options(distill_target, teacher_normalization,
-                                    release_teacher_text_tower, compile)
+            # Distiller options an ensemble teacher does not take.
+            for bad, message in (
+                    (distill_target != 'logits', "a TeacherEnsemble teacher "
+                     "gives logits: distill_target must be 'logits'"),
+                    (teacher_normalization is not None, 'with a '
+                     'TeacherEnsemble, each member has its own normalization '
+                     '(members[i].normalization); teacher_normalization '
+                     'must be None'),
+                    (release_teacher_text_tower, 'release_teacher_text_tower'
+                     '=True is not supported with a TeacherEnsemble: its '
+                     'members encode the class names of every dataset they '
+                     'classify'),
+                    (compile is not False, 'compile is not supported with a '
+                     'TeacherEnsemble teacher yet')):
+                if bad:
+                    raise ValueError(message)
             teacher_model.bind_inputs(self.data_preprocessor, self.student)
             teacher_model = None  # nothing more to map or compile here
         self._teacher_input_map = teacher_input_map(
@@ -346,27 +360,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             for sample, score in zip(samples, teacher):
                 sample.set_field(score, 'teacher_score')
         return samples
-
-
-def _check_ensemble_options(distill_target: str,
-                            teacher_normalization: Optional[dict],
-                            release_teacher_text_tower: bool,
-                            compile: Union[bool, dict]) -> None:
-    """Refuse distiller options an ensemble teacher does not take."""
-    if distill_target != 'logits':
-        raise ValueError("a TeacherEnsemble teacher gives logits: "
-                         "distill_target must be 'logits'")
-    if teacher_normalization is not None:
-        raise ValueError('with a TeacherEnsemble, each member has its own '
-                         'normalization (members[i].normalization); '
-                         'teacher_normalization must be None')
-    if release_teacher_text_tower:
-        raise ValueError('release_teacher_text_tower=True is not supported '
-                         'with a TeacherEnsemble: its members encode the '
-                         'class names of every dataset they classify')
-    if compile is not False:
-        raise ValueError('compile is not supported with a TeacherEnsemble '
-                         'teacher yet')
 
 
 #: Buffers of JSON bytes, whose length is the stored one.

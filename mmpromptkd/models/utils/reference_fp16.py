@@ -17,16 +17,6 @@ def _half(module: nn.Module, name: str) -> None:
         tensor.data = tensor.data.half()
 
 
-def _fp32_layer_norm(norm: nn.LayerNorm) -> LayerNormFp32:
-    """A LayerNormFp32 sharing the parameters of ``norm``."""
-    # Not copies: optimizers built before keep them.
-    fp32 = LayerNormFp32(norm.normalized_shape, eps=norm.eps,
-                         elementwise_affine=norm.elementwise_affine,
-                         bias=norm.bias is not None)
-    fp32.weight, fp32.bias = norm.weight, norm.bias
-    return fp32.train(norm.training)
-
-
 def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
     """Give a CLIP (or projector) in place the official code's dtypes.
 
@@ -49,7 +39,13 @@ def convert_to_reference_fp16(module: nn.Module) -> nn.Module:
         if name and isinstance(m, nn.LayerNorm) and \
                 not isinstance(m, LayerNormFp32):
             if id(m) not in replaced:
-                replaced[id(m)] = _fp32_layer_norm(m)
+                fp32 = LayerNormFp32(m.normalized_shape, eps=m.eps,
+                                     elementwise_affine=m.elementwise_affine,
+                                     bias=m.bias is not None)
+                # The same parameters, not copies: optimizers built before
+                # keep them.
+                fp32.weight, fp32.bias = m.weight, m.bias
+                replaced[id(m)] = fp32.train(m.training)
             parent, _, child = name.rpartition('.')
             setattr(module.get_submodule(parent), child, replaced[id(m)])
     return module
