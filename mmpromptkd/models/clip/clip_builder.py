@@ -65,17 +65,14 @@ def infer_openai_clip_config(state_dict: Dict[str, torch.Tensor],
     return dict(
         embed_dim=state_dict['text_projection'].shape[1],
         vision_cfg=dict(
-            image_size=grid * patch_size,
-            patch_size=patch_size,
-            width=width,
+            image_size=grid * patch_size, patch_size=patch_size, width=width,
             layers=_count_blocks(state_dict, 'visual.transformer.resblocks.'),
             head_width=_OPENAI_HEAD_WIDTH,
             mlp_ratio=mlp_hidden.shape[0] / width),
         text_cfg=dict(
             context_length=state_dict['positional_embedding'].shape[0],
             vocab_size=state_dict['token_embedding.weight'].shape[0],
-            width=text_width,
-            heads=text_width // _OPENAI_HEAD_WIDTH,
+            width=text_width, heads=text_width // _OPENAI_HEAD_WIDTH,
             layers=_count_blocks(state_dict, 'transformer.resblocks.'),
             mlp_ratio=text_mlp_hidden.shape[0] / text_width))
 
@@ -245,8 +242,7 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         }
         load_state_dict_strictly(model, state_dict, weights_name)
     architecture = dict(
-        model_cfg=copy.deepcopy(model_cfg),
-        quick_gelu=quick_gelu,
+        model_cfg=copy.deepcopy(model_cfg), quick_gelu=quick_gelu,
         precision=precision)
     return model.to(PRECISIONS[precision]).eval(), architecture
 

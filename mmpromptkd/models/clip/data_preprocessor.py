@@ -10,10 +10,8 @@ from mmpromptkd.registry import MODELS
 
 # open_clip's OpenAI mean / std, scaled to the 0-255 range of the pipeline.
 CLIP_DATA_PREPROCESSOR = dict(
-    type='ClsDataPreprocessor',
-    mean=[255 * m for m in OPENAI_DATASET_MEAN],
-    std=[255 * s for s in OPENAI_DATASET_STD],
-    to_rgb=True)
+    type='ClsDataPreprocessor', mean=[255 * m for m in OPENAI_DATASET_MEAN],
+    std=[255 * s for s in OPENAI_DATASET_STD], to_rgb=True)
 
 # The same for distillers, which get no labels in training.
 DISTILL_DATA_PREPROCESSOR = dict(

@@ -127,12 +127,10 @@ class BasePromptClassifier(BaseModel):
         #: The stage-(a) file the prompts were loaded from, or None.
         self.prompt_source: Optional[PromptSource] = None
         self.prompted_clip = PromptedCLIP(
-            clip=clip,
-            vision_prompt_depth=vision_prompt_depth,
+            clip=clip, vision_prompt_depth=vision_prompt_depth,
             vision_prompt_length=vision_prompt_length,
             text_prompt_depth=text_prompt_depth,
-            text_prompt_length=text_prompt_length,
-            ctx_init=ctx_init,
+            text_prompt_length=text_prompt_length, ctx_init=ctx_init,
             prompt_init_std=prompt_init_std,
             round_prompts_to_fp16=round_prompts_to_fp16,
             reference_fp16=reference_fp16,

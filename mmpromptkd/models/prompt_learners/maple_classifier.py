@@ -39,13 +39,10 @@ class MaPLeClassifier(BasePromptClassifier):
                              f'prompt_depth must be >= 1, got {prompt_depth}')
         try:
             super().__init__(
-                clip=clip,
-                vision_prompt_depth=prompt_depth,
+                clip=clip, vision_prompt_depth=prompt_depth,
                 vision_prompt_length=prompt_length,
                 text_prompt_depth=prompt_depth,
-                text_prompt_length=prompt_length,
-                ctx_init=ctx_init,
-                **kwargs)
+                text_prompt_length=prompt_length, ctx_init=ctx_init, **kwargs)
         except ValueError as e:
             if 'must be between' not in str(e):
                 raise
