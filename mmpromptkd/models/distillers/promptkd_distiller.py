@@ -114,9 +114,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
                     {'type': 'PromptedCLIP', **teacher, **fp16})
             teacher_model.requires_grad_(False)
             teacher_model.eval()
-        # Not a registered submodule: it is frozen, and must not enter
-        # checkpoints, optimizers or DDP. MovesUnregisteredMembers and train()
-        # handle it.
+        # Not a registered submodule: frozen, it must not enter checkpoints,
+        # optimizers or DDP (MovesUnregisteredMembers and train() handle it).
         object.__setattr__(self, '_teacher', teacher_model)
         self.text_encoder = None
         if text_encoder is not None:
@@ -159,9 +158,8 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
             raise ValueError(
                 f'text_encoder gives {self.text_encoder.embed_dim}-d '
                 f'features; the projector maps to {text_dim}')
-        # The affine map from the student's normalised images to the
-        # teacher's (None: the same), after checking both against weights;
-        # an ensemble keeps one per member.
+        # The map from the student's normalised images to the teacher's
+        # (None: the same); an ensemble keeps one per member.
         self.teacher_normalization = teacher_normalization
         if isinstance(teacher_model, TeacherEnsemble):
             # Distiller options an ensemble teacher does not take.
@@ -190,8 +188,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         if not isinstance(compile, (bool, dict)):
             raise TypeError(f'compile must be a bool or a dict of '
                             f'torch.compile options, got {compile!r}')
-        # Compiled image encoders by role (torch.compile is lazy: nothing
-        # is compiled before the first call).
+        # Compiled image encoders by role (torch.compile is lazy).
         self._compiled: Dict[str, object] = {}
         if compile is not False:
             options = compile if isinstance(compile, dict) else {}
@@ -409,7 +406,6 @@ def prepare_distiller_load(model: nn.Module, state_dict: dict, prefix: str,
         buffer = getattr(model, name)
         if stored is not None and stored.shape != buffer.shape:
             setattr(model, name, buffer.new_empty(stored.shape))
-    # Training checkpoints leave out the frozen weights: they come from
-    # the config's weight source (the checkpoint's fingerprint of them
-    # is checked by the loaders that read its meta).
+    # Training checkpoints leave out the frozen weights: they come from the
+    # config (the loaders that read the meta check their fingerprint).
     fill_frozen_weights(model, state_dict, prefix)

@@ -92,9 +92,8 @@ class EnsembleCombination:
         if not 0 <= text_member < len(members):
             raise ValueError(f'TeacherEnsemble.text_member={text_member} is '
                              f'not one of the {len(members)} members')
-        specs = [
-            _member_spec(i, m, reference_fp16) for i, m in enumerate(members)
-        ]
+        specs = [_member_spec(i, m, reference_fp16)
+                 for i, m in enumerate(members)]
         weights = [s['weight'] for s in specs]
         if weighting == 'fixed':
             if any(w is None for w in weights):
@@ -282,10 +281,8 @@ def _member_spec(index: int, member: dict, reference_fp16: bool) -> dict:
     if weight is not None and not isinstance(weight, (int, float)):
         raise ValueError(f'TeacherEnsemble.members[{index}].weight must be a '
                          f'number, got {weight!r}')
-    teacher = dict(member['teacher'])
-    teacher.setdefault('type', 'PromptedCLIP')
-    if reference_fp16:
-        teacher['reference_fp16'] = True
+    teacher = {'type': 'PromptedCLIP', **member['teacher'],
+               **(dict(reference_fp16=True) if reference_fp16 else {})}
     return dict(teacher=teacher,
                 weight=None if weight is None else float(weight),
                 tau=None if tau is None else float(tau),

@@ -50,7 +50,6 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
         if x.dim() not in (2, 3):
             raise ValueError(f'expected 2D or 3D input (got {x.dim()}D '
                              'input)')
-        # Reduce over every dimension except the channel dimension 1.
         dims: List[int] = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
         xf = x.float()  # statistics in float32, as torch's BN kernels do

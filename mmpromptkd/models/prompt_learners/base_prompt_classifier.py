@@ -243,9 +243,7 @@ class BasePromptClassifier(BaseModel):
             return
         name = type(self).__name__
         subset = metainfo.get('subset')
-        fix = ("set train_dataloader.dataset.subset='base' for a "
-               "base-to-novel teacher, or model.train_subset='all' for an "
-               "all-class (cross-dataset) teacher")
+        num = len(metainfo.get('classes', ()))
         if subset is None:
             raise ValueError(
                 f'{name} must train on the {self.train_subset!r} classes, '
@@ -253,17 +251,16 @@ class BasePromptClassifier(BaseModel):
                 "holds (no metainfo['subset']); set model.train_subset=None "
                 'to train on it anyway')
         if subset != self.train_subset:
-            num = len(metainfo.get('classes', ()))
             raise ValueError(
                 f'{name} has train_subset={self.train_subset!r}, but the '
                 f'training dataset {dataset_name} is the {subset!r} subset '
-                f'({num} classes): {fix}')
+                f"({num} classes): set train_dataloader.dataset.subset='base' "
+                "for a base-to-novel teacher, or model.train_subset='all' for "
+                "an all-class (cross-dataset) teacher")
         base = metainfo.get('num_base_classes')
-        classes = metainfo.get('classes', ())
-        if subset == 'base' and base is not None and len(classes) != base:
-            raise ValueError(
-                f'{dataset_name} is the base subset but has {len(classes)} '
-                f'classes and num_base_classes={base}')
+        if subset == 'base' and base is not None and num != base:
+            raise ValueError(f'{dataset_name} is the base subset but has '
+                             f'{num} classes and num_base_classes={base}')
 
     def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         """Tokenise full prompts, refusing any longer than the context."""

@@ -64,7 +64,6 @@ class VisionTower:
         """Features of an image batch: the tower's own forward."""
         return self.visual(images.to(self.dtype))
 
-    # The steps of a token tower, overridden by the subclasses.
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, object]:
         """Tokens before the pre-norm, and what every block needs."""
         raise NotImplementedError
