@@ -126,5 +126,4 @@ def encode_class_names(model: nn.Module, class_names: Sequence[str],
     return torch.cat([
         model.encode_text(class_names[i:i + batch_size],
                           normalize=True).float()
-        for i in range(0, len(class_names), batch_size)
-    ])
+        for i in range(0, len(class_names), batch_size)])

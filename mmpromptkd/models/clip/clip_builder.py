@@ -118,8 +118,7 @@ def _cached_pretrained_file(model_name: str, tag: str,
         # 'org/repo/' means the default file names, 'org/repo/file' one file.
         repo_id, filename = cfg['hf_hub'].rsplit('/', 1)
         names = [filename] if filename else [
-            'open_clip_model.safetensors', 'open_clip_pytorch_model.bin'
-        ]
+            'open_clip_model.safetensors', 'open_clip_pytorch_model.bin']
         for name in names:
             found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
             if isinstance(found, str):
@@ -183,9 +182,8 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         raise ValueError(f'clip.precision: expected one of '
                          f'{list(PRECISIONS)}, got "{precision}"')
     cache_dir = cfg.pop('cache_dir', None)
-    sources = [
-        k for k in ('openai_file', 'model_cfg', 'model_name') if k in cfg
-    ]
+    sources = [k for k in ('openai_file', 'model_cfg', 'model_name')
+               if k in cfg]
     if len(sources) != 1:
         raise ValueError(
             'clip: give exactly one of openai_file, model_cfg or model_name '
@@ -238,8 +236,7 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
         state_dict = {
             k: v.to(expected[k].dtype) if k in expected else v
             for k, v in state_dict.items() if k not in _OPENAI_EXTRA_KEYS
-            and k.split('.')[-1] != 'attn_mask'
-        }
+            and k.split('.')[-1] != 'attn_mask'}
         load_state_dict_strictly(model, state_dict, weights_name)
     architecture = dict(
         model_cfg=copy.deepcopy(model_cfg), quick_gelu=quick_gelu,
@@ -294,10 +291,8 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
                 f'clip: model_cfg.{tower}.{key}=True would download tower '
                 'weights; nothing is downloaded at run time: set it False '
                 'and give the weights with pretrained= or checkpoint=')
-    unknown = set(model_cfg) - {
-        'embed_dim', 'vision_cfg', 'text_cfg', 'init_logit_bias',
-        'custom_text'
-    }
+    unknown = set(model_cfg) - {'embed_dim', 'vision_cfg', 'text_cfg',
+                                'init_logit_bias', 'custom_text'}
     if unknown:
         raise ValueError(f'clip: model_cfg keys {sorted(unknown)} are not '
                          'open_clip model settings (embed_dim, vision_cfg, '

@@ -127,8 +127,7 @@ class PromptedCLIP(BaseModule):
             self.vision_ctx = normal(vision_prompt_length, width)
             self.vision_deep_prompts = nn.ParameterList([
                 normal(vision_prompt_length, width)
-                for _ in range(vision_prompt_depth - 1)
-            ])
+                for _ in range(vision_prompt_depth - 1)])
         self.prompt_prefix = ctx_init.replace('_', ' ').strip()
         if text_prompt_depth:
             init_ids = self.tokenizer.encode(self.prompt_prefix)
@@ -154,8 +153,7 @@ class PromptedCLIP(BaseModule):
                 self.text_ctx.data = self.text_ctx.data.half()
             self.text_deep_prompts = nn.ParameterList([
                 normal(text_prompt_length, self._text_tower.width)
-                for _ in range(text_prompt_depth - 1)
-            ])
+                for _ in range(text_prompt_depth - 1)])
         if not text_tower:
             drop_text_tower(self.clip)
         self.has_image_tower = image_tower

@@ -155,10 +155,8 @@ class ClassTextTable:
         table = self.text_features
         if new:
             self.check_text_features_teacher()
-            table = torch.cat([
-                table,
-                self.compute_text_features(new).to(table.device, table.dtype)
-            ])
+            table = torch.cat([table, self.compute_text_features(new).to(
+                table.device, table.dtype)])
         order = list(stored) + new
         rows = torch.as_tensor([order.index(n) for n in names],
                                device=table.device)

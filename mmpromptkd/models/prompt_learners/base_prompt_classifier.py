@@ -285,10 +285,8 @@ class BasePromptClassifier(BaseModel):
         (C, embed_dim) for one template, (T, C, embed_dim) for T of them."""
         single = isinstance(templates, str)
         templates = [templates] if single else list(templates)
-        texts = [
-            fill_template(template, name) for template in templates
-            for name in class_names
-        ]
+        texts = [fill_template(template, name) for template in templates
+                 for name in class_names]
         chunks = []
         for i in range(0, len(texts), self.text_batch_size):
             tokens = self._tokenize(texts[i:i + self.text_batch_size])

@@ -43,10 +43,8 @@ def teacher_input_normalization(data_preprocessor: nn.Module,
         values = preprocessor_normalization(data_preprocessor)
     else:
         values = _parse_teacher_normalization(normalization)
-    return {
-        key: [round(float(v), 4) for v in value]
-        for key, value in zip(('mean', 'std'), values)
-    }
+    return {key: [round(float(v), 4) for v in value]
+            for key, value in zip(('mean', 'std'), values)}
 
 
 def same_normalization(a: dict, b: dict) -> bool:
