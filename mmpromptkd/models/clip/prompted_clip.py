@@ -41,17 +41,14 @@ class PromptedCLIP(BaseModule):
         ctx_init (str): Initial context text, also the prefix of every class
             prompt (``"{ctx_init} {name}."``); random if too short.
         prompt_init_std (float): Std of the random prompt init.
-        round_prompts_to_fp16 (bool): Round prompts through fp16 on every
-            forward, as the reference implementation does.
-        reference_fp16 (bool): The official pure-fp16 precision, see
-            :func:`convert_to_reference_fp16`.
+        round_prompts_to_fp16 (bool): Round prompts through fp16 (official).
+        reference_fp16 (bool): The official pure-fp16 precision.
         grad_checkpointing (bool): Recompute block activations in backward.
-        truncate_text (bool): Run the causal text tower only up to the last
-            end token of the class list.
+        truncate_text (bool): Stop the causal text tower after the last end
+            token.
         text_tower (bool): Keep the text tower.
         image_tower (bool): Keep the image tower.
-        freeze_clip (bool): Keep CLIP frozen (False fine-tunes all but the
-            logit scale).
+        freeze_clip (bool): Keep CLIP (always its logit scale) frozen.
         checkpoint (str, optional): A checkpoint of this class to load.
         init_cfg (dict, optional): Unused; weights come from ``clip``.
     """

@@ -32,35 +32,26 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
     kept out of the module tree and checkpoints.
 
     Args:
-        student (dict): A :class:`PromptedCLIP` (default type) or any module
-            with its image interface, e.g. :class:`BackboneStudent`.
-        teacher (dict, optional): The frozen teacher; needed to train and to
-            encode new classes.
-        projector (dict): The projector neck; its channels are read from the
-            student and teacher (``out_channels`` is needed without one).
+        student (dict): A :class:`PromptedCLIP` (default) or image encoder.
+        teacher (dict, optional): The frozen teacher (to train, new classes).
+        projector (dict): The projector neck (channels read from the models).
         distill_loss (dict): The loss config.
         distill_target (str): 'logits' (the method) or 'features'.
         shared_text_features (bool): Classify with the teacher's stored text
-            features (the method); False uses the student's own text tower.
-        data_preprocessor (dict | nn.Module, optional): Defaults to
+            features (the method), else with the student's own text tower.
+        data_preprocessor (dict | nn.Module, optional): Default: the
             :class:`LabelFreeDataPreprocessor` with CLIP's mean and std.
         text_batch_size (int): Class names per teacher text forward.
-        text_encoder (dict, optional): A frozen text-only
-            :class:`PromptedCLIP` that replaces the teacher in an
-            open-vocabulary export.
-        reference_fp16 (bool): The official pure-fp16 training, passed on to
-            the student, teacher and projector (the loss stays fp32).
+        text_encoder (dict, optional): A frozen text-only teacher tower, in
+            place of the teacher in an open-vocabulary export.
+        reference_fp16 (bool): The official pure-fp16 training.
         release_teacher_text_tower (bool): Free the teacher's text tower once
             the training features are stored.
-        predict_teacher (bool): Also attach the teacher's ``teacher_score``
-            in 'predict' mode.
-        compile (bool | dict): ``torch.compile`` the image encoders (a dict
-            gives its options).
+        predict_teacher (bool): Add ``teacher_score`` in 'predict' mode.
+        compile (bool | dict): ``torch.compile`` the image encoders.
         teacher_normalization (dict, optional): The teacher's own
-            ``dict(mean=..., std=...)`` (0-255) where it differs from the
-            data preprocessor's.
-        allow_untrained_teacher (bool): Accept a teacher whose prompts were
-            never trained.
+            ``dict(mean=..., std=...)`` (0-255), where it differs.
+        allow_untrained_teacher (bool): Accept untrained teacher prompts.
         init_cfg (dict, optional): Initialisation config.
     """
 

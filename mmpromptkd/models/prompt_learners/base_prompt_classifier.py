@@ -87,12 +87,11 @@ class BasePromptClassifier(BaseModel):
             text_prompt_length, ctx_init, prompt_init_std,
             round_prompts_to_fp16, reference_fp16, grad_checkpointing: As
             in :class:`PromptedCLIP` (losses stay fp32).
-        train_subset (str, optional): The class subset ('base' or 'all') the
-            training dataset must be; None skips the check.
+        train_subset (str, optional): The training classes: 'base', 'all' or
+            None (unchecked).
         save_clip_weights (bool): Keep the frozen CLIP in the state dict.
         text_batch_size (int): Class names per no-grad text forward.
-        data_preprocessor (dict | nn.Module, optional): Defaults to
-            ``ClsDataPreprocessor`` with CLIP's mean and std.
+        data_preprocessor (dict | nn.Module, optional): Default: CLIP's.
         checkpoint (str, optional): A stage-(a) checkpoint to load.
         init_cfg (dict, optional): Unused; weights come from ``clip``.
     """

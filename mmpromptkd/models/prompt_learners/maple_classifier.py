@@ -21,8 +21,7 @@ class MaPLeClassifier(BasePromptClassifier):
         prompt_depth (int): Blocks with prompts in both towers (>= 1).
         prompt_length (int): Prompt tokens in both towers.
         ctx_init (str): Initial context text.
-        **kwargs: Other arguments of :class:`BasePromptClassifier` (not the
-            per-tower prompt depths and lengths).
+        **kwargs: Other arguments of :class:`BasePromptClassifier`.
     """
 
     def __init__(self, clip: dict, prompt_depth: int = 9,

@@ -8,9 +8,8 @@ from .vision_tower import VisionTower
 
 
 class OpenCLIPViTTower(VisionTower):
-    """open_clip's ``VisionTransformer`` (OpenAI, LAION, DFN, MetaCLIP).
-
-    Prompts join before ``ln_pre``, as in the official IVLP / PromptKD code.
+    """open_clip's ``VisionTransformer`` (OpenAI, LAION, DFN, MetaCLIP);
+    prompts join before ``ln_pre``, as in the official IVLP / PromptKD code.
     """
 
     takes_prompts = True

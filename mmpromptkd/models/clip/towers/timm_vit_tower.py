@@ -9,10 +9,8 @@ from .vision_tower import VisionTower
 
 
 class TimmViTTower(VisionTower):
-    """An open_clip ``TimmModel`` whose trunk is a timm ``VisionTransformer``.
-
-    Prompts join before the trunk's ``norm_pre``.
-    """
+    """An open_clip ``TimmModel`` whose trunk is a timm ``VisionTransformer``
+    (prompts join before the trunk's ``norm_pre``)."""
 
     takes_prompts = True
 
@@ -51,10 +49,8 @@ class TimmViTTower(VisionTower):
 
 
 class TimmEvaTower(TimmViTTower):
-    """An open_clip ``TimmModel`` whose trunk is a timm ``Eva``.
-
-    Prompt tokens take the identity rotation, unrotated as the class token.
-    """
+    """An open_clip ``TimmModel`` whose trunk is a timm ``Eva``; prompt
+    tokens take the identity rotation, unrotated as the class token."""
 
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, object]:
         # Eva's own position step (private in timm 1.0; see TimmViTTower).
