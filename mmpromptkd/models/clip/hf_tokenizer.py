@@ -106,9 +106,9 @@ class LocalHFTokenizer:
             sep = self._special(config, 'sep_token', ('[SEP]', '</s>'),
                                 config_path)
             self._sep_id = self._tokenizer.token_to_id(sep)
-        self.num_special = self._engine('to count its special tokens',
-                                        self._tokenizer.
-                                        num_special_tokens_to_add, False)
+        self.num_special = self._engine(
+            'to count its special tokens',
+            self._tokenizer.num_special_tokens_to_add, False)
         # Where a text starts: after the special tokens the post-processor
         # puts before it (a start token, or none, e.g. SigLIP's).
         probe = self._engine('to encode "a"', self._tokenizer.encode, 'a')

@@ -26,10 +26,8 @@ class ClassTextTable:
         """Register the empty table."""
         self.text_batch_size = text_batch_size
         self.register_buffer('text_features', torch.zeros(0, text_dim))
-        self.register_buffer('class_names_utf8',
-                             torch.zeros(0, dtype=torch.uint8))
-        self.register_buffer('text_provenance_utf8',
-                             torch.zeros(0, dtype=torch.uint8))
+        for name in ('class_names_utf8', 'text_provenance_utf8'):
+            self.register_buffer(name, torch.zeros(0, dtype=torch.uint8))
         self._teacher_identity: Optional[dict] = None
         self._eval_features: Optional[torch.Tensor] = None
         self._eval_class_names: Optional[Tuple[str, ...]] = None

@@ -203,14 +203,11 @@ class TeacherEnsemble(nn.Module):
         as configured, else as its weights declare; None: the data
         preprocessor's."""
         configured = self.combination.members[index]['normalization']
-        if configured is not None:
-            return configured
         declared = getattr(self.members[index], 'input_normalization', None)
-        if declared is None:
-            return None
-        mean, std = declared
-        return dict(mean=[float(v) * 255 for v in mean],
-                    std=[float(v) * 255 for v in std])
+        if configured is not None or declared is None:
+            return configured
+        return {key: [float(v) * 255 for v in values]
+                for key, values in zip(('mean', 'std'), declared)}
 
     def bind_inputs(self, data_preprocessor: nn.Module,
                     student: nn.Module) -> None:

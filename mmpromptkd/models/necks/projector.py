@@ -80,10 +80,9 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
                               n: int) -> None:
         """Update running statistics like ``nn.BatchNorm1d`` does."""
         self.num_batches_tracked.add_(1)
-        if self.momentum is None:  # cumulative moving average
-            factor = 1.0 / float(self.num_batches_tracked)
-        else:
-            factor = self.momentum
+        # None: the cumulative moving average.
+        factor = 1.0 / float(self.num_batches_tracked) \
+            if self.momentum is None else self.momentum
         unbiased = (var * (n / (n - 1))).to(self.running_var.dtype)
         mean = mean.to(self.running_mean.dtype)
         self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)

@@ -47,13 +47,11 @@ def prompt_source(model: nn.Module, path: str, meta: dict,
     if not holds_clip_weights:
         check_frozen_weights(model, meta.get(FROZEN_WEIGHTS_META), path)
     step = meta.get('iter')
-    step = step if isinstance(step, int) else None
     classes = (meta.get('dataset_meta') or {}).get('classes')
-    if not (isinstance(classes, (list, tuple))
-            and all(isinstance(c, str) for c in classes)):
-        classes = None
-    return PromptSource(path, step, None if classes is None else
-                        tuple(classes))
+    valid = isinstance(classes, (list, tuple)) and all(
+        isinstance(c, str) for c in classes)
+    return PromptSource(path, step if isinstance(step, int) else None,
+                        tuple(classes) if valid else None)
 
 
 def settle(model: nn.Module, source: PromptSource) -> PromptSource:
