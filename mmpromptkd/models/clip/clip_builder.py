@@ -189,8 +189,7 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
             'clip: give exactly one of openai_file, model_cfg or model_name '
             f'(with pretrained or checkpoint), got keys {sorted(cfg)}')
     source = sources[0]
-    state_dict = None
-    weights_name = None
+    state_dict = weights_name = None
     if source == 'openai_file':
         allowed = {'openai_file'}
         weights_name = cfg['openai_file']

@@ -39,16 +39,13 @@ class VisionTower:
     def image_size(self) -> Tuple[int, int]:
         """tuple[int, int]: Input resolution."""
         size = self.visual.image_size
-        if isinstance(size, (tuple, list)):
-            return tuple(size)
-        return size, size
+        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
     @property
     def dtype(self) -> torch.dtype:
         """torch.dtype: The input's dtype (embeddings may be kept in fp32)."""
-        layers = (nn.Conv2d, nn.Linear)
         return next(m.weight.dtype for m in self.visual.modules()
-                    if isinstance(m, layers))
+                    if isinstance(m, (nn.Conv2d, nn.Linear)))
 
     @property
     def prompt_width(self) -> Optional[int]:
