@@ -171,9 +171,7 @@ class ClassTextTable:
         self.select_classes(self.class_names + names)
 
     def prepare_text_features(
-            self,
-            class_names: Sequence[str],
-            for_training: bool,
+            self, class_names: Sequence[str], for_training: bool,
             dataset_name: str = 'the dataset',
             class_indices: Optional[Sequence[int]] = None) -> None:
         """Make the text features of ``class_names`` ready; evaluation on

@@ -202,9 +202,7 @@ class BasePromptClassifier(BaseModel):
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
     def prepare_text_features(
-            self,
-            class_names: Sequence[str],
-            for_training: bool,
+            self, class_names: Sequence[str], for_training: bool,
             dataset_name: str = 'the dataset',
             class_indices: Optional[Sequence[int]] = None) -> None:
         """Receive the class names of a dataset the model runs on.
