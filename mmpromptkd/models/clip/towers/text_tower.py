@@ -49,11 +49,6 @@ class TextTower:
         """int: Width of a token (and of a text prompt)."""
         return self.module.token_embedding.weight.shape[1]
 
-    @property
-    def causal(self) -> bool:
-        """bool: Whether a position attends to earlier positions only."""
-        return self.module.attn_mask is not None
-
     def pool_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """The (N, ) positions of the features of (N, L) token ids."""
         if self.pool_type == 'argmax':
@@ -67,7 +62,7 @@ class TextTower:
     def used_length(self, tokens: torch.Tensor) -> int:
         """Positions a forward must run (a causal one stops after the last
         pooled position, as later ones cannot change the features)."""
-        if not self.causal:
+        if self.module.attn_mask is None:  # not causal
             return tokens.shape[1]
         return int(self.pool_positions(tokens).max()) + 1
 

@@ -20,11 +20,6 @@ class VisionTower:
         self.visual = visual
 
     @property
-    def name(self) -> str:
-        """str: The tower's class, for messages."""
-        return type(self.visual).__name__
-
-    @property
     def no_prompts_reason(self) -> str:
         """str: Why this tower takes no visual prompts."""
         trunk = getattr(self.visual, 'trunk', self.visual)
