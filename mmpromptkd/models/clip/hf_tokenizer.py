@@ -101,11 +101,9 @@ class LocalHFTokenizer:
         pad = self._special(config, 'pad_token', ('<pad>', '[PAD]'),
                             config_path)
         self._pad_id = self._tokenizer.token_to_id(pad)
-        self._sep_id = None
-        if strip_sep_token:
-            sep = self._special(config, 'sep_token', ('[SEP]', '</s>'),
-                                config_path)
-            self._sep_id = self._tokenizer.token_to_id(sep)
+        self._sep_id = self._tokenizer.token_to_id(self._special(
+            config, 'sep_token', ('[SEP]', '</s>'),
+            config_path)) if strip_sep_token else None
         self.num_special = self._engine(
             'to count its special tokens',
             self._tokenizer.num_special_tokens_to_add, False)

@@ -252,10 +252,9 @@ class ClassTextTable:
 
     def _text(self, for_training: bool) -> Tuple[torch.Tensor, tuple]:
         """Text features and class names for training or evaluation."""
-        if for_training or self._eval_features is None:
-            text, names = self.text_features, self.class_names
-        else:
-            text, names = self._eval_features, self._eval_class_names
+        text, names = (self.text_features, self.class_names) \
+            if for_training or self._eval_features is None \
+            else (self._eval_features, self._eval_class_names)
         if len(text) == 0:
             raise RuntimeError(
                 'text features are not prepared: add PromptKDTextFeaturesHook '

@@ -36,19 +36,16 @@ def combine_teacher_logits(logits: Sequence[torch.Tensor],
     """
     if len(logits) == 1:
         return logits[0]
-    log_p = torch.stack([
-        F.log_softmax(z.float() / t, dim=-1) for z, t in zip(logits, taus)
-    ])  # (M, B, C)
+    log_p = torch.stack([F.log_softmax(z.float() / t, dim=-1)
+                         for z, t in zip(logits, taus)])  # (M, B, C)
     if confidence is None:
         log_w = torch.tensor(
             [float(w) for w in weights], device=log_p.device).log()
         log_w = log_w[:, None].expand(log_p.shape[:2])
     else:
         p = log_p.exp()
-        if confidence == 'max_prob':
-            score = p.amax(-1)
-        else:
-            score = (p * log_p).sum(-1)
+        score = p.amax(-1) if confidence == 'max_prob' else \
+            (p * log_p).sum(-1)
         log_w = F.log_softmax(score / confidence_tau, dim=0)  # (M, B)
     return tau * torch.logsumexp(log_w[..., None] + log_p, dim=0)
 

@@ -74,8 +74,7 @@ class KLLogitLoss(nn.Module):
         # -1e-7, and a clamp there would also zero the gradient.
         loss = self._reduce(_kl_elementwise(log_p_t, log_p_s))
         if self.symmetric:
-            reverse = self._reduce(_kl_elementwise(log_p_s, log_p_t))
-            loss = (loss + reverse) / 2
+            loss = (loss + self._reduce(_kl_elementwise(log_p_s, log_p_t))) / 2
         return loss * (self.loss_weight * self.tau**2)
 
     def extra_repr(self) -> str:

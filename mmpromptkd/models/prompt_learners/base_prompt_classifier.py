@@ -288,8 +288,7 @@ class BasePromptClassifier(BaseModel):
         for i in range(0, len(texts), self.text_batch_size):
             tokens = self._tokenize(texts[i:i + self.text_batch_size])
             chunks.append(self.clip.encode_text(tokens).float())
-        features = torch.cat(chunks).view(len(templates), len(class_names),
-                                          -1)
+        features = torch.cat(chunks).view(len(templates), len(class_names), -1)
         return features[0] if single else features
 
     def _class_text_features(self,
@@ -351,9 +350,8 @@ class BasePromptClassifier(BaseModel):
         if not data_samples:
             raise ValueError(f'{type(self).__name__} trains with labels: '
                              'data_samples with gt_label are needed')
-        labels = torch.cat([
-            torch.as_tensor(s.gt_label).reshape(-1) for s in data_samples
-        ]).to(device=device, dtype=torch.long)
+        labels = torch.cat([torch.as_tensor(s.gt_label).reshape(-1)
+                            for s in data_samples]).to(device, torch.long)
         num = len(self._train_names())
         if len(labels) != len(data_samples) or labels.min() < 0 or \
                 labels.max() >= num:

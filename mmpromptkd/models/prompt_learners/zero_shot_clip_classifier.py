@@ -41,8 +41,8 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
                     class_names: Sequence[str],
                     normalize: bool = False) -> torch.Tensor:
         """Frozen CLIP features (C, embed_dim) of the filled template."""
-        features = self.template_text_features(class_names, self.template)
-        features = features.to(self.prompted_clip.dtype)
+        features = self.template_text_features(
+            class_names, self.template).to(self.prompted_clip.dtype)
         return F.normalize(features, dim=-1) if normalize else features
 
     def loss(self, inputs: torch.Tensor,

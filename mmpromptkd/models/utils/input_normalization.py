@@ -39,10 +39,9 @@ def teacher_input_normalization(data_preprocessor: nn.Module,
                                 normalization: Optional[dict]) -> dict:
     """``dict(mean, std)`` (0-255, 4 decimals) the teacher's images get,
     from the ``teacher_normalization`` or else the data preprocessor."""
-    if normalization is None:
-        values = preprocessor_normalization(data_preprocessor)
-    else:
-        values = _parse_teacher_normalization(normalization)
+    values = preprocessor_normalization(data_preprocessor) \
+        if normalization is None else \
+        _parse_teacher_normalization(normalization)
     return {key: [round(float(v), 4) for v in value]
             for key, value in zip(('mean', 'std'), values)}
 
@@ -102,10 +101,8 @@ def teacher_input_map(
     check_input_normalization(getattr(student, 'input_normalization', None),
                               mean, std, 'model.student',
                               'model.data_preprocessor')
-    teacher_mean, teacher_std = mean, std
-    if normalization is not None:
-        teacher_mean, teacher_std = _parse_teacher_normalization(
-            normalization)
+    teacher_mean, teacher_std = (mean, std) if normalization is None else \
+        _parse_teacher_normalization(normalization)
     if teacher is not None:
         check_input_normalization(
             getattr(teacher, 'input_normalization', None), teacher_mean,
