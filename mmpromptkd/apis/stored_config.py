@@ -66,7 +66,7 @@ def check_stored_config(cfg: Any,
         state_shapes (dict[str, Sequence[int]], optional): Shapes of the
             stored tensors by key; declared architectures must match them.
     """
-    later = []  # checks against the stored shapes, after the CLIPs'
+    prompts, projectors = [], []
     for node, where in _containers(cfg, source):
         if not isinstance(node, dict):
             continue
@@ -75,12 +75,12 @@ def check_stored_config(cfg: Any,
             # A text-only PromptedCLIP builds no image tower (a stand-in).
             _check_clip(node['clip'], f'{where}.clip', source, state_shapes,
                         node.get('image_tower', True) is not False)
-            later.append((0, _check_prompts, node, where))
+            prompts.append((_check_prompts, node, where))
         if node.get('type') in ('FeatureProjector',
                                 f'{_SCOPE}.FeatureProjector'):
-            later.append((1, _check_projector, node, where))
+            projectors.append((_check_projector, node, where))
     # After the CLIPs they run with (which tell the most): prompts first.
-    for _, check, node, where in sorted(later, key=lambda c: c[0]):
+    for check, node, where in prompts + projectors:
         if state_shapes is not None:
             check(node, where, source, state_shapes)
 
@@ -137,39 +137,35 @@ def _check_keys(node: dict, where: str, source: str) -> None:
     parameters = inspect.signature(MODELS.get(name)).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return
-    for key in node:
-        if key not in parameters and key not in ('type', '_scope_'):
-            _refuse(source, f'{where}.{key}: {name} accepts '
-                    f'{sorted(parameters)}, not {key!r}')
+    for key in (k for k in node if k not in parameters
+                and k not in ('type', '_scope_')):
+        _refuse(source, f'{where}.{key}: {name} accepts '
+                f'{sorted(parameters)}, not {key!r}')
 
 
 def _check_clip(clip: dict, where: str, source: str,
                 state_shapes: Optional[Shapes], image_tower: bool) -> None:
     """Check a stored ``clip``: an architecture, of the stored weights."""
-    for key in clip:
-        if key not in _CLIP_KEYS:
-            _refuse(source, f'{where}.{key}: a stored CLIP is an '
-                    f'architecture ({sorted(_CLIP_KEYS)}), with no weight '
-                    'file, name or cache')
+    for key in (k for k in clip if k not in _CLIP_KEYS):
+        _refuse(source, f'{where}.{key}: a stored CLIP is an architecture '
+                f'({sorted(_CLIP_KEYS)}), with no weight file, name or cache')
     model_cfg = clip.get('model_cfg')
     if not isinstance(model_cfg, dict):
         _refuse(source, f'{where}.model_cfg must be a dict')
     # model.student.clip holds the weights under student.clip.
     prefix = where.split('.', 1)[1] + '.'
     where = f'{where}.model_cfg'
-    for key in model_cfg:
-        if key not in _MODEL_CFG_KEYS:
-            _refuse(source, f'{where}.{key} is not one of '
-                    f'{sorted(_MODEL_CFG_KEYS)}')
+    for key in (k for k in model_cfg if k not in _MODEL_CFG_KEYS):
+        _refuse(source, f'{where}.{key} is not one of '
+                f'{sorted(_MODEL_CFG_KEYS)}')
     for part, keys in _TOWER_KEYS.items():
         tower = model_cfg.get(part, {})
         if not isinstance(tower, dict):
             _refuse(source, f'{where}.{part} must be a dict')
-        for key in tower:
-            if key not in keys:
-                _refuse(source, f'{where}.{part}.{key}: a stored CLIP takes '
-                        "open_clip's towers only (no Hugging Face models or "
-                        'tokenizers, which name hubs or folders)')
+        for key in (k for k in tower if k not in keys):
+            _refuse(source, f'{where}.{part}.{key}: a stored CLIP takes '
+                    "open_clip's towers only (no Hugging Face models or "
+                    'tokenizers, which name hubs or folders)')
     vision = model_cfg.get('vision_cfg', {})
     timm_tower = any(k.startswith('timm_') for k in vision)
     if timm_tower:

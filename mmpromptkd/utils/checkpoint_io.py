@@ -3,7 +3,6 @@ import io
 import os.path as osp
 import pickle
 import re
-import zipfile
 from typing import Any, Callable, Dict, NoReturn, Tuple, Union
 
 import torch
@@ -11,7 +10,7 @@ import torch
 from mmpromptkd.fileio import atomic_write
 from .safe_globals import SAFE_GLOBALS, rebuild_history_buffers
 from .torchscript_reader import (is_torchscript_archive,
-                                 read_torchscript_state_dict)
+                                 read_torchscript_state_dict, zip_names)
 
 MapLocation = Union[None, str, torch.device, Callable, Dict[str, str]]
 # The prefix that selects :func:`load_from_local` in mmengine's
@@ -40,14 +39,7 @@ def is_complete_checkpoint(path: str) -> bool:
 
     A copy cut short loses the zip directory at the end of the file.
     """
-    if not osp.isfile(path) or not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(
-                name.endswith('data.pkl') for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+    return any(name.endswith('data.pkl') for name in zip_names(path))
 
 
 def _refusal_reason(error: BaseException) -> str:

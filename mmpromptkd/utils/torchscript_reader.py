@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from mmpromptkd.compat import PurePythonUnpickler, opcode_handlers
 
-# The storage types an archive may name, by their dtype (read without
-# touching torch's deprecated typed-storage classes).
+# The storage types an archive may name: each loads as its dtype, nothing
+# callable (torch's deprecated typed-storage classes are never touched).
 _STORAGE_DTYPES = {
     f'{name}Storage': dtype
     for name, dtype in (('Float', torch.float32), ('Double', torch.float64),
@@ -21,16 +21,6 @@ _STORAGE_DTYPES = {
                         ('Long', torch.int64), ('Int', torch.int32),
                         ('Short', torch.int16), ('Char', torch.int8),
                         ('Byte', torch.uint8), ('Bool', torch.bool))}
-
-
-class _StorageType:
-    """What a storage type's name loads as: its dtype, nothing callable."""
-
-    def __init__(self, dtype: torch.dtype) -> None:
-        self.dtype = dtype
-
-    def __repr__(self) -> str:
-        return f'<storage of {self.dtype}>'
 
 
 _Storage = collections.namedtuple('_Storage', ['data', 'dtype'])
@@ -58,14 +48,19 @@ _TORCHSCRIPT_GLOBALS = {
     ('collections', 'OrderedDict'): collections.OrderedDict}
 
 
+def zip_names(path: str) -> list:
+    """The member names of a zip file; none if ``path`` is not one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
 def is_torchscript_archive(path: str) -> bool:
     """Whether ``path`` was written by ``torch.jit.save``."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(
-            name.endswith('/constants.pkl') or '/code/' in name
-            for name in archive.namelist())
+    return any(name.endswith('/constants.pkl') or '/code/' in name
+               for name in zip_names(path))
 
 
 class _ScriptObject:
@@ -124,7 +119,7 @@ class _TorchScriptUnpickler(PurePythonUnpickler):
         if (module, name) in _TORCHSCRIPT_GLOBALS:
             return _TORCHSCRIPT_GLOBALS[module, name]
         if module == 'torch' and name in _STORAGE_DTYPES:
-            return _StorageType(_STORAGE_DTYPES[name])
+            return _STORAGE_DTYPES[name]
         self._refuse(f'references the global "{module}.{name}", which is '
                      'not a tensor type')
 
@@ -133,7 +128,7 @@ class _TorchScriptUnpickler(PurePythonUnpickler):
                 and pid[0] == 'storage'):
             self._refuse(f'has an unexpected persistent id {pid!r}')
         _, storage_type, key, _location, _numel = pid
-        if not isinstance(storage_type, _StorageType):
+        if not isinstance(storage_type, torch.dtype):
             self._refuse(f'names {storage_type!r} as a storage type')
         if not (isinstance(key, str) and re.fullmatch(r'\w+', key)):
             self._refuse(f'names the storage {key!r}')
@@ -144,7 +139,7 @@ class _TorchScriptUnpickler(PurePythonUnpickler):
                 self._refuse(f'lacks the storage data/{key}')
             self._storages[key] = torch.UntypedStorage.from_buffer(
                 raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
-        return _Storage(self._storages[key], storage_type.dtype)
+        return _Storage(self._storages[key], storage_type)
 
     def _load_reduce(self) -> None:
         args = self.stack.pop()
