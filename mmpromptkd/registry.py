@@ -9,7 +9,7 @@ import warnings
 
 from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
-from mmpretrain import registry as mmpretrain_registry
+from mmpretrain import registry as parents
 from mmpretrain.utils import register_all_modules
 
 # A child registry falls back on its parent's entries, but only imports its
@@ -37,28 +37,24 @@ def _child(name: str, parent: Registry) -> Registry:
 
 
 RUNNERS = _child('runner', mmengine_registry.RUNNERS)
-RUNNER_CONSTRUCTORS = _child('runner constructor',
-                             mmpretrain_registry.RUNNER_CONSTRUCTORS)
-LOOPS = _child('loop', mmpretrain_registry.LOOPS)
-HOOKS = _child('hook', mmpretrain_registry.HOOKS)
-LOG_PROCESSORS = _child('log processor', mmpretrain_registry.LOG_PROCESSORS)
-OPTIMIZERS = _child('optimizer', mmpretrain_registry.OPTIMIZERS)
-OPTIM_WRAPPERS = _child('optim wrapper', mmpretrain_registry.OPTIM_WRAPPERS)
+RUNNER_CONSTRUCTORS = _child('runner constructor', parents.RUNNER_CONSTRUCTORS)
+LOOPS = _child('loop', parents.LOOPS)
+HOOKS = _child('hook', parents.HOOKS)
+LOG_PROCESSORS = _child('log processor', parents.LOG_PROCESSORS)
+OPTIMIZERS = _child('optimizer', parents.OPTIMIZERS)
+OPTIM_WRAPPERS = _child('optim wrapper', parents.OPTIM_WRAPPERS)
 OPTIM_WRAPPER_CONSTRUCTORS = _child(
-    'optimizer wrapper constructor',
-    mmpretrain_registry.OPTIM_WRAPPER_CONSTRUCTORS)
-PARAM_SCHEDULERS = _child('parameter scheduler',
-                          mmpretrain_registry.PARAM_SCHEDULERS)
-DATASETS = _child('dataset', mmpretrain_registry.DATASETS)
-DATA_SAMPLERS = _child('data sampler', mmpretrain_registry.DATA_SAMPLERS)
-TRANSFORMS = _child('transform', mmpretrain_registry.TRANSFORMS)
-MODELS = _child('model', mmpretrain_registry.MODELS)
-MODEL_WRAPPERS = _child('model wrapper', mmpretrain_registry.MODEL_WRAPPERS)
-WEIGHT_INITIALIZERS = _child('weight initializer',
-                             mmpretrain_registry.WEIGHT_INITIALIZERS)
-BATCH_AUGMENTS = _child('batch augment', mmpretrain_registry.BATCH_AUGMENTS)
-TASK_UTILS = _child('task util', mmpretrain_registry.TASK_UTILS)
-METRICS = _child('metric', mmpretrain_registry.METRICS)
-EVALUATORS = _child('evaluator', mmpretrain_registry.EVALUATORS)
-VISUALIZERS = _child('visualizer', mmpretrain_registry.VISUALIZERS)
-VISBACKENDS = _child('vis_backend', mmpretrain_registry.VISBACKENDS)
+    'optimizer wrapper constructor', parents.OPTIM_WRAPPER_CONSTRUCTORS)
+PARAM_SCHEDULERS = _child('parameter scheduler', parents.PARAM_SCHEDULERS)
+DATASETS = _child('dataset', parents.DATASETS)
+DATA_SAMPLERS = _child('data sampler', parents.DATA_SAMPLERS)
+TRANSFORMS = _child('transform', parents.TRANSFORMS)
+MODELS = _child('model', parents.MODELS)
+MODEL_WRAPPERS = _child('model wrapper', parents.MODEL_WRAPPERS)
+WEIGHT_INITIALIZERS = _child('weight initializer', parents.WEIGHT_INITIALIZERS)
+BATCH_AUGMENTS = _child('batch augment', parents.BATCH_AUGMENTS)
+TASK_UTILS = _child('task util', parents.TASK_UTILS)
+METRICS = _child('metric', parents.METRICS)
+EVALUATORS = _child('evaluator', parents.EVALUATORS)
+VISUALIZERS = _child('visualizer', parents.VISUALIZERS)
+VISBACKENDS = _child('vis_backend', parents.VISBACKENDS)

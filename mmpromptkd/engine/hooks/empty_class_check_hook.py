@@ -49,9 +49,9 @@ class EmptyClassCheckHook(Hook):
     def before_train(self, runner) -> None:
         loader = runner.train_dataloader
         dataset = loader.dataset
+        name = type(unwrap_dataset(dataset)).__name__
         # A stream (UnlabeledShards) has no length; it checks itself.
         if not isinstance(dataset, IterableDataset) and len(loader) == 0:
-            name = type(unwrap_dataset(dataset)).__name__
             raise ValueError(
                 f'the training split of {name} '
                 f'({len(dataset)} images, {runner.world_size} process(es)) '
@@ -61,7 +61,6 @@ class EmptyClassCheckHook(Hook):
                 'train_dataloader.drop_last=False')
         empty = find_empty_classes(dataset)
         if empty:
-            name = type(unwrap_dataset(dataset)).__name__
             shown = ', '.join(empty[:10]) + (
                 f' and {len(empty) - 10} more' if len(empty) > 10 else '')
             raise ValueError(

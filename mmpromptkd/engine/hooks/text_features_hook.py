@@ -39,15 +39,12 @@ class PromptKDTextFeaturesHook(Hook):
             model.use_cached_text_features(
                 classes, features, teacher=teacher,
                 source=f'the teacher cache {dataset.cache.path}')
-        kwargs = {}
         # ImageNet variants map their classes into ImageNet's 1000, so a
         # student with stored ImageNet features needs no teacher for them.
         indices = dataset.metainfo.get('imagenet_class_indices')
-        if indices is not None and not for_training:
-            kwargs['class_indices'] = indices
         model.prepare_text_features(
             classes, for_training, dataset_name=type(dataset).__name__,
-            **kwargs)
+            class_indices=None if for_training else indices)
 
     def before_train(self, runner) -> None:
         self._prepare(runner, runner.train_dataloader, True)

@@ -15,13 +15,10 @@ class DasslCosineAnnealingLR(CosineAnnealingLR):
     restarting the count after the warm-up; mmengine over ``end - begin``.
 
     Args:
-        optimizer: Wrapped optimizer (or optimizer wrapper).
         T_max (int, optional): Period of the cosine; by default ``end``.
-        eta_min (float, optional): Minimum learning rate.
         begin (int): First step (the end of the warm-up).
-        end (int): Step after the last one; the Runner sets it to the
-            training length.
-        **kwargs: The other arguments of ``CosineAnnealingLR``.
+        end (int): Step after the last one (the Runner sets it).
+        optimizer, eta_min, **kwargs: As for ``CosineAnnealingLR``.
     """
 
     def __init__(self, optimizer, T_max: Optional[int] = None,

@@ -28,10 +28,8 @@ class BaseNovelAccuracy(BaseMetric):
     Args:
         num_base_classes (int, optional): ``m``; by default
             ``dataset_meta['num_base_classes']``, else ``ceil(n / 2)``.
-        collect_device (str): Device used to collect results across ranks.
-        prefix (str, optional): Prefix of the metric names (``'b2n'``).
-        collect_dir (str, optional): Directory used to collect results when
-            ``collect_device='cpu'``.
+        collect_device, prefix, collect_dir: As for mmengine's
+            ``BaseMetric`` (the default prefix: ``'b2n'``).
         score_key (str): ``'pred_score'`` (the model's) or
             ``'teacher_score'`` (a distiller's teacher).
     """
@@ -107,15 +105,13 @@ class BaseNovelAccuracy(BaseMetric):
                 raise ValueError(f'gt_label {r["gt_label"]} is outside the '
                                  f'{n} scored classes.')
         metrics: Dict[str, float] = {}
-        base = [r for r in results if r['gt_label'] < m]
-        novel = [r for r in results if r['gt_label'] >= m]
-        for name, split, key in (('base', base, 'pred_base'),
-                                 ('novel', novel, 'pred_novel')):
+        for name, is_base in (('base', True), ('novel', False)):
+            split = [r for r in results if (r['gt_label'] < m) == is_base]
             if not split:
                 _warn(f'no {name}-class samples; `{name}` and `hm` are not '
                       'reported.')
                 continue
-            correct = sum(r[key] == r['gt_label'] for r in split)
+            correct = sum(r[f'pred_{name}'] == r['gt_label'] for r in split)
             metrics[name] = 100.0 * correct / len(split)
         if 'base' in metrics and 'novel' in metrics:
             b, nv = metrics['base'], metrics['novel']

@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 
 from mmpromptkd.registry import METRICS
@@ -16,10 +17,8 @@ class TeacherStudentAgreement(BaseMetric):
     ``model.predict_teacher=True`` on a distiller with its teacher.
 
     Args:
-        collect_device (str): Device used to collect results across ranks.
-        prefix (str, optional): Prefix of the metric names (``'agreement'``).
-        collect_dir (str, optional): Directory used to collect results when
-            ``collect_device='cpu'``.
+        collect_device, prefix, collect_dir: As for mmengine's
+            ``BaseMetric`` (the default prefix: ``'agreement'``).
     """
     default_prefix: Optional[str] = 'agreement'
 
@@ -39,12 +38,9 @@ class TeacherStudentAgreement(BaseMetric):
                 raise ValueError(f'TeacherStudentAgreement: student scores '
                                  f'{tuple(student.shape)} and teacher scores '
                                  f'{tuple(teacher.shape)} differ in shape')
-            # 0 * log 0 = 0: classes the teacher gives no mass add nothing.
-            kl = torch.where(
-                teacher > 0,
-                teacher * (teacher.clamp_min(1e-38).log() -
-                           student.clamp_min(1e-38).log()),
-                torch.zeros_like(teacher)).sum()
+            # Classes the teacher gives no mass add nothing (0 * log 0 = 0).
+            kl = F.kl_div(student.clamp_min(1e-38).log(), teacher,
+                          reduction='sum')
             self.results.append(
                 (bool(student.argmax() == teacher.argmax()), float(kl)))
 
