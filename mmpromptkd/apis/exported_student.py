@@ -22,19 +22,16 @@ _MAX_SIZE = 4096
 def export_student(model: nn.Module, model_cfg: dict, path: str,
                    overwrite: bool = False, with_text_encoder: bool = False,
                    test_pipeline: Optional[list] = None) -> dict:
-    """Write the student, projector and stored text features to ``path``.
-
-    The file needs neither the teacher nor any CLIP weight file.
+    """Write the student, projector and stored text features to ``path``,
+    a file that needs neither the teacher nor any CLIP weight file.
 
     Args:
         model (nn.Module): A trained :class:`PromptKDDistiller`.
         model_cfg (dict): The config the distiller was built from.
         path (str): Output file.
         overwrite (bool): Replace an existing file.
-        with_text_encoder (bool): Also store the teacher's prompted text
-            tower, so the loaded model encodes new class names.
-        test_pipeline (list[dict], optional): Stored in
-            ``meta.test_pipeline``.
+        with_text_encoder (bool): Also store the teacher's text tower.
+        test_pipeline (list[dict], optional): Stored in the file's meta.
 
     Returns:
         dict: The standalone model config stored in the file.
@@ -124,8 +121,7 @@ def load_exported_student(path: str,
         device (str, optional): Device of the model.
 
     Returns:
-        nn.Module: The distiller in eval mode, with the stored
-        ``test_pipeline``.
+        nn.Module: The distiller in eval mode, with its ``test_pipeline``.
     """
     payload = load_checkpoint_file(path)
     meta = payload.get('meta', None) if isinstance(payload, dict) else None
@@ -183,16 +179,12 @@ def _checked_pipeline(pipeline, path: str) -> List[dict]:
 
 
 def preprocessing(model: nn.Module) -> List[dict]:
-    """The resize and crop steps an exported student expects.
-
-    Those of its stored test pipeline, else a bicubic short-edge resize and
-    a centre crop to the student's resolution.
+    """The resize and crop steps of an exported student's stored test
+    pipeline, else a bicubic short-edge resize and a centre crop to the
+    student's resolution, as transform configs with bare type names.
 
     Args:
         model (nn.Module): A model from :func:`load_exported_student`.
-
-    Returns:
-        list[dict]: Transform configs, with bare type names.
     """
     steps = [dict(t, type=t['type'].rpartition('.')[2])
              for t in getattr(model, 'test_pipeline', [])

@@ -10,17 +10,14 @@ class StudentGraph(nn.Module):
     """A trained student, its projector and the stored text features, as
     one graph an exporter (ONNX) traces.
 
-    The forward takes float RGB pixels in ``[0, 255]`` of shape
-    ``(B, 3, H, W)``, resized and cropped as the test pipeline does, and
-    returns ``logits`` (B, C) over ``model.class_names`` (and ``features``
-    (B, D), normalised, with ``with_features``).
+    The forward takes float RGB pixels in ``[0, 255]``, ``(B, 3, H, W)``,
+    resized and cropped as the test pipeline does, and returns ``logits``
+    (B, C) over ``model.class_names`` (and normalised ``features``).
 
     Args:
         model (nn.Module): A :class:`PromptKDDistiller` with stored text
-            features and a projector, e.g. from
-            :func:`load_exported_student`.
-        with_features (bool): Also return the image features in the
-            teacher's space.
+            features and a projector.
+        with_features (bool): Also return the image features.
     """
 
     def __init__(self, model: nn.Module, with_features: bool = False) -> None:

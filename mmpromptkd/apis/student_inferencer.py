@@ -13,15 +13,13 @@ ImageInput = Union[str, np.ndarray]
 
 
 class StudentInferencer:
-    """Classify images with an exported PromptKD student, on any device.
-
-    Images are resized and cropped by :func:`preprocessing`.
+    """Classify images with an exported PromptKD student, on any device,
+    resized and cropped by :func:`preprocessing`.
 
     Args:
         model (str): File written by ``export_student.py``.
-        classes (Sequence[str], optional): Classify over these names (by
-            default the stored classes); new names need an open-vocabulary
-            export, whose text encoder computes their features.
+        classes (Sequence[str], optional): Classify over these names; new
+            names need an export with the text encoder.
         device (str): Device to run on.
         batch_size (int): Images per forward.
 
@@ -65,9 +63,9 @@ class StudentInferencer:
             topk (int): Classes listed per image in ``topk``.
 
         Returns:
-            list[dict]: Per image, ``pred_label``, ``pred_class`` and
-            ``pred_score`` of the best class, ``pred_scores`` (softmax over
-            the classes) and ``topk`` as ``[(class, score), ...]``.
+            list[dict]: Per image, ``pred_label``, ``pred_class``,
+            ``pred_score``, ``pred_scores`` (softmax) and ``topk``
+            (``[(class, score), ...]``).
         """
         if isinstance(inputs, (str, np.ndarray)):
             inputs = [inputs]

@@ -20,16 +20,12 @@ def temporary_path(path: str, pid: Optional[int] = None) -> str:
 
 
 def dead_temporaries(folder: str, of: Optional[str] = None) -> List[str]:
-    """The package's temporaries in ``folder`` whose writer is gone.
-
-    Symbolic links never count.
+    """The package's temporaries in ``folder`` whose writer is gone, as
+    sorted paths (files or folders; symbolic links never count).
 
     Args:
         folder (str): The folder to look in.
         of (str, optional): Only the temporaries of this final name.
-
-    Returns:
-        list[str]: Their paths (files or folders), sorted.
     """
     prefix = '.mmpromptkd-' if of is None else f'.mmpromptkd-{of}.'
     found = []
@@ -54,18 +50,15 @@ def _process_alive(pid: int) -> bool:
 
 def atomic_write(data: Union[bytes, str], filepath: str,
                  encoding: str = 'utf-8', exclusive: bool = False) -> None:
-    """Write ``data`` to ``filepath`` so that readers never see half a file.
-
-    The bytes go to :func:`temporary_path`, are flushed to disk and renamed
-    onto ``filepath``; on failure any earlier ``filepath`` is untouched.
+    """Write ``data`` to ``filepath`` so that readers never see half a file:
+    via :func:`temporary_path`, flushed to disk and renamed into place.
 
     Args:
         data (bytes | str): Content; text is encoded with ``encoding``.
         filepath (str): Target path; its folder is created if missing.
         encoding (str): Encoding of text content.
         exclusive (bool): Never replace an existing ``filepath`` (raise
-            FileExistsError); the file is hard-linked into place, so
-            concurrent writers never overwrite one another.
+            FileExistsError), even against concurrent writers (a hard link).
     """
     if isinstance(data, str):
         data = data.encode(encoding)
@@ -95,12 +88,9 @@ def atomic_write(data: Union[bytes, str], filepath: str,
 
 @register_backend('atomic_local')
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's :class:`LocalBackend` with atomic ``put`` and ``put_text``.
-
-    mmengine writes checkpoints straight into the final file, so a crash
-    mid-write leaves a truncated one. Selected by ``backend_args=dict(
-    backend='atomic_local')``; mmengine's ``LocalBackend`` is not changed.
-    """
+    """mmengine's :class:`LocalBackend` with atomic ``put`` and ``put_text``
+    (``backend_args=dict(backend='atomic_local')``): a crash mid-write
+    leaves no truncated checkpoint."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
         atomic_write(obj, str(filepath))

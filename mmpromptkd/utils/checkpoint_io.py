@@ -67,10 +67,9 @@ def load_checkpoint_file(path: str,
     Args:
         path (str): A ``torch.save`` file, or a TorchScript archive (its
             state dict is returned).
-        map_location (str | torch.device | callable | dict, optional): As
-            for :func:`torch.load`.
-        allow_unsafe (bool): Unpickle arbitrary objects. Only for files you
-            trust completely: a crafted file can run any code.
+        map_location: As for :func:`torch.load`.
+        allow_unsafe (bool): Unpickle arbitrary objects: a crafted file can
+            run any code.
     """
     if is_remote_path(path):
         raise_remote_refused(path)
@@ -116,10 +115,8 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     """The dict a local checkpoint holds, read safely.
 
     Args:
-        filename (str): Local path, optionally prefixed with
-            :data:`SAFE_SCHEME`; ``~`` is expanded.
-        map_location (str | torch.device | callable | dict, optional): As
-            for :func:`torch.load`.
+        filename (str): Local path, optionally after :data:`SAFE_SCHEME`.
+        map_location: As for :func:`torch.load`.
     """
     if filename.startswith(SAFE_SCHEME):
         filename = filename[len(SAFE_SCHEME):]

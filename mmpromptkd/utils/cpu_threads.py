@@ -29,11 +29,8 @@ def choose_cpu_threads(model: Optional[nn.Module] = None,
 
     Args:
         model (nn.Module, optional): The model to run.
-        load (float, optional): Load average to assume instead of the
-            machine's 1-minute one.
-
-    Returns:
-        int: The thread count.
+        load (float, optional): Load average to assume (by default the
+            machine's).
     """
     default = torch.get_num_threads()
     if os.environ.get('OMP_NUM_THREADS'):

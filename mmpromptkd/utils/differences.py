@@ -6,17 +6,15 @@ def first_difference(
         old: Sequence[str], new: Sequence[str],
         names: Optional[Sequence[str]] = None,
         words: Tuple[str, str] = ('recorded', 'now')) -> Optional[str]:
-    """The first entry where ``old`` and ``new`` differ, described.
+    """The first entry where ``old`` and ``new`` differ, described
+    (``"<name>: <old word> <a>, <new word> <b>"``, else the two lengths),
+    or None if they are equal.
 
     Args:
         old (Sequence[str]): What was recorded or stored.
         new (Sequence[str]): What is there now.
         names (Sequence[str], optional): A name per entry (``entry i``).
         words (tuple[str, str]): What ``old`` and ``new`` are called.
-
-    Returns:
-        str or None: ``"<name>: <old word> <a>, <new word> <b>"``, the two
-        lengths if one list is a prefix of the other, or None if equal.
     """
     for i, (a, b) in enumerate(zip(old, new)):
         if a != b:

@@ -22,19 +22,16 @@ def check_state_dict(expected: Mapping[str, torch.Tensor],
                      required: Optional[Iterable[str]] = None,
                      model: str = 'the model',
                      required_name: str = 'keys') -> None:
-    """Refuse weights that do not fit ``expected``.
-
-    Missing required keys, unexpected keys, values that are not tensors,
-    shape mismatches and NaN or infinite values raise
-    :class:`CheckpointMismatchError`.
+    """Refuse (:class:`CheckpointMismatchError`) weights that do not fit
+    ``expected``: missing or unexpected keys, values that are not tensors,
+    other shapes, NaN or infinite values.
 
     Args:
         expected (Mapping[str, Tensor]): Every key the model can load, with
             a tensor of its shape (e.g. ``module.state_dict()``).
         state_dict (Mapping): The weights to load.
         source (str, optional): Where they come from, for the message.
-        required (Iterable[str], optional): Keys that must be present; by
-            default every key of ``expected``.
+        required (Iterable[str], optional): Keys that must be present (all).
         model (str): Name of the model, for the message.
         required_name (str): What the required keys are, for the message.
     """

@@ -229,16 +229,12 @@ def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
 
 
 def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Every tensor of a TorchScript archive, without running its code.
-
-    Besides parameters and buffers, the result holds any other tensor
-    attribute (OpenAI CLIP: ``input_resolution``, ...); the caller filters.
+    """Every tensor attribute of a TorchScript archive, by dotted name,
+    without running its code (the caller filters out the tensors that are
+    no parameter or buffer, e.g. OpenAI CLIP's ``input_resolution``).
 
     Args:
         path (str): A file written by ``torch.jit.save``.
-
-    Returns:
-        dict[str, Tensor]: Tensors by dotted attribute name.
     """
     with zipfile.ZipFile(path) as archive:
         pickles = [n for n in archive.namelist() if n.endswith('/data.pkl')]

@@ -11,10 +11,8 @@ from mmpromptkd.utils import choose_cpu_threads
 
 @HOOKS.register_module()
 class CPUThreadsHook(Hook):
-    """Choose the intra-op threads of torch for a run on the CPU.
-
-    Runs on an accelerator are left alone; the process's count is restored
-    when the run ends.
+    """Choose the intra-op threads of torch for a run on the CPU (restored
+    when it ends; runs on an accelerator are left alone).
 
     Args:
         threads (int | str): A thread count or 'auto'

@@ -31,13 +31,10 @@ def _rng_states() -> Dict[str, Any]:
 
 @HOOKS.register_module()
 class RandomStateHook(Hook):
-    """Save every process's random states; restore them on an exact resume.
-
-    Every rank's states go to ``meta['rng_states']``, gathered before
-    ``CheckpointHook`` saves. They are restored after
-    :class:`ResumableEpochBasedTrainLoop` has skipped the trained batches,
-    unless the number of processes or the moment of saving differs (a
-    warning says so).
+    """Save every rank's random states in ``meta['rng_states']``; restore
+    them after :class:`ResumableEpochBasedTrainLoop` has skipped the trained
+    batches, unless the number of processes or the moment of saving differs
+    (a warning says so).
     """
 
     priority = 'BELOW_NORMAL'

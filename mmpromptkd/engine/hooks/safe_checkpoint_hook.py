@@ -17,9 +17,8 @@ from mmpromptkd.utils import is_remote_path
 
 
 def checkpoint_folder(work_dir: str, out_dir: Optional[str] = None) -> str:
-    """The folder mmengine's ``CheckpointHook`` with ``out_dir`` writes
-    checkpoints into (``out_dir`` joined with the last level of
-    ``work_dir``, or ``work_dir``)."""
+    """Where mmengine's ``CheckpointHook`` with ``out_dir`` writes: the last
+    level of ``work_dir`` in ``out_dir``, or ``work_dir``."""
     if not out_dir or out_dir == work_dir:
         return work_dir
     return osp.join(out_dir, osp.basename(osp.normpath(work_dir)))
@@ -50,17 +49,15 @@ def remove_stale_temporaries(folder: str) -> list:
 class SafeCheckpointHook(CheckpointHook):
     """CheckpointHook whose failures leave every earlier checkpoint usable.
 
-    Local checkpoints and then ``last_checkpoint`` are written atomically;
-    old checkpoints are removed after the new one is written; a failed
-    write names the file; temporaries of killed runs are removed at the
+    Checkpoints and then ``last_checkpoint`` are written atomically, old
+    ones removed after; temporaries of killed runs are removed at the
     start. Frozen parameters are left out (``meta['frozen_weights']``
     records their fingerprint) unless the model's ``save_clip_weights`` or
     ``save_frozen_weights`` is True.
 
     Args:
         save_frozen_weights (bool): Keep the frozen parameters.
-        max_keep_ckpts (int): How many of the latest checkpoints to keep;
-            -1 keeps all.
+        max_keep_ckpts (int): How many of the latest checkpoints to keep.
         **kwargs: The other arguments of mmengine's ``CheckpointHook``.
     """
 
@@ -126,9 +123,8 @@ class SafeCheckpointHook(CheckpointHook):
 
     def _checked_save(self, runner, step: Optional[int], save: Callable,
                       *args) -> None:
-        """Run ``save(*args)`` of mmengine's hook, then record
-        ``last_checkpoint`` and remove the checkpoints beyond
-        ``max_keep_ckpts``."""
+        """``save(*args)``, then record ``last_checkpoint`` and remove the
+        checkpoints beyond ``max_keep_ckpts``."""
         if step is not None and self.keep_ckpts > 0:
             if not self.kept_steps or self.kept_steps[-1] != step:
                 self.kept_steps.append(step)

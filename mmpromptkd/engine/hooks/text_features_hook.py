@@ -7,13 +7,10 @@ from mmpromptkd.registry import HOOKS
 
 @HOOKS.register_module()
 class PromptKDTextFeaturesHook(Hook):
-    """Give the distiller the class names of each dataset it runs on.
-
-    Before training the teacher's text features of the training classes
-    are stored (or checked against the stored ones); before validation and
-    testing that dataset's classes are checked against them. A teacher
-    cache gives the features its logits were made with. A model without
-    ``prepare_text_features`` is left alone.
+    """Give the model (``prepare_text_features``) the class names of each
+    dataset it runs on: the training classes' text features are stored or
+    checked before training (a teacher cache gives those its logits were
+    made with), other datasets' classes checked before evaluation.
     """
 
     priority = 'VERY_HIGH'

@@ -14,9 +14,9 @@ _DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 class AutocastOptimWrapper(OptimWrapper):
     """Run forward passes under ``torch.autocast``; keep fp32 weights.
 
-    mmengine's ``AmpOptimWrapper`` refuses machines without an accelerator;
-    bfloat16 needs no loss scaling. For float16 on a GPU use
-    ``AmpOptimWrapper``, which scales the loss.
+    Unlike mmengine's ``AmpOptimWrapper`` it runs without an accelerator,
+    and scales no loss (bfloat16 needs none; for float16 on a GPU use
+    ``AmpOptimWrapper``).
 
     Args:
         dtype (str): 'bfloat16' or 'float16'.

@@ -26,8 +26,7 @@ def describe_batch_and_lr(
         accumulative_counts (int): ``optim_wrapper.accumulative_counts``.
 
     Returns:
-        tuple[str, str | None]: The statement, one line, and a warning
-        (None when the lr fits the batch or is scaled to it).
+        tuple: The statement (one line) and a warning, or None.
     """
     step_batch = batch_size * world_size
     total = step_batch * accumulative_counts

@@ -41,8 +41,8 @@ def choose_resume_checkpoint(
         logger (logging.Logger): Where a changed choice is reported.
 
     Returns:
-        tuple[bool, str | None]: Whether to resume, and from which file;
-        None lets mmengine follow ``last_checkpoint``.
+        tuple: Whether to resume, and from which file (None: mmengine's
+        choice).
     """
     marker = osp.join(work_dir, 'last_checkpoint')
     recorded = ''
@@ -76,17 +76,14 @@ def choose_resume_checkpoint(
 class SafeLoadingRunner(Runner):
     """A Runner whose ``--resume``, ``load_from`` and test loads are safe.
 
-    Checkpoints are read by :func:`~mmpromptkd.utils.load_checkpoint_file`
-    (mmengine's ``torch.load`` can unpickle anything) and the config text
-    stored in them, which resuming would execute, is dropped. It also
-    resumes from the newest complete checkpoint when ``last_checkpoint`` is
-    broken, logs the effective batch and lr, and lets datasets given
-    ``seed=None`` draw their shots with the run's seed.
+    Checkpoints are read by :func:`~mmpromptkd.utils.load_checkpoint_file`,
+    without their config text (which resuming would execute). It resumes
+    from the newest complete checkpoint when ``last_checkpoint`` is broken,
+    logs the effective batch and lr, and lets datasets given ``seed=None``
+    draw their shots with the run's seed.
 
     Args:
-        load_from (str, optional): The checkpoint to load or resume from.
-        resume (bool): Whether to resume.
-        *args, **kwargs: The other arguments of mmengine's ``Runner``.
+        load_from, resume, *args, **kwargs: As for mmengine's ``Runner``.
     """
 
     def __init__(self, *args, load_from: Optional[str] = None,
@@ -97,8 +94,7 @@ class SafeLoadingRunner(Runner):
         self.checkpoint_loaded = False
 
     def scale_lr(self, optim_wrapper, auto_scale_lr=None) -> None:
-        """mmengine's ``auto_scale_lr``, then log the effective batch and
-        lr."""
+        """mmengine's, then log the effective batch and lr."""
         super().scale_lr(optim_wrapper, auto_scale_lr)
         loader = self._train_dataloader
         batch_size = loader.batch_size if isinstance(loader, DataLoader) \
@@ -119,8 +115,7 @@ class SafeLoadingRunner(Runner):
     def build_dataloader(dataloader: Union[DataLoader, Dict],
                          seed: Optional[int] = None,
                          diff_rank_seed: bool = False) -> DataLoader:
-        """mmengine's ``build_dataloader``, with ``seed`` as the datasets'
-        default few-shot seed."""
+        """mmengine's, with ``seed`` as the datasets' default shot seed."""
         # Every rank must train on the same shots: undo the rank that
         # mmengine adds to the seed with diff_rank_seed.
         draw_seed = seed - get_rank() \

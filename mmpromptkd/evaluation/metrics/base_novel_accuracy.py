@@ -20,10 +20,9 @@ class BaseNovelAccuracy(BaseMetric):
     """Base, novel and harmonic-mean accuracy of the base-to-novel protocol.
 
     Classes ``0 .. m-1`` of the ``n`` scored are base, ``m .. n-1`` novel.
-    Reported in percent: ``base`` (base images, argmax over the base
-    columns), ``novel`` (novel images, argmax over the novel columns),
-    ``hm`` (their harmonic mean) and ``all`` (argmax over all columns). A
-    split without images is omitted with a warning, and so is ``hm``.
+    In percent: ``base`` and ``novel`` (each split's images, argmax over its
+    columns), ``hm`` (their harmonic mean) and ``all`` (over all columns);
+    a split without images is omitted with a warning, and so is ``hm``.
 
     Args:
         num_base_classes (int, optional): ``m``; by default

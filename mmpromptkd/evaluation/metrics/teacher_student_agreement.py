@@ -10,9 +10,8 @@ from mmpromptkd.registry import METRICS
 
 @METRICS.register_module()
 class TeacherStudentAgreement(BaseMetric):
-    """Agreement of student and teacher predictions, a label-free signal.
-
-    Reports ``top1`` (% of images whose top classes agree) and ``kl`` (mean
+    """Agreement of student and teacher predictions, a label-free signal:
+    ``top1`` (% of images whose top classes agree) and ``kl`` (mean
     ``KL(p_teacher || p_student)`` in nats). Needs
     ``model.predict_teacher=True`` on a distiller with its teacher.
 
