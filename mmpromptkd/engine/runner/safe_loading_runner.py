@@ -49,9 +49,9 @@ def choose_resume_checkpoint(
     if osp.isfile(marker):
         with open(marker, encoding='utf-8') as f:
             recorded = f.read().strip()
-    if not recorded and not osp.exists(marker):
-        return True, None  # a fresh run: mmengine starts from scratch
-    if recorded and ('://' in recorded or is_complete_checkpoint(recorded)):
+    # A fresh run (mmengine starts from scratch), or a usable record.
+    if not osp.exists(marker) or '://' in recorded or \
+            is_complete_checkpoint(recorded):
         return True, None
     problem = (f'names {recorded}, which is missing or incomplete'
                if recorded else 'is empty')
