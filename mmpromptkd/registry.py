@@ -20,14 +20,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='Fail to import')
     register_all_modules(init_default_scope=False)
 
-__all__ = [
-    'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
-    'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
-    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'BATCH_AUGMENTS', 'TASK_UTILS',
-    'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS'
-]
-
 
 def _child(name: str, parent: Registry) -> Registry:
     """A child registry of ``parent`` in the ``mmpromptkd`` scope (the
@@ -58,3 +50,4 @@ METRICS = _child('metric', parents.METRICS)
 EVALUATORS = _child('evaluator', parents.EVALUATORS)
 VISUALIZERS = _child('visualizer', parents.VISUALIZERS)
 VISBACKENDS = _child('vis_backend', parents.VISBACKENDS)
+__all__ = [n for n, v in dict(globals()).items() if isinstance(v, Registry)]

@@ -81,7 +81,6 @@ class GaussianPromptAggregationHook(Hook):
             start = {n: torch.zeros_like(p) for n, p in params.items()}
         else:
             start = self._restored(params, runner.epoch)
-        # Accumulated in at least float32.
         self._aggregate = {
             n: start[n].to(device=p.device, dtype=torch.promote_types(
                 p.dtype, torch.float32)).detach().clone()

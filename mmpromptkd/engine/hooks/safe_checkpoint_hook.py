@@ -96,10 +96,8 @@ class SafeCheckpointHook(CheckpointHook):
             self._remove_old_checkpoints()
         if not is_main_process():
             return
-        removed = []
-        for folder in {runner.work_dir, self.out_dir}:
-            if isinstance(folder, str) and osp.isdir(folder):
-                removed += remove_stale_temporaries(folder)
+        removed = [path for folder in {runner.work_dir, self.out_dir}
+                   for path in remove_stale_temporaries(folder)]
         if removed:
             runner.logger.info(f'Removed {len(removed)} temporary file(s) '
                                f'of killed runs: {removed}')

@@ -29,7 +29,6 @@ class SkippedImagesHook(Hook):
         self._loaders: List[LoadImageFromFileSafe] = []
 
     def before_train(self, runner) -> None:
-        # The training pipeline's, wrappers searched through.
         self._loaders = [
             transform for current in iter_wrapped_datasets(
                 runner.train_dataloader.dataset)

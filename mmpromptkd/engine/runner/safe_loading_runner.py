@@ -55,7 +55,6 @@ def choose_resume_checkpoint(
         return True, None
     problem = (f'names {recorded}, which is missing or incomplete'
                if recorded else 'is empty')
-    # Complete checkpoints of CheckpointHook's names, oldest first.
     names = os.listdir(checkpoint_dir) if osp.isdir(checkpoint_dir) else []
     candidates = sorted(
         (p for p in (osp.join(checkpoint_dir, n) for n in names

@@ -37,7 +37,6 @@ class TeacherStudentAgreement(BaseMetric):
                 raise ValueError(f'TeacherStudentAgreement: student scores '
                                  f'{tuple(student.shape)} and teacher scores '
                                  f'{tuple(teacher.shape)} differ in shape')
-            # Classes the teacher gives no mass add nothing (0 * log 0 = 0).
             kl = F.kl_div(student.clamp_min(1e-38).log(), teacher,
                           reduction='sum')
             self.results.append(
