@@ -1,10 +1,6 @@
-"""Registries of mmpromptkd: children, in the ``mmpromptkd`` scope, of
-mmpretrain's, so configs of either scope build components of both.
-
-``RUNNERS`` is a child of mmengine's root registry instead: train scripts
-build a config's ``runner_type`` from it, which finds
-``'mmpromptkd.SafeLoadingRunner'`` only in a direct child.
-"""
+"""Registries of mmpromptkd: children of mmpretrain's, so configs of either
+scope build components of both; ``RUNNERS`` of mmengine's root, where train
+scripts find ``'mmpromptkd.SafeLoadingRunner'`` only in a direct child."""
 import warnings
 
 from mmengine import registry as mmengine_registry

@@ -35,10 +35,8 @@ def raise_remote_refused(path: str) -> NoReturn:
 
 
 def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` file (zip format).
-
-    A copy cut short loses the zip directory at the end of the file.
-    """
+    """Whether ``path`` is a whole ``torch.save`` file (a copy cut short
+    loses the zip directory at its end)."""
     return any(name.endswith('data.pkl') for name in zip_names(path))
 
 

@@ -77,12 +77,8 @@ def load_state_dict_strictly(module: nn.Module,
                              required: Optional[Iterable[str]] = None,
                              model: str = 'the model',
                              required_name: str = 'keys') -> None:
-    """Check weights with :func:`check_state_dict`, then load them.
-
-    ``expected`` defaults to ``module.state_dict()``; the load is strict
-    unless ``required`` is given. Other arguments: those of
-    :func:`check_state_dict`.
-    """
+    """:func:`check_state_dict` (``expected``: by default the module's),
+    then load, strictly unless ``required`` is given."""
     expected = module.state_dict() if expected is None else expected
     check_state_dict(expected, state_dict, source, required=required,
                      model=model, required_name=required_name)

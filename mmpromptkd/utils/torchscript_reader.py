@@ -95,10 +95,8 @@ class _OpcodeTable(dict):
 
 
 class _TorchScriptUnpickler(PurePythonUnpickler):
-    """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors.
-
-    Opcodes that call or mutate an object are checked before they run.
-    """
+    """Unpickler of a TorchScript ``data.pkl`` that only rebuilds tensors
+    (opcodes that call or mutate an object are checked before they run)."""
 
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str,
                  path: str) -> None:

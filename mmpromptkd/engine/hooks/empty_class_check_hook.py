@@ -36,12 +36,9 @@ def find_empty_classes(dataset: Any) -> List[str]:
 
 @HOOKS.register_module()
 class EmptyClassCheckHook(Hook):
-    """Refuse to train on a split where some class has no image, or that
-    gives no batch.
-
-    An empty class is almost always a broken split file or an incomplete
-    download. Validation and test splits are not checked (the ImageNet
-    variants cover some classes only).
+    """Refuse to train on a split that gives no batch or has a class
+    without images (a broken split file or download). Evaluation splits are
+    not checked: the ImageNet variants cover some classes only.
     """
 
     priority = 'HIGHEST'
@@ -71,11 +68,8 @@ class EmptyClassCheckHook(Hook):
 
 @HOOKS.register_module()
 class TrainSubsetCheckHook(Hook):
-    """Stop a teacher run that would train on the wrong classes.
-
-    The training dataset's ``metainfo`` goes to the model's
-    ``check_training_dataset`` before ``PromptKDTextFeaturesHook`` runs.
-    """
+    """Stop a teacher run that would train on the wrong classes (the
+    model's ``check_training_dataset``, before the text features hook)."""
 
     priority = 'HIGHEST'
 

@@ -17,12 +17,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 @HOOKS.register_module()
 class EpochSeedHook(Hook):
-    """Reseed the global random generators at the start of every epoch.
-
-    mmengine's checkpoints hold no generator states, so without this the
-    main process's augmentation would draw other numbers after
-    ``--resume``. A training set (or one it wraps) with ``set_epoch`` is
-    told the epoch before the epoch's iterator starts.
+    """Reseed the global random generators at the start of every epoch, so
+    augmentation draws the same numbers after ``--resume``; a training set
+    (or one it wraps) with ``set_epoch`` is told the epoch.
     """
 
     priority = 'VERY_HIGH'

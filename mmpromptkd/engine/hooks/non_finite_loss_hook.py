@@ -13,11 +13,8 @@ from mmpromptkd.utils import load_checkpoint_file
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Stop training with a clear message when a loss is NaN or infinite.
-
-    The message names the newest *good* checkpoint: finite, and saved before
-    the iteration before the failing one (the one saved just before holds
-    the weights that produced the non-finite loss).
+    """Stop training when a loss is NaN or infinite, naming the newest good
+    checkpoint (finite, and saved before the weights that gave that loss).
     """
 
     priority = 'VERY_HIGH'

@@ -15,12 +15,9 @@ _MAX_LISTED = 20
 
 @HOOKS.register_module()
 class SkippedImagesHook(Hook):
-    """Let training skip unreadable images, and count them every epoch.
-
-    Only the *training* pipeline's :class:`LoadImageFromFileSafe` with
-    ``on_error='skip'`` is enabled: an unreadable evaluation image stays an
-    error. The count of all processes is logged and stored as
-    ``skipped_images`` in the message hub after every epoch.
+    """Let the training pipeline's :class:`LoadImageFromFileSafe` with
+    ``on_error='skip'`` skip unreadable images (evaluation ones stay an
+    error); log every epoch's count and store it as ``skipped_images``.
     """
 
     priority = 'NORMAL'

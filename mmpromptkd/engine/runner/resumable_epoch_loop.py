@@ -7,12 +7,9 @@ from mmpromptkd.registry import LOOPS
 
 @LOOPS.register_module()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
-    """mmengine's ``EpochBasedTrainLoop``, resuming mid-epoch exactly.
-
-    mmengine's loop restarts a resumed epoch at its first batch, training
-    the batches before an iteration checkpoint twice. This loop draws them
-    without training (same sampler order and augmentation draws), then
-    calls the hook stage ``after_skip_trained_batches``.
+    """mmengine's ``EpochBasedTrainLoop``, resuming mid-epoch exactly: the
+    batches trained before the checkpoint are drawn, not trained again,
+    then the hook stage ``after_skip_trained_batches`` is called.
     """
 
     def run_epoch(self) -> None:
