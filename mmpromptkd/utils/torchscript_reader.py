@@ -214,16 +214,16 @@ class _TorchScriptUnpickler(PurePythonUnpickler):
     })
 
 
-def _collect_tensors(obj: Any, prefix: str, out: Dict[str, torch.Tensor]):
-    """Flatten the attribute tree of a TorchScript module into a dict."""
+def _tensors(obj: Any, prefix: str = '') -> Dict[str, torch.Tensor]:
+    """The attribute tree of a TorchScript module, flattened."""
     state = obj.state if isinstance(obj, _ScriptObject) else obj
-    if not isinstance(state, dict):
-        return
-    for name, value in state.items():
+    found = {}
+    for name, value in state.items() if isinstance(state, dict) else ():
         if isinstance(value, torch.Tensor):
-            out[prefix + name] = value
+            found[prefix + name] = value
         elif isinstance(value, (_ScriptObject, dict)):
-            _collect_tensors(value, f'{prefix}{name}.', out)
+            found.update(_tensors(value, f'{prefix}{name}.'))
+    return found
 
 
 def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
@@ -240,8 +240,5 @@ def read_torchscript_state_dict(path: str) -> Dict[str, torch.Tensor]:
             raise ValueError(f'{path}: expected one data.pkl in the '
                              f'TorchScript archive, found {len(pickles)}')
         prefix = pickles[0][:-len('data.pkl')]
-        root = _TorchScriptUnpickler(archive.read(pickles[0]), archive,
-                                     prefix, path).load()
-    tensors: Dict[str, torch.Tensor] = {}
-    _collect_tensors(root, '', tensors)
-    return tensors
+        return _tensors(_TorchScriptUnpickler(
+            archive.read(pickles[0]), archive, prefix, path).load())
