@@ -2,7 +2,5 @@
 from .atomic_write import (TEMPORARY_NAME, AtomicLocalBackend, atomic_write,
                            dead_temporaries, temporary_path)
 
-__all__ = [
-    'AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write', 'dead_temporaries',
-    'temporary_path'
-]
+__all__ = ['AtomicLocalBackend', 'TEMPORARY_NAME', 'atomic_write',
+           'dead_temporaries', 'temporary_path']

@@ -7,10 +7,8 @@ from .safe_globals import SAFE_GLOBALS
 from .torchscript_reader import (is_torchscript_archive,
                                  read_torchscript_state_dict)
 
-__all__ = [
-    'SAFE_GLOBALS', 'SAFE_SCHEME', 'is_complete_checkpoint', 'is_remote_path',
-    'is_torchscript_archive', 'load_checkpoint_file', 'load_from_local',
-    'raise_remote_refused', 'read_model_checkpoint',
-    'read_torchscript_state_dict', 'save_checkpoint_file', 'available_cpus',
-    'choose_cpu_threads'
-]
+__all__ = ['SAFE_GLOBALS', 'SAFE_SCHEME', 'is_complete_checkpoint',
+           'is_remote_path', 'is_torchscript_archive', 'load_checkpoint_file',
+           'load_from_local', 'raise_remote_refused', 'read_model_checkpoint',
+           'read_torchscript_state_dict', 'save_checkpoint_file',
+           'available_cpus', 'choose_cpu_threads']

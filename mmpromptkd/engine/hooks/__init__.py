@@ -8,9 +8,7 @@ from .safe_checkpoint_hook import SafeCheckpointHook
 from .skipped_images_hook import SkippedImagesHook
 from .text_features_hook import PromptKDTextFeaturesHook
 
-__all__ = [
-    'CPUThreadsHook', 'EmptyClassCheckHook', 'EpochSeedHook',
-    'GaussianPromptAggregationHook', 'NonFiniteLossHook', 'RandomStateHook',
-    'PromptKDTextFeaturesHook', 'SafeCheckpointHook', 'SkippedImagesHook',
-    'TrainSubsetCheckHook', 'epoch_seed'
-]
+__all__ = ['CPUThreadsHook', 'EmptyClassCheckHook', 'EpochSeedHook',
+           'GaussianPromptAggregationHook', 'NonFiniteLossHook',
+           'RandomStateHook', 'PromptKDTextFeaturesHook', 'SafeCheckpointHook',
+           'SkippedImagesHook', 'TrainSubsetCheckHook', 'epoch_seed']

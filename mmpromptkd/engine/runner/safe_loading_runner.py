@@ -144,13 +144,9 @@ class SafeLoadingRunner(Runner):
             else:
                 self.logger.info(
                     f'Auto resumed from the latest checkpoint {path}.')
-        if path is None:
-            return
-        if resume:
-            self.resume(path)
-        else:
-            self.load_checkpoint(path)
-        self.checkpoint_loaded = True
+        if path is not None:
+            (self.resume if resume else self.load_checkpoint)(path)
+            self.checkpoint_loaded = True
 
     def load_checkpoint(self, filename: str,
                         map_location: Union[str, Callable] = 'cpu',
