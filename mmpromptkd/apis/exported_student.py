@@ -43,7 +43,7 @@ def export_student(model: nn.Module, model_cfg: dict, path: str,
                          'or prepare them with its teacher first')
     cfg = copy.deepcopy(dict(model_cfg))
     cfg['teacher'] = None
-    student = dict(cfg['student'])
+    student = cfg['student'] = dict(cfg['student'])
     if hasattr(model.student, 'clip'):
         architecture = model.student.clip_architecture
         if not model.student.has_text_tower:
@@ -51,7 +51,6 @@ def export_student(model: nn.Module, model_cfg: dict, path: str,
         student.update(checkpoint=None, clip=copy.deepcopy(architecture))
     else:  # a BackboneStudent: no pretrained weights to read either
         student['init_cfg'] = None
-    cfg['student'] = student
     if model.projector is not None:
         cfg['projector'] = dict(
             cfg.get('projector') or dict(type='FeatureProjector'),

@@ -27,19 +27,16 @@ class BaseNovelAccuracy(BaseMetric):
     Args:
         num_base_classes (int, optional): ``m``; by default
             ``dataset_meta['num_base_classes']``, else ``ceil(n / 2)``.
-        collect_device, prefix, collect_dir: As for mmengine's
-            ``BaseMetric`` (the default prefix: ``'b2n'``).
         score_key (str): ``'pred_score'`` (the model's) or
             ``'teacher_score'`` (a distiller's teacher).
+        **kwargs: ``collect_device``, ``prefix`` (``'b2n'``) and
+            ``collect_dir``, as for mmengine's ``BaseMetric``.
     """
     default_prefix: Optional[str] = 'b2n'
 
-    def __init__(self, num_base_classes: Optional[int] = None,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None,
-                 score_key: str = 'pred_score') -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix,
-                         collect_dir=collect_dir)
+    def __init__(self, num_base_classes: Optional[int] = None, *,
+                 score_key: str = 'pred_score', **kwargs) -> None:
+        super().__init__(**kwargs)
         if num_base_classes is not None and (
                 isinstance(num_base_classes, bool)
                 or not isinstance(num_base_classes, int)
