@@ -78,14 +78,11 @@ class BaseNovelAccuracy(BaseMetric):
             n = score.numel()
             m = self._resolve_num_base(n)
             # -1: that split has no column (and no sample, see below).
-            self.results.append(
-                dict(
-                    gt_label=int(label.item()),
-                    num_classes=n,
-                    num_base_classes=m,
-                    pred_all=int(score.argmax()),
-                    pred_base=int(score[:m].argmax()) if m > 0 else -1,
-                    pred_novel=int(score[m:].argmax()) + m if m < n else -1))
+            self.results.append(dict(
+                gt_label=int(label.item()), num_classes=n, num_base_classes=m,
+                pred_all=int(score.argmax()),
+                pred_base=int(score[:m].argmax()) if m > 0 else -1,
+                pred_novel=int(score[m:].argmax()) + m if m < n else -1))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         if not results:
