@@ -1,7 +1,5 @@
-"""Checks of model configs read from files, before anything is built.
-
-What is refused and why: docs/guarantees.md (stored configs).
-"""
+"""Checks of model configs read from files, before anything is built (what
+is refused and why: docs/guarantees.md, stored configs)."""
 import copy
 import dataclasses
 import functools

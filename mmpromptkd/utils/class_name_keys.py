@@ -1,8 +1,5 @@
-"""When two class names are the same class to CLIP's text encoder.
-
-CLIP's tokenizer cleans text before encoding it, so names that differ only
-in Unicode form, zero-width characters or whitespace are one class.
-"""
+"""When two class names are the same class to CLIP's text encoder, whose
+tokenizer ignores Unicode form, zero-width characters and extra whitespace."""
 import re
 import unicodedata
 from collections import defaultdict

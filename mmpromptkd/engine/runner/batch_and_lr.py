@@ -1,8 +1,6 @@
-"""What batch a run trains with and at what learning rate, said plainly.
-
-A config names the batch of one process (``1xb8``); 8 processes train with
-a batch of 64 at the lr set for 8 unless ``--auto-scale-lr`` scales it.
-"""
+"""What batch a run trains with and at what lr: a config names the batch of
+one process (``1xb8``); 8 processes train with a batch of 64 at the lr set
+for 8 unless ``--auto-scale-lr`` scales it."""
 from typing import Mapping, Optional, Sequence, Tuple
 
 
