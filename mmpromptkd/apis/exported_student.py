@@ -103,8 +103,7 @@ def _text_encoder(model: nn.Module, model_cfg: dict) -> tuple:
                vision_prompt_depth=0)
     built = MODELS.build(cfg)  # its keys: what the file must hold
     source = teacher.state_dict()
-    missing = sorted(set(built.state_dict()) - set(source))
-    if missing:
+    if missing := sorted(set(built.state_dict()) - set(source)):
         raise ValueError(f'the teacher lacks text-tower weights {missing}')
     state = {f'text_encoder.{k}': source[k].detach().clone()
              for k in built.state_dict()}

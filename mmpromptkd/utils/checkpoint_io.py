@@ -43,11 +43,9 @@ def is_complete_checkpoint(path: str) -> bool:
 def _refusal_reason(error: BaseException) -> str:
     """The informative line of torch's weights-only refusal message."""
     text = str(error)
-    own = re.search(r'^refused .*$', text, re.MULTILINE)
-    if own:
+    if own := re.search(r'^refused .*$', text, re.MULTILINE):
         return own.group(0)
-    match = re.search(r'GLOBAL (\S+)', text)
-    if match:
+    if match := re.search(r'GLOBAL (\S+)', text):
         return f'it references {match.group(1)}, which is not allowed'
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__

@@ -56,8 +56,7 @@ class EmptyClassCheckHook(Hook):
                 f'{loader.batch_size} with drop_last={loader.drop_last}: '
                 'nothing would be trained; lower the batch size or set '
                 'train_dataloader.drop_last=False')
-        empty = find_empty_classes(dataset)
-        if empty:
+        if empty := find_empty_classes(dataset):
             shown = ', '.join(empty[:10]) + (
                 f' and {len(empty) - 10} more' if len(empty) > 10 else '')
             raise ValueError(
