@@ -13,11 +13,8 @@ class TeacherStudentAgreement(BaseMetric):
     """Agreement of student and teacher predictions, a label-free signal:
     ``top1`` (% of images whose top classes agree) and ``kl`` (mean
     ``KL(p_teacher || p_student)`` in nats). Needs
-    ``model.predict_teacher=True`` on a distiller with its teacher.
-
-    Args:
-        collect_device, prefix, collect_dir: As for mmengine's
-            ``BaseMetric`` (the default prefix: ``'agreement'``).
+    ``model.predict_teacher=True`` on a distiller with its teacher. Takes
+    the arguments of mmengine's ``BaseMetric``.
     """
     default_prefix: Optional[str] = 'agreement'
 
