@@ -89,11 +89,10 @@ class SafeCheckpointHook(CheckpointHook):
                 not is_remote_path(self.out_dir or runner.work_dir):
             self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
-        if self.keep_ckpts > 0:
-            # Stored in the checkpoints, so a resumed run keeps counting.
-            self.kept_steps = list(
-                runner.message_hub.get_info('keep_ckpt_ids') or [])
-            self._remove_old_checkpoints()
+        # Stored in the checkpoints, so a resumed run keeps counting.
+        self.kept_steps = list(
+            runner.message_hub.get_info('keep_ckpt_ids') or [])
+        self._remove_old_checkpoints()
         if not is_main_process():
             return
         removed = [path for folder in {runner.work_dir, self.out_dir}
