@@ -37,7 +37,8 @@ def raise_remote_refused(path: str) -> NoReturn:
 def is_complete_checkpoint(path: str) -> bool:
     """Whether ``path`` is a whole ``torch.save`` file (a copy cut short
     loses the zip directory at its end)."""
-    return any(name.endswith('data.pkl') for name in zip_names(path))
+    return osp.isfile(path) and any(
+        name.endswith('data.pkl') for name in zip_names(path))
 
 
 def _refusal_reason(error: BaseException) -> str:
