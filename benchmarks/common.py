@@ -27,8 +27,7 @@ _OPTIONS = dict(arch=dict(choices=ARCHS), device={}, out={},
 
 
 def arg_parser(doc: str, **defaults) -> argparse.ArgumentParser:
-    """A parser described by ``doc``'s first line with the shared options
-    named by ``defaults`` (``batch_size`` -> ``--batch-size``)."""
+    """A parser with the shared options of ``defaults`` (``--batch-size``)."""
     parser = argparse.ArgumentParser(description=doc.strip().split('\n')[0])
     for key, default in defaults.items():
         parser.add_argument('--' + key.replace('_', '-'), default=default,
@@ -45,8 +44,7 @@ def write_json(path: Optional[str], obj: Any, indent: int = 2) -> None:
 
 
 def run_snippet(code: str, *args) -> Any:
-    """Run ``code`` in a fresh interpreter (repository root on its path)
-    and return the JSON it prints after ``RESULT``."""
+    """The JSON that ``code`` prints after ``RESULT`` in a fresh process."""
     code = f'import sys\nsys.path[:0] = [{REPO_ROOT!r}]\n' + code
     out = subprocess.run([sys.executable, '-c', code, *map(str, args)],
                          capture_output=True, text=True, check=True).stdout
@@ -74,8 +72,7 @@ def _clip_cfg(embed_dim: int, image_size: int, patch_size: int, width: int,
 
 
 def arch_clips(arch: str) -> Dict[str, Any]:
-    """``student``, ``teacher`` (open_clip config dicts), prompt ``depth``
-    and ``length`` of an arch (docs/performance.md, ``--arch``)."""
+    """``student``, ``teacher`` configs, prompt ``depth`` and ``length``."""
     import open_clip
     if arch == 'tiny':
         # Text tower sized so that encoding one class costs about a tenth
@@ -120,9 +117,8 @@ def distiller_cfg(arch: str, teacher_precision: str = 'fp32') -> dict:
 
 
 def class_names(num: int, kind: str = 'imagenet') -> List[str]:
-    """``num`` distinct class names: ImageNet's (numbered again beyond
-    1000) or 'synthetic' ("synthetic object {i}"); only their token
-    lengths matter to the cost."""
+    """``num`` distinct ImageNet (numbered again beyond 1000) or
+    'synthetic' class names; only their token lengths matter."""
     if kind == 'synthetic':
         return [f'synthetic object {i}' for i in range(num)]
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES as base
@@ -136,6 +132,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def elapsed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Wall-clock seconds of ``fn()``, queued CUDA work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def random_images(batch_size: int, image_size: Sequence[int], seed: int,
+                  device: torch.device) -> torch.Tensor:
+    """A seeded batch of normalised random images on ``device``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch_size, 3) + tuple(image_size),
+                       generator=gen).to(device)
+
+
 def summarize(times: Sequence[float]) -> Dict[str, float]:
     """Median, min and max (ms) of per-iteration times in seconds."""
     return dict(median_ms=statistics.median(times) * 1e3,
@@ -144,13 +157,12 @@ def summarize(times: Sequence[float]) -> Dict[str, float]:
 
 
 def time_interleaved(fns: Dict[str, Callable[[], Any]], iters: int,
-                     warmup: int, device: torch.device
+                     warmup: int, device: torch.device,
+                     batch_size: Optional[int] = None
                      ) -> Dict[str, Dict[str, float]]:
-    """:func:`summarize` of each function, their iterations interleaved.
-
-    Round ``i`` runs every function once, starting with a different one
-    each round, so that drifts in the machine's load hit all alike.
-    """
+    """:func:`summarize` (and ``img_s`` given ``batch_size``) of each
+    function; round ``i`` runs each once, starting with a different one,
+    so that drifts in the machine's load hit all alike."""
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -159,12 +171,12 @@ def time_interleaved(fns: Dict[str, Callable[[], Any]], iters: int,
     for i in range(iters):
         for j in range(len(names)):
             name = names[(i + j) % len(names)]
-            synchronize(device)
-            start = time.perf_counter()
-            fns[name]()
-            synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: summarize(t) for name, t in times.items()}
+            times[name].append(elapsed(fns[name], device))
+    stats = {name: summarize(t) for name, t in times.items()}
+    for fig in stats.values():
+        if batch_size:
+            fig['img_s'] = batch_size / fig['median_ms'] * 1e3
+    return stats
 
 
 def _fmt(value: Any) -> str:
@@ -203,16 +215,15 @@ def build_distiller(cfg: dict, device: torch.device, seed: int):
 
 
 def trained_state(model) -> Dict[str, torch.Tensor]:
-    """Copies of what training changes: the prompts and the projector
-    (weights and BN statistics; the CLIP weights are frozen)."""
+    """Copies of the prompts and the projector (BN statistics included)."""
     keys = set(model.trainable_parameters())
     return {k: v.detach().clone() for k, v in model.state_dict().items()
             if k in keys or k.startswith('projector.')}
 
 
 def set_classes(model, names: Sequence[str], force: bool = False) -> float:
-    """Seconds spent storing the teacher text features of ``names``; 0
-    when they were stored already (unless ``force``)."""
+    """Seconds of storing the teacher text features of ``names`` (0 when
+    stored already, unless ``force``)."""
     if not force and tuple(names) == tuple(model.class_names) and \
             len(model.text_features):
         return 0.0
@@ -221,12 +232,8 @@ def set_classes(model, names: Sequence[str], force: bool = False) -> float:
     model.text_features = model.text_features.new_zeros(
         (0, model.text_features.shape[1]))
     model.class_names = ()
-    device = model.text_features.device
-    synchronize(device)
-    start = time.perf_counter()
-    model.prepare_text_features(names, for_training=True)
-    synchronize(device)
-    return time.perf_counter() - start
+    return elapsed(lambda: model.prepare_text_features(names, True),
+                   model.text_features.device)
 
 
 def make_optimizer(model) -> torch.optim.Optimizer:
@@ -237,8 +244,7 @@ def make_optimizer(model) -> torch.optim.Optimizer:
 
 def loss_with_text(model, inputs: torch.Tensor,
                    text: torch.Tensor) -> torch.Tensor:
-    """The loss of ``model(inputs, mode='loss')`` against the given
-    normalised text features (C, D)."""
+    """``model(inputs, mode='loss')``'s loss on normalised ``text`` (C, D)."""
     teacher = model.teacher_logits(inputs, text)
     student = model.student.logit_scale.float() * \
         model.student_features(inputs) @ text.t()
@@ -250,17 +256,15 @@ def make_step(model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
               amp_dtype: Optional[torch.dtype] = None, scaler=None,
               data_samples: Optional[list] = None
               ) -> Callable[[], torch.Tensor]:
-    """A closure running one training step of ``model`` on ``inputs`` and
-    returning the detached loss (also kept as its ``last_loss``).
+    """A closure running one training step, returning the detached loss
+    (also kept as its ``last_loss``).
 
     Args:
-        recompute_names (Sequence[str], optional): Recompute the teacher's
-            text features of these classes in the step, as the reference
-            implementation does, instead of using the stored ones.
+        recompute_names (Sequence[str], optional): Classes whose teacher
+            text features the step recomputes, as the reference does.
         amp_dtype (torch.dtype, optional): Autocast dtype; None: fp32.
         scaler (GradScaler, optional): Loss scaler (fp16).
-        data_samples (list[DataSample], optional): Samples with cached
-            ``teacher_logits``, used instead of the teacher.
+        data_samples (list[DataSample], optional): Cached teacher logits.
     """
     def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -309,13 +313,12 @@ class Bench:
     def batch(self, batch_size: Optional[int] = None,
               seed_offset: int = 0) -> torch.Tensor:
         """A fixed batch of normalised random images on the device."""
-        gen = torch.Generator().manual_seed(self.args.seed + seed_offset)
-        shape = (batch_size or self.args.batch_size, 3) + self.image_size
-        return torch.randn(shape, generator=gen).to(self.device)
+        return random_images(batch_size or self.args.batch_size,
+                             self.image_size, self.args.seed + seed_offset,
+                             self.device)
 
     def stored_step(self) -> Dict[str, Any]:
-        """The step figures of ``train_step`` at the most classes (timed
-        now if that case did not run)."""
+        """``train_step``'s stored step at the most classes (or timed now)."""
         step = self.results.get('train_step', {}).get(
             str(max(self.args.classes)))
         if step is None:
@@ -326,14 +329,10 @@ class Bench:
     def time_steps(self, variants: Dict[str, dict],
                    inputs: Optional[torch.Tensor] = None
                    ) -> Dict[str, Dict[str, float]]:
-        """Per variant, :func:`summarize` plus ``img_s`` and the last
-        ``loss`` of training steps timed interleaved from reset weights.
-
-        ``variants`` holds keyword arguments of :func:`make_step` by name,
-        and ``model``, ``inputs`` (default: these ``inputs``, or
-        :meth:`batch`) and ``around`` (a context manager factory entered
-        around each step).
-        """
+        """:func:`time_interleaved` figures and last ``loss`` of training
+        steps from reset weights; ``variants``: :func:`make_step` keyword
+        arguments by name, plus ``model``, ``inputs`` and ``around`` (a
+        context manager factory entered around each step)."""
         self.reset()
         inputs = self.batch() if inputs is None else inputs
         fns, steps = {}, {}
@@ -350,8 +349,7 @@ class Bench:
 
             fns[name], steps[name] = run, step
         stats = time_interleaved(fns, self.args.iters, self.args.warmup,
-                                 self.device)
+                                 self.device, len(inputs))
         for name, fig in stats.items():
-            fig['img_s'] = len(inputs) / fig['median_ms'] * 1e3
             fig['loss'] = float(steps[name].last_loss)
         return stats

@@ -5,10 +5,8 @@ fp32, bf16 and fp16 from the same weights on the same batches; exit status
 on a GPU"); CPU smoke run: ``--device cpu --arch tiny --batch-size 4
 --steps 3``.
 """
-import contextlib
 import statistics
 import sys
-import time
 from typing import Any, Dict, Optional, Sequence
 
 import torch
@@ -16,9 +14,9 @@ import torch
 from benchmarks.cases.roofline import count_flops
 from benchmarks.common import (DEFAULT_PEAK_TFLOPS, arg_parser,
                                build_distiller, class_names, distiller_cfg,
-                               make_optimizer, print_table, quiet_mmengine,
-                               set_classes, synchronize, trained_state,
-                               write_json)
+                               elapsed, make_optimizer, make_step,
+                               print_table, quiet_mmengine, random_images,
+                               set_classes, trained_state, write_json)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
@@ -55,33 +53,17 @@ def run_precision(model, pristine: Dict[str, torch.Tensor], batches,
         torch.cuda.reset_peak_memory_stats(device)
     losses, same_weights, times, skipped = [], [], [], 0
     for inputs in batches:
-        synchronize(device)
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with (torch.autocast(device.type, dtype=dtype)
-              if dtype is not None else contextlib.nullcontext()):
-            loss = model(inputs, mode='loss')['loss_kd']
         if dtype is not None:
             # The fp32 loss of the same weights and batch, not timed.
-            synchronize(device)
-            paused = time.perf_counter()
             with torch.no_grad():
                 same_weights.append(
                     float(model(inputs, mode='loss')['loss_kd']))
-            synchronize(device)
-            start += time.perf_counter() - paused
-        if scaler is not None:
-            scale = scaler.get_scale()
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            skipped += int(scaler.get_scale() < scale)
-        else:
-            loss.backward()
-            optimizer.step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-        losses.append(float(loss))
+        scale = scaler.get_scale() if scaler is not None else 0
+        step = make_step(model, optimizer, inputs, amp_dtype=dtype,
+                         scaler=scaler)
+        times.append(elapsed(step, device))
+        skipped += int(scaler is not None and scaler.get_scale() < scale)
+        losses.append(float(step.last_loss))
     step_s = statistics.median(times[warmup:])
     out = dict(losses=losses, fp32_losses_same_weights=same_weights or losses,
                step_ms=step_s * 1e3, img_s=len(batches[0]) / step_s,
@@ -108,10 +90,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model = build_distiller(distiller_cfg(args.arch), device, args.seed)
     set_classes(model, class_names(args.classes))
     pristine = trained_state(model)
-    gen = torch.Generator().manual_seed(args.seed)
-    shape = (args.batch_size, 3) + tuple(model.student.image_size)
-    batches = [torch.randn(shape, generator=gen).to(device)
-               for _ in range(args.steps)]
+    batches = random_images(args.batch_size * args.steps,
+                            model.student.image_size, args.seed,
+                            device).split(args.batch_size)
     flops = count_flops(args.arch, [args.classes])
     step_flops = flops['step_per_image'][str(args.classes)] * args.batch_size
     figures: Dict[str, Any] = dict(

@@ -59,9 +59,7 @@ PAPER_ORDERINGS = (
 
 
 def add_data_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
-    """The options of the work dir, data, seeds, outputs and runs, shared
-    with the studies built on this benchmark (the sizes and epochs shrink
-    them for smoke tests)."""
+    """The work dir, data, seed, output and run options of the studies."""
     add = parser.add_argument
     add('--work-dir', default=work_dir,
         help='runs, generated configs and results go here')
@@ -105,15 +103,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@functools.lru_cache(maxsize=None)
-def _tool(name: str):
-    """Import ``tools/<name>.py`` as a module (once)."""
-    return load_tool(f'{name}.py')
+_tool = functools.lru_cache(maxsize=None)(load_tool)
 
 
 def _run(tool: str, tool_args: List[str], log_file: str) -> None:
-    """Run ``tools/<tool>.py`` in this process (no start-up per run), its
-    output into ``log_file``; RuntimeError if it fails."""
+    """Run ``tools/<tool>.py`` in this process, its output to ``log_file``."""
     start = time.time()
     with open(log_file, 'a') as log:
         log.write(f'$ python tools/{tool}.py ' +
@@ -122,7 +116,7 @@ def _run(tool: str, tool_args: List[str], log_file: str) -> None:
         try:
             with contextlib.redirect_stdout(log), \
                     contextlib.redirect_stderr(log):
-                _tool(tool).main(tool_args)
+                _tool(f'{tool}.py').main(tool_args)
         except (Exception, SystemExit) as e:
             raise RuntimeError(f'tools/{tool}.py failed ({e!r}), see '
                                f'{log_file}') from e
@@ -135,15 +129,13 @@ def run_row(key: str, args: argparse.Namespace, data: str, seed: int,
     """Train (if needed) and test row ``key`` for one seed.
 
     Args:
-        teacher_ckpt (str | list[str], optional): Stage-(a) checkpoint
-            (distill rows), one per member for an ensemble.
-        cfg (mmengine.Config, optional): The run's config when a caller
-            changed that of ``key`` (:func:`build_row_config`).
+        teacher_ckpt (str | list[str], optional): Stage-(a) checkpoint(s).
+        cfg (mmengine.Config, optional): The run's config, if not ``key``'s.
         name (str, optional): Folder of the run in the seed's (``key``).
 
     Returns:
-        tuple[dict | None, str]: Metrics of ``results.json`` (None when not
-        evaluated) and the last checkpoint (``''`` for zero-shot rows).
+        tuple[dict | None, str]: Metrics (None when not evaluated) and the
+        last checkpoint (``''`` for zero-shot rows).
     """
     spec = ROWS[key]
     run_dir = (osp.join(args.work_dir, 'zero_shot', key)
@@ -180,8 +172,10 @@ def run_row(key: str, args: argparse.Namespace, data: str, seed: int,
 
 
 def ensure_data(args: argparse.Namespace) -> str:
-    """The absolute dataset folder, generated unless a finished one is
-    there (what tools/misc/generate_shapes_dataset.py writes)."""
+    """Make the work dir absolute; the dataset folder, generated unless a
+    finished one is there."""
+    args.work_dir = osp.abspath(args.work_dir)
+    os.makedirs(args.work_dir, exist_ok=True)
     data = osp.abspath(args.data or osp.join(args.work_dir, 'data'))
     if not osp.isfile(osp.join(data, 'split_shapes.json')):
         synthetic_shapes.generate_coop_dataset(
@@ -194,8 +188,6 @@ def ensure_data(args: argparse.Namespace) -> str:
 
 def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
     """``{row: {seed: {'base', 'novel', 'hm'}}}`` of the requested rows."""
-    args.work_dir = osp.abspath(args.work_dir)
-    os.makedirs(args.work_dir, exist_ok=True)
     data = ensure_data(args)
     results: Dict[str, Dict[int, dict]] = {k: {} for k in args.rows}
     stage_a = {row for k in args.rows if ROWS[k].kind == 'distill'
@@ -223,8 +215,7 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
 
 
 def summarise(results: Dict[str, Dict[int, dict]]) -> list:
-    """``[(row key, {metric: (mean, sample std)})]`` in row order (std 0
-    for one seed)."""
+    """``[(row key, {metric: (mean, sample std or 0)})]`` in row order."""
     return [(key, {m: (statistics.fmean(r[m] for r in per_seed.values()),
                        statistics.stdev(r[m] for r in per_seed.values())
                        if len(per_seed) > 1 else 0.0) for m in METRICS})
@@ -271,18 +262,14 @@ def save_figure(fig, path: str) -> None:
 
 def ordering_margin(std_better: float, std_worse: float,
                     num_seeds: int) -> float:
-    """HM difference needed before an ordering counts as reproduced: twice
-    the standard error of the difference of two means over ``num_seeds``
-    seeds, ``2 * sqrt((s1^2 + s2^2) / n)``, and at least ``MIN_MARGIN``
-    (test-set sampling noise, which the seeds do not vary)."""
+    """HM difference an ordering needs: ``2 * sqrt((s1^2 + s2^2) / n)``,
+    at least ``MIN_MARGIN`` (test-set noise, which seeds do not vary)."""
     return max(2.0 * math.sqrt((std_better**2 + std_worse**2) /
                                max(num_seeds, 1)), MIN_MARGIN)
 
 
 def check_orderings(summary, num_seeds: int) -> List[str]:
-    """Markdown table lines: which of the paper's HM orderings hold here
-    (the mean HM difference beyond :func:`ordering_margin`); empty when
-    no ordering's rows ran."""
+    """Markdown table lines: which of the paper's HM orderings hold here."""
     stats = dict(summary)
     lines = []
     for better, worse, what in PAPER_ORDERINGS:
@@ -307,9 +294,12 @@ def command_line(argv: Sequence[str],
                     [shlex.quote(a) for a in argv])
 
 
-def write_markdown(path: str, lines: List[str]) -> None:
-    """Write generated Markdown lines, keeping what was written by hand
-    below :data:`NOTES_MARKER` in an earlier version of the file."""
+def write_report(path: str, title: str, argv: Sequence[str], script: str,
+                 lines: List[str]) -> None:
+    """Write ``lines`` below ``title`` and the command of ``script``,
+    keeping the notes written by hand below :data:`NOTES_MARKER`."""
+    lines = [f'# {title}', '', f'Generated on {datetime.date.today()} by:',
+             '', '```bash', command_line(argv, script), '```', '', *lines]
     notes = [NOTES_MARKER, '']
     if osp.isfile(path):
         with open(path) as f:
@@ -334,8 +324,7 @@ def read_readme(path: str) -> Tuple[str, int, int]:
 
 
 def update_readme(path: str, table: str, argv: Sequence[str]) -> None:
-    """Replace the table between the markers of the Markdown file ``path``
-    by ``table``, below the command of ``argv``."""
+    """Replace the table between the markers of ``path`` by ``table``."""
     text, begin, end = read_readme(path)
     block = '\n'.join([
         README_BEGIN, f'<!-- generated by: {command_line(argv)} -->', '',
@@ -372,9 +361,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         weights = ('random weights' if args.random_weights else
                    'pre-trained tiny CLIPs (checkpoints/tiny_clip)')
         text = [
-            '# Synthetic shapes base-to-novel benchmark', '',
-            f'Generated on {datetime.date.today().isoformat()} by:', '',
-            '```bash', command_line(argv), '```', '',
             f'Seeds {args.seeds}; {args.num_classes} classes, '
             f'{args.train_per_class} / {args.val_per_class} / '
             f'{args.test_per_class} train / val / test images per class; '
@@ -391,7 +377,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 f'seeds, and at least {MIN_MARGIN} (test-set sampling noise, '
                 'which the seeds do not vary).', ''
             ] + orderings + ['']
-        write_markdown(args.out_markdown, text)
+        write_report(args.out_markdown,
+                     'Synthetic shapes base-to-novel benchmark', argv,
+                     __file__, text)
     if args.update_readme:
         update_readme(args.update_readme, table, argv)
 

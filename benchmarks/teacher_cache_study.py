@@ -6,7 +6,6 @@ command, the other options are those of ``synthetic_b2n``.
 """
 import argparse
 import copy
-import datetime
 import json
 import os
 import os.path as osp
@@ -54,8 +53,6 @@ def cached_config(online_cfg, cache: str, views: str):
 
 def run_study(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
     """``{row: {seed: {'base', 'novel', 'hm', 'seconds'}}}``."""
-    args.work_dir = osp.abspath(args.work_dir)
-    os.makedirs(args.work_dir, exist_ok=True)
     data = b2n.ensure_data(args)
     first = args.seeds[0]
     _, teacher = b2n.run_row('teacher_promptsrc', args, data, first,
@@ -126,15 +123,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                for r, d in results.items()}, indent=1)
     if args.out_markdown:
         argv = sys.argv[1:] if argv is None else list(argv)
-        b2n.write_markdown(args.out_markdown, [
-            '# The demo student with and without a teacher cache', '',
-            f'Generated on {datetime.date.today()} by', '', '```',
-            b2n.command_line(argv, __file__), '```', '',
-            f'{time.time() - start:.0f} s in all on this machine. One '
-            f'PromptSRC teacher (seed {args.seeds[0]}); caches recorded '
-            f'once with seed {args.seeds[0]} over the 20 epochs.', '',
-            table, ''
-        ])
+        b2n.write_report(
+            args.out_markdown, 'The demo student with and without a '
+            'teacher cache', argv, __file__, [
+                f'{time.time() - start:.0f} s in all on this machine. One '
+                f'PromptSRC teacher (seed {args.seeds[0]}); caches recorded '
+                f'once with seed {args.seeds[0]} over the 20 epochs.', '',
+                table, ''])
 
 
 if __name__ == '__main__':

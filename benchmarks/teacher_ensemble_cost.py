@@ -11,8 +11,8 @@ from mmpretrain.structures import DataSample
 
 from benchmarks.common import (arg_parser, build_distiller, class_names,
                                distiller_cfg, make_optimizer, make_step,
-                               print_table, set_classes, time_interleaved,
-                               write_json)
+                               print_table, random_images, set_classes,
+                               time_interleaved, write_json)
 
 
 def ensemble_cfg(cfg: dict, members: int) -> dict:
@@ -66,10 +66,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for label, cfg in models.items():
         models[label] = build_distiller(cfg, device, args.seed)
         set_classes(models[label], class_names(args.classes))
-    size = tuple(models['single teacher'].student.image_size)
-    inputs = torch.randn((args.batch_size, 3) + size,
-                         generator=torch.Generator().manual_seed(
-                             args.seed)).to(device)
+    inputs = random_images(args.batch_size,
+                           models['single teacher'].student.image_size,
+                           args.seed, device)
     fns = {label: make_step(model, make_optimizer(model), inputs)
            for label, model in models.items()}
     for members in (2, 3):

@@ -6,9 +6,7 @@ docs/unlabeled_images_study.md (the table and its command).
 """
 import argparse
 import copy
-import datetime
 import math
-import os
 import os.path as osp
 import sys
 import time
@@ -101,8 +99,6 @@ def run_study(args: argparse.Namespace) -> Dict[str, Dict[float, dict]]:
         the demo's epochs and, for sizes other than 1, at the steps of the
         1x run.
     """
-    args.work_dir = osp.abspath(args.work_dir)
-    os.makedirs(args.work_dir, exist_ok=True)
     data = b2n.ensure_data(args)
     extra = None
     if max(args.sizes) > 1:
@@ -227,9 +223,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         write_png(summaries, args, args.out_png)
     if args.out_markdown:
         text = [
-            '# How many unlabeled images distillation needs', '',
-            f'Generated on {datetime.date.today().isoformat()} by:', '',
-            '```bash', b2n.command_line(argv, __file__), '```', '',
             f'Synthetic shapes, {args.num_classes} classes, '
             f'{args.train_per_class} train images per class (the 1x split, '
             f'{args.train_per_class * args.num_classes} images), '
@@ -242,7 +235,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if args.out_png:
             text += [f'![HM against the number of unlabeled images]'
                      f'({osp.basename(args.out_png)})', '']
-        b2n.write_markdown(args.out_markdown, text)
+        b2n.write_report(args.out_markdown,
+                         'How many unlabeled images distillation needs',
+                         argv, __file__, text)
 
 
 if __name__ == '__main__':

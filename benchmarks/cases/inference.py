@@ -20,12 +20,6 @@ def _export(bench: Bench, folder: str) -> str:
     return path
 
 
-def _img_s(timed: Dict[str, dict], batch_size: int) -> Dict[str, dict]:
-    for stats in timed.values():
-        stats['img_s'] = batch_size / stats['median_ms'] * 1e3
-    return timed
-
-
 def bench_inference(bench: Bench) -> Dict[str, Any]:
     """3. Exported student versus teacher image encoder, same classes."""
     from mmpretrain.structures import DataSample
@@ -43,11 +37,11 @@ def bench_inference(bench: Bench) -> Dict[str, Any]:
     with torch.inference_mode():
         check = (exported(inputs, mode='tensor') -
                  model.student_logits(inputs)).abs().max().item()
-        timed = _img_s(time_interleaved(
+        timed = time_interleaved(
             dict(student=lambda: exported(inputs, mode='tensor'),
                  teacher=lambda: model.teacher_logits(
                      inputs, model.text_features)),
-            args.iters, args.warmup, bench.device), batch_size)
+            args.iters, args.warmup, bench.device, batch_size)
         logits = exported(inputs, mode='tensor')
 
         def setters() -> list:
@@ -118,12 +112,12 @@ def bench_onnx(bench: Bench) -> Dict[str, Any]:
     with torch.inference_mode():
         diff = float((torch.from_numpy(session.run(None, feed)[0]) -
                       graph(pixels)).abs().max())
-        timed = _img_s(time_interleaved(
+        timed = time_interleaved(
             dict(onnxruntime=lambda: session.run(None, feed),
                  eager=lambda: graph(pixels),
                  teacher=lambda: model.teacher_logits(normalised,
                                                       model.text_features)),
-            args.iters, args.warmup, bench.device), batch_size)
+            args.iters, args.warmup, bench.device, batch_size)
     model.train()
     ort_img_s = timed['onnxruntime']['img_s']
     out = dict(batch_size=batch_size, onnx_file_mb=onnx_mb,

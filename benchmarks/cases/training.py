@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..common import (REPO_ROOT, SGD_CFG, Bench, build_distiller, class_names,
-                      distiller_cfg, make_optimizer, make_step,
+                      distiller_cfg, elapsed, make_optimizer, make_step,
                       print_table, set_classes, summarize, synchronize,
                       time_interleaved)
 
@@ -84,6 +84,14 @@ def bench_overhead(bench: Bench) -> Dict[str, Any]:
         collate_fn=pseudo_collate)))
     optimizer = make_optimizer(model)
 
+    def bare_step() -> None:
+        # Fetch, data preprocessor, forward, backward, SGD step.
+        data = model.data_preprocessor(next(fetch), True)
+        loss = sum(model(**data, mode='loss').values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     class Clock(Hook):
         """Times Runner iterations, with a timed bare one after each."""
         # Last of all hooks: the Runner interval covers its data loading,
@@ -99,16 +107,8 @@ def bench_overhead(bench: Bench) -> Dict[str, Any]:
                              outputs=None) -> None:
             synchronize(device)
             self.runner_times.append(time.perf_counter() - self.start)
-            start = time.perf_counter()
-            # Fetch, data preprocessor, forward, backward, SGD step.
-            data = model.data_preprocessor(next(fetch), True)
-            loss = sum(model(**data, mode='loss').values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            synchronize(device)
+            self.bare_times.append(elapsed(bare_step, device))
             self.start = time.perf_counter()
-            self.bare_times.append(self.start - start)
 
     clock = Clock()
     cfg = Config.fromfile(
@@ -473,11 +473,8 @@ def bench_compile(bench: Bench) -> Dict[str, Any]:
     steps = dict(eager=make_step(model, make_optimizer(model), inputs),
                  compiled=make_step(compiled, make_optimizer(compiled),
                                     inputs))
-    synchronize(bench.device)
-    start = time.perf_counter()
-    steps['compiled']()  # compiles forward and backward
-    synchronize(bench.device)
-    compile_s = time.perf_counter() - start
+    # The first step compiles forward and backward.
+    compile_s = elapsed(steps['compiled'], bench.device)
     timed = time_interleaved(steps, args.iters, args.warmup, bench.device)
     out = dict(timed, speedup=_ratio(timed['eager'], timed['compiled']),
                compile_s=compile_s, max_abs_logit_diff=difference)
