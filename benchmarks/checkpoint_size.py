@@ -1,8 +1,6 @@
 """Bytes of a distiller training checkpoint with and without frozen weights.
 
-``python -m benchmarks checkpoint_size --arch real --classes 1000``; see
-docs/performance.md.
-"""
+See docs/performance.md."""
 import io
 from types import SimpleNamespace
 

@@ -257,15 +257,9 @@ def make_step(model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
               data_samples: Optional[list] = None
               ) -> Callable[[], torch.Tensor]:
     """A closure running one training step, returning the detached loss
-    (also kept as its ``last_loss``).
-
-    Args:
-        recompute_names (Sequence[str], optional): Classes whose teacher
-            text features the step recomputes, as the reference does.
-        amp_dtype (torch.dtype, optional): Autocast dtype; None: fp32.
-        scaler (GradScaler, optional): Loss scaler (fp16).
-        data_samples (list[DataSample], optional): Cached teacher logits.
-    """
+    (also its ``last_loss``); ``recompute_names``: recompute the teacher
+    text features of these classes as the reference does;
+    ``data_samples``: with cached teacher logits."""
     def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         with (torch.autocast(inputs.device.type, dtype=amp_dtype)

@@ -1,9 +1,6 @@
 """Step time of the tiny demo pair with 1 and 2 torch threads, idle and busy.
 
-With ``--demo-epochs N`` also the demo's distillation (``tools/train.py``)
-with ``CPUThreadsHook``'s choice and with 2 threads; see
-docs/performance.md ("CPU threads of the tiny demo").
-"""
+``--demo-epochs N``: also the demo's distillation; docs/performance.md."""
 import os.path as osp
 import subprocess
 import sys
@@ -13,9 +10,9 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from benchmarks.common import (REPO_ROOT, arg_parser, class_names,
-                               make_optimizer, make_step, print_table,
-                               time_interleaved)
+from benchmarks.common import (REPO_ROOT, arg_parser, build_distiller,
+                               class_names, make_optimizer, make_step,
+                               print_table, set_classes, time_interleaved)
 
 COMPETITOR = '''
 import sys, torch
@@ -50,8 +47,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Measure idle, then with a competing job; print the tables."""
     from mmengine.config import Config
 
-    import mmpromptkd  # noqa: F401
-    from mmpromptkd.registry import MODELS
     from mmpromptkd.utils import choose_cpu_threads
 
     parser = arg_parser(__doc__, iters=30, warmup=3, batch_size=32)
@@ -63,14 +58,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                         help='the demo dataset (tools/run_demo.sh makes it)')
     args = parser.parse_args(argv)
     default = torch.get_num_threads()
-    # The demo's distiller (pre-trained tiny CLIPs), 40 classes stored.
-    torch.manual_seed(0)
-    # Its teacher prompts are untrained: only the step's cost is timed.
-    model = MODELS.build(dict(Config.fromfile(osp.join(
+    # The demo's distiller (pre-trained tiny CLIPs), 40 classes stored;
+    # its teacher prompts are untrained: only the step's cost is timed.
+    model = build_distiller(dict(Config.fromfile(osp.join(
         REPO_ROOT, 'configs', '_base_', 'models',
-        'promptkd_tiny-clip.py')).model,
-        allow_untrained_teacher=True)).train()
-    model.prepare_text_features(class_names(40, 'synthetic'), True)
+        'promptkd_tiny-clip.py')).model, allow_untrained_teacher=True),
+        torch.device('cpu'), 0)
+    set_classes(model, class_names(40, 'synthetic'))
     inputs = torch.randn(args.batch_size, 3, 32, 32,
                          generator=torch.Generator().manual_seed(0))
     step = make_step(model, make_optimizer(model), inputs)

@@ -1,8 +1,6 @@
 """Measure what averaging the whole state dict in fp16 does to frozen weights.
 
-The official GPA of PromptSRC against ours (the trained prompts only, in
-fp32); see docs/reference_differences.md ("GPA scope").
-"""
+See docs/reference_differences.md ("GPA scope")."""
 import argparse
 import math
 import os.path as osp

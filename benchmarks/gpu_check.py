@@ -1,10 +1,6 @@
 """Real-size training on one accelerator: AMP speed, memory, loss tracking.
 
-fp32, bf16 and fp16 from the same weights on the same batches; exit status
-1 when a loss leaves ``--tolerance``. See docs/performance.md ("Reproducing
-on a GPU"); CPU smoke run: ``--device cpu --arch tiny --batch-size 4
---steps 3``.
-"""
+Exit status 1 when a loss leaves ``--tolerance``; docs/performance.md."""
 import statistics
 import sys
 from typing import Any, Dict, Optional, Sequence

@@ -1,8 +1,6 @@
 """File size and memory of an open-vocabulary student export.
 
-Each load in a fresh process; see docs/performance.md ("Open-vocabulary
-export: size and memory").
-"""
+Each load in a fresh process; see docs/performance.md."""
 import os.path as osp
 import tempfile
 

@@ -1,8 +1,6 @@
 """Memory of the real-size training steps, stage (a) and stage (b).
 
-docs/performance.md ("Memory of the real training steps") has the method
-and the figures.
-"""
+docs/performance.md has the method and the figures."""
 import time
 from typing import List, Sequence
 

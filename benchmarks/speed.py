@@ -1,8 +1,6 @@
 """Measure the speed, memory and scaling of PromptKD training and inference.
 
-Every figure is measured side by side with the one it is compared with;
-docs/performance.md describes the options and the cases (``--sections``).
-"""
+Figures are measured side by side; docs/performance.md has the cases."""
 import argparse
 import os
 import platform
@@ -92,24 +90,15 @@ def _load_average() -> Optional[List[float]]:
         return None
 
 
-def auto_threads(device: torch.device) -> int:
-    """Torch threads for a CPU run: torch's choice, capped at idle CPUs.
-
-    With more busy threads than CPUs, each op waits for its slowest thread
-    (8x slower tiny training steps with 2 threads than with 1, measured on
-    2 CPUs at a load average of 3).
-    """
-    threads, load = torch.get_num_threads(), _load_average()
-    if device.type != 'cpu' or not load:
-        return threads
-    return max(1, min(threads, int((os.cpu_count() or 1) - load[0] + 0.5)))
-
-
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the selected cases, print their tables, write the JSON."""
     args = parse_args(argv)
     device = torch.device(args.device)
-    args.threads = args.threads or auto_threads(device)
+    if not args.threads:
+        # Torch's choice, capped at the idle CPUs (docs: "--threads").
+        from mmpromptkd.utils import choose_cpu_threads
+        args.threads = (choose_cpu_threads() if device.type == 'cpu' else
+                        torch.get_num_threads())
     torch.set_num_threads(args.threads)
     quiet_mmengine()
     env = dict(

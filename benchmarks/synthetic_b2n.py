@@ -1,9 +1,6 @@
 """Base-to-novel benchmark of PromptKD and its ablations on synthetic shapes.
 
-Each row (``ROWS`` of ``b2n/rows.py``) is a run of ``tools/train.py`` /
-``tools/test.py`` in this process; finished runs are skipped, so an
-interrupted benchmark resumes. docs/synthetic_b2n.md has the command.
-"""
+Finished runs are skipped (resumable); docs/synthetic_b2n.md."""
 import argparse
 import contextlib
 import datetime
@@ -110,8 +107,7 @@ def _run(tool: str, tool_args: List[str], log_file: str) -> None:
     """Run ``tools/<tool>.py`` in this process, its output to ``log_file``."""
     start = time.time()
     with open(log_file, 'a') as log:
-        log.write(f'$ python tools/{tool}.py ' +
-                  ' '.join(shlex.quote(a) for a in tool_args) + '\n')
+        log.write(f'$ python tools/{tool}.py {shlex.join(tool_args)}\n')
         log.flush()
         try:
             with contextlib.redirect_stdout(log), \
@@ -172,8 +168,10 @@ def run_row(key: str, args: argparse.Namespace, data: str, seed: int,
 
 
 def ensure_data(args: argparse.Namespace) -> str:
-    """Make the work dir absolute; the dataset folder, generated unless a
-    finished one is there."""
+    """Set the threads, make the work dir absolute; the dataset folder,
+    generated unless a finished one is there."""
+    import torch
+    torch.set_num_threads(args.threads)
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     data = osp.abspath(args.data or osp.join(args.work_dir, 'data'))
@@ -289,9 +287,8 @@ def check_orderings(summary, num_seeds: int) -> List[str]:
 def command_line(argv: Sequence[str],
                  script: str = 'synthetic_b2n.py') -> str:
     """The command of the study ``script`` through the entry point."""
-    return ' '.join(['python -m benchmarks',
-                     osp.splitext(osp.basename(script))[0]] +
-                    [shlex.quote(a) for a in argv])
+    name = osp.splitext(osp.basename(script))[0]
+    return f'python -m benchmarks {name} {shlex.join(argv)}'.rstrip()
 
 
 def write_report(path: str, title: str, argv: Sequence[str], script: str,
@@ -340,8 +337,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     if args.update_readme:
         read_readme(args.update_readme)  # fail before the runs, not after
-    import torch
-    torch.set_num_threads(args.threads)
     start = time.time()
     results = run_benchmark(args)
     summary = summarise(results)

@@ -1,9 +1,6 @@
 """HM and training time of the demo student with and without a teacher cache.
 
-Online, and from caches recorded once (float32, float16 with recorded or
-random views, top-k); docs/teacher_cache_study.md has the table and its
-command, the other options are those of ``synthetic_b2n``.
-"""
+docs/teacher_cache_study.md; the other options are ``synthetic_b2n``'s."""
 import argparse
 import copy
 import json
@@ -103,8 +100,6 @@ def run_study(args: argparse.Namespace) -> Dict[str, Dict[int, dict]]:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Run the study; print and write the table."""
     args = parse_args(argv)
-    import torch
-    torch.set_num_threads(args.threads)
     start = time.time()
     results = run_study(args)
     rows = []

@@ -1,8 +1,6 @@
 """Cost of a teacher ensemble: training-step time and teacher memory.
 
-Online and from the members' caches, interleaved in one run; see
-docs/teacher_ensembles.md ("Cost").
-"""
+See docs/teacher_ensembles.md ("Cost")."""
 import copy
 from typing import Optional, Sequence
 

@@ -1,8 +1,6 @@
 """Memory of a training run with the teacher, without its text tower, or none.
 
-Three fresh processes; see docs/performance.md ("Teacher text tower
-released after the features are stored").
-"""
+Three fresh processes; see docs/performance.md."""
 from benchmarks.common import arg_parser, run_snippet
 
 #: One run: build, store the features, train, report memory (MiB).

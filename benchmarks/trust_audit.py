@@ -1,8 +1,6 @@
 """Run the trust trials and print what happened to each kind of attack.
 
-A markdown table per area (docs/guarantees.md); exit status 1 if any trial
-failed. ``-m "not slow"`` passes a pytest marker expression.
-"""
+Exit status 1 if any trial failed; see docs/guarantees.md."""
 import argparse
 import os.path as osp
 import subprocess

@@ -1,9 +1,6 @@
 """How many unlabeled images distillation needs, on synthetic shapes.
 
-1/8 to 4x the train split, at the demo's epochs and (control runs) at the
-steps of the 1x run; docs/unlabeled_data.md and
-docs/unlabeled_images_study.md (the table and its command).
-"""
+See docs/unlabeled_data.md and docs/unlabeled_images_study.md."""
 import argparse
 import copy
 import math
@@ -78,9 +75,8 @@ def size_name(size: float) -> str:
 
 def schedule(size: float, args: argparse.Namespace, cfg,
              control: bool) -> Tuple[int, int]:
-    """``(epochs, optimizer steps)`` of a run on ``size`` times the split;
-    a ``control`` run's epochs are scaled by ``1 / size`` so that it takes
-    the steps of the 1x run (to rounding)."""
+    """``(epochs, optimizer steps)`` on ``size`` times the split; a
+    ``control`` run takes the steps of the 1x run (epochs / size)."""
     epochs = cfg.train_cfg.max_epochs
     if control:
         epochs = max(1, round(epochs / size))
@@ -91,14 +87,9 @@ def schedule(size: float, args: argparse.Namespace, cfg,
 
 
 def run_study(args: argparse.Namespace) -> Dict[str, Dict[float, dict]]:
-    """Every size for every seed, and the control runs.
-
-    Returns:
-        dict: ``{'epochs' | 'steps': {size: {seed: {'base', 'novel',
-        'hm'}}}, 'schedule': {key: {size: (epochs, steps)}}}``: the runs at
-        the demo's epochs and, for sizes other than 1, at the steps of the
-        1x run.
-    """
+    """``{'epochs' | 'steps': {size: {seed: metrics}}, 'schedule': {key:
+    {size: (epochs, steps)}}}``: runs at the demo's epochs and (sizes other
+    than 1) at the steps of the 1x run."""
     data = b2n.ensure_data(args)
     extra = None
     if max(args.sizes) > 1:
@@ -191,8 +182,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Run the study and print (and write) the table."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    import torch
-    torch.set_num_threads(args.threads)
     start = time.time()
     results = run_study(args)
     plans = results.pop('schedule')

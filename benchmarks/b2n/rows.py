@@ -19,17 +19,14 @@ class RowSpec(NamedTuple):
     """How one row of the table is produced.
 
     Attributes:
-        label (str): Row name in the table.
         kind (str): ``'zero_shot'``, ``'promptsrc'`` or ``'distill'``.
-        overrides (dict): Merged into the row's base config; ``which``
-            names the tiny CLIP of a zero-shot or PromptSRC row.
-        student (str): Tiny CLIP of a distillation row's student.
-        teacher (str): Tiny CLIP of a distillation row's teacher.
+        overrides (dict): Merged into the base config (``which``: the tiny
+            CLIP of a zero-shot or PromptSRC row).
+        student, teacher (str): Tiny CLIPs of a distillation row.
         stage_a (str): Row whose checkpoint is that teacher.
-        members (tuple[tuple[str, str]]): A teacher ensemble's members'
-            tiny CLIPs and stage-(a) rows (the first gives the text).
-        teacher_scores (bool): Test the teacher's scores (untrained
-            student) instead of training.
+        members (tuple[tuple[str, str]]): Ensemble members' tiny CLIPs
+            and stage-(a) rows (the first gives the text).
+        teacher_scores (bool): Test the teacher's scores, not training.
     """
     label: str
     kind: str
@@ -141,9 +138,8 @@ def _clip(base, which: str, args) -> dict:
 def build_row_config(key: str, args: argparse.Namespace, data: str,
                      seed: int,
                      teacher_ckpt: Optional[Union[str, Sequence[str]]] = None):
-    """The full config of a run of row ``key`` on ``data`` (``seed`` is
-    also the few-shot sampling seed; ``teacher_ckpt``: the stage-(a)
-    checkpoint of a distillation row, one per member of an ensemble)."""
+    """The config of a run of row ``key`` (``teacher_ckpt``: stage-(a)
+    checkpoint(s); ``seed`` also samples the shots)."""
     from mmengine.config import Config
 
     from run_cli import CfgOptionsAction

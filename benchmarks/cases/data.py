@@ -4,7 +4,6 @@ import itertools
 import json
 import os
 import os.path as osp
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,8 +17,9 @@ from ..common import REPO_ROOT, Bench, print_table
 
 
 def write_jpegs(folder: str, num: int, seed: int) -> None:
-    """Write ``num`` textured JPEGs of 400x300."""
+    """Write ``num`` textured JPEGs of 400x300 into a new ``folder``."""
     from PIL import Image
+    os.makedirs(folder)
     rng = np.random.default_rng(seed)
     for i in range(num):
         # Smooth colour blobs plus mild noise: JPEG-like content, unlike
@@ -60,11 +60,12 @@ def bench_data(bench: Bench) -> Dict[str, Any]:
     from mmpromptkd.datasets import UnlabeledImages
 
     args = bench.args
-    tmp = tempfile.mkdtemp(prefix='promptkd_bench_jpegs_')
-    try:
+    with tempfile.TemporaryDirectory(prefix='promptkd_bench_jpegs_',
+                                     ignore_cleanup_errors=True) as tmp:
         pipeline = train_pipeline()
-        write_jpegs(tmp, args.num_images, args.seed)
-        dataset = UnlabeledImages(data_root=tmp, pipeline=pipeline)
+        write_jpegs(osp.join(tmp, 'images'), args.num_images, args.seed)
+        dataset = UnlabeledImages(data_root=osp.join(tmp, 'images'),
+                                  pipeline=pipeline)
         loader = DataLoader(dataset, batch_size=args.batch_size,
                             shuffle=True, num_workers=args.workers,
                             collate_fn=pseudo_collate,
@@ -72,8 +73,6 @@ def bench_data(bench: Bench) -> Dict[str, Any]:
         pipe_ips = _images_per_s(loader, args.iters, args.warmup)
         shape = tuple(dataset[0]['inputs'].shape)
         del loader
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     step_ips = bench.stored_step()['img_s']
     per_worker = pipe_ips / max(args.workers, 1)
     out = dict(workers=args.workers, pipeline_img_s=pipe_ips,
@@ -100,10 +99,9 @@ def bench_sources(bench: Bench) -> Dict[str, Any]:
     from mmpromptkd.datasets import UnlabeledImages, UnlabeledShards
 
     args = bench.args
-    tmp = tempfile.mkdtemp(prefix='promptkd_bench_sources_')
-    try:
+    with tempfile.TemporaryDirectory(prefix='promptkd_bench_sources_',
+                                     ignore_cleanup_errors=True) as tmp:
         folder, shards = osp.join(tmp, 'images'), osp.join(tmp, 'shards')
-        os.makedirs(folder)
         write_jpegs(folder, args.num_images, args.seed)
         per_shard = max(1, args.num_images // (4 * max(args.workers, 1)))
         subprocess.run([
@@ -128,8 +126,6 @@ def bench_sources(bench: Bench) -> Dict[str, Any]:
                 DataLoader(stream, **kw), batches, args.warmup))
             folder_ips.append(_images_per_s(
                 DataLoader(images, shuffle=True, **kw), batches, args.warmup))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     step_ips = bench.stored_step()['img_s']
     out = dict(workers=args.workers, num_images=args.num_images,
                images_per_shard=per_shard, count_images_s=count_s,

@@ -14,17 +14,11 @@ def count_flops(arch: str, classes: Sequence[int],
                 names_kind: str = 'imagenet') -> Dict[str, Any]:
     """FLOPs per image of the teacher forward, student forward + backward,
     student inference and the step per class count, and per class of the
-    text encoder, of one arch on the meta device (the CPU if a meta build
-    fails).
-
-    The step runs the calls of ``model(inputs, mode='loss')`` with explicit
-    text features, so that no stored state has to live on the meta device;
-    batch 2, the smallest the projector's BatchNorm trains on.
-    """
+    text encoder, counted on the meta device (the CPU if that fails)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from mmpromptkd.registry import MODELS
-    batch = 2
+    batch = 2  # the smallest the projector's BatchNorm trains on
     try:
         with torch.device('meta'):
             model = MODELS.build(distiller_cfg(arch))

@@ -4,7 +4,6 @@ import contextlib
 import copy
 import itertools
 import os.path as osp
-import shutil
 import tempfile
 import time
 from typing import Any, Dict, Iterator, Sequence
@@ -68,19 +67,15 @@ def bench_overhead(bench: Bench) -> Dict[str, Any]:
     images = torch.randint(0, 256, (args.batch_size * 4, 3) +
                            bench.image_size, generator=gen, dtype=torch.uint8)
 
-    class Packed(torch.utils.data.Dataset):
+    class Packed(list):
         """In-memory uint8 CHW images packed like ``PackInputs``."""
         # Class names are read by the text-features hook; labels never are.
         metainfo = dict(classes=tuple(bench.names))
 
-        def __len__(self) -> int:
-            return len(images)
-
-        def __getitem__(self, index: int) -> dict:
-            return dict(inputs=images[index], data_samples=DataSample())
-
+    packed = Packed(dict(inputs=image, data_samples=DataSample())
+                    for image in images)
     fetch = itertools.chain.from_iterable(itertools.repeat(DataLoader(
-        Packed(), batch_size=args.batch_size, shuffle=True,
+        packed, batch_size=args.batch_size, shuffle=True,
         collate_fn=pseudo_collate)))
     optimizer = make_optimizer(model)
 
@@ -123,29 +118,25 @@ def bench_overhead(bench: Bench) -> Dict[str, Any]:
     guards = ('EpochSeedHook', 'RandomStateHook', 'EmptyClassCheckHook')
     custom_hooks = [copy.deepcopy(h) for h in cfg.custom_hooks
                     if h.get('type') not in guards]
-    work_dir = tempfile.mkdtemp(prefix='promptkd_bench_runner_')
-    try:
-        # mmengine moves the model to its own choice of device (CUDA when
-        # present); keep it on the device under test.
-        with mock.patch('mmengine.runner.runner.get_device',
-                        lambda: str(device)):
-            runner = Runner(
-                model=model, work_dir=work_dir,
-                train_dataloader=dict(
-                    dataset=Packed(), batch_size=args.batch_size,
-                    num_workers=0,
-                    sampler=dict(type='DefaultSampler', shuffle=True),
-                    collate_fn=dict(type='pseudo_collate')),
-                train_cfg=dict(type='IterBasedTrainLoop',
-                               max_iters=args.warmup + args.iters),
-                optim_wrapper=dict(optimizer=dict(type='SGD', **SGD_CFG)),
-                default_hooks=default_hooks,
-                custom_hooks=custom_hooks + [clock],
-                default_scope='mmpromptkd', randomness=dict(seed=args.seed),
-                log_level='WARNING')
-            runner.train()
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    # mmengine moves the model to its own choice of device (CUDA when
+    # present); keep it on the device under test.
+    with tempfile.TemporaryDirectory(prefix='promptkd_bench_runner_',
+                                     ignore_cleanup_errors=True) as work_dir, \
+            mock.patch('mmengine.runner.runner.get_device',
+                       lambda: str(device)):
+        runner = Runner(
+            model=model, work_dir=work_dir,
+            train_dataloader=dict(
+                dataset=packed, batch_size=args.batch_size, num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=True),
+                collate_fn=dict(type='pseudo_collate')),
+            train_cfg=dict(type='IterBasedTrainLoop',
+                           max_iters=args.warmup + args.iters),
+            optim_wrapper=dict(optimizer=dict(type='SGD', **SGD_CFG)),
+            default_hooks=default_hooks, custom_hooks=custom_hooks + [clock],
+            default_scope='mmpromptkd', randomness=dict(seed=args.seed),
+            log_level='WARNING')
+        runner.train()
     bench.reset()
     bare_s = summarize(clock.bare_times[args.warmup:])
     runner_s = summarize(clock.runner_times[args.warmup:])
@@ -194,38 +185,34 @@ def bench_memory(bench: Bench) -> Dict[str, Any]:
     owned = [*model.parameters(), *model.buffers(),
              *model.teacher.parameters(), *model.teacher.buffers()]
 
-    @contextlib.contextmanager
-    def checkpointing(flag: bool) -> Iterator[None]:
+    def checkpointing(flag: bool) -> contextlib.nullcontext:
         # Read at every forward: equal to building with the flag set.
         model.student.grad_checkpointing = flag
-        try:
-            yield
-        finally:
-            model.student.grad_checkpointing = False
+        return contextlib.nullcontext()
 
     out: Dict[str, Any] = {}
     for name, flag in (('plain', False), ('checkpointing', True)):
         bench.reset()
         step = make_step(model, make_optimizer(model), inputs)
         fig = out[name] = {}
-        with checkpointing(flag):
-            step()  # the optimiser state exists before measuring
-            if cuda:
-                synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-                step()
-                synchronize(device)
-                fig['cuda_peak_bytes'] = torch.cuda.max_memory_allocated(
-                    device)
-                fig['cuda_step_peak_bytes'] = fig['cuda_peak_bytes'] - base
-            with saved_tensor_meter(owned) as meter:
-                step()
+        checkpointing(flag)
+        step()  # the optimiser state exists before measuring
+        if cuda:
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            step()
+            synchronize(device)
+            fig['cuda_peak_bytes'] = torch.cuda.max_memory_allocated(device)
+            fig['cuda_step_peak_bytes'] = fig['cuda_peak_bytes'] - base
+        with saved_tensor_meter(owned) as meter:
+            step()
         fig['saved_bytes'] = meter['bytes']
         fig['saved_tensors'] = meter['tensors']
     timed = bench.time_steps(
         dict(plain=dict(around=lambda: checkpointing(False)),
              checkpointing=dict(around=lambda: checkpointing(True))), inputs)
+    checkpointing(False)
     rows = []
     for name, switch in (('plain', 'off'), ('checkpointing', 'on')):
         fig = out[name]
