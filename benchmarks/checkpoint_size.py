@@ -39,7 +39,3 @@ def main(argv=None) -> None:
     print(f'{args.arch} student, {args.classes} classes: with frozen '
           f'weights {full / 2**20:.1f} MiB, without {slim / 2**20:.2f} MiB '
           f'({full / slim:.0f}x smaller)')
-
-
-if __name__ == '__main__':
-    main()

@@ -117,7 +117,3 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             ['a fresh process per run, start-up and the test-free loop '
              'included; ratio = threads=2 / auto'])
     return figures
-
-
-if __name__ == '__main__':
-    main()

@@ -89,7 +89,3 @@ def main(argv=None) -> None:
         print(f'{kind} features: min cosine to the unchanged model '
               f'{float((a * b).sum(-1).min()):.6f}, max abs change '
               f'{float((a - b).abs().max()):.3g}')
-
-
-if __name__ == '__main__':
-    main()

@@ -2,7 +2,6 @@
 
 Exit status 1 when a loss leaves ``--tolerance``; docs/performance.md."""
 import statistics
-import sys
 from typing import Any, Dict, Optional, Sequence
 
 import torch
@@ -141,7 +140,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print('passed: every precision tracks fp32 within the tolerance')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

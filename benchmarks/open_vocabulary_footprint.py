@@ -77,7 +77,3 @@ def main(argv=None) -> dict:
               f'resident above the imports (peak while loading '
               f'{peak:.0f} MiB)')
     return out
-
-
-if __name__ == '__main__':
-    main()

@@ -139,7 +139,3 @@ def main(argv=None) -> int:
     print(f'batch {args.batch_size}, fp32, {time.time() - start:.0f} s')
     write_json(args.out, rows, indent=1)
     return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

@@ -143,7 +143,3 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         write_json(args.out, results)
         print(f'\nFigures written to {args.out}')
     return results
-
-
-if __name__ == '__main__':
-    main()

@@ -377,7 +377,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                      __file__, text)
     if args.update_readme:
         update_readme(args.update_readme, table, argv)
-
-
-if __name__ == '__main__':
-    main()

@@ -125,7 +125,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 f'PromptSRC teacher (seed {args.seeds[0]}); caches recorded '
                 f'once with seed {args.seeds[0]} over the 20 epochs.', '',
                 table, ''])
-
-
-if __name__ == '__main__':
-    main()

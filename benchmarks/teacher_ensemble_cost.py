@@ -97,7 +97,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             'frozen'
         ])
     write_json(args.out_json, dict(args=vars(args), figures=figures))
-
-
-if __name__ == '__main__':
-    main()

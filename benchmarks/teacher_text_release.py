@@ -65,7 +65,3 @@ def main(argv=None) -> dict:
           f'teacher {kept["rss_mib"] - cached["rss_mib"]:.1f} MiB lower '
           f'({kept["rss_mib"] / cached["rss_mib"]:.2f}x)')
     return dict(kept=kept, released=released, cached=cached)
-
-
-if __name__ == '__main__':
-    main()

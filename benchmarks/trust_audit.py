@@ -117,7 +117,3 @@ def main(argv=None) -> int:
                         ('payload checks', )]]))
     return 1 if sum(total[c] for c in COLUMNS) + total['payloads not live'] \
         else 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

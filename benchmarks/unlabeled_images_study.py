@@ -227,7 +227,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         b2n.write_report(args.out_markdown,
                          'How many unlabeled images distillation needs',
                          argv, __file__, text)
-
-
-if __name__ == '__main__':
-    main()
