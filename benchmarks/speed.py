@@ -61,8 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.arch is None:
         args.arch = 'real' if args.device.startswith('cuda') else 'tiny'
     args.peak_given = args.peak_tflops is not None
-    if args.peak_tflops is None:
-        args.peak_tflops = DEFAULT_PEAK_TFLOPS
+    args.peak_tflops = args.peak_tflops or DEFAULT_PEAK_TFLOPS
     if args.iters < 1 or args.warmup < 0 or args.batch_size < 2:
         parser.error('need --iters >= 1, --warmup >= 0 and --batch-size >= '
                      '2 (the projector BatchNorm trains on the batch)')

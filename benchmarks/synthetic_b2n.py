@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks.b2n.rows import (CROSS_FAMILY_ROWS, ROWS, STAGE_A_ROWS,
                                  build_row_config, stage_a_rows)
-from benchmarks.common import markdown_table, write_json
+from benchmarks.common import arg_parser, markdown_table, write_json
 import synthetic_shapes
 from tool_scripts import load_tool
 
@@ -55,8 +55,9 @@ PAPER_ORDERINGS = (
 )
 
 
-def add_data_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
-    """The work dir, data, seed, output and run options of the studies."""
+def data_parser(doc: str, work_dir: str) -> argparse.ArgumentParser:
+    """A parser with the work dir, data, seed, output and run options."""
+    parser = arg_parser(doc)
     add = parser.add_argument
     add('--work-dir', default=work_dir,
         help='runs, generated configs and results go here')
@@ -82,12 +83,12 @@ def add_data_args(parser: argparse.ArgumentParser, work_dir: str) -> None:
         'and shared cores suffer from them')
     add('--cfg-options', nargs='+', default=[],
         help='extra key=value options for every run')
+    return parser
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    add_data_args(parser, 'work_dirs/synthetic_b2n')
+    parser = data_parser(__doc__, 'work_dirs/synthetic_b2n')
     parser.add_argument(
         '--rows', nargs='+', choices=list(ROWS), metavar='ROW',
         default=[k for k in ROWS if k not in CROSS_FAMILY_ROWS],

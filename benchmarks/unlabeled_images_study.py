@@ -17,8 +17,7 @@ import synthetic_shapes
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse the command line (data and run options: synthetic_b2n)."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    b2n.add_data_args(parser, 'work_dirs/unlabeled_study')
+    parser = b2n.data_parser(__doc__, 'work_dirs/unlabeled_study')
     parser.add_argument('--sizes', type=float, nargs='+',
                         default=(0.125, 0.25, 0.5, 1.0, 2.0, 4.0),
                         help='multiples of the train split: fractions <= 1 '
