@@ -169,8 +169,7 @@ def run_row(key: str, args: argparse.Namespace, data: str, seed: int,
 
 
 def ensure_data(args: argparse.Namespace) -> str:
-    """Set the threads, make the work dir absolute; the dataset folder,
-    generated unless a finished one is there."""
+    """Set threads and an absolute work dir; the (generated) data folder."""
     import torch
     torch.set_num_threads(args.threads)
     args.work_dir = osp.abspath(args.work_dir)
@@ -294,8 +293,7 @@ def command_line(argv: Sequence[str],
 
 def write_report(path: str, title: str, argv: Sequence[str], script: str,
                  lines: List[str]) -> None:
-    """Write ``lines`` below ``title`` and the command of ``script``,
-    keeping the notes written by hand below :data:`NOTES_MARKER`."""
+    """Write ``lines`` under ``title`` and the command; keep the notes."""
     lines = [f'# {title}', '', f'Generated on {datetime.date.today()} by:',
              '', '```bash', command_line(argv, script), '```', '', *lines]
     notes = [NOTES_MARKER, '']

@@ -14,8 +14,7 @@ from benchmarks.common import (arg_parser, build_distiller, class_names,
 
 
 def ensemble_cfg(cfg: dict, members: int) -> dict:
-    """``cfg`` with its teacher as the first of ``members`` members; the
-    others are zero-shot copies of its architecture."""
+    """``cfg`` with an ensemble: its teacher and zero-shot copies."""
     teacher = cfg['teacher']
     zero_shot = dict(type='PromptedCLIP', clip=teacher['clip'])
     return dict(cfg, teacher=dict(

@@ -35,8 +35,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def study_config(size: float, args: argparse.Namespace, data: str,
                  extra: Optional[str], seed: int, teacher_ckpt: str):
-    """The distillation config of one size (``extra``: the folder of the
-    images beyond the train split)."""
+    """The distillation config of one size (``extra``: added images)."""
     cfg = b2n.build_row_config('promptkd', args, data, seed, teacher_ckpt)
     split = copy.deepcopy(cfg.train_dataloader.dataset)
     if size <= 1:
@@ -128,8 +127,7 @@ def equal_steps(summaries) -> list:
 
 
 def write_png(summaries, args: argparse.Namespace, path: str) -> None:
-    """HM (and base, novel) against the number of images, log scale; HM at
-    the steps of the 1x run dotted."""
+    """HM, base and novel against the number of images (log scale)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

@@ -41,8 +41,7 @@ def train_pipeline() -> List[dict]:
 
 
 def _images_per_s(loader, batches: int, warmup: int) -> float:
-    """Images/s over ``batches`` batches after ``warmup`` of them, epoch
-    after epoch."""
+    """Images/s of ``batches`` batches after ``warmup`` ones, epoch after."""
     it = itertools.chain.from_iterable(itertools.repeat(loader))
     for _ in range(warmup):
         # Worker start-up and first decodes are not steady state.
@@ -92,8 +91,7 @@ def bench_data(bench: Bench) -> Dict[str, Any]:
 
 
 def bench_sources(bench: Bench) -> Dict[str, Any]:
-    """10. Images/s of ``UnlabeledShards`` and ``UnlabeledImages`` over the
-    same JPEGs and pipeline, and what a training step consumes."""
+    """10. Images/s of UnlabeledShards vs UnlabeledImages vs a step."""
     from mmengine.dataset import pseudo_collate
 
     from mmpromptkd.datasets import UnlabeledImages, UnlabeledShards

@@ -80,9 +80,7 @@ def bench_inference(bench: Bench) -> Dict[str, Any]:
 
 
 def bench_onnx(bench: Bench) -> Dict[str, Any]:
-    """9. images/s of the ONNX student (onnxruntime, CPU) versus the same
-    graph in PyTorch eager and the teacher's image encoder; and the largest
-    logit difference."""
+    """9. ONNX student (onnxruntime, CPU) vs PyTorch eager vs teacher."""
     try:
         import onnxruntime as ort
     except ImportError:

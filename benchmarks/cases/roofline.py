@@ -12,8 +12,7 @@ from .training import text_truncation
 
 def count_flops(arch: str, classes: Sequence[int],
                 names_kind: str = 'imagenet') -> Dict[str, Any]:
-    """FLOPs per image of the teacher forward, student forward + backward,
-    student inference and the step per class count, and per class of the
+    """FLOPs per image of the model's parts and steps, and per class of the
     text encoder, counted on the meta device (the CPU if that fails)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -73,8 +72,7 @@ def count_flops(arch: str, classes: Sequence[int],
 
 def bench_roofline(bench: Optional[Bench], args: argparse.Namespace,
                    results: Dict[str, Any]) -> Dict[str, Any]:
-    """7. FLOPs per image and the images/s bound at the peak throughput;
-    7b. the measured steps' achieved TFLOP/s."""
+    """7. FLOPs per image and the images/s bound; 7b. achieved TFLOP/s."""
     peak = args.peak_tflops * 1e12
     archs = [args.flops_arch]
     if bench is not None and args.arch not in archs:

@@ -310,8 +310,7 @@ def bench_precision(bench: Bench) -> Dict[str, Any]:
 
 
 def text_truncation(model, truncate: bool):
-    """A shallow copy of a ``PromptedCLIP`` (the same weights) whose text
-    tower runs to the last end token only, or over the whole context."""
+    """A shallow copy of a ``PromptedCLIP`` with ``truncate_text`` set."""
     model = copy.copy(model)
     model.truncate_text, model._text_cache = truncate, None
     return model
@@ -372,8 +371,7 @@ def bench_ideas(bench: Bench) -> Dict[str, Any]:
 def cache_bytes_per_view(num_classes: int, text_dim: int,
                          views: int = 2, images: int = 64,
                          topk: int = 20) -> Dict[str, float]:
-    """Per storage, bytes of a written ``TeacherLogitCache``'s per-view
-    arrays (crops, flips, logits; no file headers) per view."""
+    """Per storage, bytes per view of a written cache's arrays."""
     from mmpromptkd.teacher_cache import TeacherLogitCache
     sizes = {}
     rng = np.random.default_rng(0)
