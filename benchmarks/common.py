@@ -262,8 +262,8 @@ def make_step(model, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
     ``data_samples``: with cached teacher logits."""
     def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with (torch.autocast(inputs.device.type, dtype=amp_dtype)
-              if amp_dtype is not None else contextlib.nullcontext()):
+        with torch.autocast(inputs.device.type, dtype=amp_dtype,
+                            enabled=amp_dtype is not None):
             if recompute_names is None:
                 loss = model(inputs, data_samples, mode='loss')['loss_kd']
             else:
