@@ -227,35 +227,40 @@ def mean_std_cells(stats: Dict[str, Tuple[float, float]]) -> List[str]:
 
 def write_png(summary, path: str, title: str) -> None:
     """Grouped bar chart (base / novel / HM) with std error bars."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     import numpy as np
 
     labels = [ROWS[k].label for k, _ in summary]
     x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) + 2), 4.8))
+    ax = new_axes((max(6.0, 1.1 * len(labels) + 2), 4.8))
     for i, m in enumerate(METRICS):
         ax.bar(x + (i - 1) * 0.27, [s[m][0] for _, s in summary], 0.27,
                yerr=[s[m][1] for _, s in summary], capsize=2,
                label={'hm': 'HM'}.get(m, m))
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=35, ha='right', fontsize=8)
-    ax.set_ylabel('accuracy (%)')
     ax.set_ylim(0, 100)
+    save_figure(ax, path, title, axis='y')
+
+
+def new_axes(size: Tuple[float, float]):
+    """The axes of a new matplotlib figure (no display needed)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=size)[1]
+
+
+def save_figure(ax, path: str, title: str, **grid) -> None:
+    """Label, title, grid and legend an accuracy chart; save it (120 dpi)."""
+    import matplotlib.pyplot as plt
+    ax.set_ylabel('accuracy (%)')
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    ax.grid(axis='y', alpha=0.3)
-    save_figure(fig, path)
-
-
-def save_figure(fig, path: str) -> None:
-    """Save a matplotlib figure (tight layout, 120 dpi) and close it."""
-    import matplotlib.pyplot as plt
-    fig.tight_layout()
+    ax.grid(alpha=0.3, **grid)
+    ax.figure.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.figure.savefig(path, dpi=120)
+    plt.close(ax.figure)
 
 
 def ordering_margin(std_better: float, std_worse: float,

@@ -128,11 +128,7 @@ def equal_steps(summaries) -> list:
 
 def write_png(summaries, args: argparse.Namespace, path: str) -> None:
     """HM, base and novel against the number of images (log scale)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax = b2n.new_axes((6.0, 4.2))
     series = [(summaries['epochs'], m, style, {'hm': 'HM'}.get(m, m))
               for m, style in (('hm', 'o-'), ('base', 's--'),
                                ('novel', '^--'))]
@@ -153,12 +149,8 @@ def write_png(summaries, args: argparse.Namespace, path: str) -> None:
     ax.set_xticklabels([f'{c}\n({size_name(s)})' for c, (s, _) in zip(
         counts, summaries['epochs'])], fontsize=7)
     ax.set_xlabel('unlabeled images (multiple of the train split)')
-    ax.set_ylabel('accuracy (%)')
-    ax.set_title('PromptKD student on synthetic shapes, seeds '
-                 f'{" ".join(map(str, args.seeds))} (mean ± std)', fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    b2n.save_figure(fig, path)
+    b2n.save_figure(ax, path, 'PromptKD student on synthetic shapes, seeds '
+                    f'{" ".join(map(str, args.seeds))} (mean ± std)')
 
 
 def trend(summary) -> str:

@@ -5,7 +5,7 @@ import copy
 import os.path as osp
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..common import REPO_ROOT
 
 TEACHER_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'promptsrc',
