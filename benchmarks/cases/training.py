@@ -319,18 +319,17 @@ def bench_ideas(bench: Bench) -> Dict[str, Any]:
     args, teacher = bench.args, bench.model.teacher
     out: Dict[str, Any] = dict(text_to_eot={})
     rows = []
-    full = text_truncation(teacher, False)
-    short = text_truncation(teacher, True)
+    towers = dict(full=text_truncation(teacher, False),
+                  to_eot=text_truncation(teacher, True))
     with torch.no_grad():
         for num in args.classes:
             names = class_names(num, args.class_names)
-            diff = (full.encode_text(names, normalize=True).float() -
-                    short.encode_text(names, normalize=True).float()
-                    ).abs().max().item()
-            timed = time_interleaved(
-                dict(full=lambda: full.encode_text(names, normalize=True),
-                     to_eot=lambda: short.encode_text(names, normalize=True)),
-                args.iters, args.warmup, bench.device)
+            encode = {k: lambda m=m: m.encode_text(names, normalize=True)
+                      for k, m in towers.items()}
+            diff = (encode['full']().float() -
+                    encode['to_eot']().float()).abs().max().item()
+            timed = time_interleaved(encode, args.iters, args.warmup,
+                                     bench.device)
             out['text_to_eot'][str(num)] = fig = dict(
                 timed, speedup=_ratio(timed['full'], timed['to_eot']),
                 tokens=int(teacher.tokenize(names).argmax(-1).max()) + 1,
