@@ -7,17 +7,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmpretrain.datasets import BaseDataset
 
-from mmpromptkd.registry import DATASETS, TRANSFORMS
+from mmpromptkd.registry import DATASETS
 from .class_names import distinct_class_names
 from .few_shot_cache import (check_few_shot_draw, dassl_cache_records,
                              write_few_shot_cache)
 from .run_seed import resolve_seed
-from .utils import (Record, is_int, join_nonempty, sample_few_shot,
-                    sample_few_shot_dassl)
+from .utils import (DOCS_HINT, Record, build_pipeline, is_int,
+                    join_nonempty, sample_few_shot, sample_few_shot_dassl)
 
 SUBSETS = ('all', 'base', 'novel')
 FEW_SHOT_SAMPLERS = ('mmpromptkd', 'dassl')
-DOCS_HINT = 'see docs/datasets.md'
 SPLIT_LAYOUT = ('expected {"train": [[relpath, label, classname], ...], '
                 f'"val": [...], "test": [...]}} ({DOCS_HINT})')
 
@@ -61,8 +60,9 @@ class CoOpDataset(BaseDataset):
         cache_few_shot (bool): Read and write the few-shot cache file.
         dataset_dir, image_dir, split_file (str, optional): Override the
             class's folders and split file.
-        test_mode, indices, serialize_data, lazy_init, max_refetch: As in
-            mmengine's ``BaseDataset`` (class names are read at once).
+        **kwargs: ``test_mode``, ``indices``, ``serialize_data``,
+            ``lazy_init``, ``max_refetch`` of mmengine's ``BaseDataset``
+            (class names are read at once).
     """
 
     dataset_dir: str = ''
@@ -81,15 +81,11 @@ class CoOpDataset(BaseDataset):
                  few_shot_sampler: str = 'mmpromptkd',
                  num_base_classes: Optional[int] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
-                 test_mode: bool = False,
                  cache_few_shot: bool = True,
                  dataset_dir: Optional[str] = None,
                  image_dir: Optional[str] = None,
                  split_file: Optional[str] = None,
-                 indices: Optional[Union[int, Sequence[int]]] = None,
-                 serialize_data: bool = True,
-                 lazy_init: bool = False,
-                 max_refetch: int = 1000) -> None:
+                 **kwargs) -> None:
         name = type(self).__name__
         for key, value in (('dataset_dir', dataset_dir),
                            ('image_dir', image_dir),
@@ -138,15 +134,8 @@ class CoOpDataset(BaseDataset):
             data_root=self._root,
             data_prefix=dict(
                 img_path=join_nonempty(self.dataset_dir, self.image_dir)),
-            indices=indices,
-            serialize_data=serialize_data,
-            pipeline=[
-                TRANSFORMS.build(t) if isinstance(t, dict) else t
-                for t in pipeline
-            ],
-            test_mode=test_mode,
-            lazy_init=lazy_init,
-            max_refetch=max_refetch)
+            pipeline=build_pipeline(pipeline),
+            **kwargs)
         # Set after construction: mmengine would read a string metainfo
         # value as a file name.
         self._metainfo['subset'] = subset

@@ -14,11 +14,6 @@ from mmengine.logging import print_log
 
 from mmpromptkd.fileio import atomic_write
 
-__all__ = [
-    'check_few_shot_draw', 'dassl_cache_records', 'read_dassl_few_shot_cache',
-    'write_few_shot_cache'
-]
-
 _DATUM_GLOBAL = ('dassl.data.datasets.base_dataset', 'Datum')
 _STATE_TYPES = {
     '_impath': str,

@@ -1,10 +1,10 @@
 """FGVC-Aircraft in the CoOp format."""
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 from mmpromptkd.registry import DATASETS
-from .coop_dataset import DOCS_HINT, CoOpDataset
-from .utils import Record, join_nonempty
+from .coop_dataset import CoOpDataset
+from .utils import DOCS_HINT, Record, join_nonempty, read_pairs
 
 
 @DATASETS.register_module()
@@ -59,22 +59,12 @@ class CoOpFGVCAircraft(CoOpDataset):
     def _load_records(self, split: str) -> List[Record]:
         path = self._list_path(split)
         label_of = {name: i for i, name in enumerate(self._all_classes)}
-        records: List[Tuple[str, int]] = []
-        with open(path, encoding='utf-8') as f:
-            for lineno, line in enumerate(f, start=1):
-                line = line.strip()
-                if not line:
-                    continue
-                image_id, _, variant = line.partition(' ')
-                variant = variant.strip()
-                if not variant:
-                    raise ValueError(
-                        f'{path}, line {lineno}: expected "<image id> '
-                        f'<variant name>", got {line!r} ({DOCS_HINT})')
-                if variant not in label_of:
-                    variants = osp.join(self._dataset_root, self.variants_file)
-                    raise ValueError(
-                        f'{path}, line {lineno}: variant {variant!r} is not '
-                        f'listed in {variants}')
-                records.append((image_id + self.image_ext, label_of[variant]))
+        records: List[Record] = []
+        for lineno, image_id, variant in read_pairs(
+                path, '<image id> <variant name>'):
+            if variant not in label_of:
+                variants = osp.join(self._dataset_root, self.variants_file)
+                raise ValueError(f'{path}, line {lineno}: variant {variant!r} '
+                                 f'is not listed in {variants}')
+            records.append((image_id + self.image_ext, label_of[variant]))
         return records

@@ -4,9 +4,9 @@ import os.path as osp
 from typing import Any, Dict, List
 
 from mmpromptkd.registry import DATASETS
-from .coop_dataset import DOCS_HINT, CoOpDataset
-from .utils import Record, join_nonempty, list_folder, \
-    read_imagenet_classnames
+from .coop_dataset import CoOpDataset
+from .utils import (DOCS_HINT, Record, join_nonempty, list_folder,
+                    read_imagenet_classnames)
 
 
 @DATASETS.register_module()
@@ -103,45 +103,30 @@ class CoOpImageNet(CoOpDataset):
         return records
 
 
-@DATASETS.register_module()
-class CoOpImageNetV2(CoOpImageNet):
-    """ImageNet-V2 (matched frequency); class folders named by label."""
-
-    dataset_dir = 'imagenetv2'
-    image_dir = 'imagenetv2-matched-frequency-format-val'
-    split_dirs = {'test': ''}
-    few_shot_splits = ()
-    class_folder = 'index'
-
-
-@DATASETS.register_module()
-class CoOpImageNetSketch(CoOpImageNet):
-    """ImageNet-Sketch: a wnid folder for each of the 1000 classes."""
-
-    dataset_dir = 'imagenet-sketch'
-    image_dir = 'images'
-    split_dirs = {'test': ''}
-    few_shot_splits = ()
+def _test_only(name: str, doc: str, dataset_dir: str, image_dir: str,
+               **attributes) -> type:
+    """Define and register a test-only variant of :class:`CoOpImageNet`."""
+    cls = type(name, (CoOpImageNet, ),
+               dict(attributes, __doc__=doc, __module__=__name__,
+                    dataset_dir=dataset_dir, image_dir=image_dir,
+                    split_dirs={'test': ''}, few_shot_splits=()))
+    return DATASETS.register_module(module=cls)
 
 
-@DATASETS.register_module()
-class CoOpImageNetA(CoOpImageNet):
-    """ImageNet-A: the 200 classes whose wnid folders are present."""
-
-    dataset_dir = 'imagenet-adversarial'
-    image_dir = 'imagenet-a'
-    split_dirs = {'test': ''}
-    few_shot_splits = ()
-    present_classes_only = True
-
-
-@DATASETS.register_module()
-class CoOpImageNetR(CoOpImageNet):
-    """ImageNet-R (renditions): the 200 classes whose wnid folders are
-    present."""
-
-    dataset_dir = 'imagenet-rendition'
-    image_dir = 'imagenet-r'
-    split_dirs = {'test': ''}
-    few_shot_splits = ()
-    present_classes_only = True
+CoOpImageNetV2 = _test_only(
+    'CoOpImageNetV2',
+    'ImageNet-V2 (matched frequency); class folders named by label.',
+    'imagenetv2', 'imagenetv2-matched-frequency-format-val',
+    class_folder='index')
+CoOpImageNetSketch = _test_only(
+    'CoOpImageNetSketch',
+    'ImageNet-Sketch: a wnid folder for each of the 1000 classes.',
+    'imagenet-sketch', 'images')
+CoOpImageNetA = _test_only(
+    'CoOpImageNetA',
+    'ImageNet-A: the 200 classes whose wnid folders are present.',
+    'imagenet-adversarial', 'imagenet-a', present_classes_only=True)
+CoOpImageNetR = _test_only(
+    'CoOpImageNetR',
+    'ImageNet-R (renditions): the 200 classes whose wnid folders are '
+    'present.', 'imagenet-rendition', 'imagenet-r', present_classes_only=True)

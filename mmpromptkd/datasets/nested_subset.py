@@ -28,8 +28,8 @@ class NestedSubset(BaseDataset):
         count (int, optional): Images per class, or in all without labels
             (exactly one of ``fraction`` and ``count``).
         seed (int): Seed of the order.
-        serialize_data, lazy_init, max_refetch: As in mmengine's
-            ``BaseDataset``.
+        lazy_init (bool): As in mmengine's ``BaseDataset``.
+        **kwargs: ``serialize_data``, ``max_refetch`` of ``BaseDataset``.
     """
 
     def __init__(self,
@@ -37,9 +37,8 @@ class NestedSubset(BaseDataset):
                  fraction: Optional[float] = None,
                  count: Optional[int] = None,
                  seed: int = 1,
-                 serialize_data: bool = True,
                  lazy_init: bool = False,
-                 max_refetch: int = 1000) -> None:
+                 **kwargs) -> None:
         name = type(self).__name__
         if (fraction is None) == (count is None):
             raise ValueError(f'{name}: give exactly one of fraction and '
@@ -60,10 +59,9 @@ class NestedSubset(BaseDataset):
         self.source_name = type(dataset).__name__
         self._source: Optional[BaseDataset] = dataset
         super().__init__(
-            serialize_data=serialize_data,
             lazy_init=True,
-            max_refetch=max_refetch,
-            test_mode=getattr(dataset, 'test_mode', False))
+            test_mode=getattr(dataset, 'test_mode', False),
+            **kwargs)
         # Set after construction: mmengine would read a string metainfo
         # value (e.g. a CoOp subset name) as a file name.
         self._metainfo = copy.deepcopy(dict(dataset.metainfo))

@@ -7,14 +7,14 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from mmpromptkd.registry import DATASETS, TRANSFORMS
+from mmpromptkd.registry import DATASETS
 from .class_names import read_class_names
+from .utils import build_pipeline, shorten
 
 #: File name endings read as images (case does not matter).
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif',
                     '.tiff')
 SPLITS = ('all', 'train', 'heldout')
-_LISTED = 5
 
 
 def is_image_file(path: str) -> bool:
@@ -75,8 +75,8 @@ class UnlabeledImages(BaseDataset):
         heldout_seed (int): Seed of the held-out draw.
         skip_non_images (bool): Skip non-image files instead of stopping.
         pipeline (Sequence[dict | Callable]): Transforms.
-        test_mode, indices, serialize_data, lazy_init, max_refetch: As in
-            mmengine's ``BaseDataset``.
+        **kwargs: ``test_mode``, ``indices``, ``serialize_data``,
+            ``lazy_init``, ``max_refetch`` of mmengine's ``BaseDataset``.
     """
 
     def __init__(self,
@@ -88,11 +88,7 @@ class UnlabeledImages(BaseDataset):
                  heldout_seed: int = 0,
                  skip_non_images: bool = False,
                  pipeline: Sequence[Union[dict, Callable]] = (),
-                 test_mode: bool = False,
-                 indices: Optional[Union[int, Sequence[int]]] = None,
-                 serialize_data: bool = True,
-                 lazy_init: bool = False,
-                 max_refetch: int = 1000) -> None:
+                 **kwargs) -> None:
         name = type(self).__name__
         if data_root is None and file_list is None:
             raise ValueError(f'{name}: give data_root (a folder of images) '
@@ -127,15 +123,8 @@ class UnlabeledImages(BaseDataset):
         super().__init__(
             metainfo=dict(classes=names),
             data_root='',
-            pipeline=[
-                TRANSFORMS.build(t) if isinstance(t, dict) else t
-                for t in pipeline
-            ],
-            indices=indices,
-            serialize_data=serialize_data,
-            test_mode=test_mode,
-            lazy_init=lazy_init,
-            max_refetch=max_refetch)
+            pipeline=build_pipeline(pipeline),
+            **kwargs)
 
     def _source(self) -> str:
         return self.file_list or self.image_root
@@ -176,14 +165,11 @@ class UnlabeledImages(BaseDataset):
         if missing:
             raise FileNotFoundError(
                 f'{self.file_list}: {len(missing)} listed image(s) not found '
-                f'under {self.image_root}: ' + ', '.join(missing[:_LISTED]) +
-                (' ...' if len(missing) > _LISTED else ''))
+                f'under {self.image_root}: {shorten(missing)}')
         return paths
 
     def _refuse_or_skip(self, files: List[str], what: str) -> None:
-        shown = ', '.join(files[:_LISTED]) + (' ...'
-                                              if len(files) > _LISTED else '')
-        message = f'{self._source()}: {len(files)} {what}: {shown}'
+        message = f'{self._source()}: {len(files)} {what}: {shorten(files)}'
         if not self.skip_non_images:
             raise ValueError(f'{message}. Remove them, or set '
                              'skip_non_images=True to skip them (counted in '

@@ -10,13 +10,15 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from torch.utils.data import IterableDataset, get_worker_info
 
-from mmpromptkd.registry import DATASETS, TRANSFORMS
+from mmpromptkd.registry import DATASETS
 from .class_names import read_class_names
 from .transforms.load_image_from_file_safe import ON_ERROR_CHOICES
 from .unlabeled_images import IMAGE_EXTENSIONS
-from .utils import is_int
+from .utils import build_pipeline, is_int, shorten
 
 _TAR_BLOCK = 512
+# Webdataset's keys of the image members.
+_IMAGE_KEYS = tuple(e.lstrip('.') for e in IMAGE_EXTENSIONS)
 
 
 class CorruptShardError(ValueError):
@@ -51,8 +53,7 @@ def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
     if missing:
         raise FileNotFoundError(
             f'UnlabeledShards: {len(missing)} of {len(paths)} shard(s) not '
-            f'found: ' + ', '.join(missing[:5]) +
-            (' ...' if len(missing) > 5 else ''))
+            f'found: {shorten(missing)}')
     # One file named twice (a.tar, ./a.tar, sub/../a.tar, a link to it).
     first: dict = {}
     for path in paths:
@@ -103,7 +104,6 @@ class UnlabeledShards(IterableDataset):
         on_error (str): A truncated shard or a sample without exactly one
             image stops the run ('raise') or is skipped and counted
             ('skip').
-        extensions (Sequence[str]): Member endings read as images.
         num_images (int, optional): Images in all shards; None counts them
             (and finds truncated shards) at construction.
     """
@@ -115,7 +115,6 @@ class UnlabeledShards(IterableDataset):
                  seed: int = 0,
                  shuffle_buffer: int = 1000,
                  on_error: str = 'raise',
-                 extensions: Sequence[str] = IMAGE_EXTENSIONS,
                  num_images: Optional[int] = None) -> None:
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f'UnlabeledShards: on_error must be one of '
@@ -127,13 +126,9 @@ class UnlabeledShards(IterableDataset):
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.on_error = on_error
-        self.extensions = tuple(e.lower().lstrip('.') for e in extensions)
         names = () if classes is None else read_class_names(classes)
         self._metainfo: Dict = dict(classes=names)
-        self.pipeline = Compose([
-            TRANSFORMS.build(t) if isinstance(t, dict) else t
-            for t in pipeline
-        ])
+        self.pipeline = Compose(build_pipeline(pipeline))
         # Built in each process once distributed training is set up.
         self.rank, self.world_size = get_dist_info()
         self._skipped = 0
@@ -164,7 +159,7 @@ class UnlabeledShards(IterableDataset):
                         # Keys as webdataset groups the members.
                         key, ext = base_plus_ext(member.name)
                         if member.isreg() and key is not None and \
-                                ext.lower() in self.extensions:
+                                ext.lower() in _IMAGE_KEYS:
                             keys.add(key)
             except (CorruptShardError, tarfile.TarError, OSError) as e:
                 self._skip_or_raise(e if isinstance(e, CorruptShardError)
@@ -239,7 +234,7 @@ class UnlabeledShards(IterableDataset):
                             f'({e}); the rest of the shard is lost'))
                     return
                 read += 1
-                images = [k for k in sample if k in self.extensions]
+                images = [k for k in sample if k in _IMAGE_KEYS]
                 name = f'{path}#{sample["__key__"]}'
                 if len(images) != 1:
                     others = sorted(k for k in sample if not k.startswith('_'))
@@ -247,7 +242,7 @@ class UnlabeledShards(IterableDataset):
                         CorruptShardError(
                             f'{name} has {len(images)} image members (of '
                             f'{others}); expected exactly one of '
-                            f'{list(self.extensions)}'))
+                            f'{list(_IMAGE_KEYS)}'))
                     continue
                 yield dict(img_path=name, img_bytes=sample[images[0]])
 

@@ -1,17 +1,33 @@
-"""Helpers shared by the CoOp-format datasets."""
+"""Helpers shared by the datasets."""
 import os
 import os.path as osp
 import random
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple, Union
+
+from mmpromptkd.registry import TRANSFORMS
 
 # An image: its path relative to the image folder and its label.
 Record = Tuple[str, int]
+DOCS_HINT = 'see docs/datasets.md'
 
 
 def is_int(value) -> bool:
     """Whether ``value`` is an int (a bool is not)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def build_pipeline(pipeline: Sequence[Union[dict, Callable]]) -> list:
+    """The transforms, dicts built from the ``mmpromptkd`` registry."""
+    return [
+        TRANSFORMS.build(step) if isinstance(step, dict) else step
+        for step in pipeline
+    ]
+
+
+def shorten(items: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` items, joined, then ' ...' if there are more."""
+    return ', '.join(items[:limit]) + (' ...' if len(items) > limit else '')
 
 
 def list_folder(folder: str, dirs: bool = False) -> List[str]:
@@ -25,25 +41,30 @@ def list_folder(folder: str, dirs: bool = False) -> List[str]:
                                                e.is_file()))
 
 
-def read_imagenet_classnames(path: str) -> Tuple[List[str], List[str]]:
-    """The wnids and class names of ``<wnid> <class name>`` lines."""
-    wnids, names = [], []
+def read_pairs(path: str, layout: str) -> Iterator[Tuple[int, str, str]]:
+    """``(line number, first word, rest)`` of each non-blank line of a text
+    file whose lines are ``layout``."""
     with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, start=1):
             line = line.strip()
             if not line:
                 continue
-            wnid, _, name = line.partition(' ')
-            name = name.strip()
-            if not name:
-                raise ValueError(
-                    f'{path}, line {lineno}: expected "<wnid> <class name>", '
-                    f'got {line!r}')
-            if wnid in wnids:
-                raise ValueError(
-                    f'{path}, line {lineno}: wnid {wnid!r} appears twice')
-            wnids.append(wnid)
-            names.append(name)
+            key, _, rest = line.partition(' ')
+            if not rest.strip():
+                raise ValueError(f'{path}, line {lineno}: expected '
+                                 f'"{layout}", got {line!r} ({DOCS_HINT})')
+            yield lineno, key, rest.strip()
+
+
+def read_imagenet_classnames(path: str) -> Tuple[List[str], List[str]]:
+    """The wnids and class names of ``<wnid> <class name>`` lines."""
+    wnids, names = [], []
+    for lineno, wnid, name in read_pairs(path, '<wnid> <class name>'):
+        if wnid in wnids:
+            raise ValueError(
+                f'{path}, line {lineno}: wnid {wnid!r} appears twice')
+        wnids.append(wnid)
+        names.append(name)
     if not wnids:
         raise ValueError(f'{path} lists no class; expected one '
                          '"<wnid> <class name>" line per class')
@@ -61,8 +82,6 @@ def sample_few_shot(records: Sequence[Record],
     Returns the records, sorted by label then path, and the count of each
     class with fewer than ``num_shots`` records (kept whole).
     """
-    if num_shots < 1:
-        raise ValueError(f'num_shots must be >= 1, got {num_shots}')
     by_label: Dict[int, List[str]] = defaultdict(list)
     for relpath, label in records:
         by_label[label].append(relpath)
@@ -91,8 +110,6 @@ def sample_few_shot_dassl(
     rng = random.Random(seed)
     drawn, shorts = [], []
     for records, num_shots in splits:
-        if num_shots < 1:
-            raise ValueError(f'num_shots must be >= 1, got {num_shots}')
         by_label: Dict[int, List[Record]] = {}
         for record in records:
             by_label.setdefault(record[1], []).append(record)
