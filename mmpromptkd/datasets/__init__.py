@@ -2,11 +2,10 @@
 (folders, lists, tar shards) and their transforms (``docs/datasets.md``,
 ``docs/unlabeled_data.md``)."""
 from .coop_benchmarks import (CoOpCaltech101, CoOpDTD, CoOpEuroSAT,
-                              CoOpFood101, CoOpOxfordFlowers, CoOpOxfordPets,
-                              CoOpStanfordCars, CoOpSUN397, CoOpUCF101,
-                              SyntheticShapes)
+                              CoOpFGVCAircraft, CoOpFood101, CoOpOxfordFlowers,
+                              CoOpOxfordPets, CoOpStanfordCars, CoOpSUN397,
+                              CoOpUCF101, SyntheticShapes)
 from .coop_dataset import CoOpDataset
-from .fgvc_aircraft import CoOpFGVCAircraft
 from .imagenet import (CoOpImageNet, CoOpImageNetA, CoOpImageNetR,
                        CoOpImageNetSketch, CoOpImageNetV2)
 from .nested_subset import NestedSubset

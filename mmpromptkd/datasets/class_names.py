@@ -10,9 +10,11 @@ FORMATS = ('a list of names, a .txt file with one name per line, or a '
            '.json file holding a list of names')
 
 
-def _check_names(names: Sequence[object], source: str,
-                 where: Sequence[str]) -> Tuple[str, ...]:
-    """Refuse non-strings, blank, padded and repeated names; normalise."""
+def _check_names(names: Sequence[object], source: str, unit: str = 'entry',
+                 first: int = 0) -> Tuple[str, ...]:
+    """Refuse non-strings, blank, padded and repeated names; normalise
+    (errors name ``<unit> <number from first>``)."""
+    where = [f'{unit} {i}' for i in range(first, first + len(names))]
     for name, at in zip(names, where):
         if not isinstance(name, str):
             raise ValueError(f'{source}, {at}: class names must be strings, '
@@ -43,17 +45,13 @@ def _check_names(names: Sequence[object], source: str,
 
 
 def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
-    """The class names of a list, a ``.txt`` (one a line) or ``.json`` file.
-
-    Nothing is guessed: a blank, padded or repeated name is an error saying
-    where; only the newline(s) ending a ``.txt`` file are ignored.
-    """
+    """The class names of a list, a ``.txt`` (one a line) or ``.json`` file
+    (a blank, padded or repeated name is an error saying where)."""
     if not isinstance(source, str):
         if not isinstance(source, (list, tuple)):
             raise ValueError(f'classes must be {FORMATS}, got '
                              f'{type(source).__name__}')
-        return _check_names(list(source), 'classes',
-                            [f'entry {i}' for i in range(len(source))])
+        return _check_names(list(source), 'classes')
     path = osp.expanduser(source)
     ext = osp.splitext(path)[1].lower()
     if ext not in ('.txt', '.json'):
@@ -78,12 +76,10 @@ def read_class_names(source: Union[str, Sequence[str]]) -> Tuple[str, ...]:
         if not isinstance(names, list):
             raise ValueError(f'{path}: top level is a {type(names).__name__};'
                              ' expected a list of class names')
-        return _check_names(names, path,
-                            [f'entry {i}' for i in range(len(names))])
+        return _check_names(names, path)
     lines: List[str] = text.rstrip('\r\n').splitlines() if text.strip(
         '\r\n') else []
-    return _check_names(lines, path,
-                        [f'line {i}' for i in range(1, len(lines) + 1)])
+    return _check_names(lines, path, 'line', 1)
 
 
 def distinct_class_names(names: Sequence[str],

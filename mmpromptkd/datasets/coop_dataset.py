@@ -34,14 +34,11 @@ def _load_json(path: str, remedy: str) -> Any:
 
 @DATASETS.register_module()
 class CoOpDataset(BaseDataset):
-    """A dataset in the CoOp format, with base/novel subsets and few-shot.
+    """A CoOp-format dataset with base/novel subsets and few-shot draws.
 
-    Images lie under ``<data_root>/<dataset_dir>/<image_dir>/``; the split
-    file ``<dataset_dir>/<split_file>`` is ``{"train": [[relpath, label,
-    classname], ...], "val": [...], "test": [...]}``. Samples are
-    ``dict(img_path, gt_label)``; ``metainfo`` holds ``classes``, ``subset``
-    and ``num_base_classes``. Subsets, the few-shot draw and its cache are
-    described in ``docs/datasets.md``.
+    Samples are ``dict(img_path, gt_label)``; ``metainfo`` holds
+    ``classes``, ``subset`` and ``num_base_classes``. Layout, split file,
+    subsets and the few-shot cache: ``docs/datasets.md``.
 
     Args:
         data_root (str): The folder holding every dataset folder.
@@ -55,8 +52,7 @@ class CoOpDataset(BaseDataset):
         few_shot_sampler (str): 'mmpromptkd' or 'dassl' (the official
             draw; Dassl's ``shot_{K}-seed_{seed}.pkl`` is read if present).
         num_base_classes (int, optional): Base classes; None: ``ceil(n/2)``.
-        pipeline (Sequence[dict | Callable]): Transforms (dicts built from
-            the ``mmpromptkd`` registry).
+        pipeline (Sequence[dict | Callable]): Transforms.
         cache_few_shot (bool): Read and write the few-shot cache file.
         dataset_dir, image_dir, split_file (str, optional): Override the
             class's folders and split file.
@@ -140,7 +136,7 @@ class CoOpDataset(BaseDataset):
         # value as a file name.
         self._metainfo['subset'] = subset
 
-    # Layout hooks, overridden by datasets that are not a JSON split file.
+    # Layout hooks, overridden by datasets without a JSON split file.
     @property
     def split_path(self) -> str:
         """str: Path of the JSON split file."""
@@ -172,9 +168,7 @@ class CoOpDataset(BaseDataset):
     def _check_layout(self) -> None:
         """Check the folders and annotation files (never the images)."""
         paths = self._required_paths()
-        listed = ', '.join(paths[:-1]) + ' and ' + paths[-1] \
-            if len(paths) > 1 else paths[0]
-        hint = f'expected {listed} ({DOCS_HINT})'
+        hint = f'expected {", ".join(paths)} ({DOCS_HINT})'
         name = type(self).__name__
         if not osp.isdir(self._root):
             raise FileNotFoundError(

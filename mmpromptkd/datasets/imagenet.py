@@ -13,16 +13,14 @@ from .utils import (DOCS_HINT, Record, join_nonempty, list_folder,
 class CoOpImageNet(CoOpDataset):
     """ImageNet-1k, read from class folders and ``classnames.txt``.
 
-    ``classnames.txt`` has one ``<wnid> <class name>`` line per class, in
-    label order. As in CoOp, the official validation set is the test split
-    and the val split (never few-shot sampled). ``metainfo`` also holds
-    ``imagenet_class_indices``: each class's index in ``classnames.txt``.
-    Arguments as :class:`CoOpDataset` (no ``split_file``).
+    As in CoOp, the official validation set is both the test and the val
+    split (``docs/datasets.md``). ``metainfo`` also holds
+    ``imagenet_class_indices`` (indices in ``classnames.txt``). Arguments
+    as :class:`CoOpDataset` (no ``split_file``).
     """
 
     dataset_dir = 'imagenet'
     image_dir = 'images'
-    split_file = None
     few_shot_splits = ('train', )
     #: The sub-folder of the image folder that holds each split.
     split_dirs: Dict[str, str] = {'train': 'train', 'val': 'val',
@@ -33,11 +31,6 @@ class CoOpImageNet(CoOpDataset):
     present_classes_only = False
     #: The dataset folder whose ``classnames.txt`` is the fallback.
     imagenet_dir = 'imagenet'
-
-    @property
-    def splits(self) -> tuple:  # type: ignore[override]
-        """tuple[str]: The splits this dataset provides."""
-        return tuple(self.split_dirs)
 
     @property
     def classnames_path(self) -> str:
@@ -54,10 +47,8 @@ class CoOpImageNet(CoOpDataset):
         return ''
 
     def _required_paths(self) -> List[str]:
-        splits = [self.split]
-        if self.num_shots > 0 and self.split in self.few_shot_splits:
-            splits += [s for s in self.few_shot_splits if s != self.split]
-        return [self._split_root(s) for s in splits] + [self.classnames_path]
+        # The few-shot draw reads the train split only.
+        return [self._split_root(self.split), self.classnames_path]
 
     def _load_classnames(self) -> List[str]:
         path = self.classnames_path
@@ -109,7 +100,8 @@ def _test_only(name: str, doc: str, dataset_dir: str, image_dir: str,
     cls = type(name, (CoOpImageNet, ),
                dict(attributes, __doc__=doc, __module__=__name__,
                     dataset_dir=dataset_dir, image_dir=image_dir,
-                    split_dirs={'test': ''}, few_shot_splits=()))
+                    splits=('test', ), split_dirs={'test': ''},
+                    few_shot_splits=()))
     return DATASETS.register_module(module=cls)
 
 

@@ -16,11 +16,9 @@ from .utils import is_int
 class NestedSubset(BaseDataset):
     """Keep a fraction or a number of a dataset's images, nested by size.
 
-    Each ``gt_label`` group (one without labels), sorted by path, is
-    shuffled with ``random.Random(f'{seed}-{group}')`` and its first
-    ``ceil(fraction * n)`` or ``count`` images are kept, so with one seed a
-    smaller subset lies inside a larger one (``docs/unlabeled_data.md``).
-    The wrapped dataset's pipeline, order and metainfo are kept.
+    With one seed a smaller subset lies inside a larger one (the draw:
+    ``docs/unlabeled_data.md``); the wrapped dataset's pipeline, order and
+    metainfo are kept.
 
     Args:
         dataset (dict | BaseDataset): The dataset, or its config.

@@ -56,13 +56,11 @@ def _walk_images(root: str) -> Tuple[List[str], List[str]]:
 
 @DATASETS.register_module()
 class UnlabeledImages(BaseDataset):
-    """Images of a domain without labels, and the names of its classes.
+    """Unlabeled images of a folder tree or a file list, with class names.
 
-    Every image file under ``data_root``, or those listed in ``file_list``;
-    samples are ``dict(img_path)``. An empty folder or list, a non-image, a
-    missing or a repeated file is an error naming the files. The held-out
-    split keeps the images whose :func:`heldout_draw` is below
-    ``heldout_fraction``, 'train' the others (``docs/unlabeled_data.md``).
+    Samples are ``dict(img_path)``; an empty source, a non-image, a missing
+    or a repeated file is an error naming the files. The held-out split is
+    described in ``docs/unlabeled_data.md``.
 
     Args:
         data_root (str, optional): The folder of the images (or the root of

@@ -86,11 +86,9 @@ def check_tar_end(path: str) -> None:
 class UnlabeledShards(IterableDataset):
     """An endless stream of unlabeled images from local tar shards.
 
-    Each webdataset sample must hold exactly one image member, the only
-    thing decoded (by the pipeline's ``LoadImageFromFileSafe``, from
-    ``img_bytes``). Shard order per epoch, the split over ranks and
-    workers, the shuffle buffer and ``len()`` (one epoch's images per
-    process) are described in ``docs/unlabeled_data.md``.
+    Each webdataset sample holds exactly one image member, decoded by the
+    pipeline's ``LoadImageFromFileSafe`` from ``img_bytes``. Shard order,
+    sharding, shuffling and ``len()``: ``docs/unlabeled_data.md``.
 
     Args:
         shards (str | Sequence[str]): Local tar files or brace patterns
@@ -101,9 +99,8 @@ class UnlabeledShards(IterableDataset):
         seed (int): Seed of the shard order and of the shuffle buffer.
         shuffle_buffer (int): Images mixed within a reader; 1 keeps the
             shard order.
-        on_error (str): A truncated shard or a sample without exactly one
-            image stops the run ('raise') or is skipped and counted
-            ('skip').
+        on_error (str): 'raise' or 'skip' (and count) a truncated shard or
+            a sample without exactly one image.
         num_images (int, optional): Images in all shards; None counts them
             (and finds truncated shards) at construction.
     """

@@ -75,10 +75,8 @@ def sample_few_shot(records: Sequence[Record],
                     num_shots: int,
                     seed: int,
                     salt: str = '') -> Tuple[List[Record], Dict[int, int]]:
-    """Draw ``num_shots`` records per class, deterministically.
+    """Draw ``num_shots`` records per class (``docs/datasets.md``).
 
-    Each class's sorted paths are sampled with
-    ``random.Random(f'{salt}{seed}-{label}')`` (``docs/datasets.md``).
     Returns the records, sorted by label then path, and the count of each
     class with fewer than ``num_shots`` records (kept whole).
     """
@@ -103,9 +101,8 @@ def sample_few_shot_dassl(
         seed: int) -> Tuple[List[List[Record]], List[Dict[int, int]]]:
     """Draw the ``(records, shots)`` splits exactly as Dassl does.
 
-    One ``random.Random(seed)`` takes, split after split, ``sample(items,
-    k)`` per label in order of first appearance (all when fewer). Returns
-    each split's draw and its labels with fewer records, with counts.
+    Returns each split's draw and its labels with fewer records, with
+    their counts.
     """
     rng = random.Random(seed)
     drawn, shorts = [], []

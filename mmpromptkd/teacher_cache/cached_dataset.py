@@ -24,20 +24,16 @@ VIEW_CHOICES = ('recorded', 'random')
 class TeacherCachedDataset:
     """Training images as recorded views, with the teacher's logits.
 
-    Wraps the training set a teacher cache was recorded on: each sample
-    replays a recorded view (crop and flip) of its image and carries the
-    teacher's logits for it (``teacher_logits``); the cache also gives the
-    text features, so a run needs no teacher. ``views='recorded'`` replays
-    view ``e`` at epoch ``e`` (needs ``EpochSeedHook``); ``'random'`` draws
-    one of the image's recorded views. A teacher ensemble trains from one
-    cache per member. The dataset must be the recorded one; see
-    ``docs/teacher_cache.md`` and ``docs/teacher_ensembles.md``.
+    Each sample replays a recorded view (crop and flip) of its image and
+    carries the teacher's logits (``teacher_logits``); the cache gives the
+    text features, so no teacher is built. The dataset must be the recorded
+    one (``docs/teacher_cache.md``, ``docs/teacher_ensembles.md``).
 
     Args:
-        dataset (dict): Config of the training set as recorded (its random
-            crop and flip become replayable ones).
+        dataset (dict): Config of the training set as recorded.
         cache (str | list[str]): The cache folder, or one per member.
-        views (str): 'recorded' or 'random'.
+        views (str): 'recorded' (view e at epoch e, needs ``EpochSeedHook``)
+            or 'random' (any recorded view of the image).
         ensemble (dict, optional): The ``TeacherEnsemble`` config whose
             members' caches ``cache`` lists (its members are not built).
     """
@@ -99,6 +95,7 @@ class TeacherCachedDataset:
     def _check(self, pipeline: str) -> None:
         classes = tuple(self.dataset.metainfo.get('classes') or ())
         paths = sample_paths(self.dataset)
+        sample_names = [f'sample {j}' for j in range(len(paths))]
         images = None  # hashed once, when the first cache needs them
         for i, cache in enumerate(self.caches):
             path = cache.path
@@ -114,14 +111,12 @@ class TeacherCachedDataset:
                 raise TeacherCacheError(
                     f'{path} was recorded on {cache.num_samples} images, the '
                     f'dataset has {len(self.dataset)}')
-            recorded = _recorded_list(cache, 'sample_paths')
-            if paths != recorded:
-                j = next(j for j, (a, b) in enumerate(zip(paths, recorded))
-                         if a != b)
+            moved = first_difference(
+                _recorded_list(cache, 'sample_paths'), paths, sample_names)
+            if moved is not None:
                 raise TeacherCacheError(
-                    f'{path}: sample {j} is {paths[j]!r} in the dataset but '
-                    f'was {recorded[j]!r} when recorded: not the recorded '
-                    'images (or not in the recorded order)')
+                    f'{path}: {moved}: not the recorded images (or not in '
+                    'the recorded order)')
             if pipeline != cache.meta.get('pipeline'):
                 raise TeacherCacheError(
                     f'{path} was recorded with the pipeline '
@@ -194,9 +189,8 @@ class TeacherCachedDataset:
 
     def training_text_features(
             self, model) -> Tuple[torch.Tensor, Optional[dict]]:
-        """The recorded text features (C, D) and teacher record, after
-        checking that the distiller ``model`` trains as recorded (its
-        loss's ``tau``, its teacher input)."""
+        """The recorded text features (C, D) and teacher record, once the
+        distiller ``model`` is checked to train as recorded."""
         cache = self.cache
         tau = getattr(getattr(model, 'distill_loss', None), 'tau', None)
         # Top-k caches spread the rest's mass at the recorded tau, and an
@@ -293,8 +287,7 @@ def _recorded_list(cache: TeacherLogitCache, key: str) -> list:
 
 def check_teacher_input(cache: TeacherLogitCache, model) -> None:
     """Refuse a cache whose ``teacher_input`` normalisation is not the one
-    ``model`` would give the teacher (ensemble members are bound by their
-    recorded member config instead)."""
+    ``model`` would give the teacher."""
     recorded = cache.meta.get('teacher_input')
     now = teacher_input_normalization(
         model.data_preprocessor, getattr(model, 'teacher_normalization',

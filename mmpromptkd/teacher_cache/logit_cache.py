@@ -29,15 +29,9 @@ class TeacherLogitCache:
     """A folder of teacher logits for recorded views of every image.
 
     ``meta.json`` and NumPy arrays (read with ``allow_pickle=False``,
-    memory-mapped) for V views of N images over C classes: ``crops`` (V, N,
-    4) ``(top, left, height, width)`` or -1, ``flips`` (V, N), the logits
-    per ``storage`` (``logits`` (V, N, C) shifted to a maximum of 0, or
-    ``topk_values``/``topk_indices`` (V, N, k) and ``rest_logit`` (V, N),
-    the logit of every other class that keeps their mass at ``tau``), and
-    ``text_features`` (C, D). ``meta.json`` binds the cache to its classes,
-    images (relative paths and fingerprints), pipeline, seed, temperature,
-    teacher and arrays (fingerprints); :meth:`open` checks all of it
-    (``docs/teacher_cache.md``).
+    memory-mapped; crops are -1 where none was drawn); ``meta.json`` binds
+    the cache to its classes, images, pipeline, seed, temperature, teacher
+    and arrays, all checked by :meth:`open` (``docs/teacher_cache.md``).
 
     Args:
         path (str): The cache folder.

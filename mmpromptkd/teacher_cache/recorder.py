@@ -28,14 +28,13 @@ def record_teacher_cache(runner,
                          config: str = '') -> TeacherLogitCache:
     """Iterate the runner's training data as training does; cache logits.
 
-    Each epoch seeds the sampler and the global generators as
-    ``DistSamplerSeedHook`` and ``EpochSeedHook`` do, with the threads of
-    the config's ``CPUThreadsHook``, so the views and logits are those of a
-    training run.
+    Seeds and threads are set as in training (``DistSamplerSeedHook``,
+    ``EpochSeedHook``, ``CPUThreadsHook``), so the views and logits are
+    those of a training run.
 
     Args:
         runner (Runner): A runner of a config with a replayable training
-            pipeline (:func:`replayable_dataset_config`).
+            pipeline.
         out (str): The cache folder; must not exist.
         epochs (int): Epochs (views per image) to record.
         storage (str): Logit storage.

@@ -29,9 +29,8 @@ class UnreadableImageError(OSError):
 def find_truncation(data: bytes) -> Optional[str]:
     """Why a PNG or JPEG byte string is cut short, or None.
 
-    OpenCV returns a partly grey image for a truncated JPEG. A file without
-    its end (PNG ``IEND``, JPEG end marker) is decoded fully with Pillow,
-    which refuses truncated data but accepts trailing bytes.
+    OpenCV returns a partly grey image for a truncated JPEG, so a file
+    without its end marker is decoded with Pillow, which refuses it.
     """
     if data.startswith(_PNG_SIGNATURE):
         if b'IEND' in data[-12:]:
@@ -104,11 +103,9 @@ class _SharedCount:
 class LoadImageFromFileSafe(LoadImageFromFile):
     """``LoadImageFromFile`` that names unreadable files and can skip them.
 
-    A missing, empty, truncated or undecodable image raises
-    :class:`UnreadableImageError` naming the file. ``on_error='skip'``
-    returns None instead (the dataset draws another sample) and counts the
-    file, but only where ``SkippedImagesHook`` enables it
-    (``skip_enabled``, training pipelines): evaluation never skips.
+    An unreadable image raises :class:`UnreadableImageError` naming it, or
+    with ``on_error='skip'`` is counted and gives None (another sample is
+    drawn), only where ``SkippedImagesHook`` sets ``skip_enabled``.
 
     Args:
         on_error (str): 'raise' or 'skip'.
@@ -176,11 +173,8 @@ class LoadImageFromFileSafe(LoadImageFromFile):
         return img
 
     def transform(self, results: dict) -> Optional[dict]:
-        """Load the image of ``results['img_path']`` (None if skipped).
-
-        The file's content may come as ``img_bytes`` (from a tar shard);
-        ``img_path`` then only names it.
-        """
+        """Load the image of ``results['img_path']``, or of its
+        ``img_bytes`` (from a tar shard); None if skipped."""
         # mmpretrain's inferencers read the image themselves and pass it.
         if results.get('img_path') is None and 'img' in results:
             return results
