@@ -42,23 +42,16 @@ class CoOpDataset(BaseDataset):
 
     Args:
         data_root (str): The folder holding every dataset folder.
-        split (str, optional): 'train', 'val' or 'test'; None: the
-            dataset's first split.
+        split (str, optional): 'train', 'val', 'test'; None: the first.
         subset (str): 'all', 'base' or 'novel'.
-        num_shots (int): Images per class of the train split (``min(
-            num_shots, 4)`` for val); below 1 keeps every image.
-        seed (int, optional): Seed of the few-shot draw; None: the run's
-            seed (``randomness.seed``), or 1 outside a run.
-        few_shot_sampler (str): 'mmpromptkd' or 'dassl' (the official
-            draw; Dassl's ``shot_{K}-seed_{seed}.pkl`` is read if present).
+        num_shots (int): Train images per class (val: <= 4); < 1: all.
+        seed (int, optional): Seed of the few-shot draw; None: the run's.
+        few_shot_sampler (str): 'mmpromptkd' or 'dassl' (the official).
         num_base_classes (int, optional): Base classes; None: ``ceil(n/2)``.
         pipeline (Sequence[dict | Callable]): Transforms.
         cache_few_shot (bool): Read and write the few-shot cache file.
-        dataset_dir, image_dir, split_file (str, optional): Override the
-            class's folders and split file.
-        **kwargs: ``test_mode``, ``indices``, ``serialize_data``,
-            ``lazy_init``, ``max_refetch`` of mmengine's ``BaseDataset``
-            (class names are read at once).
+        dataset_dir, image_dir, split_file (str, optional): Overrides.
+        **kwargs: Options of mmengine's ``BaseDataset``.
     """
 
     dataset_dir: str = ''

@@ -23,11 +23,10 @@ class NestedSubset(BaseDataset):
     Args:
         dataset (dict | BaseDataset): The dataset, or its config.
         fraction (float, optional): Fraction of each group, in (0, 1].
-        count (int, optional): Images per class, or in all without labels
-            (exactly one of ``fraction`` and ``count``).
+        count (int, optional): Images per class (in all without labels).
         seed (int): Seed of the order.
         lazy_init (bool): As in mmengine's ``BaseDataset``.
-        **kwargs: ``serialize_data``, ``max_refetch`` of ``BaseDataset``.
+        **kwargs: Other options of mmengine's ``BaseDataset``.
     """
 
     def __init__(self,
@@ -75,12 +74,11 @@ class NestedSubset(BaseDataset):
             info.pop('sample_idx', None)
             infos.append(info)
         labeled = [('gt_label' in info) for info in infos]
-        if any(labeled) and not all(labeled):
-            if self.count is not None:
-                raise ValueError(
-                    f'{type(self).__name__}: {self.source_name} mixes samples '
-                    'with and without labels; count would mean images per '
-                    'class for some and in all for others: give a fraction')
+        if self.count is not None and any(labeled) and not all(labeled):
+            raise ValueError(
+                f'{type(self).__name__}: {self.source_name} mixes samples '
+                'with and without labels; count would mean images per class '
+                'for some and in all for others: give a fraction')
         groups: Dict[Hashable, List[int]] = defaultdict(list)
         for i, info in enumerate(infos):
             label = info.get('gt_label')

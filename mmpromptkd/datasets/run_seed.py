@@ -9,14 +9,14 @@ from typing import Iterator, Optional
 DEFAULT_SEED = 1
 
 _RUN_SEED: contextvars.ContextVar = contextvars.ContextVar(
-    'mmpromptkd_run_seed', default=None)
+    'mmpromptkd_run_seed', default=DEFAULT_SEED)
 
 
 @contextlib.contextmanager
 def using_run_seed(seed: Optional[int]) -> Iterator[None]:
     """Make ``seed`` (None: :data:`DEFAULT_SEED`) the run's seed for the
     datasets built inside."""
-    token = _RUN_SEED.set(seed)
+    token = _RUN_SEED.set(DEFAULT_SEED if seed is None else seed)
     try:
         yield
     finally:
@@ -26,7 +26,4 @@ def using_run_seed(seed: Optional[int]) -> Iterator[None]:
 def resolve_seed(seed: Optional[int]) -> int:
     """A dataset's seed: its own if given, else the run's, else
     :data:`DEFAULT_SEED`."""
-    if seed is not None:
-        return seed
-    current = _RUN_SEED.get()
-    return DEFAULT_SEED if current is None else current
+    return _RUN_SEED.get() if seed is None else seed

@@ -63,18 +63,15 @@ class UnlabeledImages(BaseDataset):
     described in ``docs/unlabeled_data.md``.
 
     Args:
-        data_root (str, optional): The folder of the images (or the root of
-            the paths of ``file_list``).
+        data_root (str, optional): The images' folder (root of file_list).
         file_list (str, optional): A text file of image paths, one a line.
-        classes (str | Sequence[str], optional): The class names, or a file
-            holding them (:func:`read_class_names`); needed for training.
+        classes (str | Sequence[str], optional): Class names or their file.
         split (str): 'all', 'train' or 'heldout'.
         heldout_fraction (float): Fraction held out, in [0, 1).
         heldout_seed (int): Seed of the held-out draw.
         skip_non_images (bool): Skip non-image files instead of stopping.
         pipeline (Sequence[dict | Callable]): Transforms.
-        **kwargs: ``test_mode``, ``indices``, ``serialize_data``,
-            ``lazy_init``, ``max_refetch`` of mmengine's ``BaseDataset``.
+        **kwargs: Options of mmengine's ``BaseDataset``.
     """
 
     def __init__(self,

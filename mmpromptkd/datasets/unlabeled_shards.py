@@ -91,18 +91,13 @@ class UnlabeledShards(IterableDataset):
     sharding, shuffling and ``len()``: ``docs/unlabeled_data.md``.
 
     Args:
-        shards (str | Sequence[str]): Local tar files or brace patterns
-            (``'data/shard-{000..099}.tar'``).
-        classes (str | Sequence[str], optional): The class names, or a
-            ``.txt`` / ``.json`` file holding them.
+        shards (str | Sequence[str]): Local tar files or brace patterns.
+        classes (str | Sequence[str], optional): Class names or their file.
         pipeline (Sequence[dict | Callable]): Transforms.
         seed (int): Seed of the shard order and of the shuffle buffer.
-        shuffle_buffer (int): Images mixed within a reader; 1 keeps the
-            shard order.
-        on_error (str): 'raise' or 'skip' (and count) a truncated shard or
-            a sample without exactly one image.
-        num_images (int, optional): Images in all shards; None counts them
-            (and finds truncated shards) at construction.
+        shuffle_buffer (int): Images mixed within a reader; 1: none.
+        on_error (str): 'raise' or 'skip' (and count) a bad shard or sample.
+        num_images (int, optional): Images in all shards; None counts them.
     """
 
     def __init__(self,

@@ -32,10 +32,8 @@ class TeacherCachedDataset:
     Args:
         dataset (dict): Config of the training set as recorded.
         cache (str | list[str]): The cache folder, or one per member.
-        views (str): 'recorded' (view e at epoch e, needs ``EpochSeedHook``)
-            or 'random' (any recorded view of the image).
-        ensemble (dict, optional): The ``TeacherEnsemble`` config whose
-            members' caches ``cache`` lists (its members are not built).
+        views (str): 'recorded' (needs ``EpochSeedHook``) or 'random'.
+        ensemble (dict, optional): The ``TeacherEnsemble`` of the caches.
     """
 
     def __init__(self,

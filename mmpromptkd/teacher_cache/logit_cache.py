@@ -93,8 +93,7 @@ class TeacherLogitCache:
             text_features (np.ndarray): The teacher's text features (C, D).
             storage (str): 'float32', 'float16' or 'topk'.
             topk (int, optional): Logits kept per view with 'topk'.
-            tau (float): The distillation temperature ('topk' keeps the
-                rest's mass exact at it).
+            tau (float): The distillation temperature.
             **meta: More JSON fields of ``meta.json``.
         """
         path = osp.abspath(path)

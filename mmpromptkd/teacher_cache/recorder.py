@@ -33,14 +33,12 @@ def record_teacher_cache(runner,
     those of a training run.
 
     Args:
-        runner (Runner): A runner of a config with a replayable training
-            pipeline.
+        runner (Runner): A runner of a config to record.
         out (str): The cache folder; must not exist.
         epochs (int): Epochs (views per image) to record.
         storage (str): Logit storage.
         topk (int, optional): Logits kept with 'topk'.
-        member (int, optional): The member of a ``TeacherEnsemble`` teacher
-            whose own logits and text features are recorded.
+        member (int, optional): The ``TeacherEnsemble`` member to record.
         config (str): The config path, for the record.
 
     Returns:

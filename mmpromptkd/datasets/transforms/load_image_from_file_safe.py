@@ -109,10 +109,8 @@ class LoadImageFromFileSafe(LoadImageFromFile):
 
     Args:
         on_error (str): 'raise' or 'skip'.
-        check_truncation (bool): Detect cut-short PNG and JPEG files
-            (:func:`find_truncation`).
-        max_pixels (int, optional): Refuse an image whose header declares
-            more pixels, before decoding; None disables the check.
+        check_truncation (bool): Detect cut-short PNG and JPEG files.
+        max_pixels (int, optional): Pixels an image header may declare.
         **kwargs: Arguments of ``LoadImageFromFile`` but ``ignore_empty``.
     """
 
