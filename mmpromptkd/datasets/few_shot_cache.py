@@ -1,9 +1,6 @@
-"""Few-shot cache files: ours (JSON, written) and Dassl's (pickle, read).
-
-Dassl's pickle is never given to a general unpickler: the one global it may
-name, Dassl's ``Datum``, becomes a holder of checked plain state, and every
-other global or persistent id is refused; nothing is imported or called.
-"""
+"""Few-shot cache files: ours (JSON, written) and Dassl's (pickle, read
+with an unpickler that turns Dassl's ``Datum`` into checked plain state and
+refuses any other global: nothing is imported or called)."""
 import collections
 import io
 import json
@@ -145,12 +142,9 @@ def read_dassl_few_shot_cache(
 def dassl_cache_records(path: str, split: str, splits: Sequence[str],
                         labels: Dict[str, int], class_names: Sequence[str],
                         dataset: str) -> List[Tuple[str, int]]:
-    """Dassl's cached draw of ``split`` as ``(relpath, label)`` records.
-
-    Each absolute path of the drawing machine is matched to the image of
-    ``labels`` (label by relative path) that is its longest suffix, and
-    must have the split file's label and class name.
-    """
+    """Dassl's cached draw of ``split`` as ``(relpath, label)`` records:
+    each absolute path is matched to the relative path of ``labels`` that
+    is its longest suffix, with the split file's label and class name."""
     records = []
     for i, (impath, label, classname) in enumerate(
             read_dassl_few_shot_cache(path, splits)[split]):

@@ -23,11 +23,8 @@ def is_image_file(path: str) -> bool:
 
 
 def heldout_draw(relpath: str, seed: int) -> float:
-    """A number in [0, 1) fixed by an image's relative path and a seed.
-
-    Below the held-out fraction, the image is held out: adding images
-    moves none, and a smaller fraction's held-out set nests in a larger's.
-    """
+    """A number in [0, 1) fixed by an image's relative path and a seed;
+    below the held-out fraction, the image is held out."""
     # The name's bytes: names that are not valid UTF-8 have a draw too.
     digest = hashlib.blake2b(f'{seed}:'.encode() + os.fsencode(relpath),
                              digest_size=8).digest()

@@ -22,13 +22,9 @@ _DETERMINISTIC = {
 
 
 def replayable_dataset_config(dataset: dict) -> dict:
-    """A copy of a dataset config whose views can be recorded and replayed.
-
-    In every ``pipeline`` (wrappers included), ``RandomResizedCrop`` and
-    ``RandomFlip`` become their replayable versions and ``PackInputs``
-    keeps ``view_crop`` and ``flip``; any other transform that may draw is
-    a :class:`TeacherCacheError`.
-    """
+    """A copy of a dataset config whose views can be recorded and replayed:
+    in every ``pipeline``, the random crop and flip become replayable ones;
+    any other transform that may draw is a :class:`TeacherCacheError`."""
     dataset = copy.deepcopy(dataset)
     for node, key in list(_pipeline_slots(dataset)):
         converted, seen = [], set()

@@ -17,11 +17,9 @@ _VIEW: contextvars.ContextVar = contextvars.ContextVar(
 def replay_view(crop: Optional[Tuple[int, int, int, int]],
                 flip: Optional[bool]) -> Iterator[None]:
     """Inside the block, the replayable transforms crop ``crop`` and flip
-    if ``flip`` instead of drawing (a None part is drawn).
-
-    A sample's pipeline runs synchronously in one process, so a context
-    variable reaches its transforms through any dataset wrappers.
-    """
+    if ``flip`` instead of drawing (a None part is drawn)."""
+    # A sample's pipeline runs synchronously in one process, so a context
+    # variable reaches its transforms through any dataset wrappers.
     token = _VIEW.set((crop, flip))
     try:
         yield
