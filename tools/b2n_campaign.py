@@ -51,9 +51,9 @@ RESERVED_KEYS = ('randomness.seed', 'model.teacher.checkpoint')
 
 @dataclass
 class Step:
-    """One run of the campaign, finished once ``output`` exists; ``status``
-    is ``'done'``, ``'resume'``, ``'todo'``, ``'after'`` (an earlier stage
-    writes its input, ``needs``) or ``'blocked'``; ``note`` says why."""
+    """One run, finished once ``output`` exists; ``note`` says why of its
+    ``status``: done, resume, todo, after (a stage writes ``needs``) or
+    blocked."""
     stage: str
     dataset: str
     seed: int
@@ -67,14 +67,13 @@ class Step:
     note: str = ''
 
     def shell(self) -> str:
-        """The command as one shell line, environment first."""
         env = [f'{k}={shlex.quote(v)}' for k, v in self.env.items()]
         return ' '.join(env + [shlex.join(self.command)])
 
 
 def show_path(path: str) -> str:
-    """``path`` relative to the current directory when inside it, else
-    absolute."""
+    """``path`` relative to the current directory inside it, else absolute.
+    """
     absolute = osp.abspath(path)
     cwd = os.getcwd()
     if absolute == cwd or absolute.startswith(cwd.rstrip(os.sep) + os.sep):
@@ -83,7 +82,6 @@ def show_path(path: str) -> str:
 
 
 def python_command() -> str:
-    """``python`` when that is this interpreter, else its full path."""
     on_path = shutil.which('python')
     if on_path and osp.realpath(on_path) == osp.realpath(sys.executable):
         return 'python'
@@ -91,8 +89,7 @@ def python_command() -> str:
 
 
 def find_configs(pattern: str) -> Dict[str, str]:
-    """``{dataset: config}`` of a glob with ``{dataset}`` where the dataset
-    name stands, sorted by dataset."""
+    """``{dataset: config}`` of a glob with ``{dataset}``, sorted."""
     if pattern.count('{dataset}') != 1:
         raise ValueError(f'config pattern {pattern!r} must contain '
                          '"{dataset}" exactly once')
@@ -119,8 +116,8 @@ def find_configs(pattern: str) -> Dict[str, str]:
 
 
 def final_checkpoint(cfg: Config, work_dir: str) -> str:
-    """``work_dir/epoch_<max_epochs>.pth`` (or ``iter_<max_iters>.pth``):
-    the checkpoint a finished training run of ``cfg`` leaves last."""
+    """The last checkpoint a finished run of ``cfg`` leaves in ``work_dir``.
+    """
     train_cfg = cfg.get('train_cfg') or {}
     for key, prefix in (('max_epochs', 'epoch'), ('max_iters', 'iter')):
         if train_cfg.get(key) is not None:
@@ -130,8 +127,8 @@ def final_checkpoint(cfg: Config, work_dir: str) -> str:
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` would continue from: mmengine's
-    ``last_checkpoint`` marker, else the newest ``*.pth``, else None."""
+    """The ``last_checkpoint`` marker's checkpoint, else the newest, or None.
+    """
     marker = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(marker):
         with open(marker, encoding='utf-8') as f:
@@ -158,7 +155,6 @@ def check_results(path: str) -> None:
 
 
 def option_items(options: Dict[str, str]) -> List[str]:
-    """``KEY=VALUE`` strings of ``options``, in order."""
     return [f'{k}={v}' for k, v in options.items()]
 
 
@@ -178,8 +174,7 @@ def load_run_config(config: str, options: Dict[str, str]) -> Config:
 
 
 def seed_options(cfg: Config, seed: int) -> Dict[str, str]:
-    """``randomness.seed`` and the few-shot ``seed`` of every dataloader
-    whose dataset sets it."""
+    """``randomness.seed`` and every dataset's few-shot ``seed``."""
     options = {'randomness.seed': str(seed)}
     for split in ('train', 'val', 'test'):
         dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset') or {}
@@ -233,17 +228,16 @@ class Campaign:
 
     def _datasets(self) -> List[str]:
         """The datasets to run, checked against the configs found."""
-        sources = []
+        teacher = (self.teacher_configs, '--teacher-configs',
+                   self.args.teacher_configs)
+        sources = [(self.student_configs, '--student-configs',
+                    self.args.student_configs)
+                   ] if {'b', 'c'} & set(self.stages) else []
         if 'a' in self.stages:
-            sources.append((self.teacher_configs, '--teacher-configs',
-                            self.args.teacher_configs))
-        if {'b', 'c'} & set(self.stages):
-            sources.append((self.student_configs, '--student-configs',
-                            self.args.student_configs))
-        if 'a' not in self.stages and self.args.teacher == 'campaign':
+            sources.insert(0, teacher)
+        elif self.args.teacher == 'campaign':
             # Stages b and c name the final checkpoint of stage a's config.
-            sources.append((self.teacher_configs, '--teacher-configs',
-                            self.args.teacher_configs))
+            sources.append(teacher)
         available = sorted(set.intersection(
             *[set(found) for found, _, _ in sources]))
         if not self.args.datasets:
@@ -271,13 +265,11 @@ class Campaign:
         return self._configs[key]
 
     def run_dir(self, kind: str, dataset: str, seed: int) -> str:
-        """``WORK_ROOT/<kind>/<dataset>/seed<k>``."""
         return osp.join(self.args.work_root, kind, dataset, f'seed{seed}')
 
     def _launch(self, kind: str, stage: str, dataset: str, seed: int,
                 config: str, work_dir: str, checkpoint: Optional[str],
                 tail: List[str]) -> Tuple[List[str], Dict[str, str]]:
-        """The command and environment of a train or test run."""
         args = self.args
         config = show_path(config)
         work_dir = show_path(work_dir)
@@ -392,7 +384,6 @@ class Campaign:
         return planned
 
     def header(self) -> str:
-        """One line describing the campaign."""
         args = self.args
         launcher = args.launcher
         if launcher != 'none':
@@ -410,7 +401,6 @@ class Campaign:
                 f'{show_path(args.work_root)}')
 
     def results_command(self) -> str:
-        """The aggregate_results.py command over the results files."""
         return 'python ' + shlex.join([
             show_path(osp.join(TOOLS, 'analysis', 'aggregate_results.py')),
             osp.join(show_path(self.args.work_root), 'results', '*', 'seed*',
@@ -418,8 +408,7 @@ class Campaign:
         ])
 
     def format_plan(self, steps: Sequence[Step]) -> str:
-        """The plan as ``--dry`` prints it: per stage a title with counts,
-        per run a status line and its exact command."""
+        """The plan as ``--dry`` prints it."""
         lines = [self.header()]
         for stage in self.stages:
             runs = [s for s in steps if s.stage == stage]
@@ -483,9 +472,8 @@ class Campaign:
 
 
 def run_command(command: List[str], env: Dict[str, str]) -> int:
-    """Run one command to its end, passing SIGTERM and SIGINT on to it
-    (a killed campaign would otherwise leave its run going) and then exiting
-    with ``128 + signal``; its exit status, as a shell reports it."""
+    """Run a command, passing SIGTERM and SIGINT on (then exiting with 128 +
+    signal); its exit status, as a shell reports it."""
     # The run gets a process group of its own, so that a Ctrl-C in the
     # terminal reaches it once, through the campaign, not twice.
     received: List[int] = []
@@ -577,7 +565,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Plan the campaign, then print the plan (``--dry``) or run it."""
     args = parse_args(argv)
     try:
         campaign = Campaign(args)

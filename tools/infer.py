@@ -1,13 +1,6 @@
 """Classify images with an exported student and print a table.
 
-    python tools/infer.py IMAGE [IMAGE ...] --model student.pth \\
-        [--classes "name a,name b"] [--topk 3] [--device cpu] \\
-        [--out out.json [--force]]
-
-Needs only the file written by ``tools/model_converters/export_student.py``
-(no teacher, no CLIP file). ``--classes`` classifies over other names:
-stored ones keep their stored features; new ones need an open-vocabulary
-export (``export_student.py --with-text-encoder``).
+Needs only the file of ``tools/model_converters/export_student.py``.
 """
 import argparse
 import json

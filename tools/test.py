@@ -1,13 +1,6 @@
-"""Test a checkpoint with an mmpromptkd config (mmpretrain's command line).
-
-    python tools/test.py configs/promptkd/<config>.py work_dirs/x/epoch_20.pth
-    bash tools/dist_test.sh configs/promptkd/<config>.py CKPT 8 --out m.json
-
-Prints the base-to-novel accuracies as a table. ``--out metrics.json``
-writes the flat metrics (``{"b2n/base": 84.12, ...}``) that
-``tools/analysis/aggregate_results.py`` reads; ``--out preds.pkl`` dumps
-the predictions (``--out-item`` chooses explicitly).
-"""
+"""Test a checkpoint with an mmpromptkd config (mmpretrain's command line);
+prints the base-to-novel table, ``--out`` writes the flat metrics (.json)
+that ``tools/analysis/aggregate_results.py`` reads, or the predictions."""
 import argparse
 import math
 import numbers

@@ -1,11 +1,5 @@
-"""Train a model with an mmpromptkd config (mmpretrain's command line).
-
-    python tools/train.py configs/promptkd/<config>.py [--resume]
-    bash tools/dist_train.sh configs/promptkd/<config>.py 8
-
-A fresh run never overwrites the checkpoints of an earlier one (continue
-with ``--resume`` or choose another ``--work-dir``).
-"""
+"""Train a model with an mmpromptkd config (mmpretrain's command line); a
+fresh run never overwrites the checkpoints of an earlier one."""
 import argparse
 import os.path as osp
 import sys

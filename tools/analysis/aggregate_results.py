@@ -1,16 +1,6 @@
-"""Aggregate base-to-novel results over seeds and datasets.
-
-    python tools/analysis/aggregate_results.py \\
-        'work_dirs/b2n/*/seed*/metrics.json' --format markdown
-
-Reads the flat metrics JSON files of ``tools/test.py``, groups them by
-dataset and seed (a regular expression on the path) and prints per dataset
-the mean and sample std (``ddof=1``; 0 for one seed) of base, novel and HM,
-then an ``Average`` row (means of the dataset means, no stds). ``HM`` is
-the mean of the per-seed (per-dataset) HMs; ``HM(means)`` is the HM of the
-row's Base and Novel, which is how papers (CoCoOp, PromptSRC, PromptKD)
-average: compare published averages with it.
-"""
+"""Mean and sample std of base, novel and HM per dataset over seeds, then an
+``Average`` row. ``HM`` averages the per-seed HMs; ``HM(means)``, the HM of
+the row's Base and Novel, is how papers average: compare with it."""
 import argparse
 import csv
 import glob

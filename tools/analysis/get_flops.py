@@ -1,14 +1,6 @@
 """FLOPs and parameters of a config's model, for inference or for training.
 
-    python tools/analysis/get_flops.py CONFIG [--shape 224] \\
-        [--stage student|distill] [--cfg-options KEY=VALUE ...]
-
-As mmpretrain's ``get_flops.py``, ``model.extract_feat`` is counted: for a
-distiller an inference (student and projector), or with ``--stage
-distill`` a training step's forward (the frozen teacher's image encoder
-too, and its parameters). Not counted: the product with the stored text
-features and a prompt classifier's text encoder. A FLOP is one
-multiply-add, as in mmengine's ``get_model_complexity_info``.
+``model.extract_feat`` is counted, as mmpretrain's ``get_flops.py`` does.
 """
 import argparse
 import os.path as osp

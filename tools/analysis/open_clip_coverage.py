@@ -1,11 +1,6 @@
 """Which open_clip model configurations PromptedCLIP builds, and how.
 
-    python tools/analysis/open_clip_coverage.py \
-        [--out docs/open_clip_coverage.md [--force]] [--models NAME ...]
-
-Every model configuration open_clip knows is built through ``PromptedCLIP``
-at a scaled-down size with random weights (nothing downloaded, no weight
-file read); the page's header (:data:`HEADER`) says what each column means.
+Each is built scaled down with random weights; :data:`HEADER` explains.
 """
 import argparse
 import atexit

@@ -1,15 +1,6 @@
 """Export a PromptKD student to ONNX: pixels -> logits over its classes.
 
-    python tools/deployment/pytorch2onnx.py STUDENT.pth OUT.onnx \\
-        [--features] [--classes "a,b"] [--opset 18] [--force]
-
-``STUDENT.pth`` comes from ``tools/model_converters/export_student.py``.
-Input ``images``: float RGB in ``[0, 255]``, ``(batch, 3, H, W)``; the
-class names, input layout and test-pipeline resize and crop also go into
-``OUT.json``. The graph is checked with ``onnx.checker`` and against the
-PyTorch student in onnxruntime (README.md, "Deploy a student alone").
-Needs ``pip install -e ".[deploy]"``; outputs are replaced only with
-``--force``.
+See README.md, "Deploy a student alone"; needs ``pip install -e ".[deploy]"``.
 """
 import argparse
 import importlib

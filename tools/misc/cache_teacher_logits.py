@@ -1,11 +1,5 @@
-"""Run the teacher once over a training stream and cache its logits.
-
-    python tools/misc/cache_teacher_logits.py CONFIG [--member I]
-
-The config's training data is iterated exactly as ``tools/train.py`` would;
-the :class:`TeacherLogitCache` folder written is what
-:class:`TeacherCachedDataset` reads (docs/teacher_cache.md).
-"""
+"""Run the teacher once over a training stream, as ``tools/train.py``
+iterates it, and cache its logits (docs/teacher_cache.md)."""
 import argparse
 import os.path as osp
 import sys

@@ -1,7 +1,5 @@
-"""What the command-line tools share: config options and run set-up.
-
-The tools put ``tools/misc`` on ``sys.path``; the package never imports it.
-"""
+"""What the command-line tools share: config options and run set-up (the
+tools put ``tools/misc`` on ``sys.path``; the package never imports it)."""
 import argparse
 import contextlib
 import difflib
@@ -35,8 +33,7 @@ CONTINUE_HINT = 'continue from the last checkpoint with --resume'
 
 
 class CfgOptionsAction(argparse.Action):
-    """``KEY=VALUE`` options as mmengine's ``DictAction`` parses them,
-    except that values keep their spaces (``DictAction`` deletes them)."""
+    """mmengine's ``DictAction``, except that values keep their spaces."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         options = dict(getattr(namespace, self.dest, None) or {})
@@ -89,7 +86,6 @@ def _split_top_level(text: str) -> List[str]:
 
 
 def _closest(name: str, choices) -> str:
-    """A 'Did you mean' hint, or ''."""
     match = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return f' Did you mean {match[0]!r}?' if match else ''
 
@@ -135,9 +131,8 @@ def _accepted(cls: type) -> Optional[set]:
 def check_cfg_options(cfg: Config,
                       options: Dict[str, Any],
                       allow_new_keys: bool = False) -> None:
-    """Refuse (ValueError) ``--cfg-options`` keys that the run would never
-    read: a new top-level field (unless ``allow_new_keys``), or an argument
-    that a registered component does not take."""
+    """Refuse (ValueError) ``--cfg-options`` keys the run would never read.
+    """
     if allow_new_keys:
         return
     for key in options:
@@ -168,7 +163,6 @@ def check_cfg_options(cfg: Config,
 def merge_cfg_options(cfg: Config,
                       options: Optional[Dict[str, Any]],
                       allow_new_keys: bool = False) -> None:
-    """Check ``options`` (:func:`check_cfg_options`), then merge them."""
     if options:
         check_cfg_options(cfg, options, allow_new_keys)
         cfg.merge_from_dict(options)
@@ -177,9 +171,8 @@ def merge_cfg_options(cfg: Config,
 def parse_run_args(parser: argparse.ArgumentParser,
                    argv: Optional[Sequence[str]],
                    example: str) -> argparse.Namespace:
-    """Parse ``argv`` with the options that ``tools/train.py`` and
-    ``tools/test.py`` share added (``example``: a ``key=value`` for the help
-    of ``--cfg-options``); ``--local-rank`` also sets ``LOCAL_RANK``."""
+    """Parse ``argv`` with the options train.py and test.py share added.
+    """
     parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs merged '
@@ -201,9 +194,6 @@ def parse_run_args(parser: argparse.ArgumentParser,
 def resolve_work_dir(cfg: Config, work_dir: Optional[str],
                      config_path: str) -> str:
     """Set and return ``cfg.work_dir``: command line, config, config name.
-
-    Refuses (ValueError) the config's own folder, where mmengine would
-    overwrite the config with the merged one.
     """
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -227,11 +217,8 @@ def set_dataloader_defaults(cfg: Config,
                                                 'test_dataloader'),
                             pin_memory: bool = True,
                             persistent_workers: bool = True) -> None:
-    """Give the dataloaders of ``cfg`` mmpretrain's default options.
-
-    Options in a dataloader config win, except that ``False`` for
-    ``pin_memory`` or ``persistent_workers`` disables it everywhere.
-    """
+    """Give the dataloaders mmpretrain's defaults; the config's own win,
+    except that ``False`` here disables an option everywhere."""
     for field in fields:
         loader = cfg.get(field, None)
         if loader is None:
@@ -250,11 +237,7 @@ def set_dataloader_defaults(cfg: Config,
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch ``cfg.optim_wrapper`` to automatic mixed precision.
-
-    ``AmpOptimWrapper`` (float16) with an accelerator, else
-    :class:`AutocastOptimWrapper` (bfloat16).
-    """
+    """Switch ``cfg.optim_wrapper`` to automatic mixed precision."""
     optim_wrapper = cfg.optim_wrapper
     known = ('OptimWrapper', 'AmpOptimWrapper', 'AutocastOptimWrapper')
     if optim_wrapper.get('type', 'OptimWrapper') not in known:
@@ -274,11 +257,8 @@ def enable_amp(cfg: Config) -> None:
 
 
 def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:
-    """Start a gloo process group when a distributed run has no GPU.
-
-    The rendezvous comes from the environment of torchrun, srun or MPI.
-    Returns True if this function started the group.
-    """
+    """Start a gloo process group when a distributed run has no GPU; True
+    if it did."""
     if launcher == 'none' or torch.cuda.is_available() or \
             dist.is_initialized():
         return False
@@ -309,12 +289,10 @@ def init_cpu_distributed(launcher: str, timeout_s: int = 1800) -> bool:
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
-    """Prepare a distributed run on a machine without a GPU.
+    """Prepare a distributed run without a GPU; True if a CPU group started.
 
     mmengine's launchers call ``torch.cuda.set_device``, so the gloo group
-    is started beforehand, and DDP refuses ``device_ids`` for CPU modules:
-    ``cfg``'s ``model_wrapper_cfg`` and ``env_cfg.dist_cfg`` change in
-    place. Returns True if a CPU process group was started.
+    starts first; DDP refuses ``device_ids`` for CPU modules.
     """
     dist_cfg = (cfg.get('env_cfg', None) or {}).get('dist_cfg', None) or {}
     if not init_cpu_distributed(
@@ -336,8 +314,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
 
 
 def find_existing_checkpoints(cfg: Config) -> List[str]:
-    """Sorted ``*.pth`` files and ``last_checkpoint`` markers that a run of
-    ``cfg`` (``work_dir`` set) could overwrite."""
+    """Sorted checkpoints and ``last_checkpoint`` markers a run could
+    overwrite."""
     hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
     out_dir = hook.get('out_dir', None) if hook else None
     found: List[str] = []
@@ -350,8 +328,7 @@ def find_existing_checkpoints(cfg: Config) -> List[str]:
 
 
 def check_work_dir_is_free(cfg: Config) -> None:
-    """Refuse (FileExistsError) a fresh run that would overwrite earlier
-    checkpoints."""
+    """Refuse (FileExistsError) a fresh run over earlier checkpoints."""
     existing = [] if cfg.get('resume', False) else \
         find_existing_checkpoints(cfg)
     if not existing:
@@ -365,12 +342,8 @@ def check_work_dir_is_free(cfg: Config) -> None:
 
 
 def lock_work_dir(cfg: Config):
-    """Lock ``cfg.work_dir`` for this run; RuntimeError names a holder.
-
-    An operating-system file lock, so a killed run never blocks the next.
-    Returns the lock (keep it for the life of the run); None on ranks other
-    than 0, which take none.
-    """
+    """Lock ``cfg.work_dir`` (an OS file lock: a killed run never blocks the
+    next); the lock to keep for the run, None on ranks other than 0."""
     from filelock import FileLock, Timeout
     rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
     if rank != '0':
@@ -405,7 +378,6 @@ def lock_work_dir(cfg: Config):
     return lock
 
 
-#: Numbers the runs of this process (see :func:`build_runner`).
 _RUN_NUMBERS = itertools.count()
 
 
@@ -427,7 +399,6 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def close_distributed() -> None:
-    """Wait for every process, then destroy the process group, if any."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
@@ -435,8 +406,7 @@ def close_distributed() -> None:
 
 @contextlib.contextmanager
 def naming_the_checkpoint(cfg: Config) -> Iterator[None]:
-    """Put the checkpoint file into weight-mismatch errors of a run (models
-    check a checkpoint inside ``load_state_dict``, where it is unknown)."""
+    """Name the checkpoint file in weight-mismatch errors of a run."""
     try:
         yield
     except CheckpointMismatchError as e:
@@ -462,11 +432,8 @@ def hinting_how_to_continue(cfg: Config) -> Iterator[None]:
 
 
 def output_beside(out: str, suffix: str, force: bool) -> str:
-    """The path beside ``out`` with ``suffix`` (e.g. '.json').
-
-    Raises ValueError if both would be one file, or if either exists and
-    ``force`` is False.
-    """
+    """The path beside ``out`` with ``suffix``; ValueError where either
+    would be lost."""
     beside = osp.splitext(out)[0] + suffix
     if beside == out:
         raise ValueError(f'out={out}: the output and its {suffix} file '
@@ -480,9 +447,7 @@ def output_beside(out: str, suffix: str, force: bool) -> str:
 
 
 def new_output(out: str, force: bool, inputs=()) -> str:
-    """Return ``out`` if writing it loses nothing, else raise ValueError:
-    ``inputs`` are never replaced, an existing ``out`` only with ``force``.
-    """
+    """``out`` if writing it loses nothing, else ValueError."""
     for path in inputs:
         if osp.exists(path) and osp.exists(out) and osp.samefile(path, out):
             raise ValueError(f'--out {out} is the input {path}; refusing to '
@@ -494,8 +459,7 @@ def new_output(out: str, force: bool, inputs=()) -> str:
 
 
 def load_config(path: str, tool: str) -> Config:
-    """``Config.fromfile``; a missing file exits naming the closest config.
-    """
+    """``Config.fromfile``; a missing file exits naming the closest one."""
     if not osp.isfile(path):
         # Configs near it: its folder's, ./configs' and the repo's.
         folders = {osp.dirname(path) or '.', 'configs',
@@ -518,11 +482,7 @@ def load_config(path: str, tool: str) -> Config:
 
 @contextlib.contextmanager
 def reporting_run_errors(tool: str) -> Iterator[None]:
-    """End a failed or interrupted run of ``tool`` with one clear line.
-
-    An error exits with code 1 after its traceback, as ``TOOL: error:
-    TYPE: message``; Ctrl-C exits with 130, saying where training stopped
-    and how to go on.
+    """End a failed (exit 1) or interrupted (130) run with one clear line.
     """
     try:
         yield

@@ -1,14 +1,6 @@
 """Export a trained PromptKD student for inference without the teacher.
 
-    python tools/model_converters/export_student.py CONFIG CHECKPOINT OUT \\
-        [--with-text-encoder] [--force]
-
-``OUT`` holds the student, the projector and the teacher's stored text
-features with their class names (``mmpromptkd.apis.load_exported_student``;
-no CLIP file or teacher needed). ``--with-text-encoder`` also stores the
-teacher's prompted text tower, for new class names (this builds the
-teacher: its CLIP weights must be there). ``OUT`` with the suffix ``.py``
-is a config for mmpretrain's inference API::
+``OUT`` with the suffix ``.py`` is a config for mmpretrain's inference API::
 
     from mmpretrain.apis import ImageClassificationInferencer
     inferencer = ImageClassificationInferencer(

@@ -1,14 +1,6 @@
 """Convert released PromptSRC/PromptKD checkpoints for mmpromptkd.
 
-    python tools/model_converters/promptkd_official_to_mmpromptkd.py \
-        teacher model-best.pth.tar teacher_dtd.pth --openai-clip ViT-L-14.pt
-    python tools/model_converters/promptkd_official_to_mmpromptkd.py \
-        student model-best.pth.tar student_dtd.pth
-
-A teacher is ``teacher_model/<Dataset>/VLPromptLearner/model-best.pth.tar``.
-The Dassl checkpoints of the reference implementation are read safely (no
-arbitrary unpickling); every key mapped is printed, keys it cannot account
-for are refused, and an existing output is kept unless ``--force``.
+Dassl checkpoints are read safely; unknown keys are refused.
 """
 import argparse
 import os.path as osp
