@@ -39,9 +39,7 @@ UNLABELED_KEYS = ('data_root', 'file_list', 'classes')
 
 @dataclass
 class Input:
-    """One file or folder a config reads: the config key naming it, its
-    path, its ``kind`` (a key of :data:`STAND_INS`), what it is, where it
-    comes from (a URL or a doc section) and whether it exists now."""
+    """One file or folder a config reads (``kind``: a key of STAND_INS)."""
 
     key: str
     path: str
@@ -51,7 +49,8 @@ class Input:
     exists: bool
 
 
-def _bare(type_name) -> str:
+def bare_type(type_name) -> str:
+    """A registry type without its scope."""
     return str(type_name).split('.')[-1]
 
 
@@ -154,8 +153,7 @@ def _clip_inputs(clip: dict, where: str) -> Iterator[Input]:
 
 
 def _checkpoint_source(path: str) -> str:
-    """A teacher trained here (``work_dirs/<config name>/``) names its
-    config; any other is a released or converted one."""
+    """A teacher trained here names its config; others are released ones."""
     parts = osp.normpath(path).split(osp.sep)
     if len(parts) > 2 and parts[0] == 'work_dirs':
         configs = glob.glob(osp.join(osp.dirname(osp.dirname(osp.dirname(
@@ -205,7 +203,7 @@ def _expand(shards) -> List[str]:
 def _dataset_inputs(dataset: dict, where: str) -> Iterator[Input]:
     """The files and folders of a dataset dict (not what it wraps)."""
     from mmpromptkd.registry import DATASETS
-    name = _bare(dataset.get('type'))
+    name = bare_type(dataset.get('type'))
     cls = DATASETS.get(name)
     if name == 'TeacherCachedDataset':
         caches = dataset.get('cache')
@@ -253,7 +251,7 @@ def _walk(node, where: str) -> Iterator[Input]:
     if not isinstance(node, dict):
         return
     from mmpromptkd.registry import DATASETS
-    name = _bare(node.get('type'))
+    name = bare_type(node.get('type'))
     is_dataset = 'type' in node and DATASETS.get(name) is not None
     cached = is_dataset and name == 'TeacherCachedDataset'
     if is_dataset:
@@ -273,8 +271,7 @@ def _walk(node, where: str) -> Iterator[Input]:
 
 
 def find_inputs(cfg) -> List[Input]:
-    """Every real input of a config (a Config or dict), each path once,
-    in the order the config names them."""
+    """Every real input of a config (a Config or dict), each path once."""
     import mmpromptkd.datasets  # noqa: F401  (registers the dataset types)
     config = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg)
     found = {}
@@ -284,8 +281,7 @@ def find_inputs(cfg) -> List[Input]:
 
 
 def stand_ins(inputs: Sequence[Input], tiny: bool = False) -> List[str]:
-    """What a dry run (``--tiny`` or not) puts in place of these inputs,
-    one phrase per kind."""
+    """What a dry run puts in place of these inputs, one phrase per kind."""
     words = []
     for item in inputs:
         # A tokenizer is replaced only where the real one is missing.
@@ -300,8 +296,7 @@ def stand_ins(inputs: Sequence[Input], tiny: bool = False) -> List[str]:
 
 
 def print_inputs(inputs: Sequence[Input], config: str) -> int:
-    """Print each input, then a summary; 0 if every input is there, else 1.
-    """
+    """Print each input and a summary; 0 if every input is there, else 1."""
     missing = [i for i in inputs if not i.exists]
     print(f'real inputs of {config} (relative paths from {osp.abspath(".")}'
           f'; sources in {DOCS}):')

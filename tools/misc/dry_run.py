@@ -25,11 +25,12 @@ from mmengine.config import Config  # noqa: E402
 
 import config_inputs  # noqa: E402
 import miniature_data  # noqa: E402
+from config_inputs import bare_type  # noqa: E402
 from random_clip_weights import (DISTILLERS, TINY_IMAGE_SIZE,  # noqa: E402
-                                 RandomWeights, bare_type, prepare_model,
+                                 RandomWeights, prepare_model,
                                  tiny_timm_trunks)
-from run_cli import (CfgOptionsAction, check_cfg_options,  # noqa: E402
-                     load_config)
+from run_cli import (CfgOptionsAction, load_config,  # noqa: E402
+                     merge_cfg_options)
 from tool_scripts import load_tool, status_mib  # noqa: E402
 
 #: Classes of a miniature (half base, half novel) unless --classes says.
@@ -64,9 +65,9 @@ def _shrink_pipeline(pipeline: list) -> None:
 
 
 class MiniatureData:
-    """Writes each dataset's miniature (``num_classes`` classes) once under
-    ``root`` and points the configs at it; ``tiny`` shrinks the pipelines to
-    the tiny models' size."""
+    """Writes each dataset's miniature once under ``root`` and points the
+    configs at it; ``tiny`` shrinks the pipelines to the tiny models' size.
+    """
 
     def __init__(self, root: str, num_classes: int, train_per_class: int,
                  tiny: bool) -> None:
@@ -194,8 +195,7 @@ def _keep_inside(node, where: str, work_dir: str) -> None:
 
 
 def keep_outputs_inside(cfg: Config, work_dir: str) -> None:
-    """Redirect every output location of ``cfg`` into ``work_dir``; vis
-    backends that send to a service become LocalVisBackend."""
+    """Redirect every output location of ``cfg`` into ``work_dir``."""
     for key in list(cfg.keys()):
         value = cfg[key]
         if isinstance(value, (dict, list)):
@@ -205,8 +205,7 @@ def keep_outputs_inside(cfg: Config, work_dir: str) -> None:
 
 
 def set_schedule(cfg: Config, length: int) -> None:
-    """Train ``length`` epochs (or iterations), keeping every checkpoint.
-    """
+    """Train ``length`` epochs (or iterations), keeping every checkpoint."""
     train_cfg = cfg.train_cfg
     by_iter = train_cfg.get('max_iters') is not None or \
         train_cfg.get('by_epoch') is False
@@ -218,14 +217,6 @@ def set_schedule(cfg: Config, length: int) -> None:
     for hook in cfg.get('custom_hooks') or []:
         if bare_type(hook.get('type')) == 'GaussianPromptAggregationHook':
             hook['mean'] = 1.0  # within the short schedule
-
-
-def _reset_peak_rss() -> None:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # resets VmHWM to the current resident size
-    except OSError:
-        pass
 
 
 @contextlib.contextmanager
@@ -253,10 +244,11 @@ class PhaseFailed(RuntimeError):
 
 
 def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
-    """Run one phase, print its time and peak memory; a failure raises
-    :class:`PhaseFailed` with the tool's last error line and the log."""
+    """Run one phase, print its time and peak memory; PhaseFailed if not."""
     log = osp.join(work_dir, f'{name}.log')
-    _reset_peak_rss()
+    # Resets VmHWM to the current resident size.
+    with contextlib.suppress(OSError), open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -285,9 +277,7 @@ def run_phase(name: str, work_dir: str, call: Callable[[], object]) -> None:
 
 def _load(config: str, cfg_options: Optional[dict]) -> Config:
     cfg = load_config(config, 'dry_run.py')
-    if cfg_options:
-        check_cfg_options(cfg, cfg_options)
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options)
     return cfg
 
 
@@ -352,8 +342,8 @@ class DryRun:
 
     def _record_cache(self, data: MiniatureData, epochs: int,
                       cached: dict) -> None:
-        """Record the cache of the config's first base (one per ensemble
-        member) and point the ``cached`` dataset at it."""
+        """Record the cache of the config's first base; ``cached`` reads it.
+        """
         ensemble = cached.get('ensemble')
         online = _first_base(self.config)
         if online is None:

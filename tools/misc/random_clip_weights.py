@@ -10,17 +10,13 @@ from typing import Dict
 
 import torch
 
+from config_inputs import bare_type
 from mmpromptkd.fileio import temporary_path
 from tiny_clip_family import (TINY_IMAGE_SIZE, TINY_LAYERS,
                               clamp_prompt_depths, tiny_model_cfg,
                               tiny_timm_trunks)
 
 DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
-
-
-def bare_type(type_name) -> str:
-    """A registry type without its scope."""
-    return str(type_name).split('.')[-1]
 
 
 def clip_architecture(clip: dict, tiny: bool = False) -> dict:
