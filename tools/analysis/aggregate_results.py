@@ -24,8 +24,7 @@ FORMATS = ('table', 'markdown', 'csv')
 
 @dataclass
 class Row:
-    """One line of the summary (``num_seeds`` and the stds are None for
-    ``Average``; ``hm`` and ``hm_of_means`` as in the module docstring)."""
+    """One line of the summary (no ``num_seeds`` or stds for ``Average``)."""
     name: str
     num_seeds: Optional[int]
     base: float
@@ -38,14 +37,11 @@ class Row:
 
 
 def harmonic_mean(base: float, novel: float) -> float:
-    """``2 * base * novel / (base + novel)``, 0 when both are 0."""
     return 2 * base * novel / (base + novel) if base + novel > 0 else 0.0
 
 
 def expand_paths(patterns: Iterable[str]) -> List[str]:
-    """The files of paths or glob patterns (``**`` recursive), in order,
-    each pattern's sorted, without duplicates; FileNotFoundError for a
-    pattern without any."""
+    """The files of paths or glob patterns, in order, without duplicates."""
     paths: List[str] = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True))
@@ -71,7 +67,6 @@ def load_metrics(path: str) -> Dict[str, float]:
 
 def _lookup(metrics: Dict[str, float], name: str,
             prefix: str) -> Optional[float]:
-    """``prefix/name``, else bare ``name``, of ``metrics``, or None."""
     return metrics.get(f'{prefix}/{name}' if prefix else name,
                        metrics.get(name))
 
@@ -84,15 +79,11 @@ def group_results(paths: Sequence[str],
 
     Args:
         paths (Sequence[str]): Result JSON files.
-        pattern (str): Regular expression searched in each path (``/``
-            separated), with the named group ``dataset`` and optionally
-            ``seed``; with the default, ``UNSEEDED_PATTERN`` is tried next.
-        prefix (str): Metric name prefix: ``'{prefix}/base'``, then
-            ``'base'``.
+        pattern (str): Regular expression with the groups dataset [, seed].
+        prefix (str): Metric name prefix: ``'{prefix}/base'``, then ``base``.
 
     Returns:
-        dict: ``{dataset: {seed or None: {'base': .., 'novel': .., 'hm':
-        ..}}}`` in order of appearance; a missing ``hm`` is computed.
+        dict: ``{dataset: {seed or None: {'base', 'novel', 'hm'}}}``.
     """
     regexes = [re.compile(pattern)]
     if 'dataset' not in regexes[0].groupindex:
@@ -135,7 +126,6 @@ def group_results(paths: Sequence[str],
 
 
 def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample std (``ddof=1``; 0 for a single value)."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.fmean(values), std
 
@@ -164,8 +154,7 @@ def _cell(mean: float, std: Optional[float]) -> str:
 
 
 def format_rows(rows: Sequence[Row], fmt: str = 'table') -> str:
-    """The rows of :func:`summarise` as ``'table'`` (aligned text),
-    ``'markdown'`` or ``'csv'`` (stds in their own columns)."""
+    """The rows of :func:`summarise` as ``fmt`` (one of FORMATS)."""
     if fmt not in FORMATS:
         raise ValueError(f'fmt must be one of {FORMATS}, got {fmt!r}.')
     if fmt == 'csv':

@@ -18,11 +18,8 @@ from run_cli import (CfgOptionsAction, load_config,  # noqa: E402
 
 
 class CountedForward(nn.Module):
-    """``model.extract_feat`` at ``stage`` (None: a model without stages).
-
-    A distiller's teacher sits outside its module tree (it never enters
-    checkpoints); for ``stage='distill'`` it is registered here, so that
-    its parameters count with its FLOPs.
+    """``model.extract_feat`` at ``stage``; with 'distill' the teacher,
+    outside a distiller's module tree, is registered so its parameters count.
     """
 
     def __init__(self, model: nn.Module, stage: str = None) -> None:

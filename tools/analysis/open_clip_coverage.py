@@ -44,7 +44,6 @@ def _build(source: dict, **kwargs) -> PromptedCLIP:
 
 @functools.lru_cache(maxsize=None)
 def _stand_in_tokenizer(layout: str) -> str:
-    """A folder with a small tokenizer of a layout, for this process."""
     folder = tempfile.mkdtemp(prefix=f'tokenizer-{layout}-')
     atexit.register(shutil.rmtree, folder, True)
     return write_small_hf_tokenizer(folder, layout)
@@ -98,7 +97,6 @@ def coverage_row(name: str) -> Dict[str, str]:
 
 
 def _first_clause(error: Exception) -> str:
-    """The reason of a refusal, without the advice after it."""
     text = str(error).replace('|', '/')
     return text.split(';')[0].removeprefix('clip: ')
 

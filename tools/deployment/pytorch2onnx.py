@@ -23,7 +23,6 @@ DEFAULT_OPSET = 18
 
 
 def require(module: str):
-    """Import an optional dependency of deployment, or say how to get it."""
     try:
         return importlib.import_module(module)
     except ImportError as e:

@@ -34,8 +34,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def shard_key(index: int, relpath: str) -> str:
-    """A unique sample key without dots (webdataset splits a name at the
-    first dot) or slashes."""
+    """A unique sample key without dots (webdataset splits there) or slashes.
+    """
     stem = osp.splitext(relpath)[0]
     return f'{index:09d}_' + stem.replace('/', '__').replace('.', '_')
 

@@ -18,7 +18,6 @@ IMAGE_SIZE = 40
 
 
 def class_names(num_classes: int, prefix: str) -> List[str]:
-    """Distinct class names (``'<prefix> class 0'``, ...)."""
     return [f'{prefix} class {i}' for i in range(num_classes)]
 
 
@@ -78,8 +77,7 @@ def write_fgvc_aircraft(root: str, cls: type, num_classes: int,
 
 def write_imagenet_family(root: str, cls: type, num_classes: int,
                           train_per_class: int) -> None:
-    """ImageNet or a variant: class folders (by WordNet id or index) and
-    ImageNet's ``classnames.txt``, which the variants read too."""
+    """ImageNet or a variant: class folders and ``classnames.txt``."""
     wnids = [f'n{i:08d}' for i in range(num_classes)]
     names = class_names(num_classes, 'imagenet')
     listing = osp.join(root, cls.imagenet_dir, 'classnames.txt')
@@ -99,8 +97,7 @@ def write_imagenet_family(root: str, cls: type, num_classes: int,
 
 def write_unlabeled_folder(root: str, num_classes: int, images: int,
                            size: int = IMAGE_SIZE) -> Dict[str, str]:
-    """A folder of ``images`` unlabeled images and a list of
-    ``num_classes`` names; ``data_root`` and ``classes`` (the file)."""
+    """Unlabeled images and a class list; ``data_root`` and ``classes``."""
     image_root = osp.join(root, 'images')
     for i in range(images):
         write_image(osp.join(image_root, f'sub{i % 3}', f'{i:04d}.png'), i,
@@ -113,8 +110,8 @@ def write_unlabeled_folder(root: str, num_classes: int, images: int,
 
 def write_layout(dataset_type: str, root: str, num_classes: int,
                  train_per_class: int) -> None:
-    """Write the layout that the CoOp dataset ``dataset_type`` reads under
-    ``root``."""
+    """Write the layout the CoOp dataset ``dataset_type`` reads under root.
+    """
     from mmpromptkd.datasets import (CoOpDataset, CoOpFGVCAircraft,
                                      CoOpImageNet)
     cls = DATASETS.get(dataset_type)

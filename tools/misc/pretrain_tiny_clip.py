@@ -105,8 +105,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
-    """Model config dicts (by keys of :data:`MODELS`) from a python config.
-    """
+    """Model config dicts (by keys of :data:`MODELS`) from a python config."""
     from mmengine import Config
     cfg = Config.fromfile(path)
     out = {}
@@ -141,8 +140,8 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 
 class CaptionData:
-    """Pre-training pairs cached in memory, with class-unique batches (two
-    captions of one class in an InfoNCE batch would be false negatives)."""
+    """Pre-training pairs in memory; batches of distinct classes (no false
+    negatives in InfoNCE)."""
 
     def __init__(self, images_per_class: int, image_size: int,
                  seed: int) -> None:
@@ -166,8 +165,7 @@ class CaptionData:
 
     def batch(self, rng: np.random.Generator,
               batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Normalised images and caption ids of distinct classes, each image
-        turned or flipped at random (shapes are drawn at any rotation)."""
+        """Normalised images, turned or flipped, and their caption ids."""
         classes = rng.permutation(len(self.by_class))[:batch_size]
         picks = [
             int(self.by_class[c][rng.integers(len(self.by_class[c]))])
@@ -184,8 +182,7 @@ class CaptionData:
 
 
 def build_model(model_cfg: dict) -> nn.Module:
-    """An open_clip ``CLIP`` with QuickGELU (with ``init_logit_bias``: one
-    trained with :func:`sigmoid_loss`)."""
+    """An open_clip ``CLIP`` with QuickGELU."""
     register_tiny_shapes_vit(model_cfg['vision_cfg'].get('timm_model_name'))
     return open_clip.CLIP(
         embed_dim=model_cfg['embed_dim'],
@@ -196,12 +193,8 @@ def build_model(model_cfg: dict) -> nn.Module:
 
 
 class CompactText(nn.Module):
-    """Text tower over the few token ids the captions use.
-
-    Exact: no other row of the 49408-token table gets a gradient (nor weight
-    decay), and under a causal mask with end-token pooling nothing after
-    the longest caption's end token counts. It saves a dense AdamW update
-    of the whole table every step.
+    """Text tower over the few token ids the captions use: exact (no other
+    row gets a gradient), it saves a dense AdamW update of the whole table.
     """
 
     def __init__(self, model: nn.Module, captions: Sequence[str]) -> None:
@@ -226,7 +219,6 @@ class CompactText(nn.Module):
             model.token_embedding.weight.detach()[vocab].clone())
 
     def forward(self, caption_ids: torch.Tensor) -> torch.Tensor:
-        """Unnormalised text features of the given captions."""
         model = self.model
         x = F.embedding(self.compact_tokens[caption_ids], self.table)
         x = x + model.positional_embedding[:self.length]
@@ -242,16 +234,14 @@ class CompactText(nn.Module):
 
     @torch.no_grad()
     def write_back(self) -> None:
-        """Put the trained rows into the full table; zero the untrained
-        others (marked so, and the file stays compressible)."""
+        """Put the trained rows into the full table, zeros elsewhere."""
         weight = self.model.token_embedding.weight
         weight.zero_()
         weight[self.vocab] = self.table
 
 
 def param_groups(module: nn.Module, weight_decay: float) -> List[dict]:
-    """AdamW groups: decay weight matrices only, not embeddings, as CLIP.
-    """
+    """AdamW groups: decay weight matrices only, not embeddings, as CLIP."""
     decay, no_decay = [], []
     for name, param in module.named_parameters():
         if param.requires_grad:
@@ -284,8 +274,7 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
 def sigmoid_loss(image_features: torch.Tensor,
                  text_features: torch.Tensor, logit_scale: torch.Tensor,
                  logit_bias: torch.Tensor) -> torch.Tensor:
-    """SigLIP's pairwise sigmoid loss (open_clip's ``SigLipLoss`` on one
-    process)."""
+    """SigLIP's pairwise sigmoid loss (open_clip's, on one process)."""
     return open_clip.loss.SigLipLoss()(
         F.normalize(image_features, dim=-1),
         F.normalize(text_features, dim=-1), logit_scale.exp(), logit_bias)
@@ -293,8 +282,7 @@ def sigmoid_loss(image_features: torch.Tensor,
 
 def train_model(model_cfg: dict, data: CaptionData, steps: int,
                 args: argparse.Namespace, name: str) -> nn.Module:
-    """Pre-train one CLIP from scratch; it depends on ``args.seed`` only,
-    not on what was trained before."""
+    """Pre-train one CLIP from scratch, depending on ``args.seed`` only."""
     torch.manual_seed(args.seed)
     model = build_model(model_cfg)
     text = CompactText(model, data.captions)
@@ -364,8 +352,7 @@ def check_text_equivalence(model: nn.Module, text: CompactText) -> None:
 
 
 def check_outputs(out_dir: str, which: Sequence[str], force: bool) -> None:
-    """Refuse, before any training, to replace files without ``--force``.
-    """
+    """Refuse, before any training, to replace files without ``--force``."""
     if osp.exists(out_dir) and not osp.isdir(out_dir):
         raise SystemExit(f'--out-dir {out_dir} is a file, not a folder')
     names = [MODELS[name][1] for name in which] + [SUMS_FILE]
@@ -378,11 +365,8 @@ def check_outputs(out_dir: str, which: Sequence[str], force: bool) -> None:
 
 
 def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
-    """``torch.save`` into ``path`` whole, through a temporary folder.
-
-    The file name stays: ``torch.save`` names its archive after it, so the
-    bytes are those of a plain ``torch.save(state, path)``.
-    """
+    """``torch.save`` whole, in a temporary folder under the same file name
+    (the archive's name inside): the bytes of a plain ``torch.save``."""
     tmp = temporary_path(path)
     os.makedirs(tmp)
     try:
@@ -397,8 +381,8 @@ def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
 def zero_shot_report(model: nn.Module, images: torch.Tensor,
                      labels: torch.Tensor,
                      class_names: Sequence[str]) -> Dict[str, float]:
-    """Zero-shot accuracy (%) with ``EVAL_PROMPT``: base and novel each
-    among their own half's prompts, HM, and ``all`` over every class."""
+    """Zero-shot accuracy (%): base and novel among their own half's
+    prompts, HM, and ``all`` over every class."""
     model.eval()
     tokens = open_clip.tokenize([EVAL_PROMPT.format(n) for n in class_names],
                                 context_length=model.context_length)

@@ -1,6 +1,5 @@
 """Random CLIP weights (of the config's architectures or tiny ones) and
-stand-in tokenizers in place of every weight file a config names, for
-``dry_run.py``."""
+stand-in tokenizers for every weight file a config names (``dry_run.py``)."""
 import contextlib
 import copy
 import json
@@ -20,8 +19,8 @@ DISTILLERS = ('PromptKDDistiller', 'mmpromptkd.PromptKDDistiller')
 
 
 def clip_architecture(clip: dict, tiny: bool = False) -> dict:
-    """``dict(model_cfg=..., quick_gelu=...)`` of a CLIP weight source, or of
-    a tiny model of its family (fp32) with ``tiny``."""
+    """``dict(model_cfg=..., quick_gelu=...)`` of a CLIP source (``tiny``:
+    a tiny model of its family)."""
     import open_clip
     if 'model_cfg' in clip:
         model_cfg = clip['model_cfg']
@@ -49,13 +48,8 @@ def clip_architecture(clip: dict, tiny: bool = False) -> dict:
 
 
 class RandomWeights:
-    """Random CLIP weights, one file per architecture, the same in every
-    phase (a checkpoint records the fingerprint of its frozen weights).
-
-    Args:
-        folder (str): Where the weight files go.
-        tiny (bool): Tiny models of the config's CLIP families.
-    """
+    """Random CLIP weights in ``folder``, one file per architecture, the
+    same in every phase (checkpoints record their frozen weights)."""
 
     def __init__(self, folder: str, tiny: bool) -> None:
         self.folder = folder
@@ -93,8 +87,7 @@ class RandomWeights:
         return dict(arch, checkpoint=self.files[key])
 
     def _stand_in_tokenizer(self, text_cfg: dict) -> None:
-        """A small tokenizer of the same layout where the real one is not
-        cached, and always for a tiny model."""
+        """A small tokenizer where the real one is missing, or ``tiny``."""
         from mmpromptkd.models.clip.hf_tokenizer import find_tokenizer_file
         from small_hf_tokenizer import layout_of, write_small_hf_tokenizer
         name = text_cfg.get('hf_tokenizer_name')

@@ -14,9 +14,8 @@ WIDTH, LAYERS, HEAD_WIDTH = 64, 2, 32
 
 
 def timm_scalings(layers: int = LAYERS) -> tuple:
-    """timm keyword arguments that scale a trunk to ``layers`` blocks (or
-    single-block stages), tried in this order: the first that the trunk's
-    class accepts is used; none: full size."""
+    """timm keyword arguments that scale a trunk to ``layers`` blocks, in
+    the order tried."""
     return (
         # ViTamin: a convolutional stem that ends at the transformer's
         # width (first: any other class refuses embed_cfg before building
@@ -36,14 +35,13 @@ def timm_scalings(layers: int = LAYERS) -> tuple:
 
 
 def scaled_model_cfg(name: str) -> dict:
-    """The open_clip config of a model name, with small towers (timm trunks
-    are scaled when built inside :func:`small_timm_trunks`)."""
+    """The open_clip config of a model name, with small towers."""
     return scale_model_cfg(open_clip.get_model_config(name))
 
 
 def scale_model_cfg(model_cfg: dict, layers: int = LAYERS) -> dict:
-    """A copy of an open_clip model config with small towers of ``layers``
-    blocks."""
+    """A copy of an open_clip model config with towers of ``layers`` blocks.
+    """
     cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop('quick_gelu', None)  # a source setting: quick_gelu_of(name)
     vision, text = cfg['vision_cfg'], cfg.get('text_cfg', {})
@@ -70,10 +68,9 @@ def scale_model_cfg(model_cfg: dict, layers: int = LAYERS) -> dict:
 @contextlib.contextmanager
 def small_timm_trunks(layers: int = LAYERS,
                       image: Optional[dict] = None) -> Iterator[None]:
-    """Until the context ends, ``timm.create_model`` builds small trunks
-    of ``layers`` blocks, of the same class (the first of
-    :func:`timm_scalings` the class accepts), with the ``image`` settings
-    where the class takes them."""
+    """Until the context ends, ``timm.create_model`` builds small trunks of
+    the same class, with the ``image`` settings where the class takes them.
+    """
     create = timm.create_model
     scalings = timm_scalings(layers)
     tries = [dict(scaling, **image) for scaling in scalings] + \
@@ -95,6 +92,5 @@ def small_timm_trunks(layers: int = LAYERS,
 
 
 def quick_gelu_of(name: str) -> bool:
-    """Whether open_clip builds ``name`` with QuickGELU (for
-    ``clip=dict(model_cfg=..., quick_gelu=...)``)."""
+    """Whether open_clip builds ``name`` with QuickGELU."""
     return bool(open_clip.get_model_config(name).get('quick_gelu', False))

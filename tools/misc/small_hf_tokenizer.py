@@ -26,9 +26,7 @@ WORDS = ('a', 'photo', 'of', 'the', 'x', 'X', '.', 'dog', 'red', 'car',
 
 
 def layout_of(hub_name: str) -> str:
-    """The key of :data:`LAYOUTS` that stands in for the tokenizer
-    ``hub_name`` (an approximation: the real file's post-processor decides
-    where its special tokens go)."""
+    """The key of :data:`LAYOUTS` closest to the tokenizer ``hub_name``."""
     if hub_name.startswith('bert'):
         return 'bert'
     if hub_name.startswith('facebook/'):
@@ -38,17 +36,13 @@ def layout_of(hub_name: str) -> str:
 
 def write_small_hf_tokenizer(folder: str, layout: str = 'end',
                              words: Sequence[str] = WORDS) -> str:
-    """Write a word-level tokenizer into ``folder``; never replaces other
-    tokenizer files (FileExistsError).
+    """Write a word-level tokenizer into ``folder`` (never over others'
+    files); ``folder``, for ``text_cfg.hf_tokenizer_name``.
 
     Args:
-        folder (str): Where ``tokenizer.json`` and
-            ``tokenizer_config.json`` go.
+        folder (str): Where ``tokenizer.json`` and its config go.
         layout (str): A key of :data:`LAYOUTS`.
         words (Sequence[str]): The vocabulary after the special tokens.
-
-    Returns:
-        str: ``folder`` (a ``text_cfg.hf_tokenizer_name``).
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     spec = LAYOUTS[layout]

@@ -19,8 +19,7 @@ PROMPT_DEPTH_KEYS = ('vision_prompt_depth', 'text_prompt_depth',
 
 
 def tiny_model_cfg(model_cfg: dict) -> dict:
-    """A tiny copy of an open_clip model config (build a timm trunk inside
-    :func:`tiny_timm_trunks`)."""
+    """A tiny copy of an open_clip model config."""
     cfg = scale_model_cfg(model_cfg, layers=TINY_LAYERS)
     vision = cfg['vision_cfg']
     vision['image_size'] = TINY_IMAGE_SIZE
@@ -35,8 +34,8 @@ _active = []
 
 @contextlib.contextmanager
 def tiny_timm_trunks() -> Iterator[None]:
-    """Until the context ends, timm builds every trunk tiny; nested, it
-    changes nothing (a trunk is scaled once)."""
+    """Until the context ends, timm builds every trunk tiny (once, nested).
+    """
     if _active:
         yield
         return
@@ -52,8 +51,7 @@ def tiny_timm_trunks() -> Iterator[None]:
 
 
 def clamp_prompt_depths(node: dict, where: str) -> List[str]:
-    """Clamp the prompt depths of a prompt learner's config (at ``where``)
-    to the tiny towers; one note per clamped depth."""
+    """Clamp a prompt learner's depths to the tiny towers; a note each."""
     notes = []
     for key in PROMPT_DEPTH_KEYS:
         depth = node.get(key)

@@ -9,8 +9,7 @@ TOOLS = REPO / 'tools'
 
 
 def load_tool(path: Union[str, Path]) -> ModuleType:
-    """A fresh module of a tool script, relative to ``tools/`` or absolute.
-    """
+    """A fresh module of a tool script, relative to ``tools/`` or absolute."""
     path = TOOLS / path
     name = '_tool_' + '_'.join(path.relative_to(REPO).with_suffix('').parts)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -20,8 +19,8 @@ def load_tool(path: Union[str, Path]) -> ModuleType:
 
 
 def status_mib(key: str) -> float:
-    """``'VmRSS'`` or ``'VmHWM'`` (peak; ``ru_maxrss`` would carry a
-    parent's over an exec) of this process in MiB, NaN where not listed."""
+    """``'VmRSS'`` or ``'VmHWM'`` (not ``ru_maxrss``: a parent's over an
+    exec) of this process in MiB, NaN where not listed."""
     with open('/proc/self/status') as f:
         line = next((x for x in f if x.startswith(key + ':')), None)
     return float('nan') if line is None else int(line.split()[1]) / 1024

@@ -30,8 +30,7 @@ from run_cli import (CfgOptionsAction, load_config,  # noqa: E402
 
 
 def _scoped(transform: dict) -> dict:
-    """``mmpromptkd.<name>`` for our transforms (mmpretrain's inferencer
-    builds in its own scope)."""
+    """``mmpromptkd.<name>`` for our transforms (mmpretrain's own scope)."""
     transform = dict(transform)
     name = transform.get('type')
     if isinstance(name, str) and '.' not in name and \

@@ -37,7 +37,7 @@ def _deep_prompt_key(match: 're.Match', target: str, source: str) -> str:
 
 
 def _check_contiguous(keys: List[str], prefix: str, source: str) -> int:
-    """Check that deep prompts ``prefix.0 .. prefix.n-1`` exist; return n."""
+    """The number n of deep prompts ``prefix.0 .. prefix.n-1``, gapless."""
     indices = sorted(int(k.rsplit('.', 1)[1]) for k in keys
                      if k.startswith(prefix + '.'))
     if indices != list(range(len(indices))):
@@ -48,7 +48,6 @@ def _check_contiguous(keys: List[str], prefix: str, source: str) -> int:
 
 
 def _map_vision(key: str, prefix: str, source: str) -> str:
-    """Map an ``image_encoder.*`` key of the reference onto ours."""
     rest = key[len('image_encoder.'):]
     if rest == 'VPT':
         return f'{prefix}vision_ctx'
@@ -70,8 +69,7 @@ def _state_dict_of(checkpoint: dict, source: str) -> StateDict:
 
 def _rename(state: StateDict, rename: Callable,
             source: str) -> Tuple[StateDict, Mapping]:
-    """``rename(key, value)`` gives ``(new key, value)``, ``()`` to skip a
-    key, or None for one it cannot account for (refused)."""
+    """Rename by ``rename(key, value)``: (key, value), () to skip, None."""
     converted: StateDict = {}
     mapping: Mapping = []
     unknown = []
@@ -94,14 +92,11 @@ def convert_official_teacher(checkpoint: dict, openai_state_dict: StateDict,
 
     Args:
         checkpoint (dict): The loaded Dassl checkpoint.
-        openai_state_dict (dict[str, Tensor]): The OpenAI CLIP weights the
-            teacher was trained from (its token embedding is not stored).
+        openai_state_dict (dict): The OpenAI CLIP weights (token embedding).
         source (str): File name for messages.
 
     Returns:
-        tuple[dict, list]: A checkpoint for ``PromptedCLIP(checkpoint=...)``
-        (``state_dict``, and ``meta`` with the prompt depths and lengths),
-        and the (old, new) key pairs.
+        tuple[dict, list]: A ``PromptedCLIP`` checkpoint, (old, new) keys.
     """
     state = _state_dict_of(checkpoint, source)
     if 'prompt_learner.ctx' not in state:
@@ -149,16 +144,11 @@ def convert_official_teacher(checkpoint: dict, openai_state_dict: StateDict,
 
 def convert_official_student(checkpoint: dict,
                              source: str) -> Tuple[dict, Mapping]:
-    """Convert a released PromptKD student checkpoint.
-
-    The projector ``VPT_image_trans.conv1`` (1x1 convolutions on a B x C x 1
-    x 1 view; 0: conv, 1: BatchNorm, 2: ReLU, 3: conv) becomes the linear
-    ``fc1``, ``bn``, ``fc2`` of :class:`FeatureProjector`.
+    """Convert a released PromptKD student checkpoint; its 1x1-convolution
+    projector becomes a :class:`FeatureProjector`.
 
     Returns:
-        tuple[dict, list]: A checkpoint for :class:`PromptKDDistiller`
-        (``load_from``; no stored text features: the teacher computes
-        them), and the (old, new) key pairs.
+        tuple[dict, list]: A ``PromptKDDistiller`` checkpoint, (old, new) keys.
     """
     state = _state_dict_of(checkpoint, source)
     if 'prompt_learner.ctx' in state:

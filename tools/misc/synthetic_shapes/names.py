@@ -95,8 +95,8 @@ def _check_num_classes(num_classes: int) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _select_combos(num_classes: int) -> Tuple[Combo, ...]:
-    """Base half, then novel half: picked greedily, alternating halves, by
-    missing attribute values added, then balance, then a fixed rank."""
+    """Base half, then novel half, picked greedily by coverage and balance.
+    """
     _check_num_classes(num_classes)
     n_base = math.ceil(num_classes / 2)
     n_novel = num_classes - n_base
@@ -141,8 +141,7 @@ def _select_combos(num_classes: int) -> Tuple[Combo, ...]:
 
 
 def list_class_names(num_classes: int = 40) -> List[str]:
-    """Class names of a dataset of ``num_classes`` classes, by label (the
-    first ``ceil(n/2)`` are base); independent of the image seed."""
+    """Class names by label (the first ``ceil(n/2)`` are base)."""
     return [_combo_name(c) for c in _select_combos(num_classes)]
 
 
@@ -154,8 +153,7 @@ def split_base_novel(num_classes: int = 40) -> Tuple[List[str], List[str]]:
 
 
 def parse_class_name(name: str) -> Tuple[str, str, str]:
-    """``(colour, pattern, shape)`` of a class name (spaces or underscores).
-    """
+    """``(colour, pattern, shape)`` of a class name."""
     parts = name.replace('_', ' ').split()
     if (len(parts) != 3 or parts[0] not in COLOUR_RGB
             or parts[1] not in PATTERNS or parts[2] not in SHAPES):

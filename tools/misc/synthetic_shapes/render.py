@@ -201,9 +201,6 @@ def render_image(class_name: str, image_size: int = 32, seed: int = 0,
         split (str): ``'train'``, ``'val'`` or ``'test'``.
         index (int): Index of the image within its class and split.
         domain (str): ``'target'`` or ``'pretrain'``.
-
-    Returns:
-        PIL.Image.Image: RGB image of size ``image_size x image_size``.
     """
     _check(image_size, seed, domain)
     if split not in SPLITS:
@@ -218,13 +215,8 @@ def render_image(class_name: str, image_size: int = 32, seed: int = 0,
 def make_caption(class_name: str,
                  template: Union[int, np.random.Generator, None] = None
                  ) -> str:
-    """Caption of a class from one of :data:`CAPTION_TEMPLATES`.
-
-    Args:
-        class_name (str): ``"<colour> <pattern> <shape>"``.
-        template (int | np.random.Generator | None): Template index, a
-            generator to draw one from, or None for the first template.
-    """
+    """Caption of a class from a template index, drawn by a generator, or
+    the first of :data:`CAPTION_TEMPLATES`."""
     parse_class_name(class_name)
     if template is None:
         idx = 0
@@ -237,9 +229,8 @@ def make_caption(class_name: str,
 
 def iter_caption_pairs(n: int, image_size: int = 32,
                        seed: int = 0) -> Iterator[Tuple[Image.Image, str]]:
-    """Yield ``n`` (image, caption) pairs of the 'pretrain' domain, walking
-    through every attribute combination in a seed-dependent order; the
-    images never coincide with a CoOp dataset's."""
+    """Yield ``n`` (image, caption) pairs of the 'pretrain' domain, every
+    class in a seed-dependent order, never a CoOp dataset's images."""
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f'n must be a positive int, got {n!r}')
     _check(image_size, seed)

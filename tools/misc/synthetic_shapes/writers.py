@@ -14,8 +14,7 @@ from .render import _check, _image_rng, _render
 
 def _claim_out_dir(out_dir: Union[str, os.PathLike],
                    arguments: Dict) -> Tuple[Path, tuple, List[str]]:
-    """Check the arguments, refuse foreign or differently generated
-    directories, then mark; ``(out, combos, names)``."""
+    """Check, refuse foreign directories, mark; ``(out, combos, names)``."""
     _check_num_classes(arguments['num_classes'])
     for key, value in arguments.items():
         if key.endswith('per_class') and (
@@ -76,8 +75,7 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
     docs/synthetic_shapes.md); the same arguments rewrite the same bytes.
 
     Args:
-        out_dir (str | os.PathLike): Missing, empty, or written by this
-            function with the same arguments (else FileExistsError).
+        out_dir (str | os.PathLike): Missing, empty, or written alike.
         num_classes (int): Number of classes.
         train_per_class (int): Train images per class.
         val_per_class (int): Validation images per class.
@@ -87,8 +85,7 @@ def generate_coop_dataset(out_dir: Union[str, os.PathLike],
         domain (str): ``'target'`` or the shifted ``'pretrain'``.
 
     Returns:
-        dict: ``out_dir``, ``class_names``, ``num_base`` and ``counts`` (per
-        split).
+        dict: ``out_dir``, ``class_names``, ``num_base``, ``counts``.
     """
     out, combos, names = _claim_out_dir(out_dir, dict(
         num_classes=num_classes, train_per_class=train_per_class,
@@ -125,16 +122,9 @@ def generate_unlabeled_images(out_dir: Union[str, os.PathLike],
                               num_classes: int = 40, per_class: int = 16,
                               first_index: int = 0, image_size: int = 32,
                               seed: int = 0, domain: str = 'target') -> Dict:
-    """Write train-stream images ``first_index ..`` of each class as an
-    unlabeled folder: ``images/<n>.png`` (classes interleaved) and
-    ``classes.txt``, the class names in label order.
-
-    Args:
-        out_dir (str | os.PathLike): As for :func:`generate_coop_dataset`,
-            and so are ``num_classes``, ``image_size``, ``seed``, ``domain``.
-        per_class (int): Images per class.
-        first_index (int): Index of the first image of each class (a
-            dataset's ``train_per_class``: images beyond its train split).
+    """Write train-stream images ``first_index ..`` of each class as
+    ``images/<n>.png`` (classes interleaved) and ``classes.txt``; the
+    arguments as for :func:`generate_coop_dataset`.
 
     Returns:
         dict: ``out_dir``, ``class_names`` and ``num_images``.
