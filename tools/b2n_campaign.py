@@ -139,21 +139,6 @@ def latest_checkpoint(work_dir: str) -> Optional[str]:
     return max(found, key=osp.getmtime) if found else None
 
 
-def check_results(path: str) -> None:
-    """Refuse a ``results.json`` without base and novel accuracies."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f'{path} exists but cannot be read as JSON ({e}); '
-                         'delete it to run that test again') from e
-    if not isinstance(data, dict) or not {'b2n/base', 'b2n/novel'} <= set(
-            data):
-        raise ValueError(f'{path} exists but holds no b2n/base and '
-                         'b2n/novel accuracies; delete it to run that test '
-                         'again')
-
-
 def option_items(options: Dict[str, str]) -> List[str]:
     return [f'{k}={v}' for k, v in options.items()]
 
@@ -171,16 +156,6 @@ def load_run_config(config: str, options: Dict[str, str]) -> Config:
             parser.parse_args(['--cfg-options',
                                *option_items(options)]).cfg_options)
     return cfg
-
-
-def seed_options(cfg: Config, seed: int) -> Dict[str, str]:
-    """``randomness.seed`` and every dataset's few-shot ``seed``."""
-    options = {'randomness.seed': str(seed)}
-    for split in ('train', 'val', 'test'):
-        dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset') or {}
-        if 'seed' in dataset:
-            options[f'{split}_dataloader.dataset.seed'] = str(seed)
-    return options
 
 
 class Campaign:
@@ -302,7 +277,13 @@ class Campaign:
         base = {**self.common, **getattr(self, f'{kind}_options')}
         work_dir = self.run_dir(f'{kind}s', dataset, seed)
         cfg = self._config(config, base)
-        options = {**seed_options(cfg, seed), **base}
+        # The run's seed, and that of every few-shot dataset that has one.
+        options = {'randomness.seed': str(seed)}
+        for split in ('train', 'val', 'test'):
+            loader = cfg.get(f'{split}_dataloader') or {}
+            if 'seed' in (loader.get('dataset') or {}):
+                options[f'{split}_dataloader.dataset.seed'] = str(seed)
+        options.update(base)
         if needs is not None:
             options['model.teacher.checkpoint'] = show_path(needs)
         output = final_checkpoint(cfg, work_dir)
@@ -339,7 +320,18 @@ class Campaign:
                                     tail)
         status, note = 'todo', f'writes {show_path(output)}'
         if osp.isfile(output):
-            check_results(output)
+            try:
+                with open(output, encoding='utf-8') as f:
+                    data = json.load(f)
+            except (OSError, json.JSONDecodeError) as e:
+                raise ValueError(
+                    f'{output} exists but cannot be read as JSON ({e}); '
+                    'delete it to run that test again') from e
+            if not isinstance(data, dict) or \
+                    not {'b2n/base', 'b2n/novel'} <= set(data):
+                raise ValueError(f'{output} exists but holds no b2n/base and '
+                                 'b2n/novel accuracies; delete it to run '
+                                 'that test again')
             status, note = 'done', show_path(output)
         return Step('c', dataset, seed, config, work_dir, output, command,
                     env, status, student.output, note)

@@ -118,14 +118,6 @@ def load_model_cfgs(path: str, which: Sequence[str]) -> Dict[str, dict]:
     return out
 
 
-def class_of_caption(caption: str) -> str:
-    """The class name a caption holds (every template holds one)."""
-    match = _CLASS_RE.search(caption)
-    if match is None:
-        raise ValueError(f'no class name in caption {caption!r}')
-    return ' '.join(match.groups())
-
-
 def images_to_uint8(images: Sequence) -> torch.Tensor:
     """Stack PIL RGB images into a uint8 tensor of shape (N, 3, H, W)."""
     array = np.stack([np.asarray(im.convert('RGB')) for im in images])
@@ -150,7 +142,8 @@ class CaptionData:
                                                seed=seed))
         self.images = images_to_uint8([image for image, _ in pairs])
         captions = [caption for _, caption in pairs]
-        classes = [class_of_caption(c) for c in captions]
+        # Every caption template holds the class name.
+        classes = [' '.join(_CLASS_RE.search(c).groups()) for c in captions]
         self.class_names = sorted(set(classes))
         index = {name: i for i, name in enumerate(self.class_names)}
         labels = torch.tensor([index[c] for c in classes])
@@ -351,32 +344,6 @@ def check_text_equivalence(model: nn.Module, text: CompactText) -> None:
                            'CLIP.encode_text')
 
 
-def check_outputs(out_dir: str, which: Sequence[str], force: bool) -> None:
-    """Refuse, before any training, to replace files without ``--force``."""
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise SystemExit(f'--out-dir {out_dir} is a file, not a folder')
-    names = [MODELS[name][1] for name in which] + [SUMS_FILE]
-    existing = [osp.join(out_dir, n) for n in names
-                if osp.lexists(osp.join(out_dir, n))]
-    if existing and not force:
-        raise SystemExit(f'{", ".join(existing)} exist(s); refusing to '
-                         'replace (pass --force, or choose another '
-                         '--out-dir)')
-
-
-def save_weights(state: Dict[str, torch.Tensor], path: str) -> None:
-    """``torch.save`` whole, in a temporary folder under the same file name
-    (the archive's name inside): the bytes of a plain ``torch.save``."""
-    tmp = temporary_path(path)
-    os.makedirs(tmp)
-    try:
-        staged = osp.join(tmp, osp.basename(path))
-        torch.save(state, staged)
-        os.replace(staged, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 @torch.no_grad()
 def zero_shot_report(model: nn.Module, images: torch.Tensor,
                      labels: torch.Tensor,
@@ -420,8 +387,18 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
     image_size = cfgs[which[0]]['vision_cfg']['image_size']
     if any(cfgs[w]['vision_cfg']['image_size'] != image_size for w in which):
         raise ValueError('teacher and student must share the image size')
-    check_outputs(args.out_dir, which, args.force)
-    os.makedirs(args.out_dir, exist_ok=True)
+    # Refused before any training: files replaced only with --force.
+    out_dir = args.out_dir
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise SystemExit(f'--out-dir {out_dir} is a file, not a folder')
+    existing = [osp.join(out_dir, n)
+                for n in [MODELS[name][1] for name in which] + [SUMS_FILE]
+                if osp.lexists(osp.join(out_dir, n))]
+    if existing and not args.force:
+        raise SystemExit(f'{", ".join(existing)} exist(s); refusing to '
+                         'replace (pass --force, or choose another '
+                         '--out-dir)')
+    os.makedirs(out_dir, exist_ok=True)
 
     start = time.time()
     data = CaptionData(args.images_per_class, image_size, args.seed)
@@ -437,10 +414,19 @@ def _run(args: argparse.Namespace) -> Dict[str, dict]:
         model = train_model(cfgs[name], data, steps, args, name)
         seconds = time.time() - start
         path = osp.join(args.out_dir, MODELS[name][1])
-        save_weights({
-            k: v.detach().to(torch.float16).contiguous().clone()
-            for k, v in model.state_dict().items()
-        }, path)
+        # Whole, through a temporary folder; the same file name, which
+        # torch.save gives its archive: the bytes of a plain torch.save.
+        tmp = temporary_path(path)
+        os.makedirs(tmp)
+        try:
+            staged = osp.join(tmp, osp.basename(path))
+            torch.save({
+                k: v.detach().to(torch.float16).contiguous().clone()
+                for k, v in model.state_dict().items()
+            }, staged)
+            os.replace(staged, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         results[name] = dict(path=path, seconds=seconds, steps=steps)
         print(f'[{name}] trained in {seconds:.0f}s, saved {path} '
               f'({osp.getsize(path) / 2**20:.1f} MiB)', flush=True)
