@@ -39,13 +39,11 @@ DEFAULT_STUDENT_CONFIGS = osp.join(
     'promptkd_vit-b16_vit-l14-promptsrc_*_b2n-{dataset}.py')
 DEFAULT_RELEASED_TEACHERS = osp.join('checkpoints', 'promptkd_teachers')
 DEFAULT_WORK_ROOT = osp.join('work_dirs', 'b2n_campaign')
-#: A dataset name in a config file name: no underscore, which separates the
-#: variant suffixes of the shipped configs.
+#: A dataset name in a config file name (an underscore starts a variant).
 DATASET_NAME = r'[a-z0-9]+(?:-[a-z0-9]+)*'
 RESULTS_FILE = 'results.json'
 LAUNCHERS = ('none', 'pytorch', 'slurm')
-#: Options the campaign sets per run; given by hand they would silently
-#: contradict its seeds and teachers.
+#: Options the campaign sets per run (its seeds and teachers).
 RESERVED_KEYS = ('randomness.seed', 'model.teacher.checkpoint')
 
 
@@ -147,9 +145,8 @@ def load_run_config(config: str, options: Dict[str, str]) -> Config:
     """The config as a run with ``--cfg-options options`` sees it."""
     cfg = Config.fromfile(config)
     if options:
-        # Parsed as tools/train.py does, except for spaces inside values,
-        # which do not matter for what the campaign reads (the run's epochs
-        # and dataloaders); the runs get the options as given.
+        # As tools/train.py, except for spaces inside values (which do not
+        # matter here); the runs get the options as given.
         parser = argparse.ArgumentParser()
         parser.add_argument('--cfg-options', nargs='+', action=DictAction)
         cfg.merge_from_dict(
@@ -466,8 +463,7 @@ class Campaign:
 def run_command(command: List[str], env: Dict[str, str]) -> int:
     """Run a command, passing SIGTERM and SIGINT on (then exiting with 128 +
     signal); its exit status, as a shell reports it."""
-    # The run gets a process group of its own, so that a Ctrl-C in the
-    # terminal reaches it once, through the campaign, not twice.
+    # Its own process group: a Ctrl-C reaches the run once, not twice.
     received: List[int] = []
     proc: Optional[subprocess.Popen] = None
 

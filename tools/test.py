@@ -10,8 +10,7 @@ import sys
 import warnings
 from typing import Dict, Optional
 
-# Runs from a source checkout without installing the package, and uses
-# this checkout even where another copy is installed.
+# This checkout, even where another copy is installed.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if sys.path[0] != _REPO_ROOT:
     sys.path[:0] = [_REPO_ROOT, osp.join(_REPO_ROOT, 'tools', 'misc')]
@@ -185,8 +184,7 @@ def main(argv=None) -> None:
         print(table, flush=True)
     if args.out_item == 'metrics':
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        # Atomic: an interrupted write never leaves half a results file.
-        # JSON indented; yaml or pickle by the suffix.
+        # Atomic; JSON indented, yaml or pickle by the suffix.
         indent = dict(indent=2) if args.out.endswith('.json') else {}
         mmengine.dump(metrics, args.out,
                       backend_args=dict(backend='atomic_local'), **indent)

@@ -4,8 +4,7 @@ import argparse
 import os.path as osp
 import sys
 
-# Runs from a source checkout without installing the package, and uses
-# this checkout even where another copy is installed.
+# This checkout, even where another copy is installed.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if sys.path[0] != _REPO_ROOT:
     sys.path[:0] = [_REPO_ROOT, osp.join(_REPO_ROOT, 'tools', 'misc')]
@@ -68,8 +67,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # After --cfg-options, which may name the validation settings.
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    # After --cfg-options, which may change num_workers; options set
-    # explicitly in the config or on the command line win over defaults.
+    # After --cfg-options, which may change num_workers.
     set_dataloader_defaults(
         cfg,
         pin_memory=not args.no_pin_memory,
@@ -81,16 +79,14 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     tool = osp.basename(__file__)
     cfg = load_config(args.config, tool)
-    # Mistakes of the command line end the run before anything is built,
-    # with a message instead of a traceback.
+    # Mistakes of the command line: a message, before anything is built.
     try:
         cfg = merge_args(cfg, args)
         if cfg.get('resume', False) and cfg.get('load_from', None) and \
                 '://' not in cfg.load_from and not osp.isfile(cfg.load_from):
             raise FileNotFoundError(
                 f'checkpoint to resume from {cfg.load_from} does not exist')
-        # Held until the run ends: a second run into this work directory
-        # fails here instead of overwriting its checkpoints.
+        # Held until the run ends: a second run into this work dir fails.
         work_dir_lock = lock_work_dir(cfg)  # noqa: F841
         check_work_dir_is_free(cfg)
     except (FileExistsError, FileNotFoundError, RuntimeError,

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 DEFAULT_PATTERN = r'(?P<dataset>[^/]+)/seed(?P<seed>\d+)'
-#: Tried when the default pattern does not match a path: a run without a
-#: seed folder, named by the folder of its file (e.g. the demo's
-#: ``student/results.json``); it counts as one seed.
+#: Tried next: a run without a seed folder, named by its file's folder (the
+#: demo's ``student/results.json``), counts as one seed.
 UNSEEDED_PATTERN = r'(?P<dataset>[^/]+)/[^/]+$'
 DEFAULT_PREFIX = 'b2n'
 FORMATS = ('table', 'markdown', 'csv')

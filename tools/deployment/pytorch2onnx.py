@@ -93,9 +93,7 @@ def main(argv=None) -> None:
         class_names=list(graph.class_names),
         input=dict(name='images', shape=['batch', 3, *graph.image_size],
                    channels='RGB', range=[0, 255], dtype='float32'),
-        # Resize and crop as the student's test pipeline does (e.g. the
-        # short edge to 224 px, bicubic, then a 224 px centre crop);
-        # normalisation is inside the graph.
+        # The test pipeline's resize and crop; normalising is in the graph.
         preprocessing=preprocessing(model),
         outputs=['logits', 'features'] if args.features else ['logits'],
         opset=args.opset,

@@ -46,11 +46,9 @@ OUTPUT_FILE_KEYS = ('out_file', 'out_file_path', 'json_trace_path')
 #: Names LocalVisBackend joins to its ``save_dir``.
 INSIDE_SAVE_DIR_KEYS = ('img_save_dir', 'config_save_file',
                         'scalar_save_file')
-#: Hooks that write under ``<out_dir>/<last folder of the work dir>``: with
-#: the dry run's work dir as ``out_dir``, the phase's own folder.
+#: Hooks that write under ``<out_dir>/<last folder of the work dir>``.
 PHASE_FOLDER_HOOKS = ('CheckpointHook', 'SafeCheckpointHook', 'LoggerHook')
-#: Vis backends that write only under their ``save_dir``; the others send
-#: to a service and are replaced by LocalVisBackend.
+#: Vis backends that write only under their ``save_dir``.
 LOCAL_VIS_BACKENDS = ('LocalVisBackend', 'TensorboardVisBackend')
 
 
@@ -102,8 +100,7 @@ class MiniatureData:
             return
         if name in ('NestedSubset', 'ConcatDataset'):
             return
-        # The class's own layout: a folder the config names (maybe the
-        # user's data, where a few-shot draw would be written) is not read.
+        # The class's own layout: never the user's folders the config names.
         for key in LAYOUT_KEYS:
             dataset.pop(key, None)
         if name == 'SyntheticShapes':

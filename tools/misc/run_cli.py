@@ -18,8 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
+from mmengine.device import get_device
 from mmengine.runner import Runner
 
 from mmpromptkd.engine.hooks.safe_checkpoint_hook import checkpoint_folder
@@ -246,8 +245,7 @@ def enable_amp(cfg: Config) -> None:
             f'{optim_wrapper.type}; set mixed precision in the config '
             'instead.')
     # The devices that mmengine's AmpOptimWrapper accepts.
-    if is_cuda_available() or is_npu_available() or is_mlu_available() \
-            or is_musa_available():
+    if get_device() in ('cuda', 'npu', 'mlu', 'musa'):
         optim_wrapper.type = 'AmpOptimWrapper'
         optim_wrapper.setdefault('loss_scale', 'dynamic')
         optim_wrapper.setdefault('dtype', 'float16')
@@ -385,9 +383,8 @@ def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg(cfg)``, or the config's ``runner_type``."""
     named = not cfg.get('experiment_name')
     if named:
-        # mmengine names a run's logger, message hub and registry scope
-        # '<config>_<second>': a second run in one process within that
-        # second would log into the first's closed file, in its scope.
+        # mmengine names a run's logger and scope '<config>_<second>': a
+        # second run in that second would log into the first's closed file.
         stem = osp.splitext(osp.basename(cfg.filename or 'run'))[0]
         cfg.experiment_name = \
             f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{next(_RUN_NUMBERS)}'

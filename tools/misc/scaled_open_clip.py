@@ -17,9 +17,8 @@ def timm_scalings(layers: int = LAYERS) -> tuple:
     """timm keyword arguments that scale a trunk to ``layers`` blocks, in
     the order tried."""
     return (
-        # ViTamin: a convolutional stem that ends at the transformer's
-        # width (first: any other class refuses embed_cfg before building
-        # anything).
+        # ViTamin: a convolutional stem ending at the transformer's width
+        # (first: other classes refuse embed_cfg before building anything).
         dict(depth=layers, embed_dim=WIDTH, num_heads=WIDTH // HEAD_WIDTH,
              embed_cfg=VitCfg(embed_dim=(16, 32, WIDTH), depths=(1, 1, 1),
                               stem_width=16, head_type='1d',

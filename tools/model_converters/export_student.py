@@ -68,8 +68,7 @@ def main(argv=None) -> None:
             f'{args.checkpoint} holds no stored text features '
             "('text_features'): it is not a checkpoint of a PromptKD "
             'distiller trained with PromptKDTextFeaturesHook')
-    # The stored text features replace the teacher: build without it,
-    # unless its text tower is exported too.
+    # The stored text features replace the teacher, unless exported too.
     model_cfg = cfg.model.to_dict()
     standalone = dict(model_cfg)
     if not args.with_text_encoder:
@@ -79,8 +78,7 @@ def main(argv=None) -> None:
             model_cfg.get('projector', dict(type='FeatureProjector')),
             out_channels=state['text_features'].shape[1])
     model = MODELS.build(standalone)
-    # Training checkpoints hold no frozen weights: the config's are used,
-    # and must be the ones the checkpoint was trained with.
+    # Training checkpoints hold no frozen weights: the config's must match.
     meta = checkpoint.get('meta') if 'state_dict' in checkpoint else None
     check_frozen_weights(model, (meta or {}).get(FROZEN_WEIGHTS_META),
                          args.checkpoint)
@@ -89,8 +87,7 @@ def main(argv=None) -> None:
     student_cfg = export_student(
         model, model_cfg, args.out, overwrite=args.force,
         with_text_encoder=args.with_text_encoder, test_pipeline=pipeline)
-    # A fresh process (e.g. mmpretrain's inferencer) imports the package
-    # from the config and finds our transforms by scope.
+    # A fresh process (mmpretrain's inferencer) imports the package.
     Config(dict(
         custom_imports=dict(imports=['mmpromptkd'],
                             allow_failed_imports=False),

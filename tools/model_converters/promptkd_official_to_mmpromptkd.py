@@ -18,8 +18,7 @@ from mmpromptkd.utils import (load_checkpoint_file,  # noqa: E402
 StateDict = Dict[str, torch.Tensor]
 Mapping = List[Tuple[str, str]]
 
-# Rebuilt from the class names (token prefix/suffix) or unused (the frozen
-# zero-shot image encoder of PromptSRC's regulariser).
+# Rebuilt from the class names or unused (PromptSRC's regulariser).
 _TEACHER_IGNORED = re.compile(
     r'^prompt_learner\.(token_prefix2?|token_suffix2?|ZS_image_encoder\..*)$')
 _TEXT_KEYS = re.compile(
