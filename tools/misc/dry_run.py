@@ -451,18 +451,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def config_inputs_of(config: str, cfg_options: Optional[dict] = None
-                     ) -> List['config_inputs.Input']:
-    """The real inputs of a config, after ``--cfg-options``."""
-    return config_inputs.find_inputs(_load(config, cfg_options))
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Dry-run a config; returns the exit status."""
     args = parse_args(argv)
     if args.check_inputs:
-        return config_inputs.print_inputs(
-            config_inputs_of(args.config, args.cfg_options), args.config)
+        return config_inputs.print_inputs(config_inputs.find_inputs(
+            _load(args.config, args.cfg_options)), args.config)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'dry_run', name)
     try:
@@ -472,7 +466,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'dry run failed: {args.config}: {e}', flush=True)
         return 1
     # What the run did not prove: the real inputs, and what stood in.
-    inputs = config_inputs_of(args.config, args.cfg_options)
+    inputs = config_inputs.find_inputs(_load(args.config, args.cfg_options))
     config_inputs.print_inputs(inputs, args.config)
     missing = sum(not i.exists for i in inputs)
     replaced = config_inputs.stand_ins(inputs, args.tiny)

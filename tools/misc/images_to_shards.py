@@ -33,13 +33,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def shard_key(index: int, relpath: str) -> str:
-    """A unique sample key without dots (webdataset splits there) or slashes.
-    """
-    stem = osp.splitext(relpath)[0]
-    return f'{index:09d}_' + stem.replace('/', '__').replace('.', '_')
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from webdataset import TarWriter
@@ -72,13 +65,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             chunk = paths[start:start + args.images_per_shard]
             with TarWriter(osp.join(tmp, name)) as writer:
                 for i, path in enumerate(chunk, start):
-                    relpath = osp.relpath(path, root).replace(os.sep, '/')
+                    # A unique key without dots (webdataset splits there).
+                    stem = osp.splitext(osp.relpath(path, root))[0].replace(
+                        os.sep, '__').replace('.', '_')
                     ext = osp.splitext(path)[1].lstrip('.').lower()
                     with open(path, 'rb') as f:
-                        writer.write({
-                            '__key__': shard_key(i, relpath),
-                            ext: f.read()
-                        })
+                        writer.write({'__key__': f'{i:09d}_{stem}',
+                                      ext: f.read()})
             counts.append(len(chunk))
         last = len(counts) - 1
         index = dict(
