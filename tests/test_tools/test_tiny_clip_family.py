@@ -1,4 +1,4 @@
-"""tools/misc/tiny_clip_family.py: ``dry_run.py --tiny`` runs each config's
+"""tools/misc/random_clip_weights.py: ``dry_run.py --tiny`` runs each config's
 own CLIP family.
 
 For every CLIP source of every shipped config, the real architecture (as
@@ -23,10 +23,10 @@ from mmengine.config import Config
 import mmpromptkd  # noqa: F401
 from mmpromptkd.models.clip.clip_builder import _build_open_clip_model
 from mmpromptkd.models.clip.towers import vision_tower_of
-from random_clip_weights import RandomWeights, clip_architecture
-from tiny_clip_family import (TINY_IMAGE_SIZE, TINY_LAYERS,
-                              TINY_PROMPT_DEPTH, clamp_prompt_depths,
-                              tiny_timm_trunks)
+from random_clip_weights import (TINY_IMAGE_SIZE, TINY_LAYERS,
+                                 TINY_PROMPT_DEPTH, RandomWeights,
+                                 clamp_prompt_depths, clip_architecture,
+                                 tiny_timm_trunks)
 from tool_runs import REPO
 
 CONFIGS = sorted(
