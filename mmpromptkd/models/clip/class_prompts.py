@@ -80,6 +80,24 @@ def check_token_ids(tokenizer: Tokenizer, tokens: torch.Tensor,
             "tokenizer is not the model's)")
 
 
+def tokenize_prompts(tokenizer: Tokenizer, texts: Sequence[str],
+                     labels: Sequence[str],
+                     vocab_size: Optional[int] = None) -> torch.Tensor:
+    """Token ids (N, context_length) of full prompts, refusing one longer
+    than the context or with ids at or beyond ``vocab_size``; ``labels``
+    name the texts in messages."""
+    context_length = tokenizer.context_length
+    for text in texts:
+        if len(tokenizer.encode(text)) + tokenizer.num_special > \
+                context_length:
+            raise ValueError(f'prompt "{text}" is longer than the context '
+                             f'length {context_length}')
+    tokens = tokenizer(list(texts))
+    if vocab_size is not None:
+        check_token_ids(tokenizer, tokens, vocab_size, labels)
+    return tokens
+
+
 def tokenize_class_prompts(tokenizer: Tokenizer, prefix: str,
                            class_names: Sequence[str], context_tokens: int = 0,
                            vocab_size: Optional[int] = None) -> torch.Tensor:
@@ -94,20 +112,11 @@ def tokenize_class_prompts(tokenizer: Tokenizer, prefix: str,
         vocab_size (int, optional): Token embedding rows to check ids
             against.
     """
-    context_length = tokenizer.context_length
-    prompts = []
-    for name in class_names:
-        text = f'{prefix} {name.replace("_", " ")}.'.strip()
-        if len(tokenizer.encode(text)) + tokenizer.num_special > \
-                context_length:
-            raise ValueError(
-                f'class name "{name}": prompt "{text}" is longer than '
-                f'the context length {context_length}')
-        prompts.append(text)
-    tokens = tokenizer(prompts)
-    if vocab_size is not None:
-        check_token_ids(tokenizer, tokens, vocab_size,
-                        [f'class name "{name}"' for name in class_names])
+    prompts = [f'{prefix} {name.replace("_", " ")}.'.strip()
+               for name in class_names]
+    tokens = tokenize_prompts(
+        tokenizer, prompts, [f'class name "{name}"' for name in class_names],
+        vocab_size)
     start, ids = tokenizer.start, tokenizer.encode(prefix)[:context_tokens]
     if len(ids) < context_tokens or not bool(
             (tokens[:, start:start + context_tokens] == torch.tensor(

@@ -33,13 +33,6 @@ def find_tokenizer_file(name: str, cache_dir: Optional[str] = None) -> str:
         'a folder holding them')
 
 
-def _engine_failure(error: BaseException) -> bool:
-    """Whether ``error`` is a tokenizers failure, not an interruption."""
-    # Rust panics (pyo3_runtime.PanicException) derive from BaseException.
-    return isinstance(error, Exception) or \
-        type(error).__name__ == 'PanicException'
-
-
 class LocalHFTokenizer:
     """A Hugging Face fast tokenizer (``tokenizer.json``) that tokenises as
     open_clip's ``HFTokenizer`` does through ``transformers``.
@@ -60,13 +53,9 @@ class LocalHFTokenizer:
                  strip_sep_token: bool = False) -> None:
         from tokenizers import Tokenizer
         self.path = path
-        try:
-            self._tokenizer = Tokenizer.from_file(path)
-        except BaseException as e:
-            if not _engine_failure(e):
-                raise
-            raise ValueError(f'{path}: not a Hugging Face tokenizer file '
-                             f'({type(e).__name__}: {e})') from e
+        self._tokenizer = self._engine(
+            'to read it (not a Hugging Face tokenizer file?)',
+            Tokenizer.from_file, path)
         self.context_length = context_length
         self._clean = get_clean_fn(clean)
         config = {}
@@ -122,7 +111,10 @@ class LocalHFTokenizer:
         try:
             return fn(*args, **kwargs)
         except BaseException as e:
-            if not _engine_failure(e):
+            # Rust panics (pyo3_runtime.PanicException) derive from
+            # BaseException; interruptions pass through.
+            if not isinstance(e, Exception) and \
+                    type(e).__name__ != 'PanicException':
                 raise
             raise ValueError(f'{self.path}: the tokenizers library failed '
                              f'{doing} ({type(e).__name__}: {e})') from e

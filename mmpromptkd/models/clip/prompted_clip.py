@@ -88,8 +88,7 @@ class PromptedCLIP(BaseModule):
             self._text_tower = TextTower(self.clip)
             # Read now: a missing tokenizer file, or one whose padding or
             # special tokens the embedding lacks, is an error at build.
-            if isinstance(self.tokenizer, LocalHFTokenizer) and \
-                    self._vocab_size is not None:
+            if isinstance(self.tokenizer, LocalHFTokenizer):
                 self.tokenizer.check_vocabulary(self._vocab_size)
             _check_depth('text_prompt_depth', text_prompt_depth,
                          len(self._text_tower.module.transformer.resblocks))
@@ -130,9 +129,8 @@ class PromptedCLIP(BaseModule):
             init_ids = self.tokenizer.encode(self.prompt_prefix)
             if len(init_ids) >= text_prompt_length:
                 ids = torch.tensor(init_ids[:text_prompt_length])
-                if self._vocab_size is not None:
-                    check_token_ids(self.tokenizer, ids, self._vocab_size,
-                                    [f'ctx_init "{ctx_init}"'])
+                check_token_ids(self.tokenizer, ids, self._vocab_size,
+                                [f'ctx_init "{ctx_init}"'])
                 embedding = self._text_tower.module.token_embedding
                 with torch.no_grad():
                     init = embedding(ids.to(embedding.weight.device))
@@ -185,13 +183,7 @@ class PromptedCLIP(BaseModule):
     @property
     def dtype(self) -> torch.dtype:
         """torch.dtype: Dtype of the image tower."""
-        self._require_image_tower()
-        return self._vision_tower.dtype
-
-    def _require_image_tower(self) -> None:
-        if not self.has_image_tower:
-            raise RuntimeError('this PromptedCLIP was built with '
-                               'image_tower=False and has no image tower')
+        return self.vision_tower.dtype
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -201,13 +193,14 @@ class PromptedCLIP(BaseModule):
     @property
     def image_size(self) -> Tuple[int, int]:
         """tuple[int, int]: Input resolution."""
-        self._require_image_tower()
-        return self._vision_tower.image_size
+        return self.vision_tower.image_size
 
     @property
     def vision_tower(self) -> VisionTower:
         """VisionTower: How prompts enter the image tower."""
-        self._require_image_tower()
+        if not self.has_image_tower:
+            raise RuntimeError('this PromptedCLIP was built with '
+                               'image_tower=False and has no image tower')
         return self._vision_tower
 
     @property
@@ -269,8 +262,7 @@ class PromptedCLIP(BaseModule):
             prompts (Sequence[Tensor], optional): Prompts instead of this
                 model's own.
         """
-        self._require_image_tower()
-        tower = self._vision_tower
+        tower = self.vision_tower
         prompts = self._check_prompts(prompts, 'vision')
         if not tower.takes_prompts:
             if attn_mask is not None:
@@ -320,10 +312,9 @@ class PromptedCLIP(BaseModule):
             vocab_size=self._vocab_size)
 
     @property
-    def _vocab_size(self) -> Optional[int]:
-        """int, optional: Rows of the token embedding."""
-        embedding = getattr(self.text_tower.module, 'token_embedding', None)
-        return getattr(embedding, 'num_embeddings', None)
+    def _vocab_size(self) -> int:
+        """int: Rows of the token embedding."""
+        return self.text_tower.module.token_embedding.num_embeddings
 
     def _tokens(self, class_names: Sequence[str]
                 ) -> Tuple[torch.Tensor, torch.Tensor, int]:

@@ -42,13 +42,6 @@ def check_template(template: str) -> str:
     return template
 
 
-def fill_template(template: str, class_name: str) -> str:
-    """The prompt of one class (``_`` becomes a space; names may hold
-    braces)."""
-    return check_template(template).replace('{}',
-                                            class_name.replace('_', ' '))
-
-
 def get_dataset_template(dataset: str) -> str:
     """CoOp's hand-written template of a dataset class, e.g. 'CoOpDTD'."""
     try:

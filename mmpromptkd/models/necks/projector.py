@@ -4,6 +4,8 @@ from typing import List, Optional
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+# 1 when not running distributed; a module name tests patch.
+from mmengine.dist import get_world_size as _dist_world_size
 from torch import Tensor
 
 from mmpromptkd.registry import MODELS
@@ -24,13 +26,6 @@ class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
         return _AllReduceSum.apply(grad)
-
-
-def _dist_world_size() -> int:
-    """World size of the default group, 1 when not running distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
 
 
 class _GlobalBatchNorm1d(nn.BatchNorm1d):

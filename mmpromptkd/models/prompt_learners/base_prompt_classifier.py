@@ -14,9 +14,7 @@ from mmpromptkd.utils.state_dict_check import (check_state_dict,
                                                load_state_dict_strictly)
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
-from ..clip.templates import fill_template
-from ..clip.class_prompts import check_token_ids
-from ..clip.class_prompts import encode_class_names
+from ..clip.class_prompts import encode_class_names, tokenize_prompts
 from ..utils import (check_input_normalization, logits_to_data_samples,
                      preprocessor_normalization)
 from ..utils.predictions import dispatch_forward
@@ -259,21 +257,6 @@ class BasePromptClassifier(BaseModel):
             raise ValueError(f'{dataset_name} is the base subset but has '
                              f'{num} classes and num_base_classes={base}')
 
-    def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
-        """Tokenise full prompts, refusing any longer than the context."""
-        pc = self.prompted_clip
-        context = pc.text_tower.context_length
-        for text in texts:
-            if len(pc.tokenizer.encode(text)) + pc.tokenizer.num_special > \
-                    context:
-                raise ValueError(f'prompt "{text}" is longer than the '
-                                 f'context length {context}')
-        embedding = pc.text_tower.module.token_embedding
-        tokens = pc.tokenizer(list(texts))
-        check_token_ids(pc.tokenizer, tokens, embedding.num_embeddings,
-                        [f'prompt "{text}"' for text in texts])
-        return tokens.to(embedding.weight.device)
-
     @torch.no_grad()
     def template_text_features(self, class_names: Sequence[str],
                                templates: Union[str, Sequence[str]]
@@ -282,12 +265,19 @@ class BasePromptClassifier(BaseModel):
         (C, embed_dim) for one template, (T, C, embed_dim) for T of them."""
         single = isinstance(templates, str)
         templates = [templates] if single else list(templates)
-        texts = [fill_template(template, name) for template in templates
-                 for name in class_names]
+        # Not str.format: class names may hold braces.
+        texts = [template.replace('{}', name.replace('_', ' '))
+                 for template in templates for name in class_names]
+        tokenizer = self.prompted_clip.tokenizer
+        embedding = self.prompted_clip.text_tower.module.token_embedding
         chunks = []
         for i in range(0, len(texts), self.text_batch_size):
-            tokens = self._tokenize(texts[i:i + self.text_batch_size])
-            chunks.append(self.clip.encode_text(tokens).float())
+            batch = texts[i:i + self.text_batch_size]
+            tokens = tokenize_prompts(
+                tokenizer, batch, [f'prompt "{text}"' for text in batch],
+                embedding.num_embeddings)
+            chunks.append(self.clip.encode_text(
+                tokens.to(embedding.weight.device)).float())
         features = torch.cat(chunks).view(len(templates), len(class_names), -1)
         return features[0] if single else features
 
