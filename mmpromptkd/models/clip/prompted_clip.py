@@ -73,7 +73,7 @@ class PromptedCLIP(BaseModule):
         self.reference_fp16 = reference_fp16
         if reference_fp16:
             convert_to_reference_fp16(self.clip)
-        self._embed_dim = self.clip_architecture['model_cfg']['embed_dim']
+        self.embed_dim = self.clip_architecture['model_cfg']['embed_dim']
         self._vision_tower = vision_tower_of(self.clip.visual)
         if vision_prompt_depth and not self._vision_tower.takes_prompts:
             raise ValueError(
@@ -174,11 +174,6 @@ class PromptedCLIP(BaseModule):
         super().train(mode)
         self.clip.eval()
         return self
-
-    @property
-    def embed_dim(self) -> int:
-        """int: Feature dimension."""
-        return self._embed_dim
 
     @property
     def dtype(self) -> torch.dtype:

@@ -168,23 +168,12 @@ class TeacherEnsemble(nn.Module):
         # Per member: the map from the student's images (bind_inputs).
         self._input_maps: List[Optional[tuple]] = [None] * len(self.members)
         self._text_cache: Dict[tuple, torch.Tensor] = {}
+        #: The member whose text features the student shares.
+        self.text_member = self.combination.text_member
+        #: Width of the shared text features.
+        self.embed_dim = self.members[self.text_member].embed_dim
 
     # The teacher interface the distiller's text table uses: the text member.
-    @property
-    def text_member(self) -> int:
-        """int: Index of the member whose text features are shared."""
-        return self.combination.text_member
-
-    @property
-    def text_teacher(self) -> nn.Module:
-        """nn.Module: The member whose text features the student shares."""
-        return self.members[self.text_member]
-
-    @property
-    def embed_dim(self) -> int:
-        """int: Width of the shared text features."""
-        return self.text_teacher.embed_dim
-
     @property
     def has_text_tower(self) -> bool:
         """bool: Whether every member can encode class names."""
@@ -193,7 +182,8 @@ class TeacherEnsemble(nn.Module):
     def encode_text(self, class_names: Sequence[str],
                     normalize: bool = False) -> torch.Tensor:
         """The text member's features of ``class_names``."""
-        return self.text_teacher.encode_text(class_names, normalize=normalize)
+        return self.members[self.text_member].encode_text(
+            class_names, normalize=normalize)
 
     def member_normalization(self, index: int) -> Optional[dict]:
         """The normalisation (0-255) member ``index`` takes its images with:

@@ -1,6 +1,6 @@
 """Any mmpretrain backbone as a PromptKD student image encoder."""
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from mmengine.model import BaseModule
@@ -32,7 +32,7 @@ class BackboneStudent(BaseModule):
         self.neck = MODELS.build(neck) if neck is not None else None
         self.register_buffer('log_logit_scale',
                              torch.tensor(math.log(logit_scale)))
-        self._image_size = (image_size, image_size)
+        self.image_size = (image_size, image_size)
         was_training = self.training
         self.eval()
         with torch.no_grad():
@@ -43,22 +43,12 @@ class BackboneStudent(BaseModule):
             raise ValueError(
                 f'BackboneStudent: features of shape {tuple(probe.shape)}; '
                 'add a neck that pools them into (B, C) vectors')
-        self._embed_dim = probe.shape[1]
-
-    @property
-    def embed_dim(self) -> int:
-        """int: Dimension of the image features."""
-        return self._embed_dim
+        self.embed_dim = probe.shape[1]
 
     @property
     def logit_scale(self) -> torch.Tensor:
         """Tensor: Factor of the cosine logits."""
         return self.log_logit_scale.exp()
-
-    @property
-    def image_size(self) -> Tuple[int, int]:
-        """tuple[int, int]: Input resolution."""
-        return self._image_size
 
     def encode_image(self,
                      images: torch.Tensor,

@@ -1,5 +1,5 @@
 """open_clip's own ViT image tower, split where prompts enter."""
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Tuple
 
 import torch
 from torch import nn
@@ -14,13 +14,10 @@ class OpenCLIPViTTower(VisionTower):
 
     takes_prompts = True
 
-    @property
-    def prompt_width(self) -> int:
-        return self.visual.conv1.out_channels
-
-    @property
-    def blocks(self) -> Sequence[nn.Module]:
-        return self.visual.transformer.resblocks
+    def __init__(self, visual: nn.Module) -> None:
+        super().__init__(visual)
+        self.prompt_width = visual.conv1.out_channels
+        self.blocks = visual.transformer.resblocks
 
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, None]:
         visual = self.visual

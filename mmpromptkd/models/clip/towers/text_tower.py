@@ -38,16 +38,9 @@ class TextTower:
         if self.pool_type not in ('argmax', 'eos', 'last', 'first'):
             raise ValueError(f'the text tower pools with "{self.pool_type}"'
                              ', which gives no single feature per text')
-
-    @property
-    def context_length(self) -> int:
-        """int: Tokens per text."""
-        return self.module.context_length
-
-    @property
-    def width(self) -> int:
-        """int: Width of a token (and of a text prompt)."""
-        return self.module.token_embedding.weight.shape[1]
+        #: Tokens per text, and the width of a token (and a text prompt).
+        self.context_length = self.module.context_length
+        self.width = self.module.token_embedding.weight.shape[1]
 
     def pool_positions(self, tokens: torch.Tensor) -> torch.Tensor:
         """The (N, ) positions of the features of (N, L) token ids."""

@@ -1,6 +1,6 @@
 """timm's ViT image towers (SigLIP, SigLIP2, ViTamin) and EVA towers (EVA01
 / EVA02, PE-Core, with rotary positions), split where prompts enter."""
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -14,18 +14,12 @@ class TimmViTTower(VisionTower):
 
     takes_prompts = True
 
-    @property
-    def trunk(self) -> nn.Module:
-        """nn.Module: The timm model."""
-        return self.visual.trunk
-
-    @property
-    def prompt_width(self) -> int:
-        return self.trunk.embed_dim
-
-    @property
-    def blocks(self) -> Sequence[nn.Module]:
-        return self.trunk.blocks
+    def __init__(self, visual: nn.Module) -> None:
+        super().__init__(visual)
+        #: The timm model.
+        self.trunk = visual.trunk
+        self.prompt_width = self.trunk.embed_dim
+        self.blocks = self.trunk.blocks
 
     def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, object]:
         trunk = self.trunk

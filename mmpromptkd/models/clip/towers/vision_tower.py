@@ -15,6 +15,10 @@ class VisionTower:
 
     #: Whether deep visual prompts can enter this tower.
     takes_prompts = False
+    #: Width of a prompt token; None without tokens.
+    prompt_width: Optional[int] = None
+    #: The blocks prompts are replaced between.
+    blocks: Sequence[nn.Module] = ()
 
     def __init__(self, visual: nn.Module) -> None:
         self.visual = visual
@@ -41,16 +45,6 @@ class VisionTower:
         """torch.dtype: The input's dtype (embeddings may be kept in fp32)."""
         return next(m.weight.dtype for m in self.visual.modules()
                     if isinstance(m, (nn.Conv2d, nn.Linear)))
-
-    @property
-    def prompt_width(self) -> Optional[int]:
-        """int, optional: Width of a prompt token; None without tokens."""
-        return None
-
-    @property
-    def blocks(self) -> Sequence[nn.Module]:
-        """Sequence[nn.Module]: The blocks prompts are replaced between."""
-        return []
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Features of an image batch: the tower's own forward."""
