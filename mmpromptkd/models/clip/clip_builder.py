@@ -282,14 +282,12 @@ def _build_open_clip_model(model_cfg: dict, quick_gelu: bool) -> nn.Module:
             f'clip: the text tower is the Hugging Face model "{hf_text}", '
             'which open_clip builds from the hub (a download); models with '
             'open_clip\'s own text transformer are supported')
-    # Settings under which open_clip or timm would download weights.
-    for tower, key in (('vision_cfg', 'timm_model_pretrained'),
-                       ('text_cfg', 'hf_model_pretrained')):
-        if model_cfg.get(tower, {}).get(key):
-            raise ValueError(
-                f'clip: model_cfg.{tower}.{key}=True would download tower '
-                'weights; nothing is downloaded at run time: set it False '
-                'and give the weights with pretrained= or checkpoint=')
+    # (text_cfg.hf_model_pretrained acts only with the hf_model_name above.)
+    if model_cfg.get('vision_cfg', {}).get('timm_model_pretrained'):
+        raise ValueError(
+            'clip: model_cfg.vision_cfg.timm_model_pretrained=True would '
+            'download tower weights; nothing is downloaded at run time: set '
+            'it False and give the weights with pretrained= or checkpoint=')
     unknown = set(model_cfg) - {'embed_dim', 'vision_cfg', 'text_cfg',
                                 'init_logit_bias', 'custom_text'}
     if unknown:

@@ -322,10 +322,11 @@ class PromptedCLIP(BaseModule):
                tower.module.token_embedding.weight.device)
         if self._text_cache is None or self._text_cache[0] != key:
             tokens = self.tokenize(class_names)  # on the CPU: read here
-            length = tower.used_length(tokens) if self.truncate_text \
-                else tokens.shape[1]
-            self._text_cache = (key, tokens.to(key[1]),
-                                tower.pool_positions(tokens).to(key[1]),
+            positions = tower.pool_positions(tokens)
+            length = tokens.shape[1]
+            if self.truncate_text and tower.module.attn_mask is not None:
+                length = int(positions.max()) + 1
+            self._text_cache = (key, tokens.to(key[1]), positions.to(key[1]),
                                 length)
         return self._text_cache[1:]
 
@@ -353,7 +354,9 @@ class PromptedCLIP(BaseModule):
             ctx = self._prompt(prompts[0], x, num)
             x = torch.cat([x[:, :start], ctx, x[:, start + n_t:]], dim=1)
         x = x + module.positional_embedding[:length].to(x.dtype)
-        attn_mask = tower.attn_mask(length)
+        attn_mask = module.attn_mask  # causal, or None
+        if attn_mask is not None:
+            attn_mask = attn_mask[:length, :length]
         for i, block in enumerate(module.transformer.resblocks):
             if 1 <= i < self.text_prompt_depth:
                 prompt = self._prompt(prompts[i], x, num)
@@ -363,7 +366,12 @@ class PromptedCLIP(BaseModule):
                 batch_first_block(block, module.transformer.batch_first), x,
                 attn_mask)
         x = module.ln_final(x)
-        x = tower.project(x[torch.arange(num, device=x.device), positions])
+        x = x[torch.arange(num, device=x.device), positions]
+        projection = module.text_projection
+        if isinstance(projection, nn.Linear):
+            x = projection(x)
+        elif projection is not None:
+            x = x @ projection
         return F.normalize(x, dim=-1) if normalize else x
 
     def forward(self, images: torch.Tensor,

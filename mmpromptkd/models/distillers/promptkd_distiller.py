@@ -87,6 +87,9 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         self.distill_target = distill_target
         self.shared_text_features = shared_text_features
         self.reference_fp16 = reference_fp16
+        # The dtype of the features and logits the losses see.
+        self._feature_dtype = torch.float16 if reference_fp16 else \
+            torch.float32
         self.predict_teacher = predict_teacher
         self.release_teacher_text_tower = release_teacher_text_tower
         self.allow_untrained_teacher = allow_untrained_teacher
@@ -214,11 +217,6 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         """Parameters that distillation updates, by name."""
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
-    @property
-    def _feature_dtype(self) -> torch.dtype:
-        """The dtype of the features and logits the losses see."""
-        return torch.float16 if self.reference_fp16 else torch.float32
-
     def student_features(self, inputs: torch.Tensor) -> torch.Tensor:
         """Normalised student image features, projected if there is a
         projector: (B, D_teacher), else (B, D_student)."""
@@ -228,8 +226,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         features = encode(inputs).to(self._feature_dtype)
         return F.normalize(self.projector(features), dim=-1)
 
-    def student_logits(self,
-                       inputs: torch.Tensor,
+    def student_logits(self, inputs: torch.Tensor,
                        for_training: bool = False) -> torch.Tensor:
         """Student logits (B, C) over the training or evaluation classes."""
         text, names = self._text(for_training)
@@ -254,8 +251,7 @@ class PromptKDDistiller(ClassTextTable, MovesUnregisteredMembers, BaseModel):
         return F.normalize(encode(inputs), dim=-1).to(self._feature_dtype)
 
     @torch.no_grad()
-    def teacher_logits(self,
-                       inputs: torch.Tensor,
+    def teacher_logits(self, inputs: torch.Tensor,
                        text_features: torch.Tensor,
                        class_names: Optional[Sequence[str]] = None
                        ) -> torch.Tensor:

@@ -89,27 +89,23 @@ class EnsembleCombination:
         if not 0 <= text_member < len(members):
             raise ValueError(f'TeacherEnsemble.text_member={text_member} is '
                              f'not one of the {len(members)} members')
-        specs = [_member_spec(i, m, reference_fp16)
-                 for i, m in enumerate(members)]
-        weights = [s['weight'] for s in specs]
+        built, weights, taus = zip(*[_member_spec(i, m, reference_fp16)
+                                     for i, m in enumerate(members)])
         if weighting == 'fixed':
             if any(w is None for w in weights):
                 raise ValueError("weighting='fixed' needs a weight for every "
                                  'member (members[i].weight)')
             if any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
                 raise ValueError(f'TeacherEnsemble member weights must be '
-                                 f'>= 0 and sum to 1, got {weights} (sum '
-                                 f'{sum(weights)})')
+                                 f'>= 0 and sum to 1, got {list(weights)} '
+                                 f'(sum {sum(weights)})')
         elif any(w is not None for w in weights):
             raise ValueError(f'members[i].weight is for weighting=\'fixed\'; '
                              f'this ensemble weighs by {weighting!r}')
         if weighting == 'equal':
-            weights = [1.0 / len(specs)] * len(specs)
-        return cls(weighting, tuple(weights), tuple(s['tau'] for s in specs),
-                   confidence, float(confidence_tau), text_member,
-                   tuple(dict(teacher=s['teacher'],
-                              normalization=s['normalization'])
-                         for s in specs))
+            weights = (1.0 / len(built), ) * len(built)
+        return cls(weighting, weights, taus, confidence,
+                   float(confidence_tau), text_member, built)
 
     def combine(self, logits: Sequence[torch.Tensor],
                 tau: float) -> torch.Tensor:
@@ -249,8 +245,10 @@ class TeacherEnsemble(nn.Module):
         return self._text_cache[key]
 
 
-def _member_spec(index: int, member: dict, reference_fp16: bool) -> dict:
-    """One member's settings, checked; ``teacher`` as it is built."""
+def _member_spec(index: int, member: dict,
+                 reference_fp16: bool) -> Tuple[dict, float, float]:
+    """One member's ``dict(teacher, normalization)`` (``teacher`` as it is
+    built), weight and tau, checked."""
     allowed = {'teacher', 'weight', 'tau', 'normalization'}
     if not isinstance(member, dict) or 'teacher' not in member or \
             set(member) - allowed:
@@ -267,7 +265,6 @@ def _member_spec(index: int, member: dict, reference_fp16: bool) -> dict:
                          f'number, got {weight!r}')
     teacher = {'type': 'PromptedCLIP', **member['teacher'],
                **(dict(reference_fp16=True) if reference_fp16 else {})}
-    return dict(teacher=teacher,
-                weight=None if weight is None else float(weight),
-                tau=None if tau is None else float(tau),
-                normalization=member.get('normalization'))
+    return (dict(teacher=teacher, normalization=member.get('normalization')),
+            None if weight is None else float(weight),
+            None if tau is None else float(tau))

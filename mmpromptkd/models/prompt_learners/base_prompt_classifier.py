@@ -26,6 +26,11 @@ TRAIN_SUBSETS = ('base', 'all')
 PROMPTED_CLIP_PREFIX = 'prompted_clip.'
 #: Key prefix of the frozen CLIP weights in a classifier's state dict.
 FROZEN_CLIP_PREFIX = PROMPTED_CLIP_PREFIX + 'clip.'
+#: The PromptedCLIP arguments a classifier passes on.
+PROMPT_OPTIONS = ('vision_prompt_depth', 'vision_prompt_length',
+                  'text_prompt_depth', 'text_prompt_length', 'ctx_init',
+                  'prompt_init_std', 'round_prompts_to_fp16',
+                  'reference_fp16', 'grad_checkpointing')
 
 
 def drop_frozen_clip(module: nn.Module, state_dict: dict, prefix: str,
@@ -81,10 +86,6 @@ class BasePromptClassifier(BaseModel):
 
     Args:
         clip (dict): Weight source, see :func:`build_clip`.
-        vision_prompt_depth, vision_prompt_length, text_prompt_depth,
-            text_prompt_length, ctx_init, prompt_init_std,
-            round_prompts_to_fp16, reference_fp16, grad_checkpointing: As
-            in :class:`PromptedCLIP` (losses stay fp32).
         train_subset (str, optional): The training classes: 'base', 'all' or
             None (unchecked).
         save_clip_weights (bool): Keep the frozen CLIP in the state dict.
@@ -92,20 +93,19 @@ class BasePromptClassifier(BaseModel):
         data_preprocessor (dict | nn.Module, optional): Default: CLIP's.
         checkpoint (str, optional): A stage-(a) checkpoint to load.
         init_cfg (dict, optional): Unused; weights come from ``clip``.
+        **prompt_options: The :data:`PROMPT_OPTIONS` of
+            :class:`PromptedCLIP` (losses stay fp32).
     """
 
-    def __init__(self, clip: dict, vision_prompt_depth: int = 0,
-                 vision_prompt_length: int = 4, text_prompt_depth: int = 0,
-                 text_prompt_length: int = 4, ctx_init: str = 'a photo of a',
-                 prompt_init_std: float = 0.02,
-                 round_prompts_to_fp16: bool = False,
-                 reference_fp16: bool = False,
-                 grad_checkpointing: bool = False,
-                 train_subset: Optional[str] = 'base',
+    def __init__(self, clip: dict, train_subset: Optional[str] = 'base',
                  save_clip_weights: bool = False, text_batch_size: int = 256,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  checkpoint: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None, **prompt_options) -> None:
+        unknown = sorted(set(prompt_options) - set(PROMPT_OPTIONS))
+        if unknown:
+            raise TypeError(f'{type(self).__name__} got unexpected '
+                            f'arguments {unknown}')
         if not isinstance(data_preprocessor, nn.Module):
             # Built in our scope so mmpretrain's preprocessors are found.
             data_preprocessor = MODELS.build(data_preprocessor
@@ -123,15 +123,10 @@ class BasePromptClassifier(BaseModel):
                              f'{text_batch_size}')
         #: The stage-(a) file the prompts were loaded from, or None.
         self.prompt_source: Optional[PromptSource] = None
-        self.prompted_clip = PromptedCLIP(
-            clip=clip, vision_prompt_depth=vision_prompt_depth,
-            vision_prompt_length=vision_prompt_length,
-            text_prompt_depth=text_prompt_depth,
-            text_prompt_length=text_prompt_length, ctx_init=ctx_init,
-            prompt_init_std=prompt_init_std,
-            round_prompts_to_fp16=round_prompts_to_fp16,
-            reference_fp16=reference_fp16,
-            grad_checkpointing=grad_checkpointing)
+        self.prompted_clip = PromptedCLIP(clip=clip, **prompt_options)
+        # The teacher interface of PromptKDDistiller (see below).
+        self.embed_dim = self.prompted_clip.embed_dim
+        self.image_size = self.prompted_clip.image_size
         check_input_normalization(
             self.prompted_clip.input_normalization,
             *preprocessor_normalization(self.data_preprocessor),
@@ -158,28 +153,16 @@ class BasePromptClassifier(BaseModel):
         return self.prompted_clip.clip
 
     @property
-    def embed_dim(self) -> int:
-        """int: Feature dimension."""
-        return self.prompted_clip.embed_dim
-
-    @property
     def logit_scale(self) -> torch.Tensor:
         """Tensor: ``exp(logit_scale)`` of the CLIP."""
         return self.prompted_clip.logit_scale
 
-    @property
-    def image_size(self) -> Tuple[int, int]:
-        """tuple[int, int]: Input resolution."""
-        return self.prompted_clip.image_size
-
-    def encode_image(self,
-                     images: torch.Tensor,
+    def encode_image(self, images: torch.Tensor,
                      normalize: bool = False) -> torch.Tensor:
         """Prompted image features (B, embed_dim)."""
         return self.prompted_clip.encode_image(images, normalize=normalize)
 
-    def encode_text(self,
-                    class_names: Sequence[str],
+    def encode_text(self, class_names: Sequence[str],
                     normalize: bool = False) -> torch.Tensor:
         """Prompted text features (C, embed_dim) of class names."""
         return self.prompted_clip.encode_text(class_names, normalize=normalize)
@@ -225,8 +208,7 @@ class BasePromptClassifier(BaseModel):
         else:
             self.eval_class_names = names
 
-    def _prepare_training(self,
-                          class_names: Tuple[str, ...],
+    def _prepare_training(self, class_names: Tuple[str, ...],
                           dataset_name: str = 'the dataset') -> None:
         """Per-class-list work before training (e.g. frozen features)."""
 
@@ -321,16 +303,14 @@ class BasePromptClassifier(BaseModel):
         image = self.encode_image(images, normalize=True).float()
         return self.logit_scale.float() * image @ text_features.t()
 
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor') -> Union[Dict[str, torch.Tensor],
-                                               List[DataSample],
-                                               torch.Tensor]:
+    def forward(
+        self, inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None, mode: str = 'tensor'
+    ) -> Union[Dict[str, torch.Tensor], List[DataSample], torch.Tensor]:
         """Losses ('loss', from ``gt_label``), scored DataSamples
         ('predict') or evaluation-class logits ('tensor')."""
         return dispatch_forward(
-            self, inputs, data_samples, mode, self.prompted_clip.image_size,
+            self, inputs, data_samples, mode, self.image_size,
             lambda x: self.logits(
                 x, self._class_text_features(self._eval_names())))
 
@@ -360,8 +340,7 @@ class BasePromptClassifier(BaseModel):
         return dict(loss_ce=F.cross_entropy(logits, labels))
 
     @torch.no_grad()
-    def predict(self,
-                inputs: torch.Tensor,
+    def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None
                 ) -> List[DataSample]:
         """``pred_score``/``pred_label`` over the evaluation classes."""

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mmpromptkd.registry import MODELS
-from .base_prompt_classifier import BasePromptClassifier
+from .base_prompt_classifier import PROMPT_OPTIONS, BasePromptClassifier
 
 
 @MODELS.register_module()
@@ -27,8 +27,7 @@ class MaPLeClassifier(BasePromptClassifier):
     def __init__(self, clip: dict, prompt_depth: int = 9,
                  prompt_length: int = 2, ctx_init: str = 'a photo of a',
                  **kwargs) -> None:
-        for key in ('vision_prompt_depth', 'vision_prompt_length',
-                    'text_prompt_depth', 'text_prompt_length'):
+        for key in PROMPT_OPTIONS[:4]:  # the depths and lengths
             if key in kwargs:
                 raise TypeError(f'MaPLeClassifier takes prompt_depth and '
                                 f'prompt_length for both towers, not {key}')
@@ -73,8 +72,7 @@ class MaPLeClassifier(BasePromptClassifier):
         return [linear(prompt) for linear, prompt in
                 zip(self.vision_prompt_maps, self.text_prompts())]
 
-    def encode_image(self,
-                     images: torch.Tensor,
+    def encode_image(self, images: torch.Tensor,
                      normalize: bool = False) -> torch.Tensor:
         """Image features (B, embed_dim) with the coupled vision prompts."""
         return self.prompted_clip.encode_image(

@@ -19,13 +19,9 @@ class IVLPClassifier(BasePromptClassifier):
     :class:`BasePromptClassifier`."""
 
     def __init__(self, clip: dict, vision_prompt_depth: int = 9,
-                 vision_prompt_length: int = 4, text_prompt_depth: int = 9,
-                 text_prompt_length: int = 4, **kwargs) -> None:
-        super().__init__(
-            clip=clip, vision_prompt_depth=vision_prompt_depth,
-            vision_prompt_length=vision_prompt_length,
-            text_prompt_depth=text_prompt_depth,
-            text_prompt_length=text_prompt_length, **kwargs)
+                 text_prompt_depth: int = 9, **kwargs) -> None:
+        super().__init__(clip=clip, vision_prompt_depth=vision_prompt_depth,
+                         text_prompt_depth=text_prompt_depth, **kwargs)
 
 
 @MODELS.register_module()
@@ -51,15 +47,12 @@ class PromptSRCClassifier(IVLPClassifier):
         **kwargs: Arguments of :class:`IVLPClassifier`.
     """
 
-    def __init__(self,
-                 clip: dict,
-                 text_loss_weight: float = 25.0,
+    def __init__(self, clip: dict, text_loss_weight: float = 25.0,
                  image_loss_weight: float = 10.0,
                  logit_loss: dict = dict(
                      type='KLLogitLoss', loss_weight=1.0, reduction='mean'),
                  templates: Optional[Sequence[str]] = None,
-                 normalize_template_features: bool = True,
-                 **kwargs) -> None:
+                 normalize_template_features: bool = True, **kwargs) -> None:
         templates = IMAGENET_TEMPLATES if templates is None else templates
         if isinstance(templates, str) or not templates:
             raise ValueError('templates must be a non-empty sequence of '

@@ -37,8 +37,7 @@ class ZeroShotCLIPClassifier(BasePromptClassifier):
             clip=clip, train_subset=None, checkpoint=checkpoint, **kwargs)
         self.template = template
 
-    def encode_text(self,
-                    class_names: Sequence[str],
+    def encode_text(self, class_names: Sequence[str],
                     normalize: bool = False) -> torch.Tensor:
         """Frozen CLIP features (C, embed_dim) of the filled template."""
         features = self.template_text_features(

@@ -50,8 +50,7 @@ class BackboneStudent(BaseModule):
         """Tensor: Factor of the cosine logits."""
         return self.log_logit_scale.exp()
 
-    def encode_image(self,
-                     images: torch.Tensor,
+    def encode_image(self, images: torch.Tensor,
                      normalize: bool = False) -> torch.Tensor:
         """(B, embed_dim) features of (B, 3, H, W) normalised images."""
         features = self.backbone(images)

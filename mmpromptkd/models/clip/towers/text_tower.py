@@ -1,6 +1,4 @@
 """The text tower of an open_clip model, wherever the model keeps it."""
-from typing import Optional
-
 import torch
 from open_clip.transformer import TextTransformer
 from torch import nn
@@ -51,26 +49,6 @@ class TextTower:
         position = 0 if self.pool_type == 'first' else tokens.shape[1] - 1
         return torch.full((tokens.shape[0], ), position, dtype=torch.long,
                           device=tokens.device)
-
-    def used_length(self, tokens: torch.Tensor) -> int:
-        """Positions a forward must run (a causal one stops after the last
-        pooled position, as later ones cannot change the features)."""
-        if self.module.attn_mask is None:  # not causal
-            return tokens.shape[1]
-        return int(self.pool_positions(tokens).max()) + 1
-
-    def attn_mask(self, length: int) -> Optional[torch.Tensor]:
-        """The causal mask of the first ``length`` positions, or None."""
-        mask = self.module.attn_mask
-        return None if mask is None else mask[:length, :length]
-
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """The text projection of pooled features."""
-        projection = self.module.text_projection
-        if projection is None:
-            return x
-        return projection(x) if isinstance(projection, nn.Linear) \
-            else x @ projection
 
 
 def drop_text_tower(clip: nn.Module) -> None:

@@ -1,5 +1,5 @@
 """An image tower that runs whole, and what every image tower tells."""
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -9,9 +9,16 @@ CONVOLUTIONAL = ('ModifiedResNet', 'ConvNeXt', 'FastVit', 'ResNet')
 
 
 class VisionTower:
-    """An image tower (``clip.visual``) run as it is, without prompts;
-    subclasses split a transformer tower into the steps prompts enter
-    between."""
+    """An image tower (``clip.visual``) run as it is, without prompts.
+
+    Subclasses split a transformer tower into the steps prompts enter
+    between: ``embed(images)`` gives the tokens before the pre-norm and what
+    every block needs; ``pre_norm(x)`` normalises all tokens before the
+    first block; ``block_function(index, context, num_prompts)`` gives
+    ``f(x, attn_mask)`` running block ``index`` on batch-first tokens whose
+    last ``num_prompts`` are prompts; ``head(x)`` pools and projects the
+    tokens (prompts removed).
+    """
 
     #: Whether deep visual prompts can enter this tower.
     takes_prompts = False
@@ -49,21 +56,3 @@ class VisionTower:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Features of an image batch: the tower's own forward."""
         return self.visual(images.to(self.dtype))
-
-    def embed(self, images: torch.Tensor) -> Tuple[torch.Tensor, object]:
-        """Tokens before the pre-norm, and what every block needs."""
-        raise NotImplementedError
-
-    def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
-        """The norm applied to all tokens before the first block."""
-        raise NotImplementedError
-
-    def block_function(self, index: int, context: object,
-                       num_prompts: int) -> Callable:
-        """``f(x, attn_mask)`` running block ``index`` on batch-first tokens
-        of which the last ``num_prompts`` are prompts."""
-        raise NotImplementedError
-
-    def head(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled, projected features of the tokens (prompts removed)."""
-        raise NotImplementedError
