@@ -209,8 +209,7 @@ def build_clip_and_architecture(cfg: dict) -> Tuple[nn.Module, dict]:
                 f'clip.model_name: unknown open_clip model "{name}"; known '
                 'ViT models include '
                 f'{[m for m in open_clip.list_models() if "ViT" in m][:20]}')
-        model_cfg = copy.deepcopy(model_cfg)
-        quick_gelu = model_cfg.pop('quick_gelu', False)
+        quick_gelu = model_cfg.pop('quick_gelu', False)  # a copy: pop it
         if ('pretrained' in cfg) == ('checkpoint' in cfg):
             raise ValueError(f'clip: model_name "{name}" needs exactly one '
                              'of pretrained (a tag) or checkpoint (a file)')

@@ -262,7 +262,7 @@ class PromptedCLIP(BaseModule):
         if not tower.takes_prompts:
             if attn_mask is not None:
                 raise ValueError(f'attn_mask: {tower.no_prompts_reason}')
-            x = tower.encode(images)
+            x = tower.visual(images.to(tower.dtype))  # as it is
             return F.normalize(x, dim=-1) if normalize else x
         x, context = tower.embed(images)
         batch = x.shape[0]

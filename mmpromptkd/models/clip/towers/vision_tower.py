@@ -52,7 +52,3 @@ class VisionTower:
         """torch.dtype: The input's dtype (embeddings may be kept in fp32)."""
         return next(m.weight.dtype for m in self.visual.modules()
                     if isinstance(m, (nn.Conv2d, nn.Linear)))
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Features of an image batch: the tower's own forward."""
-        return self.visual(images.to(self.dtype))
