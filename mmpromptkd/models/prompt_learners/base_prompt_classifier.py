@@ -10,8 +10,8 @@ from torch import nn
 
 from mmpromptkd.registry import MODELS
 from mmpromptkd.utils import read_model_checkpoint
-from mmpromptkd.utils.state_dict_check import (check_state_dict,
-                                               load_state_dict_strictly)
+from mmpromptkd.utils.state_dict_check import (CheckpointMismatchError,
+                                               check_state_dict)
 from ..clip import PromptedCLIP
 from ..clip.data_preprocessor import CLIP_DATA_PREPROCESSOR
 from ..clip.class_prompts import encode_class_names, tokenize_prompts
@@ -51,27 +51,17 @@ def ignore_missing_frozen_clip(module: nn.Module,
     module._eval_text_cache = None
 
 
-def required_keys(model: nn.Module) -> List[str]:
-    """State keys a checkpoint must hold: all but the frozen CLIP."""
-    return [k for k in model.state_dict(keep_vars=True)
-            if not k.startswith(FROZEN_CLIP_PREFIX)]
-
-
-def loadable_state(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Every key a checkpoint may hold, the frozen CLIP's included."""
-    state = dict(model.state_dict(keep_vars=True))
-    state.update({FROZEN_CLIP_PREFIX + k: v
-                  for k, v in model.clip.state_dict(keep_vars=True).items()})
-    return state
-
-
 def _check_loaded_state(module: nn.Module, state_dict: dict, prefix: str,
                         *load_args) -> None:
-    """Load pre-hook: the state must hold all trained keys, in shape."""
+    """Load pre-hook: the state must hold all trained keys, in shape; it may
+    hold the frozen CLIP's too."""
     own = {k[len(prefix):]: v
            for k, v in state_dict.items() if k.startswith(prefix)}
-    check_state_dict(loadable_state(module), own, None,
-                     required=required_keys(module),
+    expected = dict(module.state_dict(keep_vars=True))
+    required = [k for k in expected if not k.startswith(FROZEN_CLIP_PREFIX)]
+    clip_state = module.clip.state_dict(keep_vars=True)
+    expected.update({FROZEN_CLIP_PREFIX + k: v for k, v in clip_state.items()})
+    check_state_dict(expected, own, None, required=required,
                      model=f'this {type(module).__name__}')
 
 
@@ -359,9 +349,10 @@ class BasePromptClassifier(BaseModel):
         num_clip = sum(k.startswith(FROZEN_CLIP_PREFIX) for k in state)
         source = prompt_source(self, path, meta,
                                holds_clip_weights=num_clip > 0)
-        load_state_dict_strictly(
-            self, state, path, expected=loadable_state(self),
-            required=required_keys(self), model=f'this {name}')
+        try:  # checked by _check_loaded_state before anything loads
+            self.load_state_dict(state)
+        except CheckpointMismatchError as e:
+            raise CheckpointMismatchError(f'{path}: {e}', path) from e
         MMLogger.get_current_instance().info(
             f'Loaded {len(state) - num_clip} prompt tensors and {num_clip} '
             f'CLIP tensors into {name} from {path}')
