@@ -138,12 +138,15 @@ def read_model_checkpoint(path: str, model: str) -> Tuple[dict, dict]:
             f'{path} is a TorchScript archive (a CLIP weight file?), not a '
             f'{model} checkpoint; give CLIP weights as '
             'clip=dict(openai_file=...)')
-    obj = load_from_local(path)
-    meta = obj.get('meta', {}) if 'state_dict' in obj else {}
+    obj = load_checkpoint_file(path)  # onto the CPU, wherever it was saved
+    state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict):
+        raise ValueError(f'{path}: expected a state dict of {model}')
+    meta = obj.get('meta', {}) if state is not obj else {}
     if not isinstance(meta, dict):
         raise ValueError(f'{path}: "meta" is a {type(meta).__name__}, not '
                          'a dict')
-    return obj.get('state_dict', obj), meta
+    return state, meta
 
 
 def save_checkpoint_file(obj: Any, path: str, overwrite: bool = False) -> None:

@@ -146,3 +146,24 @@ class TestTorchScriptReader:
     def test_plain_checkpoint_is_not_torchscript(self, tmp_path):
         torch.save({'a': torch.zeros(1)}, tmp_path / 'p.pth')
         assert not is_torchscript_archive(str(tmp_path / 'p.pth'))
+
+
+def test_model_checkpoints_load_onto_the_cpu(tmp_path, monkeypatch):
+    """Teacher and prompt checkpoints saved on a GPU load on a CPU host."""
+    from mmpromptkd.utils import read_model_checkpoint
+    path = str(tmp_path / 'prompts.pth')
+    torch.save(dict(state_dict=dict(w=torch.ones(2)), meta=dict(epoch=1)),
+               path)
+    seen, load = [], torch.load
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get('map_location'))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, 'load', spy)
+    state, meta = read_model_checkpoint(path, 'PromptedCLIP')
+    assert seen == ['cpu'] and meta == dict(epoch=1)
+    assert torch.equal(state['w'], torch.ones(2))
+    torch.save([1, 2], path)
+    with pytest.raises(ValueError, match='expected a state dict of P'):
+        read_model_checkpoint(path, 'PromptedCLIP')
