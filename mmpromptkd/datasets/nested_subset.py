@@ -25,8 +25,10 @@ class NestedSubset(BaseDataset):
         fraction (float, optional): Fraction of each group, in (0, 1].
         count (int, optional): Images per class (in all without labels).
         seed (int): Seed of the order.
+        serialize_data (bool): As in mmengine's ``BaseDataset``.
         lazy_init (bool): As in mmengine's ``BaseDataset``.
-        **kwargs: Other options of mmengine's ``BaseDataset``.
+        max_refetch (int): As in mmengine's ``BaseDataset``. The subset
+            reads the wrapped dataset's pipeline and metainfo.
     """
 
     def __init__(self,
@@ -34,8 +36,9 @@ class NestedSubset(BaseDataset):
                  fraction: Optional[float] = None,
                  count: Optional[int] = None,
                  seed: int = 1,
+                 serialize_data: bool = True,
                  lazy_init: bool = False,
-                 **kwargs) -> None:
+                 max_refetch: int = 1000) -> None:
         name = type(self).__name__
         if (fraction is None) == (count is None):
             raise ValueError(f'{name}: give exactly one of fraction and '
@@ -58,7 +61,7 @@ class NestedSubset(BaseDataset):
         super().__init__(
             lazy_init=True,
             test_mode=getattr(dataset, 'test_mode', False),
-            **kwargs)
+            serialize_data=serialize_data, max_refetch=max_refetch)
         # Set after construction: mmengine would read a string metainfo
         # value (e.g. a CoOp subset name) as a file name.
         self._metainfo = copy.deepcopy(dict(dataset.metainfo))

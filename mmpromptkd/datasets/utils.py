@@ -80,6 +80,8 @@ def sample_few_shot(records: Sequence[Record],
     Returns the records, sorted by label then path, and the count of each
     class with fewer than ``num_shots`` records (kept whole).
     """
+    if num_shots < 1:
+        raise ValueError(f'num_shots must be >= 1, got {num_shots}')
     by_label: Dict[int, List[str]] = defaultdict(list)
     for relpath, label in records:
         by_label[label].append(relpath)
@@ -104,9 +106,14 @@ def sample_few_shot_dassl(
     Returns each split's draw and its labels with fewer records, with
     their counts.
     """
+    # random.Random(seed) yields random.seed(seed)'s stream without touching
+    # the global generator; the draw depends on the records' order, as
+    # Dassl's does.
     rng = random.Random(seed)
     drawn, shorts = [], []
     for records, num_shots in splits:
+        if num_shots < 1:
+            raise ValueError(f'num_shots must be >= 1, got {num_shots}')
         by_label: Dict[int, List[Record]] = {}
         for record in records:
             by_label.setdefault(record[1], []).append(record)

@@ -16,7 +16,7 @@ from mmpromptkd.datasets import (
     CoOpFGVCAircraft, CoOpFood101, CoOpImageNet, CoOpImageNetA, CoOpImageNetR,
     CoOpImageNetSketch, CoOpImageNetV2, CoOpOxfordFlowers, CoOpOxfordPets,
     CoOpStanfordCars)
-from mmpromptkd.datasets.utils import sample_few_shot
+from mmpromptkd.datasets.utils import sample_few_shot, sample_few_shot_dassl
 from mmpromptkd.registry import DATASETS
 
 # The documented layout of each JSON-split dataset: folder, image folder and
@@ -225,6 +225,10 @@ class TestFewShot:
         random.Random(0).shuffle(shuffled)
         got, short = sample_few_shot(records, 3, seed=5)
         assert sample_few_shot(shuffled, 3, seed=5) == (got, short)
+        for draw in (lambda: sample_few_shot(records, 0, seed=5),
+                     lambda: sample_few_shot_dassl([(records, 0)], seed=5)):
+            with pytest.raises(ValueError, match='num_shots must be >= 1'):
+                draw()
         assert short == {}
         assert [lab for _, lab in got] == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
         # One class's draw does not depend on the other classes.

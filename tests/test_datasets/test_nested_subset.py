@@ -109,6 +109,13 @@ def test_arguments_are_checked(shapes, kwargs, match):
         NestedSubset(_coop(shapes), **kwargs)
 
 
+def test_options_the_subset_would_ignore_are_refused(shapes):
+    """The subset runs the wrapped dataset's pipeline: no pipeline of its
+    own is silently dropped."""
+    with pytest.raises(TypeError, match='pipeline'):
+        NestedSubset(_coop(shapes), fraction=0.5, pipeline=[])
+
+
 def test_a_subset_concatenates_and_keeps_the_pipeline(shapes, tmp_path):
     write_images(tmp_path, ['x.png', 'y.png'])
     pipeline = [dict(type='mmpromptkd.LoadImageFromFileSafe'),

@@ -120,6 +120,8 @@ class TestGaussianPromptAggregationHook:
         assert weights[13] == pytest.approx(weights[15])
         # A tiny std puts all the weight on the nearest epoch, no 0 / 0.
         assert hook.gaussian_weights(2.2, 1e-3, 3) == [0.0, 1.0, 0.0]
+        with pytest.raises(ValueError, match='max_epochs must be >= 1'):
+            hook.gaussian_weights(1.0, 1.0, 0)
 
     def test_bad_arguments(self):
         hook = HOOKS.get('GaussianPromptAggregationHook')

@@ -43,6 +43,8 @@ class GaussianPromptAggregationHook(Hook):
     def gaussian_weights(mean: float, std: float,
                          max_epochs: int) -> List[float]:
         """Normalised Gaussian weights of the epochs ``1 .. max_epochs``."""
+        if max_epochs < 1:
+            raise ValueError(f'max_epochs must be >= 1, got {max_epochs}')
         if not 1 <= mean <= max_epochs:
             raise ValueError(
                 f'GaussianPromptAggregationHook: mean={mean} is outside the '

@@ -38,10 +38,13 @@ class PromptKDTextFeaturesHook(Hook):
                 source=f'the teacher cache {dataset.cache.path}')
         # ImageNet variants map their classes into ImageNet's 1000, so a
         # student with stored ImageNet features needs no teacher for them.
+        # Passed only where there are any: other models need not take them.
         indices = dataset.metainfo.get('imagenet_class_indices')
+        kwargs = {} if indices is None or for_training else dict(
+            class_indices=indices)
         model.prepare_text_features(
             classes, for_training, dataset_name=type(dataset).__name__,
-            class_indices=None if for_training else indices)
+            **kwargs)
 
     def before_train(self, runner) -> None:
         self._prepare(runner, runner.train_dataloader, True)
