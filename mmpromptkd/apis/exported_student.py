@@ -30,7 +30,9 @@ def export_student(model: nn.Module, model_cfg: dict, path: str,
         model_cfg (dict): The config the distiller was built from.
         path (str): Output file.
         overwrite (bool): Replace an existing file.
-        with_text_encoder (bool): Also store the teacher's text tower.
+        with_text_encoder (bool): Also store the teacher's text tower and
+            prompts, so that new class names can be encoded (needs a
+            :class:`PromptedCLIP` teacher).
         test_pipeline (list[dict], optional): Stored in the file's meta.
 
     Returns:

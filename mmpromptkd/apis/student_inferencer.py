@@ -18,8 +18,9 @@ class StudentInferencer:
 
     Args:
         model (str): File written by ``export_student.py``.
-        classes (Sequence[str], optional): Classify over these names; new
-            names need an export with the text encoder.
+        classes (Sequence[str], optional): Classify over these names;
+            stored ones keep their features (scores renormalised over the
+            list), new ones need an export with the text encoder.
         device (str): Device to run on.
         batch_size (int): Images per forward.
 

@@ -50,7 +50,9 @@ class CoOpDataset(BaseDataset):
         num_base_classes (int, optional): Base classes; None: ``ceil(n/2)``.
         pipeline (Sequence[dict | Callable]): Transforms.
         cache_few_shot (bool): Read and write the few-shot cache file.
-        dataset_dir, image_dir, split_file (str, optional): Overrides.
+        dataset_dir (str, optional): Overrides the class's folder.
+        image_dir (str, optional): Overrides the class's image folder.
+        split_file (str, optional): Overrides the class's split file.
         **kwargs: Options of mmengine's ``BaseDataset``.
     """
 

@@ -64,7 +64,8 @@ def load_checkpoint_file(path: str,
     Args:
         path (str): A ``torch.save`` file, or a TorchScript archive (its
             state dict is returned).
-        map_location: As for :func:`torch.load`.
+        map_location (str | torch.device | dict | callable, optional): As
+            for :func:`torch.load`.
         allow_unsafe (bool): Unpickle arbitrary objects: a crafted file can
             run any code.
     """
@@ -113,7 +114,8 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
 
     Args:
         filename (str): Local path, optionally after :data:`SAFE_SCHEME`.
-        map_location: As for :func:`torch.load`.
+        map_location (str | torch.device | dict | callable, optional): As
+            for :func:`torch.load`.
     """
     if filename.startswith(SAFE_SCHEME):
         filename = filename[len(SAFE_SCHEME):]

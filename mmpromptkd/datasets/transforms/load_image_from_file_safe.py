@@ -110,7 +110,8 @@ class LoadImageFromFileSafe(LoadImageFromFile):
     Args:
         on_error (str): 'raise' or 'skip'.
         check_truncation (bool): Detect cut-short PNG and JPEG files.
-        max_pixels (int, optional): Pixels an image header may declare.
+        max_pixels (int, optional): Pixels an image header may declare,
+            checked before decoding; None disables the check.
         **kwargs: Arguments of ``LoadImageFromFile`` but ``ignore_empty``.
     """
 

@@ -57,7 +57,8 @@ class SafeCheckpointHook(CheckpointHook):
 
     Args:
         save_frozen_weights (bool): Keep the frozen parameters.
-        max_keep_ckpts (int): How many of the latest checkpoints to keep.
+        max_keep_ckpts (int): How many of the latest checkpoints to keep
+            (-1: all).
         **kwargs: The other arguments of mmengine's ``CheckpointHook``.
     """
 

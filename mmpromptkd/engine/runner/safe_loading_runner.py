@@ -82,7 +82,10 @@ class SafeLoadingRunner(Runner):
     draw their shots with the run's seed.
 
     Args:
-        load_from, resume, *args, **kwargs: As for mmengine's ``Runner``.
+        *args: As for mmengine's ``Runner``.
+        load_from (str, optional): As for mmengine's ``Runner``.
+        resume (bool): As for mmengine's ``Runner``.
+        **kwargs: As for mmengine's ``Runner``.
     """
 
     def __init__(self, *args, load_from: Optional[str] = None,

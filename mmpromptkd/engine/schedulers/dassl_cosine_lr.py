@@ -18,7 +18,10 @@ class DasslCosineAnnealingLR(CosineAnnealingLR):
         T_max (int, optional): Period of the cosine; by default ``end``.
         begin (int): First step (the end of the warm-up).
         end (int): Step after the last one (the Runner sets it).
-        optimizer, eta_min, **kwargs: As for ``CosineAnnealingLR``.
+        optimizer (Optimizer | OptimWrapper): As for ``CosineAnnealingLR``.
+        eta_min (float, optional): As for ``CosineAnnealingLR`` (None: 0,
+            or ``eta_min_ratio``).
+        **kwargs: As for ``CosineAnnealingLR``.
     """
 
     def __init__(self, optimizer, T_max: Optional[int] = None,
