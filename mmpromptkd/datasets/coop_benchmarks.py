@@ -8,47 +8,86 @@ from .coop_dataset import CoOpDataset
 from .utils import DOCS_HINT, Record, join_nonempty, read_pairs
 
 
-def _benchmark(name: str, doc: str, dataset_dir: str, image_dir: str,
-               split_file: str) -> type:
-    """Define and register a :class:`CoOpDataset` of fixed folders."""
-    cls = type(name, (CoOpDataset, ),
-               dict(__doc__=doc, __module__=__name__,
-                    dataset_dir=dataset_dir, image_dir=image_dir,
-                    split_file=split_file))
-    return DATASETS.register_module(module=cls)
+@DATASETS.register_module()
+class CoOpCaltech101(CoOpDataset):
+    """Caltech-101 (100 categories; no background class)."""
+    dataset_dir = 'caltech-101'
+    image_dir = '101_ObjectCategories'
+    split_file = 'split_zhou_Caltech101.json'
 
 
-CoOpCaltech101 = _benchmark(
-    'CoOpCaltech101', 'Caltech-101 (100 categories; no background class).',
-    'caltech-101', '101_ObjectCategories', 'split_zhou_Caltech101.json')
-CoOpDTD = _benchmark(
-    'CoOpDTD', 'Describable Textures Dataset (47 texture categories).',
-    'dtd', 'images', 'split_zhou_DescribableTextures.json')
-CoOpEuroSAT = _benchmark(
-    'CoOpEuroSAT', 'EuroSAT (10 land-use classes of Sentinel-2 images).',
-    'eurosat', '2750', 'split_zhou_EuroSAT.json')
-CoOpFood101 = _benchmark('CoOpFood101', 'Food-101 (101 dishes).',
-                         'food-101', 'images', 'split_zhou_Food101.json')
-CoOpOxfordFlowers = _benchmark(
-    'CoOpOxfordFlowers', 'Oxford 102 Flowers.', 'oxford_flowers', 'jpg',
-    'split_zhou_OxfordFlowers.json')
-CoOpOxfordPets = _benchmark(
-    'CoOpOxfordPets', 'Oxford-IIIT Pets (37 cat and dog breeds).',
-    'oxford_pets', 'images', 'split_zhou_OxfordPets.json')
-# The split file's paths start at the dataset folder.
-CoOpStanfordCars = _benchmark(
-    'CoOpStanfordCars', 'Stanford Cars (196 car models).', 'stanford_cars',
-    '', 'split_zhou_StanfordCars.json')
-CoOpSUN397 = _benchmark('CoOpSUN397', 'SUN397 (397 scene categories).',
-                        'sun397', 'SUN397', 'split_zhou_SUN397.json')
-CoOpUCF101 = _benchmark(
-    'CoOpUCF101', 'UCF101 (101 actions, one middle frame per video).',
-    'ucf101', 'UCF-101-midframes', 'split_zhou_UCF101.json')
-SyntheticShapes = _benchmark(
-    'SyntheticShapes',
-    'The output folder of ``tools/misc/generate_shapes_dataset.py`` as '
-    '``data_root`` (``docs/synthetic_shapes.md``).', '', 'images',
-    'split_shapes.json')
+@DATASETS.register_module()
+class CoOpDTD(CoOpDataset):
+    """Describable Textures Dataset (47 texture categories)."""
+    dataset_dir = 'dtd'
+    image_dir = 'images'
+    split_file = 'split_zhou_DescribableTextures.json'
+
+
+@DATASETS.register_module()
+class CoOpEuroSAT(CoOpDataset):
+    """EuroSAT (10 land-use classes of Sentinel-2 images)."""
+    dataset_dir = 'eurosat'
+    image_dir = '2750'
+    split_file = 'split_zhou_EuroSAT.json'
+
+
+@DATASETS.register_module()
+class CoOpFood101(CoOpDataset):
+    """Food-101 (101 dishes)."""
+    dataset_dir = 'food-101'
+    image_dir = 'images'
+    split_file = 'split_zhou_Food101.json'
+
+
+@DATASETS.register_module()
+class CoOpOxfordFlowers(CoOpDataset):
+    """Oxford 102 Flowers."""
+    dataset_dir = 'oxford_flowers'
+    image_dir = 'jpg'
+    split_file = 'split_zhou_OxfordFlowers.json'
+
+
+@DATASETS.register_module()
+class CoOpOxfordPets(CoOpDataset):
+    """Oxford-IIIT Pets (37 cat and dog breeds)."""
+    dataset_dir = 'oxford_pets'
+    image_dir = 'images'
+    split_file = 'split_zhou_OxfordPets.json'
+
+
+@DATASETS.register_module()
+class CoOpStanfordCars(CoOpDataset):
+    """Stanford Cars (196 car models)."""
+    dataset_dir = 'stanford_cars'
+    # The split file's paths start at the dataset folder.
+    image_dir = ''
+    split_file = 'split_zhou_StanfordCars.json'
+
+
+@DATASETS.register_module()
+class CoOpSUN397(CoOpDataset):
+    """SUN397 (397 scene categories)."""
+    dataset_dir = 'sun397'
+    image_dir = 'SUN397'
+    split_file = 'split_zhou_SUN397.json'
+
+
+@DATASETS.register_module()
+class CoOpUCF101(CoOpDataset):
+    """UCF101 (101 actions, one middle frame per video)."""
+    dataset_dir = 'ucf101'
+    image_dir = 'UCF-101-midframes'
+    split_file = 'split_zhou_UCF101.json'
+
+
+@DATASETS.register_module()
+class SyntheticShapes(CoOpDataset):
+    """The output folder of ``tools/misc/generate_shapes_dataset.py`` as
+    ``data_root`` (``docs/synthetic_shapes.md``)."""
+    dataset_dir = ''
+    image_dir = 'images'
+    split_file = 'split_shapes.json'
 
 
 @DATASETS.register_module()

@@ -94,31 +94,40 @@ class CoOpImageNet(CoOpDataset):
         return records
 
 
-def _test_only(name: str, doc: str, dataset_dir: str, image_dir: str,
-               **attributes) -> type:
-    """Define and register a test-only variant of :class:`CoOpImageNet`."""
-    cls = type(name, (CoOpImageNet, ),
-               dict(attributes, __doc__=doc, __module__=__name__,
-                    dataset_dir=dataset_dir, image_dir=image_dir,
-                    splits=('test', ), split_dirs={'test': ''},
-                    few_shot_splits=()))
-    return DATASETS.register_module(module=cls)
+class _TestOnlyImageNet(CoOpImageNet):
+    """An ImageNet test set of its own: one folder, no train or val."""
+    splits = ('test', )
+    split_dirs = {'test': ''}
+    few_shot_splits = ()
 
 
-CoOpImageNetV2 = _test_only(
-    'CoOpImageNetV2',
-    'ImageNet-V2 (matched frequency); class folders named by label.',
-    'imagenetv2', 'imagenetv2-matched-frequency-format-val',
-    class_folder='index')
-CoOpImageNetSketch = _test_only(
-    'CoOpImageNetSketch',
-    'ImageNet-Sketch: a wnid folder for each of the 1000 classes.',
-    'imagenet-sketch', 'images')
-CoOpImageNetA = _test_only(
-    'CoOpImageNetA',
-    'ImageNet-A: the 200 classes whose wnid folders are present.',
-    'imagenet-adversarial', 'imagenet-a', present_classes_only=True)
-CoOpImageNetR = _test_only(
-    'CoOpImageNetR',
-    'ImageNet-R (renditions): the 200 classes whose wnid folders are '
-    'present.', 'imagenet-rendition', 'imagenet-r', present_classes_only=True)
+@DATASETS.register_module()
+class CoOpImageNetV2(_TestOnlyImageNet):
+    """ImageNet-V2 (matched frequency); class folders named by label."""
+    dataset_dir = 'imagenetv2'
+    image_dir = 'imagenetv2-matched-frequency-format-val'
+    class_folder = 'index'
+
+
+@DATASETS.register_module()
+class CoOpImageNetSketch(_TestOnlyImageNet):
+    """ImageNet-Sketch: a wnid folder for each of the 1000 classes."""
+    dataset_dir = 'imagenet-sketch'
+    image_dir = 'images'
+
+
+@DATASETS.register_module()
+class CoOpImageNetA(_TestOnlyImageNet):
+    """ImageNet-A: the 200 classes whose wnid folders are present."""
+    dataset_dir = 'imagenet-adversarial'
+    image_dir = 'imagenet-a'
+    present_classes_only = True
+
+
+@DATASETS.register_module()
+class CoOpImageNetR(_TestOnlyImageNet):
+    """ImageNet-R (renditions): the 200 classes whose wnid folders are
+    present."""
+    dataset_dir = 'imagenet-rendition'
+    image_dir = 'imagenet-r'
+    present_classes_only = True
