@@ -46,4 +46,10 @@ METRICS = _child('metric', parents.METRICS)
 EVALUATORS = _child('evaluator', parents.EVALUATORS)
 VISUALIZERS = _child('visualizer', parents.VISUALIZERS)
 VISBACKENDS = _child('vis_backend', parents.VISBACKENDS)
-__all__ = [n for n, v in dict(globals()).items() if isinstance(v, Registry)]
+__all__ = [
+    'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
+    'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+    'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
+    'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'BATCH_AUGMENTS', 'TASK_UTILS',
+    'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS'
+]

@@ -95,8 +95,10 @@ class _SharedCount:
         return dict(value=self.value)
 
     def __setstate__(self, state: dict) -> None:
-        self._value = state.get('shared') or multiprocessing.Value(
-            'q', state['value'])
+        if 'shared' in state:
+            self._value = state['shared']
+        else:
+            self._value = multiprocessing.Value('q', state['value'])
 
 
 @TRANSFORMS.register_module()
