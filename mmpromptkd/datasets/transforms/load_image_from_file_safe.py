@@ -107,7 +107,9 @@ class LoadImageFromFileSafe(LoadImageFromFile):
 
     An unreadable image raises :class:`UnreadableImageError` naming it, or
     with ``on_error='skip'`` is counted and gives None (another sample is
-    drawn), only where ``SkippedImagesHook`` sets ``skip_enabled``.
+    drawn), only where ``SkippedImagesHook`` sets ``skip_enabled``: in
+    training pipelines, since an evaluation that quietly replaced test
+    images would report wrong accuracies.
 
     Args:
         on_error (str): 'raise' or 'skip'.

@@ -34,6 +34,8 @@ class TeacherStudentAgreement(BaseMetric):
                 raise ValueError(f'TeacherStudentAgreement: student scores '
                                  f'{tuple(student.shape)} and teacher scores '
                                  f'{tuple(teacher.shape)} differ in shape')
+            # KL(teacher || student); kl_div takes 0 * log 0 as 0, and the
+            # clamp keeps a zero student probability finite.
             kl = F.kl_div(student.clamp_min(1e-38).log(), teacher,
                           reduction='sum')
             self.results.append(
