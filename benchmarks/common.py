@@ -20,10 +20,18 @@ ARCHS = ('tiny', 'base', 'real')
 DEFAULT_PEAK_TFLOPS = 989.0
 # Reference optimiser of stage (b).
 SGD_CFG = dict(lr=0.005, momentum=0.9, weight_decay=5e-4)
-_OPTIONS = dict(arch=dict(choices=ARCHS), device={}, out={},
-                **{k: dict(type=int) for k in ('batch_size', 'iters',
-                                               'warmup', 'classes', 'seed',
-                                               'threads', 'steps')})
+_OPTIONS = dict(
+    arch=dict(choices=ARCHS, help='architecture of the measured models'),
+    device=dict(help='device, e.g. cpu or cuda:0'),
+    out=dict(help='JSON file of the figures'),
+    batch_size=dict(type=int, help='images per step'),
+    iters=dict(type=int, help='timed rounds'),
+    warmup=dict(type=int, help='rounds left out of the timing'),
+    classes=dict(type=int, help='class names stored'),
+    seed=dict(type=int, help='seed of weights and batches'),
+    threads=dict(type=int, help="torch CPU threads (0: torch's choice, "
+                 'capped at the idle CPUs)'),
+    steps=dict(type=int, help='training steps'))
 
 
 def arg_parser(doc: str, **defaults) -> argparse.ArgumentParser:
@@ -35,11 +43,13 @@ def arg_parser(doc: str, **defaults) -> argparse.ArgumentParser:
     return parser
 
 
-def write_json(path: Optional[str], obj: Any, indent: int = 2) -> None:
-    """Write ``obj`` to ``path`` (if given), creating its folder."""
+def write_json(path: Optional[str], obj: Any, indent: int = 2,
+               overwrite: bool = True) -> None:
+    """Write ``obj`` to ``path`` (if given), creating its folder; an
+    existing file is an error unless ``overwrite``."""
     if path:
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        with open(path, 'w') as f:
+        with open(path, 'w' if overwrite else 'x') as f:
             json.dump(obj, f, indent=indent)
 
 

@@ -95,4 +95,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             '(random weights); forward + backward + SGD step, teachers '
             'frozen'
         ])
-    write_json(args.out_json, dict(args=vars(args), figures=figures))
+    write_json(args.out_json, dict(args=vars(args), figures=figures),
+               overwrite=False)

@@ -49,9 +49,11 @@ RESERVED_KEYS = ('randomness.seed', 'model.teacher.checkpoint')
 
 @dataclass
 class Step:
-    """One run, finished once ``output`` exists; ``note`` says why of its
-    ``status``: done, resume, todo, after (a stage writes ``needs``) or
-    blocked."""
+    """One run of ``command`` (with ``env``), done once ``output`` exists.
+
+    ``status`` is done, resume, todo, after (waits for ``needs``, which an
+    earlier stage writes) or blocked; ``note`` says why.
+    """
     stage: str
     dataset: str
     seed: int

@@ -12,8 +12,11 @@ from typing import Dict, Optional
 
 # This checkout, even where another copy is installed.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_TOOLS_MISC = osp.join(_REPO_ROOT, 'tools', 'misc')  # run_cli
+if _TOOLS_MISC not in sys.path:
+    sys.path.insert(0, _TOOLS_MISC)
 if sys.path[0] != _REPO_ROOT:
-    sys.path[:0] = [_REPO_ROOT, osp.join(_REPO_ROOT, 'tools', 'misc')]
+    sys.path.insert(0, _REPO_ROOT)
 
 import mmengine  # noqa: E402
 from mmengine.config import Config  # noqa: E402

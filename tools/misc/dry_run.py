@@ -100,7 +100,9 @@ class MiniatureData:
             return
         if name in ('NestedSubset', 'ConcatDataset'):
             return
-        # The class's own layout: never the user's folders the config names.
+        # The class's own layout: never the user's folders the config names
+        # (an absolute dataset_dir is the user's real data, where a few-shot
+        # draw would be written).
         for key in LAYOUT_KEYS:
             dataset.pop(key, None)
         if name == 'SyntheticShapes':

@@ -158,7 +158,8 @@ class CaptionData:
 
     def batch(self, rng: np.random.Generator,
               batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Normalised images, turned or flipped, and their caption ids."""
+        """Normalised images, turned or flipped, and their caption ids
+        (shapes are drawn at any rotation, so a turn keeps the label)."""
         classes = rng.permutation(len(self.by_class))[:batch_size]
         picks = [
             int(self.by_class[c][rng.integers(len(self.by_class[c]))])
@@ -227,7 +228,8 @@ class CompactText(nn.Module):
 
     @torch.no_grad()
     def write_back(self) -> None:
-        """Put the trained rows into the full table, zeros elsewhere."""
+        """Put the trained rows into the full table, zeros elsewhere (rows
+        never trained; zeros keep the file compressible)."""
         weight = self.model.token_embedding.weight
         weight.zero_()
         weight[self.vocab] = self.table

@@ -162,6 +162,8 @@ def check_cfg_options(cfg: Config,
 def merge_cfg_options(cfg: Config,
                       options: Optional[Dict[str, Any]],
                       allow_new_keys: bool = False) -> None:
+    """Check ``--cfg-options`` (:func:`check_cfg_options`) and merge them
+    into ``cfg``."""
     if options:
         check_cfg_options(cfg, options, allow_new_keys)
         cfg.merge_from_dict(options)
@@ -396,6 +398,7 @@ def build_runner(cfg: Config) -> Runner:
 
 
 def close_distributed() -> None:
+    """Leave the process group, if any, once every rank is done."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

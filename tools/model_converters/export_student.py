@@ -87,7 +87,8 @@ def main(argv=None) -> None:
     student_cfg = export_student(
         model, model_cfg, args.out, overwrite=args.force,
         with_text_encoder=args.with_text_encoder, test_pipeline=pipeline)
-    # A fresh process (mmpretrain's inferencer) imports the package.
+    # A fresh process (mmpretrain's inferencer) imports the package, and the
+    # default scope finds its transforms there.
     Config(dict(
         custom_imports=dict(imports=['mmpromptkd'],
                             allow_failed_imports=False),
